@@ -1,0 +1,63 @@
+"""The Qt-free core imports with PyQt5 made unimportable, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gym_gui
+
+# Modules of the core packages that are allowed to use Qt.
+QT_MODULES = {"gym_gui.telemetry.db_sink"}
+CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers")
+CORE_MODULES = ("gym_gui.services.trainer.streams",)
+
+
+def core_modules() -> list[str]:
+    root = Path(gym_gui.__file__).parent.parent
+    names: list[str] = []
+    for package in CORE_PACKAGES:
+        path = root.joinpath(*package.split("."))
+        names += [f"{package}.{m.name}" for m in pkgutil.iter_modules([str(path)])]
+    names += [m for m in CORE_MODULES if root.joinpath(*m.split(".")).with_suffix(".py").exists()]
+    return sorted(n for n in names if n not in QT_MODULES)
+
+
+def test_core_modules_import_without_pyqt5() -> None:
+    modules = core_modules()
+    assert "gym_gui.telemetry.events" in modules and "gym_gui.telemetry.run_bus" in modules
+    script = f"""
+import importlib, importlib.abc, sys
+
+class BlockQt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "PyQt5" or name.startswith("PyQt5."):
+            raise ImportError("PyQt5 is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, BlockQt())
+for name in {modules!r}:
+    importlib.import_module(name)
+loaded = sorted(m for m in sys.modules if m.startswith("PyQt5"))
+assert not loaded, loaded
+print("imported", len({modules!r}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"imported {len(modules)}" in result.stdout
+
+
+def test_the_blocker_catches_a_qt_import() -> None:
+    script = """
+import importlib.abc, sys
+class BlockQt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "PyQt5" or name.startswith("PyQt5."):
+            raise ImportError("PyQt5 is blocked in this test")
+sys.meta_path.insert(0, BlockQt())
+import PyQt5.QtCore
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "PyQt5 is blocked" in result.stderr
