@@ -1,0 +1,419 @@
+"""Normalises one worker JSONL record into the fields of a TelemetryEvent (Qt-free).
+
+Accepts the canonical v1 records (docs/telemetry-jsonl.md) and the two envelopes of the existing
+gym_gui workers (lifecycle ``{"event": ...}`` and data ``{"type": ...}``) with all their aliases.
+Anything it cannot accept raises ``RecordRejected`` with a stable reason key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import attrs
+
+from gym_gui.telemetry.events import Topic, iso_from_unix_s
+
+__all__ = ["Normalized", "RecordRejected", "RejectReason", "normalize_record", "parse_line"]
+
+
+class RejectReason:
+    """Stable keys for rejected lines (shown in the debug pane and the proxy's stats)."""
+
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    NON_FINITE = "non_finite_number"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    UNKNOWN_TYPE = "unknown_record_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    OVERSIZED = "oversized_line"
+    PARTIAL = "partial_last_line"
+
+    ALL = (
+        INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, NON_FINITE, MISSING_FIELD, WRONG_TYPE,
+        UNKNOWN_TYPE, UNSUPPORTED_VERSION, OVERSIZED, PARTIAL,
+    )
+
+
+class RecordRejected(ValueError):
+    """A line or record that cannot become an event; ``reason`` is a RejectReason key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@attrs.frozen(slots=True)
+class Normalized:
+    """A record ready to become a TelemetryEvent once its stream's seq_id is assigned."""
+
+    topic: Topic
+    run_id: str
+    agent_id: str
+    seq: int | None  # the worker's own sequence number, if it sent one
+    ts_iso: str
+    payload: dict[str, Any]
+
+
+def _reject_constant(name: str) -> Any:
+    raise RecordRejected(RejectReason.NON_FINITE, f"{name} is not a finite number")
+
+
+_decode_json: Callable[[str], Any] = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def parse_line(line: bytes | str) -> dict[str, Any]:
+    """Decode one line (without its newline) into a JSON object, or raise RecordRejected."""
+    if isinstance(line, bytes):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecordRejected(RejectReason.INVALID_UTF8, f"byte {exc.start} is not UTF-8") from None
+    else:
+        text = line
+    try:
+        record = _decode_json(text)
+    except RecordRejected:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise RecordRejected(RejectReason.INVALID_JSON, str(exc)[:200]) from None
+    if type(record) is not dict:
+        raise RecordRejected(RejectReason.NOT_AN_OBJECT, f"a JSON {type(record).__name__}, not an object")
+    return record
+
+
+# -- field helpers ---------------------------------------------------------------------------------
+_MISSING = object()
+
+
+def _first(record: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        value = record.get(name, _MISSING)
+        if value is not _MISSING and value is not None:
+            return value
+    return _MISSING
+
+
+def _require(record: dict[str, Any], *names: str) -> Any:
+    value = _first(record, *names)
+    if value is _MISSING:
+        raise RecordRejected(RejectReason.MISSING_FIELD, f"needs {' or '.join(names)}")
+    return value
+
+
+def _int(value: Any, name: str) -> int:
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be an integer, got {value!r:.60}")
+
+
+def _number(value: Any, name: str) -> float:
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise RecordRejected(RejectReason.NON_FINITE, f"{name} is {value}")
+        return value
+    if type(value) is int:
+        return float(value)
+    raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be a number, got {value!r:.60}")
+
+
+def _bool(value: Any, name: str) -> bool:
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be a boolean, got {value!r:.60}")
+
+
+def _str(value: Any, name: str) -> str:
+    if type(value) is str and value:
+        return value
+    raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be a non-empty string, got {value!r:.60}")
+
+
+def _dict(value: Any, name: str) -> dict[str, Any]:
+    if value is _MISSING:
+        return {}
+    if type(value) is dict:
+        return value
+    raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be an object, got {type(value).__name__}")
+
+
+def _json_value(value: Any, name: str) -> Any:
+    """Decode a ``*_json`` string field; other types pass through."""
+    if type(value) is not str:
+        return value
+    try:
+        return _decode_json(value)
+    except RecordRejected:
+        raise
+    except ValueError as exc:
+        raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} is not valid JSON: {exc}") from None
+
+
+def _json_object(value: Any, name: str) -> dict[str, Any]:
+    return _dict(_json_value(value, name), name)
+
+
+def _iso_from_text(value: Any, name: str) -> str:
+    text = _str(value, name)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} is not an ISO-8601 time: {text!r:.60}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc).isoformat()
+    if text.endswith("+00:00"):
+        return text  # already canonical: keep the worker's exact text
+    return parsed.astimezone(timezone.utc).isoformat()
+
+
+def _data_time(record: dict[str, Any], now_iso: str) -> str:
+    ns = record.get("ts_unix_ns")
+    if ns is not None:
+        return iso_from_unix_s(_int(ns, "ts_unix_ns") / 1e9)
+    for name in ("ts", "timestamp"):
+        value = record.get(name)
+        if value is not None:
+            if type(value) in (int, float):
+                return iso_from_unix_s(_number(value, name))
+            return _iso_from_text(value, name)
+    return now_iso
+
+
+def _rest(record: dict[str, Any], used: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in used}
+
+
+# -- payload builders ------------------------------------------------------------------------------
+_STEP_FIELDS = frozenset({
+    "v", "kind", "type", "run_id", "agent_id", "seq", "ts", "timestamp", "ts_unix_ns",
+    "episode_index", "episode", "step_index", "step", "action", "action_json", "observation",
+    "observation_json", "reward", "terminated", "truncated", "info", "render_payload",
+    "render_hint_json",
+})
+
+
+_STEP_ENVELOPE = frozenset({"v", "kind", "type", "run_id", "agent_id", "seq", "ts", "timestamp", "ts_unix_ns"})
+_FINITE_MAX = 1.7976931348623157e308
+
+
+def _fast_step_payload(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload of a well-formed canonical step, or None to take the general path."""
+    get = record.get
+    reward = get("reward")
+    if (
+        type(get("episode_index")) is not int
+        or type(get("step_index")) is not int
+        or type(get("terminated")) is not bool
+        or type(get("truncated")) is not bool
+        or not (type(reward) is float and -_FINITE_MAX <= reward <= _FINITE_MAX or type(reward) is int)
+        or type(get("info", {})) is not dict
+        or "action" not in record
+        or "observation" not in record
+    ):
+        return None
+    render = get("render_payload")
+    if render is not None and type(render) is not dict:
+        return None
+    payload = {k: v for k, v in record.items() if k not in _STEP_ENVELOPE}
+    if type(reward) is int:
+        payload["reward"] = float(reward)
+    if "info" not in payload:
+        payload["info"] = {}
+    if "render_payload" not in payload:
+        payload["render_payload"] = None
+    return payload
+
+
+def _step_payload(record: dict[str, Any]) -> dict[str, Any]:
+    if "action_json" not in record and "observation_json" not in record and "render_hint_json" not in record:
+        fast = _fast_step_payload(record)
+        if fast is not None:
+            return fast
+    payload = _rest(record, _STEP_FIELDS)
+    payload["episode_index"] = _int(_require(record, "episode_index", "episode"), "episode_index")
+    payload["step_index"] = _int(_require(record, "step_index", "step"), "step_index")
+    action = _first(record, "action")
+    payload["action"] = _json_value(record.get("action_json"), "action_json") if action is _MISSING else action
+    observation = _first(record, "observation")
+    payload["observation"] = (
+        _json_value(record.get("observation_json"), "observation_json") if observation is _MISSING else observation
+    )
+    payload["reward"] = _number(_require(record, "reward"), "reward")
+    payload["terminated"] = _bool(record.get("terminated", False), "terminated")
+    payload["truncated"] = _bool(record.get("truncated", False), "truncated")
+    payload["info"] = _dict(_first(record, "info"), "info")
+    render = _first(record, "render_payload")
+    payload["render_payload"] = None if render is _MISSING else _json_object(render, "render_payload")
+    hint = _first(record, "render_hint_json")
+    if hint is not _MISSING:
+        payload["render_hint"] = _json_value(hint, "render_hint_json")
+    return payload
+
+
+_EPISODE_FIELDS = frozenset({
+    "v", "kind", "type", "run_id", "agent_id", "seq", "ts", "timestamp", "ts_unix_ns",
+    "episode_index", "episode", "total_reward", "episode_return", "steps", "num_steps", "length",
+    "terminated", "truncated", "metadata_json", "metadata", "outcome",
+})
+
+
+def _episode_payload(record: dict[str, Any]) -> dict[str, Any]:
+    payload = _rest(record, _EPISODE_FIELDS)
+    metadata_raw = _first(record, "metadata")
+    metadata = _json_object(record.get("metadata_json", _MISSING) if metadata_raw is _MISSING else metadata_raw, "metadata")
+    index = _first(record, "episode_index")
+    if index is _MISSING:
+        index = metadata.get("episode_index", _MISSING)
+    if index is _MISSING or index is None:
+        index = _require(record, "episode")
+    payload["episode_index"] = _int(index, "episode_index")
+    payload["total_reward"] = _number(_require(record, "total_reward", "episode_return"), "total_reward")
+    payload["length"] = _int(_require(record, "length", "steps", "num_steps"), "length")
+    payload["terminated"] = _bool(record.get("terminated", False), "terminated")
+    payload["truncated"] = _bool(record.get("truncated", False), "truncated")
+    outcome = _first(record, "outcome")
+    payload["outcome"] = None if outcome is _MISSING else _str(outcome, "outcome")
+    payload["metadata"] = metadata
+    return payload
+
+
+_LIFECYCLE_TOPICS = {
+    "run_started": Topic.RUN_STARTED,
+    "run_completed": Topic.RUN_COMPLETED,
+    "run_failed": Topic.RUN_COMPLETED,
+    "run_cancelled": Topic.RUN_COMPLETED,
+    "heartbeat": Topic.RUN_HEARTBEAT,
+    "checkpoint_saved": Topic.RUN_HEARTBEAT,
+    "checkpoint_loaded": Topic.RUN_HEARTBEAT,
+}
+_OUTCOME_OF_EVENT = {"run_completed": "completed", "run_failed": "failed", "run_cancelled": "cancelled"}
+_OUTCOMES = frozenset({"completed", "failed", "cancelled"})
+
+
+def _run_started_payload(fields: dict[str, Any]) -> dict[str, Any]:
+    payload = dict(fields)
+    env_id = payload.pop("env_id", None) or payload.pop("env", None)
+    payload["env_id"] = None if env_id is None else str(env_id)
+    payload["config"] = _dict(payload.get("config", _MISSING), "config")
+    return payload
+
+
+def _run_completed_payload(fields: dict[str, Any], outcome: str) -> dict[str, Any]:
+    payload = dict(fields)
+    payload["outcome"] = outcome
+    payload.setdefault("exit_code", None)
+    payload.setdefault("signal", None)
+    payload.setdefault("stderr_tail", None)
+    payload["summary"] = _dict(payload.get("summary", _MISSING), "summary")
+    return payload
+
+
+# -- the three record families ---------------------------------------------------------------------
+_CANONICAL_KINDS = {
+    "run_started": Topic.RUN_STARTED,
+    "heartbeat": Topic.RUN_HEARTBEAT,
+    "step": Topic.STEP_APPENDED,
+    "episode": Topic.EPISODE_FINALIZED,
+    "run_completed": Topic.RUN_COMPLETED,
+}
+_CANONICAL_COMMON = frozenset({"v", "kind", "run_id", "agent_id", "seq", "ts", "ts_unix_ns", "timestamp"})
+
+
+def _canonical(record: dict[str, Any]) -> tuple[Topic, dict[str, Any]]:
+    version = record["v"]
+    if version != 1 or type(version) is not int:
+        raise RecordRejected(RejectReason.UNSUPPORTED_VERSION, f"v={version!r:.20}; this proxy reads v=1")
+    kind = _require(record, "kind")
+    topic = _CANONICAL_KINDS.get(kind) if type(kind) is str else None
+    if topic is None:
+        raise RecordRejected(RejectReason.UNKNOWN_TYPE, f"kind={kind!r:.40}")
+    if topic is Topic.STEP_APPENDED:
+        return topic, _step_payload(record)
+    if topic is Topic.EPISODE_FINALIZED:
+        return topic, _episode_payload(record)
+    fields = _rest(record, _CANONICAL_COMMON)
+    if topic is Topic.RUN_STARTED:
+        return topic, _run_started_payload(fields)
+    if topic is Topic.RUN_COMPLETED:
+        outcome = _str(_require(record, "outcome"), "outcome")
+        if outcome not in _OUTCOMES:
+            raise RecordRejected(RejectReason.WRONG_TYPE, f"outcome must be one of {sorted(_OUTCOMES)}, got {outcome!r:.30}")
+        fields.pop("outcome")
+        return topic, _run_completed_payload(fields, outcome)
+    return topic, fields
+
+
+def _lifecycle(record: dict[str, Any]) -> tuple[Topic, dict[str, Any]]:
+    event = record["event"]
+    topic = _LIFECYCLE_TOPICS.get(event) if type(event) is str else None
+    if topic is None:
+        raise RecordRejected(RejectReason.UNKNOWN_TYPE, f"event={event!r:.40}")
+    fields = _dict(record.get("payload", _MISSING), "payload")
+    if topic is Topic.RUN_STARTED:
+        return topic, _run_started_payload(fields)
+    if topic is Topic.RUN_COMPLETED:
+        return topic, _run_completed_payload(fields, _OUTCOME_OF_EVENT[event])
+    payload = dict(fields)
+    if event != "heartbeat":
+        payload["event"] = event
+    return topic, payload
+
+
+def _data(record: dict[str, Any]) -> tuple[Topic, dict[str, Any]]:
+    kind = record["type"]
+    if kind == "step":
+        return Topic.STEP_APPENDED, _step_payload(record)
+    if kind == "episode":
+        return Topic.EPISODE_FINALIZED, _episode_payload(record)
+    if kind == "error":
+        payload = _rest(record, frozenset({"type", "run_id", "agent_id", "ts", "timestamp", "ts_unix_ns", "seq"}))
+        payload["event"] = "error"
+        return Topic.RUN_HEARTBEAT, payload
+    raise RecordRejected(RejectReason.UNKNOWN_TYPE, f"type={kind!r:.40}")
+
+
+def normalize_record(
+    record: dict[str, Any], *, default_agent_id: str, default_run_id: str | None, now_iso: str
+) -> Normalized:
+    """Turn one decoded record into a Normalized event, or raise RecordRejected.
+
+    Records without ``agent_id`` get ``default_agent_id``; without ``run_id``,
+    ``default_run_id`` (rejected when that is None too). ``now_iso`` is used when the record
+    carries no time.
+    """
+    if "v" in record:
+        topic, payload = _canonical(record)
+        ts_iso = _data_time(record, now_iso)
+    elif "event" in record:
+        topic, payload = _lifecycle(record)
+        stamp = record.get("timestamp")
+        ts_iso = now_iso if stamp is None else iso_from_unix_s(_number(stamp, "timestamp"))
+    elif "type" in record:
+        topic, payload = _data(record)
+        ts_iso = _data_time(record, now_iso)
+    else:
+        raise RecordRejected(RejectReason.UNKNOWN_TYPE, "no 'v'/'kind', 'event' or 'type' field")
+    run_id = record.get("run_id")
+    if run_id is None:
+        if default_run_id is None:
+            raise RecordRejected(RejectReason.MISSING_FIELD, "needs run_id")
+        run_id = default_run_id
+    agent_id = record.get("agent_id")
+    seq = record.get("seq")
+    return Normalized(
+        topic=topic,
+        run_id=_str(run_id, "run_id"),
+        agent_id=default_agent_id if agent_id is None else _str(agent_id, "agent_id"),
+        seq=None if seq is None else _int(seq, "seq"),
+        ts_iso=ts_iso,
+        payload=payload,
+    )

@@ -1,0 +1,251 @@
+"""TelemetryProxy with real subprocess workers: ordering, bad input, supervision."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gym_gui.services.trainer.records import RejectReason
+from gym_gui.services.trainer.streams import TelemetryProxy
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.run_bus import RunBus, Subscription
+
+
+def canonical(kind: str, **fields: Any) -> str:
+    return json.dumps({"v": 1, "kind": kind, "run_id": fields.pop("run_id", "r1"), **fields})
+
+
+def step(episode: int, index: int, **fields: Any) -> str:
+    return canonical("step", episode_index=episode, step_index=index, action=0, observation=index,
+                     reward=float(index), terminated=False, truncated=False, **fields)
+
+
+class Recorder:
+    """Lossless subscriptions to every topic of a bus."""
+
+    def __init__(self, bus: RunBus) -> None:
+        self.subs: dict[Topic, Subscription] = {t: bus.subscribe(t, "test", maxlen=None) for t in Topic}
+        self.events: list[TelemetryEvent] = []
+
+    def collect(self) -> list[TelemetryEvent]:
+        for sub in self.subs.values():
+            self.events += sub.drain()
+        self.events.sort(key=lambda e: (e.run_id, e.agent_id or "", e.seq_id))
+        return self.events
+
+    def of(self, topic: Topic) -> list[TelemetryEvent]:
+        return [e for e in self.collect() if e.topic is topic]
+
+    def wait_for(self, topic: Topic, count: int, timeout_s: float = 20.0) -> list[TelemetryEvent]:
+        sub = self.subs[topic]
+        got: list[TelemetryEvent] = []
+        while len(got) < count:
+            assert sub.wait(timeout_s), f"timed out waiting for {count} {topic.name}, got {len(got)}"
+            got += sub.drain()
+        self.events += got
+        return got
+
+
+def worker_script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "worker.py"
+    path.write_text(textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+def test_feed_line_assigns_increasing_seq_across_topics_and_default_agent() -> None:
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus, default_agent_id="agent6")
+    proxy.feed_line(canonical("run_started", env_id="FrozenLake-v1"))
+    proxy.feed_line(step(0, 0))
+    proxy.feed_line(step(0, 1, agent_id="agent7"))
+    proxy.feed_line(canonical("episode", episode_index=0, total_reward=1.0, length=2))
+    proxy.feed_line(canonical("run_completed", outcome="completed"))
+    events = rec.collect()
+    by_stream = {(e.agent_id, e.topic.name): e.seq_id for e in events}
+    assert by_stream == {
+        ("agent6", "RUN_STARTED"): 1, ("agent6", "STEP_APPENDED"): 2, ("agent7", "STEP_APPENDED"): 1,
+        ("agent6", "EPISODE_FINALIZED"): 3, ("agent6", "RUN_COMPLETED"): 4,
+    }
+    assert proxy.stats()["events_published"] == {"RUN_STARTED": 1, "STEP_APPENDED": 2, "EPISODE_FINALIZED": 1, "RUN_COMPLETED": 1}
+
+
+def test_worker_seq_is_honoured_when_increasing_and_replaced_when_not() -> None:
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus)
+    for seq in (5, 9, 9, 3, 12):
+        proxy.feed_line(step(0, seq, seq=seq))
+    assert [e.seq_id for e in rec.collect()] == [5, 9, 10, 11, 12]
+    assert proxy.stats()["seq_reassigned"] == 2
+
+
+def test_seq_continues_after_the_stored_floor() -> None:
+    bus = RunBus()
+    rec = Recorder(bus)
+    floors = {("r1", "agent-0"): 41}
+    proxy = TelemetryProxy(bus, seq_floor=lambda run, agent: floors.get((run, agent)))
+    proxy.feed_line(step(0, 0, seq=1))
+    proxy.feed_line(step(0, 1))
+    proxy.feed_line(step(0, 2, run_id="r2"))
+    assert [(e.run_id, e.seq_id) for e in rec.collect()] == [("r1", 42), ("r1", 43), ("r2", 1)]
+
+
+def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(tmp_path: Path) -> None:
+    good = [step(0, i) for i in range(6)]
+    bad = [
+        b"\xff\xfe not utf-8",
+        b"{\"v\": 1, \"kind\": \"st",
+        b"[1, 2, 3]",
+        json.dumps({"v": 1, "kind": "step", "run_id": "r1", "step_index": 0, "reward": 0}).encode(),
+        json.dumps({"v": 1, "kind": "step", "run_id": "r1", "episode_index": "x", "step_index": 0, "reward": 0}).encode(),
+        b"{\"v\": 1, \"kind\": \"step\", \"run_id\": \"r1\", \"episode_index\": 0, \"step_index\": 0, \"reward\": NaN}",
+        json.dumps({"v": 1, "kind": "warp", "run_id": "r1"}).encode(),
+        b"{\"pad\": \"" + b"x" * 5000 + b"\"}",
+    ]
+    lines: list[bytes] = []
+    for i, b in enumerate(bad):
+        lines += [good[i % len(good)].encode() if i < len(good) else step(1, i).encode(), b]
+    lines += [b"", canonical("run_completed", outcome="completed").encode()]
+    payload = b"\n".join(lines) + b"\n" + b"{\"v\": 1, \"kind\": \"step\", \"run_id\": \"r1\", \"episode_in"
+    data_file = tmp_path / "lines.bin"
+    data_file.write_bytes(payload)
+    argv = worker_script(tmp_path, f"""
+        import sys
+        sys.stdout.buffer.write(open({str(data_file)!r}, "rb").read())
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus, max_line_bytes=4096, read_chunk_bytes=1000)
+    proxy.spawn(argv)
+    assert proxy.wait(30)
+    steps = rec.of(Topic.STEP_APPENDED)
+    assert len(steps) == len(bad)  # one good line before each bad one
+    assert proxy.rejected_counts() == {
+        RejectReason.INVALID_UTF8: 1, RejectReason.INVALID_JSON: 1, RejectReason.NOT_AN_OBJECT: 1,
+        RejectReason.MISSING_FIELD: 1, RejectReason.WRONG_TYPE: 1, RejectReason.NON_FINITE: 1,
+        RejectReason.UNKNOWN_TYPE: 1, RejectReason.OVERSIZED: 1, RejectReason.PARTIAL: 1,
+    }
+    stats = proxy.stats()
+    assert stats["blank_lines"] == 1 and stats["lines_read"] == len(lines) + 1
+    done = rec.of(Topic.RUN_COMPLETED)
+    assert [e.payload["outcome"] for e in done] == ["completed"]
+    assert proxy.stop(5)
+
+
+def test_a_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, f"""
+        import sys
+        sys.stdout.write({step(0, 0)!r} + "\\n" + {canonical("run_completed", outcome="completed")!r})
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus)
+    proxy.spawn(argv)
+    assert proxy.wait(30)
+    assert [e.topic for e in rec.collect()] == [Topic.STEP_APPENDED, Topic.RUN_COMPLETED]
+    assert proxy.rejected_counts() == {}
+
+
+def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, f"""
+        import sys, time
+        lines = [{canonical("run_started", env_id="X")!r}] + [{step(0, 0)!r}, {step(0, 1)!r}, {step(0, 2)!r}]
+        sys.stdout.write("\\n".join(lines) + "\\n")
+        sys.stdout.write('{{"v": 1, "kind": "step", "run_id": "r1", "episode_ind')
+        sys.stdout.flush()
+        sys.stderr.write("about to hang\\n")
+        sys.stderr.flush()
+        time.sleep(120)
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus, run_id="r1")
+    proc = proxy.spawn(argv)
+    rec.wait_for(Topic.STEP_APPENDED, 3)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proxy.wait(30)
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert done.payload["outcome"] == "failed"
+    assert done.payload["signal"] == "SIGKILL" and done.payload["exit_code"] is None
+    assert "about to hang" in done.payload["stderr_tail"]
+    assert done.seq_id == 5  # after run_started and the three steps
+    assert [e.seq_id for e in rec.of(Topic.STEP_APPENDED)] == [2, 3, 4]
+    assert proxy.rejected_counts() == {RejectReason.PARTIAL: 1}
+    assert proxy.exit_code == -signal.SIGKILL
+    assert proxy.stop(5)
+
+
+def test_worker_exiting_non_zero_is_failed_with_exit_code_and_stderr_tail(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, f"""
+        import sys
+        print({step(0, 0)!r}, flush=True)
+        print("x" * 20000, file=sys.stderr)
+        raise SystemExit("ValueError: the environment exploded")
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus, stderr_tail_bytes=500)
+    proxy.spawn(argv)
+    assert proxy.wait(30)
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert done.payload["outcome"] == "failed" and done.payload["exit_code"] == 1 and done.payload["signal"] is None
+    assert done.payload["stderr_tail"].endswith("the environment exploded\n")
+    assert len(done.payload["stderr_tail"]) <= 500
+    assert done.run_id == "r1" and done.seq_id == 2
+
+
+def test_worker_that_dies_before_any_record_fails_the_configured_run(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, "import sys; sys.exit(3)")
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus, run_id="run-42", default_agent_id="agent6")
+    proxy.spawn(argv)
+    assert proxy.wait(30)
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert (done.run_id, done.agent_id, done.payload["exit_code"], done.payload["outcome"]) == ("run-42", "agent6", 3, "failed")
+
+
+def test_clean_exit_without_run_completed_is_still_failed(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, f"print({step(0, 0)!r})")
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus)
+    proxy.spawn(argv)
+    assert proxy.wait(30)
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert done.payload["outcome"] == "failed" and done.payload["exit_code"] == 0
+    assert "without run_completed" in done.payload["summary"]["reason"]
+
+
+def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, f"""
+        import time
+        print({step(0, 0)!r}, flush=True)
+        time.sleep(120)
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus)
+    proxy.spawn(argv)
+    rec.wait_for(Topic.STEP_APPENDED, 1)
+    assert proxy.stop(5)
+    assert proxy.stop(5)  # idempotent
+    assert proxy.finished
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == "SIGTERM"
+
+
+def test_a_proxy_reads_one_source(tmp_path: Path) -> None:
+    proxy = TelemetryProxy(RunBus())
+    proxy.spawn(worker_script(tmp_path, "pass"))
+    with pytest.raises(RuntimeError, match="already"):
+        proxy.spawn(worker_script(tmp_path, "pass"))
+    assert proxy.wait(30) and proxy.stop(5)
