@@ -200,6 +200,14 @@ class TelemetryProxy:
                 "finished": self._finished.is_set(),
             }
 
+    def run_ids(self) -> list[str]:
+        """Runs this proxy has published events for (or will complete), in first-seen order. Any thread."""
+        with self._feed_lock:
+            runs = list(self._runs_seen)
+        if self._default_run_id is not None and self._default_run_id not in runs:
+            runs.append(self._default_run_id)
+        return runs
+
     def rejected_counts(self) -> dict[str, int]:
         """Rejected lines by reason (RejectReason keys). Any thread."""
         with self._feed_lock:
