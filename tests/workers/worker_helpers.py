@@ -1,4 +1,7 @@
-"""Helpers for the worker tests: run workers as real subprocesses and check their JSONL streams."""
+"""Helpers for the worker tests: run workers as real subprocesses and check their JSONL streams.
+
+A uniquely named module (not conftest) so tests import it directly without package clashes.
+"""
 
 from __future__ import annotations
 
@@ -139,20 +142,6 @@ class LiveWorker:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-@pytest.fixture
-def live_worker() -> Iterator[Callable[..., LiveWorker]]:
-    started: list[LiveWorker] = []
-
-    def start(module: str, *args: str) -> LiveWorker:
-        w = LiveWorker(module, *args)
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.kill()
 
 
 def check_common(records: list[dict[str, Any]]) -> None:

@@ -1,0 +1,85 @@
+"""Worker plumbing: stdout ownership, pacing, cancellation, progress stats, env id resolution."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from gym_gui.workers.envs import resolve_env_id
+from gym_gui.workers.runtime import CancelToken, Progress, StepPacer, new_run_id
+from worker_helpers import REPO, worker_env
+
+
+def test_claim_stdout_sends_stray_output_to_stderr() -> None:
+    code = textwrap.dedent(
+        """
+        import os, sys
+        from gym_gui.workers.runtime import claim_stdout
+        out = claim_stdout()
+        print("stray print")
+        os.write(1, b"stray fd write\\n")
+        out.write(b'{"v":1}\\n')
+        out.flush()
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, env=worker_env(), timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b'{"v":1}\n'
+    assert b"stray print" in proc.stderr and b"stray fd write" in proc.stderr
+
+
+def test_step_pacer_holds_the_rate() -> None:
+    cancel = CancelToken()
+    pacer = StepPacer(200.0, cancel)
+    t0 = time.monotonic()
+    for _ in range(20):
+        assert pacer.wait()
+    elapsed = time.monotonic() - t0
+    assert 0.09 <= elapsed < 0.5  # 20 steps at 200 Hz = 0.1 s
+
+
+def test_step_pacer_wakes_on_cancel() -> None:
+    cancel = CancelToken()
+    pacer = StepPacer(0.5, cancel)  # next step due in 2 s
+    threading.Timer(0.05, cancel.cancel).start()
+    t0 = time.monotonic()
+    assert pacer.wait() is False
+    assert time.monotonic() - t0 < 1.5
+    assert StepPacer(0, cancel).wait() is False
+
+
+def test_progress_snapshot() -> None:
+    p = Progress()
+    snap = p.snapshot()
+    assert snap["episodes_done"] == 0 and snap["mean_return_last_100"] is None
+    p.steps_done = 10
+    p.episode_finished(1.0, epsilon=0.5)
+    p.episode_finished(0.0)
+    snap = p.snapshot()
+    assert snap["steps_done"] == 10 and snap["episodes_done"] == 2
+    assert snap["mean_return_last_100"] == 0.5 and snap["epsilon"] == 0.5
+    assert snap["steps_per_s"] > 0
+    assert p.snapshot()["steps_per_s"] == 0  # measured since the previous snapshot
+    for i in range(1000):
+        p.episode_finished(float(i))
+    assert p.mean_return(100) == pytest.approx(sum(range(900, 1000)) / 100)
+
+
+def test_run_ids_are_unique() -> None:
+    ids = {new_run_id("x") for _ in range(50)}
+    assert len(ids) == 50 and all(i.startswith("x-") for i in ids)
+
+
+def test_resolve_env_id_aliases() -> None:
+    taxi = resolve_env_id("Taxi-v3")
+    assert taxi in ("Taxi-v3", "Taxi-v4") and resolve_env_id("Taxi-v4") == taxi
+    assert resolve_env_id("Taxi") == taxi
+    assert resolve_env_id("CliffWalking-v0") == resolve_env_id("CliffWalking-v1")
+    assert resolve_env_id("FrozenLake-v1") == "FrozenLake-v1"
+    with pytest.raises(KeyError):
+        resolve_env_id("NoSuchEnv-v0")
