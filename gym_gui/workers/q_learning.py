@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from typing import Any, Sequence
 
 from gym_gui.workers.runtime import (

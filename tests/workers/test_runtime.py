@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from gym_gui.workers.envs import resolve_env_id
-from gym_gui.workers.runtime import CancelToken, Progress, StepPacer, new_run_id
+from gym_gui.workers.jsonl_emitter import JsonlEmitter
+from gym_gui.workers.runtime import (
+    CancelToken,
+    Progress,
+    RunResult,
+    SimulatedCrash,
+    StepPacer,
+    new_run_id,
+    run_session,
+)
 from worker_helpers import REPO, worker_env
 
 
@@ -83,3 +96,67 @@ def test_resolve_env_id_aliases() -> None:
     assert resolve_env_id("FrozenLake-v1") == "FrozenLake-v1"
     with pytest.raises(KeyError):
         resolve_env_id("NoSuchEnv-v0")
+
+
+def _session(body: Any, out: io.BytesIO, stats: dict[str, Any] | None = None) -> int:
+    return run_session(
+        out=out,  # type: ignore[arg-type]
+        run_id="r",
+        agent_id="a",
+        run_started={"env_id": "E", "config": {}},
+        body=body,
+        stats_fn=lambda: dict(stats or {"steps_done": 3}),
+        heartbeat_interval_s=0,
+        unthrottled=True,
+        cancel=CancelToken(),
+    )
+
+
+def test_session_error_writes_failed_run_completed(capsys: pytest.CaptureFixture[str]) -> None:
+    def body(emitter: JsonlEmitter, _cancel: CancelToken) -> RunResult:
+        emitter.emit("step", {"episode_index": 0})
+        raise ValueError("boom")
+
+    out = io.BytesIO()
+    assert _session(body, out) == 1
+    recs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["kind"] for r in recs] == ["run_started", "step", "run_completed"]
+    assert recs[0]["pid"] == os.getpid()
+    assert recs[-1]["outcome"] == "failed"
+    assert recs[-1]["summary"]["error"] == "ValueError: boom" and recs[-1]["summary"]["steps_done"] == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_session_simulated_crash_writes_no_run_completed(capsys: pytest.CaptureFixture[str]) -> None:
+    def body(emitter: JsonlEmitter, _cancel: CancelToken) -> RunResult:
+        emitter.emit("step", {})  # batched (unthrottled): still flushed before the crash exit
+        raise SimulatedCrash("planned")
+
+    out = io.BytesIO()
+    assert _session(body, out) == 1
+    assert [json.loads(line)["kind"] for line in out.getvalue().splitlines()] == ["run_started", "step"]
+    assert "SimulatedCrash: planned" in capsys.readouterr().err
+
+
+def test_session_completed() -> None:
+    out = io.BytesIO()
+    assert _session(lambda _e, _c: RunResult("completed", {"episodes": 0}), out) == 0
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert last["kind"] == "run_completed" and last["outcome"] == "completed"
+    assert last["summary"]["episodes"] == 0 and last["summary"]["duration_s"] >= 0
+
+
+def test_worker_exits_quietly_when_its_reader_goes_away() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gym_gui.workers.q_learning", "--episodes", "1000000", "--step-rate-hz", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=worker_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["kind"] == "run_started"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=20) == 1
+    assert "stdout reader went away" in err and "Exception ignored" not in err
