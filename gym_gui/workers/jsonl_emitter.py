@@ -67,6 +67,10 @@ def to_jsonable(obj: Any) -> Any:
     return converted if isinstance(converted, str) else to_jsonable(converted)
 
 
+#: One shared encoder (``json.dumps`` with options builds a new one per call). Stateless, thread-safe.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
 def dumps_line(record: Mapping[str, Any]) -> bytes:
     """Encode one record as a compact UTF-8 JSON line ending in ``\\n``. Any thread, never blocks.
 
@@ -74,7 +78,7 @@ def dumps_line(record: Mapping[str, Any]) -> bytes:
     it is first cleaned with :func:`to_jsonable` (non-finite floats become ``null``).
     """
     try:
-        text = json.dumps(record, separators=(",", ":"), allow_nan=False, default=_json_default)
+        text = _ENCODER.encode(record)
     except ValueError:
         text = json.dumps(to_jsonable(record), separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8") + b"\n"
