@@ -1,0 +1,260 @@
+"""Mapping between TelemetryEvents and table rows (Qt-free, pure functions, hot path of the sink).
+
+Rule that keeps every payload lossless: a typed column (an index, reward, a flag, outcome) holds a
+payload value only when the value has the column's type; JSON columns hold any value that is
+present (``NULL`` means the key was absent). Whatever does not fit a column -- unknown keys and
+values of the wrong type -- goes to ``extra_json``. Decoding merges the columns and the extras back,
+so a stored event comes back with its original payload (JSON round-tripped).
+
+``agent_id`` is stored as ``''`` when the event had none (TelemetryEvent forbids ``''`` as an id,
+so the mapping is exact); keys stay NOT NULL and idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping
+
+from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
+
+__all__ = [
+    "NO_AGENT",
+    "decode_episode",
+    "decode_step",
+    "dump_json",
+    "encode_episode",
+    "encode_step",
+    "load_json",
+    "loaded_agent",
+    "quarantine_json",
+    "stored_agent",
+]
+
+#: Stored agent_id of events without an agent id.
+NO_AGENT = ""
+
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 63) - 1
+_MISSING: Any = object()
+
+STEP_KEYS = frozenset(
+    ("episode_index", "step_index", "action", "observation", "reward", "terminated", "truncated",
+     "info", "render_payload")
+)
+EPISODE_KEYS = frozenset(
+    ("episode_index", "total_reward", "length", "terminated", "truncated", "outcome", "metadata")
+)
+
+
+def _json_default(value: Any) -> Any:
+    """Make numpy values and read-only mappings JSON-encodable; anything else is a TypeError."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_encode = json.JSONEncoder(default=_json_default).encode
+load_json = json.loads
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON text of ``value`` (ASCII-escaped, so lone surrogates survive). Raises TypeError."""
+    if type(value) is int:  # the common ToyText action/observation: skip the encoder machinery
+        return int.__repr__(value)
+    return _encode(value)
+
+
+def quarantine_json(payload: Mapping[str, Any]) -> str:
+    """JSON of a payload that failed normal encoding: unknown objects become their ``repr``. Never raises."""
+    try:
+        return json.dumps(dict(payload), default=repr)
+    except Exception:  # e.g. keys that are not strings
+        return json.dumps({"repr": repr(payload)})
+
+
+def stored_agent(agent_id: str | None) -> str:
+    """The stored form of ``agent_id`` (``''`` for None)."""
+    return NO_AGENT if agent_id is None else agent_id
+
+
+def loaded_agent(agent_id: str) -> str | None:
+    """The event form of a stored agent_id (None for ``''``)."""
+    return None if agent_id == NO_AGENT else agent_id
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int and _INT_MIN <= value <= _INT_MAX
+
+
+def _is_real(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return not math.isnan(value)  # SQLite stores NaN as NULL: keep it in the extras instead
+    return kind is int and _INT_MIN <= value <= _INT_MAX
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _typed(payload: Mapping[str, Any], key: str, ok: Any, misfit: dict[str, Any]) -> Any:
+    value = payload.get(key, _MISSING)
+    if value is _MISSING:
+        return None
+    if ok(value):
+        return value
+    misfit[key] = value
+    return None
+
+
+def _json_col(payload: Mapping[str, Any], key: str) -> str | None:
+    value = payload.get(key, _MISSING)
+    return None if value is _MISSING else dump_json(value)
+
+
+def _extras(payload: Mapping[str, Any], known: frozenset[str], misfit: dict[str, Any]) -> str | None:
+    if not payload.keys() <= known:
+        for key in payload.keys() - known:
+            misfit[key] = payload[key]
+    return _encode(misfit) if misfit else None
+
+
+def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
+    """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload."""
+    p = evt.payload
+    misfit: dict[str, Any] = {}
+    ep = p.get("episode_index")
+    si = p.get("step_index")
+    reward = p.get("reward")
+    term = p.get("terminated")
+    trunc = p.get("truncated")
+    if not (
+        type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
+        and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX and _is_real(reward)
+    ):  # slow path: some value is missing or of the wrong type
+        ep = _typed(p, "episode_index", _is_int, misfit)
+        si = _typed(p, "step_index", _is_int, misfit)
+        reward = _typed(p, "reward", _is_real, misfit)
+        term = _typed(p, "terminated", _is_bool, misfit)
+        trunc = _typed(p, "truncated", _is_bool, misfit)
+    return (
+        evt.run_id,
+        NO_AGENT if evt.agent_id is None else evt.agent_id,
+        evt.seq_id,
+        ep,
+        si,
+        _json_col(p, "action"),
+        _json_col(p, "observation"),
+        reward,
+        term,
+        trunc,
+        _json_col(p, "info"),
+        _json_col(p, "render_payload"),
+        _extras(p, STEP_KEYS, misfit),
+        evt.ts_iso,
+    )
+
+
+def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
+    """Row of ``episodes`` for an EPISODE_FINALIZED event; ValueError without an int episode_index."""
+    p = evt.payload
+    misfit: dict[str, Any] = {}
+    ep = p.get("episode_index")
+    if not _is_int(ep):
+        raise ValueError(f"EPISODE_FINALIZED needs an integer episode_index, got {ep!r}")
+    return (
+        evt.run_id,
+        NO_AGENT if evt.agent_id is None else evt.agent_id,
+        ep,
+        evt.seq_id,
+        _typed(p, "total_reward", _is_real, misfit),
+        _typed(p, "length", _is_int, misfit),
+        _typed(p, "terminated", _is_bool, misfit),
+        _typed(p, "truncated", _is_bool, misfit),
+        _typed(p, "outcome", _is_str, misfit),
+        _json_col(p, "metadata"),
+        _extras(p, EPISODE_KEYS, misfit),
+        evt.ts_iso,
+    )
+
+
+#: Columns read by ``decode_step``, in order.
+STEP_READ_COLUMNS = (
+    "run_id, agent_id, seq_id, ts_iso, episode_index, step_index, reward, terminated, truncated, "
+    "action_json, observation_json, info_json, render_payload_json, extra_json"
+)
+#: Columns read by ``decode_episode``, in order.
+EPISODE_READ_COLUMNS = (
+    "run_id, agent_id, episode_index, seq_id, ts_iso, total_reward, length, terminated, truncated, "
+    "outcome, metadata_json, extra_json"
+)
+
+
+def _bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def decode_step(row: tuple[Any, ...]) -> StepRecord:
+    """StepRecord from a row selected with ``STEP_READ_COLUMNS``."""
+    (run_id, agent_id, seq_id, ts_iso, ep, si, reward, term, trunc,
+     action, observation, info, render, extra) = row
+    payload: dict[str, Any] = {}
+    if ep is not None:
+        payload["episode_index"] = ep
+    if si is not None:
+        payload["step_index"] = si
+    if action is not None:
+        payload["action"] = load_json(action)
+    if observation is not None:
+        payload["observation"] = load_json(observation)
+    if reward is not None:
+        payload["reward"] = reward
+    if term is not None:
+        payload["terminated"] = bool(term)
+    if trunc is not None:
+        payload["truncated"] = bool(trunc)
+    if info is not None:
+        payload["info"] = load_json(info)
+    if render is not None:
+        payload["render_payload"] = load_json(render)
+    if extra is not None:
+        payload.update(load_json(extra))
+    return StepRecord(
+        run_id, loaded_agent(agent_id), seq_id, ts_iso, ep, si, reward, _bool(term), _bool(trunc), payload
+    )
+
+
+def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:
+    """EpisodeRecord from a row selected with ``EPISODE_READ_COLUMNS``."""
+    (run_id, agent_id, ep, seq_id, ts_iso, total_reward, length, term, trunc,
+     outcome, metadata, extra) = row
+    payload: dict[str, Any] = {"episode_index": ep}
+    if total_reward is not None:
+        payload["total_reward"] = total_reward
+    if length is not None:
+        payload["length"] = length
+    if term is not None:
+        payload["terminated"] = bool(term)
+    if trunc is not None:
+        payload["truncated"] = bool(trunc)
+    if outcome is not None:
+        payload["outcome"] = outcome
+    if metadata is not None:
+        payload["metadata"] = load_json(metadata)
+    if extra is not None:
+        payload.update(load_json(extra))
+    return EpisodeRecord(
+        run_id, loaded_agent(agent_id), ep, seq_id, ts_iso, total_reward, length, _bool(term), _bool(trunc),
+        outcome, payload,
+    )

@@ -1,0 +1,529 @@
+"""TelemetrySQLiteStore: the durable telemetry database (Qt-free).
+
+One write connection, guarded by a lock; in the app only the DbSink thread writes. Every other
+thread reads through its own thread-local connection; in WAL mode a reader sees the last committed
+snapshot and never waits for the writer. All writes are idempotent (``INSERT OR IGNORE`` on the
+primary keys, upserts for runs and streams), so a replayed event is not stored twice.
+Tables, keys and queries: docs/schema.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import attrs
+
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_records import EpisodeRecord, RunRecord, StepRecord
+from gym_gui.telemetry.sqlite_rows import (
+    EPISODE_READ_COLUMNS,
+    NO_AGENT,
+    STEP_READ_COLUMNS,
+    decode_episode,
+    decode_step,
+    dump_json,
+    encode_episode,
+    encode_step,
+    load_json,
+    quarantine_json,
+    stored_agent,
+)
+from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, decode_run, new_run
+from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION, SchemaVersionError, configure_connection, migrate
+
+__all__ = [
+    "SchemaVersionError",
+    "TelemetrySQLiteStore",
+    "WriteResult",
+    "is_retryable_error",
+]
+
+_log = logging.getLogger(__name__)
+
+_LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED)
+
+_INSERT_STEP = "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_EPISODE = (
+    "INSERT OR IGNORE INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, "
+    "terminated, truncated, outcome, metadata_json, extra_json, ts_iso) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_RUN_EVENT = "INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?,?)"
+_ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
+_UPSERT_RUN = f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+_UPSERT_STREAM = (
+    "INSERT INTO streams (run_id, agent_id, max_seq_id, first_ts_iso, last_ts_iso) VALUES (?,?,?,?,?) "
+    "ON CONFLICT (run_id, agent_id) DO UPDATE SET "
+    "last_ts_iso = CASE WHEN excluded.max_seq_id > max_seq_id THEN excluded.last_ts_iso ELSE last_ts_iso END, "
+    "max_seq_id = MAX(max_seq_id, excluded.max_seq_id)"
+)
+
+# SQLite primary result codes after which the same batch can succeed later.
+_RETRYABLE_CODES = frozenset({5, 6, 7, 10, 13, 14, 15})  # BUSY LOCKED NOMEM IOERR FULL CANTOPEN PROTOCOL
+_RETRYABLE_TEXT = ("locked", "busy", "disk is full", "disk i/o", "unable to open", "out of memory")
+
+
+def is_retryable_error(exc: BaseException) -> bool:
+    """True for SQLite errors that a later retry of the same batch can overcome (locked, busy, full, I/O)."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _RETRYABLE_CODES
+    text = str(exc).lower()
+    return any(t in text for t in _RETRYABLE_TEXT)
+
+
+@attrs.frozen(slots=True)
+class WriteResult:
+    """What one ``write_batch`` committed.
+
+    ``inserted``: new rows in steps/episodes/run_events; ``duplicates``: events already stored;
+    ``rejected``: events that could not be stored as normal rows, with the reason -- they are kept in
+    ``run_events`` with an ``error`` text unless ``lost`` says that failed too;
+    ``completed_runs``: runs whose RUN_COMPLETED was in the batch.
+    """
+
+    events: int
+    inserted: int
+    duplicates: int
+    rejected: tuple[tuple[TelemetryEvent, str], ...]
+    lost: tuple[tuple[TelemetryEvent, str], ...]
+    completed_runs: tuple[str, ...]
+
+
+@attrs.define(slots=True)
+class _Plan:
+    """Rows of one batch, encoded before the write lock is taken."""
+
+    steps: list[tuple[Any, ...]] = attrs.Factory(list)
+    episodes: list[tuple[TelemetryEvent, tuple[Any, ...]]] = attrs.Factory(list)
+    run_events: list[tuple[Any, ...]] = attrs.Factory(list)
+    lifecycle: list[TelemetryEvent] = attrs.Factory(list)
+    rejected: list[tuple[TelemetryEvent, str]] = attrs.Factory(list)
+    unstored: list[tuple[TelemetryEvent, str]] = attrs.Factory(list)
+    # (run_id, stored agent) -> [max_seq_id, first_ts_iso, ts_iso of max_seq_id]
+    streams: dict[tuple[str, str], list[Any]] = attrs.Factory(dict)
+    completed_runs: list[str] = attrs.Factory(list)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _quarantine_row(evt: TelemetryEvent, error: str) -> tuple[Any, ...]:
+    return (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, evt.topic.name, evt.ts_iso,
+            quarantine_json(evt.payload), error)
+
+
+def _sanitised(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _plan(events: Iterable[TelemetryEvent]) -> _Plan:
+    plan = _Plan()
+    steps_append = plan.steps.append
+    streams = plan.streams
+    step_topic = Topic.STEP_APPENDED
+    for evt in events:
+        topic = evt.topic
+        try:
+            if topic is step_topic:
+                steps_append(encode_step(evt))
+            elif topic is Topic.EPISODE_FINALIZED:
+                plan.episodes.append((evt, encode_episode(evt)))
+            elif topic in _LIFECYCLE:
+                if topic is not Topic.RUN_HEARTBEAT:  # heartbeats only update the run row
+                    plan.run_events.append(
+                        (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, topic.name, evt.ts_iso,
+                         dump_json(evt.payload), None)
+                    )
+                if topic is Topic.RUN_COMPLETED:
+                    plan.completed_runs.append(evt.run_id)
+                plan.lifecycle.append(evt)
+            else:  # e.g. OVERFLOW: a notice about another event's seq_id, not a stream event itself
+                plan.unstored.append((evt, f"topic {topic.name} is not persisted"))
+                continue
+        except Exception as exc:  # malformed payload: keep it in run_events with the reason
+            error = _error_text(exc)
+            plan.rejected.append((evt, error))
+            plan.run_events.append(_quarantine_row(evt, error))
+        key = (evt.run_id, NO_AGENT if evt.agent_id is None else evt.agent_id)
+        stream = streams.get(key)
+        if stream is None:
+            streams[key] = [evt.seq_id, evt.ts_iso, evt.ts_iso]
+        elif evt.seq_id > stream[0]:
+            stream[0] = evt.seq_id
+            stream[2] = evt.ts_iso
+    return plan
+
+
+class _ReaderSlot:
+    """Holds one thread's read connection; weak-referenceable so ``close`` can find live ones."""
+
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+class TelemetrySQLiteStore:
+    """Runs, steps and episodes of telemetry streams in one SQLite file (see docs/schema.md).
+
+    Thread rules: write methods may be called from any thread but serialise on one write connection
+    (in the app only the DbSink thread writes); read methods may be called from any thread, use a
+    per-thread connection and never wait for a writer. Reads return immutable records.
+    ``before_commit`` (a callable or None) runs inside every write transaction just before COMMIT,
+    on the writing thread -- a test hook to hold a transaction open or slow commits down.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0, read_busy_timeout_s: float = 1.0) -> None:
+        """Open (creating file and folders) and migrate the database. Caller's thread; blocks briefly.
+
+        Raises SchemaVersionError when the file has a newer schema or is not a telemetry file.
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = busy_timeout_s
+        self._read_busy_timeout_s = read_busy_timeout_s
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: weakref.WeakSet[_ReaderSlot] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self.before_commit: Callable[[], None] | None = None
+        self._conn = self._connect(busy_timeout_s)
+        try:
+            found = migrate(self._conn, str(self.path))
+        except BaseException:
+            self._conn.close()
+            raise
+        if found != SCHEMA_VERSION:
+            _log.info("telemetry database %s migrated from schema %d to %d", self.path, found, SCHEMA_VERSION)
+
+    def __repr__(self) -> str:
+        return f"<TelemetrySQLiteStore {str(self.path)!r}{' closed' if self._closed else ''}>"
+
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            configure_connection(conn, busy_timeout_s=busy_timeout_s)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # -- writes ----------------------------------------------------------------------------------
+    def write_events(self, events: Sequence[TelemetryEvent]) -> None:
+        """Store events of any persisted topic in one transaction. Any thread; blocks on the write lock and disk.
+
+        Malformed payloads are kept (``run_events.error``) and logged; SQLite errors are raised and
+        nothing of the batch is committed.
+        """
+        result = self.write_batch(events)
+        for evt, reason in result.rejected + result.lost:
+            _log.warning("stored %s seq %d of %s/%s as rejected: %s", evt.topic.name, evt.seq_id,
+                         evt.run_id, evt.agent_id, reason)
+
+    def flush_steps(self, steps: Iterable[TelemetryEvent]) -> None:
+        """Store STEP_APPENDED events in one transaction. Any thread; blocks. ValueError on another topic."""
+        batch = list(steps)
+        for evt in batch:
+            if evt.topic is not Topic.STEP_APPENDED:
+                raise ValueError(f"flush_steps takes STEP_APPENDED events, got {evt.topic.name}")
+        self.write_events(batch)
+
+    def write_episode(self, episode: TelemetryEvent) -> None:
+        """Store one EPISODE_FINALIZED event. Any thread; blocks. ValueError on another topic."""
+        if episode.topic is not Topic.EPISODE_FINALIZED:
+            raise ValueError(f"write_episode takes an EPISODE_FINALIZED event, got {episode.topic.name}")
+        self.write_events([episode])
+
+    def write_batch(self, events: Sequence[TelemetryEvent], *, isolate: bool = False) -> WriteResult:
+        """Store ``events`` in one transaction and say what happened. Any thread; blocks.
+
+        Within the transaction: steps, then episodes, then run events, run rows (RUN_COMPLETED last)
+        and stream cursors. Raises sqlite3 errors (rolled back); ``is_retryable_error`` tells whether
+        the same batch may succeed later. With ``isolate=True`` every event gets its own savepoint,
+        so an event that fails in SQLite is kept as a rejected row instead of failing the batch.
+        """
+        plans = [_plan([evt]) for evt in events] if isolate else [_plan(events)]
+        with self._write_lock:
+            conn = self._writer()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if isolate:
+                    totals = [self._apply_isolated(conn, evt, plan) for evt, plan in zip(events, plans)]
+                else:
+                    totals = [self._apply(conn, plans[0])]
+                hook = self.before_commit
+                if hook is not None:
+                    hook()
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+        return WriteResult(
+            events=len(events),
+            inserted=sum(t[0] for t in totals),
+            duplicates=sum(t[1] for t in totals),
+            rejected=tuple(r for plan in plans for r in plan.rejected),
+            lost=tuple(r for plan in plans for r in plan.unstored),
+            completed_runs=tuple(dict.fromkeys(run for plan in plans for run in plan.completed_runs)),
+        )
+
+    def set_max_page_count(self, pages: int) -> int:
+        """Cap the file size in pages (a quota; 0 restores the default). Any thread; blocks on the write lock.
+
+        Returns the cap in force. Writes beyond it fail with ``database or disk is full``.
+        """
+        with self._write_lock:
+            conn = self._writer()
+            return int(conn.execute(f"PRAGMA max_page_count = {int(pages) if pages > 0 else 0x7FFFFFFE}").fetchone()[0])
+
+    def page_count(self) -> int:
+        """Pages the database uses now. Any thread; does not wait for the writer."""
+        return int(self._reader().execute("PRAGMA page_count").fetchone()[0])
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._closed:
+            raise sqlite3.ProgrammingError(f"{self!r} is closed")
+        return self._conn
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            _log.exception("rollback failed")
+
+    def _apply(self, conn: sqlite3.Connection, plan: _Plan) -> tuple[int, int]:
+        """Write one plan inside the caller's transaction; returns (inserted, duplicates)."""
+        inserted = 0
+        expected = len(plan.steps) + len(plan.episodes) + len(plan.run_events)
+        runs_seen = {run_id: stream[1] for (run_id, _agent), stream in plan.streams.items()}
+        if runs_seen:
+            conn.executemany(_ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs_seen.items()])
+        if plan.steps:
+            inserted += conn.executemany(_INSERT_STEP, plan.steps).rowcount
+        if plan.episodes:
+            inserted += self._insert_episodes(conn, plan)
+        if plan.run_events:
+            inserted += conn.executemany(_INSERT_RUN_EVENT, plan.run_events).rowcount
+        if plan.lifecycle:
+            self._fold_runs(conn, plan.lifecycle)
+        if plan.streams:
+            conn.executemany(
+                _UPSERT_STREAM,
+                [(run_id, agent, s[0], s[1], s[2]) for (run_id, agent), s in plan.streams.items()],
+            )
+        return inserted, expected - inserted
+
+    def _insert_episodes(self, conn: sqlite3.Connection, plan: _Plan) -> int:
+        rows = [row for _evt, row in plan.episodes]
+        inserted = conn.executemany(_INSERT_EPISODE, rows).rowcount
+        if inserted == len(rows):
+            return inserted
+        # Some were ignored: a replay (same seq_id) is fine, another event with the same key is kept aside.
+        for evt, row in plan.episodes:
+            stored = conn.execute(
+                "SELECT seq_id FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
+                (row[0], row[1], row[2]),
+            ).fetchone()
+            if stored is not None and stored[0] != evt.seq_id:
+                error = f"episode_index {row[2]} is already stored with seq_id {stored[0]}"
+                plan.rejected.append((evt, error))
+                inserted += conn.execute(_INSERT_RUN_EVENT, _quarantine_row(evt, error)).rowcount
+        return inserted
+
+    def _fold_runs(self, conn: sqlite3.Connection, lifecycle: list[TelemetryEvent]) -> None:
+        rows: dict[str, dict[str, Any]] = {}
+        for evt in lifecycle:
+            row = rows.get(evt.run_id)
+            if row is None:
+                found = conn.execute(
+                    f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (evt.run_id,)
+                ).fetchone()
+                row = dict(zip(RUN_COLUMNS, found)) if found else new_run(evt.run_id, evt.ts_iso)
+                rows[evt.run_id] = row
+            apply_run_event(row, evt)
+        conn.executemany(_UPSERT_RUN, [tuple(row[c] for c in RUN_COLUMNS) for row in rows.values()])
+
+    def _apply_isolated(self, conn: sqlite3.Connection, evt: TelemetryEvent, plan: _Plan) -> tuple[int, int]:
+        """Write the one-event ``plan`` of ``evt`` under a savepoint; on failure keep ``evt`` as rejected."""
+        conn.execute("SAVEPOINT one_event")
+        try:
+            counts = self._apply(conn, plan)
+            conn.execute("RELEASE one_event")
+            return counts
+        except (sqlite3.Error, UnicodeError, OverflowError, ValueError, TypeError) as exc:
+            conn.execute("ROLLBACK TO one_event")
+            conn.execute("RELEASE one_event")
+            if is_retryable_error(exc):
+                raise
+            error = _error_text(exc)
+        plan.rejected[:] = [(evt, error)]
+        quarantine = _quarantine_row(evt, error)
+        for row in (quarantine, tuple(_sanitised(v) if isinstance(v, str) else v for v in quarantine)):
+            try:
+                return conn.execute(_INSERT_RUN_EVENT, row).rowcount, 0
+            except (sqlite3.Error, UnicodeError) as exc:
+                if is_retryable_error(exc):
+                    raise
+                last = exc
+        plan.rejected.clear()
+        plan.unstored.append((evt, f"{error}; could not keep it either: {_error_text(last)}"))
+        return 0, 0
+
+    # -- reads -----------------------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        slot: _ReaderSlot | None = getattr(self._local, "slot", None)
+        if slot is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"{self!r} is closed")
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {max(0, int(self._read_busy_timeout_s * 1000))}")
+            conn.execute("PRAGMA query_only = ON")
+            slot = _ReaderSlot(conn)
+            self._local.slot = slot
+            with self._readers_lock:
+                self._readers.add(slot)
+        elif self._closed:
+            raise sqlite3.ProgrammingError(f"{self!r} is closed")
+        return slot.conn
+
+    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn`` in one read transaction (one consistent snapshot)."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    def episodes_for_run(self, run_id: str, agent_id: str | None = None) -> list[EpisodeRecord]:
+        """Episodes of a run ordered by agent and episode_index; ``agent_id=None`` means every agent.
+
+        Any thread; never waits for the writer.
+        """
+        if agent_id is None:
+            sql = f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? ORDER BY agent_id, episode_index"
+            args: tuple[Any, ...] = (run_id,)
+        else:
+            sql = (f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? "
+                   "ORDER BY episode_index")
+            args = (run_id, agent_id)
+        rows = self._reader().execute(sql, args).fetchall()
+        return [decode_episode(r) for r in rows]
+
+    def steps_for_episode(self, run_id: str, agent_id: str | None, episode_index: int) -> list[StepRecord]:
+        """Steps of one episode of one stream in seq_id order. Any thread; never waits for the writer."""
+        rows = self._reader().execute(
+            f"SELECT {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ? "
+            "ORDER BY seq_id",
+            (run_id, stored_agent(agent_id), episode_index),
+        ).fetchall()
+        return [decode_step(r) for r in rows]
+
+    def events_after(
+        self, run_id: str, agent_id: str | None, after_seq_id: int, limit: int = 1000
+    ) -> list[TelemetryEvent]:
+        """STEP_APPENDED and EPISODE_FINALIZED events of a stream with seq_id > ``after_seq_id``.
+
+        At most ``limit`` events, in seq_id order, with their original payloads, read from one
+        snapshot. Any thread; never waits for the writer.
+        """
+        if limit <= 0:
+            return []
+        key = (run_id, stored_agent(agent_id), after_seq_id, limit)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            steps = conn.execute(
+                f"SELECT {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
+                "ORDER BY seq_id LIMIT ?", key).fetchall()
+            episodes = conn.execute(
+                f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
+                "ORDER BY seq_id LIMIT ?", key).fetchall()
+            return steps, episodes
+
+        step_rows, episode_rows = self._read(read)
+        events = [decode_step(r).to_event() for r in step_rows]
+        if episode_rows:
+            events += [decode_episode(r).to_event() for r in episode_rows]
+            events.sort(key=lambda e: e.seq_id)
+        return events[:limit]
+
+    def max_seq_id(self, run_id: str, agent_id: str | None) -> int | None:
+        """Highest stored seq_id of a stream (steps, episodes, run events, heartbeats), or None.
+
+        Any thread; never waits for the writer.
+        """
+        row = self._reader().execute(
+            "SELECT max_seq_id FROM streams WHERE run_id = ? AND agent_id = ?", (run_id, stored_agent(agent_id))
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first. Any thread; never waits for the writer."""
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            rows = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created_at, run_id").fetchall()
+            agents = conn.execute("SELECT run_id, agent_id FROM streams ORDER BY run_id, agent_id").fetchall()
+            return rows, agents
+
+        rows, agent_rows = self._read(read)
+        agents: dict[str, list[str]] = {}
+        for run_id, agent in agent_rows:
+            agents.setdefault(run_id, []).append(agent)
+        return [decode_run(r, tuple(agents.get(r[0], ()))) for r in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """One run, or None if unknown. Any thread; never waits for the writer."""
+
+        def read(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
+            row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            agents = conn.execute(
+                "SELECT agent_id FROM streams WHERE run_id = ? ORDER BY agent_id", (run_id,)).fetchall()
+            return row, agents
+
+        row, agent_rows = self._read(read)
+        return None if row is None else decode_run(row, tuple(a for (a,) in agent_rows))
+
+    def rejected_events(self, run_id: str | None = None) -> list[tuple[TelemetryEvent, str]]:
+        """Events kept aside because they could not be stored normally, with the reason. Any thread."""
+        sql = "SELECT run_id, agent_id, seq_id, topic, ts_iso, payload_json, error FROM run_events WHERE error IS NOT NULL"
+        args: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args = (run_id,)
+        out: list[tuple[TelemetryEvent, str]] = []
+        for run, agent, seq, topic, ts, payload, error in self._reader().execute(sql + " ORDER BY run_id, seq_id", args):
+            out.append((TelemetryEvent(Topic[topic], run, agent or None, seq, ts, _load_object(payload)), error))
+        return out
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the write connection and every reader connection; idempotent.
+
+        Any thread; blocks until a running write finishes. Call it when no other thread still reads.
+        """
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._conn.close()
+        with self._readers_lock:
+            slots = list(self._readers)
+            self._readers.clear()
+        for slot in slots:
+            slot.conn.close()
+
+
+def _load_object(text: str) -> dict[str, Any]:
+    value = load_json(text)
+    return value if isinstance(value, dict) else {"value": value}
