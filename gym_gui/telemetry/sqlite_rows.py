@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
@@ -60,13 +60,33 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_encode = json.JSONEncoder(default=_json_default).encode
+def _make_c_encoder() -> Callable[[Any, int], Any] | None:
+    """The C JSON encoder, built once: compact separators, ASCII escapes, no circular check.
+
+    ``json.dumps`` builds such an object on every call, which costs more than encoding a small dict.
+    Without the circular check a cycle raises RecursionError, reported like any unencodable payload.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return None
+    return make(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+
+_c_encode = _make_c_encoder()
+_join = "".join
+_py_encode = json.JSONEncoder(default=_json_default, separators=(",", ":"), check_circular=False).encode
 load_json = json.loads
+
+
+def _encode(value: Any) -> str:
+    if _c_encode is None:  # pragma: no cover - CPython always has the C accelerator
+        return _py_encode(value)
+    return _join(_c_encode(value, 0))
 
 
 def dump_json(value: Any) -> str:
     """Compact JSON text of ``value`` (ASCII-escaped, so lone surrogates survive). Raises TypeError."""
-    if type(value) is int:  # the common ToyText action/observation: skip the encoder machinery
+    if type(value) is int:  # the common ToyText action/observation
         return int.__repr__(value)
     return _encode(value)
 
@@ -123,26 +143,29 @@ def _json_col(payload: Mapping[str, Any], key: str) -> str | None:
     return None if value is _MISSING else dump_json(value)
 
 
-def _extras(payload: Mapping[str, Any], known: frozenset[str], misfit: dict[str, Any]) -> str | None:
+def _extras(payload: Mapping[str, Any], known: frozenset[str], misfit: dict[str, Any] | None) -> str | None:
     if not payload.keys() <= known:
-        for key in payload.keys() - known:
-            misfit[key] = payload[key]
+        misfit = dict(misfit or ())
+        for key, value in payload.items():
+            if key not in known:
+                misfit[key] = value
     return _encode(misfit) if misfit else None
 
 
 def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload."""
     p = evt.payload
-    misfit: dict[str, Any] = {}
     ep = p.get("episode_index")
     si = p.get("step_index")
     reward = p.get("reward")
     term = p.get("terminated")
     trunc = p.get("truncated")
+    misfit: dict[str, Any] | None = None
     if not (
         type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
         and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX and _is_real(reward)
     ):  # slow path: some value is missing or of the wrong type
+        misfit = {}
         ep = _typed(p, "episode_index", _is_int, misfit)
         si = _typed(p, "step_index", _is_int, misfit)
         reward = _typed(p, "reward", _is_real, misfit)
@@ -169,7 +192,7 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
 def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
     """Row of ``episodes`` for an EPISODE_FINALIZED event; ValueError without an int episode_index."""
     p = evt.payload
-    misfit: dict[str, Any] = {}
+    misfit: dict[str, Any] = {}  # filled by _typed
     ep = p.get("episode_index")
     if not _is_int(ep):
         raise ValueError(f"EPISODE_FINALIZED needs an integer episode_index, got {ep!r}")
