@@ -48,12 +48,14 @@ class DbSink(QThread):
         """Subscribe to the bus (``None``: ``get_bus()``). Any thread; never blocks."""
         super().__init__(parent)
         self.setObjectName("DbSink")
+        self._priority = QThread.InheritPriority
         self.core = SinkCore(
             store,
             bus if bus is not None else get_bus(),
             on_run_persisted=self.run_persisted.emit,
             on_error=self.error.emit,
             on_stats=self.stats_changed.emit,
+            spawn=lambda: QThread.start(self, self._priority),
             **tuning,
         )
 
@@ -73,7 +75,8 @@ class DbSink(QThread):
 
     def start(self, priority: QThread.Priority = QThread.InheritPriority) -> None:  # type: ignore[override]
         """Start the sink thread; idempotent, a no-op after ``stop``. Any thread; never blocks."""
-        self.core.start(lambda: QThread.start(self, priority))
+        self._priority = priority
+        self.core.start()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Block until every event published before the call is committed; False on timeout.

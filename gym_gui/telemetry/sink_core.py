@@ -80,6 +80,8 @@ class SinkCore:
     (backoff after a retryable error), ``write_delay_s`` (pause before every write: a test knob that
     simulates a slow disk), ``abort_grace_s`` (how long ``stop`` waits after giving up),
     ``stats_interval_s`` (the most often ``on_stats`` is called). Callbacks run on the sink thread.
+    ``spawn`` starts a thread that calls ``run()`` (DbSink passes QThread.start); by default ``start``
+    uses a daemon ``threading.Thread``.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class SinkCore:
         on_run_persisted: Callable[[str], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         on_stats: Callable[[dict[str, Any]], None] | None = None,
+        spawn: Callable[[], None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -114,6 +117,7 @@ class SinkCore:
         self.write_delay_s = write_delay_s
         self.abort_grace_s = abort_grace_s
         self.stats_interval_s = stats_interval_s
+        self._spawn = spawn
         self._on_run_persisted = on_run_persisted
         self._on_stats = on_stats
         self._report = _Reporter(on_error)
@@ -160,16 +164,13 @@ class SinkCore:
         self._next_stats_at = 0.0
 
     # -- control (any thread) --------------------------------------------------------------------
-    def start(self, spawn: Callable[[], None] | None = None) -> None:
-        """Start the sink thread; idempotent, and a no-op after ``stop``. Any thread; never blocks.
-
-        ``spawn`` must start a thread that calls ``run()`` (DbSink passes QThread.start); by default a
-        daemon ``threading.Thread`` is used.
-        """
+    def start(self) -> None:
+        """Start the sink thread; idempotent, and a no-op after ``stop``. Any thread; never blocks."""
         with self._state_lock:
             if self._state != "new":
                 return
             self._state = "running"
+        spawn = self._spawn
         if spawn is None:
             self._thread = threading.Thread(target=self.run, name=f"sink-{self.subscriber_id}", daemon=True)
             spawn = self._thread.start
@@ -282,13 +283,19 @@ class SinkCore:
                     _log.debug("db sink loop failure", exc_info=True)
                     self._interrupt.wait(self.retry_initial_s)
         finally:
+            self._unsubscribe()
             left = self.backlog() if self._aborted else 0
             if left:
                 self.lost += left
                 self._report("stopped-with-backlog", f"db sink stopped without storing {left} events")
+                for sub in self._subs:  # let go of what cannot be stored any more
+                    sub.drain()
+                self._pending = PendingEvents()
+                self._inflight = 0
+            elif not self._aborted and self._sealed:
+                self._flush_finished(self._flush_requested)  # everything ever received is stored
             with self._state_lock:
                 self._state = "stopped"
-            self._unsubscribe()
             self._exited.set()
             self.gate.release()
             with self._flush_cond:

@@ -137,6 +137,7 @@ def _plan(events: Iterable[TelemetryEvent]) -> _Plan:
             elif topic is Topic.EPISODE_FINALIZED:
                 plan.episodes.append((evt, encode_episode(evt)))
             elif topic in _LIFECYCLE:
+                apply_run_event(new_run(evt.run_id, evt.ts_iso), evt)  # raises now if it cannot be folded
                 if topic is not Topic.RUN_HEARTBEAT:  # heartbeats only update the run row
                     plan.run_events.append(
                         (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, topic.name, evt.ts_iso,
@@ -251,6 +252,8 @@ class TelemetrySQLiteStore:
         the same batch may succeed later. With ``isolate=True`` every event gets its own savepoint,
         so an event that fails in SQLite is kept as a rejected row instead of failing the batch.
         """
+        if not events:
+            return WriteResult(0, 0, 0, (), (), ())
         plans = [_plan([evt]) for evt in events] if isolate else [_plan(events)]
         with self._write_lock:
             conn = self._writer()
@@ -369,6 +372,7 @@ class TelemetrySQLiteStore:
             error = _error_text(exc)
         plan.rejected[:] = [(evt, error)]
         quarantine = _quarantine_row(evt, error)
+        last: BaseException | None = None
         for row in (quarantine, tuple(_sanitised(v) if isinstance(v, str) else v for v in quarantine)):
             try:
                 return conn.execute(_INSERT_RUN_EVENT, row).rowcount, 0

@@ -262,3 +262,13 @@ def test_stop_stores_the_backlog_and_leaves_no_thread_running(qtbot: Any, store:
     assert bus.subscriptions() == [] and sink.backlog() == 0
     assert {t.ident for t in threading.enumerate() if t.is_alive()} <= threads_before
     assert sink.ingest_gate.wait_until_open(0)  # a stopped sink never stalls a producer
+
+
+def test_stopping_a_sink_that_never_started_stores_its_queue_on_the_qthread(
+        qtbot: Any, store: TelemetrySQLiteStore, bus: RunBus, factory: Any) -> None:
+    sink = DbSink(store, bus)
+    publish_all(bus, factory().run(episodes=2, length=3))
+    with qtbot.waitSignal(sink.finished, timeout=10_000):
+        assert sink.stop(10) is True
+    assert sink.isFinished() and not sink.isRunning()
+    assert stored(store, "SELECT COUNT(*) FROM steps") == 6 and sink.backlog() == 0

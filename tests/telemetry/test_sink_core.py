@@ -209,7 +209,7 @@ def test_stop_gives_up_after_its_timeout_when_the_store_keeps_failing(db_path: P
             bus.publish(e)
         assert errors.wait_for(lambda calls: any("locked" in c for c in calls))
         assert core.stop(0.3) is False
-        assert not core.running and core.stats()["lost"] == 8
+        assert not core.running and core.stats()["lost"] == 8 and core.backlog() == 0
         assert errors.wait_for(lambda calls: any("without storing 8 events" in c for c in calls))
     finally:
         blocker.execute("ROLLBACK")

@@ -293,7 +293,7 @@ def test_readers_never_wait_for_an_open_write_transaction(store: TelemetrySQLite
     assert store.max_seq_id("run1", "agent1") == more[-1].seq_id
 
 
-def test_close_is_idempotent_and_later_calls_fail_clearly(db_path: Path) -> None:
+def test_close_is_idempotent_and_later_calls_fail_clearly(db_path: Path, factory: Any) -> None:
     store = TelemetrySQLiteStore(db_path)
     assert store.runs() == []
     store.close()
@@ -301,4 +301,4 @@ def test_close_is_idempotent_and_later_calls_fail_clearly(db_path: Path) -> None
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         store.runs()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-        store.write_events([])
+        store.write_events([factory().step(0, 0)])
