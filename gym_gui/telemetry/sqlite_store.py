@@ -227,7 +227,7 @@ class TelemetrySQLiteStore:
         """
         result = self.write_batch(events)
         for evt, reason in result.rejected + result.lost:
-            _log.warning("stored %s seq %d of %s/%s as rejected: %s", evt.topic.name, evt.seq_id,
+            _log.warning("%s seq %d of %s/%s not stored as a normal row: %s", evt.topic.name, evt.seq_id,
                          evt.run_id, evt.agent_id, reason)
 
     def flush_steps(self, steps: Iterable[TelemetryEvent]) -> None:
