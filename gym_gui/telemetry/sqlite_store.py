@@ -462,6 +462,16 @@ class TelemetrySQLiteStore:
             events.sort(key=lambda e: e.seq_id)
         return events[:limit]
 
+    def step_count(self, run_id: str, agent_id: str | None = None) -> int:
+        """Stored steps of a run (of one agent when ``agent_id`` is given). Any thread; never waits for the writer."""
+        if agent_id is None:
+            row = self._reader().execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()
+        else:
+            row = self._reader().execute(
+                "SELECT COUNT(*) FROM steps WHERE run_id = ? AND agent_id = ?", (run_id, stored_agent(agent_id))
+            ).fetchone()
+        return int(row[0])
+
     def max_seq_id(self, run_id: str, agent_id: str | None) -> int | None:
         """Highest stored seq_id of a stream (steps, episodes, run events, heartbeats), or None.
 
