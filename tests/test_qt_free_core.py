@@ -10,9 +10,9 @@ from pathlib import Path
 import gym_gui
 
 # Modules of the core packages that are allowed to use Qt.
-QT_MODULES = {"gym_gui.telemetry.db_sink"}
-CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers")
-CORE_MODULES = ("gym_gui.services.trainer.streams",)
+QT_MODULES = {"gym_gui.telemetry.db_sink", "gym_gui.services.trainer.registry"}
+CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers", "gym_gui.services.trainer")
+CORE_MODULES = ("gym_gui.rate_limited_log",)
 
 
 def core_modules() -> list[str]:
@@ -27,7 +27,9 @@ def core_modules() -> list[str]:
 
 def test_core_modules_import_without_pyqt5() -> None:
     modules = core_modules()
-    assert "gym_gui.telemetry.events" in modules and "gym_gui.telemetry.run_bus" in modules
+    for required in ("events", "run_bus", "sqlite_store"):
+        assert f"gym_gui.telemetry.{required}" in modules
+    assert "gym_gui.services.trainer.streams" in modules and "gym_gui.workers.q_learning" in modules
     script = f"""
 import importlib, importlib.abc, sys
 

@@ -249,3 +249,20 @@ def test_a_proxy_reads_one_source(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="already"):
         proxy.spawn(worker_script(tmp_path, "pass"))
     assert proxy.wait(30) and proxy.stop(5)
+
+
+def test_stop_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, f"""
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print({step(0, 0)!r}, flush=True)
+        time.sleep(120)
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus)
+    proxy.spawn(argv)
+    rec.wait_for(Topic.STEP_APPENDED, 1)  # the handler is installed before the first line
+    assert proxy.stop(0.5)
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == "SIGKILL"
