@@ -297,6 +297,7 @@ _LIFECYCLE_TOPICS = {
 }
 _OUTCOME_OF_EVENT = {"run_completed": "completed", "run_failed": "failed", "run_cancelled": "cancelled"}
 _OUTCOMES = frozenset({"completed", "failed", "cancelled"})
+_COMPLETION_FIELDS = frozenset({"exit_code", "signal", "stderr_tail"})
 
 
 def _run_started_payload(fields: dict[str, Any]) -> dict[str, Any]:
@@ -361,6 +362,9 @@ def _lifecycle(record: dict[str, Any]) -> tuple[Topic, dict[str, Any]]:
     if topic is Topic.RUN_STARTED:
         return topic, _run_started_payload(fields)
     if topic is Topic.RUN_COMPLETED:
+        if "summary" not in fields:  # gym_gui workers put the summary itself in the payload
+            fields = {"summary": {k: v for k, v in fields.items() if k not in _COMPLETION_FIELDS},
+                      **{k: v for k, v in fields.items() if k in _COMPLETION_FIELDS}}
         return topic, _run_completed_payload(fields, _OUTCOME_OF_EVENT[event])
     payload = dict(fields)
     if event != "heartbeat":

@@ -71,6 +71,7 @@ def test_gym_gui_lifecycle_envelope(event: str, topic: Topic, outcome: str | Non
     assert n.ts_iso == "2023-11-14T22:13:20.250000+00:00"
     if outcome is not None:
         assert n.payload["outcome"] == outcome
+        assert n.payload["summary"] == {"env": "Taxi-v3", "path": "/x"}  # the payload is the summary
     if event == "run_started":
         assert n.payload["env_id"] == "Taxi-v3"
     if event.startswith("checkpoint"):

@@ -225,36 +225,16 @@ def test_clean_exit_without_run_completed_is_still_failed(tmp_path: Path) -> Non
     assert "without run_completed" in done.payload["summary"]["reason"]
 
 
-def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(tmp_path: Path) -> None:
-    argv = worker_script(tmp_path, f"""
-        import time
-        print({step(0, 0)!r}, flush=True)
-        time.sleep(120)
-    """)
-    bus = RunBus()
-    rec = Recorder(bus)
-    proxy = TelemetryProxy(bus)
-    proxy.spawn(argv)
-    rec.wait_for(Topic.STEP_APPENDED, 1)
-    assert proxy.stop(5)
-    assert proxy.stop(5)  # idempotent
-    assert proxy.finished
-    (done,) = rec.of(Topic.RUN_COMPLETED)
-    assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == "SIGTERM"
-
-
-def test_a_proxy_reads_one_source(tmp_path: Path) -> None:
-    proxy = TelemetryProxy(RunBus())
-    proxy.spawn(worker_script(tmp_path, "pass"))
-    with pytest.raises(RuntimeError, match="already"):
-        proxy.spawn(worker_script(tmp_path, "pass"))
-    assert proxy.wait(30) and proxy.stop(5)
-
-
-def test_stop_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sigterm_handler", "stop_timeout_s", "ended_by"), [
+    ("signal.SIG_DFL", 5.0, "SIGTERM"),
+    ("signal.SIG_IGN", 0.5, "SIGKILL"),  # ignores the polite request: killed after the timeout
+])
+def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(
+    tmp_path: Path, sigterm_handler: str, stop_timeout_s: float, ended_by: str
+) -> None:
     argv = worker_script(tmp_path, f"""
         import signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, {sigterm_handler})
         print({step(0, 0)!r}, flush=True)
         time.sleep(120)
     """)
@@ -263,6 +243,16 @@ def test_stop_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -> None:
     proxy = TelemetryProxy(bus)
     proxy.spawn(argv)
     rec.wait_for(Topic.STEP_APPENDED, 1)  # the handler is installed before the first line
-    assert proxy.stop(0.5)
+    assert proxy.stop(stop_timeout_s)
+    assert proxy.stop(stop_timeout_s)  # idempotent
+    assert proxy.finished
     (done,) = rec.of(Topic.RUN_COMPLETED)
-    assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == "SIGKILL"
+    assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == ended_by
+
+
+def test_a_proxy_reads_one_source(tmp_path: Path) -> None:
+    proxy = TelemetryProxy(RunBus())
+    proxy.spawn(worker_script(tmp_path, "pass"))
+    with pytest.raises(RuntimeError, match="already"):
+        proxy.spawn(worker_script(tmp_path, "pass"))
+    assert proxy.wait(30) and proxy.stop(5)
