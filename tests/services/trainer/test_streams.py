@@ -157,12 +157,12 @@ def test_a_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
 def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(tmp_path: Path) -> None:
     argv = worker_script(tmp_path, f"""
         import sys, time
+        sys.stderr.write("about to hang\\n")  # before the lines the test waits for
+        sys.stderr.flush()
         lines = [{canonical("run_started", env_id="X")!r}] + [{step(0, 0)!r}, {step(0, 1)!r}, {step(0, 2)!r}]
         sys.stdout.write("\\n".join(lines) + "\\n")
         sys.stdout.write('{{"v": 1, "kind": "step", "run_id": "r1", "episode_ind')
         sys.stdout.flush()
-        sys.stderr.write("about to hang\\n")
-        sys.stderr.flush()
         time.sleep(120)
     """)
     bus = RunBus()
