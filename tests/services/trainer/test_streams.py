@@ -160,9 +160,9 @@ def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(tmp_pat
         sys.stderr.write("about to hang\\n")  # before the lines the test waits for
         sys.stderr.flush()
         lines = [{canonical("run_started", env_id="X")!r}] + [{step(0, 0)!r}, {step(0, 1)!r}, {step(0, 2)!r}]
-        sys.stdout.write("\\n".join(lines) + "\\n")
-        sys.stdout.write('{{"v": 1, "kind": "step", "run_id": "r1", "episode_ind')
-        sys.stdout.flush()
+        partial = '{{"v": 1, "kind": "step", "run_id": "r1", "episode_ind'
+        sys.stdout.buffer.write(("\\n".join(lines) + "\\n" + partial).encode())  # one write: all or nothing
+        sys.stdout.buffer.flush()
         time.sleep(120)
     """)
     bus = RunBus()
