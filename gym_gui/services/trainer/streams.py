@@ -91,6 +91,7 @@ class TelemetryProxy:
         self._worker_errors = 0
         self._paused_s = 0.0
 
+        self._source_claimed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._stderr_reader: threading.Thread | None = None
@@ -113,7 +114,7 @@ class TelemetryProxy:
                 env=None if env is None else dict(env), cwd=cwd,
             )
         except BaseException:
-            self._reader = None
+            self._source_claimed = False
             raise
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
@@ -131,9 +132,9 @@ class TelemetryProxy:
 
     def _claim_source(self) -> None:
         with self._feed_lock:
-            if self._reader is not None:
+            if self._source_claimed:
                 raise RuntimeError(f"proxy {self.name} already reads a source")
-            self._reader = threading.Thread()  # placeholder until the real one starts
+            self._source_claimed = True
 
     def _start_reader(self, stream: IO[bytes]) -> None:
         self._reader = threading.Thread(target=self._read_loop, args=(stream,), name=f"{self.name}-reader", daemon=True)
@@ -179,7 +180,7 @@ class TelemetryProxy:
                 _log.warning("worker %s ignored SIGTERM for %.1f s; killing it", self.name, timeout_s)
                 proc.kill()
         for thread in (self._reader, self._stderr_reader):
-            if thread is not None and thread.ident is not None:
+            if thread is not None:
                 thread.join(timeout_s)
         return not any(t is not None and t.is_alive() for t in (self._reader, self._stderr_reader))
 
