@@ -18,7 +18,13 @@ from typing import IO, Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
-from gym_gui.services.trainer.records import Normalized, RecordRejected, RejectReason, normalize_record, parse_line
+from gym_gui.services.trainer.records import (
+    Normalized,
+    RecordRejected,
+    RejectReason,
+    normalize_line,
+    parse_line,
+)
 from gym_gui.services.trainer.stderr_tail import StderrTail
 from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
@@ -32,6 +38,7 @@ DEFAULT_AGENT_ID = "agent-0"
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 #: How long the reader sleeps on a closed gate before re-checking its stop flag.
 _GATE_RECHECK_S = 0.25
+_STEP = Topic.STEP_APPENDED
 
 
 class IngestGate(Protocol):
@@ -85,7 +92,7 @@ class TelemetryProxy:
         self._runs_completed: set[str] = set()
         self._lines_read = 0
         self._blank_lines = 0
-        self._published: Counter[str] = Counter()
+        self._published: dict[Topic, int] = {}
         self._rejected: Counter[str] = Counter()
         self._seq_reassigned = 0
         self._worker_errors = 0
@@ -191,7 +198,7 @@ class TelemetryProxy:
             return {
                 "lines_read": self._lines_read,
                 "blank_lines": self._blank_lines,
-                "events_published": dict(self._published),
+                "events_published": {topic.name: n for topic, n in self._published.items()},
                 "rejected": dict(self._rejected),
                 "rejected_total": sum(self._rejected.values()),
                 "seq_reassigned": self._seq_reassigned,
@@ -225,49 +232,50 @@ class TelemetryProxy:
 
     def _ingest(self, line: bytes | str, line_no: int, now_iso: str) -> TelemetryEvent | None:
         """Caller holds ``_feed_lock``."""
-        if not line.strip():
+        if not line or line.isspace():
             self._blank_lines += 1
             return None
         try:
-            norm = normalize_record(
-                parse_line(line), default_agent_id=self._default_agent_id,
-                default_run_id=self._default_run_id, now_iso=now_iso,
+            fields = normalize_line(
+                line, default_agent_id=self._default_agent_id, default_run_id=self._default_run_id, now_iso=now_iso
             )
         except RecordRejected as exc:
             self._reject(exc.reason, line_no, exc.detail)
             return None
-        return self._publish(norm)
+        return self._publish(*fields)
 
     def _reject(self, reason: str, line_no: int, detail: str) -> None:
         self._rejected[reason] += 1
         self._rlog.log(logging.WARNING, reason, "%s line %d rejected (%s): %s", self.name, line_no, reason, detail)
 
-    def _publish(self, norm: Normalized) -> TelemetryEvent:
+    def _publish(self, topic: Topic, run_id: str, agent_id: str, seq: int | None, ts_iso: str,
+                 payload: dict[str, Any]) -> TelemetryEvent:
         """Assign the stream's seq_id and publish. Caller holds ``_feed_lock``."""
-        key = (norm.run_id, norm.agent_id)
+        key = (run_id, agent_id)
         last = self._last_seq.get(key)
         if last is None:
             last = self._floor(key)
-        seq = norm.seq
         if seq is None or seq <= last:
             if seq is not None:
                 self._seq_reassigned += 1
                 self._rlog.log(
                     logging.WARNING, "seq", "%s stream %s/%s sent seq %d after %d; using %d",
-                    self.name, norm.run_id, norm.agent_id, seq, last, last + 1,
+                    self.name, run_id, agent_id, seq, last, last + 1,
                 )
             seq = last + 1
         self._last_seq[key] = seq
-        topic = norm.topic
-        evt = TelemetryEvent(topic, norm.run_id, norm.agent_id, seq, norm.ts_iso, norm.payload)
-        self._runs_seen.setdefault(norm.run_id, norm.agent_id)
-        if topic is Topic.RUN_COMPLETED:
-            self._runs_completed.add(norm.run_id)
-        elif topic is Topic.RUN_HEARTBEAT and norm.payload.get("event") == "error":
-            self._worker_errors += 1
-            self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name, dict(norm.payload))
+        evt = TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload)
+        if run_id not in self._runs_seen:
+            self._runs_seen[run_id] = agent_id
+        if topic is not _STEP:
+            if topic is Topic.RUN_COMPLETED:
+                self._runs_completed.add(run_id)
+            elif topic is Topic.RUN_HEARTBEAT and payload.get("event") == "error":
+                self._worker_errors += 1
+                self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name, dict(payload))
         self._bus.publish(evt)
-        self._published[topic.name] += 1
+        published = self._published
+        published[topic] = published.get(topic, 0) + 1
         return evt
 
     def _floor(self, key: tuple[str, str]) -> int:
@@ -286,13 +294,15 @@ class TelemetryProxy:
             for chunk in reader:
                 now_iso = utc_now_iso()
                 with self._feed_lock:
+                    lines = chunk.lines
+                    self._lines_read += len(lines)
+                    ingest = self._ingest
                     line_no = chunk.first_line_no
-                    for line in chunk.lines:
-                        self._lines_read += 1
+                    for line in lines:
                         if line is None:
                             self._reject(RejectReason.OVERSIZED, line_no, f"longer than {self._max_line_bytes} bytes")
                         else:
-                            self._ingest(line, line_no, now_iso)
+                            ingest(line, line_no, now_iso)
                         line_no += 1
                     if chunk.partial_tail is not None:
                         self._lines_read += 1
@@ -340,7 +350,8 @@ class TelemetryProxy:
                 runs[self._default_run_id] = self._default_agent_id
             for run_id, agent_id in runs.items():
                 if run_id not in self._runs_completed:
-                    self._publish(self._synthetic_completion(run_id, agent_id, exit_code))
+                    norm = self._synthetic_completion(run_id, agent_id, exit_code)
+                    self._publish(norm.topic, norm.run_id, norm.agent_id, norm.seq, norm.ts_iso, norm.payload)
         if exit_code not in (None, 0):
             _log.warning("%s exited with %s", self.name, _describe_exit(exit_code))
         self._finished.set()
