@@ -8,6 +8,9 @@ so a stored event comes back with its original payload (JSON round-tripped).
 
 ``agent_id`` is stored as ``''`` when the event had none (TelemetryEvent forbids ``''`` as an id,
 so the mapping is exact); keys stay NOT NULL and idempotent.
+
+JSON text is made by orjson when it can say the same thing as the stdlib encoder, which remains
+the reference (see ``dump_json``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 from typing import Any, Callable, Mapping
+
+import orjson
 
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
@@ -78,16 +83,44 @@ _py_encode = json.JSONEncoder(default=_json_default, separators=(",", ":"), chec
 load_json = json.loads
 
 
-def _encode(value: Any) -> str:
+def _stdlib_encode(value: Any) -> str:
     if _c_encode is None:  # pragma: no cover - CPython always has the C accelerator
         return _py_encode(value)
     return _join(_c_encode(value, 0))
 
 
+_orjson_dumps = orjson.dumps
+#: Subclasses of str/int/dict/list, dataclasses and datetimes go to ``_json_default`` as with the stdlib.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _encode(value: Any) -> str:
+    """Compact JSON text of ``value``: orjson when its text means the same as the stdlib's, else the stdlib.
+
+    orjson writes NaN and infinities as ``null`` (the stdlib writes ``NaN``/``Infinity``, which
+    ``load_json`` reads back), so any output containing ``null`` is re-encoded by the stdlib, and so
+    is anything orjson refuses: integers beyond 64 bits, lone surrogates, non-string keys, nesting
+    deeper than 254, values ``_json_default`` rejects (then the stdlib raises the same TypeError).
+    The text may differ from the stdlib's in form only (raw UTF-8 instead of ``\\u`` escapes,
+    ``1e-7`` for ``1e-07``); it decodes to the same value. One difference in meaning: orjson encodes
+    ``enum.Enum`` members (by value) and ``uuid.UUID`` (as text), which the stdlib refuses; such
+    payloads, which only an in-process publisher can make, are stored instead of kept aside.
+    """
+    try:
+        text = _orjson_dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _stdlib_encode(value)
+    if "null" in text:  # (faster on str than on bytes)
+        return _stdlib_encode(value)
+    return text
+
+
 def dump_json(value: Any) -> str:
-    """Compact JSON text of ``value`` (ASCII-escaped, so lone surrogates survive). Raises TypeError."""
+    """Compact JSON text of ``value`` (non-ASCII as UTF-8; lone surrogates escaped). Raises TypeError."""
     if type(value) is int:  # the common ToyText action/observation
         return int.__repr__(value)
+    if value is None:
+        return "null"
     return _encode(value)
 
 
@@ -153,13 +186,19 @@ def _extras(payload: Mapping[str, Any], known: frozenset[str], misfit: dict[str,
 
 
 def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
-    """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload."""
+    """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload.
+
+    Hot path of the sink: the common shapes (int or absent action/observation, dict info and
+    render payload, no extra keys) are encoded inline; everything else goes through the same
+    helpers as before.
+    """
     p = evt.payload
-    ep = p.get("episode_index")
-    si = p.get("step_index")
-    reward = p.get("reward")
-    term = p.get("terminated")
-    trunc = p.get("truncated")
+    get = p.get
+    ep = get("episode_index")
+    si = get("step_index")
+    reward = get("reward")
+    term = get("terminated")
+    trunc = get("truncated")
     misfit: dict[str, Any] | None = None
     if not (
         type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
@@ -171,20 +210,29 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
         reward = _typed(p, "reward", _is_real, misfit)
         term = _typed(p, "terminated", _is_bool, misfit)
         trunc = _typed(p, "truncated", _is_bool, misfit)
+    if term is not None:  # bind as INTEGER 0/1 (what SQLite stores for a bool): sqlite3 adapts bool slowly
+        term = 1 if term else 0
+    if trunc is not None:
+        trunc = 1 if trunc else 0
+    action = get("action", _MISSING)
+    observation = get("observation", _MISSING)
+    info = get("info", _MISSING)
+    render = get("render_payload", _MISSING)
     return (
         evt.run_id,
         NO_AGENT if evt.agent_id is None else evt.agent_id,
         evt.seq_id,
         ep,
         si,
-        _json_col(p, "action"),
-        _json_col(p, "observation"),
+        int.__repr__(action) if type(action) is int else None if action is _MISSING else dump_json(action),
+        int.__repr__(observation) if type(observation) is int else (
+            None if observation is _MISSING else dump_json(observation)),
         reward,
         term,
         trunc,
-        _json_col(p, "info"),
-        _json_col(p, "render_payload"),
-        _extras(p, STEP_KEYS, misfit),
+        _encode(info) if type(info) is dict else None if info is _MISSING else dump_json(info),
+        _encode(render) if type(render) is dict else None if render is _MISSING else dump_json(render),
+        None if misfit is None and p.keys() <= STEP_KEYS else _extras(p, STEP_KEYS, misfit),
         evt.ts_iso,
     )
 
