@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from gym_gui.gc_tuning import tune_gc
 from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_gc()  # collector thresholds for full-speed ingest (gym_gui/gc_tuning.py)
     app = QCoreApplication.instance() or QCoreApplication([])  # noqa: F841 - the sink's QThread wants one
     run_id = args.run_id or f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     argv_to_run = command or worker_argv(args, run_id)

@@ -1,0 +1,59 @@
+"""Cycle-collector thresholds for the long-running telemetry processes (Qt-free).
+
+The ingest path allocates a handful of containers per worker line (the decoded record and its
+nested dicts and lists, the event, row tuples) and keeps up to the sink's high-water mark of them
+alive in queues. With CPython's default thresholds (700, 10, 10) the collector runs a young
+collection every ~90 lines and keeps promoting the queued events, so older generations are
+rescanned again and again: about a fifth of the proxy's time at full speed
+(docs/performance.md, "End to end"). Raising the young threshold makes collections rare and
+cheap per object while still collecting cycles.
+
+``tune_gc()`` is called once at start-up by ``gym_gui.run.main`` (and the GUI app), and by
+``tools/bench_e2e.py`` so the benchmark measures what the product runs. The environment variable
+``GYM_GUI_GC_THRESHOLDS`` overrides it: ``"default"`` keeps CPython's thresholds, ``"G0,G1,G2"``
+sets others.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+
+__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "tune_gc"]
+
+_log = logging.getLogger(__name__)
+
+#: (generation 0, 1, 2) thresholds: a young collection every 100,000 net container allocations
+#: (about 0.25 s of full-speed ingest), an older one every 20 of those, a full one every 10 of those.
+DEFAULT_THRESHOLDS: tuple[int, int, int] = (100_000, 20, 10)
+ENV_VAR = "GYM_GUI_GC_THRESHOLDS"
+
+
+def tune_gc(thresholds: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
+    """Set the collector thresholds (``thresholds``, else ``$GYM_GUI_GC_THRESHOLDS``, else the default).
+
+    Returns the thresholds in force. Process-wide: call once from the main thread at start-up;
+    never blocks. A malformed environment value is logged and ignored.
+    """
+    if thresholds is None:
+        thresholds = _from_env(os.environ.get(ENV_VAR, "").strip())
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
+    g0, g1, g2 = gc.get_threshold()
+    return (g0, g1, g2)
+
+
+def _from_env(value: str) -> tuple[int, int, int] | None:
+    if not value:
+        return DEFAULT_THRESHOLDS
+    if value.lower() == "default":
+        return None
+    try:
+        parts = tuple(int(p) for p in value.split(","))
+        if len(parts) != 3 or parts[0] < 1 or min(parts) < 0:
+            raise ValueError
+    except ValueError:
+        _log.warning("ignoring %s=%r: expected 'default' or three integers G0,G1,G2 (G0 >= 1)", ENV_VAR, value)
+        return DEFAULT_THRESHOLDS
+    return (parts[0], parts[1], parts[2])

@@ -1,0 +1,47 @@
+"""gc_tuning: the product's collector thresholds and their environment override."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from gym_gui.gc_tuning import DEFAULT_THRESHOLDS, ENV_VAR, tune_gc
+
+
+@pytest.fixture(autouse=True)
+def restore_thresholds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    before = gc.get_threshold()
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    yield
+    gc.set_threshold(*before)
+
+
+def test_default_thresholds_are_applied() -> None:
+    gc.set_threshold(700, 10, 10)
+    assert tune_gc() == DEFAULT_THRESHOLDS == gc.get_threshold()
+    assert DEFAULT_THRESHOLDS[0] > 700 and gc.isenabled()
+
+
+def test_explicit_thresholds_win() -> None:
+    assert tune_gc((5000, 5, 5)) == (5000, 5, 5) == gc.get_threshold()
+
+
+def test_environment_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    gc.set_threshold(700, 10, 10)
+    monkeypatch.setenv(ENV_VAR, "default")
+    assert tune_gc() == (700, 10, 10)
+    monkeypatch.setenv(ENV_VAR, " 2000,3,4 ")
+    assert tune_gc() == (2000, 3, 4)
+
+
+@pytest.mark.parametrize("value", ["abc", "1,2", "0,1,1", "1,-1,1"])
+def test_malformed_environment_value_is_reported_and_ignored(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    monkeypatch.setenv(ENV_VAR, value)
+    with caplog.at_level(logging.WARNING, logger="gym_gui.gc_tuning"):
+        assert tune_gc() == DEFAULT_THRESHOLDS
+    assert ENV_VAR in caplog.text
