@@ -48,6 +48,7 @@ STEP_KEYS = frozenset(
     ("episode_index", "step_index", "action", "observation", "reward", "terminated", "truncated",
      "info", "render_payload")
 )
+_N_STEP_KEYS = len(STEP_KEYS)
 EPISODE_KEYS = frozenset(
     ("episode_index", "total_reward", "length", "terminated", "truncated", "outcome", "metadata")
 )
@@ -232,7 +233,10 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
         trunc,
         _encode(info) if type(info) is dict else None if info is _MISSING else dump_json(info),
         _encode(render) if type(render) is dict else None if render is _MISSING else dump_json(render),
-        None if misfit is None and p.keys() <= STEP_KEYS else _extras(p, STEP_KEYS, misfit),
+        None if misfit is None and (
+            len(p) == _N_STEP_KEYS and action is not _MISSING and observation is not _MISSING
+            and info is not _MISSING and render is not _MISSING or p.keys() <= STEP_KEYS
+        ) else _extras(p, STEP_KEYS, misfit),
         evt.ts_iso,
     )
 

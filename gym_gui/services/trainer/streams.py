@@ -92,7 +92,8 @@ class TelemetryProxy:
         self._runs_completed: set[str] = set()
         self._lines_read = 0
         self._blank_lines = 0
-        self._published: dict[Topic, int] = {}
+        self._published: dict[Topic, int] = {}  # all but STEP_APPENDED
+        self._steps_published = 0
         self._rejected: Counter[str] = Counter()
         self._seq_reassigned = 0
         self._worker_errors = 0
@@ -198,7 +199,7 @@ class TelemetryProxy:
             return {
                 "lines_read": self._lines_read,
                 "blank_lines": self._blank_lines,
-                "events_published": {topic.name: n for topic, n in self._published.items()},
+                "events_published": self._published_by_name(),
                 "rejected": dict(self._rejected),
                 "rejected_total": sum(self._rejected.values()),
                 "seq_reassigned": self._seq_reassigned,
@@ -207,6 +208,13 @@ class TelemetryProxy:
                 "exit_code": self._exit_code,
                 "finished": self._finished.is_set(),
             }
+
+    def _published_by_name(self) -> dict[str, int]:
+        """Events published per topic name. Caller holds ``_feed_lock``."""
+        counts = {topic.name: n for topic, n in self._published.items()}
+        if self._steps_published:
+            counts[_STEP.name] = self._steps_published
+        return counts
 
     def run_ids(self) -> list[str]:
         """Runs this proxy has published events for (or will complete), in first-seen order. Any thread."""
@@ -274,8 +282,10 @@ class TelemetryProxy:
                 self._worker_errors += 1
                 self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name, dict(payload))
         self._bus.publish(evt)
-        published = self._published
-        published[topic] = published.get(topic, 0) + 1
+        if topic is _STEP:  # an int, not a dict keyed by Topic: Enum.__hash__ is Python code
+            self._steps_published += 1
+        else:
+            self._published[topic] = self._published.get(topic, 0) + 1
         return evt
 
     def _floor(self, key: tuple[str, str]) -> int:
