@@ -27,6 +27,10 @@ class Topic(enum.Enum):
     EPISODE_FINALIZED = "EPISODE_FINALIZED"
     OVERFLOW = "OVERFLOW"
 
+    # Members are singletons compared by identity, so the C identity hash is correct and much
+    # cheaper than Enum's Python-level ``hash(self._name_)`` (topics key the bus's hot-path dicts).
+    __hash__ = object.__hash__
+
 
 def utc_now_iso() -> str:
     """Current UTC time as ISO-8601 with microseconds and a ``+00:00`` offset. Any thread."""
@@ -38,34 +42,28 @@ def iso_from_unix_s(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, timezone.utc).isoformat()
 
 
-def _check_topic(_inst: object, _attr: attrs.Attribute, value: object) -> None:
-    if type(value) is not Topic:
-        raise TypeError(f"TelemetryEvent.topic must be a Topic, got {type(value).__name__}: {value!r}")
-
-
-def _check_run_id(_inst: object, _attr: attrs.Attribute, value: object) -> None:
-    if type(value) is not str or not value:
-        raise TypeError(f"TelemetryEvent.run_id must be a non-empty str, got {value!r}")
-
-
-def _check_agent_id(_inst: object, _attr: attrs.Attribute, value: object) -> None:
-    if value is not None and (type(value) is not str or not value):
-        raise TypeError(f"TelemetryEvent.agent_id must be None or a non-empty str, got {value!r}")
-
-
-def _check_seq_id(_inst: object, _attr: attrs.Attribute, value: object) -> None:
-    if type(value) is not int or value < 0:
-        raise TypeError(f"TelemetryEvent.seq_id must be an int >= 0, got {value!r}")
-
-
-def _check_ts_iso(_inst: object, _attr: attrs.Attribute, value: object) -> None:
-    if type(value) is not str or not value:
-        raise TypeError(f"TelemetryEvent.ts_iso must be a non-empty ISO-8601 str, got {value!r}")
-
-
-def _check_payload(_inst: object, _attr: attrs.Attribute, value: object) -> None:
-    if type(value) is not dict and not isinstance(value, Mapping):  # dict first: ABC checks are slow
-        raise TypeError(f"TelemetryEvent.payload must be a Mapping, got {type(value).__name__}")
+def _check_fields(evt: TelemetryEvent) -> None:
+    """Validate every field with cheap ``type()`` checks; on failure name the first bad field."""
+    topic, run_id, agent_id, seq_id, ts_iso, payload = (
+        evt.topic, evt.run_id, evt.agent_id, evt.seq_id, evt.ts_iso, evt.payload)
+    if (
+        type(topic) is Topic and type(run_id) is str and run_id
+        and (agent_id is None or type(agent_id) is str and agent_id)
+        and type(seq_id) is int and seq_id >= 0 and type(ts_iso) is str and ts_iso
+        and (type(payload) is dict or isinstance(payload, Mapping))  # dict first: ABC checks are slow
+    ):
+        return
+    if type(topic) is not Topic:
+        raise TypeError(f"TelemetryEvent.topic must be a Topic, got {type(topic).__name__}: {topic!r}")
+    if type(run_id) is not str or not run_id:
+        raise TypeError(f"TelemetryEvent.run_id must be a non-empty str, got {run_id!r}")
+    if agent_id is not None and (type(agent_id) is not str or not agent_id):
+        raise TypeError(f"TelemetryEvent.agent_id must be None or a non-empty str, got {agent_id!r}")
+    if type(seq_id) is not int or seq_id < 0:
+        raise TypeError(f"TelemetryEvent.seq_id must be an int >= 0, got {seq_id!r}")
+    if type(ts_iso) is not str or not ts_iso:
+        raise TypeError(f"TelemetryEvent.ts_iso must be a non-empty ISO-8601 str, got {ts_iso!r}")
+    raise TypeError(f"TelemetryEvent.payload must be a Mapping, got {type(payload).__name__}")
 
 
 @attrs.frozen(slots=True)
@@ -77,12 +75,15 @@ class TelemetryEvent:
     construction (cheap ``type()`` checks); a wrong type raises ``TypeError`` naming the field.
     """
 
-    topic: Topic = attrs.field(validator=_check_topic)
-    run_id: str = attrs.field(validator=_check_run_id)
-    agent_id: str | None = attrs.field(validator=_check_agent_id)
-    seq_id: int = attrs.field(validator=_check_seq_id)
-    ts_iso: str = attrs.field(validator=_check_ts_iso)
-    payload: Mapping[str, Any] = attrs.field(default=_EMPTY_PAYLOAD, validator=_check_payload)
+    topic: Topic
+    run_id: str
+    agent_id: str | None
+    seq_id: int
+    ts_iso: str
+    payload: Mapping[str, Any] = _EMPTY_PAYLOAD
+
+    def __attrs_post_init__(self) -> None:
+        _check_fields(self)
 
     @property
     def stream(self) -> StreamKey:

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 import weakref
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -48,6 +49,9 @@ _log = logging.getLogger(__name__)
 _LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED)
 
 _INSERT_STEP = "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#: Steps per multi-row INSERT: one statement step per this many rows instead of one per row.
+_STEPS_PER_STATEMENT = 250
+_INSERT_STEPS = "INSERT OR IGNORE INTO steps VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * _STEPS_PER_STATEMENT)
 _INSERT_EPISODE = (
     "INSERT OR IGNORE INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, "
     "terminated, truncated, outcome, metadata_json, extra_json, ts_iso) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -109,6 +113,19 @@ class _Plan:
     # (run_id, stored agent) -> [max_seq_id, first_ts_iso, ts_iso of max_seq_id]
     streams: dict[tuple[str, str], list[Any]] = attrs.Factory(dict)
     completed_runs: list[str] = attrs.Factory(list)
+
+
+def _insert_steps(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert step rows, ``_STEPS_PER_STATEMENT`` per statement; returns how many were new."""
+    whole = len(rows) - len(rows) % _STEPS_PER_STATEMENT
+    inserted = 0
+    if whole:
+        chunks = [tuple(chain.from_iterable(rows[i:i + _STEPS_PER_STATEMENT]))
+                  for i in range(0, whole, _STEPS_PER_STATEMENT)]
+        inserted += conn.executemany(_INSERT_STEPS, chunks).rowcount
+    if whole < len(rows):
+        inserted += conn.executemany(_INSERT_STEP, rows[whole:]).rowcount
+    return inserted
 
 
 def _error_text(exc: BaseException) -> str:
@@ -313,7 +330,7 @@ class TelemetrySQLiteStore:
         if runs_seen:
             conn.executemany(_ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs_seen.items()])
         if plan.steps:
-            inserted += conn.executemany(_INSERT_STEP, plan.steps).rowcount
+            inserted += _insert_steps(conn, plan.steps)
         if plan.episodes:
             inserted += self._insert_episodes(conn, plan)
         if plan.run_events:
