@@ -1,0 +1,34 @@
+"""Step batches larger than one multi-row INSERT statement: exact, idempotent, in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+
+def steps(first_seq: int, count: int) -> list[TelemetryEvent]:
+    return [
+        TelemetryEvent(Topic.STEP_APPENDED, "run1", "agent1", seq, "2026-01-01T00:00:00+00:00",
+                       {"episode_index": seq // 100, "step_index": seq % 100, "action": seq % 4, "observation": seq,
+                        "reward": float(seq), "terminated": False, "truncated": False, "info": {}, "render_payload": None})
+        for seq in range(first_seq, first_seq + count)
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 249, 250, 251, 500, 1234])
+def test_bulk_steps_are_stored_once_whatever_the_batch_size(tmp_path: Path, count: int) -> None:
+    store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    try:
+        first = store.write_batch(steps(1, count))
+        assert (first.inserted, first.duplicates) == (count, 0)
+        replay = store.write_batch(steps(1, count) + steps(count + 1, 3))  # a replay plus three new ones
+        assert (replay.inserted, replay.duplicates) == (3, count)
+        rows = store._reader().execute("SELECT seq_id, reward FROM steps ORDER BY seq_id").fetchall()
+        assert rows == [(seq, float(seq)) for seq in range(1, count + 4)]
+        assert store.max_seq_id("run1", "agent1") == count + 3
+    finally:
+        store.close()
