@@ -9,6 +9,7 @@ RUN_COMPLETED event, synthesising a failed one when the worker dies without sayi
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import threading
@@ -17,14 +18,11 @@ from collections import Counter
 from typing import IO, Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 
 from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.services.trainer.chunk_decoder import ChunkDecoder, DecodedChunk
+from gym_gui.services.trainer.frames import read_frame
+from gym_gui.services.trainer.ingest_child import child_argv
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
-from gym_gui.services.trainer.records import (
-    Normalized,
-    RecordRejected,
-    RejectReason,
-    normalize_line,
-    parse_line,
-)
+from gym_gui.services.trainer.records import Normalized, RecordRejected, normalize_line
 from gym_gui.services.trainer.stderr_tail import StderrTail
 from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
@@ -66,12 +64,15 @@ class TelemetryProxy:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         read_chunk_bytes: int = DEFAULT_READ_CHUNK_BYTES,
         stderr_tail_bytes: int = 8192,
+        decode_in_subprocess: bool = True,
         name: str = "worker",
     ) -> None:
         """``run_id`` is used for records without one (and for a synthesised RUN_COMPLETED when
         the worker dies before saying anything); ``seq_floor(run_id, agent_id)`` returns the
         highest seq_id already stored for a stream (e.g. ``store.max_seq_id``) so numbering
-        continues after a restart; ``gate`` pauses reading while the durable backlog is high.
+        continues after a restart; ``gate`` pauses reading while the durable backlog is high;
+        ``decode_in_subprocess`` lets ``spawn`` decode the worker's lines in an ingest child
+        process (another core) instead of on the reader thread.
         """
         if not default_agent_id:
             raise ValueError("default_agent_id must be a non-empty string")
@@ -83,6 +84,9 @@ class TelemetryProxy:
         self._max_line_bytes = max_line_bytes
         self._read_chunk_bytes = read_chunk_bytes
         self._stderr_tail = StderrTail(stderr_tail_bytes)
+        self._decode_in_subprocess = decode_in_subprocess
+        self._decoder = ChunkDecoder(default_agent_id=default_agent_id, default_run_id=run_id,
+                                     max_line_bytes=max_line_bytes)
         self.name = name
         self._rlog = RateLimitedLog(_log, interval_s=1.0)
 
@@ -101,6 +105,7 @@ class TelemetryProxy:
 
         self._source_claimed = False
         self._proc: subprocess.Popen[bytes] | None = None
+        self._ingest_proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._stderr_reader: threading.Thread | None = None
         self._stop_requested = threading.Event()
@@ -130,7 +135,24 @@ class TelemetryProxy:
             target=self._stderr_tail.consume, args=(proc.stderr, self.name), name=f"{self.name}-stderr", daemon=True
         )
         self._stderr_reader.start()
-        self._start_reader(proc.stdout)
+        if not self._decode_in_subprocess:
+            self._start_reader(proc.stdout)
+            return proc
+        try:
+            self._ingest_proc = subprocess.Popen(
+                child_argv(default_agent_id=self._default_agent_id, default_run_id=self._default_run_id,
+                           max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes),
+                stdin=proc.stdout, stdout=subprocess.PIPE, env=_child_env(),
+            )
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            proc.stdout.close()  # the child owns the read end now: the worker gets EPIPE if it dies
+        assert self._ingest_proc.stdout is not None
+        self._reader = threading.Thread(target=self._read_frames_loop, args=(self._ingest_proc.stdout,),
+                                        name=f"{self.name}-reader", daemon=True)
+        self._reader.start()
         return proc
 
     def attach(self, stream: BinaryIO) -> None:
@@ -298,39 +320,47 @@ class TelemetryProxy:
             return 0
 
     def _read_loop(self, stream: IO[bytes]) -> None:
+        """Reader thread of an attached stream (or a worker without ingest process): decode here."""
         try:
             reader = LineReader(stream, max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes)
             self._wait_for_gate()
+            decode = self._decoder.decode
             for chunk in reader:
-                now_iso = utc_now_iso()
-                with self._feed_lock:
-                    lines = chunk.lines
-                    self._lines_read += len(lines)
-                    ingest = self._ingest
-                    line_no = chunk.first_line_no
-                    for line in lines:
-                        if line is None:
-                            self._reject(RejectReason.OVERSIZED, line_no, f"longer than {self._max_line_bytes} bytes")
-                        else:
-                            ingest(line, line_no, now_iso)
-                        line_no += 1
-                    if chunk.partial_tail is not None:
-                        self._lines_read += 1
-                        self._ingest_partial(chunk.partial_tail, line_no, now_iso)
+                self._apply(decode(chunk, utc_now_iso()))
                 self._wait_for_gate()
         except Exception:
             _log.exception("%s reader failed; ending the source", self.name)
         finally:
             self._finish()
 
-    def _ingest_partial(self, tail: bytes, line_no: int, now_iso: str) -> None:
-        """A last line without newline: kept if it is a complete record, else counted as partial."""
+    def _read_frames_loop(self, pipe: IO[bytes]) -> None:
+        """Reader thread of a spawned worker: publish what the ingest child decoded."""
         try:
-            parse_line(tail)
-        except RecordRejected as exc:
-            self._reject(RejectReason.PARTIAL, line_no, f"stream ended inside a line ({exc.reason}, {len(tail)} bytes)")
-            return
-        self._ingest(tail, line_no, now_iso)
+            self._wait_for_gate()
+            while True:
+                decoded = read_frame(pipe)
+                if decoded is None:
+                    break
+                self._apply(decoded)
+                self._wait_for_gate()
+        except Exception:
+            _log.exception("%s ingest stream failed; ending the source", self.name)
+        finally:
+            pipe.close()
+            self._finish()
+
+    def _apply(self, decoded: DecodedChunk) -> None:
+        """Count, reject and publish one decoded read, in line order."""
+        lines, blanks, items = decoded
+        with self._feed_lock:
+            self._lines_read += lines
+            self._blank_lines += blanks
+            publish, reject = self._publish, self._reject
+            for item in items:
+                if len(item) == 6:
+                    publish(*item)
+                else:
+                    reject(*item)
 
     def _wait_for_gate(self) -> None:
         gate = self._gate
@@ -350,6 +380,11 @@ class TelemetryProxy:
         proc = self._proc
         exit_code: int | None = None
         if proc is not None:
+            if self._ingest_proc is not None and self._ingest_proc.wait() != 0:
+                _log.error("%s: the ingest process ended with %s; stopping the worker",
+                           self.name, _describe_exit(self._ingest_proc.returncode))
+                if proc.poll() is None:
+                    proc.kill()
             exit_code = proc.wait()
             if self._stderr_reader is not None:
                 self._stderr_reader.join(2.0)
@@ -381,6 +416,14 @@ class TelemetryProxy:
             "summary": {"reason": reason, "synthesized_by": "proxy"},
         }
         return Normalized(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
+
+
+def _child_env() -> dict[str, str]:
+    """The ingest child's environment: ours, with this package importable from its source tree."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
 
 def _signal_name(signum: int) -> str:

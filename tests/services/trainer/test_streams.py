@@ -53,6 +53,12 @@ class Recorder:
         return got
 
 
+@pytest.fixture(params=[True, False], ids=["ingest-process", "in-thread"])
+def in_child(request: pytest.FixtureRequest) -> bool:
+    """Whether spawn() decodes in the ingest child process or on the reader thread."""
+    return bool(request.param)
+
+
 def worker_script(tmp_path: Path, body: str) -> list[str]:
     path = tmp_path / "worker.py"
     path.write_text(textwrap.dedent(body))
@@ -98,7 +104,7 @@ def test_seq_continues_after_the_stored_floor() -> None:
     assert [(e.run_id, e.seq_id) for e in rec.collect()] == [("r1", 42), ("r1", 43), ("r2", 1)]
 
 
-def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(tmp_path: Path) -> None:
+def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(in_child: bool, tmp_path: Path) -> None:
     good = [step(0, i) for i in range(6)]
     bad = [
         b"\xff\xfe not utf-8",
@@ -123,7 +129,7 @@ def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(tmp_
     """)
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus, max_line_bytes=4096, read_chunk_bytes=1000)
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child, max_line_bytes=4096, read_chunk_bytes=1000)
     proxy.spawn(argv)
     assert proxy.wait(30)
     steps = rec.of(Topic.STEP_APPENDED)
@@ -140,21 +146,21 @@ def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(tmp_
     assert proxy.stop(5)
 
 
-def test_a_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
+def test_a_complete_last_line_without_newline_is_kept(in_child: bool, tmp_path: Path) -> None:
     argv = worker_script(tmp_path, f"""
         import sys
         sys.stdout.write({step(0, 0)!r} + "\\n" + {canonical("run_completed", outcome="completed")!r})
     """)
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus)
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child)
     proxy.spawn(argv)
     assert proxy.wait(30)
     assert [e.topic for e in rec.collect()] == [Topic.STEP_APPENDED, Topic.RUN_COMPLETED]
     assert proxy.rejected_counts() == {}
 
 
-def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(tmp_path: Path) -> None:
+def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(in_child: bool, tmp_path: Path) -> None:
     argv = worker_script(tmp_path, f"""
         import sys, time
         sys.stderr.write("about to hang\\n")  # before the lines the test waits for
@@ -167,7 +173,7 @@ def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(tmp_pat
     """)
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus, run_id="r1")
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child, run_id="r1")
     proc = proxy.spawn(argv)
     rec.wait_for(Topic.STEP_APPENDED, 3)
     os.kill(proc.pid, signal.SIGKILL)
@@ -183,7 +189,7 @@ def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(tmp_pat
     assert proxy.stop(5)
 
 
-def test_worker_exiting_non_zero_is_failed_with_exit_code_and_stderr_tail(tmp_path: Path) -> None:
+def test_worker_exiting_non_zero_is_failed_with_exit_code_and_stderr_tail(in_child: bool, tmp_path: Path) -> None:
     argv = worker_script(tmp_path, f"""
         import sys
         print({step(0, 0)!r}, flush=True)
@@ -192,7 +198,7 @@ def test_worker_exiting_non_zero_is_failed_with_exit_code_and_stderr_tail(tmp_pa
     """)
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus, stderr_tail_bytes=500)
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child, stderr_tail_bytes=500)
     proxy.spawn(argv)
     assert proxy.wait(30)
     (done,) = rec.of(Topic.RUN_COMPLETED)
@@ -202,22 +208,22 @@ def test_worker_exiting_non_zero_is_failed_with_exit_code_and_stderr_tail(tmp_pa
     assert done.run_id == "r1" and done.seq_id == 2
 
 
-def test_worker_that_dies_before_any_record_fails_the_configured_run(tmp_path: Path) -> None:
+def test_worker_that_dies_before_any_record_fails_the_configured_run(in_child: bool, tmp_path: Path) -> None:
     argv = worker_script(tmp_path, "import sys; sys.exit(3)")
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus, run_id="run-42", default_agent_id="agent6")
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child, run_id="run-42", default_agent_id="agent6")
     proxy.spawn(argv)
     assert proxy.wait(30)
     (done,) = rec.of(Topic.RUN_COMPLETED)
     assert (done.run_id, done.agent_id, done.payload["exit_code"], done.payload["outcome"]) == ("run-42", "agent6", 3, "failed")
 
 
-def test_clean_exit_without_run_completed_is_still_failed(tmp_path: Path) -> None:
+def test_clean_exit_without_run_completed_is_still_failed(in_child: bool, tmp_path: Path) -> None:
     argv = worker_script(tmp_path, f"print({step(0, 0)!r})")
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus)
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child)
     proxy.spawn(argv)
     assert proxy.wait(30)
     (done,) = rec.of(Topic.RUN_COMPLETED)
@@ -230,7 +236,7 @@ def test_clean_exit_without_run_completed_is_still_failed(tmp_path: Path) -> Non
     ("signal.SIG_IGN", 0.5, "SIGKILL"),  # ignores the polite request: killed after the timeout
 ])
 def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(
-    tmp_path: Path, sigterm_handler: str, stop_timeout_s: float, ended_by: str
+    in_child: bool, tmp_path: Path, sigterm_handler: str, stop_timeout_s: float, ended_by: str
 ) -> None:
     argv = worker_script(tmp_path, f"""
         import signal, time
@@ -240,7 +246,7 @@ def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(
     """)
     bus = RunBus()
     rec = Recorder(bus)
-    proxy = TelemetryProxy(bus)
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child)
     proxy.spawn(argv)
     rec.wait_for(Topic.STEP_APPENDED, 1)  # the handler is installed before the first line
     assert proxy.stop(stop_timeout_s)
@@ -250,8 +256,8 @@ def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(
     assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == ended_by
 
 
-def test_a_proxy_reads_one_source(tmp_path: Path) -> None:
-    proxy = TelemetryProxy(RunBus())
+def test_a_proxy_reads_one_source(in_child: bool, tmp_path: Path) -> None:
+    proxy = TelemetryProxy(RunBus(), decode_in_subprocess=in_child)
     proxy.spawn(worker_script(tmp_path, "pass"))
     with pytest.raises(RuntimeError, match="already"):
         proxy.spawn(worker_script(tmp_path, "pass"))
