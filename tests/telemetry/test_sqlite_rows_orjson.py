@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from json_compare import same_json
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import _stdlib_encode, decode_step, dump_json, encode_step, load_json
@@ -22,19 +23,6 @@ class Level(enum.IntEnum):
 
 class Text(str):
     pass
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """Equal values of equal types all the way down; NaN equals NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
 
 
 VALUES: list[Any] = [

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from json_compare import same_json
 
 from gym_gui.services.trainer.records import (
     RecordRejected,
@@ -40,19 +41,6 @@ def step(**fields: Any) -> dict[str, Any]:
 
 
 _DROP = object()
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """Equal values of equal types all the way down (1 != 1.0 here, unlike ==)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and a != a:
-        return b != b
-    return bool(a == b)
 
 
 LINES = [
