@@ -162,14 +162,14 @@ def test_a_complete_last_line_without_newline_is_kept(in_child: bool, tmp_path: 
 
 def test_worker_killed_mid_line_yields_failed_completion_with_the_signal(in_child: bool, tmp_path: Path) -> None:
     argv = worker_script(tmp_path, f"""
-        import sys, time
+        import signal, sys
         sys.stderr.write("about to hang\\n")  # before the lines the test waits for
         sys.stderr.flush()
         lines = [{canonical("run_started", env_id="X")!r}] + [{step(0, 0)!r}, {step(0, 1)!r}, {step(0, 2)!r}]
         partial = '{{"v": 1, "kind": "step", "run_id": "r1", "episode_ind'
         sys.stdout.buffer.write(("\\n".join(lines) + "\\n" + partial).encode())  # one write: all or nothing
         sys.stdout.buffer.flush()
-        time.sleep(120)
+        signal.pause()  # hang until killed
     """)
     bus = RunBus()
     rec = Recorder(bus)
@@ -239,10 +239,10 @@ def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(
     in_child: bool, tmp_path: Path, sigterm_handler: str, stop_timeout_s: float, ended_by: str
 ) -> None:
     argv = worker_script(tmp_path, f"""
-        import signal, time
+        import signal
         signal.signal(signal.SIGTERM, {sigterm_handler})
         print({step(0, 0)!r}, flush=True)
-        time.sleep(120)
+        signal.pause()  # run until a signal ends the process
     """)
     bus = RunBus()
     rec = Recorder(bus)
