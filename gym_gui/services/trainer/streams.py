@@ -96,8 +96,7 @@ class TelemetryProxy:
         self._runs_completed: set[str] = set()
         self._lines_read = 0
         self._blank_lines = 0
-        self._published: dict[Topic, int] = {}  # all but STEP_APPENDED
-        self._steps_published = 0
+        self._published: dict[Topic, int] = {}
         self._rejected: Counter[str] = Counter()
         self._seq_reassigned = 0
         self._worker_errors = 0
@@ -233,10 +232,7 @@ class TelemetryProxy:
 
     def _published_by_name(self) -> dict[str, int]:
         """Events published per topic name. Caller holds ``_feed_lock``."""
-        counts = {topic.name: n for topic, n in self._published.items()}
-        if self._steps_published:
-            counts[_STEP.name] = self._steps_published
-        return counts
+        return {topic.name: n for topic, n in self._published.items()}
 
     def run_ids(self) -> list[str]:
         """Runs this proxy has published events for (or will complete), in first-seen order. Any thread."""
@@ -304,10 +300,7 @@ class TelemetryProxy:
                 self._worker_errors += 1
                 self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name, dict(payload))
         self._bus.publish(evt)
-        if topic is _STEP:  # an int, not a dict keyed by Topic: Enum.__hash__ is Python code
-            self._steps_published += 1
-        else:
-            self._published[topic] = self._published.get(topic, 0) + 1
+        self._published[topic] = self._published.get(topic, 0) + 1  # Topic hashes by identity: cheap
         return evt
 
     def _floor(self, key: tuple[str, str]) -> int:
