@@ -4,7 +4,8 @@
     python -m gym_gui.run --db runs/x.sqlite --default-agent-id agent6 -- python my_worker.py --flag
 
 Without a command it runs the project's tabular Q-learning worker. It prints a live progress line
-and a final summary; the exit code reflects the run outcome (0 completed, 1 failed, 130 cancelled).
+and a final summary; the exit code reflects the run outcome (0 completed, 1 failed, 130 cancelled;
+2 when the worker cannot be started).
 """
 
 from __future__ import annotations
@@ -129,7 +130,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     print(f"database: {args.db.resolve()}", file=out)
     interactive = out.isatty()
     try:
-        proxy.spawn(argv_to_run)
+        try:
+            proxy.spawn(argv_to_run)
+        except OSError as exc:
+            print(f"cannot start the worker {argv_to_run[0]!r}: {exc}", file=out)
+            return 2
         try:
             while not proxy.wait(args.progress_interval_s):
                 _print_progress(out, progress, proxy, sink, interactive)
@@ -143,7 +148,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     _print_progress(out, progress, proxy, sink, interactive, final=True)
     if interactive:
         print(file=out)
-    return _print_summary(out, store, proxy, sink, progress, args.db, flushed)
+    try:
+        return _print_summary(out, store, proxy, sink, progress, args.db, flushed)
+    finally:
+        store.close()
 
 
 def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,

@@ -64,3 +64,10 @@ def test_interrupt_cancels_the_worker_and_exits_130(tmp_path: Path) -> None:
     assert "outcome cancelled" in out
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT outcome FROM runs").fetchall() == [("cancelled",)]
+
+
+def test_a_worker_that_cannot_start_is_reported_with_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run(RUN + ["--db", str(tmp_path / "x.sqlite"), "--", str(tmp_path / "no-such-worker")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot start the worker" in result.stdout and "Traceback" not in result.stderr
