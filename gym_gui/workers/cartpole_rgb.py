@@ -30,13 +30,19 @@ from gym_gui.workers.runtime import (
     CancelToken,
     Progress,
     RunResult,
-    SimulatedCrash,
     StepPacer,
     add_common_arguments,
     claim_stdout,
     configure_logging,
     new_run_id,
-    run_session,
+    run_session_for_args,
+)
+from gym_gui.workers.records import (
+    crash_if_requested,
+    episode_fields,
+    run_started_fields,
+    step_fields,
+    summary_fields,
 )
 
 __all__ = ["main", "build_parser", "HillClimbPolicy", "heuristic_action"]
@@ -141,15 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "step_rate_hz": args.step_rate_hz,
         "heartbeat_interval_s": args.heartbeat_interval_s,
     }
-    run_started = {
-        "env_id": args.env,
-        "config": config,
-        "worker": {"name": WORKER_NAME, "version": WORKER_VERSION, "gymnasium": gym.__version__},
-        "render_kind": "rgb",
-        "env_family": "CartPole",
-        "observation_space": str(env.observation_space),
-        "action_space": str(env.action_space),
-    }
+    run_started = run_started_fields(
+        env, env_id=args.env, config=config, render_kind="rgb", env_family="CartPole",
+        worker={"name": WORKER_NAME, "version": WORKER_VERSION, "gymnasium": gym.__version__},
+    )
     progress = Progress()
     cancel = CancelToken()
     cancel.install_signal_handlers()
@@ -185,24 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     frames += 1
                     frame_bytes += size
                     max_frame_bytes = max(max_frame_bytes, size)
-                emitter.emit(
-                    "step",
-                    {
-                        "episode_index": ep,
-                        "step_index": t,
-                        "action": action,
-                        "observation": obs.tolist(),
-                        "reward": float(reward),
-                        "terminated": terminated,
-                        "truncated": truncated,
-                        "info": info,
-                        "render_payload": payload,
-                    },
-                )
+                emitter.emit("step", step_fields(ep, t, action, obs.tolist(), float(reward), terminated, truncated,
+                                                 info, payload))
                 t += 1
                 progress.steps_done += 1
-                if args.fail_after_steps is not None and progress.steps_done >= args.fail_after_steps:
-                    raise SimulatedCrash(f"--fail-after-steps {args.fail_after_steps} reached")
+                crash_if_requested(args.fail_after_steps, progress)
                 if terminated or truncated:
                     break
             if t == 0:
@@ -225,50 +213,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "noise": policy.noise,
                     }
                 )
-            emitter.emit(
-                "episode",
-                {
-                    "episode_index": ep,
-                    "total_reward": ep_return,
-                    "length": t,
-                    "terminated": terminated,
-                    "truncated": truncated,
-                    "outcome": outcome,
-                    "metadata": metadata,
-                },
-                flush=True if not done else None,
-            )
+            emitter.emit("episode", episode_fields(ep, ep_return, t, terminated, truncated, outcome, metadata),
+                         flush=True if not done else None)
             total_return += ep_return
             successes += outcome == "success"
             progress.episode_finished(ep_return, frames=frames)
             if not done:
                 break
-        episodes = progress.episodes_done
-        summary: dict[str, Any] = {
-            "episodes": episodes,
-            "steps": progress.steps_done,
-            "mean_return": total_return / episodes if episodes else None,
-            "mean_return_last_100": progress.mean_return(100),
-            "success_rate": successes / episodes if episodes else None,
-            "best_return": policy.best_return if policy is not None and episodes else None,
+        summary = summary_fields(progress, total_return, successes)
+        summary.update({
+            "best_return": policy.best_return if policy is not None and progress.episodes_done else None,
             "frames": frames,
             "mean_frame_b64_bytes": frame_bytes / frames if frames else None,
             "max_frame_b64_bytes": max_frame_bytes,
-        }
+        })
         return RunResult("cancelled" if cancel.cancelled else "completed", summary)
 
     try:
-        return run_session(
-            out=out,
-            run_id=run_id,
-            agent_id=args.agent_id,
-            run_started=run_started,
-            body=body,
-            stats_fn=progress.snapshot,
-            heartbeat_interval_s=args.heartbeat_interval_s,
-            unthrottled=args.step_rate_hz == 0,
-            cancel=cancel,
-        )
+        return run_session_for_args(args, out=out, run_id=run_id, run_started=run_started, body=body,
+                                    progress=progress, cancel=cancel)
     finally:
         env.close()
 

@@ -23,14 +23,20 @@ from gym_gui.workers.runtime import (
     CancelToken,
     Progress,
     RunResult,
-    SimulatedCrash,
     StepPacer,
     UsageError,
     add_common_arguments,
     claim_stdout,
     configure_logging,
     new_run_id,
-    run_session,
+    run_session_for_args,
+)
+from gym_gui.workers.records import (
+    crash_if_requested,
+    episode_fields,
+    run_started_fields,
+    step_fields,
+    summary_fields,
 )
 
 __all__ = ["main", "build_parser", "QLearner", "episode_outcome"]
@@ -266,15 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "step_rate_hz": args.step_rate_hz,
         "heartbeat_interval_s": args.heartbeat_interval_s,
     }
-    run_started = {
-        "env_id": env_id,
-        "config": config,
-        "worker": {"name": WORKER_NAME, "version": WORKER_VERSION, "gymnasium": gym.__version__},
-        "render_kind": "grid",
-        "env_family": family,
-        "observation_space": str(env.observation_space),
-        "action_space": str(env.action_space),
-    }
+    run_started = run_started_fields(
+        env, env_id=env_id, config=config, render_kind="grid", env_family=family,
+        worker={"name": WORKER_NAME, "version": WORKER_VERSION, "gymnasium": gym.__version__},
+    )
     progress = Progress()
     cancel = CancelToken()
     cancel.install_signal_handlers()
@@ -306,24 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 terminated, truncated = bool(terminated), bool(truncated)
                 learner.update(state, action, reward, next_state, terminated)
                 ep_return += reward
-                emit(
-                    "step",
-                    {
-                        "episode_index": ep,
-                        "step_index": t,
-                        "action": action,
-                        "observation": next_state,
-                        "reward": reward,
-                        "terminated": terminated,
-                        "truncated": truncated,
-                        "info": info,
-                        "render_payload": renderer.payload(next_state),
-                    },
-                )
+                emit("step", step_fields(ep, t, action, next_state, reward, terminated, truncated, info,
+                                         renderer.payload(next_state)))
                 t += 1
                 progress.steps_done += 1
-                if args.fail_after_steps is not None and progress.steps_done >= args.fail_after_steps:
-                    raise SimulatedCrash(f"--fail-after-steps {args.fail_after_steps} reached")
+                crash_if_requested(args.fail_after_steps, progress)
                 state = next_state
                 if terminated or truncated:
                     break
@@ -333,30 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = episode_outcome(family, terminated, truncated, reward) if done else "cancelled"
             successes += outcome == "success"
             total_return += ep_return
-            emit(
-                "episode",
-                {
-                    "episode_index": ep,
-                    "total_reward": ep_return,
-                    "length": t,
-                    "terminated": terminated,
-                    "truncated": truncated,
-                    "outcome": outcome,
-                    "metadata": {"epsilon": round(eps, 6), "episode_seed": episode_seed},
-                },
-                flush=True if not done else None,
-            )
+            metadata = {"epsilon": round(eps, 6), "episode_seed": episode_seed}
+            emit("episode", episode_fields(ep, ep_return, t, terminated, truncated, outcome, metadata),
+                 flush=True if not done else None)
             progress.episode_finished(ep_return)
             if not done:
                 break
-        episodes = progress.episodes_done
-        summary: dict[str, Any] = {
-            "episodes": episodes,
-            "steps": progress.steps_done,
-            "mean_return": total_return / episodes if episodes else None,
-            "mean_return_last_100": progress.mean_return(100),
-            "success_rate": successes / episodes if episodes else None,
-        }
+        summary = summary_fields(progress, total_return, successes)
         if cancel.cancelled:
             summary.update({"greedy_success_rate": None, "greedy_mean_return": None, "eval_episodes": 0})
             return RunResult("cancelled", summary)
@@ -364,17 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return RunResult("completed", summary)
 
     try:
-        return run_session(
-            out=out,
-            run_id=run_id,
-            agent_id=args.agent_id,
-            run_started=run_started,
-            body=body,
-            stats_fn=progress.snapshot,
-            heartbeat_interval_s=args.heartbeat_interval_s,
-            unthrottled=args.step_rate_hz == 0,
-            cancel=cancel,
-        )
+        return run_session_for_args(args, out=out, run_id=run_id, run_started=run_started, body=body,
+                                    progress=progress, cancel=cancel)
     finally:
         env.close()
         log.info("worker finished: %d episodes, %d steps", progress.episodes_done, progress.steps_done)

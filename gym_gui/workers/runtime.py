@@ -42,6 +42,7 @@ __all__ = [
     "configure_logging",
     "new_run_id",
     "run_session",
+    "run_session_for_args",
 ]
 
 EXIT_OK = 0
@@ -278,6 +279,24 @@ def run_session(
         emitter.stop_heartbeat()
         _silence_stdout(out)
         return EXIT_FAILED
+
+
+def run_session_for_args(
+    args: argparse.Namespace, *, out: BinaryIO, run_id: str, run_started: Mapping[str, Any], body: Body,
+    progress: Progress, cancel: CancelToken,
+) -> int:
+    """``run_session`` with the common command-line options (agent id, heartbeat, step rate)."""
+    return run_session(
+        out=out,
+        run_id=run_id,
+        agent_id=args.agent_id,
+        run_started=run_started,
+        body=body,
+        stats_fn=progress.snapshot,
+        heartbeat_interval_s=args.heartbeat_interval_s,
+        unthrottled=args.step_rate_hz == 0,
+        cancel=cancel,
+    )
 
 
 def _silence_stdout(out: BinaryIO) -> None:
