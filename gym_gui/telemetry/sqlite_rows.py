@@ -280,31 +280,23 @@ def _bool(value: int | None) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _payload(fields: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...], extra: str | None) -> dict[str, Any]:
+    """A stored event's payload: its non-NULL columns in order (each through its decoder), then the extras."""
+    payload = {key: value if decode is None else decode(value) for key, value, decode in fields if value is not None}
+    if extra is not None:
+        payload.update(load_json(extra))
+    return payload
+
+
 def decode_step(row: tuple[Any, ...]) -> StepRecord:
     """StepRecord from a row selected with ``STEP_READ_COLUMNS``."""
     (run_id, agent_id, seq_id, ts_iso, ep, si, reward, term, trunc,
      action, observation, info, render, extra) = row
-    payload: dict[str, Any] = {}
-    if ep is not None:
-        payload["episode_index"] = ep
-    if si is not None:
-        payload["step_index"] = si
-    if action is not None:
-        payload["action"] = load_json(action)
-    if observation is not None:
-        payload["observation"] = load_json(observation)
-    if reward is not None:
-        payload["reward"] = reward
-    if term is not None:
-        payload["terminated"] = bool(term)
-    if trunc is not None:
-        payload["truncated"] = bool(trunc)
-    if info is not None:
-        payload["info"] = load_json(info)
-    if render is not None:
-        payload["render_payload"] = load_json(render)
-    if extra is not None:
-        payload.update(load_json(extra))
+    payload = _payload((
+        ("episode_index", ep, None), ("step_index", si, None), ("action", action, load_json),
+        ("observation", observation, load_json), ("reward", reward, None), ("terminated", term, bool),
+        ("truncated", trunc, bool), ("info", info, load_json), ("render_payload", render, load_json),
+    ), extra)
     return StepRecord(
         run_id, loaded_agent(agent_id), seq_id, ts_iso, ep, si, reward, _bool(term), _bool(trunc), payload
     )
@@ -314,21 +306,11 @@ def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:
     """EpisodeRecord from a row selected with ``EPISODE_READ_COLUMNS``."""
     (run_id, agent_id, ep, seq_id, ts_iso, total_reward, length, term, trunc,
      outcome, metadata, extra) = row
-    payload: dict[str, Any] = {"episode_index": ep}
-    if total_reward is not None:
-        payload["total_reward"] = total_reward
-    if length is not None:
-        payload["length"] = length
-    if term is not None:
-        payload["terminated"] = bool(term)
-    if trunc is not None:
-        payload["truncated"] = bool(trunc)
-    if outcome is not None:
-        payload["outcome"] = outcome
-    if metadata is not None:
-        payload["metadata"] = load_json(metadata)
-    if extra is not None:
-        payload.update(load_json(extra))
+    payload = _payload((
+        ("episode_index", ep, None), ("total_reward", total_reward, None), ("length", length, None),
+        ("terminated", term, bool), ("truncated", trunc, bool), ("outcome", outcome, None),
+        ("metadata", metadata, load_json),
+    ), extra)
     return EpisodeRecord(
         run_id, loaded_agent(agent_id), ep, seq_id, ts_iso, total_reward, length, _bool(term), _bool(trunc),
         outcome, payload,
