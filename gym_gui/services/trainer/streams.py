@@ -22,7 +22,7 @@ from gym_gui.services.trainer.chunk_decoder import ChunkDecoder, DecodedChunk
 from gym_gui.services.trainer.frames import read_frame
 from gym_gui.services.trainer.ingest_child import child_argv
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
-from gym_gui.services.trainer.records import Normalized, RecordRejected, normalize_line
+from gym_gui.services.trainer.records import RecordRejected, normalize_line
 from gym_gui.services.trainer.stderr_tail import StderrTail
 from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
@@ -388,13 +388,14 @@ class TelemetryProxy:
                 runs[self._default_run_id] = self._default_agent_id
             for run_id, agent_id in runs.items():
                 if run_id not in self._runs_completed:
-                    norm = self._synthetic_completion(run_id, agent_id, exit_code)
-                    self._publish(norm.topic, norm.run_id, norm.agent_id, norm.seq, norm.ts_iso, norm.payload)
+                    payload = self._synthetic_completion(run_id, exit_code)
+                    self._publish(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
         if exit_code not in (None, 0):
             _log.warning("%s exited with %s", self.name, _describe_exit(exit_code))
         self._finished.set()
 
-    def _synthetic_completion(self, run_id: str, agent_id: str, exit_code: int | None) -> Normalized:
+    def _synthetic_completion(self, run_id: str, exit_code: int | None) -> dict[str, Any]:
+        """The RUN_COMPLETED payload for a run the worker never completed."""
         stopped = self._stop_requested.is_set()
         if exit_code is None:
             reason = "the stream ended without run_completed"
@@ -408,7 +409,7 @@ class TelemetryProxy:
             "stderr_tail": self._stderr_tail.text(),
             "summary": {"reason": reason, "synthesized_by": "proxy"},
         }
-        return Normalized(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
+        return payload
 
 
 def _child_env() -> dict[str, str]:
