@@ -1,16 +1,10 @@
-"""Fixtures for the durable-path tests: a store in tmp_path, a private bus, an event factory."""
+"""Builds well-formed TelemetryEvent streams for tests (shared by the durable-path and Qt-layer tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s
-from gym_gui.telemetry.run_bus import RunBus
-from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 _T0 = 1_800_000_000.0
 
@@ -78,25 +72,3 @@ class EventFactory:
     def run(self, episodes: int, length: int) -> list[TelemetryEvent]:
         """A whole run: started, episodes, completed."""
         return [self.started(), *self.episodes(episodes, length), self.completed()]
-
-
-@pytest.fixture
-def factory() -> type[EventFactory]:
-    return EventFactory
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "telemetry" / "runs.sqlite"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[TelemetrySQLiteStore]:
-    s = TelemetrySQLiteStore(db_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def bus() -> RunBus:
-    return RunBus()
