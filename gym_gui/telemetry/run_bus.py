@@ -188,7 +188,9 @@ class RunBus:
 
     Signals (blinker, control plane only, sent outside the bus lock from the calling thread):
     ``subscribed(bus, subscription=)``, ``unsubscribed(bus, subscription=)``,
-    ``overflowed(bus, subscription=, stream=, lost_ranges=)``.
+    ``overflowed(bus, subscription=, stream=, lost_ranges=)``, and
+    ``stream_opened(bus, stream=)`` when a stream's first event is published (sent from the
+    publishing thread; a Qt receiver must hand it to its own thread, or poll ``streams()``).
     """
 
     def __init__(self, *, overflow_notice_interval_s: float = OVERFLOW_NOTICE_INTERVAL_S) -> None:
@@ -199,9 +201,12 @@ class RunBus:
         self._next_notice_at = 0.0
         self._unnoticed_subs: set[Subscription] = set()
         self._notice_lock = threading.Lock()
+        self._streams: dict[StreamKey, None] = {}  # insertion-ordered set of every stream published
+        self._streams_lock = threading.Lock()
         self.subscribed = NamedSignal("subscribed")
         self.unsubscribed = NamedSignal("unsubscribed")
         self.overflowed = NamedSignal("overflowed")
+        self.stream_opened = NamedSignal("stream_opened")
         self.publish = self._make_publish()  # type: ignore[method-assign]
 
     # -- control plane ---------------------------------------------------------------------------
@@ -256,6 +261,19 @@ class RunBus:
         with self._lock:
             return list(self._subs.values())
 
+    def streams(self) -> list[StreamKey]:
+        """Every stream ``(run_id, agent_id)`` published so far, in order of first event. Any thread."""
+        with self._streams_lock:
+            return list(self._streams)
+
+    def _note_stream(self, stream: StreamKey) -> None:
+        """Record a stream seen on a route-cache miss; announce it the first time. Publisher's thread."""
+        with self._streams_lock:
+            if stream in self._streams:
+                return
+            self._streams[stream] = None
+        self._send_control(self.stream_opened, stream=stream)
+
     def overflow_stats(self) -> dict[str, int]:
         """Dropped count per subscription, keyed ``"TOPIC:subscriber_id"``. Any thread."""
         return {sub.key: sub.dropped for sub in self.subscriptions()}
@@ -281,18 +299,21 @@ class RunBus:
         note_overflow = self._note_overflow
         unnoticed_subs = self._unnoticed_subs
         flush_notices = self.flush_overflow_notices
+        note_stream = self._note_stream
+        overflow_topic = Topic.OVERFLOW
         event_type = TelemetryEvent
 
         def publish(evt: TelemetryEvent) -> None:
             if type(evt) is not event_type:
                 raise TypeError(f"publish() takes a TelemetryEvent, got {type(evt).__name__}")
             key = (evt.topic, evt.run_id, evt.agent_id)
-            dropped = False
+            dropped = missed = False
             lock.acquire()
             try:
                 route = routes.get(key)
                 if route is None:
                     route = build_route(key)
+                    missed = True
                 for queue, maxlen, waker, sub in route:
                     if len(queue) == maxlen:
                         sub._record_drop(queue[0])
@@ -302,6 +323,8 @@ class RunBus:
                         waker.notify()
             finally:
                 lock.release()
+            if missed and evt.topic is not overflow_topic:  # a new route may be a new stream (rare)
+                note_stream((evt.run_id, evt.agent_id))
             if dropped:
                 note_overflow(route)
             if unnoticed_subs:

@@ -214,6 +214,22 @@ def test_blinker_control_signals_and_a_failing_receiver_is_contained() -> None:
     ]
 
 
+def test_streams_are_announced_once_each_in_order_of_first_event() -> None:
+    bus = RunBus(overflow_notice_interval_s=0.0)
+    opened: list[Any] = []
+    bus.stream_opened.connect(lambda sender, stream: opened.append(stream), weak=False)
+    bus.publish(evt(1))  # no subscriber at all: the stream is still seen
+    bus.subscribe(Topic.STEP_APPENDED, "ui", maxlen=1)  # clears the route cache: a miss again, no repeat
+    bus.publish(evt(2))
+    bus.publish(evt(1, topic=Topic.EPISODE_FINALIZED, agent="agent7"))
+    bus.publish(evt(3, run="run2", agent=None))
+    bus.publish(evt(3))  # drops: the OVERFLOW notices name known streams and open none
+    assert bus.flush_overflow_notices(force=True) == 0  # already sent by publish (interval 0)
+    assert bus.overflow_stats()["STEP_APPENDED:ui"] == 2
+    expected = [("run1", "agent6"), ("run1", "agent7"), ("run2", None)]
+    assert opened == expected and bus.streams() == expected
+
+
 def test_publish_rejects_what_is_not_an_event() -> None:
     with pytest.raises(TypeError, match="TelemetryEvent"):
         RunBus().publish({"topic": "STEP_APPENDED"})  # type: ignore[arg-type]
