@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID, TelemetryProxy
+from gym_gui.services.trainer.worker_specs import WorkerSpec, new_run_id
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -39,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Anything after `--` is the worker command to run instead of the built-in Q-learning worker.",
     )
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH, help="SQLite file (created if missing)")
-    parser.add_argument("--env", default="FrozenLake-v1", help="Gymnasium ToyText env for the built-in worker")
+    parser.add_argument("--env", default="FrozenLake-v1", help="Gymnasium env of the built-in workers: ToyText (Q-learning) or CartPole-v1 (RGB frames)")
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agent-id", default="agent-1", help="agent id of the built-in worker")
@@ -53,14 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def worker_spec(args: argparse.Namespace) -> WorkerSpec:
+    """The built-in worker's spec for these options."""
+    return WorkerSpec(env_id=args.env, episodes=args.episodes, seed=args.seed, agent_id=args.agent_id,
+                      step_rate_hz=args.step_rate_hz, heartbeat_interval_s=args.heartbeat_interval_s)
+
+
 def worker_argv(args: argparse.Namespace, run_id: str) -> list[str]:
-    """The built-in Q-learning worker's command line for these options."""
-    return [
-        sys.executable, "-m", "gym_gui.workers.q_learning",
-        "--env", args.env, "--episodes", str(args.episodes), "--seed", str(args.seed),
-        "--agent-id", args.agent_id, "--run-id", run_id,
-        "--step-rate-hz", str(args.step_rate_hz), "--heartbeat-interval-s", str(args.heartbeat_interval_s),
-    ]
+    """The built-in worker's command line for these options."""
+    return worker_spec(args).argv(run_id)
 
 
 def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -114,8 +114,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()  # collector thresholds for full-speed ingest (gym_gui/gc_tuning.py)
-    app = QCoreApplication.instance() or QCoreApplication([])  # noqa: F841 - the sink's QThread wants one
-    run_id = args.run_id or f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    app = QCoreApplication.instance() or QCoreApplication([])  # the sink's QThread wants one
+    run_id = args.run_id or new_run_id()
     argv_to_run = command or worker_argv(args, run_id)
 
     args.db.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +152,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return _print_summary(out, store, proxy, sink, progress, args.db, flushed)
     finally:
         store.close()
+        del app  # kept alive until the sink's QThread is gone
 
 
 def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,
