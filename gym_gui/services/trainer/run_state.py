@@ -1,0 +1,64 @@
+"""RunStatus and RunState: what the RunRegistry knows about one run (Qt-free, immutable)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+__all__ = ["SEVERITY", "RunState", "RunStatus", "TERMINAL_STATUSES", "status_for_outcome"]
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run stands. The value is the text the registry's ``status_changed`` signal carries."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STALLED = "stalled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for completed, failed and cancelled: such a run never changes back."""
+        return self in TERMINAL_STATUSES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+#: When several agents of one run complete, the most severe outcome wins (as in the store's runs row).
+SEVERITY = {RunStatus.COMPLETED: 1, RunStatus.CANCELLED: 2, RunStatus.FAILED: 3}
+
+
+def status_for_outcome(outcome: Any) -> RunStatus:
+    """The terminal status of a RUN_COMPLETED ``outcome``; a missing or unknown outcome is completed."""
+    if outcome == "failed":
+        return RunStatus.FAILED
+    if outcome == "cancelled":
+        return RunStatus.CANCELLED
+    return RunStatus.COMPLETED
+
+
+@attrs.frozen(slots=True)
+class RunState:
+    """A snapshot of one run. Timestamps are the events' ISO-8601 ``ts_iso`` texts.
+
+    ``agent_ids`` lists the run's streams in the order the registry learnt of them;
+    ``last_event_at`` is the time of the newest lifecycle, heartbeat or episode event seen (for a
+    run only known from SQLite: the stored row's latest lifecycle time).
+    """
+
+    run_id: str
+    status: RunStatus
+    env_id: str | None = None
+    agent_ids: tuple[str, ...] = ()
+    outcome: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    last_event_at: str | None = None
+    summary: Any = None
