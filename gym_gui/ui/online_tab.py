@@ -1,0 +1,414 @@
+"""AgentOnlineTab: the ``Agent-{id}-Online`` tab of one stream, fed by a LiveTelemetryController."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtGui import QCloseEvent
+from PyQt5.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+
+from gym_gui.services.telemetry.live_batch import LiveBatch
+from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.ui import palette
+from gym_gui.ui.episode_table_model import EpisodeTableModel
+from gym_gui.ui.rate_meter import RateMeter
+from gym_gui.ui.render_view import RenderView
+from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
+from gym_gui.ui.table_view import make_table_view
+
+__all__ = ["AgentOnlineTab", "HEADER_FIELDS", "TOYTEXT_FAMILIES"]
+
+#: Header keys and their captions, in display order.
+HEADER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("status", "Status"),
+    ("env", "Env"),
+    ("episode", "Episode"),
+    ("step", "Step"),
+    ("last_reward", "Last reward"),
+    ("episode_return", "Return so far"),
+    ("steps_per_s", "Steps/s"),
+    ("steps_seen", "Steps seen"),
+    ("episodes_seen", "Episodes"),
+    ("dropped", "Dropped"),
+    ("backfilled", "Backfilled"),
+    ("pending", "Pending backfill"),
+)
+
+#: Environment families whose steps carry "grid" payloads (Gymnasium ToyText).
+TOYTEXT_FAMILIES = frozenset({"FrozenLake", "CliffWalking", "Taxi"})
+
+STALL_TICK_MS = 1000
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _is_toytext(payload: Mapping[str, Any]) -> bool | None:
+    """Whether a RUN_STARTED payload describes a ToyText run (None: it does not say)."""
+    kind = payload.get("render_kind")
+    if kind in ("grid", "rgb"):
+        return kind == "grid"
+    family = payload.get("env_family")
+    if isinstance(family, str):
+        return family in TOYTEXT_FAMILIES
+    env_id = payload.get("env_id")
+    if isinstance(env_id, str) and env_id:
+        return any(env_id.startswith(f) for f in TOYTEXT_FAMILIES)
+    return None
+
+
+class AgentOnlineTab(QWidget):
+    """Live view of one stream: header counters, stall banner, newest frame, step and episode tables.
+
+    Fed through its slots (connect them to a LiveTelemetryController's signals). Per batch it
+    counts every step, appends every step and episode to the table models in one insert each,
+    and renders only ``batch.latest_step``. The tables start hidden for ToyText runs (grid
+    payloads) and shown otherwise; the "Show tables" button toggles them. GUI thread only.
+    """
+
+    def __init__(self, run_id: str, agent_id: str, *, max_table_rows: int = DEFAULT_MAX_ROWS,
+                 rate_window_s: float = 2.0, stall_tick_ms: int = STALL_TICK_MS,
+                 clock: Callable[[], float] = time.monotonic, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.run_id = run_id
+        self.agent_id = agent_id
+        self.setObjectName(self.title())
+        self._clock = clock
+        self._rate = RateMeter(rate_window_s, clock=clock)
+        self._worker_rate: float | None = None
+        self._steps_seen = 0
+        self._episodes_seen = 0
+        self._episode: int | None = None
+        self._episode_return = 0.0
+        self._last_event_at: float | None = None
+        self._stalled = False
+        self._completed = False
+        self._toytext: bool | None = None
+        self._tables_user_set = False
+
+        self.step_model = StepTableModel(max_table_rows, self)
+        self.episode_model = EpisodeTableModel(self)
+        self.stall_timer = QTimer(self)
+        self.stall_timer.setInterval(max(1, stall_tick_ms))
+        self.stall_timer.timeout.connect(self._update_stall_text)
+        self._build()
+        self._set("status", "waiting for the worker")
+
+    # -- construction ----------------------------------------------------------------------------
+    def _build(self) -> None:
+        header = QGridLayout()
+        header.setHorizontalSpacing(12)
+        self._values: dict[str, QLabel] = {}
+        per_row = 6
+        for i, (key, caption) in enumerate(HEADER_FIELDS):
+            row, col = divmod(i, per_row)
+            name = QLabel(f"{caption}:")
+            name.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            value = QLabel("-")
+            value.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            value.setObjectName(f"value_{key}")
+            header.addWidget(name, row, 2 * col)
+            header.addWidget(value, row, 2 * col + 1)
+            self._values[key] = value
+
+        self.summary_label = QLabel()
+        self.summary_label.setWordWrap(True)
+        self.summary_label.hide()
+        self.stall_banner = QLabel()
+        self.stall_banner.setWordWrap(True)
+        self.stall_banner.setStyleSheet(palette.STALL_BANNER_CSS)
+        self.stall_banner.hide()
+
+        self.render_view = RenderView()
+        self.tables_button = QPushButton("Show tables")
+        self.tables_button.setCheckable(True)
+        self.tables_button.setChecked(True)
+        self.tables_button.toggled.connect(self._apply_tables_visible)
+        self.tables_button.clicked.connect(self._tables_clicked)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.tables_button)
+
+        self.step_view = make_table_view(self.step_model)
+        # Follow the newest row until the person scrolls up; back at the bottom, follow again.
+        self._follow_newest = True
+        bar = self.step_view.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_scroll_range)
+        bar.valueChanged.connect(self._on_scroll_value)
+        self.episode_view = make_table_view(self.episode_model)
+        self.tables = QSplitter(Qt.Horizontal)
+        self.tables.addWidget(self._titled("Steps (newest last)", self.step_view))
+        self.tables.addWidget(self._titled("Episodes", self.episode_view))
+        self.tables.setStretchFactor(0, 3)
+        self.tables.setStretchFactor(1, 2)
+
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(self.render_view)
+        splitter.addWidget(self.tables)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.summary_label)
+        layout.addWidget(self.stall_banner)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter, 1)
+
+    @staticmethod
+    def _titled(title: str, view: QWidget) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel(title))
+        layout.addWidget(view, 1)
+        return box
+
+    # -- public ----------------------------------------------------------------------------------
+    def title(self) -> str:
+        """The tab's title, ``Agent-{agent_id}-Online``."""
+        return f"Agent-{self.agent_id}-Online"
+
+    def header_text(self, key: str) -> str:
+        """The header value shown for ``key`` (see HEADER_FIELDS). GUI thread."""
+        return self._values[key].text()
+
+    @property
+    def steps_seen(self) -> int:
+        """Steps received (live and backfilled) since the tab was made. GUI thread."""
+        return self._steps_seen
+
+    @property
+    def episodes_seen(self) -> int:
+        """Episodes received since the tab was made. GUI thread."""
+        return self._episodes_seen
+
+    @property
+    def steps_per_s(self) -> float | None:
+        """The rate shown: the worker's last heartbeat figure, else the rate steps arrive here. GUI thread."""
+        return self._worker_rate if self._worker_rate is not None else self._rate.rate()
+
+    @property
+    def stalled(self) -> bool:
+        """True while the stall banner is up. GUI thread."""
+        return self._stalled
+
+    def tables_visible(self) -> bool:
+        """Whether the step and episode tables are shown (regardless of the tab itself). GUI thread."""
+        return not self.tables.isHidden()
+
+    def set_tables_visible(self, visible: bool) -> None:
+        """Show or hide the tables as the user's choice (later defaults do not override it). GUI thread."""
+        self._tables_user_set = True
+        self.tables_button.setChecked(visible)
+
+    def stop(self) -> None:
+        """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
+        self.stall_timer.stop()
+
+    # -- slots -----------------------------------------------------------------------------------
+    def on_run_started(self, evt: TelemetryEvent) -> None:
+        """The stream's RUN_STARTED: environment and ToyText defaults. GUI thread."""
+        if evt.run_id != self.run_id:
+            return
+        payload = evt.payload
+        self._touch()
+        if not self._completed:
+            self._set("status", "running")
+        env_id = payload.get("env_id")
+        if isinstance(env_id, str):
+            self._set("env", env_id)
+        toytext = _is_toytext(payload)
+        if toytext is not None:
+            self._learn_kind(toytext)
+
+    def on_batch(self, batch: LiveBatch) -> None:
+        """Count, table and render one tick's events (see LiveBatch). GUI thread; no per-row widget work."""
+        if batch.run_id != self.run_id or batch.agent_id != self.agent_id:
+            return
+        steps, episodes = batch.steps, batch.episodes
+        if steps or episodes:
+            self._touch()
+            if not self._completed and not self._stalled:
+                self._set("status", "running")
+        if steps:
+            self._steps_seen += len(steps)
+            self._rate.add(self._steps_seen)
+            self._fold_returns(steps)
+            self.step_model.append_steps(steps)
+        if episodes:
+            self._episodes_seen += len(episodes)
+            self.episode_model.add_events(episodes)
+        latest = batch.latest_step
+        if latest is not None:
+            self._show_latest(latest)
+        self._set("steps_seen", str(self._steps_seen))
+        self._set("episodes_seen", str(self._episodes_seen))
+        self._set("dropped", str(batch.dropped_total))
+        self._set("backfilled", str(batch.backfilled_total))
+        self._set("pending", str(batch.pending_backfill))
+        self._set("episode_return", _fmt(self._episode_return if self._episode is not None else None))
+        self._set("steps_per_s", _fmt(self.steps_per_s))
+
+    def on_heartbeat(self, evt: TelemetryEvent) -> None:
+        """The newest RUN_HEARTBEAT of a tick: the worker's own step rate, when it reports one. GUI thread."""
+        if evt.run_id != self.run_id:
+            return
+        self._touch()
+        payload = evt.payload
+        stats = payload.get("stats")
+        rate = _number(stats.get("steps_per_s")) if isinstance(stats, Mapping) else None
+        if rate is None:
+            rate = _number(payload.get("steps_per_s"))
+        if rate is not None:
+            self._worker_rate = rate
+            self._values["steps_per_s"].setToolTip("from the worker's heartbeat")
+        self._set("steps_per_s", _fmt(self.steps_per_s))
+
+    def on_stall_changed(self, stalled: bool) -> None:
+        """Show or hide the stall banner. GUI thread."""
+        stalled = bool(stalled) and not self._completed
+        if stalled == self._stalled:
+            return
+        self._stalled = stalled
+        if stalled:
+            self._rate.reset()
+            self._set("status", "stalled")
+            self._update_stall_text()
+            self.stall_banner.show()
+            self.stall_timer.start()
+        else:
+            self.stall_timer.stop()
+            self.stall_banner.hide()
+            self._set("status", "running")
+
+    def on_run_completed(self, evt: TelemetryEvent) -> None:
+        """The run ended: final status, summary, no more stall banner. GUI thread."""
+        if evt.run_id != self.run_id:
+            return
+        self._completed = True
+        self._end_stall()
+        payload = evt.payload
+        outcome = payload.get("outcome")
+        status = outcome if isinstance(outcome, str) else "completed"
+        exit_code = payload.get("exit_code")
+        if outcome == "failed" and exit_code is not None:
+            status += f" (exit code {exit_code})"
+        self._set("status", status)
+        tail = payload.get("stderr_tail")
+        self._values["status"].setToolTip(tail if isinstance(tail, str) else "")
+        self._worker_rate = None
+        self._rate.reset()
+        self._set("steps_per_s", "-")
+        self.summary_label.setText(self._summary_text(payload))
+        self.summary_label.setVisible(bool(self.summary_label.text()))
+
+    def _end_stall(self) -> None:
+        """Take the banner down for good (the run ended)."""
+        self._stalled = False
+        self.stall_timer.stop()
+        self.stall_banner.hide()
+
+    # -- Qt --------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        """Stop the timer when the tab closes. GUI thread."""
+        self.stop()
+        super().closeEvent(event)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _set(self, key: str, text: str) -> None:
+        label = self._values[key]
+        if label.text() != text:
+            label.setText(text)
+
+    def _touch(self) -> None:
+        self._last_event_at = self._clock()
+
+    def _on_scroll_range(self, _minimum: int, maximum: int) -> None:
+        if self._follow_newest:
+            self.step_view.verticalScrollBar().setValue(maximum)
+
+    def _on_scroll_value(self, value: int) -> None:
+        self._follow_newest = value >= self.step_view.verticalScrollBar().maximum()
+
+    def _fold_returns(self, steps: tuple[TelemetryEvent, ...]) -> None:
+        """Keep the running return of the newest episode seen (older episodes' steps are ignored)."""
+        current, total = self._episode, self._episode_return
+        for evt in steps:
+            payload = evt.payload
+            ep = payload.get("episode_index")
+            if type(ep) is not int or (current is not None and ep < current):
+                continue
+            if ep != current:
+                current, total = ep, 0.0
+            reward = payload.get("reward")
+            if type(reward) is float or type(reward) is int:
+                total += reward
+        self._episode, self._episode_return = current, total
+
+    def _show_latest(self, latest: TelemetryEvent) -> None:
+        payload = latest.payload
+        self._set("episode", _fmt(_number(payload.get("episode_index"))))
+        self._set("step", _fmt(_number(payload.get("step_index"))))
+        self._set("last_reward", _fmt(_number(payload.get("reward"))))
+        render = payload.get("render_payload")
+        if render is None:
+            return  # a step without a frame: keep showing the previous one
+        kind = render.get("kind") if isinstance(render, Mapping) else None
+        if kind in ("grid", "rgb") and self._toytext is None:
+            self._learn_kind(kind == "grid")
+        self.render_view.set_payload(render)
+
+    def _learn_kind(self, toytext: bool) -> None:
+        """Apply the default table visibility for the run's kind, unless the user chose already."""
+        self._toytext = toytext
+        if not self._tables_user_set:
+            self.tables_button.setChecked(not toytext)
+
+    def _apply_tables_visible(self, visible: bool) -> None:
+        self.tables.setVisible(visible)
+        self.tables_button.setText("Hide tables" if visible else "Show tables")
+
+    def _tables_clicked(self, _checked: bool) -> None:
+        self._tables_user_set = True
+
+    def _update_stall_text(self) -> None:
+        if self._last_event_at is None:
+            silence = "No events from the worker yet."
+        else:
+            seconds = max(0.0, self._clock() - self._last_event_at)
+            last_at = datetime.fromtimestamp(time.time() - seconds).strftime("%H:%M:%S")
+            silence = f"No events for {seconds:.0f} s (last at {last_at})."
+        self.stall_banner.setText(
+            f"Stream stalled. {silence} The durable path keeps recording; this view catches up "
+            "(with backfill) when events flow again."
+        )
+
+    @staticmethod
+    def _summary_text(payload: Mapping[str, Any]) -> str:
+        parts: list[str] = []
+        summary = payload.get("summary")
+        if isinstance(summary, Mapping):
+            for key in ("episodes", "steps", "mean_return", "success_rate", "duration_s", "error"):
+                value = summary.get(key)
+                if value is not None:
+                    parts.append(f"{key}: {_fmt(_number(value)) if _number(value) is not None else value}")
+        signal = payload.get("signal")
+        if signal:
+            parts.append(f"signal: {signal}")
+        tail = payload.get("stderr_tail")
+        if isinstance(tail, str) and tail.strip():
+            parts.append(f"stderr: {tail.strip().splitlines()[-1][:200]}")
+        return "Run ended. " + ", ".join(parts) if parts else ""

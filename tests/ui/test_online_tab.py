@@ -1,0 +1,276 @@
+"""AgentOnlineTab fed with LiveBatches of real step events: exact counters, bounded tables, the newest
+frame, the stall banner, ToyText defaults, and per-batch cost."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from PyQt5.QtWidgets import QTableView
+
+from event_factory import EventFactory
+from gym_gui.services.telemetry.live_batch import LiveBatch
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.ui.online_tab import AgentOnlineTab
+from ui_payloads import cartpole_payload, toytext_run
+
+
+def make_tab(qtbot: Any, **kwargs: Any) -> AgentOnlineTab:
+    tab = AgentOnlineTab("run1", "agent1", **kwargs)
+    qtbot.addWidget(tab)
+    tab.resize(900, 700)
+    return tab
+
+
+def batch_of(events: Sequence[TelemetryEvent], **totals: Any) -> LiveBatch:
+    steps = tuple(e for e in events if e.topic is Topic.STEP_APPENDED)
+    episodes = tuple(e for e in events if e.topic is Topic.EPISODE_FINALIZED)
+    return LiveBatch("run1", "agent1", steps=steps, episodes=episodes,
+                     latest_step=steps[-1] if steps else None, **totals)
+
+
+def chunks(events: list[TelemetryEvent], size: int) -> list[list[TelemetryEvent]]:
+    return [events[i : i + size] for i in range(0, len(events), size)]
+
+
+def test_batches_of_real_steps_update_the_counters_exactly(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.on_run_started(f.started("FrozenLake-v1", render_kind="grid", env_family="FrozenLake"))
+    events = toytext_run(f, episodes=6, max_steps=10)
+    steps = [e for e in events if e.topic is Topic.STEP_APPENDED]
+    episodes = [e for e in events if e.topic is Topic.EPISODE_FINALIZED]
+    seen = 0
+    for i, part in enumerate(chunks(events, 7)):
+        seen += sum(e.topic is Topic.STEP_APPENDED for e in part)
+        tab.on_batch(batch_of(part, steps_total=seen, dropped_total=i, backfilled_total=2 * i, pending_backfill=1))
+        assert tab.header_text("steps_seen") == str(seen)
+    last = steps[-1].payload
+    assert tab.steps_seen == len(steps) and tab.episodes_seen == len(episodes)
+    assert tab.header_text("episodes_seen") == str(len(episodes))
+    assert tab.header_text("status") == "running" and tab.header_text("env") == "FrozenLake-v1"
+    assert tab.header_text("episode") == str(last["episode_index"])
+    assert tab.header_text("step") == str(last["step_index"])
+    assert tab.header_text("last_reward") == f"{last['reward']:.6g}"
+    assert tab.header_text("dropped") == str(i) and tab.header_text("backfilled") == str(2 * i)
+    assert tab.header_text("pending") == "1"
+    assert tab.step_model.rowCount() == len(steps)
+    assert [tab.episode_model.row_at(r).episode_index for r in range(tab.episode_model.rowCount())] == list(range(6))
+    row = tab.episode_model.row_at(5)
+    assert (row.total_reward, row.length, row.outcome) == (
+        episodes[5].payload["total_reward"], episodes[5].payload["length"], episodes[5].payload["outcome"])
+
+
+def test_the_newest_frame_is_rendered_and_only_it(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    steps = [e for e in toytext_run(f, episodes=4, max_steps=8) if e.topic is Topic.STEP_APPENDED]
+    agents = [s.payload["render_payload"]["agent"] for s in steps]
+    latest = next(s for s, a in zip(steps, agents) if a != agents[-1])
+    # A batch whose latest_step is not its last step: that one is the frame shown.
+    tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps), latest_step=latest))
+    state = tab.render_view.grid_view.grid_state()
+    assert tab.render_view.kind == "grid" and state is not None
+    assert list(state.agent) == latest.payload["render_payload"]["agent"] != agents[-1]
+    assert tab.render_view.grid_view.layout_parses == 1
+    assert tab.steps_seen == len(steps)
+
+
+def test_rgb_frames_show_in_the_video_view_and_a_step_without_a_frame_keeps_the_last(
+        qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.on_run_started(f.started("CartPole-v1", render_kind="rgb", env_family="CartPole"))
+    first = f.step(0, 0, observation=[0.0, 0.1, 0.0, -0.1], render_payload=cartpole_payload(0))
+    tab.on_batch(batch_of([first]))
+    image = tab.render_view.video_view.image()
+    assert tab.render_view.kind == "rgb" and image is not None and (image.width(), image.height()) == (150, 100)
+    tab.on_batch(batch_of([f.step(0, 1, render_payload=None)]))
+    assert tab.render_view.video_view.image() is image and tab.header_text("step") == "1"
+    assert tab.tables_visible()  # not ToyText: the tables are shown by default
+
+
+def test_the_table_keeps_the_newest_n_rows_while_the_counters_count_every_step(
+        qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot, max_table_rows=100)
+    inserts: list[tuple[int, int]] = []
+    removes: list[tuple[int, int]] = []
+    tab.step_model.rowsInserted.connect(lambda _p, a, b: inserts.append((a, b)))
+    tab.step_model.rowsRemoved.connect(lambda _p, a, b: removes.append((a, b)))
+    sizes = [60, 60, 250, 5]
+    all_steps: list[TelemetryEvent] = []
+    for n in sizes:
+        steps = [f.step(len(all_steps) // 50, (len(all_steps) + i) % 50, reward=1.0) for i in range(n)]
+        all_steps += steps
+        tab.on_batch(batch_of(steps))
+    assert tab.steps_seen == sum(sizes) == tab.step_model.appended_total
+    assert tab.header_text("steps_seen") == str(sum(sizes))
+    assert tab.step_model.rowCount() == 100
+    assert [tab.step_model.step_at(r).seq_id for r in range(100)] == [e.seq_id for e in all_steps[-100:]]
+    assert len(inserts) == len(sizes)  # one insert per batch, never per row
+    assert inserts == [(0, 59), (40, 99), (0, 99), (95, 99)] and removes == [(0, 19), (0, 99), (0, 4)]
+    view = tab.step_view
+    assert isinstance(view, QTableView) and view.model() is tab.step_model
+    assert tab.step_model.index(99, 0).data() == str(all_steps[-1].seq_id)
+
+
+def test_a_4096_step_batch_is_one_bulk_insert_and_cheap(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.show()
+    qtbot.waitExposed(tab)
+    steps = [f.step(i // 100, i % 100, reward=0.25) for i in range(3 * 4096)]
+    batches = [LiveBatch("run1", "agent1", steps=tuple(part), latest_step=part[-1]) for part in chunks(steps, 4096)]
+    inserts: list[int] = []
+    tab.step_model.rowsInserted.connect(lambda *_: inserts.append(1))
+    started = time.perf_counter()
+    for batch in batches:
+        tab.on_batch(batch)
+    elapsed = time.perf_counter() - started
+    assert inserts == [1, 1, 1] and tab.steps_seen == 3 * 4096
+    assert tab.step_model.rowCount() == 10_000 and tab.header_text("steps_seen") == "12288"
+    assert tab.step_model.step_at(9_999) is steps[-1]
+    # The last episode (122) has 88 steps of reward 0.25 so far.
+    assert tab.header_text("episode") == "122" and tab.header_text("episode_return") == "22"
+    assert elapsed < 1.5, f"3 x 4096-step batches took {elapsed:.3f} s"
+
+
+def test_return_so_far_follows_the_newest_episode(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.on_batch(batch_of([f.step(0, i, reward=1.0) for i in range(3)]))
+    assert tab.header_text("episode_return") == "3"
+    tab.on_batch(batch_of([f.step(0, 3, reward=-0.5), f.episode(0, 4), f.step(1, 0, reward=2.0)]))
+    assert tab.header_text("episode_return") == "2"
+    old = EventFactory("run1", "agent1", first_seq=2).step(0, 2, reward=100.0)  # a backfilled older step
+    tab.on_batch(LiveBatch("run1", "agent1", steps=(old,), backfilled=1, backfilled_total=1))
+    assert tab.header_text("episode_return") == "2" and tab.header_text("backfilled") == "1"
+    assert tab.header_text("step") == "0"  # no newer latest_step: the header keeps the newest one
+
+
+def test_toytext_hides_the_tables_by_default_and_the_button_shows_them(qtbot: Any,
+                                                                      factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.show()
+    tab.on_run_started(f.started("Taxi-v3", render_kind="grid", env_family="Taxi"))
+    assert not tab.tables_visible() and not tab.tables.isVisible()
+    assert tab.render_view.isVisible() and tab.tables_button.text() == "Show tables"
+    tab.tables_button.click()
+    assert tab.tables_visible() and tab.tables.isVisible() and tab.tables_button.text() == "Hide tables"
+    tab.on_batch(batch_of(toytext_run(f, "Taxi-v3", episodes=1, max_steps=4)))
+    assert tab.tables_visible()  # the person's choice outlives later defaults
+    tab.tables_button.click()
+    assert not tab.tables_visible()
+
+
+def test_without_run_started_the_first_grid_frame_hides_the_tables(qtbot: Any,
+                                                                  factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    assert tab.tables_visible()
+    tab.on_batch(batch_of(toytext_run(f, "CliffWalking-v1", episodes=1, max_steps=3)))
+    assert not tab.tables_visible() and tab.render_view.kind == "grid"
+    assert tab.step_model.rowCount() == 3  # hidden tables still get every row
+
+
+def test_the_stall_banner_shows_while_stalled_and_its_timer_stops(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    now = [100.0]
+    tab = make_tab(qtbot, clock=lambda: now[0], stall_tick_ms=10)
+    tab.show()
+    tab.on_batch(batch_of([f.step(0, 0)]))
+    assert tab.stall_banner.isHidden()
+    now[0] = 104.0
+    tab.on_stall_changed(True)
+    assert tab.stalled and tab.stall_banner.isVisible() and tab.stall_timer.isActive()
+    text = tab.stall_banner.text()
+    assert "stalled" in text and "No events for 4 s" in text and "durable path keeps recording" in text
+    assert tab.header_text("status") == "stalled"
+    now[0] = 109.0
+    qtbot.waitUntil(lambda: "No events for 9 s" in tab.stall_banner.text(), timeout=3000)
+    tab.on_stall_changed(False)
+    assert tab.stall_banner.isHidden() and not tab.stall_timer.isActive()
+    assert tab.header_text("status") == "running"
+    tab.on_stall_changed(True)
+    tab.stop()
+    assert not tab.stall_timer.isActive()
+    tab.stop()  # idempotent
+    tab.on_stall_changed(False)
+    tab.on_stall_changed(True)
+    tab.close()
+    assert not tab.stall_timer.isActive()
+
+
+def test_run_completed_shows_the_outcome_and_ends_any_stall(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.on_run_started(f.started())
+    tab.on_stall_changed(True)
+    tab.on_run_completed(f.completed("failed", exit_code=1, stderr_tail="Traceback...\nRuntimeError: boom\n",
+                                     summary={"episodes": 3, "steps": 40}))
+    assert tab.stall_banner.isHidden() and not tab.stall_timer.isActive()
+    assert tab.header_text("status") == "failed (exit code 1)"
+    assert "RuntimeError: boom" in tab.summary_label.text() and "episodes: 3" in tab.summary_label.text()
+    tab.on_stall_changed(True)  # a completed run never stalls
+    assert tab.stall_banner.isHidden() and tab.header_text("status") == "failed (exit code 1)"
+
+
+def test_steps_per_second_from_heartbeats_or_from_arrivals(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    now = [10.0]
+    tab = make_tab(qtbot, clock=lambda: now[0])
+    tab.on_batch(batch_of([f.step(0, i) for i in range(100)]))
+    assert tab.steps_per_s is None and tab.header_text("steps_per_s") == "-"
+    now[0] = 11.0
+    tab.on_batch(batch_of([f.step(0, 100 + i) for i in range(250)]))
+    assert tab.steps_per_s == 250.0 and tab.header_text("steps_per_s") == "250"
+    tab.on_heartbeat(f.heartbeat(interval_s=1.0, stats={"steps_per_s": 1234.5, "steps_done": 350}))
+    assert tab.steps_per_s == 1234.5 and tab.header_text("steps_per_s") == "1234.5"
+
+
+def test_events_of_another_stream_are_ignored(qtbot: Any, factory: type[EventFactory]) -> None:
+    tab = make_tab(qtbot)
+    other = factory("run2", "agent1")
+    tab.on_run_started(other.started("Taxi-v3", render_kind="grid"))
+    tab.on_batch(LiveBatch("run1", "agent2", steps=(other.step(0, 0),)))
+    tab.on_run_completed(other.completed())
+    assert tab.steps_seen == 0 and tab.tables_visible() and tab.header_text("status") == "waiting for the worker"
+    assert tab.title() == "Agent-agent1-Online"
+
+
+def test_a_backfilled_episode_takes_its_place_in_the_episode_table(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    events = f.episodes(5, 2)
+    eps = [e for e in events if e.topic is Topic.EPISODE_FINALIZED]
+    tab.on_batch(batch_of([eps[0], eps[1], eps[3], eps[4]], dropped_total=3))
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(eps[2],), backfilled=1, backfilled_total=1))
+    model = tab.episode_model
+    assert [model.index(r, 0).data() for r in range(model.rowCount())] == ["0", "1", "2", "3", "4"]
+    assert [model.index(2, c).data() for c in range(4)] == ["2", "1", "2", "goal"]
+    tab.on_batch(batch_of([f.episode(4, 7, total_reward=-1.5, outcome=None, terminated=False, truncated=True)]))
+    assert model.rowCount() == 5 and [model.index(4, c).data() for c in range(4)] == ["4", "-1.5", "7", "truncated"]
+    assert tab.episodes_seen == 6
+
+
+def test_the_step_table_follows_the_newest_row_until_scrolled_up(qtbot: Any, factory: type[EventFactory]) -> None:
+    f = factory("run1", "agent1")
+    tab = make_tab(qtbot)
+    tab.show()
+    qtbot.waitExposed(tab)
+    bar = tab.step_view.verticalScrollBar()
+    tab.on_batch(batch_of([f.step(0, i) for i in range(200)]))
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum())
+    bar.setValue(0)  # the person scrolls up to read
+    max_200 = bar.maximum()
+    tab.on_batch(batch_of([f.step(0, 200 + i) for i in range(200)]))
+    qtbot.waitUntil(lambda: bar.maximum() > max_200)  # the view has laid out the new rows
+    assert bar.value() == 0
+    bar.setValue(bar.maximum())  # back at the bottom: follow again
+    max_400 = bar.maximum()
+    tab.on_batch(batch_of([f.step(0, 400 + i) for i in range(50)]))
+    qtbot.waitUntil(lambda: bar.maximum() > max_400)
+    view = tab.step_view
+    assert bar.value() == bar.maximum() and view.rowAt(view.viewport().height() - 2) == 449
