@@ -1,0 +1,288 @@
+"""AgentReplayTab: the ``Agent-{id}-Replay`` tab: a finished run's episodes and a step scrubber."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Sequence
+
+from PyQt5.QtCore import QModelIndex, Qt, QTimer
+from PyQt5.QtGui import QCloseEvent, QFontDatabase
+from PyQt5.QtWidgets import (
+    QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+)
+
+from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
+from gym_gui.ui.episode_table_model import EpisodeTableModel
+from gym_gui.ui.table_view import make_table_view
+from gym_gui.ui.render_view import RenderView
+
+__all__ = ["AgentReplayTab"]
+
+_log = logging.getLogger(__name__)
+
+_DETAIL_LIMIT = 400
+
+
+def _text(value: Any) -> str:
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "\u2026"
+
+
+class AgentReplayTab(QWidget):
+    """Replays one agent's stored episodes: pick an episode, scrub or play through its steps.
+
+    ``set_episodes`` fills the episode list; selecting an episode calls ``request_steps(index)``
+    (the owner loads them off the GUI thread, e.g. ``ReplayController.load_steps``) and
+    ``set_steps`` shows them. Play advances one step per ``play_interval_ms`` and stops at the
+    last step. A step without a frame shows the newest frame before it. GUI thread only.
+    """
+
+    def __init__(self, run_id: str, agent_id: str, request_steps: Callable[[int], None], *,
+                 play_interval_ms: int = 100, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.run_id = run_id
+        self.agent_id = agent_id
+        self.setObjectName(self.title())
+        self._request_steps = request_steps
+        self._requested: int | None = None
+        self._episode: int | None = None
+        self._steps: list[StepRecord] = []
+        self._frame_of: list[int] = []
+        self._position = 0
+
+        self.episode_model = EpisodeTableModel(self)
+        self.play_timer = QTimer(self)
+        self.play_timer.setInterval(max(1, play_interval_ms))
+        self.play_timer.timeout.connect(self._advance)
+        self._build()
+        self._show_empty("Select an episode to replay it.")
+
+    # -- construction ----------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.episode_view = make_table_view(self.episode_model)
+        self.episode_view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.episode_view.selectionModel().currentRowChanged.connect(self._on_current_row)
+
+        self.episode_label = QLabel()
+        self.render_view = RenderView()
+        self.play_button = QPushButton("Play")
+        self.play_button.setCheckable(True)
+        self.play_button.clicked.connect(self._on_play_clicked)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setMinimum(0)
+        self.slider.valueChanged.connect(self.set_position)
+        self.step_label = QLabel()
+        self.step_label.setMinimumWidth(110)
+        self.rate_box = QSpinBox()
+        self.rate_box.setRange(1, 120)
+        self.rate_box.setSuffix(" steps/s")
+        self.rate_box.setValue(max(1, round(1000 / self.play_timer.interval())))
+        self.rate_box.valueChanged.connect(lambda hz: self.play_timer.setInterval(max(1, round(1000 / hz))))
+        controls = QHBoxLayout()
+        controls.addWidget(self.play_button)
+        controls.addWidget(self.slider, 1)
+        controls.addWidget(self.step_label)
+        controls.addWidget(self.rate_box)
+        self.details = QLabel()
+        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.episode_label)
+        right_layout.addWidget(self.render_view, 1)
+        right_layout.addLayout(controls)
+        right_layout.addWidget(self.details)
+
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.episode_view)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        self.episode_view.horizontalHeader().setDefaultSectionSize(72)
+        splitter.setSizes([300, 600])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+    # -- public ----------------------------------------------------------------------------------
+    def title(self) -> str:
+        """The tab's title, ``Agent-{agent_id}-Replay``."""
+        return f"Agent-{self.agent_id}-Replay"
+
+    def set_episodes(self, episodes: Sequence[EpisodeRecord]) -> None:
+        """List ``episodes`` (index, return, length, outcome), keeping the selected one. GUI thread."""
+        selected = self._episode if self._episode is not None else self._requested
+        selection = self.episode_view.selectionModel()
+        blocked = selection.blockSignals(True)
+        try:
+            self.episode_model.set_records(episodes)
+            row = self.episode_model.row_of(selected) if selected is not None else None
+            if row is not None:
+                self.episode_view.selectRow(row)
+        finally:
+            selection.blockSignals(blocked)
+
+    def select_episode(self, episode_index: int) -> bool:
+        """Select ``episode_index`` in the list (which requests its steps); False if not listed. GUI thread."""
+        row = self.episode_model.row_of(episode_index)
+        if row is None:
+            return False
+        self.episode_view.selectRow(row)
+        return True
+
+    def set_steps(self, episode_index: int, steps: Sequence[StepRecord]) -> None:
+        """Load the steps of ``episode_index`` into the scrubber (ignored if another episode was
+        requested since). GUI thread."""
+        if self._requested is not None and episode_index != self._requested:
+            _log.debug("replay %s/%s: steps of episode %s arrived after episode %s was selected",
+                       self.run_id, self.agent_id, episode_index, self._requested)
+            return
+        self.pause()
+        self._requested = None
+        self._episode = episode_index
+        self._steps = sorted(steps, key=lambda s: (s.step_index is None, s.step_index or 0, s.seq_id))
+        last = -1
+        self._frame_of = []
+        for i, step in enumerate(self._steps):
+            if step.render_payload is not None:
+                last = i
+            self._frame_of.append(last)
+        count = len(self._steps)
+        self.episode_label.setText(f"Episode {episode_index}: {count} step{'s' if count != 1 else ''}")
+        if not count:
+            self._show_empty(f"Episode {episode_index} has no stored steps.")
+            return
+        self.slider.setEnabled(True)
+        self.play_button.setEnabled(True)
+        blocked = self.slider.blockSignals(True)
+        self.slider.setRange(0, count - 1)
+        self.slider.setValue(0)
+        self.slider.blockSignals(blocked)
+        self._position = -1
+        self.set_position(0)
+
+    @property
+    def episode_index(self) -> int | None:
+        """The episode loaded in the scrubber. GUI thread."""
+        return self._episode
+
+    @property
+    def step_count(self) -> int:
+        """Steps of the loaded episode. GUI thread."""
+        return len(self._steps)
+
+    @property
+    def position(self) -> int:
+        """The position of the scrubber (0-based, in step order). GUI thread."""
+        return self._position
+
+    def current_step(self) -> StepRecord | None:
+        """The step shown now. GUI thread."""
+        return self._steps[self._position] if 0 <= self._position < len(self._steps) else None
+
+    def set_position(self, position: int) -> None:
+        """Show the step at ``position`` (clamped). GUI thread."""
+        if not self._steps:
+            return
+        position = min(max(0, int(position)), len(self._steps) - 1)
+        if position == self._position:
+            return
+        self._position = position
+        self.slider.setValue(position)  # re-enters here through valueChanged and returns at once
+        step = self._steps[position]
+        self.step_label.setText(f"step {position + 1} / {len(self._steps)}")
+        frame = self._frame_of[position]
+        self.render_view.set_payload(self._steps[frame].render_payload if frame >= 0 else None)
+        self.details.setText(self._details(step, frame, position))
+
+    def play(self) -> None:
+        """Play from the current step (from the start when at the end); idempotent. GUI thread."""
+        if not self._steps:
+            return
+        if self._position >= len(self._steps) - 1:
+            self.set_position(0)
+        self.play_button.setChecked(True)
+        self.play_button.setText("Pause")
+        self.play_timer.start()
+
+    def pause(self) -> None:
+        """Stop playing, keep the position; idempotent. GUI thread."""
+        self.play_timer.stop()
+        self.play_button.setChecked(False)
+        self.play_button.setText("Play")
+
+    def stop(self) -> None:
+        """Stop the play timer; idempotent. GUI thread; never blocks."""
+        self.pause()
+
+    def is_playing(self) -> bool:
+        """True while the play timer runs. GUI thread."""
+        return self.play_timer.isActive()
+
+    # -- Qt --------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        """Stop playing when the tab closes. GUI thread."""
+        self.stop()
+        super().closeEvent(event)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        episode_index = self.episode_model.row_at(current.row()).episode_index
+        if episode_index == self._episode and self._requested is None:
+            return
+        self.pause()
+        self._requested = episode_index
+        self.episode_label.setText(f"Episode {episode_index}: loading steps\u2026")
+        try:
+            self._request_steps(episode_index)
+        except Exception:
+            _log.exception("replay %s/%s: requesting the steps of episode %s failed",
+                           self.run_id, self.agent_id, episode_index)
+
+    def _on_play_clicked(self, checked: bool) -> None:
+        if checked:
+            self.play()
+        else:
+            self.pause()
+
+    def _advance(self) -> None:
+        if self._position < len(self._steps) - 1:
+            self.set_position(self._position + 1)
+        if self._position >= len(self._steps) - 1:
+            self.pause()
+
+    def _show_empty(self, text: str) -> None:
+        self.pause()
+        self._steps, self._frame_of, self._position = [], [], 0
+        self.slider.setEnabled(False)
+        self.play_button.setEnabled(False)
+        self.step_label.setText("step - / -")
+        self.render_view.set_payload(None)
+        self.details.setText(text)
+
+    @staticmethod
+    def _details(step: StepRecord, frame: int, position: int) -> str:
+        lines = [
+            f"episode {step.episode_index}  step {step.step_index}  seq {step.seq_id}  {step.ts_iso}",
+            f"action: {_text(step.action)}",
+            f"reward: {_text(step.reward)}",
+            f"terminated: {_text(step.terminated)}  truncated: {_text(step.truncated)}",
+            f"observation: {_text(step.observation)}",
+        ]
+        info = step.info
+        if info:
+            lines.append(f"info: {_text(info)}")
+        if frame < 0:
+            lines.append("(no frame stored up to this step)")
+        elif frame != position:
+            lines.append(f"(frame of step {frame + 1}: this step has none)")
+        return "\n".join(lines)
