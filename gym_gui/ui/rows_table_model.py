@@ -1,0 +1,79 @@
+"""RowsTableModel: a small table of text rows, each with a severity, replaced wholesale on refresh."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import attrs
+from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from PyQt5.QtGui import QBrush, QColor
+
+__all__ = ["ERROR", "OK", "WARN", "Row", "RowsTableModel"]
+
+OK, WARN, ERROR = 0, 1, 2
+_BACKGROUNDS = {WARN: QBrush(QColor(255, 236, 179)), ERROR: QBrush(QColor(255, 190, 190))}
+
+
+@attrs.frozen(slots=True)
+class Row:
+    """Cell texts and a severity (OK, WARN or ERROR) that tints the row."""
+
+    cells: tuple[str, ...]
+    severity: int = OK
+
+
+class RowsTableModel(QAbstractTableModel):
+    """Fixed headers, rows set as a whole (stats views with tens of rows). GUI thread only."""
+
+    def __init__(self, headers: Sequence[str], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._headers = tuple(headers)
+        self._rows: list[Row] = []
+
+    def set_rows(self, rows: Sequence[Row]) -> None:
+        """Replace the rows: in place (dataChanged) when the count is unchanged, else a reset. GUI thread."""
+        rows = list(rows)
+        if len(rows) == len(self._rows):
+            if rows != self._rows:
+                self._rows = rows
+                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(self._headers) - 1))
+            return
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+
+    def rows(self) -> list[Row]:
+        """A copy of the rows. GUI thread."""
+        return list(self._rows)
+
+    def texts(self) -> list[tuple[str, ...]]:
+        """The cell texts of every row. GUI thread."""
+        return [row.cells for row in self._rows]
+
+    # -- QAbstractTableModel ---------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
+        """Rows. GUI thread."""
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
+        """Columns. GUI thread."""
+        return 0 if parent.isValid() else len(self._headers)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
+        """Column names. GUI thread."""
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(self._headers):
+            return self._headers[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+        """Cell text and row tint. GUI thread."""
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        if role == Qt.DisplayRole:
+            return row.cells[index.column()] if index.column() < len(row.cells) else ""
+        if role == Qt.BackgroundRole:
+            return _BACKGROUNDS.get(row.severity)
+        if role == Qt.ForegroundRole and row.severity != OK:
+            return QBrush(QColor(20, 20, 20))
+        return None
