@@ -184,7 +184,7 @@ class LiveTelemetryController(QObject):
             "episodes_total": self._episodes_total,
             "dropped_total": self._dropped_total,
             "backfilled_total": self._backfilled_total,
-            "pending_backfill": self._gaps.pending(),
+            "pending_backfill": self._gaps.pending() + len(self._recovered),  # read back, not yet delivered
             "unrecoverable": self._gaps.unrecoverable,
             "stalled": self._stall.stalled,
         }
