@@ -176,8 +176,10 @@ class LiveTelemetryController(QObject):
         return self._stall.timeout_s
 
     def stats(self) -> dict[str, Any]:
-        """Running totals: ``steps_total``, ``episodes_total``, ``dropped_total``, ``backfilled_total``,
-        ``pending_backfill``, ``unrecoverable``, ``stalled``. GUI thread; never blocks.
+        """Running totals: ``steps_total``, ``episodes_total``, ``dropped_total`` (steps and episodes the
+        live buffers dropped), ``backfilled_total`` (events delivered from SQLite), ``pending_backfill``
+        (lost seq_ids not delivered yet), ``unrecoverable`` (lost seq_ids given up), ``stalled``.
+        GUI thread; never blocks.
         """
         return {
             "steps_total": self._steps_total,
@@ -192,6 +194,8 @@ class LiveTelemetryController(QObject):
     # -- the tick ----------------------------------------------------------------------------------
     def _poll(self) -> None:
         """One tick: drain, account, maybe query, emit. GUI thread (the timer)."""
+        if not self._subs:  # a timeout queued before stop()
+            return
         self._ticks += 1
         now = self._clock()
         n = self._max_batch
