@@ -132,7 +132,7 @@ class DebugPane(QWidget):
         self._sources.pop(name, None)
 
     def source_names(self) -> list[str]:
-        """Names of the sources shown. GUI thread."""
+        """Names of the sources shown. GUI thread; never blocks."""
         return list(self._sources)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -147,18 +147,18 @@ class DebugPane(QWidget):
         """Stop refreshing; idempotent. GUI thread; never blocks."""
         self.timer.stop()
 
-    def is_running(self) -> bool:
-        """True while the refresh timer runs. GUI thread."""
+    def is_refreshing(self) -> bool:
+        """True while the refresh timer runs. GUI thread; never blocks."""
         return self.timer.isActive()
 
     @property
     def refreshes(self) -> int:
-        """Refreshes done since construction. GUI thread."""
+        """Refreshes done since construction. GUI thread; never blocks."""
         return self._refreshes
 
     @property
     def notices_flushed(self) -> int:
-        """OVERFLOW notices this pane's refreshes made the bus publish. GUI thread."""
+        """OVERFLOW notices this pane's refreshes made the bus publish. GUI thread; never blocks."""
         return self._notices_flushed
 
     # -- refresh ---------------------------------------------------------------------------------
@@ -194,6 +194,6 @@ class DebugPane(QWidget):
 
     # -- Qt --------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        """Stop the timer when the pane closes. GUI thread."""
+        """Stop the timer when the pane closes. GUI thread; never blocks."""
         self.stop()
         super().closeEvent(event)

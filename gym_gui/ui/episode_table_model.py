@@ -45,7 +45,8 @@ class EpisodeRow:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> EpisodeRow | None:
-        """The row of an EPISODE_FINALIZED payload, or None when it has no integer episode_index."""
+        """The row of an EPISODE_FINALIZED payload, or None without an integer episode_index.
+        Any thread; never blocks."""
         index = payload.get("episode_index")
         if type(index) is not int:
             return None
@@ -54,7 +55,7 @@ class EpisodeRow:
 
     @classmethod
     def from_record(cls, record: EpisodeRecord) -> EpisodeRow:
-        """The row of a stored episode."""
+        """The row of a stored episode. Any thread; never blocks."""
         return cls(record.episode_index, record.total_reward, record.length,
                    _outcome(record.outcome, record.terminated, record.truncated))
 
@@ -72,11 +73,12 @@ class EpisodeTableModel(QAbstractTableModel):
         self._keys: list[int] = []
 
     def add_events(self, events: Iterable[TelemetryEvent]) -> None:
-        """Add the EPISODE_FINALIZED ``events``; payloads without an episode index are skipped. GUI thread."""
+        """Add the EPISODE_FINALIZED ``events``; payloads without an episode index are skipped.
+        GUI thread; never blocks."""
         self.add_rows([row for row in (EpisodeRow.from_payload(e.payload) for e in events) if row is not None])
 
     def set_records(self, records: Iterable[EpisodeRecord]) -> None:
-        """Replace every row with the stored ``records``. GUI thread."""
+        """Replace every row with the stored ``records``. GUI thread; never blocks."""
         rows = sorted((EpisodeRow.from_record(r) for r in records), key=lambda row: row.episode_index)
         by_index = {row.episode_index: row for row in rows}
         self.beginResetModel()
@@ -85,7 +87,7 @@ class EpisodeTableModel(QAbstractTableModel):
         self.endResetModel()
 
     def add_rows(self, rows: Sequence[EpisodeRow]) -> None:
-        """Add ``rows`` at their place by episode index. GUI thread."""
+        """Add ``rows`` at their place by episode index. GUI thread; never blocks."""
         tail: list[EpisodeRow] = []
         for row in rows:
             last = tail[-1].episode_index if tail else (self._keys[-1] if self._keys else None)
@@ -118,35 +120,35 @@ class EpisodeTableModel(QAbstractTableModel):
         self.endInsertRows()
 
     def row_at(self, row: int) -> EpisodeRow:
-        """The episode shown in ``row``. GUI thread."""
+        """The episode shown in ``row``. GUI thread; never blocks."""
         return self._rows[row]
 
     def row_of(self, episode_index: int) -> int | None:
-        """The row of ``episode_index``, or None. GUI thread."""
+        """The row of ``episode_index``, or None. GUI thread; never blocks."""
         pos = bisect.bisect_left(self._keys, episode_index)
         return pos if pos < len(self._keys) and self._keys[pos] == episode_index else None
 
     def rows(self) -> list[EpisodeRow]:
-        """A copy of every row. GUI thread."""
+        """A copy of every row. GUI thread; never blocks."""
         return list(self._rows)
 
     # -- QAbstractTableModel ---------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Episodes shown. GUI thread."""
+        """Episodes shown. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Number of columns. GUI thread."""
+        """Number of columns. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(_HEADERS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
-        """Column names. GUI thread."""
+        """Column names. GUI thread; never blocks."""
         if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(_HEADERS):
             return _HEADERS[section]
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
-        """Cell text. GUI thread."""
+        """Cell text. GUI thread; never blocks."""
         if not index.isValid():
             return None
         if role == Qt.DisplayRole:

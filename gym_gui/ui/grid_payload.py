@@ -46,7 +46,7 @@ class GridState:
 
     @property
     def loaded(self) -> bool:
-        """True when the passenger rides in the taxi."""
+        """True when the passenger rides in the taxi. Any thread; never blocks."""
         return self.passenger == "in_taxi"
 
 
@@ -66,7 +66,8 @@ def _cell(value: Any, name: str, rows: int, cols: int) -> Cell:
 
 
 def same_layout(layout_source: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
-    """True when ``payload`` has the same static fields as ``layout_source`` (cheap for ToyText sizes)."""
+    """True when ``payload`` has the same static fields as ``layout_source``.
+    Any thread; never blocks (cheap for ToyText sizes)."""
     return (
         layout_source.get("cells") == payload.get("cells")
         and layout_source.get("walls") == payload.get("walls")
@@ -119,7 +120,8 @@ def parse_layout(payload: Any) -> GridLayout:
 
 
 def parse_state(payload: Mapping[str, Any], layout: GridLayout) -> GridState:
-    """The agent, passenger and destination of ``payload`` on ``layout``; raises BadGridPayload."""
+    """The agent, passenger and destination of ``payload`` on ``layout``; raises BadGridPayload.
+    Any thread; never blocks."""
     rows, cols = layout.rows, layout.cols
     agent = payload.get("agent")
     passenger = payload.get("passenger")

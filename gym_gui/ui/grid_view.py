@@ -79,11 +79,11 @@ class GridView(QWidget):
         _rlog.log(logging.WARNING, "bad-grid", "grid payload not drawn: %s", reason)
 
     def has_frame(self) -> bool:
-        """True when a valid payload is shown. GUI thread."""
+        """True when a valid payload is shown. GUI thread; never blocks."""
         return self._state is not None
 
     def placeholder_text(self) -> str | None:
-        """The text shown instead of a frame, or None while a frame is shown. GUI thread."""
+        """The text shown instead of a frame, or None while a frame is shown. GUI thread; never blocks."""
         if self._state is not None:
             return None
         if self._error is not None:
@@ -92,43 +92,43 @@ class GridView(QWidget):
 
     @property
     def invalid_count(self) -> int:
-        """Payloads rejected since construction. GUI thread."""
+        """Payloads rejected since construction. GUI thread; never blocks."""
         return self._invalid_count
 
     @property
     def layout_parses(self) -> int:
-        """How often the static layout was parsed (once per distinct layout). GUI thread."""
+        """How often the static layout was parsed (once per distinct layout). GUI thread; never blocks."""
         return self._layout_parses
 
     @property
     def static_paints(self) -> int:
-        """How often the static layer was painted (once per layout and size). GUI thread."""
+        """How often the static layer was painted (once per layout and size). GUI thread; never blocks."""
         return self._static_paints
 
     def grid_layout(self) -> GridLayout | None:
-        """The parsed static layout of the current payload, if any. GUI thread."""
+        """The parsed static layout of the current payload, if any. GUI thread; never blocks."""
         return self._layout if self._state is not None else None
 
     def grid_state(self) -> GridState | None:
-        """The parsed agent/passenger/destination of the current payload, if any. GUI thread."""
+        """The parsed agent/passenger/destination of the current payload, if any. GUI thread; never blocks."""
         return self._state
 
     def cell_rect(self, row: int, col: int) -> QRectF:
-        """Where cell (row, col) is drawn at the current size (for tests and overlays). GUI thread."""
+        """Where cell (row, col) is drawn at the current size (for tests and overlays). GUI thread; never blocks."""
         origin, size = self._geometry()
         return QRectF(origin.x() + col * size, origin.y() + row * size, size, size)
 
     # -- Qt --------------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        """A comfortable default size. GUI thread."""
+        """A comfortable default size. GUI thread; never blocks."""
         return QSize(320, 320)
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        """Small enough for a split pane. GUI thread."""
+        """Small enough for a split pane. GUI thread; never blocks."""
         return QSize(60, 60)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
-        """Paint the cached static layer and the moving parts. GUI thread."""
+        """Paint the cached static layer and the moving parts. GUI thread; never blocks."""
         painter = QPainter(self)
         try:
             painter.fillRect(self.rect(), palette.BACKGROUND)

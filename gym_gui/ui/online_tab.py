@@ -178,39 +178,41 @@ class AgentOnlineTab(QWidget):
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:
-        """The tab's title, ``Agent-{agent_id}-Online``."""
+        """The tab's title, ``Agent-{agent_id}-Online``. GUI thread; never blocks."""
         return f"Agent-{self.agent_id}-Online"
 
     def header_text(self, key: str) -> str:
-        """The header value shown for ``key`` (see HEADER_FIELDS). GUI thread."""
+        """The header value shown for ``key`` (see HEADER_FIELDS). GUI thread; never blocks."""
         return self._values[key].text()
 
     @property
     def steps_seen(self) -> int:
-        """Steps received (live and backfilled) since the tab was made. GUI thread."""
+        """Steps received (live and backfilled) since the tab was made. GUI thread; never blocks."""
         return self._steps_seen
 
     @property
     def episodes_seen(self) -> int:
-        """Episodes received since the tab was made. GUI thread."""
+        """Episodes received since the tab was made. GUI thread; never blocks."""
         return self._episodes_seen
 
     @property
     def steps_per_s(self) -> float | None:
-        """The rate shown: the worker's last heartbeat figure, else the rate steps arrive here. GUI thread."""
+        """The rate shown: the worker's last heartbeat figure, else the rate steps arrive here.
+        GUI thread; never blocks."""
         return self._worker_rate if self._worker_rate is not None else self._rate.rate()
 
     @property
     def stalled(self) -> bool:
-        """True while the stall banner is up. GUI thread."""
+        """True while the stall banner is up. GUI thread; never blocks."""
         return self._stalled
 
     def tables_visible(self) -> bool:
-        """Whether the step and episode tables are shown (regardless of the tab itself). GUI thread."""
+        """Whether the step and episode tables are shown (regardless of the tab itself). GUI thread; never blocks."""
         return not self.tables.isHidden()
 
     def set_tables_visible(self, visible: bool) -> None:
-        """Show or hide the tables as the user's choice (later defaults do not override it). GUI thread."""
+        """Show or hide the tables as the user's choice (later defaults do not override it).
+        GUI thread; never blocks."""
         self._tables_user_set = True
         self.tables_button.setChecked(visible)
 
@@ -220,7 +222,7 @@ class AgentOnlineTab(QWidget):
 
     # -- slots -----------------------------------------------------------------------------------
     def on_run_started(self, evt: TelemetryEvent) -> None:
-        """The stream's RUN_STARTED: environment and ToyText defaults. GUI thread."""
+        """The stream's RUN_STARTED: environment and ToyText defaults. GUI thread; never blocks."""
         if evt.run_id != self.run_id:
             return
         payload = evt.payload
@@ -235,7 +237,8 @@ class AgentOnlineTab(QWidget):
             self._learn_kind(toytext)
 
     def on_batch(self, batch: LiveBatch) -> None:
-        """Count, table and render one tick's events (see LiveBatch). GUI thread; no per-row widget work."""
+        """Count, table and render one tick's events (see LiveBatch).
+        GUI thread; never blocks, no per-row widget work."""
         if batch.run_id != self.run_id or batch.agent_id != self.agent_id:
             return
         steps, episodes = batch.steps, batch.episodes
@@ -263,7 +266,8 @@ class AgentOnlineTab(QWidget):
         self._set("steps_per_s", _fmt(self.steps_per_s))
 
     def on_heartbeat(self, evt: TelemetryEvent) -> None:
-        """The newest RUN_HEARTBEAT of a tick: the worker's own step rate, when it reports one. GUI thread."""
+        """The newest RUN_HEARTBEAT of a tick: the worker's own step rate, when it reports one.
+        GUI thread; never blocks."""
         if evt.run_id != self.run_id:
             return
         self._touch()
@@ -278,7 +282,7 @@ class AgentOnlineTab(QWidget):
         self._set("steps_per_s", _fmt(self.steps_per_s))
 
     def on_stall_changed(self, stalled: bool) -> None:
-        """Show or hide the stall banner. GUI thread."""
+        """Show or hide the stall banner. GUI thread; never blocks."""
         stalled = bool(stalled) and not self._completed
         if stalled == self._stalled:
             return
@@ -295,7 +299,7 @@ class AgentOnlineTab(QWidget):
             self._set("status", "running")
 
     def on_run_completed(self, evt: TelemetryEvent) -> None:
-        """The run ended: final status, summary, no more stall banner. GUI thread."""
+        """The run ended: final status, summary, no more stall banner. GUI thread; never blocks."""
         if evt.run_id != self.run_id:
             return
         self._completed = True
@@ -323,7 +327,7 @@ class AgentOnlineTab(QWidget):
 
     # -- Qt --------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        """Stop the timer when the tab closes. GUI thread."""
+        """Stop the timer when the tab closes. GUI thread; never blocks."""
         self.stop()
         super().closeEvent(event)
 

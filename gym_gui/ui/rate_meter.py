@@ -26,14 +26,14 @@ class RateMeter:
         self._samples: deque[tuple[float, int]] = deque()
 
     def add(self, count: int) -> None:
-        """Record the running ``count`` now."""
+        """Record the running ``count`` now. Owner's thread; never blocks."""
         now = self._clock()
         self._samples.append((now, count))
         while len(self._samples) > 2 and self._samples[1][0] <= now - self._window_s:
             self._samples.popleft()
 
     def rate(self) -> float | None:
-        """Growth per second over the window, or None without enough samples."""
+        """Growth per second over the window, or None without enough samples. Owner's thread; never blocks."""
         if len(self._samples) < 2:
             return None
         (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
@@ -43,5 +43,5 @@ class RateMeter:
         return (n1 - n0) / span
 
     def reset(self) -> None:
-        """Forget every sample (e.g. after a stall)."""
+        """Forget every sample (e.g. after a stall). Owner's thread; never blocks."""
         self._samples.clear()

@@ -63,11 +63,11 @@ class RenderView(QStackedWidget):
 
     @property
     def kind(self) -> str | None:
-        """``"grid"``, ``"rgb"`` or None (placeholder shown). GUI thread."""
+        """``"grid"``, ``"rgb"`` or None (placeholder shown). GUI thread; never blocks."""
         return self._kind
 
     def placeholder_text(self) -> str | None:
-        """The text shown instead of a frame, or None while a frame is shown. GUI thread."""
+        """The text shown instead of a frame, or None while a frame is shown. GUI thread; never blocks."""
         if self._kind == "grid":
             return self.grid_view.placeholder_text()
         if self._kind == "rgb":

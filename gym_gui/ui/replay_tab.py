@@ -113,11 +113,11 @@ class AgentReplayTab(QWidget):
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:
-        """The tab's title, ``Agent-{agent_id}-Replay``."""
+        """The tab's title, ``Agent-{agent_id}-Replay``. GUI thread; never blocks."""
         return f"Agent-{self.agent_id}-Replay"
 
     def set_episodes(self, episodes: Sequence[EpisodeRecord]) -> None:
-        """List ``episodes`` (index, return, length, outcome), keeping the selected one. GUI thread."""
+        """List ``episodes`` (index, return, length, outcome), keeping the selected one. GUI thread; never blocks."""
         selected = self._episode if self._episode is not None else self._requested
         selection = self.episode_view.selectionModel()
         blocked = selection.blockSignals(True)
@@ -130,7 +130,8 @@ class AgentReplayTab(QWidget):
             selection.blockSignals(blocked)
 
     def select_episode(self, episode_index: int) -> bool:
-        """Select ``episode_index`` in the list (which requests its steps); False if not listed. GUI thread."""
+        """Select ``episode_index`` in the list (which requests its steps); False if not listed.
+        GUI thread; never blocks."""
         row = self.episode_model.row_of(episode_index)
         if row is None:
             return False
@@ -139,7 +140,7 @@ class AgentReplayTab(QWidget):
 
     def set_steps(self, episode_index: int, steps: Sequence[StepRecord]) -> None:
         """Load the steps of ``episode_index`` into the scrubber (ignored if another episode was
-        requested since). GUI thread."""
+        requested since). GUI thread; never blocks."""
         if self._requested is not None and episode_index != self._requested:
             _log.debug("replay %s/%s: steps of episode %s arrived after episode %s was selected",
                        self.run_id, self.agent_id, episode_index, self._requested)
@@ -168,27 +169,31 @@ class AgentReplayTab(QWidget):
         self._position = -1
         self.set_position(0)
 
+    def episode_count(self) -> int:
+        """Episodes listed. GUI thread; never blocks."""
+        return self.episode_model.rowCount()
+
     @property
     def episode_index(self) -> int | None:
-        """The episode loaded in the scrubber. GUI thread."""
+        """The episode loaded in the scrubber. GUI thread; never blocks."""
         return self._episode
 
     @property
     def step_count(self) -> int:
-        """Steps of the loaded episode. GUI thread."""
+        """Steps of the loaded episode. GUI thread; never blocks."""
         return len(self._steps)
 
     @property
     def position(self) -> int:
-        """The position of the scrubber (0-based, in step order). GUI thread."""
+        """The position of the scrubber (0-based, in step order). GUI thread; never blocks."""
         return self._position
 
     def current_step(self) -> StepRecord | None:
-        """The step shown now. GUI thread."""
+        """The step shown now. GUI thread; never blocks."""
         return self._steps[self._position] if 0 <= self._position < len(self._steps) else None
 
     def set_position(self, position: int) -> None:
-        """Show the step at ``position`` (clamped). GUI thread."""
+        """Show the step at ``position`` (clamped). GUI thread; never blocks."""
         if not self._steps:
             return
         position = min(max(0, int(position)), len(self._steps) - 1)
@@ -203,7 +208,7 @@ class AgentReplayTab(QWidget):
         self.details.setText(self._details(step, frame, position))
 
     def play(self) -> None:
-        """Play from the current step (from the start when at the end); idempotent. GUI thread."""
+        """Play from the current step (from the start when at the end); idempotent. GUI thread; never blocks."""
         if not self._steps:
             return
         if self._position >= len(self._steps) - 1:
@@ -213,7 +218,7 @@ class AgentReplayTab(QWidget):
         self.play_timer.start()
 
     def pause(self) -> None:
-        """Stop playing, keep the position; idempotent. GUI thread."""
+        """Stop playing, keep the position; idempotent. GUI thread; never blocks."""
         self.play_timer.stop()
         self.play_button.setChecked(False)
         self.play_button.setText("Play")
@@ -223,12 +228,12 @@ class AgentReplayTab(QWidget):
         self.pause()
 
     def is_playing(self) -> bool:
-        """True while the play timer runs. GUI thread."""
+        """True while the play timer runs. GUI thread; never blocks."""
         return self.play_timer.isActive()
 
     # -- Qt --------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        """Stop playing when the tab closes. GUI thread."""
+        """Stop playing when the tab closes. GUI thread; never blocks."""
         self.stop()
         super().closeEvent(event)
 

@@ -31,7 +31,8 @@ class RowsTableModel(QAbstractTableModel):
         self._rows: list[Row] = []
 
     def set_rows(self, rows: Sequence[Row]) -> None:
-        """Replace the rows: in place (dataChanged) when the count is unchanged, else a reset. GUI thread."""
+        """Replace the rows: in place (dataChanged) when the count is unchanged, else a reset.
+        GUI thread; never blocks."""
         rows = list(rows)
         if len(rows) == len(self._rows):
             if rows != self._rows:
@@ -43,30 +44,30 @@ class RowsTableModel(QAbstractTableModel):
         self.endResetModel()
 
     def rows(self) -> list[Row]:
-        """A copy of the rows. GUI thread."""
+        """A copy of the rows. GUI thread; never blocks."""
         return list(self._rows)
 
     def texts(self) -> list[tuple[str, ...]]:
-        """The cell texts of every row. GUI thread."""
+        """The cell texts of every row. GUI thread; never blocks."""
         return [row.cells for row in self._rows]
 
     # -- QAbstractTableModel ---------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Rows. GUI thread."""
+        """Rows. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Columns. GUI thread."""
+        """Columns. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(self._headers)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
-        """Column names. GUI thread."""
+        """Column names. GUI thread; never blocks."""
         if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(self._headers):
             return self._headers[section]
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
-        """Cell text and row tint. GUI thread."""
+        """Cell text and row tint. GUI thread; never blocks."""
         if not index.isValid():
             return None
         row = self._rows[index.row()]

@@ -71,16 +71,16 @@ class StepTableModel(QAbstractTableModel):
 
     @property
     def max_rows(self) -> int:
-        """The bound on rows kept."""
+        """The bound on rows kept. Any thread; never blocks."""
         return self._max_rows
 
     @property
     def appended_total(self) -> int:
-        """Steps ever appended, including those trimmed away since. GUI thread."""
+        """Steps ever appended, including those trimmed away since. GUI thread; never blocks."""
         return self._appended
 
     def append_steps(self, steps: Sequence[TelemetryEvent]) -> None:
-        """Append ``steps`` (oldest first), dropping the oldest rows beyond ``max_rows``. GUI thread."""
+        """Append ``steps`` (oldest first), dropping the oldest rows beyond ``max_rows``. GUI thread; never blocks."""
         if not steps:
             return
         self._appended += len(steps)
@@ -97,32 +97,32 @@ class StepTableModel(QAbstractTableModel):
         self.endInsertRows()
 
     def clear(self) -> None:
-        """Remove every row (the appended total is kept). GUI thread."""
+        """Remove every row (the appended total is kept). GUI thread; never blocks."""
         self.beginResetModel()
         self._rows.clear()
         self.endResetModel()
 
     def step_at(self, row: int) -> TelemetryEvent:
-        """The event shown in ``row``. GUI thread."""
+        """The event shown in ``row``. GUI thread; never blocks."""
         return self._rows[row]
 
     # -- QAbstractTableModel ---------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Rows kept. GUI thread."""
+        """Rows kept. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Number of columns. GUI thread."""
+        """Number of columns. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
-        """Column names. GUI thread."""
+        """Column names. GUI thread; never blocks."""
         if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(_COLUMNS):
             return _COLUMNS[section][0]
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
-        """Cell text, formatted on demand. GUI thread."""
+        """Cell text, formatted on demand. GUI thread; never blocks."""
         if not index.isValid():
             return None
         if role == Qt.DisplayRole:

@@ -9,7 +9,7 @@ __all__ = ["make_table_view"]
 
 
 def make_table_view(model: QAbstractItemModel, parent: QWidget | None = None) -> QTableView:
-    """A read-only, row-selecting QTableView with fixed row heights (cheap with many rows). GUI thread."""
+    """A read-only, row-selecting QTableView with fixed row heights (cheap with many rows). GUI thread; never blocks."""
     view = QTableView(parent)
     view.setModel(model)
     view.setEditTriggers(QAbstractItemView.NoEditTriggers)

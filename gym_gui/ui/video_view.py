@@ -100,16 +100,16 @@ class VideoView(QWidget):
         _rlog.log(logging.WARNING, "bad-rgb", "rgb frame not shown: %s", reason)
 
     def image(self) -> QImage | None:
-        """The decoded frame shown now (decoding a pending one), or None. GUI thread."""
+        """The decoded frame shown now (decoding a pending one), or None. GUI thread; never blocks."""
         self._ensure_decoded()
         return self._image
 
     def has_frame(self) -> bool:
-        """True when a decodable frame is shown. GUI thread."""
+        """True when a decodable frame is shown. GUI thread; never blocks."""
         return self.image() is not None
 
     def placeholder_text(self) -> str | None:
-        """The text shown instead of a frame, or None while a frame is shown. GUI thread."""
+        """The text shown instead of a frame, or None while a frame is shown. GUI thread; never blocks."""
         self._ensure_decoded()
         if self._image is not None:
             return None
@@ -119,16 +119,16 @@ class VideoView(QWidget):
 
     @property
     def decode_errors(self) -> int:
-        """Frames that could not be decoded since construction. GUI thread."""
+        """Frames that could not be decoded since construction. GUI thread; never blocks."""
         return self._decode_errors
 
     @property
     def frames_decoded(self) -> int:
-        """Frames decoded since construction (only those actually displayed or asked for). GUI thread."""
+        """Frames decoded since construction (only those actually displayed or asked for). GUI thread; never blocks."""
         return self._decoded
 
     def image_rect(self) -> QRectF:
-        """Where the frame is drawn at the current size (empty without a frame). GUI thread."""
+        """Where the frame is drawn at the current size (empty without a frame). GUI thread; never blocks."""
         image = self.image()
         if image is None or image.width() == 0 or image.height() == 0:
             return QRectF()
@@ -138,15 +138,15 @@ class VideoView(QWidget):
 
     # -- Qt --------------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        """Twice a CartPole frame. GUI thread."""
+        """Twice a CartPole frame. GUI thread; never blocks."""
         return QSize(300, 200)
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt name)
-        """Small enough for a split pane. GUI thread."""
+        """Small enough for a split pane. GUI thread; never blocks."""
         return QSize(60, 40)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
-        """Decode a pending frame and draw it. GUI thread."""
+        """Decode a pending frame and draw it. GUI thread; never blocks."""
         painter = QPainter(self)
         try:
             painter.fillRect(self.rect(), palette.BACKGROUND)

@@ -134,10 +134,10 @@ def test_a_failing_source_is_an_error_row_and_the_others_still_show(qtbot: Any, 
 
 def test_start_and_stop_are_idempotent_and_stop_stops_the_timer(qtbot: Any, bus: RunBus) -> None:
     pane = make_pane(qtbot, bus, refresh_interval_ms=5)
-    assert not pane.is_running() and pane.refreshes == 0
+    assert not pane.is_refreshing() and pane.refreshes == 0
     pane.start()
     pane.start()
-    assert pane.is_running() and pane.timer.isActive() and pane.refreshes == 1
+    assert pane.is_refreshing() and pane.timer.isActive() and pane.refreshes == 1
     qtbot.waitUntil(lambda: pane.refreshes >= 3, timeout=3000)
     pane.stop()
     pane.stop()

@@ -53,7 +53,7 @@ def test_episodes_are_listed_with_return_length_and_outcome(qtbot: Any, store: T
     tab = make_tab(qtbot, Loader(store))
     tab.set_episodes(list(reversed(stored_run)))
     model = tab.episode_model
-    assert model.rowCount() == 5
+    assert model.rowCount() == 5 == tab.episode_count()
     for row, record in enumerate(stored_run):
         assert [model.index(row, c).data() for c in range(4)] == [
             str(record.episode_index), f"{record.total_reward:.6g}", str(record.length), record.outcome]
