@@ -36,6 +36,7 @@ HEADER_FIELDS: tuple[tuple[str, str], ...] = (
     ("dropped", "Dropped"),
     ("backfilled", "Backfilled"),
     ("pending", "Pending backfill"),
+    ("unrecoverable", "Unrecoverable"),
 )
 
 #: Environment families whose steps carry "grid" payloads (Gymnasium ToyText).
@@ -111,7 +112,7 @@ class AgentOnlineTab(QWidget):
         header = QGridLayout()
         header.setHorizontalSpacing(12)
         self._values: dict[str, QLabel] = {}
-        per_row = 6
+        per_row = 7
         for i, (key, caption) in enumerate(HEADER_FIELDS):
             row, col = divmod(i, per_row)
             name = QLabel(f"{caption}:")
@@ -262,6 +263,7 @@ class AgentOnlineTab(QWidget):
         self._set("dropped", str(batch.dropped_total))
         self._set("backfilled", str(batch.backfilled_total))
         self._set("pending", str(batch.pending_backfill))
+        self._set("unrecoverable", str(batch.unrecoverable))
         self._set("episode_return", _fmt(self._episode_return if self._episode is not None else None))
         self._set("steps_per_s", _fmt(self.steps_per_s))
 

@@ -53,7 +53,7 @@ def test_batches_of_real_steps_update_the_counters_exactly(qtbot: Any, factory: 
     assert tab.header_text("step") == str(last["step_index"])
     assert tab.header_text("last_reward") == f"{last['reward']:.6g}"
     assert tab.header_text("dropped") == str(i) and tab.header_text("backfilled") == str(2 * i)
-    assert tab.header_text("pending") == "1"
+    assert tab.header_text("pending") == "1" and tab.header_text("unrecoverable") == "0"
     assert tab.step_model.rowCount() == len(steps)
     assert [tab.episode_model.row_at(r).episode_index for r in range(tab.episode_model.rowCount())] == list(range(6))
     row = tab.episode_model.row_at(5)
