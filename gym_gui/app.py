@@ -1,0 +1,93 @@
+"""The windowed gym_gui telemetry app: ``python -m gym_gui`` (also the console script ``gym-gui``).
+
+    python -m gym_gui --db runs/telemetry.sqlite
+    python -m gym_gui --db runs/demo.sqlite --start --env FrozenLake-v1 --episodes 300 --step-rate-hz 500
+
+``--start`` launches a run of the built-in worker at once; ``--quit-when-replayed`` closes the app
+once that run's Replay tabs are open (a smoke test of the whole path; exit code 0 when the run
+completed, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from gym_gui.gc_tuning import tune_gc
+from gym_gui.services.trainer.worker_specs import WorkerSpec
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_DB_PATH = Path("runs") / "telemetry.sqlite"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (also used by tools/demo)."""
+    parser = argparse.ArgumentParser(prog="python -m gym_gui",
+                                     description="Watch training runs live; every event persisted to SQLite.")
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH, help="SQLite file (created if missing)")
+    parser.add_argument("--start", action="store_true", help="start a run of the built-in worker at once")
+    parser.add_argument("--env", default="FrozenLake-v1", help="env of the run: ToyText (Q-learning) or CartPole-v1")
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agent-id", default="agent-1")
+    parser.add_argument("--step-rate-hz", type=float, default=200.0, help="worker step rate limit, 0 = unlimited")
+    parser.add_argument("--quit-when-replayed", action="store_true",
+                        help="close once the started run's Replay tabs are open (smoke test)")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app until its window closes. Main (GUI) thread; blocks in the Qt event loop."""
+    from PyQt5.QtWidgets import QApplication
+
+    from gym_gui.services.app_services import AppServices
+    from gym_gui.ui.main_window import MainWindow
+
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_gc()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    services = AppServices(args.db)
+    window = MainWindow(services)
+    spec = WorkerSpec(env_id=args.env, episodes=args.episodes, seed=args.seed, agent_id=args.agent_id,
+                      step_rate_hz=args.step_rate_hz)
+    window.launch_panel.set_spec(spec)
+    services.start()
+    window.resize(1200, 800)
+    window.show()
+    print(f"database: {args.db.resolve()}", flush=True)
+    outcome: dict[str, str] = {}
+    if args.start:
+        run_id = window.start_run(spec)
+        if run_id is None:
+            window.shutdown()
+            return 2
+        print(f"run {run_id}: {spec.env_id}, {spec.episodes} episodes", flush=True)
+
+        def on_status(changed_run: str, status: str) -> None:
+            if changed_run == run_id:
+                outcome["status"] = status
+
+        def on_replay(replayed_run: str, agent_id: str) -> None:
+            if replayed_run == run_id:
+                print(f"replay ready: tab Agent-{agent_id}-Replay ({outcome.get('status', '?')})", flush=True)
+                if args.quit_when_replayed:
+                    window.close()
+
+        services.registry.status_changed.connect(on_status)
+        window.replay_opened.connect(on_replay)
+    app.exec_()
+    ok = window.shutdown()
+    if args.start:
+        return 0 if ok and outcome.get("status") == "completed" else 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""LaunchPanel: choose an environment and start or cancel a training run."""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+                             QWidget)
+
+from gym_gui.services.trainer.worker_specs import RGB_ENVS, TOY_TEXT_ENVS, WorkerSpec
+
+__all__ = ["LaunchPanel"]
+
+
+class LaunchPanel(QWidget):
+    """A row of run options with Start and Cancel buttons. GUI thread only.
+
+    ``start_requested(WorkerSpec)`` when Start is clicked; ``cancel_requested()`` when Cancel is.
+    """
+
+    start_requested = pyqtSignal(object)
+    cancel_requested = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.env = QComboBox()
+        self.env.addItems([*TOY_TEXT_ENVS, *RGB_ENVS])
+        self.episodes = QSpinBox()
+        self.episodes.setRange(1, 1_000_000)
+        self.episodes.setValue(300)
+        self.step_rate_hz = QDoubleSpinBox()
+        self.step_rate_hz.setRange(0.0, 1_000_000.0)
+        self.step_rate_hz.setDecimals(0)
+        self.step_rate_hz.setValue(200.0)
+        self.step_rate_hz.setSpecialValueText("unlimited")
+        self.step_rate_hz.setToolTip("worker step rate limit in steps per second (0 = as fast as possible)")
+        self.agent_id = QLineEdit("agent-1")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.start_button = QPushButton("Start run")
+        self.cancel_button = QPushButton("Cancel run")
+        self.cancel_button.setEnabled(False)
+        layout = QHBoxLayout(self)
+        for label, widget in (("Env", self.env), ("Episodes", self.episodes), ("Steps/s", self.step_rate_hz),
+                              ("Seed", self.seed), ("Agent", self.agent_id)):
+            layout.addWidget(QLabel(label))
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.cancel_button)
+        self.start_button.clicked.connect(lambda: self.start_requested.emit(self.spec()))
+        self.cancel_button.clicked.connect(self.cancel_requested.emit)
+
+    def spec(self) -> WorkerSpec:
+        """The run the options describe. GUI thread."""
+        return WorkerSpec(env_id=self.env.currentText(), episodes=self.episodes.value(), seed=self.seed.value(),
+                          agent_id=self.agent_id.text().strip() or "agent-1",
+                          step_rate_hz=float(self.step_rate_hz.value()))
+
+    def set_spec(self, spec: WorkerSpec) -> None:
+        """Show ``spec``'s options. GUI thread."""
+        if self.env.findText(spec.env_id) < 0:
+            self.env.addItem(spec.env_id)
+        self.env.setCurrentText(spec.env_id)
+        self.episodes.setValue(spec.episodes)
+        self.seed.setValue(spec.seed)
+        self.agent_id.setText(spec.agent_id)
+        self.step_rate_hz.setValue(spec.step_rate_hz)
+
+    def set_running(self, running: bool) -> None:
+        """Enable Cancel while a launched run is active. GUI thread."""
+        self.cancel_button.setEnabled(running)

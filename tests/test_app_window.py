@@ -1,0 +1,109 @@
+"""The whole app in one window: a real worker watched live, persisted, replayed; history; cancel; shutdown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from gym_gui.services.app_services import AppServices
+from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.ui.main_window import MainWindow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def windows(qtbot: Any) -> Iterator[list[MainWindow]]:
+    """Windows made by a test; each is proven shut down (timers, threads, workers) afterwards."""
+    made: list[MainWindow] = []
+    yield made
+    for window in made:
+        assert window.shutdown(30)
+        assert window.timers_active() == []
+        services = window.services
+        assert not services.sink.isRunning() and services.reader.threads_alive() == 0
+        assert services.launcher.active_run_ids() == []
+
+
+def open_window(qtbot: Any, windows: list[MainWindow], db_path: Path) -> MainWindow:
+    services = AppServices(db_path, bus=RunBus())
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    windows.append(window)
+    services.start()
+    window.show()
+    return window
+
+
+def test_a_run_is_watched_live_persisted_and_replayed(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    spec = WorkerSpec(episodes=30, step_rate_hz=0.0, heartbeat_interval_s=0.2)
+    with qtbot.waitSignal(window.online_opened, timeout=5000):
+        run_id = window.start_run(spec)
+    assert run_id is not None
+    assert window.tab_titles()[:2] == ["Runs", "Agent-agent-1-Online"]
+    with qtbot.waitSignal(window.replay_opened, timeout=60000) as blocker:
+        pass
+    assert blocker.args == [run_id, "agent-1"]
+    assert "Agent-agent-1-Replay" in window.tab_titles()
+    store = window.services.store
+    stored_steps = store.step_count(run_id)
+    assert len(store.episodes_for_run(run_id, "agent-1")) == 30
+    controller = window.online_controller(run_id, "agent-1")
+    assert controller is not None
+    # Live view: every stored step was seen live or backfilled, exactly once.
+    qtbot.waitUntil(lambda: controller.stats()["steps_total"] == stored_steps, timeout=10000)
+    assert window.runs_view.status_of(run_id) == "completed"
+    replay = window.replay_tab(run_id, "agent-1")
+    assert replay is not None and replay.episode_count() == 30
+
+
+def test_history_runs_reopen_as_replays_after_a_restart(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    first = open_window(qtbot, windows, db_path)
+    with qtbot.waitSignal(first.replay_opened, timeout=60000):
+        run_id = first.start_run(WorkerSpec(episodes=5, heartbeat_interval_s=0.0))
+    assert first.shutdown(30)
+    second = open_window(qtbot, windows, db_path)
+    qtbot.waitUntil(lambda: second.runs_view.status_of(run_id) == "completed", timeout=10000)
+    assert second.tab_titles() == ["Runs"]  # history opens no live tab
+    with qtbot.waitSignal(second.replay_opened, timeout=10000) as blocker:
+        second.open_replay(run_id)
+    assert blocker.args == [run_id, "agent-1"]
+    replay = second.replay_tab(run_id, "agent-1")
+    assert replay is not None and replay.episode_count() == 5
+
+
+def test_cancel_ends_the_run_cancelled_and_still_replays_what_it_did(qtbot: Any, windows: list[MainWindow],
+                                                                      db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    run_id = window.start_run(WorkerSpec(episodes=100_000, step_rate_hz=200.0, heartbeat_interval_s=0.2))
+    assert run_id is not None
+    controller = window.online_controller(run_id, "agent-1")
+    assert controller is not None
+    qtbot.waitUntil(lambda: controller.stats()["episodes_total"] >= 2, timeout=30000)
+    assert window.launch_panel.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.replay_opened, timeout=30000):
+        window.launch_panel.cancel_button.click()
+    assert window.runs_view.status_of(run_id) == "cancelled"
+    qtbot.waitUntil(lambda: not window.launch_panel.cancel_button.isEnabled(), timeout=5000)  # worker reaped
+    replay = window.replay_tab(run_id, "agent-1")
+    assert replay is not None and replay.episode_count() >= 2
+
+
+def test_the_app_command_runs_a_training_run_to_its_replay(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gym_gui", "--db", str(db), "--start", "--episodes", "10", "--step-rate-hz", "0",
+         "--quit-when-replayed"],
+        cwd=REPO, capture_output=True, text=True, timeout=90,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "replay ready: tab Agent-agent-1-Replay (completed)" in proc.stdout
+    assert f"database: {db.resolve()}" in proc.stdout
