@@ -48,14 +48,14 @@ _log = logging.getLogger(__name__)
 
 _LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED)
 
-_INSERT_STEP = "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-#: Steps per multi-row INSERT: one statement step per this many rows instead of one per row.
-_STEPS_PER_STATEMENT = 250
-_INSERT_STEPS = "INSERT OR IGNORE INTO steps VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * _STEPS_PER_STATEMENT)
-_INSERT_EPISODE = (
+_STEP_COLUMNS = 14
+#: The most step rows one INSERT statement takes; batches are cut into statements of 256, 128, ..., 1 rows.
+_MAX_ROWS_PER_STATEMENT = 256
+_EPISODE_INSERT = (
     "INSERT OR IGNORE INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, "
-    "terminated, truncated, outcome, metadata_json, extra_json, ts_iso) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "terminated, truncated, outcome, metadata_json, extra_json, ts_iso) VALUES "
 )
+_EPISODE_COLUMNS = 12
 _INSERT_RUN_EVENT = "INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?,?)"
 _ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
 _UPSERT_RUN = f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
@@ -115,16 +115,43 @@ class _Plan:
     completed_runs: list[str] = attrs.Factory(list)
 
 
-def _insert_steps(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
-    """Insert step rows, ``_STEPS_PER_STATEMENT`` per statement; returns how many were new."""
-    whole = len(rows) - len(rows) % _STEPS_PER_STATEMENT
+def _multi_row_sql(prefix: str, columns: int) -> dict[int, str]:
+    """``INSERT`` statements taking 1, 2, 4, ..., ``_MAX_ROWS_PER_STATEMENT`` rows of ``columns`` values."""
+    one = "(" + ",".join("?" * columns) + ")"
+    sizes = []
+    size = _MAX_ROWS_PER_STATEMENT
+    while size:
+        sizes.append(size)
+        size //= 2
+    return {n: prefix + ",".join([one] * n) for n in sizes}
+
+
+_STEP_SQL = _multi_row_sql("INSERT OR IGNORE INTO steps VALUES ", _STEP_COLUMNS)
+_EPISODE_SQL = _multi_row_sql(_EPISODE_INSERT, _EPISODE_COLUMNS)
+
+
+def _insert_rows(conn: sqlite3.Connection, sql: dict[int, str], rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` with few statements; returns how many were new.
+
+    Full statements of ``_MAX_ROWS_PER_STATEMENT`` rows, then one statement per set bit of the
+    remainder (at most 8 more), never one statement per row: every statement releases and
+    re-takes the GIL, and against the busy proxy thread each re-take can wait (see
+    docs/performance.md), while one statement of n rows binds and steps like n one-row ones.
+    """
+    size = _MAX_ROWS_PER_STATEMENT
+    whole = len(rows) - len(rows) % size
     inserted = 0
     if whole:
-        chunks = [tuple(chain.from_iterable(rows[i:i + _STEPS_PER_STATEMENT]))
-                  for i in range(0, whole, _STEPS_PER_STATEMENT)]
-        inserted += conn.executemany(_INSERT_STEPS, chunks).rowcount
-    if whole < len(rows):
-        inserted += conn.executemany(_INSERT_STEP, rows[whole:]).rowcount
+        flat = list(chain.from_iterable(rows[:whole]))
+        step = size * len(rows[0])
+        inserted += conn.executemany(sql[size], [flat[i:i + step] for i in range(0, len(flat), step)]).rowcount
+    start = whole
+    size //= 2
+    while start < len(rows):
+        if len(rows) - start >= size:
+            inserted += conn.execute(sql[size], list(chain.from_iterable(rows[start:start + size]))).rowcount
+            start += size
+        size //= 2
     return inserted
 
 
@@ -146,6 +173,9 @@ def _plan(events: Iterable[TelemetryEvent]) -> _Plan:
     steps_append = plan.steps.append
     streams = plan.streams
     step_topic = Topic.STEP_APPENDED
+    run_id: str | None = None  # the stream of the previous event, and its cursor (events come in runs)
+    agent_id: str | None = None
+    stream: list[Any] = []
     for evt in events:
         topic = evt.topic
         try:
@@ -170,11 +200,15 @@ def _plan(events: Iterable[TelemetryEvent]) -> _Plan:
             error = _error_text(exc)
             plan.rejected.append((evt, error))
             plan.run_events.append(_quarantine_row(evt, error))
-        key = (evt.run_id, NO_AGENT if evt.agent_id is None else evt.agent_id)
-        stream = streams.get(key)
-        if stream is None:
-            streams[key] = [evt.seq_id, evt.ts_iso, evt.ts_iso]
-        elif evt.seq_id > stream[0]:
+        if evt.run_id != run_id or evt.agent_id != agent_id:
+            run_id, agent_id = evt.run_id, evt.agent_id
+            key = (run_id, NO_AGENT if agent_id is None else agent_id)
+            found = streams.get(key)
+            if found is None:
+                streams[key] = stream = [evt.seq_id, evt.ts_iso, evt.ts_iso]
+                continue
+            stream = found
+        if evt.seq_id > stream[0]:
             stream[0] = evt.seq_id
             stream[2] = evt.ts_iso
     return plan
@@ -330,7 +364,7 @@ class TelemetrySQLiteStore:
         if runs_seen:
             conn.executemany(_ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs_seen.items()])
         if plan.steps:
-            inserted += _insert_steps(conn, plan.steps)
+            inserted += _insert_rows(conn, _STEP_SQL, plan.steps)
         if plan.episodes:
             inserted += self._insert_episodes(conn, plan)
         if plan.run_events:
@@ -346,7 +380,7 @@ class TelemetrySQLiteStore:
 
     def _insert_episodes(self, conn: sqlite3.Connection, plan: _Plan) -> int:
         rows = [row for _evt, row in plan.episodes]
-        inserted = conn.executemany(_INSERT_EPISODE, rows).rowcount
+        inserted = _insert_rows(conn, _EPISODE_SQL, rows)
         if inserted == len(rows):
             return inserted
         # Some were ignored: a replay (same seq_id) is fine, another event with the same key is kept aside.

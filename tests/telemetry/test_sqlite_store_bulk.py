@@ -1,4 +1,4 @@
-"""Step batches larger than one multi-row INSERT statement: exact, idempotent, in order."""
+"""Step batches of every size (whole multi-row statements plus any remainder): exact, idempotent, in order."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def steps(first_seq: int, count: int) -> list[TelemetryEvent]:
     ]
 
 
-@pytest.mark.parametrize("count", [1, 249, 250, 251, 500, 1234])
+@pytest.mark.parametrize("count", [1, 2, 3, 127, 255, 256, 257, 511, 513, 1234, 2047])
 def test_bulk_steps_are_stored_once_whatever_the_batch_size(tmp_path: Path, count: int) -> None:
     store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
     try:
@@ -31,4 +31,18 @@ def test_bulk_steps_are_stored_once_whatever_the_batch_size(tmp_path: Path, coun
         assert rows == [(seq, float(seq)) for seq in range(1, count + 4)]
         assert store.max_seq_id("run1", "agent1") == count + 3
     finally:
+        store.close()
+
+
+def test_a_batch_takes_few_statements_whatever_its_size(tmp_path: Path) -> None:
+    store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    statements: list[str] = []
+    try:
+        store._conn.set_trace_callback(statements.append)
+        store.write_batch(steps(1, 2 * 256 + 255))  # two whole statements and a remainder of 255 = 8 bits
+        inserts = [s for s in statements if s.startswith("INSERT OR IGNORE INTO steps")]
+        assert len(inserts) == 2 + 8
+        assert store.step_count("run1") == 767
+    finally:
+        store._conn.set_trace_callback(None)
         store.close()
