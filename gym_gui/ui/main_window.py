@@ -25,6 +25,7 @@ __all__ = ["MainWindow"]
 _log = logging.getLogger(__name__)
 
 StreamKey = tuple[str, str]
+DEBUG_DOCK_HEIGHT_PX = 220
 TERMINAL = {RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value}
 
 
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName("telemetry-debug")
         dock.setWidget(self.debug_pane)
         self.addDockWidget(Qt.BottomDockWidgetArea, dock)
+        self.resizeDocks([dock], [DEBUG_DOCK_HEIGHT_PX], Qt.Vertical)
 
         self.launch_panel.start_requested.connect(self.start_run)
         self.launch_panel.cancel_requested.connect(self.cancel_runs)

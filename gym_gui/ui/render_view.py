@@ -15,6 +15,11 @@ __all__ = ["RenderView"]
 NO_FRAME_TEXT = "No frame yet"
 
 
+#: The smallest size the renderer is squeezed to.
+MIN_WIDTH_PX = 240
+MIN_HEIGHT_PX = 240
+
+
 class RenderView(QStackedWidget):
     """A GridView for "grid" payloads, a VideoView for "rgb" ones, a text label otherwise.
 
@@ -33,6 +38,7 @@ class RenderView(QStackedWidget):
             self.addWidget(widget)
         self._kind: str | None = None
         self.unknown_count = 0
+        self.setMinimumSize(MIN_WIDTH_PX, MIN_HEIGHT_PX)  # a frame stays readable when docks take space
 
     def set_payload(self, payload: Mapping[str, Any] | None) -> None:
         """Show ``payload`` with the renderer its ``kind`` names; None shows the "no frame" text.
