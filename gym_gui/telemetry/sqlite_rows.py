@@ -108,7 +108,7 @@ def _encode(value: Any) -> str:
     payloads, which only an in-process publisher can make, are stored instead of kept aside.
     """
     try:
-        text = _orjson_dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+        text = _orjson_dumps(value, _json_default, _ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError
         return _stdlib_encode(value)
     if "null" in text:  # (faster on str than on bytes)
@@ -190,8 +190,8 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload.
 
     Hot path of the sink: the common shapes (int or absent action/observation, dict info and
-    render payload, no extra keys) are encoded inline; everything else goes through the same
-    helpers as before.
+    render payload, no extra keys) are checked and encoded inline (orjson called directly, with
+    ``_encode``'s fallback rule); everything else goes through the same helpers as before.
     """
     p = evt.payload
     get = p.get
@@ -201,24 +201,49 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     term = get("terminated")
     trunc = get("truncated")
     misfit: dict[str, Any] | None = None
-    if not (
+    if (
         type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
-        and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX and _is_real(reward)
-    ):  # slow path: some value is missing or of the wrong type
+        and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX
+        and (type(reward) is float and reward == reward  # not NaN (SQLite would store NULL)
+             or type(reward) is int and _INT_MIN <= reward <= _INT_MAX)
+    ):  # bind flags as INTEGER 0/1 (what SQLite stores for a bool): sqlite3 adapts bool slowly
+        term = 1 if term else 0
+        trunc = 1 if trunc else 0
+    else:  # slow path: some value is missing or of the wrong type
         misfit = {}
         ep = _typed(p, "episode_index", _is_int, misfit)
         si = _typed(p, "step_index", _is_int, misfit)
         reward = _typed(p, "reward", _is_real, misfit)
         term = _typed(p, "terminated", _is_bool, misfit)
         trunc = _typed(p, "truncated", _is_bool, misfit)
-    if term is not None:  # bind as INTEGER 0/1 (what SQLite stores for a bool): sqlite3 adapts bool slowly
-        term = 1 if term else 0
-    if trunc is not None:
-        trunc = 1 if trunc else 0
+        if term is not None:
+            term = 1 if term else 0
+        if trunc is not None:
+            trunc = 1 if trunc else 0
     action = get("action", _MISSING)
     observation = get("observation", _MISSING)
     info = get("info", _MISSING)
     render = get("render_payload", _MISSING)
+    if type(info) is dict and info:
+        try:
+            info_json = _orjson_dumps(info, _json_default, _ORJSON_OPTIONS).decode()
+        except TypeError:  # orjson.JSONEncodeError: see _encode
+            info_json = _stdlib_encode(info)
+        else:
+            if "null" in info_json:
+                info_json = _stdlib_encode(info)
+    else:
+        info_json = "{}" if type(info) is dict else None if info is _MISSING else dump_json(info)
+    if type(render) is dict:
+        try:
+            render_json = _orjson_dumps(render, _json_default, _ORJSON_OPTIONS).decode()
+        except TypeError:
+            render_json = _stdlib_encode(render)
+        else:
+            if "null" in render_json:
+                render_json = _stdlib_encode(render)
+    else:
+        render_json = "null" if render is None else None if render is _MISSING else dump_json(render)
     return (
         evt.run_id,
         NO_AGENT if evt.agent_id is None else evt.agent_id,
@@ -231,8 +256,8 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
         reward,
         term,
         trunc,
-        _encode(info) if type(info) is dict else None if info is _MISSING else dump_json(info),
-        _encode(render) if type(render) is dict else None if render is _MISSING else dump_json(render),
+        info_json,
+        render_json,
         None if misfit is None and (
             len(p) == _N_STEP_KEYS and action is not _MISSING and observation is not _MISSING
             and info is not _MISSING and render is not _MISSING or p.keys() <= STEP_KEYS
