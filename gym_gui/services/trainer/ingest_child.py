@@ -18,7 +18,7 @@ from typing import Sequence
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.services.trainer.chunk_decoder import ChunkDecoder
-from gym_gui.services.trainer.frames import write_frame
+from gym_gui.services.trainer.frames import write_chunk
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
 from gym_gui.telemetry.events import utc_now_iso
 
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for chunk in LineReader(sys.stdin.buffer, max_line_bytes=args.max_line_bytes,
                                 read_chunk_bytes=args.read_chunk_bytes):
-            write_frame(out, decoder.decode(chunk, utc_now_iso()))
+            write_chunk(out, decoder.decode(chunk, utc_now_iso()))
     except BrokenPipeError:  # the parent is gone: nobody to tell
         return 0
     return 0

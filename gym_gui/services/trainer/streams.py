@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.services.trainer.chunk_decoder import ChunkDecoder, DecodedChunk
-from gym_gui.services.trainer.frames import read_frame
+from gym_gui.services.trainer.frames import TOPICS, read_frame
 from gym_gui.services.trainer.ingest_child import child_argv
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
 from gym_gui.services.trainer.records import RecordRejected, normalize_line
@@ -334,7 +334,7 @@ class TelemetryProxy:
                 decoded = read_frame(pipe)
                 if decoded is None:
                     break
-                self._apply(decoded)
+                self._apply(decoded, TOPICS)
                 self._wait_for_gate()
         except Exception:
             _log.exception("%s ingest stream failed; ending the source", self.name)
@@ -342,18 +342,38 @@ class TelemetryProxy:
             pipe.close()
             self._finish()
 
-    def _apply(self, decoded: DecodedChunk) -> None:
-        """Count, reject and publish one decoded read, in line order."""
+    def _apply(self, decoded: DecodedChunk, topics: Sequence[Topic] | None = None) -> None:
+        """Count, reject and publish one decoded read, in line order.
+
+        ``topics``: the items carry topic indexes into it (a frame from the ingest child), not Topics.
+        Hot path: a step whose worker seq follows its known stream is published right here; every
+        other item goes through ``_publish``, which does the same plus the rare cases.
+        """
         lines, blanks, items = decoded
         with self._feed_lock:
             self._lines_read += lines
             self._blank_lines += blanks
             publish, reject = self._publish, self._reject
+            last_seq, runs_seen, bus_publish = self._last_seq, self._runs_seen, self._bus.publish
+            steps = 0
             for item in items:
-                if len(item) == 6:
-                    publish(*item)
-                else:
+                if len(item) != 6:
                     reject(*item)
+                    continue
+                topic, run_id, agent_id, seq, ts_iso, payload = item
+                if topics is not None:
+                    topic = topics[topic]
+                if topic is _STEP and seq is not None and run_id in runs_seen:
+                    key = (run_id, agent_id)
+                    last = last_seq.get(key)
+                    if last is not None and seq > last:
+                        last_seq[key] = seq
+                        bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
+                        steps += 1
+                        continue
+                publish(topic, run_id, agent_id, seq, ts_iso, payload)
+            if steps:
+                self._published[_STEP] = self._published.get(_STEP, 0) + steps
 
     def _wait_for_gate(self) -> None:
         gate = self._gate

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from gym_gui.services.trainer.chunk_decoder import ChunkDecoder
-from gym_gui.services.trainer.frames import read_frame
+from gym_gui.services.trainer.frames import TOPICS, read_frame
 from gym_gui.services.trainer.ingest_child import child_argv
 from gym_gui.services.trainer.line_reader import LineReader
 from gym_gui.services.trainer.streams import TelemetryProxy
@@ -41,7 +41,7 @@ def test_the_child_decodes_exactly_like_the_in_process_decoder() -> None:
     def timeless(items: list[tuple]) -> list[tuple]:  # records without a time are stamped on arrival
         return [item[:4] + item[5:] if len(item) == 6 else item for item in items]
 
-    got_items = [item for f in frames for item in f[2]]
+    got_items = [(TOPICS[item[0]],) + item[1:] if len(item) == 6 else item for f in frames for item in f[2]]
     assert timeless(got_items) == timeless([item for e in expected for item in e[2]])
     assert [i[0] for i in got_items if len(i) == 3] == ["not_an_object", "oversized_line", "partial_last_line"]
     assert [i[3] for i in got_items if len(i) == 6] == [None] * 5  # no worker seq: the parent assigns it

@@ -93,6 +93,31 @@ def test_worker_seq_is_honoured_when_increasing_and_replaced_when_not() -> None:
     assert proxy.stats()["seq_reassigned"] == 2
 
 
+def test_a_spawned_worker_s_seq_is_honoured_or_replaced_like_fed_lines(in_child: bool, tmp_path: Path) -> None:
+    lines = [canonical("run_started", env_id="FrozenLake-v1", seq=2)]
+    lines += [step(0, i, seq=seq) for i, seq in enumerate((5, 9, 9, 3, 12))]
+    lines += [step(0, 0, seq=4, agent_id="agent7"), step(0, 1, agent_id="agent7"), step(0, 2, seq=7, run_id="r2")]
+    bus = RunBus()
+    rec = Recorder(bus)
+    floors = {("r2", "agent-0"): 10}
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child, seq_floor=lambda run, agent: floors.get((run, agent)))
+    proxy.spawn(worker_script(tmp_path, f"""
+        import sys
+        sys.stdout.write({json.dumps(chr(10).join(lines) + chr(10))})
+    """))
+    assert proxy.wait(30)
+    got = [(e.run_id, e.agent_id, e.topic.name, e.seq_id) for e in rec.collect() if e.topic is not Topic.RUN_COMPLETED]
+    assert got == [
+        ("r1", "agent-0", "RUN_STARTED", 2),
+        *[("r1", "agent-0", "STEP_APPENDED", seq) for seq in (5, 9, 10, 11, 12)],
+        ("r1", "agent7", "STEP_APPENDED", 4), ("r1", "agent7", "STEP_APPENDED", 5),
+        ("r2", "agent-0", "STEP_APPENDED", 11),
+    ]
+    stats = proxy.stats()
+    assert stats["seq_reassigned"] == 3
+    assert stats["events_published"] == {"RUN_STARTED": 1, "STEP_APPENDED": 8, "RUN_COMPLETED": 2}
+
+
 def test_seq_continues_after_the_stored_floor() -> None:
     bus = RunBus()
     rec = Recorder(bus)
