@@ -30,13 +30,13 @@ _seq = attrgetter("seq_id")
 
 def _group(events: Iterable[TelemetryEvent]) -> dict[StreamKey, list[TelemetryEvent]]:
     groups: dict[StreamKey, list[TelemetryEvent]] = {}
-    key: StreamKey | None = None
+    run_id: str | None = None
+    agent_id: str | None = None
     bucket: list[TelemetryEvent] = []
     for evt in events:
-        k = (evt.run_id, evt.agent_id)
-        if k != key:
-            key = k
-            bucket = groups.setdefault(k, [])
+        if evt.run_id != run_id or evt.agent_id != agent_id:  # a stream's events come in runs
+            run_id, agent_id = evt.run_id, evt.agent_id
+            bucket = groups.setdefault((run_id, agent_id), [])
         bucket.append(evt)
     return groups
 
