@@ -46,3 +46,22 @@ def test_a_batch_takes_few_statements_whatever_its_size(tmp_path: Path) -> None:
     finally:
         store._conn.set_trace_callback(None)
         store.close()
+
+
+@pytest.mark.parametrize("odd_one", [None, 0, 255, 299])
+def test_extras_are_stored_whether_or_not_the_other_rows_of_a_statement_have_any(tmp_path: Path,
+                                                                                 odd_one: int | None) -> None:
+    events = steps(1, 300)
+    if odd_one is not None:
+        evt = events[odd_one]
+        events[odd_one] = TelemetryEvent(evt.topic, evt.run_id, evt.agent_id, evt.seq_id, evt.ts_iso,
+                                         {**evt.payload, "render_hint": "grid"})
+    store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    try:
+        store.write_batch(events)
+        extras = store._reader().execute("SELECT seq_id, extra_json FROM steps WHERE extra_json IS NOT NULL").fetchall()
+        assert extras == ([] if odd_one is None else [(odd_one + 1, '{"render_hint":"grid"}')])
+        back = store.events_after("run1", "agent1", 0, limit=1000)
+        assert [e.payload for e in back] == [e.payload for e in events]
+    finally:
+        store.close()
