@@ -491,10 +491,23 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
         payload["info"] = {}
     if "render_payload" not in payload:
         payload["render_payload"] = None
+    shared = _STREAM_IDS.get(run_id)
+    run_id = _share(run_id) if shared is None else shared
+    shared = _STREAM_IDS.get(agent_id)
+    agent_id = _share(agent_id) if shared is None else shared
     return (_STEP, run_id, agent_id, seq, ts, payload)
 
 
 _EMPTY: dict[str, Any] = {}
+#: One str object per run/agent id, so the ids of a read's steps are one object (marshalled once per frame).
+_STREAM_IDS: dict[str, str] = {}
+_MAX_STREAM_IDS = 4096
+
+
+def _share(text: str) -> str:
+    if len(_STREAM_IDS) >= _MAX_STREAM_IDS:
+        _STREAM_IDS.clear()
+    return _STREAM_IDS.setdefault(text, text)
 
 
 def normalize_line(
