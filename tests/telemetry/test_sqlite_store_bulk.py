@@ -65,3 +65,23 @@ def test_extras_are_stored_whether_or_not_the_other_rows_of_a_statement_have_any
         assert [e.payload for e in back] == [e.payload for e in events]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("layout", ["one-stream", "two-agents-interleaved", "two-runs-in-halves"])
+def test_rows_of_several_streams_in_one_statement_keep_their_own_keys(tmp_path: Path, layout: str) -> None:
+    events = steps(1, 512)
+    if layout == "two-agents-interleaved":
+        events = [TelemetryEvent(e.topic, e.run_id, "agent2" if e.seq_id % 2 else "agent1", e.seq_id, e.ts_iso,
+                                 e.payload) for e in events]
+    elif layout == "two-runs-in-halves":
+        events = [TelemetryEvent(e.topic, "run2" if e.seq_id > 300 else "run1", e.agent_id, e.seq_id, e.ts_iso,
+                                 e.payload) for e in events]
+    store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    try:
+        assert store.write_batch(events).inserted == 512
+        for run_id, agent_id in sorted({(e.run_id, e.agent_id) for e in events}):
+            mine = [e for e in events if (e.run_id, e.agent_id) == (run_id, agent_id)]
+            assert store.events_after(run_id, agent_id, 0, limit=1000) == mine
+            assert store.max_seq_id(run_id, agent_id) == mine[-1].seq_id
+    finally:
+        store.close()
