@@ -90,8 +90,9 @@ def test_a_burst_beyond_the_buffer_is_backfilled_from_sqlite_exactly_once_off_th
         ctl = make(controllers, bus, reader, buffer_maxlen=64, max_batch=1024)
         batches = record(ctl)
         f = factory("run1", "agent1")
+        started = f.started()
         steps = [f.step(i // 100, i % 100) for i in range(10_000)]
-        for evt in [f.started(), *steps, f.completed()]:  # all before the first tick: the buffer overflows
+        for evt in [started, *steps, f.completed()]:  # all before the first tick: the buffer overflows
             bus.publish(evt)
         qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 10_000 and ctl.stats()["pending_backfill"] == 0,
                         timeout=20_000)
