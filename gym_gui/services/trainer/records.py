@@ -442,6 +442,27 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     result. With ``owned`` the record becomes the payload (its envelope keys are popped), which
     saves a copy; the proxy owns the dicts it decodes.
     """
+    if tuple(record) == _EMITTED_STEP_KEYS:  # exactly our workers' layout: no key to look for or drop
+        (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
+         terminated, truncated, info, render) = record.values()
+        if (
+            type(version) is int and version == 1 and type(kind) is str and kind == "step"
+            and type(run_id) is str and run_id and type(agent_id) is str and agent_id and type(seq) is int
+            and type(ts) is str and ts.endswith("+00:00")
+            and type(episode_index) is int and type(step_index) is int
+            and type(terminated) is bool and type(truncated) is bool
+            and (type(reward) is float and -_FINITE_MAX <= reward <= _FINITE_MAX or type(reward) is int)
+            and type(info) is dict and (render is None or type(render) is dict)
+        ):
+            try:
+                _fromisoformat(ts)  # validates; "+00:00" text is kept as the worker wrote it
+            except ValueError:
+                return None
+            payload = record if owned else dict(record)
+            del payload["v"], payload["kind"], payload["run_id"], payload["agent_id"], payload["seq"], payload["ts"]
+            if type(reward) is int:
+                payload["reward"] = float(reward)
+            return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, payload)
     get = record.get
     version = get("v")
     kind = get("kind")
@@ -491,20 +512,24 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
         payload["info"] = {}
     if "render_payload" not in payload:
         payload["render_payload"] = None
-    shared = _STREAM_IDS.get(run_id)
-    run_id = _share(run_id) if shared is None else shared
-    shared = _STREAM_IDS.get(agent_id)
-    agent_id = _share(agent_id) if shared is None else shared
-    return (_STEP, run_id, agent_id, seq, ts, payload)
+    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, payload)
 
 
 _EMPTY: dict[str, Any] = {}
+#: The keys of a step line as our workers write it (gym_gui.workers.jsonl_emitter and records), in order.
+_EMITTED_STEP_KEYS = (
+    "v", "kind", "run_id", "agent_id", "seq", "ts", "episode_index", "step_index", "action", "observation",
+    "reward", "terminated", "truncated", "info", "render_payload",
+)
 #: One str object per run/agent id, so the ids of a read's steps are one object (marshalled once per frame).
 _STREAM_IDS: dict[str, str] = {}
 _MAX_STREAM_IDS = 4096
 
 
-def _share(text: str) -> str:
+def _shared_id(text: str) -> str:
+    shared = _STREAM_IDS.get(text)
+    if shared is not None:
+        return shared
     if len(_STREAM_IDS) >= _MAX_STREAM_IDS:
         _STREAM_IDS.clear()
     return _STREAM_IDS.setdefault(text, text)
