@@ -127,7 +127,7 @@ class MainWindow(QMainWindow):
         if (run_id, agent_id) in self._online or (status is not None and status.value in TERMINAL):
             return  # history: its replay opens on request
         self._watch_run(run_id)
-        self._open_online(run_id, agent_id)
+        self._open_online(run_id, agent_id, from_start=True)  # seen after its first events: read those back
 
     def _on_run_exited(self, run_id: str, exit_code: Any) -> None:
         self.launch_panel.set_running(bool(self.services.launcher.active_run_ids()))
@@ -136,11 +136,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"database: {message} (retrying; nothing is dropped)", 10000)
 
     # -- tabs ------------------------------------------------------------------------------------
-    def _open_online(self, run_id: str, agent_id: str) -> None:
+    def _open_online(self, run_id: str, agent_id: str, *, from_start: bool = False) -> None:
         if (run_id, agent_id) in self._online:
             return
         controller = LiveTelemetryController(self.services.bus, run_id, agent_id, reader=self.services.reader,
-                                             parent=self)
+                                             history_after_seq_id=-1 if from_start else None, parent=self)
         tab = AgentOnlineTab(run_id, agent_id)
         controller.run_started.connect(tab.on_run_started)
         controller.batch_ready.connect(tab.on_batch)

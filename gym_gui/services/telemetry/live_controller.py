@@ -67,10 +67,17 @@ class LiveTelemetryController(QObject):
         max_batch: int = 4096,
         heartbeat_interval_s: float = 1.0,
         stall_missed_intervals: int = 3,
+        history_after_seq_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         parent: QObject | None = None,
     ) -> None:
-        """Create the controller; nothing is subscribed until ``start()``. GUI thread; never blocks."""
+        """Create the controller; nothing is subscribed until ``start()``. GUI thread; never blocks.
+
+        ``history_after_seq_id``: for a stream that began before this controller, also deliver (from
+        SQLite, as backfill) its events after this seq_id that precede the first one seen live;
+        ``-1`` means from its very beginning. None (the default) starts with what is published after
+        ``start()``.
+        """
         super().__init__(parent)
         if not run_id or not agent_id:
             raise ValueError(f"run_id and agent_id must be non-empty, got {run_id!r}, {agent_id!r}")
@@ -98,7 +105,7 @@ class LiveTelemetryController(QObject):
         self._latest: TelemetryEvent | None = None
         self._last_seq: int | None = None  # newest seq_id of this stream seen (any topic)
         self._live_top = {_STEP: -1, _EPISODE: -1}  # newest seq_id each data subscription delivered
-        self._check_after: int | None = None  # after a stall: check the seq_ids after this one
+        self._check_after: int | None = history_after_seq_id  # check the seq_ids after this one (history, stalls)
         self._completed_tick: int | None = None
         self._steps_total = self._episodes_total = self._dropped_total = self._backfilled_total = 0
         # Backfill

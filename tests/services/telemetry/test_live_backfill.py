@@ -205,3 +205,23 @@ def test_events_skipped_over_a_stall_are_read_back_when_the_stream_resumes(
     assert [e for _t, b in batches for e in b.episodes] == [e for e in events if e.topic is Topic.EPISODE_FINALIZED]
     assert ctl.stats()["backfilled_total"] == len(skipped) == 10
     assert (ctl.stats()["dropped_total"], ctl.stats()["pending_backfill"]) == (0, 0)
+
+
+def test_a_stream_opened_late_gets_its_history_from_sqlite_first(
+        qtbot: Any, bus: RunBus, store: TelemetrySQLiteStore, factory: Any, reader: WatchedReader,
+        controllers: list[LiveTelemetryController]) -> None:
+    f = factory("run1", "agent1")
+    before = [f.started(), *f.episodes(3, 5)]  # published before the tab opened: only SQLite has them
+    store.write_events(before)
+    ctl = make(controllers, bus, reader, history_after_seq_id=-1)
+    batches = record(ctl)
+    after = f.episodes(1, 5, first_episode=3)
+    store.write_events(after)
+    for evt in after:
+        bus.publish(evt)
+    qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 20 and ctl.stats()["pending_backfill"] == 0,
+                    timeout=10_000)
+    all_steps = [e.seq_id for e in before + after if e.topic is Topic.STEP_APPENDED]
+    assert sorted(step_seqs(batches)) == all_steps and len(step_seqs(batches)) == 20
+    assert ctl.stats()["backfilled_total"] == 15 + 3 and ctl.stats()["episodes_total"] == 4
+    assert ctl.stats()["dropped_total"] == 0 and ctl.stats()["unrecoverable"] == 0
