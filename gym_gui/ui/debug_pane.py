@@ -16,6 +16,7 @@ from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.run_bus import RunBus, Subscription
 from gym_gui.ui.rows_table_model import ERROR, OK, WARN, Row, RowsTableModel
 from gym_gui.ui.table_view import make_table_view
+from gym_gui.ui.titled import titled
 
 __all__ = ["DebugPane", "SUBSCRIPTION_HEADERS", "SOURCE_HEADERS", "StatsFn"]
 
@@ -106,20 +107,11 @@ class DebugPane(QWidget):
         self.source_view = make_table_view(self.source_model)
         self.status_label = QLabel("not refreshed yet")
         splitter = QSplitter(Qt.Vertical)
-        splitter.addWidget(self._titled("Bus subscriptions", self.subscription_view))
-        splitter.addWidget(self._titled("Proxy, sink and other sources", self.source_view))
+        splitter.addWidget(titled("Bus subscriptions", self.subscription_view))
+        splitter.addWidget(titled("Proxy, sink and other sources", self.source_view))
         layout = QVBoxLayout(self)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status_label)
-
-    @staticmethod
-    def _titled(title: str, view: QWidget) -> QWidget:
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel(title))
-        layout.addWidget(view, 1)
-        return box
 
     # -- sources ---------------------------------------------------------------------------------
     def add_source(self, name: str, stats_fn: StatsFn) -> None:

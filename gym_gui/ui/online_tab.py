@@ -17,6 +17,7 @@ from gym_gui.ui import palette
 from gym_gui.ui.episode_table_model import EpisodeTableModel
 from gym_gui.ui.rate_meter import RateMeter
 from gym_gui.ui.render_view import RenderView
+from gym_gui.ui.titled import titled
 from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
 from gym_gui.ui.table_view import make_table_view
 
@@ -150,8 +151,8 @@ class AgentOnlineTab(QWidget):
         bar.valueChanged.connect(self._on_scroll_value)
         self.episode_view = make_table_view(self.episode_model)
         self.tables = QSplitter(Qt.Horizontal)
-        self.tables.addWidget(self._titled("Steps (newest last)", self.step_view))
-        self.tables.addWidget(self._titled("Episodes", self.episode_view))
+        self.tables.addWidget(titled("Steps (newest last)", self.step_view))
+        self.tables.addWidget(titled("Episodes", self.episode_view))
         self.tables.setStretchFactor(0, 3)
         self.tables.setStretchFactor(1, 2)
 
@@ -167,15 +168,6 @@ class AgentOnlineTab(QWidget):
         layout.addWidget(self.stall_banner)
         layout.addLayout(buttons)
         layout.addWidget(splitter, 1)
-
-    @staticmethod
-    def _titled(title: str, view: QWidget) -> QWidget:
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel(title))
-        layout.addWidget(view, 1)
-        return box
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:

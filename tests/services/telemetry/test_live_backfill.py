@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from gym_gui.services.telemetry.live_batch import LiveBatch
+from live_helpers import make, record
 from gym_gui.services.telemetry.live_controller import LiveTelemetryController
 from gym_gui.services.telemetry.store_reader import StoreReader
 from gym_gui.telemetry.db_sink import DbSink
@@ -52,31 +53,6 @@ def reader(store: TelemetrySQLiteStore) -> Iterator[WatchedReader]:
     assert r.stop(5) and r.threads_alive() == 0
 
 
-@pytest.fixture
-def controllers(bus: RunBus) -> Iterator[list[LiveTelemetryController]]:
-    made: list[LiveTelemetryController] = []
-    yield made
-    for ctl in made:
-        ctl.stop()
-        assert not ctl.is_polling()
-    assert not [s for s in bus.subscriptions() if s.subscriber_id.startswith("ui-")]
-
-
-def make(controllers: list[LiveTelemetryController], bus: RunBus, reader: StoreReader, agent_id: str = "agent1",
-         **kwargs: Any) -> LiveTelemetryController:
-    kwargs.setdefault("poll_interval_ms", 10)
-    ctl = LiveTelemetryController(bus, "run1", agent_id, reader=reader, **kwargs)
-    controllers.append(ctl)
-    ctl.start()
-    return ctl
-
-
-def record(ctl: LiveTelemetryController) -> list[tuple[int, LiveBatch]]:
-    seen: list[tuple[int, LiveBatch]] = []
-    ctl.batch_ready.connect(lambda batch: seen.append((ctl.ticks, batch)))
-    return seen
-
-
 def step_seqs(batches: list[tuple[int, LiveBatch]]) -> list[int]:
     return [e.seq_id for _t, b in batches for e in b.steps]
 
@@ -87,7 +63,7 @@ def test_a_burst_beyond_the_buffer_is_backfilled_from_sqlite_exactly_once_off_th
     sink = DbSink(store, bus)
     sink.start()
     try:
-        ctl = make(controllers, bus, reader, buffer_maxlen=64, max_batch=1024)
+        ctl = make(controllers, bus, reader=reader, buffer_maxlen=64, max_batch=1024)
         batches = record(ctl)
         f = factory("run1", "agent1")
         started = f.started()
@@ -124,7 +100,7 @@ def by_seq(expected: list[TelemetryEvent], batches: list[tuple[int, LiveBatch]])
 def test_ranges_not_yet_persisted_are_retried_on_later_ticks(
         qtbot: Any, bus: RunBus, store: TelemetrySQLiteStore, factory: Any, reader: WatchedReader,
         controllers: list[LiveTelemetryController]) -> None:
-    ctl = make(controllers, bus, reader, buffer_maxlen=20)
+    ctl = make(controllers, bus, reader=reader, buffer_maxlen=20)
     batches = record(ctl)
     f = factory("run1", "agent1")
     events = [f.started(), *f.episodes(20, 9)]  # 180 steps, 20 episodes
@@ -148,7 +124,7 @@ def test_ranges_not_yet_persisted_are_retried_on_later_ticks(
 def test_a_completed_run_gives_up_what_sqlite_will_never_have(
         qtbot: Any, bus: RunBus, store: TelemetrySQLiteStore, factory: Any, reader: WatchedReader,
         controllers: list[LiveTelemetryController]) -> None:
-    ctl = make(controllers, bus, reader, agent_id="a1", buffer_maxlen=20)
+    ctl = make(controllers, bus, reader=reader, agent_id="a1", buffer_maxlen=20)
     a0, a1 = factory("run1", "a0"), factory("run1", "a1")
     steps = [a1.step(0, i) for i in range(200)]  # seq 0..199; the live buffer keeps 180..199
     completed = a0.completed()  # the run's completion travels on its default agent's stream
@@ -165,7 +141,7 @@ def test_a_completed_run_gives_up_what_sqlite_will_never_have(
 def test_nothing_is_given_up_before_the_controller_sees_the_completion(
         qtbot: Any, bus: RunBus, store: TelemetrySQLiteStore, factory: Any, reader: WatchedReader,
         controllers: list[LiveTelemetryController]) -> None:
-    ctl = make(controllers, bus, reader, agent_id="a1", buffer_maxlen=20)
+    ctl = make(controllers, bus, reader=reader, agent_id="a1", buffer_maxlen=20)
     a0, a1 = factory("run1", "a0"), factory("run1", "a1")
     steps = [a1.step(0, i) for i in range(50)]
     completed = a0.completed()
@@ -185,7 +161,7 @@ def test_events_skipped_over_a_stall_are_read_back_when_the_stream_resumes(
         qtbot: Any, bus: RunBus, store: TelemetrySQLiteStore, factory: Any, reader: WatchedReader,
         controllers: list[LiveTelemetryController]) -> None:
     clock = [1000.0]
-    ctl = make(controllers, bus, reader, clock=lambda: clock[0])
+    ctl = make(controllers, bus, reader=reader, clock=lambda: clock[0])
     batches = record(ctl)
     f = factory("run1", "agent1")
     events = [f.started(), *f.episodes(3, 4), f.heartbeat()]  # seq 0..16
@@ -213,7 +189,7 @@ def test_a_stream_opened_late_gets_its_history_from_sqlite_first(
     f = factory("run1", "agent1")
     before = [f.started(), *f.episodes(3, 5)]  # published before the tab opened: only SQLite has them
     store.write_events(before)
-    ctl = make(controllers, bus, reader, history_after_seq_id=-1)
+    ctl = make(controllers, bus, reader=reader, history_after_seq_id=-1)
     batches = record(ctl)
     after = f.episodes(1, 5, first_episode=3)
     store.write_events(after)

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from gym_gui.services.telemetry.live_batch import LiveBatch
+from live_helpers import make, record
 from gym_gui.services.telemetry.live_controller import LiveTelemetryController
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus
 
 TOPICS = ("STEP_APPENDED", "EPISODE_FINALIZED", "RUN_STARTED", "RUN_HEARTBEAT", "RUN_COMPLETED")
-
-
-@pytest.fixture
-def controllers(bus: RunBus) -> Iterator[list[LiveTelemetryController]]:
-    """Controllers made by a test; each is proven stopped and unsubscribed afterwards."""
-    made: list[LiveTelemetryController] = []
-    yield made
-    for ctl in made:
-        ctl.stop()
-        assert not ctl.is_polling()
-    assert [s.key for s in bus.subscriptions()] == []
-
-
-def make(controllers: list[LiveTelemetryController], bus: RunBus, run_id: str = "run1", agent_id: str = "agent1",
-         **kwargs: Any) -> LiveTelemetryController:
-    kwargs.setdefault("poll_interval_ms", 10)
-    ctl = LiveTelemetryController(bus, run_id, agent_id, **kwargs)
-    controllers.append(ctl)
-    ctl.start()
-    return ctl
-
-
-def record(ctl: LiveTelemetryController) -> list[tuple[int, LiveBatch]]:
-    """Every batch with the tick that emitted it."""
-    seen: list[tuple[int, LiveBatch]] = []
-    ctl.batch_ready.connect(lambda batch: seen.append((ctl.ticks, batch)))
-    return seen
 
 
 def publish(bus: RunBus, events: list[TelemetryEvent]) -> None:

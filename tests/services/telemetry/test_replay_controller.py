@@ -88,8 +88,15 @@ def test_replay_ready_only_after_the_sink_persisted_the_whole_run(
     sink: DbSink = parts["sink"]
     controller = make_controller(bus, parts)
     order: list[Any] = []
+    persisted_at_ready: list[int] = []
+
+    def on_ready(run_id: str, _episodes: Any) -> None:
+        order.append(("ready", run_id))
+        # The sink's queued signal may still be on its way: what counts is that SQLite has it all.
+        persisted_at_ready.append(sink.stats()["backlog"])
+
     sink.run_persisted.connect(lambda run_id: order.append(("persisted", run_id)))
-    controller.replay_ready.connect(lambda run_id, eps: order.append(("ready", run_id)))
+    controller.replay_ready.connect(on_ready)
     controller.start()
     assert controller.is_polling()
     publish(bus, two_agent_run(factory))
@@ -102,7 +109,8 @@ def test_replay_ready_only_after_the_sink_persisted_the_whole_run(
         sink.start()
     assert ready.args[0] == "run1" and ready.args[1] is controller.episodes
     assert_complete(ready.args[1])
-    assert order[0] == ("persisted", "run1") and order.count(("ready", "run1")) == 1
+    qtbot.waitUntil(lambda: ("persisted", "run1") in order, timeout=5000)
+    assert order.count(("ready", "run1")) == 1 and persisted_at_ready == [0]
     assert_read_off_the_gui_thread(parts)
     # Ready: the live part is released at once.
     assert not controller.is_polling() and not controller.is_connected()
