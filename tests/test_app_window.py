@@ -107,3 +107,41 @@ def test_the_app_command_runs_a_training_run_to_its_replay(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert "replay ready: tab Agent-agent-1-Replay (completed)" in proc.stdout
     assert f"database: {db.resolve()}" in proc.stdout
+
+
+# A worker in the existing gym_gui envelopes with two agents: lifecycle records carry no agent_id.
+TWO_AGENT_WORKER = r"""
+import json, sys
+def out(record):
+    sys.stdout.write(json.dumps(record) + "\n")
+out({"event": "run_started", "run_id": "r-two", "timestamp": 1800000000.0, "payload": {"env_id": "FrozenLake-v1"}})
+for episode in range(4):
+    for agent in ("agent-a", "agent-b"):
+        for step in range(25):
+            out({"type": "step", "run_id": "r-two", "agent_id": agent, "episode_index": episode, "step_index": step,
+                 "action": step % 4, "observation": step % 16, "reward": 0.0, "terminated": step == 24,
+                 "truncated": False, "ts_unix_ns": 1800000000000000000 + step})
+        out({"type": "episode", "run_id": "r-two", "agent_id": agent, "episode_index": episode,
+             "total_reward": 1.0, "steps": 25, "terminated": True, "truncated": False})
+out({"event": "run_completed", "run_id": "r-two", "timestamp": 1800000001.0, "payload": {"outcome": "completed"}})
+"""
+
+
+def test_a_worker_command_opens_a_tab_per_agent_and_each_sees_every_step(
+        qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    opened: list[list[Any]] = []
+    window.replay_opened.connect(lambda run_id, agent_id: opened.append([run_id, agent_id]))
+    assert window.start_command([sys.executable, "-c", TWO_AGENT_WORKER], run_id="r-two") == "r-two"
+    qtbot.waitUntil(lambda: len(opened) >= 2, timeout=30000)
+    assert sorted(a for _r, a in opened if a != "agent-0") == ["agent-a", "agent-b"]
+    for agent in ("agent-a", "agent-b"):
+        controller = window.online_controller("r-two", agent)
+        assert controller is not None  # opened when the registry saw the stream, after its first events
+        # Everything before the tab opened came back from SQLite, nothing twice.
+        qtbot.waitUntil(lambda c=controller: c.stats()["steps_total"] == 100 and c.stats()["pending_backfill"] == 0,
+                        timeout=10000)
+        assert controller.stats()["episodes_total"] == 4
+        replay = window.replay_tab("r-two", agent)
+        assert replay is not None and replay.episode_count() == 4
+    assert "Agent-agent-a-Online" in window.tab_titles() and "Agent-agent-b-Replay" in window.tab_titles()

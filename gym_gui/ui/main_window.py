@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtGui import QCloseEvent
@@ -13,6 +13,7 @@ from gym_gui.services.app_services import AppServices
 from gym_gui.services.telemetry.live_controller import LiveTelemetryController
 from gym_gui.services.telemetry.replay_controller import ReplayController
 from gym_gui.services.trainer.registry import RunStatus
+from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID
 from gym_gui.services.trainer.worker_specs import WorkerSpec, new_run_id
 from gym_gui.ui.debug_pane import DebugPane
 from gym_gui.ui.launch_panel import LaunchPanel
@@ -47,7 +48,6 @@ class MainWindow(QMainWindow):
         self._online: dict[StreamKey, tuple[LiveTelemetryController, AgentOnlineTab]] = {}
         self._replay_controllers: dict[str, ReplayController] = {}
         self._replay_tabs: dict[StreamKey, AgentReplayTab] = {}
-        self._launched: list[str] = []
         self._shut_down = False
 
         self.launch_panel = LaunchPanel()
@@ -89,15 +89,29 @@ class MainWindow(QMainWindow):
         self.services.registry.register_pending(run_id)
         self._watch_run(run_id)
         self._open_online(run_id, spec.agent_id)  # subscribed before the worker's first line
+        return self._launch(spec.argv(run_id), run_id, spec.agent_id, f"{spec.env_id}, {spec.episodes} episodes")
+
+    def start_command(self, argv: Sequence[str], *, default_agent_id: str = DEFAULT_AGENT_ID,
+                      run_id: str | None = None) -> str | None:
+        """Launch any worker command (JSONL on stdout); its streams' Online tabs open as they appear.
+
+        GUI thread; does not wait for the worker. ``run_id`` names records without one. Returns the
+        run id, or None when the command could not be started.
+        """
+        run_id = run_id or new_run_id()
+        self.services.registry.register_pending(run_id)
+        self._watch_run(run_id)
+        return self._launch(argv, run_id, default_agent_id, " ".join(argv))
+
+    def _launch(self, argv: Sequence[str], run_id: str, default_agent_id: str, what: str) -> str | None:
         try:
-            self.services.launcher.launch(spec.argv(run_id), run_id=run_id, default_agent_id=spec.agent_id)
+            self.services.launcher.launch(argv, run_id=run_id, default_agent_id=default_agent_id)
         except (OSError, RuntimeError, ValueError) as exc:
             _log.error("cannot start the worker for %s: %s", run_id, exc)
             QMessageBox.warning(self, "Cannot start the run", f"{type(exc).__name__}: {exc}")
             return None
-        self._launched.append(run_id)
         self.launch_panel.set_running(True)
-        self.statusBar().showMessage(f"run {run_id} started: {spec.env_id}, {spec.episodes} episodes", 5000)
+        self.statusBar().showMessage(f"run {run_id} started: {what}", 5000)
         return run_id
 
     def cancel_runs(self) -> None:
@@ -124,7 +138,9 @@ class MainWindow(QMainWindow):
 
     def _on_stream(self, run_id: str, agent_id: str) -> None:
         status = self.services.registry.status(run_id)
-        if (run_id, agent_id) in self._online or (status is not None and status.value in TERMINAL):
+        launched_here = self.services.launcher.proxy(run_id) is not None  # even if it is already over
+        if (run_id, agent_id) in self._online or (
+                not launched_here and status is not None and status.value in TERMINAL):
             return  # history: its replay opens on request
         self._watch_run(run_id)
         self._open_online(run_id, agent_id, from_start=True)  # seen after its first events: read those back

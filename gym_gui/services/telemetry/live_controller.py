@@ -105,7 +105,9 @@ class LiveTelemetryController(QObject):
         self._latest: TelemetryEvent | None = None
         self._last_seq: int | None = None  # newest seq_id of this stream seen (any topic)
         self._live_top = {_STEP: -1, _EPISODE: -1}  # newest seq_id each data subscription delivered
-        self._check_after: int | None = history_after_seq_id  # check the seq_ids after this one (history, stalls)
+        self._check_after: int | None = None  # after a stall: check the seq_ids after this one
+        self._history_after = history_after_seq_id
+        self._history_key: int | None = None  # the open history check, until the first live event
         self._completed_tick: int | None = None
         self._steps_total = self._episodes_total = self._dropped_total = self._backfilled_total = 0
         # Backfill
@@ -140,6 +142,8 @@ class LiveTelemetryController(QObject):
             self._unsubscribe()
             raise
         self._started = True
+        if self._history_after is not None:
+            self._history_key = self._gaps.add_history(self._history_after + 1)
         self._timer.start()
 
     def stop(self) -> None:
@@ -261,6 +265,9 @@ class LiveTelemetryController(QObject):
             own += (episodes[0].seq_id, episodes[-1].seq_id)
         if not own:
             return
+        if self._history_key is not None:
+            self._gaps.close_history(self._history_key, min(own) - 1)
+            self._history_key = None
         if self._check_after is not None:
             self._gaps.add_check(self._check_after + 1, min(own) - 1)
             self._check_after = None

@@ -6,7 +6,9 @@ A live controller sees two kinds of gaps:
   (``Subscription.take_lost_ranges``). Every event of that topic in the range was dropped, so
   none of them can also arrive live.
 - **checks** after a stall: the seq_ids between the last one seen before the stall and the first
-  one seen after it. Nothing says what they were (heartbeats use seq_ids too), and some may
+  one seen after it. A **history** check is one left open at the top, for a stream that began
+  before the controller: it is read up to what SQLite holds until the first live event closes
+  it, or, if none comes, until the run's row is terminal (the stream is over). Nothing says what they were (heartbeats use seq_ids too), and some may
   still be queued in a subscription, so a check keeps the seq_ids delivered inside it and lets
   each event through once, live or from SQLite, whichever comes first.
 
@@ -30,6 +32,8 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 __all__ = ["BACKFILL_TOPICS", "GapPlan", "GapRead", "GapReadResult", "GapTracker", "read_gaps"]
 
+#: The upper end of a history check that no live event has closed yet.
+HISTORY_OPEN_END = 2**63 - 1
 #: The topics a live controller backfills from SQLite.
 BACKFILL_TOPICS: frozenset[Topic] = frozenset({Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED})
 
@@ -101,6 +105,7 @@ class _Gap:
     first: int  # next seq_id to read
     last: int
     lost: bool  # a lost range (counted) rather than a stall check
+    open_ended: bool = False  # a history check no live event has closed yet
 
 
 @attrs.define(slots=True)
@@ -168,6 +173,30 @@ class GapTracker:
         key = self._add(BACKFILL_TOPICS, first, last, lost=False)
         self._checks.append(_Check(key, first, last))
 
+    def add_history(self, first: int) -> int:
+        """Open a history check from ``first`` with no end yet; returns its key for ``close_history``."""
+        key = self._add(BACKFILL_TOPICS, first, HISTORY_OPEN_END, lost=False)
+        self._gaps[-1].open_ended = True
+        self._checks.append(_Check(key, first, HISTORY_OPEN_END))
+        return key
+
+    def close_history(self, key: int, last: int) -> None:
+        """End the history check ``key`` at ``last`` (the seq_id before the first live event)."""
+        for gap in self._gaps:
+            if gap.key == key:
+                gap.last, gap.open_ended = last, False
+        for check in self._checks:
+            if check.gap_key == key:
+                check.last = last
+        self._drop_done()
+
+    def _drop_done(self) -> None:
+        done = {g.key for g in self._gaps if g.first > g.last}
+        if done:
+            self._gaps = [g for g in self._gaps if g.key not in done]
+            for check in self._checks:
+                check.read = check.read or check.gap_key in done
+
     def admit(self, events: list[TelemetryEvent]) -> list[TelemetryEvent]:
         """The events not delivered yet; remembers those inside stall checks. Cheap without checks."""
         if not self._checks:
@@ -208,19 +237,16 @@ class GapTracker:
             moved = True
             recovered += self.admit([e for e in events if gap.first <= e.seq_id])
             gap.first = reached + 1
-        if run_completed and result.terminal:
+        if result.terminal:
             top = -1 if result.max_seq_id is None else result.max_seq_id
             for read in plan.reads:
                 gap = gaps.get(read.key)
-                if gap is not None and top < gap.first <= gap.last:
+                # An open history check ends with the stream; other gaps only once the owner saw the end.
+                if gap is not None and (run_completed or gap.open_ended) and top < gap.first <= gap.last:
                     if gap.lost:
                         self.unrecoverable += gap.last - gap.first + 1
                     gap.first = gap.last + 1
                     moved = True
-        done = {g.key for g in self._gaps if g.first > g.last}
-        if done:
-            self._gaps = [g for g in self._gaps if g.key not in done]
-            for check in self._checks:
-                check.read = check.read or check.gap_key in done
+        self._drop_done()
         recovered.sort(key=lambda e: e.seq_id)
         return recovered, moved

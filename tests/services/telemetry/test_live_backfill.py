@@ -201,3 +201,19 @@ def test_a_stream_opened_late_gets_its_history_from_sqlite_first(
     assert sorted(step_seqs(batches)) == all_steps and len(step_seqs(batches)) == 20
     assert ctl.stats()["backfilled_total"] == 15 + 3 and ctl.stats()["episodes_total"] == 4
     assert ctl.stats()["dropped_total"] == 0 and ctl.stats()["unrecoverable"] == 0
+
+
+def test_a_stream_that_ended_before_its_tab_opened_is_read_whole_from_sqlite(
+        qtbot: Any, bus: RunBus, store: TelemetrySQLiteStore, factory: Any, reader: WatchedReader,
+        controllers: list[LiveTelemetryController]) -> None:
+    f = factory("run1", "agent1")
+    store.write_events([f.started(), *f.episodes(2, 5)])  # not terminal yet: the check stays open
+    ctl = make(controllers, bus, reader=reader, history_after_seq_id=-1)
+    qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 10, timeout=10_000)
+    store.write_events([*f.episodes(1, 5, first_episode=2), f.completed()])  # the rest, then the end
+    qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 15 and not ctl._gaps, timeout=10_000)
+    stats = ctl.stats()
+    assert (stats["episodes_total"], stats["backfilled_total"], stats["unrecoverable"]) == (3, 18, 0)
+    queries = ctl.backfill_queries
+    qtbot.waitUntil(lambda: ctl.ticks > 200, timeout=10_000)
+    assert ctl.backfill_queries == queries  # closed: no more reading
