@@ -2,8 +2,10 @@
 
     python -m gym_gui --db runs/telemetry.sqlite
     python -m gym_gui --db runs/demo.sqlite --start --env FrozenLake-v1 --episodes 300 --step-rate-hz 500
+    python -m gym_gui --db runs/x.sqlite --default-agent-id agent6 -- python my_worker.py --flag
 
-``--start`` launches a run of the built-in worker at once; ``--quit-when-replayed`` closes the app
+``--start`` launches a run of the built-in worker at once; anything after ``--`` is a worker
+command launched at once instead (JSONL on stdout; an Online tab opens per agent it reports); ``--quit-when-replayed`` closes the app
 once that run's Replay tabs are open (a smoke test of the whole path; exit code 0 when the run
 completed, 1 otherwise).
 """
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Sequence
 
 from gym_gui.gc_tuning import tune_gc
+from gym_gui.run import split_command
+from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID
 from gym_gui.services.trainer.worker_specs import WorkerSpec
 
 __all__ = ["build_parser", "main"]
@@ -35,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agent-id", default="agent-1")
     parser.add_argument("--step-rate-hz", type=float, default=200.0, help="worker step rate limit, 0 = unlimited")
+    parser.add_argument("--default-agent-id", default=DEFAULT_AGENT_ID,
+                        help="agent id for the records of a worker command that carry none")
     parser.add_argument("--quit-when-replayed", action="store_true",
                         help="close once the started run's Replay tabs are open (smoke test)")
     parser.add_argument("--log-level", default="WARNING")
@@ -48,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gym_gui.services.app_services import AppServices
     from gym_gui.ui.main_window import MainWindow
 
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    own_args, command = split_command(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()
@@ -63,19 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     print(f"database: {args.db.resolve()}", flush=True)
     outcome: dict[str, str] = {}
-    if args.start:
-        run_id = window.start_run(spec)
+    started = bool(command) or args.start
+    if started:
+        if command:
+            run_id = window.start_command(command, default_agent_id=args.default_agent_id)
+        else:
+            run_id = window.start_run(spec)
         if run_id is None:
             window.shutdown()
             return 2
-        print(f"run {run_id}: {spec.env_id}, {spec.episodes} episodes", flush=True)
+        print(f"run {run_id}: {' '.join(command) or f'{spec.env_id}, {spec.episodes} episodes'}", flush=True)
+
+        def ours(other_run: str) -> bool:  # a worker command may name its runs itself
+            return services.launcher.launched(other_run)
 
         def on_status(changed_run: str, status: str) -> None:
-            if changed_run == run_id:
+            if ours(changed_run):
                 outcome["status"] = status
 
         def on_replay(replayed_run: str, agent_id: str) -> None:
-            if replayed_run == run_id:
+            if ours(replayed_run):
                 print(f"replay ready: tab Agent-{agent_id}-Replay ({outcome.get('status', '?')})", flush=True)
                 if args.quit_when_replayed:
                     window.close()
@@ -84,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.replay_opened.connect(on_replay)
     app.exec_()
     ok = window.shutdown()
-    if args.start:
+    if started:
         return 0 if ok and outcome.get("status") == "completed" else 1
     return 0 if ok else 1
 

@@ -24,7 +24,7 @@ from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
-__all__ = ["main", "build_parser", "worker_argv"]
+__all__ = ["build_parser", "main", "split_command", "worker_argv"]
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 DEFAULT_DB_PATH = Path("runs") / "telemetry.sqlite"
@@ -63,7 +63,8 @@ def worker_argv(args: argparse.Namespace, run_id: str) -> list[str]:
     return worker_spec(args).argv(run_id)
 
 
-def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+def split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Own options before ``--``, the worker command after it (also used by ``python -m gym_gui``)."""
     argv = list(argv)
     if "--" in argv:
         cut = argv.index("--")
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     from gym_gui.telemetry.db_sink import DbSink
 
     out = out or sys.stdout
-    own_args, command = _split_command(sys.argv[1:] if argv is None else argv)
+    own_args, command = split_command(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -132,7 +132,8 @@ def test_a_worker_command_opens_a_tab_per_agent_and_each_sees_every_step(
     window = open_window(qtbot, windows, db_path)
     opened: list[list[Any]] = []
     window.replay_opened.connect(lambda run_id, agent_id: opened.append([run_id, agent_id]))
-    assert window.start_command([sys.executable, "-c", TWO_AGENT_WORKER], run_id="r-two") == "r-two"
+    launch_id = window.start_command([sys.executable, "-c", TWO_AGENT_WORKER])  # the worker names its run r-two
+    assert launch_id is not None and launch_id != "r-two"
     qtbot.waitUntil(lambda: len(opened) >= 2, timeout=30000)
     assert sorted(a for _r, a in opened if a != "agent-0") == ["agent-a", "agent-b"]
     for agent in ("agent-a", "agent-b"):
@@ -145,3 +146,31 @@ def test_a_worker_command_opens_a_tab_per_agent_and_each_sees_every_step(
         replay = window.replay_tab("r-two", agent)
         assert replay is not None and replay.episode_count() == 4
     assert "Agent-agent-a-Online" in window.tab_titles() and "Agent-agent-b-Replay" in window.tab_titles()
+
+
+def test_the_app_command_runs_a_worker_command_to_its_replay(tmp_path: Path) -> None:
+    db = tmp_path / "command.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gym_gui", "--db", str(db), "--quit-when-replayed", "--",
+         sys.executable, "-c", TWO_AGENT_WORKER],
+        cwd=REPO, capture_output=True, text=True, timeout=90,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "run r-two" not in proc.stdout  # the window names the run; the worker's own run_id is r-two
+    assert "replay ready: tab Agent-agent-" in proc.stdout and "(completed)" in proc.stdout
+
+
+def test_a_worker_command_that_dies_silently_shows_as_a_failed_run(qtbot: Any, windows: list[MainWindow],
+                                                                    db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    run_id = window.start_command([sys.executable, "-c", "import sys; sys.stderr.write('no gym here\\n'); sys.exit(3)"])
+    assert run_id is not None
+    qtbot.waitUntil(lambda: window.runs_view.status_of(run_id) == "failed", timeout=30000)
+    state = window.services.registry.state(run_id)
+    assert state is not None and state.outcome == "failed"
+    # Its only stream is the proxy's failed completion: the tab, opened after it, reads it from SQLite.
+    tab = window.online_tab(run_id, "agent-0")
+    assert tab is not None and window.tab_titles()[:2] == ["Runs", "Agent-agent-0-Online"]
+    qtbot.waitUntil(lambda: tab.header_text("status") == "failed (exit code 3)", timeout=10000)
+    assert "no gym here" in tab.header_tooltip("status")

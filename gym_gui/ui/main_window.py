@@ -99,8 +99,8 @@ class MainWindow(QMainWindow):
         run id, or None when the command could not be started.
         """
         run_id = run_id or new_run_id()
-        self.services.registry.register_pending(run_id)
-        self._watch_run(run_id)
+        # No pending entry or replay watch here: a command may name its runs itself. Its runs and
+        # streams appear with their first events (or a failed completion if it dies silently).
         return self._launch(argv, run_id, default_agent_id, " ".join(argv))
 
     def _launch(self, argv: Sequence[str], run_id: str, default_agent_id: str, what: str) -> str | None:
@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
 
     def _on_stream(self, run_id: str, agent_id: str) -> None:
         status = self.services.registry.status(run_id)
-        launched_here = self.services.launcher.proxy(run_id) is not None  # even if it is already over
+        launched_here = self.services.launcher.launched(run_id)  # even if it is already over
         if (run_id, agent_id) in self._online or (
                 not launched_here and status is not None and status.value in TERMINAL):
             return  # history: its replay opens on request

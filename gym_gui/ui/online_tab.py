@@ -178,6 +178,10 @@ class AgentOnlineTab(QWidget):
         """The header value shown for ``key`` (see HEADER_FIELDS). GUI thread; never blocks."""
         return self._values[key].text()
 
+    def header_tooltip(self, key: str) -> str:
+        """The tooltip of a header value (the status' tooltip is the worker's stderr tail). GUI thread."""
+        return self._values[key].toolTip()
+
     @property
     def steps_seen(self) -> int:
         """Steps received (live and backfilled) since the tab was made. GUI thread; never blocks."""

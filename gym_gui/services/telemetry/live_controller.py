@@ -109,6 +109,7 @@ class LiveTelemetryController(QObject):
         self._history_after = history_after_seq_id
         self._history_key: int | None = None  # the open history check, until the first live event
         self._completed_tick: int | None = None
+        self._started_seen = self._completion_emitted = False
         self._steps_total = self._episodes_total = self._dropped_total = self._backfilled_total = 0
         # Backfill
         self._recovered: list[TelemetryEvent] = []  # read back, delivered at the next tick
@@ -242,13 +243,16 @@ class LiveTelemetryController(QObject):
         self._collect_lost_ranges()
         self._maybe_query()
 
+        self._started_seen = self._started_seen or bool(started)
         for evt in started:
             self.run_started.emit(evt)
         self._emit_batch(steps, episodes)
         if beats:
             self.heartbeat.emit(beats[-1])
-        for evt in completed:
-            self.run_completed.emit(evt)
+        if not self._completion_emitted:  # (a late-opened stream may have it from SQLite already)
+            for evt in completed:
+                self.run_completed.emit(evt)
+        self._completion_emitted = self._completion_emitted or bool(completed)
         if self._stall.check(now):
             _log.info("stream %s/%s stalled: no event for %.1f s", self.run_id, self.agent_id, self._stall.timeout_s)
             self.stall_changed.emit(True)
@@ -316,10 +320,32 @@ class LiveTelemetryController(QObject):
         self._in_flight = False
         if self._stopped:
             return
+        if self._history_after is not None:
+            self._lifecycle_from_store(result)
         events, moved = self._gaps.apply(plan, result, run_completed=self._completed_tick is not None)
         self._recovered += events
         self._retry_ticks = 1 if moved else min(self._max_retry_ticks, self._retry_ticks * 2)
         self._next_query_tick = self._ticks + self._retry_ticks
+
+    def _lifecycle_from_store(self, result: GapReadResult) -> None:
+        """A stream opened late may have missed its RUN_STARTED and RUN_COMPLETED on the bus: emit them
+        from the stored run row instead (once each, only if not seen live). GUI thread."""
+        run = result.run
+        if run is None:
+            return
+        seq = result.max_seq_id if result.max_seq_id is not None else 0
+        if not self._started_seen and run.started_at is not None:
+            self._started_seen = True
+            self.run_started.emit(TelemetryEvent(Topic.RUN_STARTED, self.run_id, self.agent_id, seq, run.started_at,
+                                                 {"env_id": run.env_id, "config": run.config}))
+        if run.is_terminal and self._completed_tick is None:
+            self._completed_tick = self._ticks
+            self._completion_emitted = True
+            self._stall.complete()
+            payload = {"outcome": run.outcome, "exit_code": run.exit_code, "signal": run.signal,
+                       "stderr_tail": run.stderr_tail, "summary": run.summary}
+            self.run_completed.emit(TelemetryEvent(Topic.RUN_COMPLETED, self.run_id, self.agent_id, seq,
+                                                   run.completed_at or run.updated_at, payload))
 
     def _on_read_error(self, error: BaseException) -> None:
         """A backfill query failed (GUI thread); it is retried after the retry delay."""

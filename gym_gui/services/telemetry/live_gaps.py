@@ -28,6 +28,7 @@ from typing import Iterable
 import attrs
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_records import RunRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 __all__ = ["BACKFILL_TOPICS", "GapPlan", "GapRead", "GapReadResult", "GapTracker", "read_gaps"]
@@ -62,7 +63,8 @@ class GapPlan:
 class GapReadResult:
     """What ``read_gaps`` found.
 
-    ``terminal``: the run's row was terminal before anything else was read; ``max_seq_id``: the
+    ``run``: the run's stored row (lifecycle for a stream whose start or end was never seen live);
+    ``terminal``: that row was terminal before anything else was read; ``max_seq_id``: the
     stream's highest stored seq_id, read next; ``covered``: per gap key, the seq_id up to which
     the gap was read (``first - 1`` when nothing could be read) and the matching events.
     """
@@ -70,6 +72,7 @@ class GapReadResult:
     terminal: bool
     max_seq_id: int | None
     covered: tuple[tuple[int, int, tuple[TelemetryEvent, ...]], ...]
+    run: RunRecord | None = None
 
 
 def read_gaps(store: TelemetrySQLiteStore, plan: GapPlan) -> GapReadResult:
@@ -95,7 +98,7 @@ def read_gaps(store: TelemetrySQLiteStore, plan: GapPlan) -> GapReadResult:
         reached = rows[-1].seq_id if len(rows) == limit and rows[-1].seq_id < end else end
         events = tuple(e for e in rows if e.seq_id <= reached and e.topic in gap.topics)
         covered.append((gap.key, reached, events))
-    return GapReadResult(terminal, top, tuple(covered))
+    return GapReadResult(terminal, top, tuple(covered), run)
 
 
 @attrs.define(slots=True)

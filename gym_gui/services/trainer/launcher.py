@@ -75,6 +75,11 @@ class RunLauncher(QObject):
         """The proxy of a launched run. GUI thread."""
         return self._proxies.get(run_id)
 
+    def launched(self, run_id: str) -> bool:
+        """True for a run this launcher started, by its launch id or a run id its worker reported.
+        GUI thread; never blocks."""
+        return run_id in self._proxies or any(run_id in p.run_ids() for p in self._proxies.values())
+
     def active_run_ids(self) -> list[str]:
         """Launched runs whose worker output is not fully published yet. GUI thread; never blocks."""
         return [run_id for run_id, proxy in self._proxies.items() if not proxy.finished]

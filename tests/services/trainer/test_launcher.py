@@ -24,6 +24,7 @@ def test_a_launched_run_completes_and_is_reported_once(qtbot: Any, bus: RunBus) 
         proxy = launcher.launch(spec.argv("run-a"), run_id="run-a")
         assert launcher.active_run_ids() == ["run-a"] and launcher.proxy("run-a") is proxy
     assert blocker.args == ["run-a", 0]
+    assert launcher.launched("run-a") and not launcher.launched("run-b")
     [completed] = done.drain()
     assert completed.run_id == "run-a" and completed.payload["outcome"] == "completed"
     qtbot.waitUntil(lambda: not launcher.is_polling(), timeout=5000)
