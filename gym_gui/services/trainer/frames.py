@@ -14,14 +14,44 @@ import marshal
 import struct
 from typing import IO, Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 from gym_gui.telemetry.events import Topic
 
-__all__ = ["TOPICS", "read_frame", "write_chunk", "write_frame"]
+__all__ = ["INGEST_PIPE_BYTES", "TOPICS", "enlarge_pipe", "read_frame", "write_chunk", "write_frame"]
 
 _HEADER = struct.Struct("<I")
+#: Capacity asked for the pipe from the ingest child (about 4,000 grid steps; Linux's default is 64 KiB,
+#: about one frame): with room to write ahead, the child seldom waits for the reader thread, which
+#: shares the GUI process's GIL with the sink and the GUI and reads in bursts (docs/performance.md).
+INGEST_PIPE_BYTES = 1 << 20
+_PIPE_MAX_SIZE = "/proc/sys/fs/pipe-max-size"
 #: A wire item's topic index -> Topic.
 TOPICS: tuple[Topic, ...] = tuple(Topic)
 _INDEX = {topic: i for i, topic in enumerate(TOPICS)}
+
+
+def enlarge_pipe(fd: int, size_bytes: int) -> int:
+    """Ask for a pipe buffer of ``size_bytes`` on ``fd`` (Linux ``F_SETPIPE_SZ``); the capacity now, 0 if unknown.
+
+    Best effort: an unprivileged process gets at most ``/proc/sys/fs/pipe-max-size``; other
+    systems, or a descriptor that is not a pipe, keep what they have. Any thread; never blocks.
+    """
+    setsz = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsz is None:
+        return 0
+    try:
+        return int(fcntl.fcntl(fd, setsz, size_bytes))
+    except OSError:
+        pass
+    try:
+        with open(_PIPE_MAX_SIZE) as limit:
+            return int(fcntl.fcntl(fd, setsz, min(size_bytes, int(limit.read()))))
+    except (OSError, ValueError):
+        return 0
 
 
 def write_chunk(out: IO[bytes], decoded: tuple[int, int, list[Any]]) -> None:

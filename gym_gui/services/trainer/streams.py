@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.services.trainer.chunk_decoder import ChunkDecoder, DecodedChunk
-from gym_gui.services.trainer.frames import TOPICS, read_frame
+from gym_gui.services.trainer.frames import INGEST_PIPE_BYTES, TOPICS, enlarge_pipe, read_frame
 from gym_gui.services.trainer.ingest_child import child_argv
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
 from gym_gui.services.trainer.records import RecordRejected, normalize_line
@@ -149,6 +149,7 @@ class TelemetryProxy:
         finally:
             proc.stdout.close()  # the child owns the read end now: the worker gets EPIPE if it dies
         assert self._ingest_proc.stdout is not None
+        enlarge_pipe(self._ingest_proc.stdout.fileno(), INGEST_PIPE_BYTES)
         self._reader = threading.Thread(target=self._read_frames_loop, args=(self._ingest_proc.stdout,),
                                         name=f"{self.name}-reader", daemon=True)
         self._reader.start()

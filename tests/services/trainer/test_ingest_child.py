@@ -100,3 +100,21 @@ def test_if_the_ingest_process_dies_the_worker_is_stopped_and_the_run_failed(tmp
     (completion,) = done.drain()
     assert completion.payload["outcome"] == "failed"
     assert proxy.stop(5)
+
+
+def test_the_pipe_from_the_ingest_process_holds_many_frames(tmp_path: Path) -> None:
+    import fcntl
+
+    from gym_gui.services.trainer.frames import INGEST_PIPE_BYTES
+
+    script = tmp_path / "worker.py"
+    script.write_text("import signal\nsignal.pause()\n")
+    proxy = TelemetryProxy(RunBus())
+    proxy.spawn([sys.executable, str(script)])
+    try:
+        assert proxy._ingest_proc is not None and proxy._ingest_proc.stdout is not None
+        size = fcntl.fcntl(proxy._ingest_proc.stdout.fileno(), fcntl.F_GETPIPE_SZ)
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            assert size >= min(INGEST_PIPE_BYTES, int(limit.read()))
+    finally:
+        assert proxy.stop(5)
