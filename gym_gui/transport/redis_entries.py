@@ -1,0 +1,94 @@
+"""One TelemetryEvent as the fields of a Redis stream entry, and back (Qt-free, pure functions).
+
+Fields: ``topic`` (the Topic name), ``ts`` (the event's ISO-8601 time) and ``payload`` (the
+payload as JSON text, made by the store's ``dump_json``). The stream key carries run_id and
+agent_id, the entry id carries seq_id (redis_keys.py). Decoding never trusts an entry: anything
+malformed raises ``EntryRejected`` with a short reason, counted by the reader.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+
+from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_rows import dump_json, load_json
+from gym_gui.transport.redis_keys import seq_from_entry_id
+
+__all__ = ["EntryRejected", "RejectReason", "STREAM_TOPICS", "decode_entry", "encode_fields"]
+
+#: Topics a stream carries (OVERFLOW notices are local to one bus, never transported).
+STREAM_TOPICS: tuple[Topic, ...] = (
+    Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED, Topic.RUN_COMPLETED,
+)
+_TOPIC_BY_NAME: dict[bytes, Topic] = {t.name.encode(): t for t in STREAM_TOPICS}
+_F_TOPIC = b"topic"
+_F_TS = b"ts"
+_F_PAYLOAD = b"payload"
+
+
+class RejectReason:
+    """Why an entry was skipped (the keys of the reader's ``rejected`` counts)."""
+
+    BAD_ID = "bad_id"  # the entry id is not "{seq_id}-1"
+    MISSING_FIELD = "missing_field"  # topic, ts or payload absent
+    UNKNOWN_TOPIC = "unknown_topic"  # not a transported Topic name
+    BAD_TS = "bad_ts"  # empty or not UTF-8
+    BAD_PAYLOAD = "bad_payload"  # not JSON, or JSON but not an object
+    BAD_EVENT = "bad_event"  # the fields do not make a valid TelemetryEvent
+
+
+class EntryRejected(Exception):
+    """A stream entry that is not a valid event: ``reason`` (a RejectReason) and ``detail``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def encode_fields(evt: TelemetryEvent) -> dict[str, str]:
+    """The entry fields of ``evt``. Any thread. Raises TypeError if the payload is not JSON-encodable."""
+    return {"topic": evt.topic.name, "ts": evt.ts_iso, "payload": dump_json(evt.payload)}
+
+
+def _load_payload(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # NaN/Infinity, integers beyond 64 bits...: the stdlib reads them
+        return load_json(raw)
+
+
+def decode_entry(stream: StreamKey, raw_id: bytes | str, fields: Mapping[bytes, bytes]) -> TelemetryEvent:
+    """The event an entry of ``stream`` encodes. Any thread. Raises EntryRejected."""
+    seq_id = seq_from_entry_id(raw_id)
+    if seq_id is None:
+        raise EntryRejected(RejectReason.BAD_ID, f"entry id {raw_id!r} is not '{{seq_id}}-1'")
+    topic_raw = fields.get(_F_TOPIC)
+    ts_raw = fields.get(_F_TS)
+    payload_raw = fields.get(_F_PAYLOAD)
+    if topic_raw is None or ts_raw is None or payload_raw is None:
+        missing = [name.decode() for name, v in ((_F_TOPIC, topic_raw), (_F_TS, ts_raw), (_F_PAYLOAD, payload_raw))
+                   if v is None]
+        raise EntryRejected(RejectReason.MISSING_FIELD, f"entry {raw_id!r} lacks {', '.join(missing)}")
+    topic = _TOPIC_BY_NAME.get(topic_raw)
+    if topic is None:
+        raise EntryRejected(RejectReason.UNKNOWN_TOPIC, f"entry {raw_id!r} has topic {topic_raw[:80]!r}")
+    try:
+        ts_iso = ts_raw.decode("utf-8")
+    except UnicodeDecodeError:
+        ts_iso = ""
+    if not ts_iso:
+        raise EntryRejected(RejectReason.BAD_TS, f"entry {raw_id!r} has ts {ts_raw[:80]!r}")
+    try:
+        payload = _load_payload(payload_raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: payload is not JSON ({exc})") from None
+    if type(payload) is not dict:
+        raise EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: payload is {type(payload).__name__}, not an object")
+    run_id, agent_id = stream
+    try:
+        return TelemetryEvent(topic, run_id, agent_id, seq_id, ts_iso, payload)
+    except TypeError as exc:
+        raise EntryRejected(RejectReason.BAD_EVENT, f"entry {raw_id!r}: {exc}") from None

@@ -1,0 +1,161 @@
+"""RedisPublisher: TelemetryEvents into their Redis streams, idempotently (Qt-free).
+
+A batch goes out as one pipeline: an ``SADD`` of the index set the first time a stream is
+written, then one ``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event. Redis refuses an
+id that is not greater than the stream's last one, so publishing a batch again (after a
+connection loss left its fate unknown) stores each event at most once; the refusals are counted
+as duplicates. A connection error leaves the whole batch to the caller, who retries it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Sequence
+
+import attrs
+import redis
+
+from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.transport.redis_entries import encode_fields
+from gym_gui.transport.redis_keys import KEY_PREFIX, entry_id, index_key, seq_of_any_id, stream_key
+
+__all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "stream_last_seq_id"]
+
+_log = logging.getLogger(__name__)
+
+#: Entries kept per stream (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
+DEFAULT_RETENTION = 100_000
+_DUPLICATE_MARK = "equal or smaller"
+
+
+@attrs.frozen(slots=True)
+class PublishResult:
+    """What one ``publish`` call did: events added, refused as already there, not sendable."""
+
+    added: int = 0
+    duplicates: int = 0
+    unencodable: int = 0
+    refused: int = 0  # refused for another reason (e.g. the key holds another type); logged
+
+
+def stream_last_seq_id(client: redis.Redis, key: str) -> int | None:
+    """The seq_id of the last entry ever added to stream ``key`` (kept when trimmed), or None.
+
+    Any thread; one round trip. Raises the client's connection errors.
+    """
+    try:
+        info = client.xinfo_stream(key)
+    except redis.ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return None
+        raise
+    return seq_of_any_id(info.get("last-generated-id"))
+
+
+class RedisPublisher:
+    """Writes events to ``{prefix}:{run}:{agent}`` streams with bounded retention.
+
+    ``retention``: entries kept per stream (``MAXLEN ~``), None for unbounded. Any thread may
+    call any method; ``publish`` calls are serialised (a stream's events must go out in order,
+    from one caller).
+    """
+
+    def __init__(self, client: redis.Redis, *, key_prefix: str = KEY_PREFIX,
+                 retention: int | None = DEFAULT_RETENTION, approximate_trim: bool = True) -> None:
+        if retention is not None and retention < 1:
+            raise ValueError(f"retention must be >= 1 or None, got {retention}")
+        self.client = client
+        self.key_prefix = key_prefix
+        self.retention = retention
+        self.approximate_trim = approximate_trim
+        self._index_key = index_key(key_prefix)
+        self._lock = threading.Lock()
+        self._indexed: set[str] = set()
+        self._keys: dict[tuple[str, str | None], str] = {}
+        self._rlog = RateLimitedLog(_log, interval_s=2.0)
+        self.added = 0
+        self.duplicates = 0
+        self.unencodable = 0
+        self.refused = 0
+        self.batches = 0
+
+    def key_of(self, run_id: str, agent_id: str | None) -> str:
+        """The stream key of ``(run_id, agent_id)`` under this publisher's prefix. Any thread."""
+        stream = (run_id, agent_id)
+        key = self._keys.get(stream)
+        if key is None:
+            key = self._keys[stream] = stream_key(run_id, agent_id, prefix=self.key_prefix)
+        return key
+
+    def last_seq_id(self, run_id: str, agent_id: str | None) -> int | None:
+        """The last seq_id stored in the stream of ``(run_id, agent_id)``, or None (a new stream).
+
+        Any thread; one round trip; raises the client's connection errors.
+        """
+        return stream_last_seq_id(self.client, self.key_of(run_id, agent_id))
+
+    def publish(self, events: Sequence[TelemetryEvent]) -> PublishResult:
+        """XADD ``events`` (each stream's in seq_id order) in one pipeline. Any thread; blocks on Redis.
+
+        Raises the client's connection errors (redis.ConnectionError, redis.TimeoutError): then the
+        outcome of each event is unknown and the caller publishes the same events again later.
+        """
+        if not events:
+            return PublishResult()
+        with self._lock:
+            return self._publish(events)
+
+    def _publish(self, events: Sequence[TelemetryEvent]) -> PublishResult:
+        entries: list[tuple[str, str, dict[str, str]]] = []
+        new_keys: dict[str, None] = {}
+        unencodable = 0
+        for evt in events:
+            key = self.key_of(evt.run_id, evt.agent_id)
+            try:
+                fields = encode_fields(evt)
+            except (TypeError, ValueError, RecursionError) as exc:
+                unencodable += 1
+                self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
+                               evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
+                continue
+            if key not in self._indexed:
+                new_keys[key] = None
+            entries.append((key, entry_id(evt.seq_id), fields))
+        replies: list[Any] = []
+        if entries or new_keys:
+            pipe = self.client.pipeline(transaction=False)
+            for key in new_keys:  # the index first: a reader that sees an entry can find its stream
+                pipe.sadd(self._index_key, key)
+            maxlen, approximate = self.retention, self.approximate_trim
+            for key, id_, fields in entries:
+                pipe.xadd(key, fields, id=id_, maxlen=maxlen, approximate=approximate)  # type: ignore[arg-type]
+            replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+                raise reply
+        for key, reply in zip(new_keys, replies):
+            if not isinstance(reply, Exception):
+                self._indexed.add(key)
+        added = duplicates = refused = 0
+        for reply in replies[len(new_keys):]:
+            if not isinstance(reply, Exception):
+                added += 1
+            elif isinstance(reply, redis.ResponseError) and _DUPLICATE_MARK in str(reply):
+                duplicates += 1
+            else:
+                refused += 1
+                self._rlog.log(logging.ERROR, "refused", "Redis refused an event: %s", reply)
+        self.added += added
+        self.duplicates += duplicates
+        self.unencodable += unencodable
+        self.refused += refused
+        self.batches += 1
+        return PublishResult(added, duplicates, unencodable, refused)
+
+    def stats(self) -> dict[str, int]:
+        """Events added, duplicates refused, unencodable, refused otherwise; batches; streams. Any thread."""
+        with self._lock:
+            return {"added": self.added, "duplicates": self.duplicates, "unencodable": self.unencodable,
+                    "refused": self.refused, "batches": self.batches, "streams": len(self._indexed)}

@@ -1,0 +1,428 @@
+"""RedisTelemetrySource: the GUI machine's reader of remote workers' Redis streams (Qt-free).
+
+One thread discovers streams from the index set (at start, then every ``discover_interval_s``),
+reads them with ``XREAD BLOCK`` from a cursor per stream, decodes each entry into a
+TelemetryEvent (its seq_id from the entry id) and publishes it on the RunBus, where the durable
+path persists it like any local event. A stream's cursor starts after ``seq_floor(run_id,
+agent_id)`` (``store.max_seq_id``: the last persisted seq_id), so a restarted GUI resumes with
+no gap and no duplicate; after a connection loss the thread backs off, reconnects and goes on
+from the cursor of the last entry it read (whatever it published, the lossless path persists).
+
+Malformed entries are counted by reason, logged (rate-limited) and skipped. When retention has
+trimmed entries the cursor had not reached, the missing seq_id range is counted and logged as
+lost (an upper bound: a worker may also have skipped seq_ids). Reading pauses while ``gate``
+(``DbSink.ingest_gate``) is closed, so the sink's backlog stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable, Iterable, Protocol
+
+import redis
+
+from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.telemetry.events import StreamKey, TelemetryEvent
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
+from gym_gui.transport.redis_entries import EntryRejected, decode_entry
+from gym_gui.transport.redis_keys import KEY_PREFIX, cursor_after, index_key, parse_stream_key, seq_from_entry_id, seq_of_any_id
+
+__all__ = ["RedisTelemetrySource", "SOURCE_CLIENT_NAME"]
+
+_log = logging.getLogger(__name__)
+
+#: CLIENT SETNAME of the source's connections (made by ``url``).
+SOURCE_CLIENT_NAME = "gym_gui-redis-source"
+_GATE_RECHECK_S = 0.25
+#: Reasons counted for keys of the index set, next to the entry RejectReasons.
+BAD_KEY = "bad_key"
+NOT_A_STREAM = "not_a_stream"
+
+
+class IngestGate(Protocol):
+    """The durable path's back-pressure gate (``DbSink.ingest_gate``)."""
+
+    def wait_until_open(self, timeout_s: float | None = None) -> bool: ...
+
+
+class _Stream:
+    """One stream's read state. Source thread only."""
+
+    __slots__ = ("key", "stream", "cursor", "last_seq", "gaps", "removed_upper")
+
+    def __init__(self, key: bytes, stream: StreamKey, floor: int | None) -> None:
+        self.key = key
+        self.stream = stream
+        self.cursor: bytes | str = cursor_after(floor)
+        self.last_seq = floor  # highest seq_id read (or persisted before we started)
+        self.gaps: list[tuple[int, int]] = []  # seq ranges skipped by the entries read, not yet explained
+        self.removed_upper = -1  # every seq_id <= this that is absent was removed by Redis (trim or XDEL)
+
+
+class RedisTelemetrySource:
+    """Reads ``{prefix}:{run}:{agent}`` streams from Redis and publishes their events on ``bus``.
+
+    Lifecycle: ``start()`` starts the reader thread, ``stop()`` ends it; both idempotent, any
+    thread. ``stats()``, ``streams()`` and ``lost_ranges()`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        bus: RunBus,
+        *,
+        url: str | None = None,
+        client_factory: Callable[[], redis.Redis] | None = None,
+        seq_floor: Callable[[str, str | None], int | None] | None = None,
+        gate: IngestGate | None = None,
+        key_prefix: str = KEY_PREFIX,
+        block_ms: int = 500,
+        batch_count: int = 512,
+        discover_interval_s: float = 1.0,
+        retry_initial_s: float = 0.05,
+        retry_max_s: float = 2.0,
+        name: str = "redis-source",
+    ) -> None:
+        """Give ``url`` (``redis://host:port/db``) or ``client_factory`` (called once, on the thread;
+        its client must allow a reply time above ``block_ms``). ``seq_floor(run_id, agent_id)``
+        returns the last persisted seq_id of a stream (``store.max_seq_id``), None to read from its
+        start. Any thread; no I/O.
+        """
+        if (url is None) == (client_factory is None):
+            raise ValueError("give exactly one of url and client_factory")
+        if block_ms < 1 or batch_count < 1 or discover_interval_s <= 0:
+            raise ValueError("need block_ms >= 1, batch_count >= 1 and discover_interval_s > 0")
+        if url is not None:
+            make_client(url)  # a malformed URL fails here, not on the thread
+            client_factory = lambda: make_client(  # noqa: E731
+                url, client_name=SOURCE_CLIENT_NAME, socket_timeout_s=block_ms / 1000 + 5.0)
+        self._bus = bus
+        self._client_factory = client_factory
+        self._client: redis.Redis | None = None
+        self._seq_floor = seq_floor
+        self._gate = gate
+        self._prefix = key_prefix
+        self._index_key = index_key(key_prefix)
+        self.block_ms = block_ms
+        self.batch_count = batch_count
+        self.discover_interval_s = discover_interval_s
+        self.name = name
+        self._backoff = Backoff(retry_initial_s, retry_max_s)
+        self._rlog = RateLimitedLog(_log, interval_s=2.0)
+
+        self._states: dict[bytes, _Stream] = {}  # source thread only
+        self._bad_keys: set[bytes] = set()
+        self._next_discover_at = 0.0
+        self._failing = False
+
+        self._lock = threading.Lock()  # guards what other threads read
+        self._streams: list[StreamKey] = []
+        self._entries_read = 0
+        self._published: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self._lost: dict[StreamKey, list[tuple[int, int]]] = {}
+        self._reconnects = 0
+        self._connection_errors = 0
+        self._connected = False
+        self._last_error: str | None = None
+        self._paused_s = 0.0
+
+        self._state_lock = threading.Lock()
+        self._state = "new"  # new -> running -> stopped
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the reader thread; idempotent, a no-op after ``stop``. Any thread; never blocks."""
+        with self._state_lock:
+            if self._state != "new":
+                return
+            self._state = "running"
+            self._thread = threading.Thread(target=self._run, name=f"{self.name}-reader", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """End the reader thread and join it; idempotent. True once it has ended.
+
+        Any thread but the reader's; blocks up to ``timeout_s`` (the thread notices within
+        ``block_ms`` plus one round trip). What was published stays published.
+        """
+        with self._state_lock:
+            self._state = "stopped"
+            thread = self._thread
+        self._stop.set()
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
+
+    def is_running(self) -> bool:
+        """True while the reader thread is alive. Any thread."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    # -- stats -----------------------------------------------------------------------------------
+    def streams(self) -> list[StreamKey]:
+        """The streams being read, in order of discovery. Any thread."""
+        with self._lock:
+            return list(self._streams)
+
+    def lost_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
+        """Per stream, the seq_id ranges (inclusive) that retention removed before they were read. Any thread."""
+        with self._lock:
+            return {stream: list(ranges) for stream, ranges in self._lost.items()}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the debug pane. Any thread; never blocks.
+
+        ``entries_read``, ``published`` (per topic name) and ``published_total``, ``rejected`` (per
+        reason) and ``rejected_total``, ``lost_ranges`` (``{(run_id, agent_id): [(a, b), ...]}``) and
+        ``lost_total`` (upper bound), ``reconnects``, ``connection_errors``, ``connected``,
+        ``last_error``, ``streams``, ``paused_s`` (waiting on the gate), ``running``.
+        """
+        with self._lock:
+            return {
+                "entries_read": self._entries_read,
+                "published": dict(self._published),
+                "published_total": sum(self._published.values()),
+                "rejected": dict(self._rejected),
+                "rejected_total": sum(self._rejected.values()),
+                "lost_ranges": {s: list(r) for s, r in self._lost.items()},
+                "lost_total": sum(b - a + 1 for ranges in self._lost.values() for a, b in ranges),
+                "reconnects": self._reconnects,
+                "connection_errors": self._connection_errors,
+                "connected": self._connected,
+                "last_error": self._last_error,
+                "streams": len(self._streams),
+                "paused_s": self._paused_s,
+                "running": self.is_running(),
+            }
+
+    # -- reader thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._cycle()
+                except Exception as exc:  # nothing may end the transport but stop()
+                    self._failed(exc)
+        finally:
+            client, self._client = self._client, None
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # closing a dead connection may fail; nothing to keep
+                    pass
+            with self._lock:
+                self._connected = False
+
+    def _cycle(self) -> None:
+        """One round: discover if due, wait for the gate, one XREAD, publish what it returned."""
+        client = self._client
+        if client is None:
+            assert self._client_factory is not None
+            client = self._client = self._client_factory()
+        if time.monotonic() >= self._next_discover_at:
+            self._discover(client)
+            self._next_discover_at = time.monotonic() + self.discover_interval_s
+        self._resolve_gaps(client)
+        if not self._wait_for_gate():
+            return
+        if not self._states:
+            self._stop.wait(max(0.0, self._next_discover_at - time.monotonic()))
+            return
+        reply = client.xread({s.key: s.cursor for s in self._states.values()},
+                             count=self.batch_count, block=self.block_ms)
+        self._reachable()
+        for key, entries in _stream_replies(reply):
+            state = self._states.get(key)
+            if state is not None and entries:
+                self._take(state, entries)
+        self._resolve_gaps(client)
+
+    def _discover(self, client: redis.Redis) -> None:
+        members = client.smembers(self._index_key)
+        self._reachable()
+        for key in sorted(members):
+            if key in self._states or key in self._bad_keys:
+                continue
+            stream = parse_stream_key(key, prefix=self._prefix)
+            if stream is None:
+                self._bad_keys.add(key)
+                self._count_rejected(BAD_KEY, f"index member {key[:120]!r} is not a stream key under {self._prefix!r}")
+                continue
+            try:
+                floor = self._seq_floor(*stream) if self._seq_floor is not None else None
+            except Exception as exc:  # retried at the next discovery; starting at 0 would duplicate
+                self._rlog.log(logging.ERROR, "floor", "%s: cannot read the stored seq_id of %s/%s (%s); will retry",
+                               self.name, *stream, exc)
+                continue
+            self._states[key] = _Stream(key, stream, floor)
+            with self._lock:
+                self._streams.append(stream)
+            _log.info("%s: reading stream %s/%s after seq_id %s", self.name, *stream, floor)
+
+    def _take(self, state: _Stream, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Decode, publish and advance the cursor over one stream's reply. Never raises a RedisError."""
+        last = state.last_seq
+        events: list[TelemetryEvent] = []
+        rejected: list[EntryRejected] = []
+        read = 0
+        for raw_id, fields in entries:
+            read += 1
+            seq = seq_from_entry_id(raw_id)
+            if seq is not None:
+                low = 1 if last is None else last + 1
+                if seq > low:
+                    state.gaps.append((low, seq - 1))
+                if last is None or seq > last:
+                    last = seq
+            state.cursor = raw_id
+            try:
+                events.append(decode_entry(state.stream, raw_id, fields or {}))
+            except EntryRejected as exc:
+                rejected.append(exc)
+        state.last_seq = last
+        publish = self._bus.publish
+        for evt in events:
+            publish(evt)
+        with self._lock:
+            self._entries_read += read
+            for evt in events:
+                self._published[evt.topic.name] += 1
+        for exc in rejected:
+            self._count_rejected(exc.reason, f"stream {state.stream[0]}/{state.stream[1]}: {exc.detail}")
+
+    def _resolve_gaps(self, client: redis.Redis) -> None:
+        """Tell lost ranges (removed by Redis) from seq_ids the writer skipped. May raise connection errors."""
+        for state in self._states.values():
+            if not state.gaps:
+                continue
+            if any(b > state.removed_upper for _, b in state.gaps):
+                state.removed_upper = max(state.removed_upper, _removed_upper(client, state.key))
+            upper = state.removed_upper
+            for a, b in state.gaps:
+                if upper >= a:
+                    self._note_lost(state.stream, a, min(b, upper))
+            state.gaps.clear()
+
+    def _note_lost(self, stream: StreamKey, first: int, last: int) -> None:
+        with self._lock:
+            self._lost.setdefault(stream, []).append((first, last))
+        self._rlog.log(logging.WARNING, f"lost:{stream}",
+                       "%s: stream %s/%s lost seq_ids %d..%d (%d events at most): Redis retention removed them "
+                       "before they were read", self.name, stream[0], stream[1], first, last, last - first + 1)
+
+    def _count_rejected(self, reason: str, detail: str) -> None:
+        with self._lock:
+            self._rejected[reason] += 1
+        self._rlog.log(logging.WARNING, f"rejected:{reason}", "%s: entry skipped (%s): %s", self.name, reason, detail)
+
+    def _wait_for_gate(self) -> bool:
+        """Block while the gate is closed; False if stop was requested meanwhile."""
+        gate = self._gate
+        if gate is None:
+            return True
+        started = time.monotonic()
+        while not gate.wait_until_open(_GATE_RECHECK_S):
+            if self._stop.is_set():
+                return False
+        waited = time.monotonic() - started
+        if waited > 0.001:
+            with self._lock:
+                self._paused_s += waited
+        return not self._stop.is_set()
+
+    def _reachable(self) -> None:
+        if self._failing:
+            self._failing = False
+            _log.info("%s: Redis reachable again after %d failed attempts", self.name, self._backoff.failures)
+            with self._lock:
+                self._reconnects += 1
+        self._backoff.reset()
+        with self._lock:
+            self._connected = True
+
+    def _note_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _failed(self, exc: Exception) -> None:
+        """Handle what ``_cycle`` raised: back off (and count) before the next round."""
+        try:
+            if isinstance(exc, CONNECTION_ERRORS):
+                self._connection_lost(exc)
+            elif isinstance(exc, redis.ResponseError):
+                self._response_error(exc)
+            else:
+                raise exc
+        except CONNECTION_ERRORS as again:
+            self._connection_lost(again)
+        except Exception as other:  # a bug or a surprise: say it, wait, go on
+            self._note_error(other)
+            if self._rlog.log(logging.ERROR, "unexpected", "%s: unexpected error (%s: %s); retrying",
+                              self.name, type(other).__name__, other):
+                _log.debug("%s: traceback of the unexpected error", self.name, exc_info=other)
+            self._backoff.sleep(self._stop)
+
+    def _connection_lost(self, exc: BaseException) -> None:
+        self._failing = True
+        self._note_error(exc)
+        with self._lock:
+            self._connection_errors += 1
+            self._connected = False
+        delay_s = self._backoff.next_delay_s()
+        self._rlog.log(logging.WARNING, "conn", "%s: Redis unavailable (%s); retrying in %.2f s", self.name, exc, delay_s)
+        self._next_discover_at = 0.0  # streams may have appeared meanwhile
+        self._stop.wait(delay_s)
+
+    def _response_error(self, exc: redis.ResponseError) -> None:
+        """A reply error (e.g. an indexed key holds another type): drop the offending keys, else back off."""
+        self._note_error(exc)
+        client = self._client
+        dropped = 0
+        if client is not None and "WRONGTYPE" in str(exc):
+            for key in list(self._states):
+                kind = client.type(key)
+                if kind not in (b"stream", b"none", "stream", "none"):
+                    state = self._states.pop(key)
+                    self._bad_keys.add(key)
+                    with self._lock:
+                        self._streams.remove(state.stream)
+                    self._count_rejected(NOT_A_STREAM, f"key {key[:120]!r} holds a {kind!r}, not a stream")
+                    dropped += 1
+        if not dropped:
+            self._rlog.log(logging.ERROR, "reply", "%s: Redis replied with an error: %s", self.name, exc)
+            self._backoff.sleep(self._stop)
+
+
+def _stream_replies(reply: Any) -> Iterable[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """XREAD's reply as ``(key, entries)`` pairs, whatever the protocol's shape."""
+    if not reply:
+        return ()
+    if isinstance(reply, dict):
+        return [(key, value[0] if value and isinstance(value[0], list) else value) for key, value in reply.items()]
+    return [(key, entries) for key, entries in reply]
+
+
+def _removed_upper(client: redis.Redis, key: bytes) -> int:
+    """The highest seq_id below which Redis may have removed entries of ``key`` (-1: none removed)."""
+    try:
+        info = client.xinfo_stream(key)
+    except redis.ResponseError:  # the key is gone: whatever we did not read went with it
+        return 1 << 62
+    last = seq_of_any_id(info.get("last-generated-id"))
+    added, length = info.get("entries-added"), info.get("length")
+    upper = -1
+    if added is None or length is None:  # Redis < 7 does not say: assume removal (reported as an upper bound)
+        upper = last if last is not None else -1
+    elif added > length:  # trimmed: everything before the first entry is gone
+        first = info.get("first-entry")
+        first_seq = seq_of_any_id(first[0]) if first else None
+        upper = first_seq - 1 if first_seq is not None else (last if last is not None else -1)
+    deleted = seq_of_any_id(info.get("max-deleted-entry-id"))
+    return max(upper, deleted if deleted is not None else -1)
