@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step-rate-hz", type=float, default=200.0, help="worker step rate limit, 0 = unlimited")
     parser.add_argument("--default-agent-id", default=DEFAULT_AGENT_ID,
                         help="agent id for the records of a worker command that carry none")
+    parser.add_argument("--redis-url", default=None,
+                        help="also watch remote workers publishing to this Redis (redis://host:6379/0)")
     parser.add_argument("--quit-when-replayed", action="store_true",
                         help="close once the started run's Replay tabs are open (smoke test)")
     parser.add_argument("--log-level", default="WARNING")
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    services = AppServices(args.db)
+    services = AppServices(args.db, redis_url=args.redis_url)
     window = MainWindow(services)
     spec = WorkerSpec(env_id=args.env, episodes=args.episodes, seed=args.seed, agent_id=args.agent_id,
                       step_rate_hz=args.step_rate_hz)

@@ -11,6 +11,7 @@ from gym_gui.services.trainer.registry import RunRegistry
 from gym_gui.telemetry.db_sink import DbSink
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.transport.redis_source import RedisTelemetrySource
 
 __all__ = ["AppServices"]
 
@@ -18,15 +19,18 @@ _log = logging.getLogger(__name__)
 
 
 class AppServices:
-    """The store, bus, DbSink, StoreReader, RunRegistry and RunLauncher of one app.
+    """The store, bus, DbSink, StoreReader, RunRegistry, RunLauncher (and a Redis source) of one app.
 
-    Created and driven on the GUI thread. ``start()`` starts the sink thread and the registry;
-    ``stop()`` stops workers first, then drains the sink, then closes the store.
+    Created and driven on the GUI thread. ``start()`` starts the sink thread, the registry and the
+    Redis reader; ``stop()`` stops workers and the Redis reader first, then drains the sink, then
+    closes the store.
     """
 
-    def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3) -> None:
+    def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
+                 redis_url: str | None = None) -> None:
         """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
-        opening the SQLite file."""
+        opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
+        Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids."""
         self.db_path = Path(db_path)
         self.store = TelemetrySQLiteStore(self.db_path)
         self.bus = bus if bus is not None else get_bus()
@@ -34,6 +38,10 @@ class AppServices:
         self.reader = StoreReader(self.store)
         self.registry = RunRegistry(self.bus, reader=self.reader, stall_missed_intervals=stall_missed_intervals)
         self.launcher = RunLauncher(self.bus, seq_floor=self.store.max_seq_id, gate=self.sink.ingest_gate)
+        self.redis_source: RedisTelemetrySource | None = None
+        if redis_url:
+            self.redis_source = RedisTelemetrySource(self.bus, url=redis_url, seq_floor=self.store.max_seq_id,
+                                                     gate=self.sink.ingest_gate)
         self._started = False
         self._stopped = False
 
@@ -44,6 +52,8 @@ class AppServices:
         self._started = True
         self.sink.start()
         self.registry.start()
+        if self.redis_source is not None:
+            self.redis_source.start()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop workers, registry, sink (after writing everything it holds) and readers, then close the
@@ -53,6 +63,8 @@ class AppServices:
             return True
         self._stopped = True
         ok = self.launcher.stop()
+        if self.redis_source is not None:
+            ok = self.redis_source.stop() and ok
         self.registry.stop()
         if self._started:
             ok = self.sink.flush(timeout_s) and ok

@@ -66,6 +66,8 @@ class MainWindow(QMainWindow):
         self.debug_pane = DebugPane(services.bus)
         self.debug_pane.add_source("workers", services.launcher.stats)
         self.debug_pane.add_source("sink", services.sink.stats)
+        if services.redis_source is not None:
+            self.debug_pane.add_source("redis", services.redis_source.stats)
         dock = QDockWidget("Telemetry debug", self)
         dock.setObjectName("telemetry-debug")
         dock.setWidget(self.debug_pane)
