@@ -1,0 +1,258 @@
+"""The worker machine's side of the Redis transport: a worker's JSONL into Redis Streams (Qt-free).
+
+    python -m gym_gui.transport.redis_bridge --redis-url redis://gui-host:6379/0 \\
+        [--run-id ID] [--default-agent-id ID] -- python -m gym_gui.workers.q_learning --episodes 300
+
+The ingest is the local one: a ``TelemetryProxy`` spawns the worker and publishes its events on a
+private RunBus; a ``RedisPump`` drains that bus losslessly into one stream per run and agent.
+Numbering continues after the last seq_id already in Redis, so a restarted bridge never reuses an
+id. When Redis is unreachable the pump keeps the events and retries with backoff; its gate stops
+the proxy reading (the worker then blocks on its own output) until Redis takes them again.
+
+Exit code: 0 completed, 1 failed (or not every event reached Redis), 130 cancelled (SIGINT or
+SIGTERM stops the worker; its cancellation is sent too), 2 when the worker cannot be started or
+Redis cannot be reached at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Mapping, Sequence, TextIO
+
+import redis
+
+from gym_gui.gc_tuning import tune_gc
+from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID, TelemetryProxy
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
+from gym_gui.transport.redis_keys import KEY_PREFIX
+from gym_gui.transport.redis_publisher import DEFAULT_RETENTION, RedisPublisher
+from gym_gui.transport.redis_pump import RedisPump
+
+__all__ = ["BRIDGE_CLIENT_NAME", "EXIT_CODES", "RedisBridge", "build_parser", "main"]
+
+_log = logging.getLogger(__name__)
+
+#: CLIENT SETNAME of the bridge's connections.
+BRIDGE_CLIENT_NAME = "gym_gui-redis-bridge"
+EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
+EXIT_CANNOT_START = 2
+
+
+class RedisBridge:
+    """One worker, its proxy on a private bus, and the pump into Redis.
+
+    ``run`` is called once, from the thread that owns the bridge; ``request_stop`` from any thread
+    (a signal handler). Pump tuning: ``batch_size``, ``high_water``, ``low_water``,
+    ``retry_initial_s``, ``retry_max_s``.
+    """
+
+    def __init__(self, client: redis.Redis, *, run_id: str | None = None,
+                 default_agent_id: str = DEFAULT_AGENT_ID, key_prefix: str = KEY_PREFIX,
+                 retention: int | None = DEFAULT_RETENTION, flush_timeout_s: float = 60.0,
+                 name: str = "worker", **pump_tuning: Any) -> None:
+        """Build the bus, publisher, pump and proxy. Any thread; no I/O."""
+        self.bus = RunBus()
+        self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention)
+        self.pump = RedisPump(self.bus, self.publisher, **pump_tuning)
+        self.flush_timeout_s = flush_timeout_s
+        self._retry_initial_s = pump_tuning.get("retry_initial_s", 0.05)
+        self._retry_max_s = pump_tuning.get("retry_max_s", 2.0)
+        self._stop = threading.Event()
+        self._stopper: threading.Thread | None = None
+        self._rlog = RateLimitedLog(_log, interval_s=2.0)
+        self.proxy = TelemetryProxy(self.bus, default_agent_id=default_agent_id, run_id=run_id,
+                                    seq_floor=self._seq_floor, gate=self.pump.gate, name=name)
+        self.flushed: bool | None = None
+        self._code: int | None = None
+
+    def request_stop(self) -> None:
+        """Cancel the run: the worker is asked to stop and what it wrote is still sent. Any thread; never blocks."""
+        self._stop.set()
+        self.pump.wake()
+
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, poll_s: float = 0.2) -> int:
+        """Run the worker ``argv`` to its end and send everything; returns the exit code.
+
+        Owner thread; blocks until the worker ended and its events are in Redis (or
+        ``flush_timeout_s`` passed after it ended).
+        """
+        try:
+            self.proxy.spawn(argv, env=env)
+        except OSError as exc:
+            _log.error("cannot start the worker %r: %s", argv[0] if argv else "", exc)
+            self.pump.finish(0.0)
+            self.flushed = True
+            self._code = EXIT_CANNOT_START
+            return EXIT_CANNOT_START
+        try:
+            while not self.proxy.finished:
+                self.pump.step(poll_s)
+                if self._stop.is_set() and self._stopper is None:
+                    self._stopper = threading.Thread(target=self.proxy.stop, args=(5.0,), name="stop-worker", daemon=True)
+                    self._stopper.start()
+        finally:
+            if not self.proxy.finished:  # only when the loop above failed: end the worker before sealing
+                self.proxy.stop(5.0)
+            self.flushed = self.pump.finish(self.flush_timeout_s)
+            self.proxy.stop(5.0)
+            if self._stopper is not None:
+                self._stopper.join(15.0)
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        """0 if every run that reached Redis completed, 130 if one was cancelled, 2 if the worker could not
+        start, else 1. Any thread, after ``run``."""
+        if self._code is not None:
+            return self._code
+        outcomes = set(self.pump.outcomes.values())
+        if not self.flushed or not outcomes or "failed" in outcomes:
+            return 1
+        if "cancelled" in outcomes:
+            return EXIT_CODES["cancelled"]
+        return 0 if outcomes == {"completed"} else 1
+
+    def _seq_floor(self, run_id: str, agent_id: str | None) -> int | None:
+        """The last seq_id of the stream in Redis, retried through connection loss. Proxy reader thread; blocks.
+
+        After a stop request it gives up once ``flush_timeout_s`` has passed (the proxy then numbers
+        from 1 and Redis refuses ids it already has: counted as duplicates).
+        """
+        backoff = Backoff(self._retry_initial_s, self._retry_max_s)
+        give_up_at: float | None = None
+        while True:
+            try:
+                return self.publisher.last_seq_id(run_id, agent_id)
+            except CONNECTION_ERRORS as exc:
+                if self._stop.is_set():
+                    give_up_at = give_up_at or time.monotonic() + self.flush_timeout_s
+                    if time.monotonic() >= give_up_at:
+                        raise
+                delay_s = backoff.next_delay_s()
+                self._rlog.log(logging.WARNING, "floor", "cannot read the last seq_id of %s/%s from Redis (%s); "
+                               "retrying in %.2f s", run_id, agent_id, exc, delay_s)
+                threading.Event().wait(delay_s)
+
+    def summary(self) -> str:
+        """One line: outcome, exit code and the counters (``key=value``). Any thread, after ``run``."""
+        pub = self.publisher.stats()
+        pump = self.pump.stats()
+        proxy = self.proxy.stats()
+        outcomes = ",".join(f"{run}:{outcome}" for run, outcome in self.pump.outcomes.items()) or "none"
+        fields = {
+            "outcomes": outcomes, "exit": self.exit_code(), "sent": pump["sent"], "added": pub["added"],
+            "duplicates": pub["duplicates"], "unencodable": pub["unencodable"], "refused": pub["refused"],
+            "unsent": pump["backlog"], "streams": pub["streams"], "connection_errors": pump["connection_errors"],
+            "reconnects": pump["reconnects"], "rejected_lines": proxy["rejected_total"],
+            "paused_s": f"{pump['gate_paused_s']:.2f}",
+        }
+        return "redis_bridge: " + " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gym_gui.transport.redis_bridge",
+        description="Run a training worker and publish its telemetry to Redis Streams for a gym_gui on another machine.",
+        epilog="Everything after `--` is the worker command.",
+    )
+    parser.add_argument("--redis-url", required=True, help="e.g. redis://gui-host:6379/0")
+    parser.add_argument("--run-id", default=None, help="run id of records without one")
+    parser.add_argument("--default-agent-id", default=DEFAULT_AGENT_ID, help="agent id of records without one")
+    parser.add_argument("--key-prefix", default=KEY_PREFIX, help="prefix of the stream keys and the index set")
+    parser.add_argument("--retention", type=int, default=DEFAULT_RETENTION,
+                        help="entries kept per stream (MAXLEN ~); 0 = unbounded")
+    parser.add_argument("--batch-size", type=int, default=512, help="events per XADD pipeline")
+    parser.add_argument("--high-water", type=int, default=20_000, help="unsent events that pause the worker")
+    parser.add_argument("--low-water", type=int, default=5_000, help="unsent events at which it resumes")
+    parser.add_argument("--retry-max-s", type=float, default=2.0, help="longest wait between reconnection attempts")
+    parser.add_argument("--connect-timeout-s", type=float, default=10.0, help="how long to try reaching Redis at start")
+    parser.add_argument("--flush-timeout-s", type=float, default=60.0,
+                        help="how long to keep trying to send the last events once the worker ended")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser
+
+
+def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    argv = list(argv)
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
+def wait_for_redis(client: redis.Redis, timeout_s: float) -> str | None:
+    """PING until it answers or ``timeout_s`` passes; None when reachable, else the last error. Blocks."""
+    deadline = time.monotonic() + timeout_s
+    backoff = Backoff(0.05, 1.0)
+    while True:
+        try:
+            client.ping()
+            return None
+        except CONNECTION_ERRORS as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except redis.RedisError as exc:  # e.g. NOAUTH: waiting will not help
+            return f"{type(exc).__name__}: {exc}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return error
+        threading.Event().wait(min(remaining, backoff.next_delay_s()))
+
+
+def _where(client: redis.Redis) -> str:
+    kw = client.connection_pool.connection_kwargs
+    return f"{kw.get('host', kw.get('path', '?'))}:{kw.get('port', '')}/{kw.get('db', 0)}"
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run one worker through the bridge. Main thread (it installs SIGINT/SIGTERM handlers); blocks."""
+    out = out or sys.stdout
+    parser = build_parser()
+    own_args, command = _split_command(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own_args)
+    if not command:
+        parser.error("give the worker command after `--`")
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_gc()
+    try:
+        client = make_client(args.redis_url, client_name=BRIDGE_CLIENT_NAME)
+    except ValueError as exc:
+        print(f"redis_bridge: bad --redis-url: {exc}", file=out)
+        return EXIT_CANNOT_START
+    error = wait_for_redis(client, args.connect_timeout_s)
+    if error is not None:
+        print(f"redis_bridge: cannot reach Redis at {_where(client)}: {error}", file=out)
+        return EXIT_CANNOT_START
+    bridge = RedisBridge(client, run_id=args.run_id, default_agent_id=args.default_agent_id,
+                         key_prefix=args.key_prefix, retention=args.retention or None,
+                         flush_timeout_s=args.flush_timeout_s, batch_size=args.batch_size,
+                         high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
+    print(f"redis_bridge: {' '.join(command)} -> {_where(client)}", file=out, flush=True)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _log.warning("%s: stopping the worker", signal.Signals(signum).name)
+        bridge.request_stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = bridge.run(command)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        client.close()
+    print(bridge.summary(), file=out, flush=True)
+    if not bridge.flushed:
+        print(f"redis_bridge: WARNING: {bridge.pump.backlog()} events were not sent to Redis", file=out, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

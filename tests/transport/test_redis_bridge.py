@@ -1,0 +1,170 @@
+"""redis_bridge on the worker side, as a real subprocess (and in-process where its state is observed).
+
+Worker -> TelemetryProxy -> private RunBus -> RedisPump -> Redis -> RedisTelemetrySource -> RunBus
+-> DbSink -> SQLite: every event once and in order; numbering continued by a restarted bridge; a
+Redis outage paused the worker and lost nothing; the exit codes.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.transport.redis_bridge import BRIDGE_CLIENT_NAME, RedisBridge
+from gym_gui.transport.redis_client import make_client
+from gym_gui.transport.redis_keys import stream_key
+from gym_gui.transport.redis_source import RedisTelemetrySource
+from gui_side import GuiSide, stored_seqs
+from redis_helpers import RedisServer, bridge_argv, child_env, free_port, wait_until
+
+FAKE_WORKER = [sys.executable, str(Path(__file__).with_name("redis_fake_worker.py"))]
+
+
+def run_bridge(argv: list[str], timeout_s: float = 30.0) -> tuple[int, str, str]:
+    proc = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=timeout_s)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def summary_of(stdout: str) -> dict[str, str]:
+    lines = [line for line in stdout.splitlines() if line.startswith("redis_bridge: outcomes=")]
+    assert len(lines) == 1, stdout
+    return dict(item.split("=", 1) for item in lines[0].split(" ")[1:])
+
+
+def entries(server: RedisServer, run_id: str, agent_id: str) -> list[tuple[int, dict[bytes, bytes]]]:
+    with server.client() as c:
+        return [(int(raw.split(b"-")[0]), fields) for raw, fields in c.xrange(stream_key(run_id, agent_id))]
+
+
+def test_a_q_learning_run_through_the_bridge_is_stored_exactly_once_in_order(
+        qtbot: Any, redis_server: RedisServer, store: TelemetrySQLiteStore,
+        sources: list[RedisTelemetrySource]) -> None:
+    gui = GuiSide(store, redis_server.url, sources).start()
+    worker = WorkerSpec(env_id="FrozenLake-v1", episodes=20, seed=2, agent_id="agent-1", heartbeat_interval_s=0.05)
+    argv = bridge_argv(redis_server.url, "--run-id", "run-q", "--batch-size", "16", "--") + worker.argv("run-q")
+    with qtbot.waitSignal(gui.sink.run_persisted, timeout=30_000, check_params_cb=lambda r: r == "run-q"):
+        proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    summary = summary_of(out)
+    assert summary["outcomes"] == "run-q:completed" and summary["duplicates"] == "0"
+    assert summary["unsent"] == "0" and summary["rejected_lines"] == "0"
+
+    in_redis = entries(redis_server, "run-q", "agent-1")
+    seqs = [seq for seq, _ in in_redis]
+    assert seqs == list(range(1, len(seqs) + 1)) and int(summary["added"]) == len(seqs)
+    assert gui.received_seqs("run-q", "agent-1") == seqs  # the source read each entry once
+    heartbeats = {seq for seq, fields in in_redis if fields[b"topic"] == b"RUN_HEARTBEAT"}
+    assert stored_seqs(store, "run-q", "agent-1") == [s for s in seqs if s not in heartbeats]
+    steps = store._reader().execute(
+        "SELECT seq_id, episode_index, step_index FROM steps WHERE run_id = 'run-q' ORDER BY seq_id").fetchall()
+    assert [(e, s) for _, e, s in steps] == sorted((e, s) for _, e, s in steps)
+    episodes = store.episodes_for_run("run-q", "agent-1")
+    assert [e.episode_index for e in episodes] == list(range(20))
+    assert sum(e.length or 0 for e in episodes) == len(steps) == gui.source.stats()["published"]["STEP_APPENDED"]
+    run = store.run("run-q")
+    assert run is not None and run.outcome == "completed" and run.env_id == "FrozenLake-v1"
+    assert store.max_seq_id("run-q", "agent-1") == seqs[-1]
+    gui.close()
+
+
+def test_a_restarted_bridge_continues_the_streams_numbering(redis_server: RedisServer) -> None:
+    argv = bridge_argv(redis_server.url, "--run-id", "run-b", "--") + FAKE_WORKER + [
+        "--run-id", "run-b", "--agent-id", "a1", "--steps", "25"]
+    per_run = 1 + 25 + 2 + 1  # started, steps, episodes, completed
+    for n in (1, 2):
+        code, out, err = run_bridge(argv)
+        assert code == 0, out + err
+        summary = summary_of(out)
+        assert (summary["added"], summary["duplicates"], summary["unsent"]) == (str(per_run), "0", "0")
+    in_redis = entries(redis_server, "run-b", "a1")
+    assert [seq for seq, _ in in_redis] == list(range(1, 2 * per_run + 1))  # no id reused, none lost
+    topics = [fields[b"topic"] for _, fields in in_redis]
+    assert topics[per_run] == b"RUN_STARTED" and topics[per_run - 1] == topics[-1] == b"RUN_COMPLETED"
+
+
+def test_a_redis_outage_pauses_the_worker_and_loses_nothing(own_redis: Any, tmp_path: Path) -> None:
+    server = own_redis(appendonly=True)
+    go = tmp_path / "go"
+    client = make_client(server.url, client_name=BRIDGE_CLIENT_NAME)
+    bridge = RedisBridge(client, run_id="run-o", batch_size=100, high_water=300, low_water=100,
+                         retry_max_s=0.1, flush_timeout_s=20)
+    argv = FAKE_WORKER + ["--run-id", "run-o", "--agent-id", "a1", "--steps", "50",
+                          "--wait-for", str(go), "--more-steps", "5000"]
+    total = 1 + 5050 + 505 + 1
+    result: dict[str, int] = {}
+    runner = threading.Thread(target=lambda: result.setdefault("code", bridge.run(argv)), name="bridge-run",
+                              daemon=True)
+    runner.start()
+    try:
+        with server.client() as c:
+            wait_until(lambda: c.xlen(stream_key("run-o", "a1")) == 1 + 50 + 5, message="the first part in Redis")
+        server.stop()
+        go.touch()  # the worker writes the rest while Redis is down
+        wait_until(lambda: bridge.pump.gate.is_paused and bridge.pump.stats()["connection_errors"] >= 1,
+                   message="back-pressure on the worker while Redis is down")
+        assert not bridge.pump.connected
+        assert bridge.proxy.stats()["lines_read"] < total  # the proxy stopped reading the worker
+        assert bridge.pump.backlog() < 2_000  # bounded: the high-water mark plus what one read brought
+    finally:
+        if server.proc is None:
+            server.start()  # also after a failed check, so the bridge can finish
+        go.touch()
+        runner.join(30)
+        if runner.is_alive():
+            bridge.request_stop()
+            runner.join(30)
+        client.close()
+    assert not runner.is_alive() and result["code"] == 0
+    assert bridge.pump.stats()["reconnects"] >= 1 and bridge.flushed
+    seqs = [seq for seq, _ in entries(server, "run-o", "a1")]
+    assert seqs == list(range(1, total + 1))
+
+
+def test_a_failing_worker_exits_1_and_its_failure_reaches_redis(redis_server: RedisServer) -> None:
+    argv = bridge_argv(redis_server.url, "--") + FAKE_WORKER + [
+        "--run-id", "run-f", "--agent-id", "a1", "--steps", "3", "--exit-code", "3"]
+    code, out, err = run_bridge(argv)
+    assert code == 1, out + err
+    assert summary_of(out)["outcomes"] == "run-f:failed"
+    last_seq, last = entries(redis_server, "run-f", "a1")[-1]
+    assert last_seq == 5 and last[b"topic"] == b"RUN_COMPLETED"
+    payload = last[b"payload"].decode()
+    assert '"outcome":"failed"' in payload and '"exit_code":3' in payload and "fails on purpose" in payload
+
+
+def test_sigterm_cancels_the_worker_and_exits_130(redis_server: RedisServer) -> None:
+    argv = bridge_argv(redis_server.url, "--") + FAKE_WORKER + [
+        "--run-id", "run-c", "--agent-id", "a1", "--steps", "20", "--hang"]
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(entries(redis_server, "run-c", "a1")) == 1 + 20 + 2, message="the worker's lines")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out + err
+    assert summary_of(out)["outcomes"] == "run-c:cancelled"
+    _, last = entries(redis_server, "run-c", "a1")[-1]
+    assert last[b"topic"] == b"RUN_COMPLETED" and b'"outcome":"cancelled"' in last[b"payload"]
+
+
+def test_exit_2_when_the_worker_or_redis_cannot_be_reached(redis_server: RedisServer) -> None:
+    code, out, err = run_bridge(bridge_argv(redis_server.url, "--", "/nonexistent/worker-binary"))
+    assert code == 2, out + err
+    with redis_server.client() as c:
+        assert c.dbsize() == 0  # nothing was published
+    code, out, err = run_bridge(bridge_argv(f"redis://127.0.0.1:{free_port()}/0", "--connect-timeout-s", "0.3",
+                                            "--") + FAKE_WORKER + ["--run-id", "r", "--agent-id", "a"])
+    assert code == 2 and "cannot reach Redis" in out, out + err
+    code, out, err = run_bridge(bridge_argv(redis_server.url))  # no worker command
+    assert code == 2 and "worker command" in err
+
