@@ -11,7 +11,7 @@ import gym_gui
 
 # Modules of the core packages that are allowed to use Qt.
 QT_MODULES = {"gym_gui.telemetry.db_sink", "gym_gui.services.trainer.registry", "gym_gui.services.trainer.launcher"}
-CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers", "gym_gui.services.trainer")
+CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers", "gym_gui.services.trainer", "gym_gui.transport")
 CORE_MODULES = ("gym_gui.rate_limited_log",)
 
 
