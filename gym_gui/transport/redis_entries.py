@@ -60,9 +60,14 @@ def _load_payload(raw: bytes) -> Any:
         return load_json(raw)
 
 
-def decode_entry(stream: StreamKey, raw_id: bytes | str, fields: Mapping[bytes, bytes]) -> TelemetryEvent:
-    """The event an entry of ``stream`` encodes. Any thread. Raises EntryRejected."""
-    seq_id = seq_from_entry_id(raw_id)
+def decode_entry(stream: StreamKey, raw_id: bytes | str, fields: Mapping[bytes, bytes],
+                 seq_id: int | None = None) -> TelemetryEvent:
+    """The event an entry of ``stream`` encodes (``seq_id``: ``raw_id`` already decoded, if the caller did).
+
+    Any thread. Raises EntryRejected.
+    """
+    if seq_id is None:
+        seq_id = seq_from_entry_id(raw_id)
     if seq_id is None:
         raise EntryRejected(RejectReason.BAD_ID, f"entry id {raw_id!r} is not '{{seq_id}}-1'")
     topic_raw = fields.get(_F_TOPIC)

@@ -283,7 +283,7 @@ class RedisTelemetrySource:
                     last = seq
             state.cursor = raw_id
             try:
-                events.append(decode_entry(state.stream, raw_id, fields or {}))
+                events.append(decode_entry(state.stream, raw_id, fields or {}, seq))
             except EntryRejected as exc:
                 rejected.append(exc)
         state.last_seq = last
