@@ -157,7 +157,7 @@ class RedisBridge:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
+    """The command-line interface. Any thread; never blocks."""
     parser = argparse.ArgumentParser(
         prog="python -m gym_gui.transport.redis_bridge",
         description="Run a training worker and publish its telemetry to Redis Streams for a gym_gui on another machine.",
@@ -189,7 +189,9 @@ def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def wait_for_redis(client: redis.Redis, timeout_s: float) -> str | None:
-    """PING until it answers or ``timeout_s`` passes; None when reachable, else the last error. Blocks."""
+    """PING until it answers or ``timeout_s`` passes; None when reachable, else the last error.
+
+    Any thread; blocks up to ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     backoff = Backoff(0.05, 1.0)
     while True:

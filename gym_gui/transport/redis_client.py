@@ -48,14 +48,16 @@ class Backoff:
         self.failures = 0
 
     def next_delay_s(self) -> float:
-        """The delay before the next attempt; each call doubles the following one (up to ``max_s``)."""
+        """The delay before the next attempt; each call doubles the following one (up to ``max_s``).
+
+        Owner thread; never blocks."""
         delay = self._next_s
         self._next_s = min(self.max_s, self._next_s * 2)
         self.failures += 1
         return delay
 
     def reset(self) -> None:
-        """An attempt succeeded: the next failure waits ``initial_s`` again."""
+        """An attempt succeeded: the next failure waits ``initial_s`` again. Owner thread; never blocks."""
         self._next_s = self.initial_s
         self.failures = 0
 

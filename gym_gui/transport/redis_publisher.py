@@ -82,7 +82,7 @@ class RedisPublisher:
         self.batches = 0
 
     def key_of(self, run_id: str, agent_id: str | None) -> str:
-        """The stream key of ``(run_id, agent_id)`` under this publisher's prefix. Any thread."""
+        """The stream key of ``(run_id, agent_id)`` under this publisher's prefix. Any thread; never blocks."""
         stream = (run_id, agent_id)
         key = self._keys.get(stream)
         if key is None:
@@ -155,7 +155,8 @@ class RedisPublisher:
         return PublishResult(added, duplicates, unencodable, refused)
 
     def stats(self) -> dict[str, int]:
-        """Events added, duplicates refused, unencodable, refused otherwise; batches; streams. Any thread."""
-        with self._lock:
-            return {"added": self.added, "duplicates": self.duplicates, "unencodable": self.unencodable,
-                    "refused": self.refused, "batches": self.batches, "streams": len(self._indexed)}
+        """Events added, duplicates refused, unencodable, refused otherwise; batches; streams.
+
+        Any thread; never blocks (counters of a ``publish`` in progress show up once it returns)."""
+        return {"added": self.added, "duplicates": self.duplicates, "unencodable": self.unencodable,
+                "refused": self.refused, "batches": self.batches, "streams": len(self._indexed)}

@@ -20,11 +20,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable
 
 import redis
 
 from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.services.trainer.streams import IngestGate
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
@@ -41,12 +42,6 @@ _GATE_RECHECK_S = 0.25
 #: Reasons counted for keys of the index set, next to the entry RejectReasons.
 BAD_KEY = "bad_key"
 NOT_A_STREAM = "not_a_stream"
-
-
-class IngestGate(Protocol):
-    """The durable path's back-pressure gate (``DbSink.ingest_gate``)."""
-
-    def wait_until_open(self, timeout_s: float | None = None) -> bool: ...
 
 
 class _Stream:
@@ -180,8 +175,8 @@ class RedisTelemetrySource:
         """Counters for the debug pane. Any thread; never blocks.
 
         ``entries_read``, ``published`` (per topic name) and ``published_total``, ``rejected`` (per
-        reason) and ``rejected_total``, ``lost_ranges`` (``{(run_id, agent_id): [(a, b), ...]}``) and
-        ``lost_total`` (upper bound), ``reconnects``, ``connection_errors``, ``connected``,
+        reason) and ``rejected_total``, ``lost_ranges`` (``{"run_id/agent_id": [(a, b), ...]}``, for
+        display; ``lost_ranges()`` has exact keys) and ``lost`` (their event count, an upper bound), ``reconnects``, ``connection_errors``, ``connected``,
         ``last_error``, ``streams``, ``paused_s`` (waiting on the gate), ``running``.
         """
         with self._lock:
@@ -191,8 +186,8 @@ class RedisTelemetrySource:
                 "published_total": sum(self._published.values()),
                 "rejected": dict(self._rejected),
                 "rejected_total": sum(self._rejected.values()),
-                "lost_ranges": {s: list(r) for s, r in self._lost.items()},
-                "lost_total": sum(b - a + 1 for ranges in self._lost.values() for a, b in ranges),
+                "lost_ranges": {f"{run}/{agent or ''}": list(r) for (run, agent), r in self._lost.items()},
+                "lost": sum(b - a + 1 for ranges in self._lost.values() for a, b in ranges),
                 "reconnects": self._reconnects,
                 "connection_errors": self._connection_errors,
                 "connected": self._connected,

@@ -60,7 +60,7 @@ def test_remote_events_are_persisted_exactly_once_in_order(qtbot: Any, redis_ser
     stats = gui.source.stats()
     assert stats["entries_read"] == stats["published_total"] == len(run_a) + len(run_b)
     assert stats["published"]["STEP_APPENDED"] == 30 + 12 and stats["published"]["RUN_HEARTBEAT"] == 1
-    assert stats["rejected_total"] == 0 and stats["lost_total"] == 0 and stats["streams"] == 2
+    assert stats["rejected_total"] == 0 and stats["lost"] == 0 and stats["streams"] == 2
     assert sorted(gui.source.streams()) == [("run1", "a1"), ("run1", "a2")]
     run = store.run("run1")
     assert run is not None and run.outcome == "completed"
@@ -159,7 +159,8 @@ def test_entries_trimmed_before_they_were_read_are_reported_lost(
     assert second.received_seqs("run-t2", "a1") == list(range(21, 31))
     assert second.source.lost_ranges() == {("run-t", "a1"): [(11, 81)], ("run-t2", "a1"): [(1, 20)]}
     stats = second.source.stats()
-    assert stats["lost_total"] == 71 + 20 and stats["rejected_total"] == 0
+    assert stats["lost"] == 71 + 20 and stats["rejected_total"] == 0
+    assert stats["lost_ranges"] == {"run-t/a1": [(11, 81)], "run-t2/a1": [(1, 20)]}
     second.close()
 
 
@@ -174,7 +175,7 @@ def test_seq_ids_a_writer_skipped_are_not_called_lost(redis_server: RedisServer,
     sources.append(source)
     source.start()
     wait_until(lambda: source.stats()["published_total"] == 4, message="all four")
-    assert source.lost_ranges() == {} and source.stats()["lost_total"] == 0
+    assert source.lost_ranges() == {} and source.stats()["lost"] == 0
 
 
 def test_malformed_entries_are_counted_by_reason_and_the_valid_ones_delivered(
@@ -203,7 +204,7 @@ def test_malformed_entries_are_counted_by_reason_and_the_valid_ones_delivered(
     assert [e.seq_id for e in started.drain()] == [1]
     stats = source.stats()
     assert stats["rejected"] == {"missing_field": 1, "bad_payload": 2, "unknown_topic": 2, "bad_id": 1, "bad_key": 2}
-    assert stats["published_total"] == 3 and stats["lost_total"] == 0
+    assert stats["published_total"] == 3 and stats["lost"] == 0
     with redis_server.client() as c:  # the stream goes on after them
         RedisPublisher(c).publish([factory("run-m", "a1", first_seq=9).step(0, 3)])
     wait_until(lambda: source.stats()["published_total"] == 4, message="the entry after them")
