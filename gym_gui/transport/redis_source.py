@@ -82,7 +82,8 @@ class RedisTelemetrySource:
         name: str = "redis-source",
     ) -> None:
         """Give ``url`` (``redis://host:port/db``) or ``client_factory`` (called once, on the thread;
-        its client must allow a reply time above ``block_ms``). ``seq_floor(run_id, agent_id)``
+        its client must allow a reply time above ``block_ms`` and keep ``decode_responses=False``,
+        the default: entries are decoded here). ``seq_floor(run_id, agent_id)``
         returns the last persisted seq_id of a stream (``store.max_seq_id``), None to read from its
         start. Any thread; no I/O.
         """
@@ -90,13 +91,11 @@ class RedisTelemetrySource:
             raise ValueError("give exactly one of url and client_factory")
         if block_ms < 1 or batch_count < 1 or discover_interval_s <= 0:
             raise ValueError("need block_ms >= 1, batch_count >= 1 and discover_interval_s > 0")
-        if url is not None:
-            make_client(url)  # a malformed URL fails here, not on the thread
-            client_factory = lambda: make_client(  # noqa: E731
-                url, client_name=SOURCE_CLIENT_NAME, socket_timeout_s=block_ms / 1000 + 5.0)
         self._bus = bus
         self._client_factory = client_factory
         self._client: redis.Redis | None = None
+        if url is not None:  # no I/O yet; a malformed URL fails here, not on the thread
+            self._client = make_client(url, client_name=SOURCE_CLIENT_NAME, socket_timeout_s=block_ms / 1000 + 5.0)
         self._seq_floor = seq_floor
         self._gate = gate
         self._prefix = key_prefix

@@ -171,10 +171,17 @@ def test_seq_ids_a_writer_skipped_are_not_called_lost(redis_server: RedisServer,
     f.seq += 5  # the writer skipped 3..7 (nothing was trimmed)
     events += [f.step(0, 1), f.step(0, 2)]
     publisher(redis_server).publish(events)
-    source = RedisTelemetrySource(bus, url=redis_server.url, block_ms=50, discover_interval_s=0.05)
+    made: list[threading.Thread] = []
+
+    def factory_on_the_thread() -> Any:
+        made.append(threading.current_thread())
+        return make_client(redis_server.url, socket_timeout_s=2.0)
+
+    source = RedisTelemetrySource(bus, client_factory=factory_on_the_thread, block_ms=50, discover_interval_s=0.05)
     sources.append(source)
     source.start()
     wait_until(lambda: source.stats()["published_total"] == 4, message="all four")
+    assert [t.name for t in made] == ["redis-source-reader"]
     assert source.lost_ranges() == {} and source.stats()["lost"] == 0
 
 
