@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from blinker import NamedSignal
 
@@ -239,6 +239,31 @@ class RunBus:
             self._routes.clear()
         self._send_control(self.subscribed, subscription=sub)
         return sub
+
+    def subscribe_all(
+        self,
+        topics: Iterable[Topic],
+        subscriber_id: str,
+        *,
+        maxlen: int | None = DEFAULT_MAXLEN,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        waker: Waker | None = None,
+    ) -> dict[Topic, Subscription]:
+        """``subscribe`` to each of ``topics`` with the same options, all or nothing. Any thread.
+
+        If one subscription fails (ValueError), those already made are undone and the error raised.
+        """
+        subs: dict[Topic, Subscription] = {}
+        try:
+            for topic in topics:
+                subs[topic] = self.subscribe(topic, subscriber_id, maxlen=maxlen, run_id=run_id,
+                                             agent_id=agent_id, waker=waker)
+        except BaseException:
+            for topic in subs:
+                self.unsubscribe(topic, subscriber_id)
+            raise
+        return subs
 
     def unsubscribe(self, topic: Topic, subscriber_id: str) -> None:
         """Stop delivering to ``(topic, subscriber_id)``; idempotent. Any thread; never blocks long.

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from gym_gui.telemetry.backpressure import BacklogGate
 from gym_gui.telemetry.events import TelemetryEvent, Topic
-from gym_gui.telemetry.run_bus import RunBus, Subscription, Waker
+from gym_gui.telemetry.run_bus import RunBus, Waker
 from gym_gui.telemetry.sink_pending import PendingEvents
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore, WriteResult, is_retryable_error
 
@@ -123,14 +123,7 @@ class SinkCore:
         self._report = _Reporter(on_error)
         self._bus = bus
         self._waker = Waker()
-        subs: dict[Topic, Subscription] = {}
-        try:
-            for topic in DURABLE_TOPICS:
-                subs[topic] = bus.subscribe(topic, subscriber_id, maxlen=None, waker=self._waker)
-        except BaseException:
-            for topic in subs:
-                bus.unsubscribe(topic, subscriber_id)
-            raise
+        subs = bus.subscribe_all(DURABLE_TOPICS, subscriber_id, maxlen=None, waker=self._waker)
         self._controls = [subs[t] for t in _CONTROL_TOPICS]
         self._steps = subs[Topic.STEP_APPENDED]
         self._subs = list(subs.values())

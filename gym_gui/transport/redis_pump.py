@@ -18,7 +18,7 @@ from typing import Any
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.backpressure import BacklogGate
 from gym_gui.telemetry.events import TelemetryEvent, Topic
-from gym_gui.telemetry.run_bus import RunBus, Subscription, Waker
+from gym_gui.telemetry.run_bus import RunBus, Waker
 from gym_gui.telemetry.sink_pending import PendingEvents
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff
 from gym_gui.transport.redis_entries import STREAM_TOPICS
@@ -45,14 +45,7 @@ class RedisPump:
         self._bus = bus
         self._subscriber_id = subscriber_id
         self._waker = Waker()
-        subs: dict[Topic, Subscription] = {}
-        try:
-            for topic in STREAM_TOPICS:
-                subs[topic] = bus.subscribe(topic, subscriber_id, maxlen=None, waker=self._waker)
-        except BaseException:
-            for topic in subs:
-                bus.unsubscribe(topic, subscriber_id)
-            raise
+        subs = bus.subscribe_all(STREAM_TOPICS, subscriber_id, maxlen=None, waker=self._waker)
         self._controls = [subs[t] for t in _CONTROL_TOPICS]
         self._steps = subs[Topic.STEP_APPENDED]
         self._subs = list(subs.values())

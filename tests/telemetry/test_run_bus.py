@@ -306,3 +306,14 @@ def test_get_bus_is_a_process_wide_singleton() -> None:
     assert get_bus() is get_bus()
     assert isinstance(get_bus(), RunBus)
     assert run_bus_module.get_bus() is get_bus()
+
+
+def test_subscribe_all_is_all_or_nothing() -> None:
+    bus = RunBus()
+    bus.subscribe(Topic.RUN_COMPLETED, "sink")
+    with pytest.raises(ValueError, match="already subscribed"):
+        bus.subscribe_all((Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED, Topic.RUN_COMPLETED), "sink", maxlen=None)
+    assert [s.key for s in bus.subscriptions()] == ["RUN_COMPLETED:sink"]  # the first two were undone
+    subs = bus.subscribe_all((Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED), "ui", maxlen=8, run_id="r")
+    assert list(subs) == [Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED]
+    assert all(s.maxlen == 8 and s.run_id == "r" for s in subs.values())

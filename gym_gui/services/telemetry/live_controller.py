@@ -133,12 +133,10 @@ class LiveTelemetryController(QObject):
         if self._started or self._stopped:
             return
         sid = self.subscriber_id
+        self._subs = self.bus.subscribe_all((_STEP, _EPISODE), sid, maxlen=self._buffer_maxlen,
+                                            run_id=self.run_id, agent_id=self.agent_id)
         try:
-            for topic in (_STEP, _EPISODE):
-                self._subs[topic] = self.bus.subscribe(topic, sid, maxlen=self._buffer_maxlen,
-                                                       run_id=self.run_id, agent_id=self.agent_id)
-            for topic in _LIFECYCLE:
-                self._subs[topic] = self.bus.subscribe(topic, sid, maxlen=self._buffer_maxlen, run_id=self.run_id)
+            self._subs.update(self.bus.subscribe_all(_LIFECYCLE, sid, maxlen=self._buffer_maxlen, run_id=self.run_id))
         except ValueError:
             self._unsubscribe()
             raise
