@@ -108,6 +108,7 @@ class TelemetryProxy:
         self._reader: threading.Thread | None = None
         self._stderr_reader: threading.Thread | None = None
         self._stop_requested = threading.Event()
+        self._stop_lock = threading.Lock()
         self._finished = threading.Event()
         self._exit_code: int | None = None
 
@@ -197,13 +198,16 @@ class TelemetryProxy:
         Idempotent; any thread but the reader's; blocks up to about ``2 * timeout_s``. Returns True
         when every thread has ended. For an attached stream the caller must close its writer end.
         """
-        self._stop_requested.set()
+        with self._stop_lock:  # one SIGTERM, however many callers stop concurrently (a second one
+            first_stop = not self._stop_requested.is_set()  # could end a worker that is finishing up)
+            self._stop_requested.set()
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            try:
-                proc.terminate()
-            except OSError:
-                pass
+            if first_stop:
+                try:
+                    proc.terminate()
+                except OSError:
+                    pass
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:

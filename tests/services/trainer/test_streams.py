@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,37 @@ def test_stop_ends_a_running_worker_as_cancelled_and_joins_threads(
     assert proxy.finished
     (done,) = rec.of(Topic.RUN_COMPLETED)
     assert done.payload["outcome"] == "cancelled" and done.payload["signal"] == ended_by
+
+
+def test_concurrent_stops_send_one_sigterm(in_child: bool, tmp_path: Path) -> None:
+    # The worker counts SIGTERMs and finishes its work on the first: a second one must not arrive.
+    argv = worker_script(tmp_path, f"""
+        import signal, sys, threading
+        got = []
+        done = threading.Event()
+        def on_term(signum, frame):
+            got.append(signum)
+            done.set()
+        signal.signal(signal.SIGTERM, on_term)
+        print({step(0, 0)!r}, flush=True)
+        done.wait()
+        threading.Event().wait(0.3)  # finishing up: a second stop() call lands here
+        sys.stderr.write(f"sigterms={{len(got)}}" + chr(10))
+        sys.exit(0)
+    """)
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child)
+    proxy.spawn(argv)
+    rec.wait_for(Topic.STEP_APPENDED, 1)
+    stoppers = [threading.Thread(target=proxy.stop, args=(5.0,)) for _ in range(3)]
+    for t in stoppers:
+        t.start()
+    for t in stoppers:
+        t.join(15)
+    assert proxy.finished and proxy.exit_code == 0
+    (done,) = rec.of(Topic.RUN_COMPLETED)
+    assert "sigterms=1" in (done.payload["stderr_tail"] or "")
 
 
 def test_a_proxy_reads_one_source(in_child: bool, tmp_path: Path) -> None:
