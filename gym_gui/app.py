@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from gym_gui.gc_tuning import tune_gc
+from gym_gui.gc_tuning import freeze_startup_objects, tune_gc
 from gym_gui.run import split_command
 from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID
 from gym_gui.services.trainer.worker_specs import WorkerSpec
@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = WorkerSpec(env_id=args.env, episodes=args.episodes, seed=args.seed, agent_id=args.agent_id,
                       step_rate_hz=args.step_rate_hz)
     window.launch_panel.set_spec(spec)
+    freeze_startup_objects()  # shorter collector pauses on the GUI thread (gym_gui/gc_tuning.py)
     services.start()
     window.resize(1200, 800)
     window.show()

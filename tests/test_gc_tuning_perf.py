@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gym_gui.gc_tuning import DEFAULT_THRESHOLDS, ENV_VAR, tune_gc
+from gym_gui.gc_tuning import DEFAULT_THRESHOLDS, ENV_VAR, freeze_startup_objects, tune_gc
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +45,12 @@ def test_malformed_environment_value_is_reported_and_ignored(
     with caplog.at_level(logging.WARNING, logger="gym_gui.gc_tuning"):
         assert tune_gc() == DEFAULT_THRESHOLDS
     assert ENV_VAR in caplog.text
+
+
+def test_freezing_moves_what_is_alive_out_of_the_collectors_view() -> None:
+    try:
+        alive = [[i] for i in range(1000)]
+        frozen = freeze_startup_objects()
+        assert frozen >= len(alive) and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

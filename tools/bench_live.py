@@ -36,6 +36,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PyQt5.QtCore import Qt, QTimer  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
+from gym_gui.gc_tuning import freeze_startup_objects, tune_gc  # noqa: E402
 from gym_gui.services.app_services import AppServices  # noqa: E402
 from gym_gui.services.trainer.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic  # noqa: E402
@@ -83,6 +84,7 @@ def measure(step_rate_hz: float, seconds: float, *, blocking_baseline: bool) -> 
 
     services.bus.publish = timed_publish  # type: ignore[method-assign]
     window = MainWindow(services)
+    freeze_startup_objects()  # as python -m gym_gui does
     services.start()
     window.show()
     latencies_ms: list[float] = []
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    tune_gc()  # the app's collector settings (gym_gui/gc_tuning.py)
     logging.basicConfig(level=logging.ERROR)  # the baseline's overflow notices would flood the output
     base = measure(args.step_rate_hz, args.seconds, blocking_baseline=True)
     new = measure(args.step_rate_hz, args.seconds, blocking_baseline=False)
