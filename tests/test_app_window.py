@@ -174,3 +174,18 @@ def test_a_worker_command_that_dies_silently_shows_as_a_failed_run(qtbot: Any, w
     assert tab is not None and window.tab_titles()[:2] == ["Runs", "Agent-agent-0-Online"]
     qtbot.waitUntil(lambda: tab.header_text("status") == "failed (exit code 3)", timeout=10000)
     assert "no gym here" in tab.header_tooltip("status")
+
+
+def test_the_start_button_launches_the_options_shown(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    panel = window.launch_panel
+    panel.set_spec(WorkerSpec(env_id="Taxi-v3", episodes=3, agent_id="taxi-1", step_rate_hz=0.0))
+    assert panel.spec() == WorkerSpec(env_id="Taxi-v3", episodes=3, agent_id="taxi-1", step_rate_hz=0.0)
+    with qtbot.waitSignal(window.replay_opened, timeout=60000) as blocker:
+        panel.start_button.click()
+    run_id, agent_id = blocker.args
+    assert agent_id == "taxi-1" and window.runs_view.status_of(run_id) == "completed"
+    state = window.services.registry.state(run_id)
+    assert state is not None and state.env_id is not None and state.env_id.startswith("Taxi")
+    replay = window.replay_tab(run_id, "taxi-1")
+    assert replay is not None and replay.episode_count() == 3
