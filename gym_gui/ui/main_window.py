@@ -48,6 +48,7 @@ class MainWindow(QMainWindow):
         self._online: dict[StreamKey, tuple[LiveTelemetryController, AgentOnlineTab]] = {}
         self._replay_controllers: dict[str, ReplayController] = {}
         self._replay_tabs: dict[StreamKey, AgentReplayTab] = {}
+        self._unshown: set[StreamKey] = set()  # Online tabs created but not added yet
         self._shut_down = False
 
         self.launch_panel = LaunchPanel()
@@ -165,8 +166,23 @@ class MainWindow(QMainWindow):
         controller.heartbeat.connect(tab.on_heartbeat)
         controller.stall_changed.connect(tab.on_stall_changed)
         controller.run_completed.connect(tab.on_run_completed)
-        self._online[(run_id, agent_id)] = (controller, tab)
+        key = (run_id, agent_id)
+        self._online[key] = (controller, tab)
         controller.start()
+        if from_start:  # a stream seen first on the bus may carry only lifecycle records (e.g. a
+            # worker's default agent): its tab shows with its first step or episode, or with the run's end
+            self._unshown.add(key)
+            controller.batch_ready.connect(lambda _batch, key=key: self._show_online(key))
+        else:
+            self._unshown.add(key)
+            self._show_online(key)
+
+    def _show_online(self, key: StreamKey) -> None:
+        if key not in self._unshown or key not in self._online:
+            return
+        self._unshown.discard(key)
+        run_id, agent_id = key
+        tab = self._online[key][1]
         index = self.tabs.addTab(tab, f"Agent-{agent_id}-Online")
         self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: live")
         self.tabs.setCurrentIndex(index)
@@ -187,9 +203,14 @@ class MainWindow(QMainWindow):
         if controller is None:
             return
         self.services.registry.poll()  # the run's final status is on the bus already: show it with the tabs
+        with_data = {agent for agent, episodes in episodes_by_agent.items() if episodes}
+        unshown = [key for key in self._unshown if key[0] == run_id]
+        for key in unshown:  # data streams show; lifecycle-only ones only when the run has no other
+            if key[1] in with_data or not with_data and not any(k[0] == run_id for k in self._shown_online()):
+                self._show_online(key)
         for agent_id, episodes in episodes_by_agent.items():
             key = (run_id, agent_id)
-            if key in self._replay_tabs:
+            if key in self._replay_tabs or not episodes:  # nothing to replay for that agent
                 continue
             tab = AgentReplayTab(run_id, agent_id,
                                  lambda episode_index, a=agent_id: controller.load_steps(a, episode_index))
@@ -204,6 +225,9 @@ class MainWindow(QMainWindow):
         for (run_id, agent), tab in self._replay_tabs.items():
             if agent == agent_id and self._replay_controllers.get(run_id) is sender:
                 tab.set_steps(episode_index, steps)
+
+    def _shown_online(self) -> list[StreamKey]:
+        return [key for key in self._online if key not in self._unshown]
 
     def online_tab(self, run_id: str, agent_id: str) -> AgentOnlineTab | None:
         """The Online tab of a stream, if open. GUI thread."""
