@@ -13,7 +13,7 @@ from PyQt5.QtCore import QThread
 
 from gym_gui.telemetry import run_bus as run_bus_module
 from gym_gui.telemetry.db_sink import DbSink
-from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
