@@ -84,15 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"run {run_id}: {' '.join(command) or f'{spec.env_id}, {spec.episodes} episodes'}", flush=True)
 
-        def ours(other_run: str) -> bool:  # a worker command may name its runs itself
-            return services.launcher.launched(other_run)
-
         def on_status(changed_run: str, status: str) -> None:
-            if ours(changed_run):
+            if services.launcher.launched(changed_run):  # a worker command may name its runs itself
                 outcome["status"] = status
 
         def on_replay(replayed_run: str, agent_id: str) -> None:
-            if ours(replayed_run):
+            if services.launcher.launched(replayed_run):
                 print(f"replay ready: tab Agent-{agent_id}-Replay ({outcome.get('status', '?')})", flush=True)
                 if args.quit_when_replayed:
                     window.close()

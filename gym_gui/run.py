@@ -19,7 +19,8 @@ from typing import Any, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID, TelemetryProxy
-from gym_gui.services.trainer.worker_specs import WorkerSpec, new_run_id
+from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.workers.runtime import new_run_id
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()  # collector thresholds for full-speed ingest (gym_gui/gc_tuning.py)
     app = QCoreApplication.instance() or QCoreApplication([])  # the sink's QThread wants one
-    run_id = args.run_id or new_run_id()
+    run_id = args.run_id or new_run_id("run")
     argv_to_run = command or worker_argv(args, run_id)
 
     args.db.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ from gym_gui.services.telemetry.live_controller import LiveTelemetryController
 from gym_gui.services.telemetry.replay_controller import ReplayController
 from gym_gui.services.trainer.registry import RunStatus
 from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID
-from gym_gui.services.trainer.worker_specs import WorkerSpec, new_run_id
+from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.workers.runtime import new_run_id
 from gym_gui.ui.debug_pane import DebugPane
 from gym_gui.ui.launch_panel import LaunchPanel
 from gym_gui.ui.online_tab import AgentOnlineTab
@@ -88,7 +89,7 @@ class MainWindow(QMainWindow):
     def start_run(self, spec: WorkerSpec) -> str | None:
         """Launch a built-in worker for ``spec`` and open its Online tab at once. GUI thread; does not
         wait for the worker. Returns the run id, or None when the worker could not be started."""
-        run_id = new_run_id()
+        run_id = new_run_id("run")
         self.services.registry.register_pending(run_id)
         self._watch_run(run_id)
         self._open_online(run_id, spec.agent_id)  # subscribed before the worker's first line
@@ -101,7 +102,7 @@ class MainWindow(QMainWindow):
         GUI thread; does not wait for the worker. ``run_id`` names records without one. Returns the
         run id, or None when the command could not be started.
         """
-        run_id = run_id or new_run_id()
+        run_id = run_id or new_run_id("run")
         # No pending entry or replay watch here: a command may name its runs itself. Its runs and
         # streams appear with their first events (or a failed completion if it dies silently).
         return self._launch(argv, run_id, default_agent_id, " ".join(argv))
@@ -169,12 +170,11 @@ class MainWindow(QMainWindow):
         key = (run_id, agent_id)
         self._online[key] = (controller, tab)
         controller.start()
+        self._unshown.add(key)
         if from_start:  # a stream seen first on the bus may carry only lifecycle records (e.g. a
             # worker's default agent): its tab shows with its first step or episode, or with the run's end
-            self._unshown.add(key)
             controller.batch_ready.connect(lambda _batch, key=key: self._show_online(key))
         else:
-            self._unshown.add(key)
             self._show_online(key)
 
     def _show_online(self, key: StreamKey) -> None:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
-from datetime import datetime, timezone
 
 import attrs
 
-__all__ = ["RGB_ENVS", "TOY_TEXT_ENVS", "WorkerSpec", "new_run_id"]
+__all__ = ["RGB_ENVS", "TOY_TEXT_ENVS", "WorkerSpec"]
 
 #: Environments of the tabular Q-learning worker (gym_gui.workers.q_learning), grid render payloads.
 TOY_TEXT_ENVS: tuple[str, ...] = ("FrozenLake-v1", "FrozenLake8x8-v1", "Taxi-v3", "CliffWalking-v0")
 #: Environments of the RGB-frame worker (gym_gui.workers.cartpole_rgb), PNG render payloads.
 RGB_ENVS: tuple[str, ...] = ("CartPole-v1",)
-
-
-def new_run_id() -> str:
-    """A fresh, sortable run id such as ``run-20261128T194419-a1b2c3``. Any thread."""
-    return f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 @attrs.frozen(slots=True)
