@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import attrs
 
+from gym_gui.telemetry.step_payload import StepPayload
+
 __all__ = ["Topic", "TelemetryEvent", "StreamKey", "utc_now_iso", "iso_from_unix_s"]
 
 #: A stream is identified by ``(run_id, agent_id)``; seq_id is strictly increasing within one.
@@ -50,7 +52,8 @@ def _check_fields(evt: TelemetryEvent) -> None:
         type(topic) is Topic and type(run_id) is str and run_id
         and (agent_id is None or type(agent_id) is str and agent_id)
         and type(seq_id) is int and seq_id >= 0 and type(ts_iso) is str and ts_iso
-        and (type(payload) is dict or isinstance(payload, Mapping))  # dict first: ABC checks are slow
+        # the two payload types the proxy publishes first: ABC checks are slow
+        and (type(payload) is dict or type(payload) is StepPayload or isinstance(payload, Mapping))
     ):
         return
     if type(topic) is not Topic:

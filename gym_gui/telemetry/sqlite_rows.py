@@ -9,8 +9,8 @@ so a stored event comes back with its original payload (JSON round-tripped).
 ``agent_id`` is stored as ``''`` when the event had none (TelemetryEvent forbids ``''`` as an id,
 so the mapping is exact); keys stay NOT NULL and idempotent.
 
-JSON text is made by orjson when it can say the same thing as the stdlib encoder, which remains
-the reference (see ``dump_json``).
+JSON text is made by ``json_text`` (orjson when it can say the same thing as the stdlib encoder,
+which remains the reference).
 """
 
 from __future__ import annotations
@@ -19,10 +19,15 @@ import json
 import math
 from typing import Any, Callable, Mapping
 
-import orjson
-
 from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.json_text import ORJSON_OPTIONS as _ORJSON_OPTIONS
+from gym_gui.telemetry.json_text import dump_json, load_json
+from gym_gui.telemetry.json_text import encode_json as _encode
+from gym_gui.telemetry.json_text import json_default as _json_default
+from gym_gui.telemetry.json_text import orjson_dumps as _orjson_dumps
+from gym_gui.telemetry.json_text import stdlib_encode as _stdlib_encode
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
+from gym_gui.telemetry.step_payload import StepPayload
 
 __all__ = [
     "NO_AGENT",
@@ -52,77 +57,6 @@ _N_STEP_KEYS = len(STEP_KEYS)
 EPISODE_KEYS = frozenset(
     ("episode_index", "total_reward", "length", "terminated", "truncated", "outcome", "metadata")
 )
-
-
-def _json_default(value: Any) -> Any:
-    """Make numpy values and read-only mappings JSON-encodable; anything else is a TypeError."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _make_c_encoder() -> Callable[[Any, int], Any] | None:
-    """The C JSON encoder, built once: compact separators, ASCII escapes, no circular check.
-
-    ``json.dumps`` builds such an object on every call, which costs more than encoding a small dict.
-    Without the circular check a cycle raises RecursionError, reported like any unencodable payload.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has the C accelerator
-        return None
-    return make(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
-
-
-_c_encode = _make_c_encoder()
-_join = "".join
-_py_encode = json.JSONEncoder(default=_json_default, separators=(",", ":"), check_circular=False).encode
-load_json = json.loads
-
-
-def _stdlib_encode(value: Any) -> str:
-    if _c_encode is None:  # pragma: no cover - CPython always has the C accelerator
-        return _py_encode(value)
-    return _join(_c_encode(value, 0))
-
-
-_orjson_dumps = orjson.dumps
-#: Subclasses of str/int/dict/list, dataclasses and datetimes go to ``_json_default`` as with the stdlib.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-
-
-def _encode(value: Any) -> str:
-    """Compact JSON text of ``value``: orjson when its text means the same as the stdlib's, else the stdlib.
-
-    orjson writes NaN and infinities as ``null`` (the stdlib writes ``NaN``/``Infinity``, which
-    ``load_json`` reads back), so any output containing ``null`` is re-encoded by the stdlib, and so
-    is anything orjson refuses: integers beyond 64 bits, lone surrogates, non-string keys, nesting
-    deeper than 254, values ``_json_default`` rejects (then the stdlib raises the same TypeError).
-    The text may differ from the stdlib's in form only (raw UTF-8 instead of ``\\u`` escapes,
-    ``1e-7`` for ``1e-07``); it decodes to the same value. One difference in meaning: orjson encodes
-    ``enum.Enum`` members (by value) and ``uuid.UUID`` (as text), which the stdlib refuses; such
-    payloads, which only an in-process publisher can make, are stored instead of kept aside.
-    """
-    try:
-        text = _orjson_dumps(value, _json_default, _ORJSON_OPTIONS).decode()
-    except TypeError:  # orjson.JSONEncodeError
-        return _stdlib_encode(value)
-    if "null" in text:  # (faster on str than on bytes)
-        return _stdlib_encode(value)
-    return text
-
-
-def dump_json(value: Any) -> str:
-    """Compact JSON text of ``value`` (non-ASCII as UTF-8; lone surrogates escaped). Raises TypeError."""
-    if type(value) is int:  # the common ToyText action/observation
-        return int.__repr__(value)
-    if value is None:
-        return "null"
-    return _encode(value)
 
 
 def quarantine_json(payload: Mapping[str, Any]) -> str:
@@ -189,11 +123,30 @@ def _extras(payload: Mapping[str, Any], known: frozenset[str], misfit: dict[str,
 def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload.
 
-    Hot path of the sink: the common shapes (int or absent action/observation, dict info and
+    Hot path of the sink: a StepPayload's row is taken from its fields (its JSON was made by the
+    proxy); for dicts the common shapes (int or absent action/observation, dict info and
     render payload, no extra keys) are checked and encoded inline (orjson called directly, with
     ``_encode``'s fallback rule); everything else goes through the same helpers as before.
     """
     p = evt.payload
+    if type(p) is StepPayload:  # checked when it was made; info and render payload are JSON text already
+        ep, si, action, observation, reward, term, trunc, info_json, render_json = p.fields
+        return (
+            evt.run_id,
+            NO_AGENT if evt.agent_id is None else evt.agent_id,
+            evt.seq_id,
+            ep,
+            si,
+            int.__repr__(action) if type(action) is int else dump_json(action),
+            int.__repr__(observation) if type(observation) is int else dump_json(observation),
+            reward,
+            1 if term else 0,
+            1 if trunc else 0,
+            info_json,
+            "null" if render_json is None else render_json,
+            None,
+            evt.ts_iso,
+        )
     get = p.get
     ep = get("episode_index")
     si = get("step_index")

@@ -14,7 +14,8 @@ import pytest
 from json_compare import same_json
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
-from gym_gui.telemetry.sqlite_rows import _stdlib_encode, decode_step, dump_json, encode_step, load_json
+from gym_gui.telemetry.json_text import stdlib_encode as _stdlib_encode
+from gym_gui.telemetry.sqlite_rows import decode_step, dump_json, encode_step, load_json
 
 
 class Level(enum.IntEnum):

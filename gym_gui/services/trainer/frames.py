@@ -1,7 +1,8 @@
 """Length-prefixed marshal frames between the proxy and its ingest child process (Qt-free).
 
 One frame is one DecodedChunk in wire form: an event's topic travels as its index in
-``TOPICS`` (marshal takes only core types), everything else as decoded. marshal, not pickle:
+``TOPICS`` and a StepPayload as its ``fields`` tuple (marshal takes only core types), everything
+else as decoded. marshal, not pickle:
 reading a frame is the GUI process's share of decoding, and marshal reads these tuples, dicts
 and strings about a fifth faster (docs/performance.md). Only the project's own child process
 writes these frames and only its parent reads them, over an anonymous pipe, with the same
@@ -20,6 +21,7 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 from gym_gui.telemetry.events import Topic
+from gym_gui.telemetry.step_payload import StepPayload
 
 __all__ = ["INGEST_PIPE_BYTES", "TOPICS", "enlarge_pipe", "read_frame", "write_chunk", "write_frame"]
 
@@ -55,10 +57,24 @@ def enlarge_pipe(fd: int, size_bytes: int) -> int:
 
 
 def write_chunk(out: IO[bytes], decoded: tuple[int, int, list[Any]]) -> None:
-    """Write one DecodedChunk (events' topics as ``TOPICS`` indexes) and flush. The child only; blocks."""
+    """Write one DecodedChunk and flush. The child only; blocks.
+
+    An event's topic travels as its ``TOPICS`` index and a StepPayload as its ``fields`` tuple (the
+    reader makes a StepPayload of any tuple payload; a dict payload stays a dict); rejections
+    travel as they are.
+    """
     lines, blanks, items = decoded
     index = _INDEX
-    write_frame(out, (lines, blanks, [(index[it[0]],) + it[1:] if len(it) == 6 else it for it in items]))
+    wire: list[Any] = []
+    append = wire.append
+    for item in items:
+        if len(item) == 6:
+            topic, run_id, agent_id, seq, ts_iso, payload = item
+            append((index[topic], run_id, agent_id, seq, ts_iso,
+                    payload.fields if type(payload) is StepPayload else payload))
+        else:
+            append(item)
+    write_frame(out, (lines, blanks, wire))
 
 
 def write_frame(out: IO[bytes], value: Any) -> None:

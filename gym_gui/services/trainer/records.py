@@ -20,6 +20,7 @@ import attrs
 import orjson
 
 from gym_gui.telemetry.events import Topic, iso_from_unix_s
+from gym_gui.telemetry.step_payload import StepPayload, compact_step  # noqa: F401 (NormalizedFields)
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
@@ -429,7 +430,7 @@ def _data(record: dict[str, Any]) -> tuple[Topic, dict[str, Any]]:
 
 
 #: ``(topic, run_id, agent_id, seq, ts_iso, payload)``: the fields of a Normalized, as a plain tuple.
-NormalizedFields = tuple[Topic, str, str, "int | None", str, dict[str, Any]]
+NormalizedFields = tuple[Topic, str, str, "int | None", str, "dict[str, Any] | StepPayload"]
 
 _STEP = Topic.STEP_APPENDED
 _fromisoformat = datetime.fromisoformat
@@ -540,13 +541,20 @@ def normalize_line(
 ) -> NormalizedFields:
     """``parse_line`` + ``normalize_record`` in one call, returning a plain tuple (the proxy's hot path).
 
-    Same results and rejections as the two calls. Any thread; pure.
+    Same results and rejections as the two calls, except that a step payload of the common shape
+    comes as a ``StepPayload`` (equal to the dict, with ``info`` and ``render_payload`` already JSON
+    text for the store). Any thread; pure.
     """
     record = parse_line(line)
     fields = _fast_canonical_step(record, default_agent_id, True)
-    if fields is not None:
-        return fields
-    return _normalize_general(record, default_agent_id, default_run_id, now_iso)
+    if fields is None:
+        fields = _normalize_general(record, default_agent_id, default_run_id, now_iso)
+    topic, run_id, agent_id, seq, ts_iso, payload = fields
+    if topic is _STEP:
+        compact = compact_step(payload)
+        if compact is not None:
+            return (topic, run_id, agent_id, seq, ts_iso, compact)
+    return fields
 
 
 def normalize_record(

@@ -26,6 +26,7 @@ from gym_gui.services.trainer.records import RecordRejected, normalize_line
 from gym_gui.services.trainer.stderr_tail import StderrTail
 from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
+from gym_gui.telemetry.step_payload import StepPayload
 
 __all__ = ["DEFAULT_AGENT_ID", "DEFAULT_MAX_LINE_BYTES", "IngestGate", "TelemetryProxy"]
 
@@ -366,8 +367,10 @@ class TelemetryProxy:
                     reject(*item)
                     continue
                 topic, run_id, agent_id, seq, ts_iso, payload = item
-                if topics is not None:
+                if topics is not None:  # a frame item (frames.write_chunk): topic index, StepPayload fields
                     topic = topics[topic]
+                    if type(payload) is tuple:
+                        payload = StepPayload(payload)
                 if topic is _STEP and seq is not None and run_id in runs_seen:
                     key = (run_id, agent_id)
                     last = last_seq.get(key)

@@ -18,6 +18,7 @@ from gym_gui.services.trainer.line_reader import LineReader
 from gym_gui.services.trainer.streams import TelemetryProxy
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.telemetry.step_payload import StepPayload
 
 LINES = b"".join([
     json.dumps({"v": 1, "kind": "step", "run_id": "r1", "episode_index": 0, "step_index": i, "action": 0,
@@ -41,7 +42,9 @@ def test_the_child_decodes_exactly_like_the_in_process_decoder() -> None:
     def timeless(items: list[tuple]) -> list[tuple]:  # records without a time are stamped on arrival
         return [item[:4] + item[5:] if len(item) == 6 else item for item in items]
 
-    got_items = [(TOPICS[item[0]],) + item[1:] if len(item) == 6 else item for f in frames for item in f[2]]
+    got_items = [(TOPICS[item[0]],) + item[1:5] + (StepPayload(item[5]) if type(item[5]) is tuple else item[5],)
+                 if len(item) == 6 else item for f in frames for item in f[2]]
+    assert any(type(item[5]) is StepPayload for item in got_items if len(item) == 6)
     assert timeless(got_items) == timeless([item for e in expected for item in e[2]])
     assert [i[0] for i in got_items if len(i) == 3] == ["not_an_object", "oversized_line", "partial_last_line"]
     assert [i[3] for i in got_items if len(i) == 6] == [None] * 5  # no worker seq: the parent assigns it

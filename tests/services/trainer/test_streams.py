@@ -119,6 +119,33 @@ def test_a_spawned_worker_s_seq_is_honoured_or_replaced_like_fed_lines(in_child:
     assert stats["events_published"] == {"RUN_STARTED": 1, "STEP_APPENDED": 8, "RUN_COMPLETED": 2}
 
 
+def test_common_steps_are_published_as_step_payloads_and_others_as_dicts(in_child: bool, tmp_path: Path) -> None:
+    grid = {"kind": "grid", "rows": 1, "cols": 2, "cells": ["SG"], "agent": [0, 0]}
+    lines = [step(0, 0, info={"prob": 1.0}, render_payload=grid), step(0, 1), step(0, 2, worker_note="extra"),
+             step(0, 3, info={"big": 2**70, "s": "\u00e9"})]
+    expected = [json.loads(line) for line in lines]
+    for record in expected:
+        for key in ("v", "kind", "run_id"):
+            del record[key]
+        record.setdefault("info", {})
+        record.setdefault("render_payload", None)
+    bus = RunBus()
+    rec = Recorder(bus)
+    fed = TelemetryProxy(RunBus(), default_agent_id="agent-0")
+    fed_payloads = [fed.feed_line(line).payload for line in lines]  # type: ignore[union-attr]
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child)
+    proxy.spawn(worker_script(tmp_path, f"""
+        import sys
+        sys.stdout.write({json.dumps(chr(10).join(lines) + chr(10))})
+    """))
+    assert proxy.wait(30)
+    spawned = [e.payload for e in rec.of(Topic.STEP_APPENDED)]
+    for payloads in (fed_payloads, spawned):
+        assert [type(p).__name__ for p in payloads] == ["StepPayload", "StepPayload", "dict", "StepPayload"]
+        assert payloads == expected
+        assert payloads[3]["info"]["big"] == 2**70
+
+
 def test_seq_continues_after_the_stored_floor() -> None:
     bus = RunBus()
     rec = Recorder(bus)
