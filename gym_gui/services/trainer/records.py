@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import attrs
 import orjson
 
 from gym_gui.telemetry.events import Topic, iso_from_unix_s
-from gym_gui.telemetry.step_payload import StepPayload, compact_step  # noqa: F401 (NormalizedFields)
+from gym_gui.telemetry.step_payload import StepPayload, compact_step
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
@@ -430,7 +430,7 @@ def _data(record: dict[str, Any]) -> tuple[Topic, dict[str, Any]]:
 
 
 #: ``(topic, run_id, agent_id, seq, ts_iso, payload)``: the fields of a Normalized, as a plain tuple.
-NormalizedFields = tuple[Topic, str, str, "int | None", str, "dict[str, Any] | StepPayload"]
+NormalizedFields = tuple[Topic, str, str, Union[int, None], str, Union[dict[str, Any], StepPayload]]
 
 _STEP = Topic.STEP_APPENDED
 _fromisoformat = datetime.fromisoformat
