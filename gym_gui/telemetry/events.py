@@ -11,10 +11,12 @@ import attrs
 
 from gym_gui.telemetry.step_payload import StepPayload
 
-__all__ = ["Topic", "TelemetryEvent", "StreamKey", "utc_now_iso", "iso_from_unix_s"]
+__all__ = ["MAX_SEQ_ID", "Topic", "TelemetryEvent", "StreamKey", "utc_now_iso", "iso_from_unix_s"]
 
 #: A stream is identified by ``(run_id, agent_id)``; seq_id is strictly increasing within one.
 StreamKey = tuple[str, "str | None"]
+#: The largest seq_id: what SQLite's INTEGER (and a Redis entry id's first part) holds.
+MAX_SEQ_ID = (1 << 63) - 1
 
 _EMPTY_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
 
@@ -51,7 +53,7 @@ def _check_fields(evt: TelemetryEvent) -> None:
     if (
         type(topic) is Topic and type(run_id) is str and run_id
         and (agent_id is None or type(agent_id) is str and agent_id)
-        and type(seq_id) is int and seq_id >= 0 and type(ts_iso) is str and ts_iso
+        and type(seq_id) is int and 0 <= seq_id <= MAX_SEQ_ID and type(ts_iso) is str and ts_iso
         # the two payload types the proxy publishes first: ABC checks are slow
         and (type(payload) is dict or type(payload) is StepPayload or isinstance(payload, Mapping))
     ):
@@ -62,8 +64,8 @@ def _check_fields(evt: TelemetryEvent) -> None:
         raise TypeError(f"TelemetryEvent.run_id must be a non-empty str, got {run_id!r}")
     if agent_id is not None and (type(agent_id) is not str or not agent_id):
         raise TypeError(f"TelemetryEvent.agent_id must be None or a non-empty str, got {agent_id!r}")
-    if type(seq_id) is not int or seq_id < 0:
-        raise TypeError(f"TelemetryEvent.seq_id must be an int >= 0, got {seq_id!r}")
+    if type(seq_id) is not int or not 0 <= seq_id <= MAX_SEQ_ID:
+        raise TypeError(f"TelemetryEvent.seq_id must be an int in [0, 2**63 - 1], got {seq_id!r:.40}")
     if type(ts_iso) is not str or not ts_iso:
         raise TypeError(f"TelemetryEvent.ts_iso must be a non-empty ISO-8601 str, got {ts_iso!r}")
     raise TypeError(f"TelemetryEvent.payload must be a Mapping, got {type(payload).__name__}")

@@ -8,7 +8,7 @@ dict would have, but ``info`` and ``render_payload`` travel as the JSON text the
 someone reads them. At full speed the live path looks at a few frames per poll and the sink stores
 the text as it is, so most steps are never re-encoded or decoded in the GUI process, and each event
 is a flat tuple instead of nested dicts (cheaper to move between processes and to free).
-See docs/performance.md ("End to end") and docs/telemetry-jsonl.md ("Payloads on the bus").
+See docs/architecture.md ("Event payloads") and docs/performance.md ("End to end").
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import traceback
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Union
 
 import attrs
@@ -39,12 +41,14 @@ class RejectReason:
     WRONG_TYPE = "wrong_type"
     UNKNOWN_TYPE = "unknown_record_type"
     UNSUPPORTED_VERSION = "unsupported_version"
+    OUT_OF_RANGE = "out_of_range"
     OVERSIZED = "oversized_line"
     PARTIAL = "partial_last_line"
+    INTERNAL_ERROR = "internal_error"
 
     ALL = (
         INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, NON_FINITE, MISSING_FIELD, WRONG_TYPE,
-        UNKNOWN_TYPE, UNSUPPORTED_VERSION, OVERSIZED, PARTIAL,
+        UNKNOWN_TYPE, UNSUPPORTED_VERSION, OUT_OF_RANGE, OVERSIZED, PARTIAL, INTERNAL_ERROR,
     )
 
 
@@ -164,7 +168,10 @@ def _number(value: Any, name: str) -> float:
             raise RecordRejected(RejectReason.NON_FINITE, f"{name} is {value}")
         return value
     if type(value) is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # the number 1e400 written as an integer
+            raise RecordRejected(RejectReason.NON_FINITE, f"{name} is an integer beyond a double's range") from None
     raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be a number, got {value!r:.60}")
 
 
@@ -216,20 +223,38 @@ def _iso_from_text(value: Any, name: str) -> str:
         return parsed.replace(tzinfo=timezone.utc).isoformat()
     if text.endswith("+00:00"):
         return text  # already canonical: keep the worker's exact text
-    return parsed.astimezone(timezone.utc).isoformat()
+    try:
+        return parsed.astimezone(timezone.utc).isoformat()
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise RecordRejected(RejectReason.OUT_OF_RANGE, f"{name} {text!r:.60} is outside years 1-9999 in UTC") from None
+
+
+def _iso_from_unix(seconds: float, name: str) -> str:
+    """Unix seconds to ISO-8601 UTC, or OUT_OF_RANGE outside what a datetime holds (years 1-9999)."""
+    try:
+        return iso_from_unix_s(seconds)
+    except (OverflowError, ValueError, OSError):
+        raise RecordRejected(RejectReason.OUT_OF_RANGE, f"{name} {seconds!r:.30} is outside years 1-9999") from None
 
 
 def _data_time(record: dict[str, Any], now_iso: str) -> str:
     ns = record.get("ts_unix_ns")
     if ns is not None:
-        return iso_from_unix_s(_int(ns, "ts_unix_ns") / 1e9)
+        ns = _int(ns, "ts_unix_ns")
+        if not -_MAX_UNIX_NS <= ns <= _MAX_UNIX_NS:  # also keeps ns / 1e9 from overflowing a float
+            raise RecordRejected(RejectReason.OUT_OF_RANGE, "ts_unix_ns is outside years 1-9999")
+        return _iso_from_unix(ns / 1e9, "ts_unix_ns")
     for name in ("ts", "timestamp"):
         value = record.get(name)
         if value is not None:
             if type(value) in (int, float):
-                return iso_from_unix_s(_number(value, name))
+                return _iso_from_unix(_number(value, name), name)
             return _iso_from_text(value, name)
     return now_iso
+
+
+#: More than any time a datetime holds (year 9999 is about 2.5e11 s after 1970).
+_MAX_UNIX_NS = 10**21
 
 
 def _rest(record: dict[str, Any], used: frozenset[str]) -> dict[str, Any]:
@@ -258,7 +283,7 @@ def _fast_step_payload(record: dict[str, Any]) -> dict[str, Any] | None:
         or type(get("step_index")) is not int
         or type(get("terminated")) is not bool
         or type(get("truncated")) is not bool
-        or not (type(reward) is float and -_FINITE_MAX <= reward <= _FINITE_MAX or type(reward) is int)
+        or not ((type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX)
         or type(get("info", {})) is not dict
         or "action" not in record
         or "observation" not in record
@@ -452,7 +477,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
             and type(ts) is str and ts.endswith("+00:00")
             and type(episode_index) is int and type(step_index) is int
             and type(terminated) is bool and type(truncated) is bool
-            and (type(reward) is float and -_FINITE_MAX <= reward <= _FINITE_MAX or type(reward) is int)
+            and (type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX
             and type(info) is dict and (render is None or type(render) is dict)
         ):
             try:
@@ -482,7 +507,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
         or type(get("step_index")) is not int
         or type(get("terminated")) is not bool
         or type(get("truncated")) is not bool
-        or not (type(reward) is float and -_FINITE_MAX <= reward <= _FINITE_MAX or type(reward) is int)
+        or not ((type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX)
         or type(get("info", _EMPTY)) is not dict
         or "action" not in record or "observation" not in record
         or "action_json" in record or "observation_json" in record or "render_hint_json" in record
@@ -543,18 +568,32 @@ def normalize_line(
 
     Same results and rejections as the two calls, except that a step payload of the common shape
     comes as a ``StepPayload`` (equal to the dict, with ``info`` and ``render_payload`` already JSON
-    text for the store). Any thread; pure.
+    text for the store). Any other exception while reading a line (a bug here, never the worker's
+    fault) becomes an ``internal_error`` rejection naming where it happened, so one line can never
+    end the source. Any thread; pure.
     """
-    record = parse_line(line)
-    fields = _fast_canonical_step(record, default_agent_id, True)
-    if fields is None:
-        fields = _normalize_general(record, default_agent_id, default_run_id, now_iso)
-    topic, run_id, agent_id, seq, ts_iso, payload = fields
-    if topic is _STEP:
-        compact = compact_step(payload)
-        if compact is not None:
-            return (topic, run_id, agent_id, seq, ts_iso, compact)
-    return fields
+    try:
+        record = parse_line(line)
+        fields = _fast_canonical_step(record, default_agent_id, True)
+        if fields is None:
+            fields = _normalize_general(record, default_agent_id, default_run_id, now_iso)
+        topic, run_id, agent_id, seq, ts_iso, payload = fields
+        if topic is _STEP:
+            compact = compact_step(payload)
+            if compact is not None:
+                return (topic, run_id, agent_id, seq, ts_iso, compact)
+        return fields
+    except RecordRejected:
+        raise
+    except Exception as exc:
+        raise RecordRejected(RejectReason.INTERNAL_ERROR, _where(exc)) from None
+
+
+def _where(exc: BaseException) -> str:
+    """``Type: message at file:line`` of the innermost frame: enough to report the bug."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    place = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {str(exc)[:120]}{place}"
 
 
 def normalize_record(
@@ -583,7 +622,7 @@ def _normalize_general(
     elif "event" in record:
         topic, payload = _lifecycle(record)
         stamp = record.get("timestamp")
-        ts_iso = now_iso if stamp is None else iso_from_unix_s(_number(stamp, "timestamp"))
+        ts_iso = now_iso if stamp is None else _iso_from_unix(_number(stamp, "timestamp"), "timestamp")
     elif "type" in record:
         topic, payload = _data(record)
         ts_iso = _data_time(record, now_iso)

@@ -24,7 +24,7 @@ from gym_gui.services.trainer.ingest_child import child_argv
 from gym_gui.services.trainer.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
 from gym_gui.services.trainer.records import RecordRejected, normalize_line
 from gym_gui.services.trainer.stderr_tail import StderrTail
-from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
+from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.step_payload import StepPayload
 
@@ -287,11 +287,11 @@ class TelemetryProxy:
         last = self._last_seq.get(key)
         if last is None:
             last = self._floor(key)
-        if seq is None or seq <= last:
+        if seq is None or not last < seq <= MAX_SEQ_ID:
             if seq is not None:
                 self._seq_reassigned += 1
                 self._rlog.log(
-                    logging.WARNING, "seq", "%s stream %s/%s sent seq %d after %d; using %d",
+                    logging.WARNING, "seq", "%s stream %s/%s sent seq %.20s after %d; using %d",
                     self.name, run_id, agent_id, seq, last, last + 1,
                 )
             seq = last + 1
@@ -374,7 +374,7 @@ class TelemetryProxy:
                 if topic is _STEP and seq is not None and run_id in runs_seen:
                     key = (run_id, agent_id)
                     last = last_seq.get(key)
-                    if last is not None and seq > last:
+                    if last is not None and last < seq <= MAX_SEQ_ID:
                         last_seq[key] = seq
                         bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
                         steps += 1

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gym_gui.services.trainer import records
 from gym_gui.services.trainer.records import RecordRejected, RejectReason, normalize_record, parse_line
 from gym_gui.telemetry.events import Topic
 
@@ -151,6 +152,46 @@ def test_missing_run_id_uses_the_default_or_is_rejected() -> None:
 ])
 def test_bad_lines_are_rejected_with_a_reason(line: bytes, reason: str) -> None:
     assert rejected(line) == reason
+
+
+_STEP_LINE = {"v": 1, "kind": "step", "run_id": "r", "agent_id": "a", "seq": 1, "ts": "2026-01-01T00:00:00+00:00",
+              "episode_index": 0, "step_index": 0, "action": 0, "observation": 0, "reward": 0.0,
+              "terminated": False, "truncated": False, "info": {}, "render_payload": None}
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    ({**_STEP_LINE, "reward": 10**400}, RejectReason.NON_FINITE),  # 1e400 written as an integer
+    ({**_STEP_LINE, "reward": -(10**309)}, RejectReason.NON_FINITE),
+    ({"v": 1, "kind": "episode", "run_id": "r", "episode_index": 0, "total_reward": 10**400, "length": 1},
+     RejectReason.NON_FINITE),
+    ({**_STEP_LINE, "ts": "0001-01-01T00:00:00+01:00"}, RejectReason.OUT_OF_RANGE),  # year 0 in UTC
+    ({**_STEP_LINE, "ts": "9999-12-31T23:59:59-01:00"}, RejectReason.OUT_OF_RANGE),  # year 10000 in UTC
+    ({**_STEP_LINE, "ts": 253402300800}, RejectReason.OUT_OF_RANGE),
+    ({**_STEP_LINE, "ts": -1e300}, RejectReason.OUT_OF_RANGE),
+    ({**_STEP_LINE, "ts": 10**30}, RejectReason.OUT_OF_RANGE),
+    ({**_STEP_LINE, "ts_unix_ns": 10**400}, RejectReason.OUT_OF_RANGE),
+    ({**_STEP_LINE, "ts_unix_ns": -(10**22)}, RejectReason.OUT_OF_RANGE),
+    ({"event": "run_started", "run_id": "r", "timestamp": 1e20, "payload": {}}, RejectReason.OUT_OF_RANGE),
+    ({"type": "episode", "run_id": "r", "episode": 0, "episode_return": 1.0, "steps": 3, "timestamp": -62135596801},
+     RejectReason.OUT_OF_RANGE),
+], ids=lambda value: repr(value)[-40:])
+def test_values_beyond_a_double_or_a_datetime_are_rejected_not_raised(record: dict[str, Any], reason: str) -> None:
+    line = json.dumps(record).encode()
+    assert rejected(line) == reason
+    with pytest.raises(RecordRejected) as info:  # the proxy's path, with its fast paths
+        records.normalize_line(line, default_agent_id="a", default_run_id=None, now_iso=NOW)
+    assert info.value.reason == reason
+
+
+def test_a_bug_while_reading_a_line_is_an_internal_error_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(record: dict[str, Any], default_agent_id: str, owned: bool) -> None:
+        raise KeyError("simulated")
+
+    monkeypatch.setattr(records, "_fast_canonical_step", broken)
+    with pytest.raises(RecordRejected) as info:
+        records.normalize_line(json.dumps(_STEP_LINE), default_agent_id="a", default_run_id=None, now_iso=NOW)
+    assert info.value.reason == RejectReason.INTERNAL_ERROR
+    assert info.value.detail.startswith("KeyError: 'simulated' at test_records.py:")
 
 
 def test_every_reason_key_is_distinct() -> None:

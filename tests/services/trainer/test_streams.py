@@ -94,6 +94,16 @@ def test_worker_seq_is_honoured_when_increasing_and_replaced_when_not() -> None:
     assert proxy.stats()["seq_reassigned"] == 2
 
 
+def test_a_worker_seq_beyond_64_bits_is_replaced() -> None:
+    bus = RunBus()
+    rec = Recorder(bus)
+    proxy = TelemetryProxy(bus)
+    for seq in (5, 2**63, 2**200, 9):
+        proxy.feed_line(step(0, 0, seq=seq))
+    assert [e.seq_id for e in rec.collect()] == [5, 6, 7, 9]
+    assert proxy.stats()["seq_reassigned"] == 2
+
+
 def test_a_spawned_worker_s_seq_is_honoured_or_replaced_like_fed_lines(in_child: bool, tmp_path: Path) -> None:
     lines = [canonical("run_started", env_id="FrozenLake-v1", seq=2)]
     lines += [step(0, i, seq=seq) for i, seq in enumerate((5, 9, 9, 3, 12))]
@@ -168,6 +178,8 @@ def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(in_c
         b"{\"v\": 1, \"kind\": \"step\", \"run_id\": \"r1\", \"episode_index\": 0, \"step_index\": 0, \"reward\": NaN}",
         json.dumps({"v": 1, "kind": "warp", "run_id": "r1"}).encode(),
         b"{\"pad\": \"" + b"x" * 5000 + b"\"}",
+        canonical("step", episode_index=0, step_index=9, action=0, observation=0, reward=10**400).encode(),
+        step(0, 9, ts="0001-01-01T00:00:00+01:00").encode(),  # year 0 in UTC; both once ended the decoder
     ]
     lines: list[bytes] = []
     for i, b in enumerate(bad):
@@ -189,8 +201,9 @@ def test_bad_lines_are_counted_and_every_good_line_around_them_is_delivered(in_c
     assert len(steps) == len(bad)  # one good line before each bad one
     assert proxy.rejected_counts() == {
         RejectReason.INVALID_UTF8: 1, RejectReason.INVALID_JSON: 1, RejectReason.NOT_AN_OBJECT: 1,
-        RejectReason.MISSING_FIELD: 1, RejectReason.WRONG_TYPE: 1, RejectReason.NON_FINITE: 1,
+        RejectReason.MISSING_FIELD: 1, RejectReason.WRONG_TYPE: 1, RejectReason.NON_FINITE: 2,
         RejectReason.UNKNOWN_TYPE: 1, RejectReason.OVERSIZED: 1, RejectReason.PARTIAL: 1,
+        RejectReason.OUT_OF_RANGE: 1,
     }
     stats = proxy.stats()
     assert stats["blank_lines"] == 1 and stats["lines_read"] == len(lines) + 1
