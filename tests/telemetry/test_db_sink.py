@@ -83,6 +83,7 @@ def test_no_episode_is_ever_visible_before_its_steps(store: TelemetrySQLiteStore
     producers_done = threading.Event()
     violations: list[str] = []
     snapshots = [0]
+    snapshot_taken = threading.Condition()
 
     def read() -> None:
         conn = sqlite3.connect(str(store.path), isolation_level=None)
@@ -99,7 +100,9 @@ def test_no_episode_is_ever_visible_before_its_steps(store: TelemetrySQLiteStore
                     "(SELECT COUNT(*) FROM steps s WHERE s.run_id = e.run_id AND s.agent_id = e.agent_id"
                     " AND s.episode_index = e.episode_index)").fetchall()
                 conn.execute("COMMIT")
-                snapshots[0] += 1
+                with snapshot_taken:
+                    snapshots[0] += 1
+                    snapshot_taken.notify_all()
                 for agent, count, max_seq in rows:
                     if count != max_seq + 1:  # committed events of a stream always form a prefix
                         violations.append(f"{agent}: {count} rows up to seq {max_seq}")
@@ -109,6 +112,9 @@ def test_no_episode_is_ever_visible_before_its_steps(store: TelemetrySQLiteStore
                     return
         finally:
             conn.close()
+            with snapshot_taken:  # producers waiting for a snapshot go on
+                snapshots[0] += 1
+                snapshot_taken.notify_all()
 
     def produce(agent: str) -> None:
         f = factory("run1", agent)
@@ -116,6 +122,10 @@ def test_no_episode_is_ever_visible_before_its_steps(store: TelemetrySQLiteStore
             for i in range(ep % 7 + 1):
                 bus.publish(f.step(ep, i))
             bus.publish(f.episode(ep, ep % 7 + 1))
+            if ep % 10 == 9:  # let the reader look between bursts, so its snapshots overlap the writes
+                with snapshot_taken:
+                    seen = snapshots[0]
+                    snapshot_taken.wait_for(lambda: snapshots[0] > seen or bool(violations), timeout=10)
 
     reader = threading.Thread(target=read)
     producers = [threading.Thread(target=produce, args=(a,)) for a in ("agent1", "agent2")]
@@ -128,7 +138,7 @@ def test_no_episode_is_ever_visible_before_its_steps(store: TelemetrySQLiteStore
     producers_done.set()
     reader.join(30)
     assert not violations, violations[:5]
-    assert snapshots[0] > 10  # the reader really overlapped the writes
+    assert snapshots[0] >= 15  # the reader really overlapped the writes (each producer waited for 15 snapshots)
     assert stored(store, "SELECT COUNT(*) FROM episodes") == 300
     assert sink.stats()["batches"] > 10
 
