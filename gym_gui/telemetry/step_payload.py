@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 
 from gym_gui.telemetry.json_text import encode_json, load_json
 
-__all__ = ["STEP_PAYLOAD_KEYS", "StepFields", "StepPayload", "compact_step"]
+__all__ = ["STEP_PAYLOAD_KEYS", "StepFields", "StepPayload", "compact_step", "step_payload_of"]
 
 #: The keys of every StepPayload, in the order of ``StepPayload.fields``.
 STEP_PAYLOAD_KEYS: tuple[str, ...] = (
@@ -117,16 +117,31 @@ def compact_step(payload: Mapping[str, Any]) -> StepPayload | None:
     observation = get("observation", _MISSING)
     if not (
         type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
-        and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX
-        and (type(reward) is float and reward == reward  # not NaN (the store keeps NaN in the extras)
-             or type(reward) is int and _INT_MIN <= reward <= _INT_MAX)
+        and (type(reward) is float or type(reward) is int)
         and type(info) is dict and (render is None or type(render) is dict)
         and action is not _MISSING and observation is not _MISSING
     ):
         return None
+    return step_payload_of(ep, si, action, observation, reward, term, trunc, info, render)
+
+
+def step_payload_of(episode_index: int, step_index: int, action: Any, observation: Any, reward: float | int,
+                    terminated: bool, truncated: bool, info: dict[str, Any],
+                    render_payload: dict[str, Any] | None) -> StepPayload | None:
+    """A StepPayload of values whose types the caller has checked (those ``compact_step`` checks).
+
+    Checks the rest of the shape (64-bit indices and int reward, a reward that is not NaN) and
+    encodes the two objects; None when the values do not fit. Any thread; pure.
+    """
+    if not (
+        _INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX
+        and (reward == reward if type(reward) is float else _INT_MIN <= reward <= _INT_MAX)  # NaN: kept in extras
+    ):
+        return None
     try:
         info_json = encode_json(info)
-        render_json = None if render is None else encode_json(render)
+        render_json = None if render_payload is None else encode_json(render_payload)
     except Exception:  # not encodable: the store reports it as it does for any dict payload
         return None
-    return StepPayload((ep, si, action, observation, reward, term, trunc, info_json, render_json))
+    return StepPayload((episode_index, step_index, action, observation, reward, terminated, truncated,
+                        info_json, render_json))

@@ -22,7 +22,7 @@ import attrs
 import orjson
 
 from gym_gui.telemetry.events import Topic, iso_from_unix_s
-from gym_gui.telemetry.step_payload import StepPayload, compact_step
+from gym_gui.telemetry.step_payload import StepPayload, compact_step, step_payload_of
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
@@ -465,8 +465,9 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     """A well-formed canonical v1 step with a ``+00:00`` time, or None to take the general path.
 
     Only records that the general path would accept unchanged qualify, so both give the same
-    result. With ``owned`` the record becomes the payload (its envelope keys are popped), which
-    saves a copy; the proxy owns the dicts it decodes.
+    result. With ``owned`` (the proxy owns the dicts it decodes) the record may be consumed: a
+    step in our workers' exact layout becomes a StepPayload straight from its values, any other
+    becomes the payload itself (its envelope keys popped), which saves a copy.
     """
     if tuple(record) == _EMITTED_STEP_KEYS:  # exactly our workers' layout: no key to look for or drop
         (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
@@ -484,6 +485,12 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
                 _fromisoformat(ts)  # validates; "+00:00" text is kept as the worker wrote it
             except ValueError:
                 return None
+            if owned:
+                compact = step_payload_of(episode_index, step_index, _action, _observation,
+                                          float(reward) if type(reward) is int else reward,
+                                          terminated, truncated, info, render)
+                if compact is not None:
+                    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, compact)
             payload = record if owned else dict(record)
             del payload["v"], payload["kind"], payload["run_id"], payload["agent_id"], payload["seq"], payload["ts"]
             if type(reward) is int:
@@ -578,7 +585,7 @@ def normalize_line(
         if fields is None:
             fields = _normalize_general(record, default_agent_id, default_run_id, now_iso)
         topic, run_id, agent_id, seq, ts_iso, payload = fields
-        if topic is _STEP:
+        if topic is _STEP and type(payload) is not StepPayload:
             compact = compact_step(payload)
             if compact is not None:
                 return (topic, run_id, agent_id, seq, ts_iso, compact)
