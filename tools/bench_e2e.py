@@ -57,6 +57,7 @@ if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--emit":
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -198,7 +199,9 @@ def run_e2e(work: Workload, db: Path, live_poll_s: float, live_maxlen: int) -> d
                            gate=sink.ingest_gate, name="bench-worker")
     sink.start()
     live.start()
+    children0 = _cpu_s(resource.RUSAGE_CHILDREN)
     try:
+        self0 = _cpu_s(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         proxy.spawn([sys.executable, str(Path(__file__).resolve()), "--emit", str(work.path)])
         if not proxy.wait(300):
@@ -207,8 +210,10 @@ def run_e2e(work: Workload, db: Path, live_poll_s: float, live_maxlen: int) -> d
         if not sink.flush(300):
             raise RuntimeError("the sink did not flush within 300 s")
         t1 = time.perf_counter()
+        self_cpu_s = _cpu_s(resource.RUSAGE_SELF) - self0
     finally:
-        proxy.stop(5.0)
+        proxy.stop(5.0)  # the worker and the ingest child are reaped: their CPU time is counted below
+        children_cpu_s = _cpu_s(resource.RUSAGE_CHILDREN) - children0
         live.stop()
         sink_stats = sink.stats()
         stopped = sink.stop(30)
@@ -226,8 +231,15 @@ def run_e2e(work: Workload, db: Path, live_poll_s: float, live_maxlen: int) -> d
         "gate_paused_s": sink_stats["gate_paused_s"],
         "batches": sink_stats["batches"],
         "batch_size": sink.core.batch_size,
+        "self_cpu_us": self_cpu_s / work.steps * 1e6,
+        "children_cpu_us": children_cpu_s / work.steps * 1e6,
         **check,
     }
+
+
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 class _Discard:
@@ -407,6 +419,8 @@ def main() -> int:
         print(f"  round {r}: {x['steps_per_s']:>9,.0f} steps/s  ({x['elapsed_s']:.2f} s; pipe drained at "
               f"{x['read_s']:.2f} s; proxy paused by the gate {x['gate_paused_s']:.2f} s; {x['batches']} batches; "
               f"live delivered {x['live_delivered']:,}, dropped {x['live_dropped']:,}); raw {raw[r]:>9,.0f} rows/s")
+        print(f"           CPU per step: this process {x['self_cpu_us']:.1f} us (reader, bus, sink, live "
+              f"subscriber), worker + ingest child {x['children_cpu_us']:.1f} us")
     print(f"verified each round: {work.steps:,} step rows stored exactly once (count == distinct seq_ids), "
           f"{work.episodes:,} episodes, run completed, 0 lines rejected, live delivered + dropped == published")
     print(f"end to end (spawn -> committed):   {rate:>10,.0f} steps/s  ({lines:,.0f} lines/s, "
