@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from gym_gui.telemetry.json_text import encode_json, load_json
+from gym_gui.telemetry.json_text import dump_json, encode_json, load_json
 
 __all__ = ["STEP_PAYLOAD_KEYS", "StepFields", "StepPayload", "compact_step", "step_payload_of"]
 
@@ -79,6 +79,19 @@ class StepPayload(Mapping[str, Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (StepPayload, (self.fields,))
+
+    def to_json(self) -> str:
+        """The payload as compact JSON text, keys in ``STEP_PAYLOAD_KEYS`` order, without decoding.
+
+        Means what ``json_text.dump_json(dict(self))`` means. Any thread; pure.
+        """
+        ep, si, action, observation, reward, terminated, truncated, info_json, render_json = self.fields
+        return (
+            f'{{"episode_index":{int.__repr__(ep)},"step_index":{int.__repr__(si)},'
+            f'"action":{dump_json(action)},"observation":{dump_json(observation)},"reward":{dump_json(reward)},'
+            f'"terminated":{"true" if terminated else "false"},"truncated":{"true" if truncated else "false"},'
+            f'"info":{info_json},"render_payload":{"null" if render_json is None else render_json}}}'
+        )
 
     def _decoded(self, index: int) -> Any:
         if index == _INFO:

@@ -14,6 +14,7 @@ import orjson
 
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import dump_json, load_json
+from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.transport.redis_keys import seq_from_entry_id
 
 __all__ = ["EntryRejected", "RejectReason", "STREAM_TOPICS", "decode_entry", "encode_fields"]
@@ -50,7 +51,9 @@ class EntryRejected(Exception):
 
 def encode_fields(evt: TelemetryEvent) -> dict[str, str]:
     """The entry fields of ``evt``. Any thread. Raises TypeError if the payload is not JSON-encodable."""
-    return {"topic": evt.topic.name, "ts": evt.ts_iso, "payload": dump_json(evt.payload)}
+    payload = evt.payload
+    text = payload.to_json() if type(payload) is StepPayload else dump_json(payload)  # a step's JSON as it came
+    return {"topic": evt.topic.name, "ts": evt.ts_iso, "payload": text}
 
 
 def _load_payload(raw: bytes) -> Any:

@@ -16,7 +16,7 @@ import pytest
 from json_compare import same_json
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
-from gym_gui.telemetry.json_text import encode_json
+from gym_gui.telemetry.json_text import dump_json, encode_json, load_json
 from gym_gui.telemetry.sqlite_rows import decode_step, encode_step
 from gym_gui.telemetry.step_payload import STEP_PAYLOAD_KEYS, StepPayload, compact_step
 
@@ -115,6 +115,19 @@ def test_the_store_gets_the_row_the_dict_would_give(changes: dict[str, Any]) -> 
         stored = decode_step((row[0], row[1], row[2], row[13], row[3], row[4], row[7], row[8], row[9],
                               row[5], row[6], row[10], row[11], row[12]))
         assert same_json(stored.payload, dict(source))
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"render_payload": None}, {"info": {}}, {"action": [0.5, -1.0], "observation": {"pos": [1, 2]}},
+    {"action": True, "observation": None}, {"action": 2**70}, {"reward": 3}, {"reward": math.inf},
+    {"reward": 1e-07}, {"info": {"nan": math.nan, "s": "\udcff é"}},
+], ids=repr)
+def test_its_json_text_means_the_dict(changes: dict[str, Any]) -> None:
+    source = step(**changes)
+    compact = compact_step(source)
+    assert compact is not None
+    assert same_json(load_json(compact.to_json()), load_json(dump_json(source)))
+    assert same_json(load_json(compact.to_json()), source)
 
 
 def test_events_take_it_as_their_payload() -> None:
