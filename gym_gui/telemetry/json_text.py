@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-__all__ = ["ORJSON_OPTIONS", "dump_json", "encode_json", "json_default", "load_json", "orjson_dumps", "stdlib_encode"]
+__all__ = ["dump_json", "encode_json", "json_default", "load_json", "stdlib_encode"]
 
 
 def json_default(value: Any) -> Any:
@@ -53,9 +53,9 @@ def stdlib_encode(value: Any) -> str:
     return _join(_c_encode(value, 0))
 
 
-orjson_dumps = orjson.dumps
+_orjson_dumps = orjson.dumps
 #: Subclasses of str/int/dict/list, dataclasses and datetimes go to ``json_default`` as with the stdlib.
-ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def encode_json(value: Any) -> str:
@@ -71,7 +71,7 @@ def encode_json(value: Any) -> str:
     payloads, which only an in-process publisher can make, are stored instead of kept aside.
     """
     try:
-        text = orjson_dumps(value, json_default, ORJSON_OPTIONS).decode()
+        text = _orjson_dumps(value, json_default, _ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError
         return stdlib_encode(value)
     if "null" in text:  # (faster on str than on bytes)

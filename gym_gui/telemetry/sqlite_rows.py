@@ -20,12 +20,8 @@ import math
 from typing import Any, Callable, Mapping
 
 from gym_gui.telemetry.events import TelemetryEvent
-from gym_gui.telemetry.json_text import ORJSON_OPTIONS as _ORJSON_OPTIONS
 from gym_gui.telemetry.json_text import dump_json, load_json
 from gym_gui.telemetry.json_text import encode_json as _encode
-from gym_gui.telemetry.json_text import json_default as _json_default
-from gym_gui.telemetry.json_text import orjson_dumps as _orjson_dumps
-from gym_gui.telemetry.json_text import stdlib_encode as _stdlib_encode
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
 from gym_gui.telemetry.step_payload import StepPayload
 
@@ -123,30 +119,34 @@ def _extras(payload: Mapping[str, Any], known: frozenset[str], misfit: dict[str,
 def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     """Row of ``steps`` for a STEP_APPENDED event, in column order. Raises on an unencodable payload.
 
-    Hot path of the sink: a StepPayload's row is taken from its fields (its JSON was made by the
-    proxy); for dicts the common shapes (int or absent action/observation, dict info and
-    render payload, no extra keys) are checked and encoded inline (orjson called directly, with
-    ``_encode``'s fallback rule); everything else goes through the same helpers as before.
+    Hot path of the sink: a StepPayload's columns come from its fields (its JSON was made by the
+    proxy); a dict's from ``_dict_step_columns``.
     """
     p = evt.payload
     if type(p) is StepPayload:  # checked when it was made; info and render payload are JSON text already
         ep, si, action, observation, reward, term, trunc, info_json, render_json = p.fields
-        return (
-            evt.run_id,
-            NO_AGENT if evt.agent_id is None else evt.agent_id,
-            evt.seq_id,
-            ep,
-            si,
-            int.__repr__(action) if type(action) is int else dump_json(action),
-            int.__repr__(observation) if type(observation) is int else dump_json(observation),
-            reward,
-            1 if term else 0,
-            1 if trunc else 0,
-            info_json,
-            "null" if render_json is None else render_json,
-            None,
-            evt.ts_iso,
-        )
+        action_json = int.__repr__(action) if type(action) is int else dump_json(action)
+        observation_json = int.__repr__(observation) if type(observation) is int else dump_json(observation)
+        term = 1 if term else 0  # bind flags as INTEGER 0/1 (what SQLite stores for a bool): sqlite3 adapts bool slowly
+        trunc = 1 if trunc else 0
+        if render_json is None:
+            render_json = "null"
+        extra = None
+    else:
+        (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json,
+         extra) = _dict_step_columns(p)
+    return (
+        evt.run_id, NO_AGENT if evt.agent_id is None else evt.agent_id, evt.seq_id, ep, si,
+        action_json, observation_json, reward, term, trunc, info_json, render_json, extra, evt.ts_iso,
+    )
+
+
+def _dict_step_columns(p: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The payload columns of a step given as a mapping, ``episode_index`` through ``extra_json``.
+
+    The common shapes (int or absent action/observation, dict info and render payload, no extra
+    keys) take one combined type test; everything else goes through the per-column helpers.
+    """
     get = p.get
     ep = get("episode_index")
     si = get("step_index")
@@ -159,7 +159,7 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
         and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX
         and (type(reward) is float and reward == reward  # not NaN (SQLite would store NULL)
              or type(reward) is int and _INT_MIN <= reward <= _INT_MAX)
-    ):  # bind flags as INTEGER 0/1 (what SQLite stores for a bool): sqlite3 adapts bool slowly
+    ):
         term = 1 if term else 0
         trunc = 1 if trunc else 0
     else:  # slow path: some value is missing or of the wrong type
@@ -177,30 +177,15 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     observation = get("observation", _MISSING)
     info = get("info", _MISSING)
     render = get("render_payload", _MISSING)
-    if type(info) is dict and info:
-        try:
-            info_json = _orjson_dumps(info, _json_default, _ORJSON_OPTIONS).decode()
-        except TypeError:  # orjson.JSONEncodeError: see _encode
-            info_json = _stdlib_encode(info)
-        else:
-            if "null" in info_json:
-                info_json = _stdlib_encode(info)
+    if type(info) is dict:
+        info_json = _encode(info) if info else "{}"
     else:
-        info_json = "{}" if type(info) is dict else None if info is _MISSING else dump_json(info)
+        info_json = None if info is _MISSING else dump_json(info)
     if type(render) is dict:
-        try:
-            render_json = _orjson_dumps(render, _json_default, _ORJSON_OPTIONS).decode()
-        except TypeError:
-            render_json = _stdlib_encode(render)
-        else:
-            if "null" in render_json:
-                render_json = _stdlib_encode(render)
+        render_json = _encode(render)
     else:
         render_json = "null" if render is None else None if render is _MISSING else dump_json(render)
     return (
-        evt.run_id,
-        NO_AGENT if evt.agent_id is None else evt.agent_id,
-        evt.seq_id,
         ep,
         si,
         int.__repr__(action) if type(action) is int else None if action is _MISSING else dump_json(action),
@@ -215,7 +200,6 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
             len(p) == _N_STEP_KEYS and action is not _MISSING and observation is not _MISSING
             and info is not _MISSING and render is not _MISSING or p.keys() <= STEP_KEYS
         ) else _extras(p, STEP_KEYS, misfit),
-        evt.ts_iso,
     )
 
 
