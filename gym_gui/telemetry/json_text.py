@@ -16,7 +16,7 @@ __all__ = ["dump_json", "encode_json", "json_default", "load_json", "stdlib_enco
 
 
 def json_default(value: Any) -> Any:
-    """Make numpy values and read-only mappings JSON-encodable; anything else is a TypeError."""
+    """Make numpy values and read-only mappings JSON-encodable; anything else is a TypeError. Any thread."""
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, (set, frozenset)):
@@ -47,7 +47,7 @@ load_json = json.loads
 
 
 def stdlib_encode(value: Any) -> str:
-    """Compact JSON text of ``value`` by the stdlib encoder (the reference). Raises TypeError."""
+    """Compact JSON text of ``value`` by the stdlib encoder (the reference). Raises TypeError. Any thread; pure."""
     if _c_encode is None:  # pragma: no cover - CPython always has the C accelerator
         return _py_encode(value)
     return _join(_c_encode(value, 0))
@@ -69,6 +69,7 @@ def encode_json(value: Any) -> str:
     ``1e-7`` for ``1e-07``); it decodes to the same value. One difference in meaning: orjson encodes
     ``enum.Enum`` members (by value) and ``uuid.UUID`` (as text), which the stdlib refuses; such
     payloads, which only an in-process publisher can make, are stored instead of kept aside.
+    Any thread; pure.
     """
     try:
         text = _orjson_dumps(value, json_default, _ORJSON_OPTIONS).decode()
@@ -80,7 +81,10 @@ def encode_json(value: Any) -> str:
 
 
 def dump_json(value: Any) -> str:
-    """Compact JSON text of ``value`` (non-ASCII as UTF-8; lone surrogates escaped). Raises TypeError."""
+    """Compact JSON text of ``value`` (non-ASCII as UTF-8; lone surrogates escaped). Raises TypeError.
+
+    Any thread; pure.
+    """
     if type(value) is int:  # the common ToyText action/observation
         return int.__repr__(value)
     if value is None:
