@@ -12,7 +12,8 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-__all__ = ["dump_json", "encode_json", "json_default", "load_json", "stdlib_encode"]
+__all__ = ["dump_json", "encode_json", "json_default", "load_json", "load_json_exact", "may_hold_big_int",
+           "stdlib_encode"]
 
 
 def json_default(value: Any) -> Any:
@@ -90,3 +91,33 @@ def dump_json(value: Any) -> str:
     if value is None:
         return "null"
     return encode_json(value)
+
+
+# orjson reads integers beyond 64 bits as floats, where the stdlib keeps them exact. Such a number
+# is a run of at least 20 digits, or of a minus sign and 19 digits: texts holding a run of 20
+# digits-or-minus-signs take the stdlib decoder. The check maps those bytes to "0", everything
+# else to " ", and searches the run (two bytes operations in C, about 0.4 us for a step line).
+_DIGIT_MAP = bytes(0x30 if (0x30 <= b <= 0x39 or b == 0x2D) else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 20
+_orjson_loads = orjson.loads
+_OrjsonError = orjson.JSONDecodeError
+
+
+def may_hold_big_int(raw: bytes) -> bool:
+    """True if ``raw`` has a run of 20 digits or minus signs (maybe an integer orjson would round). Pure."""
+    return raw.translate(_DIGIT_MAP).find(_LONG_RUN) >= 0
+
+
+def load_json_exact(raw: bytes) -> Any:
+    """Decode JSON text with orjson where that gives what ``load_json`` gives, else with ``load_json``.
+
+    Integers beyond 64 bits stay exact, and ``NaN``/``Infinity`` (which ``dump_json`` writes) are
+    read. Raises ValueError (not JSON, or not UTF-8) or RecursionError (nested too deeply).
+    Any thread; pure.
+    """
+    if not may_hold_big_int(raw):
+        try:
+            return _orjson_loads(raw)
+        except _OrjsonError:  # NaN/Infinity, lone surrogate escapes, deep nesting...: the stdlib decides
+            pass
+    return load_json(raw)

@@ -8,12 +8,11 @@ malformed raises ``EntryRejected`` with a short reason, counted by the reader.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-import orjson
+from typing import Mapping
 
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
-from gym_gui.telemetry.sqlite_rows import dump_json, load_json
+from gym_gui.telemetry.json_text import load_json_exact
+from gym_gui.telemetry.sqlite_rows import dump_json
 from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.transport.redis_keys import seq_from_entry_id
 
@@ -56,13 +55,6 @@ def encode_fields(evt: TelemetryEvent) -> dict[str, str]:
     return {"topic": evt.topic.name, "ts": evt.ts_iso, "payload": text}
 
 
-def _load_payload(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:  # NaN/Infinity, integers beyond 64 bits...: the stdlib reads them
-        return load_json(raw)
-
-
 def decode_entry(stream: StreamKey, raw_id: bytes | str, fields: Mapping[bytes, bytes],
                  seq_id: int | None = None) -> TelemetryEvent:
     """The event an entry of ``stream`` encodes (``seq_id``: ``raw_id`` already decoded, if the caller did).
@@ -90,9 +82,9 @@ def decode_entry(stream: StreamKey, raw_id: bytes | str, fields: Mapping[bytes, 
     if not ts_iso:
         raise EntryRejected(RejectReason.BAD_TS, f"entry {raw_id!r} has ts {ts_raw[:80]!r}")
     try:
-        payload = _load_payload(payload_raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: payload is not JSON ({exc})") from None
+        payload = load_json_exact(payload_raw)
+    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
+        raise EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: payload is not JSON ({exc})"[:300]) from None
     if type(payload) is not dict:
         raise EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: payload is {type(payload).__name__}, not an object")
     run_id, agent_id = stream

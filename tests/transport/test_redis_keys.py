@@ -84,6 +84,8 @@ def _fields(topic: bytes = b"STEP_APPENDED", ts: bytes = b"2030-01-01T00:00:00+0
     (b"5-1", _fields(payload=b"{not json"), RejectReason.BAD_PAYLOAD),
     (b"5-1", _fields(payload=b"[1, 2]"), RejectReason.BAD_PAYLOAD),
     (b"5-1", _fields(payload=b"\xff\xfe"), RejectReason.BAD_PAYLOAD),
+    (b"5-1", _fields(payload=b"[" * 100_000 + b"]" * 100_000), RejectReason.BAD_PAYLOAD),  # too deep for any decoder
+    (b"5-1", _fields(payload=b'{"a":' * 50_000 + b"1" + b"}" * 50_000), RejectReason.BAD_PAYLOAD),
 ])
 def test_malformed_entries_are_rejected_with_a_reason(raw_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
     with pytest.raises(EntryRejected) as info:
@@ -95,3 +97,5 @@ def test_payload_with_nan_and_big_ints_decodes() -> None:
     evt = decode_entry(("r", "a"), b"3-1", _fields(payload=b'{"x": NaN, "big": 123456789012345678901234567890}'))
     assert isinstance(evt, TelemetryEvent) and evt.topic is Topic.STEP_APPENDED and evt.seq_id == 3
     assert math.isnan(evt.payload["x"]) and evt.payload["big"] == 123456789012345678901234567890
+    exact = decode_entry(("r", "a"), b"4-1", _fields(payload=b'{"big": 123456789012345678901234567890, "neg": -9223372036854775809}'))
+    assert exact.payload == {"big": 123456789012345678901234567890, "neg": -9223372036854775809}  # not rounded floats

@@ -199,7 +199,7 @@ def test_malformed_entries_are_counted_by_reason_and_the_valid_ones_delivered(
         c.xadd(key, {**good, "topic": "NO_SUCH_TOPIC"}, id="4-1")
         c.xadd(key, good, id="5-0")  # an id that is not {seq_id}-1
         c.xadd(key, good, id="5-1")
-        c.xadd(key, {**good, "payload": "[1]"}, id="6-1")
+        c.xadd(key, {**good, "payload": "[" * 100_000 + "]" * 100_000}, id="6-1")  # too deep to decode
         c.xadd(key, {**good, "topic": "OVERFLOW"}, id="7-1")
         c.xadd(key, good, id="8-1")
         c.sadd(index_key(), "not-our-key", "gym_gui:telemetry:run-x")
