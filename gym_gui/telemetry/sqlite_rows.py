@@ -23,7 +23,7 @@ from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.json_text import dump_json, load_json
 from gym_gui.telemetry.json_text import encode_json as _encode
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
-from gym_gui.telemetry.step_payload import StepPayload
+from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
 
 __all__ = [
     "NO_AGENT",
@@ -154,12 +154,7 @@ def _dict_step_columns(p: Mapping[str, Any]) -> tuple[Any, ...]:
     term = get("terminated")
     trunc = get("truncated")
     misfit: dict[str, Any] | None = None
-    if (
-        type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
-        and _INT_MIN <= ep <= _INT_MAX and _INT_MIN <= si <= _INT_MAX
-        and (type(reward) is float and reward == reward  # not NaN (SQLite would store NULL)
-             or type(reward) is int and _INT_MIN <= reward <= _INT_MAX)
-    ):
+    if fits_typed_columns(ep, si, reward, term, trunc):
         term = 1 if term else 0
         trunc = 1 if trunc else 0
     else:  # slow path: some value is missing or of the wrong type

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 
 from gym_gui.telemetry.json_text import dump_json, encode_json, load_json
 
-__all__ = ["STEP_PAYLOAD_KEYS", "StepFields", "StepPayload", "compact_step", "step_payload_of"]
+__all__ = ["STEP_PAYLOAD_KEYS", "StepFields", "StepPayload", "compact_step", "fits_typed_columns", "step_payload_of"]
 
 #: The keys of every StepPayload, in the order of ``StepPayload.fields``.
 STEP_PAYLOAD_KEYS: tuple[str, ...] = (
@@ -108,48 +108,51 @@ class StepPayload(Mapping[str, Any]):
             return value
 
 
+def fits_typed_columns(episode_index: Any, step_index: Any, reward: Any, terminated: Any, truncated: Any) -> bool:
+    """True when these values go into the ``steps`` table's typed columns as they are. Any thread; pure.
+
+    64-bit int indices, bool flags, a float reward that is not NaN (SQLite would store NULL) or a
+    64-bit int reward. The store (``sqlite_rows``) keeps any other value in ``extra_json``; a
+    StepPayload is only made of values that fit, so its row is the one its dict would give.
+    """
+    return (
+        type(episode_index) is int and type(step_index) is int and type(terminated) is bool
+        and type(truncated) is bool
+        and _INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX
+        and (type(reward) is float and reward == reward or type(reward) is int and _INT_MIN <= reward <= _INT_MAX)
+    )
+
+
 def compact_step(payload: Mapping[str, Any]) -> StepPayload | None:
     """``payload`` as a StepPayload, or None when it has another shape (then it stays as it is).
 
-    The shape: exactly the keys of ``STEP_PAYLOAD_KEYS``; 64-bit int indices; bool flags; a float
-    (not NaN) or 64-bit int reward; a dict ``info``; a dict or None ``render_payload``; the two
-    objects encodable. These are the steps the store writes without extras, so a StepPayload's row
-    is the one its dict would give. Any thread; pure.
+    The shape: exactly the keys of ``STEP_PAYLOAD_KEYS``; indices, reward and flags that
+    ``fits_typed_columns``; a dict ``info``; a dict or None ``render_payload``; the two objects
+    encodable. These are the steps the store writes without extras. Any thread; pure.
     """
     if len(payload) != _N_KEYS:
         return None
     get = payload.get
-    ep = get("episode_index")
-    si = get("step_index")
-    reward = get("reward")
-    term = get("terminated")
-    trunc = get("truncated")
     info = get("info")
     render = get("render_payload", _MISSING)
     action = get("action", _MISSING)
     observation = get("observation", _MISSING)
-    if not (
-        type(ep) is int and type(si) is int and type(term) is bool and type(trunc) is bool
-        and (type(reward) is float or type(reward) is int)
-        and type(info) is dict and (render is None or type(render) is dict)
-        and action is not _MISSING and observation is not _MISSING
-    ):
+    if (type(info) is not dict or not (render is None or type(render) is dict)
+            or action is _MISSING or observation is _MISSING):
         return None
-    return step_payload_of(ep, si, action, observation, reward, term, trunc, info, render)
+    return step_payload_of(get("episode_index"), get("step_index"), action, observation, get("reward"),
+                           get("terminated"), get("truncated"), info, render)
 
 
-def step_payload_of(episode_index: int, step_index: int, action: Any, observation: Any, reward: float | int,
-                    terminated: bool, truncated: bool, info: dict[str, Any],
+def step_payload_of(episode_index: Any, step_index: Any, action: Any, observation: Any, reward: Any,
+                    terminated: Any, truncated: Any, info: dict[str, Any],
                     render_payload: dict[str, Any] | None) -> StepPayload | None:
-    """A StepPayload of values whose types the caller has checked (those ``compact_step`` checks).
+    """A StepPayload of these values, or None unless the indices, reward and flags ``fits_typed_columns``.
 
-    Checks the rest of the shape (64-bit indices and int reward, a reward that is not NaN) and
-    encodes the two objects; None when the values do not fit. Any thread; pure.
+    ``info`` must be a dict and ``render_payload`` a dict or None (the caller's check); None too
+    when either cannot be encoded. Any thread; pure.
     """
-    if not (
-        _INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX
-        and (reward == reward if type(reward) is float else _INT_MIN <= reward <= _INT_MAX)  # NaN: kept in extras
-    ):
+    if not fits_typed_columns(episode_index, step_index, reward, terminated, truncated):
         return None
     try:
         info_json = encode_json(info)
