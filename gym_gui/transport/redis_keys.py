@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
-from gym_gui.telemetry.events import StreamKey
+from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey
 
 __all__ = [
     "KEY_PREFIX",
@@ -85,16 +85,23 @@ def cursor_after(seq_id: int | None) -> str:
     return "0-0" if seq_id is None else entry_id(seq_id)
 
 
+_MAX_SEQ_DIGITS = len(str(MAX_SEQ_ID))
+#: Redis entry id parts are 64-bit unsigned: at most 20 digits.
+_MAX_ID_DIGITS = 20
+
+
 def seq_from_entry_id(raw: str | bytes) -> int | None:
-    """The seq_id an entry id encodes, or None if it is not ``"{digits}-1"``. Any thread."""
+    """The seq_id an entry id encodes, or None if it is not ``"{digits}-1"`` with a seq_id the store
+    can hold (at most ``MAX_SEQ_ID``). Any thread."""
     if isinstance(raw, str):
         raw = raw.encode("ascii", "replace")
     if not raw.endswith(_SEQ_SUFFIX):
         return None
     digits = raw[:-2]
-    if not digits.isdigit() or (len(digits) > 1 and digits[0:1] == b"0"):
+    if not digits.isdigit() or (len(digits) > 1 and digits[0:1] == b"0") or len(digits) > _MAX_SEQ_DIGITS:
         return None
-    return int(digits)
+    seq = int(digits)
+    return seq if seq <= MAX_SEQ_ID else None
 
 
 def seq_of_any_id(raw: str | bytes | None) -> int | None:
@@ -104,6 +111,6 @@ def seq_of_any_id(raw: str | bytes | None) -> int | None:
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", "replace")
     ms, sep, seq = raw.partition("-")
-    if not sep or not raw.isascii() or not ms.isdigit() or not seq.isdigit():
+    if not sep or not raw.isascii() or not ms.isdigit() or not seq.isdigit() or len(ms) > _MAX_ID_DIGITS:
         return None
     return int(ms)

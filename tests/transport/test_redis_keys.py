@@ -52,6 +52,9 @@ def test_entry_ids_carry_the_seq_id() -> None:
         assert seq_from_entry_id(bad) is None, bad
     assert seq_of_any_id(b"1700000000000-0") == 1_700_000_000_000 and seq_of_any_id("7-3") == 7
     assert seq_of_any_id(None) is None and seq_of_any_id("x-1") is None
+    assert seq_from_entry_id(b"9223372036854775807-1") == 2**63 - 1  # the largest seq_id the store holds
+    assert seq_from_entry_id(b"9223372036854775808-1") is None
+    assert seq_from_entry_id(b"1" * 5000 + b"-1") is None and seq_of_any_id("1" * 5000 + "-0") is None  # no int() limit error
     with pytest.raises(ValueError):
         entry_id(-1)
 
