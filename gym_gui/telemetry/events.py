@@ -46,6 +46,14 @@ def iso_from_unix_s(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, timezone.utc).isoformat()
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters (an int of more than 4300 digits has no repr)."""
+    try:
+        return f"{value!r:.40}"
+    except ValueError:
+        return f"a {type(value).__name__} too long to show"
+
+
 def _raise_for_bad_field(evt: TelemetryEvent) -> None:
     """Raise TypeError naming the first field of ``evt`` that failed ``TelemetryEvent``'s check."""
     topic, run_id, agent_id, seq_id, ts_iso, payload = (
@@ -57,7 +65,7 @@ def _raise_for_bad_field(evt: TelemetryEvent) -> None:
     if agent_id is not None and (type(agent_id) is not str or not agent_id):
         raise TypeError(f"TelemetryEvent.agent_id must be None or a non-empty str, got {agent_id!r}")
     if type(seq_id) is not int or not 0 <= seq_id <= MAX_SEQ_ID:
-        raise TypeError(f"TelemetryEvent.seq_id must be an int in [0, 2**63 - 1], got {seq_id!r:.40}")
+        raise TypeError(f"TelemetryEvent.seq_id must be an int in [0, 2**63 - 1], got {_shown(seq_id)}")
     if type(ts_iso) is not str or not ts_iso:
         raise TypeError(f"TelemetryEvent.ts_iso must be a non-empty ISO-8601 str, got {ts_iso!r}")
     raise TypeError(f"TelemetryEvent.payload must be a Mapping, got {type(payload).__name__}")
