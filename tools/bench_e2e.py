@@ -371,6 +371,10 @@ def run_raw(source_db: Path, db: Path, run_id: str, batch_size: int) -> float:
     return len(rows) / elapsed
 
 
+#: DbSink is a QThread: the process keeps one Qt application object while the benchmark runs.
+_QT_APP: QCoreApplication | None = None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200_000)
@@ -388,7 +392,8 @@ def main() -> int:
     # The live subscriber's drops are counted and checked below; their per-drop warnings are noise here.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("gym_gui.telemetry.run_bus").setLevel(logging.ERROR)
-    app = QCoreApplication.instance() or QCoreApplication([])  # noqa: F841 - DbSink is a QThread
+    global _QT_APP
+    _QT_APP = QCoreApplication.instance() or QCoreApplication([])
     e2e: list[dict[str, Any]] = []
     raw: list[float] = []
     proxy_alone: list[float] = []

@@ -143,6 +143,10 @@ def measure(name: str, fn: Callable[[Path, list[TelemetryEvent], int], float], e
     return fn(tmp / f"{name}-{run}.sqlite", events, batch_size)
 
 
+#: DbSink is a QThread: the process keeps one Qt application object while the benchmark runs.
+_QT_APP: QCoreApplication | None = None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -152,7 +156,8 @@ def main() -> int:
                         help="grid: steps with info, a 4x4 grid render payload and extras; scalar: without them")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is below {TARGET}")
     args = parser.parse_args()
-    app = QCoreApplication.instance() or QCoreApplication([])  # noqa: F841  (DbSink is a QThread)
+    global _QT_APP
+    _QT_APP = QCoreApplication.instance() or QCoreApplication([])
     events = make_events(args.rows, args.payload)
     sides = {"raw": bench_raw, "sink": bench_sink, "prebuilt": bench_prebuilt}
     rates: dict[str, list[float]] = {name: [] for name in sides}
