@@ -269,32 +269,40 @@ _STEP_ENVELOPE = frozenset({"v", "kind", "type", "run_id", "agent_id", "seq", "t
 _FINITE_MAX = 1.7976931348623157e308
 
 
-def _fast_step_payload(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The payload of a well-formed canonical step, or None to take the general path."""
+def _plain_step_fields(record: dict[str, Any]) -> bool:
+    """True when a step's fields need no conversion: what the fast paths take as they are.
+
+    int indices, bool flags, a finite int or float reward, ``info`` a dict or absent, ``action``
+    and ``observation`` present, ``render_payload`` a dict, None or absent.
+    """
     get = record.get
     reward = get("reward")
-    if (
-        type(get("episode_index")) is not int
-        or type(get("step_index")) is not int
-        or type(get("terminated")) is not bool
-        or type(get("truncated")) is not bool
-        or not ((type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX)
-        or type(get("info", {})) is not dict
-        or "action" not in record
-        or "observation" not in record
-    ):
-        return None
     render = get("render_payload")
-    if render is not None and type(render) is not dict:
-        return None
-    payload = {k: v for k, v in record.items() if k not in _STEP_ENVELOPE}
-    if type(reward) is int:
-        payload["reward"] = float(reward)
+    return (
+        type(get("episode_index")) is int and type(get("step_index")) is int
+        and type(get("terminated")) is bool and type(get("truncated")) is bool
+        and (type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX
+        and type(get("info", _EMPTY)) is dict and (render is None or type(render) is dict)
+        and "action" in record and "observation" in record
+    )
+
+
+def _completed_step_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A plain step's payload in the general path's form: a float reward, ``info`` and ``render_payload`` present."""
+    if type(payload["reward"]) is int:
+        payload["reward"] = float(payload["reward"])
     if "info" not in payload:
         payload["info"] = {}
     if "render_payload" not in payload:
         payload["render_payload"] = None
     return payload
+
+
+def _fast_step_payload(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload of a well-formed canonical step, or None to take the general path."""
+    if not _plain_step_fields(record):
+        return None
+    return _completed_step_payload({k: v for k, v in record.items() if k not in _STEP_ENVELOPE})
 
 
 def _step_payload(record: dict[str, Any]) -> dict[str, Any]:
@@ -498,25 +506,15 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     agent_id = get("agent_id")
     seq = get("seq")
     ts = get("ts")
-    reward = get("reward")
     if (
         type(version) is not int or version != 1 or type(kind) is not str or kind != "step"
         or type(run_id) is not str or not run_id
         or (agent_id is not None and (type(agent_id) is not str or not agent_id))
         or (seq is not None and type(seq) is not int)
         or type(ts) is not str or not ts.endswith("+00:00") or get("ts_unix_ns") is not None
-        or type(get("episode_index")) is not int
-        or type(get("step_index")) is not int
-        or type(get("terminated")) is not bool
-        or type(get("truncated")) is not bool
-        or not ((type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX)
-        or type(get("info", _EMPTY)) is not dict
-        or "action" not in record or "observation" not in record
         or "action_json" in record or "observation_json" in record or "render_hint_json" in record
+        or not _plain_step_fields(record)
     ):
-        return None
-    render = get("render_payload")
-    if render is not None and type(render) is not dict:
         return None
     try:
         _fromisoformat(ts)  # validates; "+00:00" text is kept as the worker wrote it
@@ -534,13 +532,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     pop("type", None)
     pop("timestamp", None)
     pop("ts_unix_ns", None)
-    if type(reward) is int:
-        payload["reward"] = float(reward)
-    if "info" not in payload:
-        payload["info"] = {}
-    if "render_payload" not in payload:
-        payload["render_payload"] = None
-    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, payload)
+    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, _completed_step_payload(payload))
 
 
 _EMPTY: dict[str, Any] = {}
