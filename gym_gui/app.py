@@ -20,8 +20,8 @@ from typing import Sequence
 
 from gym_gui.gc_tuning import freeze_startup_objects, tune_gc
 from gym_gui.run import split_command
-from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID
-from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.ingest.proxy import DEFAULT_AGENT_ID
+from gym_gui.ingest.worker_specs import WorkerSpec
 
 __all__ = ["build_parser", "main"]
 
@@ -53,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the app until its window closes. Main (GUI) thread; blocks in the Qt event loop."""
     from PyQt5.QtWidgets import QApplication
 
-    from gym_gui.services.app_services import AppServices
-    from gym_gui.ui.main_window import MainWindow
+    from gym_gui.qt.app_services import AppServices
+    from gym_gui.ui.telemetry_window import MainWindow
 
     own_args, command = split_command(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own_args)

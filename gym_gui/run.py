@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
-from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID, TelemetryProxy
-from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
+from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.workers.runtime import new_run_id
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus

@@ -10,10 +10,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from gym_gui.services.app_services import AppServices
-from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.qt.app_services import AppServices
+from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.telemetry.run_bus import RunBus
-from gym_gui.ui.main_window import MainWindow
+from gym_gui.ui.telemetry_window import MainWindow
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import gym_gui
 
 # Modules of the core packages that are allowed to use Qt.
-QT_MODULES = {"gym_gui.telemetry.db_sink", "gym_gui.services.trainer.registry", "gym_gui.services.trainer.launcher"}
-CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers", "gym_gui.services.trainer", "gym_gui.transport")
+QT_MODULES = {"gym_gui.telemetry.db_sink"}
+CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers", "gym_gui.ingest", "gym_gui.live", "gym_gui.transport")
 CORE_MODULES = ("gym_gui.rate_limited_log",)
 
 
@@ -29,7 +29,7 @@ def test_core_modules_import_without_pyqt5() -> None:
     modules = core_modules()
     for required in ("events", "run_bus", "sqlite_store"):
         assert f"gym_gui.telemetry.{required}" in modules
-    assert "gym_gui.services.trainer.streams" in modules and "gym_gui.workers.q_learning" in modules
+    assert "gym_gui.ingest.proxy" in modules and "gym_gui.workers.q_learning" in modules
     script = f"""
 import importlib, importlib.abc, sys
 

@@ -37,11 +37,11 @@ from PyQt5.QtCore import Qt, QTimer  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from gym_gui.gc_tuning import freeze_startup_objects, tune_gc  # noqa: E402
-from gym_gui.services.app_services import AppServices  # noqa: E402
-from gym_gui.services.trainer.worker_specs import WorkerSpec  # noqa: E402
+from gym_gui.qt.app_services import AppServices  # noqa: E402
+from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
-from gym_gui.ui.main_window import MainWindow  # noqa: E402
+from gym_gui.ui.telemetry_window import MainWindow  # noqa: E402
 
 PROBE_INTERVAL_MS = 5
 MAX_BLOCKED_MS = 50.0

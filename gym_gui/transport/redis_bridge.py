@@ -29,7 +29,7 @@ import redis
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.rate_limited_log import RateLimitedLog
-from gym_gui.services.trainer.streams import DEFAULT_AGENT_ID, TelemetryProxy
+from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
 from gym_gui.transport.redis_keys import KEY_PREFIX

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import redis
 
 from gym_gui.rate_limited_log import RateLimitedLog
-from gym_gui.services.trainer.streams import IngestGate
+from gym_gui.ingest.proxy import IngestGate
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client

@@ -6,7 +6,7 @@ from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
                              QWidget)
 
-from gym_gui.services.trainer.worker_specs import RGB_ENVS, TOY_TEXT_ENVS, WorkerSpec
+from gym_gui.ingest.worker_specs import RGB_ENVS, TOY_TEXT_ENVS, WorkerSpec
 
 __all__ = ["LaunchPanel"]
 

@@ -11,7 +11,7 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QCloseEvent
 from PyQt5.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from gym_gui.services.telemetry.live_batch import LiveBatch
+from gym_gui.live.live_batch import LiveBatch
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.ui import palette
 from gym_gui.ui.episode_table_model import EpisodeTableModel

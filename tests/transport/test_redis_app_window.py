@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gym_gui.services.app_services import AppServices
+from gym_gui.qt.app_services import AppServices
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import make_client
 from gym_gui.transport.redis_publisher import RedisPublisher
-from gym_gui.ui.main_window import MainWindow
+from gym_gui.ui.telemetry_window import MainWindow
 from redis_helpers import RedisServer
 
 

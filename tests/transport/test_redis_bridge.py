@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gym_gui.services.trainer.worker_specs import WorkerSpec
+from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.transport.redis_bridge import BRIDGE_CLIENT_NAME, RedisBridge
 from gym_gui.transport.redis_client import make_client

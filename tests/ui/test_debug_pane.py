@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from event_factory import EventFactory
-from gym_gui.services.trainer.streams import TelemetryProxy
+from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.telemetry.db_sink import DbSink
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from PyQt5.QtWidgets import QTableView
 
 from event_factory import EventFactory
-from gym_gui.services.telemetry.live_batch import LiveBatch
+from gym_gui.live.live_batch import LiveBatch
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.ui.online_tab import AgentOnlineTab
 from ui_payloads import cartpole_payload, toytext_run

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import pytest
 
 from event_factory import EventFactory
-from gym_gui.services.telemetry.live_controller import LiveTelemetryController
+from gym_gui.qt.live_controller import LiveTelemetryController
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.ui.online_tab import AgentOnlineTab

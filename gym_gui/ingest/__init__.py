@@ -1,0 +1,1 @@
+"""Ingest (Qt-free): worker JSONL lines to TelemetryEvents on the RunBus."""

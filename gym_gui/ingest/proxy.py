@@ -1,0 +1,459 @@
+"""TelemetryProxy: worker JSONL to TelemetryEvents on the RunBus, with worker supervision (Qt-free).
+
+One proxy serves one source: a worker subprocess it spawns, a binary stream it is given, or lines
+fed one by one. It assigns each stream's seq_id, counts and reports bad lines, pauses reading
+while the durable path is behind (back-pressure), and makes sure every run it saw ends with a
+RUN_COMPLETED event, synthesising a failed one when the worker dies without saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from typing import IO, Any, BinaryIO, Callable, Mapping, Protocol, Sequence
+
+from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.ingest.chunk_decoder import ChunkDecoder, DecodedChunk
+from gym_gui.ingest.frames import INGEST_PIPE_BYTES, TOPICS, enlarge_pipe, read_frame
+from gym_gui.ingest.ingest_child import child_argv
+from gym_gui.ingest.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
+from gym_gui.ingest.records import RecordRejected, normalize_line
+from gym_gui.ingest.stderr_tail import StderrTail
+from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, utc_now_iso
+from gym_gui.telemetry.run_bus import RunBus, get_bus
+from gym_gui.telemetry.step_payload import StepPayload
+
+__all__ = ["DEFAULT_AGENT_ID", "DEFAULT_MAX_LINE_BYTES", "IngestGate", "TelemetryProxy"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_AGENT_ID = "agent-0"
+#: Longest accepted line; well above a downscaled video frame encoded in JSON.
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+#: How long the reader sleeps on a closed gate before re-checking its stop flag.
+_GATE_RECHECK_S = 0.25
+_STEP = Topic.STEP_APPENDED
+
+
+class IngestGate(Protocol):
+    """What the proxy needs from the durable path's back-pressure gate (``DbSink.ingest_gate``)."""
+
+    def wait_until_open(self, timeout_s: float | None = None) -> bool: ...
+
+
+class TelemetryProxy:
+    """Reads worker JSONL, publishes TelemetryEvents, supervises the worker.
+
+    Threads: ``spawn``/``attach`` start a reader thread (and a stderr thread for a subprocess)
+    that does all parsing and publishing; every other method may be called from any thread and
+    returns promptly unless documented as blocking.
+    """
+
+    def __init__(
+        self,
+        bus: RunBus | None = None,
+        *,
+        default_agent_id: str = DEFAULT_AGENT_ID,
+        run_id: str | None = None,
+        seq_floor: Callable[[str, str], int | None] | None = None,
+        gate: IngestGate | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        read_chunk_bytes: int = DEFAULT_READ_CHUNK_BYTES,
+        stderr_tail_bytes: int = 8192,
+        decode_in_subprocess: bool = True,
+        name: str = "worker",
+    ) -> None:
+        """``run_id`` is used for records without one (and for a synthesised RUN_COMPLETED when
+        the worker dies before saying anything); ``seq_floor(run_id, agent_id)`` returns the
+        highest seq_id already stored for a stream (e.g. ``store.max_seq_id``) so numbering
+        continues after a restart; ``gate`` pauses reading while the durable backlog is high;
+        ``decode_in_subprocess`` lets ``spawn`` decode the worker's lines in an ingest child
+        process (another core) instead of on the reader thread.
+        """
+        if not default_agent_id:
+            raise ValueError("default_agent_id must be a non-empty string")
+        self._bus = bus if bus is not None else get_bus()
+        self._default_agent_id = default_agent_id
+        self._default_run_id = run_id
+        self._seq_floor = seq_floor
+        self._gate = gate
+        self._max_line_bytes = max_line_bytes
+        self._read_chunk_bytes = read_chunk_bytes
+        self._stderr_tail = StderrTail(stderr_tail_bytes)
+        self._decode_in_subprocess = decode_in_subprocess
+        self._decoder = ChunkDecoder(default_agent_id=default_agent_id, default_run_id=run_id,
+                                     max_line_bytes=max_line_bytes)
+        self.name = name
+        self._rlog = RateLimitedLog(_log, interval_s=1.0)
+
+        self._feed_lock = threading.Lock()  # serialises seq assignment and publishing per source
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self._runs_seen: dict[str, str] = {}  # run_id -> agent_id of its first event
+        self._runs_completed: set[str] = set()
+        self._lines_read = 0
+        self._blank_lines = 0
+        self._published: dict[Topic, int] = {}
+        self._rejected: Counter[str] = Counter()
+        self._seq_reassigned = 0
+        self._worker_errors = 0
+        self._paused_s = 0.0
+
+        self._source_claimed = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ingest_proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._stderr_reader: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._finished = threading.Event()
+        self._exit_code: int | None = None
+
+    # -- sources ---------------------------------------------------------------------------------
+    def spawn(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start the worker ``argv`` and read its stdout on a new thread. Any thread; does not block.
+
+        Raises RuntimeError if this proxy already has a source, OSError if the program cannot start.
+        """
+        self._claim_source()
+        try:
+            proc = subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=None if env is None else dict(env), cwd=cwd,
+            )
+        except BaseException:
+            self._source_claimed = False
+            raise
+        self._proc = proc
+        assert proc.stdout is not None and proc.stderr is not None
+        self._stderr_reader = threading.Thread(
+            target=self._stderr_tail.consume, args=(proc.stderr, self.name), name=f"{self.name}-stderr", daemon=True
+        )
+        self._stderr_reader.start()
+        if not self._decode_in_subprocess:
+            self._start_reader(proc.stdout)
+            return proc
+        try:
+            self._ingest_proc = subprocess.Popen(
+                child_argv(default_agent_id=self._default_agent_id, default_run_id=self._default_run_id,
+                           max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes),
+                stdin=proc.stdout, stdout=subprocess.PIPE, env=_child_env(),
+            )
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            proc.stdout.close()  # the child owns the read end now: the worker gets EPIPE if it dies
+        assert self._ingest_proc.stdout is not None
+        enlarge_pipe(self._ingest_proc.stdout.fileno(), INGEST_PIPE_BYTES)
+        self._reader = threading.Thread(target=self._read_frames_loop, args=(self._ingest_proc.stdout,),
+                                        name=f"{self.name}-reader", daemon=True)
+        self._reader.start()
+        return proc
+
+    def attach(self, stream: BinaryIO) -> None:
+        """Read an already open binary line stream on a new thread until EOF. Any thread; does not block."""
+        self._claim_source()
+        self._start_reader(stream)
+
+    def _claim_source(self) -> None:
+        with self._feed_lock:
+            if self._source_claimed:
+                raise RuntimeError(f"proxy {self.name} already reads a source")
+            self._source_claimed = True
+
+    def _start_reader(self, stream: IO[bytes]) -> None:
+        self._reader = threading.Thread(target=self._read_loop, args=(stream,), name=f"{self.name}-reader", daemon=True)
+        self._reader.start()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """True once the source ended and every event (including RUN_COMPLETED) is published."""
+        return self._finished.is_set()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The spawned worker, if any."""
+        return self._proc
+
+    @property
+    def exit_code(self) -> int | None:
+        """The worker's exit code once it ended (negative: killed by that signal)."""
+        return self._exit_code
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the source ended and everything is published; True if it has. Any thread but
+        the reader's; blocks (never call it on the GUI thread without a zero timeout)."""
+        return self._finished.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Ask the worker to end (SIGTERM), kill it after ``timeout_s``, and join the threads.
+
+        Idempotent; any thread but the reader's; blocks up to about ``2 * timeout_s``. Returns True
+        when every thread has ended. For an attached stream the caller must close its writer end.
+        """
+        with self._stop_lock:  # one SIGTERM, however many callers stop concurrently (a second one
+            first_stop = not self._stop_requested.is_set()  # could end a worker that is finishing up)
+            self._stop_requested.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            if first_stop:
+                try:
+                    proc.terminate()
+                except OSError:
+                    pass
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                _log.warning("worker %s ignored SIGTERM for %.1f s; killing it", self.name, timeout_s)
+                proc.kill()
+        for thread in (self._reader, self._stderr_reader):
+            if thread is not None:
+                thread.join(timeout_s)
+        return not any(t is not None and t.is_alive() for t in (self._reader, self._stderr_reader))
+
+    # -- stats -----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the counters (for the debug pane and progress lines). Any thread."""
+        with self._feed_lock:
+            return {
+                "lines_read": self._lines_read,
+                "blank_lines": self._blank_lines,
+                "events_published": self._published_by_name(),
+                "rejected": dict(self._rejected),
+                "rejected_total": sum(self._rejected.values()),
+                "seq_reassigned": self._seq_reassigned,
+                "worker_errors": self._worker_errors,
+                "paused_s": self._paused_s,
+                "exit_code": self._exit_code,
+                "finished": self._finished.is_set(),
+            }
+
+    def _published_by_name(self) -> dict[str, int]:
+        """Events published per topic name. Caller holds ``_feed_lock``."""
+        return {topic.name: n for topic, n in self._published.items()}
+
+    def run_ids(self) -> list[str]:
+        """Runs this proxy has published events for (or will complete), in first-seen order. Any thread."""
+        with self._feed_lock:
+            runs = list(self._runs_seen)
+        if self._default_run_id is not None and self._default_run_id not in runs:
+            runs.append(self._default_run_id)
+        return runs
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Rejected lines by reason (RejectReason keys). Any thread."""
+        with self._feed_lock:
+            return dict(self._rejected)
+
+    # -- ingest ----------------------------------------------------------------------------------
+    def feed_line(self, line: bytes | str, *, line_no: int | None = None) -> TelemetryEvent | None:
+        """Normalise and publish one line (without or with its newline); returns the event or None
+        if the line was rejected or blank. Any thread (calls are serialised); never blocks long.
+        """
+        with self._feed_lock:
+            self._lines_read += 1
+            return self._ingest(line, self._lines_read if line_no is None else line_no, utc_now_iso())
+
+    def _ingest(self, line: bytes | str, line_no: int, now_iso: str) -> TelemetryEvent | None:
+        """Caller holds ``_feed_lock``."""
+        if not line or line.isspace():
+            self._blank_lines += 1
+            return None
+        try:
+            fields = normalize_line(
+                line, default_agent_id=self._default_agent_id, default_run_id=self._default_run_id, now_iso=now_iso
+            )
+        except RecordRejected as exc:
+            self._reject(exc.reason, line_no, exc.detail)
+            return None
+        return self._publish(*fields)
+
+    def _reject(self, reason: str, line_no: int, detail: str) -> None:
+        self._rejected[reason] += 1
+        self._rlog.log(logging.WARNING, reason, "%s line %d rejected (%s): %s", self.name, line_no, reason, detail)
+
+    def _publish(self, topic: Topic, run_id: str, agent_id: str, seq: int | None, ts_iso: str,
+                 payload: dict[str, Any]) -> TelemetryEvent:
+        """Assign the stream's seq_id and publish. Caller holds ``_feed_lock``."""
+        key = (run_id, agent_id)
+        last = self._last_seq.get(key)
+        if last is None:
+            last = self._floor(key)
+        if seq is None or not last < seq <= MAX_SEQ_ID:
+            if seq is not None:
+                self._seq_reassigned += 1
+                self._rlog.log(
+                    logging.WARNING, "seq", "%s stream %s/%s sent seq %.20s after %d; using %d",
+                    self.name, run_id, agent_id, seq, last, last + 1,
+                )
+            seq = last + 1
+        self._last_seq[key] = seq
+        evt = TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload)
+        if run_id not in self._runs_seen:
+            self._runs_seen[run_id] = agent_id
+        if topic is not _STEP:
+            if topic is Topic.RUN_COMPLETED:
+                self._runs_completed.add(run_id)
+            elif topic is Topic.RUN_HEARTBEAT and payload.get("event") == "error":
+                self._worker_errors += 1
+                self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name, dict(payload))
+        self._bus.publish(evt)
+        self._published[topic] = self._published.get(topic, 0) + 1  # Topic hashes by identity: cheap
+        return evt
+
+    def _floor(self, key: tuple[str, str]) -> int:
+        if self._seq_floor is None:
+            return 0
+        try:
+            return self._seq_floor(*key) or 0
+        except Exception:
+            _log.exception("%s could not read the stored seq_id of %s/%s; starting at 1", self.name, *key)
+            return 0
+
+    def _read_loop(self, stream: IO[bytes]) -> None:
+        """Reader thread of an attached stream (or a worker without ingest process): decode here."""
+        try:
+            reader = LineReader(stream, max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes)
+            self._wait_for_gate()
+            decode = self._decoder.decode
+            for chunk in reader:
+                self._apply(decode(chunk, utc_now_iso()))
+                self._wait_for_gate()
+        except Exception:
+            _log.exception("%s reader failed; ending the source", self.name)
+        finally:
+            self._finish()
+
+    def _read_frames_loop(self, pipe: IO[bytes]) -> None:
+        """Reader thread of a spawned worker: publish what the ingest child decoded."""
+        try:
+            self._wait_for_gate()
+            while True:
+                decoded = read_frame(pipe)
+                if decoded is None:
+                    break
+                self._apply(decoded, TOPICS)
+                self._wait_for_gate()
+        except Exception:
+            _log.exception("%s ingest stream failed; ending the source", self.name)
+        finally:
+            pipe.close()
+            self._finish()
+
+    def _apply(self, decoded: DecodedChunk, topics: Sequence[Topic] | None = None) -> None:
+        """Count, reject and publish one decoded read, in line order.
+
+        ``topics``: the items carry topic indexes into it (a frame from the ingest child), not Topics.
+        Hot path: a step whose worker seq follows its known stream is published right here; every
+        other item goes through ``_publish``, which does the same plus the rare cases.
+        """
+        lines, blanks, items = decoded
+        with self._feed_lock:
+            self._lines_read += lines
+            self._blank_lines += blanks
+            publish, reject = self._publish, self._reject
+            last_seq, runs_seen, bus_publish = self._last_seq, self._runs_seen, self._bus.publish
+            steps = 0
+            for item in items:
+                if len(item) != 6:
+                    reject(*item)
+                    continue
+                topic, run_id, agent_id, seq, ts_iso, payload = item
+                if topics is not None:  # a frame item (frames.write_chunk): topic index, StepPayload fields
+                    topic = topics[topic]
+                    if type(payload) is tuple:
+                        payload = StepPayload(payload)
+                if topic is _STEP and seq is not None and run_id in runs_seen:
+                    key = (run_id, agent_id)
+                    last = last_seq.get(key)
+                    if last is not None and last < seq <= MAX_SEQ_ID:
+                        last_seq[key] = seq
+                        bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
+                        steps += 1
+                        continue
+                publish(topic, run_id, agent_id, seq, ts_iso, payload)
+            if steps:
+                self._published[_STEP] = self._published.get(_STEP, 0) + steps
+
+    def _wait_for_gate(self) -> None:
+        gate = self._gate
+        if gate is None:
+            return
+        started = time.monotonic()
+        while not gate.wait_until_open(_GATE_RECHECK_S):
+            if self._stop_requested.is_set():
+                break
+        waited = time.monotonic() - started
+        if waited > 0.001:
+            with self._feed_lock:
+                self._paused_s += waited
+
+    def _finish(self) -> None:
+        """Reader thread: reap the worker and make sure every run it reported is completed."""
+        proc = self._proc
+        exit_code: int | None = None
+        if proc is not None:
+            if self._ingest_proc is not None and self._ingest_proc.wait() != 0:
+                _log.error("%s: the ingest process ended with %s; stopping the worker",
+                           self.name, _describe_exit(self._ingest_proc.returncode))
+                if proc.poll() is None:
+                    proc.kill()
+            exit_code = proc.wait()
+            if self._stderr_reader is not None:
+                self._stderr_reader.join(2.0)
+        self._exit_code = exit_code
+        with self._feed_lock:
+            runs = dict(self._runs_seen)
+            if not runs and self._default_run_id is not None:
+                runs[self._default_run_id] = self._default_agent_id
+            for run_id, agent_id in runs.items():
+                if run_id not in self._runs_completed:
+                    payload = self._synthetic_completion(run_id, exit_code)
+                    self._publish(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
+        if exit_code not in (None, 0):
+            _log.warning("%s exited with %s", self.name, _describe_exit(exit_code))
+        self._finished.set()
+
+    def _synthetic_completion(self, run_id: str, exit_code: int | None) -> dict[str, Any]:
+        """The RUN_COMPLETED payload for a run the worker never completed."""
+        stopped = self._stop_requested.is_set()
+        if exit_code is None:
+            reason = "the stream ended without run_completed"
+        else:
+            reason = f"the worker exited ({_describe_exit(exit_code)}) without run_completed"
+        _log.warning("%s: run %s %s", self.name, run_id, reason)
+        payload: dict[str, Any] = {
+            "outcome": "cancelled" if stopped else "failed",
+            "exit_code": exit_code if exit_code is not None and exit_code >= 0 else None,
+            "signal": _signal_name(-exit_code) if exit_code is not None and exit_code < 0 else None,
+            "stderr_tail": self._stderr_tail.text(),
+            "summary": {"reason": reason, "synthesized_by": "proxy"},
+        }
+        return payload
+
+
+def _child_env() -> dict[str, str]:
+    """The ingest child's environment: ours, with this package importable from its source tree."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _describe_exit(exit_code: int) -> str:
+    return f"signal {_signal_name(-exit_code)}" if exit_code < 0 else f"exit code {exit_code}"

@@ -1,0 +1,1 @@
+"""Qt-free state of the window's views: run states, live gaps and stalls."""

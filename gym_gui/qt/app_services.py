@@ -1,0 +1,76 @@
+"""AppServices: the telemetry services one GUI process runs, started and stopped in the right order."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gym_gui.qt.store_reader import StoreReader
+from gym_gui.qt.run_launcher import RunLauncher
+from gym_gui.qt.run_registry import RunRegistry
+from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.telemetry.run_bus import RunBus, get_bus
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.transport.redis_source import RedisTelemetrySource
+
+__all__ = ["AppServices"]
+
+_log = logging.getLogger(__name__)
+
+
+class AppServices:
+    """The store, bus, DbSink, StoreReader, RunRegistry, RunLauncher (and a Redis source) of one app.
+
+    Created and driven on the GUI thread. ``start()`` starts the sink thread, the registry and the
+    Redis reader; ``stop()`` stops workers and the Redis reader first, then drains the sink, then
+    closes the store.
+    """
+
+    def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
+                 redis_url: str | None = None) -> None:
+        """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
+        opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
+        Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids."""
+        self.db_path = Path(db_path)
+        self.store = TelemetrySQLiteStore(self.db_path)
+        self.bus = bus if bus is not None else get_bus()
+        self.sink = DbSink(self.store, self.bus)
+        self.reader = StoreReader(self.store)
+        self.registry = RunRegistry(self.bus, reader=self.reader, stall_missed_intervals=stall_missed_intervals)
+        self.launcher = RunLauncher(self.bus, seq_floor=self.store.max_seq_id, gate=self.sink.ingest_gate)
+        self.redis_source: RedisTelemetrySource | None = None
+        if redis_url:
+            self.redis_source = RedisTelemetrySource(self.bus, url=redis_url, seq_floor=self.store.max_seq_id,
+                                                     gate=self.sink.ingest_gate)
+        self._started = False
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start the sink thread and the registry; idempotent. GUI thread; does not block."""
+        if self._started or self._stopped:
+            return
+        self._started = True
+        self.sink.start()
+        self.registry.start()
+        if self.redis_source is not None:
+            self.redis_source.start()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop workers, registry, sink (after writing everything it holds) and readers, then close the
+        store; idempotent. GUI thread, at shutdown; blocks up to about ``timeout_s`` plus the workers'
+        stop timeouts. Returns True when everything was persisted and every thread has ended."""
+        if self._stopped:
+            return True
+        self._stopped = True
+        ok = self.launcher.stop()
+        if self.redis_source is not None:
+            ok = self.redis_source.stop() and ok
+        self.registry.stop()
+        if self._started:
+            ok = self.sink.flush(timeout_s) and ok
+            ok = self.sink.stop(timeout_s) and ok
+        ok = self.reader.stop(timeout_s) and ok
+        self.store.close()
+        if not ok:
+            _log.warning("telemetry services stopped with work left: see the sink's stats %s", self.sink.stats())
+        return ok

@@ -1,0 +1,220 @@
+"""RunRegistry: the status of every run, from the bus (live) and from SQLite (history), as Qt signals.
+
+A QTimer on the GUI thread drains the registry's lifecycle subscriptions and polls
+``bus.streams()``; the state rules live in ``run_state_table.RunStateTable`` (Qt-free).
+
+Subscriptions (subscriber id ``registry`` by default): RUN_STARTED and RUN_COMPLETED are lossless
+(one event per stream each, so the queue cannot grow, and a completion is never missed);
+RUN_HEARTBEAT and EPISODE_FINALIZED are bounded (they only prove a run is alive, so losing some
+under a burst changes nothing). Steps are not subscribed: a new stream is seen through
+``bus.streams()``, which costs the hot path nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Callable
+
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+
+from gym_gui.qt.store_reader import StoreReader
+from gym_gui.live.run_state import RunState, RunStatus
+from gym_gui.live.run_state_table import STATUS, Change, RunStateTable
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.run_bus import RunBus, Subscription
+from gym_gui.telemetry.sqlite_records import RunRecord
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+__all__ = ["RunRegistry", "RunState", "RunStatus"]
+
+_log = logging.getLogger(__name__)
+
+#: Capacity of the bounded heartbeat and episode subscriptions (per poll tick, all runs together).
+HEARTBEAT_MAXLEN = 256
+EPISODE_MAXLEN = 4096
+_LOSSLESS = (Topic.RUN_STARTED, Topic.RUN_COMPLETED)
+
+
+def _unix_s(ts_iso: str | None) -> float | None:
+    if not ts_iso:
+        return None
+    try:
+        return datetime.fromisoformat(ts_iso).timestamp()
+    except ValueError:
+        return None
+
+
+class RunRegistry(QObject):
+    """Run states (pending, running, stalled, completed, failed, cancelled) for the GUI thread.
+
+    Signals (GUI thread): ``status_changed(run_id, status)`` on every change, also a run's first
+    appearance; ``stream_added(run_id, agent_id)`` once per stream, after its run's first status;
+    ``stored_runs_loaded(count)`` once the runs stored in SQLite are merged in.
+    ``clock`` (monotonic seconds) and ``wall_clock`` (unix seconds) can be replaced in tests.
+    """
+
+    status_changed = pyqtSignal(str, str)
+    stream_added = pyqtSignal(str, str)
+    stored_runs_loaded = pyqtSignal(int)
+
+    def __init__(
+        self,
+        bus: RunBus,
+        *,
+        reader: StoreReader | None = None,
+        poll_interval_ms: int = 100,
+        stall_missed_intervals: int = 3,
+        default_heartbeat_interval_s: float = 1.0,
+        subscriber_id: str = "registry",
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        parent: QObject | None = None,
+    ) -> None:
+        """Build the registry; nothing runs before ``start()``. GUI thread; does not block."""
+        super().__init__(parent)
+        self.bus = bus
+        self.reader = reader
+        self.subscriber_id = subscriber_id
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._table = RunStateTable(stall_missed_intervals=stall_missed_intervals,
+                                    default_heartbeat_interval_s=default_heartbeat_interval_s)
+        self._subs: dict[Topic, Subscription] = {}
+        self._streams_seen = 0
+        self._started = False
+        self._stopped = False
+        self._stored_loaded = False
+        self._polls = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_interval_ms)
+        self._timer.timeout.connect(self.poll)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Subscribe, start polling and load the stored runs off the GUI thread; idempotent (a no-op
+        after ``stop``). GUI thread; does not block."""
+        if self._started or self._stopped:
+            return
+        self._started = True
+        for topic in (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.EPISODE_FINALIZED, Topic.RUN_COMPLETED):
+            maxlen = None if topic in _LOSSLESS else HEARTBEAT_MAXLEN if topic is Topic.RUN_HEARTBEAT else EPISODE_MAXLEN
+            self._subs[topic] = self.bus.subscribe(topic, self.subscriber_id, maxlen=maxlen)
+        self._timer.start()
+        if self.reader is None or not self.reader.submit(_read_runs, self._on_stored_runs, self._on_load_error):
+            self._stored_loaded = True
+            self.stored_runs_loaded.emit(0)
+        self.poll()  # streams already on the bus are known at once
+
+    def stop(self) -> None:
+        """Stop polling and unsubscribe; idempotent. A stored-runs load still running is ignored.
+        GUI thread; does not block."""
+        self._stopped = True
+        self._timer.stop()
+        for topic in list(self._subs):
+            self.bus.unsubscribe(topic, self.subscriber_id)
+        self._subs.clear()
+
+    def is_polling(self) -> bool:
+        """True while the poll timer runs. GUI thread."""
+        return self._timer.isActive()
+
+    @property
+    def poll_timer(self) -> QTimer:
+        """The poll timer (tests prove it is stopped). GUI thread."""
+        return self._timer
+
+    @property
+    def polls(self) -> int:
+        """Poll ticks run so far. GUI thread."""
+        return self._polls
+
+    @property
+    def stored_loaded(self) -> bool:
+        """True once the stored runs are merged in (or there was no reader). GUI thread."""
+        return self._stored_loaded
+
+    # -- runs ------------------------------------------------------------------------------------
+    def register_pending(self, run_id: str) -> None:
+        """Announce a run the app launched whose worker has not spoken yet (``pending``); a no-op for
+        a known run. GUI thread; does not block."""
+        self._emit(self._table.register_pending(run_id, self._clock()))
+
+    def status(self, run_id: str) -> RunStatus | None:
+        """The run's status, or None if unknown. GUI thread."""
+        state = self._table.state(run_id)
+        return None if state is None else state.status
+
+    def state(self, run_id: str) -> RunState | None:
+        """The run's snapshot, or None if unknown. GUI thread."""
+        return self._table.state(run_id)
+
+    def states(self) -> list[RunState]:
+        """Every known run's snapshot, in the order the registry learnt of them. GUI thread."""
+        return self._table.states()
+
+    def stall_timeout_s(self, run_id: str) -> float | None:
+        """Seconds without an event after which the run counts as stalled, or None. GUI thread."""
+        return self._table.stall_timeout_s(run_id)
+
+    # -- polling ---------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """One tick: fold new lifecycle events and streams, then check for stalls. GUI thread (the
+        timer calls it); does not block."""
+        if self._stopped or not self._started:
+            return
+        self._polls += 1
+        now = self._clock()
+        events: list[TelemetryEvent] = []
+        for sub in self._subs.values():
+            events += sub.drain()
+            if sub.maxlen is not None:
+                sub.take_lost_ranges()  # losing liveness events is harmless; keep the log from growing
+        events.sort(key=lambda e: e.seq_id)  # restores each stream's order across the four topics
+        changes: list[Change] = []
+        for evt in events:
+            changes += self._table.apply_event(evt, now)
+        streams = self.bus.streams()
+        for run_id, agent_id in streams[self._streams_seen:]:
+            changes += self._table.add_stream(run_id, agent_id, now)
+        self._streams_seen = len(streams)
+        changes += self._table.check_stalls(now)
+        self._emit(changes)
+
+    def _emit(self, changes: list[Change]) -> None:
+        for kind, run_id, value in changes:
+            if kind == STATUS:
+                _log.debug("run %s: %s", run_id, value)
+                self.status_changed.emit(run_id, value)
+            else:
+                self.stream_added.emit(run_id, value)
+
+    # -- stored runs -----------------------------------------------------------------------------
+    def _on_stored_runs(self, records: list[RunRecord]) -> None:
+        if self._stopped:
+            return
+        self.poll()  # live events queued so far go first: they are newer than anything stored
+        now, wall_now = self._clock(), self._wall_clock()
+        changes: list[Change] = []
+        for record in records:
+            stored_at = max((t for t in (_unix_s(record.updated_at), _unix_s(record.last_heartbeat_at))
+                             if t is not None), default=None)
+            age_s = None if stored_at is None else wall_now - stored_at
+            changes += self._table.merge_stored(record, now, age_s)
+        self._stored_loaded = True
+        _log.info("run registry: %d stored runs loaded", len(records))
+        self._emit(changes)
+        self.stored_runs_loaded.emit(len(records))
+
+    def _on_load_error(self, error: BaseException) -> None:
+        _log.warning("run registry: cannot read the stored runs: %s: %s", type(error).__name__, error)
+        if self._stopped:
+            return
+        self._stored_loaded = True
+        self.stored_runs_loaded.emit(0)
+
+
+def _read_runs(store: TelemetrySQLiteStore) -> list[RunRecord]:
+    """Every stored run (reader thread)."""
+    return store.runs()

@@ -1,0 +1,195 @@
+"""The orjson decoder and the fast canonical-step path give exactly what the stdlib path gives."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from json_compare import same_json
+
+from gym_gui.ingest.records import (
+    RecordRejected,
+    RejectReason,
+    _fast_canonical_step,
+    _normalize_general,
+    _parse_line_stdlib,
+    normalize_line,
+    normalize_record,
+    parse_line,
+)
+from gym_gui.telemetry.events import Topic
+
+NOW = "2030-01-01T00:00:00+00:00"
+GRID = {"kind": "grid", "env_family": "FrozenLake", "rows": 4, "cols": 4,
+        "cells": ["SFFF", "FHFH", "FFFH", "HFFG"], "agent": [1, 1]}
+
+
+def step(**fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "v": 1, "kind": "step", "run_id": "r1", "agent_id": "a1", "seq": 3, "ts": "2026-11-28T18:42:38.191590+00:00",
+        "episode_index": 0, "step_index": 1, "action": 1, "observation": 5, "reward": 0.0, "terminated": True,
+        "truncated": False, "info": {"prob": 1.0}, "render_payload": GRID,
+    }
+    for key, value in fields.items():
+        if value is _DROP:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return record
+
+
+_DROP = object()
+
+
+LINES = [
+    json.dumps(step()).encode(),
+    json.dumps(step(), separators=(",", ":")).encode(),
+    b'{"a": 18446744073709551615, "b": 18446744073709551616, "c": -9223372036854775809, "d": 12345678901234567890123}',
+    b'{"a": -9223372036854775808, "b": 9223372036854775807, "ns": 1700000000123456789}',
+    b'{"a": 1e400, "b": -1e400, "c": 1e-400, "d": 0.1, "e": 1E2, "f": -0, "g": -0.0, "h": 5e-324}',
+    b'{"s": "\\ud800 lone", "t": "\\u00e9\\u2028", "u": "\xc3\xa9"}',
+    b'{"k": 1, "k": 2}',
+    b'  {"padded": true}\r',
+    b'{"deep": ' + b"[" * 300 + b"]" * 300 + b"}",
+    b'{"deeper": ' + b"[" * 1500 + b"]" * 1500 + b"}",
+    b'{"nested": {"x": [1, 2.5, null, true, false, "t"]}}',
+    '{"str": "ok", "n": 3}',
+    '{"lone": "\ud800"}',
+]
+
+
+@pytest.mark.parametrize("line", LINES, ids=range(len(LINES)))
+def test_parse_line_matches_the_stdlib_decoder(line: bytes | str) -> None:
+    got, reference = _outcome(lambda: parse_line(line)), _outcome(lambda: _parse_line_stdlib(line))
+    assert got[0] == reference[0]
+    assert same_json(got[1], reference[1])
+
+
+def test_huge_integers_stay_exact_integers() -> None:
+    record = parse_line(b'{"big": 123456789012345678901234567890, "neg": -9223372036854775809}')
+    assert record == {"big": 123456789012345678901234567890, "neg": -9223372036854775809}
+    assert type(record["big"]) is int and type(record["neg"]) is int
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b'{"reward": NaN}', RejectReason.NON_FINITE),
+    (b'{"reward": Infinity}', RejectReason.NON_FINITE),
+    (b'{"reward": -Infinity}', RejectReason.NON_FINITE),
+    (b'{"a": "\xff"}', RejectReason.INVALID_UTF8),
+    (b'\xef\xbb\xbf{}', RejectReason.INVALID_JSON),
+    (b'{"a": "tab\there"}', RejectReason.INVALID_JSON),
+    (b'{"a": 1,}', RejectReason.INVALID_JSON),
+    (b'{"a": 1} {"b": 2}', RejectReason.INVALID_JSON),
+    (b'[1]', RejectReason.NOT_AN_OBJECT),
+    (b'"text"', RejectReason.NOT_AN_OBJECT),
+    (b'null', RejectReason.NOT_AN_OBJECT),
+])
+def test_rejections_keep_their_reason(line: bytes, reason: str) -> None:
+    with pytest.raises(RecordRejected) as info:
+        parse_line(line)
+    assert info.value.reason == reason
+    with pytest.raises(RecordRejected) as reference:
+        _parse_line_stdlib(line)
+    assert reference.value.reason == reason
+
+
+VARIANTS = [
+    {},
+    {"agent_id": _DROP},
+    {"agent_id": None},
+    {"agent_id": ""},
+    {"agent_id": 7},
+    {"seq": _DROP},
+    {"seq": 4.0},
+    {"seq": "4"},
+    {"seq": True},
+    {"reward": 1},
+    {"reward": True},
+    {"reward": 1e308},
+    {"info": _DROP},
+    {"info": None},
+    {"info": [1]},
+    {"render_payload": _DROP},
+    {"render_payload": None},
+    {"render_payload": json.dumps(GRID)},
+    {"render_hint_json": "{\"fps\": 4}"},
+    {"action": _DROP, "action_json": "[1, 2]"},
+    {"observation": _DROP},
+    {"terminated": 1},
+    {"episode_index": 2.0},
+    {"episode_index": "2"},
+    {"ts": "2026-11-28T19:42:38+01:00"},
+    {"ts": "2026-11-28T18:42:38"},
+    {"ts": "2026-11-28T18:42:38Z"},
+    {"ts": "nope+00:00"},
+    {"ts": ""},
+    {"ts": _DROP},
+    {"ts": _DROP, "ts_unix_ns": 1700000000123456789},
+    {"ts_unix_ns": 1700000000123456789},
+    {"timestamp": "2026-11-28T18:42:38+00:00"},
+    {"type": "step"},
+    {"worker_id": "w1", "render_hint": "grid"},
+    {"v": True},
+    {"v": 1.0},
+    {"v": 2},
+    {"kind": "Step"},
+    {"run_id": ""},
+    {"run_id": _DROP},
+]
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return ("ok", fn())
+    except RecordRejected as exc:
+        return ("rejected", exc.reason)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[repr(v)[:60] for v in VARIANTS])
+def test_fast_step_path_matches_the_general_path(variant: dict[str, Any]) -> None:
+    record = step(**variant)
+    line = json.dumps(record).encode()
+    reference = _outcome(lambda: _normalize_general(copy.deepcopy(record), "agent-d", "run-d", NOW))
+    fast = _outcome(lambda: normalize_line(line, default_agent_id="agent-d", default_run_id="run-d", now_iso=NOW))
+    public = _outcome(lambda: tuple(attr for attr in _fields(normalize_record(
+        record, default_agent_id="agent-d", default_run_id="run-d", now_iso=NOW))))
+    assert fast[0] == reference[0] == public[0]
+    if reference[0] == "rejected":
+        assert fast[1] == reference[1] == public[1]
+    else:
+        for got in (fast[1], public[1]):
+            assert got[:5] == reference[1][:5]
+            assert same_json(_by_key(got[5]), _by_key(reference[1][5]))
+
+
+def _by_key(payload: Any) -> dict[str, Any]:
+    """A payload as a plain dict in key order (a StepPayload keeps the store's column order)."""
+    return dict(sorted(dict(payload).items()))
+
+
+def _fields(norm: Any) -> tuple[Any, ...]:
+    return (norm.topic, norm.run_id, norm.agent_id, norm.seq, norm.ts_iso, norm.payload)
+
+
+def test_normalize_record_does_not_modify_its_argument() -> None:
+    record = step(worker_id="w1")
+    before = copy.deepcopy(record)
+    norm = normalize_record(record, default_agent_id="d", default_run_id=None, now_iso=NOW)
+    assert record == before
+    assert norm.topic is Topic.STEP_APPENDED and "v" not in norm.payload and "worker_id" in norm.payload
+
+
+def test_fast_path_payload_keeps_the_worker_key_order_and_extras() -> None:
+    record = step(worker_id="w1")
+    topic, run_id, agent_id, seq, ts_iso, payload = normalize_line(
+        json.dumps(record).encode(), default_agent_id="d", default_run_id=None, now_iso=NOW)
+    assert (topic, run_id, agent_id, seq, ts_iso) == (Topic.STEP_APPENDED, "r1", "a1", 3, record["ts"])
+    assert list(payload) == ["episode_index", "step_index", "action", "observation", "reward", "terminated",
+                             "truncated", "info", "render_payload", "worker_id"]
+
+
+def test_the_workers_step_lines_take_the_fast_path() -> None:
+    assert _fast_canonical_step(step(), "d", False) is not None
+    assert _fast_canonical_step(step(render_payload=None, info=_DROP, agent_id=_DROP, seq=_DROP), "d", False) is not None

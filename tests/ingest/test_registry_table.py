@@ -1,0 +1,79 @@
+"""RunStateTable (the registry's Qt-free rules): transitions, intervals, stored rows, argument checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gym_gui.live.run_state import RunStatus, status_for_outcome
+from gym_gui.live.run_state_table import STATUS, STREAM, RunStateTable, positive_interval_s
+from gym_gui.telemetry.sqlite_records import RunRecord
+
+
+def stored_run(run_id: str, status: str, **fields: Any) -> RunRecord:
+    values: dict[str, Any] = dict(
+        run_id=run_id, status=status, outcome=None, env_id="Taxi-v3", config=None, created_at="2027-01-01T00:00:00+00:00",
+        started_at="2027-01-01T00:00:00+00:00", completed_at=None, last_heartbeat_at=None, last_heartbeat=None,
+        exit_code=None, signal=None, stderr_tail=None, summary=None, updated_at="2027-01-01T00:00:00+00:00",
+        agent_ids=("a1",))
+    values.update(fields)
+    return RunRecord(**values)
+
+
+def test_outcomes_map_to_terminal_statuses() -> None:
+    assert status_for_outcome("failed") is RunStatus.FAILED
+    assert status_for_outcome("cancelled") is RunStatus.CANCELLED
+    assert status_for_outcome("completed") is RunStatus.COMPLETED
+    assert status_for_outcome(None) is RunStatus.COMPLETED and status_for_outcome("odd") is RunStatus.COMPLETED
+    assert {s for s in RunStatus if s.is_terminal} == {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
+    assert str(RunStatus.STALLED) == "stalled" and RunStatus("pending") is RunStatus.PENDING
+
+
+def test_intervals_must_be_finite_positive_numbers() -> None:
+    assert positive_interval_s(0.5) == 0.5 and positive_interval_s(2) == 2.0
+    for bad in (0, -1, float("nan"), float("inf"), True, "1", None):
+        assert positive_interval_s(bad) is None
+    with pytest.raises(ValueError):
+        RunStateTable(stall_missed_intervals=0)
+    with pytest.raises(ValueError):
+        RunStateTable(default_heartbeat_interval_s=0)
+
+
+def test_events_fold_in_order_and_terminal_is_final(factory: Any) -> None:
+    table = RunStateTable(stall_missed_intervals=2, default_heartbeat_interval_s=1.0)
+    f = factory("r", "a1")
+    assert table.register_pending("r", 0.0) == [(STATUS, "r", "pending")]
+    assert table.apply_event(f.started(env_id="Taxi-v3"), 0.0) == [(STATUS, "r", "running"), (STREAM, "r", "a1")]
+    assert table.apply_event(f.heartbeat(), 1.0) == []
+    assert table.check_stalls(2.9) == [] and table.check_stalls(3.0) == [(STATUS, "r", "stalled")]
+    assert table.check_stalls(10.0) == []  # announced once
+    assert table.add_stream("r", "a1", 11.0) == []  # a known stream is not news
+    assert table.apply_event(f.episode(0, 3), 11.0) == [(STATUS, "r", "running")]
+    assert table.apply_event(f.completed("cancelled"), 12.0) == [(STATUS, "r", "cancelled")]
+    assert table.apply_event(f.started(), 13.0) == [] and table.apply_event(f.heartbeat(), 13.0) == []
+    assert table.check_stalls(1e9) == []
+    assert table.apply_event(f.completed("completed"), 14.0) == []  # less severe: no change
+    assert table.apply_event(f.completed("failed"), 14.0) == [(STATUS, "r", "failed")]
+    state = table.state("r")
+    assert state is not None and state.status is RunStatus.FAILED and state.outcome == "failed"
+    assert state.env_id == "Taxi-v3" and len(table) == 1 and "r" in table
+
+
+def test_stored_rows_create_unknown_runs_and_only_fill_in_known_ones() -> None:
+    table = RunStateTable(stall_missed_intervals=3, default_heartbeat_interval_s=1.0)
+    old = stored_run("old", "running", config={"heartbeat_interval_s": 2.0}, agent_ids=("a1", None))
+    assert table.merge_stored(old, 100.0, age_s=5.9) == [(STATUS, "old", "running"), (STREAM, "old", "a1")]
+    assert table.stall_timeout_s("old") == 6.0
+    assert table.check_stalls(100.05) == [] and table.check_stalls(100.1) == [(STATUS, "old", "stalled")]
+    hb = stored_run("hb", "running", last_heartbeat={"interval_s": 0.5})
+    assert table.merge_stored(hb, 100.0, age_s=1.5) == [(STATUS, "hb", "stalled"), (STREAM, "hb", "a1")]
+    assert table.stall_timeout_s("hb") == 1.5
+    future = stored_run("future", "running")
+    assert table.merge_stored(future, 100.0, age_s=-50.0)[0] == (STATUS, "future", "running")
+    assert table.check_stalls(102.9) == [] and table.check_stalls(103.0) == [(STATUS, "future", "stalled")]
+    table.register_pending("live", 100.0)
+    done = stored_run("live", "failed", outcome="failed", summary={"x": 1}, agent_ids=("a1", "a2"))
+    assert table.merge_stored(done, 100.0, age_s=0.0) == [(STREAM, "live", "a1"), (STREAM, "live", "a2")]
+    live = table.state("live")
+    assert live is not None and live.status is RunStatus.PENDING and live.env_id == "Taxi-v3" and live.summary is None

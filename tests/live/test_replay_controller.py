@@ -1,0 +1,224 @@
+"""ReplayController with the real DbSink, store, bus and reader: loads only what is fully persisted."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from PyQt5.QtWidgets import QApplication
+
+from gym_gui.qt.replay_controller import ReplayController
+from gym_gui.qt.store_reader import StoreReader
+from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+
+class ReadThreadsStore(TelemetrySQLiteStore):
+    """The real store, noting which thread made each read the controller uses."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.read_threads: list[int] = []
+
+    def run(self, run_id: str) -> Any:
+        self.read_threads.append(threading.get_ident())
+        return super().run(run_id)
+
+    def episodes_for_run(self, run_id: str, agent_id: str | None = None) -> Any:
+        self.read_threads.append(threading.get_ident())
+        return super().episodes_for_run(run_id, agent_id)
+
+    def steps_for_episode(self, run_id: str, agent_id: str | None, episode_index: int) -> Any:
+        self.read_threads.append(threading.get_ident())
+        return super().steps_for_episode(run_id, agent_id, episode_index)
+
+
+@pytest.fixture
+def parts(qtbot: Any, db_path: Path, bus: RunBus) -> Iterator[dict[str, Any]]:
+    """A store, a sink (subscribed, not started) and a reader; everything is stopped and checked after."""
+    store = ReadThreadsStore(db_path)
+    sink = DbSink(store, bus, batch_size=16)
+    reader = StoreReader(store)
+    made: list[ReplayController] = []
+    yield {"store": store, "sink": sink, "reader": reader, "controllers": made}
+    for controller in made:
+        controller.stop()
+        assert not controller.poll_timer.isActive() and not controller.is_connected()
+    assert sink.stop(10) and not sink.isRunning()
+    assert reader.stop(5) and reader.threads_alive() == 0
+    store.close()
+
+
+def make_controller(bus: RunBus, parts: dict[str, Any], run_id: str = "run1", **kwargs: Any) -> ReplayController:
+    kwargs.setdefault("poll_interval_ms", 10)
+    controller = ReplayController(bus, parts["reader"], parts["sink"].run_persisted, run_id, **kwargs)
+    parts["controllers"].append(controller)
+    return controller
+
+
+def publish(bus: RunBus, events: list[TelemetryEvent]) -> None:
+    for evt in events:
+        bus.publish(evt)
+
+
+def two_agent_run(factory: Any, run_id: str = "run1") -> list[TelemetryEvent]:
+    """agent2: 5 episodes of 3 steps; agent1: 10 episodes of 4 steps; both complete."""
+    return factory(run_id, "agent2").run(episodes=5, length=3) + factory(run_id, "agent1").run(episodes=10, length=4)
+
+
+def assert_complete(episodes: dict[str, Any], run_id: str = "run1") -> None:
+    assert list(episodes) == ["agent1", "agent2"]
+    assert [e.episode_index for e in episodes["agent1"]] == list(range(10))
+    assert [e.episode_index for e in episodes["agent2"]] == list(range(5))
+    assert {e.length for e in episodes["agent1"]} == {4} and {e.length for e in episodes["agent2"]} == {3}
+    assert all(e.run_id == run_id for eps in episodes.values() for e in eps)
+
+
+def assert_read_off_the_gui_thread(parts: dict[str, Any]) -> None:
+    threads = parts["store"].read_threads
+    assert threads and threading.get_ident() not in threads
+
+
+def test_replay_ready_only_after_the_sink_persisted_the_whole_run(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    sink: DbSink = parts["sink"]
+    controller = make_controller(bus, parts)
+    order: list[Any] = []
+    persisted_at_ready: list[int] = []
+
+    def on_ready(run_id: str, _episodes: Any) -> None:
+        order.append(("ready", run_id))
+        # The sink's queued signal may still be on its way: what counts is that SQLite has it all.
+        persisted_at_ready.append(sink.stats()["backlog"])
+
+    sink.run_persisted.connect(lambda run_id: order.append(("persisted", run_id)))
+    controller.replay_ready.connect(on_ready)
+    controller.start()
+    assert controller.is_polling()
+    publish(bus, two_agent_run(factory))
+    # The controller sees RUN_COMPLETED while nothing is stored yet: it must keep waiting.
+    qtbot.waitUntil(lambda: controller.completion_seen, timeout=5000)
+    target = controller.polls + 5
+    qtbot.waitUntil(lambda: controller.polls >= target and parts["reader"].pending() == 0, timeout=5000)
+    assert order == [] and controller.episodes is None and not controller.persisted
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
+        sink.start()
+    assert ready.args[0] == "run1" and ready.args[1] is controller.episodes
+    assert_complete(ready.args[1])
+    qtbot.waitUntil(lambda: ("persisted", "run1") in order, timeout=5000)
+    assert order.count(("ready", "run1")) == 1 and persisted_at_ready == [0]
+    assert_read_off_the_gui_thread(parts)
+    # Ready: the live part is released at once.
+    assert not controller.is_polling() and not controller.is_connected()
+    assert "RUN_COMPLETED:replay-run1" not in bus.queue_sizes()
+    # Exactly once, even when the sink persists the run again (a late completion of another agent).
+    with qtbot.waitSignal(sink.run_persisted, timeout=5000):
+        bus.publish(factory("run1", "agent3").completed("failed"))
+    QApplication.processEvents()
+    assert order.count(("ready", "run1")) == 1
+
+
+def test_run_persisted_before_the_tick_sees_run_completed(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    parts["sink"].start()
+    controller = make_controller(bus, parts, poll_interval_ms=3_600_000)  # the timer never ticks here
+    controller.start()
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
+        publish(bus, two_agent_run(factory))
+    assert controller.polls == 0 and not controller.completion_seen
+    assert_complete(ready.args[1])
+
+
+def test_run_persisted_before_start(qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    parts["sink"].start()
+    controller = make_controller(bus, parts)  # connected at construction, not started
+    publish(bus, two_agent_run(factory))
+    qtbot.waitUntil(lambda: controller.persisted, timeout=5000)
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
+        controller.start()
+    assert_complete(ready.args[1])
+    assert controller.polls == 0 and "RUN_COMPLETED:replay-run1" not in bus.queue_sizes()
+
+
+def test_a_run_opened_from_history_loads_at_start_and_an_unfinished_one_waits(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    store: TelemetrySQLiteStore = parts["store"]
+    store.write_events(two_agent_run(factory, "old"))  # a previous session's run (the sink is idle)
+    tail = factory("open", "agent1", first_seq=100)
+    store.write_events(factory("open", "agent1").run(episodes=2, length=2)[:-1])  # never completed
+    old = make_controller(bus, parts, "old", poll_interval_ms=3_600_000)
+    with qtbot.waitSignal(old.replay_ready, timeout=5000) as ready:
+        old.start()
+    assert ready.args[0] == "old" and old.polls == 0
+    assert_complete(ready.args[1], "old")
+    unfinished = make_controller(bus, parts, "open")
+    unfinished.start()
+    target = unfinished.polls + 3
+    qtbot.waitUntil(lambda: unfinished.polls >= target and parts["reader"].pending() == 0, timeout=5000)
+    assert unfinished.episodes is None and unfinished.is_polling()
+    parts["sink"].start()
+    with qtbot.waitSignal(unfinished.replay_ready, timeout=5000) as ready:
+        publish(bus, [tail.episode(2, 0), tail.completed()])
+    assert [e.episode_index for e in ready.args[1]["agent1"]] == [0, 1, 2]
+    assert_read_off_the_gui_thread(parts)
+
+
+def test_load_steps_returns_the_episode_steps_in_order(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    events = two_agent_run(factory)
+    parts["sink"].start()
+    controller = make_controller(bus, parts)
+    controller.start()
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000):
+        publish(bus, events)
+    published = [e for e in events if e.agent_id == "agent1" and e.payload.get("episode_index") == 7
+                 and "step_index" in e.payload]
+    parts["store"].read_threads.clear()
+    with qtbot.waitSignal(controller.steps_loaded, timeout=5000) as loaded:
+        assert controller.load_steps("agent1", 7)
+    agent_id, episode_index, steps = loaded.args
+    assert (agent_id, episode_index) == ("agent1", 7)
+    assert [s.step_index for s in steps] == [0, 1, 2, 3]
+    assert [s.seq_id for s in steps] == [e.seq_id for e in published]
+    assert [s.to_event() for s in steps] == published
+    assert_read_off_the_gui_thread(parts)
+    with qtbot.waitSignal(controller.steps_loaded, timeout=5000) as loaded:
+        controller.load_steps("agent2", 99)  # no such episode: an empty list, still answered
+    assert loaded.args == ["agent2", 99, []]
+
+
+def test_stop_releases_everything_and_nothing_arrives_after_it(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    sink: DbSink = parts["sink"]
+    sink.start()
+    controller = make_controller(bus, parts)
+    ready: list[Any] = []
+    controller.replay_ready.connect(lambda *args: ready.append(args))
+    controller.start()
+    controller.start()  # idempotent
+    assert controller.is_polling() and "RUN_COMPLETED:replay-run1" in bus.queue_sizes()
+    controller.stop()
+    controller.stop()  # idempotent
+    assert not controller.is_polling() and not controller.poll_timer.isActive()
+    assert "RUN_COMPLETED:replay-run1" not in bus.queue_sizes() and not controller.is_connected()
+    controller.start()  # a no-op after stop
+    assert not controller.is_polling() and "RUN_COMPLETED:replay-run1" not in bus.queue_sizes()
+    with qtbot.waitSignal(sink.run_persisted, timeout=5000):
+        publish(bus, two_agent_run(factory))
+    QApplication.processEvents()
+    assert ready == [] and controller.episodes is None
+    assert controller.load_steps("agent1", 0) is False
+
+
+def test_a_stopped_reader_is_reported(qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    parts["store"].write_events(two_agent_run(factory))
+    controller = make_controller(bus, parts)
+    parts["reader"].stop(5)
+    with qtbot.waitSignal(controller.load_failed, timeout=5000):
+        controller.start()
+        parts["sink"].run_persisted.emit("run1")  # as the sink would; the load cannot be submitted
+    assert controller.episodes is None and controller.load_steps("agent1", 0) is False
