@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app until its window closes. Main (GUI) thread; blocks in the Qt event loop."""
-    from PyQt5.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication
 
     from gym_gui.qt.app_services import AppServices
     from gym_gui.ui.telemetry_window import MainWindow
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         services.registry.status_changed.connect(on_status)
         window.replay_opened.connect(on_replay)
-    app.exec_()
+    app.exec()
     ok = window.shutdown()
     if started:
         return 0 if ok and outcome.get("status") == "completed" else 1

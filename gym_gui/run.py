@@ -106,7 +106,7 @@ class _Progress:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run one worker to completion. Main thread; blocks until the run is persisted."""
-    from PyQt5.QtCore import QCoreApplication
+    from qtpy.QtCore import QCoreApplication
 
     from gym_gui.telemetry.db_sink import DbSink
 

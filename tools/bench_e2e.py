@@ -69,7 +69,7 @@ from typing import Any  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PyQt5.QtCore import QCoreApplication  # noqa: E402
+from qtpy.QtCore import QCoreApplication  # noqa: E402
 
 from gym_gui.gc_tuning import tune_gc  # noqa: E402
 from gym_gui.ingest.proxy import TelemetryProxy  # noqa: E402

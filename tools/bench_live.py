@@ -33,8 +33,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PyQt5.QtCore import Qt, QTimer  # noqa: E402
-from PyQt5.QtWidgets import QApplication  # noqa: E402
+from qtpy.QtCore import Qt, QTimer  # noqa: E402
+from qtpy.QtWidgets import QApplication  # noqa: E402
 
 from gym_gui.gc_tuning import freeze_startup_objects, tune_gc  # noqa: E402
 from gym_gui.qt.app_services import AppServices  # noqa: E402
@@ -125,7 +125,7 @@ def measure(step_rate_hz: float, seconds: float, *, blocking_baseline: bool) -> 
     done_timer.timeout.connect(check_done)
     done_timer.start()
     probe.start()
-    app.exec_()  # the real event loop, as in the app
+    app.exec()  # the real event loop, as in the app
     probe.timer.stop()
     done_timer.stop()
     dropped = sum(v for k, v in services.bus.overflow_stats().items() if f":ui-{run_id}" in k)

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.live.live_batch import LiveBatch
@@ -49,11 +49,11 @@ class LiveTelemetryController(QObject):
     time in seconds used by stall detection (a test hook).
     """
 
-    batch_ready = pyqtSignal(object)
-    run_started = pyqtSignal(object)
-    heartbeat = pyqtSignal(object)
-    stall_changed = pyqtSignal(bool)
-    run_completed = pyqtSignal(object)
+    batch_ready = Signal(object)
+    run_started = Signal(object)
+    heartbeat = Signal(object)
+    stall_changed = Signal(bool)
+    run_completed = Signal(object)
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PyQt5.QtCore import QObject, Qt, QTimer, pyqtSignal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.events import Topic
@@ -40,9 +40,9 @@ class ReplayController(QObject):
     in seq_id order); ``load_failed(message)`` when a read failed.
     """
 
-    replay_ready = pyqtSignal(str, object)
-    steps_loaded = pyqtSignal(str, int, object)
-    load_failed = pyqtSignal(str)
+    replay_ready = Signal(str, object)
+    steps_loaded = Signal(str, int, object)
+    load_failed = Signal(str)
 
     def __init__(
         self,
@@ -55,7 +55,7 @@ class ReplayController(QObject):
         subscriber_id: str | None = None,
         parent: QObject | None = None,
     ) -> None:
-        """Connect to ``run_persisted_signal`` (a bound ``pyqtSignal(str)``, e.g. ``DbSink.run_persisted``)
+        """Connect to ``run_persisted_signal`` (a bound ``Signal(str)``, e.g. ``DbSink.run_persisted``)
         at once, so no persisted notice is missed; nothing else runs before ``start()``.
         GUI thread; does not block."""
         super().__init__(parent)

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, IngestGate, TelemetryProxy
 from gym_gui.telemetry.run_bus import RunBus
@@ -25,7 +25,7 @@ class RunLauncher(QObject):
     short-lived thread, so the GUI thread never waits for a worker.
     """
 
-    run_exited = pyqtSignal(str, object)
+    run_exited = Signal(str, object)
 
     def __init__(
         self,

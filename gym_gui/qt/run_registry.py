@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from typing import Callable
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.live.run_state import RunState, RunStatus
@@ -55,9 +55,9 @@ class RunRegistry(QObject):
     ``clock`` (monotonic seconds) and ``wall_clock`` (unix seconds) can be replaced in tests.
     """
 
-    status_changed = pyqtSignal(str, str)
-    stream_added = pyqtSignal(str, str)
-    stored_runs_loaded = pyqtSignal(int)
+    status_changed = Signal(str, str)
+    stream_added = Signal(str, str)
+    stored_runs_loaded = Signal(int)
 
     def __init__(
         self,

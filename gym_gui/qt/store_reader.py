@@ -14,7 +14,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from PyQt5.QtCore import QObject, Qt, pyqtSignal
+from qtpy.QtCore import QObject, Qt, Signal
 
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
@@ -45,8 +45,8 @@ class StoreReader(QObject):
     ``failed(str)`` is emitted (owner's thread) for a query that raised and had no ``on_error``.
     """
 
-    failed = pyqtSignal(str)
-    _finished = pyqtSignal(object)
+    failed = Signal(str)
+    _finished = Signal(object)
 
     def __init__(self, store: TelemetrySQLiteStore, *, reader_threads: int = DEFAULT_READER_THREADS,
                  parent: QObject | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt5.QtCore import QObject, QThread, pyqtSignal
+from qtpy.QtCore import QObject, QThread, Signal
 
 from gym_gui.telemetry.backpressure import BacklogGate
 from gym_gui.telemetry.run_bus import RunBus, get_bus
@@ -34,9 +34,9 @@ class DbSink(QThread):
     ``subscriber_id``. Subscriptions are made here, so nothing published after construction is missed.
     """
 
-    run_persisted = pyqtSignal(str)
-    error = pyqtSignal(str)
-    stats_changed = pyqtSignal(dict)
+    run_persisted = Signal(str)
+    error = Signal(str)
+    stats_changed = Signal(dict)
 
     def __init__(
         self,

@@ -8,9 +8,9 @@ import math
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
-from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtGui import QCloseEvent
-from PyQt5.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QCloseEvent
+from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.run_bus import RunBus, Subscription

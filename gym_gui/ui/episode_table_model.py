@@ -6,7 +6,7 @@ import bisect
 from typing import Any, Iterable, Mapping, Sequence
 
 import attrs
-from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
 
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.sqlite_records import EpisodeRecord

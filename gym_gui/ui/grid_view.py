@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from PyQt5.QtCore import QPointF, QRectF, QSize, Qt
-from PyQt5.QtGui import QFont, QPainter, QPaintEvent, QPen, QPixmap
-from PyQt5.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtCore import QPointF, QRectF, QSize, Qt
+from qtpy.QtGui import QFont, QPainter, QPaintEvent, QPen, QPixmap
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ui import palette

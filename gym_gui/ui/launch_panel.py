@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PyQt5.QtCore import pyqtSignal
-from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
                              QWidget)
 
 from gym_gui.ingest.worker_specs import RGB_ENVS, TOY_TEXT_ENVS, WorkerSpec
@@ -17,8 +17,8 @@ class LaunchPanel(QWidget):
     ``start_requested(WorkerSpec)`` when Start is clicked; ``cancel_requested()`` when Cancel is.
     """
 
-    start_requested = pyqtSignal(object)
-    cancel_requested = pyqtSignal()
+    start_requested = Signal(object)
+    cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

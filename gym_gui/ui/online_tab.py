@@ -7,9 +7,9 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtGui import QCloseEvent
-from PyQt5.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QCloseEvent
+from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.telemetry.events import TelemetryEvent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PyQt5.QtGui import QColor
+from qtpy.QtGui import QColor
 
 __all__ = [
     "AGENT", "BACKGROUND", "DESTINATION", "GRID_LINE", "LANDMARKS", "PASSENGER", "PLACEHOLDER_TEXT",

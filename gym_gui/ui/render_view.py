@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QLabel, QStackedWidget, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel, QStackedWidget, QWidget
 
 from gym_gui.ui.grid_view import GridView
 from gym_gui.ui.video_view import VideoView

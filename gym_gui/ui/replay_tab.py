@@ -6,9 +6,9 @@ import json
 import logging
 from typing import Any, Callable, Sequence
 
-from PyQt5.QtCore import QModelIndex, Qt, QTimer
-from PyQt5.QtGui import QCloseEvent, QFontDatabase
-from PyQt5.QtWidgets import (
+from qtpy.QtCore import QModelIndex, Qt, QTimer
+from qtpy.QtGui import QCloseEvent, QFontDatabase
+from qtpy.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 

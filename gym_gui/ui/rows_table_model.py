@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import attrs
-from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
-from PyQt5.QtGui import QBrush, QColor
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from qtpy.QtGui import QBrush, QColor
 
 __all__ = ["ERROR", "OK", "WARN", "Row", "RowsTableModel"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Sequence
 
-from PyQt5.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
 
 from gym_gui.telemetry.events import TelemetryEvent
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PyQt5.QtCore import QAbstractItemModel
-from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+from qtpy.QtCore import QAbstractItemModel
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 __all__ = ["make_table_view"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from PyQt5.QtCore import Qt, pyqtSignal
-from PyQt5.QtGui import QCloseEvent
-from PyQt5.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QCloseEvent
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from gym_gui.qt.app_services import AppServices
 from gym_gui.qt.live_controller import LiveTelemetryController
@@ -38,8 +38,8 @@ class MainWindow(QMainWindow):
     ``Agent-{id}-Online`` / ``Agent-{id}-Replay`` tab of a stream appears.
     """
 
-    online_opened = pyqtSignal(str, str)
-    replay_opened = pyqtSignal(str, str)
+    online_opened = Signal(str, str)
+    replay_opened = Signal(str, str)
 
     def __init__(self, services: AppServices, parent: QWidget | None = None) -> None:
         """Build the window over started or not yet started ``services``. GUI thread; does not block."""

@@ -7,9 +7,9 @@ import binascii
 import logging
 from typing import Any, Mapping
 
-from PyQt5.QtCore import QRectF, QSize, Qt
-from PyQt5.QtGui import QImage, QPainter, QPaintEvent
-from PyQt5.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtCore import QRectF, QSize, Qt
+from qtpy.QtGui import QImage, QPainter, QPaintEvent
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ui import palette

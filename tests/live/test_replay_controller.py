@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from PyQt5.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication
 
 from gym_gui.qt.replay_controller import ReplayController
 from gym_gui.qt.store_reader import StoreReader

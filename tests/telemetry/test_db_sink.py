@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from PyQt5.QtCore import QThread
+from qtpy.QtCore import QThread
 
 from gym_gui.telemetry import run_bus as run_bus_module
 from gym_gui.telemetry.db_sink import DbSink

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from PyQt5.QtGui import QColor, QImage
+from qtpy.QtGui import QColor, QImage
 
 from gym_gui.ui import palette
 from gym_gui.ui.grid_view import GridView

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
-from PyQt5.QtWidgets import QTableView
+from qtpy.QtWidgets import QTableView
 
 from event_factory import EventFactory
 from gym_gui.live.live_batch import LiveBatch

@@ -7,7 +7,7 @@ import base64
 from typing import Any
 
 import pytest
-from PyQt5.QtGui import QColor
+from qtpy.QtGui import QColor
 
 from gym_gui.ui import palette
 from gym_gui.ui.render_view import RenderView
