@@ -185,7 +185,7 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         outcome = run.outcome or "failed"
         summary = run.summary or {}
         print(f"  run {run.run_id} ({run.env_id or 'unknown env'}): outcome {outcome}", file=out)
-        print(f"  stored: {len(store.episodes_for_run(run.run_id))} episodes, {store.step_count(run.run_id)} steps", file=out)
+        print(f"  stored: {len(store.episode_records(run.run_id))} episodes, {store.step_count(run.run_id)} steps", file=out)
         for key in ("greedy_success_rate", "mean_return", "duration_s", "reason"):
             if key in summary:
                 print(f"  {key}: {summary[key]}", file=out)

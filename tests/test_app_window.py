@@ -54,7 +54,7 @@ def test_a_run_is_watched_live_persisted_and_replayed(qtbot: Any, windows: list[
     assert "Agent-agent-1-Replay" in window.tab_titles()
     store = window.services.store
     stored_steps = store.step_count(run_id)
-    assert len(store.episodes_for_run(run_id, "agent-1")) == 30
+    assert len(store.episode_records(run_id, "agent-1")) == 30
     controller = window.online_controller(run_id, "agent-1")
     assert controller is not None
     # Live view: every stored step was seen live or backfilled, exactly once.

@@ -198,7 +198,7 @@ class ReplayController(QObject):
         def query(store: TelemetrySQLiteStore) -> EpisodesByAgent:
             run = store.run(run_id)
             by_agent: EpisodesByAgent = {a: [] for a in (run.agent_ids if run else ()) if a is not None}
-            for episode in store.episodes_for_run(run_id):
+            for episode in store.episode_records(run_id):
                 by_agent.setdefault(episode.agent_id or "", []).append(episode)
             return by_agent
 

@@ -474,7 +474,7 @@ class TelemetrySQLiteStore:
         finally:
             conn.execute("COMMIT")
 
-    def episodes_for_run(self, run_id: str, agent_id: str | None = None) -> list[EpisodeRecord]:
+    def episode_records(self, run_id: str, agent_id: str | None = None) -> list[EpisodeRecord]:
         """Episodes of a run ordered by agent and episode_index; ``agent_id=None`` means every agent.
 
         Any thread; never waits for the writer.

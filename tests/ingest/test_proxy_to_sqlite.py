@@ -89,7 +89,7 @@ def test_q_learning_run_is_stored_exactly_once_and_in_order(qtbot: Any, tmp_path
     assert {r[0] for r in stored} == {"agent6"}
     assert [(r[2], r[3]) for r in stored] == sorted((r[2], r[3]) for r in stored)
     assert [r[4] for r in stored] == [e.payload["reward"] for e in published_steps]
-    episodes = p.store.episodes_for_run("run-q")
+    episodes = p.store.episode_records("run-q")
     assert [e.episode_index for e in episodes] == list(range(60))
     assert all(e.agent_id == "agent6" for e in episodes)
     assert sum(e.length or 0 for e in episodes) == len(stored)
@@ -131,7 +131,7 @@ def test_gym_gui_envelopes_land_with_episode_agent_reward_and_time(qtbot: Any, t
     (step6,) = p.store.steps_for_episode("g1", "agent6", 0)
     assert step6.action == 3 and step6.observation == [1, 2] and step6.render_payload == {"kind": "grid"}
     assert step6.payload["worker_id"] == "w1"
-    e6, e9 = p.store.episodes_for_run("g1")
+    e6, e9 = p.store.episode_records("g1")
     assert (e6.agent_id, e6.episode_index, e6.total_reward, e6.length, e6.truncated) == ("agent6", 0, -1.0, 1, True)
     assert e6.payload["episode_id"] == "g1-ep000000" and e6.metadata == {"episode_index": 0, "seed": 5}
     assert e6.ts_iso == "2023-11-14T22:13:23+00:00"
@@ -163,7 +163,7 @@ def test_bad_lines_interleaved_with_good_ones_lose_nothing_valid(qtbot: Any, tmp
     p.proxy._max_line_bytes = 2048
     run_to_persisted(qtbot, p, argv, "b1")
     assert rows(p.store, "SELECT COUNT(*), MIN(step_index), MAX(step_index) FROM steps") == [(35, 0, 34)]
-    assert len(p.store.episodes_for_run("b1")) == 1
+    assert len(p.store.episode_records("b1")) == 1
     assert p.proxy.rejected_counts() == {
         "invalid_utf8": 5, "invalid_json": 5, "not_an_object": 5, "missing_field": 5, "non_finite_number": 5,
         "unknown_record_type": 5, "oversized_line": 5, "partial_last_line": 1,
@@ -227,7 +227,7 @@ def test_slow_sink_pauses_the_reader_and_still_stores_everything(qtbot: Any, tmp
     run_to_persisted(qtbot, p, argv, "run-s", timeout_ms=120_000)
     published = p.published(Topic.STEP_APPENDED)
     assert p.store.step_count("run-s") == len(published) > 900
-    assert len(p.store.episodes_for_run("run-s")) == 150
+    assert len(p.store.episode_records("run-s")) == 150
     lines_per_chunk = chunk_bytes // 100 + 1  # every record line is longer than 100 bytes
     assert gates[0].max_backlog_seen <= 300 + lines_per_chunk
     assert p.sink.ingest_gate.pauses > 0

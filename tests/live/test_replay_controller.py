@@ -28,9 +28,9 @@ class ReadThreadsStore(TelemetrySQLiteStore):
         self.read_threads.append(threading.get_ident())
         return super().run(run_id)
 
-    def episodes_for_run(self, run_id: str, agent_id: str | None = None) -> Any:
+    def episode_records(self, run_id: str, agent_id: str | None = None) -> Any:
         self.read_threads.append(threading.get_ident())
-        return super().episodes_for_run(run_id, agent_id)
+        return super().episode_records(run_id, agent_id)
 
     def steps_for_episode(self, run_id: str, agent_id: str | None, episode_index: int) -> Any:
         self.read_threads.append(threading.get_ident())

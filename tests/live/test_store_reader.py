@@ -18,7 +18,7 @@ def test_query_runs_on_a_reader_thread_and_result_arrives_on_the_gui_thread(
 
     def query(s: TelemetrySQLiteStore) -> int:
         seen["query_thread"] = threading.get_ident()
-        return len(s.episodes_for_run("run1"))
+        return len(s.episode_records("run1"))
 
     def done(n: int) -> None:
         seen["done_thread"], seen["episodes"] = threading.get_ident(), n

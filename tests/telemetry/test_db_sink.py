@@ -55,8 +55,8 @@ def test_run_persisted_fires_once_the_whole_run_is_readable(qtbot: Any, store: T
         publish_all(bus, a.run(episodes=10, length=4))
     assert blocker.args == ["run1"]
     # Received in the GUI thread: everything of the run is already committed and visible there.
-    assert len(store.episodes_for_run("run1", "agent1")) == 10
-    assert len(store.episodes_for_run("run1", "agent2")) == 5
+    assert len(store.episode_records("run1", "agent1")) == 10
+    assert len(store.episode_records("run1", "agent2")) == 5
     assert stored(store, "SELECT COUNT(*) FROM steps") == 55
     run = store.run("run1")
     assert run is not None and run.status == "completed" and run.agent_ids == ("agent1", "agent2")
@@ -164,7 +164,7 @@ def test_a_locked_database_delays_but_loses_nothing(qtbot: Any, db_path: Path, b
         stats = sink.stats()
         assert stats["failing"] and stats["backlog"] == len(events) and stats["persisted"] == 12
         # Readers keep working while the writer is locked out.
-        assert len(store.episodes_for_run("run1")) == 2
+        assert len(store.episode_records("run1")) == 2
     finally:
         locker.execute("ROLLBACK")
         locker.close()
@@ -239,7 +239,7 @@ def test_readers_on_other_threads_and_the_gui_thread_never_wait_for_the_sink(
         t.start()
     try:
         t0 = time.monotonic()  # the GUI thread reads while the sink is stuck inside its transaction
-        assert [e.episode_index for e in store.episodes_for_run("run1")] == [0, 1, 2, 3, 4]
+        assert [e.episode_index for e in store.episode_records("run1")] == [0, 1, 2, 3, 4]
         assert store.max_seq_id("run1", "agent1") == 24
         gui_read_s = time.monotonic() - t0
         qtbot.waitUntil(lambda: reads[0] >= 20, timeout=5000)
@@ -251,7 +251,7 @@ def test_readers_on_other_threads_and_the_gui_thread_never_wait_for_the_sink(
     assert gui_read_s < 0.2 and slowest[0] < 0.5
     assert sink.flush(5)
     store.before_commit = None
-    assert len(store.episodes_for_run("run1")) == 55
+    assert len(store.episode_records("run1")) == 55
 
 
 def test_stop_stores_the_backlog_and_leaves_no_thread_running(qtbot: Any, store: TelemetrySQLiteStore,

@@ -123,7 +123,7 @@ def test_run_persisted_is_reported_after_the_whole_run_is_committed(store: Telem
     seen: dict[str, tuple[int, int]] = {}
 
     def on_persisted(run_id: str) -> None:  # runs on the sink thread, right after the commit
-        seen[run_id] = (len(store.episodes_for_run(run_id)), count(store, "steps"))
+        seen[run_id] = (len(store.episode_records(run_id)), count(store, "steps"))
         persisted(run_id)
 
     persisted = Recorder()
@@ -285,4 +285,4 @@ def test_every_commit_is_a_prefix_of_the_stream_even_when_publishing_races_the_d
     assert not violations, violations[:5]
     assert commits[0] > 10
     assert store.max_seq_id("run1", "agent1") == events[-1].seq_id
-    assert len(store.episodes_for_run("run1")) == 40
+    assert len(store.episode_records("run1")) == 40

@@ -66,7 +66,7 @@ def test_round_trip_of_steps_episodes_and_run_lifecycle(store: TelemetrySQLiteSt
     assert first.render_payload == {"grid": [["S", "F"], ["H", "G"]], "agent": [0, 0]}
     assert first.to_event() == steps[0]
 
-    (stored_episode,) = store.episodes_for_run("run1")
+    (stored_episode,) = store.episode_records("run1")
     assert stored_episode.to_event() == episode
     assert (stored_episode.length, stored_episode.total_reward, stored_episode.outcome) == (2, 1.0, "goal")
     assert stored_episode.metadata == {"seed": 0} and stored_episode.payload["episode_id"] == "run1-ep000000"
@@ -134,7 +134,7 @@ def test_episodes_are_never_stored_with_a_null_agent_id(store: TelemetrySQLiteSt
     conn.close()
     # The stream without an agent id reads back as such, and rewriting it is still idempotent.
     assert store.write_batch(events).duplicates == len(events)
-    assert [e.agent_id for e in store.episodes_for_run("run1")] == [None, None]
+    assert [e.agent_id for e in store.episode_records("run1")] == [None, None]
     assert store.events_after("run1", None, -1, 100) == [e for e in events if e.topic in
                                                          (Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED)]
     assert store.max_seq_id("run1", None) == events[-1].seq_id
@@ -143,11 +143,11 @@ def test_episodes_are_never_stored_with_a_null_agent_id(store: TelemetrySQLiteSt
 def test_two_agents_in_one_run_keep_separate_episodes(store: TelemetrySQLiteStore, factory: Any) -> None:
     a, b = factory("run1", "agent1"), factory("run1", "agent2")
     store.write_events(a.run(episodes=2, length=3) + b.run(episodes=3, length=2))
-    both = store.episodes_for_run("run1")
+    both = store.episode_records("run1")
     assert [(e.agent_id, e.episode_index, e.length) for e in both] == [
         ("agent1", 0, 3), ("agent1", 1, 3), ("agent2", 0, 2), ("agent2", 1, 2), ("agent2", 2, 2)
     ]
-    assert [e.episode_index for e in store.episodes_for_run("run1", "agent2")] == [0, 1, 2]
+    assert [e.episode_index for e in store.episode_records("run1", "agent2")] == [0, 1, 2]
     assert len(store.steps_for_episode("run1", "agent1", 0)) == 3
     assert len(store.steps_for_episode("run1", "agent2", 0)) == 2
     assert store.run("run1").agent_ids == ("agent1", "agent2")  # type: ignore[union-attr]
@@ -193,7 +193,7 @@ def test_malformed_payloads_are_kept_and_reported_never_dropped(store: Telemetry
     assert kept[unencodable.seq_id][0].payload["action"].startswith("<object object")
     assert kept[no_index.seq_id][0].payload == json.loads(json.dumps(dict(no_index.payload)))
     assert "episode_index" in kept[no_index.seq_id][1]
-    assert [e.seq_id for e in store.episodes_for_run("run1")] == [good.seq_id]
+    assert [e.seq_id for e in store.episode_records("run1")] == [good.seq_id]
     assert store.max_seq_id("run1", "agent1") == good.seq_id
 
 
@@ -204,7 +204,7 @@ def test_a_second_episode_with_a_stored_index_is_kept_aside(store: TelemetrySQLi
     store.write_events([first])
     result = store.write_batch([first, clash])
     assert result.duplicates == 1 and [e.seq_id for e, _ in result.rejected] == [clash.seq_id]
-    assert [e.seq_id for e in store.episodes_for_run("run1")] == [first.seq_id]
+    assert [e.seq_id for e in store.episode_records("run1")] == [first.seq_id]
     assert [e.seq_id for e, _ in store.rejected_events()] == [clash.seq_id]
 
 

@@ -31,7 +31,7 @@ def test_a_remote_run_through_redis_is_watched_persisted_and_replayed(
             publisher.publish(rest)
         assert replayed.args == ["remote-run", "remote-agent"]
         store = services.store
-        assert store.step_count("remote-run") == 50 and len(store.episodes_for_run("remote-run")) == 5
+        assert store.step_count("remote-run") == 50 and len(store.episode_records("remote-run")) == 5
         steps = [e.seq_id for e in first + rest if e.topic is Topic.STEP_APPENDED]
         stored = [e.seq_id for e in store.events_after("remote-run", "remote-agent", 0, 1000)
                   if e.topic is Topic.STEP_APPENDED]

@@ -65,7 +65,7 @@ def test_a_q_learning_run_through_the_bridge_is_stored_exactly_once_in_order(
     steps = store._reader().execute(
         "SELECT seq_id, episode_index, step_index FROM steps WHERE run_id = 'run-q' ORDER BY seq_id").fetchall()
     assert [(e, s) for _, e, s in steps] == sorted((e, s) for _, e, s in steps)
-    episodes = store.episodes_for_run("run-q", "agent-1")
+    episodes = store.episode_records("run-q", "agent-1")
     assert [e.episode_index for e in episodes] == list(range(20))
     assert sum(e.length or 0 for e in episodes) == len(steps) == gui.source.stats()["published"]["STEP_APPENDED"]
     run = store.run("run-q")

@@ -56,7 +56,7 @@ def test_remote_events_are_persisted_exactly_once_in_order(qtbot: Any, redis_ser
     assert gui.received_seqs("run1", "a1") == [e.seq_id for e in run_a]
     assert stored_seqs(store, "run1", "a1") == stored_seqs_of(run_a)
     assert stored_seqs(store, "run1", "a2") == stored_seqs_of(run_b)
-    assert [e.episode_index for e in store.episodes_for_run("run1", "a1")] == list(range(6))
+    assert [e.episode_index for e in store.episode_records("run1", "a1")] == list(range(6))
     stats = gui.source.stats()
     assert stats["entries_read"] == stats["published_total"] == len(run_a) + len(run_b)
     assert stats["published"]["STEP_APPENDED"] == 30 + 12 and stats["published"]["RUN_HEARTBEAT"] == 1

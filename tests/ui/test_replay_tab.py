@@ -35,7 +35,7 @@ class Loader:
 @pytest.fixture
 def stored_run(store: TelemetrySQLiteStore, factory: type[EventFactory]) -> list[EpisodeRecord]:
     store.write_events(toytext_run(factory("run1", "agent1"), episodes=5, max_steps=9, seed=1))
-    episodes = store.episodes_for_run("run1", "agent1")
+    episodes = store.episode_records("run1", "agent1")
     assert len(episodes) == 5
     return episodes
 
@@ -151,7 +151,7 @@ def test_a_step_without_a_frame_shows_the_newest_frame_before_it(qtbot: Any, sto
                         for i in range(5)] + [f.episode(0, 5, outcome="failure")])
     loader = Loader(store)
     tab = make_tab(qtbot, loader)
-    tab.set_episodes(store.episodes_for_run("run1", "agent1"))
+    tab.set_episodes(store.episode_records("run1", "agent1"))
     tab.select_episode(0)
     video = tab.render_view.video_view
     assert tab.render_view.kind == "rgb" and video.has_frame()
