@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     """Run one worker to completion. Main thread; blocks until the run is persisted."""
     from qtpy.QtCore import QCoreApplication
 
-    from gym_gui.telemetry.db_sink import DbSink
+    from gym_gui.qt.db_sink_thread import DbSink
 
     out = out or sys.stdout
     own_args, command = split_command(sys.argv[1:] if argv is None else argv)

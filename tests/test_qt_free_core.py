@@ -10,7 +10,7 @@ from pathlib import Path
 import gym_gui
 
 # Modules of the core packages that are allowed to use Qt.
-QT_MODULES = {"gym_gui.telemetry.db_sink"}
+QT_MODULES: set[str] = set()
 CORE_PACKAGES = ("gym_gui.telemetry", "gym_gui.workers", "gym_gui.ingest", "gym_gui.live", "gym_gui.transport")
 CORE_MODULES = ("gym_gui.rate_limited_log",)
 

@@ -73,7 +73,7 @@ from qtpy.QtCore import QCoreApplication  # noqa: E402
 
 from gym_gui.gc_tuning import tune_gc  # noqa: E402
 from gym_gui.ingest.proxy import TelemetryProxy  # noqa: E402
-from gym_gui.telemetry.db_sink import DbSink  # noqa: E402
+from gym_gui.qt.db_sink_thread import DbSink  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus, Waker  # noqa: E402
 from gym_gui.telemetry.sink_core import DURABLE_TOPICS  # noqa: E402

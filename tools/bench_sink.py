@@ -33,7 +33,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qtpy.QtCore import QCoreApplication  # noqa: E402
 
-from gym_gui.telemetry.db_sink import DbSink  # noqa: E402
+from gym_gui.qt.db_sink_thread import DbSink  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
 from gym_gui.telemetry.sqlite_rows import dump_json  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.qt.run_launcher import RunLauncher
 from gym_gui.qt.run_registry import RunRegistry
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.transport.redis_source import RedisTelemetrySource

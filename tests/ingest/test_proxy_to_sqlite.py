@@ -14,7 +14,7 @@ import pytest
 
 from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.telemetry.backpressure import BacklogGate
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore

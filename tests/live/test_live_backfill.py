@@ -14,7 +14,7 @@ from gym_gui.live.live_batch import LiveBatch
 from live_helpers import make, record
 from gym_gui.qt.live_controller import LiveTelemetryController
 from gym_gui.qt.store_reader import StoreReader
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore

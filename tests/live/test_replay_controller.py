@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QApplication
 
 from gym_gui.qt.replay_controller import ReplayController
 from gym_gui.qt.store_reader import StoreReader
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore

@@ -12,7 +12,7 @@ import pytest
 from qtpy.QtCore import QThread
 
 from gym_gui.telemetry import run_bus as run_bus_module
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore

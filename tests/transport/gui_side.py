@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore

@@ -10,7 +10,7 @@ import pytest
 
 from event_factory import EventFactory
 from gym_gui.ingest.proxy import TelemetryProxy
-from gym_gui.telemetry.db_sink import DbSink
+from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
