@@ -53,7 +53,7 @@ class Probe:
 
     def __init__(self) -> None:
         self.timer = QTimer()
-        self.timer.setTimerType(Qt.PreciseTimer)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(PROBE_INTERVAL_MS)
         self.timer.timeout.connect(self._tick)
         self.last = 0.0

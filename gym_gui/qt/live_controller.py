@@ -95,7 +95,7 @@ class LiveTelemetryController(QObject):
         self._stall = StallClock(heartbeat_interval_s, stall_missed_intervals)
         self._gaps = GapTracker()
         self._timer = QTimer(self)
-        self._timer.setTimerType(Qt.PreciseTimer)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(poll_interval_ms)
         self._timer.timeout.connect(self._poll)
         self._subs: dict[Topic, Subscription] = {}

@@ -64,7 +64,7 @@ class ReplayController(QObject):
         self.run_id = run_id
         self.subscriber_id = subscriber_id or f"replay-{run_id}"
         self._signal: Any = run_persisted_signal
-        self._signal.connect(self._on_run_persisted, Qt.QueuedConnection)
+        self._signal.connect(self._on_run_persisted, Qt.ConnectionType.QueuedConnection)
         self._connected = True
         self._sub: Subscription | None = None
         self._started = False

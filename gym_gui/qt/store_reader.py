@@ -57,7 +57,7 @@ class StoreReader(QObject):
         self._lock = threading.Lock()
         self._pending = 0
         self._stopped = False
-        self._finished.connect(self._deliver, Qt.QueuedConnection)
+        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def submit(self, query: Callable[[TelemetrySQLiteStore], T], on_done: Callable[[T], None],
                on_error: Callable[[BaseException], None] | None = None) -> bool:

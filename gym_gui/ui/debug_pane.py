@@ -106,7 +106,7 @@ class DebugPane(QWidget):
         self.subscription_view = make_table_view(self.subscription_model)
         self.source_view = make_table_view(self.source_model)
         self.status_label = QLabel("not refreshed yet")
-        splitter = QSplitter(Qt.Vertical)
+        splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(titled("Bus subscriptions", self.subscription_view))
         splitter.addWidget(titled("Proxy, sink and other sources", self.source_view))
         layout = QVBoxLayout(self)

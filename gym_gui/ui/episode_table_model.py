@@ -141,17 +141,17 @@ class EpisodeTableModel(QAbstractTableModel):
         """Number of columns. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(_HEADERS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         """Column names. GUI thread; never blocks."""
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(_HEADERS):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(_HEADERS):
             return _HEADERS[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Cell text. GUI thread; never blocks."""
         if not index.isValid():
             return None
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             row = self._rows[index.row()]
             col = index.column()
             if col == 0:
@@ -161,6 +161,6 @@ class EpisodeTableModel(QAbstractTableModel):
             if col == 2:
                 return "" if row.length is None else str(row.length)
             return row.outcome
-        if role == Qt.TextAlignmentRole and index.column() < 3:
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() < 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

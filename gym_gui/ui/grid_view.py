@@ -32,8 +32,8 @@ class GridView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setAttribute(Qt.WA_OpaquePaintEvent, True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         self._payload: Any = None
         self._layout_source: Mapping[str, Any] | None = None
         self._layout: GridLayout | None = None
@@ -135,14 +135,14 @@ class GridView(QWidget):
             text = self.placeholder_text()
             if text is not None or self._layout is None or self._state is None:
                 painter.setPen(palette.PLACEHOLDER_TEXT)
-                painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignCenter | Qt.TextWordWrap,
+                painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                                  text or NO_FRAME_TEXT)
                 return
             origin, size = self._geometry()
             if size <= 0:
                 return
             painter.drawPixmap(origin, self._static_pixmap(size))
-            painter.setRenderHint(QPainter.Antialiasing, True)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             self._paint_state(painter, origin, size, self._state)
         finally:
             painter.end()
@@ -186,9 +186,9 @@ class GridView(QWidget):
                 painter.fillRect(rect, palette.TILES.get(ch, palette.UNKNOWN_TILE))
                 painter.drawRect(rect.adjusted(0, 0, -1, -1))
                 if ch not in palette.TILES:
-                    painter.drawText(rect, Qt.AlignCenter, "?")
+                    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "?")
                 elif ch in "SG" and size >= 14:
-                    painter.drawText(rect.adjusted(2, 1, 0, 0), Qt.AlignLeft | Qt.AlignTop, ch)
+                    painter.drawText(rect.adjusted(2, 1, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, ch)
         if layout.landmarks:
             font = QFont(painter.font())
             font.setBold(True)
@@ -198,9 +198,9 @@ class GridView(QWidget):
                 rect = QRectF(c * size, r * size, size, size)
                 painter.fillRect(rect.adjusted(1, 1, -1, -1), palette.LANDMARKS.get(name, palette.UNKNOWN_TILE))
                 painter.setPen(palette.WALL)
-                painter.drawText(rect, Qt.AlignCenter, name)
+                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, name)
         wall_pen = QPen(palette.WALL, max(2.0, size / 10))
-        wall_pen.setCapStyle(Qt.SquareCap)
+        wall_pen.setCapStyle(Qt.PenCapStyle.SquareCap)
         painter.setPen(wall_pen)
         for r, c, side in layout.walls:
             if side == "E":
@@ -209,7 +209,7 @@ class GridView(QWidget):
             else:
                 y = (r + 1) * size
                 painter.drawLine(QPointF(c * size, y), QPointF((c + 1) * size, y))
-        painter.setBrush(Qt.NoBrush)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(QRectF(0, 0, layout.cols * size, layout.rows * size).adjusted(1, 1, -1, -1))
 
     def _paint_state(self, painter: QPainter, origin: QPointF, size: float, state: GridState) -> None:
@@ -219,7 +219,7 @@ class GridView(QWidget):
                           size - 2 * margin, size - 2 * margin)
 
         if state.destination is not None:
-            painter.setBrush(Qt.NoBrush)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(QPen(palette.DESTINATION, max(2.0, size / 12)))
             painter.drawRect(rect_of(state.destination, size * 0.08))
         if isinstance(state.passenger, tuple):  # bottom-right of its cell, so a landmark's name stays readable
@@ -234,7 +234,7 @@ class GridView(QWidget):
                 painter.setBrush(palette.TAXI_LOADED if state.loaded else palette.TAXI_EMPTY)
                 painter.drawRoundedRect(rect_of(state.agent, size * 0.2), size * 0.1, size * 0.1)
                 if state.loaded:
-                    painter.setPen(Qt.NoPen)
+                    painter.setPen(Qt.PenStyle.NoPen)
                     painter.setBrush(palette.PASSENGER)
                     painter.drawEllipse(rect_of(state.agent, size * 0.38))
             else:

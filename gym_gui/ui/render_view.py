@@ -30,7 +30,7 @@ class RenderView(QStackedWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.placeholder = QLabel(NO_FRAME_TEXT)
-        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.grid_view = GridView()
         self.video_view = VideoView()

@@ -64,7 +64,7 @@ class AgentReplayTab(QWidget):
     # -- construction ----------------------------------------------------------------------------
     def _build(self) -> None:
         self.episode_view = make_table_view(self.episode_model)
-        self.episode_view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.episode_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.episode_view.selectionModel().currentRowChanged.connect(self._on_current_row)
 
         self.episode_label = QLabel()
@@ -72,7 +72,7 @@ class AgentReplayTab(QWidget):
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
         self.play_button.clicked.connect(self._on_play_clicked)
-        self.slider = QSlider(Qt.Horizontal)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setMinimum(0)
         self.slider.valueChanged.connect(self.set_position)
         self.step_label = QLabel()
@@ -88,10 +88,10 @@ class AgentReplayTab(QWidget):
         controls.addWidget(self.step_label)
         controls.addWidget(self.rate_box)
         self.details = QLabel()
-        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.details.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -101,7 +101,7 @@ class AgentReplayTab(QWidget):
         right_layout.addLayout(controls)
         right_layout.addWidget(self.details)
 
-        splitter = QSplitter(Qt.Horizontal)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.episode_view)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 1)

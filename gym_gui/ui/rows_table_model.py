@@ -60,21 +60,21 @@ class RowsTableModel(QAbstractTableModel):
         """Columns. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(self._headers)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         """Column names. GUI thread; never blocks."""
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(self._headers):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self._headers):
             return self._headers[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Cell text and row tint. GUI thread; never blocks."""
         if not index.isValid():
             return None
         row = self._rows[index.row()]
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             return row.cells[index.column()] if index.column() < len(row.cells) else ""
-        if role == Qt.BackgroundRole:
+        if role == Qt.ItemDataRole.BackgroundRole:
             return _BACKGROUNDS.get(row.severity)
-        if role == Qt.ForegroundRole and row.severity != OK:
+        if role == Qt.ItemDataRole.ForegroundRole and row.severity != OK:
             return QBrush(QColor(20, 20, 20))
         return None

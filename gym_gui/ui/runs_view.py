@@ -22,9 +22,9 @@ class RunsView(QWidget):
         super().__init__(parent)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.replay_requested.emit(self.run_at(row)))
         layout = QVBoxLayout(self)
@@ -42,7 +42,7 @@ class RunsView(QWidget):
             item = self.table.item(row, col)
             if item is None:
                 item = QTableWidgetItem()
-                item.setData(Qt.UserRole, run_id)
+                item.setData(Qt.ItemDataRole.UserRole, run_id)
                 self.table.setItem(row, col, item)
             item.setText(text)
 

@@ -115,21 +115,21 @@ class StepTableModel(QAbstractTableModel):
         """Number of columns. GUI thread; never blocks."""
         return 0 if parent.isValid() else len(_COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         """Column names. GUI thread; never blocks."""
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal and 0 <= section < len(_COLUMNS):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(_COLUMNS):
             return _COLUMNS[section][0]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Cell text, formatted on demand. GUI thread; never blocks."""
         if not index.isValid():
             return None
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             try:
                 return _COLUMNS[index.column()][1](self._rows[index.row()])
             except Exception:  # an odd payload shows as empty, never breaks the view
                 return ""
-        if role == Qt.TextAlignmentRole and index.column() in (0, 1, 2, 4):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (0, 1, 2, 4):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

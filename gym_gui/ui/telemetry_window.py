@@ -73,8 +73,8 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Telemetry debug", self)
         dock.setObjectName("telemetry-debug")
         dock.setWidget(self.debug_pane)
-        self.addDockWidget(Qt.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [DEBUG_DOCK_HEIGHT_PX], Qt.Vertical)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.resizeDocks([dock], [DEBUG_DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
 
         self.launch_panel.start_requested.connect(self.start_run)
         self.launch_panel.cancel_requested.connect(self.cancel_runs)

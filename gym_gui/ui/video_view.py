@@ -59,8 +59,8 @@ class VideoView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setAttribute(Qt.WA_OpaquePaintEvent, True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         self._payload: Any = None
         self._pending = False
         self._image: QImage | None = None
@@ -153,10 +153,10 @@ class VideoView(QWidget):
             text = self.placeholder_text()
             if text is not None or self._image is None:
                 painter.setPen(palette.PLACEHOLDER_TEXT)
-                painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignCenter | Qt.TextWordWrap,
+                painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                                  text or NO_FRAME_TEXT)
                 return
-            painter.setRenderHint(QPainter.SmoothPixmapTransform, True)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             painter.drawImage(self.image_rect(), self._image)
         finally:
             painter.end()
