@@ -1,7 +1,9 @@
 """RedisPublisher: TelemetryEvents into their Redis streams, idempotently (Qt-free).
 
-A batch goes out as one pipeline: an ``SADD`` of the index set the first time a stream is
-written, then one ``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event. Redis refuses an
+A batch goes out as one pipeline: one ``SADD`` of the batch's stream keys to the index set (every
+batch, so a Redis restarted without its data has its index back with the next batch and a GUI
+started afterwards finds the stream; the cost is one command per batch), then one
+``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event. Redis refuses an
 id that is not greater than the stream's last one, so publishing a batch again (after a
 connection loss left its fate unknown) stores each event at most once; the refusals are counted
 as duplicates. A connection error leaves the whole batch to the caller, who retries it later.
@@ -109,7 +111,7 @@ class RedisPublisher:
 
     def _publish(self, events: Sequence[TelemetryEvent]) -> PublishResult:
         entries: list[tuple[str, str, dict[str, str]]] = []
-        new_keys: dict[str, None] = {}
+        keys: dict[str, None] = {}  # every stream of the batch, in order: each batch re-registers them
         unencodable = 0
         for evt in events:
             key = self.key_of(evt.run_id, evt.agent_id)
@@ -120,14 +122,12 @@ class RedisPublisher:
                 self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
                                evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
                 continue
-            if key not in self._indexed:
-                new_keys[key] = None
+            keys[key] = None
             entries.append((key, entry_id(evt.seq_id), fields))
         replies: list[Any] = []
-        if entries or new_keys:
+        if entries:
             pipe = self.client.pipeline(transaction=False)
-            for key in new_keys:  # the index first: a reader that sees an entry can find its stream
-                pipe.sadd(self._index_key, key)
+            pipe.sadd(self._index_key, *keys)  # the index first: a reader that sees an entry finds its stream
             maxlen, approximate = self.retention, self.approximate_trim
             for key, id_, fields in entries:
                 pipe.xadd(key, fields, id=id_, maxlen=maxlen, approximate=approximate)  # type: ignore[arg-type]
@@ -135,11 +135,12 @@ class RedisPublisher:
         for reply in replies:
             if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
                 raise reply
-        for key, reply in zip(new_keys, replies):
-            if not isinstance(reply, Exception):
-                self._indexed.add(key)
+        if replies and isinstance(replies[0], Exception):
+            self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), replies[0])
+        elif replies:
+            self._indexed.update(keys)
         added = duplicates = refused = 0
-        for reply in replies[len(new_keys):]:
+        for reply in replies[1:]:
             if not isinstance(reply, Exception):
                 added += 1
             elif isinstance(reply, redis.ResponseError) and _DUPLICATE_MARK in str(reply):

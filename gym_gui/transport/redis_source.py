@@ -8,9 +8,13 @@ agent_id)`` (``store.max_seq_id``: the last persisted seq_id), so a restarted GU
 no gap and no duplicate; after a connection loss the thread backs off, reconnects and goes on
 from the cursor of the last entry it read (whatever it published, the lossless path persists).
 
-Malformed entries are counted by reason, logged (rate-limited) and skipped. When retention has
-trimmed entries the cursor had not reached, the missing seq_id range is counted and logged as
-lost (an upper bound: a worker may also have skipped seq_ids). Reading pauses while ``gate``
+Malformed entries are counted by reason, logged (rate-limited) and skipped. When Redis no longer
+holds entries the cursor had not reached, the missing seq_id range is counted and logged as lost
+(an upper bound: a worker may also have skipped seq_ids): entries before the first one a stream
+holds (trimmed by retention, or gone with a Redis restarted without its data, after which the
+writer's next entries begin beyond the cursor) and entries ``XDEL`` removed. A stream whose key
+vanished from Redis (and from the index) is reported in ``stats()["vanished"]`` until it is
+written again; its gap is then reported as lost like any other. Reading pauses while ``gate``
 (``DbSink.ingest_gate``) is closed, so the sink's backlog stays bounded.
 """
 
@@ -30,7 +34,8 @@ from gym_gui.telemetry.events import StreamKey, TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
 from gym_gui.transport.redis_entries import EntryRejected, decode_entry
-from gym_gui.transport.redis_keys import KEY_PREFIX, cursor_after, index_key, parse_stream_key, seq_from_entry_id, seq_of_any_id
+from gym_gui.transport.redis_removed import removed_upper
+from gym_gui.transport.redis_keys import KEY_PREFIX, cursor_after, index_key, parse_stream_key, seq_from_entry_id
 
 __all__ = ["RedisTelemetrySource", "SOURCE_CLIENT_NAME"]
 
@@ -47,7 +52,7 @@ NOT_A_STREAM = "not_a_stream"
 class _Stream:
     """One stream's read state. Source thread only."""
 
-    __slots__ = ("key", "stream", "cursor", "last_seq", "gaps", "removed_upper")
+    __slots__ = ("key", "stream", "cursor", "last_seq", "gaps", "removed_upper", "vanished")
 
     def __init__(self, key: bytes, stream: StreamKey, floor: int | None) -> None:
         self.key = key
@@ -55,7 +60,8 @@ class _Stream:
         self.cursor: bytes | str = cursor_after(floor)
         self.last_seq = floor  # highest seq_id read (or persisted before we started)
         self.gaps: list[tuple[int, int]] = []  # seq ranges skipped by the entries read, not yet explained
-        self.removed_upper = -1  # every seq_id <= this that is absent was removed by Redis (trim or XDEL)
+        self.removed_upper = -1  # every seq_id <= this that is absent was removed by Redis (trim, XDEL, restart)
+        self.vanished = False  # the key was gone from Redis at the last discovery
 
 
 class RedisTelemetrySource:
@@ -118,6 +124,7 @@ class RedisTelemetrySource:
         self._published: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._lost: dict[StreamKey, list[tuple[int, int]]] = {}
+        self._vanished: dict[StreamKey, int | None] = {}  # stream -> last seq_id read before its key vanished
         self._reconnects = 0
         self._connection_errors = 0
         self._connected = False
@@ -166,7 +173,8 @@ class RedisTelemetrySource:
             return list(self._streams)
 
     def lost_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
-        """Per stream, the seq_id ranges (inclusive) that retention removed before they were read. Any thread."""
+        """Per stream, the seq_id ranges (inclusive) Redis removed before they were read (retention, XDEL,
+        a restart without persistence). Any thread; never blocks."""
         with self._lock:
             return {stream: list(ranges) for stream, ranges in self._lost.items()}
 
@@ -175,8 +183,10 @@ class RedisTelemetrySource:
 
         ``entries_read``, ``published`` (per topic name) and ``published_total``, ``rejected`` (per
         reason) and ``rejected_total``, ``lost_ranges`` (``{"run_id/agent_id": [(a, b), ...]}``, for
-        display; ``lost_ranges()`` has exact keys) and ``lost`` (their event count, an upper bound), ``reconnects``, ``connection_errors``, ``connected``,
-        ``last_error``, ``streams``, ``paused_s`` (waiting on the gate), ``running``.
+        display; ``lost_ranges()`` has exact keys) and ``lost`` (their event count, an upper bound),
+        ``vanished`` (``{"run_id/agent_id": last seq_id read}`` of streams whose key is gone from Redis
+        and not written since), ``reconnects``, ``connection_errors``, ``connected``, ``last_error``,
+        ``streams``, ``paused_s`` (waiting on the gate), ``running``.
         """
         with self._lock:
             return {
@@ -187,6 +197,7 @@ class RedisTelemetrySource:
                 "rejected_total": sum(self._rejected.values()),
                 "lost_ranges": {f"{run}/{agent or ''}": list(r) for (run, agent), r in self._lost.items()},
                 "lost": sum(b - a + 1 for ranges in self._lost.values() for a, b in ranges),
+                "vanished": {f"{run}/{agent or ''}": seq for (run, agent), seq in self._vanished.items()},
                 "reconnects": self._reconnects,
                 "connection_errors": self._connection_errors,
                 "connected": self._connected,
@@ -241,6 +252,7 @@ class RedisTelemetrySource:
     def _discover(self, client: redis.Redis) -> None:
         members = client.smembers(self._index_key)
         self._reachable()
+        self._check_vanished(client, members)
         for key in sorted(members):
             if key in self._states or key in self._bad_keys:
                 continue
@@ -260,8 +272,34 @@ class RedisTelemetrySource:
                 self._streams.append(stream)
             _log.info("%s: reading stream %s/%s after seq_id %s", self.name, *stream, floor)
 
+    def _check_vanished(self, client: redis.Redis, members: set[bytes]) -> None:
+        """Mark the known streams whose key is gone from Redis (not indexed, not there). May raise connection errors.
+
+        Every batch a writer sends re-indexes its stream, so a known key missing from the index means
+        the index was lost (a Redis restarted without its data) or the stream was deleted.
+        """
+        missing = [state for key, state in self._states.items() if key not in members and not state.vanished]
+        if not missing:
+            return
+        pipe = client.pipeline(transaction=False)
+        for state in missing:
+            pipe.exists(state.key)
+        for state, exists in zip(missing, pipe.execute()):
+            if exists:
+                continue
+            state.vanished = True
+            with self._lock:
+                self._vanished[state.stream] = state.last_seq
+            _log.warning("%s: stream %s/%s is gone from Redis after seq_id %s (deleted, or Redis restarted "
+                         "without its data): entries after it that were not read are lost; if the writer goes "
+                         "on, the missing range is reported", self.name, *state.stream, state.last_seq)
+
     def _take(self, state: _Stream, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Decode, publish and advance the cursor over one stream's reply. Never raises a RedisError."""
+        if state.vanished:  # written again: a gap before its new entries is explained like any other
+            state.vanished = False
+            with self._lock:
+                self._vanished.pop(state.stream, None)
         last = state.last_seq
         events: list[TelemetryEvent] = []
         rejected: list[EntryRejected] = []
@@ -297,7 +335,7 @@ class RedisTelemetrySource:
             if not state.gaps:
                 continue
             if any(b > state.removed_upper for _, b in state.gaps):
-                state.removed_upper = max(state.removed_upper, _removed_upper(client, state.key))
+                state.removed_upper = max(state.removed_upper, removed_upper(client, state.key))
             upper = state.removed_upper
             for a, b in state.gaps:
                 if upper >= a:
@@ -308,8 +346,9 @@ class RedisTelemetrySource:
         with self._lock:
             self._lost.setdefault(stream, []).append((first, last))
         self._rlog.log(logging.WARNING, f"lost:{stream}",
-                       "%s: stream %s/%s lost seq_ids %d..%d (%d events at most): Redis retention removed them "
-                       "before they were read", self.name, stream[0], stream[1], first, last, last - first + 1)
+                       "%s: stream %s/%s lost seq_ids %d..%d (%d events at most): Redis no longer held them when "
+                       "they were to be read (retention, XDEL, or a restart without persistence)",
+                       self.name, stream[0], stream[1], first, last, last - first + 1)
 
     def _count_rejected(self, reason: str, detail: str) -> None:
         with self._lock:
@@ -401,22 +440,3 @@ def _stream_replies(reply: Any) -> Iterable[tuple[bytes, list[tuple[bytes, dict[
     if isinstance(reply, dict):
         return [(key, value[0] if value and isinstance(value[0], list) else value) for key, value in reply.items()]
     return [(key, entries) for key, entries in reply]
-
-
-def _removed_upper(client: redis.Redis, key: bytes) -> int:
-    """The highest seq_id below which Redis may have removed entries of ``key`` (-1: none removed)."""
-    try:
-        info = client.xinfo_stream(key)
-    except redis.ResponseError:  # the key is gone: whatever we did not read went with it
-        return 1 << 62
-    last = seq_of_any_id(info.get("last-generated-id"))
-    added, length = info.get("entries-added"), info.get("length")
-    upper = -1
-    if added is None or length is None:  # Redis < 7 does not say: assume removal (reported as an upper bound)
-        upper = last if last is not None else -1
-    elif added > length:  # trimmed: everything before the first entry is gone
-        first = info.get("first-entry")
-        first_seq = seq_of_any_id(first[0]) if first else None
-        upper = first_seq - 1 if first_seq is not None else (last if last is not None else -1)
-    deleted = seq_of_any_id(info.get("max-deleted-entry-id"))
-    return max(upper, deleted if deleted is not None else -1)

@@ -34,6 +34,19 @@ def test_events_become_entries_with_seq_ids_and_the_stream_is_indexed(client: re
     assert pub.stats()["streams"] == 2
 
 
+def test_every_batch_re_indexes_its_streams_after_redis_lost_its_data(client: redis.Redis, factory) -> None:
+    pub = RedisPublisher(client)
+    a, b = factory("run1", "a1", first_seq=1), factory("run1", "a2", first_seq=1)
+    pub.publish([a.started(), b.started()])
+    client.flushall()  # what a Redis restarted without persistence holds
+    pub.publish([a.step(0, 0)])
+    assert client.smembers(index_key()) == {stream_key("run1", "a1").encode()}  # the stream written since
+    pub.publish([b.step(0, 0), a.step(0, 1)])
+    assert client.smembers(index_key()) == {stream_key("run1", "a1").encode(), stream_key("run1", "a2").encode()}
+    assert [e[0] for e in client.xrange(stream_key("run1", "a1"))] == [b"2-1", b"3-1"]  # numbering goes on
+    assert pub.stats()["streams"] == 2
+
+
 def test_publishing_again_is_idempotent_and_counts_duplicates(client: redis.Redis, factory) -> None:
     pub = RedisPublisher(client)
     f = factory(first_seq=1)

@@ -187,6 +187,51 @@ def test_seq_ids_a_writer_skipped_are_not_called_lost(redis_server: RedisServer,
     assert source.lost_ranges() == {} and source.stats()["lost"] == 0
 
 
+def test_entries_redis_lost_with_its_data_are_reported_lost_and_the_rest_delivered(
+        redis_server: RedisServer, bus: RunBus, factory: Any, sources: list[RedisTelemetrySource]) -> None:
+    backlog = [0]
+    gate = BacklogGate(lambda: backlog[0], high_water=10, low_water=5)
+    recorder = bus.subscribe(Topic.STEP_APPENDED, "recorder", maxlen=None)
+    f = factory("run-e", "a1", first_seq=1)
+    steps = [f.step(0, i) for i in range(40)]  # seq 1..40
+    pub = publisher(redis_server)
+    pub.publish(steps[:20])
+    source = RedisTelemetrySource(bus, url=redis_server.url, gate=gate, block_ms=50, discover_interval_s=0.05)
+    sources.append(source)
+    source.start()
+    wait_until(lambda: source.stats()["published_total"] == 20, message="the first part")
+    backlog[0] = 100  # the GUI falls behind: the source parks before its next read
+    wait_until(lambda: gate.is_paused, message="the source waiting on the gate")
+    pub.publish(steps[20:30])
+    redis_server.client().flushall()  # Redis loses its data (as when restarted without persistence)
+    backlog[0] = 0
+    gate.notify()
+    wait_until(lambda: source.stats()["vanished"] == {"run-e/a1": 20}, message="the stream reported gone")
+    assert source.lost_ranges() == {}  # nothing is known lost before the writer goes on
+    pub.publish(steps[30:])  # the writer numbers on; its batch re-indexes the stream
+    wait_until(lambda: source.lost_ranges() == {("run-e", "a1"): [(21, 30)]}, message="the lost range")
+    stats = source.stats()
+    assert stats["lost"] == 10 and stats["lost_ranges"] == {"run-e/a1": [(21, 30)]} and stats["vanished"] == {}
+    assert [e.seq_id for e in recorder.drain()] == list(range(1, 21)) + list(range(31, 41))
+    assert redis_server.client().smembers(index_key()) == {stream_key("run-e", "a1").encode()}
+
+
+def test_a_gui_started_after_redis_lost_its_data_reports_the_gap_as_lost(
+        redis_server: RedisServer, bus: RunBus, factory: Any, sources: list[RedisTelemetrySource]) -> None:
+    f = factory("run-f", "a1", first_seq=1)
+    steps = [f.step(0, i) for i in range(30)]
+    pub = publisher(redis_server)
+    pub.publish(steps[:20])
+    redis_server.client().flushall()
+    pub.publish(steps[20:])  # 21..30 in a stream that now begins there
+    source = RedisTelemetrySource(bus, url=redis_server.url, seq_floor=lambda run, agent: 12, block_ms=50,
+                                  discover_interval_s=0.05)
+    sources.append(source)
+    source.start()
+    wait_until(lambda: source.lost_ranges() == {("run-f", "a1"): [(13, 20)]}, message="the lost range")
+    assert source.stats()["published_total"] == 10 and source.stats()["lost"] == 8
+
+
 def test_malformed_entries_are_counted_by_reason_and_the_valid_ones_delivered(
         redis_server: RedisServer, bus: RunBus, factory: Any, sources: list[RedisTelemetrySource]) -> None:
     f = factory("run-m", "a1", first_seq=1)

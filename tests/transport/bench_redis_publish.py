@@ -1,0 +1,86 @@
+"""Publish-rate figures of the Redis transport's worker side (not collected by pytest).
+
+    .venv/bin/python tests/transport/bench_redis_publish.py [--events 100000] [--rounds 3]
+
+Starts a private redis-server on loopback (no persistence) and measures, per round:
+- ``publisher``: RedisPublisher.publish of ToyText-like step events in batches of 512, in-process
+  (entries/s, the cost the pump pays per batch);
+- ``bridge``: ``python -m gym_gui.transport.redis_bridge`` running the fake worker of the tests,
+  from spawn to exit (entries/s = entries in Redis / wall time, process start included).
+Prints one line per figure and the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from event_factory import EventFactory  # noqa: E402
+from gym_gui.transport.redis_client import make_client  # noqa: E402
+from gym_gui.transport.redis_keys import stream_key  # noqa: E402
+from gym_gui.transport.redis_publisher import RedisPublisher  # noqa: E402
+from redis_helpers import RedisServer, bridge_argv, child_env, redis_server_binary  # noqa: E402
+
+
+def publisher_rate(server: RedisServer, events: int, run_id: str) -> float:
+    f = EventFactory(run_id, "a1", first_seq=1)
+    batch = [f.step(0, i) for i in range(events)]
+    pub = RedisPublisher(make_client(server.url), retention=None)
+    started = time.perf_counter()
+    for i in range(0, len(batch), 512):
+        pub.publish(batch[i:i + 512])
+    elapsed = time.perf_counter() - started
+    assert pub.added == events, pub.stats()
+    pub.client.close()
+    return events / elapsed
+
+
+def bridge_rate(server: RedisServer, steps: int, run_id: str) -> float:
+    worker = [sys.executable, str(HERE / "redis_fake_worker.py"), "--run-id", run_id, "--agent-id", "a1",
+              "--steps", str(steps)]
+    argv = bridge_argv(server.url, "--run-id", run_id, "--retention", "0", "--") + worker
+    started = time.perf_counter()
+    proc = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=600)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with server.client() as c:
+        added = int(c.xlen(stream_key(run_id, "a1")))
+    return added / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(redis_server_binary(), Path(tmp))
+        server.start()
+        try:
+            figures: dict[str, list[float]] = {"publisher": [], "bridge": []}
+            for r in range(args.rounds):
+                with server.client() as c:
+                    c.flushall()
+                figures["publisher"].append(publisher_rate(server, args.events, f"pub-{r}"))
+                figures["bridge"].append(bridge_rate(server, args.events, f"bridge-{r}"))
+                print(f"round {r}: publisher {figures['publisher'][-1]:,.0f} entries/s, "
+                      f"bridge {figures['bridge'][-1]:,.0f} entries/s", flush=True)
+            for name, values in figures.items():
+                print(f"{name}: median {statistics.median(values):,.0f} entries/s over {len(values)} rounds")
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
