@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["SEVERITY", "RunState", "RunStatus", "TERMINAL_STATUSES", "status_for_outcome"]
+__all__ = ["OUTCOMES", "SEVERITY", "RunState", "RunStatus", "TERMINAL_STATUSES", "status_for_outcome"]
 
 
 class RunStatus(str, enum.Enum):
@@ -31,6 +31,9 @@ class RunStatus(str, enum.Enum):
 
 TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
 
+#: The outcomes a run can be finished with (``RunRegistry.update_run_outcome``, RUN_COMPLETED ``outcome``).
+OUTCOMES = ("completed", "failed", "cancelled")
+
 #: When several agents of one run complete, the most severe outcome wins (as in the store's runs row).
 SEVERITY = {RunStatus.COMPLETED: 1, RunStatus.CANCELLED: 2, RunStatus.FAILED: 3}
 
@@ -48,9 +51,13 @@ def status_for_outcome(outcome: Any) -> RunStatus:
 class RunState:
     """A snapshot of one run. Timestamps are the events' ISO-8601 ``ts_iso`` texts.
 
-    ``agent_ids`` lists the run's streams in the order the registry learnt of them;
-    ``last_event_at`` is the time of the newest lifecycle, heartbeat or episode event seen (for a
-    run only known from SQLite: the stored row's latest lifecycle time).
+    ``agent_ids`` lists the run's streams in the order the registry learnt of them (a stream
+    without agent id is not listed: ``anonymous_stream`` says the run has one);
+    ``last_event_at`` is the time of the newest event seen (for a run only known from SQLite: the
+    stored row's latest lifecycle time). ``has_lifecycle`` is True once the run sent RUN_STARTED
+    or a heartbeat (live or stored); a run without (e.g. the existing gym_gui's producers) is finished by
+    ``RunRegistry.update_run_outcome`` and stalls after the idle timeout. ``reason`` is the
+    reason given with the outcome, if any (``summary["reason"]`` once stored).
     """
 
     run_id: str
@@ -62,3 +69,6 @@ class RunState:
     completed_at: str | None = None
     last_event_at: str | None = None
     summary: Any = None
+    has_lifecycle: bool = False
+    reason: str | None = None
+    anonymous_stream: bool = False

@@ -5,9 +5,14 @@ A QTimer on the GUI thread drains the registry's lifecycle subscriptions and pol
 
 Subscriptions (subscriber id ``registry`` by default): RUN_STARTED and RUN_COMPLETED are lossless
 (one event per stream each, so the queue cannot grow, and a completion is never missed);
-RUN_HEARTBEAT and EPISODE_FINALIZED are bounded (they only prove a run is alive, so losing some
-under a burst changes nothing). Steps are not subscribed: a new stream is seen through
-``bus.streams()``, which costs the hot path nothing.
+RUN_HEARTBEAT, EPISODE_FINALIZED and STEP_APPENDED are bounded (they only prove a run is alive,
+so losing some under a burst changes nothing). Steps matter for streams without heartbeats (the
+existing gym_gui's producers publish only steps and episodes): they are the only sign of life
+there. A new stream is also seen through ``bus.streams()``.
+
+Runs without lifecycle records are finished by ``update_run_outcome``, which publishes the
+RUN_COMPLETED they never send: the registry, the live tabs and the DbSink (which persists it in
+the ``runs`` table and then says ``run_persisted``) all treat it as the run's own.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from gym_gui.qt.store_reader import StoreReader
-from gym_gui.live.run_state import RunState, RunStatus
-from gym_gui.live.run_state_table import STATUS, Change, RunStateTable
-from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.live.run_state import OUTCOMES, SEVERITY, RunState, RunStatus, status_for_outcome
+from gym_gui.live.run_state_table import DEFAULT_IDLE_TIMEOUT_S, STATUS, Change, RunStateTable
+from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, Subscription
 from gym_gui.telemetry.sqlite_records import RunRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -31,10 +36,19 @@ __all__ = ["RunRegistry", "RunState", "RunStatus"]
 
 _log = logging.getLogger(__name__)
 
-#: Capacity of the bounded heartbeat and episode subscriptions (per poll tick, all runs together).
+#: Capacity of the bounded liveness subscriptions (per poll tick, all runs together).
 HEARTBEAT_MAXLEN = 256
 EPISODE_MAXLEN = 4096
-_LOSSLESS = (Topic.RUN_STARTED, Topic.RUN_COMPLETED)
+STEP_MAXLEN = 16384
+_MAXLEN: dict[Topic, int | None] = {
+    Topic.RUN_STARTED: None, Topic.RUN_COMPLETED: None,  # lossless
+    Topic.RUN_HEARTBEAT: HEARTBEAT_MAXLEN, Topic.EPISODE_FINALIZED: EPISODE_MAXLEN, Topic.STEP_APPENDED: STEP_MAXLEN,
+}
+#: ``source`` of the RUN_COMPLETED payload ``update_run_outcome`` publishes.
+OUTCOME_SOURCE = "update_run_outcome"
+
+#: A stored run: its record and the highest stored seq_id per agent (non-terminal runs only).
+StoredRun = tuple[RunRecord, dict[str | None, int]]
 
 
 def _unix_s(ts_iso: str | None) -> float | None:
@@ -52,7 +66,9 @@ class RunRegistry(QObject):
     Signals (GUI thread): ``status_changed(run_id, status)`` on every change, also a run's first
     appearance; ``stream_added(run_id, agent_id)`` once per stream, after its run's first status;
     ``stored_runs_loaded(count)`` once the runs stored in SQLite are merged in.
-    ``clock`` (monotonic seconds) and ``wall_clock`` (unix seconds) can be replaced in tests.
+    ``idle_timeout_s``: silence after which a run without heartbeats (no RUN_STARTED, no
+    RUN_HEARTBEAT) is stalled. ``clock`` (monotonic seconds) and ``wall_clock`` (unix seconds) can
+    be replaced in tests.
     """
 
     status_changed = Signal(str, str)
@@ -67,6 +83,7 @@ class RunRegistry(QObject):
         poll_interval_ms: int = 100,
         stall_missed_intervals: int = 3,
         default_heartbeat_interval_s: float = 1.0,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
         subscriber_id: str = "registry",
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -80,7 +97,8 @@ class RunRegistry(QObject):
         self._clock = clock
         self._wall_clock = wall_clock
         self._table = RunStateTable(stall_missed_intervals=stall_missed_intervals,
-                                    default_heartbeat_interval_s=default_heartbeat_interval_s)
+                                    default_heartbeat_interval_s=default_heartbeat_interval_s,
+                                    idle_timeout_s=idle_timeout_s)
         self._subs: dict[Topic, Subscription] = {}
         self._streams_seen = 0
         self._started = False
@@ -98,8 +116,7 @@ class RunRegistry(QObject):
         if self._started or self._stopped:
             return
         self._started = True
-        for topic in (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.EPISODE_FINALIZED, Topic.RUN_COMPLETED):
-            maxlen = None if topic in _LOSSLESS else HEARTBEAT_MAXLEN if topic is Topic.RUN_HEARTBEAT else EPISODE_MAXLEN
+        for topic, maxlen in _MAXLEN.items():
             self._subs[topic] = self.bus.subscribe(topic, self.subscriber_id, maxlen=maxlen)
         self._timer.start()
         if self.reader is None or not self.reader.submit(_read_runs, self._on_stored_runs, self._on_load_error):
@@ -158,6 +175,70 @@ class RunRegistry(QObject):
         """Seconds without an event after which the run counts as stalled, or None. GUI thread."""
         return self._table.stall_timeout_s(run_id)
 
+    @property
+    def idle_timeout_s(self) -> float:
+        """Silence after which a run without heartbeats is stalled (seconds). GUI thread."""
+        return self._table.idle_timeout_s
+
+    def update_run_outcome(
+        self,
+        run_id: str,
+        outcome: str,
+        *,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        agent_id: str | None = None,
+    ) -> TelemetryEvent | None:
+        """Finish a run that will never send RUN_COMPLETED itself (e.g. the existing gym_gui's
+        producers, which publish only steps and episodes; the trainer knows the run ended).
+
+        ``outcome`` is ``completed``, ``failed`` or ``cancelled`` (else ValueError); ``reason`` (why,
+        in words) and ``summary`` are kept with it (``summary["reason"]`` = ``reason``), as is
+        ``exit_code``. Publishes a RUN_COMPLETED on the bus as the next event (``seq_id`` one above
+        the highest seen) of ``agent_id``'s stream (default: the run's first agent, else the run's
+        stream without agent id), with ``payload["source"] == "update_run_outcome"``. So the DbSink
+        persists it in the ``runs`` table (a restarted registry reads it back) and then emits
+        ``run_persisted``, the replay loads, the Online tabs show the outcome, and this registry's
+        state turns terminal with ``status_changed`` before this call returns. Call it once the
+        producer has stopped publishing the run; events it publishes later are still stored.
+
+        Returns the event published, or None (nothing published) when the run is already terminal
+        with an outcome at least as severe (failed > cancelled > completed). Also works before
+        ``start`` and after ``stop`` (the state is then updated directly). GUI thread; never blocks.
+        """
+        if type(run_id) is not str or not run_id:
+            raise ValueError(f"run_id must be a non-empty str, got {run_id!r}")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        if reason is not None and type(reason) is not str:
+            raise ValueError(f"reason must be a str or None, got {type(reason).__name__}")
+        if exit_code is not None and type(exit_code) is not int:
+            raise ValueError(f"exit_code must be an int or None, got {type(exit_code).__name__}")
+        current = self.status(run_id)
+        if current is not None and current.is_terminal and SEVERITY[status_for_outcome(outcome)] <= SEVERITY[current]:
+            _log.info("run %s is already %s: outcome %s not published", run_id, current.value, outcome)
+            return None
+        if agent_id is None:
+            agent_id = self._table.finishing_agent(run_id)
+        payload: dict[str, Any] = {"outcome": outcome, "source": OUTCOME_SOURCE}
+        if reason:
+            payload["reason"] = reason
+        if summary is not None or reason:
+            payload["summary"] = {**dict(summary or {}), **({"reason": reason} if reason else {})}
+        if exit_code is not None:
+            payload["exit_code"] = exit_code
+        evt = TelemetryEvent(topic=Topic.RUN_COMPLETED, run_id=run_id, agent_id=agent_id,
+                             seq_id=self._table.next_seq_id(run_id, agent_id), ts_iso=utc_now_iso(),
+                             payload=payload)
+        _log.info("run %s finished by the app: %s%s", run_id, outcome, f" ({reason})" if reason else "")
+        self.bus.publish(evt)
+        if self._started and not self._stopped:
+            self.poll()  # drains the event just published: the state changes before this returns
+        else:
+            self._emit(self._table.apply_event(evt, self._clock()))
+        return evt
+
     # -- polling ---------------------------------------------------------------------------------
     def poll(self) -> None:
         """One tick: fold new lifecycle events and streams, then check for stalls. GUI thread (the
@@ -167,14 +248,20 @@ class RunRegistry(QObject):
         self._polls += 1
         now = self._clock()
         events: list[TelemetryEvent] = []
-        for sub in self._subs.values():
-            events += sub.drain()
+        steps: list[TelemetryEvent] = []
+        for topic, sub in self._subs.items():
+            if topic is Topic.STEP_APPENDED:
+                steps = sub.drain()
+            else:
+                events += sub.drain()
             if sub.maxlen is not None:
                 sub.take_lost_ranges()  # losing liveness events is harmless; keep the log from growing
-        events.sort(key=lambda e: e.seq_id)  # restores each stream's order across the four topics
+        events.sort(key=lambda e: e.seq_id)  # restores each stream's order across the lifecycle topics
         changes: list[Change] = []
         for evt in events:
             changes += self._table.apply_event(evt, now)
+        if steps:  # activity only; a run finished in this tick stays finished
+            changes += self._table.apply_activity(steps, now)
         streams = self.bus.streams()
         for run_id, agent_id in streams[self._streams_seen:]:
             changes += self._table.add_stream(run_id, agent_id, now)
@@ -191,21 +278,21 @@ class RunRegistry(QObject):
                 self.stream_added.emit(run_id, value)
 
     # -- stored runs -----------------------------------------------------------------------------
-    def _on_stored_runs(self, records: list[RunRecord]) -> None:
+    def _on_stored_runs(self, stored: list[StoredRun]) -> None:
         if self._stopped:
             return
         self.poll()  # live events queued so far go first: they are newer than anything stored
         now, wall_now = self._clock(), self._wall_clock()
         changes: list[Change] = []
-        for record in records:
+        for record, max_seq_ids in stored:
             stored_at = max((t for t in (_unix_s(record.updated_at), _unix_s(record.last_heartbeat_at))
                              if t is not None), default=None)
             age_s = None if stored_at is None else wall_now - stored_at
-            changes += self._table.merge_stored(record, now, age_s)
+            changes += self._table.merge_stored(record, now, age_s, max_seq_ids)
         self._stored_loaded = True
-        _log.info("run registry: %d stored runs loaded", len(records))
+        _log.info("run registry: %d stored runs loaded", len(stored))
         self._emit(changes)
-        self.stored_runs_loaded.emit(len(records))
+        self.stored_runs_loaded.emit(len(stored))
 
     def _on_load_error(self, error: BaseException) -> None:
         _log.warning("run registry: cannot read the stored runs: %s: %s", type(error).__name__, error)
@@ -215,6 +302,15 @@ class RunRegistry(QObject):
         self.stored_runs_loaded.emit(0)
 
 
-def _read_runs(store: TelemetrySQLiteStore) -> list[RunRecord]:
-    """Every stored run (reader thread)."""
-    return store.runs()
+def _read_runs(store: TelemetrySQLiteStore) -> list[StoredRun]:
+    """Every stored run, with its streams' highest seq_ids when it may still be finished (reader thread)."""
+    out: list[StoredRun] = []
+    for record in store.runs():
+        seqs: dict[str | None, int] = {}
+        if not record.is_terminal:
+            for agent_id in record.agent_ids:
+                seq = store.max_seq_id(record.run_id, agent_id)
+                if seq is not None:
+                    seqs[agent_id] = seq
+        out.append((record, seqs))
+    return out

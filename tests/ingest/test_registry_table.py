@@ -77,3 +77,62 @@ def test_stored_rows_create_unknown_runs_and_only_fill_in_known_ones() -> None:
     assert table.merge_stored(done, 100.0, age_s=0.0) == [(STREAM, "live", "a1"), (STREAM, "live", "a2")]
     live = table.state("live")
     assert live is not None and live.status is RunStatus.PENDING and live.env_id == "Taxi-v3" and live.summary is None
+
+
+def test_a_run_of_steps_and_episodes_only_stalls_after_the_idle_timeout(factory: Any) -> None:
+    table = RunStateTable(stall_missed_intervals=3, default_heartbeat_interval_s=1.0, idle_timeout_s=10.0)
+    f = factory("r", "a1")
+    # The first step makes the run known and running: no RUN_STARTED needed.
+    assert table.apply_activity([f.step(0, 0), f.step(0, 1)], 0.0) == [(STATUS, "r", "running"), (STREAM, "r", "a1")]
+    state = table.state("r")
+    assert state is not None and not state.has_lifecycle and table.stall_timeout_s("r") == 10.0
+    assert table.check_stalls(9.5) == []
+    assert table.apply_activity([f.step(0, 2)], 9.5) == []  # steps are news: the window restarts
+    assert table.check_stalls(19.0) == [] and table.check_stalls(19.5) == [(STATUS, "r", "stalled")]
+    assert table.apply_activity([f.step(0, 3)], 20.0) == [(STATUS, "r", "running")]
+    assert table.apply_event(f.episode(0, 4), 25.0) == []
+    assert table.check_stalls(34.9) == [] and table.check_stalls(35.0) == [(STATUS, "r", "stalled")]
+    # RUN_STARTED without an interval: the heartbeat rule with the default interval applies again.
+    g = factory("with-start", "a1")
+    table.apply_event(g.started(), 0.0)
+    assert table.stall_timeout_s("with-start") == 3.0
+
+
+def test_control_and_overflow_are_ignored_and_terminal_runs_ignore_activity(factory: Any) -> None:
+    from gym_gui.telemetry.events import TelemetryEvent, Topic
+
+    table = RunStateTable()
+    f = factory("r", "a1")
+    overflow = TelemetryEvent(Topic.OVERFLOW, "r", "a1", 3, f.step(0, 0).ts_iso, {"lost_ranges": [[1, 2]]})
+    assert table.apply_event(overflow, 0.0) == [] and "r" not in table
+    control_topic = getattr(Topic, "CONTROL", None)
+    if control_topic is not None:  # the existing gym_gui's credit notices
+        control = TelemetryEvent(control_topic, "r", "a1", 3, overflow.ts_iso, {"state": "STARVED"})
+        assert table.apply_event(control, 0.0) == [] and "r" not in table
+    table.apply_activity([f.step(0, 1)], 0.0)
+    assert table.apply_event(f.completed("failed", reason="trainer said so"), 1.0) == [(STATUS, "r", "failed")]
+    assert table.apply_activity([f.step(0, 2)], 2.0) == [] and table.check_stalls(1e9) == []
+    state = table.state("r")
+    assert state is not None and state.status is RunStatus.FAILED and state.reason == "trainer said so"
+
+
+def test_a_stream_without_agent_id_is_noted_not_announced_and_seq_ids_are_tracked(factory: Any) -> None:
+    table = RunStateTable()
+    anon = factory("r", None, first_seq=5)
+    assert table.apply_activity([anon.step(0, 0), anon.step(0, 1)], 0.0) == [(STATUS, "r", "running")]
+    state = table.state("r")
+    assert state is not None and state.anonymous_stream and state.agent_ids == ()
+    assert table.add_stream("r", None, 1.0) == []
+    assert table.finishing_agent("r") is None and table.next_seq_id("r", None) == 7
+    named = factory("r", "a1", first_seq=100)
+    table.apply_event(named.episode(0, 1), 2.0)
+    assert table.finishing_agent("r") == "a1" and table.next_seq_id("r", "a1") == 101
+    assert table.next_seq_id("unknown", None) == 1 and table.finishing_agent("unknown") is None
+    # Stored seq_ids count too (a run finished after a restart continues its stream).
+    stored = stored_run("old", "running", started_at=None, agent_ids=("a1",))
+    table.merge_stored(stored, 0.0, age_s=0.0, max_seq_ids={"a1": 41})
+    assert table.next_seq_id("old", "a1") == 42
+    old = table.state("old")
+    assert old is not None and not old.has_lifecycle and table.stall_timeout_s("old") == table.idle_timeout_s
+    with pytest.raises(ValueError):
+        RunStateTable(idle_timeout_s=0)

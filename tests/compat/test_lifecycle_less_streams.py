@@ -1,0 +1,200 @@
+"""Streams that only ever carry STEP_APPENDED and EPISODE_FINALIZED (as the existing gym_gui's producers
+publish them: no RUN_STARTED, no heartbeat, no RUN_COMPLETED) are first-class in the Qt layer.
+
+Real parts throughout: a TelemetrySQLiteStore file in tmp_path, the real DbSink thread, a real RunBus,
+a publisher thread, the StoreReader, RunRegistry and ReplayController, Qt signals waited on with
+pytest-qt. Only the registry's monotonic clock is a test clock, so silence is simulated, not slept.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from event_factory import EventFactory
+from gym_gui.qt.db_sink_thread import DbSink
+from gym_gui.qt.run_registry import OUTCOME_SOURCE, RunRegistry, RunStatus
+from gym_gui.qt.store_reader import StoreReader
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+RUN = "trainer-run-7"
+AGENT = "agent-3"
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.t = 5000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def publish_from_a_thread(bus: RunBus, events: list[TelemetryEvent]) -> None:
+    """Publish like the existing producers do: from their own (asyncio) thread, in order."""
+    thread = threading.Thread(target=lambda: [bus.publish(e) for e in events], name="producer")
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def data_only(f: EventFactory, episodes: range, length: int) -> list[TelemetryEvent]:
+    """Steps and episodes only, seq_ids increasing as our proxy gives them."""
+    events: list[TelemetryEvent] = []
+    for ep in episodes:
+        events += [f.step(ep, i) for i in range(length)]
+        events.append(f.episode(ep, length))
+    return events
+
+
+@pytest.fixture
+def parts(qtbot: Any, store: TelemetrySQLiteStore, bus: RunBus) -> Iterator[dict[str, Any]]:
+    """The real durable path and a reader over ``store``; every registry a test makes is stopped."""
+    sink = DbSink(store, bus, batch_size=16)
+    sink.start()
+    reader = StoreReader(store)
+    made: list[Any] = []
+    yield {"sink": sink, "reader": reader, "made": made}
+    for obj in made:
+        obj.stop()
+        assert not obj.poll_timer.isActive()
+    assert sink.stop(10) and not sink.isRunning()
+    assert reader.stop(5) and reader.threads_alive() == 0
+
+
+def make_registry(qtbot: Any, bus: RunBus, parts: dict[str, Any], **kwargs: Any) -> RunRegistry:
+    kwargs.setdefault("poll_interval_ms", 10)
+    registry = RunRegistry(bus, reader=parts["reader"], **kwargs)
+    parts["made"].append(registry)
+    with qtbot.waitSignal(registry.stored_runs_loaded, timeout=5000):
+        registry.start()
+    return registry
+
+
+def wait_ticks(qtbot: Any, registry: RunRegistry, ticks: int = 3) -> None:
+    target = registry.polls + ticks
+    qtbot.waitUntil(lambda: registry.polls >= target, timeout=5000)
+
+
+def test_a_data_only_stream_runs_on_its_first_event_and_is_stalled_by_silence_never_failed(
+        qtbot: Any, store: TelemetrySQLiteStore, bus: RunBus, parts: dict[str, Any]) -> None:
+    clock = FakeClock()
+    registry = make_registry(qtbot, bus, parts, clock=clock, idle_timeout_s=5.0)
+    seen: list[tuple[str, str]] = []
+    registry.status_changed.connect(lambda run, status: seen.append(("status", status)))
+    registry.stream_added.connect(lambda run, agent: seen.append(("stream", agent)))
+    f = EventFactory(RUN, AGENT, first_seq=1)
+    with qtbot.waitSignal(registry.stream_added, timeout=5000) as added:
+        publish_from_a_thread(bus, [f.step(0, 0)])
+    assert added.args == [RUN, AGENT] and seen == [("status", "running"), ("stream", AGENT)]
+    state = registry.state(RUN)
+    assert state is not None and state.status is RunStatus.RUNNING and not state.has_lifecycle
+    assert registry.stall_timeout_s(RUN) == 5.0  # no heartbeats to miss: the idle timeout
+    # Steps keep it running: each one restarts the window (steps are the only sign of life here).
+    for i in range(1, 4):
+        clock.t += 4.0
+        publish_from_a_thread(bus, [f.step(0, i)])
+        wait_ticks(qtbot, registry)
+        assert registry.status(RUN) is RunStatus.RUNNING
+    clock.t += 4.9
+    wait_ticks(qtbot, registry)
+    assert registry.status(RUN) is RunStatus.RUNNING
+    with qtbot.waitSignal(registry.status_changed, timeout=5000) as stalled:
+        clock.t += 0.2
+    assert stalled.args == [RUN, "stalled"]
+    clock.t += 3600.0  # an hour of silence: quiet, not failed
+    wait_ticks(qtbot, registry)
+    assert registry.status(RUN) is RunStatus.STALLED
+    with qtbot.waitSignal(registry.status_changed, timeout=5000) as resumed:
+        publish_from_a_thread(bus, [f.episode(0, 4)])
+    assert resumed.args == [RUN, "running"]
+    assert seen == [("status", "running"), ("stream", AGENT), ("status", "stalled"), ("status", "running")]
+    # Persisted as it came, and the stored run is running: nothing waits for a RUN_COMPLETED.
+    assert parts["sink"].flush(5)
+    assert store.step_count(RUN, AGENT) == 4 and [e.episode_index for e in store.episode_records(RUN)] == [0]
+    stored = store.run(RUN)
+    assert stored is not None and stored.status == "running" and stored.started_at is None
+
+
+def test_update_run_outcome_finishes_the_run_persists_it_and_a_restarted_registry_reads_it(
+        qtbot: Any, db_path: Path, store: TelemetrySQLiteStore, bus: RunBus, parts: dict[str, Any]) -> None:
+    registry = make_registry(qtbot, bus, parts)
+    f = EventFactory(RUN, AGENT, first_seq=1)
+    publish_from_a_thread(bus, data_only(f, range(2), 3))
+    qtbot.waitUntil(lambda: registry.status(RUN) is RunStatus.RUNNING, timeout=5000)
+    wait_ticks(qtbot, registry)
+    sink: DbSink = parts["sink"]
+    with pytest.raises(ValueError):
+        registry.update_run_outcome(RUN, "exploded")
+    with qtbot.waitSignal(sink.run_persisted, timeout=10000) as persisted:
+        with qtbot.waitSignal(registry.status_changed, timeout=1) as changed:  # emitted inside the call
+            evt = registry.update_run_outcome(RUN, "failed", reason="trainer reported CUDA OOM",
+                                              summary={"episodes": 2}, exit_code=137)
+    assert changed.args == [RUN, "failed"] and persisted.args == [RUN]
+    assert evt is not None and evt.topic is Topic.RUN_COMPLETED and evt.agent_id == AGENT
+    assert evt.seq_id == f.seq + 1  # the stream's next event
+    assert evt.payload["source"] == OUTCOME_SOURCE
+    state = registry.state(RUN)
+    assert state is not None and state.status is RunStatus.FAILED and state.outcome == "failed"
+    assert state.reason == "trainer reported CUDA OOM"
+    assert state.summary == {"episodes": 2, "reason": "trainer reported CUDA OOM"}
+    # Final: a milder outcome publishes nothing, a late step does not revive it, time does not stall it.
+    assert registry.update_run_outcome(RUN, "completed") is None
+    publish_from_a_thread(bus, [f.step(2, 0)])
+    wait_ticks(qtbot, registry)
+    assert registry.status(RUN) is RunStatus.FAILED
+    stored = store.run(RUN)
+    assert stored is not None and stored.status == "failed" and stored.outcome == "failed"
+    assert stored.exit_code == 137 and stored.summary == {"episodes": 2, "reason": "trainer reported CUDA OOM"}
+
+    # A new process: fresh bus, store object and reader over the same file.
+    assert sink.flush(5)
+    store2 = TelemetrySQLiteStore(db_path)
+    reader2 = StoreReader(store2)
+    registry2 = RunRegistry(RunBus(), reader=reader2, poll_interval_ms=10)
+    try:
+        with qtbot.waitSignal(registry2.stored_runs_loaded, timeout=5000):
+            registry2.start()
+        again = registry2.state(RUN)
+        assert again is not None and again.status is RunStatus.FAILED and again.outcome == "failed"
+        assert again.reason == "trainer reported CUDA OOM" and again.agent_ids == (AGENT,)
+        assert not again.has_lifecycle
+    finally:
+        registry2.stop()
+        assert reader2.stop(5)
+        store2.close()
+
+
+def test_a_stored_unfinished_data_only_run_is_stalled_after_a_restart_and_can_be_finished(
+        qtbot: Any, db_path: Path, store: TelemetrySQLiteStore, bus: RunBus, parts: dict[str, Any]) -> None:
+    f = EventFactory(RUN, AGENT, first_seq=10)
+    publish_from_a_thread(bus, data_only(f, range(1), 3))
+    assert parts["sink"].flush(5)
+    # A new process over the same file: its own bus, sink, reader and registry.
+    store2 = TelemetrySQLiteStore(db_path)
+    bus2 = RunBus()
+    sink2 = DbSink(store2, bus2, batch_size=16)
+    sink2.start()
+    reader2 = StoreReader(store2)
+    registry = RunRegistry(bus2, reader=reader2, poll_interval_ms=10, wall_clock=lambda: 4_000_000_000.0)
+    try:
+        with qtbot.waitSignal(registry.stored_runs_loaded, timeout=5000):
+            registry.start()
+        assert registry.status(RUN) is RunStatus.STALLED  # not live here, its last news is old: quiet
+        with qtbot.waitSignal(sink2.run_persisted, timeout=10000):
+            evt = registry.update_run_outcome(RUN, "completed")
+        assert evt is not None and evt.seq_id == f.seq + 1  # continues after the stored seq_ids
+        assert registry.status(RUN) is RunStatus.COMPLETED
+        stored = store2.run(RUN)
+        assert stored is not None and stored.status == "completed" and stored.outcome == "completed"
+    finally:
+        registry.stop()
+        assert sink2.stop(10)
+        assert reader2.stop(5)
+        store2.close()
