@@ -3,7 +3,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s, utc_now_iso
+from gym_gui.telemetry import events as events_module
+from gym_gui.telemetry.events import MAX_SEQ_ID, MIN_SEQ_ID, TelemetryEvent, Topic, iso_from_unix_s, utc_now_iso
 
 
 def make(**overrides: object) -> TelemetryEvent:
@@ -14,10 +15,11 @@ def make(**overrides: object) -> TelemetryEvent:
     return TelemetryEvent(**fields)  # type: ignore[arg-type]
 
 
-def test_topics_are_the_six_of_the_contract() -> None:
+def test_topics_are_the_seven_of_the_contract() -> None:
     assert [t.name for t in Topic] == [
-        "RUN_STARTED", "RUN_HEARTBEAT", "RUN_COMPLETED", "STEP_APPENDED", "EPISODE_FINALIZED", "OVERFLOW",
+        "RUN_STARTED", "RUN_HEARTBEAT", "RUN_COMPLETED", "STEP_APPENDED", "EPISODE_FINALIZED", "OVERFLOW", "CONTROL",
     ]
+    assert all(t.value == t.name for t in Topic)
     assert Topic["STEP_APPENDED"] is Topic.STEP_APPENDED
 
 
@@ -37,17 +39,24 @@ def test_agent_id_may_be_none() -> None:
     ("field", "value"),
     [
         ("topic", "STEP_APPENDED"),
-        ("run_id", ""),
+        ("topic", None),
         ("run_id", 5),
-        ("agent_id", ""),
+        ("run_id", None),
         ("agent_id", 6),
-        ("seq_id", -1),
         ("seq_id", 1.0),
         ("seq_id", True),
+        ("seq_id", None),
         ("seq_id", 2**63),  # beyond SQLite's INTEGER
+        ("seq_id", -(2**63) - 1),
+        ("seq_id", "7.0"),
+        ("seq_id", "seven"),
+        ("seq_id", "9" * 30),
         pytest.param("seq_id", 10**5000, id="seq_id-too-long-for-repr"),
         ("ts_iso", None),
+        ("ts_iso", 5),
+        ("ts_iso", object()),
         ("payload", [1, 2]),
+        ("payload", None),
     ],
 )
 def test_wrong_field_types_fail_with_the_field_named(field: str, value: object) -> None:
@@ -58,3 +67,11 @@ def test_wrong_field_types_fail_with_the_field_named(field: str, value: object) 
 def test_iso_helpers_are_utc() -> None:
     assert iso_from_unix_s(0.0) == "1970-01-01T00:00:00+00:00"
     assert utc_now_iso().endswith("+00:00")
+
+
+def test_seq_id_range_is_sqlites_signed_64_bit_and_the_fast_check_uses_the_same_bounds() -> None:
+    assert (MIN_SEQ_ID, MAX_SEQ_ID) == (-(2**63), 2**63 - 1)
+    assert make(seq_id=MIN_SEQ_ID).seq_id == MIN_SEQ_ID and make(seq_id=MAX_SEQ_ID).seq_id == MAX_SEQ_ID
+    consts = TelemetryEvent.__init__.__code__.co_consts
+    assert MIN_SEQ_ID in consts and MAX_SEQ_ID in consts
+    assert events_module.MIN_SEQ_ID == MIN_SEQ_ID
