@@ -134,9 +134,10 @@ class LiveTelemetryController(QObject):
             return
         sid = self.subscriber_id
         self._subs = self.bus.subscribe_all((_STEP, _EPISODE), sid, maxlen=self._buffer_maxlen,
-                                            run_id=self.run_id, agent_id=self.agent_id)
+                                            run_id=self.run_id, agent_id=self.agent_id, replace=False)
         try:
-            self._subs.update(self.bus.subscribe_all(_LIFECYCLE, sid, maxlen=self._buffer_maxlen, run_id=self.run_id))
+            self._subs.update(self.bus.subscribe_all(_LIFECYCLE, sid, maxlen=self._buffer_maxlen, run_id=self.run_id,
+                                                     replace=False))
         except ValueError:
             self._unsubscribe()
             raise

@@ -3,8 +3,14 @@
 Hot path: ``publish`` takes one lock per event, walks a cached route (the subscriptions that match
 the event's topic, run and agent) and appends to each subscription's deque. A bounded deque drops
 its oldest entry when full; the drop is counted and its seq_id recorded as an exact lost range.
+The same route holds the stream's last seq_id, so the sequence-gap check costs a compare.
 Nothing on the hot path calls consumer code, so a consumer can neither block nor break a publisher.
 Control-plane notices (subscribed, unsubscribed, overflow) go through blinker signals.
+
+It also serves the existing gym_gui callers (EMBEDDING.md section 2): ``RunBus(max_queue)``,
+``subscribe``/``subscribe_with_size`` returning a ``queue.Queue`` (our ``Subscription``),
+re-subscribing replaces, ``overflow_stats`` / ``reset_overflow_stats`` / ``queue_sizes`` /
+``sequence_stats``, the ``Sequence gap detected in RunBus`` warning, ``get_bus`` / ``reset_bus``.
 """
 
 from __future__ import annotations
@@ -19,195 +25,97 @@ from typing import Any, Callable, Iterable
 from blinker import NamedSignal
 
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic, utc_now_iso
-from gym_gui.telemetry.seq_ranges import SeqRangeLog
+from gym_gui.telemetry.seq_ranges import SeqGapWarner
+from gym_gui.telemetry.subscription import Subscription, Waker
 
-__all__ = ["DEFAULT_MAXLEN", "OVERFLOW_NOTICE_INTERVAL_S", "RunBus", "Subscription", "Waker", "get_bus"]
+__all__ = [
+    "BUS_DEFAULT", "DEFAULT_MAXLEN", "DEFAULT_MAX_QUEUE", "GAP_WARNING_INTERVAL_S", "OVERFLOW_NOTICE_INTERVAL_S",
+    "RunBus", "Subscription", "Waker", "get_bus", "reset_bus",
+]
 
 _log = logging.getLogger(__name__)
 
-#: Capacity of a live subscription unless the subscriber asks for another.
-DEFAULT_MAXLEN = 4096
+#: Capacity of a subscription unless the bus (``RunBus(max_queue=)``) or the subscriber asks for another.
+DEFAULT_MAX_QUEUE = 2048
+DEFAULT_MAXLEN = DEFAULT_MAX_QUEUE  # the earlier name
 #: At most one OVERFLOW notice per subscription and stream in this interval.
 OVERFLOW_NOTICE_INTERVAL_S = 0.5
+#: At most one sequence-gap warning per stream in this interval (0: one per gap).
+GAP_WARNING_INTERVAL_S = 1.0
 #: Route cache entries kept before the cache is rebuilt from scratch.
 _MAX_CACHED_ROUTES = 4096
+#: The message of the sequence-gap warning, exactly as the existing callers know it.
+GAP_MESSAGE = "Sequence gap detected in RunBus"
 
 _RouteKey = tuple[Topic, str, "str | None"]
 # One route entry per matching subscription: (queue, maxlen, waker, subscription).
 _RouteEntry = tuple["deque[TelemetryEvent]", "int | None", "Waker", "Subscription"]
+# A route: its entries and the stream's gap-tracker cell ([last seq_id], shared across topics).
+_Route = tuple[tuple[_RouteEntry, ...], "list[float]"]
 
 
-class Waker:
-    """Wakes one consumer thread when any of the subscriptions attached to it receives data.
+class _BusDefault:
+    """The type of ``BUS_DEFAULT``."""
 
-    Publishers pay one attribute read per event while the waker is already pending, so waking is
-    cheap on the hot path. Spurious wakeups are possible: after waking, always drain.
-    """
-
-    __slots__ = ("pending", "_event")
-
-    def __init__(self) -> None:
-        self.pending = False
-        self._event = threading.Event()
-
-    def notify(self) -> None:
-        """Wake the waiting consumer (also used to make it re-check a stop flag). Any thread; never blocks."""
-        self.pending = True
-        self._event.set()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until notified since the last wait, or until ``timeout_s``; True if notified.
-
-        Consumer thread only; blocks. Drain every attached subscription after it returns.
-        """
-        woken = self._event.wait(timeout_s)
-        self._event.clear()
-        self.pending = False
-        return woken
-
-
-class Subscription:
-    """One subscriber's buffer for one topic, optionally filtered to a run and/or agent.
-
-    ``maxlen=None`` is lossless; otherwise the buffer keeps the newest ``maxlen`` events. All
-    methods may be called from any thread and never block, except ``wait``.
-    """
-
-    __slots__ = (
-        "topic", "subscriber_id", "maxlen", "run_id", "agent_id", "key",
-        "_bus", "_queue", "_waker", "_dropped", "_delivered", "_drain_epoch",
-        "_lost", "_unnoticed", "_closed",
-    )
-
-    def __init__(
-        self,
-        bus: RunBus,
-        topic: Topic,
-        subscriber_id: str,
-        maxlen: int | None,
-        run_id: str | None,
-        agent_id: str | None,
-        waker: Waker,
-    ) -> None:
-        self.topic = topic
-        self.subscriber_id = subscriber_id
-        self.maxlen = maxlen
-        self.run_id = run_id
-        self.agent_id = agent_id
-        self.key = f"{topic.name}:{subscriber_id}"
-        self._bus = bus
-        self._queue: deque[TelemetryEvent] = deque(maxlen=maxlen)
-        self._waker = waker
-        self._dropped = 0
-        self._delivered = 0
-        self._drain_epoch = 0
-        self._lost = SeqRangeLog()
-        # Drops not yet reported by an OVERFLOW notice (notices about OVERFLOW itself would recurse).
-        self._unnoticed: SeqRangeLog | None = SeqRangeLog() if topic is not Topic.OVERFLOW else None
-        self._closed = False
+    __slots__ = ()
 
     def __repr__(self) -> str:
-        return f"<Subscription {self.key} maxlen={self.maxlen} queued={len(self._queue)} dropped={self._dropped}>"
+        return "BUS_DEFAULT"
 
-    def __len__(self) -> int:
-        """Events queued now. Any thread; never blocks."""
-        return len(self._queue)
 
-    @property
-    def dropped(self) -> int:
-        """Events dropped since subscribing (always 0 when lossless). Any thread."""
-        return self._dropped
+#: ``subscribe(maxlen=BUS_DEFAULT)``: the bus's ``max_queue``.
+BUS_DEFAULT = _BusDefault()
 
-    @property
-    def delivered(self) -> int:
-        """Events handed out by ``drain`` since subscribing. Any thread."""
-        return self._delivered
 
-    @property
-    def closed(self) -> bool:
-        """True once unsubscribed; queued events can still be drained. Any thread."""
-        return self._closed
+class _UntrackedCell(list):  # type: ignore[type-arg]
+    """The gap cell of OVERFLOW routes: always "never seen", so the bus's own notices (whose seq_id
+    is a lost range's end) neither warn nor move a stream's last seq_id."""
 
-    def matches(self, run_id: str, agent_id: str | None) -> bool:
-        """Whether events of stream ``(run_id, agent_id)`` pass this subscription's filter."""
-        return (self.run_id is None or self.run_id == run_id) and (
-            self.agent_id is None or self.agent_id == agent_id
-        )
-
-    def drain(self, max_items: int | None = None) -> list[TelemetryEvent]:
-        """Remove and return up to ``max_items`` queued events, oldest first. Any thread; never blocks."""
-        if max_items is not None and max_items < 0:
-            raise ValueError(f"max_items must be >= 0 or None, got {max_items}")
-        with self._bus._lock:
-            queue = self._queue
-            if max_items is None or max_items >= len(queue):
-                items = list(queue)
-                queue.clear()
-            else:
-                popleft = queue.popleft
-                items = [popleft() for _ in range(max_items)]
-            if items:
-                self._delivered += len(items)
-                self._drain_epoch += 1
-        return items
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until data is queued or ``timeout_s`` passes; True if data is queued.
-
-        The consumer thread of this subscription only; blocks. Subscriptions sharing a ``Waker``
-        should wait on the waker instead.
-        """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not self._queue:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            self._waker.wait(remaining)
-        return True
-
-    def take_lost_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
-        """Return and forget the seq_id ranges dropped since the last call, per stream.
-
-        A range ``(a, b)`` means every event of this subscription's topic and stream with
-        ``a <= seq_id <= b`` was dropped (inclusive). Any thread; never blocks.
-        """
-        with self._bus._lock:
-            return self._lost.take()
-
-    # -- called by RunBus under its lock -------------------------------------------------------
-    def _record_drop(self, evicted: TelemetryEvent) -> None:
-        self._dropped += 1
-        stream = (evicted.run_id, evicted.agent_id)
-        self._lost.add(stream, evicted.seq_id, self._drain_epoch)
-        if self._unnoticed is not None:
-            self._unnoticed.add(stream, evicted.seq_id, self._drain_epoch)
+    def __setitem__(self, index: Any, value: Any) -> None:
+        pass
 
 
 class RunBus:
     """Process-wide (or test-local) publish/subscribe hub for TelemetryEvents.
 
-    Signals (blinker, control plane only, sent outside the bus lock from the calling thread):
-    ``subscribed(bus, subscription=)``, ``unsubscribed(bus, subscription=)``,
-    ``overflowed(bus, subscription=, stream=, lost_ranges=)``, and
-    ``stream_opened(bus, stream=)`` when a stream's first event is published (sent from the
-    publishing thread; a Qt receiver must hand it to its own thread, or poll ``streams()``).
+    ``max_queue`` is the capacity ``subscribe`` gives when the subscriber names none (``<= 0``:
+    unbounded). Signals (blinker, control plane only, sent outside the bus lock from the calling
+    thread): ``subscribed(bus, subscription=)``, ``unsubscribed(bus, subscription=)`` (also for a
+    subscription replaced by a re-subscribe), ``overflowed(bus, subscription=, stream=,
+    lost_ranges=)``, and ``stream_opened(bus, stream=)`` when a stream's first event is published
+    (sent from the publishing thread; a Qt receiver must hand it to its own thread, or poll
+    ``streams()``). Construct from any thread; logs one INFO line.
     """
 
-    def __init__(self, *, overflow_notice_interval_s: float = OVERFLOW_NOTICE_INTERVAL_S) -> None:
-        self._lock = threading.Lock()  # guards every queue, the route cache and the subscription table
+    def __init__(
+        self,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        *,
+        overflow_notice_interval_s: float = OVERFLOW_NOTICE_INTERVAL_S,
+        gap_warning_interval_s: float = GAP_WARNING_INTERVAL_S,
+    ) -> None:
+        if type(max_queue) is not int:
+            raise TypeError(f"max_queue must be an int, got {max_queue!r}")
+        self.max_queue = max_queue
+        self._lock = threading.Lock()  # guards every queue, the route cache, the gap cells and the table
         self._subs: dict[tuple[Topic, str], Subscription] = {}
-        self._routes: dict[_RouteKey, tuple[_RouteEntry, ...]] = {}
+        self._routes: dict[_RouteKey, _Route] = {}
+        self._seq_cells: dict[tuple[str, str], list[float]] = {}  # (run_id, agent or "default") -> [last]
+        self._retired_drops: dict[str, int] = {}  # drops of unsubscribed / replaced subscriptions, per key
         self._notice_interval_s = overflow_notice_interval_s
         self._next_notice_at = 0.0
         self._unnoticed_subs: set[Subscription] = set()
         self._notice_lock = threading.Lock()
         self._streams: dict[StreamKey, None] = {}  # insertion-ordered set of every stream published
         self._streams_lock = threading.Lock()
+        self._gaps = SeqGapWarner(_log, GAP_MESSAGE, gap_warning_interval_s)
         self.subscribed = NamedSignal("subscribed")
         self.unsubscribed = NamedSignal("unsubscribed")
         self.overflowed = NamedSignal("overflowed")
         self.stream_opened = NamedSignal("stream_opened")
         self.publish = self._make_publish()  # type: ignore[method-assign]
+        _log.info("RunBus created (max_queue=%d, %s)", max_queue,
+                  "unbounded by default" if max_queue <= 0 else "drop-oldest when full")
 
     # -- control plane ---------------------------------------------------------------------------
     def subscribe(
@@ -215,28 +123,55 @@ class RunBus:
         topic: Topic,
         subscriber_id: str,
         *,
-        maxlen: int | None = DEFAULT_MAXLEN,
+        maxlen: int | None | _BusDefault = BUS_DEFAULT,
         run_id: str | None = None,
         agent_id: str | None = None,
         waker: Waker | None = None,
+        replace: bool = True,
     ) -> Subscription:
-        """Create a subscription; ``maxlen=None`` is lossless. Any thread; never blocks on publishers long.
+        """Create a subscription (a ``queue.Queue``); ``maxlen=None`` is lossless, the default is the
+        bus's ``max_queue``. Any thread; never blocks on publishers long.
 
-        Raises ValueError if ``subscriber_id`` is already subscribed to ``topic`` or ``maxlen < 1``.
+        Subscribing an existing ``(topic, subscriber_id)`` replaces it: the old subscription is
+        closed, keeps what it holds and receives nothing more; the key's overflow count is kept.
+        With ``replace=False`` that raises ValueError instead. Raises ValueError if ``maxlen < 1``.
         Pass a shared ``waker`` to sleep on several subscriptions at once.
         """
+        if maxlen is BUS_DEFAULT:
+            maxlen, maxsize = (self.max_queue if self.max_queue > 0 else None), self.max_queue
+        elif maxlen is not None and (type(maxlen) is not int or maxlen < 1):
+            raise ValueError(f"maxlen must be a positive int or None (lossless), got {maxlen!r}")
+        else:
+            maxsize = maxlen or 0
+        return self._add(topic, subscriber_id, maxlen, maxsize, run_id, agent_id, waker, replace)  # type: ignore[arg-type]
+
+    def subscribe_with_size(self, topic: Topic, subscriber_id: str, max_queue: int) -> Subscription:
+        """``subscribe`` with capacity ``max_queue`` (``<= 0``: unbounded, lossless); ``maxsize`` is
+        ``max_queue``. Replaces an existing subscription of that key. Any thread; never blocks long.
+        """
+        if type(max_queue) is not int:
+            raise TypeError(f"max_queue must be an int, got {max_queue!r}")
+        return self._add(topic, subscriber_id, max_queue if max_queue > 0 else None, max_queue,
+                         None, None, None, True)
+
+    def _add(self, topic: Topic, subscriber_id: str, maxlen: int | None, maxsize: int, run_id: str | None,
+             agent_id: str | None, waker: Waker | None, replace: bool) -> Subscription:
         if not isinstance(topic, Topic):
             raise TypeError(f"topic must be a Topic, got {topic!r}")
         if not isinstance(subscriber_id, str) or not subscriber_id:
             raise ValueError(f"subscriber_id must be a non-empty str, got {subscriber_id!r}")
-        if maxlen is not None and (not isinstance(maxlen, int) or maxlen < 1):
-            raise ValueError(f"maxlen must be a positive int or None (lossless), got {maxlen!r}")
-        sub = Subscription(self, topic, subscriber_id, maxlen, run_id, agent_id, waker or Waker())
+        sub = Subscription(self._lock, topic, subscriber_id, maxlen, run_id, agent_id, waker or Waker(), maxsize)
         with self._lock:
-            if (topic, subscriber_id) in self._subs:
-                raise ValueError(f"{sub.key} is already subscribed")
+            old = self._subs.get((topic, subscriber_id))
+            if old is not None:
+                if not replace:
+                    raise ValueError(f"{sub.key} is already subscribed")
+                self._retire(old)
             self._subs[(topic, subscriber_id)] = sub
             self._routes.clear()
+        if old is not None:
+            self._forget_notices(old)
+            self._send_control(self.unsubscribed, subscription=old)
         self._send_control(self.subscribed, subscription=sub)
         return sub
 
@@ -245,20 +180,26 @@ class RunBus:
         topics: Iterable[Topic],
         subscriber_id: str,
         *,
-        maxlen: int | None = DEFAULT_MAXLEN,
+        maxlen: int | None | _BusDefault = BUS_DEFAULT,
         run_id: str | None = None,
         agent_id: str | None = None,
         waker: Waker | None = None,
+        replace: bool = True,
     ) -> dict[Topic, Subscription]:
         """``subscribe`` to each of ``topics`` with the same options, all or nothing. Any thread.
 
-        If one subscription fails (ValueError), those already made are undone and the error raised.
+        The arguments are checked before anything is subscribed; with ``replace=False``, if one key
+        is taken (ValueError), those already made are undone and the error raised.
         """
+        topics = list(topics)
+        for topic in topics:
+            if not isinstance(topic, Topic):
+                raise TypeError(f"topic must be a Topic, got {topic!r}")
         subs: dict[Topic, Subscription] = {}
         try:
             for topic in topics:
                 subs[topic] = self.subscribe(topic, subscriber_id, maxlen=maxlen, run_id=run_id,
-                                             agent_id=agent_id, waker=waker)
+                                             agent_id=agent_id, waker=waker, replace=replace)
         except BaseException:
             for topic in subs:
                 self.unsubscribe(topic, subscriber_id)
@@ -269,17 +210,27 @@ class RunBus:
         """Stop delivering to ``(topic, subscriber_id)``; idempotent. Any thread; never blocks long.
 
         Once it returns no further event is queued for that subscription; what is queued can
-        still be drained from the Subscription object.
+        still be taken from the Subscription object. The key's overflow count is kept.
         """
         with self._lock:
             sub = self._subs.pop((topic, subscriber_id), None)
             if sub is None:
                 return
-            sub._closed = True
+            self._retire(sub)
             self._routes.clear()
+        self._forget_notices(sub)
+        self._send_control(self.unsubscribed, subscription=sub)
+
+    def _retire(self, sub: Subscription) -> None:
+        """Close ``sub`` and keep its drop count under its key; caller holds ``_lock``."""
+        sub._closed = True
+        drops = sub._dropped - sub._stats_base
+        if drops:
+            self._retired_drops[sub.key] = self._retired_drops.get(sub.key, 0) + drops
+
+    def _forget_notices(self, sub: Subscription) -> None:
         with self._notice_lock:
             self._unnoticed_subs.discard(sub)
-        self._send_control(self.unsubscribed, subscription=sub)
 
     def subscriptions(self) -> list[Subscription]:
         """Snapshot of the live subscriptions (for stats views). Any thread; never blocks long."""
@@ -299,21 +250,56 @@ class RunBus:
             self._streams[stream] = None
         self._send_control(self.stream_opened, stream=stream)
 
+    # -- stats -----------------------------------------------------------------------------------
     def overflow_stats(self) -> dict[str, int]:
-        """Dropped count per subscription, keyed ``"TOPIC:subscriber_id"``. Any thread."""
-        return {sub.key: sub.dropped for sub in self.subscriptions()}
+        """Drop count per key ``"TOPIC:subscriber_id"``, only counts > 0; counts survive unsubscribe
+        and re-subscribe until ``reset_overflow_stats()``. Any thread; never blocks long."""
+        with self._lock:
+            counts = dict(self._retired_drops)
+            for sub in self._subs.values():
+                drops = sub._dropped - sub._stats_base
+                if drops:
+                    counts[sub.key] = counts.get(sub.key, 0) + drops
+        return counts
+
+    def reset_overflow_stats(self) -> None:
+        """Forget every drop count of ``overflow_stats()`` (each Subscription's own ``dropped`` stays,
+        so its accounting still adds up). Any thread; never blocks long."""
+        with self._lock:
+            self._retired_drops.clear()
+            for sub in self._subs.values():
+                sub._stats_base = sub._dropped
 
     def queue_sizes(self) -> dict[str, int]:
-        """Queued count per subscription, keyed ``"TOPIC:subscriber_id"``. Any thread."""
+        """Queued count (not the capacity) per current subscription, zeros included, keyed
+        ``"TOPIC:subscriber_id"``. Any thread; never blocks long."""
         return {sub.key: len(sub) for sub in self.subscriptions()}
+
+    def sequence_stats(self) -> dict[str, int]:
+        """Last seq_id published per ``"{run_id}:{agent_id or 'default'}"`` (any topic but OVERFLOW).
+        Any thread; never blocks long."""
+        with self._lock:
+            return {f"{run_id}:{agent}": int(cell[0]) for (run_id, agent), cell in self._seq_cells.items()}
+
+    @property
+    def sequence_gaps(self) -> int:
+        """Sequence gaps detected so far, warned or not. Any thread."""
+        return self._gaps.gaps
+
+    @property
+    def gap_warnings_suppressed(self) -> int:
+        """Sequence-gap warnings the rate limit held back so far. Any thread."""
+        return self._gaps.suppressed
 
     # -- hot path --------------------------------------------------------------------------------
     def publish(self, evt: TelemetryEvent) -> None:
         """Queue ``evt`` for every matching subscription. Any thread; never blocks on a consumer.
 
-        Raises TypeError only when ``evt`` is not a TelemetryEvent (a producer bug). The body is
-        built once per bus by ``_make_publish`` (locals instead of attribute look-ups keep the hot
-        path cheap); this method is replaced by it in ``__init__``.
+        Also tracks the last seq_id per ``(run_id, agent_id or "default")``, every topic together
+        except OVERFLOW, with or without subscribers, and warns (rate-limited) when one jumps
+        forward. Raises TypeError only when ``evt`` is not a TelemetryEvent (a producer bug). The
+        body is built once per bus by ``_make_publish`` (locals instead of attribute look-ups keep
+        the hot path cheap); this method is replaced by it in ``__init__``.
         """
         raise AssertionError("replaced per instance by _make_publish")  # pragma: no cover
 
@@ -325,6 +311,7 @@ class RunBus:
         unnoticed_subs = self._unnoticed_subs
         flush_notices = self.flush_overflow_notices
         note_stream = self._note_stream
+        warn_gap = self._gaps.warn
         overflow_topic = Topic.OVERFLOW
         event_type = TelemetryEvent
 
@@ -332,6 +319,7 @@ class RunBus:
             if type(evt) is not event_type:
                 raise TypeError(f"publish() takes a TelemetryEvent, got {type(evt).__name__}")
             key = (evt.topic, evt.run_id, evt.agent_id)
+            seq = evt.seq_id
             dropped = missed = False
             lock.acquire()
             try:
@@ -339,7 +327,10 @@ class RunBus:
                 if route is None:
                     route = build_route(key)
                     missed = True
-                for queue, maxlen, waker, sub in route:
+                entries, cell = route
+                last = cell[0]
+                cell[0] = seq
+                for queue, maxlen, waker, sub in entries:
                     if len(queue) == maxlen:
                         sub._record_drop(queue[0])
                         dropped = True
@@ -348,33 +339,40 @@ class RunBus:
                         waker.notify()
             finally:
                 lock.release()
+            if seq - last > 1:  # never for a stream's first event: its cell starts at +inf
+                warn_gap(evt.run_id, evt.agent_id, last, seq)
             if missed and evt.topic is not overflow_topic:  # a new route may be a new stream (rare)
                 note_stream((evt.run_id, evt.agent_id))
             if dropped:
-                note_overflow(route)
+                note_overflow(entries)
             if unnoticed_subs:
                 flush_notices()
 
         publish.__doc__ = RunBus.publish.__doc__
         return publish
 
-    def _build_route(self, key: _RouteKey) -> tuple[_RouteEntry, ...]:
-        """Matching subscriptions for ``key``; caller holds ``_lock``."""
+    def _build_route(self, key: _RouteKey) -> _Route:
+        """Matching subscriptions and the gap cell for ``key``; caller holds ``_lock``."""
         topic, run_id, agent_id = key
-        route = tuple(
+        entries = tuple(
             (sub._queue, sub.maxlen, sub._waker, sub)
             for (sub_topic, _), sub in self._subs.items()
             if sub_topic is topic and sub.matches(run_id, agent_id)
         )
+        if topic is Topic.OVERFLOW:
+            cell: list[float] = _UntrackedCell([float("inf")])
+        else:
+            cell = self._seq_cells.setdefault((run_id, agent_id or "default"), [float("inf")])
         if len(self._routes) >= _MAX_CACHED_ROUTES:
             self._routes.clear()
+        route = (entries, cell)
         self._routes[key] = route
         return route
 
     # -- overflow notices ------------------------------------------------------------------------
-    def _note_overflow(self, route: tuple[_RouteEntry, ...]) -> None:
+    def _note_overflow(self, entries: tuple[_RouteEntry, ...]) -> None:
         with self._notice_lock:
-            for _queue, _maxlen, _waker, sub in route:
+            for _queue, _maxlen, _waker, sub in entries:
                 if sub._unnoticed:
                     self._unnoticed_subs.add(sub)
 
@@ -438,7 +436,7 @@ _default_bus_lock = threading.Lock()
 
 
 def get_bus() -> RunBus:
-    """The process-wide RunBus, created on first use. Any thread."""
+    """The process-wide RunBus, created on first use as ``RunBus()`` (max_queue 2048). Any thread."""
     global _default_bus
     bus = _default_bus
     if bus is None:
@@ -447,6 +445,14 @@ def get_bus() -> RunBus:
                 _default_bus = RunBus()
             bus = _default_bus
     return bus
+
+
+def reset_bus() -> None:
+    """Forget the process-wide bus; the next ``get_bus()`` builds a new one. Whoever holds the old
+    bus keeps it. Any thread."""
+    global _default_bus
+    with _default_bus_lock:
+        _default_bus = None
 
 
 def _reset_default_bus_for_tests(factory: Callable[[], RunBus] | None = None) -> RunBus:

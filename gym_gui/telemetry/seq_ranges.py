@@ -1,10 +1,14 @@
-"""Exact per-stream ranges of seq_ids, merged while they stay contiguous (Qt-free)."""
+"""Per-stream seq_id bookkeeping (Qt-free): exact lost ranges, and rate-limited gap warnings."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 from gym_gui.telemetry.events import StreamKey
 
-__all__ = ["SeqRangeLog"]
+__all__ = ["SeqGapWarner", "SeqRangeLog"]
 
 
 class SeqRangeLog:
@@ -42,3 +46,45 @@ class SeqRangeLog:
         self._ranges.clear()
         self._epochs.clear()
         return taken
+
+
+class SeqGapWarner:
+    """Logs one WARNING per sequence gap, at most once per stream per ``interval_s`` (0: every gap).
+
+    The stream is ``(run_id, agent_id or "default")``. The message is fixed; ``extra`` carries
+    ``run_id``, ``agent_id`` (as published), ``gap``, ``last_seq``, ``seq_id`` and ``suppressed``:
+    how many warnings of that stream the rate limit held back since its previous line. Any
+    thread; never blocks beyond a short lock (the log call runs outside it).
+    """
+
+    __slots__ = ("_logger", "_message", "_interval_s", "_lock", "_next_at", "_held", "gaps", "suppressed")
+
+    def __init__(self, logger: logging.Logger, message: str, interval_s: float) -> None:
+        self._logger = logger
+        self._message = message
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._next_at: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+        #: Gaps seen, and warnings held back, since creation.
+        self.gaps = 0
+        self.suppressed = 0
+
+    def warn(self, run_id: str, agent_id: str | None, last_seq: int, seq_id: int) -> bool:
+        """Report that ``seq_id`` followed ``last_seq`` in the stream; True if a line was logged."""
+        stream = (run_id, agent_id or "default")
+        now = time.monotonic()
+        with self._lock:
+            self.gaps += 1
+            if now < self._next_at.get(stream, 0.0):
+                self._held[stream] = self._held.get(stream, 0) + 1
+                self.suppressed += 1
+                return False
+            if self._interval_s > 0:
+                self._next_at[stream] = now + self._interval_s
+            held = self._held.pop(stream, 0)
+        self._logger.warning(self._message, extra={
+            "run_id": run_id, "agent_id": agent_id, "gap": seq_id - last_seq - 1,
+            "last_seq": last_seq, "seq_id": seq_id, "suppressed": held,
+        })
+        return True
