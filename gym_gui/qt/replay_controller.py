@@ -8,6 +8,15 @@ seen on the bus only triggers that stored-row check early; it never starts a loa
 Races handled: ``run_persisted`` can arrive before the poll timer drains RUN_COMPLETED (the signal
 is connected at construction and remembered), or before the controller exists (``start()`` checks
 the stored row, which also covers a run opened from history).
+
+A run without lifecycle records (no RUN_STARTED and no heartbeat stored: the existing gym_gui's
+producers publish only steps and episodes, and are finished by ``RunRegistry.update_run_outcome``)
+is also replayable while it runs, episode by episode: each EPISODE_FINALIZED of the run seen on the
+bus triggers a read of the stored episodes (off the GUI thread); an episode not committed yet is
+read again after 1, 2, 4, ... ticks (at most ``_MAX_BACKOFF_TICKS``) until it is, and given up after
+``_GIVE_UP_TICKS`` (e.g. an episode the sink kept aside as malformed). Each read that finds new
+episodes emits ``episodes_persisted``. The sink commits a stream as a prefix (an episode after the
+steps before it), so a stored episode's steps are stored too.
 """
 
 from __future__ import annotations
@@ -18,9 +27,9 @@ from typing import Any
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from gym_gui.qt.store_reader import StoreReader
-from gym_gui.telemetry.events import Topic
+from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
-from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
+from gym_gui.telemetry.sqlite_records import EpisodeRecord, RunRecord, StepRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 __all__ = ["ReplayController"]
@@ -28,6 +37,37 @@ __all__ = ["ReplayController"]
 _log = logging.getLogger(__name__)
 
 EpisodesByAgent = dict[str, list[EpisodeRecord]]
+#: An episode seen live and not found stored yet: (agent_id as on the bus, episode_index or None).
+_Wanted = tuple["str | None", "int | None"]
+
+#: Capacity of the bounded EPISODE_FINALIZED subscription (one tick's worth; a drop only means
+#: that episode is found by the next read instead).
+EPISODE_MAXLEN = 1024
+_MAX_BACKOFF_TICKS = 10
+_GIVE_UP_TICKS = 200
+
+
+def _episode_index(evt: TelemetryEvent) -> int | None:
+    """The episode index of an EPISODE_FINALIZED payload (an int, or digits as the existing producers
+    send uint64 fields), else None."""
+    value = evt.payload.get("episode_index")
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isdigit():
+        return int(value)
+    return None
+
+
+def _by_agent(run: RunRecord | None, episodes: list[EpisodeRecord]) -> EpisodesByAgent:
+    by_agent: EpisodesByAgent = {a: [] for a in (run.agent_ids if run else ()) if a is not None}
+    for episode in episodes:
+        by_agent.setdefault(episode.agent_id or "", []).append(episode)
+    return by_agent
+
+
+def _has_lifecycle(run: RunRecord) -> bool:
+    """True when the run sent RUN_STARTED or a heartbeat: it announces its end with RUN_COMPLETED."""
+    return run.started_at is not None or run.last_heartbeat_at is not None
 
 
 class ReplayController(QObject):
@@ -37,12 +77,16 @@ class ReplayController(QObject):
     stored episode of every agent of the run (``dict[str, list[EpisodeRecord]]``, episodes in
     episode_index order; an agent without episodes maps to ``[]``);
     ``steps_loaded(agent_id, episode_index, steps)`` for each ``load_steps`` (``list[StepRecord]``
-    in seq_id order); ``load_failed(message)`` when a read failed.
+    in seq_id order); ``load_failed(message)`` when a read failed;
+    ``episodes_persisted(run_id, episodes_by_agent)`` (same shape as ``replay_ready``, every
+    episode stored so far) each time more episodes of a still running run without lifecycle
+    records are stored (``follow_episodes=False`` turns this off).
     """
 
     replay_ready = Signal(str, object)
     steps_loaded = Signal(str, int, object)
     load_failed = Signal(str)
+    episodes_persisted = Signal(str, object)
 
     def __init__(
         self,
@@ -53,6 +97,7 @@ class ReplayController(QObject):
         *,
         poll_interval_ms: int = 100,
         subscriber_id: str | None = None,
+        follow_episodes: bool = True,
         parent: QObject | None = None,
     ) -> None:
         """Connect to ``run_persisted_signal`` (a bound ``Signal(str)``, e.g. ``DbSink.run_persisted``)
@@ -67,11 +112,20 @@ class ReplayController(QObject):
         self._signal.connect(self._on_run_persisted, Qt.ConnectionType.QueuedConnection)
         self._connected = True
         self._sub: Subscription | None = None
+        self._episode_sub: Subscription | None = None
+        self._following = follow_episodes  # until the run shows lifecycle records, or is ready
+        self._wanted: dict[_Wanted, int] = {}  # -> the tick it was first wanted at
+        self._following_read = False  # a read of the stored episodes is in flight
+        self._read_again = False  # an episode was seen while that read ran
+        self._next_read_tick = 0
+        self._backoff_ticks = 1
+        self._progress: EpisodesByAgent | None = None  # the last episodes_persisted
         self._started = False
         self._stopped = False
         self._persisted = False
         self._completion_seen = False
         self._checking = False
+        self._recheck = False
         self._loading = False
         self._episodes: EpisodesByAgent | None = None
         self._polls = 0
@@ -91,6 +145,9 @@ class ReplayController(QObject):
             return
         # RUN_COMPLETED comes once per stream: the lossless queue cannot grow.
         self._sub = self.bus.subscribe(Topic.RUN_COMPLETED, self.subscriber_id, maxlen=None, run_id=self.run_id)
+        if self._following:
+            self._episode_sub = self.bus.subscribe(Topic.EPISODE_FINALIZED, self.subscriber_id,
+                                                   maxlen=EPISODE_MAXLEN, run_id=self.run_id)
         self._timer.start()
         self._check_stored()
 
@@ -133,6 +190,17 @@ class ReplayController(QObject):
         """True while connected to the sink's ``run_persisted`` signal. GUI thread."""
         return self._connected
 
+    @property
+    def following(self) -> bool:
+        """True while stored episodes are read as they are persisted (a run without lifecycle
+        records, not ready yet). GUI thread."""
+        return self._following and self._episodes is None and not self._stopped
+
+    @property
+    def persisted_so_far(self) -> EpisodesByAgent | None:
+        """The episodes of the last ``episodes_persisted``, or None. GUI thread."""
+        return self._progress
+
     # -- steps -----------------------------------------------------------------------------------
     def load_steps(self, agent_id: str, episode_index: int) -> bool:
         """Read one episode's steps off the GUI thread; ``steps_loaded`` follows. False (nothing
@@ -152,14 +220,28 @@ class ReplayController(QObject):
 
     # -- waiting for the run ---------------------------------------------------------------------
     def poll(self) -> None:
-        """One tick: drain RUN_COMPLETED of the run. GUI thread (the timer calls it); does not block."""
+        """One tick: drain RUN_COMPLETED and EPISODE_FINALIZED of the run; read the stored episodes
+        when one seen live is not known stored yet. GUI thread (the timer calls it); does not block."""
         if self._sub is None or self._stopped:
             return
         self._polls += 1
         if self._sub.drain() and not self._completion_seen:
             self._completion_seen = True
             _log.debug("replay %s: RUN_COMPLETED seen, waiting for the sink to persist it", self.run_id)
-            self._check_stored()
+            self._check_stored(completion=True)
+        if self._episode_sub is not None:
+            seen = self._episode_sub.drain()
+            if self._episode_sub.take_lost_ranges():
+                seen.append(None)  # dropped: some episode, which the next read finds
+            for evt in seen:
+                key: _Wanted = (None, None) if evt is None else (evt.agent_id, _episode_index(evt))
+                self._wanted.setdefault(key, self._polls)
+            if seen:
+                self._read_again = self._following_read
+                self._next_read_tick = min(self._next_read_tick, self._polls)
+                self._backoff_ticks = 1
+            if self._wanted and self._polls >= self._next_read_tick:
+                self._check_stored()
 
     def _on_run_persisted(self, run_id: str) -> None:
         if run_id != self.run_id or self._stopped:
@@ -167,27 +249,81 @@ class ReplayController(QObject):
         self._persisted = True
         self._maybe_load()
 
-    def _check_stored(self) -> None:
-        """Ask SQLite whether the run's terminal row is committed (then it is fully persisted)."""
-        if self._checking or self._persisted:
+    def _check_stored(self, *, completion: bool = False) -> None:
+        """Ask SQLite whether the run's terminal row is committed (then it is fully persisted); while
+        following a run without lifecycle records, also read its stored episodes. ``completion``: a
+        RUN_COMPLETED was just seen, so a check already in flight (which may predate it) is redone."""
+        if self._persisted:
+            return
+        if self._checking:
+            self._recheck = self._recheck or completion
             return
         run_id = self.run_id
+        follow = self.following
 
-        def query(store: TelemetrySQLiteStore) -> bool:
+        def query(store: TelemetrySQLiteStore) -> tuple[RunRecord | None, EpisodesByAgent | None]:
             run = store.run(run_id)
-            return run is not None and run.is_terminal
+            if run is None or run.is_terminal or not follow or _has_lifecycle(run):
+                return run, None
+            return run, _by_agent(run, store.episode_records(run_id))
 
-        def done(terminal: bool) -> None:
-            self._checking = False
-            if terminal and not self._stopped:
+        def done(result: tuple[RunRecord | None, EpisodesByAgent | None]) -> None:
+            self._checking = self._following_read = False
+            if self._stopped:
+                return
+            run, episodes = result
+            if run is not None and run.is_terminal:
                 self._persisted = True
                 self._maybe_load()
+                return
+            if run is not None and _has_lifecycle(run):
+                self._stop_following()  # it will send RUN_COMPLETED: the replay waits for it
+            elif self.following:
+                self._on_stored_episodes(episodes or {})
+            if self._recheck:
+                self._recheck = False
+                self._check_stored()
 
         def failed(error: BaseException) -> None:
-            self._checking = False
+            self._checking = self._following_read = False
+            self._next_read_tick = self._polls + self._backoff_ticks  # not again at every tick
+            self._backoff_ticks = min(self._backoff_ticks * 2, _MAX_BACKOFF_TICKS)
             self._on_read_error(error)
 
+        self._read_again = False
         self._checking = self.reader.submit(query, done, failed)
+        self._following_read = self._checking and follow
+
+    def _on_stored_episodes(self, episodes: EpisodesByAgent) -> None:
+        """A read of a followed run's stored episodes landed: report growth, retry what is missing."""
+        stored = {(e.agent_id, e.episode_index) for eps in episodes.values() for e in eps}
+        before = self._progress or {}
+        grew_agents = {a for a, eps in episodes.items() if len(eps) > len(before.get(a, ()))}
+        for key in list(self._wanted):
+            agent_id, index = key
+            found = key in stored if index is not None else bool(grew_agents)  # no index: any new episode
+            if found:
+                del self._wanted[key]
+            elif self._polls - self._wanted[key] >= _GIVE_UP_TICKS:
+                _log.info("replay %s: episode %s of %s seen live is still not stored; giving up on it",
+                          self.run_id, index, agent_id)
+                del self._wanted[key]
+        if grew_agents:
+            self._progress = episodes
+            _log.debug("replay %s: %d episodes persisted so far", self.run_id, len(stored))
+            self.episodes_persisted.emit(self.run_id, episodes)
+        if self._read_again:
+            self._next_read_tick = self._polls  # something new arrived meanwhile: read at the next tick
+        elif self._wanted:
+            self._next_read_tick = self._polls + self._backoff_ticks
+            self._backoff_ticks = min(self._backoff_ticks * 2, _MAX_BACKOFF_TICKS)
+
+    def _stop_following(self) -> None:
+        self._following = False
+        self._wanted.clear()
+        if self._episode_sub is not None:
+            self.bus.unsubscribe(Topic.EPISODE_FINALIZED, self.subscriber_id)
+            self._episode_sub = None
 
     # -- loading ---------------------------------------------------------------------------------
     def _maybe_load(self) -> None:
@@ -196,11 +332,7 @@ class ReplayController(QObject):
         run_id = self.run_id
 
         def query(store: TelemetrySQLiteStore) -> EpisodesByAgent:
-            run = store.run(run_id)
-            by_agent: EpisodesByAgent = {a: [] for a in (run.agent_ids if run else ()) if a is not None}
-            for episode in store.episode_records(run_id):
-                by_agent.setdefault(episode.agent_id or "", []).append(episode)
-            return by_agent
+            return _by_agent(store.run(run_id), store.episode_records(run_id))
 
         def failed(error: BaseException) -> None:
             self._loading = False
@@ -228,6 +360,7 @@ class ReplayController(QObject):
     def _release_live(self) -> None:
         """Stop the timer, unsubscribe, disconnect from the sink's signal (all idempotent)."""
         self._timer.stop()
+        self._stop_following()
         if self._sub is not None:
             self.bus.unsubscribe(Topic.RUN_COMPLETED, self.subscriber_id)
             self._sub = None

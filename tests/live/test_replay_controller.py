@@ -222,3 +222,95 @@ def test_a_stopped_reader_is_reported(qtbot: Any, bus: RunBus, factory: Any, par
         controller.start()
         parts["sink"].run_persisted.emit("run1")  # as the sink would; the load cannot be submitted
     assert controller.episodes is None and controller.load_steps("agent1", 0) is False
+
+
+def data_only(f: Any, episodes: range, length: int) -> list[TelemetryEvent]:
+    """Steps and episodes only: no RUN_STARTED, heartbeat or RUN_COMPLETED (the existing gym_gui's producers)."""
+    events: list[TelemetryEvent] = []
+    for ep in episodes:
+        events += [f.step(ep, i) for i in range(length)]
+        events.append(f.episode(ep, length))
+    return events
+
+
+def test_a_run_without_lifecycle_records_is_replayable_episode_by_episode(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    sink: DbSink = parts["sink"]
+    sink.start()
+    controller = make_controller(bus, parts)
+    progress: list[dict[str, Any]] = []
+    controller.episodes_persisted.connect(lambda _run, episodes: progress.append(episodes))
+    controller.start()
+    assert controller.following and "EPISODE_FINALIZED:replay-run1" in bus.queue_sizes()
+    f = factory("run1", "agent1")
+    with qtbot.waitSignal(controller.episodes_persisted, timeout=5000) as first:
+        publish(bus, data_only(f, range(1), 3))
+    assert first.args[0] == "run1" and [e.episode_index for e in first.args[1]["agent1"]] == [0]
+    assert controller.persisted_so_far is first.args[1]
+    # Episode 1 is under way: episode 0 is replayable now, with all its steps.
+    publish(bus, [f.step(1, 0), f.step(1, 1)])
+    with qtbot.waitSignal(controller.steps_loaded, timeout=5000) as loaded:
+        assert controller.load_steps("agent1", 0)
+    assert loaded.args[:2] == ["agent1", 0] and [s.step_index for s in loaded.args[2]] == [0, 1, 2]
+    with qtbot.waitSignal(controller.episodes_persisted, timeout=5000) as second:
+        publish(bus, [f.step(1, 2), f.episode(1, 3)])
+    assert [e.episode_index for e in second.args[1]["agent1"]] == [0, 1]
+    assert controller.episodes is None and controller.is_polling()  # not finished: no replay_ready
+    # The explicit finish (RunRegistry.update_run_outcome publishes this): the whole run, once.
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
+        bus.publish(f.completed("completed"))
+    assert [e.episode_index for e in ready.args[1]["agent1"]] == [0, 1]
+    assert not controller.following and not controller.is_polling()
+    assert "EPISODE_FINALIZED:replay-run1" not in bus.queue_sizes()
+    assert len(progress) == 2
+    assert_read_off_the_gui_thread(parts)
+
+
+def test_an_episode_seen_before_it_is_committed_is_read_again_until_it_is(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    controller = make_controller(bus, parts)
+    controller.start()
+    f = factory("run1", None)  # a stream without agent id (the existing producers' '')
+    publish(bus, data_only(f, range(2), 2))
+    # The sink is not running: the episodes are on the bus, not in SQLite. The controller keeps asking.
+    target = controller.polls + 20
+    qtbot.waitUntil(lambda: controller.polls >= target, timeout=5000)
+    assert controller.persisted_so_far is None and controller.following
+    with qtbot.waitSignal(controller.episodes_persisted, timeout=10000) as persisted:
+        parts["sink"].start()
+    qtbot.waitUntil(lambda: controller.persisted_so_far is not None
+                    and len(controller.persisted_so_far[""]) == 2, timeout=10000)
+    assert list(persisted.args[1]) == [""] and persisted.args[1][""][0].agent_id is None
+
+
+def test_a_run_with_lifecycle_records_still_waits_for_its_completion(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    parts["sink"].start()
+    controller = make_controller(bus, parts)
+    progress: list[Any] = []
+    controller.episodes_persisted.connect(lambda *args: progress.append(args))
+    controller.start()
+    f = factory("run1", "agent1")
+    publish(bus, [f.started(), *f.episodes(3, 2)])
+    qtbot.waitUntil(lambda: not controller.following, timeout=5000)  # its RUN_STARTED is stored
+    assert "EPISODE_FINALIZED:replay-run1" not in bus.queue_sizes() and controller.is_polling()
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
+        bus.publish(f.completed())
+    assert [e.episode_index for e in ready.args[1]["agent1"]] == [0, 1, 2] and progress == []
+
+
+def test_follow_episodes_off_and_a_stored_unfinished_run_opened_later(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    store: TelemetrySQLiteStore = parts["store"]
+    store.write_events(data_only(factory("old", "agent1"), range(3), 2))  # a previous session, never finished
+    later = make_controller(bus, parts, "old", poll_interval_ms=3_600_000)
+    with qtbot.waitSignal(later.episodes_persisted, timeout=5000) as persisted:
+        later.start()  # what is stored is replayable at once
+    assert [e.episode_index for e in persisted.args[1]["agent1"]] == [0, 1, 2] and later.episodes is None
+    off = make_controller(bus, parts, "old", subscriber_id="replay-old-2", follow_episodes=False)
+    progress: list[Any] = []
+    off.episodes_persisted.connect(lambda *args: progress.append(args))
+    off.start()
+    target = off.polls + 3
+    qtbot.waitUntil(lambda: off.polls >= target and parts["reader"].pending() == 0, timeout=5000)
+    assert progress == [] and not off.following and "EPISODE_FINALIZED:replay-old-2" not in bus.queue_sizes()
