@@ -1,6 +1,8 @@
 """TelemetrySQLiteStore: the durable telemetry database (Qt-free).
 
-One write connection, guarded by a lock; in the app only the DbSink thread writes. Every other
+One write connection, guarded by a lock; in the app only the DbSink thread writes (and, for the
+existing gym_gui callers' record API -- ``record_step``, ``record_episode``, ... in ``record_store`` --
+the record writer thread, started on the first record write). Every other
 thread reads through its own thread-local connection; in WAL mode a reader sees the last committed
 snapshot and never waits for the writer. All writes are idempotent (``INSERT OR IGNORE`` on the
 primary keys, upserts for runs and streams), so a replayed event is not stored twice.
@@ -20,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 import attrs
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.record_store import RecordStoreAPI
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, RunRecord, StepRecord
 from gym_gui.telemetry.sqlite_rows import (
     EPISODE_READ_COLUMNS,
@@ -164,7 +167,11 @@ class _MultiRowInsert:
         return inserted
 
 
-_STEPS = _MultiRowInsert("INSERT OR IGNORE INTO steps VALUES ", _STEP_COLUMNS, 12)
+_STEPS = _MultiRowInsert(
+    "INSERT OR IGNORE INTO steps (run_id, agent_id, seq_id, episode_index, step_index, action_json, observation_json, "
+    "reward, terminated, truncated, info_json, render_payload_json, extra_json, ts_iso) VALUES ",
+    _STEP_COLUMNS, 12,
+)
 _EPISODES = _MultiRowInsert(_EPISODE_INSERT, _EPISODE_COLUMNS, 10)
 
 
@@ -236,37 +243,64 @@ class _ReaderSlot:
         self.conn = conn
 
 
-class TelemetrySQLiteStore:
+class TelemetrySQLiteStore(RecordStoreAPI):
     """Runs, steps and episodes of telemetry streams in one SQLite file (see docs/schema.md).
 
+    Two APIs on one file: the event-based one (``write_batch``, ``episode_records``,
+    ``steps_for_episode``, ``events_after``, ``runs``, ...) and the existing gym_gui callers' record
+    API (``record_step``, ``record_episode``, ``episodes_for_run``, ``recent_steps``, ...; see
+    ``record_store.RecordStoreAPI``); each sees what the other wrote.
     Thread rules: write methods may be called from any thread but serialise on one write connection
     (in the app only the DbSink thread writes); read methods may be called from any thread, use a
-    per-thread connection and never wait for a writer. Reads return immutable records.
-    ``before_commit`` (a callable or None) runs inside every write transaction just before COMMIT,
-    on the writing thread -- a test hook to hold a transaction open or slow commits down.
+    per-thread connection and never wait for a writer. Reads return immutable records (the record
+    API returns the existing app's mutable dataclasses).
+    ``before_commit`` (a callable or None) runs inside every ``write_batch`` transaction just before
+    COMMIT, on the writing thread -- a test hook to hold a transaction open or slow commits down.
+    Also a context manager (``with store:`` closes it, exceptions propagate).
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 1.0, read_busy_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        batch_size: int | None = None,
+        max_buffer_bytes: int | None = None,
+        busy_timeout_s: float = 1.0,
+        read_busy_timeout_s: float = 1.0,
+    ) -> None:
         """Open (creating file and folders) and migrate the database. Caller's thread; blocks briefly.
 
-        Raises SchemaVersionError when the file has a newer schema or is not a telemetry file.
+        ``db_path``: a Path or str; ``~`` is expanded and the path resolved. ``batch_size`` (32) and
+        ``max_buffer_bytes`` (2 MiB) tune the record writer thread, which starts on the first record
+        write (``record_step``, ``record_episode``, a deletion), not here.
+        Raises SchemaVersionError when the file has a newer schema or is not a telemetry file, and
+        RuntimeError starting ``LOG622A:`` when SQLite reports a disk I/O error or a malformed file.
         """
-        self.path = Path(path)
+        self._closed = True  # until opened (``__del__`` of a half-made store does nothing)
+        self.path = Path(db_path).expanduser().resolve()
+        self.db_path = self.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._init_records(batch_size, max_buffer_bytes)
         self._busy_timeout_s = busy_timeout_s
         self._read_busy_timeout_s = read_busy_timeout_s
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: weakref.WeakSet[_ReaderSlot] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
-        self._closed = False
         self.before_commit: Callable[[], None] | None = None
-        self._conn = self._connect(busy_timeout_s)
         try:
-            found = migrate(self._conn, str(self.path))
-        except BaseException:
-            self._conn.close()
+            self._conn = self._connect(busy_timeout_s)
+            try:
+                found = migrate(self._conn, str(self.path))
+            except BaseException:
+                self._conn.close()
+                raise
+        except sqlite3.DatabaseError as exc:
+            text = str(exc).lower()
+            if "disk i/o error" in text or "malformed" in text:
+                raise RuntimeError(f"LOG622A: the telemetry database {self.path} cannot be used: {exc}") from exc
             raise
+        self._closed = False
         if found != SCHEMA_VERSION:
             _log.info("telemetry database %s migrated from schema %d to %d", self.path, found, SCHEMA_VERSION)
 
@@ -586,10 +620,12 @@ class TelemetrySQLiteStore:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the write connection and every reader connection; idempotent.
+        """Write the queued records (at most about 2 s), then close every connection; idempotent.
 
-        Any thread; blocks until a running write finishes. Call it when no other thread still reads.
+        Any thread; blocks until the record writer ends (joined for at most about 2 s) and a running
+        write finishes. Call it when no other thread still reads.
         """
+        self._close_records()
         with self._write_lock:
             if self._closed:
                 return

@@ -202,7 +202,8 @@ def test_stop_gives_up_after_its_timeout_when_the_store_keeps_failing(db_path: P
     errors = Recorder()
     core = SinkCore(store, bus, retry_initial_s=0.01, retry_max_s=0.05, on_error=errors)
     core.start()
-    blocker = TelemetrySQLiteStore(db_path)._conn
+    blocker_store = TelemetrySQLiteStore(db_path)  # (kept referenced: a collected store closes its connection)
+    blocker = blocker_store._conn
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         for e in factory().episodes(2, 3):
@@ -213,7 +214,7 @@ def test_stop_gives_up_after_its_timeout_when_the_store_keeps_failing(db_path: P
         assert errors.wait_for(lambda calls: any("without storing 8 events" in c for c in calls))
     finally:
         blocker.execute("ROLLBACK")
-        blocker.close()
+        blocker_store.close()
         store.close()
 
 

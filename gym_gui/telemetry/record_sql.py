@@ -1,0 +1,280 @@
+"""SQL of the store's record API: what one write transaction of records does (Qt-free).
+
+Every function runs inside the caller's transaction on the write connection (``record_writer``
+owns the BEGIN/COMMIT) or, for the lookups, on any connection. Rules (docs/schema.md, "Record API"):
+
+- seq_id: each record row gets the next durable seq_id of its stream (``streams.max_seq_id`` + 1,
+  or one past the highest stored seq_id when the stream has no cursor row), so no record is ever
+  ignored as a seq_id duplicate; the stream cursor and the ``runs`` row are upserted like
+  ``write_batch`` does.
+- steps: a repeated ``(episode_id, step_index)`` of one stream (run, agent) is ignored -- but only
+  for a non-empty ``episode_id``: producers that send ``''`` for every step keep every step.
+- episodes: upsert on ``episode_id`` (non-empty) within the run: rows of that id are replaced. The
+  row is keyed by the rollup's episode index; when that key holds another episode id, or there is
+  no index, the row goes to the next free negative index of the stream (``episode_id`` kept).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from gym_gui.telemetry.data_model import format_episode_id, parse_episode_id
+from gym_gui.telemetry.record_rows import EncodedEpisode, EncodedStep, effective_episode_id
+from gym_gui.telemetry.sqlite_rows import (
+    EPISODE_READ_COLUMNS,
+    STEP_READ_COLUMNS,
+    encode_episode,
+    load_json,
+    quarantine_json,
+)
+
+__all__ = [
+    "StreamCursors",
+    "delete_episode_rows",
+    "find_episode_rows",
+    "find_step_rows",
+    "insert_episode",
+    "insert_steps",
+    "mark_run",
+    "quarantine",
+]
+
+_STEP_COLUMN_NAMES = (
+    "run_id, agent_id, seq_id, episode_index, step_index, action_json, observation_json, reward, "
+    "terminated, truncated, info_json, render_payload_json, extra_json, ts_iso"
+)
+_INSERT_STEP = f"INSERT OR IGNORE INTO steps ({_STEP_COLUMN_NAMES}) VALUES ({','.join('?' * 14)})"
+_ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
+_UPSERT_STREAM = (
+    "INSERT INTO streams (run_id, agent_id, max_seq_id, first_ts_iso, last_ts_iso) VALUES (?,?,?,?,?) "
+    "ON CONFLICT (run_id, agent_id) DO UPDATE SET "
+    "last_ts_iso = CASE WHEN excluded.max_seq_id > max_seq_id THEN excluded.last_ts_iso ELSE last_ts_iso END, "
+    "max_seq_id = MAX(max_seq_id, excluded.max_seq_id)"
+)
+_MARK_RUN = (
+    "INSERT INTO runs (run_id, status, created_at, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at"
+)
+_IN_CHUNK = 500
+
+
+class StreamCursors:
+    """The durable seq_id counters of the streams one transaction touches."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._streams: dict[tuple[str, str], list[Any]] = {}  # key -> [max_seq_id, first_ts, last_ts]
+
+    def next_seq(self, run_id: str, agent_id: str, ts_iso: str) -> int:
+        """The next durable seq_id of the stream (inside the transaction)."""
+        key = (run_id, agent_id)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = [self._stored_max(run_id, agent_id), ts_iso, ts_iso]
+        stream[0] += 1
+        stream[2] = ts_iso
+        return int(stream[0])
+
+    def _stored_max(self, run_id: str, agent_id: str) -> int:
+        conn = self._conn
+        key = (run_id, agent_id)
+        row = conn.execute("SELECT max_seq_id FROM streams WHERE run_id = ? AND agent_id = ?", key).fetchone()
+        if row is not None:
+            return int(row[0])
+        found = [0]
+        for table in ("steps", "episodes", "run_events"):
+            value = conn.execute(f"SELECT MAX(seq_id) FROM {table} WHERE run_id = ? AND agent_id = ?", key).fetchone()[0]
+            if value is not None:
+                found.append(int(value))
+        return max(found)
+
+    def save(self) -> None:
+        """Upsert the cursors and make sure every touched run has a ``runs`` row."""
+        if not self._streams:
+            return
+        conn = self._conn
+        runs = {run_id: s[1] for (run_id, _agent), s in self._streams.items()}
+        conn.executemany(_ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs.items()])
+        conn.executemany(_UPSERT_STREAM, [(r, a, s[0], s[1], s[2]) for (r, a), s in self._streams.items()])
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _stored_step_keys(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int | None,
+                      step_indexes: list[int]) -> set[tuple[str, int]]:
+    """(episode id, step_index) of the stored steps of one stream and episode index among ``step_indexes``."""
+    found: set[tuple[str, int]] = set()
+    where = "episode_index = ?" if episode_index is not None else "episode_index IS NULL"
+    head: tuple[Any, ...] = (run_id, agent_id) if episode_index is None else (run_id, agent_id, episode_index)
+    for chunk in _chunks(step_indexes, _IN_CHUNK):
+        sql = (f"SELECT step_index, extra_json FROM steps WHERE run_id = ? AND agent_id = ? AND {where} "
+               f"AND step_index IN ({','.join('?' * len(chunk))})")
+        for step_index, extra in conn.execute(sql, (*head, *chunk)):
+            payload = load_json(extra) if extra is not None else {}
+            found.add((effective_episode_id(run_id, episode_index, payload), step_index))
+    return found
+
+
+def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequence[EncodedStep]) -> tuple[int, int]:
+    """Write step records in order; returns (inserted, ignored as repeated (episode_id, step_index))."""
+    keep: list[EncodedStep] = []
+    seen: set[tuple[Any, ...]] = set()
+    groups: dict[tuple[str, str, int | None], list[int]] = {}
+    for step in steps:
+        if step.dedupe_id:
+            step_index = step.columns[1]
+            key = (step.run_id, step.agent_id, step.dedupe_id, step_index)
+            try:
+                if key in seen:
+                    continue
+                seen.add(key)
+            except TypeError:  # an unhashable step_index (kept in extra_json) is never deduped
+                pass
+            if type(step_index) is int:
+                groups.setdefault((step.run_id, step.agent_id, step.columns[0]), []).append(step_index)
+        keep.append(step)
+    stored: set[tuple[str, str, str, int]] = set()
+    for (run_id, agent_id, episode_index), indexes in groups.items():
+        for episode_id, step_index in _stored_step_keys(conn, run_id, agent_id, episode_index, indexes):
+            stored.add((run_id, agent_id, episode_id, step_index))
+    rows = []
+    for step in keep:
+        if step.dedupe_id and (step.run_id, step.agent_id, step.dedupe_id, step.columns[1]) in stored:
+            continue
+        seq_id = cursors.next_seq(step.run_id, step.agent_id, step.columns[-1])
+        rows.append((step.run_id, step.agent_id, seq_id, *step.columns))
+    if rows:
+        conn.executemany(_INSERT_STEP, rows)
+    return len(rows), len(steps) - len(rows)
+
+
+class _RowEvent(NamedTuple):
+    """What ``sqlite_rows.encode_episode`` reads of an event."""
+
+    run_id: str
+    agent_id: str
+    seq_id: int
+    ts_iso: str
+    payload: dict[str, Any]
+
+
+def _matching_episodes(conn: sqlite3.Connection, run_id: str, episode_index: int | None,
+                       episode_id: str) -> list[tuple[str, int]]:
+    """Keys (agent_id, episode_index) of the run's episode rows whose episode id is ``episode_id``."""
+    rows = []
+    if episode_index is not None and episode_index >= 0:
+        rows += conn.execute("SELECT agent_id, episode_index, extra_json FROM episodes "
+                             "WHERE run_id = ? AND episode_index = ?", (run_id, episode_index)).fetchall()
+    rows += conn.execute("SELECT agent_id, episode_index, extra_json FROM episodes "
+                         "WHERE run_id = ? AND episode_index < 0", (run_id,)).fetchall()
+    return [(agent, index) for agent, index, extra in rows
+            if effective_episode_id(run_id, index, load_json(extra) if extra else {}) == episode_id]
+
+
+def insert_episode(conn: sqlite3.Connection, cursors: StreamCursors, episode: EncodedEpisode) -> int:
+    """Upsert one episode rollup (after the steps before it); returns the episode_index it is stored at."""
+    run_id, agent_id = episode.run_id, episode.agent_id
+    if episode.episode_id:
+        for agent, index in _matching_episodes(conn, run_id, episode.episode_index, episode.episode_id):
+            conn.execute("DELETE FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
+                         (run_id, agent, index))
+    index = episode.episode_index
+    if index is not None and (index < 0 or conn.execute(
+            "SELECT 1 FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
+            (run_id, agent_id, index)).fetchone() is not None):
+        index = None
+    if index is None:
+        low = conn.execute("SELECT MIN(episode_index) FROM episodes WHERE run_id = ? AND agent_id = ?",
+                           (run_id, agent_id)).fetchone()[0]
+        index = min(low if low is not None else 0, 0) - 1
+    payload = dict(episode.payload)
+    payload["episode_index"] = index
+    if index < 0 or format_episode_id(run_id, index, episode.worker_id) != episode.episode_id:
+        payload["episode_id"] = episode.episode_id
+    seq_id = cursors.next_seq(run_id, agent_id, episode.ts_iso)
+    row = encode_episode(_RowEvent(run_id, agent_id, seq_id, episode.ts_iso, payload))  # type: ignore[arg-type]
+    conn.execute("INSERT INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, terminated, "
+                 "truncated, outcome, metadata_json, extra_json, ts_iso) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+    return index
+
+
+def quarantine(conn: sqlite3.Connection, cursors: StreamCursors, run_id: str, agent_id: str, topic: str,
+               ts_iso: str, fields: dict[str, Any], error: str) -> None:
+    """Keep a record SQLite refused in ``run_events`` (``error`` set), like a rejected event."""
+    seq_id = cursors.next_seq(run_id, agent_id, ts_iso)
+    conn.execute("INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?,?)",
+                 (run_id, agent_id, seq_id, topic, ts_iso, quarantine_json(fields), error))
+
+
+def _parse_candidates(episode_id: str) -> list[tuple[str, int]]:
+    """(run_id, episode_index) pairs ``episode_id`` may stand for (a run id may contain ``-w``)."""
+    out: list[tuple[str, int]] = []
+    parsed = parse_episode_id(episode_id)
+    if parsed is not None:
+        out.append((parsed.run_id, parsed.episode_index))
+        if parsed.worker_id is not None:
+            head, _, tail = episode_id.rpartition("-ep")
+            plain = (head, int(tail))
+            if plain not in out:
+                out.append(plain)
+    return out
+
+
+def find_step_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:
+    """``(rowid, *STEP_READ_COLUMNS)`` of every step whose episode id is ``episode_id`` (any run, agent).
+
+    Uses the ``steps_by_episode`` index for ids of the canonical forms; other ids (e.g. ``''``) are
+    found by a scan of the steps that have no episode index.
+    """
+    rows: list[tuple[Any, ...]] = []
+    candidates = _parse_candidates(episode_id)
+    for run_id, index in candidates:
+        for (agent,) in conn.execute("SELECT agent_id FROM streams WHERE run_id = ?", (run_id,)).fetchall():
+            rows += conn.execute(
+                f"SELECT rowid, {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
+                (run_id, agent, index)).fetchall()
+    if not candidates:
+        rows = conn.execute(f"SELECT rowid, {STEP_READ_COLUMNS} FROM steps WHERE episode_index IS NULL "
+                            "AND extra_json LIKE '%\"episode_id\"%'").fetchall()
+    return [r for r in rows if effective_episode_id(r[1], r[5], _payload_extras(r[-1])) == episode_id]
+
+
+def find_episode_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:
+    """``EPISODE_READ_COLUMNS`` rows whose episode id is ``episode_id`` (any run, agent)."""
+    rows: list[tuple[Any, ...]] = []
+    candidates = _parse_candidates(episode_id)
+    for run_id, index in candidates:
+        rows += conn.execute(f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? "
+                             "AND (episode_index = ? OR episode_index < 0)", (run_id, index)).fetchall()
+    if not candidates:
+        rows = conn.execute(f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE episode_index < 0").fetchall()
+    return [r for r in dict.fromkeys(rows) if effective_episode_id(r[0], r[2], _payload_extras(r[-1])) == episode_id]
+
+
+def _payload_extras(extra: str | None) -> dict[str, Any]:
+    if extra is None:
+        return {}
+    value = load_json(extra)
+    return value if isinstance(value, dict) else {}
+
+
+def delete_episode_rows(conn: sqlite3.Connection, episode_id: str) -> int:
+    """Delete the steps and the episode row(s) of ``episode_id``; returns the rows deleted."""
+    step_rowids = [(r[0],) for r in find_step_rows(conn, episode_id)]
+    episodes = [(r[0], r[1] if r[1] is not None else "", r[2]) for r in find_episode_rows(conn, episode_id)]
+    if step_rowids:
+        conn.executemany("DELETE FROM steps WHERE rowid = ?", step_rowids)
+    if episodes:
+        conn.executemany("DELETE FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?", episodes)
+    return len(step_rowids) + len(episodes)
+
+
+def mark_run(conn: sqlite3.Connection, run_id: str, status: str, ts_iso: str) -> None:
+    """Delete the run's steps and episodes and set its ``runs.status`` (``deleted``/``archived``) at ``ts_iso``."""
+    conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+    conn.execute("DELETE FROM episodes WHERE run_id = ?", (run_id,))
+    conn.execute(_MARK_RUN, (run_id, status, ts_iso, ts_iso))
