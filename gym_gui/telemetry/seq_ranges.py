@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from gym_gui.telemetry.events import StreamKey
 
@@ -57,12 +58,14 @@ class SeqGapWarner:
     thread; never blocks beyond a short lock (the log call runs outside it).
     """
 
-    __slots__ = ("_logger", "_message", "_interval_s", "_lock", "_next_at", "_held", "gaps", "suppressed")
+    __slots__ = ("_logger", "_message", "_interval_s", "_clock", "_lock", "_next_at", "_held", "gaps", "suppressed")
 
-    def __init__(self, logger: logging.Logger, message: str, interval_s: float) -> None:
+    def __init__(self, logger: logging.Logger, message: str, interval_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._logger = logger
         self._message = message
         self._interval_s = interval_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._next_at: dict[tuple[str, str], float] = {}
         self._held: dict[tuple[str, str], int] = {}
@@ -73,7 +76,7 @@ class SeqGapWarner:
     def warn(self, run_id: str, agent_id: str | None, last_seq: int, seq_id: int) -> bool:
         """Report that ``seq_id`` followed ``last_seq`` in the stream; True if a line was logged."""
         stream = (run_id, agent_id or "default")
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self.gaps += 1
             if now < self._next_at.get(stream, 0.0):
