@@ -9,9 +9,14 @@ Numbering continues after the last seq_id already in Redis, so a restarted bridg
 id. When Redis is unreachable the pump keeps the events and retries with backoff; its gate stops
 the proxy reading (the worker then blocks on its own output) until Redis takes them again.
 
-Exit code: 0 completed, 1 failed (or not every event reached Redis), 130 cancelled (SIGINT or
-SIGTERM stops the worker; its cancellation is sent too), 2 when the worker cannot be started or
-Redis cannot be reached at start.
+Exit code: 0 completed, 1 failed (or not every event reached Redis, or the worker's telemetry
+could not be read to its end), 130 cancelled (SIGINT or SIGTERM stops the worker; its
+cancellation is sent too; a second signal stops waiting for Redis), 2 when the worker cannot be
+started or Redis cannot be reached at start.
+
+Shutdown is bounded: if the proxy's reader thread dies (or hangs) before it has published the
+end of the run, the bridge notices (the thread ended without finishing, or it is still busy
+``flush_timeout_s`` after the worker was stopped), says so, sends what it has and exits 1.
 """
 
 from __future__ import annotations
@@ -49,40 +54,58 @@ EXIT_CANNOT_START = 2
 class RedisBridge:
     """One worker, its proxy on a private bus, and the pump into Redis.
 
-    ``run`` is called once, from the thread that owns the bridge; ``request_stop`` from any thread
-    (a signal handler). Pump tuning: ``batch_size``, ``high_water``, ``low_water``,
-    ``retry_initial_s``, ``retry_max_s``.
+    ``run`` is called once, from the thread that owns the bridge; ``request_stop`` and
+    ``force_stop`` from any thread (a signal handler). ``stop_timeout_s``: how long the worker gets
+    to end after SIGTERM before SIGKILL (and how long each join of the proxy's threads waits).
+    Pump tuning: ``batch_size``, ``high_water``, ``low_water``, ``retry_initial_s``, ``retry_max_s``.
     """
 
     def __init__(self, client: redis.Redis, *, run_id: str | None = None,
                  default_agent_id: str = DEFAULT_AGENT_ID, key_prefix: str = KEY_PREFIX,
                  retention: int | None = DEFAULT_RETENTION, flush_timeout_s: float = 60.0,
-                 name: str = "worker", **pump_tuning: Any) -> None:
+                 stop_timeout_s: float = 5.0, name: str = "worker", **pump_tuning: Any) -> None:
         """Build the bus, publisher, pump and proxy. Any thread; no I/O."""
         self.bus = RunBus()
         self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention)
         self.pump = RedisPump(self.bus, self.publisher, **pump_tuning)
         self.flush_timeout_s = flush_timeout_s
+        self.stop_timeout_s = stop_timeout_s
         self._retry_initial_s = pump_tuning.get("retry_initial_s", 0.05)
         self._retry_max_s = pump_tuning.get("retry_max_s", 2.0)
         self._stop = threading.Event()
+        self._force = threading.Event()
         self._stopper: threading.Thread | None = None
+        self._stopped_at: float | None = None  # when the stopper thread had ended the worker
+        #: Why the worker's telemetry was not read to its end (None: it was).
+        self.ingest_error: str | None = None
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.proxy = TelemetryProxy(self.bus, default_agent_id=default_agent_id, run_id=run_id,
                                     seq_floor=self._seq_floor, gate=self.pump.gate, name=name)
         self.flushed: bool | None = None
         self._code: int | None = None
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once ``request_stop`` (or ``force_stop``) was called. Any thread."""
+        return self._stop.is_set()
+
     def request_stop(self) -> None:
         """Cancel the run: the worker is asked to stop and what it wrote is still sent. Any thread; never blocks."""
         self._stop.set()
         self.pump.wake()
 
+    def force_stop(self) -> None:
+        """Cancel the run and stop waiting: for Redis (unsent events stay unsent) and for the worker's
+        telemetry. Any thread; never blocks. ``run`` then returns within about ``stop_timeout_s``."""
+        self._force.set()
+        self.request_stop()
+
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, poll_s: float = 0.2) -> int:
         """Run the worker ``argv`` to its end and send everything; returns the exit code.
 
         Owner thread; blocks until the worker ended and its events are in Redis (or
-        ``flush_timeout_s`` passed after it ended).
+        ``flush_timeout_s`` passed after it ended), never longer than about ``2 * stop_timeout_s
+        + flush_timeout_s`` after a stop request or a failure of the proxy's reader.
         """
         try:
             self.proxy.spawn(argv, env=env)
@@ -93,25 +116,60 @@ class RedisBridge:
             self._code = EXIT_CANNOT_START
             return EXIT_CANNOT_START
         try:
-            while not self.proxy.finished:
+            while not self.proxy.finished and self._ingest_going(poll_s):
                 self.pump.step(poll_s)
-                if self._stop.is_set() and self._stopper is None:
-                    self._stopper = threading.Thread(target=self.proxy.stop, args=(5.0,), name="stop-worker", daemon=True)
-                    self._stopper.start()
         finally:
-            if not self.proxy.finished:  # only when the loop above failed: end the worker before sealing
-                self.proxy.stop(5.0)
-            self.flushed = self.pump.finish(self.flush_timeout_s)
-            self.proxy.stop(5.0)
+            if not self.proxy.finished:  # the loop above gave up or failed: end the worker before sealing
+                self.proxy.stop(self.stop_timeout_s)
+            self.flushed = self.pump.finish(0.0 if self._force.is_set() else self.flush_timeout_s, abort=self._force)
+            self.proxy.stop(self.stop_timeout_s)
             if self._stopper is not None:
-                self._stopper.join(15.0)
+                self._stopper.join(2 * self.stop_timeout_s + 1.0)
         return self.exit_code()
 
+    def _ingest_going(self, poll_s: float) -> bool:
+        """Whether the proxy may still finish: False once it cannot (its reader thread ended without
+        finishing, or hangs ``flush_timeout_s`` after the worker was stopped) or on ``force_stop``.
+        Starts the stopper thread on a stop request. Owner thread; never blocks."""
+        if self._force.is_set():
+            self._give_up("the stop was forced before the worker's telemetry ended")
+            return False
+        if self._stop.is_set() and self._stopper is None:
+            self._stopper = threading.Thread(target=self._stop_worker, name="stop-worker", daemon=True)
+            self._stopper.start()
+        if self.proxy.finished:
+            return True
+        if not _reader_alive(self.proxy) and not self.proxy.finished:  # it sets ``finished`` before it ends
+            self._give_up("the proxy's reader thread ended without finishing the run (see its error above)")
+            return False
+        stopped_at = self._stopped_at
+        if stopped_at is not None and time.monotonic() - stopped_at > self.flush_timeout_s + poll_s:
+            self._give_up(f"the proxy's reader did not finish within {self.flush_timeout_s:.1f} s "
+                          "after the worker was stopped")
+            return False
+        return True
+
+    def _stop_worker(self) -> None:
+        """Stopper thread: SIGTERM, then SIGKILL after ``stop_timeout_s``, and join the proxy's threads."""
+        self.proxy.stop(self.stop_timeout_s)
+        self._stopped_at = time.monotonic()
+        self.pump.wake()
+
+    def _give_up(self, reason: str) -> None:
+        if self.ingest_error is None:
+            self.ingest_error = reason
+            _log.error("%s; sending what was read and exiting", reason)
+
     def exit_code(self) -> int:
-        """0 if every run that reached Redis completed, 130 if one was cancelled, 2 if the worker could not
-        start, else 1. Any thread, after ``run``."""
+        """0 if every run that reached Redis completed, 130 if one was cancelled (or the stop was forced),
+        2 if the worker could not start, else 1 (also when its telemetry was not read to its end).
+        Any thread, after ``run``."""
         if self._code is not None:
             return self._code
+        if self._force.is_set():
+            return EXIT_CODES["cancelled"]
+        if self.ingest_error is not None:
+            return 1
         outcomes = set(self.pump.outcomes.values())
         if not self.flushed or not outcomes or "failed" in outcomes:
             return 1
@@ -131,6 +189,8 @@ class RedisBridge:
             try:
                 return self.publisher.last_seq_id(run_id, agent_id)
             except CONNECTION_ERRORS as exc:
+                if self._force.is_set():
+                    raise
                 if self._stop.is_set():
                     give_up_at = give_up_at or time.monotonic() + self.flush_timeout_s
                     if time.monotonic() >= give_up_at:
@@ -138,7 +198,7 @@ class RedisBridge:
                 delay_s = backoff.next_delay_s()
                 self._rlog.log(logging.WARNING, "floor", "cannot read the last seq_id of %s/%s from Redis (%s); "
                                "retrying in %.2f s", run_id, agent_id, exc, delay_s)
-                threading.Event().wait(delay_s)
+                self._force.wait(delay_s)
 
     def summary(self) -> str:
         """One line: outcome, exit code and the counters (``key=value``). Any thread, after ``run``."""
@@ -152,6 +212,7 @@ class RedisBridge:
             "unsent": pump["backlog"], "streams": pub["streams"], "connection_errors": pump["connection_errors"],
             "reconnects": pump["reconnects"], "rejected_lines": proxy["rejected_total"],
             "paused_s": f"{pump['gate_paused_s']:.2f}",
+            "ingest": "finished" if self.ingest_error is None else "broken",
         }
         return "redis_bridge: " + " ".join(f"{k}={v}" for k, v in fields.items())
 
@@ -176,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout-s", type=float, default=10.0, help="how long to try reaching Redis at start")
     parser.add_argument("--flush-timeout-s", type=float, default=60.0,
                         help="how long to keep trying to send the last events once the worker ended")
+    parser.add_argument("--stop-timeout-s", type=float, default=5.0,
+                        help="how long the worker gets to end after SIGTERM before SIGKILL")
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -235,13 +298,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return EXIT_CANNOT_START
     bridge = RedisBridge(client, run_id=args.run_id, default_agent_id=args.default_agent_id,
                          key_prefix=args.key_prefix, retention=args.retention or None,
-                         flush_timeout_s=args.flush_timeout_s, batch_size=args.batch_size,
+                         flush_timeout_s=args.flush_timeout_s, stop_timeout_s=args.stop_timeout_s,
+                         batch_size=args.batch_size,
                          high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
     print(f"redis_bridge: {' '.join(command)} -> {_where(client)}", file=out, flush=True)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        _log.warning("%s: stopping the worker", signal.Signals(signum).name)
-        bridge.request_stop()
+        if bridge.stop_requested:
+            _log.warning("%s again: no more waiting for Redis or the worker's telemetry", signal.Signals(signum).name)
+            bridge.force_stop()
+        else:
+            _log.warning("%s: stopping the worker", signal.Signals(signum).name)
+            bridge.request_stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -253,7 +321,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     print(bridge.summary(), file=out, flush=True)
     if not bridge.flushed:
         print(f"redis_bridge: WARNING: {bridge.pump.backlog()} events were not sent to Redis", file=out, flush=True)
+    if bridge.ingest_error is not None:
+        print(f"redis_bridge: WARNING: {bridge.ingest_error}", file=out, flush=True)
     return code
+
+
+def _reader_alive(proxy: TelemetryProxy) -> bool:
+    """Whether the proxy's reader thread is alive (True before it exists). Any thread; never blocks."""
+    reader = getattr(proxy, "_reader", None)  # the proxy offers no accessor; its absence means "alive"
+    return reader is None or reader.is_alive()
 
 
 if __name__ == "__main__":

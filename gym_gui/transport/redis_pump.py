@@ -12,6 +12,7 @@ One thread, the owner, calls ``step`` and ``finish``; the other methods may be c
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -104,10 +105,11 @@ class RedisPump:
         self._collect()
         self._send_ready()
 
-    def finish(self, timeout_s: float) -> bool:
-        """Unsubscribe, then send everything left, retrying until ``timeout_s``; True if all is in Redis.
+    def finish(self, timeout_s: float, *, abort: threading.Event | None = None) -> bool:
+        """Unsubscribe, then send everything left, retrying until ``timeout_s`` or until ``abort`` is set
+        (then call ``wake``); True if all is in Redis.
 
-        Owner thread, once the producer is done; blocks up to ``timeout_s``.
+        Owner thread, once the producer is done; blocks up to ``timeout_s`` (plus one attempt).
         """
         if not self._sealed:
             for sub in self._subs:
@@ -123,6 +125,9 @@ class RedisPump:
             if not self.backlog():
                 break
             remaining = deadline - time.monotonic()
+            if abort is not None and abort.is_set():
+                _log.error("%d events were not sent to Redis: the stop was forced (%s)", self.backlog(), self.last_error)
+                return False
             if remaining <= 0:
                 _log.error("%d events could not be sent to Redis within %.1f s (%s)",
                            self.backlog(), timeout_s, self.last_error)

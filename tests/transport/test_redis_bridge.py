@@ -7,6 +7,7 @@ Redis outage paused the worker and lost nothing; the exit codes.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -155,6 +156,79 @@ def test_sigterm_cancels_the_worker_and_exits_130(redis_server: RedisServer) -> 
     assert summary_of(out)["outcomes"] == "run-c:cancelled"
     _, last = entries(redis_server, "run-c", "a1")[-1]
     assert last[b"topic"] == b"RUN_COMPLETED" and b'"outcome":"cancelled"' in last[b"payload"]
+
+
+def faulty_bridge_argv(fault: str, url: str, *options: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).with_name("redis_bridge_faulty.py")), fault,
+            "--redis-url", url, *options]
+
+
+def test_the_bridge_exits_by_itself_when_the_proxys_reader_dies(redis_server: RedisServer) -> None:
+    argv = faulty_bridge_argv("finish-raises", redis_server.url, "--") + FAKE_WORKER + [
+        "--run-id", "run-d", "--agent-id", "a1", "--steps", "20", "--exit-code", "3"]
+    code, out, err = run_bridge(argv, timeout_s=30)  # it used to wait for ever
+    assert code == 1, out + err
+    summary = summary_of(out)
+    assert summary["ingest"] == "broken" and summary["outcomes"] == "none" and summary["unsent"] == "0"
+    assert "reader thread ended without finishing" in out and "injected fault" in err
+    assert [seq for seq, _ in entries(redis_server, "run-d", "a1")] == list(range(1, 24))  # all it read is sent
+
+
+def test_sigterm_ends_the_bridge_when_the_proxys_reader_hangs(redis_server: RedisServer) -> None:
+    argv = faulty_bridge_argv("finish-hangs", redis_server.url, "--stop-timeout-s", "1", "--flush-timeout-s", "1",
+                              "--") + FAKE_WORKER + ["--run-id", "run-h", "--agent-id", "a1", "--steps", "20", "--hang"]
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(entries(redis_server, "run-h", "a1")) == 1 + 20 + 2, message="the worker's lines")
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)  # it used to ignore SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    assert summary_of(out)["ingest"] == "broken" and "did not finish within 1.0 s" in out
+
+
+def test_a_second_sigterm_stops_waiting_for_an_unreachable_redis(own_redis: Any, tmp_path: Path) -> None:
+    server = own_redis()
+    go = tmp_path / "go"
+    argv = bridge_argv(server.url, "--retry-max-s", "0.1", "--flush-timeout-s", "120", "--") + FAKE_WORKER + [
+        "--run-id", "run-w", "--agent-id", "a1", "--steps", "5", "--wait-for", str(go), "--more-steps", "10"]
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    retrying, stopping = threading.Event(), threading.Event()
+    err_lines: list[str] = []
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err_lines.append(line)
+            if "Redis unavailable" in line:
+                retrying.set()
+            if "SIGTERM: stopping the worker" in line:
+                stopping.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: len(entries(server, "run-w", "a1")) == 1 + 5, message="the first part in Redis")
+        server.stop()
+        go.touch()  # the worker writes the rest and ends; the bridge cannot send it
+        assert retrying.wait(20), "".join(err_lines)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert stopping.wait(20), "".join(err_lines)  # two signals at once would be delivered as one
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(20)  # not the 120 s flush timeout
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(5)
+    assert proc.returncode == 130, out + "".join(err_lines)
+    summary = summary_of(out)
+    assert int(summary["unsent"]) > 0 and "were not sent to Redis" in out
 
 
 def test_exit_2_when_the_worker_or_redis_cannot_be_reached(redis_server: RedisServer) -> None:
