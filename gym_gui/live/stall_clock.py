@@ -4,7 +4,10 @@ The clock starts at the stream's first event, not at construction: before that t
 pending (the RunRegistry's business), not stalled. A stream is stalled once no event arrived for
 ``missed_intervals`` x its heartbeat interval. The interval is the run's configured one
 (RUN_STARTED ``config["heartbeat_interval_s"]``), else the one its heartbeats announce
-(``interval_s``), else the default. A completed stream never stalls again.
+(``interval_s``), else the default. A stream that sent neither RUN_STARTED nor a heartbeat
+(steps and episodes only, as the existing gym_gui's producers publish them) has no heartbeats to
+miss: with an ``idle_timeout_s`` it is stalled after that much silence instead (stalled means
+quiet, never failed). A completed stream never stalls again.
 """
 
 from __future__ import annotations
@@ -20,18 +23,25 @@ class StallClock:
     Not thread-safe: one owner thread (the live controller's GUI thread) calls everything.
     """
 
-    __slots__ = ("missed_intervals", "_default_s", "_config_s", "_heartbeat_s", "_last_event_at",
-                 "_stalled", "_completed")
+    __slots__ = ("missed_intervals", "_default_s", "_idle_s", "_lifecycle", "_config_s", "_heartbeat_s",
+                 "_last_event_at", "_stalled", "_completed")
 
-    def __init__(self, default_interval_s: float, missed_intervals: int) -> None:
-        """Raise ValueError unless ``default_interval_s > 0`` and ``missed_intervals >= 1``."""
+    def __init__(self, default_interval_s: float, missed_intervals: int, *,
+                 idle_timeout_s: float | None = None) -> None:
+        """Raise ValueError unless ``default_interval_s > 0``, ``missed_intervals >= 1`` and
+        ``idle_timeout_s`` is None or > 0 (None: a stream without heartbeats uses the default interval)."""
         default = positive_interval_s(default_interval_s)
         if default is None:
             raise ValueError(f"heartbeat interval must be a positive number of seconds, got {default_interval_s!r}")
         if type(missed_intervals) is not int or missed_intervals < 1:
             raise ValueError(f"stall_missed_intervals must be an int >= 1, got {missed_intervals!r}")
+        idle = None if idle_timeout_s is None else positive_interval_s(idle_timeout_s)
+        if idle_timeout_s is not None and idle is None:
+            raise ValueError(f"idle_timeout_s must be None or a positive number of seconds, got {idle_timeout_s!r}")
         self.missed_intervals = missed_intervals
         self._default_s = default
+        self._idle_s = idle
+        self._lifecycle = False
         self._config_s: float | None = None
         self._heartbeat_s: float | None = None
         self._last_event_at: float | None = None
@@ -45,8 +55,20 @@ class StallClock:
 
     @property
     def timeout_s(self) -> float:
-        """Seconds without an event after which the stream is stalled."""
+        """Seconds without an event after which the stream is stalled: the idle timeout for a stream
+        without lifecycle records (when one is set), else ``missed_intervals`` x ``interval_s``."""
+        if self._idle_s is not None and not self._lifecycle and not (self._config_s or self._heartbeat_s):
+            return self._idle_s
         return self.missed_intervals * self.interval_s
+
+    @property
+    def has_lifecycle(self) -> bool:
+        """True once the stream's run sent RUN_STARTED or a heartbeat (``note_lifecycle``)."""
+        return self._lifecycle
+
+    def note_lifecycle(self) -> None:
+        """The run sent RUN_STARTED or a heartbeat: it has heartbeats to miss (the interval rule applies)."""
+        self._lifecycle = True
 
     @property
     def stalled(self) -> bool:

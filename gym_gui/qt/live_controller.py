@@ -67,6 +67,7 @@ class LiveTelemetryController(QObject):
         max_batch: int = 4096,
         heartbeat_interval_s: float = 1.0,
         stall_missed_intervals: int = 3,
+        idle_timeout_s: float | None = None,
         history_after_seq_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         parent: QObject | None = None,
@@ -76,7 +77,9 @@ class LiveTelemetryController(QObject):
         ``history_after_seq_id``: for a stream that began before this controller, also deliver (from
         SQLite, as backfill) its events after this seq_id that precede the first one seen live;
         ``-1`` means from its very beginning. None (the default) starts with what is published after
-        ``start()``.
+        ``start()``. ``idle_timeout_s``: a stream whose run sent no RUN_STARTED and no heartbeat is
+        stalled after this much silence (None: after ``stall_missed_intervals`` x
+        ``heartbeat_interval_s``, as any other).
         """
         super().__init__(parent)
         if not run_id or not agent_id:
@@ -92,7 +95,7 @@ class LiveTelemetryController(QObject):
         self._buffer_maxlen = buffer_maxlen
         self._max_batch = max_batch
         self._clock = clock
-        self._stall = StallClock(heartbeat_interval_s, stall_missed_intervals)
+        self._stall = StallClock(heartbeat_interval_s, stall_missed_intervals, idle_timeout_s=idle_timeout_s)
         self._gaps = GapTracker()
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -222,6 +225,8 @@ class LiveTelemetryController(QObject):
                 self._stall.configure(config.get("heartbeat_interval_s"))
         for evt in beats:
             self._stall.announce(evt.payload.get("interval_s"))
+        if started or beats:
+            self._stall.note_lifecycle()
 
         resumed = False
         if started or steps or episodes or beats or completed:

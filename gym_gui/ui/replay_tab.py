@@ -1,4 +1,9 @@
-"""AgentReplayTab: the ``Agent-{id}-Replay`` tab: a finished run's episodes and a step scrubber."""
+"""AgentReplayTab: the ``Agent-{id}-Replay`` tab: a run's stored episodes and a step scrubber.
+
+Normally the run is finished when the tab opens. A run without lifecycle records (steps and
+episodes only) gets its tab while it runs, with the episodes stored so far: ``set_run_finished``
+says which of the two the list is, and the progress line above the list tells the person.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +43,8 @@ class AgentReplayTab(QWidget):
     ``set_episodes`` fills the episode list; selecting an episode calls ``request_steps(index)``
     (the owner loads them off the GUI thread, e.g. ``ReplayController.load_steps``) and
     ``set_steps`` shows them. Play advances one step per ``play_interval_ms`` and stops at the
-    last step. A step without a frame shows the newest frame before it. GUI thread only.
+    last step. A step without a frame shows the newest frame before it.
+    ``set_run_finished(False)`` marks the list as growing (the run is still going). GUI thread only.
     """
 
     def __init__(self, run_id: str, agent_id: str, request_steps: Callable[[int], None], *,
@@ -53,6 +59,8 @@ class AgentReplayTab(QWidget):
         self._steps: list[StepRecord] = []
         self._frame_of: list[int] = []
         self._position = 0
+        self._finished = True
+        self._outcome: str | None = None
 
         self.episode_model = EpisodeTableModel(self)
         self.play_timer = QTimer(self)
@@ -60,9 +68,12 @@ class AgentReplayTab(QWidget):
         self.play_timer.timeout.connect(self._advance)
         self._build()
         self._show_empty("Select an episode to replay it.")
+        self._show_progress()
 
     # -- construction ----------------------------------------------------------------------------
     def _build(self) -> None:
+        self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)
         self.episode_view = make_table_view(self.episode_model)
         self.episode_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.episode_view.selectionModel().currentRowChanged.connect(self._on_current_row)
@@ -109,7 +120,8 @@ class AgentReplayTab(QWidget):
         self.episode_view.horizontalHeader().setDefaultSectionSize(72)
         splitter.setSizes([300, 600])
         layout = QVBoxLayout(self)
-        layout.addWidget(splitter)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(splitter, 1)
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:
@@ -128,6 +140,23 @@ class AgentReplayTab(QWidget):
                 self.episode_view.selectRow(row)
         finally:
             selection.blockSignals(blocked)
+        self._show_progress()
+
+    def set_run_finished(self, finished: bool, outcome: str | None = None) -> None:
+        """Say whether the listed episodes are the whole run (``outcome``: its status text, e.g.
+        ``completed``) or those stored so far of a run still going. GUI thread; never blocks."""
+        self._finished = finished
+        self._outcome = outcome if finished else None
+        self._show_progress()
+
+    @property
+    def run_finished(self) -> bool:
+        """True when the list is the whole run (the default). GUI thread; never blocks."""
+        return self._finished
+
+    def progress_text(self) -> str:
+        """The progress line above the episode list. GUI thread; never blocks."""
+        return self.progress_label.text()
 
     def select_episode(self, episode_index: int) -> bool:
         """Select ``episode_index`` in the list (which requests its steps); False if not listed.
@@ -264,6 +293,16 @@ class AgentReplayTab(QWidget):
             self.set_position(self._position + 1)
         if self._position >= len(self._steps) - 1:
             self.pause()
+
+    def _show_progress(self) -> None:
+        count = self.episode_model.rowCount()
+        episodes = f"{count} episode{'s' if count != 1 else ''}"
+        if self._finished:
+            text = f"{episodes}, the whole run" + (f" ({self._outcome})." if self._outcome else ".")
+        else:
+            text = (f"The run is still going: {episodes} stored so far, each replayable; "
+                    "more appear here as they are stored.")
+        self.progress_label.setText(text)
 
     def _show_empty(self, text: str) -> None:
         self.pause()

@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         if (run_id, agent_id) in self._online:
             return
         controller = LiveTelemetryController(self.services.bus, run_id, agent_id, reader=self.services.reader,
+                                             idle_timeout_s=self.services.registry.idle_timeout_s,
                                              history_after_seq_id=-1 if from_start else None, parent=self)
         tab = AgentOnlineTab(run_id, agent_id)
         controller.run_started.connect(tab.on_run_started)
@@ -194,6 +195,7 @@ class MainWindow(QMainWindow):
         controller = ReplayController(self.services.bus, self.services.reader, self.services.sink.run_persisted,
                                       run_id, parent=self)
         controller.replay_ready.connect(self._on_replay_ready)
+        controller.episodes_persisted.connect(self._on_episodes_persisted)
         controller.steps_loaded.connect(self._on_steps_loaded)
         self._replay_controllers[run_id] = controller
         controller.start()
@@ -208,17 +210,40 @@ class MainWindow(QMainWindow):
         for key in unshown:  # data streams show; lifecycle-only ones only when the run has no other
             if key[1] in with_data or not with_data and not any(k[0] == run_id for k in self._shown_online()):
                 self._show_online(key)
+        status = self.services.registry.status(run_id)
+        self._show_replays(run_id, controller, episodes_by_agent, finished=True,
+                           outcome=status.value if status is not None else None)
+
+    def _on_episodes_persisted(self, run_id: str, episodes_by_agent: dict[str, Any]) -> None:
+        """A run without lifecycle records, still going: its Replay tabs open with its first stored
+        episode and list every episode stored so far."""
+        controller = self._replay_controllers.get(run_id)
+        if controller is not None:
+            self._show_replays(run_id, controller, episodes_by_agent, finished=False)
+
+    def _show_replays(self, run_id: str, controller: ReplayController, episodes_by_agent: dict[str, Any], *,
+                      finished: bool, outcome: str | None = None) -> None:
         for agent_id, episodes in episodes_by_agent.items():
             key = (run_id, agent_id)
-            if key in self._replay_tabs or not episodes:  # nothing to replay for that agent
-                continue
-            tab = AgentReplayTab(run_id, agent_id,
-                                 lambda episode_index, a=agent_id: controller.load_steps(a, episode_index))
-            tab.set_episodes(episodes)
-            self._replay_tabs[key] = tab
-            index = self.tabs.addTab(tab, f"Agent-{agent_id}-Replay")
-            self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: replay of the persisted run")
-            self.replay_opened.emit(run_id, agent_id)
+            tab = self._replay_tabs.get(key)
+            if tab is None:
+                if not episodes:  # nothing to replay for that agent
+                    continue
+                tab = AgentReplayTab(run_id, agent_id,
+                                     lambda episode_index, a=agent_id: controller.load_steps(a, episode_index))
+                self._replay_tabs[key] = tab
+                tab.set_run_finished(finished, outcome)
+                tab.set_episodes(episodes)
+                index = self.tabs.addTab(tab, f"Agent-{agent_id}-Replay")
+                what = "replay of the persisted run" if finished else "replay of the episodes persisted so far"
+                self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: {what}")
+                self.replay_opened.emit(run_id, agent_id)
+            elif not tab.run_finished:  # a growing list: more episodes, or the whole run at last
+                tab.set_episodes(episodes)
+                tab.set_run_finished(finished, outcome)
+                if finished:
+                    index = self.tabs.indexOf(tab)
+                    self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: replay of the persisted run")
 
     def _on_steps_loaded(self, agent_id: str, episode_index: int, steps: Any) -> None:
         sender = self.sender()

@@ -15,9 +15,14 @@ from typing import Any, Iterator
 import pytest
 
 from event_factory import EventFactory
+from gym_gui.live.stall_clock import StallClock
+from gym_gui.qt.app_services import AppServices
 from gym_gui.qt.db_sink_thread import DbSink
+from gym_gui.qt.live_controller import LiveTelemetryController
+from gym_gui.qt.replay_controller import ReplayController
 from gym_gui.qt.run_registry import OUTCOME_SOURCE, RunRegistry, RunStatus
 from gym_gui.qt.store_reader import StoreReader
+from gym_gui.ui.telemetry_window import MainWindow
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -198,3 +203,104 @@ def test_a_stored_unfinished_data_only_run_is_stalled_after_a_restart_and_can_be
         assert sink2.stop(10)
         assert reader2.stop(5)
         store2.close()
+
+
+def test_episode_one_replays_while_episode_two_runs_and_the_finish_completes_the_replay(
+        qtbot: Any, store: TelemetrySQLiteStore, bus: RunBus, parts: dict[str, Any]) -> None:
+    registry = make_registry(qtbot, bus, parts)
+    replay = ReplayController(bus, parts["reader"], parts["sink"].run_persisted, RUN, poll_interval_ms=10)
+    parts["made"].append(replay)
+    replay.start()
+    f = EventFactory(RUN, AGENT, first_seq=1)
+    with qtbot.waitSignal(replay.episodes_persisted, timeout=10000) as persisted:
+        publish_from_a_thread(bus, data_only(f, range(1), 5) + [f.step(1, i) for i in range(3)])
+    assert [e.episode_index for e in persisted.args[1][AGENT]] == [0]
+    assert registry.status(RUN) is RunStatus.RUNNING  # episode 1 is still under way
+    with qtbot.waitSignal(replay.steps_loaded, timeout=5000) as loaded:
+        assert replay.load_steps(AGENT, 0)
+    assert [s.step_index for s in loaded.args[2]] == list(range(5))
+    assert [s.to_event() for s in loaded.args[2]] == data_only(EventFactory(RUN, AGENT, first_seq=1), range(1), 5)[:5]
+    with qtbot.waitSignal(replay.episodes_persisted, timeout=10000) as more:
+        publish_from_a_thread(bus, [f.step(1, 3), f.episode(1, 4)])
+    assert [e.episode_index for e in more.args[1][AGENT]] == [0, 1] and replay.episodes is None
+    # Nothing waits for a RUN_COMPLETED: the app says the run is over.
+    with qtbot.waitSignal(replay.replay_ready, timeout=10000) as ready:
+        registry.update_run_outcome(RUN, "completed")
+    assert [e.episode_index for e in ready.args[1][AGENT]] == [0, 1]
+    assert registry.status(RUN) is RunStatus.COMPLETED and not replay.is_polling()
+
+
+def test_the_live_tab_of_a_data_only_stream_uses_the_idle_timeout(
+        qtbot: Any, bus: RunBus) -> None:
+    clock = FakeClock()
+    live = LiveTelemetryController(bus, RUN, AGENT, poll_interval_ms=10, heartbeat_interval_s=1.0,
+                                   idle_timeout_s=8.0, clock=clock)
+    stalls: list[bool] = []
+    live.stall_changed.connect(stalls.append)
+    live.start()
+    try:
+        f = EventFactory(RUN, AGENT, first_seq=1)
+        with qtbot.waitSignal(live.batch_ready, timeout=5000):
+            publish_from_a_thread(bus, [f.step(0, 0)])
+        assert live.stall_timeout_s() == 8.0
+        clock.t += 7.9
+        start = live.ticks
+        qtbot.waitUntil(lambda: live.ticks >= start + 3, timeout=5000)
+        assert stalls == [] and not live.is_stalled()
+        with qtbot.waitSignal(live.stall_changed, timeout=5000):
+            clock.t += 0.2
+        assert stalls == [True]
+        with qtbot.waitSignal(live.stall_changed, timeout=5000):
+            publish_from_a_thread(bus, [f.step(0, 1)])
+        assert stalls == [True, False]
+    finally:
+        live.stop()
+
+
+def test_the_stall_clock_idle_rule() -> None:
+    clock = StallClock(1.0, 3, idle_timeout_s=10.0)
+    assert clock.timeout_s == 10.0 and not clock.has_lifecycle
+    clock.note_event(0.0)
+    assert not clock.check(9.5) and clock.check(10.0) and clock.stalled
+    assert clock.note_event(11.0)  # ends the stall
+    clock.note_lifecycle()  # RUN_STARTED or a heartbeat: the heartbeat rule is back
+    assert clock.timeout_s == 3.0 and clock.check(14.0)
+    assert StallClock(2.0, 3).timeout_s == 6.0  # no idle timeout: the default interval for all
+    announced = StallClock(1.0, 3, idle_timeout_s=10.0)
+    announced.announce(0.5)
+    assert announced.timeout_s == 1.5
+    with pytest.raises(ValueError):
+        StallClock(1.0, 3, idle_timeout_s=0)
+
+
+def test_the_window_opens_the_replay_of_a_data_only_stream_with_its_first_stored_episode(
+        qtbot: Any, db_path: Path) -> None:
+    """The existing producers publish on the app's bus; the window is not their launcher."""
+    services = AppServices(db_path, bus=RunBus())
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    services.start()
+    try:
+        f = EventFactory(RUN, AGENT, first_seq=1)
+        with qtbot.waitSignal(window.online_opened, timeout=10000) as online:
+            publish_from_a_thread(services.bus, [f.step(0, i) for i in range(3)])
+        assert online.args == [RUN, AGENT]
+        assert window.replay_tab(RUN, AGENT) is None  # nothing stored to replay yet
+        with qtbot.waitSignal(window.replay_opened, timeout=10000) as opened:
+            publish_from_a_thread(services.bus, [f.episode(0, 3), f.step(1, 0)])
+        assert opened.args == [RUN, AGENT]
+        tab = window.replay_tab(RUN, AGENT)
+        assert tab is not None and not tab.run_finished and tab.episode_count() == 1
+        assert "Agent-agent-3-Replay" in window.tab_titles() and "still going" in tab.progress_text()
+        assert services.registry.status(RUN) is RunStatus.RUNNING
+        publish_from_a_thread(services.bus, [f.step(1, 1), f.episode(1, 2)])
+        qtbot.waitUntil(lambda: tab.episode_count() == 2, timeout=10000)
+        with qtbot.waitSignal(services.sink.run_persisted, timeout=10000):
+            services.registry.update_run_outcome(RUN, "cancelled", reason="stopped from the trainer")
+        qtbot.waitUntil(lambda: tab.run_finished, timeout=10000)
+        assert tab.progress_text() == "2 episodes, the whole run (cancelled)."
+        assert window.runs_view.status_of(RUN) == "cancelled"
+        assert window.tab_titles().count("Agent-agent-3-Replay") == 1
+    finally:
+        assert window.shutdown(30)
+        assert window.timers_active() == []

@@ -178,3 +178,22 @@ def test_an_episode_without_steps_and_a_failing_loader_do_not_break_the_tab(
     tab.play()
     assert not tab.is_playing()
     assert tab.render_view.placeholder_text() == "No frame yet"
+
+
+def test_a_run_still_going_lists_what_is_stored_so_far_and_says_so(
+        qtbot: Any, store: TelemetrySQLiteStore, stored_run: list[EpisodeRecord]) -> None:
+    loader = Loader(store)
+    tab = make_tab(qtbot, loader)
+    assert tab.run_finished and tab.progress_text() == "0 episodes, the whole run."
+    tab.set_run_finished(False)
+    tab.set_episodes(stored_run[:2])
+    assert not tab.run_finished and tab.episode_count() == 2
+    assert tab.progress_text().startswith("The run is still going: 2 episodes stored so far")
+    assert tab.select_episode(1) and loader.requests == [1] and tab.episode_index == 1
+    # More episodes are stored: the list grows, the episode being replayed stays selected and loaded.
+    tab.set_episodes(stored_run[:4])
+    assert tab.episode_count() == 4 and tab.episode_index == 1 and loader.requests == [1]
+    assert "4 episodes stored so far" in tab.progress_text()
+    tab.set_episodes(stored_run)
+    tab.set_run_finished(True, "completed")
+    assert tab.progress_text() == "5 episodes, the whole run (completed)." and tab.episode_index == 1
