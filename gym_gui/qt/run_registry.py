@@ -3,7 +3,8 @@
 A QTimer on the GUI thread drains the registry's lifecycle subscriptions and polls
 ``bus.streams()``; the state rules live in ``run_state_table.RunStateTable`` (Qt-free).
 
-Subscriptions (subscriber id ``registry`` by default): RUN_STARTED and RUN_COMPLETED are lossless
+Subscriptions (subscriber id ``run-registry`` by default: the existing gym_gui's trainer registry
+uses ``registry``, and a second subscription with its id would replace its queue): RUN_STARTED and RUN_COMPLETED are lossless
 (one event per stream each, so the queue cannot grow, and a completion is never missed);
 RUN_HEARTBEAT, EPISODE_FINALIZED and STEP_APPENDED are bounded (they only prove a run is alive,
 so losing some under a burst changes nothing). Steps matter for streams without heartbeats (the
@@ -44,6 +45,8 @@ _MAXLEN: dict[Topic, int | None] = {
     Topic.RUN_STARTED: None, Topic.RUN_COMPLETED: None,  # lossless
     Topic.RUN_HEARTBEAT: HEARTBEAT_MAXLEN, Topic.EPISODE_FINALIZED: EPISODE_MAXLEN, Topic.STEP_APPENDED: STEP_MAXLEN,
 }
+#: The default bus subscriber id (not ``registry``: the existing gym_gui's trainer registry has it).
+SUBSCRIBER_ID = "run-registry"
 #: ``source`` of the RUN_COMPLETED payload ``update_run_outcome`` publishes.
 OUTCOME_SOURCE = "update_run_outcome"
 
@@ -84,7 +87,7 @@ class RunRegistry(QObject):
         stall_missed_intervals: int = 3,
         default_heartbeat_interval_s: float = 1.0,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
-        subscriber_id: str = "registry",
+        subscriber_id: str = SUBSCRIBER_ID,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         parent: QObject | None = None,

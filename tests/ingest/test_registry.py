@@ -84,9 +84,10 @@ def test_pending_running_completed_in_order_with_the_run_details(
                              summary={"episodes": 1}, has_lifecycle=True)
     assert registry.states() == [state] and registry.status("nope") is None and registry.state("nope") is None
     # Lifecycle topics are lossless; steps, episodes and heartbeats only prove liveness: bounded.
-    assert {"RUN_STARTED:registry", "RUN_COMPLETED:registry", "RUN_HEARTBEAT:registry",
-            "EPISODE_FINALIZED:registry", "STEP_APPENDED:registry"} <= set(bus.queue_sizes())
-    subs = {s.topic: s for s in bus.subscriptions() if s.subscriber_id == "registry"}
+    # Not "registry": the existing gym_gui's trainer registry subscribes with that id.
+    assert {"RUN_STARTED:run-registry", "RUN_COMPLETED:run-registry", "RUN_HEARTBEAT:run-registry",
+            "EPISODE_FINALIZED:run-registry", "STEP_APPENDED:run-registry"} <= set(bus.queue_sizes())
+    subs = {s.topic: s for s in bus.subscriptions() if s.subscriber_id == "run-registry"}
     assert subs[Topic.RUN_STARTED].maxlen is None and subs[Topic.RUN_COMPLETED].maxlen is None
     assert all(subs[t].maxlen is not None for t in (Topic.RUN_HEARTBEAT, Topic.EPISODE_FINALIZED, Topic.STEP_APPENDED))
 
@@ -190,13 +191,13 @@ def test_new_streams_come_from_bus_streams_once_each_and_revive_a_stalled_run(
 def test_stop_ends_the_timer_and_the_subscriptions(
         qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
     registry, seen = make_registry(qtbot, bus, parts)
-    assert registry.is_polling() and any(s.subscriber_id == "registry" for s in bus.subscriptions())
+    assert registry.is_polling() and any(s.subscriber_id == "run-registry" for s in bus.subscriptions())
     registry.stop()
     registry.stop()  # idempotent
     assert not registry.is_polling() and not registry.poll_timer.isActive()
-    assert not any(s.subscriber_id == "registry" for s in bus.subscriptions())
+    assert not any(s.subscriber_id == "run-registry" for s in bus.subscriptions())
     registry.start()  # a no-op after stop
-    assert not registry.is_polling() and not any(s.subscriber_id == "registry" for s in bus.subscriptions())
+    assert not registry.is_polling() and not any(s.subscriber_id == "run-registry" for s in bus.subscriptions())
     publish(bus, factory("run1", "a1").run(1, 1))
     registry.poll()
     assert seen == [] and registry.states() == []
