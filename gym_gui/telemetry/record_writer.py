@@ -30,6 +30,7 @@ from typing import Any
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry import record_sql
 from gym_gui.telemetry.data_model import EpisodeRollup, StepRecord
+from gym_gui.telemetry.sqlite_batch import is_retryable_error
 from gym_gui.telemetry.record_rows import EncodedStep, encode_episode_record, encode_step_record, iso_text
 
 __all__ = ["RecordWriter"]
@@ -52,12 +53,6 @@ def _close_all_at_exit() -> None:
 
 
 atexit.register(_close_all_at_exit)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    from gym_gui.telemetry.sqlite_store import is_retryable_error  # (the store imports this module)
-
-    return is_retryable_error(exc)
 
 
 class RecordWriter:
@@ -231,7 +226,7 @@ class RecordWriter:
                 self._transaction(ops)
                 return
             except Exception as exc:
-                if not _is_retryable(exc) and not isinstance(exc, sqlite3.ProgrammingError):
+                if not is_retryable_error(exc) and not isinstance(exc, sqlite3.ProgrammingError):
                     if len(ops) > 1:
                         for op in ops:
                             self._commit([op])

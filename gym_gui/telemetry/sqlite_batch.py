@@ -1,0 +1,222 @@
+"""How ``TelemetrySQLiteStore.write_batch`` turns a batch of events into rows (Qt-free; the sink's hot path).
+
+``plan_batch`` encodes a batch before the write lock is taken; ``MultiRowInsert`` writes its steps
+and episodes with few multi-row statements. See docs/performance.md ("Durable path").
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from itertools import chain
+from typing import Any, Iterable
+
+import attrs
+
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_rows import NO_AGENT, dump_json, encode_episode, encode_step, quarantine_json, stored_agent
+from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, new_run
+
+__all__ = [
+    "ENSURE_RUN",
+    "EPISODE_ROWS",
+    "INSERT_RUN_EVENT",
+    "MultiRowInsert",
+    "Plan",
+    "STEP_ROWS",
+    "UPSERT_RUN",
+    "UPSERT_STREAM",
+    "WriteResult",
+    "error_text",
+    "is_retryable_error",
+    "plan_batch",
+    "quarantine_row",
+    "sanitised",
+]
+
+_LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED)
+
+_STEP_COLUMNS = 14
+#: The most step rows one INSERT statement takes; batches are cut into statements of 256, 128, ..., 1 rows.
+_MAX_ROWS_PER_STATEMENT = 256
+_EPISODE_INSERT = (
+    "INSERT OR IGNORE INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, "
+    "terminated, truncated, outcome, metadata_json, extra_json, ts_iso) VALUES "
+)
+_EPISODE_COLUMNS = 12
+INSERT_RUN_EVENT = "INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?,?)"
+ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
+UPSERT_RUN = f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+UPSERT_STREAM = (
+    "INSERT INTO streams (run_id, agent_id, max_seq_id, first_ts_iso, last_ts_iso) VALUES (?,?,?,?,?) "
+    "ON CONFLICT (run_id, agent_id) DO UPDATE SET "
+    "last_ts_iso = CASE WHEN excluded.max_seq_id > max_seq_id THEN excluded.last_ts_iso ELSE last_ts_iso END, "
+    "max_seq_id = MAX(max_seq_id, excluded.max_seq_id)"
+)
+
+# SQLite primary result codes after which the same batch can succeed later.
+_RETRYABLE_CODES = frozenset({5, 6, 7, 10, 13, 14, 15})  # BUSY LOCKED NOMEM IOERR FULL CANTOPEN PROTOCOL
+_RETRYABLE_TEXT = ("locked", "busy", "disk is full", "disk i/o", "unable to open", "out of memory")
+
+
+def is_retryable_error(exc: BaseException) -> bool:
+    """True for SQLite errors that a later retry of the same batch can overcome (locked, busy, full, I/O)."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _RETRYABLE_CODES
+    text = str(exc).lower()
+    return any(t in text for t in _RETRYABLE_TEXT)
+
+
+@attrs.frozen(slots=True)
+class WriteResult:
+    """What one ``write_batch`` committed.
+
+    ``inserted``: new rows in steps/episodes/run_events; ``duplicates``: events already stored;
+    ``rejected``: events that could not be stored as normal rows, with the reason -- they are kept in
+    ``run_events`` with an ``error`` text unless ``lost`` says that failed too;
+    ``completed_runs``: runs whose RUN_COMPLETED was in the batch.
+    """
+
+    events: int
+    inserted: int
+    duplicates: int
+    rejected: tuple[tuple[TelemetryEvent, str], ...]
+    lost: tuple[tuple[TelemetryEvent, str], ...]
+    completed_runs: tuple[str, ...]
+
+
+@attrs.define(slots=True)
+class Plan:
+    """Rows of one batch, encoded before the write lock is taken."""
+
+    steps: list[tuple[Any, ...]] = attrs.Factory(list)
+    episodes: list[tuple[TelemetryEvent, tuple[Any, ...]]] = attrs.Factory(list)
+    run_events: list[tuple[Any, ...]] = attrs.Factory(list)
+    lifecycle: list[TelemetryEvent] = attrs.Factory(list)
+    rejected: list[tuple[TelemetryEvent, str]] = attrs.Factory(list)
+    unstored: list[tuple[TelemetryEvent, str]] = attrs.Factory(list)
+    # (run_id, stored agent) -> [max_seq_id, first_ts_iso, ts_iso of max_seq_id]
+    streams: dict[tuple[str, str], list[Any]] = attrs.Factory(dict)
+    completed_runs: list[str] = attrs.Factory(list)
+
+
+class MultiRowInsert:
+    """``INSERT`` statements of 1, 2, 4, ..., ``_MAX_ROWS_PER_STATEMENT`` rows of one table.
+
+    ``null_at``: a column that is nearly always NULL (``extra_json``). Binding ``None`` costs sqlite3
+    a failed adapter look-up (about ten times an int), so a statement whose rows all have None
+    there writes a literal NULL instead and binds one value less per row.
+    """
+
+    def __init__(self, prefix: str, columns: int, null_at: int) -> None:
+        self.columns = columns
+        self.null_at = null_at
+        marks = ["?"] * columns
+        one = "(" + ",".join(marks) + ")"
+        marks[null_at] = "NULL"
+        one_null = "(" + ",".join(marks) + ")"
+        self.sql: dict[int, str] = {}
+        self.sql_null: dict[int, str] = {}
+        size = _MAX_ROWS_PER_STATEMENT
+        while size:
+            self.sql[size] = prefix + ",".join([one] * size)
+            self.sql_null[size] = prefix + ",".join([one_null] * size)
+            size //= 2
+
+    def insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` (in order) with few statements; returns how many were new.
+
+        Whole statements of ``_MAX_ROWS_PER_STATEMENT`` rows, then one statement per set bit of the
+        remainder (at most 8 more), never one statement per row: every statement releases and
+        re-takes the GIL, and against the busy proxy thread each re-take can wait (see
+        docs/performance.md), while one statement of n rows binds and steps like n one-row ones.
+        """
+        total = len(rows)
+        width, null_at = self.columns, self.null_at
+        inserted = 0
+        start = 0
+        size = _MAX_ROWS_PER_STATEMENT
+        while start < total:
+            while total - start < size:
+                size //= 2
+            values = list(chain.from_iterable(rows[start:start + size]))
+            if values[null_at::width].count(None) == size:  # (count compares by identity first: cheap)
+                del values[null_at::width]
+                inserted += conn.execute(self.sql_null[size], values).rowcount
+            else:
+                inserted += conn.execute(self.sql[size], values).rowcount
+            start += size
+        return inserted
+
+
+STEP_ROWS = MultiRowInsert(
+    "INSERT OR IGNORE INTO steps (run_id, agent_id, seq_id, episode_index, step_index, action_json, observation_json, "
+    "reward, terminated, truncated, info_json, render_payload_json, extra_json, ts_iso) VALUES ",
+    _STEP_COLUMNS, 12,
+)
+EPISODE_ROWS = MultiRowInsert(_EPISODE_INSERT, _EPISODE_COLUMNS, 10)
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def quarantine_row(evt: TelemetryEvent, error: str) -> tuple[Any, ...]:
+    """The ``run_events`` row that keeps a rejected event with its reason."""
+    return (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, evt.topic.name, evt.ts_iso,
+            quarantine_json(evt.payload), error)
+
+
+def sanitised(text: str) -> str:
+    """``text`` with lone surrogates escaped (storable as UTF-8)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
+    """Encode a batch: step and episode rows, run events, lifecycle events, rejections, stream cursors."""
+    plan = Plan()
+    steps_append = plan.steps.append
+    streams = plan.streams
+    step_topic = Topic.STEP_APPENDED
+    run_id: str | None = None  # the stream of the previous event, and its cursor (events come in runs)
+    agent_id: str | None = None
+    stream: list[Any] = []
+    for evt in events:
+        topic = evt.topic
+        try:
+            if topic is step_topic:
+                steps_append(encode_step(evt))
+            elif topic is Topic.EPISODE_FINALIZED:
+                plan.episodes.append((evt, encode_episode(evt)))
+            elif topic in _LIFECYCLE:
+                apply_run_event(new_run(evt.run_id, evt.ts_iso), evt)  # raises now if it cannot be folded
+                if topic is not Topic.RUN_HEARTBEAT:  # heartbeats only update the run row
+                    plan.run_events.append(
+                        (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, topic.name, evt.ts_iso,
+                         dump_json(evt.payload), None)
+                    )
+                if topic is Topic.RUN_COMPLETED:
+                    plan.completed_runs.append(evt.run_id)
+                plan.lifecycle.append(evt)
+            else:  # e.g. OVERFLOW: a notice about another event's seq_id, not a stream event itself
+                plan.unstored.append((evt, f"topic {topic.name} is not persisted"))
+                continue
+        except Exception as exc:  # malformed payload: keep it in run_events with the reason
+            error = error_text(exc)
+            plan.rejected.append((evt, error))
+            plan.run_events.append(quarantine_row(evt, error))
+        if evt.run_id != run_id or evt.agent_id != agent_id:
+            run_id, agent_id = evt.run_id, evt.agent_id
+            key = (run_id, NO_AGENT if agent_id is None else agent_id)
+            found = streams.get(key)
+            if found is None:
+                streams[key] = stream = [evt.seq_id, evt.ts_iso, evt.ts_iso]
+                continue
+            stream = found
+        if evt.seq_id > stream[0]:
+            stream[0] = evt.seq_id
+            stream[2] = evt.ts_iso
+    return plan
