@@ -250,6 +250,100 @@ def test_a_newer_sink_under_the_same_ids_replaces_and_keeps_its_subscriptions(
     wait_until(lambda: second.stats()["steps_written"] == 1)
 
 
+def test_a_full_queue_and_a_slow_flush_are_logged_as_warnings(db_path: Path, bus: RunBus,
+                                                             made: list[TelemetryDBSink],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowStore(TelemetrySQLiteStore):
+        def record_step(self, record: Any, **kwargs: Any) -> None:
+            if record.step_index == 0:  # a disk that stalls on the first write: >= 0.3 s, until released
+                entered.set()
+                threading.Event().wait(0.3)
+                release.wait(10)
+            super().record_step(record, **kwargs)
+
+    store = SlowStore(db_path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gym_gui.telemetry.db_sink"):
+            sink = started(made, store, bus, batch_size=1, writer_queue_size=10, depth_log_interval_s=0.01)
+            bus.publish(step_event("r1", hub_step("r1", 0, episode_id="r1-ep000000")))
+            assert entered.wait(5)  # the sink thread is inside the slow write
+            for i in range(1, 10):
+                bus.publish(step_event("r1", hub_step("r1", i, episode_id="r1-ep000000")))
+            release.set()
+            wait_until(lambda: sink.stats()["steps_written"] == 10)
+        assert "slow flush, 1 events took" in caplog.text
+        assert "(>= 80% full: ['STEP_APPENDED:db-sink-steps'])" in caplog.text
+    finally:
+        release.set()
+        for sink in made:
+            sink.stop()
+        store.close()
+
+
+def test_stop_gives_up_joining_a_stuck_thread_logs_it_and_forgets_it(db_path: Path, bus: RunBus,
+                                                                    made: list[TelemetryDBSink],
+                                                                    caplog: pytest.LogCaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db_sink_module, "STOP_JOIN_TIMEOUT_S", 0.1)  # 5 s in production
+    entered, release = threading.Event(), threading.Event()
+
+    class StuckStore(TelemetrySQLiteStore):
+        def record_step(self, record: Any, **kwargs: Any) -> None:
+            if record.step_index == 0:
+                entered.set()
+                release.wait(10)
+            super().record_step(record, **kwargs)
+
+    store = StuckStore(db_path)
+    try:
+        sink = started(made, store, bus, batch_size=1)
+        bus.publish(step_event("r1", hub_step("r1", 0, episode_id="r1-ep000000")))
+        assert entered.wait(5)
+        (stuck,) = sink_threads()
+        with caplog.at_level(logging.WARNING, logger="gym_gui.telemetry.db_sink"):
+            sink.stop()
+        assert "still running after 0.1 s" in caplog.text and stuck.is_alive() and not sink.running
+        sink.start()  # forgotten: a new thread starts and takes over the subscriptions
+        wait_until(lambda: len(sink_threads()) == 2 and all(not s.closed for s in bus.subscriptions()))
+        bus.publish(step_event("r1", hub_step("r1", 1, episode_id="r1-ep000000")))
+        release.set()
+        stuck.join(5)
+        assert not stuck.is_alive()
+        wait_until(lambda: sink.stats()["steps_written"] == 2)
+        assert {s.key for s in bus.subscriptions()} == SINK_KEYS  # the old thread left the new ones alone
+    finally:
+        release.set()
+        for s in made:
+            s.stop()
+        store.close()
+
+
+def test_the_daemon_starts_it_inside_asyncio_without_blocking_the_loop(store: TelemetrySQLiteStore, bus: RunBus,
+                                                                      made: list[TelemetryDBSink]) -> None:
+    import asyncio
+
+    async def daemon() -> float:
+        sink = TelemetryDBSink(store, bus, batch_size=64, checkpoint_interval=1000, writer_queue_size=512)
+        made.append(sink)
+        t0 = time.monotonic()
+        sink.start()
+        took_s = time.monotonic() - t0
+        while len(bus.queue_sizes()) < 2:
+            await asyncio.sleep(0.001)
+        for i in range(20):
+            bus.publish(step_event("rd", hub_step("rd", i, episode_id="rd-ep000000")))
+            await asyncio.sleep(0)
+        while sink.stats()["steps_written"] < 20:
+            await asyncio.sleep(0.001)
+        return took_s
+
+    took_s = asyncio.run(daemon())
+    assert took_s < 0.1
+    assert rows(store, "SELECT COUNT(*) FROM steps WHERE run_id = 'rd'") == [(20,)]
+
+
 class QueueBus:
     """The existing gym_gui's RunBus in miniature: queue.Queue per (topic, id), replaced on re-subscribe,
     drop-oldest on a full queue (no waker, no drain: consumers poll)."""
@@ -355,6 +449,7 @@ def test_upstream_payloads_round_trip_through_the_real_store(store: TelemetrySQL
                                             "terminated": True, "metadata_json": "{broken"}, ts_iso=""))
         wait_until(lambda: sink.stats()["episodes_written"] == 2)
     assert "metadata_json is not JSON" in caplog.text
+    store.flush()  # the store's reads do not wait for its queue
     steps = store.episode_steps("run-h-ep000000")
     assert [s.step_index for s in steps] == [0, 1, 2]
     assert steps[1].reward == 0.25 and steps[1].info == {"prob": 1.0} and steps[1].run_id == "run-h"
