@@ -4,21 +4,35 @@
     python -m gym_gui.run --db runs/x.sqlite --default-agent-id agent6 -- python my_worker.py --flag
 
 Without a command it runs the project's tabular Q-learning worker. It prints a live progress line
-and a final summary; the exit code reflects the run outcome (0 completed, 1 failed, 130 cancelled;
-2 when the worker cannot be started).
+and a final summary. Exit codes:
+
+- 0: the run completed and every line of it is stored;
+- 1: the run failed (or its events could not all be stored: the database file was deleted during
+  the run, or the last writes did not finish within ``--flush-timeout-s``);
+- 2: the run could not start (the worker cannot be started, or the database cannot be opened);
+- 3: the run completed, but some of its lines were rejected or events not stored (the summary
+  counts them by reason);
+- 130: cancelled by SIGINT (Ctrl+C); 143: cancelled by SIGTERM. Both stop the worker (SIGTERM, so
+  it can write its ``run_completed``), store everything read, and print the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import sqlite3
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from types import FrameType
+from typing import Any, Iterator, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
+from gym_gui.ingest.shown_ids import shown_id, shown_text
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.workers.runtime import new_run_id
 from gym_gui.telemetry.events import Topic
@@ -28,6 +42,10 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 __all__ = ["build_parser", "main", "split_command", "worker_argv"]
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
+EXIT_FAILED = 1
+EXIT_CANNOT_START = 2
+EXIT_DATA_LOSS = 3
+EXIT_TERMINATED = 128 + signal.SIGTERM
 DEFAULT_DB_PATH = Path("runs") / "telemetry.sqlite"
 
 
@@ -104,57 +122,158 @@ class _Progress:
         return self.steps.dropped + self.episodes.dropped
 
 
+class _Terminated(BaseException):
+    """Raised in the main thread by the first SIGTERM: handled like Ctrl+C."""
+
+
+@contextmanager
+def _sigterm_like_sigint() -> Iterator[None]:
+    """While inside: the first SIGTERM raises _Terminated in the main thread, later ones are noted
+    and ignored (the shutdown that stores the backlog must not be cut short). Main thread only."""
+    state = {"seen": False}
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        if state["seen"]:
+            return
+        state["seen"] = True
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _DbFileWatch:
+    """Notices when the database file is deleted or replaced under the open store. Main thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._identity = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def gone(self) -> bool:
+        """True if the file the store opened is no longer at its path."""
+        return self._identity is not None and self._stat() != self._identity
+
+
+def _safe_output(out: TextIO) -> TextIO:
+    """``out`` made unable to fail on text it cannot encode (a lone surrogate in an id)."""
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):
+            pass
+    return out
+
+
+def _open_store(db: Path, out: TextIO) -> TelemetrySQLiteStore | None:
+    """The store, or None after printing one line that says why it cannot be opened."""
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return TelemetrySQLiteStore(db)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"cannot open the database {shown_id(str(db), 300)}: {shown_id(str(exc), 300)}", file=out)
+        return None
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run one worker to completion. Main thread; blocks until the run is persisted."""
     from qtpy.QtCore import QCoreApplication
 
     from gym_gui.qt.db_sink_thread import DbSink
 
-    out = out or sys.stdout
+    out = _safe_output(out or sys.stdout)
     own_args, command = split_command(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()  # collector thresholds for full-speed ingest (gym_gui/gc_tuning.py)
-    app = QCoreApplication.instance() or QCoreApplication([])  # the sink's QThread wants one
     run_id = args.run_id or new_run_id("run")
     argv_to_run = command or worker_argv(args, run_id)
-
-    args.db.parent.mkdir(parents=True, exist_ok=True)
-    store = TelemetrySQLiteStore(args.db)
+    store = _open_store(args.db, out)
+    if store is None:
+        return EXIT_CANNOT_START
+    app = QCoreApplication.instance() or QCoreApplication([])  # the sink's QThread wants one
+    watch = _DbFileWatch(args.db)
     bus = RunBus()
     sink = DbSink(store, bus)
     progress = _Progress(bus)
     proxy = TelemetryProxy(bus, default_agent_id=args.default_agent_id, run_id=run_id,
                            seq_floor=store.max_seq_id, gate=sink.ingest_gate, name="worker")
     sink.start()
-    print(f"run {run_id}: {' '.join(argv_to_run)}", file=out)
-    print(f"database: {args.db.resolve()}", file=out)
+    print(f"run {shown_id(run_id)}: {shown_id(' '.join(argv_to_run), 500)}", file=out)
+    print(f"database: {shown_id(str(args.db.resolve()), 300)}", file=out)
     interactive = out.isatty()
-    try:
+    outcome: dict[str, Any] = {"signal_exit": None, "db_gone": False}
+    with _sigterm_like_sigint():
         try:
-            proxy.spawn(argv_to_run)
-        except OSError as exc:
-            print(f"cannot start the worker {argv_to_run[0]!r}: {exc}", file=out)
-            return 2
-        try:
-            while not proxy.wait(args.progress_interval_s):
-                _print_progress(out, progress, proxy, sink, interactive)
-        except KeyboardInterrupt:
-            print("\ninterrupted: stopping the worker", file=out)
-            proxy.stop(5.0)
-    finally:
-        proxy.stop(5.0)
-        flushed = sink.flush(args.flush_timeout_s)
-        sink.stop(args.flush_timeout_s)
+            try:
+                proxy.spawn(argv_to_run)
+            except OSError as exc:
+                print(f"cannot start the worker {shown_id(argv_to_run[0], 300)!r}: {shown_id(str(exc), 300)}", file=out)
+                return EXIT_CANNOT_START
+            _follow(out, progress, proxy, sink, interactive, watch, args.progress_interval_s, outcome)
+        finally:
+            flushed = _shut_down(proxy, sink, args.flush_timeout_s)
     _print_progress(out, progress, proxy, sink, interactive, final=True)
     if interactive:
         print(file=out)
     try:
-        return _print_summary(out, store, proxy, sink, progress, args.db, flushed)
+        code = _print_summary(out, store, proxy, sink, progress, args.db, flushed, db_gone=outcome["db_gone"])
+        return outcome["signal_exit"] if outcome["signal_exit"] is not None and code != EXIT_FAILED else code
     finally:
         store.close()
         del app  # kept alive until the sink's QThread is gone
+
+
+def _follow(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,
+            watch: _DbFileWatch, interval_s: float, outcome: dict[str, Any]) -> None:
+    """Print progress until the worker's output is all published, or a signal or a lost database stops it."""
+    try:
+        while not proxy.wait(interval_s):
+            _print_progress(out, progress, proxy, sink, interactive)
+            if watch.gone():
+                outcome["db_gone"] = True
+                print(f"\nERROR: the database file {shown_id(str(watch.path), 300)} was deleted or replaced during "
+                      "the run: what was stored in it is gone and nothing more can be stored; stopping the worker",
+                      file=out, flush=True)
+                proxy.stop(5.0)
+                return
+    except KeyboardInterrupt:
+        outcome["signal_exit"] = EXIT_CODES["cancelled"]
+        print("\ninterrupted: stopping the worker", file=out, flush=True)
+        proxy.stop(5.0)
+    except _Terminated:
+        outcome["signal_exit"] = EXIT_TERMINATED
+        print("\nterminated (SIGTERM): stopping the worker", file=out, flush=True)
+        proxy.stop(5.0)
+
+
+def _shut_down(proxy: TelemetryProxy, sink: Any, timeout_s: float) -> bool:
+    """Stop the worker, publish everything it wrote, store it; True if all of it was committed.
+
+    The proxy finishes first (the worker's pipes drained into the bus) so that the sink's count of
+    what it could not store covers everything read.
+    """
+    proxy.stop(5.0)
+    if proxy.process is not None:
+        proxy.wait(timeout_s)
+    flushed = sink.flush(timeout_s)
+    sink.stop(timeout_s)
+    return flushed
 
 
 def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,
@@ -175,26 +294,21 @@ def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sin
 
 
 def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryProxy, sink: Any,
-                   progress: _Progress, db: Path, flushed: bool) -> int:
+                   progress: _Progress, db: Path, flushed: bool, *, db_gone: bool = False) -> int:
     stats = proxy.stats()
     sink_stats = sink.stats()
-    runs = [r for r in (store.run(run_id) for run_id in proxy.run_ids()) if r is not None]
+    published = sum(stats["events_published"].values())
+    # every published event is committed (persisted: stored, kept aside or already there) or lost
+    lost = max(int(sink_stats["lost"]), published - int(sink_stats["persisted"]))
     outcome = "failed"
     print("summary:", file=out)
-    for run in runs:
-        outcome = run.outcome or "failed"
-        summary = run.summary or {}
-        print(f"  run {run.run_id} ({run.env_id or 'unknown env'}): outcome {outcome}", file=out)
-        print(f"  stored: {len(store.episode_records(run.run_id))} episodes, {store.step_count(run.run_id)} steps", file=out)
-        for key in ("greedy_success_rate", "mean_return", "duration_s", "reason"):
-            if key in summary:
-                print(f"  {key}: {summary[key]}", file=out)
-        if outcome != "completed":
-            if run.exit_code is not None or run.signal is not None:
-                print(f"  worker exit: {run.signal or f'exit code {run.exit_code}'}", file=out)
-            if run.stderr_tail:
-                tail = run.stderr_tail.strip().splitlines()[-5:]
-                print("  stderr tail:\n    " + "\n    ".join(tail), file=out)
+    if db_gone:
+        lost = published
+        print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: the database file was deleted "
+              "during the run; nothing of it is stored", file=out)
+    else:
+        for run_id in proxy.run_ids():
+            outcome = _print_run(out, store, run_id)
     elapsed_s = time.monotonic() - progress.started
     print(f"  live view: {progress.step_count} steps, {progress.episode_count} episodes in {elapsed_s:.1f} s", file=out)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items())) or "none"
@@ -202,14 +316,48 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
     print(
         f"  sink: {sink_stats['persisted']} events persisted in {sink_stats['batches']} batches, "
         f"{sink_stats['errors']} write errors ({sink_stats['retries']} retries), "
-        f"{sink_stats['lost']} lost; producer paused {sink_stats['gate_paused_s']:.2f} s",
+        f"{lost} lost; producer paused {sink_stats['gate_paused_s']:.2f} s",
         file=out,
     )
-    print(f"database: {db.resolve()}", file=out)
+    print(f"database: {shown_id(str(db.resolve()), 300)}", file=out)
+    if db_gone:
+        print(f"  ERROR: the database file was deleted during the run; {published} events are lost", file=out)
+        return EXIT_FAILED
     if not flushed:
         print("  WARNING: not every event was persisted before the flush timeout", file=out)
-        return 1
-    return EXIT_CODES.get(outcome, 1)
+        return EXIT_FAILED
+    code = EXIT_CODES.get(outcome, EXIT_FAILED)
+    if code == 0 and (stats["rejected_total"] or lost):
+        print(f"  WARNING: {stats['rejected_total']} lines rejected and {lost} events not stored", file=out)
+        return EXIT_DATA_LOSS
+    return code
+
+
+def _print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str:
+    """Print one run's stored state; its outcome (``failed`` when it cannot be read back)."""
+    try:
+        run = store.run(run_id)
+        if run is None:
+            print(f"  run {shown_id(run_id)}: nothing of it is stored", file=out)
+            return "failed"
+        episodes, steps = len(store.episode_records(run.run_id)), store.step_count(run.run_id)
+    except (sqlite3.Error, UnicodeError, ValueError) as exc:
+        print(f"  run {shown_id(run_id)}: cannot be read back ({shown_id(str(exc), 200)})", file=out)
+        return "failed"
+    outcome = run.outcome or "failed"
+    summary = run.summary or {}
+    print(f"  run {shown_id(run.run_id)} ({shown_id(run.env_id or 'unknown env')}): outcome {shown_id(outcome)}", file=out)
+    print(f"  stored: {episodes} episodes, {steps} steps", file=out)
+    for key in ("greedy_success_rate", "mean_return", "duration_s", "reason"):
+        if key in summary:
+            print(f"  {key}: {shown_id(str(summary[key]), 300)}", file=out)
+    if outcome != "completed":
+        if run.exit_code is not None or run.signal is not None:
+            print(f"  worker exit: {shown_id(str(run.signal or f'exit code {run.exit_code}'))}", file=out)
+        if run.stderr_tail:
+            tail = run.stderr_tail.strip().splitlines()[-5:]
+            print("  stderr tail:\n    " + "\n    ".join(shown_text(line, 300) for line in tail), file=out)
+    return outcome
 
 
 if __name__ == "__main__":

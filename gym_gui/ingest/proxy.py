@@ -8,6 +8,7 @@ RUN_COMPLETED event, synthesising a failed one when the worker dies without sayi
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -22,19 +23,25 @@ from gym_gui.ingest.chunk_decoder import ChunkDecoder, DecodedChunk
 from gym_gui.ingest.frames import INGEST_PIPE_BYTES, TOPICS, enlarge_pipe, read_frame
 from gym_gui.ingest.ingest_child import child_argv
 from gym_gui.ingest.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
-from gym_gui.ingest.records import RecordRejected, normalize_line
+from gym_gui.ingest.parent_death import parent_death_preexec, spawned_on_main_thread
+from gym_gui.ingest.records import RecordRejected, RejectReason, normalize_line
+from gym_gui.ingest.seq_ids import exhausted_detail, next_seq_id, seq_floor_of
+from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.stderr_tail import StderrTail
+from gym_gui.ingest.worker_pipe import DEFAULT_EXIT_DRAIN_S, ExitBoundedPipe
 from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.step_payload import StepPayload
 
-__all__ = ["DEFAULT_AGENT_ID", "DEFAULT_MAX_LINE_BYTES", "IngestGate", "TelemetryProxy"]
+__all__ = ["DEFAULT_AGENT_ID", "DEFAULT_MAX_LINE_BYTES", "DEFAULT_MAX_STREAMS", "IngestGate", "TelemetryProxy"]
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_AGENT_ID = "agent-0"
 #: Longest accepted line; well above a downscaled video frame encoded in JSON.
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+#: Most streams ``(run_id, agent_id)`` one proxy numbers; records of further streams are rejected.
+DEFAULT_MAX_STREAMS = 10_000
 #: How long the reader sleeps on a closed gate before re-checking its stop flag.
 _GATE_RECHECK_S = 0.25
 _STEP = Topic.STEP_APPENDED
@@ -66,6 +73,8 @@ class TelemetryProxy:
         read_chunk_bytes: int = DEFAULT_READ_CHUNK_BYTES,
         stderr_tail_bytes: int = 8192,
         decode_in_subprocess: bool = True,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        exit_drain_s: float = DEFAULT_EXIT_DRAIN_S,
         name: str = "worker",
     ) -> None:
         """``run_id`` is used for records without one (and for a synthesised RUN_COMPLETED when
@@ -73,7 +82,10 @@ class TelemetryProxy:
         highest seq_id already stored for a stream (e.g. ``store.max_seq_id``) so numbering
         continues after a restart; ``gate`` pauses reading while the durable backlog is high;
         ``decode_in_subprocess`` lets ``spawn`` decode the worker's lines in an ingest child
-        process (another core) instead of on the reader thread.
+        process (another core) instead of on the reader thread; ``max_streams`` bounds the
+        per-stream tables (a record of a further stream is a ``too_many_streams`` rejection);
+        ``exit_drain_s`` is how long a spawned worker's output is still read after it exited while
+        a grandchild keeps its pipes open.
         """
         if not default_agent_id:
             raise ValueError("default_agent_id must be a non-empty string")
@@ -86,6 +98,8 @@ class TelemetryProxy:
         self._read_chunk_bytes = read_chunk_bytes
         self._stderr_tail = StderrTail(stderr_tail_bytes)
         self._decode_in_subprocess = decode_in_subprocess
+        self._max_streams = max_streams
+        self._exit_drain_s = exit_drain_s
         self._decoder = ChunkDecoder(default_agent_id=default_agent_id, default_run_id=run_id,
                                      max_line_bytes=max_line_bytes)
         self.name = name
@@ -95,6 +109,8 @@ class TelemetryProxy:
         self._last_seq: dict[tuple[str, str], int] = {}
         self._runs_seen: dict[str, str] = {}  # run_id -> agent_id of its first event
         self._runs_completed: set[str] = set()
+        self._held_failures: dict[str, tuple[Any, ...]] = {}  # run_id -> a worker's own `failed` completion
+        self._reader_failed = False
         self._lines_read = 0
         self._blank_lines = 0
         self._published: dict[Topic, int] = {}
@@ -122,27 +138,31 @@ class TelemetryProxy:
         Raises RuntimeError if this proxy already has a source, OSError if the program cannot start.
         """
         self._claim_source()
+        on_main_thread = spawned_on_main_thread()
         try:
             proc = subprocess.Popen(
                 list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=None if env is None else dict(env), cwd=cwd,
+                env=None if env is None else dict(env), cwd=cwd, preexec_fn=parent_death_preexec(),
             )
         except BaseException:
             self._source_claimed = False
             raise
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
+        stderr = ExitBoundedPipe(proc.stderr.fileno(), proc.pid, drain_s=self._exit_drain_s)
         self._stderr_reader = threading.Thread(
-            target=self._stderr_tail.consume, args=(proc.stderr, self.name), name=f"{self.name}-stderr", daemon=True
+            target=self._stderr_tail.consume, args=(_buffered(stderr), self.name), name=f"{self.name}-stderr", daemon=True
         )
         self._stderr_reader.start()
         if not self._decode_in_subprocess:
-            self._start_reader(proc.stdout)
+            self._start_reader(ExitBoundedPipe(proc.stdout.fileno(), proc.pid, drain_s=self._exit_drain_s))
             return proc
         try:
             self._ingest_proc = subprocess.Popen(
                 child_argv(default_agent_id=self._default_agent_id, default_run_id=self._default_run_id,
-                           max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes),
+                           max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes,
+                           worker_pid=proc.pid, exit_drain_s=self._exit_drain_s,
+                           parent_death_signal=on_main_thread),
                 stdin=proc.stdout, stdout=subprocess.PIPE, env=_child_env(),
             )
         except BaseException:
@@ -276,35 +296,53 @@ class TelemetryProxy:
             return None
         return self._publish(*fields)
 
-    def _reject(self, reason: str, line_no: int, detail: str) -> None:
+    def _reject(self, reason: str, line_no: int | None, detail: str) -> None:
+        """Count and report one record that cannot become an event. Caller holds ``_feed_lock``."""
         self._rejected[reason] += 1
-        self._rlog.log(logging.WARNING, reason, "%s line %d rejected (%s): %s", self.name, line_no, reason, detail)
+        where = "a record" if line_no is None else f"line {line_no}"
+        self._rlog.log(logging.WARNING, reason, "%s %s rejected (%s): %s", self.name, where, reason, detail)
 
     def _publish(self, topic: Topic, run_id: str, agent_id: str, seq: int | None, ts_iso: str,
-                 payload: dict[str, Any]) -> TelemetryEvent:
-        """Assign the stream's seq_id and publish. Caller holds ``_feed_lock``."""
+                 payload: Any, *, hold_failure: bool = True) -> TelemetryEvent | None:
+        """Assign the stream's seq_id and publish; None if the record was rejected or held back.
+
+        Caller holds ``_feed_lock``. Never constructs an out-of-range event (``seq_ids``): a record
+        of an exhausted stream, or of one stream too many, is a counted rejection instead.
+        """
         key = (run_id, agent_id)
         last = self._last_seq.get(key)
         if last is None:
+            if len(self._last_seq) >= self._max_streams:
+                self._reject(RejectReason.TOO_MANY_STREAMS, None,
+                             f"stream {shown_id(run_id)}/{shown_id(agent_id)} would be stream "
+                             f"{len(self._last_seq) + 1}; this proxy numbers at most {self._max_streams}")
+                return None
             last = self._floor(key)
-        if seq is None or not last < seq <= MAX_SEQ_ID:
-            if seq is not None:
-                self._seq_reassigned += 1
-                self._rlog.log(
-                    logging.WARNING, "seq", "%s stream %s/%s sent seq %.20s after %d; using %d",
-                    self.name, run_id, agent_id, seq, last, last + 1,
-                )
-            seq = last + 1
-        self._last_seq[key] = seq
-        evt = TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload)
+        if topic is Topic.RUN_COMPLETED:
+            self._runs_completed.add(run_id)  # the worker said it ended: no synthetic completion
+            if hold_failure and self._proc is not None and _wants_stderr_tail(payload):
+                self._held_failures.setdefault(run_id, (topic, run_id, agent_id, seq, ts_iso, payload))
+                return None  # published at the worker's exit, with its stderr tail
+        new_seq = next_seq_id(last, seq)
+        if new_seq is None:
+            self._last_seq[key] = last
+            self._reject(RejectReason.SEQ_EXHAUSTED, None,
+                         f"{topic.name} of {exhausted_detail(shown_id(run_id) + '/' + shown_id(agent_id))}")
+            return None
+        if seq is not None and new_seq != seq:
+            self._seq_reassigned += 1
+            self._rlog.log(
+                logging.WARNING, "seq", "%s stream %s/%s sent seq %s after %d; using %d",
+                self.name, shown_id(run_id), shown_id(agent_id), shown_id(seq, 24), last, new_seq,
+            )
+        self._last_seq[key] = new_seq
+        evt = TelemetryEvent(topic, run_id, agent_id, new_seq, ts_iso, payload)
         if run_id not in self._runs_seen:
             self._runs_seen[run_id] = agent_id
-        if topic is not _STEP:
-            if topic is Topic.RUN_COMPLETED:
-                self._runs_completed.add(run_id)
-            elif topic is Topic.RUN_HEARTBEAT and payload.get("event") == "error":
-                self._worker_errors += 1
-                self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name, dict(payload))
+        if topic is Topic.RUN_HEARTBEAT and payload.get("event") == "error":
+            self._worker_errors += 1
+            self._rlog.log(logging.WARNING, "worker-error", "%s reported an error: %s", self.name,
+                           shown_id(repr(dict(payload)), 300))
         self._bus.publish(evt)
         self._published[topic] = self._published.get(topic, 0) + 1  # Topic hashes by identity: cheap
         return evt
@@ -313,9 +351,10 @@ class TelemetryProxy:
         if self._seq_floor is None:
             return 0
         try:
-            return self._seq_floor(*key) or 0
+            return seq_floor_of(self._seq_floor(*key))
         except Exception:
-            _log.exception("%s could not read the stored seq_id of %s/%s; starting at 1", self.name, *key)
+            _log.exception("%s could not read the stored seq_id of %s/%s; starting at 1", self.name,
+                           shown_id(key[0]), shown_id(key[1]))
             return 0
 
     def _read_loop(self, stream: IO[bytes]) -> None:
@@ -328,6 +367,7 @@ class TelemetryProxy:
                 self._apply(decode(chunk, utc_now_iso()))
                 self._wait_for_gate()
         except Exception:
+            self._reader_failed = True
             _log.exception("%s reader failed; ending the source", self.name)
         finally:
             self._finish()
@@ -343,9 +383,10 @@ class TelemetryProxy:
                 self._apply(decoded, TOPICS)
                 self._wait_for_gate()
         except Exception:
+            self._reader_failed = True
             _log.exception("%s ingest stream failed; ending the source", self.name)
         finally:
-            pipe.close()
+            pipe.close()  # a child still writing gets EPIPE, stops the worker and exits
             self._finish()
 
     def _apply(self, decoded: DecodedChunk, topics: Sequence[Topic] | None = None) -> None:
@@ -363,23 +404,26 @@ class TelemetryProxy:
             last_seq, runs_seen, bus_publish = self._last_seq, self._runs_seen, self._bus.publish
             steps = 0
             for item in items:
-                if len(item) != 6:
-                    reject(*item)
-                    continue
-                topic, run_id, agent_id, seq, ts_iso, payload = item
-                if topics is not None:  # a frame item (frames.write_chunk): topic index, StepPayload fields
-                    topic = topics[topic]
-                    if type(payload) is tuple:
-                        payload = StepPayload(payload)
-                if topic is _STEP and seq is not None and run_id in runs_seen:
-                    key = (run_id, agent_id)
-                    last = last_seq.get(key)
-                    if last is not None and last < seq <= MAX_SEQ_ID:
-                        last_seq[key] = seq
-                        bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
-                        steps += 1
+                try:
+                    if len(item) != 6:
+                        reject(*item)
                         continue
-                publish(topic, run_id, agent_id, seq, ts_iso, payload)
+                    topic, run_id, agent_id, seq, ts_iso, payload = item
+                    if topics is not None:  # a frame item (frames.write_chunk): topic index, StepPayload fields
+                        topic = topics[topic]
+                        if type(payload) is tuple:
+                            payload = StepPayload(payload)
+                    if topic is _STEP and type(seq) is int and run_id in runs_seen:
+                        key = (run_id, agent_id)
+                        last = last_seq.get(key)
+                        if last is not None and last < seq <= MAX_SEQ_ID:
+                            bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
+                            last_seq[key] = seq
+                            steps += 1
+                            continue
+                    publish(topic, run_id, agent_id, seq, ts_iso, payload)
+                except Exception as exc:  # a bug here must cost this record only, never the source
+                    reject(RejectReason.INTERNAL_ERROR, None, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")
             if steps:
                 self._published[_STEP] = self._published.get(_STEP, 0) + steps
 
@@ -397,47 +441,92 @@ class TelemetryProxy:
                 self._paused_s += waited
 
     def _finish(self) -> None:
-        """Reader thread: reap the worker and make sure every run it reported is completed."""
-        proc = self._proc
-        exit_code: int | None = None
-        if proc is not None:
-            if self._ingest_proc is not None and self._ingest_proc.wait() != 0:
-                _log.error("%s: the ingest process ended with %s; stopping the worker",
-                           self.name, _describe_exit(self._ingest_proc.returncode))
-                if proc.poll() is None:
-                    proc.kill()
-            exit_code = proc.wait()
-            if self._stderr_reader is not None:
-                self._stderr_reader.join(2.0)
-        self._exit_code = exit_code
-        with self._feed_lock:
-            runs = dict(self._runs_seen)
-            if not runs and self._default_run_id is not None:
-                runs[self._default_run_id] = self._default_agent_id
-            for run_id, agent_id in runs.items():
-                if run_id not in self._runs_completed:
-                    payload = self._synthetic_completion(run_id, exit_code)
-                    self._publish(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
-        if exit_code not in (None, 0):
-            _log.warning("%s exited with %s", self.name, _describe_exit(exit_code))
-        self._finished.set()
+        """Reader thread: reap the worker and make sure every run it reported is completed. Never raises."""
+        try:
+            exit_code, ingest_failure = self._reap()
+            self._exit_code = exit_code
+            with self._feed_lock:
+                for topic, run_id, agent_id, seq, ts_iso, payload in list(self._held_failures.values()):
+                    payload = dict(payload)
+                    payload["stderr_tail"] = self._stderr_tail.text()
+                    self._publish_safely(topic, run_id, agent_id, seq, ts_iso, payload)
+                self._held_failures.clear()
+                runs = dict(self._runs_seen)
+                if not runs and self._default_run_id is not None:
+                    runs[self._default_run_id] = self._default_agent_id
+                for run_id, agent_id in runs.items():
+                    if run_id not in self._runs_completed:
+                        payload = self._synthetic_completion(run_id, exit_code, ingest_failure)
+                        self._publish_safely(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
+            if exit_code not in (None, 0):
+                _log.warning("%s exited with %s", self.name, _describe_exit(exit_code))
+        except Exception:  # pragma: no cover - a bug; the run must still end
+            _log.exception("%s could not complete its runs", self.name)
+        finally:
+            self._finished.set()
 
-    def _synthetic_completion(self, run_id: str, exit_code: int | None) -> dict[str, Any]:
+    def _publish_safely(self, *fields: Any) -> None:
+        """``_publish`` of a proxy-made event; a failure is a counted rejection. Caller holds ``_feed_lock``."""
+        try:
+            self._publish(*fields, hold_failure=False)
+        except Exception as exc:
+            self._reject(RejectReason.INTERNAL_ERROR, None, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")
+
+    def _reap(self) -> tuple[int | None, str | None]:
+        """Wait for the ingest child and the worker; (worker exit code, how the ingest child failed or None)."""
+        proc = self._proc
+        if proc is None:
+            return None, None
+        ingest_failure: str | None = None
+        if self._ingest_proc is not None and self._ingest_proc.wait() != 0:
+            ingest_failure = _describe_exit(self._ingest_proc.returncode)
+            _log.error("%s: the ingest process ended with %s; stopping the worker", self.name, ingest_failure)
+        if (ingest_failure is not None or self._reader_failed) and proc.poll() is None:
+            proc.kill()  # nobody reads its output any more
+        exit_code = proc.wait()
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(self._exit_drain_s + 1.0)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None and (self._stderr_reader is None or not self._stderr_reader.is_alive()):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        return exit_code, ingest_failure
+
+    def _synthetic_completion(self, run_id: str, exit_code: int | None, ingest_failure: str | None) -> dict[str, Any]:
         """The RUN_COMPLETED payload for a run the worker never completed."""
         stopped = self._stop_requested.is_set()
-        if exit_code is None:
+        summary: dict[str, Any] = {"synthesized_by": "proxy"}
+        if ingest_failure is not None:
+            reason = (f"the ingest process reading the worker's output ended with {ingest_failure}; "
+                      f"the worker was stopped ({_describe_exit(exit_code) if exit_code is not None else 'not reaped'})")
+            summary["ingest_exit"] = ingest_failure
+        elif exit_code is None:
             reason = "the stream ended without run_completed"
         else:
             reason = f"the worker exited ({_describe_exit(exit_code)}) without run_completed"
-        _log.warning("%s: run %s %s", self.name, run_id, reason)
-        payload: dict[str, Any] = {
-            "outcome": "cancelled" if stopped else "failed",
+        summary["reason"] = reason
+        _log.warning("%s: run %s %s", self.name, shown_id(run_id), reason)
+        return {
+            "outcome": "cancelled" if stopped and ingest_failure is None else "failed",
             "exit_code": exit_code if exit_code is not None and exit_code >= 0 else None,
             "signal": _signal_name(-exit_code) if exit_code is not None and exit_code < 0 else None,
             "stderr_tail": self._stderr_tail.text(),
-            "summary": {"reason": reason, "synthesized_by": "proxy"},
+            "summary": summary,
         }
-        return payload
+
+
+def _wants_stderr_tail(payload: Any) -> bool:
+    """A worker's own completion that says it failed and brings no stderr tail of its own."""
+    try:
+        return payload.get("outcome") == "failed" and not payload.get("stderr_tail")
+    except Exception:
+        return False
+
+
+def _buffered(raw: ExitBoundedPipe) -> io.BufferedReader:
+    return io.BufferedReader(raw)  # type: ignore[arg-type]
 
 
 def _child_env() -> dict[str, str]:

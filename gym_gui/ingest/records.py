@@ -22,13 +22,16 @@ import attrs
 import orjson
 
 from gym_gui.telemetry.events import Topic, iso_from_unix_s
-from gym_gui.telemetry.json_text import may_hold_big_int
+from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, may_hold_big_int, text_nesting_exceeds
 from gym_gui.telemetry.step_payload import StepPayload, compact_step, step_payload_of
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
-    "parse_line",
+    "MAX_ID_CHARS", "parse_line",
 ]
+
+#: The longest run or agent id accepted: ids key every per-stream table, so this bounds their memory.
+MAX_ID_CHARS = 1024
 
 
 class RejectReason:
@@ -45,11 +48,16 @@ class RejectReason:
     OUT_OF_RANGE = "out_of_range"
     OVERSIZED = "oversized_line"
     PARTIAL = "partial_last_line"
+    TOO_DEEP = "nested_too_deeply"
+    ID_TOO_LONG = "id_too_long"
+    SEQ_EXHAUSTED = "seq_exhausted"
+    TOO_MANY_STREAMS = "too_many_streams"
     INTERNAL_ERROR = "internal_error"
 
     ALL = (
         INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, NON_FINITE, MISSING_FIELD, WRONG_TYPE,
-        UNKNOWN_TYPE, UNSUPPORTED_VERSION, OUT_OF_RANGE, OVERSIZED, PARTIAL, INTERNAL_ERROR,
+        UNKNOWN_TYPE, UNSUPPORTED_VERSION, OUT_OF_RANGE, OVERSIZED, PARTIAL, TOO_DEEP, ID_TOO_LONG,
+        SEQ_EXHAUSTED, TOO_MANY_STREAMS, INTERNAL_ERROR,
     )
 
 
@@ -107,7 +115,18 @@ def parse_line(line: bytes | str) -> dict[str, Any]:
         return _parse_line_stdlib(line)
     if type(record) is not dict:
         raise RecordRejected(RejectReason.NOT_AN_OBJECT, f"a JSON {type(record).__name__}, not an object")
+    if len(raw) > _SHALLOW_BYTES and text_nesting_exceeds(raw, record):
+        raise _too_deep("the line")
     return record
+
+
+#: A line this short cannot nest deeper than MAX_JSON_DEPTH (each level takes two bytes).
+_SHALLOW_BYTES = 2 * MAX_JSON_DEPTH
+
+
+def _too_deep(what: str) -> RecordRejected:
+    return RecordRejected(RejectReason.TOO_DEEP,
+                          f"{what} nests arrays and objects deeper than {MAX_JSON_DEPTH} levels (the most stored)")
 
 
 def _parse_line_stdlib(line: bytes | str) -> dict[str, Any]:
@@ -123,10 +142,14 @@ def _parse_line_stdlib(line: bytes | str) -> dict[str, Any]:
         record = _decode_json(text)
     except RecordRejected:
         raise
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise _too_deep("the line") from None
+    except ValueError as exc:
         raise RecordRejected(RejectReason.INVALID_JSON, str(exc)[:200]) from None
     if type(record) is not dict:
         raise RecordRejected(RejectReason.NOT_AN_OBJECT, f"a JSON {type(record).__name__}, not an object")
+    if text_nesting_exceeds(text, record):
+        raise _too_deep("the line")
     return record
 
 
@@ -184,6 +207,13 @@ def _str(value: Any, name: str) -> str:
     raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} must be a non-empty string, got {value!r:.60}")
 
 
+def _id(value: Any, name: str) -> str:
+    text = _str(value, name)
+    if len(text) > MAX_ID_CHARS:
+        raise RecordRejected(RejectReason.ID_TOO_LONG, f"{name} has {len(text)} characters; the most is {MAX_ID_CHARS}")
+    return text
+
+
 def _dict(value: Any, name: str) -> dict[str, Any]:
     if value is _MISSING:
         return {}
@@ -197,11 +227,16 @@ def _json_value(value: Any, name: str) -> Any:
     if type(value) is not str:
         return value
     try:
-        return _decode_json(value)
+        decoded = _decode_json(value)
     except RecordRejected:
         raise
+    except RecursionError:
+        raise _too_deep(name) from None
     except ValueError as exc:
         raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} is not valid JSON: {exc}") from None
+    if text_nesting_exceeds(value, decoded, MAX_JSON_DEPTH - 1):  # it is stored inside its payload
+        raise _too_deep(name)
+    return decoded
 
 
 def _json_object(value: Any, name: str) -> dict[str, Any]:
@@ -478,6 +513,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
         if (
             type(version) is int and version == 1 and type(kind) is str and kind == "step"
             and type(run_id) is str and run_id and type(agent_id) is str and agent_id and type(seq) is int
+            and len(run_id) <= MAX_ID_CHARS and len(agent_id) <= MAX_ID_CHARS
             and type(ts) is str and ts.endswith("+00:00")
             and type(episode_index) is int and type(step_index) is int
             and type(terminated) is bool and type(truncated) is bool
@@ -508,8 +544,8 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     ts = get("ts")
     if (
         type(version) is not int or version != 1 or type(kind) is not str or kind != "step"
-        or type(run_id) is not str or not run_id
-        or (agent_id is not None and (type(agent_id) is not str or not agent_id))
+        or type(run_id) is not str or not run_id or len(run_id) > MAX_ID_CHARS
+        or (agent_id is not None and (type(agent_id) is not str or not agent_id or len(agent_id) > MAX_ID_CHARS))
         or (seq is not None and type(seq) is not int)
         or type(ts) is not str or not ts.endswith("+00:00") or get("ts_unix_ns") is not None
         or "action_json" in record or "observation_json" in record or "render_hint_json" in record
@@ -631,8 +667,8 @@ def _normalize_general(
     seq = record.get("seq")
     return (
         topic,
-        _str(run_id, "run_id"),
-        default_agent_id if agent_id is None else _str(agent_id, "agent_id"),
+        _id(run_id, "run_id"),
+        default_agent_id if agent_id is None else _id(agent_id, "agent_id"),
         None if seq is None else _int(seq, "seq"),
         ts_iso,
         payload,

@@ -3,6 +3,12 @@
 orjson writes the text when it can say the same thing as the stdlib encoder, which remains the
 reference (see ``encode_json``); ``load_json`` (the stdlib decoder) reads every such text back
 exactly, including integers beyond 64 bits, NaN and infinities, and lone surrogates.
+
+Nesting: one limit, ``MAX_JSON_DEPTH`` (512 levels of arrays and objects), for both directions.
+``encode_json`` writes every value up to it and raises ``NestingTooDeep`` (a ValueError) beyond
+it; ``load_json_exact`` and the proxy's line decoder refuse deeper text. (The stdlib encoder and
+decoder fail near 990 levels from a shallow stack, orjson's decoder at 1,024 and its encoder at
+254, so without one rule a value could be read that could then not be written.)
 """
 
 from __future__ import annotations
@@ -12,8 +18,58 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-__all__ = ["dump_json", "encode_json", "json_default", "load_json", "load_json_exact", "may_hold_big_int",
-           "stdlib_encode"]
+__all__ = ["MAX_JSON_DEPTH", "NestingTooDeep", "dump_json", "encode_json", "json_default", "load_json",
+           "load_json_exact", "may_hold_big_int", "nesting_exceeds", "stdlib_encode", "text_nesting_exceeds"]
+
+#: The deepest nesting of arrays and objects a stored or transported JSON value may have.
+MAX_JSON_DEPTH = 512
+
+
+class NestingTooDeep(ValueError):
+    """A value or text nested deeper than ``MAX_JSON_DEPTH``."""
+
+    def __init__(self, limit: int = MAX_JSON_DEPTH) -> None:
+        super().__init__(f"nested deeper than {limit} levels of arrays and objects")
+        self.limit = limit
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if ``value`` nests dicts/lists/tuples (or other Mappings) deeper than ``limit``. Any thread; pure.
+
+    Iterative (no recursion limit); visits every container once.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is dict:
+            children: Any = item.values()
+        elif kind is list or kind is tuple:
+            children = item
+        elif isinstance(item, Mapping):
+            children = item.values()
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            ck = type(child)
+            if ck is dict or ck is list or ck is tuple or (ck is not str and isinstance(child, Mapping)):
+                push((child, depth + 1))
+    return False
+
+
+def text_nesting_exceeds(text: str | bytes, value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """``nesting_exceeds(value, limit)`` for ``value`` decoded from (or encoded as) ``text``, cheaply:
+    text with at most ``limit`` opening brackets cannot nest deeper, so only such text is walked. Pure."""
+    if len(text) <= 2 * limit:
+        return False
+    if type(text) is str:
+        opened = text.count("[") + text.count("{")
+    else:
+        opened = text.count(b"[") + text.count(b"{")
+    return opened > limit and nesting_exceeds(value, limit)
 
 
 def json_default(value: Any) -> Any:
@@ -48,10 +104,20 @@ load_json = json.loads
 
 
 def stdlib_encode(value: Any) -> str:
-    """Compact JSON text of ``value`` by the stdlib encoder (the reference). Raises TypeError. Any thread; pure."""
-    if _c_encode is None:  # pragma: no cover - CPython always has the C accelerator
-        return _py_encode(value)
-    return _join(_c_encode(value, 0))
+    """Compact JSON text of ``value`` by the stdlib encoder (the reference).
+
+    Raises TypeError, or NestingTooDeep beyond ``MAX_JSON_DEPTH``. Any thread; pure.
+    """
+    try:
+        if _c_encode is None:  # pragma: no cover - CPython always has the C accelerator
+            text = _py_encode(value)
+        else:
+            text = _join(_c_encode(value, 0))
+    except RecursionError:
+        raise NestingTooDeep() from None
+    if text_nesting_exceeds(text, value):
+        raise NestingTooDeep()
+    return text
 
 
 _orjson_dumps = orjson.dumps
@@ -66,6 +132,7 @@ def encode_json(value: Any) -> str:
     ``load_json`` reads back), so any output containing ``null`` is re-encoded by the stdlib, and so
     is anything orjson refuses: integers beyond 64 bits, lone surrogates, non-string keys, nesting
     deeper than 254, values ``json_default`` rejects (then the stdlib raises the same TypeError).
+    A value nested deeper than ``MAX_JSON_DEPTH`` raises ``NestingTooDeep`` (a ValueError).
     The text may differ from the stdlib's in form only (raw UTF-8 instead of ``\\u`` escapes,
     ``1e-7`` for ``1e-07``); it decodes to the same value. One difference in meaning: orjson encodes
     ``enum.Enum`` members (by value) and ``uuid.UUID`` (as text), which the stdlib refuses; such
@@ -112,12 +179,22 @@ def load_json_exact(raw: bytes) -> Any:
     """Decode JSON text with orjson where that gives what ``load_json`` gives, else with ``load_json``.
 
     Integers beyond 64 bits stay exact, and ``NaN``/``Infinity`` (which ``dump_json`` writes) are
-    read. Raises ValueError (not JSON, or not UTF-8) or RecursionError (nested too deeply).
-    Any thread; pure.
+    read. Raises ValueError: not JSON, not UTF-8, or ``NestingTooDeep`` (deeper than
+    ``MAX_JSON_DEPTH``). Any thread; pure.
     """
     if not may_hold_big_int(raw):
         try:
-            return _orjson_loads(raw)
+            value = _orjson_loads(raw)
         except _OrjsonError:  # NaN/Infinity, lone surrogate escapes, deep nesting...: the stdlib decides
             pass
-    return load_json(raw)
+        else:
+            if text_nesting_exceeds(raw, value):
+                raise NestingTooDeep()
+            return value
+    try:
+        value = load_json(raw)
+    except RecursionError:
+        raise NestingTooDeep() from None
+    if text_nesting_exceeds(raw, value):
+        raise NestingTooDeep()
+    return value
