@@ -7,7 +7,9 @@ seen on the bus only triggers that stored-row check early; it never starts a loa
 
 Races handled: ``run_persisted`` can arrive before the poll timer drains RUN_COMPLETED (the signal
 is connected at construction and remembered), or before the controller exists (``start()`` checks
-the stored row, which also covers a run opened from history).
+the stored row, which also covers a run opened from history). A RUN_COMPLETED seen before its row
+is committed has the row checked again after 1, 2, 4, ... ticks, so the replay does not depend on
+the notice alone (a sink may have none).
 
 A run without lifecycle records (no RUN_STARTED and no heartbeat stored: the existing gym_gui's
 producers publish only steps and episodes, and are finished by ``RunRegistry.update_run_outcome``)
@@ -120,6 +122,8 @@ class ReplayController(QObject):
         self._next_read_tick = 0
         self._backoff_ticks = 1
         self._progress: EpisodesByAgent | None = None  # the last episodes_persisted
+        self._awaiting_terminal = False  # RUN_COMPLETED seen, its terminal row not read yet
+        self._terminal_backoff_ticks = 1
         self._started = False
         self._stopped = False
         self._persisted = False
@@ -240,8 +244,8 @@ class ReplayController(QObject):
                 self._read_again = self._following_read
                 self._next_read_tick = min(self._next_read_tick, self._polls)
                 self._backoff_ticks = 1
-            if self._wanted and self._polls >= self._next_read_tick:
-                self._check_stored()
+        if (self._wanted or self._awaiting_terminal) and self._polls >= self._next_read_tick:
+            self._check_stored()
 
     def _on_run_persisted(self, run_id: str) -> None:
         if run_id != self.run_id or self._stopped:
@@ -276,10 +280,19 @@ class ReplayController(QObject):
                 self._persisted = True
                 self._maybe_load()
                 return
+            next_ticks: list[int] = []
             if run is not None and _has_lifecycle(run):
                 self._stop_following()  # it will send RUN_COMPLETED: the replay waits for it
             elif self.following:
-                self._on_stored_episodes(episodes or {})
+                next_ticks += self._on_stored_episodes(episodes or {})
+            if self._completion_seen:
+                # RUN_COMPLETED seen on the bus, its row not committed yet: look again after 1, 2,
+                # 4, ... ticks rather than rely on run_persisted alone (a sink may not have that signal).
+                self._awaiting_terminal = True
+                next_ticks.append(self._polls + self._terminal_backoff_ticks)
+                self._terminal_backoff_ticks = min(self._terminal_backoff_ticks * 2, _MAX_BACKOFF_TICKS)
+            if next_ticks:
+                self._next_read_tick = min(next_ticks)
             if self._recheck:
                 self._recheck = False
                 self._check_stored()
@@ -294,8 +307,9 @@ class ReplayController(QObject):
         self._checking = self.reader.submit(query, done, failed)
         self._following_read = self._checking and follow
 
-    def _on_stored_episodes(self, episodes: EpisodesByAgent) -> None:
-        """A read of a followed run's stored episodes landed: report growth, retry what is missing."""
+    def _on_stored_episodes(self, episodes: EpisodesByAgent) -> list[int]:
+        """A read of a followed run's stored episodes landed: report growth; returns the tick to read
+        again at, if an episode seen live is still missing (or arrived during the read)."""
         stored = {(e.agent_id, e.episode_index) for eps in episodes.values() for e in eps}
         before = self._progress or {}
         grew_agents = {a for a, eps in episodes.items() if len(eps) > len(before.get(a, ()))}
@@ -313,10 +327,12 @@ class ReplayController(QObject):
             _log.debug("replay %s: %d episodes persisted so far", self.run_id, len(stored))
             self.episodes_persisted.emit(self.run_id, episodes)
         if self._read_again:
-            self._next_read_tick = self._polls  # something new arrived meanwhile: read at the next tick
-        elif self._wanted:
-            self._next_read_tick = self._polls + self._backoff_ticks
+            return [self._polls]  # something new arrived meanwhile: read at the next tick
+        if self._wanted:
+            tick = self._polls + self._backoff_ticks
             self._backoff_ticks = min(self._backoff_ticks * 2, _MAX_BACKOFF_TICKS)
+            return [tick]
+        return []
 
     def _stop_following(self) -> None:
         self._following = False

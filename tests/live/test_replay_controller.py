@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QApplication
 
 from gym_gui.qt.replay_controller import ReplayController
@@ -314,3 +315,26 @@ def test_follow_episodes_off_and_a_stored_unfinished_run_opened_later(
     target = off.polls + 3
     qtbot.waitUntil(lambda: off.polls >= target and parts["reader"].pending() == 0, timeout=5000)
     assert progress == [] and not off.following and "EPISODE_FINALIZED:replay-old-2" not in bus.queue_sizes()
+
+
+class SilentSink(QObject):
+    """Stands for a sink without a run_persisted notice (e.g. the existing gym_gui's TelemetryDBSink)."""
+
+    run_persisted = Signal(str)
+
+
+def test_a_completion_seen_live_is_looked_up_again_until_its_row_is_committed(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    silent = SilentSink()
+    controller = ReplayController(bus, parts["reader"], silent.run_persisted, "run1", poll_interval_ms=10)
+    parts["controllers"].append(controller)
+    controller.start()
+    f = factory("run1", None)
+    publish(bus, data_only(f, range(2), 2) + [f.completed("completed")])
+    qtbot.waitUntil(lambda: controller.completion_seen, timeout=5000)
+    target = controller.polls + 20
+    qtbot.waitUntil(lambda: controller.polls >= target, timeout=5000)
+    assert controller.episodes is None  # nothing committed yet: still waiting, still looking
+    with qtbot.waitSignal(controller.replay_ready, timeout=10000) as ready:
+        parts["sink"].start()  # commits the run; its run_persisted goes nowhere near this controller
+    assert [e.episode_index for e in ready.args[1][""]] == [0, 1]
