@@ -146,6 +146,8 @@ class TelemetryDBSink:
         stop_event.set()
         for source in list(self._sources):
             source.wake()
+        if thread is threading.current_thread():  # called from the sink thread: it ends after this round
+            return
         thread.join(timeout_s)
         _started.discard(self)
         if thread.is_alive():
@@ -170,18 +172,21 @@ class TelemetryDBSink:
         """Thread body: subscribe, then drain and write until ``stop_event``. Sink thread only."""
         waker = Waker()  # shared by both sources on this project's bus
         lossless = self.lossless if self.lossless is not None else isinstance(self.store, TelemetrySQLiteStore)
+        sources: list[SinkSource] = []
         try:
-            sources = [
-                subscribe_source(self.bus, Topic.EPISODE_FINALIZED, EPISODES_SUBSCRIBER_ID,
-                                 self.writer_queue_size, lossless, waker),
-                subscribe_source(self.bus, Topic.STEP_APPENDED, STEPS_SUBSCRIBER_ID,
-                                 self.writer_queue_size, lossless, waker),
-            ]
+            for topic, subscriber_id in ((Topic.EPISODE_FINALIZED, EPISODES_SUBSCRIBER_ID),
+                                         (Topic.STEP_APPENDED, STEPS_SUBSCRIBER_ID)):
+                sources.append(subscribe_source(self.bus, topic, subscriber_id, self.writer_queue_size,
+                                                lossless, waker))
+            self._sources = sources
+            writer = _BatchWriter(self)
         except Exception:
-            _log.exception("TelemetryDBSink: subscribing failed; the sink thread ends")
+            self._count("errors")
+            _log.exception("TelemetryDBSink: cannot start (subscribing or preparing the writer failed); "
+                           "the sink thread ends")
+            for source in sources:
+                source.close()
             return
-        self._sources = sources
-        writer = _BatchWriter(self)
         try:
             self._loop(stop_event, sources, writer)
         finally:

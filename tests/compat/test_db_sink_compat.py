@@ -344,6 +344,18 @@ def test_the_daemon_starts_it_inside_asyncio_without_blocking_the_loop(store: Te
     assert rows(store, "SELECT COUNT(*) FROM steps WHERE run_id = 'rd'") == [(20,)]
 
 
+def test_a_bus_it_cannot_subscribe_to_is_an_error_not_a_crash(store: TelemetrySQLiteStore,
+                                                               made: list[TelemetryDBSink],
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    sink = TelemetryDBSink(store, object())
+    made.append(sink)
+    with caplog.at_level(logging.ERROR, logger="gym_gui.telemetry.db_sink"):
+        sink.start()
+        wait_until(lambda: not sink.running)
+    assert "cannot start" in caplog.text and sink.stats()["errors"] == 1
+    sink.stop()
+
+
 class QueueBus:
     """The existing gym_gui's RunBus in miniature: queue.Queue per (topic, id), replaced on re-subscribe,
     drop-oldest on a full queue (no waker, no drain: consumers poll)."""
@@ -461,6 +473,18 @@ def test_upstream_payloads_round_trip_through_the_real_store(store: TelemetrySQL
     assert (h.steps, h.total_reward, h.terminated, h.metadata) == (3, 0.75, True, {"episode_index": 0, "seed": 7})
     (d,) = store.episodes_for_run("run-d")
     assert d.metadata == {} and d.steps == 1
+
+
+def test_an_event_without_run_id_takes_it_from_the_episode_id(store: TelemetrySQLiteStore, bus: RunBus,
+                                                              made: list[TelemetryDBSink]) -> None:
+    sink = started(made, store, bus)
+    bus.publish(step_event("", hub_step("", 4, episode_id="run-x-w1-ep000002", worker_id="1")))
+    bus.publish(episode_event("", {"episode_id": "run-x-w1-ep000002", "steps": "5", "worker_id": "1"}))
+    wait_until(lambda: sink.stats()["episodes_written"] == 1)
+    sink.stop()
+    (step,) = store.episode_steps("run-x-w1-ep000002")
+    assert (step.run_id, step.step_index) == ("run-x-w1", 4)  # the part before the last "-ep", as upstream
+    assert [e.steps for e in store.episodes_for_run("run-x-w1")] == [5]
 
 
 def test_every_event_is_stored_though_every_seq_id_is_0(store: TelemetrySQLiteStore, bus: RunBus,

@@ -282,3 +282,13 @@ def test_stopping_a_sink_that_never_started_stores_its_queue_on_the_qthread(
         assert sink.stop(10) is True
     assert sink.isFinished() and not sink.isRunning()
     assert stored(store, "SELECT COUNT(*) FROM steps") == 6 and sink.backlog() == 0
+
+
+def test_start_takes_a_scoped_thread_priority(qtbot: Any, store: TelemetrySQLiteStore, bus: RunBus,
+                                              sinks: list[DbSink]) -> None:
+    """The default and the argument use the scoped enum (QThread.Priority.*), which PyQt6 requires."""
+    sink = DbSink(store, bus)
+    sinks.append(sink)
+    sink.start(QThread.Priority.LowPriority)
+    qtbot.waitUntil(sink.isRunning, timeout=5000)
+    assert sink.priority() == QThread.Priority.LowPriority
