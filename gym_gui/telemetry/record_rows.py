@@ -19,11 +19,13 @@ columns hold them. Any input is duck-typed: any object with the record's attribu
 
 from __future__ import annotations
 
+import functools
 import logging
 import numbers
 import operator
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from gym_gui.telemetry.data_model import format_episode_id, parse_episode_id, record_classes
 from gym_gui.telemetry.sqlite_records import EpisodeRecord as EventEpisodeRecord
@@ -125,6 +127,21 @@ def _as_bool(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(episode_id: str, run_id: str | None) -> Any:
+    """``parse_episode_id``, cached: consecutive steps share their episode id."""
+    return parse_episode_id(episode_id, run_id)
+
+
+def _step_columns(payload: dict[str, Any]) -> tuple[tuple[Any, ...], int]:
+    """``_dict_step_columns`` of ``payload``; values JSON cannot encode are first replaced (``_checked``)."""
+    try:
+        return _dict_step_columns(payload), 0
+    except (TypeError, ValueError, RecursionError):
+        errors = _checked(payload)
+        return _dict_step_columns(payload), errors
+
+
 def _checked(payload: dict[str, Any]) -> int:
     """Replace values JSON cannot encode by a text naming them (counted, logged); returns how many."""
     errors = 0
@@ -148,7 +165,7 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     get = getattr
     episode_id = get(record, "episode_id", "")
     run_id = get(record, "run_id", None) or None
-    parsed = parse_episode_id(episode_id, run_id)
+    parsed = _parsed(episode_id, run_id) if type(episode_id) is str and (run_id is None or type(run_id) is str) else None
     if run_id is None:
         run_id = parsed.run_id if parsed is not None else ""
     worker_id = get(record, "worker_id", None)
@@ -164,7 +181,8 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     payload["terminated"] = _as_bool(get(record, "terminated", None))
     payload["truncated"] = _as_bool(get(record, "truncated", None))
     info = get(record, "info", None)
-    payload["info"] = {} if info is None else dict(info) if isinstance(info, Mapping) and type(info) is not dict else info
+    payload["info"] = info if type(info) is dict else {} if info is None else dict(info) if isinstance(
+        info, Mapping) else info
     payload["render_payload"] = get(record, "render_payload", None)
     if type(episode_id) is not str or episode_index is None or episode_id != format_episode_id(
             run_id, episode_index, worker_id):
@@ -176,9 +194,8 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     producer_seq = producer_seq_id if producer_seq_id is not None else get(record, "seq_id", None)
     if producer_seq is not None:
         payload["producer_seq_id"] = producer_seq
-    errors = _checked(payload)
-    (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json,
-     extra) = _dict_step_columns(payload)
+    columns, errors = _step_columns(payload)
+    (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json, extra) = columns
     size = sum(len(t) for t in (action_json, observation_json, info_json, render_json, extra) if t is not None)
     dedupe = episode_id if type(episode_id) is str else ""
     return EncodedStep(

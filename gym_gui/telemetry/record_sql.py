@@ -8,7 +8,10 @@ owns the BEGIN/COMMIT) or, for the lookups, on any connection. Rules (docs/schem
   ignored as a seq_id duplicate; the stream cursor and the ``runs`` row are upserted like
   ``write_batch`` does.
 - steps: a repeated ``(episode_id, step_index)`` of one stream (run, agent) is ignored -- but only
-  for a non-empty ``episode_id``: producers that send ``''`` for every step keep every step.
+  for a non-empty ``episode_id``: producers that send ``''`` for every step keep every step. The
+  stored keys of an episode are read once and then kept in a ``StepKeyCache``, which is dropped
+  whenever anything else changed the file (``PRAGMA data_version``: another connection;
+  ``total_changes``: ``write_batch`` on the same connection).
 - episodes: upsert on ``episode_id`` (non-empty) within the run: rows of that id are replaced. The
   row is keyed by the rollup's episode index; when that key holds another episode id, or there is
   no index, the row goes to the next free negative index of the stream (``episode_id`` kept).
@@ -17,7 +20,7 @@ owns the BEGIN/COMMIT) or, for the lookups, on any connection. Rules (docs/schem
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from gym_gui.telemetry.data_model import format_episode_id, parse_episode_id
 from gym_gui.telemetry.record_rows import EncodedEpisode, EncodedStep, effective_episode_id
@@ -30,6 +33,7 @@ from gym_gui.telemetry.sqlite_rows import (
 )
 
 __all__ = [
+    "StepKeyCache",
     "StreamCursors",
     "delete_episode_rows",
     "find_episode_rows",
@@ -56,7 +60,6 @@ _MARK_RUN = (
     "INSERT INTO runs (run_id, status, created_at, updated_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at"
 )
-_IN_CHUNK = 500
 
 
 class StreamCursors:
@@ -99,57 +102,102 @@ class StreamCursors:
         conn.executemany(_UPSERT_STREAM, [(r, a, s[0], s[1], s[2]) for (r, a), s in self._streams.items()])
 
 
-def _chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
-def _stored_step_keys(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int | None,
-                      step_indexes: list[int]) -> set[tuple[str, int]]:
-    """(episode id, step_index) of the stored steps of one stream and episode index among ``step_indexes``."""
-    found: set[tuple[str, int]] = set()
+def _stored_step_keys(conn: sqlite3.Connection, run_id: str, agent_id: str,
+                      episode_index: int | None) -> set[tuple[str, Any]]:
+    """(episode id, step_index) of every stored step of one stream and episode index (``steps_by_episode``)."""
+    found: set[tuple[str, Any]] = set()
     where = "episode_index = ?" if episode_index is not None else "episode_index IS NULL"
-    head: tuple[Any, ...] = (run_id, agent_id) if episode_index is None else (run_id, agent_id, episode_index)
-    for chunk in _chunks(step_indexes, _IN_CHUNK):
-        sql = (f"SELECT step_index, extra_json FROM steps WHERE run_id = ? AND agent_id = ? AND {where} "
-               f"AND step_index IN ({','.join('?' * len(chunk))})")
-        for step_index, extra in conn.execute(sql, (*head, *chunk)):
-            payload = load_json(extra) if extra is not None else {}
+    args: tuple[Any, ...] = (run_id, agent_id) if episode_index is None else (run_id, agent_id, episode_index)
+    for step_index, extra in conn.execute(
+            f"SELECT step_index, extra_json FROM steps WHERE run_id = ? AND agent_id = ? AND {where}", args):
+        if step_index is None and extra is None:
+            continue
+        payload = load_json(extra) if extra is not None else {}
+        if step_index is None:
+            step_index = payload.get("step_index")
+        try:
             found.add((effective_episode_id(run_id, episode_index, payload), step_index))
+        except TypeError:  # an unhashable step_index is never deduped
+            pass
     return found
 
 
-def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequence[EncodedStep]) -> tuple[int, int]:
+GroupKey = tuple[str, str, Any]  # (run_id, stored agent_id, episode_index or None)
+
+
+class StepKeyCache:
+    """The stored (episode id, step_index) keys of the episodes the record writer touched lately.
+
+    Writer thread only (under the write lock). Valid while nothing but the record writer changed
+    the file; ``check`` drops it otherwise, ``committed`` marks the state after a record commit,
+    ``clear`` drops it (rollback, deletions).
+    """
+
+    def __init__(self, max_groups: int = 64) -> None:
+        self.max_groups = max_groups
+        self._groups: dict[GroupKey, set[tuple[str, Any]]] = {}
+        self._state: tuple[int, int] | None = None
+
+    @staticmethod
+    def _state_of(conn: sqlite3.Connection) -> tuple[int, int]:
+        return int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        """Drop the cache unless the file is as the last record commit left it."""
+        if self._groups and self._state != self._state_of(conn):
+            self._groups.clear()
+
+    def committed(self, conn: sqlite3.Connection) -> None:
+        """Remember the file state right after a record commit."""
+        self._state = self._state_of(conn)
+
+    def clear(self) -> None:
+        """Forget every cached episode."""
+        self._groups.clear()
+        self._state = None
+
+    def keys(self, conn: sqlite3.Connection, group: GroupKey) -> set[tuple[str, Any]]:
+        """The stored keys of one episode group (read on first use, then kept up to date by ``insert_steps``)."""
+        found = self._groups.pop(group, None)
+        if found is None:
+            found = _stored_step_keys(conn, *group)
+            if len(self._groups) >= self.max_groups:
+                del self._groups[next(iter(self._groups))]  # the least recently used
+        self._groups[group] = found
+        return found
+
+
+def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequence[EncodedStep],
+                 cache: StepKeyCache | None = None) -> tuple[int, int]:
     """Write step records in order; returns (inserted, ignored as repeated (episode_id, step_index))."""
-    keep: list[EncodedStep] = []
-    seen: set[tuple[Any, ...]] = set()
-    groups: dict[tuple[str, str, int | None], list[int]] = {}
+    if cache is None:
+        cache = StepKeyCache()
+    rows = []
+    group: GroupKey | None = None
+    keys: set[tuple[str, Any]] = set()
     for step in steps:
         if step.dedupe_id:
-            step_index = step.columns[1]
-            key = (step.run_id, step.agent_id, step.dedupe_id, step_index)
+            step_key = (step.dedupe_id, step.columns[1] if step.columns[1] is not None else _extra_step_index(step))
+            this = (step.run_id, step.agent_id, step.columns[0])
+            if this != group:
+                group, keys = this, cache.keys(conn, this)
             try:
-                if key in seen:
+                if step_key in keys:
                     continue
-                seen.add(key)
+                keys.add(step_key)
             except TypeError:  # an unhashable step_index (kept in extra_json) is never deduped
                 pass
-            if type(step_index) is int:
-                groups.setdefault((step.run_id, step.agent_id, step.columns[0]), []).append(step_index)
-        keep.append(step)
-    stored: set[tuple[str, str, str, int]] = set()
-    for (run_id, agent_id, episode_index), indexes in groups.items():
-        for episode_id, step_index in _stored_step_keys(conn, run_id, agent_id, episode_index, indexes):
-            stored.add((run_id, agent_id, episode_id, step_index))
-    rows = []
-    for step in keep:
-        if step.dedupe_id and (step.run_id, step.agent_id, step.dedupe_id, step.columns[1]) in stored:
-            continue
         seq_id = cursors.next_seq(step.run_id, step.agent_id, step.columns[-1])
         rows.append((step.run_id, step.agent_id, seq_id, *step.columns))
     if rows:
         conn.executemany(_INSERT_STEP, rows)
     return len(rows), len(steps) - len(rows)
+
+
+def _extra_step_index(step: EncodedStep) -> Any:
+    """A step_index that did not fit the column (kept in extra_json), for the dedupe key."""
+    extra = step.columns[9]
+    return load_json(extra).get("step_index") if extra is not None else None
 
 
 class _RowEvent(NamedTuple):

@@ -88,6 +88,7 @@ class RecordWriter:
         #: ``lost`` ops not written (only at close with the database unwritable, or after close).
         self.stats: dict[str, int] = dict.fromkeys(
             ("steps", "episodes", "calls", "ignored", "retries", "quarantined", "unencodable", "lost"), 0)
+        self._keys = record_sql.StepKeyCache()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _writers.add(self)
@@ -258,6 +259,7 @@ class RecordWriter:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._keys.check(conn)
                 cursors = record_sql.StreamCursors(conn)
                 steps: list[EncodedStep] = []
                 for kind, _item, value in ops:
@@ -271,23 +273,25 @@ class RecordWriter:
                         record_sql.insert_episode(conn, cursors, value)
                         counts["episodes"] += 1
                     else:
+                        self._keys.clear()
                         value(conn)
                         counts["calls"] += 1
                 if steps:
                     self._steps(conn, cursors, steps, counts)
                 cursors.save()
                 conn.execute("COMMIT")
+                self._keys.committed(conn)
             except BaseException:
+                self._keys.clear()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         for key, value in counts.items():
             self.stats[key] += value
 
-    @staticmethod
-    def _steps(conn: sqlite3.Connection, cursors: record_sql.StreamCursors, steps: list[EncodedStep],
+    def _steps(self, conn: sqlite3.Connection, cursors: record_sql.StreamCursors, steps: list[EncodedStep],
                counts: dict[str, int]) -> None:
-        inserted, ignored = record_sql.insert_steps(conn, cursors, steps)
+        inserted, ignored = record_sql.insert_steps(conn, cursors, steps, self._keys)
         counts["steps"] += inserted
         counts["ignored"] += ignored
 

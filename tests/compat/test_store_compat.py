@@ -259,6 +259,28 @@ def test_a_repeated_episode_id_and_step_index_is_ignored_but_empty_episode_ids_a
     assert store.record_stats["ignored"] == 2 and store.step_count("run1") == 5
 
 
+def test_the_repeat_rule_sees_rows_written_by_others(store: TelemetrySQLiteStore, db_path: Path,
+                                                     factory: Any) -> None:
+    for i in range(3):
+        store.record_step(step("run1", 0, i))
+    store.flush()
+    with TelemetrySQLiteStore(db_path) as other:  # another connection (the other process's store)
+        other.record_step(step("run1", 0, 2, reward=7.0))  # a repeat of this store's row
+        other.record_step(step("run1", 0, 3))
+        other.flush()
+    store.record_step(step("run1", 0, 3, reward=7.0))  # a repeat of the other store's row
+    f = factory("run1", "agent1", first_seq=1000)
+    store.write_batch([f.step(0, 4, episode_id="run1-ep000000")])  # an event on this store's own connection
+    store.record_step(step("run1", 0, 4, reward=7.0))
+    store.flush()
+    assert [(s.step_index, s.reward) for s in store.episode_steps("run1-ep000000")] == [
+        (0, 0.5), (1, 0.5), (2, 0.5), (3, 0.5), (4, 0.5)]
+    store.delete_episode("run1-ep000000")
+    store.record_step(step("run1", 0, 0, reward=2.0))  # after a deletion the key is free again
+    store.flush()
+    assert [(s.step_index, s.reward) for s in store.episode_steps("run1-ep000000")] == [(0, 2.0)]
+
+
 def test_record_episode_upserts_on_episode_id(store: TelemetrySQLiteStore) -> None:
     store.record_episode(rollup("run1", 0, steps=3))
     store.record_episode(rollup("run1", 0, steps=5, agent_id="agent2"), wait=True)  # every column replaced
