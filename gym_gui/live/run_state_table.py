@@ -108,7 +108,8 @@ class _Run:
         )
 
     def note_seq(self, agent_id: str | None, seq_id: int) -> None:
-        if seq_id > self.max_seq.get(agent_id, -1):
+        current = self.max_seq.get(agent_id)
+        if current is None or seq_id > current:  # (the existing producers also send 0 and -1)
             self.max_seq[agent_id] = seq_id
 
 

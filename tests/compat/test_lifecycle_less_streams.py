@@ -304,3 +304,40 @@ def test_the_window_opens_the_replay_of_a_data_only_stream_with_its_first_stored
     finally:
         assert window.shutdown(30)
         assert window.timers_active() == []
+
+
+def hub_event(topic: Topic, seq_id: int, payload: dict[str, Any], *, agent_id: str = "",
+              ts_iso: str = "2025-01-01T00:00:00.123456Z") -> TelemetryEvent:
+    """An event as the existing GUI hub builds it: keywords, '' agent, RFC 3339 'Z' time, str uint64s."""
+    return TelemetryEvent(topic=topic, run_id=RUN, agent_id=agent_id, seq_id=seq_id, ts_iso=ts_iso, payload=payload)
+
+
+def test_the_existing_hubs_shapes_empty_agent_and_control_notices(
+        qtbot: Any, store: TelemetrySQLiteStore, bus: RunBus, parts: dict[str, Any]) -> None:
+    clock = FakeClock()
+    registry = make_registry(qtbot, bus, parts, clock=clock, idle_timeout_s=5.0)
+    announced: list[tuple[str, str]] = []
+    registry.stream_added.connect(lambda run, agent: announced.append((run, agent)))
+    steps = [hub_event(Topic.STEP_APPENDED, 100 + i, {"run_id": RUN, "agent_id": "", "episode_index": "0",
+                                                      "step_index": str(i), "reward": 0.0, "terminated": False,
+                                                      "truncated": False}) for i in range(3)]
+    control = hub_event(Topic.CONTROL, 102, {"state": "STARVED", "stream_type": "step", "agent_id": ""})
+    with qtbot.waitSignal(registry.status_changed, timeout=5000) as running:
+        publish_from_a_thread(bus, [steps[0], control, *steps[1:]])
+    assert running.args == [RUN, "running"]
+    wait_ticks(qtbot, registry)
+    state = registry.state(RUN)
+    assert steps[0].agent_id is None  # '' is "no agent" on the bus
+    assert state is not None and state.anonymous_stream and state.agent_ids == () and announced == []
+    clock.t += 5.0
+    qtbot.waitUntil(lambda: registry.status(RUN) is RunStatus.STALLED, timeout=5000)
+    # A credit notice is no sign of the run's progress: it stays stalled.
+    publish_from_a_thread(bus, [hub_event(Topic.CONTROL, 103, {"state": "RESUMED", "stream_type": "step"})])
+    wait_ticks(qtbot, registry)
+    assert registry.status(RUN) is RunStatus.STALLED
+    with qtbot.waitSignal(parts["sink"].run_persisted, timeout=10000):
+        evt = registry.update_run_outcome(RUN, "completed", reason="trainer FSM: terminated")
+    assert evt is not None and evt.agent_id is None and evt.seq_id == 103  # after the highest seq_id seen
+    assert registry.status(RUN) is RunStatus.COMPLETED
+    stored = store.run(RUN)
+    assert stored is not None and stored.status == "completed" and stored.summary == {"reason": "trainer FSM: terminated"}
