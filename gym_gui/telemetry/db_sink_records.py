@@ -35,6 +35,7 @@ IssueSink = Callable[[str, str], None]
 _STEP_COPIED = ("action", "observation", "render_payload", "render_hint", "frame_ref", "worker_id",
                 "space_signature", "vector_metadata")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_fromisoformat = datetime.fromisoformat
 # RFC 3339 fraction longer than the 6 digits datetime keeps (protobuf writes 9 for nanoseconds).
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -48,6 +49,11 @@ def parse_timestamp(value: Any) -> datetime | None:
 
     Returns None for ``''``, an unset Timestamp (0 s, 0 ns), or anything unparseable. Any thread.
     """
+    if type(value) is str:
+        try:
+            return _fromisoformat(value)  # Python >= 3.11 reads "Z" and 9 fraction digits itself
+        except ValueError:
+            pass
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):
@@ -118,7 +124,7 @@ def _as_bool(payload: Mapping[str, Any], key: str) -> bool:
 
 def _payload_of(evt: Any) -> Mapping[str, Any]:
     payload = getattr(evt, "payload", None)
-    return payload if isinstance(payload, Mapping) else {}
+    return payload if type(payload) is dict or isinstance(payload, Mapping) else {}
 
 
 def step_fields(evt: Any, issue: IssueSink = _no_issue) -> dict[str, Any]:
