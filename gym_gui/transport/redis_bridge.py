@@ -22,6 +22,7 @@ end of the run, the bridge notices (the thread ended without finishing, or it is
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import signal
 import sys
@@ -303,13 +304,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                          high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
     print(f"redis_bridge: {' '.join(command)} -> {_where(client)}", file=out, flush=True)
 
+    received = itertools.count()
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if bridge.stop_requested:
-            _log.warning("%s again: no more waiting for Redis or the worker's telemetry", signal.Signals(signum).name)
-            bridge.force_stop()
-        else:
-            _log.warning("%s: stopping the worker", signal.Signals(signum).name)
+        # State first, one atomic step: a second signal may run this handler nested inside the first.
+        if next(received) == 0:
             bridge.request_stop()
+            _log.warning("%s: stopping the worker", signal.Signals(signum).name)
+        else:
+            bridge.force_stop()
+            _log.warning("%s again: no more waiting for Redis or the worker's telemetry", signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,57 +1,7 @@
-"""Fixtures of the Redis transport tests: real redis-servers on loopback, sources proven stopped."""
+"""Fixtures of the Redis transport tests (defined in redis_fixtures.py, shared with other test folders)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Iterator
+from redis_fixtures import own_redis, redis_server, shared_redis, sources
 
-import pytest
-
-from gym_gui.transport.redis_source import RedisTelemetrySource
-from redis_helpers import RedisServer, redis_server_binary
-
-
-@pytest.fixture(scope="session")
-def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One server for the session (no persistence); tests get it emptied through ``redis_server``."""
-    server = RedisServer(redis_server_binary(), tmp_path_factory.mktemp("redis-shared"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_server(shared_redis: RedisServer) -> RedisServer:
-    """The shared server, running and empty."""
-    if shared_redis.proc is None or shared_redis.proc.poll() is not None:
-        shared_redis.start()
-    with shared_redis.client() as c:
-        c.flushall()
-    return shared_redis
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Starts a dedicated server (e.g. with ``appendonly=True``, to restart it with its data)."""
-    binary = redis_server_binary()
-    started: list[RedisServer] = []
-
-    def start(*, appendonly: bool = False) -> RedisServer:
-        server = RedisServer(binary, tmp_path / f"redis-{len(started)}", appendonly=appendonly)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def sources() -> Iterator[list[RedisTelemetrySource]]:
-    """Sources made by a test; each is stopped and its thread proven ended afterwards."""
-    made: list[RedisTelemetrySource] = []
-    yield made
-    for source in made:
-        assert source.stop(10.0)
-        assert not source.is_running()
+__all__ = ["own_redis", "redis_server", "shared_redis", "sources"]

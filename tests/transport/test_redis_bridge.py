@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.transport.redis_bridge import BRIDGE_CLIENT_NAME, RedisBridge
@@ -218,7 +220,10 @@ def test_a_second_sigterm_stops_waiting_for_an_unreachable_redis(own_redis: Any,
         os.kill(proc.pid, signal.SIGTERM)
         assert stopping.wait(20), "".join(err_lines)  # two signals at once would be delivered as one
         os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(20)  # not the 120 s flush timeout
+        try:
+            proc.wait(20)  # not the 120 s flush timeout
+        except subprocess.TimeoutExpired:
+            pytest.fail("".join(err_lines))
         assert proc.stdout is not None
         out = proc.stdout.read()
     finally:
