@@ -6,6 +6,10 @@ present (``NULL`` means the key was absent). Whatever does not fit a column -- u
 values of the wrong type -- goes to ``extra_json``. Decoding merges the columns and the extras back,
 so a stored event comes back with its original payload (JSON round-tripped).
 
+A reward (or total_reward) of ``-0.0`` keeps ``0.0`` in its column, which is what SQLite stores for
+it, and its sign in ``extra_json`` (``{"reward":-0.0}``), so raw SQL sums stay right and the value
+reads back as ``-0.0``.
+
 ``agent_id`` is stored as ``''`` when the event had none (TelemetryEvent forbids ``''`` as an id,
 so the mapping is exact); keys stay NOT NULL and idempotent.
 
@@ -40,6 +44,9 @@ __all__ = [
 
 #: Stored agent_id of events without an agent id.
 NO_AGENT = ""
+
+_copysign = math.copysign
+_NEG_ZERO_REWARD = '{"reward":-0.0}'
 
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
@@ -82,6 +89,11 @@ def _is_real(value: Any) -> bool:
     if kind is float:
         return not math.isnan(value)  # SQLite stores NaN as NULL: keep it in the extras instead
     return kind is int and _INT_MIN <= value <= _INT_MAX
+
+
+def _is_negative_zero(value: Any) -> bool:
+    """True for the float ``-0.0`` (SQLite stores it as 0, losing the sign)."""
+    return type(value) is float and value == 0.0 and _copysign(1.0, value) < 0.0
 
 
 def _is_bool(value: Any) -> bool:
@@ -132,6 +144,8 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
         if render_json is None:
             render_json = "null"
         extra = None
+        if reward == 0.0 and type(reward) is float and _copysign(1.0, reward) < 0.0:
+            extra = _NEG_ZERO_REWARD  # the column keeps 0.0; the sign lives in the extras
     else:
         (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json,
          extra) = _dict_step_columns(p)
@@ -168,6 +182,9 @@ def _dict_step_columns(p: Mapping[str, Any]) -> tuple[Any, ...]:
             term = 1 if term else 0
         if trunc is not None:
             trunc = 1 if trunc else 0
+    if reward == 0.0 and type(reward) is float and _copysign(1.0, reward) < 0.0:
+        misfit = {} if misfit is None else misfit
+        misfit["reward"] = reward  # the column keeps 0.0; the sign lives in the extras
     action = get("action", _MISSING)
     observation = get("observation", _MISSING)
     info = get("info", _MISSING)
@@ -205,12 +222,15 @@ def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
     ep = p.get("episode_index")
     if not _is_int(ep):
         raise ValueError(f"EPISODE_FINALIZED needs an integer episode_index, got {ep!r}")
+    total_reward = _typed(p, "total_reward", _is_real, misfit)
+    if _is_negative_zero(total_reward):
+        misfit["total_reward"] = total_reward  # the column keeps 0.0; the sign lives in the extras
     return (
         evt.run_id,
         NO_AGENT if evt.agent_id is None else evt.agent_id,
         ep,
         evt.seq_id,
-        _typed(p, "total_reward", _is_real, misfit),
+        total_reward,
         _typed(p, "length", _is_int, misfit),
         _typed(p, "terminated", _is_bool, misfit),
         _typed(p, "truncated", _is_bool, misfit),
@@ -254,6 +274,8 @@ def decode_step(row: tuple[Any, ...]) -> StepRecord:
         ("observation", observation, load_json), ("reward", reward, None), ("terminated", term, bool),
         ("truncated", trunc, bool), ("info", info, load_json), ("render_payload", render, load_json),
     ), extra)
+    if extra is not None and reward == 0.0:
+        reward = payload.get("reward", reward)  # -0.0 keeps its sign in the extras
     return StepRecord(
         run_id, loaded_agent(agent_id), seq_id, ts_iso, ep, si, reward, _bool(term), _bool(trunc), payload
     )
@@ -268,6 +290,8 @@ def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:
         ("terminated", term, bool), ("truncated", trunc, bool), ("outcome", outcome, None),
         ("metadata", metadata, load_json),
     ), extra)
+    if extra is not None and total_reward == 0.0:
+        total_reward = payload.get("total_reward", total_reward)  # -0.0 keeps its sign in the extras
     return EpisodeRecord(
         run_id, loaded_agent(agent_id), ep, seq_id, ts_iso, total_reward, length, _bool(term), _bool(trunc),
         outcome, payload,
