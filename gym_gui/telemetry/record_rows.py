@@ -101,6 +101,13 @@ def parse_iso(text: Any) -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _text_or_none(value: Any) -> str | None:
+    """A run or agent id as text; None and ``''`` are None."""
+    if value is None or value == "":
+        return None
+    return value if type(value) is str else str(value)
+
+
 def _as_int(value: Any) -> Any:
     if type(value) is int or isinstance(value, bool) or value is None:
         return value
@@ -164,8 +171,8 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     """
     get = getattr
     episode_id = get(record, "episode_id", "")
-    run_id = get(record, "run_id", None) or None
-    parsed = _parsed(episode_id, run_id) if type(episode_id) is str and (run_id is None or type(run_id) is str) else None
+    run_id = _text_or_none(get(record, "run_id", None))
+    parsed = _parsed(episode_id, run_id) if type(episode_id) is str else None
     if run_id is None:
         run_id = parsed.run_id if parsed is not None else ""
     worker_id = get(record, "worker_id", None)
@@ -199,7 +206,7 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     size = sum(len(t) for t in (action_json, observation_json, info_json, render_json, extra) if t is not None)
     dedupe = episode_id if type(episode_id) is str else ""
     return EncodedStep(
-        run_id, stored_agent(get(record, "agent_id", None) or None), dedupe,
+        run_id, stored_agent(_text_or_none(get(record, "agent_id", None))), dedupe,
         (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json, extra,
          iso_text(get(record, "timestamp", None))),
         size, errors,
@@ -223,7 +230,7 @@ def encode_episode_record(rollup: Any, producer_seq_id: Any = None) -> EncodedEp
     """
     get = getattr
     episode_id = get(rollup, "episode_id", "")
-    run_id = get(rollup, "run_id", None) or None
+    run_id = _text_or_none(get(rollup, "run_id", None))
     parsed = parse_episode_id(episode_id, run_id)
     if run_id is None:
         run_id = parsed.run_id if parsed is not None else ""
@@ -249,7 +256,8 @@ def encode_episode_record(rollup: Any, producer_seq_id: Any = None) -> EncodedEp
         payload["producer_seq_id"] = producer_seq
     errors = _checked(payload)
     return EncodedEpisode(
-        run_id, stored_agent(get(rollup, "agent_id", None) or None), episode_id if type(episode_id) is str else "",
+        run_id, stored_agent(_text_or_none(get(rollup, "agent_id", None))),
+        episode_id if type(episode_id) is str else "",
         index, worker_id, payload, iso_text(get(rollup, "timestamp", None)), errors,
     )
 
@@ -258,7 +266,7 @@ def effective_episode_id(run_id: str, episode_index: int | None, payload: Mappin
     """The episode id of a stored row: its kept ``episode_id``, else the canonical id, else ''."""
     kept = payload.get("episode_id", _MISSING)
     if kept is not _MISSING:
-        return kept if type(kept) is str else str(kept)
+        return kept if type(kept) is str else "" if kept is None else str(kept)
     if type(episode_index) is int and episode_index >= 0:
         worker = payload.get("worker_id")
         return format_episode_id(run_id, episode_index, worker if worker else None)

@@ -281,7 +281,7 @@ def find_step_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any,
     rows: list[tuple[Any, ...]] = []
     candidates = _parse_candidates(episode_id)
     for run_id, index in candidates:
-        for (agent,) in conn.execute("SELECT agent_id FROM streams WHERE run_id = ?", (run_id,)).fetchall():
+        for agent in _agents(conn, run_id):
             rows += conn.execute(
                 f"SELECT rowid, {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
                 (run_id, agent, index)).fetchall()
@@ -289,6 +289,14 @@ def find_step_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any,
         rows = conn.execute(f"SELECT rowid, {STEP_READ_COLUMNS} FROM steps WHERE episode_index IS NULL "
                             "AND extra_json LIKE '%\"episode_id\"%'").fetchall()
     return [r for r in rows if effective_episode_id(r[1], r[5], _payload_extras(r[-1])) == episode_id]
+
+
+def _agents(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The stored agent ids of a run: its stream cursors, else (rows without a cursor) its steps."""
+    agents = [a for (a,) in conn.execute("SELECT agent_id FROM streams WHERE run_id = ?", (run_id,))]
+    if not agents:
+        agents = [a for (a,) in conn.execute("SELECT DISTINCT agent_id FROM steps WHERE run_id = ?", (run_id,))]
+    return agents
 
 
 def find_episode_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:

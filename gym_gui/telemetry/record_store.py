@@ -273,7 +273,12 @@ class RecordStoreAPI:
 
     def __del__(self) -> None:
         try:
-            if not getattr(self, "_closed", True):
-                self.close()  # type: ignore[attr-defined]
+            if getattr(self, "_closed", True):
+                return
+            writer = self._records
+            if writer is not None and threading.current_thread() is writer.thread:
+                writer.close()  # collected by the writer thread itself (it may hold the write lock): only stop it
+                return
+            self.close()  # type: ignore[attr-defined]
         except Exception:
             pass
