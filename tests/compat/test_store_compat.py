@@ -127,6 +127,23 @@ def test_the_host_apps_record_classes_are_taken_and_returned(store: TelemetrySQL
     assert type(store.episodes_for_run("run1")[0]) is HostRollup  # (monkeypatch restores the cache afterwards)
 
 
+def test_the_package_re_exports_the_store_lazily_and_without_qt() -> None:
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "import gym_gui.telemetry as t\n"
+        "assert 'gym_gui.telemetry.sqlite_store' not in sys.modules\n"
+        "from gym_gui.telemetry import TelemetrySQLiteStore\n"
+        "from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore as S\n"
+        "assert TelemetrySQLiteStore is S and 'TelemetrySQLiteStore' in t.__all__\n"
+        "assert not {'PyQt5', 'PyQt6', 'qtpy'} & set(sys.modules), sorted(sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=30, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+
+
 # -- constructor ---------------------------------------------------------------------------------
 def test_constructor_takes_str_or_path_expands_home_and_creates_folders(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:

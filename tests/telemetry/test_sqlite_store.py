@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
-from gym_gui.telemetry import sqlite_schema
+from gym_gui.telemetry import data_model, sqlite_schema
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION, SchemaVersionError
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -302,3 +302,19 @@ def test_close_is_idempotent_and_later_calls_fail_clearly(db_path: Path, factory
         store.runs()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         store.write_events([factory().step(0, 0)])
+
+
+def test_inserts_name_their_columns_so_a_later_migration_may_add_nullable_ones(db_path: Path, factory: Any) -> None:
+    store = TelemetrySQLiteStore(db_path)
+    for table in ("steps", "episodes"):
+        store._conn.execute(f"ALTER TABLE {table} ADD COLUMN added_later TEXT")
+    try:
+        events = factory("run1", "agent1").run(episodes=2, length=3)
+        assert store.write_batch(events).inserted == len(events)
+        assert len(store.steps_for_episode("run1", "agent1", 1)) == 3 and len(store.episode_records("run1")) == 2
+        store.record_step(data_model.StepRecord("run2-ep000000", 0, 1, 1, 0.0, False, False))
+        store.record_episode(data_model.EpisodeRollup("run2-ep000000", 0.0, 1, True, False), wait=True)
+        assert store.step_count("run2") == 1 and len(store.episodes_for_run("run2")) == 1
+    finally:
+        store.close()
+
