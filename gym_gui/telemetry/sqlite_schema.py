@@ -3,7 +3,9 @@
 The schema version lives in ``PRAGMA user_version``. ``MIGRATIONS[i]`` upgrades a file from
 version ``i`` to ``i + 1``; opening a file applies the missing ones, each in its own transaction.
 A file written by a newer build (higher version) is refused with ``SchemaVersionError``.
-See docs/schema.md for the tables, keys and the queries that use them.
+Version 2 adds the columns the existing gym_gui application reads with raw SQL (``episode_id``,
+``worker_id``, ``ep_index``); a file of that application (user_version 0 with its own tables) is
+converted by ``legacy_migration``, never here. See docs/schema.md for the tables, keys and queries.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import sqlite3
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "EPISODE_ID_SQL",
+    "MIN_SQLITE_VERSION",
     "SchemaVersionError",
+    "WORKER_ID_SQL",
+    "check_sqlite_features",
     "configure_connection",
     "migrate",
 ]
@@ -101,8 +107,60 @@ _V1: tuple[str, ...] = (
     """,
 )
 
+
+
+def _extra(key: str) -> str:
+    """SQL of the top-level ``key`` of ``extra_json`` (NULL when absent or the text is not strict JSON).
+
+    ``instr`` skips the JSON parse for the rows whose extras cannot hold the key (nearly all);
+    ``json_valid`` guards ``json_extract``, which raises on the ``NaN`` tokens our extras may hold
+    before SQLite 3.42 (such a row reads the default instead).
+    """
+    return (f"CASE WHEN instr(extra_json, '\"{key}\"') AND json_valid(extra_json) "
+            f"THEN json_extract(extra_json, '$.{key}') END")
+
+
+#: The existing app's episode id of a row: the explicit one kept in the extras, else
+#: ``{run_id}-ep{episode_index:06d}``.
+EPISODE_ID_SQL = (
+    f"COALESCE({_extra('episode_id')}, CASE WHEN episode_index IS NOT NULL "
+    "THEN run_id || '-ep' || printf('%06d', episode_index) END)"
+)
+#: The worker id kept in the extras, or NULL.
+WORKER_ID_SQL = _extra("worker_id")
+_SET_EPISODE_COLUMNS = (
+    f"UPDATE episodes SET episode_id = {EPISODE_ID_SQL}, ep_index = episode_index, worker_id = {WORKER_ID_SQL}"
+)
+
+#: Version 2: the columns the existing gym_gui's raw SQL reads. On ``steps`` (the big table) they
+#: are VIRTUAL generated columns: no bytes on disk and no cost on insert (no index uses them).
+#: On ``episodes`` (one row per episode) they are real columns, filled by triggers, so that
+#: ``PRAGMA table_info(episodes)`` lists them (it omits generated columns) and the existing
+#: app's ``MAX(ep_index)`` by run and worker has an index.
+_V2: tuple[str, ...] = (
+    f"ALTER TABLE steps ADD COLUMN episode_id TEXT GENERATED ALWAYS AS ({EPISODE_ID_SQL}) VIRTUAL",
+    f"ALTER TABLE steps ADD COLUMN worker_id TEXT GENERATED ALWAYS AS ({WORKER_ID_SQL}) VIRTUAL",
+    "ALTER TABLE episodes ADD COLUMN episode_id TEXT",
+    "ALTER TABLE episodes ADD COLUMN ep_index INTEGER",
+    "ALTER TABLE episodes ADD COLUMN worker_id TEXT",
+    _SET_EPISODE_COLUMNS,
+    f"""
+    CREATE TRIGGER episodes_app_columns_on_insert AFTER INSERT ON episodes BEGIN
+        {_SET_EPISODE_COLUMNS} WHERE rowid = NEW.rowid;
+    END
+    """,
+    f"""
+    CREATE TRIGGER episodes_app_columns_on_update AFTER UPDATE OF run_id, episode_index, extra_json ON episodes
+    BEGIN
+        {_SET_EPISODE_COLUMNS} WHERE rowid = NEW.rowid;
+    END
+    """,
+    "CREATE INDEX episodes_by_episode_id ON episodes (episode_id)",
+    "CREATE INDEX episodes_by_worker ON episodes (run_id, worker_id, ep_index)",
+)
+
 #: ``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 #: The version this build writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -129,6 +187,8 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
     """
     found = _user_version(conn)
     _check_version(found, path)
+    if found < 2 <= len(MIGRATIONS):
+        check_sqlite_features(conn, path)
     version = found
     while version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
@@ -147,6 +207,27 @@ def migrate(conn: sqlite3.Connection, path: str) -> int:
             conn.execute("ROLLBACK")
             raise
     return found
+
+
+#: Generated columns (version 2) need SQLite 3.31.
+MIN_SQLITE_VERSION = (3, 31, 0)
+
+
+def check_sqlite_features(conn: sqlite3.Connection, path: str) -> None:
+    """Raise SchemaVersionError when this Python's SQLite cannot hold schema version 2. Caller's thread."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+        raise SchemaVersionError(
+            f"{path}: this Python's SQLite is {sqlite3.sqlite_version}, but the telemetry schema needs "
+            f"SQLite {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer (generated columns); "
+            "use a Python built with a newer SQLite"
+        )
+    try:
+        conn.execute("SELECT json_valid('{}'), json_extract('{\"a\":1}', '$.a')").fetchone()
+    except sqlite3.OperationalError as exc:
+        raise SchemaVersionError(
+            f"{path}: this Python's SQLite {sqlite3.sqlite_version} has no JSON functions ({exc}); "
+            "use a Python built with SQLite's JSON support"
+        ) from exc
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
