@@ -47,6 +47,10 @@ _Wanted = tuple["str | None", "int | None"]
 EPISODE_MAXLEN = 1024
 _MAX_BACKOFF_TICKS = 10
 _GIVE_UP_TICKS = 200
+#: Episodes published before ``start()`` subscribed are not seen live: the stored episodes are
+#: read again (with backoff) for this many ticks after start, until a read finds some.
+_START_GIVE_UP_TICKS = 50
+_AT_START: _Wanted = ("\x00published before start", None)
 
 
 def _episode_index(evt: TelemetryEvent) -> int | None:
@@ -152,6 +156,7 @@ class ReplayController(QObject):
         if self._following:
             self._episode_sub = self.bus.subscribe(Topic.EPISODE_FINALIZED, self.subscriber_id,
                                                    maxlen=EPISODE_MAXLEN, run_id=self.run_id)
+            self._wanted[_AT_START] = 0  # what was published before this subscription
         self._timer.start()
         self._check_stored()
 
@@ -318,6 +323,9 @@ class ReplayController(QObject):
             found = key in stored if index is not None else bool(grew_agents)  # no index: any new episode
             if found:
                 del self._wanted[key]
+            elif key == _AT_START:
+                if self._polls >= _START_GIVE_UP_TICKS:
+                    del self._wanted[key]  # nothing was on its way
             elif self._polls - self._wanted[key] >= _GIVE_UP_TICKS:
                 _log.info("replay %s: episode %s of %s seen live is still not stored; giving up on it",
                           self.run_id, index, agent_id)

@@ -139,6 +139,10 @@ class MainWindow(QMainWindow):
         env_id = state.env_id if state is not None else None
         agents = tuple(state.agent_ids) if state is not None else ()
         self.runs_view.set_run(run_id, status, env_id, agents)
+        if state is not None and state.anonymous_stream and not agents and status not in TERMINAL:
+            # A run whose only stream has no agent id (the existing producers' ''): no stream_added
+            # and no Online tab for it, but its Replay tab opens as its episodes are stored.
+            self._watch_run(run_id)
 
     def _on_stream(self, run_id: str, agent_id: str) -> None:
         status = self.services.registry.status(run_id)

@@ -341,3 +341,24 @@ def test_the_existing_hubs_shapes_empty_agent_and_control_notices(
     assert registry.status(RUN) is RunStatus.COMPLETED
     stored = store.run(RUN)
     assert stored is not None and stored.status == "completed" and stored.summary == {"reason": "trainer FSM: terminated"}
+
+
+def test_the_window_replays_a_run_whose_only_stream_has_no_agent_id(qtbot: Any, db_path: Path) -> None:
+    services = AppServices(db_path, bus=RunBus())
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    services.start()
+    try:
+        f = EventFactory(RUN, None, first_seq=1)  # the hub's '' agent is None on the bus
+        with qtbot.waitSignal(window.replay_opened, timeout=10000) as opened:
+            publish_from_a_thread(services.bus, data_only(f, range(1), 3) + [f.step(1, 0)])
+        assert opened.args == [RUN, ""]
+        tab = window.replay_tab(RUN, "")
+        assert tab is not None and tab.episode_count() == 1 and not tab.run_finished
+        with qtbot.waitSignal(services.sink.run_persisted, timeout=10000):
+            services.registry.update_run_outcome(RUN, "completed")
+        qtbot.waitUntil(lambda: tab.run_finished, timeout=10000)
+        assert window.runs_view.status_of(RUN) == "completed" and window.online_tab(RUN, "") is None
+    finally:
+        assert window.shutdown(30)
+        assert window.timers_active() == []

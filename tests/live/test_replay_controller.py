@@ -338,3 +338,16 @@ def test_a_completion_seen_live_is_looked_up_again_until_its_row_is_committed(
     with qtbot.waitSignal(controller.replay_ready, timeout=10000) as ready:
         parts["sink"].start()  # commits the run; its run_persisted goes nowhere near this controller
     assert [e.episode_index for e in ready.args[1][""]] == [0, 1]
+
+
+def test_episodes_published_before_start_are_found_once_committed(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    publish(bus, data_only(factory("run1", "agent1"), range(2), 2))  # on the bus, not in SQLite yet
+    controller = make_controller(bus, parts)
+    controller.start()  # subscribed too late to see them live
+    target = controller.polls + 5
+    qtbot.waitUntil(lambda: controller.polls >= target, timeout=5000)
+    assert controller.persisted_so_far is None
+    with qtbot.waitSignal(controller.episodes_persisted, timeout=10000) as persisted:
+        parts["sink"].start()
+    assert [e.episode_index for e in persisted.args[1]["agent1"]] == [0, 1]
