@@ -32,6 +32,7 @@ from typing import Any, Iterator, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
+from gym_gui.ingest.records import MAX_ID_CHARS
 from gym_gui.ingest.shown_ids import shown_id, shown_text
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.workers.runtime import new_run_id
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agent-id", default="agent-1", help="agent id of the built-in worker")
-    parser.add_argument("--run-id", default=None, help="run id (default: generated)")
+    parser.add_argument("--run-id", type=_id_argument, default=None, help="run id (default: generated)")
     parser.add_argument("--step-rate-hz", type=float, default=0.0, help="built-in worker step rate limit, 0 = unlimited")
     parser.add_argument("--heartbeat-interval-s", type=float, default=1.0)
     parser.add_argument("--default-agent-id", default=DEFAULT_AGENT_ID, help="agent id for records without one")
@@ -69,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flush-timeout-s", type=float, default=120.0, help="how long to wait for the last writes")
     parser.add_argument("--log-level", default="WARNING")
     return parser
+
+
+def _id_argument(text: str) -> str:
+    """An id given on the command line: text a database can store (argv bytes that are not UTF-8 are not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{shown_id(text)} is not valid UTF-8 text") from None
+    if not text or len(text) > MAX_ID_CHARS:
+        raise argparse.ArgumentTypeError(f"an id must have 1 to {MAX_ID_CHARS} characters")
+    return text
 
 
 def worker_spec(args: argparse.Namespace) -> WorkerSpec:
@@ -307,8 +319,11 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: the database file was deleted "
               "during the run; nothing of it is stored", file=out)
     else:
-        for run_id in proxy.run_ids():
-            outcome = _print_run(out, store, run_id)
+        shown = [o for o in (_print_run(out, store, run_id) for run_id in proxy.run_ids()) if o is not None]
+        if shown:
+            outcome = shown[-1]
+        else:
+            print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: nothing of it is stored", file=out)
     elapsed_s = time.monotonic() - progress.started
     print(f"  live view: {progress.step_count} steps, {progress.episode_count} episodes in {elapsed_s:.1f} s", file=out)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(stats["rejected"].items())) or "none"
@@ -333,13 +348,12 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
     return code
 
 
-def _print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str:
-    """Print one run's stored state; its outcome (``failed`` when it cannot be read back)."""
+def _print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str | None:
+    """Print one run's stored state; its outcome (``failed`` when it cannot be read back, None if not stored)."""
     try:
         run = store.run(run_id)
         if run is None:
-            print(f"  run {shown_id(run_id)}: nothing of it is stored", file=out)
-            return "failed"
+            return None
         episodes, steps = len(store.episode_records(run.run_id)), store.step_count(run.run_id)
     except (sqlite3.Error, UnicodeError, ValueError) as exc:
         print(f"  run {shown_id(run_id)}: cannot be read back ({shown_id(str(exc), 200)})", file=out)

@@ -352,9 +352,10 @@ class TelemetryProxy:
             return 0
         try:
             return seq_floor_of(self._seq_floor(*key))
-        except Exception:
-            _log.exception("%s could not read the stored seq_id of %s/%s; starting at 1", self.name,
-                           shown_id(key[0]), shown_id(key[1]))
+        except Exception as exc:
+            _log.error("%s could not read the stored seq_id of %s/%s (%s: %s); starting at 1", self.name,
+                       shown_id(key[0]), shown_id(key[1]), type(exc).__name__, shown_id(str(exc), 200))
+            _log.debug("seq_floor failure", exc_info=True)
             return 0
 
     def _read_loop(self, stream: IO[bytes]) -> None:

@@ -208,9 +208,16 @@ def _str(value: Any, name: str) -> str:
 
 
 def _id(value: Any, name: str) -> str:
+    """A run or agent id: a non-empty string of at most MAX_ID_CHARS characters that UTF-8 can hold."""
     text = _str(value, name)
     if len(text) > MAX_ID_CHARS:
         raise RecordRejected(RejectReason.ID_TOO_LONG, f"{name} has {len(text)} characters; the most is {MAX_ID_CHARS}")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} holds a lone surrogate at character {exc.start} "
+                                                          "(an id must be text a database can store)") from None
     return text
 
 
