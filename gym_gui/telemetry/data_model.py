@@ -14,6 +14,7 @@ Episode ids: ``{run_id}-ep{index:06d}``, or ``{run_id}-w{worker}-ep{index:06d}``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import threading
 from datetime import datetime, timezone
@@ -76,6 +77,8 @@ class EpisodeRollup:
     worker_id: str | None = None
 
 
+_HOST_MODULE = "gym_gui.core.data_model.telemetry_core"
+_log = logging.getLogger(__name__)
 _classes: tuple[type, type] | None = None
 _classes_lock = threading.Lock()
 
@@ -84,7 +87,9 @@ def record_classes() -> tuple[type, type]:
     """``(StepRecord, EpisodeRollup)`` the store returns: the host app's, or this module's. Any thread.
 
     Imported lazily, on the first call (``gym_gui.core.data_model.telemetry_core`` imports the store's
-    package in the host app, so importing it at module level would be a cycle), then cached.
+    package in the host app, so importing it at module level would be a cycle), then cached. When
+    the host module exists but fails to import (logged), this module's classes are returned and the
+    import is tried again on the next call.
     """
     global _classes
     found = _classes
@@ -95,10 +100,18 @@ def record_classes() -> tuple[type, type]:
             try:
                 from gym_gui.core.data_model.telemetry_core import EpisodeRollup as HostRollup
                 from gym_gui.core.data_model.telemetry_core import StepRecord as HostStep
-            except ImportError:
-                _classes = (StepRecord, EpisodeRollup)
-            else:
-                _classes = (HostStep, HostRollup)
+            except ModuleNotFoundError as exc:
+                if exc.name is not None and _HOST_MODULE.startswith(exc.name):  # no host app: ours, for good
+                    _classes = (StepRecord, EpisodeRollup)
+                    return _classes
+                _log.warning("record classes: %s failed to import (%s); using gym_gui.telemetry.data_model's",
+                             _HOST_MODULE, exc)
+                return (StepRecord, EpisodeRollup)
+            except ImportError as exc:  # e.g. a cycle while the host module is still importing: try again later
+                _log.warning("record classes: %s failed to import (%s); using gym_gui.telemetry.data_model's",
+                             _HOST_MODULE, exc)
+                return (StepRecord, EpisodeRollup)
+            _classes = (HostStep, HostRollup)
         return _classes
 
 

@@ -144,6 +144,19 @@ def test_the_package_re_exports_the_store_lazily_and_without_qt() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_a_host_module_that_fails_to_import_is_tried_again(monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    half = types.ModuleType("gym_gui.core.data_model.telemetry_core")  # still importing: no classes yet
+    for name in ("gym_gui.core", "gym_gui.core.data_model"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, half.__name__, half)
+    monkeypatch.setattr(data_model, "_classes", None)
+    assert data_model.record_classes() == (StepRecord, EpisodeRollup) and "failed to import" in caplog.text
+    assert data_model._classes is None  # not cached
+    half.StepRecord, half.EpisodeRollup = StepRecord, EpisodeRollup  # type: ignore[attr-defined]
+    assert data_model.record_classes() == (StepRecord, EpisodeRollup) and data_model._classes is not None
+
+
 # -- constructor ---------------------------------------------------------------------------------
 def test_constructor_takes_str_or_path_expands_home_and_creates_folders(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -452,6 +465,19 @@ def test_the_writer_survives_a_locked_database_and_loses_nothing(tmp_path: Path)
         assert store.record_stats["lost"] == 0 and store.record_stats["quarantined"] == 0
     finally:
         store.close()
+
+
+def test_a_record_sqlite_refuses_is_kept_aside_and_the_rest_of_its_batch_is_stored(
+        store: TelemetrySQLiteStore) -> None:
+    store.record_step(step("run1", 0, 0))
+    store.record_step(StepRecord("bad\udc80-ep000000", 0, 1, 1, 0.0, False, False))  # not storable as UTF-8
+    store.record_step(step("run1", 0, 1))
+    store.flush()
+    assert [s.step_index for s in store.episode_steps("run1-ep000000")] == [0, 1]
+    ((event, error),) = store.rejected_events()
+    assert event.topic is Topic.STEP_APPENDED and "Unicode" in error
+    assert event.payload["episode_id"] == "bad\udc80-ep000000"
+    assert store.record_stats["quarantined"] == 1 and store.record_stats["lost"] == 0
 
 
 def test_close_writes_the_queue_and_stops_the_thread(db_path: Path) -> None:
