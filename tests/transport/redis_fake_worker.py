@@ -1,10 +1,11 @@
 """A small worker for the bridge tests: canonical JSONL lines, fast, steerable from the command line.
 
-    python redis_fake_worker.py --run-id R --agent-id A --steps N [--wait-for FILE --more-steps M]
+    python redis_fake_worker.py --run-id R --agent-id A --steps N [--wait-for FILE --more-steps M]...
                                 [--exit-code K | --hang]
 
-Writes run_started, N steps (one episode record per 10 steps), then optionally waits until FILE
-exists and writes M more, then run_completed (or exits with K without it, or blocks for ever).
+Writes run_started, N steps (one episode record per 10 steps), then for each ``--wait-for FILE``
+(in order) waits until FILE exists and writes the matching ``--more-steps`` M more, then
+run_completed (or exits with K without it, or blocks for ever).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def main() -> int:
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--agent-id", required=True)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--wait-for", default=None)
-    parser.add_argument("--more-steps", type=int, default=0)
+    parser.add_argument("--wait-for", action="append", default=[])
+    parser.add_argument("--more-steps", type=int, action="append", default=[])
     parser.add_argument("--exit-code", type=int, default=None)
     parser.add_argument("--hang", action="store_true")
     args = parser.parse_args()
@@ -54,11 +55,13 @@ def main() -> int:
     out.flush()
     if args.hang:
         threading.Event().wait()
-    if args.wait_for:
-        pause = threading.Event()
-        while not os.path.exists(args.wait_for):
+    if len(args.more_steps) != len(args.wait_for):
+        parser.error("give one --more-steps per --wait-for")
+    pause = threading.Event()
+    for path, more in zip(args.wait_for, args.more_steps):
+        while not os.path.exists(path):
             pause.wait(0.01)
-        steps(args.more_steps)
+        steps(more)
         out.flush()
     if args.exit_code is not None:
         print("the fake worker fails on purpose", file=sys.stderr)
