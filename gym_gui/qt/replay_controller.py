@@ -14,11 +14,10 @@ the notice alone (a sink may have none).
 A run without lifecycle records (no RUN_STARTED and no heartbeat stored: the existing gym_gui's
 producers publish only steps and episodes, and are finished by ``RunRegistry.update_run_outcome``)
 is also replayable while it runs, episode by episode: each EPISODE_FINALIZED of the run seen on the
-bus triggers a read of the stored episodes (off the GUI thread); an episode not committed yet is
-read again after 1, 2, 4, ... ticks (at most ``_MAX_BACKOFF_TICKS``) until it is, and given up after
-``_GIVE_UP_TICKS`` (e.g. an episode the sink kept aside as malformed). Each read that finds new
-episodes emits ``episodes_persisted``. The sink commits a stream as a prefix (an episode after the
-steps before it), so a stored episode's steps are stored too.
+bus triggers a read of the stored episodes (off the GUI thread); ``episode_follow.EpisodeFollower``
+decides when to read again (an episode not committed yet) and when to give up. Each read that finds
+new episodes emits ``episodes_persisted``. The sink commits a stream as a prefix (an episode after
+the steps before it), so a stored episode's steps are stored too.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
+from gym_gui.live.episode_follow import EpisodeFollower, EpisodesByAgent
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
@@ -38,30 +38,11 @@ __all__ = ["ReplayController"]
 
 _log = logging.getLogger(__name__)
 
-EpisodesByAgent = dict[str, list[EpisodeRecord]]
-#: An episode seen live and not found stored yet: (agent_id as on the bus, episode_index or None).
-_Wanted = tuple["str | None", "int | None"]
-
 #: Capacity of the bounded EPISODE_FINALIZED subscription (one tick's worth; a drop only means
 #: that episode is found by the next read instead).
 EPISODE_MAXLEN = 1024
+#: A RUN_COMPLETED seen before its row is committed: the row is read again after 1, 2, 4, ... ticks.
 _MAX_BACKOFF_TICKS = 10
-_GIVE_UP_TICKS = 200
-#: Episodes published before ``start()`` subscribed are not seen live: the stored episodes are
-#: read again (with backoff) for this many ticks after start, until a read finds some.
-_START_GIVE_UP_TICKS = 50
-_AT_START: _Wanted = ("\x00published before start", None)
-
-
-def _episode_index(evt: TelemetryEvent) -> int | None:
-    """The episode index of an EPISODE_FINALIZED payload (an int, or digits as the existing producers
-    send uint64 fields), else None."""
-    value = evt.payload.get("episode_index")
-    if type(value) is int:
-        return value
-    if type(value) is str and value.isdigit():
-        return int(value)
-    return None
 
 
 def _by_agent(run: RunRecord | None, episodes: list[EpisodeRecord]) -> EpisodesByAgent:
@@ -119,14 +100,10 @@ class ReplayController(QObject):
         self._connected = True
         self._sub: Subscription | None = None
         self._episode_sub: Subscription | None = None
-        self._following = follow_episodes  # until the run shows lifecycle records, or is ready
-        self._wanted: dict[_Wanted, int] = {}  # -> the tick it was first wanted at
-        self._following_read = False  # a read of the stored episodes is in flight
-        self._read_again = False  # an episode was seen while that read ran
-        self._next_read_tick = 0
-        self._backoff_ticks = 1
-        self._progress: EpisodesByAgent | None = None  # the last episodes_persisted
+        self._follow_episodes = follow_episodes
+        self._follower: EpisodeFollower | None = None  # while following (started, no lifecycle records seen)
         self._awaiting_terminal = False  # RUN_COMPLETED seen, its terminal row not read yet
+        self._terminal_tick = 0
         self._terminal_backoff_ticks = 1
         self._started = False
         self._stopped = False
@@ -136,6 +113,7 @@ class ReplayController(QObject):
         self._recheck = False
         self._loading = False
         self._episodes: EpisodesByAgent | None = None
+        self._last_progress: EpisodesByAgent | None = None
         self._polls = 0
         self._timer = QTimer(self)
         self._timer.setInterval(poll_interval_ms)
@@ -153,10 +131,10 @@ class ReplayController(QObject):
             return
         # RUN_COMPLETED comes once per stream: the lossless queue cannot grow.
         self._sub = self.bus.subscribe(Topic.RUN_COMPLETED, self.subscriber_id, maxlen=None, run_id=self.run_id)
-        if self._following:
+        if self._follow_episodes:
             self._episode_sub = self.bus.subscribe(Topic.EPISODE_FINALIZED, self.subscriber_id,
                                                    maxlen=EPISODE_MAXLEN, run_id=self.run_id)
-            self._wanted[_AT_START] = 0  # what was published before this subscription
+            self._follower = EpisodeFollower(start_tick=self._polls)
         self._timer.start()
         self._check_stored()
 
@@ -203,12 +181,12 @@ class ReplayController(QObject):
     def following(self) -> bool:
         """True while stored episodes are read as they are persisted (a run without lifecycle
         records, not ready yet). GUI thread."""
-        return self._following and self._episodes is None and not self._stopped
+        return self._follower is not None
 
     @property
     def persisted_so_far(self) -> EpisodesByAgent | None:
         """The episodes of the last ``episodes_persisted``, or None. GUI thread."""
-        return self._progress
+        return self._last_progress
 
     # -- steps -----------------------------------------------------------------------------------
     def load_steps(self, agent_id: str, episode_index: int) -> bool:
@@ -238,18 +216,14 @@ class ReplayController(QObject):
             self._completion_seen = True
             _log.debug("replay %s: RUN_COMPLETED seen, waiting for the sink to persist it", self.run_id)
             self._check_stored(completion=True)
-        if self._episode_sub is not None:
-            seen = self._episode_sub.drain()
+        follower = self._follower
+        if follower is not None and self._episode_sub is not None:
+            seen: list[TelemetryEvent | None] = list(self._episode_sub.drain())
             if self._episode_sub.take_lost_ranges():
-                seen.append(None)  # dropped: some episode, which the next read finds
-            for evt in seen:
-                key: _Wanted = (None, None) if evt is None else (evt.agent_id, _episode_index(evt))
-                self._wanted.setdefault(key, self._polls)
-            if seen:
-                self._read_again = self._following_read
-                self._next_read_tick = min(self._next_read_tick, self._polls)
-                self._backoff_ticks = 1
-        if (self._wanted or self._awaiting_terminal) and self._polls >= self._next_read_tick:
+                seen.append(None)  # dropped from the buffer: some episode, which the next read finds
+            follower.saw(seen, self._polls)
+        if (follower is not None and follower.read_due(self._polls)) or (
+                self._awaiting_terminal and self._polls >= self._terminal_tick):
             self._check_stored()
 
     def _on_run_persisted(self, run_id: str) -> None:
@@ -268,16 +242,16 @@ class ReplayController(QObject):
             self._recheck = self._recheck or completion
             return
         run_id = self.run_id
-        follow = self.following
+        follower = self._follower
 
         def query(store: TelemetrySQLiteStore) -> tuple[RunRecord | None, EpisodesByAgent | None]:
             run = store.run(run_id)
-            if run is None or run.is_terminal or not follow or _has_lifecycle(run):
+            if run is None or run.is_terminal or follower is None or _has_lifecycle(run):
                 return run, None
             return run, _by_agent(run, store.episode_records(run_id))
 
         def done(result: tuple[RunRecord | None, EpisodesByAgent | None]) -> None:
-            self._checking = self._following_read = False
+            self._checking = False
             if self._stopped:
                 return
             run, episodes = result
@@ -285,66 +259,37 @@ class ReplayController(QObject):
                 self._persisted = True
                 self._maybe_load()
                 return
-            next_ticks: list[int] = []
             if run is not None and _has_lifecycle(run):
                 self._stop_following()  # it will send RUN_COMPLETED: the replay waits for it
-            elif self.following:
-                next_ticks += self._on_stored_episodes(episodes or {})
+            elif follower is not None and follower is self._follower:
+                if follower.read_done(episodes or {}, self._polls):
+                    self._last_progress = follower.progress
+                    _log.debug("replay %s: episodes persisted so far: %s", self.run_id,
+                               {a: len(e) for a, e in (follower.progress or {}).items()})
+                    self.episodes_persisted.emit(self.run_id, follower.progress)
             if self._completion_seen:
                 # RUN_COMPLETED seen on the bus, its row not committed yet: look again after 1, 2,
                 # 4, ... ticks rather than rely on run_persisted alone (a sink may not have that signal).
                 self._awaiting_terminal = True
-                next_ticks.append(self._polls + self._terminal_backoff_ticks)
+                self._terminal_tick = self._polls + self._terminal_backoff_ticks
                 self._terminal_backoff_ticks = min(self._terminal_backoff_ticks * 2, _MAX_BACKOFF_TICKS)
-            if next_ticks:
-                self._next_read_tick = min(next_ticks)
             if self._recheck:
                 self._recheck = False
                 self._check_stored()
 
         def failed(error: BaseException) -> None:
-            self._checking = self._following_read = False
-            self._next_read_tick = self._polls + self._backoff_ticks  # not again at every tick
-            self._backoff_ticks = min(self._backoff_ticks * 2, _MAX_BACKOFF_TICKS)
+            self._checking = False
+            if follower is not None:
+                follower.read_failed(self._polls)  # not again at every tick
+            self._terminal_tick = self._polls + self._terminal_backoff_ticks
             self._on_read_error(error)
 
-        self._read_again = False
         self._checking = self.reader.submit(query, done, failed)
-        self._following_read = self._checking and follow
-
-    def _on_stored_episodes(self, episodes: EpisodesByAgent) -> list[int]:
-        """A read of a followed run's stored episodes landed: report growth; returns the tick to read
-        again at, if an episode seen live is still missing (or arrived during the read)."""
-        stored = {(e.agent_id, e.episode_index) for eps in episodes.values() for e in eps}
-        before = self._progress or {}
-        grew_agents = {a for a, eps in episodes.items() if len(eps) > len(before.get(a, ()))}
-        for key in list(self._wanted):
-            agent_id, index = key
-            found = key in stored if index is not None else bool(grew_agents)  # no index: any new episode
-            if found:
-                del self._wanted[key]
-            elif key == _AT_START:
-                if self._polls >= _START_GIVE_UP_TICKS:
-                    del self._wanted[key]  # nothing was on its way
-            elif self._polls - self._wanted[key] >= _GIVE_UP_TICKS:
-                _log.info("replay %s: episode %s of %s seen live is still not stored; giving up on it",
-                          self.run_id, index, agent_id)
-                del self._wanted[key]
-        if grew_agents:
-            self._progress = episodes
-            _log.debug("replay %s: %d episodes persisted so far", self.run_id, len(stored))
-            self.episodes_persisted.emit(self.run_id, episodes)
-        if self._read_again:
-            return [self._polls]  # something new arrived meanwhile: read at the next tick
-        if self._wanted:
-            tick = self._polls + self._backoff_ticks
-            self._backoff_ticks = min(self._backoff_ticks * 2, _MAX_BACKOFF_TICKS)
-            return [tick]
-        return []
+        if self._checking and follower is not None:
+            follower.read_started()
 
     def _stop_following(self) -> None:
-        self._following = False
-        self._wanted.clear()
+        self._follower = None
         if self._episode_sub is not None:
             self.bus.unsubscribe(Topic.EPISODE_FINALIZED, self.subscriber_id)
             self._episode_sub = None

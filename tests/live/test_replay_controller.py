@@ -351,3 +351,59 @@ def test_episodes_published_before_start_are_found_once_committed(
     with qtbot.waitSignal(controller.episodes_persisted, timeout=10000) as persisted:
         parts["sink"].start()
     assert [e.episode_index for e in persisted.args[1]["agent1"]] == [0, 1]
+
+
+def stored_episodes(store: TelemetrySQLiteStore, run_id: str) -> dict[str, Any]:
+    by_agent: dict[str, Any] = {}
+    for episode in store.episode_records(run_id):
+        by_agent.setdefault(episode.agent_id or "", []).append(episode)
+    return by_agent
+
+
+def test_the_follower_reads_after_news_backs_off_and_gives_up(
+        factory: Any, parts: dict[str, Any]) -> None:
+    from gym_gui.live.episode_follow import EpisodeFollower, episode_index_of
+
+    store: TelemetrySQLiteStore = parts["store"]
+    f = factory("run1", "agent1")
+    events = data_only(f, range(3), 1)
+    ep0, ep1, ep2 = (e for e in events if "length" in e.payload)
+    follower = EpisodeFollower(start_tick=0, max_backoff_ticks=4, give_up_ticks=20, start_window_ticks=5)
+    assert follower.read_due(0) and follower.wanted == 1  # whatever was published before the start
+    follower.read_started()
+    assert not follower.read_due(0)  # one read in flight
+    assert not follower.read_done({}, 0)  # nothing stored: 1, 2, 4, 4 ticks later
+    assert [t for t in range(0, 12) if follower.read_due(t)][:1] == [1]
+    for tick, expected_next in ((1, 3), (3, 7)):
+        follower.read_started()
+        follower.read_done({}, tick)
+        assert not follower.read_due(expected_next - 1) and follower.read_due(expected_next)
+    follower.read_started()
+    follower.read_done({}, 7)
+    assert follower.wanted == 0 and not follower.read_due(100)  # the start window is over: nothing was on its way
+    follower.saw([ep0, ep1], 11)
+    assert follower.read_due(11) and follower.wanted == 2  # news: at once
+    store.write_events(events[:2])  # episode 0 committed, episode 1 not yet
+    follower.read_started()
+    follower.saw([ep2], 11)  # arrives while the read runs: the next read is due at once
+    assert follower.read_done(stored_episodes(store, "run1"), 12)
+    assert [e.episode_index for e in follower.progress["agent1"]] == [0] and follower.wanted == 2
+    assert follower.read_due(12)
+    store.write_events(events[2:])
+    follower.read_started()
+    assert follower.read_done(stored_episodes(store, "run1"), 13) and follower.wanted == 0
+    assert not follower.read_done(stored_episodes(store, "run1"), 14)  # nothing new: no progress
+    # An episode that never gets stored (kept aside as malformed) is given up.
+    follower.saw([f.episode(9, 1)], 20)
+    for tick in range(20, 60):
+        if follower.read_due(tick):
+            follower.read_started()
+            follower.read_done(stored_episodes(store, "run1"), tick)
+    assert follower.wanted == 0 and follower.given_up == 1
+    def with_index(value: Any) -> TelemetryEvent:
+        return TelemetryEvent(ep0.topic, "run1", "agent1", 99, ep0.ts_iso, {"episode_index": value})
+
+    assert episode_index_of(with_index("4")) == 4  # the existing producers' str uint64
+    assert episode_index_of(with_index("x")) is None and episode_index_of(with_index(None)) is None
+    with pytest.raises(ValueError):
+        EpisodeFollower(give_up_ticks=0)
