@@ -150,7 +150,7 @@ class RecordWriter:
                 self._stop_deadline = time.monotonic() + self.close_timeout_s
             self._cond.notify_all()
         if threading.current_thread() is not self._thread:
-            self._thread.join(self.close_timeout_s + 0.5)
+            self._thread.join(self.close_timeout_s)
         _writers.discard(self)
 
     # -- writer thread ---------------------------------------------------------------------------

@@ -497,6 +497,28 @@ def test_close_writes_the_queue_and_stops_the_thread(db_path: Path) -> None:
     assert raw_count(db_path, "steps") == 5
 
 
+def test_close_gives_up_after_about_two_seconds_on_a_database_that_stays_locked(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite"
+    store = TelemetrySQLiteStore(path, busy_timeout_s=0.02)
+    blocker = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        for i in range(40):
+            store.record_step(step("run1", 0, i))
+        writer = store._records
+        assert writer is not None
+        wait_until(lambda: writer.stats["retries"] >= 1)
+        started = time.monotonic()
+        store.close()
+        assert time.monotonic() - started < 3.0
+        wait_until(lambda: not writer.thread.is_alive())
+        assert writer.stats["lost"] == 40 and writer.stats["steps"] == 0  # counted and logged, not silent
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        store.close()
+
+
 def test_with_block_closes_and_does_not_suppress(db_path: Path) -> None:
     with pytest.raises(KeyError):
         with TelemetrySQLiteStore(db_path) as store:
