@@ -41,9 +41,11 @@ _log = logging.getLogger(__name__)
 HEARTBEAT_MAXLEN = 256
 EPISODE_MAXLEN = 4096
 STEP_MAXLEN = 16384
+#: In drain order (RUN_COMPLETED last among the lifecycle topics: with equal seq_ids, e.g. the
+#: existing daemon's 0, the stable sort keeps it after the rest); None is lossless.
 _MAXLEN: dict[Topic, int | None] = {
-    Topic.RUN_STARTED: None, Topic.RUN_COMPLETED: None,  # lossless
-    Topic.RUN_HEARTBEAT: HEARTBEAT_MAXLEN, Topic.EPISODE_FINALIZED: EPISODE_MAXLEN, Topic.STEP_APPENDED: STEP_MAXLEN,
+    Topic.RUN_STARTED: None, Topic.RUN_HEARTBEAT: HEARTBEAT_MAXLEN, Topic.EPISODE_FINALIZED: EPISODE_MAXLEN,
+    Topic.RUN_COMPLETED: None, Topic.STEP_APPENDED: STEP_MAXLEN,
 }
 #: The default bus subscriber id (not ``registry``: the existing gym_gui's trainer registry has it).
 SUBSCRIBER_ID = "run-registry"
