@@ -9,6 +9,12 @@ take a batch (a seq-ordered prefix per stream) -> one transaction -> report. A b
 with a retryable SQLite error (locked, busy, full, I/O) is kept and retried with exponential backoff;
 any other failure is retried event by event so the offending event is reported and kept aside
 (``run_events.error``) while the rest is stored. The thread never dies on an error.
+
+Giving up (``stop`` timed out while the store kept failing): what was queued or being written is
+counted in ``lost``, and so is every event published afterwards, since a source may still be
+reading what its worker wrote into the pipes: the subscriptions are replaced by one-slot counting
+ones (``delivered + dropped + queued`` of each is exactly what arrived), so the count stays honest
+with bounded memory.
 """
 
 from __future__ import annotations
@@ -152,6 +158,7 @@ class SinkCore:
         self.retries = 0
         self.rejected = 0
         self.lost = 0
+        self._counters: list[Any] = []  # after giving up: one-slot subscriptions that count arrivals
         self.failing = False
         self.last_error: str | None = None
         self._next_stats_at = 0.0
@@ -216,7 +223,7 @@ class SinkCore:
         self._stop_requested = True
         self._waker.notify()
         if self._exited.wait(timeout_s):
-            return self.lost == 0
+            return self.lost_count() == 0
         self._report("abort", f"stop: store still failing after {timeout_s:.1f}s; giving up on "
                               f"{self.backlog()} events")
         self._aborted = True
@@ -230,6 +237,11 @@ class SinkCore:
         """Events queued in the subscriptions plus drained but not yet committed. Any thread; never blocks."""
         return sum(len(s) for s in self._subs) + self._pending.count + self._inflight
 
+    def lost_count(self) -> int:
+        """Events that will never be stored: failed ones, and after giving up everything received
+        or published since. Any thread; never blocks."""
+        return self.lost + sum(c.dropped + len(c) for c in self._counters)
+
     def stats(self) -> dict[str, Any]:
         """Counters for the debug pane (plain dict; see docs/performance.md). Any thread; never blocks long."""
         gate = self.gate
@@ -242,7 +254,7 @@ class SinkCore:
             "errors": self.errors,
             "retries": self.retries,
             "rejected": self.rejected,
-            "lost": self.lost,
+            "lost": self.lost_count(),
             "failing": self.failing,
             "last_error": self.last_error,
             "rows_per_s": self.rows_per_s(),
@@ -276,16 +288,11 @@ class SinkCore:
                     _log.debug("db sink loop failure", exc_info=True)
                     self._interrupt.wait(self.retry_initial_s)
         finally:
-            self._unsubscribe()
-            left = self.backlog() if self._aborted else 0
-            if left:
-                self.lost += left
-                self._report("stopped-with-backlog", f"db sink stopped without storing {left} events")
-                for sub in self._subs:  # let go of what cannot be stored any more
-                    sub.drain()
-                self._pending = PendingEvents()
-                self._inflight = 0
-            elif not self._aborted and self._sealed:
+            if self._aborted:
+                self._give_up()
+            else:
+                self._unsubscribe()
+            if not self._aborted and self._sealed:
                 self._flush_finished(self._flush_requested)  # everything ever received is stored
             with self._state_lock:
                 self._state = "stopped"
@@ -332,6 +339,25 @@ class SinkCore:
         self._collect()
         self._pending.seal()
         self._sealed = True
+
+    def _give_up(self) -> None:
+        """Count everything not stored as lost and keep counting what arrives (sink thread, at exit)."""
+        counters = []
+        for sub in self._subs:  # replacing retires the old subscription atomically: each event is in one of them
+            try:
+                counters.append(self._bus.subscribe(sub.topic, self.subscriber_id, maxlen=1))
+            except Exception:  # pragma: no cover - a bus without replacing subscribe
+                self._bus.unsubscribe(sub.topic, self.subscriber_id)
+                _log.exception("db sink: cannot count the events published after giving up")
+        self._counters = counters
+        left = self.backlog()
+        for sub in self._subs:  # let go of what cannot be stored any more
+            sub.drain()
+        self._pending = PendingEvents()
+        self._inflight = 0
+        self.lost += left
+        if left:
+            self._report("stopped-with-backlog", f"db sink stopped without storing {left} events")
 
     def _unsubscribe(self) -> None:
         for sub in self._subs:
