@@ -7,6 +7,8 @@ and the record reads see event rows as records:
 - step columns: ``episode_index`` (parsed from ``episode_id``), ``step_index``, ``action``,
   ``observation``, ``reward``, ``terminated``, ``truncated``, ``info``, ``render_payload``;
 - episode columns: ``episode_index``, ``total_reward``, ``length`` (= ``steps``), the flags, ``metadata``;
+- a numpy array ``observation`` is stored as its list, with ``observation_array`` (dtype, shape)
+  in ``extra_json``, and read back as an array of that dtype and shape;
 - ``extra_json``: the record fields our columns lack, only when they differ from the default:
   ``episode_id`` (only when it is not ``format_episode_id(run_id, episode_index, worker_id)``),
   ``worker_id``, ``render_hint``, ``frame_ref``, ``obs_ref``, ``payload_version``, ``time_step``,
@@ -183,7 +185,10 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     payload["step_index"] = _as_int(get(record, "step_index", None))
     action = get(record, "action", None)
     payload["action"] = _as_int(action) if isinstance(action, numbers.Integral) else action
-    payload["observation"] = get(record, "observation", None)
+    observation = payload["observation"] = get(record, "observation", None)
+    array = _array_form(observation)
+    if array is not None:
+        payload["observation_array"] = array
     payload["reward"] = _as_float(get(record, "reward", None))
     payload["terminated"] = _as_bool(get(record, "terminated", None))
     payload["truncated"] = _as_bool(get(record, "truncated", None))
@@ -273,6 +278,28 @@ def effective_episode_id(run_id: str, episode_index: int | None, payload: Mappin
     return ""
 
 
+def _array_form(value: Any) -> dict[str, Any] | None:
+    """``{"dtype", "shape"}`` of a numpy array (stored beside its list form, so it reads back as an array)."""
+    dtype = getattr(value, "dtype", None)
+    shape = getattr(value, "shape", None)
+    if dtype is None or type(shape) is not tuple or type(value).__module__ != "numpy" or dtype.kind in "OVSUMm":
+        return None
+    return {"dtype": dtype.str, "shape": list(shape)}
+
+
+def _observation(payload: Mapping[str, Any]) -> Any:
+    observation = payload.get("observation")
+    array = payload.get("observation_array")
+    if not isinstance(array, dict):
+        return observation
+    try:
+        import numpy
+
+        return numpy.asarray(observation, dtype=numpy.dtype(array["dtype"])).reshape(array["shape"])
+    except Exception:  # numpy missing, or not an array's form after all: the value as stored
+        return observation
+
+
 def _int_or(value: Any, default: int) -> int:
     return value if type(value) is int else default
 
@@ -288,7 +315,7 @@ def step_from_row(row: EventStepRecord) -> Any:
         episode_id=effective_episode_id(row.run_id, row.episode_index, p),
         step_index=_int_or(p.get("step_index"), 0),
         action=p.get("action"),
-        observation=p.get("observation"),
+        observation=_observation(p),
         reward=float(reward) if isinstance(reward, (int, float)) else 0.0,
         terminated=bool(p.get("terminated", False)),
         truncated=bool(p.get("truncated", False)),

@@ -234,11 +234,25 @@ def test_duck_typed_and_numpy_input(store: TelemetrySQLiteStore) -> None:
                                terminated=True, truncated=False, metadata={}, timestamp=T0, agent_id=None,
                                run_id="run1", game_id=None, worker_id=None), wait=True)
     (s,) = store.recent_steps()
-    assert (s.step_index, s.action, s.observation, s.reward, s.terminated) == (0, 3, [0, 1, 2], 0.25, True)
+    assert (s.step_index, s.action, s.reward, s.terminated) == (0, 3, 0.25, True)
+    assert isinstance(s.observation, np.ndarray) and s.observation.dtype == np.arange(3).dtype
+    assert s.observation.tolist() == [0, 1, 2]
     assert type(s.step_index) is int and type(s.reward) is float and s.terminated is True
     (e,) = store.episodes_for_run("run1")
     assert (e.total_reward, e.steps) == (0.25, 1)
     assert store.get_run_summary("run1")["total_reward"] == 0.25  # the typed column holds it
+
+
+def test_array_observations_read_back_as_arrays(store: TelemetrySQLiteStore) -> None:
+    frame = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    store.record_step(step("run1", 0, 0, observation=frame))
+    store.record_step(step("run1", 0, 1, observation=np.float32(0.5)))  # a numpy scalar: a plain number
+    store.flush()
+    first, second = store.episode_steps("run1-ep000000")
+    assert first.observation.dtype == np.uint8 and first.observation.shape == (2, 3, 4)
+    assert np.array_equal(first.observation, frame) and second.observation == 0.5
+    (event_row, _) = store.steps_for_episode("run1", "agent1", 0)
+    assert event_row.observation == frame.tolist()  # the event API sees the JSON form
 
 
 def test_unencodable_values_are_kept_as_text_and_counted(store: TelemetrySQLiteStore) -> None:
