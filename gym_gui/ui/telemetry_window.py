@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self._replay_controllers: dict[str, ReplayController] = {}
         self._replay_tabs: dict[StreamKey, AgentReplayTab] = {}
         self._unshown: set[StreamKey] = set()  # Online tabs created but not added yet
+        self._quiet: set[StreamKey] = set()  # streams of runs known only as stalled: opened if they speak
         self._shut_down = False
 
         self.launch_panel = LaunchPanel()
@@ -139,7 +140,12 @@ class MainWindow(QMainWindow):
         env_id = state.env_id if state is not None else None
         agents = tuple(state.agent_ids) if state is not None else ()
         self.runs_view.set_run(run_id, status, env_id, agents)
-        if state is not None and state.anonymous_stream and not agents and status not in TERMINAL:
+        if status != RunStatus.RUNNING.value:
+            return
+        for key in sorted(k for k in self._quiet if k[0] == run_id):  # a quiet stored run speaks again
+            self._quiet.discard(key)
+            self._on_stream(*key)
+        if state is not None and state.anonymous_stream and not agents:
             # A run whose only stream has no agent id (the existing producers' ''): no stream_added
             # and no Online tab for it, but its Replay tab opens as its episodes are stored.
             self._watch_run(run_id)
@@ -147,9 +153,15 @@ class MainWindow(QMainWindow):
     def _on_stream(self, run_id: str, agent_id: str) -> None:
         status = self.services.registry.status(run_id)
         launched_here = self.services.launcher.launched(run_id)  # even if it is already over
-        if (run_id, agent_id) in self._online or (
-                not launched_here and status is not None and status.value in TERMINAL):
-            return  # history: its replay opens on request
+        key = (run_id, agent_id)
+        if key in self._online:
+            return
+        if not launched_here and status is not RunStatus.RUNNING:
+            # History: finished (its replay opens on request), or stored and silent (a run that
+            # never finished, e.g. one without lifecycle records): its tabs open if it speaks again.
+            if status is not None and status.value not in TERMINAL:
+                self._quiet.add(key)
+            return
         self._watch_run(run_id)
         self._open_online(run_id, agent_id, from_start=True)  # seen after its first events: read those back
 

@@ -362,3 +362,35 @@ def test_the_window_replays_a_run_whose_only_stream_has_no_agent_id(qtbot: Any, 
     finally:
         assert window.shutdown(30)
         assert window.timers_active() == []
+
+
+def aged(events: list[TelemetryEvent]) -> list[TelemetryEvent]:
+    """The same events, written years ago."""
+    return [TelemetryEvent(e.topic, e.run_id, e.agent_id, e.seq_id, f"2020-01-01T00:00:{i % 60:02d}+00:00", e.payload)
+            for i, e in enumerate(events)]
+
+
+def test_a_stored_run_that_never_finished_opens_no_tab_until_it_speaks_again(
+        qtbot: Any, db_path: Path, store: TelemetrySQLiteStore, bus: RunBus, parts: dict[str, Any]) -> None:
+    f = EventFactory(RUN, AGENT, first_seq=1)
+    publish_from_a_thread(bus, aged(data_only(f, range(2), 2)))  # a previous session; nobody finished it
+    assert parts["sink"].flush(5)
+    services = AppServices(db_path, bus=RunBus())
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(services.registry.stored_runs_loaded, timeout=10000):
+            services.start()
+        qtbot.waitUntil(lambda: window.runs_view.status_of(RUN) == "stalled", timeout=10000)
+        start = services.registry.polls
+        qtbot.waitUntil(lambda: services.registry.polls >= start + 3, timeout=5000)
+        assert window.tab_titles() == ["Runs"]  # quiet history: no tabs of its own
+        with qtbot.waitSignal(window.online_opened, timeout=10000) as opened:
+            publish_from_a_thread(services.bus, [f.step(2, 0)])  # it speaks again
+        assert opened.args == [RUN, AGENT] and services.registry.status(RUN) is RunStatus.RUNNING
+        controller = window.online_controller(RUN, AGENT)
+        assert controller is not None
+        qtbot.waitUntil(lambda: controller.stats()["steps_total"] == 5, timeout=10000)  # history read back
+    finally:
+        assert window.shutdown(30)
+        assert window.timers_active() == []
