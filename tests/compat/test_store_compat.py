@@ -459,6 +459,29 @@ def test_writes_from_several_threads_are_all_stored(store: TelemetrySQLiteStore)
     assert store.record_stats["lost"] == 0 and store.record_stats["ignored"] == 0
 
 
+def test_event_batches_and_records_written_at_once_share_the_connection(store: TelemetrySQLiteStore,
+                                                                       factory: Any) -> None:
+    events = factory("run-events", "agent1").run(episodes=20, length=25)
+    start = threading.Barrier(2)
+
+    def write_events() -> None:
+        start.wait()
+        for i in range(0, len(events), 50):
+            store.write_batch(events[i:i + 50])
+
+    thread = threading.Thread(target=write_events)
+    thread.start()
+    start.wait()
+    for ep in range(20):
+        for i in range(25):
+            store.record_step(step("run-records", ep, i))
+        store.record_episode(rollup("run-records", ep, steps=25))
+    thread.join()
+    store.flush()
+    assert store.step_count("run-events") == store.step_count("run-records") == 500
+    assert len(store.episodes_for_run("run-events")) == len(store.episodes_for_run("run-records")) == 20
+
+
 def test_the_writer_survives_a_locked_database_and_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "t.sqlite"
     store = TelemetrySQLiteStore(path, busy_timeout_s=0.02)
