@@ -57,8 +57,11 @@ StoredRun = tuple[RunRecord, dict[str | None, int]]
 
 
 def _unix_s(ts_iso: str | None) -> float | None:
+    """Unix seconds of an ISO-8601 text (RFC 3339 ``Z`` too, which Python 3.10 does not parse), else None."""
     if not ts_iso:
         return None
+    if ts_iso.endswith(("Z", "z")):
+        ts_iso = ts_iso[:-1] + "+00:00"
     try:
         return datetime.fromisoformat(ts_iso).timestamp()
     except ValueError:
@@ -246,8 +249,9 @@ class RunRegistry(QObject):
 
     # -- polling ---------------------------------------------------------------------------------
     def poll(self) -> None:
-        """One tick: fold new lifecycle events and streams, then check for stalls. GUI thread (the
-        timer calls it); does not block."""
+        """One tick: fold new lifecycle, heartbeat and episode events (in seq_id order), then the steps
+        as activity, then new streams, then check for stalls. GUI thread (the timer calls it); does
+        not block."""
         if self._stopped or not self._started:
             return
         self._polls += 1
