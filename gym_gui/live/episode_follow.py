@@ -66,16 +66,18 @@ class EpisodeFollower:
 
     @property
     def progress(self) -> EpisodesByAgent | None:
-        """The stored episodes of the last read that found more, or None."""
+        """The stored episodes of the last read that found more, or None. Owner thread; never blocks."""
         return self._progress
 
     @property
     def wanted(self) -> int:
-        """Episodes seen live (or possibly published before the start) not found stored yet."""
+        """Episodes seen live (or possibly published before the start) not found stored yet. Owner
+        thread; never blocks."""
         return len(self._wanted)
 
     def saw(self, events: Iterable[TelemetryEvent | None], tick: int) -> None:
-        """Episodes drained live at ``tick`` (None: some were dropped from the buffer): a read is due now."""
+        """Episodes drained live at ``tick`` (None: some were dropped from the buffer): a read is due
+        now. Owner thread; never blocks."""
         news = False
         for evt in events:
             key: _Wanted = (None, None) if evt is None else (evt.agent_id, episode_index_of(evt))
@@ -87,16 +89,18 @@ class EpisodeFollower:
             self._backoff = 1
 
     def read_due(self, tick: int) -> bool:
-        """True when a read should start at ``tick`` (something is wanted, none in flight, backoff over)."""
+        """True when a read should start at ``tick`` (something is wanted, none in flight, backoff
+        over). Owner thread; never blocks."""
         return bool(self._wanted) and not self._reading and tick >= self._next_tick
 
     def read_started(self) -> None:
-        """A read was submitted; ``read_done`` or ``read_failed`` follows."""
+        """A read was submitted; ``read_done`` or ``read_failed`` follows. Owner thread; never blocks."""
         self._reading = True
         self._news_while_reading = False
 
     def read_done(self, episodes: EpisodesByAgent, tick: int) -> bool:
-        """A read's result landed at ``tick``; True (and ``progress`` updated) when it found more episodes."""
+        """A read's result landed at ``tick``; True (and ``progress`` updated) when it found more
+        episodes. Owner thread; never blocks."""
         self._reading = False
         stored = {(e.agent_id, e.episode_index) for eps in episodes.values() for e in eps}
         before = self._progress or {}
@@ -119,7 +123,8 @@ class EpisodeFollower:
         return grew
 
     def read_failed(self, tick: int) -> None:
-        """A read failed at ``tick``: try again after the backoff (not at every tick)."""
+        """A read failed at ``tick``: try again after the backoff (not at every tick). Owner thread;
+        never blocks."""
         self._reading = False
         self._schedule(tick, again_now=False)
 
