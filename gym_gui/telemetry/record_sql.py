@@ -210,24 +210,21 @@ class _RowEvent(NamedTuple):
     payload: dict[str, Any]
 
 
-def _matching_episodes(conn: sqlite3.Connection, run_id: str, episode_index: int | None,
-                       episode_id: str) -> list[tuple[str, int]]:
-    """Keys (agent_id, episode_index) of the run's episode rows whose episode id is ``episode_id``."""
-    rows = []
-    if episode_index is not None and episode_index >= 0:
-        rows += conn.execute("SELECT agent_id, episode_index, extra_json FROM episodes "
-                             "WHERE run_id = ? AND episode_index = ?", (run_id, episode_index)).fetchall()
-    rows += conn.execute("SELECT agent_id, episode_index, extra_json FROM episodes "
-                         "WHERE run_id = ? AND episode_index < 0", (run_id,)).fetchall()
-    return [(agent, index) for agent, index, extra in rows
-            if effective_episode_id(run_id, index, load_json(extra) if extra else {}) == episode_id]
+def _matching_episodes(conn: sqlite3.Connection, run_id: str, episode_id: str) -> list[tuple[str, int]]:
+    """Keys (agent_id, episode_index) of the run's episode rows whose episode id is ``episode_id``.
+
+    ``episodes.episode_id`` (schema v2, filled by a trigger like ``record_rows.effective_episode_id``)
+    is indexed.
+    """
+    return conn.execute("SELECT agent_id, episode_index FROM episodes WHERE episode_id = ? AND run_id = ?",
+                        (episode_id, run_id)).fetchall()
 
 
 def insert_episode(conn: sqlite3.Connection, cursors: StreamCursors, episode: EncodedEpisode) -> int:
     """Upsert one episode rollup (after the steps before it); returns the episode_index it is stored at."""
     run_id, agent_id = episode.run_id, episode.agent_id
     if episode.episode_id:
-        for agent, index in _matching_episodes(conn, run_id, episode.episode_index, episode.episode_id):
+        for agent, index in _matching_episodes(conn, run_id, episode.episode_id):
             conn.execute("DELETE FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
                          (run_id, agent, index))
     index = episode.episode_index
@@ -300,15 +297,8 @@ def _agents(conn: sqlite3.Connection, run_id: str) -> list[str]:
 
 
 def find_episode_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:
-    """``EPISODE_READ_COLUMNS`` rows whose episode id is ``episode_id`` (any run, agent)."""
-    rows: list[tuple[Any, ...]] = []
-    candidates = _parse_candidates(episode_id)
-    for run_id, index in candidates:
-        rows += conn.execute(f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? "
-                             "AND (episode_index = ? OR episode_index < 0)", (run_id, index)).fetchall()
-    if not candidates:
-        rows = conn.execute(f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE episode_index < 0").fetchall()
-    return [r for r in dict.fromkeys(rows) if effective_episode_id(r[0], r[2], _payload_extras(r[-1])) == episode_id]
+    """``EPISODE_READ_COLUMNS`` rows whose episode id is ``episode_id`` (any run, agent; indexed)."""
+    return conn.execute(f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE episode_id = ?", (episode_id,)).fetchall()
 
 
 def _payload_extras(extra: str | None) -> dict[str, Any]:
