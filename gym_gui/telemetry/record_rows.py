@@ -198,7 +198,7 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     payload["render_payload"] = get(record, "render_payload", None)
     if type(episode_id) is not str or episode_index is None or episode_id != format_episode_id(
             run_id, episode_index, worker_id):
-        payload["episode_id"] = episode_id
+        payload["episode_id"] = episode_id if type(episode_id) is str else "" if episode_id is None else str(episode_id)
     for name, default in _STEP_EXTRAS:
         value = get(record, name, default)
         if value is not default and value != default:

@@ -612,6 +612,28 @@ def test_record_rows_are_visible_to_the_event_api(store: TelemetrySQLiteStore) -
     assert [e.topic for e in store.events_after("run1", "agent1", 0)][-1] is Topic.EPISODE_FINALIZED
 
 
+def test_the_episode_id_columns_raw_sql_reads_agree_with_the_records(store: TelemetrySQLiteStore, db_path: Path,
+                                                                      factory: Any) -> None:
+    for episode_id, worker in [("run1-ep000000", None), ("run1-w2-ep000001", "2"), ("custom", None), ("", None),
+                               ("run1-w5-ep000003", None)]:
+        store.record_step(StepRecord(episode_id, 0, 0, 0, 0.0, False, False, run_id="run1", worker_id=worker))
+        store.record_episode(EpisodeRollup(episode_id, 0.0, 1, True, False, run_id="run1", worker_id=worker))
+    store.record_episode(EpisodeRollup("run1-ep000009", 0.0, 1, True, False, {"episode_index": 4}, run_id="run1"))
+    store.record_episode(EpisodeRollup("run1-w7-ep000000", 0.0, 1, True, False, run_id="run1"))  # displaced
+    f = factory("run1", "agent1")
+    store.write_batch([f.step(6, 0, episode_id="run1-ep000006"), f.step(8, 0), f.episode(8, 1)])
+    store.flush()
+    conn = sqlite3.connect(str(db_path))
+    try:
+        raw_steps = sorted(r[0] for r in conn.execute("SELECT episode_id FROM steps"))
+        raw_episodes = sorted(r[0] for r in conn.execute("SELECT episode_id FROM episodes"))
+    finally:
+        conn.close()
+    assert raw_steps == sorted(s.episode_id for s in store.recent_steps(1000))
+    assert raw_episodes == sorted(e.episode_id for e in store.recent_episodes(1000))
+    assert "run1-w7-ep000000" in raw_episodes and "run1-ep000008" in raw_episodes and "" in raw_episodes
+
+
 def test_event_rows_are_visible_as_records(store: TelemetrySQLiteStore, factory: Any) -> None:
     f = factory("run1", "agent1")
     events = [f.started()] + [f.step(0, i, episode_id="run1-ep000000", worker_id="w1") for i in range(3)]
