@@ -15,8 +15,8 @@ and the record reads see event rows as records:
   ``space_signature``, ``vector_metadata``, an episode's ``game_id``, and a producer's ``seq_id``
   (an input object that has one) as ``producer_seq_id``.
 
-Numbers are normalised at this boundary (numpy ints and floats become int and float), so the typed
-columns hold them. Any input is duck-typed: any object with the record's attribute names.
+Numbers are normalised at this boundary (numpy ints and floats, and numeric strings as SQLite's
+column affinity would read them, become int and float), so the typed columns hold them. Any input is duck-typed: any object with the record's attribute names.
 """
 
 from __future__ import annotations
@@ -111,8 +111,14 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def _as_int(value: Any) -> Any:
+    """An integral value as int (numpy ints, digit strings as SQLite's INTEGER affinity reads them)."""
     if type(value) is int or isinstance(value, bool) or value is None:
         return value
+    if type(value) is str:
+        try:
+            return int(value.strip())
+        except ValueError:
+            return value
     try:
         return operator.index(value)
     except TypeError:
@@ -120,10 +126,16 @@ def _as_int(value: Any) -> Any:
 
 
 def _as_float(value: Any) -> Any:
+    """A real value as float (numpy floats, numeric strings as SQLite's REAL affinity reads them)."""
     if type(value) is float or isinstance(value, bool) or value is None:
         return value
     if isinstance(value, numbers.Real):
         return float(value)
+    if type(value) is str:
+        try:
+            return float(value)
+        except ValueError:
+            return value
     return value
 
 

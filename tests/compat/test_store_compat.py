@@ -255,6 +255,15 @@ def test_array_observations_read_back_as_arrays(store: TelemetrySQLiteStore) -> 
     assert event_row.observation == frame.tolist()  # the event API sees the JSON form
 
 
+def test_numeric_strings_are_read_as_the_columns_affinity_would(store: TelemetrySQLiteStore) -> None:
+    store.record_step(StepRecord("run1-ep000000", "3", None, 0, " 0.5", False, False))  # type: ignore[arg-type]
+    store.record_episode(EpisodeRollup("run1-ep000000", "1.5", "4", True, False), wait=True)  # type: ignore[arg-type]
+    (s,) = store.recent_steps()
+    assert (s.step_index, s.reward) == (3, 0.5)
+    (e,) = store.episodes_for_run("run1")
+    assert (e.total_reward, e.steps) == (1.5, 4)
+
+
 def test_unencodable_values_are_kept_as_text_and_counted(store: TelemetrySQLiteStore) -> None:
     store.record_step(step("run1", 0, 0, render_hint={"obj": object()}))
     store.flush()
