@@ -63,7 +63,7 @@ _MARK_RUN = (
 
 
 class StreamCursors:
-    """The durable seq_id counters of the streams one transaction touches."""
+    """The durable seq_id counters of the streams one transaction touches (the writing thread, one transaction)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -169,7 +169,10 @@ class StepKeyCache:
 
 def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequence[EncodedStep],
                  cache: StepKeyCache | None = None) -> tuple[int, int]:
-    """Write step records in order; returns (inserted, ignored as repeated (episode_id, step_index))."""
+    """Write step records in order; returns (inserted, ignored as repeated (episode_id, step_index)).
+
+    Writing thread, inside its transaction, under the write lock.
+    """
     if cache is None:
         cache = StepKeyCache()
     rows = []
@@ -221,18 +224,21 @@ def _matching_episodes(conn: sqlite3.Connection, run_id: str, episode_id: str) -
 
 
 def insert_episode(conn: sqlite3.Connection, cursors: StreamCursors, episode: EncodedEpisode) -> int:
-    """Upsert one episode rollup (after the steps before it); returns the episode_index it is stored at."""
+    """Upsert one episode rollup (after the steps before it); returns the episode_index it is stored at.
+
+    Writing thread, inside its transaction, under the write lock.
+    """
     run_id, agent_id = episode.run_id, episode.agent_id
     if episode.episode_id:
-        for agent, index in _matching_episodes(conn, run_id, episode.episode_id):
+        for agent, stored_index in _matching_episodes(conn, run_id, episode.episode_id):
             conn.execute("DELETE FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
-                         (run_id, agent, index))
-    index = episode.episode_index
-    if index is not None and (index < 0 or conn.execute(
+                         (run_id, agent, stored_index))
+    wanted = episode.episode_index
+    if wanted is not None and wanted >= 0 and conn.execute(
             "SELECT 1 FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
-            (run_id, agent_id, index)).fetchone() is not None):
-        index = None
-    if index is None:
+            (run_id, agent_id, wanted)).fetchone() is None:
+        index = wanted
+    else:  # no index, or its key holds another episode id: the next free negative index of the stream
         low = conn.execute("SELECT MIN(episode_index) FROM episodes WHERE run_id = ? AND agent_id = ?",
                            (run_id, agent_id)).fetchone()[0]
         index = min(low if low is not None else 0, 0) - 1
@@ -249,7 +255,7 @@ def insert_episode(conn: sqlite3.Connection, cursors: StreamCursors, episode: En
 
 def quarantine(conn: sqlite3.Connection, cursors: StreamCursors, run_id: str, agent_id: str, topic: str,
                ts_iso: str, fields: dict[str, Any], error: str) -> None:
-    """Keep a record SQLite refused in ``run_events`` (``error`` set), like a rejected event."""
+    """Keep a record SQLite refused in ``run_events`` (``error`` set), like a rejected event. Inside a transaction."""
     seq_id = cursors.next_seq(run_id, agent_id, ts_iso)
     conn.execute("INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?,?)",
                  (run_id, agent_id, seq_id, topic, ts_iso, quarantine_json(fields), error))
@@ -273,7 +279,7 @@ def find_step_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any,
     """``(rowid, *STEP_READ_COLUMNS)`` of every step whose episode id is ``episode_id`` (any run, agent).
 
     Uses the ``steps_by_episode`` index for ids of the canonical forms; other ids (e.g. ``''``) are
-    found by a scan of the steps that have no episode index.
+    found by a scan of the steps that have no episode index. Any thread, on its own connection.
     """
     rows: list[tuple[Any, ...]] = []
     candidates = _parse_candidates(episode_id)
@@ -297,7 +303,7 @@ def _agents(conn: sqlite3.Connection, run_id: str) -> list[str]:
 
 
 def find_episode_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:
-    """``EPISODE_READ_COLUMNS`` rows whose episode id is ``episode_id`` (any run, agent; indexed)."""
+    """``EPISODE_READ_COLUMNS`` rows whose episode id is ``episode_id`` (any run, agent; indexed). Any thread."""
     return conn.execute(f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE episode_id = ?", (episode_id,)).fetchall()
 
 
@@ -309,7 +315,7 @@ def _payload_extras(extra: str | None) -> dict[str, Any]:
 
 
 def delete_episode_rows(conn: sqlite3.Connection, episode_id: str) -> int:
-    """Delete the steps and the episode row(s) of ``episode_id``; returns the rows deleted."""
+    """Delete the steps and the episode row(s) of ``episode_id``; returns the rows deleted. Inside a transaction."""
     step_rowids = [(r[0],) for r in find_step_rows(conn, episode_id)]
     episodes = [(r[0], r[1] if r[1] is not None else "", r[2]) for r in find_episode_rows(conn, episode_id)]
     if step_rowids:
@@ -320,7 +326,10 @@ def delete_episode_rows(conn: sqlite3.Connection, episode_id: str) -> int:
 
 
 def mark_run(conn: sqlite3.Connection, run_id: str, status: str, ts_iso: str) -> None:
-    """Delete the run's steps and episodes and set its ``runs.status`` (``deleted``/``archived``) at ``ts_iso``."""
+    """Delete the run's steps and episodes and set its ``runs.status`` (``deleted``/``archived``) at ``ts_iso``.
+
+    Inside a transaction.
+    """
     conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
     conn.execute("DELETE FROM episodes WHERE run_id = ?", (run_id,))
     conn.execute(_MARK_RUN, (run_id, status, ts_iso, ts_iso))
