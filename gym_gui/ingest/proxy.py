@@ -8,10 +8,7 @@ RUN_COMPLETED event, synthesising a failed one when the worker dies without sayi
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -20,15 +17,15 @@ from typing import IO, Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ingest.chunk_decoder import ChunkDecoder, DecodedChunk
-from gym_gui.ingest.frames import INGEST_PIPE_BYTES, TOPICS, enlarge_pipe, read_frame
-from gym_gui.ingest.ingest_child import child_argv
+from gym_gui.ingest.frames import TOPICS, read_frame
 from gym_gui.ingest.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
-from gym_gui.ingest.parent_death import parent_death_preexec, spawned_on_main_thread
 from gym_gui.ingest.records import RecordRejected, RejectReason, normalize_line
+from gym_gui.ingest.run_completion import describe_exit, synthetic_completion, wants_stderr_tail
 from gym_gui.ingest.seq_ids import exhausted_detail, next_seq_id, seq_floor_of
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.stderr_tail import StderrTail
 from gym_gui.ingest.worker_pipe import DEFAULT_EXIT_DRAIN_S, ExitBoundedPipe
+from gym_gui.ingest.worker_process import buffered, start_ingest_child, start_worker
 from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.step_payload import StepPayload
@@ -138,40 +135,26 @@ class TelemetryProxy:
         Raises RuntimeError if this proxy already has a source, OSError if the program cannot start.
         """
         self._claim_source()
-        on_main_thread = spawned_on_main_thread()
         try:
-            proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=None if env is None else dict(env), cwd=cwd, preexec_fn=parent_death_preexec(),
-            )
+            proc = start_worker(argv, env=env, cwd=cwd)
         except BaseException:
             self._source_claimed = False
             raise
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
-        stderr = ExitBoundedPipe(proc.stderr.fileno(), proc.pid, drain_s=self._exit_drain_s)
+        stderr = buffered(ExitBoundedPipe(proc.stderr.fileno(), proc.pid, drain_s=self._exit_drain_s))
         self._stderr_reader = threading.Thread(
-            target=self._stderr_tail.consume, args=(_buffered(stderr), self.name), name=f"{self.name}-stderr", daemon=True
+            target=self._stderr_tail.consume, args=(stderr, self.name), name=f"{self.name}-stderr", daemon=True
         )
         self._stderr_reader.start()
         if not self._decode_in_subprocess:
             self._start_reader(ExitBoundedPipe(proc.stdout.fileno(), proc.pid, drain_s=self._exit_drain_s))
             return proc
-        try:
-            self._ingest_proc = subprocess.Popen(
-                child_argv(default_agent_id=self._default_agent_id, default_run_id=self._default_run_id,
-                           max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes,
-                           worker_pid=proc.pid, exit_drain_s=self._exit_drain_s,
-                           parent_death_signal=on_main_thread),
-                stdin=proc.stdout, stdout=subprocess.PIPE, env=_child_env(),
-            )
-        except BaseException:
-            proc.kill()
-            raise
-        finally:
-            proc.stdout.close()  # the child owns the read end now: the worker gets EPIPE if it dies
+        self._ingest_proc = start_ingest_child(
+            proc, default_agent_id=self._default_agent_id, default_run_id=self._default_run_id,
+            max_line_bytes=self._max_line_bytes, read_chunk_bytes=self._read_chunk_bytes,
+            exit_drain_s=self._exit_drain_s)
         assert self._ingest_proc.stdout is not None
-        enlarge_pipe(self._ingest_proc.stdout.fileno(), INGEST_PIPE_BYTES)
         self._reader = threading.Thread(target=self._read_frames_loop, args=(self._ingest_proc.stdout,),
                                         name=f"{self.name}-reader", daemon=True)
         self._reader.start()
@@ -320,7 +303,7 @@ class TelemetryProxy:
             last = self._floor(key)
         if topic is Topic.RUN_COMPLETED:
             self._runs_completed.add(run_id)  # the worker said it ended: no synthetic completion
-            if hold_failure and self._proc is not None and _wants_stderr_tail(payload):
+            if hold_failure and self._proc is not None and wants_stderr_tail(payload):
                 self._held_failures.setdefault(run_id, (topic, run_id, agent_id, seq, ts_iso, payload))
                 return None  # published at the worker's exit, with its stderr tail
         new_seq = next_seq_id(last, seq)
@@ -457,10 +440,12 @@ class TelemetryProxy:
                     runs[self._default_run_id] = self._default_agent_id
                 for run_id, agent_id in runs.items():
                     if run_id not in self._runs_completed:
-                        payload = self._synthetic_completion(run_id, exit_code, ingest_failure)
+                        payload = synthetic_completion(run_id, exit_code, ingest_failure,
+                                                       stopped=self._stop_requested.is_set(),
+                                                       stderr_tail=self._stderr_tail.text(), name=self.name)
                         self._publish_safely(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
             if exit_code not in (None, 0):
-                _log.warning("%s exited with %s", self.name, _describe_exit(exit_code))
+                _log.warning("%s exited with %s", self.name, describe_exit(exit_code))
         except Exception:  # pragma: no cover - a bug; the run must still end
             _log.exception("%s could not complete its runs", self.name)
         finally:
@@ -480,7 +465,7 @@ class TelemetryProxy:
             return None, None
         ingest_failure: str | None = None
         if self._ingest_proc is not None and self._ingest_proc.wait() != 0:
-            ingest_failure = _describe_exit(self._ingest_proc.returncode)
+            ingest_failure = describe_exit(self._ingest_proc.returncode)
             _log.error("%s: the ingest process ended with %s; stopping the worker", self.name, ingest_failure)
         if (ingest_failure is not None or self._reader_failed) and proc.poll() is None:
             proc.kill()  # nobody reads its output any more
@@ -494,56 +479,3 @@ class TelemetryProxy:
                 except OSError:
                     pass
         return exit_code, ingest_failure
-
-    def _synthetic_completion(self, run_id: str, exit_code: int | None, ingest_failure: str | None) -> dict[str, Any]:
-        """The RUN_COMPLETED payload for a run the worker never completed."""
-        stopped = self._stop_requested.is_set()
-        summary: dict[str, Any] = {"synthesized_by": "proxy"}
-        if ingest_failure is not None:
-            reason = (f"the ingest process reading the worker's output ended with {ingest_failure}; "
-                      f"the worker was stopped ({_describe_exit(exit_code) if exit_code is not None else 'not reaped'})")
-            summary["ingest_exit"] = ingest_failure
-        elif exit_code is None:
-            reason = "the stream ended without run_completed"
-        else:
-            reason = f"the worker exited ({_describe_exit(exit_code)}) without run_completed"
-        summary["reason"] = reason
-        _log.warning("%s: run %s %s", self.name, shown_id(run_id), reason)
-        return {
-            "outcome": "cancelled" if stopped and ingest_failure is None else "failed",
-            "exit_code": exit_code if exit_code is not None and exit_code >= 0 else None,
-            "signal": _signal_name(-exit_code) if exit_code is not None and exit_code < 0 else None,
-            "stderr_tail": self._stderr_tail.text(),
-            "summary": summary,
-        }
-
-
-def _wants_stderr_tail(payload: Any) -> bool:
-    """A worker's own completion that says it failed and brings no stderr tail of its own."""
-    try:
-        return payload.get("outcome") == "failed" and not payload.get("stderr_tail")
-    except Exception:
-        return False
-
-
-def _buffered(raw: ExitBoundedPipe) -> io.BufferedReader:
-    return io.BufferedReader(raw)  # type: ignore[arg-type]
-
-
-def _child_env() -> dict[str, str]:
-    """The ingest child's environment: ours, with this package importable from its source tree."""
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _describe_exit(exit_code: int) -> str:
-    return f"signal {_signal_name(-exit_code)}" if exit_code < 0 else f"exit code {exit_code}"
