@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, QThread, QTimer, Signal
 
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.live.run_state import OUTCOMES, SEVERITY, RunState, RunStatus, status_for_outcome
@@ -213,8 +213,13 @@ class RunRegistry(QObject):
 
         Returns the event published, or None (nothing published) when the run is already terminal
         with an outcome at least as severe (failed > cancelled > completed). Also works before
-        ``start`` and after ``stop`` (the state is then updated directly). GUI thread; never blocks.
+        ``start`` and after ``stop`` (the state is then updated directly). The registry's (GUI)
+        thread only (RuntimeError from another); never blocks.
         """
+        if QThread.currentThread() != self.thread():
+            raise RuntimeError("RunRegistry.update_run_outcome must be called on the registry's thread (the GUI "
+                               "thread); from another thread, queue the call (a queued signal or QTimer.singleShot "
+                               "on the registry's thread)")
         if type(run_id) is not str or not run_id:
             raise ValueError(f"run_id must be a non-empty str, got {run_id!r}")
         if outcome not in OUTCOMES:

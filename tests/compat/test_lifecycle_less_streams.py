@@ -137,6 +137,19 @@ def test_update_run_outcome_finishes_the_run_persists_it_and_a_restarted_registr
     sink: DbSink = parts["sink"]
     with pytest.raises(ValueError):
         registry.update_run_outcome(RUN, "exploded")
+    errors: list[BaseException] = []
+
+    def off_the_gui_thread() -> None:
+        try:
+            registry.update_run_outcome(RUN, "failed")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=off_the_gui_thread)
+    worker.start()
+    worker.join(10)
+    assert len(errors) == 1 and "registry's thread" in str(errors[0])  # a clear error, nothing published
+    assert registry.status(RUN) is RunStatus.RUNNING
     with qtbot.waitSignal(sink.run_persisted, timeout=10000) as persisted:
         with qtbot.waitSignal(registry.status_changed, timeout=1) as changed:  # emitted inside the call
             evt = registry.update_run_outcome(RUN, "failed", reason="trainer reported CUDA OOM",
