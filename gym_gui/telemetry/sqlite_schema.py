@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from gym_gui.telemetry.legacy_schema import is_legacy_layout, table_columns
+
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -120,21 +122,24 @@ def _extra(key: str) -> str:
             f"THEN json_extract(extra_json, '$.{key}') END")
 
 
-#: The existing app's episode id of a row: the explicit one kept in the extras, else
-#: ``{run_id}-ep{episode_index:06d}``.
-EPISODE_ID_SQL = (
-    f"COALESCE({_extra('episode_id')}, CASE WHEN episode_index IS NOT NULL "
-    "THEN run_id || '-ep' || printf('%06d', episode_index) END)"
-)
 #: The worker id kept in the extras, or NULL.
 WORKER_ID_SQL = _extra("worker_id")
+#: The existing app's episode id of a row, as ``record_rows.effective_episode_id`` reads it: the
+#: explicit one kept in the extras, else ``format_episode_id(run_id, episode_index, worker_id)``
+#: (``{run_id}-ep{index:06d}``, or ``{run_id}-w{worker}-ep{index:06d}`` with a worker id), else ''.
+EPISODE_ID_SQL = (
+    f"COALESCE({_extra('episode_id')}, CASE WHEN episode_index >= 0 THEN run_id "
+    f"|| COALESCE('-w' || NULLIF({WORKER_ID_SQL}, ''), '') || '-ep' || printf('%06d', episode_index) ELSE '' END)"
+)
 _SET_EPISODE_COLUMNS = (
-    f"UPDATE episodes SET episode_id = {EPISODE_ID_SQL}, ep_index = episode_index, worker_id = {WORKER_ID_SQL}"
+    f"UPDATE episodes SET episode_id = {EPISODE_ID_SQL}, ep_index = COALESCE({_extra('ep_index')}, episode_index), "
+    f"worker_id = {WORKER_ID_SQL}"
 )
 
 #: Version 2: the columns the existing gym_gui's raw SQL reads. On ``steps`` (the big table) they
 #: are VIRTUAL generated columns: no bytes on disk and no cost on insert (no index uses them).
-#: On ``episodes`` (one row per episode) they are real columns, filled by triggers, so that
+#: On ``episodes`` (one row per episode) they are real columns, filled by triggers (``ep_index`` is
+#: the ``ep_index`` kept in the extras of an episode stored at another index, else ``episode_index``), so that
 #: ``PRAGMA table_info(episodes)`` lists them (it omits generated columns) and the existing
 #: app's ``MAX(ep_index)`` by run and worker has an index.
 _V2: tuple[str, ...] = (
@@ -243,9 +248,17 @@ def _check_version(version: int, path: str) -> None:
 
 
 def _check_empty(conn: sqlite3.Connection, path: str) -> None:
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    if tables:
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+    if not names:
+        return
+    if is_legacy_layout({name: table_columns(conn, name) for name in names}):
         raise SchemaVersionError(
-            f"{path} has tables {sorted(tables)} but no telemetry schema version (user_version 0); "
-            "it is not a gym_gui telemetry database: move it aside or choose another file"
+            f"{path} is a telemetry database of the existing gym_gui app (user_version 0, tables {sorted(names)}); "
+            "open it with TelemetrySQLiteStore, which migrates it in place after a backup copy, or convert it "
+            f"into a new file with `python -m gym_gui.db import {path} NEW.sqlite`"
         )
+    raise SchemaVersionError(
+        f"{path} has tables {sorted(names)} but no telemetry schema version (user_version 0); "
+        "it is not a gym_gui telemetry database: move it aside or choose another file"
+    )

@@ -39,8 +39,8 @@ def test_the_existing_apps_raw_queries_work_on_our_files(store: TelemetrySQLiteS
     rows = conn.execute(
         "SELECT episode_id, step_index, reward, run_id, agent_id FROM steps WHERE run_id = ? ORDER BY rowid",
         ("run-a",)).fetchall()
-    assert [r[:2] for r in rows] == [
-        ("run-a-ep000000", 0), ("run-a-ep000000", 1), ("run-a-w1-ep000001", 0),
+    assert [r[:2] for r in rows] == [  # the canonical id has the worker in it (format_episode_id)
+        ("run-a-ep000000", 0), ("run-a-ww1-ep000000", 1), ("run-a-w1-ep000001", 0),
         ("run-a-ep000000", 0), ("run-a-ep000000", 1),
     ]
     assert conn.execute("SELECT COUNT(*) FROM steps WHERE episode_id = ?", ("run-c-ep000007",)).fetchone() == (1,)
@@ -50,7 +50,7 @@ def test_the_existing_apps_raw_queries_work_on_our_files(store: TelemetrySQLiteS
     assert conn.execute(
         "SELECT episode_id, total_reward, agent_id, run_id FROM episodes ORDER BY run_id, agent_id, episode_id"
     ).fetchall() == [
-        ("run-a-ep000000", 1.0, "agent1", "run-a"), ("run-a-w1-ep000001", 0.5, "agent1", "run-a"),
+        ("run-a-w1-ep000001", 0.5, "agent1", "run-a"), ("run-a-ww1-ep000000", 1.0, "agent1", "run-a"),
         ("run-a-ep000000", 1.0, "agent2", "run-a"), ("run-c-ep000007", 0.5, "", "run-c"),
     ]
     # core/run_counter_manager.py: PRAGMA table_info(episodes), then MAX(ep_index) by run and worker
@@ -89,6 +89,9 @@ def test_the_episode_columns_follow_an_updated_row(store: TelemetrySQLiteStore, 
     conn.execute("""UPDATE episodes SET extra_json = '{"episode_id":"x-w2-ep000003","worker_id":"2"}'""")
     assert conn.execute("SELECT episode_id, ep_index, worker_id FROM episodes").fetchall() == [
         ("x-w2-ep000003", 3, "2")]
+    conn.execute("""UPDATE episodes SET extra_json = '{"worker_id":"2"}'""")
+    assert conn.execute("SELECT episode_id, ep_index, worker_id FROM episodes").fetchall() == [
+        ("run1-w2-ep000003", 3, "2")]
     conn.execute("UPDATE episodes SET extra_json = NULL, episode_index = 4")
     assert conn.execute("SELECT episode_id, ep_index, worker_id FROM episodes").fetchall() == [
         ("run1-ep000004", 4, None)]
@@ -125,7 +128,7 @@ def test_a_version_1_file_is_migrated_to_version_2_keeping_every_row(db_path: Pa
             assert conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() == before[table]
         assert conn.execute("SELECT * FROM streams").fetchall() == before["streams"]
         assert conn.execute("SELECT episode_id, ep_index, worker_id FROM episodes ORDER BY rowid").fetchall() == [
-            ("run-a-ep000000", 0, "w1"), ("run-a-w1-ep000001", 1, "w1"), ("run-a-ep000000", 0, None),
+            ("run-a-ww1-ep000000", 0, "w1"), ("run-a-w1-ep000001", 1, "w1"), ("run-a-ep000000", 0, None),
             ("run-c-ep000007", 7, None)]
         conn.close()
         stored = [e for r in ("run-a", "run-c") for a in ("agent1", "agent2", None)
