@@ -13,9 +13,9 @@ import io
 import itertools
 import json
 import math
-from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +39,15 @@ def _published_steps(sub: Any) -> list[int]:
     return [e.payload["step_index"] for e in sub.drain() if e.run_id == "prop" and e.agent_id == "a"]
 
 
-_files = itertools.count()
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One store for every example (each example writes a stream of its own)."""
+    store = TelemetrySQLiteStore(tmp_path_factory.mktemp("props") / "props.sqlite")
+    yield store
+    store.close()
 
 
 json_scalars = st.one_of(
@@ -101,21 +109,17 @@ valid_steps = st.fixed_dictionaries({
 @SETTINGS
 @given(fields=valid_steps, unicode_id=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1,
                                               max_size=12))
-def test_a_valid_step_record_round_trips_to_sqlite_unchanged(tmp_path: Path, fields: dict[str, Any],
-                                                             unicode_id: str) -> None:
+def test_a_valid_step_record_round_trips_to_sqlite_unchanged(shared_store: TelemetrySQLiteStore,
+                                                             fields: dict[str, Any], unicode_id: str) -> None:
     bus = RunBus()
     steps = bus.subscribe(Topic.STEP_APPENDED, "t", maxlen=None)
     proxy = TelemetryProxy(bus, run_id="prop", decode_in_subprocess=False)
-    record = {"v": 1, "kind": "step", "run_id": "prop-" + unicode_id, "agent_id": "a", **fields}
+    record = {"v": 1, "kind": "step", "run_id": f"prop-{next(_ids)}-{unicode_id}", "agent_id": "a", **fields}
     evt = proxy.feed_line(json.dumps(record).encode())
     assert evt is not None, proxy.stats()["rejected"]
     (published,) = steps.drain()
-    store = TelemetrySQLiteStore(tmp_path / f"rt-{next(_files)}.sqlite")
-    try:
-        store.write_batch([published])
-        (back,) = store.events_after(published.run_id, "a", 0)
-    finally:
-        store.close()
+    shared_store.write_batch([published])
+    (back,) = shared_store.events_after(published.run_id, "a", 0)
     assert back.run_id == record["run_id"] and back.seq_id == published.seq_id
     assert same_json(dict(back.payload), dict(published.payload))
     assert same_json({k: back.payload[k] for k in fields}, fields)
@@ -127,14 +131,12 @@ odd_floats = st.sampled_from([math.nan, math.inf, -math.inf, 5e-324, 1.797693134
 @SETTINGS
 @given(info=st.dictionaries(st.text(max_size=6), st.one_of(json_values, odd_floats,
                                                            st.text(alphabet=st.characters(), max_size=6)), max_size=5))
-def test_an_in_process_payload_with_nan_and_surrogates_round_trips(tmp_path: Path, info: dict[str, Any]) -> None:
-    evt = TelemetryEvent(Topic.STEP_APPENDED, "inproc", "a", 1, "2025-01-01T00:00:00+00:00",
+def test_an_in_process_payload_with_nan_and_surrogates_round_trips(shared_store: TelemetrySQLiteStore,
+                                                                   info: dict[str, Any]) -> None:
+    run_id = f"inproc-{next(_ids)}"
+    evt = TelemetryEvent(Topic.STEP_APPENDED, run_id, "a", 1, "2025-01-01T00:00:00+00:00",
                          {"episode_index": 0, "step_index": 0, "action": 0, "observation": 0, "reward": 0.5,
                           "terminated": False, "truncated": False, "info": info, "render_payload": None})
-    store = TelemetrySQLiteStore(tmp_path / f"np-{next(_files)}.sqlite")
-    try:
-        store.write_batch([evt])
-        (back,) = store.events_after("inproc", "a", 0)
-    finally:
-        store.close()
+    shared_store.write_batch([evt])
+    (back,) = shared_store.events_after(run_id, "a", 0)
     assert same_json(dict(back.payload)["info"], info)
