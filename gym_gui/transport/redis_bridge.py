@@ -105,8 +105,9 @@ class RedisBridge:
         """Run the worker ``argv`` to its end and send everything; returns the exit code.
 
         Owner thread; blocks until the worker ended and its events are in Redis (or
-        ``flush_timeout_s`` passed after it ended), never longer than about ``2 * stop_timeout_s
-        + flush_timeout_s`` after a stop request or a failure of the proxy's reader.
+        ``flush_timeout_s`` passed after it ended); after a stop request or a failure of the proxy's
+        reader, at most about ``4 * stop_timeout_s + 2 * flush_timeout_s`` (``stop_timeout_s`` after
+        ``force_stop``).
         """
         try:
             self.proxy.spawn(argv, env=env)

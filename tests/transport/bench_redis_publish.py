@@ -4,15 +4,17 @@
 
 Starts a private redis-server on loopback (no persistence) and measures, per round:
 - ``publisher``: RedisPublisher.publish of ToyText-like step events in batches of 512, in-process
-  (entries/s, the cost the pump pays per batch);
+  (entries/s, the cost the pump pays per batch; and this process's CPU time per entry);
 - ``bridge``: ``python -m gym_gui.transport.redis_bridge`` running the fake worker of the tests,
-  from spawn to exit (entries/s = entries in Redis / wall time, process start included).
-Prints one line per figure and the median of the rounds.
+  from spawn to exit (entries/s = entries in Redis / wall time, process start included; and the
+  CPU time per entry of the bridge, its ingest child and the worker together).
+Prints one line per round and the medians. On a shared machine the CPU figures are the steadier.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,30 +34,37 @@ from gym_gui.transport.redis_publisher import RedisPublisher  # noqa: E402
 from redis_helpers import RedisServer, bridge_argv, child_env, redis_server_binary  # noqa: E402
 
 
-def publisher_rate(server: RedisServer, events: int, run_id: str) -> float:
+def publisher_rate(server: RedisServer, events: int, run_id: str) -> tuple[float, float]:
+    """(entries/s, CPU us per entry of this process)."""
     f = EventFactory(run_id, "a1", first_seq=1)
     batch = [f.step(0, i) for i in range(events)]
     pub = RedisPublisher(make_client(server.url), retention=None)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(batch), 512):
         pub.publish(batch[i:i + 512])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert pub.added == events, pub.stats()
     pub.client.close()
-    return events / elapsed
+    return events / elapsed, cpu / events * 1e6
 
 
-def bridge_rate(server: RedisServer, steps: int, run_id: str) -> float:
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bridge_rate(server: RedisServer, steps: int, run_id: str) -> tuple[float, float]:
+    """(entries/s, CPU us per entry of the bridge, its ingest child and the worker)."""
     worker = [sys.executable, str(HERE / "redis_fake_worker.py"), "--run-id", run_id, "--agent-id", "a1",
               "--steps", str(steps)]
     argv = bridge_argv(server.url, "--run-id", run_id, "--retention", "0", "--") + worker
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu_s()
     proc = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=600)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _children_cpu_s() - cpu
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with server.client() as c:
         added = int(c.xlen(stream_key(run_id, "a1")))
-    return added / elapsed
+    return added / elapsed, cpu / added * 1e6
 
 
 def main() -> int:
@@ -67,16 +76,18 @@ def main() -> int:
         server = RedisServer(redis_server_binary(), Path(tmp))
         server.start()
         try:
-            figures: dict[str, list[float]] = {"publisher": [], "bridge": []}
+            figures: dict[str, list[tuple[float, float]]] = {"publisher": [], "bridge": []}
             for r in range(args.rounds):
                 with server.client() as c:
                     c.flushall()
                 figures["publisher"].append(publisher_rate(server, args.events, f"pub-{r}"))
                 figures["bridge"].append(bridge_rate(server, args.events, f"bridge-{r}"))
-                print(f"round {r}: publisher {figures['publisher'][-1]:,.0f} entries/s, "
-                      f"bridge {figures['bridge'][-1]:,.0f} entries/s", flush=True)
+                print(f"round {r}: " + ", ".join(f"{name} {v[-1][0]:,.0f} entries/s {v[-1][1]:.1f} us CPU/entry"
+                                                 for name, v in figures.items()), flush=True)
             for name, values in figures.items():
-                print(f"{name}: median {statistics.median(values):,.0f} entries/s over {len(values)} rounds")
+                rate = statistics.median(v[0] for v in values)
+                cpu_us = statistics.median(v[1] for v in values)
+                print(f"{name}: median {rate:,.0f} entries/s, {cpu_us:.1f} us CPU/entry over {len(values)} rounds")
         finally:
             server.stop()
     return 0
