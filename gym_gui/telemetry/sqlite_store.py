@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.legacy_migration import prepare_store_file
 from gym_gui.telemetry.record_store import RecordStoreAPI
 from gym_gui.telemetry.sqlite_batch import (
     ENSURE_RUN,
@@ -112,6 +113,7 @@ class TelemetrySQLiteStore(RecordStoreAPI):
         self._readers_lock = threading.Lock()
         self.before_commit: Callable[[], None] | None = None
         try:
+            prepare_store_file(self.path)  # migrates an existing-app file (after a backup); refuses a foreign one
             self._conn = self._connect(busy_timeout_s)
             try:
                 found = migrate(self._conn, str(self.path))
