@@ -165,3 +165,15 @@ def test_events_stay_frozen_and_compare_field_by_field() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         a.seq_id = 8  # type: ignore[misc]
     assert hub_event(seq_id=8) != a
+
+
+def test_int_and_str_subclasses_become_plain_values() -> None:
+    class Counter(int):
+        pass
+
+    class Name(str):
+        pass
+
+    evt = hub_event(seq_id=Counter(5), run_id=Name("r9"), agent_id=Name("a1"), ts_iso=Name("2025-01-01T00:00:00Z"))
+    assert (type(evt.seq_id), type(evt.run_id), type(evt.agent_id), type(evt.ts_iso)) == (int, str, str, str)
+    assert (evt.seq_id, evt.run_id, evt.agent_id) == (5, "r9", "a1")

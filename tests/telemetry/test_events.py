@@ -75,3 +75,14 @@ def test_seq_id_range_is_sqlites_signed_64_bit_and_the_fast_check_uses_the_same_
     consts = TelemetryEvent.__init__.__code__.co_consts
     assert MIN_SEQ_ID in consts and MAX_SEQ_ID in consts
     assert events_module.MIN_SEQ_ID == MIN_SEQ_ID
+
+
+def test_well_formed_events_never_enter_the_lenient_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered: list[TelemetryEvent] = []
+    monkeypatch.setattr(events_module, "_normalise_or_raise", entered.append)
+    make()
+    make(agent_id=None, seq_id=0, payload={"a": 1})
+    make(seq_id=-1, run_id="")  # the widened range and the empty run_id are on the fast path too
+    assert entered == []
+    make(agent_id="")  # what the existing producers send: the lenient path, only then
+    assert len(entered) == 1
