@@ -29,6 +29,7 @@ FAULTS = {"finish-raises": _finish_raises, "finish-hangs": _finish_hangs}
 
 def main() -> int:
     fault = sys.argv[1]
+    assert callable(getattr(TelemetryProxy, "_finish", None)), "the proxy's reader no longer ends in _finish"
     TelemetryProxy._finish = FAULTS[fault]  # type: ignore[method-assign]
     return redis_bridge.main(sys.argv[2:])
 

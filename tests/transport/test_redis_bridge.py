@@ -176,6 +176,28 @@ def test_the_bridge_exits_by_itself_when_the_proxys_reader_dies(redis_server: Re
     assert [seq for seq, _ in entries(redis_server, "run-d", "a1")] == list(range(1, 24))  # all it read is sent
 
 
+EXHAUSTING_WORKER = """
+import json, sys
+def line(**kw):
+    base = {"v": 1, "run_id": "run-x", "agent_id": "a1", "ts": "2026-12-01T00:00:00+00:00"}
+    sys.stdout.write(json.dumps({**base, **kw}) + "\\n")
+line(kind="run_started", seq=2**63 - 1, env_id="Fake-v0", config={})
+line(kind="step", episode_index=0, step_index=0, action=0, observation=0, reward=0.0, terminated=False,
+     truncated=False, info={}, render_payload=None)
+line(kind="run_completed", outcome="completed", summary={})
+"""
+
+
+def test_a_worker_that_uses_the_last_seq_id_ends_the_bridge_with_its_records_counted(
+        redis_server: RedisServer) -> None:
+    argv = bridge_argv(redis_server.url, "--") + [sys.executable, "-c", EXHAUSTING_WORKER]
+    code, out, err = run_bridge(argv, timeout_s=30)  # the reader used to die here and the bridge to hang
+    assert code == 1, out + err
+    summary = summary_of(out)
+    assert summary["added"] == "1" and summary["unsent"] == "0" and int(summary["rejected_lines"]) >= 1
+    assert [seq for seq, _ in entries(redis_server, "run-x", "a1")] == [2**63 - 1]
+
+
 def test_sigterm_ends_the_bridge_when_the_proxys_reader_hangs(redis_server: RedisServer) -> None:
     argv = faulty_bridge_argv("finish-hangs", redis_server.url, "--stop-timeout-s", "1", "--flush-timeout-s", "1",
                               "--") + FAKE_WORKER + ["--run-id", "run-h", "--agent-id", "a1", "--steps", "20", "--hang"]
