@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import defaultdict
 
@@ -114,3 +115,58 @@ def test_counts_and_order_hold_under_concurrent_publish_drain_and_churn() -> Non
     for name, (sub, _, _) in steady.items():
         # each stream's events are contiguous seq_ids, so noticed ranges count the drops exactly
         assert noticed.get(sub.key, 0) == sub.dropped, name
+
+
+def test_resubscribing_one_key_under_load_hands_each_event_to_exactly_one_generation() -> None:
+    """Re-subscribing replaces atomically: every published event reaches exactly one of the key's
+    subscriptions (delivered or counted as a lost seq_id there), and the key's overflow count is
+    the sum of its generations' drops."""
+    publishers, per_publisher = 4, 4_000
+    bus = RunBus(max_queue=8)
+    generations: list[Subscription] = [bus.subscribe(Topic.STEP_APPENDED, "live-ui")]
+    start = threading.Barrier(publishers + 1)
+    done = threading.Event()
+
+    def publish(index: int) -> None:
+        start.wait()
+        for seq in range(1, per_publisher + 1):
+            bus.publish(TelemetryEvent(Topic.STEP_APPENDED, "run-a", f"agent{index}", seq, TS, {}))
+
+    taken: list[list[TelemetryEvent]] = [[]]
+
+    def restart() -> None:  # a consumer that keeps restarting: takes a few, re-subscribes the same id
+        start.wait()
+        while not done.is_set():
+            sub = generations[-1]
+            taken[-1].extend(sub.drain(max_items=4))
+            try:
+                taken[-1].append(sub.get_nowait())
+            except queue.Empty:
+                pass
+            generations.append(bus.subscribe(Topic.STEP_APPENDED, "live-ui"))
+            taken.append([])
+            taken[-2].extend(sub.drain())  # the old one keeps what it held
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(publishers)]
+    churn = threading.Thread(target=restart)
+    for t in threads + [churn]:
+        t.start()
+    for t in threads:
+        t.join(60.0)
+    done.set()
+    churn.join(60.0)
+    assert not any(t.is_alive() for t in threads + [churn])
+    taken[-1].extend(generations[-1].drain())
+
+    assert len(generations) > 2
+    assert all(sub.closed for sub in generations[:-1]) and not generations[-1].closed
+    per_stream: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    for sub, got in zip(generations, taken):
+        assert len(got) == sub.delivered and len(sub) == 0
+        for e in got:
+            per_stream[e.stream].append(e.seq_id)
+        for stream, ranges in sub.take_lost_ranges().items():
+            per_stream[stream].extend(s for a, b in ranges for s in range(a, b + 1))
+    for i in range(publishers):
+        assert sorted(per_stream[("run-a", f"agent{i}")]) == list(range(1, per_publisher + 1))
+    assert bus.overflow_stats() == {"STEP_APPENDED:live-ui": sum(s.dropped for s in generations)}
