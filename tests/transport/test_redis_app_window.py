@@ -10,6 +10,7 @@ from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import make_client
 from gym_gui.transport.redis_publisher import RedisPublisher
+from gym_gui.ui.rows_table_model import WARN, Row
 from gym_gui.ui.telemetry_window import MainWindow
 from redis_helpers import RedisServer
 
@@ -45,3 +46,36 @@ def test_a_remote_run_through_redis_is_watched_persisted_and_replayed(
         assert window.shutdown(30)
     assert window.timers_active() == [] and services.redis_source is not None
     assert not services.redis_source.is_running()
+
+
+def test_entries_redis_lost_show_in_the_debug_panes_redis_source(
+        qtbot: Any, redis_server: RedisServer, db_path: Path, factory: Any) -> None:
+    services = AppServices(db_path, bus=RunBus(), redis_url=redis_server.url)
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    pane = window.debug_pane
+
+    def redis_rows() -> dict[str, Row]:
+        pane.refresh()
+        return {row.cells[1]: row for row in pane.source_model.rows() if row.cells[0] == "redis"}
+
+    try:
+        services.start()
+        assert services.redis_source is not None
+        f = factory("remote-run", "remote-agent", first_seq=1)
+        events = [f.started(), *f.episodes(4, 9)]  # seq 1..41
+        publisher = RedisPublisher(make_client(redis_server.url))
+        publisher.publish(events[:10])
+        qtbot.waitUntil(lambda: services.redis_source.stats()["published_total"] == 10, timeout=10000)
+        with redis_server.client() as c:
+            c.flushall()  # Redis restarted without its data: seq 11..20 were there, unread
+        qtbot.waitUntil(lambda: "vanished.remote-run/remote-agent" in redis_rows(), timeout=10000)
+        assert redis_rows()["vanished.remote-run/remote-agent"].cells[2] == "10"
+        publisher.publish(events[20:])  # the writer goes on after the restart
+        qtbot.waitUntil(lambda: redis_rows()["lost"].cells[2] == "10", timeout=10000)
+        rows = redis_rows()
+        assert rows["lost"].severity == WARN
+        assert rows["lost_ranges.remote-run/remote-agent"].cells[2] == "[[11, 20]]"
+        assert rows["vanished"].cells[2] == "none"
+    finally:
+        assert window.shutdown(30)
