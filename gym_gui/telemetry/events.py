@@ -209,9 +209,9 @@ class TelemetryEvent:
         return (self.run_id, self.agent_id)
 
 
-_set_topic = TelemetryEvent.topic.__set__  # type: ignore[attr-defined]
-_set_run_id = TelemetryEvent.run_id.__set__  # type: ignore[attr-defined]
-_set_agent_id = TelemetryEvent.agent_id.__set__  # type: ignore[attr-defined]
-_set_seq_id = TelemetryEvent.seq_id.__set__  # type: ignore[attr-defined]
-_set_ts_iso = TelemetryEvent.ts_iso.__set__  # type: ignore[attr-defined]
-_set_payload = TelemetryEvent.payload.__set__  # type: ignore[attr-defined]
+_set_topic = TelemetryEvent.topic.__set__  # type: ignore[attr-defined, misc, union-attr]
+_set_run_id = TelemetryEvent.run_id.__set__  # type: ignore[attr-defined, misc, union-attr]
+_set_agent_id = TelemetryEvent.agent_id.__set__  # type: ignore[attr-defined, misc, union-attr]
+_set_seq_id = TelemetryEvent.seq_id.__set__  # type: ignore[attr-defined, misc, union-attr]
+_set_ts_iso = TelemetryEvent.ts_iso.__set__  # type: ignore[attr-defined, misc, union-attr]
+_set_payload = TelemetryEvent.payload.__set__  # type: ignore[attr-defined, misc, union-attr]

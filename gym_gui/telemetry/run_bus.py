@@ -113,7 +113,7 @@ class RunBus:
         self.unsubscribed = NamedSignal("unsubscribed")
         self.overflowed = NamedSignal("overflowed")
         self.stream_opened = NamedSignal("stream_opened")
-        self.publish = self._make_publish()  # type: ignore[method-assign]
+        self.publish = self._make_publish()  # type: ignore[method-assign, assignment]
         _log.info("RunBus created (max_queue=%d, %s)", max_queue,
                   "unbounded by default" if max_queue <= 0 else "drop-oldest when full")
 
@@ -340,7 +340,7 @@ class RunBus:
             finally:
                 lock.release()
             if seq - last > 1:  # never for a stream's first event: its cell starts at +inf
-                warn_gap(evt.run_id, evt.agent_id, last, seq)
+                warn_gap(evt.run_id, evt.agent_id, last, seq)  # type: ignore[arg-type]  # an int here
             if missed and evt.topic is not overflow_topic:  # a new route may be a new stream (rare)
                 note_stream((evt.run_id, evt.agent_id))
             if dropped:
