@@ -50,6 +50,8 @@ before_commit: Callable[[], None] | None = None
 #: Free space asked for beyond the backup and a second copy of the rows (the journal, the new indexes).
 _SPARE_BYTES = 8 << 20
 _LOCK_TIMEOUT_S = 5.0
+#: How long the migration waits for the write lock: another process may be migrating the same file.
+_MIGRATION_LOCK_TIMEOUT_S = 60.0
 
 
 class LegacyDatabaseError(SchemaVersionError):
@@ -195,15 +197,16 @@ def _refusal(path: Path, why: str, backup: Path | None = None) -> LegacyDatabase
 def migrate_in_place(path: str | Path) -> ConversionCounts | None:
     """Back up, then convert an existing-app file into our schema in one transaction. Caller's thread; blocks.
 
-    Returns None when, under the write lock, the file turns out to be no longer the app's (another
-    process migrated it first). Raises LegacyDatabaseError; on failure the file is unchanged.
+    Waits up to a minute for the write lock. Returns None when, under the lock, the file turns out
+    to be no longer the app's (another process migrated it first). Raises LegacyDatabaseError; on
+    failure the file is unchanged.
     """
     path = Path(path)
     for check in (_read_only_reason, _space_reason):
         why = check(path)
         if why is not None:
             raise _refusal(path, why)
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=_LOCK_TIMEOUT_S)
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=_MIGRATION_LOCK_TIMEOUT_S)
     backup: Path | None = None
     try:
         conn.execute("PRAGMA foreign_keys = OFF")
@@ -221,6 +224,8 @@ def migrate_in_place(path: str | Path) -> ConversionCounts | None:
                 backup = _backup(path)
             except (sqlite3.Error, OSError) as exc:
                 raise _refusal(path, f"the backup copy could not be written ({exc})") from exc
+            _log.warning("migrating %s, a database of the existing gym_gui app, to telemetry schema %d "
+                         "(backup %s); this blocks until done", path, sqlite_schema.SCHEMA_VERSION, backup)
             counts = _convert_in_place(conn, found.tables)
             hook = before_commit
             if hook is not None:

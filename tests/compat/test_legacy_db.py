@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,38 @@ def test_the_store_migrates_an_existing_app_file_in_place_after_a_backup(tmp_pat
     check_every_row_kept(path)
     TelemetrySQLiteStore(path).close()  # a second open is an ordinary open: no second backup
     assert len(list(tmp_path.glob("*.bak"))) == 1
+
+
+def test_two_stores_opening_one_existing_app_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.sqlite"
+    build_legacy_file(path)
+    conn = sqlite3.connect(str(path), isolation_level=None)  # more rows, so the two opens overlap
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO steps (episode_id, step_index, action, observation, reward, terminated, truncated, "
+                     "timestamp, agent_id, run_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     [(f"run-z-ep{i // 100:06d}", i % 100, 0, b"[0]", 0.0, 0, 0, T.format(0, i), "z", "run-z")
+                      for i in range(20_000)])
+    conn.execute("COMMIT")
+    conn.close()
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            TelemetrySQLiteStore(path).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert len(list(tmp_path.glob("*.bak"))) == 1
+    with TelemetrySQLiteStore(path) as store:
+        assert store.step_count("run-z") == 20_000 and store.step_count("run-a") == 6
 
 
 def test_a_migrated_file_takes_new_writes_and_its_streams_continue(tmp_path: Path, factory: Any) -> None:
