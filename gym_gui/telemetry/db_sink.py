@@ -26,7 +26,7 @@ from typing import Any
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry import data_model
-from gym_gui.telemetry.db_sink_records import episode_fields, step_fields, with_seq_id
+from gym_gui.telemetry.db_sink_records import episode_fields, producer_fields, step_fields, with_producer_fields
 from gym_gui.telemetry.db_sink_replay import ReplayFrames
 from gym_gui.telemetry.db_sink_sources import SinkSource, subscribe_source
 from gym_gui.telemetry.events import Topic
@@ -56,9 +56,11 @@ class TelemetryDBSink:
     ``store`` is duck-typed: ``record_step(record)``, ``record_episode(rollup)``, ``checkpoint_wal()``
     (and ``flush()``, called before the thread exits, when it has one). Records are the classes of
     ``data_model.record_classes()`` (the host app's, else ours); for this project's
-    ``TelemetrySQLiteStore`` they carry one more attribute, the event's original ``seq_id``, which
-    the store keeps with the row (``producer_seq_id``) while assigning its own durable seq_id, so
-    nothing is deduplicated away on the producers' repeated or constant (0) seq_ids.
+    ``TelemetrySQLiteStore`` they carry three more attributes (``db_sink_records.producer_fields``):
+    the event's original ``seq_id``, kept with the row (``producer_seq_id``) while the store assigns
+    its own durable seq_id, so nothing is deduplicated away on the producers' repeated or constant
+    (0) seq_ids; the payload's ``episode_index``, so a step without an episode_id still belongs to
+    its episode; and every other payload key the record has no field for (``producer_extra``).
 
     Loop: wakes when data arrives (on this project's ``RunBus`` through a shared ``Waker``; on another
     bus by polling its queues every ``poll_interval_s``), hands ``batch_size`` events at a time to
@@ -288,10 +290,10 @@ class _BatchWriter:
         store = sink.store
         self.store = store
         step_type, rollup_type = data_model.record_classes()
-        # Our store keeps a record's seq_id attribute with the row: hand it the producer's.
-        self.keep_seq_id = isinstance(store, TelemetrySQLiteStore)
-        if self.keep_seq_id:
-            step_type, rollup_type = with_seq_id(step_type), with_seq_id(rollup_type)
+        # Our store keeps what the records have no field for (the producer's seq_id, episode_index, ...).
+        self.keep_producer_fields = isinstance(store, TelemetrySQLiteStore)
+        if self.keep_producer_fields:
+            step_type, rollup_type = with_producer_fields(step_type), with_producer_fields(rollup_type)
         self.step_type, self.rollup_type = step_type, rollup_type
         self.replay = ReplayFrames.open(sink.replay_dir)
         self.since_checkpoint = 0
@@ -345,14 +347,14 @@ class _BatchWriter:
         fields = step_fields(evt, self._issue)
         if self.replay is not None:
             self.replay.take_arrays(fields)
-        if self.keep_seq_id:
-            fields["seq_id"] = getattr(evt, "seq_id", None)
+        if self.keep_producer_fields:
+            fields.update(producer_fields(evt, step=True))
         self.store.record_step(self.step_type(**fields))
 
     def _write_episode(self, evt: Any) -> None:
         fields = episode_fields(evt, self._issue)
-        if self.keep_seq_id:
-            fields["seq_id"] = getattr(evt, "seq_id", None)
+        if self.keep_producer_fields:
+            fields.update(producer_fields(evt, step=False))
         self.store.record_episode(self.rollup_type(**fields))
 
     def _checkpoint(self) -> None:

@@ -26,7 +26,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-__all__ = ["episode_fields", "parse_timestamp", "run_id_from", "step_fields", "with_seq_id"]
+__all__ = ["episode_fields", "parse_timestamp", "producer_fields", "run_id_from", "step_fields",
+           "with_producer_fields"]
 
 #: ``issue(kind, message)``: how a conversion reports a value it had to replace by a default.
 IssueSink = Callable[[str, str], None]
@@ -189,17 +190,47 @@ def episode_fields(evt: Any, issue: IssueSink = _no_issue) -> dict[str, Any]:
     return fields
 
 
-@functools.lru_cache(maxsize=None)
-def with_seq_id(record_type: type) -> type:
-    """A dataclass subclass of ``record_type`` with one more field, ``seq_id`` (default None). Pure.
+#: Payload keys a StepRecord / EpisodeRollup field takes (or that are the event's own fields); the
+#: rest is kept with the row as ``producer_extra``. ``timestamp`` is the event's ts_iso again.
+_STEP_MAPPED = frozenset(_STEP_COPIED) | {
+    "episode_id", "step_index", "reward", "terminated", "truncated", "info", "payload_version", "run_id",
+    "time_step", "agent_id", "timestamp", "episode_index"}
+_EPISODE_MAPPED = frozenset({
+    "episode_id", "total_reward", "steps", "terminated", "truncated", "metadata", "metadata_json", "agent_id",
+    "run_id", "timestamp", "episode_index"})
 
-    This project's store keeps a record's ``seq_id`` attribute with the row (``producer_seq_id``):
-    the sink builds its records from such a subclass so the producer's original value is not lost
-    (EMBEDDING.md section 6.3). Returns ``record_type`` itself if it cannot be subclassed so.
+
+def producer_fields(evt: Any, *, step: bool) -> dict[str, Any]:
+    """What this project's store keeps of an event beyond the record's fields (EMBEDDING.md 6.3). Pure.
+
+    ``seq_id``: the event's; ``producer_episode_index``: the payload's ``episode_index`` as an int
+    (the existing payloads carry no episode_id, so without it a step would belong to no episode);
+    ``producer_extra``: every other payload key with a value (e.g. the hub's ``action_json``,
+    ``observation_json``, ``policy_label``), which the record has no field for.
+    """
+    payload = _payload_of(evt)
+    mapped = _STEP_MAPPED if step else _EPISODE_MAPPED
+    index = _as_int(payload, "episode_index", None, _no_issue)
+    extra = {key: value for key, value in payload.items()
+             if key not in mapped and value is not None and value != "" and type(key) is str}
+    return {"seq_id": getattr(evt, "seq_id", None), "producer_episode_index": index,
+            "producer_extra": extra or None}
+
+
+@functools.lru_cache(maxsize=None)
+def with_producer_fields(record_type: type) -> type:
+    """A dataclass subclass of ``record_type`` with ``producer_fields``'s three fields (default None). Pure.
+
+    This project's store keeps them with the row (``producer_seq_id``, the row's episode_index,
+    ``producer_extra``): the sink builds its records from such a subclass so nothing the producer
+    sent is lost (EMBEDDING.md section 6.3). Returns ``record_type`` itself if it cannot be subclassed so.
     """
     try:
         return dataclasses.make_dataclass(
-            record_type.__name__, [("seq_id", "int | None", dataclasses.field(default=None))],
+            record_type.__name__,
+            [("seq_id", "int | None", dataclasses.field(default=None)),
+             ("producer_episode_index", "int | None", dataclasses.field(default=None)),
+             ("producer_extra", "dict[str, Any] | None", dataclasses.field(default=None))],
             bases=(record_type,), slots=True, namespace={"__module__": __name__})
     except (TypeError, ValueError):
         return record_type

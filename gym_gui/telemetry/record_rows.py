@@ -13,7 +13,9 @@ and the record reads see event rows as records:
   ``episode_id`` (only when it is not ``format_episode_id(run_id, episode_index, worker_id)``),
   ``worker_id``, ``render_hint``, ``frame_ref``, ``obs_ref``, ``payload_version``, ``time_step``,
   ``space_signature``, ``vector_metadata``, an episode's ``game_id``, and a producer's ``seq_id``
-  (an input object that has one) as ``producer_seq_id``.
+  (an input object that has one) as ``producer_seq_id``; an input's ``producer_extra`` (the event
+  payload's keys the record has no field for, from TelemetryDBSink) as it is.
+- an input's ``producer_episode_index`` is the row's ``episode_index`` when its episode_id names none.
 
 Numbers are normalised at this boundary (numpy ints and floats, and numeric strings as SQLite's
 column affinity would read them, become int and float), so the typed columns hold them. Any input is duck-typed: any object with the record's attribute names.
@@ -194,6 +196,10 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     episode_index = None
     if parsed is not None:
         episode_index = payload["episode_index"] = parsed.episode_index
+    else:
+        episode_index = _producer_episode_index(record)
+        if episode_index is not None:
+            payload["episode_index"] = episode_index
     payload["step_index"] = _as_int(get(record, "step_index", None))
     action = get(record, "action", None)
     payload["action"] = _as_int(action) if isinstance(action, numbers.Integral) else action
@@ -218,6 +224,9 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
     producer_seq = producer_seq_id if producer_seq_id is not None else get(record, "seq_id", None)
     if producer_seq is not None:
         payload["producer_seq_id"] = producer_seq
+    producer_extra = get(record, "producer_extra", None)
+    if producer_extra:
+        payload["producer_extra"] = producer_extra
     columns, errors = _step_columns(payload)
     (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json, extra) = columns
     size = sum(len(t) for t in (action_json, observation_json, info_json, render_json, extra) if t is not None)
@@ -228,6 +237,13 @@ def encode_step_record(record: Any, producer_seq_id: Any = None) -> EncodedStep:
          iso_text(get(record, "timestamp", None))),
         size, errors,
     )
+
+
+def _producer_episode_index(record: Any) -> int | None:
+    """The ``producer_episode_index`` attribute (TelemetryDBSink's records: the event payload's
+    ``episode_index``), used when the episode_id names no index. Pure."""
+    value = getattr(record, "producer_episode_index", None)
+    return value if type(value) is int else None
 
 
 def _metadata_index(metadata: Any) -> int | None:
@@ -256,6 +272,8 @@ def encode_episode_record(rollup: Any, producer_seq_id: Any = None) -> EncodedEp
     index = _metadata_index(metadata)
     if index is None and parsed is not None:
         index = parsed.episode_index
+    if index is None:
+        index = _producer_episode_index(rollup)
     payload: dict[str, Any] = {
         "total_reward": _as_float(get(rollup, "total_reward", None)),
         "length": _as_int(get(rollup, "steps", None)),
@@ -271,6 +289,9 @@ def encode_episode_record(rollup: Any, producer_seq_id: Any = None) -> EncodedEp
     producer_seq = producer_seq_id if producer_seq_id is not None else get(rollup, "seq_id", None)
     if producer_seq is not None:
         payload["producer_seq_id"] = producer_seq
+    producer_extra = get(rollup, "producer_extra", None)
+    if producer_extra:
+        payload["producer_extra"] = producer_extra
     errors = _checked(payload)
     return EncodedEpisode(
         run_id, stored_agent(_text_or_none(get(rollup, "agent_id", None))),

@@ -659,3 +659,26 @@ def test_the_producers_seq_id_is_kept_with_each_row(store: TelemetrySQLiteStore,
     assert [s.step_index for s in reversed(store.recent_steps(10))] == [i for _, i in sent]
     ((extra,),) = rows(store, "SELECT extra_json FROM episodes WHERE run_id = 'r1'")
     assert json.loads(extra)["producer_seq_id"] == 0
+
+
+def test_what_the_records_have_no_field_for_is_kept_with_the_row(store: TelemetrySQLiteStore, bus: RunBus,
+                                                                 made: list[TelemetryDBSink]) -> None:
+    """The hub's payloads carry no episode_id and hold their data in keys such as action_json: the
+    step keeps its episode_index, and those keys stay with the row (EMBEDDING.md 6.3)."""
+    sink = started(made, store, bus)
+    bus.publish(step_event("run-p", hub_step("run-p", 3, episode_index="2", action_json="3",
+                                             observation_json="[1, 2]", policy_label="eps-greedy")))
+    bus.publish(episode_event("run-p", {"run_id": "run-p", "episode_index": "2", "steps": "4",
+                                        "total_reward": 1.5, "backend": "cleanrl"}))
+    wait_until(lambda: sink.stats()["episodes_written"] == 1)
+    sink.stop()
+    ((episode_index, extra_json),) = rows(store, "SELECT episode_index, extra_json FROM steps WHERE run_id = ?",
+                                          "run-p")
+    assert episode_index == 2
+    extra = json.loads(extra_json)
+    assert extra["producer_extra"] == {"action_json": "3", "observation_json": "[1, 2]",
+                                       "policy_label": "eps-greedy", "episode_seed": "0"}
+    assert extra["episode_id"] == ""  # the record's own episode_id reads back as it came
+    ((ep_index, ep_extra),) = rows(store, "SELECT episode_index, extra_json FROM episodes WHERE run_id = ?", "run-p")
+    assert ep_index == 2 and json.loads(ep_extra)["producer_extra"] == {"backend": "cleanrl"}
+    assert [s.step_index for s in store.steps_for_episode("run-p", None, 2)] == [3]
