@@ -3,7 +3,10 @@
 One plain daemon thread (``telemetry-db-sink``) drains the STEP_APPENDED and EPISODE_FINALIZED
 subscriptions it makes itself and hands each event to the store as the existing application's
 records: ``store.record_step(StepRecord(...))`` / ``store.record_episode(EpisodeRollup(...))``
-(conversion in ``db_sink_records``; frames to ``gym_gui.replay`` in ``db_sink_replay``). It needs no
+(conversion in ``db_sink_records``; frames to ``gym_gui.replay`` in ``db_sink_replay``). With this
+project's store and bus it also subscribes RUN_COMPLETED losslessly (``db-sink-runs``) and commits
+each completion after the steps and episodes published before it (``on_run_persisted`` then
+follows), so a run finished by ``RunRegistry.update_run_outcome`` is stored as finished. It needs no
 Qt and no event loop: the existing app's trainer daemon runs it inside asyncio with no
 ``QCoreApplication``. Never stopped, it neither keeps the interpreter alive nor aborts at exit:
 the thread is a daemon, and an exit hook hands what it still holds to the store (waiting at most
@@ -22,7 +25,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry import data_model
@@ -30,8 +33,8 @@ from gym_gui.telemetry.db_sink_records import episode_fields, producer_fields, s
 from gym_gui.telemetry.db_sink_replay import ReplayFrames
 from gym_gui.telemetry.db_sink_sources import SinkSource, subscribe_source
 from gym_gui.telemetry.events import Topic
-from gym_gui.telemetry.run_bus import Waker
-from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.telemetry.run_bus import RunBus, Waker
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore, is_retryable_error
 
 __all__ = ["TelemetryDBSink"]
 
@@ -40,6 +43,9 @@ _log = logging.getLogger(__name__)
 THREAD_NAME = "telemetry-db-sink"
 STEPS_SUBSCRIBER_ID = "db-sink-steps"
 EPISODES_SUBSCRIBER_ID = "db-sink-episodes"
+#: RUN_COMPLETED, subscribed only for this project's store (the existing app publishes none; our
+#: ``RunRegistry.update_run_outcome`` does, for streams that carry no lifecycle records).
+RUNS_SUBSCRIBER_ID = "db-sink-runs"
 #: ``stop`` joins the thread for at most this long.
 STOP_JOIN_TIMEOUT_S = 5.0
 #: At interpreter exit a sink that was never stopped gets this long to hand over what it holds.
@@ -90,8 +96,13 @@ class TelemetryDBSink:
         max_delay_s: float = 0.05,
         poll_interval_s: float = 0.1,
         depth_log_interval_s: float = 2.0,
+        on_run_persisted: Callable[[str], None] | None = None,
     ) -> None:
-        """Keep the settings; no I/O, no subscription, no thread. Any thread; never blocks."""
+        """Keep the settings; no I/O, no subscription, no thread. Any thread; never blocks.
+
+        ``on_run_persisted(run_id)`` (this project's store only) is called from the sink thread once a
+        RUN_COMPLETED is committed after every step and episode the sink had received before it.
+        """
         self.store = store
         self.bus = bus
         self.batch_size = max(1, int(batch_size))
@@ -102,6 +113,7 @@ class TelemetryDBSink:
         self.max_delay_s = max(0.0, float(max_delay_s))
         self.poll_interval_s = max(0.001, float(poll_interval_s))
         self.depth_log_interval_s = float(depth_log_interval_s)
+        self.on_run_persisted = on_run_persisted
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop_event: threading.Event | None = None
@@ -109,7 +121,7 @@ class TelemetryDBSink:
         self._rate_log = RateLimitedLog(_log, interval_s=1.0)
         self._counts_lock = threading.Lock()
         self._counts = {"steps_written": 0, "episodes_written": 0, "batches": 0, "checkpoints": 0,
-                        "errors": 0, "conversion_issues": 0, "skipped": 0}
+                        "errors": 0, "conversion_issues": 0, "skipped": 0, "runs_completed": 0}
         self._pending_count = 0
 
     # -- control (any thread) --------------------------------------------------------------------
@@ -180,6 +192,9 @@ class TelemetryDBSink:
                                          (Topic.STEP_APPENDED, STEPS_SUBSCRIBER_ID)):
                 sources.append(subscribe_source(self.bus, topic, subscriber_id, self.writer_queue_size,
                                                 lossless, waker))
+            if isinstance(self.store, TelemetrySQLiteStore) and isinstance(self.bus, RunBus):
+                sources.append(subscribe_source(self.bus, Topic.RUN_COMPLETED, RUNS_SUBSCRIBER_ID,
+                                                self.writer_queue_size, True, waker))
             self._sources = sources
             writer = _BatchWriter(self)
         except Exception:
@@ -194,9 +209,11 @@ class TelemetryDBSink:
         finally:
             for source in sources:
                 source.close()
+            runs_tail = sources[2].drain() if len(sources) > 2 else []
             episodes_tail = sources[0].drain()  # what arrived since the last round
             writer.write_all(sources[1].drain(), episodes_tail)
             writer.finish()
+            writer.write_completions(runs_tail)
 
     def _loop(self, stop_event: threading.Event, sources: list[SinkSource], writer: _BatchWriter) -> None:
         state = _LoopState(time.monotonic() + self.depth_log_interval_s)
@@ -214,8 +231,10 @@ class TelemetryDBSink:
                    state: _LoopState) -> bool:
         """One drain / write / wait round; True when the sink is done (after a stop request)."""
         pending = state.pending
-        episodes, steps = sources
+        episodes, steps = sources[0], sources[1]
         stopping = stop_event.is_set()
+        # Completions first: every step and episode published before one is then drained with it.
+        completions = sources[2].drain() if len(sources) > 2 else []
         drained_episodes = episodes.drain()
         drained_steps = steps.drain()
         if drained_steps or drained_episodes:
@@ -228,11 +247,14 @@ class TelemetryDBSink:
             del pending[:self.batch_size]  # the rest arrived no earlier than oldest_at
             writer.write(batch)
         now = time.monotonic()
-        if pending and (stopping or now - state.oldest_at >= self.max_delay_s):
+        if pending and (stopping or completions or now - state.oldest_at >= self.max_delay_s):
             batch = pending[:]
             pending.clear()
             writer.write(batch)
         self._pending_count = len(pending)
+        if completions:
+            writer.finish_store_writes()
+            writer.write_completions(completions)
         if stopping:
             return True
         if now >= state.next_depth_log:
@@ -365,15 +387,51 @@ class _BatchWriter:
             self.sink._count("errors")
             self.sink._rate_log.log(logging.ERROR, "checkpoint", "TelemetryDBSink: checkpoint_wal failed: %s", exc)
 
-    def finish(self) -> None:
-        """Flush the store if it can, close the replay writers."""
+    def finish_store_writes(self) -> None:
+        """Block until the store has committed what it was handed (``flush()``, when it has one)."""
         flush = getattr(self.store, "flush", None)
         if callable(flush):
             try:
                 flush()
             except Exception as exc:
                 self.sink._count("errors")
-                _log.error("TelemetryDBSink: store.flush() at exit failed: %s", exc)
+                _log.error("TelemetryDBSink: store.flush() failed: %s", exc)
+
+    def write_completions(self, events: list[Any]) -> None:
+        """Commit RUN_COMPLETED events through the store's event API, after ``finish_store_writes``.
+
+        Retried with backoff while the database is locked or busy (never dropped silently: a failure
+        that is not retryable is counted and logged); ``on_run_persisted`` follows each commit.
+        """
+        if not events:
+            return
+        delay_s = 0.05
+        for _attempt in range(20):
+            try:
+                result = self.store.write_batch(events)
+                break
+            except Exception as exc:
+                self.sink._count("errors")
+                self.sink._rate_log.log(logging.ERROR, "completion", "TelemetryDBSink: storing %d run "
+                                        "completion(s) failed: %s: %s", len(events), type(exc).__name__, exc)
+                if not is_retryable_error(exc):
+                    return
+                time.sleep(delay_s)  # the sink thread's own backoff; nothing else waits on it
+                delay_s = min(1.0, delay_s * 2)
+        else:
+            return
+        self.sink._count("runs_completed", len(result.completed_runs))
+        callback = self.sink.on_run_persisted
+        for run_id in result.completed_runs:
+            if callback is not None:
+                try:
+                    callback(run_id)
+                except Exception:
+                    _log.exception("TelemetryDBSink: on_run_persisted(%r) failed", run_id)
+
+    def finish(self) -> None:
+        """Flush the store if it can, close the replay writers."""
+        self.finish_store_writes()
         if self.replay is not None:
             self.replay.close()
 

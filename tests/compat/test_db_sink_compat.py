@@ -27,6 +27,8 @@ from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 SINK_KEYS = {"STEP_APPENDED:db-sink-steps", "EPISODE_FINALIZED:db-sink-episodes"}
+#: With this project's store and bus the sink also stores run completions.
+OUR_SINK_KEYS = SINK_KEYS | {"RUN_COMPLETED:db-sink-runs"}
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -131,11 +133,11 @@ def test_start_returns_at_once_and_its_daemon_thread_subscribes(store: Telemetry
     bus.subscribed.connect(lambda _bus, subscription: subscribed_by.append(threading.current_thread().name),
                            weak=False)
     sink.start()
-    wait_until(lambda: SINK_KEYS <= set(bus.queue_sizes()))
-    assert subscribed_by == ["telemetry-db-sink", "telemetry-db-sink"]
+    wait_until(lambda: OUR_SINK_KEYS <= set(bus.queue_sizes()))
+    assert subscribed_by == ["telemetry-db-sink"] * 3
     (thread,) = sink_threads()
     assert thread.daemon
-    assert {s.key for s in bus.subscriptions()} == SINK_KEYS
+    assert {s.key for s in bus.subscriptions()} == OUR_SINK_KEYS
     with caplog.at_level(logging.INFO, logger="gym_gui.telemetry.db_sink"):
         sink.start()
     assert "already running" in caplog.text
@@ -221,10 +223,11 @@ def test_lossless_for_our_store_bounded_to_writer_queue_size_otherwise(store: Te
         return {s.key: (s.maxlen, s.maxsize) for s in bus.subscriptions()}
 
     sink = started(made, store, bus, writer_queue_size=512)
-    assert sizes() == {key: (None, 0) for key in SINK_KEYS}  # lossless: our store keeps everything
+    assert sizes() == {key: (None, 0) for key in OUR_SINK_KEYS}  # lossless: our store keeps everything
     sink.stop()
     sink = started(made, store, bus, writer_queue_size=512, lossless=False)
-    assert sizes() == {key: (512, 512) for key in SINK_KEYS}  # the existing app's drop-oldest queues
+    completions = {"RUN_COMPLETED:db-sink-runs": (None, 0)}  # always lossless: one event per run
+    assert sizes() == {key: (512, 512) for key in SINK_KEYS} | completions  # the existing app's drop-oldest queues
     sink.stop()
 
     class OtherStore:  # any object with the record API: bounded by default, as in the existing app
@@ -245,7 +248,7 @@ def test_a_newer_sink_under_the_same_ids_replaces_and_keeps_its_subscriptions(
     second.start()
     wait_until(lambda: not (set(bus.subscriptions()) & old))
     first.stop()  # must not unsubscribe the second sink's subscriptions
-    assert {s.key for s in bus.subscriptions()} == SINK_KEYS
+    assert {s.key for s in bus.subscriptions()} == OUR_SINK_KEYS
     bus.publish(step_event("r1", hub_step("r1", 0, episode_id="r1-ep000000")))
     wait_until(lambda: second.stats()["steps_written"] == 1)
 
@@ -312,7 +315,7 @@ def test_stop_gives_up_joining_a_stuck_thread_logs_it_and_forgets_it(db_path: Pa
         stuck.join(5)
         assert not stuck.is_alive()
         wait_until(lambda: sink.stats()["steps_written"] == 2)
-        assert {s.key for s in bus.subscriptions()} == SINK_KEYS  # the old thread left the new ones alone
+        assert {s.key for s in bus.subscriptions()} == OUR_SINK_KEYS  # the old thread left the new ones alone
     finally:
         release.set()
         for s in made:
@@ -682,3 +685,30 @@ def test_what_the_records_have_no_field_for_is_kept_with_the_row(store: Telemetr
     ((ep_index, ep_extra),) = rows(store, "SELECT episode_index, extra_json FROM episodes WHERE run_id = ?", "run-p")
     assert ep_index == 2 and json.loads(ep_extra)["producer_extra"] == {"backend": "cleanrl"}
     assert [s.step_index for s in store.steps_for_episode("run-p", None, 2)] == [3]
+
+
+def test_a_run_completion_is_committed_after_the_steps_before_it(store: TelemetrySQLiteStore, bus: RunBus,
+                                                                 made: list[TelemetryDBSink]) -> None:
+    """Streams without lifecycle records are finished by a RUN_COMPLETED published for them (our
+    RunRegistry.update_run_outcome): the sink stores it after the run's steps and says so."""
+    persisted: list[str] = []
+    done = threading.Event()
+
+    def on_persisted(run_id: str) -> None:
+        persisted.append(run_id)
+        done.set()
+
+    sink = TelemetryDBSink(store, bus, on_run_persisted=on_persisted)
+    made.append(sink)
+    sink.start()
+    wait_until(lambda: "RUN_COMPLETED:db-sink-runs" in bus.queue_sizes())
+    for step in range(300):
+        bus.publish(step_event("run-c", hub_step("run-c", step), seq_id=step + 1))
+    bus.publish(TelemetryEvent(topic=Topic.RUN_COMPLETED, run_id="run-c", agent_id=None, seq_id=301,
+                               ts_iso="2025-01-01T00:00:05+00:00", payload={"outcome": "completed"}))
+    assert done.wait(10)
+    assert persisted == ["run-c"]
+    run = store.run("run-c")
+    assert run is not None and run.status == "completed"
+    assert rows(store, "SELECT COUNT(*) FROM steps WHERE run_id = ?", "run-c") == [(300,)]
+    assert sink.stats()["runs_completed"] == 1
