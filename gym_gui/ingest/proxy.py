@@ -277,7 +277,11 @@ class TelemetryProxy:
         except RecordRejected as exc:
             self._reject(exc.reason, line_no, exc.detail)
             return None
-        return self._publish(*fields)
+        try:
+            return self._publish(*fields)
+        except Exception as exc:  # a bug here must cost this line only
+            self._reject(RejectReason.INTERNAL_ERROR, line_no, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")
+            return None
 
     def _reject(self, reason: str, line_no: int | None, detail: str) -> None:
         """Count and report one record that cannot become an event. Caller holds ``_feed_lock``."""

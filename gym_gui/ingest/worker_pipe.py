@@ -4,7 +4,9 @@ A worker that starts a grandchild (a data loader, a shell, ``sleep``) may hand i
 stderr; the pipe then reaches end-of-file only when the grandchild exits too, maybe never.
 ``ExitBoundedPipe`` reads the pipe like a file, but once the worker has exited it returns what is
 already in the pipe and then ends: everything the worker wrote before exiting is in the pipe by
-then, so nothing of the worker's is lost, and a grandchild gets at most ``drain_s`` more.
+then. Those bytes (counted with FIONREAD when the exit is seen) are always read, however long the
+reader is held up; after them, bytes keep being read while they arrive without a pause, for at
+most ``drain_s``: a grandchild gets that long, never the worker's own output less.
 
 It also watches an optional ``parent_fd`` (the write end of the pipe to our parent): when the
 parent process is gone that end reports an error, and ``on_parent_gone`` runs (the ingest child
@@ -16,11 +18,14 @@ plain pipe does.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
 import os
 import select
 import signal
+import struct
+import termios
 import time
 from typing import Callable
 
@@ -72,7 +77,10 @@ class ExitBoundedPipe(io.RawIOBase):
         self._fd = fd
         self._drain_s = drain_s
         self._pidfd = None if worker_pid is None else open_pidfd(worker_pid)
-        self._deadline: float | None = time.monotonic() + drain_s if self._pidfd == -1 else None
+        self._deadline: float | None = None
+        self._owed = 0  # bytes in the pipe when the worker's exit was seen: the worker's own, always read
+        if self._pidfd == -1:
+            self._worker_exited()
         self._poll = select.poll()
         self._poll.register(fd, _IN | _GONE)
         if self._pidfd is not None and self._pidfd >= 0:
@@ -96,6 +104,10 @@ class ExitBoundedPipe(io.RawIOBase):
         """Read into ``buffer``; 0 at the end (EOF, or the worker exited and the pipe is drained)."""
         while True:
             if self._deadline is not None:
+                if self._owed > 0:
+                    n = self._read(memoryview(buffer)[: self._owed] if len(buffer) > self._owed else buffer)
+                    self._owed = 0 if n == 0 else self._owed - n
+                    return n
                 if time.monotonic() >= self._deadline or not self._now_poll.poll(0):
                     return 0  # the worker is gone and what it wrote has been read
                 return self._read(buffer)
@@ -106,10 +118,18 @@ class ExitBoundedPipe(io.RawIOBase):
                     assert self._on_parent_gone is not None
                     self._on_parent_gone()
                 elif fd == self._pidfd:
-                    self._deadline = time.monotonic() + self._drain_s
                     self._poll.unregister(fd)
-            if self._now_poll.poll(0):
+                    self._worker_exited()
+            if self._deadline is None and self._now_poll.poll(0):
                 return self._read(buffer)
+
+    def _worker_exited(self) -> None:
+        """From now on: read what the pipe holds (the worker's last output), then at most ``drain_s`` more."""
+        self._deadline = time.monotonic() + self._drain_s
+        try:
+            self._owed = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:  # not a pipe or a socket: it reaches EOF by itself
+            self._owed = 0
 
     def _read(self, buffer: bytearray | memoryview) -> int:
         data = os.read(self._fd, len(buffer))

@@ -125,3 +125,26 @@ def test_a_grandchild_holding_stdout_does_not_delay_the_end(
         assert completion.payload["outcome"] == "failed" and completion.payload["exit_code"] == 3
         assert "leaving my grandchild behind" in completion.payload["stderr_tail"]
     assert proxy.stop(5)
+
+
+def test_what_the_worker_left_in_the_pipe_is_read_however_late_the_reader_comes() -> None:
+    """The drain time bounds waiting for a grandchild, never reading what the worker wrote: a reader
+    held up by back-pressure for longer than ``drain_s`` still gets every byte."""
+    from gym_gui.ingest.worker_pipe import ExitBoundedPipe
+
+    read_fd, write_fd = os.pipe()  # the test keeps write_fd open, as a grandchild would
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", "pass"])
+        pipe = ExitBoundedPipe(read_fd, worker.pid, drain_s=0.1)
+        data = b"".join(b'{"line": %d}\n' % i for i in range(3000))[:60_000]
+        os.write(write_fd, data)  # what "the worker" wrote before it exited
+        worker.wait(10)
+        got = bytearray(pipe.read(4096))  # sees the worker's exit
+        time.sleep(0.3)  # then is held up (back-pressure) longer than the drain time
+        while chunk := pipe.read(4096):
+            got += chunk
+        assert bytes(got) == data
+        pipe.close()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
