@@ -25,10 +25,9 @@ import signal
 import sqlite3
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
@@ -138,27 +137,33 @@ class _Terminated(BaseException):
     """Raised in the main thread by the first SIGTERM: handled like Ctrl+C."""
 
 
-@contextmanager
-def _sigterm_like_sigint() -> Iterator[None]:
-    """While inside: the first SIGTERM raises _Terminated in the main thread, later ones are noted
-    and ignored (the shutdown that stores the backlog must not be cut short). Main thread only."""
-    state = {"seen": False}
+class _SigtermLikeSigint:
+    """SIGTERM handled like Ctrl+C: while ``armed`` (following the run) the first one raises
+    _Terminated in the main thread; otherwise (starting, storing the backlog) it is only noted, so
+    the shutdown that stores the backlog is never cut short. Main thread only."""
 
-    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-        if state["seen"]:
-            return
-        state["seen"] = True
-        raise _Terminated()
+    def __init__(self) -> None:
+        self.armed = False
+        self.received = False
+        self._previous: Any = None
 
-    try:
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread: nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
+        first = not self.received
+        self.received = True
+        if first and self.armed:
+            self.armed = False
+            raise _Terminated()
+
+    def __enter__(self) -> _SigtermLikeSigint:
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: nothing to install
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 class _DbFileWatch:
@@ -230,14 +235,22 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     print(f"database: {shown_id(str(args.db.resolve()), 300)}", file=out)
     interactive = out.isatty()
     outcome: dict[str, Any] = {"signal_exit": None, "db_gone": False}
-    with _sigterm_like_sigint():
+    with _SigtermLikeSigint() as sigterm:
         try:
             try:
                 proxy.spawn(argv_to_run)
             except OSError as exc:
                 print(f"cannot start the worker {shown_id(argv_to_run[0], 300)!r}: {shown_id(str(exc), 300)}", file=out)
                 return EXIT_CANNOT_START
-            _follow(out, progress, proxy, sink, interactive, watch, args.progress_interval_s, outcome)
+            try:
+                sigterm.armed = not sigterm.received
+                if sigterm.received:  # it came while starting: stop at once, as if it came now
+                    raise _Terminated()
+                _follow(out, progress, proxy, sink, interactive, watch, args.progress_interval_s, outcome)
+            except _Terminated:
+                _on_terminated(out, proxy, outcome)
+            finally:
+                sigterm.armed = False
         finally:
             flushed = _shut_down(proxy, sink, args.flush_timeout_s)
     _print_progress(out, progress, proxy, sink, interactive, final=True)
@@ -268,10 +281,12 @@ def _follow(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, 
         outcome["signal_exit"] = EXIT_CODES["cancelled"]
         print("\ninterrupted: stopping the worker", file=out, flush=True)
         proxy.stop(5.0)
-    except _Terminated:
-        outcome["signal_exit"] = EXIT_TERMINATED
-        print("\nterminated (SIGTERM): stopping the worker", file=out, flush=True)
-        proxy.stop(5.0)
+
+
+def _on_terminated(out: TextIO, proxy: TelemetryProxy, outcome: dict[str, Any]) -> None:
+    outcome["signal_exit"] = EXIT_TERMINATED
+    print("\nterminated (SIGTERM): stopping the worker", file=out, flush=True)
+    proxy.stop(5.0)
 
 
 def _shut_down(proxy: TelemetryProxy, sink: Any, timeout_s: float) -> bool:
