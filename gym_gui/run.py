@@ -37,7 +37,7 @@ from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.workers.runtime import new_run_id
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
-from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.telemetry.sqlite_store import SchemaVersionError, TelemetrySQLiteStore
 
 __all__ = ["build_parser", "main", "split_command", "worker_argv"]
 
@@ -200,8 +200,10 @@ def _open_store(db: Path, out: TextIO) -> TelemetrySQLiteStore | None:
     """The store, or None after printing one line that says why it cannot be opened."""
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
+        if db.exists():
+            open(db, "r+b").close()  # SQLite would fall back to read-only and fail on the first write
         return TelemetrySQLiteStore(db)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, SchemaVersionError) as exc:  # (a foreign or newer file: SchemaVersionError)
         print(f"cannot open the database {shown_id(str(db), 300)}: {shown_id(str(exc), 300)}", file=out)
         return None
 

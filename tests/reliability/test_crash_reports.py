@@ -22,6 +22,7 @@ import pytest
 from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 RUN = [sys.executable, "-m", "gym_gui.run"]
 
@@ -89,27 +90,34 @@ def test_a_database_deleted_mid_run_is_reported_promptly_and_counted(
     assert not db.exists()  # the summary did not create an empty database in its place
 
 
-@pytest.mark.parametrize("where", ["proc", "parent-is-a-file", "read-only-file"])
+@pytest.mark.parametrize("where", ["proc", "parent-is-a-file", "read-only-file", "not-a-telemetry-db"])
 def test_a_database_that_cannot_be_opened_is_one_clear_line(where: str, tmp_path: Path, cli: Callable[..., Any]) -> None:
     if where == "proc":
         db = Path("/proc/gym-gui-test.sqlite")
         if not Path("/proc").is_dir():
             pytest.skip("no /proc")
+    elif where == "not-a-telemetry-db":
+        db = tmp_path / "foreign.sqlite"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE t (x)")
     elif where == "parent-is-a-file":
         (tmp_path / "afile").write_text("x")
         db = tmp_path / "afile" / "x.sqlite"
     else:
         db = tmp_path / "ro.sqlite"
-        sqlite3.connect(db).close()
+        TelemetrySQLiteStore(db).close()
         db.chmod(0o444)
         tmp_path.chmod(0o555)
-        if os.access(db, os.W_OK):
+        if os.access(db, os.W_OK):  # root writes read-only files: make it immutable instead
             tmp_path.chmod(0o755)
-            pytest.skip("this user can write read-only files (root)")
+            if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+                pytest.skip("this user can write read-only files and cannot make one immutable")
     try:
         result = cli("--db", str(db), "--", sys.executable, "-c", "pass")
     finally:
         tmp_path.chmod(0o755)
+        if where == "read-only-file":
+            subprocess.run(["chattr", "-i", str(db)], capture_output=True)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "cannot open the database" in result.stdout
