@@ -220,6 +220,10 @@ def migrate_in_place(path: str | Path) -> ConversionCounts | None:
             if found.kind != "legacy":
                 conn.execute("ROLLBACK")
                 return None
+            others = _other_objects(conn)
+            if others:
+                raise _refusal(path, f"it also has {', '.join(others)}, which renaming and dropping its tables "
+                                     "would break")
             try:
                 backup = _backup(path)
             except (sqlite3.Error, OSError) as exc:
@@ -242,6 +246,13 @@ def migrate_in_place(path: str | Path) -> ConversionCounts | None:
     _log.info("migrated %s from the existing gym_gui app's schema to telemetry schema %d (backup %s): %s",
               path, sqlite_schema.SCHEMA_VERSION, backup, counts)
     return counts
+
+
+def _other_objects(conn: sqlite3.Connection) -> list[str]:
+    """Views, and triggers other than the app's own, that the in-place conversion would leave dangling."""
+    return [f"{kind} {name}" for kind, name in conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE type = 'view' OR type = 'trigger' AND name != 'trigger_steps_unique' "
+        "ORDER BY type, name")]
 
 
 def _convert_in_place(conn: sqlite3.Connection, tables: tuple[str, ...]) -> ConversionCounts:

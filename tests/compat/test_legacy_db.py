@@ -345,6 +345,20 @@ def test_a_read_only_legacy_file_is_refused_and_left_byte_identical(tmp_path: Pa
         path.chmod(0o644)
 
 
+def test_a_legacy_file_with_a_view_of_its_own_is_refused_unchanged_and_can_be_imported(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.sqlite"
+    build_legacy_file(path, journal_mode="delete")
+    conn = sqlite3.connect(str(path))
+    conn.execute("CREATE VIEW rewards AS SELECT episode_id, SUM(reward) AS total FROM steps GROUP BY episode_id")
+    conn.commit()
+    conn.close()
+    caught = _refused_unchanged(path, r"it also has view rewards, which renaming.*left unchanged")
+    assert "python -m gym_gui.db import" in str(caught.value)
+    done = _gym_db("import", str(path), str(tmp_path / "ours.sqlite"))
+    assert done.returncode == 0, done.stderr
+    check_every_row_kept(tmp_path / "ours.sqlite")
+
+
 @pytest.mark.parametrize("journal_mode", ["wal", "delete"])
 def test_a_migration_that_fails_midway_leaves_the_file_byte_identical(tmp_path: Path, journal_mode: str,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
