@@ -322,6 +322,31 @@ def _refused_unchanged(path: Path, match: str) -> pytest.ExceptionInfo[SchemaVer
     return caught
 
 
+def test_a_file_of_an_early_app_version_without_the_later_columns_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.sqlite"
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("CREATE TABLE steps (episode_id TEXT NOT NULL, step_index INTEGER NOT NULL, action INTEGER, "
+                 "observation BLOB, reward REAL NOT NULL, terminated INTEGER NOT NULL, truncated INTEGER NOT NULL, "
+                 "info BLOB, render_payload BLOB, timestamp TEXT NOT NULL)")
+    conn.execute("CREATE TABLE episodes (episode_id TEXT PRIMARY KEY, total_reward REAL NOT NULL, steps INTEGER NOT NULL, "
+                 "terminated INTEGER NOT NULL, truncated INTEGER NOT NULL, metadata BLOB, timestamp TEXT NOT NULL)")
+    conn.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     [("old-run-ep000004", i, 1, b"[1]", 1.0, int(i == 1), 0, b"{}", None, T.format(i, 0))
+                      for i in range(2)])
+    conn.execute("INSERT INTO episodes VALUES (?,?,?,?,?,?,?)",
+                 ("old-run-ep000004", 2.0, 2, 1, 0, b'{"seed": 3}', T.format(5, 0)))
+    conn.close()
+    with TelemetrySQLiteStore(path) as store:
+        steps = store.steps_for_episode("old-run", None, 4)
+        assert [(s.step_index, s.terminated, s.payload["render_payload"]) for s in steps] == [
+            (0, False, None), (1, True, None)]
+        (episode,) = store.episode_records("old-run")
+        assert (episode.episode_index, episode.total_reward, episode.length, episode.payload["metadata"]) == (
+            4, 2.0, 2, {"seed": 3})
+        assert [r.run_id for r in store.runs()] == ["old-run"]
+    assert _raw(path).execute("SELECT episode_id, ep_index FROM episodes").fetchall() == [("old-run-ep000004", 4)]
+
+
 def test_a_foreign_file_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
     conn = sqlite3.connect(str(path))
