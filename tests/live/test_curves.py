@@ -1,0 +1,137 @@
+"""CurveData and the curve reads: every episode once, rolling figures, success rule, stored history."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gym_gui.live.curves import CurveData, EpisodePoint, episode_success, iso_to_epoch_s, point_from_payload
+from gym_gui.telemetry.curve_reads import PARTIAL_OUTCOME, load_curves_from_store, partial_episodes_from_store
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+TS = "2024-05-01T12:00:{:02d}.000000+00:00"
+
+
+def _point(i: int, ret: float = 1.0, length: float = 10.0, success: float = math.nan,
+           meta: dict[str, float] | None = None) -> EpisodePoint:
+    return EpisodePoint(i, ret, length, success, 1000.0 + i, meta or {})
+
+
+def _episode(run: str, seq: int, index: int, reward: float, **extra: object) -> TelemetryEvent:
+    payload = {"episode_index": index, "total_reward": reward, "length": 3, "terminated": True,
+               "truncated": False, **extra}
+    return TelemetryEvent(Topic.EPISODE_FINALIZED, run, "a", seq, TS.format(seq % 60), payload)
+
+
+def _step(run: str, seq: int, episode: int, step: int, reward: float) -> TelemetryEvent:
+    payload = {"episode_index": episode, "step_index": step, "action": 0, "observation": 0, "reward": reward,
+               "terminated": False, "truncated": False, "info": {}, "render_payload": None}
+    return TelemetryEvent(Topic.STEP_APPENDED, run, "a", seq, TS.format(seq % 60), payload)
+
+
+def test_every_episode_reaches_the_curves_once_whatever_the_order() -> None:
+    data = CurveData(window=3)
+    assert data.add_points([_point(i, ret=i) for i in range(5)]) == 5
+    # live again, backfilled late episodes, a history with everything: nothing twice
+    assert data.add_points([_point(3), _point(4)]) == 0
+    assert data.add_points([_point(7, ret=7), _point(6, ret=6), _point(5, ret=5)]) == 3
+    history = CurveData.from_columns(np.arange(10), np.arange(10.0), np.full(10, 10.0), np.full(10, np.nan),
+                                     np.arange(10.0))
+    assert data.merge_from(history) == 2
+    assert data.column("index").tolist() == list(range(10))
+    assert data.column("return").tolist() == [float(i) for i in range(10)]
+    assert data.duplicates == 2 + 8
+    # rolling mean over 3 episodes and cumulative steps, recomputed across the merge
+    assert data.column("return_mean").tolist() == pytest.approx([0, 0.5, 1, 2, 3, 4, 5, 6, 7, 8])
+    assert data.column("steps_end").tolist() == [10.0 * (i + 1) for i in range(10)]
+
+
+def test_late_episode_recomputes_the_derived_columns_from_its_place() -> None:
+    data = CurveData(window=2)
+    data.add_points([_point(0, ret=0), _point(2, ret=2, length=5)])
+    data.add_points([_point(1, ret=4, length=1)])
+    assert data.column("index").tolist() == [0, 1, 2]
+    assert data.column("return_mean").tolist() == pytest.approx([0, 2, 3])
+    assert data.column("steps_end").tolist() == [10, 11, 16]
+
+
+def test_success_rate_is_rolling_over_known_episodes() -> None:
+    data = CurveData(window=2)
+    data.add_points([_point(0, success=1.0), _point(1, success=math.nan), _point(2, success=0.0),
+                     _point(3, success=0.0)])
+    rate = data.column("success_rate").tolist()
+    assert rate[:3] == [1.0, 1.0, 0.0] and rate[3] == 0.0
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"metadata": {"is_success": True}, "terminated": True, "total_reward": -1}, 1.0),
+    ({"success": False, "outcome": "success"}, 0.0),
+    ({"outcome": "success", "truncated": True}, 1.0),  # CartPole: 500 steps, truncated, a success
+    ({"outcome": "failure", "terminated": True, "total_reward": 20.0}, 0.0),
+    ({"terminated": True, "total_reward": 1.0}, 1.0),
+    ({"terminated": True, "total_reward": 0.0}, 0.0),
+    ({"truncated": True}, 0.0),
+    ({"total_reward": 3.0}, None),
+])
+def test_success_rule(payload: dict[str, object], expected: float | None) -> None:
+    found = episode_success(payload)
+    assert (math.isnan(found) if expected is None else found == expected)
+
+
+def test_metadata_and_heartbeat_numbers_become_series() -> None:
+    data = CurveData()
+    data.add_points([_point(0, meta={"epsilon": 1.0}), _point(1, meta={"epsilon": 0.5, "loss": 2.0})])
+    assert data.add_heartbeat(TS.format(1), {"interval_s": 1.0, "stats": {"steps_done": 30, "episodes_done": 2,
+                                                                         "steps_per_s": 12.5, "epsilon": 0.4}})
+    assert not data.add_heartbeat(TS.format(2), {"stats": {"note": "x"}})
+    names = data.series_names()
+    assert names[:4] == ["return", "return_mean", "length", "success_rate"]
+    assert {"meta:epsilon", "meta:loss", "hb:steps_per_s", "hb:epsilon"} <= set(names)
+    x, y = data.series("meta:loss", "episode")
+    assert x.tolist() == [0, 1] and math.isnan(y[0]) and y[1] == 2.0
+    x, y = data.series("hb:steps_per_s", "step")
+    assert x.tolist() == [30] and y.tolist() == [12.5]
+    x, _ = data.series("return", "wall")
+    assert x.tolist() == [1000.0, 1001.0]
+
+
+def test_views_are_not_copies_and_buffers_grow() -> None:
+    data = CurveData()
+    data.add_points([_point(i) for i in range(1000)])
+    x, y = data.series("return", "episode")
+    assert x.base is not None and len(x) == 1000
+    assert iso_to_epoch_s("2024-05-01T12:00:00+00:00") == iso_to_epoch_s("2024-05-01T12:00:00")
+    assert point_from_payload({"episode_index": "3"}, None) is None
+
+
+def test_stored_curves_and_partial_episode(tmp_path: Path) -> None:
+    store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    try:
+        run = "r1"
+        events = [TelemetryEvent(Topic.RUN_STARTED, run, "a", 1, TS.format(1), {"config": {"episodes": 5}})]
+        seq = 2
+        for ep in range(3):
+            for st in range(3):
+                events.append(_step(run, seq, ep, st, 1.0))
+                seq += 1
+            events.append(_episode(run, seq, ep, 3.0, outcome="success" if ep == 1 else "failure",
+                                   metadata={"epsilon": 1.0 - ep / 10, "tag": "x"}))
+            seq += 1
+        for st in range(2):  # episode 3 never finished: the worker died
+            events.append(_step(run, seq, 3, st, 0.5))
+            seq += 1
+        store.write_batch(events)
+        data = load_curves_from_store(store, run, "a", window=2)
+        assert data.column("index").tolist() == [0, 1, 2]
+        assert data.column("success").tolist() == [0.0, 1.0, 0.0]
+        assert data.series("meta:epsilon")[1].tolist() == pytest.approx([1.0, 0.9, 0.8])
+        partial = partial_episodes_from_store(store, run)
+        assert [(p.agent_id, p.episode_index, p.length, p.total_reward, p.outcome) for p in partial] == [
+            ("a", 3, 2, 1.0, PARTIAL_OUTCOME)]
+        assert store.steps_for_episode(run, "a", 3)  # replayable: its steps are there
+    finally:
+        store.close()
