@@ -108,6 +108,7 @@ class TelemetryProxy:
         self._runs_completed: set[str] = set()
         self._held_failures: dict[str, tuple[Any, ...]] = {}  # run_id -> a worker's own `failed` completion
         self._reader_failed = False
+        self._pipes: list[ExitBoundedPipe] = []  # a spawned worker's stdout/stderr readers (they hold pidfds)
         self._lines_read = 0
         self._blank_lines = 0
         self._published: dict[Topic, int] = {}
@@ -142,13 +143,15 @@ class TelemetryProxy:
             raise
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
-        stderr = buffered(ExitBoundedPipe(proc.stderr.fileno(), proc.pid, drain_s=self._exit_drain_s))
+        self._pipes.append(ExitBoundedPipe(proc.stderr.fileno(), proc.pid, drain_s=self._exit_drain_s))
+        stderr = buffered(self._pipes[-1])
         self._stderr_reader = threading.Thread(
             target=self._stderr_tail.consume, args=(stderr, self.name), name=f"{self.name}-stderr", daemon=True
         )
         self._stderr_reader.start()
         if not self._decode_in_subprocess:
-            self._start_reader(ExitBoundedPipe(proc.stdout.fileno(), proc.pid, drain_s=self._exit_drain_s))
+            self._pipes.append(ExitBoundedPipe(proc.stdout.fileno(), proc.pid, drain_s=self._exit_drain_s))
+            self._start_reader(self._pipes[-1])
             return proc
         self._ingest_proc = start_ingest_child(
             proc, default_agent_id=self._default_agent_id, default_run_id=self._default_run_id,
@@ -476,10 +479,11 @@ class TelemetryProxy:
         exit_code = proc.wait()
         if self._stderr_reader is not None:
             self._stderr_reader.join(self._exit_drain_s + 1.0)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None and (self._stderr_reader is None or not self._stderr_reader.is_alive()):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+        if self._stderr_reader is None or not self._stderr_reader.is_alive():
+            for pipe in (*self._pipes, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
         return exit_code, ingest_failure

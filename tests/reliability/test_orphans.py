@@ -80,6 +80,7 @@ def test_kill_9_of_the_parent_ends_the_worker_and_the_ingest_child(
     assert not _gone(worker)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
+    parent.stdout.close()
     assert _wait_until(lambda: _gone(worker), 10), f"worker {worker} outlived its parent"
     if ingest:
         assert _wait_until(lambda: _gone(ingest), 10), f"ingest child {ingest} outlived its parent"
