@@ -351,6 +351,9 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         f"{lost} lost; producer paused {sink_stats['gate_paused_s']:.2f} s",
         file=out,
     )
+    not_stored = stats["rejected_total"] + lost
+    print(f"  not stored: {not_stored} ({stats['rejected_total']} rejected lines, {lost} unstored events)"
+          if not_stored else "  not stored: nothing", file=out)
     print(f"database: {shown_id(str(db.resolve()), 300)}", file=out)
     if db_gone:
         print(f"  ERROR: the database file was deleted during the run; {published} events are lost", file=out)

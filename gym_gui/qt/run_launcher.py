@@ -22,7 +22,10 @@ class RunLauncher(QObject):
     ``run_exited(run_id, exit_code)`` is emitted on the GUI thread once a run's proxy has published
     everything, RUN_COMPLETED included (``exit_code`` is None for a worker that was never reaped).
     Finished proxies are polled by a QTimer; cancelling runs the proxy's blocking ``stop`` on a
-    short-lived thread, so the GUI thread never waits for a worker.
+    short-lived thread, so the GUI thread never waits for a worker. Workers are spawned on the GUI
+    thread (the main thread), so they and their ingest children get the parent-death signal and
+    end with the GUI, even after a ``kill -9`` (docs/reliability.md); a worker's run ends at its
+    exit even when a grandchild keeps its pipes open.
     """
 
     run_exited = Signal(str, object)
