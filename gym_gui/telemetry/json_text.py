@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-__all__ = ["MAX_JSON_DEPTH", "NestingTooDeep", "dump_json", "encode_json", "json_default", "load_json",
+__all__ = ["MAX_JSON_DEPTH", "NestingTooDeep", "quarantine_text", "dump_json", "encode_json", "json_default", "load_json",
            "load_json_exact", "may_hold_big_int", "nesting_exceeds", "stdlib_encode", "text_nesting_exceeds"]
 
 #: The deepest nesting of arrays and objects a stored or transported JSON value may have.
@@ -146,6 +146,26 @@ def encode_json(value: Any) -> str:
     if "null" in text:  # (faster on str than on bytes)
         return stdlib_encode(value)
     return text
+
+
+def quarantine_text(value: Any, max_repr_chars: int = 100_000) -> str:
+    """JSON text of a value that failed normal encoding, to keep it aside: never raises. Any thread; pure.
+
+    Unknown objects become their ``repr``; a value nested deeper than ``MAX_JSON_DEPTH`` (or one
+    the stdlib cannot encode at all) becomes ``{"repr": "..."}``, its ``repr`` cut to
+    ``max_repr_chars`` (or a note when even that fails, e.g. a value too deep for ``repr``).
+    """
+    try:
+        if nesting_exceeds(value):
+            raise NestingTooDeep()
+        return json.dumps(dict(value) if isinstance(value, Mapping) else value, default=repr)
+    except Exception:  # e.g. keys that are not strings, too deep, a repr that raises
+        pass
+    try:
+        text = repr(value)[:max_repr_chars]
+    except Exception:  # RecursionError for a value nested too deeply, a broken __repr__
+        text = f"<a {type(value).__name__} that cannot be shown>"
+    return json.dumps({"repr": text})
 
 
 def dump_json(value: Any) -> str:

@@ -19,12 +19,11 @@ which remains the reference).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Callable, Mapping
 
 from gym_gui.telemetry.events import TelemetryEvent
-from gym_gui.telemetry.json_text import dump_json, load_json
+from gym_gui.telemetry.json_text import dump_json, load_json, quarantine_text
 from gym_gui.telemetry.json_text import encode_json as _encode
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
 from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
@@ -64,10 +63,7 @@ EPISODE_KEYS = frozenset(
 
 def quarantine_json(payload: Mapping[str, Any]) -> str:
     """JSON of a payload that failed normal encoding: unknown objects become their ``repr``. Never raises."""
-    try:
-        return json.dumps(dict(payload), default=repr)
-    except Exception:  # e.g. keys that are not strings
-        return json.dumps({"repr": repr(payload)})
+    return quarantine_text(payload)  # (json_text: also for a payload nested too deeply for repr)
 
 
 def stored_agent(agent_id: str | None) -> str:

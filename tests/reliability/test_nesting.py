@@ -75,3 +75,25 @@ def test_a_too_deep_line_costs_one_counted_rejection_and_nothing_else(
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 10
         assert conn.execute("SELECT status, outcome FROM runs").fetchall() == [("completed", "completed")]
+
+
+@pytest.mark.parametrize("depth", [600, 1000, 3000])
+def test_an_in_process_payload_too_deep_to_store_costs_only_itself(tmp_path: Path, depth: int) -> None:
+    """A publisher in the GUI process can hand the store any payload: a too-deep one is kept aside
+    (``run_events.error``), and the rest of its batch is stored."""
+    from gym_gui.telemetry.events import TelemetryEvent, Topic
+    from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+    def step(i: int, info: dict[str, Any]) -> TelemetryEvent:
+        return TelemetryEvent(Topic.STEP_APPENDED, "r", "a", i, "2025-01-01T00:00:00+00:00",
+                              {"episode_index": 0, "step_index": i, "action": 0, "observation": 0, "reward": 0.0,
+                               "terminated": False, "truncated": False, "info": info, "render_payload": None})
+
+    events = [step(i, {}) for i in range(1, 6)] + [step(6, {"d": nested(depth)})] + [step(i, {}) for i in range(7, 12)]
+    store = TelemetrySQLiteStore(tmp_path / "inproc.sqlite")
+    try:
+        result = store.write_batch(events)
+        assert store.step_count("r") == 10
+        assert [e.seq_id for e, _reason in result.rejected] == [6] and not result.lost
+    finally:
+        store.close()
