@@ -9,12 +9,16 @@ from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QCloseEvent
-from qtpy.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from gym_gui.live.curves import CurveData, iso_to_epoch_s
 from gym_gui.live.live_batch import LiveBatch
+from gym_gui.live.run_progress import fmt_count, fmt_number, progress_of, total_episodes
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.ui import palette
 from gym_gui.ui.episode_table_model import EpisodeTableModel
+from gym_gui.ui.online_header import HEADER_FIELDS, OnlineHeader, summary_text
+from gym_gui.ui.plots.curve_panel import CurvePanel
 from gym_gui.ui.rate_meter import RateMeter
 from gym_gui.ui.render_view import RenderView
 from gym_gui.ui.titled import titled
@@ -22,23 +26,6 @@ from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
 from gym_gui.ui.table_view import make_table_view
 
 __all__ = ["AgentOnlineTab", "HEADER_FIELDS", "TOYTEXT_FAMILIES"]
-
-#: Header keys and their captions, in display order.
-HEADER_FIELDS: tuple[tuple[str, str], ...] = (
-    ("status", "Status"),
-    ("env", "Env"),
-    ("episode", "Episode"),
-    ("step", "Step"),
-    ("last_reward", "Last reward"),
-    ("episode_return", "Return so far"),
-    ("steps_per_s", "Steps/s"),
-    ("steps_seen", "Steps seen"),
-    ("episodes_seen", "Episodes"),
-    ("dropped", "Dropped"),
-    ("backfilled", "Backfilled"),
-    ("pending", "Pending backfill"),
-    ("unrecoverable", "Unrecoverable"),
-)
 
 #: Environment families whose steps carry "grid" payloads (Gymnasium ToyText).
 TOYTEXT_FAMILIES = frozenset({"FrozenLake", "CliffWalking", "Taxi"})
@@ -54,7 +41,26 @@ def _number(value: Any) -> float | None:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+    return fmt_number(value)
+
+
+class _FollowNewest:
+    """Keeps a table view scrolled to its newest (last) row until the person scrolls up; back at
+    the bottom, it follows again."""
+
+    def __init__(self, view: QAbstractItemView) -> None:
+        self._view = view
+        self.following = True
+        bar = view.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_range)
+        bar.valueChanged.connect(self._on_value)
+
+    def _on_range(self, _minimum: int, maximum: int) -> None:
+        if self.following:
+            self._view.verticalScrollBar().setValue(maximum)
+
+    def _on_value(self, value: int) -> None:
+        self.following = value >= self._view.verticalScrollBar().maximum()
 
 
 def _is_toytext(payload: Mapping[str, Any]) -> bool | None:
@@ -81,7 +87,7 @@ class AgentOnlineTab(QWidget):
     """
 
     def __init__(self, run_id: str, agent_id: str, *, max_table_rows: int = DEFAULT_MAX_ROWS,
-                 rate_window_s: float = 2.0, stall_tick_ms: int = STALL_TICK_MS,
+                 rate_window_s: float = 2.0, stall_tick_ms: int = STALL_TICK_MS, curve_window: int = 100,
                  clock: Callable[[], float] = time.monotonic, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.run_id = run_id
@@ -99,6 +105,9 @@ class AgentOnlineTab(QWidget):
         self._completed = False
         self._toytext: bool | None = None
         self._tables_user_set = False
+        self._total_episodes: int | None = None
+        self._started_at_s: float | None = None  # the run's RUN_STARTED time (epoch s), for the ETA
+        self.curves = CurveData(window=curve_window)
 
         self.step_model = StepTableModel(max_table_rows, self)
         self.episode_model = EpisodeTableModel(self)
@@ -110,21 +119,8 @@ class AgentOnlineTab(QWidget):
 
     # -- construction ----------------------------------------------------------------------------
     def _build(self) -> None:
-        header = QGridLayout()
-        header.setHorizontalSpacing(12)
-        self._values: dict[str, QLabel] = {}
-        per_row = 7
-        for i, (key, caption) in enumerate(HEADER_FIELDS):
-            row, col = divmod(i, per_row)
-            name = QLabel(f"{caption}:")
-            name.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            value = QLabel("-")
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setObjectName(f"value_{key}")
-            header.addWidget(name, row, 2 * col)
-            header.addWidget(value, row, 2 * col + 1)
-            self._values[key] = value
-
+        self.header = OnlineHeader()
+        self._values = self.header.values
         self.summary_label = QLabel()
         self.summary_label.setWordWrap(True)
         self.summary_label.hide()
@@ -134,9 +130,10 @@ class AgentOnlineTab(QWidget):
         self.stall_banner.hide()
 
         self.render_view = RenderView()
-        self.tables_button = QPushButton("Show tables")
+        self.curve_panel = CurvePanel(self.curves)
+        self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
-        self.tables_button.setChecked(True)
+        self.tables_button.setToolTip("Show or hide the step and episode tables")
         self.tables_button.toggled.connect(self._apply_tables_visible)
         self.tables_button.clicked.connect(self._tables_clicked)
         buttons = QHBoxLayout()
@@ -144,30 +141,34 @@ class AgentOnlineTab(QWidget):
         buttons.addWidget(self.tables_button)
 
         self.step_view = make_table_view(self.step_model)
-        # Follow the newest row until the person scrolls up; back at the bottom, follow again.
-        self._follow_newest = True
-        bar = self.step_view.verticalScrollBar()
-        bar.rangeChanged.connect(self._on_scroll_range)
-        bar.valueChanged.connect(self._on_scroll_value)
+        self._step_follow = _FollowNewest(self.step_view)
         self.episode_view = make_table_view(self.episode_model)
+        self._episode_follow = _FollowNewest(self.episode_view)
         self.tables = QSplitter(Qt.Orientation.Horizontal)
         self.tables.addWidget(titled("Steps (newest last)", self.step_view))
-        self.tables.addWidget(titled("Episodes", self.episode_view))
+        self.tables.addWidget(titled("Episodes (newest last)", self.episode_view))
         self.tables.setStretchFactor(0, 3)
         self.tables.setStretchFactor(1, 2)
 
+        self.view_split = QSplitter(Qt.Orientation.Horizontal)
+        self.view_split.addWidget(self.render_view)
+        self.view_split.addWidget(self.curve_panel)
+        self.view_split.setStretchFactor(0, 2)
+        self.view_split.setStretchFactor(1, 3)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.render_view)
+        splitter.addWidget(self.view_split)
         splitter.addWidget(self.tables)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
 
         layout = QVBoxLayout(self)
-        layout.addLayout(header)
+        layout.addWidget(self.header)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.stall_banner)
         layout.addLayout(buttons)
         layout.addWidget(splitter, 1)
+        self.tables_button.setChecked(True)
+        self._apply_tables_visible(True)  # the label matches the state from the start
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:
@@ -232,6 +233,13 @@ class AgentOnlineTab(QWidget):
         toytext = _is_toytext(payload)
         if toytext is not None:
             self._learn_kind(toytext)
+        total = total_episodes(payload.get("config"))
+        if total is not None:
+            self._total_episodes = total
+        started = iso_to_epoch_s(evt.ts_iso)
+        if started == started:  # not NaN
+            self._started_at_s = started
+        self._show_progress()
 
     def on_batch(self, batch: LiveBatch) -> None:
         """Count, table and render one tick's events (see LiveBatch).
@@ -251,17 +259,20 @@ class AgentOnlineTab(QWidget):
         if episodes:
             self._episodes_seen += len(episodes)
             self.episode_model.add_events(episodes)
+            self.curves.add_episode_events(episodes)
+            self._show_progress()
         latest = batch.latest_step
         if latest is not None:
             self._show_latest(latest)
-        self._set("steps_seen", str(self._steps_seen))
-        self._set("episodes_seen", str(self._episodes_seen))
-        self._set("dropped", str(batch.dropped_total))
-        self._set("backfilled", str(batch.backfilled_total))
-        self._set("pending", str(batch.pending_backfill))
-        self._set("unrecoverable", str(batch.unrecoverable))
+        self._set("steps_seen", fmt_count(self._steps_seen))
+        self._set("episodes_seen", fmt_count(self._episodes_seen))
+        self._set("dropped", fmt_count(batch.dropped_total))
+        self._set("backfilled", fmt_count(batch.backfilled_total))
+        self._set("pending", fmt_count(batch.pending_backfill))
+        self._set("unrecoverable", fmt_count(batch.unrecoverable))
         self._set("episode_return", _fmt(self._episode_return if self._episode is not None else None))
         self._set("steps_per_s", _fmt(self.steps_per_s))
+        self.curve_panel.refresh()
 
     def on_heartbeat(self, evt: TelemetryEvent) -> None:
         """The newest RUN_HEARTBEAT of a tick: the worker's own step rate, when it reports one.
@@ -276,8 +287,10 @@ class AgentOnlineTab(QWidget):
             rate = _number(payload.get("steps_per_s"))
         if rate is not None:
             self._worker_rate = rate
-            self._values["steps_per_s"].setToolTip("from the worker's heartbeat")
+            self.header.set_tooltip("steps_per_s", "Now: the worker's heartbeat figure.")
         self._set("steps_per_s", _fmt(self.steps_per_s))
+        if self.curves.add_heartbeat(evt.ts_iso, payload):
+            self.curve_panel.refresh()
 
     def on_stall_changed(self, stalled: bool) -> None:
         """Show or hide the stall banner. GUI thread; never blocks."""
@@ -310,11 +323,11 @@ class AgentOnlineTab(QWidget):
             status += f" (exit code {exit_code})"
         self._set("status", status)
         tail = payload.get("stderr_tail")
-        self._values["status"].setToolTip(tail if isinstance(tail, str) else "")
+        self.header.set_tooltip("status", f"stderr:\n{tail}" if isinstance(tail, str) and tail else "")
         self._worker_rate = None
         self._rate.reset()
         self._set("steps_per_s", "-")
-        self.summary_label.setText(self._summary_text(payload))
+        self.summary_label.setText(summary_text(payload))
         self.summary_label.setVisible(bool(self.summary_label.text()))
 
     def _end_stall(self) -> None:
@@ -338,12 +351,21 @@ class AgentOnlineTab(QWidget):
     def _touch(self) -> None:
         self._last_event_at = self._clock()
 
-    def _on_scroll_range(self, _minimum: int, maximum: int) -> None:
-        if self._follow_newest:
-            self.step_view.verticalScrollBar().setValue(maximum)
+    def _show_progress(self) -> None:
+        wall = self.curves.column("wall")
+        index = self.curves.column("index")
+        newest_at = float(wall[-1]) if len(wall) else None
+        started = self._started_at_s
+        if started is None and len(wall):
+            started = float(wall[0])
+        progress = progress_of(self.curves.episode_count, int(index[-1]) if len(index) else None,
+                               self._total_episodes, started, newest_at)
+        self._set("progress", progress.text())
 
-    def _on_scroll_value(self, value: int) -> None:
-        self._follow_newest = value >= self.step_view.verticalScrollBar().maximum()
+    @property
+    def total_episodes(self) -> int | None:
+        """The episode count the run announced (RUN_STARTED's config), or None. GUI thread."""
+        return self._total_episodes
 
     def _fold_returns(self, steps: tuple[TelemetryEvent, ...]) -> None:
         """Keep the running return of the newest episode seen (older episodes' steps are ignored)."""
@@ -397,20 +419,3 @@ class AgentOnlineTab(QWidget):
             f"Stream stalled. {silence} The durable path keeps recording; this view catches up "
             "(with backfill) when events flow again."
         )
-
-    @staticmethod
-    def _summary_text(payload: Mapping[str, Any]) -> str:
-        parts: list[str] = []
-        summary = payload.get("summary")
-        if isinstance(summary, Mapping):
-            for key in ("episodes", "steps", "mean_return", "success_rate", "duration_s", "error"):
-                value = summary.get(key)
-                if value is not None:
-                    parts.append(f"{key}: {_fmt(_number(value)) if _number(value) is not None else value}")
-        signal = payload.get("signal")
-        if signal:
-            parts.append(f"signal: {signal}")
-        tail = payload.get("stderr_tail")
-        if isinstance(tail, str) and tail.strip():
-            parts.append(f"stderr: {tail.strip().splitlines()[-1][:200]}")
-        return "Run ended. " + ", ".join(parts) if parts else ""

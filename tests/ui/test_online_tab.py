@@ -129,7 +129,7 @@ def test_a_4096_step_batch_is_one_bulk_insert_and_cheap(qtbot: Any, factory: typ
         tab.on_batch(batch)
     elapsed = time.perf_counter() - started
     assert inserts == [1, 1, 1] and tab.steps_seen == 3 * 4096
-    assert tab.step_model.rowCount() == 10_000 and tab.header_text("steps_seen") == "12288"
+    assert tab.step_model.rowCount() == 10_000 and tab.header_text("steps_seen") == "12,288"
     assert tab.step_model.step_at(9_999) is steps[-1]
     # The last episode (122) has 88 steps of reward 0.25 so far.
     assert tab.header_text("episode") == "122" and tab.header_text("episode_return") == "22"
@@ -212,7 +212,7 @@ def test_run_completed_shows_the_outcome_and_ends_any_stall(qtbot: Any, factory:
                                      summary={"episodes": 3, "steps": 40}))
     assert tab.stall_banner.isHidden() and not tab.stall_timer.isActive()
     assert tab.header_text("status") == "failed (exit code 1)"
-    assert "RuntimeError: boom" in tab.summary_label.text() and "episodes: 3" in tab.summary_label.text()
+    assert "RuntimeError: boom" in tab.summary_label.text() and "3 episodes, 40 steps" in tab.summary_label.text()
     tab.on_stall_changed(True)  # a completed run never stalls
     assert tab.stall_banner.isHidden() and tab.header_text("status") == "failed (exit code 1)"
 
@@ -227,7 +227,7 @@ def test_steps_per_second_from_heartbeats_or_from_arrivals(qtbot: Any, factory: 
     tab.on_batch(batch_of([f.step(0, 100 + i) for i in range(250)]))
     assert tab.steps_per_s == 250.0 and tab.header_text("steps_per_s") == "250"
     tab.on_heartbeat(f.heartbeat(interval_s=1.0, stats={"steps_per_s": 1234.5, "steps_done": 350}))
-    assert tab.steps_per_s == 1234.5 and tab.header_text("steps_per_s") == "1234.5"
+    assert tab.steps_per_s == 1234.5 and tab.header_text("steps_per_s") == "1,234.5"
 
 
 def test_events_of_another_stream_are_ignored(qtbot: Any, factory: type[EventFactory]) -> None:

@@ -1,0 +1,1 @@
+"""Learning-curve plots (pyqtgraph): CurvePanel, the stored-curve loader and CompareView's overlay."""
