@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,26 +23,6 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 RUN = [sys.executable, "-m", "gym_gui.run"]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true (True) or ``timeout_s`` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
-
-
-def process_gone(pid: int) -> bool:
-    """True once ``pid`` no longer runs: no /proc entry, or a zombie nobody reaped yet."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return True
-    return state in (b"Z", b"X")
 
 
 def child_env() -> dict[str, str]:

@@ -103,3 +103,14 @@ def test_the_cli_never_hangs_and_never_says_nothing_was_lost(tmp_path: Path, scr
     assert second.returncode != 0, second.stdout + second.stderr
     assert "seq_exhausted 5" in second.stdout and "rejected lines: none" not in second.stdout
     assert "not stored: 5 (5 rejected lines, 0 unstored events)" in second.stdout, second.stdout
+
+
+def test_negative_and_non_int_worker_seqs_are_renumbered_never_published() -> None:
+    """TelemetryEvent may accept a negative seq_id (existing producers send them); the proxy never makes one."""
+    bus = RunBus()
+    steps = bus.subscribe(Topic.STEP_APPENDED, "t", maxlen=None)
+    proxy = TelemetryProxy(bus, run_id="r1", seq_floor=lambda run_id, agent_id: -40, decode_in_subprocess=False)
+    proxy.attach(io.BytesIO(_step(-5, 0) + _step(None, 1) + _step(0, 2) + _step(2**64, 3) + _step(9, 4)))
+    assert proxy.wait(10)
+    assert [e.seq_id for e in steps.drain()] == [1, 2, 3, 4, 9]
+    assert proxy.stats()["seq_reassigned"] == 3 and proxy.stats()["rejected"] == {}
