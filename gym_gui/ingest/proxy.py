@@ -449,7 +449,8 @@ class TelemetryProxy:
                     if run_id not in self._runs_completed:
                         payload = synthetic_completion(run_id, exit_code, ingest_failure,
                                                        stopped=self._stop_requested.is_set(),
-                                                       stderr_tail=self._stderr_tail.text(), name=self.name)
+                                                       stderr_tail=self._stderr_tail.text(), name=self.name,
+                                                       reader_failed=self._reader_failed)
                         self._publish_safely(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
             if exit_code not in (None, 0):
                 _log.warning("%s exited with %s", self.name, describe_exit(exit_code))
