@@ -26,6 +26,7 @@ from blinker import Signal  # noqa: E402
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 TARGET_RATIO_AT_4 = 0.20
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RunBus.publish vs blinker.Signal.send, {args.events} events, best of {args.rounds} rounds")
     print(f"{'subscribers':>11} {'blinker ns':>11} {'RunBus ns':>10} {'ratio':>6}")
     ok = True
+    figures = []
     for n_subs in (1, 4, 16):
         blinker_ns = bench_blinker(n_subs, events, args.rounds)
         bus_ns = bench_run_bus(n_subs, events, args.rounds)
@@ -95,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n_subs:>11} {blinker_ns:>11.0f} {bus_ns:>10.0f} {ratio:>6.3f}")
         if n_subs == 4:
             ok = ratio <= TARGET_RATIO_AT_4
+        figures.append(figure(f"bus.publish_ns.{n_subs}", f"RunBus.publish, {n_subs} subscribers", bus_ns,
+                              "ns/publish", "lower", baseline=blinker_ns, baseline_label="blinker.Signal.send",
+                              target=target("<=", TARGET_RATIO_AT_4, on="ratio", source="docs/performance.md")
+                              if n_subs == 4 else None))
     print(f"target at 4 subscribers: ratio <= {TARGET_RATIO_AT_4:.2f}: {'met' if ok else 'MISSED'}")
+    print_bench_json("bus", figures)
     return 0 if ok else 1
 
 

@@ -28,7 +28,13 @@ and live subscriber; the durable subscriptions drained and dropped by a thread) 
 (the same events, decoded off the clock, published from the main thread into a fresh bus + DbSink
 until flushed). Proxy and sink share one GIL and overlap little, see docs/performance.md.
 
-Usage: .venv/bin/python tools/bench_e2e.py [--steps N] [--payload grid|scalar] [--repeat R] [--check]
+``--envelope gym_gui`` writes the same run in the existing gym_gui workers' envelopes instead
+(docs/telemetry-jsonl.md section 7: lifecycle ``{"event": ...}`` records, steps as ``{"type": "step",
+"episode", "step", "action_json", "observation_json", ..., "ts_unix_ns"}`` with the render payload as
+a JSON string, episodes with ``episode_return``/``num_steps``/``metadata_json``, no ``seq``);
+``--envelope both`` runs both in every round, alternating, and reports gym_gui / canonical.
+
+Usage: .venv/bin/python tools/bench_e2e.py [--steps N] [--payload grid|scalar] [--envelope E] [--repeat R] [--check]
 Exits 1 with --check when the median end-to-end rate is below 100,000 steps/s.
 (Internal: ``--emit FILE`` is the worker mode: copy FILE to stdout and exit.)
 """
@@ -55,6 +61,7 @@ if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--emit":
     sys.exit(_emit(sys.argv[2]))  # before the heavy imports: the worker starts in ~20 ms
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
@@ -80,12 +87,14 @@ from gym_gui.telemetry.sink_core import DURABLE_TOPICS  # noqa: E402
 from gym_gui.telemetry.sqlite_schema import configure_connection, migrate  # noqa: E402
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore  # noqa: E402
 from gym_gui.workers.jsonl_emitter import dumps_line  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 TARGET_STEPS_PER_S = 100_000
+TARGET_ENVELOPE_RATIO = 0.9  # issue 13 #3: the existing workers' envelope at >= 0.9x the canonical rate
+ENVELOPES = ("canonical", "gym_gui")
 AGENT = "agent-1"
 CELLS = ["SFFF", "FHFH", "FFFH", "HFFG"]
 HEARTBEAT_EVERY = 20_000
-_INSERT_STEP = "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 class Workload:
@@ -100,8 +109,39 @@ class Workload:
         self.bytes = size
 
 
-def build_workload(path: Path, run_id: str, steps: int, payload: str, episode_length: int) -> Workload:
-    """Write the worker's lines to ``path``: canonical v1, encoded like our workers encode them."""
+def _gym_gui_record(kind: str, fields: dict[str, Any], run_id: str, ts_s: float) -> dict[str, Any]:
+    """The record the existing gym_gui workers write for a canonical ``kind`` + ``fields`` (no seq)."""
+    if kind == "step":
+        record: dict[str, Any] = {
+            "type": "step", "run_id": run_id, "agent_id": AGENT, "episode": fields["episode_index"],
+            "step": fields["step_index"], "action_json": json.dumps(fields["action"]),
+            "observation_json": json.dumps(fields["observation"]), "reward": fields["reward"],
+            "terminated": fields["terminated"], "truncated": fields["truncated"],
+        }
+        if "info" in fields:
+            record["info"] = fields["info"]
+        if "render_payload" in fields:
+            record["render_payload"] = json.dumps(fields["render_payload"])
+        record["ts_unix_ns"] = int(ts_s * 1e9)
+        return record
+    if kind == "episode":
+        index = fields["episode_index"]
+        return {"type": "episode", "run_id": run_id, "agent_id": AGENT, "episode_id": f"{run_id}-ep{index:06d}",
+                "episode_return": fields["total_reward"], "num_steps": fields["length"],
+                "terminated": fields["terminated"], "truncated": fields["truncated"],
+                "metadata_json": json.dumps({"episode_index": index, **fields["metadata"]})}
+    payload = {k: v for k, v in fields.items() if k != "summary"}
+    if kind == "run_completed":
+        payload = dict(fields["summary"])
+    elif kind == "heartbeat":
+        payload = dict(fields["stats"])
+    return {"event": kind, "run_id": run_id, "timestamp": ts_s, "payload": payload}
+
+
+def build_workload(path: Path, run_id: str, steps: int, payload: str, episode_length: int,
+                   envelope: str = "canonical") -> Workload:
+    """Write the worker's lines to ``path``, encoded like our workers encode them: canonical v1, or
+    (``envelope="gym_gui"``) the same records in the existing gym_gui workers' envelopes."""
     seq = 0
     lines = 0
     episodes = 0
@@ -111,6 +151,8 @@ def build_workload(path: Path, run_id: str, steps: int, payload: str, episode_le
         nonlocal seq, lines
         seq += 1
         lines += 1
+        if envelope == "gym_gui":
+            return dumps_line(_gym_gui_record(kind, fields, run_id, t0 + seq * 1e-5))
         record = {"v": 1, "kind": kind, "run_id": run_id, "agent_id": AGENT, "seq": seq,
                   "ts": iso_from_unix_s(t0 + seq * 1e-5)}
         record.update(fields)
@@ -353,15 +395,17 @@ def _verify(store: TelemetrySQLiteStore, work: Workload, stats: dict[str, Any], 
 def run_raw(source_db: Path, db: Path, run_id: str, batch_size: int) -> float:
     """executemany of the committed step rows into a fresh file (same PRAGMAs, batch size); rows/s."""
     src = sqlite3.connect(str(source_db))
-    rows = src.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY seq_id", (run_id,)).fetchall()
+    columns = ", ".join(row[1] for row in src.execute("PRAGMA table_info(steps)"))  # stored columns, not generated
+    rows = src.execute(f"SELECT {columns} FROM steps WHERE run_id = ? ORDER BY seq_id", (run_id,)).fetchall()
     src.close()
+    insert = f"INSERT OR IGNORE INTO steps ({columns}) VALUES ({', '.join('?' * len(rows[0]))})"
     conn = sqlite3.connect(str(db), isolation_level=None)
     configure_connection(conn, busy_timeout_s=1.0)
     migrate(conn, str(db))
     t0 = time.perf_counter()
     for i in range(0, len(rows), batch_size):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT_STEP, rows[i:i + batch_size])
+        conn.executemany(insert, rows[i:i + batch_size])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     stored = conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
@@ -380,6 +424,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--payload", choices=("grid", "scalar"), default="grid",
                         help="grid: info dict and 4x4 grid render payload; scalar: neither")
+    parser.add_argument("--envelope", choices=(*ENVELOPES, "both"), default="canonical",
+                        help="canonical v1 lines, the existing gym_gui workers' envelopes, or both alternating")
     parser.add_argument("--episode-length", type=int, default=100,
                         help="steps per episode (an episode record after each); 0 = no episode records")
     parser.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians are reported")
@@ -394,51 +440,88 @@ def main() -> int:
     logging.getLogger("gym_gui.telemetry.run_bus").setLevel(logging.ERROR)
     global _QT_APP
     _QT_APP = QCoreApplication.instance() or QCoreApplication([])
-    e2e: list[dict[str, Any]] = []
+    envelopes = ENVELOPES if args.envelope == "both" else (args.envelope,)
+    e2e: dict[str, list[dict[str, Any]]] = {name: [] for name in envelopes}
     raw: list[float] = []
     proxy_alone: list[float] = []
     sink_alone: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench_e2e_") as tmp_name:
         tmp = Path(tmp_name)
         t_build = time.perf_counter()
-        work = build_workload(tmp / "lines.jsonl", "bench-e2e", args.steps, args.payload, args.episode_length)
+        works = {name: build_workload(tmp / f"lines-{name}.jsonl", "bench-e2e", args.steps, args.payload,
+                                      args.episode_length, name) for name in envelopes}
         t_build = time.perf_counter() - t_build
+        work = works[envelopes[0]]
         poll_s = args.live_poll_ms / 1000
         for r in range(args.repeat):  # alternate, so every side sees the same machine state
-            e2e.append(run_e2e(work, tmp / f"e2e-{r}.sqlite", poll_s, args.live_maxlen))
-            batch_size = e2e[-1]["batch_size"]  # the product's (DbSink default)
-            raw.append(run_raw(tmp / f"e2e-{r}.sqlite", tmp / f"raw-{r}.sqlite", work.run_id, batch_size))
+            for name in envelopes:
+                e2e[name].append(run_e2e(works[name], tmp / f"e2e-{name}-{r}.sqlite", poll_s, args.live_maxlen))
+            batch_size = e2e[envelopes[0]][-1]["batch_size"]  # the product's (DbSink default)
+            raw.append(run_raw(tmp / f"e2e-{envelopes[0]}-{r}.sqlite", tmp / f"raw-{r}.sqlite", work.run_id,
+                               batch_size))
             if not args.no_breakdown:
                 proxy_alone.append(run_proxy_alone(work, poll_s, args.live_maxlen))
                 events = decoded_events(work)
                 sink_alone.append(run_sink_alone(events, work.steps, tmp / f"sink-{r}.sqlite"))
                 del events
-    rate = statistics.median(x["steps_per_s"] for x in e2e)
-    lines = statistics.median(x["lines_per_s"] for x in e2e)
+    rates = {name: statistics.median(x["steps_per_s"] for x in e2e[name]) for name in envelopes}
     raw_rate = statistics.median(raw)
-    print(f"steps={work.steps:,} lines={work.lines:,} ({work.bytes / work.lines:.0f} bytes/line) payload={args.payload} "
+    print(f"steps={work.steps:,} lines={work.lines:,} payload={args.payload} "
           f"episode_length={args.episode_length} batch_size={batch_size} repeat={args.repeat} "
           f"(lines built in {t_build:.1f} s)")
     print(f"python={sys.version.split()[0]} sqlite={sqlite3.sqlite_version} cpus={os.cpu_count()} gc={thresholds}")
-    for r, x in enumerate(e2e):
-        print(f"  round {r}: {x['steps_per_s']:>9,.0f} steps/s  ({x['elapsed_s']:.2f} s; pipe drained at "
-              f"{x['read_s']:.2f} s; proxy paused by the gate {x['gate_paused_s']:.2f} s; {x['batches']} batches; "
-              f"live delivered {x['live_delivered']:,}, dropped {x['live_dropped']:,}); raw {raw[r]:>9,.0f} rows/s")
-        print(f"           CPU per step: this process {x['self_cpu_us']:.1f} us (reader, bus, sink, live "
-              f"subscriber), worker + ingest child {x['children_cpu_us']:.1f} us")
+    for name in envelopes:
+        w = works[name]
+        print(f"envelope {name}: {w.bytes / w.lines:.0f} bytes/line")
+        for r, x in enumerate(e2e[name]):
+            print(f"  round {r}: {x['steps_per_s']:>9,.0f} steps/s  ({x['elapsed_s']:.2f} s; pipe drained at "
+                  f"{x['read_s']:.2f} s; proxy paused by the gate {x['gate_paused_s']:.2f} s; {x['batches']} batches; "
+                  f"live delivered {x['live_delivered']:,}, dropped {x['live_dropped']:,})"
+                  + (f"; raw {raw[r]:>9,.0f} rows/s" if name == envelopes[0] else ""))
+            print(f"           CPU per step: this process {x['self_cpu_us']:.1f} us (reader, bus, sink, live "
+                  f"subscriber), worker + ingest child {x['children_cpu_us']:.1f} us")
     print(f"verified each round: {work.steps:,} step rows stored exactly once (count == distinct seq_ids), "
           f"{work.episodes:,} episodes, run completed, 0 lines rejected, live delivered + dropped == published")
-    print(f"end to end (spawn -> committed):   {rate:>10,.0f} steps/s  ({lines:,.0f} lines/s, "
-          f"{1e6 / rate:.1f} us/step)")
+    for name in envelopes:
+        rate = rates[name]
+        lines = statistics.median(x["lines_per_s"] for x in e2e[name])
+        print(f"end to end (spawn -> committed), {name + ':':<10} {rate:>10,.0f} steps/s  ({lines:,.0f} lines/s, "
+              f"{1e6 / rate:.1f} us/step)")
+    rate = rates[envelopes[0]]
     print(f"raw sqlite executemany ceiling:    {raw_rate:>10,.0f} rows/s   ({1e6 / raw_rate:.1f} us/row)")
     print(f"ratio end-to-end / raw:            {rate / raw_rate:10.2f}")
+    if len(envelopes) == 2:
+        print(f"ratio gym_gui / canonical envelope: {rates['gym_gui'] / rates['canonical']:9.2f}  "
+              f"(target >= {TARGET_ENVELOPE_RATIO})")
     if proxy_alone:
         p, k = statistics.median(proxy_alone), statistics.median(sink_alone)
         print(f"breakdown, each half alone: proxy (pipe -> bus) {p:,.0f} steps/s ({1e6 / p:.1f} us/step); "
               f"sink (bus -> committed) {k:,.0f} steps/s ({1e6 / k:.1f} us/step)")
     ok = rate >= TARGET_STEPS_PER_S
     print(f"target >= {TARGET_STEPS_PER_S:,} steps/s end to end: {'OK' if ok else 'BELOW TARGET'}")
+    print_bench_json("e2e", _figures(args.payload, envelopes, rates, raw_rate, proxy_alone, sink_alone))
     return 1 if args.check and not ok else 0
+
+
+def _figures(payload: str, envelopes: tuple[str, ...], rates: dict[str, float], raw_rate: float,
+             proxy_alone: list[float], sink_alone: list[float]) -> list[dict[str, Any]]:
+    """The BENCH_JSON figures (tools/bench_figures.py) of one invocation."""
+    out = [figure(f"e2e.{payload}.{envelopes[0]}.steps_per_s", f"end to end, {envelopes[0]} lines, {payload} steps",
+                  rates[envelopes[0]], "steps/s", "higher", baseline=raw_rate,
+                  baseline_label="raw sqlite3 executemany of the same rows",
+                  target=target(">=", TARGET_STEPS_PER_S, source="BRIEF 9"), note="rows verified")]
+    if len(envelopes) == 2:
+        out.append(figure(f"e2e.{payload}.gym_gui.steps_per_s", f"end to end, gym_gui envelope, {payload} steps",
+                          rates["gym_gui"], "steps/s", "higher", baseline=rates["canonical"],
+                          baseline_label="canonical lines, same run",
+                          target=target(">=", TARGET_ENVELOPE_RATIO, on="ratio", source="issue 13 #3"),
+                          note="rows verified"))
+    if proxy_alone:
+        out.append(figure(f"e2e.{payload}.proxy_alone.steps_per_s", f"proxy alone (pipe -> bus), {payload}",
+                          statistics.median(proxy_alone), "steps/s", "higher"))
+        out.append(figure(f"e2e.{payload}.sink_alone.steps_per_s", f"sink alone (bus -> committed), {payload}",
+                          statistics.median(sink_alone), "steps/s", "higher"))
+    return out
 
 
 if __name__ == "__main__":

@@ -42,10 +42,14 @@ from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
 from gym_gui.ui.telemetry_window import MainWindow  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 PROBE_INTERVAL_MS = 5
 MAX_BLOCKED_MS = 50.0
 LATENCY_SLACK_MS = 10.0
+#: issue 13 #5, the targets of the BENCH_JSON figures: p99 publish -> signal and the worst GUI block.
+ISSUE_P99_MS = 20.0
+ISSUE_BLOCKED_MS = 16.0
 
 
 class Probe:
@@ -171,6 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, met in targets.items():
         print(f"target {name}: {'met' if met else 'MISSED'}")
+    rate = f"{args.step_rate_hz:.0f}hz"
+    blocking = "the same window, GUI thread writing each step (old path)"
+    print_bench_json("live", [
+        figure(f"live.{rate}.p99_ms", f"publish -> Qt signal p99 at {rate}", new["p99_ms"], "ms", "lower",
+               baseline=base["p99_ms"], baseline_label=blocking, target=target("<=", ISSUE_P99_MS, source="issue 13 #5")),
+        figure(f"live.{rate}.p50_ms", f"publish -> Qt signal p50 at {rate}", new["p50_ms"], "ms", "lower",
+               baseline=base["p50_ms"], baseline_label=blocking),
+        figure(f"live.{rate}.blocked_ms", f"GUI thread blocked, max, at {rate}", new["blocked_ms"], "ms", "lower",
+               baseline=base["blocked_ms"], baseline_label=blocking,
+               target=target("<=", ISSUE_BLOCKED_MS, source="issue 13 #5")),
+        figure(f"live.{rate}.overflow", f"live overflow (events) at {rate}", new["dropped"], "events", "lower",
+               baseline=base["dropped"], baseline_label=blocking, target=target("<=", 0, source="BRIEF 9")),
+    ])
     return 0 if all(targets.values()) or not args.check else 1
 
 

@@ -39,6 +39,7 @@ from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
 from gym_gui.telemetry.sqlite_rows import dump_json  # noqa: E402
 from gym_gui.telemetry.sqlite_schema import configure_connection, migrate  # noqa: E402
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 TARGET = 0.70
 GRID = [["S", "F", "F", "F"], ["F", "H", "F", "H"], ["F", "F", "F", "H"], ["H", "F", "F", "G"]]
@@ -181,6 +182,14 @@ def main() -> int:
     print(line("reference: executemany, rows prebuilt", "prebuilt"))
     print(f"ratio sink/raw: {ratio:.2f}  (target >= {TARGET:.2f}) {'OK' if ratio >= TARGET else 'BELOW TARGET'};"
           f"  sink/prebuilt: {median['sink'] / median['prebuilt']:.2f}")
+    kind = args.payload
+    print_bench_json("sink", [
+        figure(f"sink.{kind}.rows_per_s", f"RunBus + DbSink, {kind} steps", median["sink"], "rows/s", "higher",
+               baseline=median["raw"], baseline_label="raw sqlite3 executemany",
+               target=target(">=", TARGET, on="ratio", source="docs/performance.md")),
+        figure(f"sink.{kind}.prebuilt_rows_per_s", f"reference: executemany of prebuilt rows, {kind}",
+               median["prebuilt"], "rows/s", "higher"),
+    ])
     return 1 if args.check and ratio < TARGET else 0
 
 
