@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Disk cost of a stored step, and read-back time, through the real store (issue 13 target 4).
+
+For each variant (``scalar``: int action/observation, reward, flags, an empty ``info``, no render
+payload; ``grid``: FrozenLake 4x4 steps with ``info`` and the ToyText grid render payload) the
+worker's lines are written with the workers' own code (``JsonlEmitter``, ``workers.records``,
+``GridRenderer``): run_started, ``--steps`` steps in ``--episodes`` episodes, an episode record
+after each, run_completed. They are decoded by a ``TelemetryProxy`` (the events the app
+publishes) and written to a fresh ``TelemetrySQLiteStore`` with ``write_batch`` in batches of
+``--batch-size``, then the WAL is checkpointed. Measured, without VACUUM:
+
+- bytes/step: (page_count * page_size after) - (the same for the empty file) over the steps; and
+  per table and index from ``dbstat``: the steps table with its indexes per step, the episodes
+  table per episode;
+- baseline, in the same run: the same values in a minimal raw-sqlite3 table (rowid table, no index,
+  a column per field in its natural type: integers, REAL reward, ``ts`` as integer microseconds,
+  ``info`` and the render payload as compact JSON text), and a minimal episodes table;
+- read-back (best of ``--reads``, warm cache): the run's episode returns as the learning curves read
+  them (``curve_reads.load_curves_from_store``: 2,000 returns by default), every episode record
+  (``store.episode_records``) and one episode's steps (``store.steps_for_episode``), each beside
+  the raw ``SELECT ... fetchall()`` of the same rows from the same file.
+
+Every row is checked: as many step rows as steps written, every episode, values read back equal.
+
+Usage: .venv/bin/python tools/bench_disk.py [--steps 200000] [--episodes 2000] [--variant scalar|grid|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gym_gui.ingest.proxy import TelemetryProxy  # noqa: E402
+from gym_gui.telemetry.curve_reads import load_curves_from_store  # noqa: E402
+from gym_gui.telemetry.events import TelemetryEvent  # noqa: E402
+from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
+from gym_gui.telemetry.sink_core import DURABLE_TOPICS  # noqa: E402
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore  # noqa: E402
+from gym_gui.workers.grid_render import GridRenderer  # noqa: E402
+from gym_gui.workers.jsonl_emitter import JsonlEmitter  # noqa: E402
+from gym_gui.workers.records import episode_fields, run_started_fields, step_fields  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
+
+RUN_ID = "bench-disk-run"
+AGENT = "agent-1"
+CELLS = ["SFFF", "FHFH", "FFFH", "HFFG"]
+TARGET_BYTES_PER_STEP = 60.0  # issue 13 #4
+TARGET_RETURNS_MS = 5.0
+TARGET_EPISODE_MS = 1.0
+
+
+def worker_lines(variant: str, steps: int, episodes: int) -> bytes:
+    """The lines a ToyText worker writes for this run, made by the workers' own emitter and records."""
+    out = io.BytesIO()
+    emitter = JsonlEmitter(out, run_id=RUN_ID, agent_id=AGENT, batch_lines=4096)
+    env = SimpleNamespace(observation_space="Discrete(16)", action_space="Discrete(4)")
+    emitter.emit("run_started", run_started_fields(
+        env, env_id="FrozenLake-v1", config={"episodes": episodes, "seed": 0},
+        worker={"name": "tools.bench_disk", "version": "1"}, render_kind="grid" if variant == "grid" else "none",
+        env_family="FrozenLake"))
+    renderer = GridRenderer(env_family="FrozenLake", cells=CELLS)
+    length = max(1, steps // episodes)
+    done = 0
+    for ep in range(episodes):
+        n = length if ep < episodes - 1 else steps - done
+        position, ep_return = 0, 0.0
+        for t in range(n):
+            action = (done * 7 + ep) % 4
+            position = (position + (1, 4, 3, 5)[action]) % 16
+            last = t == n - 1
+            reward = 1.0 if last and ep % 3 == 0 else 0.0
+            ep_return += reward
+            if variant == "grid":
+                info: dict[str, Any] = {"prob": 1.0}
+                render = renderer.payload(position)
+            else:
+                info, render = {}, None
+            emitter.emit("step", step_fields(ep, t, action, position, reward, last, False, info, render))
+            done += 1
+        emitter.emit("episode", episode_fields(ep, ep_return, n, True, False,
+                                               "success" if ep_return > 0 else "failure",
+                                               {"epsilon": 0.05, "episode_seed": ep}))
+    emitter.emit("run_completed", {"outcome": "completed", "summary": {"steps": steps, "episodes": episodes}})
+    emitter.close()
+    return out.getvalue()
+
+
+def decoded_events(lines: bytes) -> list[TelemetryEvent]:
+    """The events the proxy publishes for ``lines``, in seq order."""
+    bus = RunBus()
+    subs = [bus.subscribe(t, "bench-disk", maxlen=None) for t in DURABLE_TOPICS]
+    proxy = TelemetryProxy(bus, default_agent_id=AGENT, run_id=RUN_ID, name="bench-disk")
+    proxy.attach(io.BytesIO(lines))
+    if not proxy.wait(300):
+        raise RuntimeError("the proxy did not read the lines within 300 s")
+    stats = proxy.stats()
+    if stats["rejected_total"]:
+        raise AssertionError(f"lines rejected: {stats}")
+    return sorted((e for sub in subs for e in sub.drain()), key=lambda e: e.seq_id)
+
+
+def _pages_bytes(conn: sqlite3.Connection) -> int:
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return int(conn.execute("PRAGMA page_count").fetchone()[0]) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def _dbstat(conn: sqlite3.Connection) -> dict[str, int]:
+    """Bytes per table or index (``dbstat``), or {} when this SQLite has no dbstat."""
+    try:
+        return {name: int(size) for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def store_figures(path: Path, events: list[TelemetryEvent], batch_size: int) -> dict[str, Any]:
+    """Write ``events`` through the store; bytes used, per table, and the file after close."""
+    store = TelemetrySQLiteStore(path)
+    probe = sqlite3.connect(str(path))
+    empty = _pages_bytes(probe)
+    empty_tables = _dbstat(probe)
+    for i in range(0, len(events), batch_size):
+        store.write_batch(events[i:i + batch_size])
+    used = _pages_bytes(probe) - empty
+    tables = {k: v - empty_tables.get(k, 0) for k, v in _dbstat(probe).items()}
+    indexes = {name: tbl for name, tbl in probe.execute("SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index'")}
+    probe.close()
+    return {"store": store, "used": used, "tables": tables, "indexes": indexes}
+
+
+def raw_figures(path: Path, events: list[TelemetryEvent], batch_size: int) -> int:
+    """The same values in minimal tables (no index); bytes used."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE steps (episode INTEGER, step INTEGER, action INTEGER, observation INTEGER, "
+                 "reward REAL, terminated INTEGER, truncated INTEGER, info TEXT, render TEXT, ts_us INTEGER)")
+    conn.execute("CREATE TABLE episodes (episode INTEGER, total_reward REAL, length INTEGER, terminated INTEGER, "
+                 "truncated INTEGER, outcome TEXT, metadata TEXT, ts_us INTEGER)")
+    empty = _pages_bytes(conn)
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def ts_us(evt: TelemetryEvent) -> int:
+        return int(datetime.fromisoformat(evt.ts_iso).timestamp() * 1e6)
+
+    steps, episodes = [], []
+    for e in events:
+        p = e.payload
+        if "step_index" in p and "total_reward" not in p:
+            render = p.get("render_payload")
+            steps.append((p["episode_index"], p["step_index"], p["action"], p["observation"], p["reward"],
+                          int(p["terminated"]), int(p["truncated"]), dumps(dict(p.get("info") or {})),
+                          None if render is None else dumps(render), ts_us(e)))
+        elif "total_reward" in p:
+            episodes.append((p["episode_index"], p["total_reward"], p["length"], int(p["terminated"]),
+                             int(p["truncated"]), p.get("outcome"), dumps(p.get("metadata") or {}), ts_us(e)))
+    for i in range(0, len(steps), batch_size):
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)", steps[i:i + batch_size])
+        conn.execute("COMMIT")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO episodes VALUES (?,?,?,?,?,?,?,?)", episodes)
+    conn.execute("COMMIT")
+    used = _pages_bytes(conn) - empty
+    conn.close()
+    return used
+
+
+def best_ms(fn: Callable[[], Any], reads: int) -> tuple[float, Any]:
+    """The fastest of ``reads`` calls, in ms, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(reads):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000, result
+
+
+def measure(variant: str, steps: int, episodes: int, batch_size: int, reads: int, tmp: Path) -> dict[str, Any]:
+    """One variant: write, measure bytes, read back and check. Main thread; blocks."""
+    lines = worker_lines(variant, steps, episodes)
+    events = decoded_events(lines)
+    written = store_figures(tmp / f"store-{variant}.sqlite", events, batch_size)
+    store: TelemetrySQLiteStore = written["store"]
+    raw_used = raw_figures(tmp / f"raw-{variant}.sqlite", events, batch_size)
+    middle = episodes // 2
+    returns_ms, curves = best_ms(lambda: load_curves_from_store(store, RUN_ID, AGENT), reads)
+    episodes_ms, eps = best_ms(lambda: store.episode_records(RUN_ID, AGENT), reads)
+    episode_ms, ep_steps = best_ms(lambda: store.steps_for_episode(RUN_ID, AGENT, middle), reads)
+    conn = sqlite3.connect(str(store.path))
+    raw_returns_ms, raw_eps = best_ms(lambda: conn.execute(
+        "SELECT episode_index, total_reward FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index",
+        (RUN_ID, AGENT)).fetchall(), reads)
+    raw_episodes_ms, _ = best_ms(lambda: conn.execute(
+        "SELECT * FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index", (RUN_ID, AGENT)).fetchall(),
+        reads)
+    raw_episode_ms, _ = best_ms(lambda: conn.execute(
+        "SELECT * FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ? ORDER BY seq_id",
+        (RUN_ID, AGENT, middle)).fetchall(), reads)
+    stored_steps = store.step_count(RUN_ID, AGENT)
+    conn.close()
+    store.close()
+    file_bytes = store.path.stat().st_size
+    _check(events, eps, ep_steps, stored_steps, steps, episodes, middle)
+    if [float(x) for x in curves.column("return")] != [float(r) for _, r in raw_eps]:
+        raise AssertionError("the curves' returns differ from the stored ones")
+    tables = written["tables"]
+    step_tables = sum(v for k, v in tables.items() if k == "steps" or written["indexes"].get(k) == "steps")
+    episode_tables = sum(v for k, v in tables.items() if k == "episodes" or written["indexes"].get(k) == "episodes")
+    return {"variant": variant, "line_bytes": len(lines) / steps, "used": written["used"], "file_bytes": file_bytes,
+            "tables": tables, "steps_tables": step_tables, "episode_tables": episode_tables, "raw_used": raw_used,
+            "returns_ms": returns_ms, "episode_ms": episode_ms, "raw_returns_ms": raw_returns_ms,
+            "episodes_ms": episodes_ms, "raw_episodes_ms": raw_episodes_ms,
+            "raw_episode_ms": raw_episode_ms, "episode_steps": len(ep_steps), "returns": len(raw_eps)}
+
+
+def _check(events: list[TelemetryEvent], eps: list[Any], ep_steps: list[Any], stored: int, steps: int,
+           episodes: int, middle: int) -> None:
+    """Every step stored, every episode, and the read-back values equal to the written ones."""
+    problems = []
+    if stored != steps:
+        problems.append(f"{stored} step rows stored, {steps} written")
+    if len(eps) != episodes:
+        problems.append(f"{len(eps)} episodes read, {episodes} written")
+    written_eps = {e.payload["episode_index"]: e.payload for e in events if "total_reward" in e.payload}
+    for rec in eps:
+        if rec.total_reward != written_eps[rec.episode_index]["total_reward"]:
+            problems.append(f"episode {rec.episode_index}: return {rec.total_reward}")
+            break
+    written_steps = [e.payload for e in events if "step_index" in e.payload and "total_reward" not in e.payload
+                     and e.payload["episode_index"] == middle]
+    got = [(s.step_index, s.action, s.observation, s.reward, s.terminated, s.render_payload) for s in ep_steps]
+    want = [(p["step_index"], p["action"], p["observation"], p["reward"], p["terminated"], p.get("render_payload"))
+            for p in written_steps]
+    if got != want:
+        problems.append(f"episode {middle}'s steps read back differ from the written ones")
+    if problems:
+        raise AssertionError("; ".join(problems))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--episodes", type=int, default=2000, help="the read-back reads all of them")
+    parser.add_argument("--variant", choices=("scalar", "grid", "both"), default="both")
+    parser.add_argument("--batch-size", type=int, default=2000, help="events per write_batch (DbSink's default)")
+    parser.add_argument("--reads", type=int, default=5, help="read-back repetitions; the best is kept")
+    args = parser.parse_args(argv)
+    variants = ("scalar", "grid") if args.variant == "both" else (args.variant,)
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="bench_disk_") as tmp_name:
+        for variant in variants:
+            r = measure(variant, args.steps, args.episodes, args.batch_size, args.reads, Path(tmp_name))
+            per_step = r["used"] / args.steps
+            raw_per_step = r["raw_used"] / args.steps
+            print(f"{variant}: {args.steps:,} steps in {args.episodes:,} episodes ({r['line_bytes']:.0f} bytes/line "
+                  f"written by the worker); sqlite {sqlite3.sqlite_version}")
+            print(f"  store: {r['used']:,} bytes used = {per_step:.1f} bytes/step (file after close "
+                  f"{r['file_bytes']:,} bytes); raw minimal tables {r['raw_used']:,} = {raw_per_step:.1f} bytes/step")
+            if r["tables"]:
+                print(f"  steps table + its indexes {r['steps_tables'] / args.steps:.1f} bytes/step; episodes table + "
+                      f"indexes {r['episode_tables'] / args.episodes:.1f} bytes/episode; per table/index (dbstat): "
+                      + ", ".join(f"{k} {v:,}" for k, v in sorted(r["tables"].items(), key=lambda kv: -kv[1]) if v))
+            print(f"  read-back: {r['returns']:,} episode returns (load_curves) {r['returns_ms']:.2f} ms (raw SELECT "
+                  f"{r['raw_returns_ms']:.2f} ms); every episode record (episode_records) {r['episodes_ms']:.2f} ms (raw "
+                  f"SELECT * {r['raw_episodes_ms']:.2f} ms); one episode, {r['episode_steps']} steps, "
+                  f"{r['episode_ms']:.3f} ms (raw SELECT {r['raw_episode_ms']:.3f} ms); all values read back equal")
+            minimal = "minimal raw sqlite3 tables, same values"
+            figures += [
+                figure(f"disk.{variant}.bytes_per_step", f"bytes/step on disk, {variant} steps", per_step, "bytes/step",
+                       "lower", baseline=raw_per_step, baseline_label=minimal,
+                       target=target("<=", TARGET_BYTES_PER_STEP, source="issue 13 #4"),
+                       note="page_count*page_size delta after checkpoint"),
+                figure(f"disk.{variant}.returns_ms", f"read back {r['returns']:,} episode returns, {variant}",
+                       r["returns_ms"], "ms", "lower", baseline=r["raw_returns_ms"],
+                       baseline_label="raw SELECT of the same rows",
+                       target=target("<=", TARGET_RETURNS_MS, source="issue 13 #4")),
+                figure(f"disk.{variant}.episodes_ms", f"read back {r['returns']:,} episode records, {variant}",
+                       r["episodes_ms"], "ms", "lower", baseline=r["raw_episodes_ms"],
+                       baseline_label="raw SELECT * of the same rows"),
+                figure(f"disk.{variant}.episode_ms", f"read back one episode's {r['episode_steps']} steps, {variant}",
+                       r["episode_ms"], "ms", "lower", baseline=r["raw_episode_ms"],
+                       baseline_label="raw SELECT of the same rows",
+                       target=target("<=", TARGET_EPISODE_MS, source="issue 13 #4")),
+            ]
+            if r["tables"]:
+                figures.append(figure(f"disk.{variant}.steps_table_bytes_per_step",
+                                      f"steps table + its indexes (dbstat), {variant}",
+                                      r["steps_tables"] / args.steps, "bytes/step", "lower"))
+    print_bench_json("disk", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
