@@ -5,14 +5,15 @@
 
 The ingest is the local one: a ``TelemetryProxy`` spawns the worker and publishes its events on a
 private RunBus; a ``RedisPump`` drains that bus losslessly into one stream per run and agent.
-Numbering continues after the last seq_id already in Redis, so a restarted bridge never reuses an
-id. When Redis is unreachable the pump keeps the events and retries with backoff; its gate stops
+Numbering continues after the larger of the stream's last id in Redis and the bound this machine
+keeps for it (``SeqState`` in ``--state-dir``), so a restarted bridge never reuses an id, even
+when Redis lost the stream meanwhile. When Redis is unreachable the pump keeps the events and retries with backoff; its gate stops
 the proxy reading (the worker then blocks on its own output) until Redis takes them again.
 
 Exit code: 0 completed, 1 failed (or not every event reached Redis, or the worker's telemetry
 could not be read to its end), 130 cancelled (SIGINT or SIGTERM stops the worker; its
 cancellation is sent too; a second signal stops waiting for Redis), 2 when the worker cannot be
-started or Redis cannot be reached at start.
+started, Redis cannot be reached at start or the state dir is not writable.
 
 Shutdown is bounded: if the proxy's reader thread dies (or hangs) before it has published the
 end of the run, the bridge notices (the thread ended without finishing, or it is still busy
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -41,6 +43,7 @@ from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_clie
 from gym_gui.transport.redis_keys import KEY_PREFIX
 from gym_gui.transport.redis_publisher import DEFAULT_RETENTION, RedisPublisher
 from gym_gui.transport.redis_pump import RedisPump
+from gym_gui.transport.redis_seq_state import SeqState, SeqStateError, default_state_dir
 
 __all__ = ["BRIDGE_CLIENT_NAME", "EXIT_CODES", "RedisBridge", "build_parser", "main"]
 
@@ -58,16 +61,19 @@ class RedisBridge:
     ``run`` is called once, from the thread that owns the bridge; ``request_stop`` and
     ``force_stop`` from any thread (a signal handler). ``stop_timeout_s``: how long the worker gets
     to end after SIGTERM before SIGKILL (and how long each join of the proxy's threads waits).
+    ``state_dir``: where the seq_id bounds of its streams are kept (None: ``default_state_dir()``).
     Pump tuning: ``batch_size``, ``high_water``, ``low_water``, ``retry_initial_s``, ``retry_max_s``.
     """
 
     def __init__(self, client: redis.Redis, *, run_id: str | None = None,
                  default_agent_id: str = DEFAULT_AGENT_ID, key_prefix: str = KEY_PREFIX,
                  retention: int | None = DEFAULT_RETENTION, flush_timeout_s: float = 60.0,
-                 stop_timeout_s: float = 5.0, name: str = "worker", **pump_tuning: Any) -> None:
+                 stop_timeout_s: float = 5.0, name: str = "worker",
+                 state_dir: str | os.PathLike[str] | None = None, **pump_tuning: Any) -> None:
         """Build the bus, publisher, pump and proxy. Any thread; no I/O."""
         self.bus = RunBus()
-        self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention)
+        self.seq_state = SeqState(default_state_dir() if state_dir is None else state_dir)
+        self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention, seq_guard=self.seq_state)
         self.pump = RedisPump(self.bus, self.publisher, **pump_tuning)
         self.flush_timeout_s = flush_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -79,6 +85,8 @@ class RedisBridge:
         self._stopped_at: float | None = None  # when the stopper thread had ended the worker
         #: Why the worker's telemetry was not read to its end (None: it was).
         self.ingest_error: str | None = None
+        #: Why the bridge could not start (None: it could, or the worker could not be started).
+        self.start_error: str | None = None
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.proxy = TelemetryProxy(self.bus, default_agent_id=default_agent_id, run_id=run_id,
                                     seq_floor=self._seq_floor, gate=self.pump.gate, name=name)
@@ -109,6 +117,22 @@ class RedisBridge:
         reader, at most about ``4 * stop_timeout_s + 2 * flush_timeout_s`` (``stop_timeout_s`` after
         ``force_stop``).
         """
+        error = self.seq_state.prepare()
+        if error is not None:
+            self.start_error = f"cannot keep the seq_id state in {self.seq_state.state_dir} ({error}); " \
+                               "give a writable --state-dir"
+            _log.error("%s", self.start_error)
+            self.pump.finish(0.0)
+            self.flushed = True
+            self._code = EXIT_CANNOT_START
+            return EXIT_CANNOT_START
+        try:
+            self._run(argv, env, poll_s)
+        finally:
+            self.seq_state.close()  # every bound exact: a restart resumes right after what was sent
+        return self.exit_code()
+
+    def _run(self, argv: Sequence[str], env: Mapping[str, str] | None, poll_s: float) -> None:
         try:
             self.proxy.spawn(argv, env=env)
         except OSError as exc:
@@ -116,7 +140,7 @@ class RedisBridge:
             self.pump.finish(0.0)
             self.flushed = True
             self._code = EXIT_CANNOT_START
-            return EXIT_CANNOT_START
+            return
         try:
             while not self.proxy.finished and self._ingest_going(poll_s):
                 self.pump.step(poll_s)
@@ -127,7 +151,6 @@ class RedisBridge:
             self.proxy.stop(self.stop_timeout_s)
             if self._stopper is not None:
                 self._stopper.join(2 * self.stop_timeout_s + 1.0)
-        return self.exit_code()
 
     def _ingest_going(self, poll_s: float) -> bool:
         """Whether the proxy may still finish: False once it cannot (its reader thread ended without
@@ -180,11 +203,28 @@ class RedisBridge:
         return 0 if outcomes == {"completed"} else 1
 
     def _seq_floor(self, run_id: str, agent_id: str | None) -> int | None:
-        """The last seq_id of the stream in Redis, retried through connection loss. Proxy reader thread; blocks.
+        """Where the stream's numbering continues: the larger of its last seq_id in Redis (retried
+        through connection loss) and the bound this machine kept for it. Proxy reader thread; blocks.
 
         After a stop request it gives up once ``flush_timeout_s`` has passed (the proxy then numbers
         from 1 and Redis refuses ids it already has: counted as duplicates).
         """
+        key = self.publisher.key_of(run_id, agent_id)
+        try:
+            kept = self.seq_state.floor(key)
+        except SeqStateError as exc:  # counted and logged; Redis's last id is all that is left
+            kept = None
+            self.seq_state.count_error(str(exc))
+            _log.error("%s; numbering %s/%s after the stream's last id in Redis only (a seq_id may be reused "
+                       "if Redis lost the stream)", exc, run_id, agent_id)
+        in_redis = self._redis_floor(run_id, agent_id)
+        if kept is not None and (in_redis is None or kept > in_redis):
+            _log.info("stream %s/%s continues after seq_id %d (kept in %s; Redis's last: %s)",
+                      run_id, agent_id, kept, self.seq_state.state_dir, in_redis)
+            return kept
+        return in_redis
+
+    def _redis_floor(self, run_id: str, agent_id: str | None) -> int | None:
         backoff = Backoff(self._retry_initial_s, self._retry_max_s)
         give_up_at: float | None = None
         while True:
@@ -213,7 +253,7 @@ class RedisBridge:
             "duplicates": pub["duplicates"], "unencodable": pub["unencodable"], "refused": pub["refused"],
             "unsent": pump["backlog"], "streams": pub["streams"], "connection_errors": pump["connection_errors"],
             "reconnects": pump["reconnects"], "rejected_lines": proxy["rejected_total"],
-            "paused_s": f"{pump['gate_paused_s']:.2f}",
+            "paused_s": f"{pump['gate_paused_s']:.2f}", "state_errors": self.seq_state.errors,
             "ingest": "finished" if self.ingest_error is None else "broken",
         }
         return "redis_bridge: " + " ".join(f"{k}={v}" for k, v in fields.items())
@@ -241,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long to keep trying to send the last events once the worker ended")
     parser.add_argument("--stop-timeout-s", type=float, default=5.0,
                         help="how long the worker gets to end after SIGTERM before SIGKILL")
+    parser.add_argument("--state-dir", default=None,
+                        help="where the last seq_id sent per stream is kept, so a restarted bridge never reuses one "
+                             f"(default: {default_state_dir()})")
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -301,7 +344,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     bridge = RedisBridge(client, run_id=args.run_id, default_agent_id=args.default_agent_id,
                          key_prefix=args.key_prefix, retention=args.retention or None,
                          flush_timeout_s=args.flush_timeout_s, stop_timeout_s=args.stop_timeout_s,
-                         batch_size=args.batch_size,
+                         state_dir=args.state_dir, batch_size=args.batch_size,
                          high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
     print(f"redis_bridge: {' '.join(command)} -> {_where(client)}", file=out, flush=True)
 
@@ -323,11 +366,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         client.close()
+    if bridge.start_error is not None:
+        print(f"redis_bridge: {bridge.start_error}", file=out, flush=True)
     print(bridge.summary(), file=out, flush=True)
     if not bridge.flushed:
         print(f"redis_bridge: WARNING: {bridge.pump.backlog()} events were not sent to Redis", file=out, flush=True)
     if bridge.ingest_error is not None:
         print(f"redis_bridge: WARNING: {bridge.ingest_error}", file=out, flush=True)
+    if bridge.seq_state.errors:
+        print(f"redis_bridge: WARNING: the seq_id state in {bridge.seq_state.state_dir} could not be kept "
+              f"({bridge.seq_state.last_error}): a bridge restarted with this run id after Redis lost its data "
+              "may reuse seq_ids", file=out, flush=True)
     return code
 
 

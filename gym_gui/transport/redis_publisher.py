@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import attrs
 import redis
@@ -23,13 +23,20 @@ from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.transport.redis_entries import encode_fields
 from gym_gui.transport.redis_keys import KEY_PREFIX, entry_id, index_key, seq_of_any_id, stream_key
 
-__all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "stream_last_seq_id"]
+__all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "SeqGuard", "stream_last_seq_id"]
 
 _log = logging.getLogger(__name__)
 
 #: Entries kept per stream (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
 DEFAULT_RETENTION = 100_000
 _DUPLICATE_MARK = "equal or smaller"
+
+
+class SeqGuard(Protocol):
+    """Told the highest seq_id per stream key of each batch before it goes out (``SeqState``)."""
+
+    def reserve(self, maxima: Mapping[str, int]) -> None:
+        """Returns once the batch may be sent; the publishing thread; never raises."""
 
 
 @attrs.frozen(slots=True)
@@ -59,19 +66,22 @@ def stream_last_seq_id(client: redis.Redis, key: str) -> int | None:
 class RedisPublisher:
     """Writes events to ``{prefix}:{run}:{agent}`` streams with bounded retention.
 
-    ``retention``: entries kept per stream (``MAXLEN ~``), None for unbounded. Any thread may
-    call any method; ``publish`` calls are serialised (a stream's events must go out in order,
+    ``retention``: entries kept per stream (``MAXLEN ~``), None for unbounded. ``seq_guard``: told
+    each batch's highest seq_id per stream key before the batch is sent (the bridge's durable
+    ``SeqState``, so a restarted bridge never reuses one). Any thread may call any method; ``publish`` calls are serialised (a stream's events must go out in order,
     from one caller).
     """
 
     def __init__(self, client: redis.Redis, *, key_prefix: str = KEY_PREFIX,
-                 retention: int | None = DEFAULT_RETENTION, approximate_trim: bool = True) -> None:
+                 retention: int | None = DEFAULT_RETENTION, approximate_trim: bool = True,
+                 seq_guard: SeqGuard | None = None) -> None:
         if retention is not None and retention < 1:
             raise ValueError(f"retention must be >= 1 or None, got {retention}")
         self.client = client
         self.key_prefix = key_prefix
         self.retention = retention
         self.approximate_trim = approximate_trim
+        self.seq_guard = seq_guard
         self._index_key = index_key(key_prefix)
         self._lock = threading.Lock()
         self._indexed: set[str] = set()
@@ -111,7 +121,7 @@ class RedisPublisher:
 
     def _publish(self, events: Sequence[TelemetryEvent]) -> PublishResult:
         entries: list[tuple[str, str, dict[str, str]]] = []
-        keys: dict[str, None] = {}  # every stream of the batch, in order: each batch re-registers them
+        keys: dict[str, int] = {}  # every stream of the batch, in order (each batch re-registers them): its top seq_id
         unencodable = 0
         for evt in events:
             key = self.key_of(evt.run_id, evt.agent_id)
@@ -122,10 +132,13 @@ class RedisPublisher:
                 self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
                                evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
                 continue
-            keys[key] = None
+            if evt.seq_id > keys.get(key, -1):
+                keys[key] = evt.seq_id
             entries.append((key, entry_id(evt.seq_id), fields))
         replies: list[Any] = []
         if entries:
+            if self.seq_guard is not None:
+                self.seq_guard.reserve(keys)
             pipe = self.client.pipeline(transaction=False)
             pipe.sadd(self._index_key, *keys)  # the index first: a reader that sees an entry finds its stream
             maxlen, approximate = self.retention, self.approximate_trim

@@ -1,5 +1,7 @@
 """Redis restarted under a running bridge: with persistence nothing is lost, without it exactly the
-lost seq_id ranges are reported and everything after the restart arrives.
+lost seq_id ranges are reported and everything after the restart arrives. A bridge restarted with
+the same run id after Redis lost its stream numbers on after what it sent before (its state dir),
+so the GUI stores every new event.
 
 Everything is real: a redis-server on loopback (restarted on the same port), the bridge as a
 subprocess running a worker script, and the GUI side's RunBus, RedisTelemetrySource and sink
@@ -29,7 +31,7 @@ _TRANSPORT_TESTS = Path(__file__).resolve().parents[1] / "transport"
 if str(_TRANSPORT_TESTS) not in sys.path:  # its helpers and fixtures are plain modules, not a package
     sys.path.insert(0, str(_TRANSPORT_TESTS))
 
-from redis_fixtures import own_redis, sources  # noqa: E402,F401  (fixtures)
+from redis_fixtures import bridge_state_home, own_redis, sources  # noqa: E402,F401  (fixtures)
 from redis_helpers import RedisServer, bridge_argv, child_env, wait_until  # noqa: E402
 
 FAKE_WORKER = [sys.executable, str(_TRANSPORT_TESTS / "redis_fake_worker.py")]
@@ -240,3 +242,40 @@ def test_a_gui_restarted_after_an_empty_redis_restart_finds_the_stream_and_repor
     second.close()
     assert stored_seqs(tmp_path / "telemetry.sqlite", "run-gap") == list(range(1, part1 + 1)) + list(
         range(part1 + part2 + 1, last + 1))
+
+
+@pytest.mark.parametrize("gui_behind", [False, True], ids=["gui-caught-up", "gui-behind"])
+def test_a_bridge_restarted_after_an_empty_redis_restart_numbers_on_and_nothing_new_is_lost(
+        own_redis: Any, gui: Callable[[str], RemoteGui], tmp_path: Path, gui_behind: bool) -> None:
+    """Redis forgets the stream between two bridge runs of one run id: the second bridge continues after
+    the first one's last seq_id (kept on the worker's machine), the GUI stores all of it; only what Redis
+    lost before the GUI read it is missing, and that is reported to the seq_id."""
+    server = own_redis()
+    go = tmp_path / "go"
+    g = gui(server.url)
+    first = start_bridge(server, "run-again", "--steps", "20", "--wait-for", str(go), "--more-steps", "200")
+    part1, first_total = 1 + events_of(20), 1 + events_of(20) + events_of(200) + 1
+    wait_until(lambda: len(g.received()) == part1, message="the first part read")
+    if gui_behind:
+        g.gate.open.clear()  # the GUI stops reading after seq part1
+        assert g.gate.parked.wait(10)
+    go.touch()
+    finish(first)
+    assert in_redis(server, "run-again") == first_total
+    if not gui_behind:
+        wait_until(lambda: len(g.received()) == first_total, message="the first bridge's run read")
+    read_before = len(g.received())
+    server.restart()  # the stream and the index are gone; nobody writes until the bridge runs again
+    g.gate.open.set()
+    second = start_bridge(server, "run-again", "--steps", "30")
+    out = finish(second)
+    assert "state_errors=0" in out
+    second_seqs = list(range(first_total + 1, first_total + 1 + 1 + events_of(30) + 1))
+    wait_until(lambda: g.received()[-1:] == second_seqs[-1:], message="the second bridge's run read")
+    assert g.received() == list(range(1, read_before + 1)) + second_seqs  # each new event once, under a new seq_id
+    lost = [(read_before + 1, first_total)] if read_before < first_total else []
+    wait_until(lambda: g.lost("run-again") == lost, message="exactly what Redis lost unread, reported")
+    stats = g.source.stats()
+    assert stats["lost"] == first_total - read_before and stats["renumbered"] == 0 and stats["vanished"] == {}
+    g.close()
+    assert stored_seqs(tmp_path / "telemetry.sqlite", "run-again") == g.received()

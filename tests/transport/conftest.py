@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from redis_fixtures import own_redis, redis_server, shared_redis, sources
+from redis_fixtures import bridge_state_home, own_redis, redis_server, shared_redis, sources
 
-__all__ = ["own_redis", "redis_server", "shared_redis", "sources"]
+__all__ = ["bridge_state_home", "own_redis", "redis_server", "shared_redis", "sources"]

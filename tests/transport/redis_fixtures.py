@@ -15,7 +15,16 @@ import pytest
 from gym_gui.transport.redis_source import RedisTelemetrySource
 from redis_helpers import RedisServer, redis_server_binary
 
-__all__ = ["own_redis", "redis_server", "shared_redis", "sources"]
+__all__ = ["bridge_state_home", "own_redis", "redis_server", "shared_redis", "sources"]
+
+
+@pytest.fixture(autouse=True)
+def bridge_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``XDG_STATE_HOME`` per test (inherited by bridge subprocesses through ``child_env``):
+    the bridges' seq_id state never leaks between tests or into the home directory."""
+    home = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
 
 
 @pytest.fixture(scope="session")
