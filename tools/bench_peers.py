@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_figures import figure, print_bench_json  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 PEERS_VENV = ROOT / ".venv-peers"
 REQUIREMENTS = HERE / "peers" / "requirements.txt"
@@ -56,6 +56,8 @@ PEERS = ("tensorboardX", "rerun", "wandb")
 #: What must import in .venv-peers for each peer (rerun's reader needs datafusion).
 IMPORTS = {"tensorboardX": "import tensorboardX", "rerun": "import rerun, datafusion", "wandb": "import wandb"}
 EPISODES = 2000
+#: issue 13 #2: a Python loop emitting through python -m gym_gui.run is durable at >= 150,000 steps/s.
+TARGET_OURS_STEPS_PER_S = 150_000
 TIMEOUT_S = 1800.0
 METRICS = (("producer_us_per_step", "producer us/step", "us/step", "lower"),
            ("durable_steps_per_s", "steps/s until durable", "steps/s", "higher"),
@@ -190,10 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, label, unit, better in METRICS:
             value = res.get(key)
             base = ours.get(key) if tool != OURS else None
+            goal = target(">=", TARGET_OURS_STEPS_PER_S, source="issue 13 #2") \
+                if (tool, key) == (OURS, "durable_steps_per_s") else None
             figures.append(figure(f"peers.{variant}.{tool}.{key}", f"{tool}, {label}, {variant} steps ({variants[variant]:,})",
                                   value, unit, better, baseline=base,
                                   baseline_label="ours (gym_gui), same run" if base is not None else "",
-                                  note=res.get("error") or res.get("note", "")))
+                                  target=goal, note=res.get("error") or res.get("note", "")))
             cells.append("-" if value is None else f"{value:,.1f}" if value < 1000 else f"{value:,.0f}")
         print(f"{variant:<8} {tool:<13} {cells[0]:>17} {cells[1]:>16} {cells[2]:>11} {cells[3]:>13}  "
               f"{res.get('error') or res.get('note', '')}")

@@ -26,12 +26,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "tools"))
 
 from event_factory import EventFactory  # noqa: E402
 from gym_gui.transport.redis_client import make_client  # noqa: E402
 from gym_gui.transport.redis_keys import stream_key  # noqa: E402
 from gym_gui.transport.redis_publisher import RedisPublisher  # noqa: E402
 from redis_helpers import RedisServer, bridge_argv, child_env, redis_server_binary  # noqa: E402
+from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 
 def publisher_rate(server: RedisServer, events: int, run_id: str) -> tuple[float, float]:
@@ -84,10 +86,19 @@ def main() -> int:
                 figures["bridge"].append(bridge_rate(server, args.events, f"bridge-{r}"))
                 print(f"round {r}: " + ", ".join(f"{name} {v[-1][0]:,.0f} entries/s {v[-1][1]:.1f} us CPU/entry"
                                                  for name, v in figures.items()), flush=True)
+            medians = {}
             for name, values in figures.items():
                 rate = statistics.median(v[0] for v in values)
                 cpu_us = statistics.median(v[1] for v in values)
+                medians[name] = rate
                 print(f"{name}: median {rate:,.0f} entries/s, {cpu_us:.1f} us CPU/entry over {len(values)} rounds")
+            print_bench_json("redis", [  # tools/bench_figures.py: the line tools/bench reads
+                figure("redis.publisher.entries_per_s", "RedisPublisher.publish in-process", medians["publisher"],
+                       "entries/s", "higher"),
+                figure("redis.bridge.entries_per_s", "redis_bridge: worker -> Redis, spawn to exit", medians["bridge"],
+                       "entries/s", "higher", baseline=medians["publisher"], baseline_label="publisher in-process",
+                       target=target(">=", 150_000, source="issue 13 #6")),
+            ])
         finally:
             server.stop()
     return 0
