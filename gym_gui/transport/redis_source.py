@@ -14,7 +14,11 @@ holds entries the cursor had not reached, the missing seq_id range is counted an
 holds (trimmed by retention, or gone with a Redis restarted without its data, after which the
 writer's next entries begin beyond the cursor) and entries ``XDEL`` removed. A stream whose key
 vanished from Redis (and from the index) is reported in ``stats()["vanished"]`` until it is
-written again; its gap is then reported as lost like any other. Reading pauses while ``gate``
+written again; its gap is then reported as lost like any other. A stream written anew below
+the seq_ids already taken (deleted and recreated, or lost by Redis and numbered from 1 again by
+its writer; ``redis_renumbered``) is read again from its start: its entries up to the highest
+seq_id taken cannot be stored (those seq_ids exist) and are counted as ``renumbered`` (exact
+ranges, and a warning), the ones after it are published as usual. Reading pauses while ``gate``
 (``DbSink.ingest_gate``) is closed, so the sink's backlog stays bounded.
 """
 
@@ -35,6 +39,8 @@ from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
 from gym_gui.transport.redis_entries import EntryRejected, decode_entry
 from gym_gui.transport.redis_removed import removed_upper
+from gym_gui.transport.redis_read_state import Anchor, StreamReadState
+from gym_gui.transport.redis_renumbered import RenumberedEntries, find_renumbered
 from gym_gui.transport.redis_keys import KEY_PREFIX, cursor_after, index_key, parse_stream_key, seq_from_entry_id
 
 __all__ = ["RedisTelemetrySource", "SOURCE_CLIENT_NAME"]
@@ -47,21 +53,6 @@ _GATE_RECHECK_S = 0.25
 #: Reasons counted for keys of the index set, next to the entry RejectReasons.
 BAD_KEY = "bad_key"
 NOT_A_STREAM = "not_a_stream"
-
-
-class _Stream:
-    """One stream's read state. Source thread only."""
-
-    __slots__ = ("key", "stream", "cursor", "last_seq", "gaps", "removed_upper", "vanished")
-
-    def __init__(self, key: bytes, stream: StreamKey, floor: int | None) -> None:
-        self.key = key
-        self.stream = stream
-        self.cursor: bytes | str = cursor_after(floor)
-        self.last_seq = floor  # highest seq_id read (or persisted before we started)
-        self.gaps: list[tuple[int, int]] = []  # seq ranges skipped by the entries read, not yet explained
-        self.removed_upper = -1  # every seq_id <= this that is absent was removed by Redis (trim, XDEL, restart)
-        self.vanished = False  # the key was gone from Redis at the last discovery
 
 
 class RedisTelemetrySource:
@@ -113,7 +104,7 @@ class RedisTelemetrySource:
         self._backoff = Backoff(retry_initial_s, retry_max_s)
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
 
-        self._states: dict[bytes, _Stream] = {}  # source thread only
+        self._states: dict[bytes, StreamReadState] = {}  # source thread only
         self._bad_keys: set[bytes] = set()
         self._next_discover_at = 0.0
         self._failing = False
@@ -125,6 +116,7 @@ class RedisTelemetrySource:
         self._rejected: Counter[str] = Counter()
         self._lost: dict[StreamKey, list[tuple[int, int]]] = {}
         self._vanished: dict[StreamKey, int | None] = {}  # stream -> last seq_id read before its key vanished
+        self._renumbered = RenumberedEntries(name)
         self._reconnects = 0
         self._connection_errors = 0
         self._connected = False
@@ -178,6 +170,11 @@ class RedisTelemetrySource:
         with self._lock:
             return {stream: list(ranges) for stream, ranges in self._lost.items()}
 
+    def renumbered_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
+        """Per stream, the seq_id ranges (inclusive) of entries skipped because the stream was written anew
+        below the seq_ids already taken (each entry counted once). Any thread; never blocks."""
+        return self._renumbered.ranges()
+
     def stats(self) -> dict[str, Any]:
         """Counters for the debug pane. Any thread; never blocks.
 
@@ -185,7 +182,9 @@ class RedisTelemetrySource:
         reason) and ``rejected_total``, ``lost_ranges`` (``{"run_id/agent_id": [(a, b), ...]}``, for
         display; ``lost_ranges()`` has exact keys) and ``lost`` (their event count, an upper bound),
         ``vanished`` (``{"run_id/agent_id": last seq_id read}`` of streams whose key is gone from Redis
-        and not written since), ``reconnects``, ``connection_errors``, ``connected``, ``last_error``,
+        and not written since), ``renumbered`` (entries skipped because their stream was written anew
+        below the seq_ids already taken: exact) and ``renumbered_ranges`` (``{"run_id/agent_id":
+        [(a, b), ...]}``; ``renumbered_ranges()`` has exact keys), ``reconnects``, ``connection_errors``, ``connected``, ``last_error``,
         ``streams``, ``paused_s`` (waiting on the gate), ``running``.
         """
         with self._lock:
@@ -198,6 +197,8 @@ class RedisTelemetrySource:
                 "lost_ranges": {f"{run}/{agent or ''}": list(r) for (run, agent), r in self._lost.items()},
                 "lost": sum(b - a + 1 for ranges in self._lost.values() for a, b in ranges),
                 "vanished": {f"{run}/{agent or ''}": seq for (run, agent), seq in self._vanished.items()},
+                "renumbered": self._renumbered.total,
+                "renumbered_ranges": {f"{run}/{agent or ''}": r for (run, agent), r in self._renumbered.ranges().items()},
                 "reconnects": self._reconnects,
                 "connection_errors": self._connection_errors,
                 "connected": self._connected,
@@ -253,6 +254,7 @@ class RedisTelemetrySource:
         members = client.smembers(self._index_key)
         self._reachable()
         self._check_vanished(client, members)
+        self._check_renumbered(client)
         for key in sorted(members):
             if key in self._states or key in self._bad_keys:
                 continue
@@ -267,7 +269,7 @@ class RedisTelemetrySource:
                 self._rlog.log(logging.ERROR, "floor", "%s: cannot read the stored seq_id of %s/%s (%s); will retry",
                                self.name, *stream, exc)
                 continue
-            self._states[key] = _Stream(key, stream, floor)
+            self._states[key] = StreamReadState(key, stream, floor)
             with self._lock:
                 self._streams.append(stream)
             _log.info("%s: reading stream %s/%s after seq_id %s", self.name, *stream, floor)
@@ -294,7 +296,7 @@ class RedisTelemetrySource:
                          "without its data): entries after it that were not read are lost; if the writer goes "
                          "on, the missing range is reported", self.name, *state.stream, state.last_seq)
 
-    def _take(self, state: _Stream, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _take(self, state: StreamReadState, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Decode, publish and advance the cursor over one stream's reply. Never raises a RedisError."""
         if state.vanished:  # written again: a gap before its new entries is explained like any other
             state.vanished = False
@@ -303,10 +305,23 @@ class RedisTelemetrySource:
         last = state.last_seq
         events: list[TelemetryEvent] = []
         rejected: list[EntryRejected] = []
+        skipped: list[int] = []
         read = 0
+        newest: Anchor | None = None
         for raw_id, fields in entries:
             read += 1
+            newest = (raw_id, fields or {})
             seq = seq_from_entry_id(raw_id)
+            if state.skip_upto is not None and seq is not None:
+                if seq <= state.skip_upto:  # renumbered: its seq_id is taken by an event read before
+                    skipped.append(seq)
+                    state.cursor = raw_id
+                    continue
+                if skipped:
+                    self._renumbered.skipped(state.stream, skipped)
+                    skipped = []
+                self._renumbered.ended(state.stream, state.skip_upto)
+                state.skip_upto = None
             if seq is not None:
                 low = 1 if last is None else last + 1
                 if seq > low:
@@ -319,6 +334,12 @@ class RedisTelemetrySource:
             except EntryRejected as exc:
                 rejected.append(exc)
         state.last_seq = last
+        if newest is not None:
+            state.newest = newest
+            if state.anchor is None:
+                state.anchor = newest
+        if skipped:
+            self._renumbered.skipped(state.stream, skipped)
         publish = self._bus.publish
         for evt in events:
             publish(evt)
@@ -328,6 +349,13 @@ class RedisTelemetrySource:
                 self._published[evt.topic.name] += 1
         for exc in rejected:
             self._count_rejected(exc.reason, f"stream {state.stream[0]}/{state.stream[1]}: {exc.detail}")
+
+    def _check_renumbered(self, client: redis.Redis) -> None:
+        """Read the streams written anew below the seq_ids taken again from their start. May raise connection errors."""
+        for state in find_renumbered(client, self._states.values()):
+            self._renumbered.started(state.stream, state.read_anew())
+            with self._lock:
+                self._vanished.pop(state.stream, None)
 
     def _resolve_gaps(self, client: redis.Redis) -> None:
         """Tell lost ranges (removed by Redis) from seq_ids the writer skipped. May raise connection errors."""

@@ -1,0 +1,154 @@
+"""A stream written anew below what the reader took: telling it from trimming (Qt-free).
+
+The reader's cursor only moves forward: ``XREAD`` returns entries above it. A stream key that was
+deleted and written again, or that Redis lost and a writer numbered from 1 again (a bridge
+without its seq_id state), has new entries at seq_ids the reader already took; ``XREAD`` would
+skip them without a word. The reader checks each known stream at every discovery (and so right
+after a reconnection, before reading on): its ``XINFO STREAM`` and the entry at its *anchor*, an
+entry it read earlier. The numbering restarted when
+
+- the stream's last-generated id is below the highest seq_id the reader took (or the GUI stored
+  before it started), or
+- the anchor's id holds an entry with other fields (a different event under the same seq_id), or
+- the anchor is gone while the stream's first entry is at or below it and no ``XDEL`` explains it
+  (``max-deleted-entry-id``; Redis < 7 keeps none: there a missing anchor within the stream counts).
+
+A stream whose first entry is beyond the anchor was trimmed (retention) or lost with Redis and is
+numbered on by its writer: no restart (the gap is reported lost in the usual way).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Iterable, Mapping
+
+import redis
+
+from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.telemetry.events import StreamKey
+from gym_gui.transport.redis_keys import seq_from_entry_id, seq_of_any_id
+from gym_gui.transport.redis_read_state import Anchor, StreamReadState
+
+__all__ = ["RenumberedEntries", "find_renumbered", "numbering_restarted", "ranges_text"]
+
+_log = logging.getLogger(__name__)
+
+
+def numbering_restarted(taken: int, anchor: Anchor | None, info: Mapping[str, Any],
+                        at_anchor: list[Any] | None) -> bool:
+    """Whether the stream was written anew below ``taken`` (the highest seq_id the reader has).
+
+    ``info``: the stream's ``XINFO STREAM``; ``at_anchor``: the ``XRANGE anchor anchor`` reply
+    (None without an anchor). Pure; any thread.
+    """
+    last = seq_of_any_id(info.get("last-generated-id"))
+    if last is not None and last < taken:
+        return True
+    if anchor is None or at_anchor is None:
+        return False
+    anchor_id, anchor_fields = anchor
+    if at_anchor:
+        _id, fields = at_anchor[0]
+        return dict(fields or {}) != dict(anchor_fields)
+    anchor_seq = seq_from_entry_id(anchor_id)
+    first = info.get("first-entry")
+    first_seq = seq_of_any_id(first[0]) if first else None
+    if anchor_seq is None or first_seq is None or first_seq > anchor_seq:
+        return False  # trimmed past the anchor, or emptied: the numbering goes on
+    if "max-deleted-entry-id" not in info:  # Redis < 7: no trace of XDEL
+        return True
+    deleted = seq_of_any_id(info.get("max-deleted-entry-id"))
+    return deleted is None or deleted < anchor_seq
+
+
+def find_renumbered(client: redis.Redis, states: Iterable[StreamReadState]) -> list[StreamReadState]:
+    """The streams (of those read, not already being read anew) whose numbering restarted; moves the
+    anchors of the others forward. One pipelined round trip (``XINFO STREAM``, ``XRANGE`` at the
+    anchor); the source's reader thread; raises the client's connection errors."""
+    checked = [state for state in states if state.last_seq is not None and state.skip_upto is None]
+    if not checked:
+        return []
+    pipe = client.pipeline(transaction=False)
+    candidates: list[Anchor | None] = []
+    for state in checked:
+        candidates.append(state.newest)
+        pipe.xinfo_stream(state.key)
+        if state.anchor is not None:
+            pipe.xrange(state.key, state.anchor[0], state.anchor[0])
+    replies = iter(pipe.execute(raise_on_error=False))
+    restarted: list[StreamReadState] = []
+    for state, candidate in zip(checked, candidates):
+        info = next(replies)
+        at_anchor = next(replies) if state.anchor is not None else None
+        for reply in (info, at_anchor):
+            if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+                raise reply
+        if isinstance(info, Exception) or isinstance(at_anchor, Exception):
+            continue  # gone (reported as vanished) or not a stream (dropped when read)
+        assert state.last_seq is not None
+        if numbering_restarted(state.last_seq, state.anchor, info, at_anchor):
+            restarted.append(state)
+        elif candidate is not None:  # the anchor (if any) is still there: what was read since is proven
+            state.anchor = candidate
+    return restarted
+
+
+class RenumberedEntries:
+    """The entries skipped because their stream was written anew below the seq_ids taken: exact
+    ranges per stream, their count, and the warnings. Any thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._ranges: dict[StreamKey, list[tuple[int, int]]] = {}
+        self._total = 0
+        self._rlog = RateLimitedLog(_log, interval_s=2.0)
+
+    @property
+    def total(self) -> int:
+        """Entries skipped. Any thread; never blocks."""
+        return self._total
+
+    def ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
+        """A copy of the ranges per stream. Any thread; never blocks."""
+        with self._lock:
+            return {stream: list(r) for stream, r in self._ranges.items()}
+
+    def started(self, stream: StreamKey, taken: int | None) -> None:
+        """Say that ``stream`` is read again from its start, its entries up to ``taken`` skipped. Any thread."""
+        with self._lock:
+            self._ranges.setdefault(stream, [])
+        _log.warning("%s: stream %s/%s was written anew below seq_id %s, which was already taken (its key deleted "
+                     "and written again, or lost by Redis and numbered from 1 again by its writer): its entries up to "
+                     "seq_id %s cannot be stored under seq_ids that exist; they are skipped and counted as "
+                     "renumbered, the entries after it are read as usual (give a rerun a new run id)",
+                     self.name, *stream, taken, taken)
+
+    def skipped(self, stream: StreamKey, seqs: list[int]) -> None:
+        """Count the entries ``seqs`` (ascending) of ``stream`` as skipped. Any thread."""
+        with self._lock:
+            ranges = self._ranges.setdefault(stream, [])
+            for seq in seqs:
+                if ranges and ranges[-1][1] + 1 == seq:
+                    ranges[-1] = (ranges[-1][0], seq)
+                else:
+                    ranges.append((seq, seq))
+            self._total += len(seqs)
+            shown = list(ranges)
+        self._rlog.log(logging.WARNING, f"renumbered:{stream}",
+                       "%s: stream %s/%s: renumbered entries skipped so far: seq_ids %s (taken by events read before)",
+                       self.name, *stream, ranges_text(shown))
+
+    def ended(self, stream: StreamKey, upto: int | None) -> None:
+        """Say that ``stream`` passed ``upto`` again and is read as usual. Any thread."""
+        with self._lock:
+            ranges = list(self._ranges.get(stream, []))
+        _log.warning("%s: stream %s/%s passed seq_id %s again: %d renumbered entries were skipped (seq_ids %s); "
+                     "reading goes on", self.name, *stream, upto, sum(b - a + 1 for a, b in ranges), ranges_text(ranges))
+
+
+def ranges_text(ranges: list[tuple[int, int]], limit: int = 8) -> str:
+    """``"1..20, 25"``: the first ``limit`` ranges (and how many more). Pure."""
+    text = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in ranges[:limit]) or "none"
+    return text + (f" (+{len(ranges) - limit} more ranges)" if len(ranges) > limit else "")
