@@ -8,7 +8,9 @@ Loop: sleep on the shared ``Waker`` (no polling) -> collect (controls, steps, co
 take a batch (a seq-ordered prefix per stream) -> one transaction -> report. A batch that fails
 with a retryable SQLite error (locked, busy, full, I/O) is kept and retried with exponential backoff;
 any other failure is retried event by event so the offending event is reported and kept aside
-(``run_events.error``) while the rest is stored. The thread never dies on an error.
+(``run_events.error``) while the rest is stored. The thread never dies on an error. An event whose
+key is already stored with other content (two writers numbered one stream) is not counted as
+persisted: it is a ``conflicts`` count by reason (``seq_conflict``), reported, and kept aside.
 
 Giving up (``stop`` timed out while the store kept failing): what was queued or being written is
 counted in ``lost``, and so is every event published afterwards, since a source may still be
@@ -157,6 +159,8 @@ class SinkCore:
         self.errors = 0
         self.retries = 0
         self.rejected = 0
+        self.conflicts = 0
+        self._conflict_reasons: dict[str, int] = {}
         self.lost = 0
         self._counters: list[Any] = []  # after giving up: one-slot subscriptions that count arrivals
         self.failing = False
@@ -254,6 +258,8 @@ class SinkCore:
             "errors": self.errors,
             "retries": self.retries,
             "rejected": self.rejected,
+            "conflicts": self.conflicts,
+            "conflicts_by_reason": dict(self._conflict_reasons),
             "lost": self.lost_count(),
             "failing": self.failing,
             "last_error": self.last_error,
@@ -441,12 +447,17 @@ class SinkCore:
         if self.failing:
             self.failing = False
             _log.info("db sink: writes recovered after %d retries", self.retries)
-        stored = len(batch) - len(result.lost)
+        stored = len(batch) - len(result.lost) - len(result.conflicts)
         self.persisted += stored
         self.duplicates += result.duplicates
         self.batches += 1
         self.rejected += len(result.rejected)
         self.lost += len(result.lost)
+        if result.conflicts:
+            self.conflicts += len(result.conflicts)
+            for _evt, reason in result.conflicts:
+                key = reason.split(":", 1)[0]
+                self._conflict_reasons[key] = self._conflict_reasons.get(key, 0) + 1
         with self._stats_lock:
             self._recent.append((time.monotonic(), stored))
         self._inflight = 0
@@ -454,6 +465,8 @@ class SinkCore:
         for evt, reason in result.rejected:
             self._report("rejected", f"db sink: kept malformed event aside ({reason}): {_describe(evt)}",
                          level=logging.WARNING)
+        for evt, reason in result.conflicts:
+            self._report("conflict", f"db sink: not stored in its stream, kept aside ({reason}): {_describe(evt)}")
         for evt, reason in result.lost:
             self._report("unstored", f"db sink: not stored ({reason}): {_describe(evt)}", level=logging.WARNING)
         if self._on_run_persisted is not None:

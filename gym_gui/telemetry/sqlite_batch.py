@@ -6,9 +6,10 @@ and episodes with few multi-row statements. See docs/performance.md ("Durable pa
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from itertools import chain
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import attrs
 
@@ -22,12 +23,14 @@ __all__ = [
     "INSERT_RUN_EVENT",
     "MultiRowInsert",
     "Plan",
+    "SEQ_CONFLICT",
     "STEP_ROWS",
     "UPSERT_RUN",
     "UPSERT_STREAM",
     "WriteResult",
     "error_text",
     "is_retryable_error",
+    "keep_conflicts",
     "plan_batch",
     "quarantine_row",
     "sanitised",
@@ -76,7 +79,10 @@ class WriteResult:
     ``inserted``: new rows in steps/episodes/run_events; ``duplicates``: events already stored;
     ``rejected``: events that could not be stored as normal rows, with the reason -- they are kept in
     ``run_events`` with an ``error`` text unless ``lost`` says that failed too;
-    ``completed_runs``: runs whose RUN_COMPLETED was in the batch.
+    ``completed_runs``: runs whose RUN_COMPLETED was in the batch; ``conflicts``: events whose key
+    (stream and seq_id; an episode's stream and index) is stored with other content -- not stored in
+    their stream (nor counted as duplicates), kept aside in ``run_events`` with an error starting
+    ``seq_conflict:`` (one that cannot be kept aside either is in ``lost``).
     """
 
     events: int
@@ -85,6 +91,7 @@ class WriteResult:
     rejected: tuple[tuple[TelemetryEvent, str], ...]
     lost: tuple[tuple[TelemetryEvent, str], ...]
     completed_runs: tuple[str, ...]
+    conflicts: tuple[tuple[TelemetryEvent, str], ...] = ()
 
 
 @attrs.define(slots=True)
@@ -100,6 +107,9 @@ class Plan:
     # (run_id, stored agent) -> [max_seq_id, first_ts_iso, ts_iso of max_seq_id]
     streams: dict[tuple[str, str], list[Any]] = attrs.Factory(dict)
     completed_runs: list[str] = attrs.Factory(list)
+    source: Sequence[TelemetryEvent] = ()  # the batch's events (to name the ones in conflict)
+    run_event_sources: list[TelemetryEvent] = attrs.Factory(list)  # the event of each run_events row
+    conflicts: list[tuple[TelemetryEvent, str]] = attrs.Factory(list)
 
 
 class MultiRowInsert:
@@ -177,7 +187,7 @@ def sanitised(text: str) -> str:
 
 def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
     """Encode a batch: step and episode rows, run events, lifecycle events, rejections, stream cursors."""
-    plan = Plan()
+    plan = Plan(source=events if isinstance(events, Sequence) else ())
     steps_append = plan.steps.append
     streams = plan.streams
     step_topic = Topic.STEP_APPENDED
@@ -198,6 +208,7 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
                         (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, topic.name, evt.ts_iso,
                          dump_json(evt.payload), None)
                     )
+                    plan.run_event_sources.append(evt)
                 if topic is Topic.RUN_COMPLETED:
                     plan.completed_runs.append(evt.run_id)
                 plan.lifecycle.append(evt)
@@ -208,6 +219,7 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
             error = error_text(exc)
             plan.rejected.append((evt, error))
             plan.run_events.append(quarantine_row(evt, error))
+            plan.run_event_sources.append(evt)
         if evt.run_id != run_id or evt.agent_id != agent_id:
             run_id, agent_id = evt.run_id, evt.agent_id
             key = (run_id, NO_AGENT if agent_id is None else agent_id)
@@ -220,3 +232,107 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
             stream[0] = evt.seq_id
             stream[2] = evt.ts_iso
     return plan
+
+
+#: The reason of an event whose key is stored with other content (two writers made the same seq_id).
+SEQ_CONFLICT = "seq_conflict"
+#: The columns each table's insert binds, in order; the first three are its primary key.
+_INSERT_COLUMNS = {
+    "steps": ("run_id", "agent_id", "seq_id", "episode_index", "step_index", "action_json", "observation_json",
+              "reward", "terminated", "truncated", "info_json", "render_payload_json", "extra_json", "ts_iso"),
+    "episodes": ("run_id", "agent_id", "episode_index", "seq_id", "total_reward", "length", "terminated",
+                 "truncated", "outcome", "metadata_json", "extra_json", "ts_iso"),
+    "run_events": ("run_id", "agent_id", "seq_id", "topic", "ts_iso", "payload_json", "error"),
+}
+
+
+def _canonical_json(text: str) -> str | None:
+    try:
+        return json.dumps(json.loads(text), sort_keys=True)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """One column of a new row and of the stored row hold the same value (JSON text by meaning)."""
+    if a == b:
+        return True
+    if type(a) is str and type(b) is str:
+        canon = _canonical_json(a)
+        return canon is not None and canon == _canonical_json(b)
+    return a != a and b != b  # NaN (a typed column never holds one, but an extra might be read as such)
+
+
+def _stored_rows(conn: sqlite3.Connection, table: str, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], Any]:
+    """The stored rows with the keys of ``rows``, by key: one range query per stream."""
+    columns = _INSERT_COLUMNS[table]
+    ranges: dict[tuple[Any, Any], list[Any]] = {}
+    for row in rows:
+        span = ranges.get((row[0], row[1]))
+        if span is None:
+            ranges[(row[0], row[1])] = [row[2], row[2]]
+        elif type(row[2]) is int:
+            span[0], span[1] = min(span[0], row[2]), max(span[1], row[2])
+    stored: dict[tuple[Any, ...], Any] = {}
+    sql = (f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? AND agent_id = ? "
+           f"AND {columns[2]} BETWEEN ? AND ?")
+    for (run_id, agent), (low, high) in ranges.items():
+        for found in conn.execute(sql, (run_id, agent, low, high)):
+            stored[found[:3]] = found
+    return stored
+
+
+def _is_stored(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
+    """``row`` of ``run_events`` is stored as it is."""
+    found = conn.execute(f"SELECT {', '.join(_INSERT_COLUMNS['run_events'])} FROM run_events WHERE run_id = ? "
+                         "AND agent_id = ? AND seq_id = ?", row[:3]).fetchone()
+    return found is not None and all(_same_value(a, b) for a, b in zip(row, found))
+
+
+def keep_conflicts(conn: sqlite3.Connection, plan: Plan, table: str, rows: Sequence[tuple[Any, ...]],
+                   events: Sequence[TelemetryEvent | None]) -> tuple[int, list[int]]:
+    """After an ``INSERT OR IGNORE`` of ``rows`` into ``table`` stored fewer rows than given: find the
+    rows whose key is stored with other content and keep their events aside in ``run_events``.
+
+    ``events[i]`` is the event of ``rows[i]`` (None: look it up in ``plan.source``). Returns (rows
+    inserted into ``run_events``, indexes of the conflicting rows). Each conflict is appended to
+    ``plan.conflicts`` (kept aside) or ``plan.unstored`` (its key is taken in ``run_events`` too).
+    Only the miss path pays for this (one range read per stream of the batch).
+    """
+    stored = _stored_rows(conn, table, rows)
+    by_key: dict[tuple[Any, ...], TelemetryEvent] | None = None
+    inserted = 0
+    conflicting: list[int] = []
+    for i, row in enumerate(rows):
+        found = stored.get(row[:3])
+        if found is None or all(_same_value(a, b) for a, b in zip(row, found)):
+            continue
+        conflicting.append(i)
+        evt = events[i] if i < len(events) else None
+        if evt is None:
+            if by_key is None:
+                by_key = {(e.run_id, stored_agent(e.agent_id), e.seq_id): e for e in plan.source
+                          if e.topic is Topic.STEP_APPENDED}
+            evt = by_key.get(row[:3])
+            if evt is None:  # pragma: no cover - every step row comes from an event of the batch
+                continue
+        if table == "episodes":
+            what = f"episode_index {row[2]} of the stream is already stored with other content (seq_id {found[3]}"
+        else:
+            what = f"seq_id {row[2]} of the stream is already stored with other content ({table} row"
+        error = (f"{SEQ_CONFLICT}: {what}, ts {found[4] if table == 'run_events' else found[-1]}); "
+                 "two writers numbered the stream")
+        if table == "run_events":  # the key is taken where it would be kept aside
+            kept = 0
+        else:
+            aside = quarantine_row(evt, error)
+            kept = conn.execute(INSERT_RUN_EVENT, aside).rowcount
+            if not kept and _is_stored(conn, aside):
+                continue  # a replay of a conflict already kept aside: a duplicate
+        if kept:
+            inserted += kept
+            plan.conflicts.append((evt, error))
+        else:
+            plan.rejected[:] = [(e, r) for e, r in plan.rejected if e is not evt]  # (a rejected event's row)
+            plan.unstored.append((evt, f"{error}; its key is taken in run_events too, so it is not kept"))
+    return inserted, conflicting

@@ -110,5 +110,5 @@ class RunRecord:
 
     @property
     def is_terminal(self) -> bool:
-        """True once a RUN_COMPLETED was stored."""
-        return self.status in ("completed", "failed", "cancelled")
+        """True once a RUN_COMPLETED was stored, or the run was found ``interrupted`` (its writer ended)."""
+        return self.status in ("completed", "failed", "cancelled", "interrupted")

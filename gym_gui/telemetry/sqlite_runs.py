@@ -8,6 +8,11 @@ Rules (documented in docs/schema.md):
 - RUN_COMPLETED sets status from ``outcome`` (``completed``/``failed``/``cancelled``; a missing or
   unknown outcome counts as ``completed``, the raw text is kept in ``outcome``). When several agents
   of one run complete, the most severe status wins: failed > cancelled > completed.
+
+Stale runs (``stream_owners.mark_interrupted``): a ``running``/``pending`` run whose stream owners
+are all gone (a killed GUI or CLI) is ``interrupted``, completed at the time of its last stored
+event. A later RUN_COMPLETED still finishes it, and a process that claims one of its streams again
+reopens it (``stream_owners.reopen_interrupted``).
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import dump_json, load_json, loaded_agent
 from gym_gui.telemetry.sqlite_records import RunRecord
 
-__all__ = ["RUN_COLUMNS", "apply_run_event", "decode_run", "new_run"]
+__all__ = ["INTERRUPTED", "RUN_COLUMNS", "apply_run_event", "decode_run", "new_run"]
+
+#: Status (and outcome) of a run whose writer ended without completing it.
+INTERRUPTED = "interrupted"
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "status", "outcome", "env_id", "config_json", "created_at", "started_at", "completed_at",
     "last_heartbeat_at", "last_heartbeat_json", "exit_code", "signal", "stderr_tail", "summary_json",
     "updated_at",
 )
-_SEVERITY = {"running": 0, "completed": 1, "cancelled": 2, "failed": 3}
+_SEVERITY = {"running": 0, INTERRUPTED: 0, "completed": 1, "cancelled": 2, "failed": 3}
 
 
 def new_run(run_id: str, ts_iso: str) -> dict[str, Any]:
@@ -101,3 +109,4 @@ def decode_run(row: tuple[Any, ...], agent_ids: tuple[str, ...]) -> RunRecord:
         updated_at=r["updated_at"],
         agent_ids=tuple(loaded_agent(a) for a in agent_ids),
     )
+

@@ -5,7 +5,8 @@ version ``i`` to ``i + 1``; opening a file applies the missing ones, each in its
 A file written by a newer build (higher version) is refused with ``SchemaVersionError``.
 Version 2 adds the columns the existing gym_gui application reads with raw SQL (``episode_id``,
 ``worker_id``, ``ep_index``); a file of that application (user_version 0 with its own tables) is
-converted by ``legacy_migration``, never here. See docs/schema.md for the tables, keys and queries.
+converted by ``legacy_migration``, never here. Version 3 adds ``stream_owners`` (which live process
+writes a stream). See docs/schema.md for the tables, keys and queries.
 """
 
 from __future__ import annotations
@@ -164,8 +165,26 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX episodes_by_worker ON episodes (run_id, worker_id, ep_index)",
 )
 
+#: Version 3: who writes a live stream (``stream_owners.py``): one row per claimed stream, naming the
+#: process (pid, host, its start time in clock ticks since boot and the kernel's boot id) and when
+#: it claimed the stream. Nothing else changes; every row of a version 2 file stays.
+_V3: tuple[str, ...] = (
+    """
+    CREATE TABLE stream_owners (
+        run_id         TEXT NOT NULL,
+        agent_id       TEXT NOT NULL,
+        pid            INTEGER NOT NULL,
+        host           TEXT NOT NULL,
+        process_start  INTEGER,
+        boot_id        TEXT,
+        claimed_at     TEXT NOT NULL,
+        PRIMARY KEY (run_id, agent_id)
+    ) WITHOUT ROWID
+    """,
+)
+
 #: ``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 #: The version this build writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -32,6 +32,7 @@ from gym_gui.telemetry.sqlite_batch import (
     WriteResult,
     error_text,
     is_retryable_error,
+    keep_conflicts,
     plan_batch,
     quarantine_row,
     sanitised,
@@ -47,6 +48,7 @@ from gym_gui.telemetry.sqlite_rows import (
 )
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, decode_run, new_run
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION, SchemaVersionError, configure_connection, migrate
+from gym_gui.telemetry.stream_owners import StreamOwnersAPI
 
 __all__ = [
     "SchemaVersionError",
@@ -67,7 +69,7 @@ class _ReaderSlot:
         self.conn = conn
 
 
-class TelemetrySQLiteStore(RecordStoreAPI):
+class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
     """Runs, steps and episodes of telemetry streams in one SQLite file (see docs/schema.md).
 
     Two APIs on one file: the event-based one (``write_batch``, ``episode_records``,
@@ -77,7 +79,8 @@ class TelemetrySQLiteStore(RecordStoreAPI):
     Thread rules: write methods may be called from any thread but serialise on one write connection
     (in the app only the DbSink thread writes); read methods may be called from any thread, use a
     per-thread connection and never wait for a writer. Reads return immutable records (the record
-    API returns the existing app's mutable dataclasses).
+    API returns the existing app's mutable dataclasses). Stream ownership (``claim_stream``, the
+    proxy's ``seq_floor``) and stale runs (``mark_interrupted_runs``): ``stream_owners.StreamOwnersAPI``.
     ``before_commit`` (a callable or None) runs inside every ``write_batch`` transaction just before
     COMMIT, on the writing thread -- a test hook to hold a transaction open or slow commits down.
     Also a context manager (``with store:`` closes it, exceptions propagate).
@@ -105,6 +108,7 @@ class TelemetrySQLiteStore(RecordStoreAPI):
         self.db_path = self.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._init_records(batch_size, max_buffer_bytes)
+        self._init_owners()
         self._busy_timeout_s = busy_timeout_s
         self._read_busy_timeout_s = read_busy_timeout_s
         self._write_lock = threading.Lock()
@@ -186,6 +190,9 @@ class TelemetrySQLiteStore(RecordStoreAPI):
                     totals = [self._apply_isolated(conn, evt, plan) for evt, plan in zip(events, plans)]
                 else:
                     totals = [self._apply(conn, plans[0])]
+                completed = [run for plan in plans for run in plan.completed_runs]
+                if completed:
+                    self._release_completed(conn, completed)  # the run ended: its streams are free
                 hook = self.before_commit
                 if hook is not None:
                     hook()
@@ -200,6 +207,7 @@ class TelemetrySQLiteStore(RecordStoreAPI):
             rejected=tuple(r for plan in plans for r in plan.rejected),
             lost=tuple(r for plan in plans for r in plan.unstored),
             completed_runs=tuple(dict.fromkeys(run for plan in plans for run in plan.completed_runs)),
+            conflicts=tuple(c for plan in plans for c in plan.conflicts),
         )
 
     def set_max_page_count(self, pages: int) -> int:
@@ -235,12 +243,24 @@ class TelemetrySQLiteStore(RecordStoreAPI):
         runs_seen = {run_id: stream[1] for (run_id, _agent), stream in plan.streams.items()}
         if runs_seen:
             conn.executemany(ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs_seen.items()])
+        unstored_before = len(plan.unstored)
         if plan.steps:
-            inserted += STEP_ROWS.insert(conn, plan.steps)
+            stored = STEP_ROWS.insert(conn, plan.steps)
+            if stored < len(plan.steps):  # a replay, or a key stored with other content
+                stored += keep_conflicts(conn, plan, "steps", plan.steps, ())[0]
+            inserted += stored
         if plan.episodes:
             inserted += self._insert_episodes(conn, plan)
         if plan.run_events:
-            inserted += conn.executemany(INSERT_RUN_EVENT, plan.run_events).rowcount
+            stored = conn.executemany(INSERT_RUN_EVENT, plan.run_events).rowcount
+            if stored < len(plan.run_events):
+                kept, conflicting = keep_conflicts(conn, plan, "run_events", plan.run_events, plan.run_event_sources)
+                stored += kept
+                if conflicting:  # a lifecycle event in conflict does not change the run either
+                    dropped = {id(plan.run_event_sources[i]) for i in conflicting}
+                    plan.lifecycle[:] = [e for e in plan.lifecycle if id(e) not in dropped]
+                    plan.completed_runs[:] = [e.run_id for e in plan.lifecycle if e.topic is Topic.RUN_COMPLETED]
+            inserted += stored
         if plan.lifecycle:
             self._fold_runs(conn, plan.lifecycle)
         if plan.streams:
@@ -248,14 +268,15 @@ class TelemetrySQLiteStore(RecordStoreAPI):
                 UPSERT_STREAM,
                 [(run_id, agent, s[0], s[1], s[2]) for (run_id, agent), s in plan.streams.items()],
             )
-        return inserted, expected - inserted
+        return inserted, expected - inserted - (len(plan.unstored) - unstored_before)
 
     def _insert_episodes(self, conn: sqlite3.Connection, plan: Plan) -> int:
         rows = [row for _evt, row in plan.episodes]
         inserted = EPISODE_ROWS.insert(conn, rows)
         if inserted == len(rows):
             return inserted
-        # Some were ignored: a replay (same seq_id) is fine, another event with the same key is kept aside.
+        # Some were ignored: a replay (same seq_id and content) is fine, another event with the same key is kept aside.
+        same_seq: list[tuple[TelemetryEvent, tuple[Any, ...]]] = []
         for evt, row in plan.episodes:
             stored = conn.execute(
                 "SELECT seq_id FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
@@ -265,6 +286,10 @@ class TelemetrySQLiteStore(RecordStoreAPI):
                 error = f"episode_index {row[2]} is already stored with seq_id {stored[0]}"
                 plan.rejected.append((evt, error))
                 inserted += conn.execute(INSERT_RUN_EVENT, quarantine_row(evt, error)).rowcount
+            else:
+                same_seq.append((evt, row))
+        if same_seq:
+            inserted += keep_conflicts(conn, plan, "episodes", [r for _e, r in same_seq], [e for e, _r in same_seq])[0]
         return inserted
 
     def _fold_runs(self, conn: sqlite3.Connection, lifecycle: list[TelemetryEvent]) -> None:
@@ -282,6 +307,7 @@ class TelemetrySQLiteStore(RecordStoreAPI):
 
     def _apply_isolated(self, conn: sqlite3.Connection, evt: TelemetryEvent, plan: Plan) -> tuple[int, int]:
         """Write the one-event ``plan`` of ``evt`` under a savepoint; on failure keep ``evt`` as rejected."""
+        conflicts_before, unstored_before = len(plan.conflicts), len(plan.unstored)
         conn.execute("SAVEPOINT one_event")
         try:
             counts = self._apply(conn, plan)
@@ -293,6 +319,7 @@ class TelemetrySQLiteStore(RecordStoreAPI):
             if is_retryable_error(exc):
                 raise
             error = error_text(exc)
+        del plan.conflicts[conflicts_before:], plan.unstored[unstored_before:]  # (rolled back)
         plan.rejected[:] = [(evt, error)]
         quarantine = quarantine_row(evt, error)
         last: BaseException | None = None
@@ -445,12 +472,15 @@ class TelemetrySQLiteStore(RecordStoreAPI):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Write the queued records (at most about 2 s), then close every connection; idempotent.
+        """Write the queued records (at most about 2 s), release the streams this store claimed, then
+        close every connection; idempotent.
 
         Any thread; blocks until the record writer ends (joined for at most about 2 s) and a running
         write finishes. Call it when no other thread still reads.
         """
         self._close_records()
+        if not self._closed:
+            self.release_streams()
         with self._write_lock:
             if self._closed:
                 return
