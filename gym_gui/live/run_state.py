@@ -19,23 +19,27 @@ class RunStatus(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Its writer ended without completing it (a killed GUI or CLI): found stale when the file was opened.
+    INTERRUPTED = "interrupted"
 
     @property
     def is_terminal(self) -> bool:
-        """True for completed, failed and cancelled: such a run never changes back."""
+        """True for completed, failed, cancelled and interrupted: such a run does not stall. Only an
+        interrupted run changes back (to running) when a writer of it speaks again."""
         return self in TERMINAL_STATUSES
 
     def __str__(self) -> str:
         return self.value
 
 
-TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED})
 
 #: The outcomes a run can be finished with (``RunRegistry.update_run_outcome``, RUN_COMPLETED ``outcome``).
 OUTCOMES = ("completed", "failed", "cancelled")
 
-#: When several agents of one run complete, the most severe outcome wins (as in the store's runs row).
-SEVERITY = {RunStatus.COMPLETED: 1, RunStatus.CANCELLED: 2, RunStatus.FAILED: 3}
+#: When several agents of one run complete, the most severe outcome wins (as in the store's runs row);
+#: any completion replaces ``interrupted``.
+SEVERITY = {RunStatus.INTERRUPTED: 0, RunStatus.COMPLETED: 1, RunStatus.CANCELLED: 2, RunStatus.FAILED: 3}
 
 
 def status_for_outcome(outcome: Any) -> RunStatus:

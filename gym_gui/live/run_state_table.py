@@ -11,6 +11,10 @@ Rules:
   ``cancelled`` per its ``outcome``. RUN_STARTED is never required;
 - terminal states are final: later events do not revive a run. Only a more severe RUN_COMPLETED
   of another agent escalates it (failed > cancelled > completed), as the store's runs row does;
+- ``interrupted`` (a stored run whose writer ended without completing it, see
+  ``stream_owners.mark_interrupted``) is terminal too (it never stalls), but it is the one that
+  changes back: a new event or stream of it makes it ``running`` (a writer resumed the stream),
+  and any RUN_COMPLETED finishes it;
 - a running run with no event for its stall timeout is ``stalled`` (quiet, not failed); its next
   event (or new stream) makes it ``running`` again. The timeout is ``stall_missed_intervals`` x
   the run's heartbeat interval: its ``config["heartbeat_interval_s"]`` from RUN_STARTED, else the
@@ -47,7 +51,13 @@ STREAM = "stream"
 #: ``(STATUS, run_id, status_text)`` or ``(STREAM, run_id, agent_id)``.
 Change = tuple[str, str, str]
 
-_STORED_TERMINAL = {"completed": RunStatus.COMPLETED, "failed": RunStatus.FAILED, "cancelled": RunStatus.CANCELLED}
+_STORED_TERMINAL = {"completed": RunStatus.COMPLETED, "failed": RunStatus.FAILED, "cancelled": RunStatus.CANCELLED,
+                    "interrupted": RunStatus.INTERRUPTED}
+
+
+def _final(status: RunStatus | None) -> bool:
+    """A status later activity does not change (terminal, except interrupted)."""
+    return status is not None and status.is_terminal and status is not RunStatus.INTERRUPTED
 
 
 def positive_interval_s(value: Any) -> float | None:
@@ -191,7 +201,7 @@ class RunStateTable:
         changes: list[Change] = []
         run = self._run(evt.run_id, now)
         run.note_seq(evt.agent_id, evt.seq_id)
-        if run.status is not None and run.status.is_terminal:
+        if _final(run.status):
             if topic is Topic.RUN_COMPLETED:
                 self._complete(run, evt, changes)
         else:
@@ -219,7 +229,7 @@ class RunStateTable:
         for (run_id, agent_id), evt in last.items():
             run = self._run(run_id, now)
             run.note_seq(agent_id, evt.seq_id)
-            if run.status is None or not run.status.is_terminal:
+            if not _final(run.status):
                 run.last_active = now
                 run.last_event_at = _later(run.last_event_at, evt.ts_iso)
                 self._set_status(run, RunStatus.RUNNING, changes)
@@ -232,7 +242,7 @@ class RunStateTable:
         run = self._run(run_id, now)
         if agent_id in run.agent_ids or agent_id is None and run.anonymous_stream:
             return changes
-        if run.status is None or not run.status.is_terminal:
+        if not _final(run.status):
             run.last_active = now
             self._set_status(run, RunStatus.RUNNING, changes)
         self._add_agent(run, agent_id, changes)

@@ -26,7 +26,8 @@ def test_outcomes_map_to_terminal_statuses() -> None:
     assert status_for_outcome("cancelled") is RunStatus.CANCELLED
     assert status_for_outcome("completed") is RunStatus.COMPLETED
     assert status_for_outcome(None) is RunStatus.COMPLETED and status_for_outcome("odd") is RunStatus.COMPLETED
-    assert {s for s in RunStatus if s.is_terminal} == {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}
+    assert {s for s in RunStatus if s.is_terminal} == {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED,
+                                                     RunStatus.INTERRUPTED}
     assert str(RunStatus.STALLED) == "stalled" and RunStatus("pending") is RunStatus.PENDING
 
 
