@@ -8,7 +8,8 @@ and a final summary. Exit codes:
 
 - 0: the run completed and every line of it is stored;
 - 1: the run failed (or its events could not all be stored: the database file was deleted during
-  the run, or the last writes did not finish within ``--flush-timeout-s``);
+  the run, or the last writes did not finish within ``--flush-timeout-s``; or its stream is written
+  by another live process, so its records were refused as ``stream_owned``);
 - 2: the run could not start (the worker cannot be started, or the database cannot be opened);
 - 3: the run completed, but some of its lines were rejected or events not stored (the summary
   counts them by reason);
@@ -225,13 +226,14 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     store = _open_store(args.db, out)
     if store is None:
         return EXIT_CANNOT_START
+    _mark_interrupted(store, out)
     app = QCoreApplication.instance() or QCoreApplication([])  # the sink's QThread wants one
     watch = _DbFileWatch(args.db)
     bus = RunBus()
     sink = DbSink(store, bus)
     progress = _Progress(bus)
     proxy = TelemetryProxy(bus, default_agent_id=args.default_agent_id, run_id=run_id,
-                           seq_floor=store.max_seq_id, gate=sink.ingest_gate, name="worker")
+                           seq_floor=store.claim_stream, gate=sink.ingest_gate, name="worker")
     sink.start()
     print(f"run {shown_id(run_id)}: {shown_id(' '.join(argv_to_run), 500)}", file=out)
     print(f"database: {shown_id(str(args.db.resolve()), 300)}", file=out)
@@ -266,12 +268,34 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         del app  # kept alive until the sink's QThread is gone
 
 
+def _mark_interrupted(store: TelemetrySQLiteStore, out: TextIO) -> None:
+    """Runs a process that is gone left ``running`` are ``interrupted``: say so (one line each)."""
+    try:
+        found = store.mark_interrupted_runs()
+    except sqlite3.Error as exc:
+        print(f"could not check for interrupted runs: {shown_id(str(exc), 300)}", file=out)
+        return
+    for run in found:
+        print(f"run {shown_id(run.run_id)} was left running by a process that is gone: marked interrupted at "
+              f"{shown_id(run.last_event_at)}, the time of its last stored event", file=out)
+
+
+def _refusals(proxy: TelemetryProxy) -> list[str]:
+    """One line per stream another live process writes (its records were refused as stream_owned)."""
+    return [f"ERROR: {shown_id(why, 400)}" for why in proxy.refused_streams().values()]
+
+
 def _follow(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,
             watch: _DbFileWatch, interval_s: float, outcome: dict[str, Any]) -> None:
     """Print progress until the worker's output is all published, or a signal or a lost database stops it."""
+    refused_shown = 0
     try:
         while not proxy.wait(interval_s):
             _print_progress(out, progress, proxy, sink, interactive)
+            refused = _refusals(proxy)
+            for line in refused[refused_shown:]:  # at once, not only in the summary
+                print(("\n" if interactive else "") + line, file=out, flush=True)
+            refused_shown = len(refused)
             if watch.gone():
                 outcome["db_gone"] = True
                 print(f"\nERROR: the database file {shown_id(str(watch.path), 300)} was deleted or replaced during "
@@ -336,7 +360,9 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: the database file was deleted "
               "during the run; nothing of it is stored", file=out)
     else:
-        shown = [o for o in (_print_run(out, store, run_id) for run_id in proxy.run_ids()) if o is not None]
+        refused_runs = {run for run, _agent in proxy.refused_streams()}  # another process's runs
+        shown = [o for o in (_print_run(out, store, run_id) for run_id in proxy.run_ids() if run_id not in refused_runs)
+                 if o is not None]
         if shown:
             outcome = shown[-1]
         else:
@@ -360,6 +386,12 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         return EXIT_FAILED
     if not flushed:
         print("  WARNING: not every event was persisted before the flush timeout", file=out)
+        return EXIT_FAILED
+    refusals = _refusals(proxy)
+    if refusals:
+        print("  " + "\n  ".join(refusals), file=out)
+        print(f"  {stats['rejected'].get('stream_owned', 0)} records were refused (stream_owned): start this run "
+              "under another run id, or after the other process has ended", file=out)
         return EXIT_FAILED
     code = EXIT_CODES.get(outcome, EXIT_FAILED)
     if code == 0 and (stats["rejected_total"] or lost):

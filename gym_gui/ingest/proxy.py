@@ -29,6 +29,7 @@ from gym_gui.ingest.worker_process import buffered, start_ingest_child, start_wo
 from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.step_payload import StepPayload
+from gym_gui.telemetry.stream_owners import STREAM_OWNED, StreamOwned
 
 __all__ = ["DEFAULT_AGENT_ID", "DEFAULT_MAX_LINE_BYTES", "DEFAULT_MAX_STREAMS", "IngestGate", "TelemetryProxy"]
 
@@ -76,8 +77,10 @@ class TelemetryProxy:
     ) -> None:
         """``run_id`` is used for records without one (and for a synthesised RUN_COMPLETED when
         the worker dies before saying anything); ``seq_floor(run_id, agent_id)`` returns the
-        highest seq_id already stored for a stream (e.g. ``store.max_seq_id``) so numbering
-        continues after a restart; ``gate`` pauses reading while the durable backlog is high;
+        highest seq_id already stored for a stream (e.g. ``store.max_seq_id``, or
+        ``store.claim_stream``, which also makes this process the stream's writer and raises
+        StreamOwned when another live process writes it: every record of that stream is then a
+        ``stream_owned`` rejection) so numbering continues after a restart; ``gate`` pauses reading while the durable backlog is high;
         ``decode_in_subprocess`` lets ``spawn`` decode the worker's lines in an ingest child
         process (another core) instead of on the reader thread; ``max_streams`` bounds the
         per-stream tables (a record of a further stream is a ``too_many_streams`` rejection);
@@ -104,6 +107,7 @@ class TelemetryProxy:
 
         self._feed_lock = threading.Lock()  # serialises seq assignment and publishing per source
         self._last_seq: dict[tuple[str, str], int] = {}
+        self._refused: dict[tuple[str, str], str] = {}  # stream -> why: another live process writes it
         self._runs_seen: dict[str, str] = {}  # run_id -> agent_id of its first event
         self._runs_completed: set[str] = set()
         self._held_failures: dict[str, tuple[Any, ...]] = {}  # run_id -> a worker's own `failed` completion
@@ -254,6 +258,12 @@ class TelemetryProxy:
             runs.append(self._default_run_id)
         return runs
 
+    def refused_streams(self) -> dict[tuple[str, str], str]:
+        """Streams ``(run_id, agent_id)`` whose records are refused because another live process
+        writes them (``seq_floor`` raised StreamOwned), with the reason. Any thread."""
+        with self._feed_lock:
+            return dict(self._refused)
+
     def rejected_counts(self) -> dict[str, int]:
         """Rejected lines by reason (RejectReason keys). Any thread."""
         with self._feed_lock:
@@ -302,12 +312,21 @@ class TelemetryProxy:
         key = (run_id, agent_id)
         last = self._last_seq.get(key)
         if last is None:
-            if len(self._last_seq) >= self._max_streams:
+            refused = self._refused.get(key)
+            if refused is not None:
+                self._reject(STREAM_OWNED, None, refused)
+                return None
+            if len(self._last_seq) + len(self._refused) >= self._max_streams:
                 self._reject(RejectReason.TOO_MANY_STREAMS, None,
                              f"stream {shown_id(run_id)}/{shown_id(agent_id)} would be stream "
                              f"{len(self._last_seq) + 1}; this proxy numbers at most {self._max_streams}")
                 return None
-            last = self._floor(key)
+            try:
+                last = self._floor(key)
+            except StreamOwned as exc:  # seq_floor claims the stream: a second writer is refused, never merged
+                self._refused[key] = str(exc)
+                self._reject(STREAM_OWNED, None, str(exc))
+                return None
         if topic is Topic.RUN_COMPLETED:
             self._runs_completed.add(run_id)  # the worker said it ended: no synthetic completion
             if hold_failure and self._proc is not None and wants_stderr_tail(payload):
@@ -342,6 +361,8 @@ class TelemetryProxy:
             return 0
         try:
             return seq_floor_of(self._seq_floor(*key))
+        except StreamOwned:
+            raise
         except Exception as exc:
             _log.error("%s could not read the stored seq_id of %s/%s (%s: %s); starting at 1", self.name,
                        shown_id(key[0]), shown_id(key[1]), type(exc).__name__, shown_id(str(exc), 200))
@@ -445,8 +466,9 @@ class TelemetryProxy:
                 runs = dict(self._runs_seen)
                 if not runs and self._default_run_id is not None:
                     runs[self._default_run_id] = self._default_agent_id
+                refused_runs = {run for run, _agent in self._refused}  # another process's runs: not ours to end
                 for run_id, agent_id in runs.items():
-                    if run_id not in self._runs_completed:
+                    if run_id not in self._runs_completed and run_id not in refused_runs:
                         payload = synthetic_completion(run_id, exit_code, ingest_failure,
                                                        stopped=self._stop_requested.is_set(),
                                                        stderr_tail=self._stderr_tail.text(), name=self.name,
