@@ -2,96 +2,66 @@
 
 One :class:`JsonlEmitter` owns one output stream and one ``(run_id, agent_id)`` stream of
 records. Every record gets the common fields (``v``, ``kind``, ``run_id``, ``agent_id``, ``seq``,
-``ts``); ``seq`` starts at 1 and is assigned under the same lock that writes the line, so the order
-of lines on the stream is the order of ``seq`` and lines never interleave, whichever thread emits.
+``ts``); ``seq`` starts at 1 and is assigned under the same lock that appends the line, so the
+order of lines on the stream is the order of ``seq`` and lines never interleave, whichever thread
+emits.
 
-A background thread (:meth:`JsonlEmitter.start_heartbeat`) emits ``heartbeat`` records every
-``interval_s`` seconds and flushes lines that waited in a batch for longer than ``batch_delay_s``.
+Cost per record (docs/performance.md "Emitter"): the record's own fields are encoded once
+(orjson, stdlib fallback: :mod:`gym_gui.workers.jsonl_encoding`); the common fields come from a
+byte template per kind that already holds the ids and the current UTC second, so a record costs
+one ``%`` format for ``seq`` and the microseconds. Lines are batched in one ``bytearray`` and
+handed to the stream in one ``write`` + ``flush`` per batch.
+
+Batching (on by default): a batch is written when it holds ``batch_lines`` lines, when a record
+is emitted ``max_delay_ms`` or more after the batch was opened or after the previous record (a
+slow loop writes every line at once), on ``flush=True``, for ``run_started``, ``run_completed``
+and ``heartbeat`` records, on :meth:`JsonlEmitter.flush` and :meth:`JsonlEmitter.close`, and at
+interpreter exit. The clock read that stamps ``ts`` is the one the bound is checked with, so the
+check costs a comparison. A loop that stops emitting while lines wait is covered by the
+heartbeat thread (:meth:`JsonlEmitter.start_heartbeat`, also with no heartbeats:
+:meth:`JsonlEmitter.start_flusher`): it sleeps until the waiting batch is due and writes it, and
+sleeps without a timeout while nothing waits (no polling).
 """
 
 from __future__ import annotations
 
-import json
+import atexit
 import logging
 import math
 import threading
 import time
-from datetime import datetime, timezone
+import weakref
 from typing import Any, BinaryIO, Callable, Mapping
 
-__all__ = ["SCHEMA_VERSION", "JsonlEmitter", "to_jsonable", "utc_now_iso", "dumps_line"]
+from gym_gui.workers.jsonl_batch import make_batch_core
+from gym_gui.workers.jsonl_encoding import SCHEMA_VERSION, dumps_line, to_jsonable, utc_now_iso
+
+__all__ = [
+    "DEFAULT_BATCH_LINES",
+    "DEFAULT_MAX_DELAY_MS",
+    "SCHEMA_VERSION",
+    "JsonlEmitter",
+    "dumps_line",
+    "to_jsonable",
+    "utc_now_iso",
+]
 
 log = logging.getLogger(__name__)
 
-#: Value of the ``"v"`` field of every canonical record.
-SCHEMA_VERSION = 1
+#: Lines per batch unless the constructor says otherwise (about 24-96 KB of step lines).
+DEFAULT_BATCH_LINES = 256
+#: The longest a line waits in a batch unless the constructor says otherwise.
+DEFAULT_MAX_DELAY_MS = 5.0
 
 StatsFn = Callable[[], Mapping[str, Any]]
-
-
-def utc_now_iso() -> str:
-    """Current UTC time, ISO-8601 with microseconds and ``+00:00``. Any thread, never blocks."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _json_default(obj: Any) -> Any:
-    """``json.dumps`` hook: numpy scalars/arrays, sets and bytes; anything else becomes its repr."""
-    if isinstance(obj, (bytes, bytearray)):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    tolist = getattr(obj, "tolist", None)  # numpy scalar or ndarray
-    if callable(tolist):
-        return tolist()
-    return repr(obj)
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Return a copy of ``obj`` made of JSON types only. Any thread, never blocks.
-
-    numpy scalars and arrays become Python numbers and lists, tuples and sets become lists,
-    mapping keys become strings, non-finite floats (NaN, +-inf) become ``None`` (JSONL v1 forbids
-    them), bytes are decoded as UTF-8 and unknown objects become their ``repr``.
-    """
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    converted = _json_default(obj)
-    return converted if isinstance(converted, str) else to_jsonable(converted)
-
-
-#: One shared encoder (``json.dumps`` with options builds a new one per call). Stateless, thread-safe.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
-
-
-def dumps_line(record: Mapping[str, Any]) -> bytes:
-    """Encode one record as a compact UTF-8 JSON line ending in ``\\n``. Any thread, never blocks.
-
-    Fast path: ``json.dumps`` with a numpy-aware default; if the record holds NaN or infinity,
-    it is first cleaned with :func:`to_jsonable` (non-finite floats become ``null``).
-    """
-    try:
-        text = _ENCODER.encode(record)
-    except ValueError:
-        text = json.dumps(to_jsonable(record), separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8") + b"\n"
 
 
 class JsonlEmitter:
     """Writes records as JSON lines to a binary stream, with per-stream ``seq`` numbers.
 
-    Thread-safe: :meth:`emit`, :meth:`flush` and the heartbeat thread share one lock. With
-    ``batch_lines == 1`` every line is flushed as it is written; with a larger batch, lines are
-    flushed when the batch is full, when the oldest waiting line is older than ``batch_delay_s``
-    (checked on each emit and by the background thread), on ``flush=True`` and on :meth:`close`.
-    Writes block when the reader of the stream does not keep up (a full pipe); that is the
+    Thread-safe: :meth:`emit`, :meth:`flush` and the heartbeat thread share one lock. Lines wait
+    in a batch as described in the module docstring; ``batch_lines=1`` writes and flushes every
+    line. Writes block when the reader of the stream does not keep up (a full pipe); that is the
     back-pressure the proxy relies on.
     """
 
@@ -101,119 +71,104 @@ class JsonlEmitter:
         *,
         run_id: str,
         agent_id: str,
-        batch_lines: int = 1,
-        batch_delay_s: float = 0.05,
+        batch_lines: int = DEFAULT_BATCH_LINES,
+        max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
     ) -> None:
-        if not run_id or not agent_id:
+        if not isinstance(run_id, str) or not isinstance(agent_id, str) or not run_id or not agent_id:
             raise ValueError("run_id and agent_id must be non-empty strings")
         if batch_lines < 1:
             raise ValueError("batch_lines must be >= 1")
-        self._stream = stream
+        if not max_delay_ms >= 0 or math.isinf(max_delay_ms):
+            raise ValueError("max_delay_ms must be a finite number >= 0")
         self.run_id = run_id
         self.agent_id = agent_id
-        self._batch_lines = batch_lines
-        self._batch_delay_s = max(0.0, batch_delay_s)
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._pending: list[bytes] = []
-        self._pending_since = 0.0
-        self._closed = False
-        self._lines_written = 0
+        self.max_delay_ms = float(max_delay_ms)
+        self._wake = threading.Event()
+        self._core = make_batch_core(stream, run_id=run_id, agent_id=agent_id, batch_lines=int(batch_lines),
+                                     delay_us=int(max_delay_ms * 1000), wake=self._wake)
+        self.emit = self._core.emit  # type: ignore[method-assign]  # the closure itself: no bound method per call
         self._hb_thread: threading.Thread | None = None
-        self._hb_stop = threading.Event()
+        self._hb_stop = False
         self._hb_interval_s = 0.0
         self._hb_stats: StatsFn | None = None
-        self.write_error: BaseException | None = None
+        self._flusher_wakeups = 0
+        _LIVE_EMITTERS.add(self)
 
     # ------------------------------------------------------------------ properties
     @property
     def seq(self) -> int:
-        """The last ``seq`` assigned (0 before the first record). Any thread."""
-        return self._seq
+        """The last ``seq`` assigned (0 before the first record). Any thread, never blocks."""
+        return self._core.seq()
 
     @property
     def lines_written(self) -> int:
-        """Number of lines handed to the stream so far (flushed or not). Any thread."""
-        return self._lines_written
+        """Number of lines emitted so far (written to the stream or waiting in the batch). Any thread."""
+        return self._core.seq()
+
+    @property
+    def pending_lines(self) -> int:
+        """Lines waiting in the batch right now. Any thread, never blocks."""
+        return self._core.pending_lines()
+
+    @property
+    def batches_written(self) -> int:
+        """Number of ``write`` + ``flush`` calls made on the stream so far. Any thread, never blocks."""
+        return self._core.batches_written()
+
+    @property
+    def flusher_wakeups(self) -> int:
+        """How many times the heartbeat / flusher thread woke up so far (it never polls). Any thread."""
+        return self._flusher_wakeups
+
+    @property
+    def write_error(self) -> BaseException | None:
+        """The exception the stream raised on the last failed write, if any. Any thread."""
+        return self._core.write_error
 
     # ------------------------------------------------------------------ writing
     def emit(self, kind: str, fields: Mapping[str, Any] | None = None, *, flush: bool | None = None) -> int:
         """Write one record of ``kind`` with the common fields plus ``fields``; return its seq.
 
         Any thread. Blocks while another thread writes, and while the stream's reader is slow.
-        ``flush=True`` forces the batch out now; ``None`` applies the batching rule.
-        Raises ``RuntimeError`` after :meth:`close`, ``OSError`` (e.g. ``BrokenPipeError``) from
-        the stream.
+        ``flush=True`` writes the batch now; ``None`` (default) applies the batching rules and
+        writes ``run_started``, ``run_completed`` and ``heartbeat`` at once; ``False`` applies
+        the batching rules only. Keys of ``fields`` that name a common field are dropped.
+        Raises ``RuntimeError`` after :meth:`close`, ``TypeError`` for a ``kind`` that is not a
+        non-empty str, ``OSError`` (e.g. ``BrokenPipeError``) from the stream, and what the
+        stdlib encoder raises for a value no encoder takes (then no ``seq`` is used).
+        (Each instance replaces this method by its closure, which does exactly this.)
         """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("JsonlEmitter is closed")
-            self._seq += 1
-            record: dict[str, Any] = {
-                "v": SCHEMA_VERSION,
-                "kind": kind,
-                "run_id": self.run_id,
-                "agent_id": self.agent_id,
-                "seq": self._seq,
-                "ts": utc_now_iso(),
-            }
-            if fields:
-                for key, value in fields.items():
-                    if key not in record:
-                        record[key] = value
-            line = dumps_line(record)
-            now = time.monotonic()
-            if not self._pending:
-                self._pending_since = now
-            self._pending.append(line)
-            self._lines_written += 1
-            if (
-                flush
-                or self._batch_lines == 1
-                or len(self._pending) >= self._batch_lines
-                or (flush is None and now - self._pending_since >= self._batch_delay_s)
-            ):
-                self._write_pending_locked()
-            return self._seq
+        return self._core.emit(kind, fields, flush=flush)  # pragma: no cover - shadowed per instance
 
     def flush(self) -> None:
         """Write and flush every waiting line. Any thread; blocks like :meth:`emit`."""
-        with self._lock:
-            if not self._closed:
-                self._write_pending_locked()
+        self._core.flush()
 
-    def _write_pending_locked(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-            self._pending.clear()
-            try:
-                self._stream.write(data)
-                self._stream.flush()
-            except BaseException as exc:
-                self.write_error = exc
-                raise
-
-    def _flush_if_stale(self) -> None:
-        with self._lock:
-            if self._pending and not self._closed and time.monotonic() - self._pending_since >= self._batch_delay_s:
-                self._write_pending_locked()
-
-    # ------------------------------------------------------------------ heartbeat
-    def start_heartbeat(self, interval_s: float, stats_fn: StatsFn) -> None:
+    # ------------------------------------------------------------------ heartbeat / flusher thread
+    def start_heartbeat(self, interval_s: float, stats_fn: StatsFn | None) -> None:
         """Start the background thread that emits ``heartbeat`` every ``interval_s`` seconds.
 
         Call from the owning thread, once, after ``run_started``. ``stats_fn`` is called on the
         heartbeat thread and must be cheap and thread-safe (reading counters is fine). The first
-        heartbeat comes ``interval_s`` after this call. ``interval_s <= 0`` disables heartbeats
-        (the thread still flushes stale batches). Never blocks.
+        heartbeat comes ``interval_s`` after this call. ``interval_s <= 0`` disables heartbeats;
+        the thread still writes a batch that waits longer than ``max_delay_ms`` because the
+        loop stopped emitting. A daemon thread; :meth:`stop_heartbeat` or :meth:`close` stops it.
+        Never blocks.
         """
         if self._hb_thread is not None:
             raise RuntimeError("heartbeat already started")
         self._hb_interval_s = float(interval_s)
         self._hb_stats = stats_fn
-        self._hb_stop.clear()
+        self._hb_stop = False
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="jsonl-heartbeat", daemon=True)
         self._hb_thread.start()
+
+    def start_flusher(self) -> None:
+        """Start the background thread without heartbeats: it only writes batches that are due.
+
+        Owning thread, once (instead of :meth:`start_heartbeat`). Never blocks.
+        """
+        self.start_heartbeat(0.0, None)
 
     def stop_heartbeat(self) -> None:
         """Stop and join the heartbeat thread; no heartbeat is emitted after this returns.
@@ -223,31 +178,39 @@ class JsonlEmitter:
         thread = self._hb_thread
         if thread is None:
             return
-        self._hb_stop.set()
+        self._hb_stop = True
+        self._wake.set()
         thread.join()
         self._hb_thread = None
 
     def _heartbeat_loop(self) -> None:
         interval = self._hb_interval_s
-        # Wake often enough to emit heartbeats on time and to flush batches that wait too long.
-        tick = 1.0
-        if interval > 0:
-            tick = min(tick, interval)
-        if self._batch_lines > 1 and self._batch_delay_s > 0:
-            tick = min(tick, self._batch_delay_s)
+        delay_s = self.max_delay_ms / 1000
         next_hb = time.monotonic() + interval if interval > 0 else math.inf
-        while not self._hb_stop.wait(max(0.0, min(tick, next_hb - time.monotonic()))):
+        core = self._core
+        while True:
+            look = core.flusher_look()  # clears the wake event, so check the stop flag after it
+            if look is None or self._hb_stop:
+                return
+            batches, due_s = look
+            # Sleep until the waiting batch is due (at most max_delay: the wall clock may step),
+            # the next heartbeat, or a wake-up (lines start waiting, or stop).
+            timeout = min(min(due_s, delay_s) if due_s != math.inf else math.inf, next_hb - time.monotonic())
+            if timeout > 0:
+                self._wake.wait(None if timeout == math.inf else timeout)
+            self._flusher_wakeups += 1
+            if self._hb_stop:
+                return
             try:
-                now = time.monotonic()
-                if now >= next_hb:
+                if time.monotonic() >= next_hb:
                     stats = dict(self._hb_stats()) if self._hb_stats is not None else {}
                     self.emit("heartbeat", {"interval_s": interval, "stats": stats}, flush=True)
                     # Keep the cadence; skip missed beats rather than bursting after a stall.
                     next_hb += interval
-                    if next_hb <= now:
-                        next_hb = now + interval
-                elif self._batch_lines > 1:
-                    self._flush_if_stale()
+                    if next_hb <= time.monotonic():
+                        next_hb = time.monotonic() + interval
+                elif due_s != math.inf:
+                    core.write_if_unchanged(batches)  # the batch seen above is due unless written since
             except (BrokenPipeError, RuntimeError, ValueError, OSError) as exc:
                 log.warning("heartbeat thread stops: %s", exc)
                 return
@@ -261,10 +224,17 @@ class JsonlEmitter:
         Does not close the underlying stream. Idempotent.
         """
         self.stop_heartbeat()
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._write_pending_locked()
-            finally:
-                self._closed = True
+        try:
+            self._core.close()
+        finally:
+            _LIVE_EMITTERS.discard(self)
+
+
+#: Emitters not yet closed, flushed at interpreter exit (weak: an emitter can still be collected).
+_LIVE_EMITTERS: weakref.WeakSet[JsonlEmitter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_live_emitters() -> None:
+    for emitter in list(_LIVE_EMITTERS):
+        emitter._core.flush_at_exit()

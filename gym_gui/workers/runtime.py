@@ -25,7 +25,7 @@ import uuid
 from types import FrameType
 from typing import Any, BinaryIO, Callable, Mapping
 
-from gym_gui.workers.jsonl_emitter import JsonlEmitter
+from gym_gui.workers.jsonl_emitter import DEFAULT_BATCH_LINES, JsonlEmitter
 
 __all__ = [
     "EXIT_OK",
@@ -239,8 +239,7 @@ def run_session(
         out,
         run_id=run_id,
         agent_id=agent_id,
-        batch_lines=64 if unthrottled else 1,
-        batch_delay_s=0.05,
+        batch_lines=DEFAULT_BATCH_LINES if unthrottled else 1,
     )
     started = time.monotonic()
     try:

@@ -52,7 +52,7 @@ class NotifyingStream(io.BytesIO):
 
 def test_common_fields_and_seq_from_one() -> None:
     out = NotifyingStream()
-    em = JsonlEmitter(out, run_id="r1", agent_id="a1")
+    em = JsonlEmitter(out, run_id="r1", agent_id="a1", max_delay_ms=60_000)
     assert em.seq == 0
     assert em.emit("run_started", {"env_id": "X"}) == 1
     assert em.emit("step", {"reward": 1.5}) == 2
@@ -65,7 +65,7 @@ def test_common_fields_and_seq_from_one() -> None:
     assert first["env_id"] == "X"
     assert datetime.fromisoformat(first["ts"]).utcoffset().total_seconds() == 0
     assert b" " not in lines[1]  # compact separators
-    assert out.flushes == 2  # batch_lines=1 flushes every line
+    assert out.flushes == 2  # run_started at once, the step at close
 
 
 def test_fields_cannot_override_common_fields() -> None:
@@ -95,29 +95,32 @@ def test_numpy_and_non_finite_values_become_json() -> None:
 
 def test_batching_holds_lines_until_full_or_flushed() -> None:
     out = NotifyingStream()
-    em = JsonlEmitter(out, run_id="r", agent_id="a", batch_lines=4, batch_delay_s=60)
+    em = JsonlEmitter(out, run_id="r", agent_id="a", batch_lines=4, max_delay_ms=60_000)
+    em.emit("run_started", {})  # a lifecycle record is written at once
+    assert len(out.records()) == 1
     for _ in range(3):
         em.emit("step", {})
-    assert out.getvalue() == b""
+    assert len(out.records()) == 1
     em.emit("step", {})
-    assert len(out.records()) == 4
+    assert len(out.records()) == 5
     em.emit("step", {})
     em.emit("episode", {}, flush=True)
-    assert len(out.records()) == 6
+    assert len(out.records()) == 7
     em.emit("step", {})
     em.close()
-    assert [r["seq"] for r in out.records()] == list(range(1, 8))
+    assert [r["seq"] for r in out.records()] == list(range(1, 9))
     with pytest.raises(RuntimeError):
         em.emit("step", {})
 
 
 def test_stale_batch_is_flushed_by_background_thread() -> None:
     out = NotifyingStream()
-    em = JsonlEmitter(out, run_id="r", agent_id="a", batch_lines=1000, batch_delay_s=0.02)
+    em = JsonlEmitter(out, run_id="r", agent_id="a", batch_lines=1000, max_delay_ms=20)
+    em.emit("run_started", {})
     em.start_heartbeat(0, lambda: {})  # no heartbeats, but the thread flushes stale batches
     em.emit("step", {})
-    recs = out.wait_records(lambda r: len(r) == 1)
-    assert recs[0]["kind"] == "step"
+    recs = out.wait_records(lambda r: len(r) == 2)
+    assert recs[1]["kind"] == "step"
     em.close()
 
 

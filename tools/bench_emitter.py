@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Producer cost of the worker-side JSONL emitter: a plain Python loop with emitting minus the bare loop.
+
+The loop is a small FrozenLake-like simulation (action, position, reward and flags from integer
+arithmetic, an episode every ``--episode-length`` steps). The emitting loop is the same function
+doing the same work plus what our workers do per step and per episode::
+
+    emit("step", step_fields(ep, t, action, obs, reward, terminated, truncated, info, render_payload))
+    emit("episode", episode_fields(...))
+
+(``--payload grid``: FrozenLake's ``info`` and a 4x4 grid render payload, one pre-built dict per
+cell like the worker's renderer; ``scalar``: empty ``info`` and no payload). Lines go to
+``/dev/null`` through a 64 KiB buffered writer, as a worker's stdout does (``claim_stdout``), so
+the figure includes the write and flush calls. The garbage collector keeps CPython's defaults,
+as in a worker. Rounds alternate between the variants; the best round of each is kept, and
+every figure is that variant's best minus the bare loop's best, in us/step.
+
+Variants, measured in the same run:
+- **new**: ``JsonlEmitter`` with its defaults (batching on, time bound ``max_delay_ms``);
+- **new + heartbeat thread**: the same with the heartbeat / tail flusher thread running, as
+  ``gym_gui.workers.runtime`` runs it (interval 1 s);
+- **previous**: the emitter before this change (``git show REV:gym_gui/workers/jsonl_emitter.py``
+  loaded as a temporary module), as the workers configured it (``batch_lines=64``, 50 ms) and
+  with its constructor default (``batch_lines=1``);
+- **new, stdlib json**: the new emitter in a child process where orjson cannot be imported
+  (the fallback encoder), against that child's own bare loop.
+
+A second part checks the time bound: bursts of steps separated by pauses (the loop stops
+emitting), with the flusher thread; each write records how long its oldest line waited (its
+``ts`` against the wall clock at the write). Target (issue 13 #1): at most 3 us/step for the new
+emitter, grid payload; the line wait stays within a few ms.
+
+    .venv/bin/python tools/bench_emitter.py [--steps 200000] [--rounds 5] [--payload grid|scalar|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
+
+if "--no-orjson" in sys.argv:  # the stdlib-fallback child: make orjson unimportable first
+    sys.modules["orjson"] = None  # type: ignore[assignment]
+
+from bench_figures import figure, print_bench_json, target  # noqa: E402
+
+from gym_gui.workers import jsonl_encoding  # noqa: E402
+from gym_gui.workers.jsonl_emitter import DEFAULT_BATCH_LINES, DEFAULT_MAX_DELAY_MS, JsonlEmitter  # noqa: E402
+from gym_gui.workers.records import episode_fields, step_fields  # noqa: E402
+
+TARGET_US_PER_STEP = 3.0
+#: The last commit of the emitter before the batching / template change.
+PREVIOUS_REV = "0a25756"
+RUN_ID = "bench-emitter-20261201T000000-1a2b3c4d"
+AGENT_ID = "agent-1"
+CELLS = ["SFFF", "FHFH", "FFFH", "HFFG"]
+
+Factory = Callable[[Any], Any]
+
+
+def grid_payloads() -> list[dict[str, Any]]:
+    return [{"kind": "grid", "env_family": "FrozenLake", "rows": 4, "cols": 4, "cells": CELLS,
+             "agent": [pos // 4, pos % 4]} for pos in range(16)]
+
+
+def loop(emitter: Any, steps: int, episode_length: int, payload: str) -> float:
+    """Run the loop; emit through ``emitter`` unless it is None. Returns seconds."""
+    renders = grid_payloads() if payload == "grid" else [None] * 16
+    info_of_step = {"prob": 1.0} if payload == "grid" else {}
+    emit = emitter.emit if emitter is not None else None
+    ep = t = pos = 0
+    ep_return = 0.0
+    start = time.perf_counter()
+    for i in range(steps):
+        action = (i * 7 + ep) % 4
+        pos = (pos + (1, 4, -1, -4)[action]) % 16
+        reward = 1.0 if pos == 15 else 0.0
+        ep_return += reward
+        t += 1
+        truncated = t == episode_length
+        terminated = False
+        if emit is not None:
+            emit("step", step_fields(ep, t - 1, action, pos, reward, terminated, truncated, info_of_step,
+                                     renders[pos]))
+        if truncated:
+            if emit is not None:
+                emit("episode", episode_fields(ep, ep_return, t, terminated, truncated, "truncated",
+                                               {"epsilon": 0.1, "episode_seed": ep}))
+            ep += 1
+            t = pos = 0
+            ep_return = 0.0
+    return time.perf_counter() - start
+
+
+def devnull_writer() -> Any:
+    """A 64 KiB buffered writer on /dev/null, like a worker's stdout (``claim_stdout``)."""
+    return os.fdopen(os.open(os.devnull, os.O_WRONLY), "wb", buffering=1 << 16)
+
+
+def load_previous(rev: str) -> ModuleType | None:
+    """The emitter module as of ``rev``, imported under another name; None if git cannot show it."""
+    try:
+        source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:gym_gui/workers/jsonl_emitter.py"],
+                                check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"previous emitter ({rev}) not available: {exc}", file=sys.stderr)
+        return None
+    path = Path(tempfile.mkdtemp(prefix="bench-emitter-")) / "previous_jsonl_emitter.py"
+    path.write_bytes(source)
+    spec = importlib.util.spec_from_file_location("previous_jsonl_emitter", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def variants(previous: ModuleType | None) -> dict[str, Factory | None]:
+    """name -> factory(stream) of an emitter (None: the bare loop)."""
+
+    def new(out: Any) -> Any:
+        return JsonlEmitter(out, run_id=RUN_ID, agent_id=AGENT_ID)
+
+    def new_hb(out: Any) -> Any:
+        em = JsonlEmitter(out, run_id=RUN_ID, agent_id=AGENT_ID)
+        em.start_heartbeat(1.0, lambda: {"steps_done": 0})
+        return em
+
+    out: dict[str, Factory | None] = {"bare": None, "new": new, "new_hb": new_hb}
+    if previous is not None:
+        prev = previous.JsonlEmitter
+        out["previous_64"] = lambda s: prev(s, run_id=RUN_ID, agent_id=AGENT_ID, batch_lines=64, batch_delay_s=0.05)
+        out["previous_1"] = lambda s: prev(s, run_id=RUN_ID, agent_id=AGENT_ID)
+    return out
+
+
+def measure(factories: dict[str, Factory | None], steps: int, episode_length: int, payload: str,
+            rounds: int) -> dict[str, float]:
+    """Best seconds per step of each variant over alternating rounds."""
+    best = {name: float("inf") for name in factories}
+    for _ in range(rounds):
+        for name, factory in factories.items():
+            with devnull_writer() as out:
+                emitter = factory(out) if factory is not None else None
+                gc.collect()
+                seconds = loop(emitter, steps, episode_length, payload)
+                if emitter is not None:
+                    emitter.close()
+            best[name] = min(best[name], seconds / steps)
+    return best
+
+
+class RecordingStream(io.RawIOBase):
+    """Notes, for every write, the wall-clock time and the ``ts`` of the write's first line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[int, bytes]] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        now_ns = time.time_ns()
+        data = bytes(data)
+        self.writes.append((now_ns, data[:200]))
+        return len(data)
+
+
+def line_waits_ms(writes: list[tuple[int, bytes]]) -> list[float]:
+    waits = []
+    for now_ns, head in writes:
+        ts = json.loads(b'{"ts"' + head.split(b',"ts"', 1)[1].split(b",", 1)[0] + b"}")["ts"]
+        waits.append((now_ns - datetime.fromisoformat(ts).timestamp() * 1e9) / 1e6)
+    return waits
+
+
+def bound_check(payload: str) -> dict[str, float]:
+    """Bursts of 1-400 steps separated by pauses of 0-30 ms, with the flusher thread running."""
+    stream = RecordingStream()
+    em = JsonlEmitter(stream, run_id=RUN_ID, agent_id=AGENT_ID)  # type: ignore[arg-type]
+    em.start_flusher()
+    renders = grid_payloads() if payload == "grid" else [None] * 16
+    info = {"prob": 1.0} if payload == "grid" else {}
+    stop = threading.Event()
+    steps = 0
+    for burst in range(60):
+        for t in range(1 + (burst * 37) % 400):
+            em.emit("step", step_fields(burst, t, 0, t % 16, 0.0, False, False, info, renders[t % 16]))
+            steps += 1
+        stop.wait(((burst * 13) % 31) / 1000)  # the loop does something else for 0-30 ms
+    em.close()
+    waits = sorted(line_waits_ms(stream.writes))
+    return {"steps": steps, "writes": len(waits), "p50_ms": waits[len(waits) // 2], "max_ms": waits[-1]}
+
+
+def child_stdlib(args: argparse.Namespace, payload: str) -> dict[str, float] | None:
+    cmd = [sys.executable, __file__, "--no-orjson", "--child", "--steps", str(args.steps), "--rounds", str(args.rounds),
+           "--episode-length", str(args.episode_length), "--payload", payload]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"stdlib child failed: {proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per variant; the best is kept")
+    parser.add_argument("--episode-length", type=int, default=100)
+    parser.add_argument("--payload", choices=("grid", "scalar", "both"), default="both")
+    parser.add_argument("--previous-rev", default=PREVIOUS_REV, help="git revision of the previous emitter")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument("--no-orjson", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    payloads = ("grid", "scalar") if args.payload == "both" else (args.payload,)
+
+    if args.child:  # bare loop and the new emitter only; one JSON line on stdout
+        assert not jsonl_encoding.HAVE_ORJSON
+        best = measure(variants(None) | {"new_hb": None}, args.steps, args.episode_length, payloads[0], args.rounds)
+        print(json.dumps({"bare": best["bare"], "new": best["new"]}))
+        return 0
+
+    previous = load_previous(args.previous_rev)
+    print(f"steps={args.steps:,} rounds={args.rounds} episode_length={args.episode_length} "
+          f"batch_lines={DEFAULT_BATCH_LINES} max_delay_ms={DEFAULT_MAX_DELAY_MS} orjson={jsonl_encoding.HAVE_ORJSON} "
+          f"python={sys.version.split()[0]} gc={gc.get_threshold()}")
+    figures = []
+    missed = False
+    for payload in payloads:
+        best = measure(variants(previous), args.steps, args.episode_length, payload, args.rounds)
+        stdlib = child_stdlib(args, payload)
+        bare = best["bare"]
+        cost = {name: (s - bare) * 1e6 for name, s in best.items() if name != "bare"}
+        if stdlib is not None:
+            cost["stdlib"] = (stdlib["new"] - stdlib["bare"]) * 1e6
+        prev = cost.get("previous_64")
+        print(f"\npayload {payload}: bare loop {bare * 1e6:.3f} us/step; producer cost (loop with emitting - bare):")
+        labels = {
+            "new": "new emitter (defaults)",
+            "new_hb": "new emitter + heartbeat thread",
+            "stdlib": "new emitter, stdlib json (no orjson)",
+            "previous_64": f"previous ({args.previous_rev}), batch 64 / 50 ms",
+            "previous_1": f"previous ({args.previous_rev}), batch_lines=1",
+        }
+        for name, label in labels.items():
+            if name in cost:
+                ratio = f"  {cost[name] / prev:5.2f}x previous" if prev else ""
+                print(f"  {label:<44} {cost[name]:7.3f} us/step{ratio}")
+        ok = cost["new"] <= TARGET_US_PER_STEP
+        missed |= payload == "grid" and not ok
+        print(f"  target <= {TARGET_US_PER_STEP} us/step: {'met' if ok else 'MISSED'}")
+        tgt = target("<=", TARGET_US_PER_STEP, source="issue 13 #1")
+        base: dict[str, Any] = {"baseline": prev, "baseline_label": f"previous emitter ({args.previous_rev}, batch 64)"}
+        figures.append(figure(f"emitter.new_us_per_step.{payload}", f"emitter producer cost, {payload} step",
+                              cost["new"], "us/step", "lower", target=tgt, **base))
+        figures.append(figure(f"emitter.new_hb_us_per_step.{payload}", f"emitter + heartbeat thread, {payload} step",
+                              cost["new_hb"], "us/step", "lower", target=tgt, **base))
+        figures.append(figure(f"emitter.stdlib_us_per_step.{payload}", f"emitter without orjson, {payload} step",
+                              cost.get("stdlib"), "us/step", "lower", **base))
+        figures.append(figure(f"emitter.previous_1_us_per_step.{payload}",
+                              f"previous emitter, batch_lines=1, {payload} step", cost.get("previous_1"),
+                              "us/step", "lower"))
+    bound = bound_check(payloads[0])
+    print(f"\ntime bound ({payloads[0]}; bursts and pauses, flusher thread): {bound['steps']:,} steps in "
+          f"{bound['writes']} writes; oldest line's wait at its write p50 {bound['p50_ms']:.2f} ms, "
+          f"max {bound['max_ms']:.2f} ms (max_delay_ms {DEFAULT_MAX_DELAY_MS})")
+    figures.append(figure("emitter.line_wait_max_ms", "emitter: longest wait of a line before its write",
+                          bound["max_ms"], "ms", "lower", target=target("<=", 2 * DEFAULT_MAX_DELAY_MS,
+                                                                         source="issue 13 #1")))
+    print_bench_json("emitter", figures)
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
