@@ -30,8 +30,8 @@ class StreamReadState:
         self.gaps: list[tuple[int, int]] = []  # seq ranges skipped by the entries read, not yet explained
         self.removed_upper = -1  # every seq_id <= this that is absent was removed by Redis (trim, XDEL, restart)
         self.vanished = False  # the key was gone from Redis at the last discovery
-        self.anchor: Anchor | None = None  # an entry read and proven still there at the last check
-        self.newest: Anchor | None = None  # the last entry read: the next anchor once a check passes
+        self.anchor: Anchor | None = None  # an entry read, kept while the stream holds it (redis_renumbered)
+        self.newest: Anchor | None = None  # the last entry read: the next anchor once the stream lost this one
         self.skip_upto: int | None = None  # renumbered: entries up to this seq_id are counted, not published
 
     def read_anew(self) -> int | None:

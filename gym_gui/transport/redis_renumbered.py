@@ -5,16 +5,19 @@ deleted and written again, or that Redis lost and a writer numbered from 1 again
 without its seq_id state), has new entries at seq_ids the reader already took; ``XREAD`` would
 skip them without a word. The reader checks each known stream at every discovery (and so right
 after a reconnection, before reading on): its ``XINFO STREAM`` and the entry at its *anchor*, an
-entry it read earlier. The numbering restarted when
+entry it read, kept as long as the stream holds it (trimming removes entries from the front, a
+Redis that lost its last second of writes from the back: an old anchor survives both). The
+anchor decides when the stream holds it: the same fields, the same stream (a lost tail is not a
+restart: the writer re-sends it); other fields, a stream written anew. Without it:
 
-- the stream's last-generated id is below the highest seq_id the reader took (or the GUI stored
-  before it started), or
-- the anchor's id holds an entry with other fields (a different event under the same seq_id), or
 - the anchor is gone while the stream's first entry is at or below it and no ``XDEL`` explains it
-  (``max-deleted-entry-id``; Redis < 7 keeps none: there a missing anchor within the stream counts).
+  (``max-deleted-entry-id``; Redis < 7 keeps none: there a missing anchor within the stream counts);
+- otherwise (no anchor yet, as in a GUI just started from its stored floor, or trimmed past it) the
+  numbering restarted when the stream's last-generated id is below the highest seq_id taken.
 
-A stream whose first entry is beyond the anchor was trimmed (retention) or lost with Redis and is
-numbered on by its writer: no restart (the gap is reported lost in the usual way).
+A stream whose first entry is beyond the anchor and whose numbering reaches what was taken was
+trimmed (retention) or lost with Redis and is numbered on by its writer: no restart (the gap is
+reported lost in the usual way).
 """
 
 from __future__ import annotations
@@ -43,10 +46,9 @@ def numbering_restarted(taken: int, anchor: Anchor | None, info: Mapping[str, An
     (None without an anchor). Pure; any thread.
     """
     last = seq_of_any_id(info.get("last-generated-id"))
-    if last is not None and last < taken:
-        return True
+    below = last is not None and last < taken
     if anchor is None or at_anchor is None:
-        return False
+        return below
     anchor_id, anchor_fields = anchor
     if at_anchor:
         _id, fields = at_anchor[0]
@@ -55,7 +57,7 @@ def numbering_restarted(taken: int, anchor: Anchor | None, info: Mapping[str, An
     first = info.get("first-entry")
     first_seq = seq_of_any_id(first[0]) if first else None
     if anchor_seq is None or first_seq is None or first_seq > anchor_seq:
-        return False  # trimmed past the anchor, or emptied: the numbering goes on
+        return below  # trimmed past the anchor, or emptied: restarted only if numbered below what was taken
     if "max-deleted-entry-id" not in info:  # Redis < 7: no trace of XDEL
         return True
     deleted = seq_of_any_id(info.get("max-deleted-entry-id"))
@@ -63,8 +65,9 @@ def numbering_restarted(taken: int, anchor: Anchor | None, info: Mapping[str, An
 
 
 def find_renumbered(client: redis.Redis, states: Iterable[StreamReadState]) -> list[StreamReadState]:
-    """The streams (of those read, not already being read anew) whose numbering restarted; moves the
-    anchors of the others forward. One pipelined round trip (``XINFO STREAM``, ``XRANGE`` at the
+    """The streams (of those read, not already being read anew) whose numbering restarted; gives the
+    others whose anchor is gone (trimmed, XDELed) or who have none the last entry read as their
+    anchor. One pipelined round trip (``XINFO STREAM``, ``XRANGE`` at the
     anchor); the source's reader thread; raises the client's connection errors."""
     checked = [state for state in states if state.last_seq is not None and state.skip_upto is None]
     if not checked:
@@ -89,7 +92,7 @@ def find_renumbered(client: redis.Redis, states: Iterable[StreamReadState]) -> l
         assert state.last_seq is not None
         if numbering_restarted(state.last_seq, state.anchor, info, at_anchor):
             restarted.append(state)
-        elif candidate is not None:  # the anchor (if any) is still there: what was read since is proven
+        elif candidate is not None and not at_anchor:  # a held anchor stays: the older, the surer
             state.anchor = candidate
     return restarted
 

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import redis
 
@@ -39,7 +39,7 @@ from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
 from gym_gui.transport.redis_entries import EntryRejected, decode_entry
 from gym_gui.transport.redis_removed import removed_upper
-from gym_gui.transport.redis_read_state import Anchor, StreamReadState
+from gym_gui.transport.redis_read_state import StreamReadState
 from gym_gui.transport.redis_renumbered import RenumberedEntries, find_renumbered
 from gym_gui.transport.redis_keys import KEY_PREFIX, cursor_after, index_key, parse_stream_key, seq_from_entry_id
 
@@ -296,7 +296,7 @@ class RedisTelemetrySource:
                          "without its data): entries after it that were not read are lost; if the writer goes "
                          "on, the missing range is reported", self.name, *state.stream, state.last_seq)
 
-    def _take(self, state: StreamReadState, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _take(self, state: StreamReadState, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Decode, publish and advance the cursor over one stream's reply. Never raises a RedisError."""
         if state.vanished:  # written again: a gap before its new entries is explained like any other
             state.vanished = False
@@ -307,21 +307,22 @@ class RedisTelemetrySource:
         rejected: list[EntryRejected] = []
         skipped: list[int] = []
         read = 0
-        newest: Anchor | None = None
+        skip_upto = state.skip_upto
+        raw_id: bytes | None = None
+        fields: dict[bytes, bytes] | None = None
         for raw_id, fields in entries:
             read += 1
-            newest = (raw_id, fields or {})
             seq = seq_from_entry_id(raw_id)
-            if state.skip_upto is not None and seq is not None:
-                if seq <= state.skip_upto:  # renumbered: its seq_id is taken by an event read before
+            if skip_upto is not None and seq is not None:
+                if seq <= skip_upto:  # renumbered: its seq_id is taken by an event read before
                     skipped.append(seq)
                     state.cursor = raw_id
                     continue
                 if skipped:
                     self._renumbered.skipped(state.stream, skipped)
                     skipped = []
-                self._renumbered.ended(state.stream, state.skip_upto)
-                state.skip_upto = None
+                self._renumbered.ended(state.stream, skip_upto)
+                state.skip_upto = skip_upto = None
             if seq is not None:
                 low = 1 if last is None else last + 1
                 if seq > low:
@@ -334,10 +335,11 @@ class RedisTelemetrySource:
             except EntryRejected as exc:
                 rejected.append(exc)
         state.last_seq = last
-        if newest is not None:
-            state.newest = newest
-            if state.anchor is None:
-                state.anchor = newest
+        if raw_id is not None:
+            state.newest = (raw_id, fields or {})  # the anchor once the stream no longer holds the current one
+            if state.anchor is None:  # the first entry read: the oldest anchor survives a lost tail too
+                first_raw, first_fields = entries[0]
+                state.anchor = (first_raw, first_fields or {})
         if skipped:
             self._renumbered.skipped(state.stream, skipped)
         publish = self._bus.publish

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable
 
 import pytest
+import redis
 
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -118,6 +119,32 @@ def test_trimming_and_a_writers_skip_are_not_renumbering(
     gui.close()
 
 
+def test_a_stream_that_lost_its_last_entries_is_the_same_stream_not_a_renumbered_one(
+        qtbot: Any, redis_server: RedisServer, store: TelemetrySQLiteStore, factory: Any,
+        sources: list[RedisTelemetrySource]) -> None:
+    """A Redis that lost its last writes (AOF everysec after a crash, a failover) numbers below what the GUI
+    read, but it is the same stream: the writer re-sends the tail (refused by the GUI as already read) and
+    goes on; nothing is counted as renumbered, nothing stored twice."""
+    gui = GuiSide(store, redis_server.url, sources, discover_interval_s=0.02).start()
+    events = a_run(factory, 50, "only")
+    publish(redis_server, events[:40])
+    wait_until(lambda: gui.received_seqs(RUN, AGENT) == list(range(1, 41)), message="the first part read")
+    with redis_server.client() as c:  # the tail 36..40 is gone and the stream's last id is 35 again
+        c.xdel(KEY, *[f"{seq}-1" for seq in range(36, 41)])
+        try:
+            c.execute_command("XSETID", KEY, "35-1")
+        except redis.ResponseError as exc:  # pragma: no cover - a server that refuses to move the last id back
+            pytest.skip(f"XSETID to a lower id refused: {exc}")
+    checks = gui.source.stats()["entries_read"]
+    publish(redis_server, events[35:])  # the writer re-sends its tail, then goes on
+    wait_until(lambda: gui.received_seqs(RUN, AGENT)[-1:] == [50], message="the rest read")
+    assert gui.source.stats()["entries_read"] == checks + 10  # 41..50: the re-sent tail is below the cursor
+    assert renumbered(gui) == 0 and gui.source.stats()["renumbered_ranges"] == {}
+    assert gui.received_seqs(RUN, AGENT) == list(range(1, 51))
+    gui.close()
+    assert stored_seqs(store, RUN, AGENT) == list(range(1, 51))
+
+
 def entry(seq: int, marker: bytes = b"a") -> tuple[bytes, dict[bytes, bytes]]:
     return f"{seq}-1".encode(), {b"topic": b"STEP_APPENDED", b"ts": marker, b"payload": b"{}"}
 
@@ -134,11 +161,13 @@ def info_of(first: int | None, last: int, deleted: int | None = 0) -> dict[str, 
     (40, None, info_of(1, 25), None, True),  # numbered below what was taken
     (40, None, info_of(1, 40), None, False),  # the same stream, nothing new
     (40, entry(30), info_of(1, 60), [entry(30)], False),  # the anchor is still there: the same stream
+    (40, entry(30), info_of(1, 35), [entry(30)], False),  # the same stream, which lost its tail (AOF everysec)
     (40, entry(30), info_of(1, 60), [entry(30, b"other")], True),  # another event under the anchor's id
     (40, entry(30), info_of(1, 60), [], True),  # the anchor is gone inside the stream, no XDEL: written anew
     (40, entry(30), info_of(1, 60, deleted=30), [], False),  # the anchor was XDELed
     (40, entry(30), info_of(1, 60, deleted=None), [], True),  # Redis < 7: no trace of XDEL
     (40, entry(30), info_of(35, 60), [], False),  # trimmed past the anchor (retention), numbered on
+    (40, entry(30), info_of(35, 38), [], True),  # trimmed past the anchor and numbered below what was taken
     (40, entry(30), info_of(None, 60), [], False),  # emptied, numbered on
 ])
 def test_numbering_restarted_tells_a_new_stream_from_trimming_and_xdel(
