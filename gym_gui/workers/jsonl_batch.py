@@ -102,6 +102,8 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
     """Build the emitter's functions for ``stream``. ``wake`` is set when lines start waiting
     while the flusher thread is parked. Any thread; never blocks."""
     lock = threading.Lock()
+    acquire = lock.acquire
+    release = lock.release
     clock = UtcSecondClock()
     ids_template = b',"run_id":' + _template_text(run_id) + b',"agent_id":' + _template_text(agent_id)
     heads: dict[str, tuple[bytes, bool]] = {}
@@ -155,7 +157,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             raise
 
     def emit(kind: str, fields: Mapping[str, Any] | None = None, *, flush: bool | None = None) -> int:
-        nonlocal seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked
+        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked
         body: bytes | None = None
         if fields:
             if type(fields) is not dict or not common_keys.isdisjoint(fields):
@@ -165,7 +167,8 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                     body = dumps(fields, default=default, option=newline)  # '{...}\n'
                 except encode_error:  # refused by orjson (or no orjson): the reference encoder
                     body = _fields_line_stdlib(fields)
-        with lock:
+        acquire()  # (a with statement costs twice as much as the two calls)
+        try:
             if closed:
                 raise RuntimeError("JsonlEmitter is closed")
             now_us = time_ns() // 1000
@@ -180,12 +183,12 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             seq += 1
             if not buf:  # a batch opens: it is due delay_us after the previous record
                 deadline_us = last_us + delay_us
-            buf.extend(template % (seq, now_us - second_us))
+            buf += template % (seq, now_us - second_us)
             if body is None:
-                buf.extend(b"}\n")
+                buf += b"}\n"
             else:
                 at = len(buf)
-                buf.extend(body)  # '{"a":1...}\n' -> ',"a":1...}\n' continues the common fields
+                buf += body  # '{"a":1...}\n' -> ',"a":1...}\n' continues the common fields
                 buf[at] = _COMMA
             buf_lines += 1
             previous_us = last_us
@@ -199,6 +202,8 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                 parked = False
                 wake.set()
             return seq
+        finally:
+            release()
 
     def flush() -> None:
         with lock:
