@@ -19,8 +19,7 @@ class StreamReadState:
     Used by the source's reader thread only; no locking.
     """
 
-    __slots__ = ("key", "stream", "cursor", "last_seq", "gaps", "removed_upper", "vanished", "anchor", "newest",
-                 "skip_upto")
+    __slots__ = ("key", "stream", "cursor", "last_seq", "gaps", "removed_upper", "vanished", "anchor", "skip_upto")
 
     def __init__(self, key: bytes, stream: StreamKey, floor: int | None) -> None:
         self.key = key
@@ -30,8 +29,7 @@ class StreamReadState:
         self.gaps: list[tuple[int, int]] = []  # seq ranges skipped by the entries read, not yet explained
         self.removed_upper = -1  # every seq_id <= this that is absent was removed by Redis (trim, XDEL, restart)
         self.vanished = False  # the key was gone from Redis at the last discovery
-        self.anchor: Anchor | None = None  # an entry read, kept while the stream holds it (redis_renumbered)
-        self.newest: Anchor | None = None  # the last entry read: the next anchor once the stream lost this one
+        self.anchor: Anchor | None = None  # an entry of the stream read, kept while the stream holds it (redis_renumbered)
         self.skip_upto: int | None = None  # renumbered: entries up to this seq_id are counted, not published
 
     def read_anew(self) -> int | None:
@@ -39,7 +37,7 @@ class StreamReadState:
         up to ``last_seq`` (returned). No I/O."""
         self.skip_upto = self.last_seq
         self.cursor = cursor_after(None)
-        self.anchor = self.newest = None
+        self.anchor = None
         self.gaps.clear()
         self.removed_upper = -1
         self.vanished = False

@@ -4,11 +4,12 @@ The reader's cursor only moves forward: ``XREAD`` returns entries above it. A st
 deleted and written again, or that Redis lost and a writer numbered from 1 again (a bridge
 without its seq_id state), has new entries at seq_ids the reader already took; ``XREAD`` would
 skip them without a word. The reader checks each known stream at every discovery (and so right
-after a reconnection, before reading on): its ``XINFO STREAM`` and the entry at its *anchor*, an
-entry it read, kept as long as the stream holds it (trimming removes entries from the front, a
-Redis that lost its last second of writes from the back: an old anchor survives both). The
-anchor decides when the stream holds it: the same fields, the same stream (a lost tail is not a
-restart: the writer re-sends it); other fields, a stream written anew. Without it:
+after a reconnection, before reading on): the entry at its *anchor*, the first entry it read,
+kept as long as the stream holds it (trimming removes entries from the front, a Redis that lost
+its last second of writes from the back: an old anchor survives both; once it is gone, the
+stream's first entry at that check is the next). The anchor decides when the stream holds its
+id: the same fields, the same stream (a lost tail is not a restart: the writer re-sends it);
+other fields, a stream written anew. Without it, the stream's ``XINFO STREAM`` decides:
 
 - the anchor is gone while the stream's first entry is at or below it and no ``XDEL`` explains it
   (``max-deleted-entry-id``; Redis < 7 keeps none: there a missing anchor within the stream counts);
@@ -65,36 +66,54 @@ def numbering_restarted(taken: int, anchor: Anchor | None, info: Mapping[str, An
 
 
 def find_renumbered(client: redis.Redis, states: Iterable[StreamReadState]) -> list[StreamReadState]:
-    """The streams (of those read, not already being read anew) whose numbering restarted; gives the
-    others whose anchor is gone (trimmed, XDELed) or who have none the last entry read as their
-    anchor. One pipelined round trip (``XINFO STREAM``, ``XRANGE`` at the
-    anchor); the source's reader thread; raises the client's connection errors."""
+    """The streams (of those read, not already being read anew) whose numbering restarted.
+
+    One pipelined ``XRANGE`` at the anchors; ``XINFO STREAM`` (a second round trip) only for the
+    streams without an anchor or whose anchor is gone, which then get the stream's first entry as
+    their anchor if they were not restarted. The source's reader thread; raises the client's
+    connection errors.
+    """
     checked = [state for state in states if state.last_seq is not None and state.skip_upto is None]
-    if not checked:
-        return []
-    pipe = client.pipeline(transaction=False)
-    candidates: list[Anchor | None] = []
-    for state in checked:
-        candidates.append(state.newest)
-        pipe.xinfo_stream(state.key)
-        if state.anchor is not None:
+    anchored = [state for state in checked if state.anchor is not None]
+    at_anchor: dict[int, list[Any]] = {}
+    if anchored:
+        pipe = client.pipeline(transaction=False)
+        for state in anchored:
+            assert state.anchor is not None
             pipe.xrange(state.key, state.anchor[0], state.anchor[0])
-    replies = iter(pipe.execute(raise_on_error=False))
+        for state, reply in zip(anchored, pipe.execute(raise_on_error=False)):
+            _raise_connection_error(reply)
+            if not isinstance(reply, Exception):  # an error: not a stream (dropped when read)
+                at_anchor[id(state)] = reply
     restarted: list[StreamReadState] = []
-    for state, candidate in zip(checked, candidates):
-        info = next(replies)
-        at_anchor = next(replies) if state.anchor is not None else None
-        for reply in (info, at_anchor):
-            if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
-                raise reply
-        if isinstance(info, Exception) or isinstance(at_anchor, Exception):
-            continue  # gone (reported as vanished) or not a stream (dropped when read)
+    unsure: list[StreamReadState] = []
+    for state in checked:
+        reply = at_anchor.get(id(state))
+        if state.anchor is None or reply == []:
+            unsure.append(state)
+        elif reply and dict(reply[0][1] or {}) != dict(state.anchor[1]):
+            restarted.append(state)  # another event under the anchor's id
+    if not unsure:
+        return restarted
+    pipe = client.pipeline(transaction=False)
+    for state in unsure:
+        pipe.xinfo_stream(state.key)
+    for state, info in zip(unsure, pipe.execute(raise_on_error=False)):
+        _raise_connection_error(info)
+        if isinstance(info, Exception):
+            continue  # gone (reported as vanished) or not a stream
         assert state.last_seq is not None
-        if numbering_restarted(state.last_seq, state.anchor, info, at_anchor):
+        if numbering_restarted(state.last_seq, state.anchor, info, at_anchor.get(id(state))):
             restarted.append(state)
-        elif candidate is not None and not at_anchor:  # a held anchor stays: the older, the surer
-            state.anchor = candidate
+            continue
+        first = info.get("first-entry")  # the oldest entry the stream holds: the surest anchor
+        state.anchor = (first[0], first[1] or {}) if first and first[0] is not None else None
     return restarted
+
+
+def _raise_connection_error(reply: Any) -> None:
+    if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
+        raise reply
 
 
 class RenumberedEntries:

@@ -308,8 +308,6 @@ class RedisTelemetrySource:
         skipped: list[int] = []
         read = 0
         skip_upto = state.skip_upto
-        raw_id: bytes | None = None
-        fields: dict[bytes, bytes] | None = None
         for raw_id, fields in entries:
             read += 1
             seq = seq_from_entry_id(raw_id)
@@ -335,11 +333,9 @@ class RedisTelemetrySource:
             except EntryRejected as exc:
                 rejected.append(exc)
         state.last_seq = last
-        if raw_id is not None:
-            state.newest = (raw_id, fields or {})  # the anchor once the stream no longer holds the current one
-            if state.anchor is None:  # the first entry read: the oldest anchor survives a lost tail too
-                first_raw, first_fields = entries[0]
-                state.anchor = (first_raw, first_fields or {})
+        if state.anchor is None and read:  # the first entry read: an old anchor survives a lost tail too
+            first_raw, first_fields = entries[0]
+            state.anchor = (first_raw, first_fields or {})
         if skipped:
             self._renumbered.skipped(state.stream, skipped)
         publish = self._bus.publish
