@@ -90,8 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def on_replay(replayed_run: str, agent_id: str) -> None:
             if services.launcher.launched(replayed_run):
-                print(f"replay ready: tab Agent-{agent_id}-Replay ({outcome.get('status', '?')})", flush=True)
+                tab = window.replay_tab(replayed_run, agent_id)
+                title = window.tabs.tabText(window.tabs.indexOf(tab)) if tab is not None else agent_id
+                print(f"replay ready: tab {title} ({outcome.get('status', '?')})", flush=True)
                 if args.quit_when_replayed:
+                    window.confirm_close = lambda _run_ids: True  # the smoke test closes without asking
                     window.close()
 
         services.registry.status_changed.connect(on_status)

@@ -14,6 +14,7 @@ from gym_gui.qt.app_services import AppServices
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.ui.telemetry_window import MainWindow
+from gym_gui.workers.envs import resolve_env_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,7 @@ def windows(qtbot: Any) -> Iterator[list[MainWindow]]:
 def open_window(qtbot: Any, windows: list[MainWindow], db_path: Path) -> MainWindow:
     services = AppServices(db_path, bus=RunBus())
     window = MainWindow(services)
+    window.confirm_close = lambda _run_ids: True  # a test's end closes the window without asking
     qtbot.addWidget(window)
     windows.append(window)
     services.start()
@@ -47,11 +49,12 @@ def test_a_run_is_watched_live_persisted_and_replayed(qtbot: Any, windows: list[
     with qtbot.waitSignal(window.online_opened, timeout=5000):
         run_id = window.start_run(spec)
     assert run_id is not None
-    assert window.tab_titles()[:2] == ["Runs", "Agent-agent-1-Online"]
+    assert window.tab_titles()[:2] == ["Runs", "FrozenLake #1 · agent-1 · Online"]
     with qtbot.waitSignal(window.replay_opened, timeout=60000) as blocker:
         pass
     assert blocker.args == [run_id, "agent-1"]
-    assert "Agent-agent-1-Replay" in window.tab_titles()
+    assert "FrozenLake #1 · agent-1 · Replay" in window.tab_titles()
+    assert window.current_tab_title() == "FrozenLake #1 · agent-1 · Online"  # a replay nobody asked for opens behind
     store = window.services.store
     stored_steps = store.step_count(run_id)
     assert len(store.episode_records(run_id, "agent-1")) == 30
@@ -105,7 +108,7 @@ def test_the_app_command_runs_a_training_run_to_its_replay(tmp_path: Path) -> No
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "replay ready: tab Agent-agent-1-Replay (completed)" in proc.stdout
+    assert "replay ready: tab FrozenLake #1 · agent-1 · Replay (completed)" in proc.stdout
     assert f"database: {db.resolve()}" in proc.stdout
 
 
@@ -146,8 +149,8 @@ def test_a_worker_command_opens_a_tab_per_agent_and_each_sees_every_step(
         replay = window.replay_tab("r-two", agent)
         assert replay is not None and replay.episode_count() == 4
     # The lifecycle records carry no agent: their stream (the default agent) gets no tab of its own.
-    expected = sorted(["Runs", "Agent-agent-a-Online", "Agent-agent-b-Online", "Agent-agent-a-Replay",
-                       "Agent-agent-b-Replay"])
+    expected = sorted(["Runs", "FrozenLake #1 · agent-a · Online", "FrozenLake #1 · agent-b · Online",
+                       "FrozenLake #1 · agent-a · Replay", "FrozenLake #1 · agent-b · Replay"])
     qtbot.waitUntil(lambda: sorted(window.tab_titles()) == expected, timeout=10000)
 
 
@@ -161,7 +164,7 @@ def test_the_app_command_runs_a_worker_command_to_its_replay(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert "run r-two" not in proc.stdout  # the window names the run; the worker's own run_id is r-two
-    assert "replay ready: tab Agent-agent-" in proc.stdout and "(completed)" in proc.stdout
+    assert "replay ready: tab FrozenLake #1 · agent-" in proc.stdout and "(completed)" in proc.stdout
 
 
 def test_a_worker_command_that_dies_silently_shows_as_a_failed_run(qtbot: Any, windows: list[MainWindow],
@@ -174,7 +177,7 @@ def test_a_worker_command_that_dies_silently_shows_as_a_failed_run(qtbot: Any, w
     assert state is not None and state.outcome == "failed"
     # Its only stream is the proxy's failed completion: the tab, opened after it, reads it from SQLite.
     # It carries no step, so its tab shows once the run is persisted and no other stream has data.
-    qtbot.waitUntil(lambda: window.tab_titles() == ["Runs", "Agent-agent-0-Online"], timeout=10000)
+    qtbot.waitUntil(lambda: window.tab_titles() == ["Runs", "Run #1 · agent-0 · Online"], timeout=10000)
     tab = window.online_tab(run_id, "agent-0")
     assert tab is not None
     qtbot.waitUntil(lambda: tab.header_text("status") == "failed (exit code 3)", timeout=10000)
@@ -185,12 +188,13 @@ def test_the_start_button_launches_the_options_shown(qtbot: Any, windows: list[M
     window = open_window(qtbot, windows, db_path)
     panel = window.launch_panel
     panel.set_spec(WorkerSpec(env_id="Taxi-v3", episodes=3, agent_id="taxi-1", step_rate_hz=0.0))
-    assert panel.spec() == WorkerSpec(env_id="Taxi-v3", episodes=3, agent_id="taxi-1", step_rate_hz=0.0)
+    taxi = resolve_env_id("Taxi-v3")  # the list shows the installed name (Taxi-v4 in Gymnasium 1.x)
+    assert panel.spec() == WorkerSpec(env_id=taxi, episodes=3, agent_id="taxi-1", step_rate_hz=0.0)
     with qtbot.waitSignal(window.replay_opened, timeout=60000) as blocker:
         panel.start_button.click()
     run_id, agent_id = blocker.args
     assert agent_id == "taxi-1" and window.runs_view.status_of(run_id) == "completed"
     state = window.services.registry.state(run_id)
-    assert state is not None and state.env_id is not None and state.env_id.startswith("Taxi")
+    assert state is not None and state.env_id == taxi  # the env the list showed is the one that ran
     replay = window.replay_tab(run_id, "taxi-1")
     assert replay is not None and replay.episode_count() == 3

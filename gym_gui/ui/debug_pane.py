@@ -8,9 +8,9 @@ import math
 from datetime import datetime
 from typing import Any, Callable, Iterator, Mapping
 
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtGui import QCloseEvent
-from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHeaderView, QLabel, QSplitter, QTableView, QVBoxLayout, QWidget
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.run_bus import RunBus, Subscription
@@ -27,6 +27,8 @@ StatsFn = Callable[[], Mapping[str, Any]]
 
 SUBSCRIPTION_HEADERS = ("topic", "subscriber", "stream", "queued", "capacity", "dropped", "delivered")
 SOURCE_HEADERS = ("source", "stat", "value")
+#: The pane's preferred height: about eight rows of each table under their captions.
+PREFERRED_HEIGHT_PX = 260
 
 #: Stats shown first, in this order (the proxy's rejects, the sink's backlog, rate and errors).
 _FIRST = ("rejected_total", "rejected", "lines_read", "events_published", "published", "backlog",
@@ -81,6 +83,21 @@ def _subscription_row(sub: Subscription) -> Row:
     )
 
 
+#: Width of the subscription table's stream column (its text repeats the subscriber's run and agent).
+STREAM_COLUMN_WIDTH_PX = 110
+
+
+def _fit_columns(view: QTableView, columns: tuple[int, ...], narrow: int | None = None) -> None:
+    """``columns`` as wide as their texts (ids are never cut), ``narrow`` a fixed width with its text
+    elided in the middle; the last column stretches."""
+    header = view.horizontalHeader()
+    for col in columns:
+        header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+    if narrow is not None:
+        header.resizeSection(narrow, STREAM_COLUMN_WIDTH_PX)
+    view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+
+
 class DebugPane(QWidget):
     """Refreshes, on a GUI-thread QTimer, a table of ``bus.subscriptions()`` (topic, subscriber,
     stream filter, queued, capacity, dropped, delivered) and a table of named stats sources
@@ -106,10 +123,18 @@ class DebugPane(QWidget):
         self.subscription_view = make_table_view(self.subscription_model)
         self.source_view = make_table_view(self.source_model)
         self.status_label = QLabel("not refreshed yet")
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(titled("Bus subscriptions", self.subscription_view))
-        splitter.addWidget(titled("Proxy, sink and other sources", self.source_view))
+        # Side by side: the dock is short, and stacked tables showed two rows each.
+        _fit_columns(self.subscription_view, (0, 1, 3, 4, 5), narrow=2)
+        _fit_columns(self.source_view, (0, 1))
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(titled("Bus subscriptions", self.subscription_view))
+        self.splitter.addWidget(titled("Proxy, sink and other sources", self.source_view))
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([660, 340])  # the subscriptions have seven columns
+        splitter = self.splitter
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status_label)
 
@@ -185,6 +210,10 @@ class DebugPane(QWidget):
         return [Row((name, shown, _fmt(value)), _severity(top, value)) for top, shown, value in _flatten(stats)]
 
     # -- Qt --------------------------------------------------------------------------------------
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        """Tall enough for several rows of each table (a dock starts at its widget's hint). GUI thread."""
+        return QSize(900, PREFERRED_HEIGHT_PX)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         """Stop the timer when the pane closes. GUI thread; never blocks."""
         self.stop()

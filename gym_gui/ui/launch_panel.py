@@ -2,28 +2,54 @@
 
 from __future__ import annotations
 
+import logging
+
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
                              QWidget)
 
 from gym_gui.ingest.worker_specs import RGB_ENVS, TOY_TEXT_ENVS, WorkerSpec
 
-__all__ = ["LaunchPanel"]
+__all__ = ["LaunchPanel", "installed_env_ids"]
+
+_log = logging.getLogger(__name__)
+
+
+def installed_env_ids(env_ids: tuple[str, ...]) -> list[str]:
+    """``env_ids`` as the installed Gymnasium registers them (Taxi-v3 is Taxi-v4 in Gymnasium 1.x), so
+    the list shows the env the worker will report. Unchanged when Gymnasium cannot be asked. GUI thread;
+    imports Gymnasium once (about 0.2 s)."""
+    try:
+        from gym_gui.workers.envs import resolve_env_id
+    except ImportError as exc:  # the window still starts; the worker reports what it resolves
+        _log.info("gymnasium is not importable here (%s): env ids shown as written", exc)
+        return list(env_ids)
+    shown: list[str] = []
+    for env_id in env_ids:
+        try:
+            resolved = resolve_env_id(env_id)
+        except KeyError:
+            resolved = env_id
+        if resolved not in shown:
+            shown.append(resolved)
+    return shown
 
 
 class LaunchPanel(QWidget):
     """A row of run options with Start and Cancel buttons. GUI thread only.
 
-    ``start_requested(WorkerSpec)`` when Start is clicked; ``cancel_requested()`` when Cancel is.
+    ``start_requested(WorkerSpec)`` when Start is clicked; ``cancel_requested()`` when "Cancel run"
+    is (the current run); ``cancel_all_requested()`` when "Cancel all" is.
     """
 
     start_requested = Signal(object)
     cancel_requested = Signal()
+    cancel_all_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.env = QComboBox()
-        self.env.addItems([*TOY_TEXT_ENVS, *RGB_ENVS])
+        self.env.addItems(installed_env_ids((*TOY_TEXT_ENVS, *RGB_ENVS)))
         self.episodes = QSpinBox()
         self.episodes.setRange(1, 1_000_000)
         self.episodes.setValue(300)
@@ -38,7 +64,11 @@ class LaunchPanel(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.start_button = QPushButton("Start run")
         self.cancel_button = QPushButton("Cancel run")
+        self.cancel_button.setToolTip("cancel the run of the current tab (or the run selected in the Runs tab)")
         self.cancel_button.setEnabled(False)
+        self.cancel_all_button = QPushButton("Cancel all")
+        self.cancel_all_button.setToolTip("cancel every run started from this window that is still going")
+        self.cancel_all_button.setEnabled(False)
         layout = QHBoxLayout(self)
         for label, widget in (("Env", self.env), ("Episodes", self.episodes), ("Steps/s", self.step_rate_hz),
                               ("Seed", self.seed), ("Agent", self.agent_id)):
@@ -47,8 +77,10 @@ class LaunchPanel(QWidget):
         layout.addStretch(1)
         layout.addWidget(self.start_button)
         layout.addWidget(self.cancel_button)
+        layout.addWidget(self.cancel_all_button)
         self.start_button.clicked.connect(lambda: self.start_requested.emit(self.spec()))
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
+        self.cancel_all_button.clicked.connect(self.cancel_all_requested.emit)
 
     def spec(self) -> WorkerSpec:
         """The run the options describe. GUI thread."""
@@ -57,15 +89,21 @@ class LaunchPanel(QWidget):
                           step_rate_hz=float(self.step_rate_hz.value()))
 
     def set_spec(self, spec: WorkerSpec) -> None:
-        """Show ``spec``'s options. GUI thread."""
-        if self.env.findText(spec.env_id) < 0:
-            self.env.addItem(spec.env_id)
-        self.env.setCurrentText(spec.env_id)
+        """Show ``spec``'s options (an env id under its installed name, if it has another). GUI thread."""
+        env_id = spec.env_id
+        if self.env.findText(env_id) < 0:
+            shown = installed_env_ids((env_id,))[0]
+            if self.env.findText(shown) >= 0:
+                env_id = shown
+            else:
+                self.env.addItem(env_id)
+        self.env.setCurrentText(env_id)
         self.episodes.setValue(spec.episodes)
         self.seed.setValue(spec.seed)
         self.agent_id.setText(spec.agent_id)
         self.step_rate_hz.setValue(spec.step_rate_hz)
 
     def set_running(self, running: bool) -> None:
-        """Enable Cancel while a launched run is active. GUI thread."""
+        """Enable the Cancel buttons while a launched run is active. GUI thread."""
         self.cancel_button.setEnabled(running)
+        self.cancel_all_button.setEnabled(running)

@@ -1,58 +1,341 @@
-"""RunsView: every run the registry knows, with its status; double-click opens a finished run's replay."""
+"""RunsView: the run manager. Every run the registry knows or SQLite holds, with its aggregates;
+sortable, filterable, refreshed from SQLite off the GUI thread; a context menu acts on the
+selected runs (open live / replay, compare, export, mark as failed, delete)."""
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+import logging
+from typing import Any, Callable, Sequence
 
-__all__ = ["RunsView"]
+from qtpy.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from qtpy.QtGui import QAction
+from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                            QMenu, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-COLUMNS = ("run", "status", "env", "agents")
+from gym_gui.qt.store_reader import StoreReader
+from gym_gui.telemetry.run_summaries import RunSummary, read_summaries, summaries_token
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.ui.runs_table_model import COLUMNS, RUN_ID_ROLE, RunsFilterProxy, RunsTableModel
+
+__all__ = ["COLUMNS", "DEFAULT_REFRESH_INTERVAL_MS", "RunsView", "STATUS_FILTERS"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_REFRESH_INTERVAL_MS = 3000
+#: The status filter's choices: label -> statuses shown (None: all).
+STATUS_FILTERS: dict[str, frozenset[str] | None] = {
+    "all statuses": None,
+    "going (running, stalled, pending)": frozenset({"running", "stalled", "pending"}),
+    "running": frozenset({"running"}),
+    "stalled": frozenset({"stalled"}),
+    "completed": frozenset({"completed"}),
+    "failed": frozenset({"failed"}),
+    "cancelled": frozenset({"cancelled"}),
+}
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+Confirm = Callable[[str, str], bool]
+
+
+def _ask(parent: QWidget) -> Confirm:
+    def confirm(title: str, text: str) -> bool:
+        answer = QMessageBox.question(parent, title, text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+    return confirm
 
 
 class RunsView(QWidget):
-    """One row per run (runs are few: a table widget is fine). GUI thread only.
+    """The Runs tab. GUI thread only; SQLite is read and written only through the ``StoreReader``.
 
-    ``replay_requested(run_id)`` on a double-click of a row.
+    Signals (GUI thread): ``live_requested(run_id)``, ``replay_requested(run_id)`` (also a double-click),
+    ``compare_requested(list[str])``, ``export_requested(run_id, fmt)`` (fmt ``csv``, ``jsonl`` or
+    ``gif``), ``mark_failed_requested(run_id)``, ``run_deleted(run_id)`` (after the store removed it),
+    ``refreshed(int rows)`` after each refresh that read SQLite.
     """
 
+    live_requested = Signal(str)
     replay_requested = Signal(str)
+    compare_requested = Signal(object)
+    export_requested = Signal(str, str)
+    mark_failed_requested = Signal(str)
+    run_deleted = Signal(str)
+    delete_failed = Signal(str, str)
+    refreshed = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, reader: StoreReader | None = None, *, refresh_interval_ms: int = DEFAULT_REFRESH_INTERVAL_MS,
+                 parent: QWidget | None = None) -> None:
+        """Build the view; ``start()`` begins the refreshes. GUI thread; does not block."""
         super().__init__(parent)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self._reader = reader
+        self._token: Any = None
+        self._summaries: dict[str, RunSummary] = {}
+        self._in_flight = False
+        self._deleting: set[str] = set()
+        self._refreshes = 0
+        #: ``confirm(title, text) -> bool``: asks before a deletion (a QMessageBox; tests may replace it).
+        self.confirm: Confirm = _ask(self)
+
+        self.model = RunsTableModel(self)
+        self.proxy = RunsFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(COLUMNS.index("started"), Qt.SortOrder.DescendingOrder)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.cellDoubleClicked.connect(lambda row, _col: self.replay_requested.emit(self.run_at(row)))
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)  # elided; the tooltip has all
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_menu)
+        self.table.doubleClicked.connect(self._on_double_click)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter runs: env, agent, status, run id, hyper-parameter ...")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self.proxy.set_text_filter)
+        self.status_filter = QComboBox()
+        self.status_filter.addItems(list(STATUS_FILTERS))
+        self.status_filter.currentTextChanged.connect(lambda label: self.proxy.set_status_filter(STATUS_FILTERS[label]))
+        self.compare_button = QPushButton("Compare selected")
+        self.count_label = QLabel("")
+
+        self.action_open_live = QAction("Open live", self)
+        self.action_open_replay = QAction("Open replay", self)
+        self.action_compare = QAction("Compare selected runs", self)
+        self.action_export_csv = QAction("Export episodes and steps as CSV...", self)
+        self.action_export_jsonl = QAction("Export episodes and steps as JSONL...", self)
+        self.action_export_gif = QAction("Export an episode as GIF...", self)
+        self.action_mark_failed = QAction("Mark as failed", self)
+        self.action_delete = QAction("Delete...", self)
+        self.action_open_live.triggered.connect(lambda: self._each(self.live_requested.emit))
+        self.action_open_replay.triggered.connect(lambda: self._each(self.replay_requested.emit))
+        self.action_compare.triggered.connect(self._compare)
+        self.compare_button.clicked.connect(self._compare)
+        self.action_export_csv.triggered.connect(lambda: self._each(lambda r: self.export_requested.emit(r, "csv")))
+        self.action_export_jsonl.triggered.connect(lambda: self._each(lambda r: self.export_requested.emit(r, "jsonl")))
+        self.action_export_gif.triggered.connect(lambda: self._each(lambda r: self.export_requested.emit(r, "gif")))
+        self.action_mark_failed.triggered.connect(self._mark_failed)
+        self.action_delete.triggered.connect(lambda: self.delete_runs(self.selected_run_ids()))
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.filter_edit, 1)
+        bar.addWidget(self.status_filter)
+        bar.addWidget(self.compare_button)
+        bar.addWidget(self.count_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
         layout.addWidget(self.table)
-        self._rows: dict[str, int] = {}
 
+        self.timer = QTimer(self)
+        self.timer.setInterval(max(50, refresh_interval_ms))
+        self.timer.timeout.connect(self.refresh)
+        for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.layoutChanged,
+                       self.proxy.modelReset):
+            signal.connect(lambda *_: self._update_count())
+        self._update_actions()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Refresh from SQLite now and every ``refresh_interval_ms``; idempotent. GUI thread; never blocks."""
+        if self._reader is None or self.timer.isActive():
+            return
+        self.refresh()
+        self.timer.start()
+
+    def stop(self) -> None:
+        """Stop the refreshes; idempotent. GUI thread; never blocks."""
+        self.timer.stop()
+
+    def is_refreshing(self) -> bool:
+        """True while the refresh timer runs. GUI thread."""
+        return self.timer.isActive()
+
+    @property
+    def refreshes(self) -> int:
+        """Refreshes whose read came back (changed or not). GUI thread."""
+        return self._refreshes
+
+    # -- rows ------------------------------------------------------------------------------------
     def set_run(self, run_id: str, status: str, env_id: str | None, agent_ids: tuple[str, ...]) -> None:
-        """Add or update a run's row. GUI thread."""
-        row = self._rows.get(run_id)
-        if row is None:
-            row = self._rows[run_id] = self.table.rowCount()
-            self.table.insertRow(row)
-        for col, text in enumerate((run_id, status, env_id or "", ", ".join(a for a in agent_ids if a))):
-            item = self.table.item(row, col)
-            if item is None:
-                item = QTableWidgetItem()
-                item.setData(Qt.ItemDataRole.UserRole, run_id)
-                self.table.setItem(row, col, item)
-            item.setText(text)
-
-    def run_at(self, row: int) -> str:
-        """The run id shown in ``row``. GUI thread."""
-        item = self.table.item(row, 0)
-        return item.text() if item is not None else ""
+        """The registry's news of a run: add or update its row. GUI thread; never blocks."""
+        if run_id in self._deleting:
+            return
+        self.model.set_live(run_id, status, env_id, tuple(agent_ids))
+        self._update_actions()
 
     def status_of(self, run_id: str) -> str | None:
-        """The status text shown for ``run_id``. GUI thread."""
-        row = self._rows.get(run_id)
-        item = self.table.item(row, 1) if row is not None else None
-        return item.text() if item is not None else None
+        """The status shown for ``run_id``, or None when it is not listed. GUI thread."""
+        row = self.model.row_of(run_id)
+        return None if row is None else row.status
+
+    def summary_of(self, run_id: str) -> RunSummary | None:
+        """The stored aggregates shown for ``run_id`` (None until read). GUI thread."""
+        row = self.model.row_of(run_id)
+        return None if row is None else row.summary
+
+    def visible_run_ids(self) -> list[str]:
+        """Run ids as shown: filtered and sorted. GUI thread."""
+        return [self.proxy.data(self.proxy.index(r, 0), RUN_ID_ROLE) for r in range(self.proxy.rowCount())]
+
+    def run_at(self, row: int) -> str:
+        """The run id shown in visible ``row``. GUI thread."""
+        return str(self.proxy.data(self.proxy.index(row, 0), RUN_ID_ROLE) or "")
+
+    def select_runs(self, run_ids: Sequence[str]) -> None:
+        """Select the visible rows of ``run_ids`` (the rest is deselected). GUI thread."""
+        wanted = set(run_ids)
+        selection = self.table.selectionModel()
+        selection.clearSelection()
+        for r in range(self.proxy.rowCount()):
+            if self.run_at(r) in wanted:
+                selection.select(self.proxy.index(r, 0), QItemSelectionModel.SelectionFlag.Select
+                                 | QItemSelectionModel.SelectionFlag.Rows)
+        self._update_actions()
+
+    def selected_run_ids(self) -> list[str]:
+        """Selected runs in the order shown. GUI thread."""
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.run_at(r) for r in rows]
+
+    # -- refresh ---------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Read SQLite on a reader thread (skipped when nothing changed since the last read, or a read is
+        still running); the rows update when it lands. GUI thread; never blocks. False when not submitted."""
+        if self._reader is None or self._in_flight:
+            return False
+        token, previous = self._token, dict(self._summaries)
+
+        def query(store: TelemetrySQLiteStore) -> tuple[Any, list[RunSummary] | None]:
+            conn = store._reader()  # noqa: SLF001 - the store's own per-thread read connection
+            now = summaries_token(conn)
+            if now == token:
+                return now, None
+            return now, read_summaries(conn, previous)
+
+        submitted = self._reader.submit(query, self._on_summaries, self._on_refresh_failed)
+        self._in_flight = submitted
+        return submitted
+
+    def _on_summaries(self, result: tuple[Any, list[RunSummary] | None]) -> None:
+        self._in_flight = False
+        self._refreshes += 1
+        token, summaries = result
+        if summaries is not None:
+            self._token = token
+            listed = [s for s in summaries if s.run_id not in self._deleting]
+            self._summaries = {s.run_id: s for s in listed}
+            self.model.set_summaries(listed)
+            self._update_actions()
+        self.refreshed.emit(self.model.rowCount())
+
+    def _on_refresh_failed(self, error: BaseException) -> None:
+        self._in_flight = False
+        self._refreshes += 1
+        _log.warning("the Runs tab could not read the runs: %s: %s", type(error).__name__, error)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def _each(self, fn: Callable[[str], None]) -> None:
+        for run_id in self.selected_run_ids():
+            fn(run_id)
+
+    def _compare(self) -> None:
+        run_ids = self.selected_run_ids()
+        if run_ids:
+            self.compare_requested.emit(run_ids)
+
+    def _mark_failed(self) -> None:
+        for run_id in self.selected_run_ids():
+            if self.status_of(run_id) not in TERMINAL:
+                self.mark_failed_requested.emit(run_id)
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Ask, then remove the finished ones of ``run_ids`` from SQLite (steps and episodes; the run is
+        marked deleted) on a reader thread; each row goes when its deletion is committed
+        (``run_deleted``). Runs still going are not deleted. GUI thread; never blocks on SQLite
+        (the question is modal). Returns how many deletions were submitted."""
+        finished = [r for r in run_ids if self.status_of(r) in TERMINAL and r not in self._deleting]
+        skipped = len(run_ids) - len(finished)
+        if not finished or self._reader is None:
+            return 0
+        names = ", ".join(finished[:5]) + (f" and {len(finished) - 5} more" if len(finished) > 5 else "")
+        text = (f"Delete {len(finished)} run(s) from the database: {names}?\n\nTheir steps and episodes are removed "
+                "for good; other runs are not touched.")
+        if skipped:
+            text += f"\n{skipped} selected run(s) still going are not deleted."
+        if not self.confirm("Delete runs", text):
+            return 0
+        submitted = 0
+        for run_id in finished:
+            def query(store: TelemetrySQLiteStore, run_id: str = run_id) -> str:
+                store.delete_run(run_id, wait=True)  # the store's writer thread; this reader thread waits
+                return run_id
+
+            if self._reader.submit(query, self._on_deleted,
+                                   lambda exc, run_id=run_id: self._on_delete_failed(run_id, exc)):
+                self._deleting.add(run_id)
+                submitted += 1
+        return submitted
+
+    def _on_deleted(self, run_id: str) -> None:
+        self._summaries.pop(run_id, None)
+        self.model.remove_run(run_id)
+        self._update_actions()
+        self.run_deleted.emit(run_id)
+
+    def _on_delete_failed(self, run_id: str, error: BaseException) -> None:
+        self._deleting.discard(run_id)
+        _log.error("deleting run %s failed: %s", run_id, error)
+        self.delete_failed.emit(run_id, f"{type(error).__name__}: {error}")
+
+    def _update_actions(self) -> None:
+        selected = self.selected_run_ids()
+        statuses = [self.status_of(r) for r in selected]
+        one_or_more = bool(selected)
+        for action in (self.action_open_live, self.action_open_replay, self.action_export_csv,
+                       self.action_export_jsonl, self.action_export_gif):
+            action.setEnabled(one_or_more)
+        self.action_compare.setEnabled(len(selected) >= 1)
+        self.compare_button.setEnabled(len(selected) >= 1)
+        self.action_mark_failed.setEnabled(any(s not in TERMINAL for s in statuses))
+        self.action_delete.setEnabled(any(s in TERMINAL for s in statuses))
+
+    def context_menu(self) -> QMenu:
+        """The menu of the selected runs (its actions are this view's ``action_*``). GUI thread."""
+        self._update_actions()
+        menu = QMenu(self)
+        menu.addAction(self.action_open_live)
+        menu.addAction(self.action_open_replay)
+        menu.addAction(self.action_compare)
+        menu.addSeparator()
+        menu.addAction(self.action_export_csv)
+        menu.addAction(self.action_export_jsonl)
+        menu.addAction(self.action_export_gif)
+        menu.addSeparator()
+        menu.addAction(self.action_mark_failed)
+        menu.addAction(self.action_delete)
+        return menu
+
+    def _show_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if index.isValid() and not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
+            self.select_runs([self.run_at(index.row())])
+        if self.selected_run_ids():
+            self.context_menu().exec(self.table.viewport().mapToGlobal(pos))
+
+    def _on_double_click(self, index: QModelIndex) -> None:
+        run_id = self.run_at(index.row())
+        if run_id:
+            self.replay_requested.emit(run_id)
+
+    def _update_count(self) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count_label.setText(f"{total} runs" if shown == total else f"{shown} of {total} runs")

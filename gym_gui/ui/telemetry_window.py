@@ -1,13 +1,14 @@
-"""MainWindow: launches runs, opens an Online tab per live stream and a Replay tab per agent of a finished run."""
+"""MainWindow: launches runs, opens an Online tab per live stream and a Replay tab per agent of a finished run;
+the Runs tab manages every run (open, compare, export, mark as failed, delete)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtGui import QCloseEvent
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtGui import QAction, QCloseEvent, QShowEvent
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabBar, QTabWidget, QVBoxLayout, QWidget
 
 from gym_gui.qt.app_services import AppServices
 from gym_gui.qt.live_controller import LiveTelemetryController
@@ -17,29 +18,47 @@ from gym_gui.ingest.proxy import DEFAULT_AGENT_ID
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.workers.runtime import new_run_id
 from gym_gui.ui.debug_pane import DebugPane
+from gym_gui.ui.export_actions import RunExporter
 from gym_gui.ui.launch_panel import LaunchPanel
 from gym_gui.ui.online_tab import AgentOnlineTab
 from gym_gui.ui.replay_tab import AgentReplayTab
 from gym_gui.ui.runs_view import RunsView
+from gym_gui.ui.tab_labels import TabLabels, tab_title
+from gym_gui.ui.window_tabs import ReplayData, TabsMixin
 
 __all__ = ["MainWindow"]
 
 _log = logging.getLogger(__name__)
 
 StreamKey = tuple[str, str]
-DEBUG_DOCK_HEIGHT_PX = 220
+DEBUG_DOCK_HEIGHT_PX = 260
+DEBUG_DOCK_MIN_HEIGHT_PX = 210
 TERMINAL = {RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value}
+MARKED_FAILED_REASON = "marked as failed in the Runs tab"
 
 
-class MainWindow(QMainWindow):
+def _ask_close(parent: QWidget, run_ids: list[str]) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Question, "Runs are still training",
+                      f"{len(run_ids)} run(s) are still training: {', '.join(run_ids[:4])}"
+                      f"{' ...' if len(run_ids) > 4 else ''}.\n\nClosing cancels them; everything they "
+                      "reported so far stays in the database and can be replayed.", parent=parent)
+    quit_button = box.addButton("Cancel the runs and close", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is quit_button
+
+
+class MainWindow(TabsMixin, QMainWindow):
     """The gym_gui telemetry window. GUI thread only; it owns every controller and tab it opens.
 
     ``online_opened(run_id, agent_id)`` and ``replay_opened(run_id, agent_id)`` are emitted when the
-    ``Agent-{id}-Online`` / ``Agent-{id}-Replay`` tab of a stream appears.
+    Online / Replay tab of a stream appears (titles ``FrozenLake #3 · agent-1 · Online``).
+    ``compare_opened(list)`` when the comparison tab shows runs.
     """
 
     online_opened = Signal(str, str)
     replay_opened = Signal(str, str)
+    compare_opened = Signal(object)
 
     def __init__(self, services: AppServices, parent: QWidget | None = None) -> None:
         """Build the window over started or not yet started ``services``. GUI thread; does not block."""
@@ -49,16 +68,28 @@ class MainWindow(QMainWindow):
         self._online: dict[StreamKey, tuple[LiveTelemetryController, AgentOnlineTab]] = {}
         self._replay_controllers: dict[str, ReplayController] = {}
         self._replay_tabs: dict[StreamKey, AgentReplayTab] = {}
+        self._replay_data: dict[str, ReplayData] = {}  # what each run's Replay tabs were made from (to reopen)
+        self._focus_replay: set[str] = set()  # runs whose Replay tab was asked for: selected when it opens
         self._unshown: set[StreamKey] = set()  # Online tabs created but not added yet
         self._quiet: set[StreamKey] = set()  # streams of runs known only as stalled: opened if they speak
+        self._env_of: dict[str, str] = {}  # env ids of runs launched here (known before their first event)
+        self._compare_view: QWidget | None = None
         self._shut_down = False
+        self.labels = TabLabels()
+        #: ``confirm_close(active_run_ids) -> bool``: asked when the window closes mid-run (tests may replace it).
+        self.confirm_close: Callable[[list[str]], bool] = lambda run_ids: _ask_close(self, run_ids)
 
         self.launch_panel = LaunchPanel()
-        self.runs_view = RunsView()
+        self.runs_view = RunsView(services.reader)
+        self.exporter = RunExporter(services.reader, dialog_parent=self, parent=self)
         self.tabs = QTabWidget()
         self.tabs.setTabsClosable(True)
+        self.tabs.setMovable(True)
+        self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.runs_view, "Runs")
-        self.tabs.tabBar().setTabButton(0, self.tabs.tabBar().RightSide, None)  # the runs list stays
+        for side in (QTabBar.ButtonPosition.RightSide, QTabBar.ButtonPosition.LeftSide):
+            self.tabs.tabBar().setTabButton(0, side, None)  # the runs list stays
+        self.tabs.setTabToolTip(0, "every run in the database: right-click a run for its actions")
         self.tabs.tabCloseRequested.connect(self._close_tab)
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -71,26 +102,68 @@ class MainWindow(QMainWindow):
         self.debug_pane.add_source("sink", services.sink.stats)
         if services.redis_source is not None:
             self.debug_pane.add_source("redis", services.redis_source.stats)
-        dock = QDockWidget("Telemetry debug", self)
+        self.debug_dock = dock = QDockWidget("Telemetry debug", self)
         dock.setObjectName("telemetry-debug")
         dock.setWidget(self.debug_pane)
+        self.debug_pane.setMinimumHeight(DEBUG_DOCK_MIN_HEIGHT_PX)  # a few rows of each table, always
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [DEBUG_DOCK_HEIGHT_PX], Qt.Orientation.Vertical)
+        self._dock_sized = False
 
+        self._build_menus()
         self.launch_panel.start_requested.connect(self.start_run)
-        self.launch_panel.cancel_requested.connect(self.cancel_runs)
+        self.launch_panel.cancel_requested.connect(self.cancel_current_run)
+        self.launch_panel.cancel_all_requested.connect(self.cancel_runs)
         self.runs_view.replay_requested.connect(self.open_replay)
+        self.runs_view.live_requested.connect(self.open_live)
+        self.runs_view.compare_requested.connect(self.open_compare)
+        self.runs_view.export_requested.connect(self.export_run)
+        self.runs_view.mark_failed_requested.connect(self.mark_failed)
+        self.runs_view.run_deleted.connect(self._on_run_deleted)
+        self.runs_view.delete_failed.connect(
+            lambda run_id, message: self.statusBar().showMessage(f"could not delete {run_id}: {message}", 10000))
+        self.exporter.finished.connect(self._on_exported)
+        self.exporter.failed.connect(
+            lambda run_id, fmt, message: self.statusBar().showMessage(f"export of {run_id} failed: {message}", 15000))
+        self.tabs.currentChanged.connect(lambda _i: self._update_cancel())
         services.registry.status_changed.connect(self._on_status)
         services.registry.stream_added.connect(self._on_stream)
         services.launcher.run_exited.connect(self._on_run_exited)
         services.sink.error.connect(self._on_sink_error)
+        self._update_cancel()
         self.debug_pane.start()
+        self.runs_view.start()
+
+    def _build_menus(self) -> None:
+        view = self.runs_view
+        file_menu = self.menuBar().addMenu("&File")
+        self.action_export_episode_gif = QAction("Export the replayed episode as GIF...", self)
+        self.action_export_episode_gif.triggered.connect(self.export_current_episode_gif)
+        for action in (view.action_export_csv, view.action_export_jsonl, view.action_export_gif):
+            file_menu.addAction(action)
+        file_menu.addAction(self.action_export_episode_gif)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("Close")
+        quit_action.triggered.connect(self.close)
+        runs_menu = self.menuBar().addMenu("&Runs")
+        self.action_cancel_current = QAction("Cancel the current run", self)
+        self.action_cancel_current.triggered.connect(self.cancel_current_run)
+        self.action_cancel_all = QAction("Cancel all runs", self)
+        self.action_cancel_all.triggered.connect(self.cancel_runs)
+        for action in (view.action_open_live, view.action_open_replay, view.action_compare, None,
+                       view.action_mark_failed, view.action_delete, None, self.action_cancel_current,
+                       self.action_cancel_all):
+            if action is None:
+                runs_menu.addSeparator()
+            else:
+                runs_menu.addAction(action)
+        self.menuBar().addMenu("&View").addAction(self.debug_dock.toggleViewAction())
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, spec: WorkerSpec) -> str | None:
         """Launch a built-in worker for ``spec`` and open its Online tab at once. GUI thread; does not
         wait for the worker. Returns the run id, or None when the worker could not be started."""
         run_id = new_run_id("run")
+        self._env_of[run_id] = spec.env_id
         self.services.registry.register_pending(run_id)
         self._watch_run(run_id)
         self._open_online(run_id, spec.agent_id)  # subscribed before the worker's first line
@@ -115,31 +188,147 @@ class MainWindow(QMainWindow):
             _log.error("cannot start the worker for %s: %s", run_id, exc)
             QMessageBox.warning(self, "Cannot start the run", f"{type(exc).__name__}: {exc}")
             return None
-        self.launch_panel.set_running(True)
+        self._update_cancel()
         self.statusBar().showMessage(f"run {run_id} started: {what}", 5000)
         return run_id
 
+    def _launch_id(self, run_id: str) -> str | None:
+        """The launch id of an active launched run known by ``run_id`` (its own or one its worker reported)."""
+        launcher = self.services.launcher
+        for launch_id in launcher.active_run_ids():
+            proxy = launcher.proxy(launch_id)
+            if launch_id == run_id or (proxy is not None and run_id in proxy.run_ids()):
+                return launch_id
+        return None
+
+    def current_run_id(self) -> str | None:
+        """The run the person is looking at: the current Online/Replay tab's, else the one selected
+        in the Runs tab (when exactly one is). GUI thread."""
+        widget = self.tabs.currentWidget()
+        for (run_id, _agent), (_c, tab) in self._online.items():
+            if tab is widget:
+                return run_id
+        for (run_id, _agent), tab in self._replay_tabs.items():
+            if tab is widget:
+                return run_id
+        selected = self.runs_view.selected_run_ids()
+        return selected[0] if len(selected) == 1 else None
+
+    def cancel_current_run(self) -> bool:
+        """Cancel the current run (see ``current_run_id``), or the only active one; other runs keep
+        going. GUI thread; does not block. False when there is no such active run."""
+        active = self.services.launcher.active_run_ids()
+        current = self.current_run_id()
+        launch_id = self._launch_id(current) if current else None
+        if launch_id is None and len(active) == 1 and current is None:
+            launch_id = active[0]
+        if launch_id is None:
+            self.statusBar().showMessage("select the run to cancel (its tab, or its row in the Runs tab)", 5000)
+            return False
+        self.services.launcher.cancel(launch_id)
+        self.statusBar().showMessage(f"cancelling {launch_id}", 5000)
+        return True
+
     def cancel_runs(self) -> None:
-        """Cancel every launched run that is still going. GUI thread; does not block."""
+        """Cancel every launched run that is still going ("Cancel all"). GUI thread; does not block."""
         for run_id in self.services.launcher.active_run_ids():
             self.services.launcher.cancel(run_id)
             self.statusBar().showMessage(f"cancelling {run_id}", 5000)
 
-    def open_replay(self, run_id: str) -> None:
-        """Open the Replay tabs of a run (they appear once it is completed and persisted). GUI thread."""
-        if not run_id:
+    def mark_failed(self, run_id: str) -> None:
+        """Finish a run that will not finish by itself as failed (its worker, if launched here, is
+        cancelled); the completion goes through the bus into SQLite. GUI thread; does not block."""
+        launch_id = self._launch_id(run_id)
+        if launch_id is not None:
+            self.services.launcher.cancel(launch_id)
+        try:
+            evt = self.services.registry.update_run_outcome(run_id, "failed", reason=MARKED_FAILED_REASON)
+        except ValueError as exc:
+            self.statusBar().showMessage(f"cannot mark {run_id} as failed: {exc}", 10000)
             return
-        self._watch_run(run_id)
-        for (tab_run, _agent), tab in self._replay_tabs.items():
-            if tab_run == run_id:
-                self.tabs.setCurrentWidget(tab)
-                return
+        if evt is not None:
+            self.statusBar().showMessage(f"run {run_id} marked as failed", 5000)
+
+    def export_run(self, run_id: str, fmt: str) -> bool:
+        """Export a run (``csv``, ``jsonl``, or ``gif``: an episode, by default the one its open Replay
+        tab shows). GUI thread; the files are written on a reader thread. False when cancelled."""
+        if fmt == "gif":
+            tab = self._replay_for_export(run_id)
+            if tab is not None and tab.episode_index() is not None:
+                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index(), agent_id=tab.agent_id)
+        return self.exporter.export(run_id, fmt)
+
+    def export_current_episode_gif(self) -> bool:
+        """Export the current Replay tab's episode as a GIF. GUI thread. False without one."""
+        widget = self.tabs.currentWidget()
+        for (run_id, agent_id), tab in self._replay_tabs.items():
+            if tab is widget and tab.episode_index() is not None:
+                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index(), agent_id=agent_id)
+        self.statusBar().showMessage("open a Replay tab and select an episode to export it as GIF", 5000)
+        return False
+
+    def _replay_for_export(self, run_id: str) -> AgentReplayTab | None:
+        widget = self.tabs.currentWidget()
+        tabs = [t for (r, _a), t in self._replay_tabs.items() if r == run_id]
+        for tab in tabs:
+            if tab is widget:
+                return tab
+        return tabs[0] if tabs else None
+
+    def _on_exported(self, run_id: str, fmt: str, result: dict[str, Any]) -> None:
+        if fmt == "gif":
+            text = f"episode GIF of {run_id}: {result['path']} ({result['frames']} frames)"
+        else:
+            text = (f"{run_id}: {result['episode_rows']} episodes and {result['step_rows']} steps written to "
+                    f"{result['episodes'].parent}")
+        self.statusBar().showMessage(text, 15000)
+
+    def open_compare(self, run_ids: list[str]) -> QWidget | None:
+        """Show ``run_ids`` overlaid in the comparison tab (created on first use) and select it. GUI
+        thread. None when the comparison view is not available."""
+        try:
+            from gym_gui.ui.compare_view import CompareView
+        except ImportError as exc:
+            self.statusBar().showMessage(f"run comparison is not available: {exc}", 10000)
+            return None
+        if self._compare_view is None or self.tabs.indexOf(self._compare_view) < 0:
+            self._compare_view = self._make_compare_view(CompareView)
+            index = self.tabs.addTab(self._compare_view, "Compare")
+        else:
+            index = self.tabs.indexOf(self._compare_view)
+        self._compare_view.set_runs(list(run_ids))  # type: ignore[attr-defined]
+        self.tabs.setTabText(index, f"Compare · {len(run_ids)} runs")
+        self.tabs.setTabToolTip(index, "runs: " + ", ".join(run_ids))
+        self.tabs.setCurrentIndex(index)
+        self.compare_opened.emit(list(run_ids))
+        return self._compare_view
+
+    def _make_compare_view(self, cls: Any) -> QWidget:
+        for kwargs in ({"reader": self.services.reader}, {}):
+            try:
+                return cls(**kwargs)
+            except TypeError:
+                continue
+        return cls(self.services.reader)
+
+    def _on_run_deleted(self, run_id: str) -> None:
+        for index in reversed(range(self.tabs.count())):
+            widget = self.tabs.widget(index)
+            if any(r == run_id and t is widget for (r, _a), (_c, t) in self._online.items()) or any(
+                    r == run_id and t is widget for (r, _a), t in self._replay_tabs.items()):
+                self._close_tab(index)
+        self._replay_data.pop(run_id, None)
+        controller = self._replay_controllers.pop(run_id, None)
+        if controller is not None:
+            controller.stop()
+        self.statusBar().showMessage(f"run {run_id} deleted", 5000)
 
     def _on_status(self, run_id: str, status: str) -> None:
         state = self.services.registry.state(run_id)
         env_id = state.env_id if state is not None else None
         agents = tuple(state.agent_ids) if state is not None else ()
-        self.runs_view.set_run(run_id, status, env_id, agents)
+        self.runs_view.set_run(run_id, status, env_id or self._env_of.get(run_id), agents)
+        self._update_cancel()
         if status != RunStatus.RUNNING.value:
             return
         for key in sorted(k for k in self._quiet if k[0] == run_id):  # a quiet stored run speaks again
@@ -166,142 +355,26 @@ class MainWindow(QMainWindow):
         self._open_online(run_id, agent_id, from_start=True)  # seen after its first events: read those back
 
     def _on_run_exited(self, run_id: str, exit_code: Any) -> None:
-        self.launch_panel.set_running(bool(self.services.launcher.active_run_ids()))
+        self._update_cancel()
+
+    def _update_cancel(self) -> None:
+        active = bool(self.services.launcher.active_run_ids())
+        self.launch_panel.set_running(active)
+        self.action_cancel_all.setEnabled(active)
+        self.action_cancel_current.setEnabled(active)
 
     def _on_sink_error(self, message: str) -> None:
         self.statusBar().showMessage(f"database: {message} (retrying; nothing is dropped)", 10000)
 
-    # -- tabs ------------------------------------------------------------------------------------
-    def _open_online(self, run_id: str, agent_id: str, *, from_start: bool = False) -> None:
-        if (run_id, agent_id) in self._online:
-            return
-        controller = LiveTelemetryController(self.services.bus, run_id, agent_id, reader=self.services.reader,
-                                             idle_timeout_s=self.services.registry.idle_timeout_s,
-                                             history_after_seq_id=-1 if from_start else None, parent=self)
-        tab = AgentOnlineTab(run_id, agent_id)
-        controller.run_started.connect(tab.on_run_started)
-        controller.batch_ready.connect(tab.on_batch)
-        controller.heartbeat.connect(tab.on_heartbeat)
-        controller.stall_changed.connect(tab.on_stall_changed)
-        controller.run_completed.connect(tab.on_run_completed)
-        key = (run_id, agent_id)
-        self._online[key] = (controller, tab)
-        controller.start()
-        self._unshown.add(key)
-        if from_start:  # a stream seen first on the bus may carry only lifecycle records (e.g. a
-            # worker's default agent): its tab shows with its first step or episode, or with the run's end
-            controller.batch_ready.connect(lambda _batch, key=key: self._show_online(key))
-        else:
-            self._show_online(key)
+    def _label(self, run_id: str) -> str:
+        state = self.services.registry.state(run_id)
+        summary = self.runs_view.summary_of(run_id)
+        env_id = (self._env_of.get(run_id) or (state.env_id if state is not None else None)
+                  or (summary.env_id if summary is not None else None))
+        return self.labels.label(run_id, env_id)
 
-    def _show_online(self, key: StreamKey) -> None:
-        if key not in self._unshown or key not in self._online:
-            return
-        self._unshown.discard(key)
-        run_id, agent_id = key
-        tab = self._online[key][1]
-        index = self.tabs.addTab(tab, f"Agent-{agent_id}-Online")
-        self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: live")
-        self.tabs.setCurrentIndex(index)
-        self.online_opened.emit(run_id, agent_id)
-
-    def _watch_run(self, run_id: str) -> None:
-        if run_id in self._replay_controllers:
-            return
-        controller = ReplayController(self.services.bus, self.services.reader, self.services.sink.run_persisted,
-                                      run_id, parent=self)
-        controller.replay_ready.connect(self._on_replay_ready)
-        controller.episodes_persisted.connect(self._on_episodes_persisted)
-        controller.steps_loaded.connect(self._on_steps_loaded)
-        self._replay_controllers[run_id] = controller
-        controller.start()
-
-    def _on_replay_ready(self, run_id: str, episodes_by_agent: dict[str, Any]) -> None:
-        controller = self._replay_controllers.get(run_id)
-        if controller is None:
-            return
-        self.services.registry.poll()  # the run's final status is on the bus already: show it with the tabs
-        with_data = {agent for agent, episodes in episodes_by_agent.items() if episodes}
-        unshown = [key for key in self._unshown if key[0] == run_id]
-        for key in unshown:  # data streams show; lifecycle-only ones only when the run has no other
-            if key[1] in with_data or not with_data and not any(k[0] == run_id for k in self._shown_online()):
-                self._show_online(key)
-        status = self.services.registry.status(run_id)
-        self._show_replays(run_id, controller, episodes_by_agent, finished=True,
-                           outcome=status.value if status is not None else None)
-
-    def _on_episodes_persisted(self, run_id: str, episodes_by_agent: dict[str, Any]) -> None:
-        """A run without lifecycle records, still going: its Replay tabs open with its first stored
-        episode and list every episode stored so far."""
-        controller = self._replay_controllers.get(run_id)
-        if controller is not None:
-            self._show_replays(run_id, controller, episodes_by_agent, finished=False)
-
-    def _show_replays(self, run_id: str, controller: ReplayController, episodes_by_agent: dict[str, Any], *,
-                      finished: bool, outcome: str | None = None) -> None:
-        for agent_id, episodes in episodes_by_agent.items():
-            key = (run_id, agent_id)
-            tab = self._replay_tabs.get(key)
-            if tab is None:
-                if not episodes:  # nothing to replay for that agent
-                    continue
-                tab = AgentReplayTab(run_id, agent_id,
-                                     lambda episode_index, a=agent_id: controller.load_steps(a, episode_index))
-                self._replay_tabs[key] = tab
-                tab.set_run_finished(finished, outcome)
-                tab.set_episodes(episodes)
-                index = self.tabs.addTab(tab, f"Agent-{agent_id}-Replay")
-                what = "replay of the persisted run" if finished else "replay of the episodes persisted so far"
-                self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: {what}")
-                self.replay_opened.emit(run_id, agent_id)
-            elif not tab.run_finished:  # a growing list: more episodes, or the whole run at last
-                tab.set_episodes(episodes)
-                tab.set_run_finished(finished, outcome)
-                if finished:
-                    index = self.tabs.indexOf(tab)
-                    self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: replay of the persisted run")
-
-    def _on_steps_loaded(self, agent_id: str, episode_index: int, steps: Any) -> None:
-        sender = self.sender()
-        for (run_id, agent), tab in self._replay_tabs.items():
-            if agent == agent_id and self._replay_controllers.get(run_id) is sender:
-                tab.set_steps(episode_index, steps)
-
-    def _shown_online(self) -> list[StreamKey]:
-        return [key for key in self._online if key not in self._unshown]
-
-    def online_tab(self, run_id: str, agent_id: str) -> AgentOnlineTab | None:
-        """The Online tab of a stream, if open. GUI thread."""
-        entry = self._online.get((run_id, agent_id))
-        return entry[1] if entry is not None else None
-
-    def online_controller(self, run_id: str, agent_id: str) -> LiveTelemetryController | None:
-        """The live controller of a stream, if its tab is open. GUI thread."""
-        entry = self._online.get((run_id, agent_id))
-        return entry[0] if entry is not None else None
-
-    def replay_tab(self, run_id: str, agent_id: str) -> AgentReplayTab | None:
-        """The Replay tab of a stream, if open. GUI thread."""
-        return self._replay_tabs.get((run_id, agent_id))
-
-    def tab_titles(self) -> list[str]:
-        """The titles of the open tabs, in order. GUI thread."""
-        return [self.tabs.tabText(i) for i in range(self.tabs.count())]
-
-    def _close_tab(self, index: int) -> None:
-        widget = self.tabs.widget(index)
-        for key, (controller, tab) in list(self._online.items()):
-            if tab is widget:
-                controller.stop()
-                tab.stop()
-                del self._online[key]
-        for key, replay_tab in list(self._replay_tabs.items()):
-            if replay_tab is widget:
-                replay_tab.stop()
-                del self._replay_tabs[key]
-        if widget is not self.runs_view:
-            self.tabs.removeTab(index)
-            widget.deleteLater()
+    def _title(self, run_id: str, agent_id: str, kind: str) -> str:
+        return tab_title(self._label(run_id), agent_id, kind)
 
     # -- shutdown --------------------------------------------------------------------------------
     def shutdown(self, timeout_s: float = 30.0) -> bool:
@@ -311,6 +384,7 @@ class MainWindow(QMainWindow):
             return True
         self._shut_down = True
         self.debug_pane.stop()
+        self.runs_view.stop()
         for controller, online_tab in self._online.values():
             controller.stop()
             online_tab.stop()
@@ -318,6 +392,9 @@ class MainWindow(QMainWindow):
             tab.stop()
         for replay in self._replay_controllers.values():
             replay.stop()
+        stop = getattr(self._compare_view, "stop", None)
+        if callable(stop):
+            stop()
         return self.services.stop(timeout_s)
 
     def timers_active(self) -> list[str]:
@@ -325,6 +402,8 @@ class MainWindow(QMainWindow):
         active = []
         if self.debug_pane.is_refreshing():
             active.append("debug pane")
+        if self.runs_view.is_refreshing():
+            active.append("runs tab")
         active += [f"live {k}" for k, (c, _t) in self._online.items() if c.is_polling()]
         active += [f"stall banner {k}" for k, (_c, t) in self._online.items() if t.stall_timer.isActive()]
         active += [f"replay {r}" for r, c in self._replay_controllers.items() if c.is_polling()]
@@ -335,7 +414,20 @@ class MainWindow(QMainWindow):
             active.append("registry")
         return active
 
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        """Give the debug dock its height once the window has its own. GUI thread."""
+        super().showEvent(event)
+        if not self._dock_sized:
+            self._dock_sized = True
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.debug_dock], [DEBUG_DOCK_HEIGHT_PX],
+                                                          Qt.Orientation.Vertical))
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        """Shut down before the window closes. GUI thread."""
+        """Ask before closing while launched runs still train (closing cancels them), then shut down.
+        GUI thread; blocks while shutting down."""
+        active = [] if self._shut_down else self.services.launcher.active_run_ids()
+        if active and not self.confirm_close(active):
+            event.ignore()
+            return
         self.shutdown()
         super().closeEvent(event)

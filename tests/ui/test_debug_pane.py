@@ -16,6 +16,7 @@ from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.ui.debug_pane import DebugPane
 from gym_gui.ui.rows_table_model import ERROR, WARN
+from qtpy.QtCore import Qt
 
 
 def make_pane(qtbot: Any, bus: RunBus, **kwargs: Any) -> DebugPane:
@@ -173,3 +174,24 @@ def test_a_sink_that_cannot_write_shows_its_backlog_and_error(qtbot: Any, store:
     finally:
         assert sink.stop(10)
     assert not sink.isRunning()
+
+
+def test_the_tables_sit_side_by_side_with_ids_in_full_and_several_rows_visible(qtbot: Any, bus: RunBus) -> None:
+    for i in range(8):
+        bus.subscribe(Topic.STEP_APPENDED, f"ui-run-20261201T101949-57e19161-agent-{i}", maxlen=16,
+                      run_id="run-20261201T101949-57e19161", agent_id=f"agent-{i}")
+    pane = make_pane(qtbot, bus)
+    pane.add_source("sink", lambda: {f"stat_{i}": i for i in range(10)})
+    pane.resize(pane.sizeHint())
+    pane.show()
+    qtbot.waitExposed(pane)
+    pane.refresh()
+    view = pane.subscription_view
+    qtbot.waitUntil(lambda: view.columnWidth(1) > 0)
+    assert pane.splitter.orientation() == Qt.Orientation.Horizontal
+    metrics = view.fontMetrics()
+    for col, text in ((0, "STEP_APPENDED"), (1, "ui-run-20261201T101949-57e19161-agent-7")):
+        assert view.columnWidth(col) >= metrics.horizontalAdvance(text), text  # never cut
+    for table in (view, pane.source_view):
+        rows_visible = table.viewport().height() // table.rowHeight(0)
+        assert rows_visible >= 4, rows_visible
