@@ -212,6 +212,59 @@ def bound_check(payload: str) -> dict[str, float]:
     return {"steps": steps, "writes": len(waits), "p50_ms": waits[len(waits) // 2], "max_ms": waits[-1]}
 
 
+def worker_main(args: argparse.Namespace, previous: ModuleType | None) -> int:
+    """``--worker new|previous``: the loop as a worker process writing to its stdout, for ``--e2e``."""
+    from gym_gui.workers.runtime import claim_stdout
+
+    out = claim_stdout()
+    if args.worker == "previous":
+        assert previous is not None
+        em = previous.JsonlEmitter(out, run_id=args.run_id, agent_id=AGENT_ID, batch_lines=64, batch_delay_s=0.05)
+    else:
+        em = JsonlEmitter(out, run_id=args.run_id, agent_id=AGENT_ID)
+    Path(args.start_file).write_text(repr(time.time()))
+    em.emit("run_started", {"env_id": "FrozenLake-v1", "config": {"steps": args.steps},
+                            "worker": {"name": "tools.bench_emitter", "version": "1"}, "pid": os.getpid()},
+            flush=True)
+    em.start_heartbeat(1.0, lambda: {"steps_done": 0})
+    loop(em, args.steps, args.episode_length, args.payload)
+    em.stop_heartbeat()
+    em.emit("run_completed", {"outcome": "completed", "summary": {"steps": args.steps}}, flush=True)
+    em.close()
+    return 0
+
+
+def e2e_round(args: argparse.Namespace, side: str, payload: str, tmp: Path, n: int) -> float | None:
+    """Steps/s from the worker's first line until ``python -m gym_gui.run`` exits with every row stored."""
+    db, start_file = tmp / f"e2e-{side}-{payload}-{n}.sqlite", tmp / f"start-{side}-{n}"
+    run_id = f"bench-emitter-{side}-{n}"
+    worker = [sys.executable, __file__, "--worker", side, "--steps", str(args.steps), "--payload", payload,
+              "--episode-length", str(args.episode_length), "--previous-rev", args.previous_rev,
+              "--run-id", run_id, "--start-file", str(start_file)]
+    proc = subprocess.run([sys.executable, "-m", "gym_gui.run", "--db", str(db), "--progress-interval-s", "60",
+                           "--", *worker], cwd=REPO, capture_output=True, text=True)
+    end = time.time()
+    stored = f"{args.steps // args.episode_length} episodes, {args.steps} steps"
+    if proc.returncode != 0 or f"stored: {stored}" not in proc.stdout or not start_file.exists():
+        print(f"e2e round ({side}) failed: exit {proc.returncode}\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}",
+              file=sys.stderr)
+        return None
+    return args.steps / (end - float(start_file.read_text()))
+
+
+def e2e(args: argparse.Namespace, payload: str, previous: ModuleType | None) -> dict[str, float | None]:
+    """Median steps/s of each side over alternating ``--e2e`` rounds."""
+    sides = ["previous", "new"] if previous is not None else ["new"]
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="bench-emitter-e2e-") as tmp:
+        for n in range(args.e2e):
+            for side in sides:
+                rate = e2e_round(args, side, payload, Path(tmp), n)
+                if rate is not None:
+                    rates[side].append(rate)
+    return {side: (sorted(r)[len(r) // 2] if r else None) for side, r in rates.items()}
+
+
 def child_stdlib(args: argparse.Namespace, payload: str) -> dict[str, tuple[float, float]] | None:
     cmd = [sys.executable, __file__, "--no-orjson", "--child", "--steps", str(args.steps), "--rounds", str(args.rounds),
            "--episode-length", str(args.episode_length), "--payload", payload]
@@ -230,6 +283,12 @@ def main() -> int:
     parser.add_argument("--payload", choices=("grid", "scalar", "both"), default="both")
     parser.add_argument("--previous-rev", default=PREVIOUS_REV, help="git revision of the previous emitter")
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument("--e2e", type=int, default=0, metavar="ROUNDS",
+                        help="also run the loop as a worker through python -m gym_gui.run, ROUNDS alternating rounds "
+                             "per emitter, and print steps/s until every row is stored (medians)")
+    parser.add_argument("--worker", choices=("new", "previous"), help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", default=RUN_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--start-file", help=argparse.SUPPRESS)
     parser.add_argument("--no-orjson", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,6 +301,8 @@ def main() -> int:
         return 0
 
     previous = load_previous(args.previous_rev)
+    if args.worker:
+        return worker_main(args, previous)
     print(f"steps={args.steps:,} rounds={args.rounds} episode_length={args.episode_length} "
           f"batch_lines={DEFAULT_BATCH_LINES} max_delay_ms={DEFAULT_MAX_DELAY_MS} orjson={jsonl_encoding.HAVE_ORJSON} "
           f"python={sys.version.split()[0]} gc={gc.get_threshold()}")
@@ -288,6 +349,15 @@ def main() -> int:
                               cost["new"][1], "us/step", "lower", note="wall time, best round minus the bare loop's",
                               baseline=cost["previous_64"][1] if "previous_64" in cost else None,
                               baseline_label=base["baseline_label"]))
+        if args.e2e:
+            rates = e2e(args, payload, previous)
+            new_rate, prev_rate = rates.get("new"), rates.get("previous")
+            shown = " / ".join(f"{side} {rate:,.0f}" if rate else f"{side} failed" for side, rate in rates.items())
+            print(f"  end to end through python -m gym_gui.run (worker's first line -> every row stored), steps/s: {shown}")
+            figures.append(figure(f"emitter.e2e_steps_per_s.{payload}", f"python loop -> gym_gui.run -> SQLite, {payload}",
+                                  new_rate, "steps/s", "higher", baseline=prev_rate,
+                                  baseline_label=f"previous emitter ({args.previous_rev})",
+                                  note=f"median of {args.e2e} alternating rounds"))
     bound = bound_check(payloads[0])
     print(f"\ntime bound ({payloads[0]}; bursts and pauses, flusher thread): {bound['steps']:,} steps in "
           f"{bound['writes']} writes; oldest line's wait at its write p50 {bound['p50_ms']:.2f} ms, "

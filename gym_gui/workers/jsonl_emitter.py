@@ -12,11 +12,12 @@ byte template per kind that already holds the ids and the current UTC second, so
 one ``%`` format for ``seq`` and the microseconds. Lines are batched in one ``bytearray`` and
 handed to the stream in one ``write`` + ``flush`` per batch.
 
-Batching (on by default): a batch is written when it holds ``batch_lines`` lines, when a record
-is emitted ``max_delay_ms`` or more after the batch was opened or after the previous record (a
-slow loop writes every line at once), on ``flush=True``, for ``run_started``, ``run_completed``
-and ``heartbeat`` records, on :meth:`JsonlEmitter.flush` and :meth:`JsonlEmitter.close`, and at
-interpreter exit. The clock read that stamps ``ts`` is the one the bound is checked with, so the
+Batching (on by default): a batch is due ``max_delay_ms`` after the record before its first line;
+it is written when it holds ``batch_lines`` lines, by the first record emitted at or after its
+due time (so no line waits longer while the loop keeps emitting, and a loop slower than one
+record per ``max_delay_ms`` writes every line at once), on ``flush=True``, for ``run_started``,
+``run_completed`` and ``heartbeat`` records, on :meth:`JsonlEmitter.flush` and
+:meth:`JsonlEmitter.close`, and at interpreter exit. The clock read that stamps ``ts`` is the one the bound is checked with, so the
 check costs a comparison. A loop that stops emitting while lines wait is covered by the
 heartbeat thread (:meth:`JsonlEmitter.start_heartbeat`, also with no heartbeats:
 :meth:`JsonlEmitter.start_flusher`): it sleeps until the waiting batch is due and writes it, and
