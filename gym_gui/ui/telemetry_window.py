@@ -254,16 +254,16 @@ class MainWindow(TabsMixin, QMainWindow):
         tab shows). GUI thread; the files are written on a reader thread. False when cancelled."""
         if fmt == "gif":
             tab = self._replay_for_export(run_id)
-            if tab is not None and tab.episode_index() is not None:
-                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index(), agent_id=tab.agent_id)
+            if tab is not None and tab.episode_index is not None:
+                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index, agent_id=tab.agent_id)
         return self.exporter.export(run_id, fmt)
 
     def export_current_episode_gif(self) -> bool:
         """Export the current Replay tab's episode as a GIF. GUI thread. False without one."""
         widget = self.tabs.currentWidget()
         for (run_id, agent_id), tab in self._replay_tabs.items():
-            if tab is widget and tab.episode_index() is not None:
-                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index(), agent_id=agent_id)
+            if tab is widget and tab.episode_index is not None:
+                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index, agent_id=agent_id)
         self.statusBar().showMessage("open a Replay tab and select an episode to export it as GIF", 5000)
         return False
 
