@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 from gym_gui.qt.store_reader import StoreReader
@@ -11,6 +12,7 @@ from gym_gui.qt.run_registry import RunRegistry
 from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.telemetry.stream_owners import InterruptedRun
 from gym_gui.transport.redis_source import RedisTelemetrySource
 
 __all__ = ["AppServices"]
@@ -30,14 +32,24 @@ class AppServices:
                  redis_url: str | None = None) -> None:
         """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
         opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
-        Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids."""
+        Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids.
+
+        Runs left ``running`` by a process that is gone (a killed GUI or CLI) are marked
+        ``interrupted`` here (``interrupted_runs``, logged). The launcher's workers number their
+        streams through ``store.claim_stream``: a stream another live process writes is refused
+        (its records are ``stream_owned`` rejections)."""
         self.db_path = Path(db_path)
         self.store = TelemetrySQLiteStore(self.db_path)
+        self.interrupted_runs: list[InterruptedRun] = []
+        try:
+            self.interrupted_runs = self.store.mark_interrupted_runs()
+        except sqlite3.Error as exc:  # (e.g. locked for longer than the busy timeout): checked next time
+            _log.warning("could not check %s for interrupted runs: %s: %s", self.db_path, type(exc).__name__, exc)
         self.bus = bus if bus is not None else get_bus()
         self.sink = DbSink(self.store, self.bus)
         self.reader = StoreReader(self.store)
         self.registry = RunRegistry(self.bus, reader=self.reader, stall_missed_intervals=stall_missed_intervals)
-        self.launcher = RunLauncher(self.bus, seq_floor=self.store.max_seq_id, gate=self.sink.ingest_gate)
+        self.launcher = RunLauncher(self.bus, seq_floor=self.store.claim_stream, gate=self.sink.ingest_gate)
         self.redis_source: RedisTelemetrySource | None = None
         if redis_url:
             self.redis_source = RedisTelemetrySource(self.bus, url=redis_url, seq_floor=self.store.max_seq_id,
