@@ -10,10 +10,10 @@ line is appended to the batch (a ``bytearray``); the fields' ``{`` becomes the `
 continues the common fields.
 
 When a batch is written (the rules are in the emitter's module docstring): it holds
-``batch_lines`` lines; the record comes ``delay_us`` or more after the batch opened or after
-the previous record (``not previous <= now < deadline``, with ``deadline`` = previous record +
-``delay_us`` when the batch opens; a clock that stepped back also writes); ``flush=True``; a
-flushing kind; :meth:`BatchCore.flush`, :meth:`BatchCore.close`. The flusher thread uses
+``batch_lines`` lines; the record comes at or after the batch's due time
+(``not previous <= now < deadline``, with ``deadline`` = the record before the batch's first
+line + ``delay_us``, set when the batch opens; a clock that stepped back also writes);
+``flush=True``; a flushing kind; :meth:`BatchCore.flush`, :meth:`BatchCore.close`. The flusher thread uses
 :meth:`BatchCore.flusher_look` and :meth:`BatchCore.write_if_unchanged`.
 """
 
@@ -221,17 +221,24 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                 closed = True
 
     def flusher_look() -> tuple[int, float] | None:
-        """``(batches_written, seconds until the waiting batch is due)``, ``inf`` when none waits
-        (the flusher is then parked: the next waiting line sets ``wake``); None once closed."""
+        """``(batches_written, seconds until a batch is due)``; None once closed.
+
+        A waiting batch is due at its deadline. With none waiting, a batch that opens now is due
+        ``delay_us`` after the last record: while that is ahead, the flusher naps until then (so
+        a busy loop wakes it at most once per ``delay_us``); otherwise it parks (``inf``) and the
+        next line that waits sets ``wake``.
+        """
         nonlocal parked
         with lock:
             wake.clear()
             if closed:
                 return None
-            parked = not buf
+            now_us = time_ns() // 1000
+            due_us = deadline_us if buf else last_us + delay_us
+            parked = not buf and (due_us <= now_us or batch_lines == 1)  # (with 1 line per batch none waits)
             if parked:
                 return batches, float("inf")
-            return batches, max(0.0, (deadline_us - time_ns() // 1000) / 1e6)
+            return batches, max(0.0, (due_us - now_us) / 1e6)
 
     def write_if_unchanged(seen_batches: int) -> None:
         with lock:

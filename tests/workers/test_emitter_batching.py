@@ -160,6 +160,28 @@ def test_the_flusher_sleeps_while_nothing_waits() -> None:
     assert len(out.lines()) == 201
 
 
+def test_the_flusher_wakes_at_most_once_per_bound_while_the_loop_runs_then_parks() -> None:
+    out = TimedStream()
+    em = JsonlEmitter(out, run_id="r", agent_id="a", batch_lines=8, max_delay_ms=20)
+    em.emit("run_started", {})
+    em.start_flusher()
+    started = time.monotonic()
+    for i in range(20_000):
+        em.emit("step", {"i": i})
+    busy_s = time.monotonic() - started
+    idle = threading.Event()
+    deadline = time.monotonic() + 5.0
+    settled = -1
+    while em.flusher_wakeups != settled and time.monotonic() < deadline:  # it parks within a bound or two
+        settled = em.flusher_wakeups
+        idle.wait(0.06)
+    assert em.flusher_wakeups == settled, "the flusher kept waking while nothing waited"
+    assert settled <= 3 + busy_s / 0.020 * 2  # about once per bound while busy (a batch of 8 fills in microseconds)
+    assert em.pending_lines == 0
+    em.close()
+    assert len(out.lines()) == 20_001
+
+
 def test_the_flusher_is_a_daemon_thread_that_stops() -> None:
     em = JsonlEmitter(io.BytesIO(), run_id="r", agent_id="a")
     em.start_heartbeat(0.5, lambda: {})
