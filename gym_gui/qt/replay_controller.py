@@ -18,6 +18,13 @@ bus triggers a read of the stored episodes (off the GUI thread); ``episode_follo
 decides when to read again (an episode not committed yet) and when to give up. Each read that finds
 new episodes emits ``episodes_persisted``. The sink commits a stream as a prefix (an episode after
 the steps before it), so a stored episode's steps are stored too.
+
+Anything stored replays: a run with lifecycle records already stored unfinished when the controller
+starts (running in another process, interrupted, its GUI killed) gets one ``episodes_persisted`` at
+the start with what is stored. That list and ``replay_ready``'s end, per stream, with the partial
+episode (the steps stored after the stream's last EPISODE_FINALIZED, ``curve_reads.PARTIAL_OUTCOME``),
+so a worker that crashed mid-episode still has that episode to replay. (The lists of a followed run
+without lifecycle records hold finished episodes only; its replay_ready has the partial one.)
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from gym_gui.live.episode_follow import EpisodeFollower, EpisodesByAgent
 from gym_gui.qt.store_reader import StoreReader
+from gym_gui.telemetry.curve_reads import partial_episodes_from_store
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, RunRecord, StepRecord
@@ -50,6 +58,21 @@ def _by_agent(run: RunRecord | None, episodes: list[EpisodeRecord]) -> EpisodesB
     for episode in episodes:
         by_agent.setdefault(episode.agent_id or "", []).append(episode)
     return by_agent
+
+
+def _with_partial(by_agent: EpisodesByAgent, partial: list[EpisodeRecord]) -> EpisodesByAgent:
+    """``by_agent`` with each stream's partial episode (steps after its last finished one) appended."""
+    out = {agent: list(episodes) for agent, episodes in by_agent.items()}
+    for episode in partial:
+        out.setdefault(episode.agent_id or "", []).append(episode)
+    for episodes in out.values():
+        episodes.sort(key=lambda e: e.episode_index)
+    return out
+
+
+def _stored_episodes(store: TelemetrySQLiteStore, run: RunRecord | None, run_id: str) -> EpisodesByAgent:
+    """Every stored episode of a run per agent, finished ones and each stream's partial one."""
+    return _with_partial(_by_agent(run, store.episode_records(run_id)), partial_episodes_from_store(store, run_id))
 
 
 def _has_lifecycle(run: RunRecord) -> bool:
@@ -102,6 +125,7 @@ class ReplayController(QObject):
         self._episode_sub: Subscription | None = None
         self._follow_episodes = follow_episodes
         self._follower: EpisodeFollower | None = None  # while following (started, no lifecycle records seen)
+        self._snapshot_pending = follow_episodes  # the first stored check shows an unfinished run as stored
         self._awaiting_terminal = False  # RUN_COMPLETED seen, its terminal row not read yet
         self._terminal_tick = 0
         self._terminal_backoff_ticks = 1
@@ -243,30 +267,48 @@ class ReplayController(QObject):
             return
         run_id = self.run_id
         follower = self._follower
+        snapshot = self._snapshot_pending
+        Found = tuple[RunRecord | None, EpisodesByAgent | None, EpisodesByAgent | None]
 
-        def query(store: TelemetrySQLiteStore) -> tuple[RunRecord | None, EpisodesByAgent | None]:
+        def query(store: TelemetrySQLiteStore) -> Found:
             run = store.run(run_id)
-            if run is None or run.is_terminal or follower is None or _has_lifecycle(run):
-                return run, None
-            return run, _by_agent(run, store.episode_records(run_id))
+            if run is None or run.is_terminal:
+                return run, None, None
+            following = follower is not None and not _has_lifecycle(run)
+            if not following and not snapshot:
+                return run, None, None
+            if following:
+                return run, _by_agent(run, store.episode_records(run_id)), None
+            finished = _by_agent(run, store.episode_records(run_id))
+            return run, finished, _with_partial(finished, partial_episodes_from_store(store, run_id))
 
-        def done(result: tuple[RunRecord | None, EpisodesByAgent | None]) -> None:
+        def done(result: Found) -> None:
             self._checking = False
             if self._stopped:
                 return
-            run, episodes = result
+            run, finished, stored = result
             if run is not None and run.is_terminal:
                 self._persisted = True
                 self._maybe_load()
                 return
+            if snapshot and self._snapshot_pending:
+                # The check at start: a run stored unfinished (running elsewhere, interrupted, or its
+                # GUI killed) is replayable as stored, partial last episodes included. A run not
+                # stored yet is new: its replay comes as its records are (see the module doc).
+                self._snapshot_pending = False
+                if run is not None and stored and any(stored.values()) and _has_lifecycle(run):
+                    self._last_progress = stored
+                    self.episodes_persisted.emit(self.run_id, stored)
             if run is not None and _has_lifecycle(run):
                 self._stop_following()  # it will send RUN_COMPLETED: the replay waits for it
             elif follower is not None and follower is self._follower:
-                if follower.read_done(episodes or {}, self._polls):
+                if follower.read_done(finished or {}, self._polls):
+                    # Finished episodes only: the episode under way is not listed as partial while
+                    # the run is followed (it is a moment from being finished and listed).
                     self._last_progress = follower.progress
                     _log.debug("replay %s: episodes persisted so far: %s", self.run_id,
-                               {a: len(e) for a, e in (follower.progress or {}).items()})
-                    self.episodes_persisted.emit(self.run_id, follower.progress)
+                               {a: len(e) for a, e in (self._last_progress or {}).items()})
+                    self.episodes_persisted.emit(self.run_id, self._last_progress)
             if self._completion_seen:
                 # RUN_COMPLETED seen on the bus, its row not committed yet: look again after 1, 2,
                 # 4, ... ticks rather than rely on run_persisted alone (a sink may not have that signal).
@@ -301,7 +343,7 @@ class ReplayController(QObject):
         run_id = self.run_id
 
         def query(store: TelemetrySQLiteStore) -> EpisodesByAgent:
-            return _by_agent(store.run(run_id), store.episode_records(run_id))
+            return _stored_episodes(store, store.run(run_id), run_id)
 
         def failed(error: BaseException) -> None:
             self._loading = False

@@ -17,8 +17,13 @@ from qtpy.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
+from gym_gui.live.curves import CurveData, point_from_payload
+from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
 from gym_gui.ui.episode_table_model import EpisodeTableModel
+from gym_gui.ui.plots.curve_loader import load_stream_curves
+from gym_gui.ui.plots.curve_panel import CurvePanel
+from gym_gui.ui.plots.reward_strip import RewardStrip
 from gym_gui.ui.table_view import make_table_view
 from gym_gui.ui.render_view import RenderView
 
@@ -48,7 +53,10 @@ class AgentReplayTab(QWidget):
     """
 
     def __init__(self, run_id: str, agent_id: str, request_steps: Callable[[int], None], *,
-                 play_interval_ms: int = 100, parent: QWidget | None = None) -> None:
+                 play_interval_ms: int = 100, reader: StoreReader | None = None,
+                 parent: QWidget | None = None) -> None:
+        """``reader``: when given, the run's curves are read from SQLite on a reader thread (for
+        runs too big to convert on the GUI thread); else they are made from the listed episodes."""
         super().__init__(parent)
         self.run_id = run_id
         self.agent_id = agent_id
@@ -61,6 +69,11 @@ class AgentReplayTab(QWidget):
         self._position = 0
         self._finished = True
         self._outcome: str | None = None
+        self._wanted: int | None = None  # select_episode before the episode was listed
+        self._partial: set[int] = set()
+        self._reader = reader
+        self._curves_loading = False
+        self._curves_stale = False
 
         self.episode_model = EpisodeTableModel(self)
         self.play_timer = QTimer(self)
@@ -80,6 +93,9 @@ class AgentReplayTab(QWidget):
 
         self.episode_label = QLabel()
         self.render_view = RenderView()
+        self.reward_strip = RewardStrip()
+        self.reward_strip.position_picked.connect(self.set_position)
+        self.curve_panel = CurvePanel(CurveData(), columns=3)
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
         self.play_button.clicked.connect(self._on_play_clicked)
@@ -88,6 +104,7 @@ class AgentReplayTab(QWidget):
         self.slider.valueChanged.connect(self.set_position)
         self.step_label = QLabel()
         self.step_label.setMinimumWidth(110)
+        self.step_label.setToolTip("Step index (0-based) of the step shown / of the episode's last stored step")
         self.rate_box = QSpinBox()
         self.rate_box.setRange(1, 120)
         self.rate_box.setSuffix(" steps/s")
@@ -110,6 +127,7 @@ class AgentReplayTab(QWidget):
         right_layout.addWidget(self.episode_label)
         right_layout.addWidget(self.render_view, 1)
         right_layout.addLayout(controls)
+        right_layout.addWidget(self.reward_strip)
         right_layout.addWidget(self.details)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -119,9 +137,14 @@ class AgentReplayTab(QWidget):
         splitter.setStretchFactor(1, 3)
         self.episode_view.horizontalHeader().setDefaultSectionSize(72)
         splitter.setSizes([300, 600])
+        vertical = QSplitter(Qt.Orientation.Vertical)
+        vertical.addWidget(splitter)
+        vertical.addWidget(self.curve_panel)
+        vertical.setStretchFactor(0, 3)
+        vertical.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.progress_label)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(vertical, 1)
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:
@@ -129,7 +152,9 @@ class AgentReplayTab(QWidget):
         return f"Agent-{self.agent_id}-Replay"
 
     def set_episodes(self, episodes: Sequence[EpisodeRecord]) -> None:
-        """List ``episodes`` (index, return, length, outcome), keeping the selected one. GUI thread; never blocks."""
+        """List ``episodes`` (index, return, length, outcome; a partial one says so), keeping the
+        selected one; with none selected yet, select the one asked for (``select_episode``) or the
+        first, which requests its steps. Updates the run's curves. GUI thread; never blocks."""
         selected = self._episode if self._episode is not None else self._requested
         selection = self.episode_view.selectionModel()
         blocked = selection.blockSignals(True)
@@ -140,7 +165,13 @@ class AgentReplayTab(QWidget):
                 self.episode_view.selectRow(row)
         finally:
             selection.blockSignals(blocked)
+        self._partial = {e.episode_index for e in episodes if e.payload.get("partial") is True}
         self._show_progress()
+        self._update_curves(episodes)
+        if selected is None and self.episode_model.rowCount():
+            wanted = self._wanted if self._wanted is not None else self.episode_model.row_at(0).episode_index
+            if not self.select_episode(wanted):
+                self.select_episode(self.episode_model.row_at(0).episode_index)
 
     def set_run_finished(self, finished: bool, outcome: str | None = None) -> None:
         """Say whether the listed episodes are the whole run (``outcome``: its status text, e.g.
@@ -163,7 +194,9 @@ class AgentReplayTab(QWidget):
         GUI thread; never blocks."""
         row = self.episode_model.row_of(episode_index)
         if row is None:
+            self._wanted = episode_index  # selected when it is listed
             return False
+        self._wanted = None
         self.episode_view.selectRow(row)
         return True
 
@@ -185,7 +218,9 @@ class AgentReplayTab(QWidget):
                 last = i
             self._frame_of.append(last)
         count = len(self._steps)
-        self.episode_label.setText(f"Episode {episode_index}: {count} step{'s' if count != 1 else ''}")
+        partial = " (partial: it never finished)" if episode_index in self._partial else ""
+        self.episode_label.setText(f"Episode {episode_index}{partial}: {count} step{'s' if count != 1 else ''}")
+        self.reward_strip.set_rewards([s.reward for s in self._steps])
         if not count:
             self._show_empty(f"Episode {episode_index} has no stored steps.")
             return
@@ -231,7 +266,11 @@ class AgentReplayTab(QWidget):
         self._position = position
         self.slider.setValue(position)  # re-enters here through valueChanged and returns at once
         step = self._steps[position]
-        self.step_label.setText(f"step {position + 1} / {len(self._steps)}")
+        last = self._steps[-1]
+        shown = step.step_index if step.step_index is not None else position
+        final = last.step_index if last.step_index is not None else len(self._steps) - 1
+        self.step_label.setText(f"step {shown} / {final}")
+        self.reward_strip.set_cursor(position)
         frame = self._frame_of[position]
         self.render_view.set_payload(self._steps[frame].render_payload if frame >= 0 else None)
         self.details.setText(self._details(step, frame, position))
@@ -294,6 +333,33 @@ class AgentReplayTab(QWidget):
         if self._position >= len(self._steps) - 1:
             self.pause()
 
+    def _update_curves(self, episodes: Sequence[EpisodeRecord]) -> None:
+        """The run's curves: read from SQLite off the GUI thread with a reader, else made from the
+        finished episodes listed (a partial episode is not on them)."""
+        if self._reader is None:
+            data = CurveData(window=self.curve_panel.data.window)
+            data.add_points([p for p in (point_from_payload(e.payload, e.ts_iso) for e in episodes
+                                         if e.payload.get("partial") is not True) if p is not None])
+            self.curve_panel.set_data(data)
+            return
+        if self._curves_loading:
+            self._curves_stale = True  # read again when this one lands
+            return
+        self._curves_loading = load_stream_curves(self._reader, self.run_id, self.agent_id or None,
+                                                  self._on_curves, self._on_curves_failed,
+                                                  window=self.curve_panel.data.window)
+
+    def _on_curves(self, data: CurveData) -> None:
+        self._curves_loading = False
+        self.curve_panel.set_data(data)
+        if self._curves_stale:
+            self._curves_stale = False
+            self._update_curves(())
+
+    def _on_curves_failed(self, error: BaseException) -> None:
+        self._curves_loading = False
+        _log.warning("replay %s/%s: reading the curves failed: %s", self.run_id, self.agent_id, error)
+
     def _show_progress(self) -> None:
         count = self.episode_model.rowCount()
         episodes = f"{count} episode{'s' if count != 1 else ''}"
@@ -310,6 +376,7 @@ class AgentReplayTab(QWidget):
         self.slider.setEnabled(False)
         self.play_button.setEnabled(False)
         self.step_label.setText("step - / -")
+        self.reward_strip.set_rewards([])
         self.render_view.set_payload(None)
         self.details.setText(text)
 

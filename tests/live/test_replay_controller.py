@@ -13,6 +13,7 @@ from qtpy.QtWidgets import QApplication
 from gym_gui.qt.replay_controller import ReplayController
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.qt.db_sink_thread import DbSink
+from gym_gui.telemetry.curve_reads import PARTIAL_OUTCOME
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -407,3 +408,37 @@ def test_the_follower_reads_after_news_backs_off_and_gives_up(
     assert episode_index_of(with_index("x")) is None and episode_index_of(with_index(None)) is None
     with pytest.raises(ValueError):
         EpisodeFollower(give_up_ticks=0)
+
+
+def test_a_crashed_run_replays_with_its_partial_last_episode(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    """A worker that died mid-episode: the steps after its last EPISODE_FINALIZED are a partial episode."""
+    store: TelemetrySQLiteStore = parts["store"]
+    f = factory("crashed", "agent1")
+    store.write_events([f.started(), *f.episodes(2, 3), *[f.step(2, i, reward=1.0) for i in range(4)],
+                        f.completed("failed", exit_code=1)])
+    controller = make_controller(bus, parts, "crashed")
+    with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
+        controller.start()
+    episodes = ready.args[1]["agent1"]
+    assert [(e.episode_index, e.length, e.outcome) for e in episodes] == [
+        (0, 3, "goal"), (1, 3, "goal"), (2, 4, PARTIAL_OUTCOME)]
+    assert episodes[2].total_reward == 4.0 and episodes[2].payload["partial"] is True
+    with qtbot.waitSignal(controller.steps_loaded, timeout=5000) as loaded:
+        assert controller.load_steps("agent1", 2)
+    assert [s.step_index for s in loaded.args[2]] == [0, 1, 2, 3]
+
+
+def test_an_interrupted_run_is_replayable_as_stored(
+        qtbot: Any, bus: RunBus, factory: Any, parts: dict[str, Any]) -> None:
+    """A run with lifecycle records whose GUI was killed (its row stays running): opened later, what is
+    stored shows at once, partial episode included; the replay still waits for a completion."""
+    store: TelemetrySQLiteStore = parts["store"]
+    f = factory("killed", "agent1")
+    store.write_events([f.started(), *f.episodes(3, 2), f.step(3, 0)])
+    controller = make_controller(bus, parts, "killed")
+    with qtbot.waitSignal(controller.episodes_persisted, timeout=5000) as persisted:
+        controller.start()
+    assert [(e.episode_index, e.outcome) for e in persisted.args[1]["agent1"]] == [
+        (0, "goal"), (1, "goal"), (2, "goal"), (3, PARTIAL_OUTCOME)]
+    assert controller.episodes is None and controller.is_polling() and not controller.following

@@ -57,7 +57,10 @@ def test_episodes_are_listed_with_return_length_and_outcome(qtbot: Any, store: T
     for row, record in enumerate(stored_run):
         assert [model.index(row, c).data() for c in range(4)] == [
             str(record.episode_index), f"{record.total_reward:.6g}", str(record.length), record.outcome]
-    assert tab.title() == "Agent-agent1-Replay" and tab.step_count == 0 and not tab.slider.isEnabled()
+    # A fresh tab opens on the first episode (no "No frame yet" to click away).
+    first = stored_run[0]
+    assert tab.title() == "Agent-agent1-Replay" and tab.episode_index == first.episode_index
+    assert tab.step_count == first.length and tab.slider.isEnabled() and tab.render_view.kind == "grid"
 
 
 def test_selecting_an_episode_requests_its_steps_and_loads_the_scrubber(
@@ -65,13 +68,16 @@ def test_selecting_an_episode_requests_its_steps_and_loads_the_scrubber(
     loader = Loader(store)
     tab = make_tab(qtbot, loader)
     tab.set_episodes(stored_run)
-    target = max(stored_run, key=lambda e: e.length or 0)
+    assert loader.requests == [0]
+    loader.requests.clear()
+    target = max(stored_run[1:], key=lambda e: e.length or 0)
     tab.episode_view.selectRow(tab.episode_model.row_of(target.episode_index))
     assert loader.requests == [target.episode_index]
     steps = loader.steps(target.episode_index)
     assert tab.episode_index == target.episode_index and tab.step_count == len(steps) == target.length
     assert tab.slider.maximum() == len(steps) - 1 and tab.position == 0 and tab.slider.isEnabled()
-    assert tab.step_label.text() == f"step 1 / {len(steps)}"
+    # The label counts as the details do: the step's own index, of the episode's last one.
+    assert tab.step_label.text() == f"step 0 / {steps[-1].step_index}" and "step 0 " in tab.details.text()
     # The scrubber moves through the frames: the grid shows each step's own agent position.
     for pos in range(len(steps)):
         tab.slider.setValue(pos)
@@ -139,7 +145,7 @@ def test_set_episodes_again_keeps_the_selection_without_a_new_request(
     tab.set_episodes(stored_run[:3])
     tab.select_episode(2)
     tab.set_episodes(stored_run)
-    assert loader.requests == [2] and tab.episode_index == 2
+    assert loader.requests == [0, 2] and tab.episode_index == 2
     assert tab.episode_view.currentIndex().row() == tab.episode_model.row_of(2)
 
 
@@ -189,11 +195,52 @@ def test_a_run_still_going_lists_what_is_stored_so_far_and_says_so(
     tab.set_episodes(stored_run[:2])
     assert not tab.run_finished and tab.episode_count() == 2
     assert tab.progress_text().startswith("The run is still going: 2 episodes stored so far")
-    assert tab.select_episode(1) and loader.requests == [1] and tab.episode_index == 1
+    assert tab.select_episode(1) and loader.requests == [0, 1] and tab.episode_index == 1
     # More episodes are stored: the list grows, the episode being replayed stays selected and loaded.
     tab.set_episodes(stored_run[:4])
-    assert tab.episode_count() == 4 and tab.episode_index == 1 and loader.requests == [1]
+    assert tab.episode_count() == 4 and tab.episode_index == 1 and loader.requests == [0, 1]
     assert "4 episodes stored so far" in tab.progress_text()
     tab.set_episodes(stored_run)
     tab.set_run_finished(True, "completed")
     assert tab.progress_text() == "5 episodes, the whole run (completed)." and tab.episode_index == 1
+
+
+def test_a_partial_episode_replays_with_its_rewards_along_the_scrubber(
+        qtbot: Any, store: TelemetrySQLiteStore, factory: type[EventFactory]) -> None:
+    """A crashed worker's last episode (steps, no EPISODE_FINALIZED) is listed as partial and replays;
+    the reward strip shows each step's reward and its cursor follows the scrubber."""
+    from gym_gui.telemetry.curve_reads import PARTIAL_OUTCOME, partial_episodes_from_store
+
+    f = factory("run1", "agent1")
+    store.write_events([*f.episodes(2, 3), *[f.step(2, i, reward=float(i)) for i in range(4)]])
+    listed = store.episode_records("run1", "agent1") + partial_episodes_from_store(store, "run1")
+    loader = Loader(store)
+    tab = make_tab(qtbot, loader)
+    tab.select_episode(2)  # asked for before it is listed (e.g. from the Runs tab)
+    tab.set_episodes(listed)
+    model = tab.episode_model
+    assert model.index(2, 3).data() == PARTIAL_OUTCOME and loader.requests == [2]
+    assert tab.episode_index == 2 and "partial" in tab.episode_label.text() and tab.step_count == 4
+    assert tab.reward_strip.rewards().tolist() == [0.0, 1.0, 2.0, 3.0]
+    tab.set_position(3)
+    assert tab.reward_strip.cursor_position() == 3 and tab.step_label.text() == "step 3 / 3"
+    tab.reward_strip.cursor.setValue(1)  # the person drags the cursor
+    tab.reward_strip.cursor.sigPositionChangeFinished.emit(tab.reward_strip.cursor)
+    assert tab.position == 1
+    # The run's curves hold the two finished episodes, not the partial one.
+    assert tab.curve_panel.curve_data("return")[0].tolist() == [0, 1]
+
+
+def test_the_run_curves_are_read_off_the_gui_thread_with_a_reader(
+        qtbot: Any, store: TelemetrySQLiteStore, stored_run: list[EpisodeRecord]) -> None:
+    from gym_gui.qt.store_reader import StoreReader
+
+    reader = StoreReader(store)
+    try:
+        tab = AgentReplayTab("run1", "agent1", Loader(store), reader=reader)
+        qtbot.addWidget(tab)
+        tab.set_episodes(stored_run)
+        qtbot.waitUntil(lambda: tab.curve_panel.data.episode_count == 5, timeout=5000)
+        assert tab.curve_panel.curve_data("return")[1].tolist() == [e.total_reward for e in stored_run]
+    finally:
+        assert reader.stop(5)
