@@ -1,0 +1,53 @@
+"""ema_smooth: TensorBoard's curve smoothing (a debiased exponential moving average), vectorised. Qt-free.
+
+``weight`` is TensorBoard's slider value in [0, 1): 0 leaves the curve as it is, 0.9 averages over
+about the last 10 points. NaN points are skipped (they neither move the average nor get a value:
+they stay NaN). The debias divides by ``1 - weight ** k`` after k finite points, so the curve does
+not start at 0. Computed in blocks with closed forms (no Python loop per point): a million points
+take a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["ema_smooth"]
+
+
+def _block_size(weight: float) -> int:
+    # weight ** -block must stay far from float64's range (1e308) for the closed form.
+    return max(1, min(1024, int(250 / max(1e-9, -math.log10(weight)))))
+
+
+def ema_smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """The smoothed copy of ``values`` (a new float64 array of the same length). Pure."""
+    values = np.asarray(values, dtype=np.float64)
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"weight must be in [0, 1), got {weight}")
+    out = np.full(len(values), np.nan)
+    finite = np.isfinite(values)
+    v = values[finite]
+    n = len(v)
+    if n == 0:
+        return out
+    if weight == 0.0:
+        out[finite] = v
+        return out
+    w = weight
+    smoothed = np.empty(n)
+    block = min(_block_size(w), n)
+    k = np.arange(block, dtype=np.float64)
+    pw, inv, pw1 = w ** k, w ** -k, w ** (k + 1)  # the same for every block
+    last = 0.0
+    for start in range(0, n, block):
+        chunk = v[start:start + block]
+        m = len(chunk)
+        # y_j = w^(j+1) * last + (1 - w) * sum_{i<=j} w^(j-i) v_i
+        y = pw1[:m] * last + (1.0 - w) * (np.cumsum(chunk * inv[:m]) * pw[:m])
+        smoothed[start:start + m] = y
+        last = float(y[-1])
+    debias = 1.0 - w ** np.arange(1, n + 1, dtype=np.float64)
+    out[finite] = smoothed / debias
+    return out
