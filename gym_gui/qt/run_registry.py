@@ -321,7 +321,7 @@ def _read_runs(store: TelemetrySQLiteStore) -> list[StoredRun]:
     out: list[StoredRun] = []
     for record in store.runs():
         seqs: dict[str | None, int] = {}
-        if not record.is_terminal:
+        if not record.is_terminal or record.status == "interrupted":  # (an interrupted run can still be finished)
             for agent_id in record.agent_ids:
                 seq = store.max_seq_id(record.run_id, agent_id)
                 if seq is not None:

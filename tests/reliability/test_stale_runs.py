@@ -160,6 +160,12 @@ def test_the_window_services_mark_it_interrupted_and_its_steps_replay(
             assert replay.load_steps(AGENT, 0)
         assert [s.step_index for s in loaded.args[2]] == list(range(STEPS))
         replay.stop()
+        with qtbot.waitSignal(services.sink.run_persisted, timeout=10000):  # "mark failed" still finishes it
+            evt = services.registry.update_run_outcome(RUN_ID, "failed", reason="the GUI was killed")
+        assert evt is not None and evt.seq_id == STEPS + 2  # after the stored seq_ids
+        stored = services.store.run(RUN_ID)
+        assert stored is not None and (stored.status, stored.outcome) == ("failed", "failed")
+        assert services.sink.stats()["conflicts"] == 0
     finally:
         services.stop()
 
