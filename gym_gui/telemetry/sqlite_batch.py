@@ -305,7 +305,7 @@ def keep_conflicts(conn: sqlite3.Connection, plan: Plan, table: str, rows: Seque
     conflicting: list[int] = []
     for i, row in enumerate(rows):
         found = stored.get(row[:3])
-        if found is None or all(_same_value(a, b) for a, b in zip(row, found)):
+        if found is None or row == found or all(_same_value(a, b) for a, b in zip(row, found)):
             continue
         conflicting.append(i)
         evt = events[i] if i < len(events) else None
