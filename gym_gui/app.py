@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -23,14 +26,53 @@ from gym_gui.run import split_command
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID
 from gym_gui.ingest.worker_specs import WorkerSpec
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "ensure_runtime_dir", "main"]
 
 DEFAULT_DB_PATH = Path("runs") / "telemetry.sqlite"
+USAGE = "python -m gym_gui [options] [-- WORKER CMD [ARG ...]]"
+EPILOG = """\
+worker command:
+  Anything after -- is a worker command, started at once: it writes JSONL telemetry on stdout
+  (docs/telemetry-jsonl.md) and an Online tab opens per agent it reports.
+
+examples:
+  python -m gym_gui --db runs/demo.sqlite --start --env FrozenLake-v1 --episodes 300
+  python -m gym_gui --db runs/x.sqlite -- python my_worker.py --flag
+  python -m gym_gui --db runs/x.sqlite --default-agent-id agent6 -- python my_worker.py
+  python -m gym_gui --redis-url redis://host:6379/0        (remote workers, docs/transport-redis.md)
+"""
+
+
+def ensure_runtime_dir(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Path | None:
+    """Give Qt a private runtime directory when ``XDG_RUNTIME_DIR`` is unset (as on a plain ssh or
+    container session), so it does not warn "QStandardPaths: XDG_RUNTIME_DIR not set" on every start.
+
+    Uses ``$TMPDIR/gym-gui-runtime-<uid>`` (created 0700; refused unless it is ours and private).
+    Returns the directory set, or None when the variable was already set or no directory could be
+    made. Main thread, before the QApplication; blocks on a mkdir.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("XDG_RUNTIME_DIR"):
+        return None
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = Path(tempfile.gettempdir()) / f"gym-gui-runtime-{uid}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            return None
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            path.chmod(0o700)
+    except OSError:
+        return None
+    env["XDG_RUNTIME_DIR"] = str(path)
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (also used by tools/demo)."""
-    parser = argparse.ArgumentParser(prog="python -m gym_gui",
+    parser = argparse.ArgumentParser(prog="python -m gym_gui", usage=USAGE, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Watch training runs live; every event persisted to SQLite.")
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH, help="SQLite file (created if missing)")
     parser.add_argument("--start", action="store_true", help="start a run of the built-in worker at once")
@@ -51,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app until its window closes. Main (GUI) thread; blocks in the Qt event loop."""
+    from qtpy.QtCore import QCoreApplication, QEvent
     from qtpy.QtWidgets import QApplication
 
     from gym_gui.qt.app_services import AppServices
@@ -61,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()
+    ensure_runtime_dir()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     services = AppServices(args.db, redis_url=args.redis_url)
     window = MainWindow(services)
@@ -101,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.replay_opened.connect(on_replay)
     app.exec()
     ok = window.shutdown()
+    # Destroy the widgets (and their plots) now, while the QApplication exists: left to the
+    # interpreter's teardown, the order is arbitrary and Qt can crash on the way out.
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, int(QEvent.Type.DeferredDelete))
+    del window
     if started:
         return 0 if ok and outcome.get("status") == "completed" else 1
     return 0 if ok else 1

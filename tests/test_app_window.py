@@ -198,3 +198,26 @@ def test_the_start_button_launches_the_options_shown(qtbot: Any, windows: list[M
     assert state is not None and state.env_id == taxi  # the env the list showed is the one that ran
     replay = window.replay_tab(run_id, "taxi-1")
     assert replay is not None and replay.episode_count() == 3
+
+
+def test_help_shows_the_worker_command_form() -> None:
+    proc = subprocess.run([sys.executable, "-m", "gym_gui", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    usage = proc.stdout.splitlines()[0]
+    assert usage == "usage: python -m gym_gui [options] [-- WORKER CMD [ARG ...]]"
+    assert "Anything after -- is a worker command" in proc.stdout
+    assert "python -m gym_gui --db runs/x.sqlite -- python my_worker.py" in proc.stdout
+
+
+def test_a_normal_start_without_xdg_runtime_dir_prints_no_qt_warning(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    env.update(QT_QPA_PLATFORM="offscreen", TMPDIR=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gym_gui", "--db", str(tmp_path / "x.sqlite"), "--start", "--episodes", "3",
+         "--step-rate-hz", "0", "--quit-when-replayed"],
+        cwd=REPO, capture_output=True, text=True, timeout=90, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "XDG_RUNTIME_DIR" not in proc.stderr and "QStandardPaths" not in proc.stderr, proc.stderr
+    runtime = tmp_path / f"gym-gui-runtime-{os.getuid()}"
+    assert runtime.is_dir() and (runtime.stat().st_mode & 0o777) == 0o700
