@@ -133,7 +133,7 @@ def run_tool(tool: str, variant: str, steps: int, tmp: Path, log: Path) -> dict[
     if tool == OURS:
         py = sys.executable
         argv = [py, "-m", "gym_gui.run", "--db", str(out / "telemetry.sqlite"), "--run-id", run_id,
-                "--progress-interval-s", "5", "--", py, str(RUN_TOOL), "write", *loop_args, "--report", str(write_report)]
+                "--", py, str(RUN_TOOL), "write", *loop_args, "--report", str(write_report)]
         env["PYTHONPATH"] = str(ROOT)
     else:
         py = str(PEERS_VENV / "bin" / "python")
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         for tool in tools:
             print(f"peers: {variant} {steps:,} steps through {tool} ...", file=sys.stderr, flush=True)
             started = time.perf_counter()
-            res = {"error": problems[tool]} if tool in problems else run_tool(tool, variant, steps, tmp, log)
+            res: dict[str, Any] = ({"error": problems[tool]} if tool in problems
+                                   else run_tool(tool, variant, steps, tmp, log))
             results[(variant, tool)] = res
             print(f"       {time.perf_counter() - started:.0f} s: {res.get('error') or 'ok'}", file=sys.stderr, flush=True)
     figures = []

@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mode == "write":
         writer = module.make_writer(args.out, args.variant == "grid", args.run_id)
-        report = run_loop(args.steps, args.episode_length, args.variant == "grid", writer)
+        report: dict[str, Any] = run_loop(args.steps, args.episode_length, args.variant == "grid", writer)
     else:
-        best, returns = float("inf"), []
+        best, returns = float("inf"), list[float]()
         for _ in range(args.reads):
             t0 = time.perf_counter()
             returns = module.read_returns(args.out, args.run_id)
