@@ -190,6 +190,7 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
                     totals = [self._apply_isolated(conn, evt, plan) for evt, plan in zip(events, plans)]
                 else:
                     totals = [self._apply(conn, plans[0])]
+                claimed = self._claim_pending(conn, [k for p in plans for k in p.streams]) if self._pending_claims else []
                 completed = [run for plan in plans for run in plan.completed_runs]
                 if completed:
                     self._release_completed(conn, completed)  # the run ended: its streams are free
@@ -200,6 +201,8 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
             except BaseException:
                 self._rollback(conn)
                 raise
+        if claimed:
+            self._claims_committed(claimed)
         return WriteResult(
             events=len(events),
             inserted=sum(t[0] for t in totals),

@@ -21,7 +21,6 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -298,32 +297,49 @@ class StreamOwnersAPI:
     _reader: Callable[[], sqlite3.Connection]
     _rollback: Callable[[sqlite3.Connection], None]
     max_seq_id: Callable[[str, str | None], int | None]
-    #: How long ``claim_stream`` retries a locked or busy database before numbering unprotected.
-    claim_timeout_s: float = 10.0
+    _busy_timeout_s: float
+    #: About the longest ``claim_stream`` waits for the write lock and then for SQLite's lock.
+    claim_wait_s: float = 0.25
 
     def _init_owners(self) -> None:
         self._claimed: set[tuple[str, str]] = set()
+        self._pending_claims: set[tuple[str, str]] = set()  # numbered before they could be claimed
 
-    def _owners_transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        with self._write_lock:
+    def _owners_transaction(self, work: Callable[[sqlite3.Connection], Any], wait_s: float | None = None) -> Any:
+        """Run ``work`` in one write transaction; with ``wait_s``, TimeoutError when the write lock is
+        not free within it, and SQLite's busy wait shortened to it."""
+        if not self._write_lock.acquire(timeout=-1 if wait_s is None else wait_s):
+            raise TimeoutError(f"the store's writer is busy for more than {wait_s:.2f} s")
+        try:
             conn = self._writer()
-            conn.execute("BEGIN IMMEDIATE")
+            if wait_s is not None:
+                conn.execute(f"PRAGMA busy_timeout = {max(1, int(wait_s * 1000))}")
             try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                self._rollback(conn)
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+            finally:
+                if wait_s is not None:
+                    conn.execute(f"PRAGMA busy_timeout = {max(0, int(self._busy_timeout_s * 1000))}")
+        finally:
+            self._write_lock.release()
         return result
 
     def claim_stream(self, run_id: str, agent_id: str | None) -> int | None:
         """Own stream ``(run_id, agent_id)`` for this process and return its highest stored seq_id
         (None: nothing stored), read in the same transaction: the proxy's ``seq_floor``.
 
-        Any thread; blocks on the write lock, and retries a locked or busy database for up to
-        ``claim_timeout_s`` (then it logs a warning and returns ``max_seq_id`` without the claim).
-        Raises StreamOwned when another live process owns the stream. An owner that is gone is taken
-        over (logged); an ``interrupted`` run of the stream is ``running`` again.
+        Any thread; blocks for at most about ``claim_wait_s`` (the proxy calls it under its feed
+        lock, which the GUI's stats read takes too): when the write lock or the file is busy that
+        long (another process locks it, the disk is full), it logs a warning and returns the stored
+        maximum (a read, which never waits), and the claim is taken with the first batch of the
+        stream the sink commits (``_claim_pending``). Raises StreamOwned when another live process
+        owns the stream. An owner that is gone is taken over (logged); an ``interrupted`` run of the
+        stream is ``running`` again.
         """
         agent = stored_agent(agent_id)
         shown = f"{shown_id(run_id)}/{shown_id(agent)}"
@@ -335,29 +351,45 @@ class StreamOwnersAPI:
                                (run_id, agent)).fetchone()
             return previous, reopened, row
 
-        deadline = time.monotonic() + self.claim_timeout_s
-        delay_s = 0.05
-        while True:
-            try:
-                previous, reopened, row = self._owners_transaction(work)
-                break
-            except sqlite3.Error as exc:
-                if not is_retryable_error(exc) or time.monotonic() >= deadline:
-                    _log.warning("could not claim stream %s (%s: %s); its numbering continues after the stored "
-                                 "seq_id but is not protected against a second writer", shown, type(exc).__name__, exc)
-                    return self.max_seq_id(run_id, agent_id)
-                if delay_s == 0.05:
-                    _log.warning("stream %s cannot be claimed yet (%s: %s); its records wait, for up to %.0f s",
-                                 shown, type(exc).__name__, exc, self.claim_timeout_s)
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 1.0)
+        try:
+            previous, reopened, row = self._owners_transaction(work, wait_s=self.claim_wait_s)
+        except (sqlite3.Error, TimeoutError) as exc:
+            if isinstance(exc, sqlite3.Error) and not is_retryable_error(exc):
+                raise
+            self._pending_claims.add((run_id, agent))
+            _log.warning("stream %s cannot be claimed yet (%s: %s); it is numbered after its stored seq_id and "
+                         "claimed with its first stored batch", shown, type(exc).__name__, exc)
+            return self.max_seq_id(run_id, agent_id)
         self._claimed.add((run_id, agent))
+        self._pending_claims.discard((run_id, agent))
         if previous is not None:
             _log.warning("stream %s: its owner %s is gone; this process (pid %d) takes it over",
                          shown, previous.describe(), os.getpid())
         if reopened:
             _log.info("run %s was interrupted; a new writer of stream %s resumes it", shown_id(run_id), shown)
         return None if row is None else int(row[0])
+
+    def _claim_pending(self, conn: sqlite3.Connection, streams: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Inside a write transaction of these streams' events: take the claims ``claim_stream`` could
+        not take; returns the streams dealt with (``_claims_committed`` once the transaction commits).
+        A stream another live process owns by now is logged (ERROR): its numbering is already made,
+        and a collision is reported as a ``seq_conflict`` by the write."""
+        done: list[tuple[str, str]] = []
+        for run_id, agent in [k for k in streams if k in self._pending_claims]:
+            shown = f"{shown_id(run_id)}/{shown_id(agent)}"
+            try:
+                claim(conn, run_id, agent, shown)
+                reopen_interrupted(conn, run_id, utc_now_iso())
+            except StreamOwned as exc:
+                _log.error("%s; this process numbered it before it could claim it: events that collide are "
+                           "reported as seq_conflict", exc)
+            done.append((run_id, agent))
+        return done
+
+    def _claims_committed(self, done: list[tuple[str, str]]) -> None:
+        """The transaction of ``_claim_pending`` committed: its streams are no longer pending."""
+        self._pending_claims.difference_update(done)
+        self._claimed.update(done)
 
     def stream_owner(self, run_id: str, agent_id: str | None) -> StreamOwner | None:
         """The process that owns the stream, or None. Any thread; never waits for the writer."""

@@ -131,7 +131,6 @@ def test_a_full_disk_reports_the_error_while_it_lasts_and_loses_nothing_once_fre
     first, then = 300, 300
     errors: list[str] = []
     store = TelemetrySQLiteStore(db)
-    store.claim_timeout_s = 30.0  # a claim that comes while the disk is full waits for the space
     bus = RunBus()
     sink = SinkCore(store, bus, batch_size=100, retry_initial_s=0.02, retry_max_s=0.2, on_error=errors.append)
     proxy = TelemetryProxy(bus, run_id=RUN_ID, seq_floor=store.claim_stream, gate=sink.gate)

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
@@ -196,3 +197,23 @@ def test_a_key_stored_with_other_content_is_a_conflict_and_a_replay_is_a_duplica
     again = store.write_batch(second)  # replaying the same batch: duplicates, not new conflicts
     assert again.conflicts == () and again.duplicates == 3 and [e.seq_id for e, _r in again.lost] == [0]
     assert store.write_batch(first).duplicates == 4  # a replay of what is stored is still a duplicate
+
+
+def test_a_claim_never_waits_long_on_a_locked_file_and_is_taken_with_the_streams_first_batch(
+        store: TelemetrySQLiteStore, db_path: Path, factory: Any, caplog: pytest.LogCaptureFixture) -> None:
+    f = factory("r", "a")
+    store.write_batch([f.started()])
+    locker = sqlite3.connect(db_path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        started = time.monotonic()
+        assert store.claim_stream("r", "a") == f.seq  # the stored maximum, read without waiting for the lock
+        assert time.monotonic() - started < 1.0  # the proxy calls it under its feed lock
+        assert store.stream_owner("r", "a") is None
+        assert "stream r/a cannot be claimed yet" in caplog.text
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    store.write_batch([f.step(0, 0)])  # the stream's first stored batch takes the claim
+    owner = store.stream_owner("r", "a")
+    assert owner is not None and owner.process == current_process()
