@@ -292,24 +292,17 @@ class MainWindow(TabsMixin, QMainWindow):
             self.statusBar().showMessage(f"run comparison is not available: {exc}", 10000)
             return None
         if self._compare_view is None or self.tabs.indexOf(self._compare_view) < 0:
-            self._compare_view = self._make_compare_view(CompareView)
+            self._compare_view = CompareView(self.services.reader)
             index = self.tabs.addTab(self._compare_view, "Compare")
         else:
             index = self.tabs.indexOf(self._compare_view)
         self._compare_view.set_runs(list(run_ids))  # type: ignore[attr-defined]
-        self.tabs.setTabText(index, f"Compare · {len(run_ids)} runs")
+        count = len(run_ids)
+        self.tabs.setTabText(index, f"Compare · {count} run{'' if count == 1 else 's'}")
         self.tabs.setTabToolTip(index, "runs: " + ", ".join(run_ids))
         self.tabs.setCurrentIndex(index)
         self.compare_opened.emit(list(run_ids))
         return self._compare_view
-
-    def _make_compare_view(self, cls: Any) -> QWidget:
-        for kwargs in ({"reader": self.services.reader}, {}):
-            try:
-                return cls(**kwargs)
-            except TypeError:
-                continue
-        return cls(self.services.reader)
 
     def _on_run_deleted(self, run_id: str) -> None:
         for index in reversed(range(self.tabs.count())):

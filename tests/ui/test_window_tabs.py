@@ -208,3 +208,28 @@ def test_exports_from_the_runs_tab_write_the_files(qtbot: Any, windows: list[Mai
     assert gif.args[2]["path"] == out / f"{run_id}-episode{episode}.gif"
     assert gif.args[2]["path"].stat().st_size > 0
     assert "episode GIF" in window.statusBar().currentMessage()
+
+
+def test_compare_from_the_runs_tab_overlays_the_selected_runs(qtbot: Any, windows: list[MainWindow],
+                                                              db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    run_ids = []
+    for env_id in ("FrozenLake-v1", "FrozenLake-v1"):
+        with qtbot.waitSignal(window.replay_opened, timeout=60000) as opened:
+            window.start_run(quick(env_id, episodes=6))
+        run_ids.append(opened.args[0])
+    window.tabs.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: all(window.runs_view.status_of(r) == "completed" for r in run_ids), timeout=10000)
+    window.runs_view.select_runs(run_ids)
+    with qtbot.waitSignal(window.compare_opened, timeout=10000) as opened_compare:
+        window.runs_view.action_compare.trigger()
+    assert sorted(opened_compare.args[0]) == sorted(run_ids)
+    view = window.tabs.currentWidget()
+    assert window.current_tab_title() == "Compare · 2 runs"
+    qtbot.waitUntil(lambda: len(view.runs()) == 2, timeout=10000)  # type: ignore[attr-defined]
+    assert sorted(r.run_id for r in view.runs()) == sorted(run_ids)  # type: ignore[attr-defined]
+    # Comparing again reuses the tab.
+    window.runs_view.select_runs(run_ids[:1])
+    window.runs_view.compare_button.click()
+    assert window.tab_titles().count("Compare · 1 run") == 1 and not any(
+        t == "Compare · 2 runs" for t in window.tab_titles())
