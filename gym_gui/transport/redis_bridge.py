@@ -218,11 +218,13 @@ class RedisBridge:
             _log.error("%s; numbering %s/%s after the stream's last id in Redis only (a seq_id may be reused "
                        "if Redis lost the stream)", exc, run_id, agent_id)
         in_redis = self._redis_floor(run_id, agent_id)
+        floor = in_redis
         if kept is not None and (in_redis is None or kept > in_redis):
             _log.info("stream %s/%s continues after seq_id %d (kept in %s; Redis's last: %s)",
                       run_id, agent_id, kept, self.seq_state.state_dir, in_redis)
-            return kept
-        return in_redis
+            floor = kept
+        self.seq_state.claim(key, floor)  # its first reservation, before any of its events exists
+        return floor
 
     def _redis_floor(self, run_id: str, agent_id: str | None) -> int | None:
         backoff = Backoff(self._retry_initial_s, self._retry_max_s)

@@ -7,11 +7,14 @@ even when Redis lost the stream (a restart without persistence, a deleted key).
 One small JSON file per stream key in the state dir (``--state-dir``, by default
 ``$XDG_STATE_HOME/gym_gui/redis-bridge`` or ``~/.local/state/gym_gui/redis-bridge``), named by
 the SHA-256 of the key; it holds ``bound_seq_id``: no seq_id above it was ever handed to Redis.
-While a bridge runs the bound is a reservation ahead of what it sent (``headroom``: at least
-``min_headroom``, or four times what the stream advanced since the previous write), renewed by a
-background thread every ``interval_s``; a batch that would go beyond the durable bound waits for
-one synchronous write first (a stream's first batch, or a sudden jump). At ``close`` every bound
-is set to the exact last seq_id sent. So a bridge that exits resumes exactly where it was, and
+While a bridge runs the bound is a reservation ahead of what it sent, which only grows: its
+headroom is about ``horizon_s`` of the stream's pace since the previous write (at least
+``min_headroom``, at most four times that advance, so it settles instead of growing without end).
+The first one is written by ``claim`` when the stream's numbering starts (on the thread that
+numbers, before any of its events exists); a background thread writes the next one as soon as a
+batch has used half of the current one (it also looks every ``interval_s``). Only a batch that
+would go beyond the durable bound (a jump faster than the renewal) waits for a synchronous write.
+At ``close`` every bound is set to the exact last seq_id sent. So a bridge that exits resumes exactly where it was, and
 one that was killed resumes after its reservation (skipping at most the headroom: never reusing).
 Each write is atomic: a temporary file, fsync, rename, fsync of the directory. Nothing is written
 per entry; the publish path pays one dict update per stream per batch.
@@ -24,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
@@ -31,13 +35,16 @@ from typing import Mapping
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import MAX_SEQ_ID
 
-__all__ = ["DEFAULT_INTERVAL_S", "DEFAULT_MIN_HEADROOM", "SeqState", "SeqStateError", "default_state_dir"]
+__all__ = ["DEFAULT_HORIZON_S", "DEFAULT_INTERVAL_S", "DEFAULT_MIN_HEADROOM", "SeqState", "SeqStateError", "default_state_dir"]
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 1.0
-#: Smallest reservation ahead of the last seq_id sent: 8 batches of 512.
-DEFAULT_MIN_HEADROOM = 4096
+#: How many seconds of a stream's pace a reservation covers.
+DEFAULT_HORIZON_S = 4.0
+#: Smallest reservation ahead of the last seq_id sent: half of it (0.3 s at 50,000 events/s) is the
+#: slack the renewal's write has before a batch would wait for the disk; a killed bridge skips at most this.
+DEFAULT_MIN_HEADROOM = 32_768
 _FORMAT = 1
 
 
@@ -57,24 +64,29 @@ class SeqState:
     """The durable seq_id bounds of the streams one bridge sends to.
 
     ``prepare`` (before the first send) and ``close`` (after the last) on the owner thread;
-    ``floor`` on whichever thread numbers streams (the proxy's reader); ``reserve`` on the
-    publishing thread, before each batch goes out; ``stats`` from any thread.
+    ``floor`` and ``claim`` on whichever thread numbers streams (the proxy's reader); ``reserve``
+    on the publishing thread, before each batch goes out; ``stats`` from any thread.
     """
 
     def __init__(self, state_dir: str | os.PathLike[str], *, interval_s: float = DEFAULT_INTERVAL_S,
-                 min_headroom: int = DEFAULT_MIN_HEADROOM) -> None:
-        """No I/O. ``interval_s``: how often changed bounds are renewed; ``min_headroom``: see the module."""
-        if interval_s <= 0 or min_headroom < 1:
-            raise ValueError("need interval_s > 0 and min_headroom >= 1")
+                 min_headroom: int = DEFAULT_MIN_HEADROOM, horizon_s: float = DEFAULT_HORIZON_S) -> None:
+        """No I/O. ``interval_s``: how often the renewal thread looks without being woken;
+        ``min_headroom``, ``horizon_s``: see the module."""
+        if interval_s <= 0 or min_headroom < 1 or horizon_s <= 0:
+            raise ValueError("need interval_s > 0, min_headroom >= 1 and horizon_s > 0")
         self.state_dir = Path(state_dir)
         self.interval_s = interval_s
         self.min_headroom = min_headroom
+        self.horizon_s = horizon_s
         self._lock = threading.Lock()  # guards the dicts below; held only for dict work
         self._write_lock = threading.Lock()  # serialises file writes (and their bound changes)
         self._sent: dict[str, int] = {}  # key -> highest seq_id handed to Redis
         self._limit: dict[str, int] = {}  # key -> highest seq_id that may be sent now (<= the file's bound)
         self._written: dict[str, int] = {}  # key -> _sent when its file was last written
+        self._written_at: dict[str, float] = {}  # key -> when (time.monotonic)
+        self._renew_at: dict[str, int] = {}  # key -> a send beyond this wakes the renewal thread
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.writes = 0
@@ -102,6 +114,7 @@ class SeqState:
         """Stop renewing and write every stream's exact last seq_id sent; True if all were written.
         Owner thread, after the last ``reserve``; blocks on the file system."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(30.0)
         with self._lock:
@@ -129,6 +142,16 @@ class SeqState:
             raise SeqStateError(f"{path} belongs to stream {str(data.get('stream_key'))[:200]!r}, not {key[:200]!r}")
         return bound
 
+    def claim(self, key: str, floor: int | None) -> None:
+        """The stream ``key`` will be numbered after ``floor``: write its first reservation now, so its
+        first batches go out without waiting. The numbering thread, once per stream; blocks on one
+        write (a failure is logged and counted; the renewal thread tries again)."""
+        with self._lock:
+            if key in self._limit:
+                return
+            self._sent[key] = max(self._sent.get(key, 0), floor or 0)
+        self._write([key], exact=False)
+
     def path_of(self, key: str) -> Path:
         """The state file of stream ``key``. Any thread; no I/O."""
         return self.state_dir / (hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40] + ".json")
@@ -142,13 +165,18 @@ class SeqState:
         write is logged and counted, and the batch goes out anyway).
         """
         over: list[str] | None = None
+        renew = False
         with self._lock:
-            sent, limit = self._sent, self._limit
+            sent, limit, renew_at = self._sent, self._limit, self._renew_at
             for key, seq in maxima.items():
                 if seq > sent.get(key, -1):
                     sent[key] = seq
                 if seq > limit.get(key, -1):
                     (over := over or []).append(key)
+                elif seq > renew_at.get(key, -1):
+                    renew = True
+        if renew:
+            self._wake.set()  # half of a reservation used: renewed in the background, before it runs out
         if over:
             self._write(over, exact=False, sync=True)
 
@@ -166,26 +194,37 @@ class SeqState:
 
     # -- internals -------------------------------------------------------------------------------
     def _renew_loop(self) -> None:
-        """Renewal thread: every ``interval_s``, rewrite the bounds of the streams that advanced."""
-        while not self._stop.wait(self.interval_s):
+        """Renewal thread: when woken (or every ``interval_s``), renew the reservations half used."""
+        while True:
+            self._wake.wait(self.interval_s)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
             with self._lock:
-                changed = [key for key, seq in self._sent.items() if seq != self._written.get(key)]
-            if changed:
-                self._write(changed, exact=False)
+                due = [key for key, seq in self._sent.items()
+                       if seq > self._renew_at.get(key, -1) or key not in self._written]
+            if due:
+                self._write(due, exact=False)
 
     def _write(self, keys: list[str], *, exact: bool, sync: bool = False) -> bool:
         """Write the files of ``keys``; the bounds in force follow the files (lowered before a write,
         raised after it), so nothing is ever sent beyond what a file on disk allows."""
         ok = True
         with self._write_lock:
+            now = time.monotonic()
             with self._lock:
+                if sync:  # a renewal may have just moved the bounds far enough
+                    keys = [key for key in keys if self._sent.get(key, 0) > self._limit.get(key, -1)]
                 plan: list[tuple[str, int, int]] = []
                 for key in keys:
                     sent = self._sent.get(key, 0)
-                    advance = sent - self._written.get(key, sent)
-                    bound = sent if exact else min(MAX_SEQ_ID, sent + max(self.min_headroom, 4 * advance))
-                    if bound < self._limit.get(key, -1):
-                        self._limit[key] = bound  # lowered now: the file on disk still allows more
+                    limit = self._limit.get(key, -1)
+                    if exact:
+                        bound = sent
+                        if bound < limit:
+                            self._limit[key] = bound  # lowered now: the file on disk still allows more
+                    else:
+                        bound = min(MAX_SEQ_ID, max(limit, sent + self._headroom(key, sent, now)))
                     plan.append((key, sent, bound))
             for key, sent, bound in plan:
                 try:
@@ -202,9 +241,19 @@ class SeqState:
                 with self._lock:
                     self._limit[key] = bound
                     self._written[key] = sent
+                    self._written_at[key] = now
+                    self._renew_at[key] = sent + (bound - sent) // 2
                 self.writes += 1
                 self.sync_writes += sync
         return ok
+
+    def _headroom(self, key: str, sent: int, now: float) -> int:
+        """About ``horizon_s`` of the pace since the last write, within [min_headroom, 4 x that advance].
+        Caller holds ``_lock``."""
+        advance = sent - self._written.get(key, sent)
+        elapsed_s = now - self._written_at.get(key, now)
+        paced = int(advance * self.horizon_s / elapsed_s) if elapsed_s > 0 else 4 * advance
+        return max(self.min_headroom, min(4 * advance, paced))
 
     def _write_file(self, key: str, sent: int, bound: int, *, closed: bool) -> None:
         record = {"format": _FORMAT, "stream_key": key, "bound_seq_id": bound, "last_sent_seq_id": sent,
