@@ -2,9 +2,12 @@
 
 ``read_summaries(conn, previous)`` reads the small ``runs`` and ``streams`` tables, and runs the
 per-run aggregates (episodes, steps, last and best return) only for runs whose fingerprint
-(status, ``updated_at``, the streams' highest seq_id) changed since ``previous``: a finished run is
-aggregated once, a running one at each refresh that brings it news. Every query uses an index
-(the primary keys of ``steps`` and ``episodes`` begin with ``run_id``). Runs marked ``deleted`` or
+(status, ``updated_at``, each stream's highest seq_id) changed since ``previous``: a finished run
+is aggregated once. A run that only grew (every stream's cursor the same or higher) is updated
+incrementally: only its rows above the previous cursors are read (the sink commits a stream as a
+prefix, with its cursor in the same transaction), so a running run of millions of steps costs what
+it wrote since the last refresh. Every query uses an index (the primary keys of ``steps`` and
+``episodes`` begin with ``run_id, agent_id``; ``episodes_by_seq``). Runs marked ``deleted`` or
 ``archived`` (``store.delete_run`` / ``archive_run``) are not listed.
 """
 
@@ -49,6 +52,10 @@ class RunSummary:
     best_return: float | None
     config: Mapping[str, Any] | None
     fingerprint: Fingerprint = attrs.field(eq=False, repr=False, default=())
+    #: ``(stored agent id, max_seq_id)`` of each stream when the aggregates were read.
+    cursors: tuple[tuple[str, int], ...] = attrs.field(eq=False, repr=False, default=())
+    #: seq_id of the newest stored episode (the one ``last_return`` is from), -1 for none.
+    last_episode_seq: int = attrs.field(eq=False, repr=False, default=-1)
 
     @property
     def hyper_parameters(self) -> dict[str, Any]:
@@ -106,9 +113,53 @@ def _config(text: str | None) -> Mapping[str, Any] | None:
 _RUNS_SQL = ("SELECT run_id, status, env_id, config_json, created_at, started_at, completed_at, updated_at "
              "FROM runs ORDER BY created_at, run_id")
 _STREAMS_SQL = "SELECT run_id, agent_id, max_seq_id FROM streams ORDER BY run_id, agent_id"
-_EPISODES_SQL = "SELECT COUNT(*), MAX(total_reward) FROM episodes WHERE run_id = ?"
-_LAST_SQL = "SELECT total_reward FROM episodes WHERE run_id = ? ORDER BY seq_id DESC LIMIT 1"
-_STEPS_SQL = "SELECT COUNT(*) FROM steps WHERE run_id = ?"
+_EPISODES_SQL = ("SELECT COUNT(*), MAX(total_reward) FROM episodes WHERE run_id = ? AND agent_id = ? "
+                 "AND seq_id > ?")
+_LAST_SQL = ("SELECT seq_id, total_reward FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
+             "ORDER BY seq_id DESC LIMIT 1")
+_STEPS_SQL = "SELECT COUNT(*) FROM steps WHERE run_id = ? AND agent_id = ? AND seq_id > ?"
+_RUN_EPISODES_SQL = "SELECT COUNT(*), MAX(total_reward) FROM episodes WHERE run_id = ?"
+_RUN_LAST_SQL = "SELECT seq_id, total_reward FROM episodes WHERE run_id = ? ORDER BY seq_id DESC LIMIT 1"
+_RUN_STEPS_SQL = "SELECT COUNT(*) FROM steps WHERE run_id = ?"
+
+
+def _grew(old: tuple[tuple[str, int], ...], new: tuple[tuple[str, int], ...]) -> bool:
+    """True when every stream of ``old`` is in ``new`` with the same or a higher cursor."""
+    now = dict(new)
+    return bool(old) and all(agent in now and now[agent] >= seq for agent, seq in old)
+
+
+def _aggregate(conn: sqlite3.Connection, run_id: str, cursors: tuple[tuple[str, int], ...],
+               base: RunSummary | None) -> tuple[int, int, float | None, float | None, int]:
+    """``(episodes, steps, best, last, last_seq)`` of a run: from scratch, or ``base`` plus the rows
+    above its cursors. A run without stream rows (a file written otherwise) is read as a whole."""
+    if not cursors:
+        count, best_all = conn.execute(_RUN_EPISODES_SQL, (run_id,)).fetchone()
+        row = conn.execute(_RUN_LAST_SQL, (run_id,)).fetchone() if count else None
+        steps_all = int(conn.execute(_RUN_STEPS_SQL, (run_id,)).fetchone()[0])
+        return (int(count), steps_all, None if best_all is None else float(best_all),
+                None if row is None or row[1] is None else float(row[1]), -1 if row is None else int(row[0]))
+    after = dict(base.cursors) if base is not None else {}
+    episodes = base.episodes if base is not None else 0
+    steps = base.steps if base is not None else 0
+    best = base.best_return if base is not None else None
+    last = base.last_return if base is not None else None
+    last_seq = base.last_episode_seq if base is not None else -1
+    for agent_id, _seq in cursors:
+        floor = after.get(agent_id, -1 << 62)
+        if base is not None and agent_id in after and after[agent_id] == _seq:
+            continue  # this stream did not move
+        count, top = conn.execute(_EPISODES_SQL, (run_id, agent_id, floor)).fetchone()
+        if count:
+            episodes += int(count)
+            if top is not None:
+                best = float(top) if best is None else max(best, float(top))
+            row = conn.execute(_LAST_SQL, (run_id, agent_id, floor)).fetchone()
+            if row is not None and int(row[0]) > last_seq:
+                last_seq = int(row[0])
+                last = None if row[1] is None else float(row[1])
+        steps += int(conn.execute(_STEPS_SQL, (run_id, agent_id, floor)).fetchone()[0])
+    return episodes, steps, best, last, last_seq
 
 
 def summaries_token(conn: sqlite3.Connection) -> tuple[Any, ...]:
@@ -130,32 +181,27 @@ def read_summaries(conn: sqlite3.Connection,
         conn.execute("BEGIN")
     try:
         runs = conn.execute(_RUNS_SQL).fetchall()
-        agents: dict[str, list[str]] = {}
-        top_seq: dict[str, int] = {}
+        cursors_of: dict[str, list[tuple[str, int]]] = {}
         for run_id, agent_id, max_seq in conn.execute(_STREAMS_SQL):
-            agents.setdefault(run_id, []).append(agent_id)
-            top_seq[run_id] = max(top_seq.get(run_id, -1), int(max_seq))
+            cursors_of.setdefault(run_id, []).append((agent_id, int(max_seq)))
         out: list[RunSummary] = []
         for run_id, status, env_id, config_json, created_at, started_at, completed_at, updated_at in runs:
             if status in HIDDEN_STATUSES:
                 continue
-            agent_ids = tuple(a for a in agents.get(run_id, ()) if a)
-            fingerprint = (status, updated_at, top_seq.get(run_id), len(agents.get(run_id, ())))
+            cursors = tuple(cursors_of.get(run_id, ()))
+            fingerprint = (status, updated_at, cursors)
             old = previous.get(run_id)
             if old is not None and old.fingerprint == fingerprint:
                 out.append(old)
                 continue
-            episodes, best = conn.execute(_EPISODES_SQL, (run_id,)).fetchone()
-            last_row = conn.execute(_LAST_SQL, (run_id,)).fetchone() if episodes else None
-            steps = conn.execute(_STEPS_SQL, (run_id,)).fetchone()[0]
+            base = old if old is not None and _grew(old.cursors, cursors) else None
+            episodes, steps, best, last, last_seq = _aggregate(conn, run_id, cursors, base)
             out.append(RunSummary(
-                run_id=run_id, status=status, env_id=env_id, agent_ids=agent_ids, created_at=created_at,
-                started_at=started_at, completed_at=completed_at, updated_at=updated_at,
+                run_id=run_id, status=status, env_id=env_id, agent_ids=tuple(a for a, _s in cursors if a),
+                created_at=created_at, started_at=started_at, completed_at=completed_at, updated_at=updated_at,
                 duration_s=duration_s(started_at, created_at, completed_at, updated_at),
-                episodes=int(episodes), steps=int(steps),
-                last_return=None if last_row is None or last_row[0] is None else float(last_row[0]),
-                best_return=None if best is None else float(best),
-                config=_config(config_json), fingerprint=fingerprint,
+                episodes=episodes, steps=steps, last_return=last, best_return=best,
+                config=_config(config_json), fingerprint=fingerprint, cursors=cursors, last_episode_seq=last_seq,
             ))
         return out
     finally:

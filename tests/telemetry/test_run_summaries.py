@@ -86,3 +86,39 @@ def test_duration_and_hyper_parameter_helpers() -> None:
               "algorithm": "q_learning", "nan": float("nan"), "seed": 0}
     assert hyper_parameters(config) == {"learning_rate": 0.1, "gamma": 0.99, "algorithm": "q_learning", "seed": 0}
     assert hyper_parameters(None) == {} and hyper_parameters([1]) == {}
+
+
+def test_a_growing_run_is_updated_from_its_new_rows_and_equals_a_full_read(store: TelemetrySQLiteStore,
+                                                                          db_path: Path) -> None:
+    a = EventFactory("r-grow", "agent-a")
+    b = EventFactory("r-grow", "agent-b", first_seq=0)
+    store.write_batch([a.started(), *a.episodes(2, 3)])
+    conn = reader(db_path)
+    previous = {s.run_id: s for s in read_summaries(conn)}
+    for round_ in range(4):
+        batch = a.episodes(1, 2 + round_, first_episode=2 + round_)
+        batch[-1].payload["total_reward"] = float(10 - 3 * round_)  # best early, last lower
+        batch += b.episodes(1, 4, first_episode=round_)  # a second agent appears, then grows
+        batch += [a.step(9, 0)]  # a partial episode
+        store.write_batch(batch)
+        incremental = {s.run_id: s for s in read_summaries(conn, previous)}
+        full = {s.run_id: s for s in read_summaries(conn)}
+        assert incremental == full
+        previous = incremental
+    summary = previous["r-grow"]
+    assert summary.agent_ids == ("agent-a", "agent-b")
+    assert summary.steps == conn.execute("SELECT COUNT(*) FROM steps WHERE run_id = 'r-grow'").fetchone()[0]
+    assert summary.episodes == 2 + 4 + 4 and summary.best_return == 10.0
+    newest = conn.execute("SELECT total_reward FROM episodes WHERE run_id = 'r-grow' ORDER BY seq_id DESC "
+                          "LIMIT 1").fetchone()[0]
+    assert summary.last_return == newest
+
+
+def test_a_run_whose_rows_were_removed_is_read_again_in_full(store: TelemetrySQLiteStore, db_path: Path) -> None:
+    f = EventFactory("r1", "a")
+    store.write_batch(f.run(3, 2))
+    conn = reader(db_path)
+    first = {s.run_id: s for s in read_summaries(conn)}
+    store.write_batch([EventFactory("r1", "b").step(0, 0)])  # another stream: a changed fingerprint
+    again = {s.run_id: s for s in read_summaries(conn, first)}
+    assert again["r1"].steps == 7 and again["r1"].episodes == 3
