@@ -304,7 +304,7 @@ def test_the_window_opens_the_replay_of_a_data_only_stream_with_its_first_stored
         assert opened.args == [RUN, AGENT]
         tab = window.replay_tab(RUN, AGENT)
         assert tab is not None and not tab.run_finished and tab.episode_count() == 1
-        assert "Agent-agent-3-Replay" in window.tab_titles() and "still going" in tab.progress_text()
+        assert "Run #1 · agent-3 · Replay" in window.tab_titles() and "still going" in tab.progress_text()
         assert services.registry.status(RUN) is RunStatus.RUNNING
         publish_from_a_thread(services.bus, [f.step(1, 1), f.episode(1, 2)])
         qtbot.waitUntil(lambda: tab.episode_count() == 2, timeout=10000)
@@ -313,7 +313,7 @@ def test_the_window_opens_the_replay_of_a_data_only_stream_with_its_first_stored
         qtbot.waitUntil(lambda: tab.run_finished, timeout=10000)
         assert tab.progress_text() == "2 episodes, the whole run (cancelled)."
         assert window.runs_view.status_of(RUN) == "cancelled"
-        assert window.tab_titles().count("Agent-agent-3-Replay") == 1
+        assert window.tab_titles().count("Run #1 · agent-3 · Replay") == 1
     finally:
         assert window.shutdown(30)
         assert window.timers_active() == []
