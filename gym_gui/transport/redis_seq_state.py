@@ -87,6 +87,7 @@ class SeqState:
         self._renew_at: dict[str, int] = {}  # key -> a send beyond this wakes the renewal thread
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._retry_at = 0.0  # after a failed write, the renewal thread waits until then
         self._thread: threading.Thread | None = None
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.writes = 0
@@ -200,6 +201,8 @@ class SeqState:
             if self._stop.is_set():
                 return
             self._wake.clear()
+            if time.monotonic() < self._retry_at:
+                continue
             with self._lock:
                 due = [key for key, seq in self._sent.items()
                        if seq > self._renew_at.get(key, -1) or key not in self._written]
@@ -235,8 +238,9 @@ class SeqState:
                     self._rlog.log(logging.ERROR, "write", "cannot save the seq_id bound of %s in %s (%s): a bridge "
                                    "restarted after Redis lost this stream may reuse its seq_ids",
                                    key[:200], self.state_dir, self.last_error)
-                    with self._lock:  # sent anyway (counted, logged); the renewal thread tries again
+                    with self._lock:  # sent anyway (counted, logged); the renewal thread tries again later
                         self._limit[key] = max(bound, self._limit.get(key, -1))
+                    self._retry_at = time.monotonic() + self.interval_s
                     continue
                 with self._lock:
                     self._limit[key] = bound

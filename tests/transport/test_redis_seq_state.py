@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,24 @@ def test_a_claimed_stream_is_sent_without_a_synchronous_write(tmp_path: Path) ->
     wait_until(lambda: (state.floor(KEY) or 0) > 1070, message="the renewal woken before the reservation ran out")
     assert state.stats()["sync_writes"] == 0
     assert state.close() and state.floor(KEY) == 671
+
+
+def test_a_failing_state_write_is_counted_retried_at_a_bounded_rate_and_recovers(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    state = SeqState(folder, interval_s=0.05, min_headroom=10)
+    assert state.prepare() is None
+    state.reserve({KEY: 5})
+    shutil.rmtree(folder)
+    folder.write_text("")  # the dir is gone (a file where it was): every write fails
+    state.reserve({KEY: 100})  # beyond the bound: the write fails, the batch goes out anyway
+    assert state.stats()["errors"] == 1 and "NotADirectoryError" in str(state.stats()["last_error"])
+    for seq in range(101, 400):
+        state.reserve({KEY: seq})  # each batch wakes the renewal thread; it retries once per interval
+    assert state.stats()["errors"] < 30
+    folder.unlink()
+    folder.mkdir()  # the disk is back
+    wait_until(lambda: (state.floor(KEY) or 0) >= 399, message="the bound written again")
+    assert state.close() and state.floor(KEY) == 399
 
 
 def test_a_damaged_state_file_is_an_error_not_a_silent_restart_from_1(tmp_path: Path) -> None:
