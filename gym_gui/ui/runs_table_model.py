@@ -30,7 +30,7 @@ _TOOLTIPS = {
 }
 RUN_ID_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 2
-_STATUS_ORDER = {"running": 0, "stalled": 1, "pending": 2, "failed": 3, "cancelled": 4, "completed": 5}
+_STATUS_ORDER = {"running": 0, "stalled": 1, "pending": 2, "interrupted": 3, "failed": 4, "cancelled": 5, "completed": 6}
 
 
 @attrs.define(slots=True)

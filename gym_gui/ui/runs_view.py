@@ -31,8 +31,14 @@ STATUS_FILTERS: dict[str, frozenset[str] | None] = {
     "completed": frozenset({"completed"}),
     "failed": frozenset({"failed"}),
     "cancelled": frozenset({"cancelled"}),
+    "interrupted": frozenset({"interrupted"}),
 }
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+#: Finished runs (they can be deleted); an interrupted one can still be marked failed.
+TERMINAL = frozenset({"completed", "failed", "cancelled", "interrupted"})
+
+
+def _can_mark_failed(status: str | None) -> bool:
+    return status not in TERMINAL or status == "interrupted"
 Confirm = Callable[[str, str], bool]
 
 
@@ -254,7 +260,7 @@ class RunsView(QWidget):
 
     def _mark_failed(self) -> None:
         for run_id in self.selected_run_ids():
-            if self.status_of(run_id) not in TERMINAL:
+            if _can_mark_failed(self.status_of(run_id)):
                 self.mark_failed_requested.emit(run_id)
 
     def delete_runs(self, run_ids: Sequence[str]) -> int:
@@ -305,7 +311,7 @@ class RunsView(QWidget):
             action.setEnabled(one_or_more)
         self.action_compare.setEnabled(len(selected) >= 1)
         self.compare_button.setEnabled(len(selected) >= 1)
-        self.action_mark_failed.setEnabled(any(s not in TERMINAL for s in statuses))
+        self.action_mark_failed.setEnabled(any(_can_mark_failed(s) for s in statuses))
         self.action_delete.setEnabled(any(s in TERMINAL for s in statuses))
 
     def context_menu(self) -> QMenu:

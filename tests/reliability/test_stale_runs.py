@@ -191,3 +191,47 @@ def test_an_interrupted_run_is_terminal_until_a_writer_resumes_it() -> None:
     done = TelemetryEvent(Topic.RUN_COMPLETED, "r", "a", 12, "2026-01-01T01:00:01+00:00", {"outcome": "completed"})
     assert table.apply_event(done, now=1002.0) == [("status", "r", "completed")]
     assert table.apply_event(step, now=1003.0) == []  # completed is final
+
+
+def test_the_runs_tab_shows_an_interrupted_run_filters_it_and_offers_mark_failed_and_delete(
+        qtbot: Any, tmp_path: Path) -> None:
+    from gym_gui.qt.store_reader import StoreReader
+    from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+    from gym_gui.telemetry.stream_owners import current_process
+    from gym_gui.ui.runs_table_model import COLUMNS
+    from gym_gui.ui.runs_view import STATUS_FILTERS, RunsView
+
+    db = tmp_path / "tab.sqlite"
+    store = TelemetrySQLiteStore(db)
+    reader = StoreReader(store)
+    try:
+        for run_id in ("gone", "done"):
+            steps = [TelemetryEvent(Topic.STEP_APPENDED, run_id, AGENT, i, f"2026-01-01T00:00:0{i}+00:00",
+                                    {"episode_index": 0, "step_index": i}) for i in range(1, 4)]
+            store.write_batch(steps)
+        store.write_batch([TelemetryEvent(Topic.RUN_COMPLETED, "done", AGENT, 9, "2026-01-01T00:00:09+00:00",
+                                          {"outcome": "completed"})])
+        me = current_process()
+        with sqlite3.connect(db) as conn:  # "gone" was written by a process that is gone
+            conn.execute("INSERT INTO stream_owners VALUES ('gone', ?, ?, ?, ?, ?, '2026-01-01T00:00:00+00:00')",
+                         (AGENT, 1 << 22, me.host, 1, me.boot_id))
+        assert [r.run_id for r in store.mark_interrupted_runs()] == ["gone"]
+        view = RunsView(reader, refresh_interval_ms=100)
+        qtbot.addWidget(view)
+        view.start()
+        qtbot.waitUntil(lambda: view.model.rowCount() == 2 and view.summary_of("gone") is not None, timeout=5000)
+        rows = {view.run_at(r): dict(zip(COLUMNS, [view.proxy.index(r, c).data() for c in range(len(COLUMNS))]))
+                for r in range(view.proxy.rowCount())}
+        assert rows["gone"]["status"] == "interrupted" and rows["gone"]["steps"] == "3"
+        view.status_filter.setCurrentText("interrupted")
+        assert STATUS_FILTERS["interrupted"] == frozenset({"interrupted"})
+        assert [view.run_at(r) for r in range(view.proxy.rowCount())] == ["gone"]
+        view.select_runs(["gone"])
+        assert view.action_mark_failed.isEnabled() and view.action_delete.isEnabled()
+        with qtbot.waitSignal(view.mark_failed_requested, timeout=2000) as failed:
+            view.action_mark_failed.trigger()
+        assert failed.args == ["gone"]
+        view.stop()
+    finally:
+        assert reader.stop(5)
+        store.close()
