@@ -130,8 +130,8 @@ def test_a_bridge_restarted_after_its_stream_was_deleted_numbers_on(redis_server
         c.delete(stream_key("run-d", "a1"))  # an operator's DEL, or a Redis that lost its data
     code, out, err = run_bridge(redis_server, "run-d")
     assert code == 0, out + err
-    assert summary_of(out)["state_errors"] == "0"
     assert seqs_in_redis(redis_server, "run-d") == list(range(first[-1] + 1, 2 * first[-1] + 1))  # exactly on
+    assert summary_of(out)["state_errors"] == "0"
 
 
 def test_a_killed_bridge_is_never_followed_by_a_reused_seq_id(redis_server: RedisServer, tmp_path: Path) -> None:
