@@ -269,10 +269,10 @@ def test_a_bridge_restarted_after_an_empty_redis_restart_numbers_on_and_nothing_
     g.gate.open.set()
     second = start_bridge(server, "run-again", "--steps", "30")
     out = finish(second)
-    assert "state_errors=0" in out
     second_seqs = list(range(first_total + 1, first_total + 1 + 1 + events_of(30) + 1))
     wait_until(lambda: g.received()[-1:] == second_seqs[-1:], message="the second bridge's run read")
     assert g.received() == list(range(1, read_before + 1)) + second_seqs  # each new event once, under a new seq_id
+    assert "state_errors=0" in out
     lost = [(read_before + 1, first_total)] if read_before < first_total else []
     wait_until(lambda: g.lost("run-again") == lost, message="exactly what Redis lost unread, reported")
     stats = g.source.stats()
