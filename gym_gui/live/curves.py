@@ -53,7 +53,9 @@ MAX_EXTRA_SERIES = 32
 _INITIAL_CAPACITY = 256
 _NAN = math.nan
 _SUCCESS_OUTCOMES = {"success": 1.0, "succeeded": 1.0, "failure": 0.0, "failed": 0.0, "truncated": 0.0}
-_HB_SKIP = frozenset({"episodes_done", "steps_done"})
+#: Numbers that are not worth a chart: the heartbeat's own axes and clock, ids and seeds.
+_HB_SKIP = frozenset({"episodes_done", "steps_done", "elapsed_s", "interval_s", "pid"})
+_META_SKIP = frozenset({"seed", "episode_seed", "env_seed", "pid", "worker_id", "episode_index"})
 
 
 class EpisodePoint(NamedTuple):
@@ -174,6 +176,7 @@ class CurveData:
         self.duplicates = 0  # episodes offered again (ignored)
         self.extra_series_dropped = 0  # metadata / heartbeat keys beyond MAX_EXTRA_SERIES
         self.version = 0  # bumped by every change (views compare it to skip redraws)
+        self.rewritten = 0  # bumped when rows before the end changed (not a plain append)
 
     @classmethod
     def from_columns(cls, index: np.ndarray, total_reward: np.ndarray, length: np.ndarray, success: np.ndarray,
@@ -192,7 +195,7 @@ class CurveData:
         data.duplicates = int(len(index) - len(order))
         ep = data._ep
         n = len(order)
-        for key in list(metadata or {})[:MAX_EXTRA_SERIES]:
+        for key in [k for k in (metadata or {}) if k not in _META_SKIP][:MAX_EXTRA_SERIES]:
             data._meta_keys.append(key)
             ep.add_column(f"meta:{key}")
         data.extra_series_dropped = max(0, len(metadata or {}) - MAX_EXTRA_SERIES)
@@ -257,7 +260,7 @@ class CurveData:
         if not fresh:
             return 0
         fresh.sort(key=lambda p: p.episode_index)
-        for key in {k for p in fresh for k in p.metadata}:
+        for key in sorted({k for p in fresh for k in p.metadata} - _META_SKIP):
             if key not in self._meta_keys:
                 if len(self._meta_keys) + len(self._hb_keys) >= MAX_EXTRA_SERIES:
                     self.extra_series_dropped += 1
@@ -289,6 +292,7 @@ class CurveData:
 
     def _insert_rows(self, points: Sequence[EpisodePoint]) -> None:
         """Late episodes (e.g. backfilled): rebuild the raw columns merged by index (vectorised)."""
+        self.rewritten += 1
         ep = self._ep
         n, k = ep.n, len(points)
         new = {name: np.full(k, _NAN) for name in ep.cols}
@@ -338,6 +342,7 @@ class CurveData:
         if other.episode_count > before:
             mine = self.points()
             self._ep, self._meta_keys = other._ep, list(other._meta_keys)
+            self.rewritten += 1
             self._recompute_all()
             self.add_points(mine)
             self.duplicates += other.duplicates
@@ -366,6 +371,7 @@ class CurveData:
         if window != self.window:
             self.window = window
             self._recompute_all()
+            self.rewritten += 1
             self.version += 1
 
     # -- reading ---------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ class AgentReplayTab(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
-        self.episode_view.horizontalHeader().setDefaultSectionSize(72)
+        self.episode_view.horizontalHeader().setDefaultSectionSize(84)
         splitter.setSizes([300, 600])
         vertical = QSplitter(Qt.Orientation.Vertical)
         vertical.addWidget(splitter)

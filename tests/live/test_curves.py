@@ -135,3 +135,26 @@ def test_stored_curves_and_partial_episode(tmp_path: Path) -> None:
         assert store.steps_for_episode(run, "a", 3)  # replayable: its steps are there
     finally:
         store.close()
+
+
+def test_peak_decimation_is_incremental_and_keeps_every_extreme() -> None:
+    from gym_gui.live.decimate import PeakDecimator
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=100_000)
+    y[::97] = np.nan
+    y[54_321] = 50.0  # a spike
+    x = np.arange(len(y), dtype=float)
+    dec = PeakDecimator(max_bins=512)
+    for end in (10, 1000, 1001, 33_333, 100_000):  # appended piece by piece
+        dec.update(x[:end], y[:end])
+        dx, dy = dec.arrays()
+        assert len(dx) <= 2 * 512 + 2 * dec.bin_rows
+        assert np.nanmax(dy) == np.nanmax(y[:end]) and np.nanmin(dy) == np.nanmin(y[:end])
+        assert dx[0] == 0 and np.all(np.diff(dx) >= 0)
+    assert dec.rebuilds == 0
+    whole = PeakDecimator(max_bins=512)
+    whole.update(x, y)
+    assert np.array_equal(whole.arrays()[1], dec.arrays()[1], equal_nan=True)
+    dec.update(x, y, rewritten=1)  # rows before the end changed: rebuilt
+    assert dec.rebuilds == 1 and np.array_equal(whole.arrays()[1], dec.arrays()[1], equal_nan=True)

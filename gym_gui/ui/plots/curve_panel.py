@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
 from gym_gui.live.curves import CurveData
+from gym_gui.live.decimate import PeakDecimator
 
 __all__ = ["AXIS_LABELS", "CurvePanel"]
 
@@ -31,13 +32,19 @@ _log = logging.getLogger(__name__)
 AXIS_LABELS: tuple[tuple[str, str, str], ...] = (
     ("episode", "Episode", "episode"),
     ("step", "Step", "environment steps"),
-    ("wall", "Wall time", "seconds since the first episode"),
+    ("wall", "Wall time (s)", "seconds since the first episode"),
 )
 _BUILTIN_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("return", "Episode return", ("return", "return_mean")),
     ("length", "Episode length", ("length",)),
     ("success_rate", "Success rate (rolling)", ("success_rate",)),
 )
+#: Height of one row of charts; more rows than fit scroll.
+CHART_HEIGHT_PX = 170
+#: Up to this many points a curve gets the whole series (pyqtgraph downsamples it to the pixels).
+FULL_RES_POINTS = 20_000
+#: Zoomed in, a visible slice up to this many rows is drawn at full resolution, else from the bins.
+ZOOM_FULL_RES_ROWS = 200_000
 _RAW_PEN = pg.mkPen((120, 160, 220, 110), width=1)
 _MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
 _LINE_PEN = pg.mkPen((40, 120, 60), width=1.5)
@@ -69,6 +76,7 @@ class _Chart:
         self.plot = plot
         self.title = title
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.decimators: dict[tuple[str, str], PeakDecimator] = {}
 
 
 class CurvePanel(QWidget):
@@ -79,6 +87,7 @@ class CurvePanel(QWidget):
         super().__init__(parent)
         self._data = data if data is not None else CurveData()
         self._max_charts = max(3, max_charts)
+        self._feeding = False
         self._columns = max(1, columns)
         self._axis = "episode"
         self._drawn_version = -1
@@ -90,7 +99,8 @@ class CurvePanel(QWidget):
         self.axis_box = QComboBox()
         for key, text, _label in AXIS_LABELS:
             self.axis_box.addItem(text, key)
-        self.axis_box.setToolTip("What the charts' x-axis counts: episodes, environment steps, or seconds")
+        self.axis_box.setToolTip("What the charts' x-axis counts: episodes, environment steps (at each "
+                                 "episode's end), or seconds since the first episode")
         self.axis_box.currentIndexChanged.connect(self._on_axis)
         self.window_box = QSpinBox()
         self.window_box.setRange(1, 100_000)
@@ -109,11 +119,15 @@ class CurvePanel(QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
-        self.graphics.setMinimumHeight(160)
+        self.graphics.setMinimumHeight(CHART_HEIGHT_PX)
+        self.scroll = QScrollArea()  # many worker numbers: the charts keep their height and scroll
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setWidget(self.graphics)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.scroll, 1)
         for key, title, series in _BUILTIN_CHARTS:
             chart = self._add_chart(key, title)
             for name in series:
@@ -170,18 +184,50 @@ class CurvePanel(QWidget):
             if name not in self._series_chart:
                 self._add_series_chart(name)
         offset = self._wall_offset() if self._axis == "wall" else 0.0
-        for chart in self._charts.values():
-            for name, curve in chart.curves.items():
-                x, y = data.series(name, self._axis)
-                if offset:
-                    x = x - offset
-                curve.setData(x, y, connect="finite")
+        self._feeding = True
+        try:
+            for chart in self._charts.values():
+                zoomed = not chart.plot.getViewBox().autoRangeEnabled()[0]
+                x_range = chart.plot.getViewBox().viewRange()[0] if zoomed else None
+                for name, curve in chart.curves.items():
+                    x, y = self._points(chart, name, data, x_range, offset)
+                    curve.setData(x, y, connect="finite")
+        finally:
+            self._feeding = False
         self.refreshes += 1
         count = data.episode_count
         self.status_label.setText(f"{count:,} episode{'s' if count != 1 else ''}")
         return True
 
     # -- internals -------------------------------------------------------------------------------
+    def _points(self, chart: _Chart, name: str, data: CurveData, x_range: list[float] | None,
+                offset: float) -> tuple[np.ndarray, np.ndarray]:
+        """What one curve draws: the whole series while it is small; else the peak bins of the
+        whole series (updated incrementally), or, zoomed in on few enough rows, those rows."""
+        x, y = data.series(name, self._axis)
+        if len(x) > FULL_RES_POINTS:
+            if x_range is not None:
+                lo, hi = np.searchsorted(x, [x_range[0] + offset, x_range[1] + offset])
+                lo, hi = max(0, int(lo) - 1), min(len(x), int(hi) + 1)
+                if hi - lo <= ZOOM_FULL_RES_ROWS:
+                    x, y = x[lo:hi], y[lo:hi]
+                    return (x - offset if offset else x), y
+            key = (name, self._axis)
+            decimator = chart.decimators.get(key)
+            if decimator is None:
+                decimator = chart.decimators[key] = PeakDecimator()
+            decimator.update(x, y, (id(data), data.rewritten))
+            x, y = decimator.arrays()
+        return (x - offset if offset else x), y
+
+    def _on_view_changed(self, view_box: Any, *_args: Any) -> None:
+        """The person zoomed or panned (auto-range off): redraw at the resolution of the new range."""
+        if self._feeding or view_box.autoRangeEnabled()[0]:
+            return
+        if self._data.episode_count > FULL_RES_POINTS or self._data.heartbeat_count > FULL_RES_POINTS:
+            self._drawn_version = -1
+            self.refresh()
+
     def _wall_offset(self) -> float:
         """Epoch seconds of the stream's first point (episode or heartbeat): wall time's zero."""
         data = self._data
@@ -195,11 +241,12 @@ class CurvePanel(QWidget):
         i = len(self._charts)
         row, col = divmod(i, self._columns)
         plot = self.graphics.addPlot(row=row, col=col, title=title)
+        self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
         plot.showGrid(x=True, y=True, alpha=0.25)
-        plot.setLabel("bottom", self._axis_label())
         plot.setMenuEnabled(True)
         chart = _Chart(plot, title)
         self._charts[key] = chart
+        plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         if key == "return":
             plot.addLegend(offset=(-5, 5))
         return chart
@@ -229,16 +276,12 @@ class CurvePanel(QWidget):
         chart = self._add_chart(name, title)
         self._add_curve(chart, name)
 
-    def _axis_label(self) -> str:
-        return next(label for key, _text, label in AXIS_LABELS if key == self._axis)
-
     def _on_axis(self, _index: int) -> None:
         axis = self.axis_box.currentData()
         if axis == self._axis:
             return
         self._axis = axis
         for chart in self._charts.values():
-            chart.plot.setLabel("bottom", self._axis_label())
             chart.plot.enableAutoRange(axis="x")
         self._drawn_version = -1
         self.refresh()

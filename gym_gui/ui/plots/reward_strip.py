@@ -28,12 +28,11 @@ class RewardStrip(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot_widget = pg.PlotWidget(background="w")
-        self.plot_widget.setMinimumHeight(70)
-        self.plot_widget.setMaximumHeight(130)
+        self.plot_widget.setMinimumHeight(90)
+        self.plot_widget.setMaximumHeight(140)
         plot = self.plot_widget.getPlotItem()
         plot.showGrid(x=True, y=True, alpha=0.25)
         plot.setLabel("left", "reward")
-        plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
         plot.setMouseEnabled(x=True, y=False)
         self.reward_curve = style_curve(plot.plot(pen=_REWARD_PEN, name="reward"))
         self.return_curve = style_curve(plot.plot(pen=_CUMULATIVE_PEN, name="return so far"))
@@ -44,7 +43,8 @@ class RewardStrip(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot_widget)
-        self.setToolTip("Reward of each step of the episode (and the return so far); drag the red line to scrub")
+        self.setToolTip("Blue: the reward of each step of the episode; orange dashes: the return so far. "
+                        "Drag the red line to scrub.")
 
     def set_rewards(self, rewards: Sequence[float | None]) -> None:
         """Show one reward per scrubber position (None: no reward stored, drawn as a gap). GUI thread."""
@@ -53,7 +53,14 @@ class RewardStrip(QWidget):
         x = np.arange(len(values), dtype=np.float64)
         self.reward_curve.setData(x, values, connect="finite")
         self.return_curve.setData(x, np.cumsum(np.nan_to_num(values, nan=0.0)))
-        self.plot_widget.getPlotItem().enableAutoRange()
+        plot = self.plot_widget.getPlotItem()
+        shown = np.concatenate((values, self.return_curve.yData if self.return_curve.yData is not None else []))
+        shown = shown[np.isfinite(shown)]
+        low, high = (float(shown.min()), float(shown.max())) if len(shown) else (0.0, 1.0)
+        if high - low < 1e-9:  # a constant reward (e.g. all 0): a readable band around it
+            low, high = low - 1.0, high + 1.0
+        plot.setYRange(low, high, padding=0.1)
+        plot.setXRange(0, max(1, len(values) - 1), padding=0.02)
         self.cursor.setBounds((0, max(0, len(values) - 1)))
 
     def set_cursor(self, position: int) -> None:
