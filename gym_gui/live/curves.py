@@ -343,7 +343,8 @@ class CurveData:
             mine = self.points()
             self._ep, self._meta_keys = other._ep, list(other._meta_keys)
             self.rewritten += 1
-            self._recompute_all()
+            if other.window != self.window or other._dirty_from is not None:
+                self._recompute_all()
             self.add_points(mine)
             self.duplicates += other.duplicates
             self.version += 1

@@ -141,17 +141,20 @@ class CompareView(QWidget):
         self.plot_widget = pg.PlotWidget(background="w")
         self.plot = self.plot_widget.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.legend = self.plot.addLegend(offset=(-5, 5))
+        self.legend = self.plot.addLegend(offset=(-5, 5), labelTextColor=(20, 20, 20),
+                                          brush=pg.mkBrush(255, 255, 255, 220), pen=pg.mkPen(160, 160, 160))
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.verticalHeader().setVisible(False)
         self.table.setToolTip("Hyper-parameters of each run (its config); tinted rows differ between runs")
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.plot_widget)
         split.addWidget(self.table)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([600, 400])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
@@ -201,13 +204,9 @@ class CompareView(QWidget):
         return list(self._differing)
 
     def table_rows(self) -> list[list[str]]:
-        """The table's cells, row by row (the parameter name first). GUI thread."""
-        rows = []
-        for r in range(self.table.rowCount()):
-            name = self.table.verticalHeaderItem(r)
-            cells = [self.table.item(r, c).text() if self.table.item(r, c) else "" for c in range(self.table.columnCount())]
-            rows.append([name.text() if name else "", *cells])
-        return rows
+        """The table's cells, row by row (the parameter name first, marked ``≠`` when it differs). GUI thread."""
+        return [[self.table.item(r, c).text() if self.table.item(r, c) else "" for c in range(self.table.columnCount())]
+                for r in range(self.table.rowCount())]
 
     def set_smoothing(self, weight: float) -> None:
         """Set the smoothing weight in [0, 0.99]. GUI thread; never blocks."""
@@ -267,21 +266,21 @@ class CompareView(QWidget):
         params.sort(key=lambda kv: (kv[0] not in differing, kv[0]))
         rows = facts + params
         self.table.clear()
-        self.table.setColumnCount(len(runs))
+        self.table.setColumnCount(len(runs) + 1)
         self.table.setRowCount(len(rows))
-        self.table.setHorizontalHeaderLabels([run_label(r.run_id, r.record) for r in runs])
+        self.table.setHorizontalHeaderLabels(["parameter", *[run_label(r.run_id, r.record) for r in runs]])
         bold = QFont()
         bold.setBold(True)
         for row, (name, values) in enumerate(rows):
-            header = QTableWidgetItem(name + (" \u2260" if name in differing else ""))
-            self.table.setVerticalHeaderItem(row, header)
-            for col, value in enumerate(values):
-                item = QTableWidgetItem("-" if value is None else _cell(value))
+            cells = [name + (" \u2260" if name in differing else ""),
+                     *("-" if value is None else _cell(value) for value in values)]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
                 if name in differing:
                     item.setBackground(_DIFF_BRUSH)
                     item.setFont(bold)
                     item.setToolTip("differs between the runs")
                 self.table.setItem(row, col, item)
-        for col, run in enumerate(runs):
+        for col, run in enumerate(runs, start=1):
             self.table.horizontalHeaderItem(col).setToolTip(run.run_id)
         self.table.resizeColumnsToContents()

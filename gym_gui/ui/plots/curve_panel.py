@@ -41,14 +41,17 @@ _BUILTIN_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 #: Height of one row of charts; more rows than fit scroll.
 CHART_HEIGHT_PX = 170
+SHOW_GRID = True
+#: Bins of a decimated curve: about one per pixel of a chart (each bin draws its min-max stroke).
+DECIMATED_BINS = 512
 #: Up to this many points a curve gets the whole series (pyqtgraph downsamples it to the pixels).
 FULL_RES_POINTS = 20_000
 #: Zoomed in, a visible slice up to this many rows is drawn at full resolution, else from the bins.
 ZOOM_FULL_RES_ROWS = 200_000
-_RAW_PEN = pg.mkPen((120, 160, 220, 110), width=1)
+_RAW_PEN = pg.mkPen((175, 198, 235), width=1)  # opaque: blending a million strokes costs
 _MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
-_LINE_PEN = pg.mkPen((40, 120, 60), width=1.5)
-_EXTRA_PEN = pg.mkPen((170, 90, 20), width=1.5)
+_LINE_PEN = pg.mkPen((40, 120, 60), width=1)  # width 1: Qt strokes it without the wide-pen stroker
+_EXTRA_PEN = pg.mkPen((170, 90, 20), width=1)
 
 
 def _check_binding() -> None:
@@ -215,7 +218,7 @@ class CurvePanel(QWidget):
             key = (name, self._axis)
             decimator = chart.decimators.get(key)
             if decimator is None:
-                decimator = chart.decimators[key] = PeakDecimator()
+                decimator = chart.decimators[key] = PeakDecimator(max_bins=DECIMATED_BINS)
             decimator.update(x, y, (id(data), data.rewritten))
             x, y = decimator.arrays()
         return (x - offset if offset else x), y
@@ -242,7 +245,7 @@ class CurvePanel(QWidget):
         row, col = divmod(i, self._columns)
         plot = self.graphics.addPlot(row=row, col=col, title=title)
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
-        plot.showGrid(x=True, y=True, alpha=0.25)
+        plot.showGrid(x=SHOW_GRID, y=SHOW_GRID, alpha=0.25)
         plot.setMenuEnabled(True)
         chart = _Chart(plot, title)
         self._charts[key] = chart
