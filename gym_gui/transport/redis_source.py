@@ -341,12 +341,14 @@ class RedisTelemetrySource:
         publish = self._bus.publish
         for evt in events:
             publish(evt)
-        with self._lock:
+        with self._lock:  # one update: entries_read never runs ahead of what they were counted as
             self._entries_read += read
             for evt in events:
                 self._published[evt.topic.name] += 1
+            for exc in rejected:
+                self._rejected[exc.reason] += 1
         for exc in rejected:
-            self._count_rejected(exc.reason, f"stream {state.stream[0]}/{state.stream[1]}: {exc.detail}")
+            self._log_rejected(exc.reason, f"stream {state.stream[0]}/{state.stream[1]}: {exc.detail}")
 
     def _check_renumbered(self, client: redis.Redis) -> None:
         """Read the streams written anew below the seq_ids taken again from their start. May raise connection errors."""
@@ -379,6 +381,9 @@ class RedisTelemetrySource:
     def _count_rejected(self, reason: str, detail: str) -> None:
         with self._lock:
             self._rejected[reason] += 1
+        self._log_rejected(reason, detail)
+
+    def _log_rejected(self, reason: str, detail: str) -> None:
         self._rlog.log(logging.WARNING, f"rejected:{reason}", "%s: entry skipped (%s): %s", self.name, reason, detail)
 
     def _wait_for_gate(self) -> bool:
