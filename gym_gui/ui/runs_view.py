@@ -177,6 +177,7 @@ class RunsView(QWidget):
             return
         self.model.set_live(run_id, status, env_id, tuple(agent_ids))
         self._update_actions()
+        self._fit_columns()
 
     def status_of(self, run_id: str) -> str | None:
         """The status shown for ``run_id``, or None when it is not listed. GUI thread."""
@@ -241,6 +242,7 @@ class RunsView(QWidget):
             self._summaries = {s.run_id: s for s in listed}
             self.model.set_summaries(listed)
             self._update_actions()
+            self._fit_columns()
         self.refreshed.emit(self.model.rowCount())
 
     def _on_refresh_failed(self, error: BaseException) -> None:
@@ -341,6 +343,10 @@ class RunsView(QWidget):
         run_id = self.run_at(index.row())
         if run_id:
             self.replay_requested.emit(run_id)
+
+    def _fit_columns(self) -> None:
+        """Columns as wide as their texts (the header's contents mode reads only at layout time)."""
+        self.table.resizeColumnsToContents()
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()

@@ -63,6 +63,9 @@ def test_stored_runs_are_listed_with_their_aggregates(qtbot: Any, store: Telemet
     assert dict(zip(COLUMNS, texts["r-taxi"]))["status"] == "failed"
     assert dict(zip(COLUMNS, texts["r-going"]))["status"] == "running"
     assert view.count_label.text() == "3 runs"
+    metrics = view.table.fontMetrics()  # columns fit their texts once the rows arrive (none elided)
+    for column, text in (("env", "FrozenLake-v1"), ("status", "completed"), ("started", lake["started"])):
+        assert view.table.columnWidth(COLUMNS.index(column)) >= metrics.horizontalAdvance(text), column
 
 
 def test_runs_another_process_writes_appear_and_an_unchanged_file_is_not_read_again(
