@@ -55,7 +55,7 @@ _NAN = math.nan
 _SUCCESS_OUTCOMES = {"success": 1.0, "succeeded": 1.0, "failure": 0.0, "failed": 0.0, "truncated": 0.0}
 #: Numbers that are not worth a chart: the heartbeat's own axes and clock, ids and seeds.
 _HB_SKIP = frozenset({"episodes_done", "steps_done", "elapsed_s", "interval_s", "pid"})
-_META_SKIP = frozenset({"seed", "episode_seed", "env_seed", "pid", "worker_id", "episode_index"})
+META_SKIP = frozenset({"seed", "episode_seed", "env_seed", "pid", "worker_id", "episode_index"})
 
 
 class EpisodePoint(NamedTuple):
@@ -195,7 +195,7 @@ class CurveData:
         data.duplicates = int(len(index) - len(order))
         ep = data._ep
         n = len(order)
-        for key in [k for k in (metadata or {}) if k not in _META_SKIP][:MAX_EXTRA_SERIES]:
+        for key in [k for k in (metadata or {}) if k not in META_SKIP][:MAX_EXTRA_SERIES]:
             data._meta_keys.append(key)
             ep.add_column(f"meta:{key}")
         data.extra_series_dropped = max(0, len(metadata or {}) - MAX_EXTRA_SERIES)
@@ -260,7 +260,7 @@ class CurveData:
         if not fresh:
             return 0
         fresh.sort(key=lambda p: p.episode_index)
-        for key in sorted({k for p in fresh for k in p.metadata} - _META_SKIP):
+        for key in sorted({k for p in fresh for k in p.metadata} - META_SKIP):
             if key not in self._meta_keys:
                 if len(self._meta_keys) + len(self._hb_keys) >= MAX_EXTRA_SERIES:
                     self.extra_series_dropped += 1

@@ -20,7 +20,8 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from gym_gui.live.curves import CurveData, episode_success, iso_to_epoch_s, numeric_fields
+from gym_gui.live.curves import META_SKIP as _META_SKIP
+from gym_gui.live.curves import CurveData, episode_success, numeric_fields
 from gym_gui.telemetry.json_text import load_json
 from gym_gui.telemetry.sqlite_records import EpisodeRecord
 from gym_gui.telemetry.sqlite_rows import loaded_agent, stored_agent
@@ -37,10 +38,6 @@ __all__ = [
 PARTIAL_OUTCOME = "partial (unfinished)"
 T = TypeVar("T")
 
-_CURVE_SQL = (
-    "SELECT episode_index, total_reward, length, terminated, truncated, outcome, metadata_json, extra_json, ts_iso "
-    "FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index"
-)
 _PARTIAL_SQL = (
     "SELECT episode_index, COUNT(*), SUM(reward), MAX(seq_id), MAX(ts_iso), MAX(terminated), MAX(truncated) "
     "FROM steps s WHERE run_id = :run AND agent_id = :agent AND episode_index IS NOT NULL "
@@ -60,40 +57,93 @@ def _flag(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _json_type(column: str, key: str) -> str:
+    # instr first: nearly no row holds the key, and it spares those rows the JSON parse
+    return (f"CASE WHEN instr({column}, '\"{key}\"') AND json_valid({column}) "
+            f"THEN json_type({column}, '$.{key}') END")
+
+
+def _bool_case(column: str, key: str) -> str:
+    kind = _json_type(column, key)
+    return f"WHEN ({kind}) = 'true' THEN 1.0 WHEN ({kind}) = 'false' THEN 0.0"
+
+
+#: ``live.curves.episode_success`` in SQL: the payload's (extras') or the metadata's success /
+#: is_success boolean, then the outcome text, then terminated with a positive return, truncated.
+_SUCCESS_SQL = (
+    "CASE " + " ".join(_bool_case(col, key) for col in ("extra_json", "metadata_json") for key in ("success", "is_success"))
+    + " WHEN lower(outcome) IN ('success', 'succeeded') THEN 1.0"
+    " WHEN lower(outcome) IN ('failure', 'failed', 'truncated') THEN 0.0"
+    " WHEN terminated = 1 THEN CASE WHEN total_reward > 0 THEN 1.0 ELSE 0.0 END"
+    " WHEN truncated = 1 THEN 0.0 END"
+)
+#: Epoch seconds of ts_iso (SQLite's julianday: millisecond precision), NULL when unreadable.
+_WALL_SQL = "(julianday(ts_iso) - 2440587.5) * 86400.0"
+_COLUMNS_SQL = (
+    f"SELECT episode_index, total_reward, length, {_SUCCESS_SQL}, {_WALL_SQL} "
+    "FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index"
+)
+#: Rows whose JSON SQLite cannot read (NaN or Infinity tokens in older SQLite): done in Python.
+_ODD_JSON_SQL = (
+    "SELECT episode_index, total_reward, terminated, truncated, outcome, metadata_json, extra_json FROM episodes "
+    "WHERE run_id = ? AND agent_id = ? AND ((metadata_json IS NOT NULL AND NOT json_valid(metadata_json)) "
+    "OR (extra_json IS NOT NULL AND NOT json_valid(extra_json))) ORDER BY episode_index"
+)
+_META_KEYS_SQL = (
+    "SELECT DISTINCT j.key FROM episodes, json_each(episodes.metadata_json) AS j "
+    "WHERE run_id = ? AND agent_id = ? AND metadata_json IS NOT NULL AND json_valid(metadata_json) "
+    "AND j.type IN ('integer', 'real') ORDER BY j.key"
+)
+
+
+def _meta_column_sql(key: str) -> str:
+    path = "$." + '"' + key.replace('"', '""') + '"'
+    quoted = "'" + path.replace("'", "''") + "'"
+    return (f"SELECT CASE WHEN metadata_json IS NOT NULL AND json_valid(metadata_json) AND "
+            f"json_type(metadata_json, {quoted}) IN ('integer', 'real') THEN json_extract(metadata_json, {quoted}) END "
+            "FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index")
+
+
 def load_curves(conn: sqlite3.Connection, run_id: str, agent_id: str | None, *, window: int = 100) -> CurveData:
     """The curves of stream ``(run_id, agent_id)`` from its stored episodes. Caller's thread; blocks
-    for the query (a reader thread's job: about 2 s per million episodes)."""
-    rows = conn.execute(_CURVE_SQL, (run_id, stored_agent(agent_id))).fetchall()
-    n = len(rows)
-    index = np.empty(n)
-    total = np.full(n, math.nan)
-    length = np.full(n, math.nan)
-    success = np.full(n, math.nan)
-    wall = np.full(n, math.nan)
+    for the queries (a reader thread's job). SQLite computes every column (success by the rule of
+    ``live.curves.episode_success``, wall time with millisecond precision, each numeric metadata
+    key), so the reader thread runs little Python per row and seldom holds the GIL the GUI thread
+    needs."""
+    key = (run_id, stored_agent(agent_id))
+    table = np.array(conn.execute(_COLUMNS_SQL, key).fetchall(), dtype=np.float64)  # None -> nan
+    n = len(table)
+    if not n:
+        table = np.empty((0, 5))
     metadata: dict[str, np.ndarray] = {}
-    for i, (ep, reward, steps, terminated, truncated, outcome, meta_json, extra_json, ts) in enumerate(rows):
-        index[i] = ep
-        if reward is not None:
-            total[i] = reward
-        if steps is not None:
-            length[i] = steps
-        payload: dict[str, Any] = {"terminated": _flag(terminated), "truncated": _flag(truncated),
-                                   "outcome": outcome, "total_reward": reward}
-        if extra_json is not None:
-            extra = load_json(extra_json)
-            if isinstance(extra, dict):
-                payload = {**extra, **{k: v for k, v in payload.items() if v is not None}}
+    for (meta_key,) in conn.execute(_META_KEYS_SQL, key).fetchall():
+        if isinstance(meta_key, str) and meta_key not in _META_SKIP:
+            metadata[meta_key] = np.array(conn.execute(_meta_column_sql(meta_key), key).fetchall(),
+                                          dtype=np.float64).reshape(-1)
+    _patch_odd_json(conn, key, table, metadata)
+    return CurveData.from_columns(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4], metadata,
+                                  window=window)
+
+
+def _patch_odd_json(conn: sqlite3.Connection, key: tuple[str, str], table: np.ndarray,
+                    metadata: dict[str, np.ndarray]) -> None:
+    """Success and metadata numbers of the few rows whose JSON only Python reads."""
+    for ep, reward, terminated, truncated, outcome, meta_json, extra_json in conn.execute(_ODD_JSON_SQL, key):
+        row = int(np.searchsorted(table[:, 0], ep))
+        extra = load_json(extra_json) if extra_json is not None else None
+        payload: dict[str, Any] = dict(extra) if isinstance(extra, dict) else {}
+        payload.update({"total_reward": reward, "outcome": outcome,
+                        "terminated": None if terminated is None else bool(terminated),
+                        "truncated": None if truncated is None else bool(truncated)})
         if meta_json is not None:
-            meta = load_json(meta_json)
-            payload["metadata"] = meta
-            for key, value in numeric_fields(meta).items():
-                column = metadata.get(key)
-                if column is None:
-                    column = metadata[key] = np.full(n, math.nan)
-                column[i] = value
-        success[i] = episode_success(payload)
-        wall[i] = iso_to_epoch_s(ts)
-    return CurveData.from_columns(index, total, length, success, wall, metadata, window=window)
+            payload["metadata"] = load_json(meta_json)
+            for name, value in numeric_fields(payload["metadata"]).items():
+                if name in _META_SKIP:
+                    continue
+                if name not in metadata:
+                    metadata[name] = np.full(len(table), math.nan)
+                metadata[name][row] = value
+        table[row, 3] = episode_success(payload)
 
 
 def load_curves_from_store(store: Any, run_id: str, agent_id: str | None, *, window: int = 100) -> CurveData:

@@ -158,3 +158,29 @@ def test_peak_decimation_is_incremental_and_keeps_every_extreme() -> None:
     assert np.array_equal(whole.arrays()[1], dec.arrays()[1], equal_nan=True)
     dec.update(x, y, rewritten=1)  # rows before the end changed: rebuilt
     assert dec.rebuilds == 1 and np.array_equal(whole.arrays()[1], dec.arrays()[1], equal_nan=True)
+
+
+@pytest.mark.parametrize("extra", [
+    {"metadata": {"is_success": True}, "total_reward": -1.0},
+    {"success": False, "outcome": "success"},
+    {"outcome": "success", "terminated": False, "truncated": True},
+    {"outcome": "Failure"},
+    {"terminated": True, "total_reward": 1.0, "outcome": None},
+    {"terminated": True, "total_reward": 0.0, "outcome": None},
+    {"terminated": False, "truncated": True, "outcome": None},
+    {"terminated": False, "truncated": False, "outcome": "goal"},
+    {"metadata": {"success": False, "loss": float("nan")}, "outcome": "success"},
+])
+def test_the_stored_success_matches_the_live_rule(tmp_path: Path, extra: dict[str, object]) -> None:
+    """SQLite computes success for stored curves; it must say what episode_success says live."""
+    store = TelemetrySQLiteStore(tmp_path / "s.sqlite")
+    try:
+        evt = _episode("r", 1, 0, 2.0, **extra)
+        store.write_batch([evt])
+        stored = load_curves_from_store(store, "r", "a").column("success")[0]
+        live = episode_success(evt.payload)
+        assert (math.isnan(stored) and math.isnan(live)) or stored == live
+        wall = load_curves_from_store(store, "r", "a").column("wall")[0]
+        assert abs(wall - iso_to_epoch_s(evt.ts_iso)) < 0.002
+    finally:
+        store.close()
