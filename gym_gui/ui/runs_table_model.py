@@ -18,7 +18,7 @@ __all__ = ["COLUMNS", "RUN_ID_ROLE", "SORT_ROLE", "RunRow", "RunsFilterProxy", "
 COLUMNS = ("run", "started", "duration", "status", "env", "agents", "episodes", "steps", "last return",
            "best return", "hyper-parameters")
 _TOOLTIPS = {
-    "run": "the run id",
+    "run": "the run id, after the label its tabs carry (FrozenLake #3) once it has one",
     "started": "when the run started (local time), else its first stored event",
     "duration": "start to completion, or to the newest stored news of a run still going",
     "status": "live status (this window's registry), else the stored one",
@@ -42,6 +42,7 @@ class RunRow:
     live_status: str | None = None
     live_env_id: str | None = None
     live_agents: tuple[str, ...] = ()
+    label: str | None = None  # the window's tab label (``Taxi #1``), once the run has a tab
 
     @property
     def status(self) -> str:
@@ -110,6 +111,7 @@ class RunsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[RunRow] = []
         self._index: dict[str, int] = {}
+        self._labels: dict[str, str] = {}
 
     # -- Qt --------------------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
@@ -155,7 +157,7 @@ class RunsTableModel(QAbstractTableModel):
     def _text(row: RunRow, column: str) -> str:
         s = row.summary
         if column == "run":
-            return row.run_id
+            return f"{row.label} · {row.run_id}" if row.label else row.run_id
         if column == "started":
             return _local_time(row.started_iso)
         if column == "duration":
@@ -211,6 +213,14 @@ class RunsTableModel(QAbstractTableModel):
         row.live_status, row.live_env_id, row.live_agents = status, env_id or row.live_env_id, tuple(agent_ids)
         self._changed(i)
 
+    def set_label(self, run_id: str, label: str) -> None:
+        """Show the run's tab label beside its id (also once the run is listed later). GUI thread."""
+        self._labels[run_id] = label
+        i = self._index.get(run_id)
+        if i is not None and self._rows[i].label != label:
+            self._rows[i].label = label
+            self._changed(i)
+
     def set_summaries(self, summaries: Iterable[RunSummary]) -> None:
         """Every stored run's summary: new runs are appended, changed ones updated, stored runs that
         are no longer stored (deleted) are removed unless the registry still reports them. GUI thread."""
@@ -239,6 +249,7 @@ class RunsTableModel(QAbstractTableModel):
         return True
 
     def _append(self, row: RunRow) -> None:
+        row.label = row.label or self._labels.get(row.run_id)
         n = len(self._rows)
         self.beginInsertRows(QModelIndex(), n, n)
         self._rows.append(row)

@@ -179,6 +179,11 @@ class RunsView(QWidget):
         self._update_actions()
         self._fit_columns()
 
+    def set_label(self, run_id: str, label: str) -> None:
+        """Show the label the run's tabs carry beside its id. GUI thread; never blocks."""
+        self.model.set_label(run_id, label)
+        self._fit_columns()
+
     def status_of(self, run_id: str) -> str | None:
         """The status shown for ``run_id``, or None when it is not listed. GUI thread."""
         row = self.model.row_of(run_id)

@@ -364,7 +364,9 @@ class MainWindow(TabsMixin, QMainWindow):
         summary = self.runs_view.summary_of(run_id)
         env_id = (self._env_of.get(run_id) or (state.env_id if state is not None else None)
                   or (summary.env_id if summary is not None else None))
-        return self.labels.label(run_id, env_id)
+        label = self.labels.label(run_id, env_id)
+        self.runs_view.set_label(run_id, label)
+        return label
 
     def _title(self, run_id: str, agent_id: str, kind: str) -> str:
         return tab_title(self._label(run_id), agent_id, kind)

@@ -71,6 +71,10 @@ def test_tabs_say_which_run_and_agent_they_show_and_reopen_from_the_runs_tab(
                       "FrozenLake #2 · agent-1 · Online", "FrozenLake #2 · agent-1 · Replay"]
     index = titles.index("Taxi #1 · agent-1 · Replay")
     assert run_ids[1] in window.tabs.tabToolTip(index)
+    # The Runs tab shows each run's label beside its id, so a tab's run is found there.
+    runs = window.runs_view
+    row = runs.visible_run_ids().index(run_ids[1])
+    assert runs.proxy.index(row, 0).data() == f"Taxi #1 · {run_ids[1]}"
     # The Runs tab cannot be closed; the others can.
     assert window.tabs.tabBar().tabButton(0, window.tabs.tabBar().ButtonPosition.RightSide) is None
     window.tabs.tabCloseRequested.emit(0)
