@@ -15,7 +15,7 @@ import logging
 import math
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Union
 
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
 from gym_gui.telemetry.sqlite_rows import EPISODE_READ_COLUMNS, STEP_READ_COLUMNS, decode_episode, decode_step
@@ -37,6 +37,9 @@ _STEP_TYPED = frozenset(("episode_index", "step_index", "action", "observation",
 _JSON_CELLS = frozenset(("action", "observation", "info", "metadata"))
 #: Steps are read without their frames (the column is replaced by NULL in the query).
 _STEP_COLUMNS_NO_FRAME = STEP_READ_COLUMNS.replace("render_payload_json", "NULL")
+
+
+Record = Union[EpisodeRecord, StepRecord]
 
 
 class ExportError(RuntimeError):
@@ -66,14 +69,14 @@ def _check_run(conn: sqlite3.Connection, run_id: str) -> None:
         raise ExportError(f"run {run_id!r} is not in this database")
 
 
-def iter_episodes(conn: sqlite3.Connection, run_id: str) -> Iterator[EpisodeRecord]:
+def iter_episodes(conn: sqlite3.Connection, run_id: str) -> Iterator[Record]:
     """The run's stored episodes in (agent, seq_id) order, streamed. Thread owning ``conn``; blocks on reads."""
     sql = f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? ORDER BY agent_id, seq_id"
     for row in conn.execute(sql, (run_id,)):
         yield decode_episode(row)
 
 
-def iter_steps(conn: sqlite3.Connection, run_id: str) -> Iterator[StepRecord]:
+def iter_steps(conn: sqlite3.Connection, run_id: str) -> Iterator[Record]:
     """The run's stored steps without frames in (agent, seq_id) order, streamed. Thread owning ``conn``."""
     sql = f"SELECT {_STEP_COLUMNS_NO_FRAME} FROM steps WHERE run_id = ? ORDER BY agent_id, seq_id"
     for row in conn.execute(sql, (run_id,)):
@@ -96,7 +99,7 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
-def _csv_row(record: EpisodeRecord | StepRecord, columns: tuple[str, ...], typed: frozenset[str]) -> list[str]:
+def _csv_row(record: Record, columns: tuple[str, ...], typed: frozenset[str]) -> list[str]:
     payload: Mapping[str, Any] = record.payload
     head = {"run_id": record.run_id, "agent_id": record.agent_id or "", "seq_id": record.seq_id,
             "ts_iso": record.ts_iso}
@@ -112,7 +115,7 @@ def _csv_row(record: EpisodeRecord | StepRecord, columns: tuple[str, ...], typed
     return row
 
 
-def _jsonl_object(record: EpisodeRecord | StepRecord) -> dict[str, Any]:
+def _jsonl_object(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {"run_id": record.run_id, "agent_id": record.agent_id, "seq_id": record.seq_id,
                            "ts_iso": record.ts_iso}
     out.update((k, v) for k, v in record.payload.items() if k != "render_payload")
@@ -134,8 +137,11 @@ def export_tables(conn: sqlite3.Connection, run_id: str, out_dir: str | Path, fm
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
     paths = {"episodes": folder / f"{safe}-episodes.{fmt}", "steps": folder / f"{safe}-steps.{fmt}"}
     counts: dict[str, int] = {}
-    sources = {"episodes": (iter_episodes, EPISODE_CSV_COLUMNS, _EPISODE_TYPED),
-               "steps": (iter_steps, STEP_CSV_COLUMNS, _STEP_TYPED)}
+    sources: dict[str, tuple[Callable[[sqlite3.Connection, str], Iterator[Record]], tuple[str, ...],
+                             frozenset[str]]] = {
+        "episodes": (iter_episodes, EPISODE_CSV_COLUMNS, _EPISODE_TYPED),
+        "steps": (iter_steps, STEP_CSV_COLUMNS, _STEP_TYPED),
+    }
     own_transaction = not conn.in_transaction
     if own_transaction:
         conn.execute("BEGIN")  # one snapshot for both files

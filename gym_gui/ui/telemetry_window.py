@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QAction, QCloseEvent, QShowEvent
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QTabBar, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDockWidget, QMessageBox, QTabBar, QTabWidget, QVBoxLayout, QWidget
 
 from gym_gui.qt.app_services import AppServices
 from gym_gui.qt.live_controller import LiveTelemetryController
@@ -48,7 +48,7 @@ def _ask_close(parent: QWidget, run_ids: list[str]) -> bool:
     return box.clickedButton() is quit_button
 
 
-class MainWindow(TabsMixin, QMainWindow):
+class MainWindow(TabsMixin):
     """The gym_gui telemetry window. GUI thread only; it owns every controller and tab it opens.
 
     ``online_opened(run_id, agent_id)`` and ``replay_opened(run_id, agent_id)`` are emitted when the
@@ -56,8 +56,6 @@ class MainWindow(TabsMixin, QMainWindow):
     ``compare_opened(list)`` when the comparison tab shows runs.
     """
 
-    online_opened = Signal(str, str)
-    replay_opened = Signal(str, str)
     compare_opened = Signal(object)
 
     def __init__(self, services: AppServices, parent: QWidget | None = None) -> None:
@@ -120,10 +118,10 @@ class MainWindow(TabsMixin, QMainWindow):
         self.runs_view.mark_failed_requested.connect(self.mark_failed)
         self.runs_view.run_deleted.connect(self._on_run_deleted)
         self.runs_view.delete_failed.connect(
-            lambda run_id, message: self.statusBar().showMessage(f"could not delete {run_id}: {message}", 10000))
+            lambda run_id, message: self._status(f"could not delete {run_id}: {message}", 10000))
         self.exporter.finished.connect(self._on_exported)
         self.exporter.failed.connect(
-            lambda run_id, fmt, message: self.statusBar().showMessage(f"export of {run_id} failed: {message}", 15000))
+            lambda run_id, fmt, message: self._status(f"export of {run_id} failed: {message}", 15000))
         self.tabs.currentChanged.connect(lambda _i: self._update_cancel())
         services.registry.status_changed.connect(self._on_status)
         services.registry.stream_added.connect(self._on_stream)
@@ -189,7 +187,7 @@ class MainWindow(TabsMixin, QMainWindow):
             QMessageBox.warning(self, "Cannot start the run", f"{type(exc).__name__}: {exc}")
             return None
         self._update_cancel()
-        self.statusBar().showMessage(f"run {run_id} started: {what}", 5000)
+        self._status(f"run {run_id} started: {what}", 5000)
         return run_id
 
     def _launch_id(self, run_id: str) -> str | None:
@@ -223,17 +221,17 @@ class MainWindow(TabsMixin, QMainWindow):
         if launch_id is None and len(active) == 1 and current is None:
             launch_id = active[0]
         if launch_id is None:
-            self.statusBar().showMessage("select the run to cancel (its tab, or its row in the Runs tab)", 5000)
+            self._status("select the run to cancel (its tab, or its row in the Runs tab)", 5000)
             return False
         self.services.launcher.cancel(launch_id)
-        self.statusBar().showMessage(f"cancelling {launch_id}", 5000)
+        self._status(f"cancelling {launch_id}", 5000)
         return True
 
     def cancel_runs(self) -> None:
         """Cancel every launched run that is still going ("Cancel all"). GUI thread; does not block."""
         for run_id in self.services.launcher.active_run_ids():
             self.services.launcher.cancel(run_id)
-            self.statusBar().showMessage(f"cancelling {run_id}", 5000)
+            self._status(f"cancelling {run_id}", 5000)
 
     def mark_failed(self, run_id: str) -> None:
         """Finish a run that will not finish by itself as failed (its worker, if launched here, is
@@ -244,10 +242,10 @@ class MainWindow(TabsMixin, QMainWindow):
         try:
             evt = self.services.registry.update_run_outcome(run_id, "failed", reason=MARKED_FAILED_REASON)
         except ValueError as exc:
-            self.statusBar().showMessage(f"cannot mark {run_id} as failed: {exc}", 10000)
+            self._status(f"cannot mark {run_id} as failed: {exc}", 10000)
             return
         if evt is not None:
-            self.statusBar().showMessage(f"run {run_id} marked as failed", 5000)
+            self._status(f"run {run_id} marked as failed", 5000)
 
     def export_run(self, run_id: str, fmt: str) -> bool:
         """Export a run (``csv``, ``jsonl``, or ``gif``: an episode, by default the one its open Replay
@@ -264,7 +262,7 @@ class MainWindow(TabsMixin, QMainWindow):
         for (run_id, agent_id), tab in self._replay_tabs.items():
             if tab is widget and tab.episode_index is not None:
                 return self.exporter.export(run_id, "gif", episode_index=tab.episode_index, agent_id=agent_id)
-        self.statusBar().showMessage("open a Replay tab and select an episode to export it as GIF", 5000)
+        self._status("open a Replay tab and select an episode to export it as GIF", 5000)
         return False
 
     def _replay_for_export(self, run_id: str) -> AgentReplayTab | None:
@@ -281,7 +279,7 @@ class MainWindow(TabsMixin, QMainWindow):
         else:
             text = (f"{run_id}: {result['episode_rows']} episodes and {result['step_rows']} steps written to "
                     f"{result['episodes'].parent}")
-        self.statusBar().showMessage(text, 15000)
+        self._status(text, 15000)
 
     def open_compare(self, run_ids: list[str]) -> QWidget | None:
         """Show ``run_ids`` overlaid in the comparison tab (created on first use) and select it. GUI
@@ -289,7 +287,7 @@ class MainWindow(TabsMixin, QMainWindow):
         try:
             from gym_gui.ui.compare_view import CompareView
         except ImportError as exc:
-            self.statusBar().showMessage(f"run comparison is not available: {exc}", 10000)
+            self._status(f"run comparison is not available: {exc}", 10000)
             return None
         if self._compare_view is None or self.tabs.indexOf(self._compare_view) < 0:
             self._compare_view = CompareView(self.services.reader)
@@ -314,7 +312,7 @@ class MainWindow(TabsMixin, QMainWindow):
         controller = self._replay_controllers.pop(run_id, None)
         if controller is not None:
             controller.stop()
-        self.statusBar().showMessage(f"run {run_id} deleted", 5000)
+        self._status(f"run {run_id} deleted", 5000)
 
     def _on_status(self, run_id: str, status: str) -> None:
         state = self.services.registry.state(run_id)
@@ -357,7 +355,7 @@ class MainWindow(TabsMixin, QMainWindow):
         self.action_cancel_current.setEnabled(active)
 
     def _on_sink_error(self, message: str) -> None:
-        self.statusBar().showMessage(f"database: {message} (retrying; nothing is dropped)", 10000)
+        self._status(f"database: {message} (retrying; nothing is dropped)", 10000)
 
     def _label(self, run_id: str) -> str:
         state = self.services.registry.state(run_id)

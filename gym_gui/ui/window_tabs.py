@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QMainWindow, QTabWidget, QWidget
+
+from gym_gui.qt.app_services import AppServices
 from gym_gui.qt.live_controller import LiveTelemetryController
 from gym_gui.qt.replay_controller import ReplayController
 from gym_gui.ui.online_tab import AgentOnlineTab
 from gym_gui.ui.replay_tab import AgentReplayTab
-
-if TYPE_CHECKING:
-    from gym_gui.ui.telemetry_window import MainWindow
+from gym_gui.ui.runs_view import RunsView
 
 __all__ = ["ReplayData", "TabsMixin"]
 
@@ -19,12 +21,42 @@ StreamKey = tuple[str, str]
 ReplayData = tuple[dict[str, Any], bool, "str | None"]
 
 
-class TabsMixin:
+def _steps_requester(controller: ReplayController, agent_id: str) -> Any:
+    def request(episode_index: int) -> None:
+        controller.load_steps(agent_id, episode_index)
+    return request
+
+
+class TabsMixin(QMainWindow):
     """Tab handling of ``MainWindow`` (GUI thread only). Online tabs: ``{label} · {agent} · Online``;
-    Replay tabs: ``{label} · {agent} · Replay``; the run id is in the tooltip."""
+    Replay tabs: ``{label} · {agent} · Replay``; the run id is in the tooltip. ``online_opened`` /
+    ``replay_opened(run_id, agent_id)`` when such a tab appears. The attributes below are set by
+    ``MainWindow.__init__``."""
+
+    online_opened = Signal(str, str)
+    replay_opened = Signal(str, str)
+
+    services: AppServices
+    tabs: QTabWidget
+    runs_view: RunsView
+    _online: dict[StreamKey, tuple[LiveTelemetryController, AgentOnlineTab]]
+    _replay_controllers: dict[str, ReplayController]
+    _replay_tabs: dict[StreamKey, AgentReplayTab]
+    _replay_data: dict[str, ReplayData]
+    _focus_replay: set[str]
+    _unshown: set[StreamKey]
+    _compare_view: QWidget | None
+
+    def _title(self, run_id: str, agent_id: str, kind: str) -> str:
+        raise NotImplementedError
+
+    def _status(self, text: str, timeout_ms: int = 5000) -> None:
+        bar = self.statusBar()
+        if bar is not None:
+            bar.showMessage(text, timeout_ms)
 
     # -- opening on request ----------------------------------------------------------------------
-    def open_live(self: "MainWindow", run_id: str) -> bool:
+    def open_live(self, run_id: str) -> bool:
         """Focus the run's Online tabs, opening (or reopening) one per agent; a tab opened here reads
         the stream from its beginning out of SQLite, then follows it live. GUI thread; never blocks.
         False when the run has no known agent."""
@@ -37,12 +69,12 @@ class TabsMixin:
             self._show_online(key)
             first = first or self._online[key][1]
         if first is None:
-            self.statusBar().showMessage(f"run {run_id} has no agent stream to show live", 5000)
+            self._status(f"run {run_id} has no agent stream to show live")
             return False
         self.tabs.setCurrentWidget(first)
         return True
 
-    def open_replay(self: "MainWindow", run_id: str) -> None:
+    def open_replay(self, run_id: str) -> None:
         """Open (or reopen, or focus) the run's Replay tabs and select the first; they appear once
         the run's episodes are read. GUI thread; never blocks."""
         if not run_id:
@@ -59,7 +91,7 @@ class TabsMixin:
                 self.tabs.setCurrentWidget(tab)
                 return
 
-    def _agents_of(self: "MainWindow", run_id: str) -> list[str]:
+    def _agents_of(self, run_id: str) -> list[str]:
         state = self.services.registry.state(run_id)
         summary = self.runs_view.summary_of(run_id)
         agents = list(state.agent_ids) if state is not None else []
@@ -68,7 +100,7 @@ class TabsMixin:
         return agents
 
     # -- Online tabs -----------------------------------------------------------------------------
-    def _open_online(self: "MainWindow", run_id: str, agent_id: str, *, from_start: bool = False) -> None:
+    def _open_online(self, run_id: str, agent_id: str, *, from_start: bool = False) -> None:
         if (run_id, agent_id) in self._online:
             return
         controller = LiveTelemetryController(self.services.bus, run_id, agent_id, reader=self.services.reader,
@@ -90,7 +122,7 @@ class TabsMixin:
         else:
             self._show_online(key)
 
-    def _show_online(self: "MainWindow", key: StreamKey) -> None:
+    def _show_online(self, key: StreamKey) -> None:
         if key not in self._unshown or key not in self._online:
             return
         self._unshown.discard(key)
@@ -101,11 +133,11 @@ class TabsMixin:
         self.tabs.setCurrentIndex(index)
         self.online_opened.emit(run_id, agent_id)
 
-    def _shown_online(self: "MainWindow") -> list[StreamKey]:
+    def _shown_online(self) -> list[StreamKey]:
         return [key for key in self._online if key not in self._unshown]
 
     # -- Replay tabs -----------------------------------------------------------------------------
-    def _watch_run(self: "MainWindow", run_id: str) -> None:
+    def _watch_run(self, run_id: str) -> None:
         if run_id in self._replay_controllers:
             return
         controller = ReplayController(self.services.bus, self.services.reader, self.services.sink.run_persisted,
@@ -116,7 +148,7 @@ class TabsMixin:
         self._replay_controllers[run_id] = controller
         controller.start()
 
-    def _on_replay_ready(self: "MainWindow", run_id: str, episodes_by_agent: dict[str, Any]) -> None:
+    def _on_replay_ready(self, run_id: str, episodes_by_agent: dict[str, Any]) -> None:
         controller = self._replay_controllers.get(run_id)
         if controller is None:
             return
@@ -130,14 +162,14 @@ class TabsMixin:
         self._show_replays(run_id, controller, episodes_by_agent, finished=True,
                            outcome=status.value if status is not None else None)
 
-    def _on_episodes_persisted(self: "MainWindow", run_id: str, episodes_by_agent: dict[str, Any]) -> None:
+    def _on_episodes_persisted(self, run_id: str, episodes_by_agent: dict[str, Any]) -> None:
         """A run without lifecycle records, still going: its Replay tabs open with its first stored
         episode and list every episode stored so far."""
         controller = self._replay_controllers.get(run_id)
         if controller is not None:
             self._show_replays(run_id, controller, episodes_by_agent, finished=False)
 
-    def _show_replays(self: "MainWindow", run_id: str, controller: ReplayController, episodes_by_agent: dict[str, Any],
+    def _show_replays(self, run_id: str, controller: ReplayController, episodes_by_agent: dict[str, Any],
                       *, finished: bool, outcome: str | None = None) -> None:
         previous = self._replay_data.get(run_id)
         if previous is None or not previous[1]:  # a finished run's data is final
@@ -149,8 +181,7 @@ class TabsMixin:
             if tab is None:
                 if not episodes:  # nothing to replay for that agent
                     continue
-                tab = AgentReplayTab(run_id, agent_id,
-                                     lambda episode_index, a=agent_id: controller.load_steps(a, episode_index))
+                tab = AgentReplayTab(run_id, agent_id, _steps_requester(controller, agent_id))
                 self._replay_tabs[key] = tab
                 tab.set_run_finished(finished, outcome)
                 tab.set_episodes(episodes)
@@ -169,37 +200,37 @@ class TabsMixin:
                     index = self.tabs.indexOf(tab)
                     self.tabs.setTabToolTip(index, f"run {run_id}, agent {agent_id}: replay of the persisted run")
 
-    def _on_steps_loaded(self: "MainWindow", agent_id: str, episode_index: int, steps: Any) -> None:
+    def _on_steps_loaded(self, agent_id: str, episode_index: int, steps: Any) -> None:
         sender = self.sender()
         for (run_id, agent), tab in self._replay_tabs.items():
             if agent == agent_id and self._replay_controllers.get(run_id) is sender:
                 tab.set_steps(episode_index, steps)
 
     # -- lookup ----------------------------------------------------------------------------------
-    def online_tab(self: "MainWindow", run_id: str, agent_id: str) -> AgentOnlineTab | None:
+    def online_tab(self, run_id: str, agent_id: str) -> AgentOnlineTab | None:
         """The Online tab of a stream, if open. GUI thread."""
         entry = self._online.get((run_id, agent_id))
         return entry[1] if entry is not None else None
 
-    def online_controller(self: "MainWindow", run_id: str, agent_id: str) -> LiveTelemetryController | None:
+    def online_controller(self, run_id: str, agent_id: str) -> LiveTelemetryController | None:
         """The live controller of a stream, if its tab is open. GUI thread."""
         entry = self._online.get((run_id, agent_id))
         return entry[0] if entry is not None else None
 
-    def replay_tab(self: "MainWindow", run_id: str, agent_id: str) -> AgentReplayTab | None:
+    def replay_tab(self, run_id: str, agent_id: str) -> AgentReplayTab | None:
         """The Replay tab of a stream, if open. GUI thread."""
         return self._replay_tabs.get((run_id, agent_id))
 
-    def tab_titles(self: "MainWindow") -> list[str]:
+    def tab_titles(self) -> list[str]:
         """The titles of the open tabs, in order. GUI thread."""
         return [self.tabs.tabText(i) for i in range(self.tabs.count())]
 
-    def current_tab_title(self: "MainWindow") -> str:
+    def current_tab_title(self) -> str:
         """The selected tab's title. GUI thread."""
         return self.tabs.tabText(self.tabs.currentIndex())
 
     # -- closing ---------------------------------------------------------------------------------
-    def _close_tab(self: "MainWindow", index: int) -> None:
+    def _close_tab(self, index: int) -> None:
         """Close a tab (not the Runs tab): its controller and timers stop; the Runs tab reopens it."""
         widget = self.tabs.widget(index)
         if widget is None or widget is self.runs_view:
