@@ -261,9 +261,13 @@ class MainWindow(TabsMixin):
         widget = self.tabs.currentWidget()
         for (run_id, agent_id), tab in self._replay_tabs.items():
             if tab is widget and tab.episode_index is not None:
-                return self.exporter.export(run_id, "gif", episode_index=tab.episode_index, agent_id=agent_id)
+                return self._export_episode_gif(run_id, agent_id, tab.episode_index)
         self._status("open a Replay tab and select an episode to export it as GIF", 5000)
         return False
+
+    def _export_episode_gif(self, run_id: str, agent_id: str, episode_index: int) -> bool:
+        """Export one episode of one stream as a GIF (asks only for the folder). GUI thread."""
+        return self.exporter.export(run_id, "gif", episode_index=episode_index, agent_id=agent_id)
 
     def _replay_for_export(self, run_id: str) -> AgentReplayTab | None:
         widget = self.tabs.currentWidget()

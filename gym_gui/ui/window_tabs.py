@@ -50,6 +50,9 @@ class TabsMixin(QMainWindow):
     def _title(self, run_id: str, agent_id: str, kind: str) -> str:
         raise NotImplementedError
 
+    def _export_episode_gif(self, run_id: str, agent_id: str, episode_index: int) -> bool:
+        raise NotImplementedError
+
     def _status(self, text: str, timeout_ms: int = 5000) -> None:
         bar = self.statusBar()
         if bar is not None:
@@ -183,6 +186,10 @@ class TabsMixin(QMainWindow):
                     continue
                 tab = AgentReplayTab(run_id, agent_id, _steps_requester(controller, agent_id))
                 self._replay_tabs[key] = tab
+                gif_signal = getattr(tab, "export_gif_requested", None)  # a Replay tab's own "Export GIF" button
+                if gif_signal is not None:
+                    gif_signal.connect(lambda episode_index, r=run_id, a=agent_id:
+                                       self._export_episode_gif(r, a, int(episode_index)))
                 tab.set_run_finished(finished, outcome)
                 tab.set_episodes(episodes)
                 index = self.tabs.addTab(tab, self._title(run_id, agent_id, "Replay"))

@@ -237,3 +237,24 @@ def test_compare_from_the_runs_tab_overlays_the_selected_runs(qtbot: Any, window
     window.runs_view.compare_button.click()
     assert window.tab_titles().count("Compare · 1 run") == 1 and not any(
         t == "Compare · 2 runs" for t in window.tab_titles())
+
+
+def test_the_replayed_episode_exports_as_gif_from_the_file_menu(qtbot: Any, windows: list[MainWindow], db_path: Path,
+                                                                tmp_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    with qtbot.waitSignal(window.replay_opened, timeout=60000) as opened:
+        window.start_run(quick(episodes=3))
+    run_id, agent_id = opened.args
+    replay = window.replay_tab(run_id, agent_id)
+    assert replay is not None
+    window.tabs.setCurrentWidget(replay)
+    qtbot.waitUntil(lambda: replay.episode_index is not None, timeout=10000)
+    window.exporter.choose_directory = lambda _title: str(tmp_path)
+    with qtbot.waitSignal(window.exporter.finished, timeout=20000) as done:
+        window.action_export_episode_gif.trigger()
+    result = done.args[2]
+    assert result["path"] == tmp_path / f"{run_id}-episode{replay.episode_index}.gif"
+    assert result["agent_id"] == agent_id and result["frames"] == result["steps"] > 0
+    window.tabs.setCurrentIndex(0)  # no Replay tab current: nothing to export, and it says so
+    window.action_export_episode_gif.trigger()
+    assert "open a Replay tab" in window.statusBar().currentMessage()
