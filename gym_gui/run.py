@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gym_gui.run",
         description="Run a training worker headless: live progress, every event persisted to SQLite.",
-        epilog="Anything after `--` is the worker command to run instead of the built-in Q-learning worker.",
+        epilog="Anything after `--` is the worker command to run instead of the built-in Q-learning worker. "
+               "With --redis-url URL it collects remote streams instead (--redis-url URL --help).",
     )
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH, help="SQLite file (created if missing)")
     parser.add_argument("--env", default="FrozenLake-v1", help="Gymnasium env of the built-in workers: ToyText (Q-learning) or CartPole-v1 (RGB frames)")
@@ -210,13 +211,17 @@ def _open_store(db: Path, out: TextIO) -> TelemetrySQLiteStore | None:
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run one worker to completion. Main thread; blocks until the run is persisted."""
+    """Run one worker to completion (with ``--redis-url``: collect remote streams, ``redis_collect``).
+    Main thread; blocks until the run is persisted."""
+    own_args, command = split_command(sys.argv[1:] if argv is None else argv)
+    if any(a == "--redis-url" or a.startswith("--redis-url=") for a in own_args):  # the collector, no Qt
+        from gym_gui.transport.redis_collect import main as collect
+        return collect(own_args + (["--", *command] if command else []), out=out)
     from qtpy.QtCore import QCoreApplication
 
     from gym_gui.qt.db_sink_thread import DbSink
 
     out = _safe_output(out or sys.stdout)
-    own_args, command = split_command(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -70,6 +70,7 @@ class RedisTelemetrySource:
         client_factory: Callable[[], redis.Redis] | None = None,
         seq_floor: Callable[[str, str | None], int | None] | None = None,
         gate: IngestGate | None = None,
+        accept: Callable[[str, str | None], bool] | None = None,
         key_prefix: str = KEY_PREFIX,
         block_ms: int = 500,
         batch_count: int = 512,
@@ -82,7 +83,7 @@ class RedisTelemetrySource:
         its client must allow a reply time above ``block_ms`` and keep ``decode_responses=False``,
         the default: entries are decoded here). ``seq_floor(run_id, agent_id)``
         returns the last persisted seq_id of a stream (``store.max_seq_id``), None to read from its
-        start. Any thread; no I/O.
+        start. ``accept(run_id, agent_id)``: False leaves a stream unread (e.g. other runs). Any thread; no I/O.
         """
         if (url is None) == (client_factory is None):
             raise ValueError("give exactly one of url and client_factory")
@@ -94,6 +95,7 @@ class RedisTelemetrySource:
         if url is not None:  # no I/O yet; a malformed URL fails here, not on the thread
             self._client = make_client(url, client_name=SOURCE_CLIENT_NAME, socket_timeout_s=block_ms / 1000 + 5.0)
         self._seq_floor = seq_floor
+        self._accept = accept
         self._gate = gate
         self._prefix = key_prefix
         self._index_key = index_key(key_prefix)
@@ -262,6 +264,9 @@ class RedisTelemetrySource:
             if stream is None:
                 self._bad_keys.add(key)
                 self._count_rejected(BAD_KEY, f"index member {key[:120]!r} is not a stream key under {self._prefix!r}")
+                continue
+            if self._accept is not None and not self._accept(*stream):
+                self._bad_keys.add(key)  # not counted: left unread on purpose
                 continue
             try:
                 floor = self._seq_floor(*stream) if self._seq_floor is not None else None
