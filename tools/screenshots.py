@@ -33,7 +33,7 @@ from gym_gui.qt.app_services import AppServices  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
 from gym_gui.ui.telemetry_window import MainWindow  # noqa: E402
 
-WINDOW_SIZE = QSize(1400, 900)
+WINDOW_SIZE = QSize(1400, 1000)
 
 
 def wait_until(app: QApplication, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -85,14 +85,17 @@ def main(argv: list[str]) -> int:
             wait_until(app, lambda: online.episodes_seen >= 15, 240, "15 live episodes")
             window.tabs.setCurrentWidget(online)
             settle(app)
-            grab(window, out / "online.png")
             grab(window.debug_dock, out / "debug.png")
+            window.debug_dock.hide()  # it has its own picture; the views get the room
+            settle(app)
+            grab(window, out / "online.png")
 
             window.open_replay(finished[0])
             wait_until(app, lambda: window.replay_tab(finished[0], "agent-1") is not None, 30, "the replay tab")
             replay = window.replay_tab(finished[0], "agent-1")
             assert replay is not None
-            target = max(replay.episode_model.rows(), key=lambda r: r.length or 0).episode_index
+            rows = replay.episode_model.rows()  # the longest successful episode, else the longest
+            target = max(rows, key=lambda r: ((r.total_reward or 0) > 0, r.length or 0)).episode_index
             replay.select_episode(target)
             wait_until(app, lambda: replay.episode_index == target and replay.step_count > 0, 30, "the steps")
             replay.set_position(replay.step_count // 2)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from typing import Any, Callable, TypeVar
 
 import numpy as np
@@ -104,6 +105,23 @@ def _meta_column_sql(key: str) -> str:
             "FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index")
 
 
+#: Rows converted per numpy call: each conversion holds the GIL, so a reader thread converts in
+#: short pieces and the GUI thread gets the interpreter between them (about 1 ms each).
+FETCH_ROWS = 8192
+
+
+def _fetch_floats(cursor: sqlite3.Cursor, columns: int) -> np.ndarray:
+    """The cursor's rows as a float64 table (None -> NaN), fetched and converted in pieces."""
+    parts = []
+    while True:
+        rows = cursor.fetchmany(FETCH_ROWS)
+        if not rows:
+            break
+        parts.append(np.array(rows, dtype=np.float64).reshape(len(rows), columns))
+        time.sleep(0)  # let a waiting thread (the GUI's) take the GIL now
+    return np.concatenate(parts) if parts else np.empty((0, columns))
+
+
 def load_curves(conn: sqlite3.Connection, run_id: str, agent_id: str | None, *, window: int = 100) -> CurveData:
     """The curves of stream ``(run_id, agent_id)`` from its stored episodes. Caller's thread; blocks
     for the queries (a reader thread's job). SQLite computes every column (success by the rule of
@@ -111,15 +129,11 @@ def load_curves(conn: sqlite3.Connection, run_id: str, agent_id: str | None, *, 
     key), so the reader thread runs little Python per row and seldom holds the GIL the GUI thread
     needs."""
     key = (run_id, stored_agent(agent_id))
-    table = np.array(conn.execute(_COLUMNS_SQL, key).fetchall(), dtype=np.float64)  # None -> nan
-    n = len(table)
-    if not n:
-        table = np.empty((0, 5))
+    table = _fetch_floats(conn.execute(_COLUMNS_SQL, key), 5)  # None -> nan
     metadata: dict[str, np.ndarray] = {}
     for (meta_key,) in conn.execute(_META_KEYS_SQL, key).fetchall():
         if isinstance(meta_key, str) and meta_key not in _META_SKIP:
-            metadata[meta_key] = np.array(conn.execute(_meta_column_sql(meta_key), key).fetchall(),
-                                          dtype=np.float64).reshape(-1)
+            metadata[meta_key] = _fetch_floats(conn.execute(_meta_column_sql(meta_key), key), 1).reshape(-1)
     _patch_odd_json(conn, key, table, metadata)
     return CurveData.from_columns(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4], metadata,
                                   window=window)

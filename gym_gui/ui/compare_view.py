@@ -63,6 +63,10 @@ def run_label(run_id: str, record: RunRecord | None) -> str:
     return f"{env} {short}" if env else run_id
 
 
+def _short_id(run_id: str) -> str:
+    return run_id if len(run_id) <= 12 else "\u2026" + run_id[-8:]
+
+
 def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
     """A config's leaves as ``{"a.b": value}`` (a non-dict config is ``{"": config}``). Pure."""
     if not isinstance(config, Mapping):
@@ -120,7 +124,7 @@ class CompareView(QWidget):
             self.axis_box.addItem(text, key)
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0, 99)
-        self.smoothing.setValue(60)
+        self.smoothing.setValue(80)
         self.smoothing.setToolTip("Smoothing (exponential moving average, as TensorBoard's): 0 = raw")
         self.smoothing_label = QLabel()
         self.status_label = QLabel("Choose runs to compare.")
@@ -154,7 +158,7 @@ class CompareView(QWidget):
         split.addWidget(self.table)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([600, 400])
+        split.setSizes([720, 640])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
@@ -234,7 +238,7 @@ class CompareView(QWidget):
         for i, run in enumerate(self._runs):
             colour = pg.intColor(i, hues=max(len(self._runs), 1), values=1, maxValue=220)
             faint = QColor(colour)
-            faint.setAlpha(60)
+            faint.setAlpha(35)
             label = run_label(run.run_id, run.record)
             for j, (agent, data) in enumerate(sorted(run.curves.items())):
                 x, y = data.series(metric, axis)
@@ -268,7 +272,7 @@ class CompareView(QWidget):
         self.table.clear()
         self.table.setColumnCount(len(runs) + 1)
         self.table.setRowCount(len(rows))
-        self.table.setHorizontalHeaderLabels(["parameter", *[run_label(r.run_id, r.record) for r in runs]])
+        self.table.setHorizontalHeaderLabels(["parameter", *[_short_id(r.run_id) for r in runs]])
         bold = QFont()
         bold.setBold(True)
         for row, (name, values) in enumerate(rows):

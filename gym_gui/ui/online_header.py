@@ -121,6 +121,7 @@ class OnlineHeader(QWidget):
             grid.addWidget(name, row, 2 * col)
             grid.addWidget(value, row, 2 * col + 1)
             self.values[key] = value
+        grid.setColumnStretch(2 * per_row, 1)  # spare width goes to an empty last column: no value is cut
 
     def set(self, key: str, text: str) -> None:
         """Show ``text`` for ``key`` (no repaint when unchanged). GUI thread; never blocks."""

@@ -142,6 +142,7 @@ class AgentReplayTab(QWidget):
         vertical.addWidget(self.curve_panel)
         vertical.setStretchFactor(0, 3)
         vertical.setStretchFactor(1, 2)
+        vertical.setSizes([560, 300])
         layout = QVBoxLayout(self)
         layout.addWidget(self.progress_label)
         layout.addWidget(vertical, 1)

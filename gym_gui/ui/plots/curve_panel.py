@@ -243,7 +243,8 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> _Chart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        plot = self.graphics.addPlot(row=row, col=col, title=title)
+        plot = self.graphics.addPlot(row=row, col=col)
+        plot.setTitle(title, color="#333333", size="10pt")
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
         plot.showGrid(x=SHOW_GRID, y=SHOW_GRID, alpha=0.25)
         plot.setMenuEnabled(True)
@@ -251,7 +252,7 @@ class CurvePanel(QWidget):
         self._charts[key] = chart
         plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         if key == "return":
-            plot.addLegend(offset=(-5, 5))
+            plot.addLegend(offset=(-5, 5), labelTextColor=(40, 40, 40), brush=pg.mkBrush(255, 255, 255, 200))
         return chart
 
     def _add_curve(self, chart: _Chart, name: str) -> None:
