@@ -97,7 +97,7 @@ class Collector:
         self._claim = claim if claim is not None else store.max_seq_id
         self.source = RedisTelemetrySource(self.bus, url=url, seq_floor=self._floor, gate=self.sink.gate,
                                            accept=self._accept if self.run_ids else None, key_prefix=key_prefix,
-                                           name="redis-collector")
+                                           block_ms=100, name="redis-collector")  # 100 ms: a prompt stop
         self.started = time.monotonic()
 
     def _accept(self, run_id: str, _agent_id: str | None) -> bool:
