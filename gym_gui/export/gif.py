@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from gym_gui.export.tables import ExportError
 from gym_gui.telemetry.json_text import load_json
-from gym_gui.ui.grid_payload import BadGridPayload, GridLayout, parse_layout, parse_state
+from gym_gui.live.grid_payload import BadGridPayload, GridLayout, parse_layout, parse_state
 
 __all__ = ["COLOURS", "episode_agents", "export_episode_gif", "render_grid", "render_payload"]
 

@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ui import palette
-from gym_gui.ui.grid_payload import BadGridPayload, GridLayout, GridState, parse_layout, parse_state, same_layout
+from gym_gui.live.grid_payload import BadGridPayload, GridLayout, GridState, parse_layout, parse_state, same_layout
 
 __all__ = ["GridView"]
 
