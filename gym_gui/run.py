@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     Main thread; blocks until the run is persisted."""
     own_args, command = split_command(sys.argv[1:] if argv is None else argv)
     if any(a == "--redis-url" or a.startswith("--redis-url=") for a in own_args):  # the collector, no Qt
-        from gym_gui.transport.redis_collect import main as collect
+        from gym_gui.redis_collect import main as collect
         return collect(own_args + (["--", *command] if command else []), out=out)
     from qtpy.QtCore import QCoreApplication
 

@@ -83,7 +83,7 @@ def test_a_real_workers_run_through_the_bridge_is_collected_exactly_and_exits_0(
 
 
 def test_the_collector_imports_no_qt() -> None:
-    probe = "import sys, gym_gui.transport.redis_collect, gym_gui.run; print('qtpy' in sys.modules, 'PyQt5' in sys.modules)"
+    probe = "import sys, gym_gui.redis_collect, gym_gui.run; print('qtpy' in sys.modules, 'PyQt5' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], env=child_env(), capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"], result.stdout + result.stderr
 

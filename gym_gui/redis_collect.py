@@ -2,7 +2,7 @@
 
     python -m gym_gui.run --redis-url redis://host:6379/0 [--run-id RUN ...] [--db FILE]
                           [--until-complete | --idle-exit-s N]
-    python -m gym_gui.transport.redis_collect --redis-url URL ...      (the same command)
+    python -m gym_gui.redis_collect --redis-url URL ...      (the same command)
 
 The window's wiring without the window: a RedisTelemetrySource publishes the streams' events on a
 RunBus, a SinkCore (plain thread) stores them losslessly in seq order, its gate pauses the reading
