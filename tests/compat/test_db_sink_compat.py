@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -25,19 +25,12 @@ from gym_gui.telemetry.db_sink_records import episode_fields, parse_timestamp, s
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from polling import wait_until
 
 SINK_KEYS = {"STEP_APPENDED:db-sink-steps", "EPISODE_FINALIZED:db-sink-episodes"}
 #: With this project's store and bus the sink also stores run completions.
 OUR_SINK_KEYS = SINK_KEYS | {"RUN_COMPLETED:db-sink-runs"}
 
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll ``condition`` (a state another thread changes) until true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.002)
 
 
 def sink_threads() -> list[threading.Thread]:

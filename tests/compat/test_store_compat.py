@@ -14,7 +14,7 @@ import time
 import types
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -24,17 +24,10 @@ from gym_gui.telemetry.data_model import EpisodeRollup, StepRecord, format_episo
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.sqlite_schema import SchemaVersionError
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from polling import wait_until
 
 T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
 
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll ``condition`` (a state another thread changes) until true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.002)
 
 
 def step(run_id: str, index: int, step_index: int, *, agent_id: str | None = "agent1", worker: str | None = None,

@@ -21,20 +21,12 @@ from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sink_core import SinkCore
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from polling import became_true
 
 RUN = [sys.executable, "-m", "gym_gui.run"]
 RUN_ID = "db-fault"
 LOCK_S = 5.0
 
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``predicate`` (every 20 ms) until it holds (True) or ``timeout_s`` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _worker(script: Callable[[str], list[str]], first: int, then: int, phase1: Path, gate: Path,
@@ -96,7 +88,7 @@ def test_a_database_locked_for_5_s_mid_run_loses_nothing(
                                   *_worker(script, first, then, phase1, gate)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_environ())
     try:
-        assert wait_until(lambda: phase1.exists() and _stored(db, "SELECT COUNT(*) FROM steps") == [(first,)], 30)
+        assert became_true(lambda: phase1.exists() and _stored(db, "SELECT COUNT(*) FROM steps") == [(first,)], 30)
         assert _stored(db, "SELECT agent_id, pid FROM stream_owners") == [("agent-1", cli.pid)]
         locker = sqlite3.connect(str(db), isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
@@ -137,13 +129,13 @@ def test_a_full_disk_reports_the_error_while_it_lasts_and_loses_nothing_once_fre
     sink.start()
     try:
         proxy.spawn(_worker(script, first, then, phase1, gate, info_bytes=2000))
-        assert wait_until(lambda: phase1.exists() and store.step_count(RUN_ID) == first, 30)
+        assert became_true(lambda: phase1.exists() and store.step_count(RUN_ID) == first, 30)
         assert store.stream_owner(RUN_ID, "agent-1") is not None
         store.set_max_page_count(store.page_count())  # the disk is full: not one more page
         gate.touch()
-        assert wait_until(lambda: sink.stats()["failing"] and any("full" in e for e in errors), 20), errors
+        assert became_true(lambda: sink.stats()["failing"] and any("full" in e for e in errors), 20), errors
         full_since = time.monotonic()
-        assert wait_until(lambda: sink.stats()["retries"] >= 5, 20)  # still failing, still reported
+        assert became_true(lambda: sink.stats()["retries"] >= 5, 20)  # still failing, still reported
         stats = sink.stats()
         assert stats["failing"] and "full" in str(stats["last_error"]) and stats["lost"] == 0
         assert store.step_count(RUN_ID) == first and time.monotonic() - full_since < 20

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
+from polling import became_true
 
 import pytest
 
@@ -47,14 +48,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
 
 @pytest.fixture
 def kill_later() -> Iterator[list[int]]:
@@ -81,9 +74,9 @@ def test_kill_9_of_the_parent_ends_the_worker_and_the_ingest_child(
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
     parent.stdout.close()
-    assert _wait_until(lambda: _gone(worker), 10), f"worker {worker} outlived its parent"
+    assert became_true(lambda: _gone(worker), 10), f"worker {worker} outlived its parent"
     if ingest:
-        assert _wait_until(lambda: _gone(ingest), 10), f"ingest child {ingest} outlived its parent"
+        assert became_true(lambda: _gone(ingest), 10), f"ingest child {ingest} outlived its parent"
 
 
 GRANDCHILD_WORKER = """

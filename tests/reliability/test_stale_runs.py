@@ -13,28 +13,19 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from gym_gui.live.run_state import RunStatus, TERMINAL_STATUSES
 from gym_gui.live.run_state_table import RunStateTable
 from gym_gui.telemetry.events import TelemetryEvent, Topic
+from polling import became_true
 
 RUN = [sys.executable, "-m", "gym_gui.run"]
 RUN_ID = "killed-gui"
 AGENT = "agent-k"
 STEPS = 200
 
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``predicate`` (every 20 ms) until it holds (True) or ``timeout_s`` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _stored(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -80,11 +71,11 @@ def _kill_a_cli_mid_run(db: Path, script: Callable[[str], list[str]], env: dict[
                                   *_worker(script, STEPS, ready=ready, complete=False)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        assert wait_until(lambda: ready.exists() and _stored(db, "SELECT COUNT(*) FROM steps") == [(STEPS,)], 30)
+        assert became_true(lambda: ready.exists() and _stored(db, "SELECT COUNT(*) FROM steps") == [(STEPS,)], 30)
         os.kill(cli.pid, signal.SIGKILL)
         cli.wait(10)
         worker = int(ready.read_text())
-        assert wait_until(lambda: not os.path.exists(f"/proc/{worker}") or
+        assert became_true(lambda: not os.path.exists(f"/proc/{worker}") or
                           open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()[0] in "ZX", 10)
     finally:
         if cli.poll() is None:

@@ -14,9 +14,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
+from polling import became_true
 
 from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.telemetry.events import TelemetryEvent, Topic
@@ -28,15 +28,6 @@ RUN = [sys.executable, "-m", "gym_gui.run"]
 RUN_ID = "shared-run"
 AGENT = "agent-x"
 
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``predicate`` (every 20 ms) until it holds (True) or ``timeout_s`` passes (False)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _worker(script: Callable[[str], list[str]], tag: str, first: int, then: int, gate: Path | None,
@@ -92,7 +83,7 @@ def test_a_second_cli_on_a_live_stream_is_refused_and_nothing_is_lost_silently(
                     return conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 300
                 except sqlite3.OperationalError:
                     return False
-        assert wait_until(a_stored_its_first_part, 30), "the first writer never stored its first part"
+        assert became_true(a_stored_its_first_part, 30), "the first writer never stored its first part"
         b = subprocess.run(RUN + args + worker_b, capture_output=True, text=True, timeout=60, env=child_environ())
         b_done.touch()
         a_out, a_err = a.communicate(timeout=60)

@@ -14,10 +14,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+
 
 import pytest
 import redis
+from polling import wait_until  # noqa: F401 (the transport tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "GYM_GUI_REQUIRE_REDIS"
@@ -58,16 +59,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
-
-def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, *, interval_s: float = 0.01,
-               message: str = "condition") -> None:
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout_s``."""
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {message}")
-        pause.wait(interval_s)
 
 
 class RedisServer:
