@@ -25,10 +25,10 @@ def test_a_remote_run_through_redis_is_watched_persisted_and_replayed(
         f = factory("remote-run", "remote-agent", first_seq=1)
         first, rest = [f.started(), *f.episodes(3, 10)], [*f.episodes(2, 10, first_episode=3), f.completed()]
         publisher = RedisPublisher(make_client(redis_server.url))
-        with qtbot.waitSignal(window.online_opened, timeout=10000) as opened:
+        with qtbot.waitSignal(window.online_opened, timeout=30000) as opened:
             publisher.publish(first)
         assert opened.args == ["remote-run", "remote-agent"]
-        with qtbot.waitSignal(window.replay_opened, timeout=10000) as replayed:
+        with qtbot.waitSignal(window.replay_opened, timeout=30000) as replayed:
             publisher.publish(rest)
         assert replayed.args == ["remote-run", "remote-agent"]
         store = services.store
