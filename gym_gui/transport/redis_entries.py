@@ -14,14 +14,13 @@ from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.json_text import load_json_exact
 from gym_gui.telemetry.sqlite_rows import dump_json
 from gym_gui.telemetry.step_payload import StepPayload
+from gym_gui.telemetry.topic_specs import transported_topics
 from gym_gui.transport.redis_keys import seq_from_entry_id
 
 __all__ = ["EntryRejected", "RejectReason", "STREAM_TOPICS", "decode_entry", "encode_fields"]
 
 #: Topics a stream carries (OVERFLOW notices are local to one bus, never transported).
-STREAM_TOPICS: tuple[Topic, ...] = (
-    Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED, Topic.RUN_COMPLETED,
-)
+STREAM_TOPICS: tuple[Topic, ...] = transported_topics()
 _TOPIC_BY_NAME: dict[bytes, Topic] = {t.name.encode(): t for t in STREAM_TOPICS}
 _F_TOPIC = b"topic"
 _F_TS = b"ts"
