@@ -12,9 +12,17 @@ quiet, never failed). A completed stream never stalls again.
 
 from __future__ import annotations
 
-from gym_gui.live.run_state_table import positive_interval_s
+import math
+from typing import Any
 
-__all__ = ["StallClock"]
+__all__ = ["StallClock", "positive_interval_s"]
+
+
+def positive_interval_s(value: Any) -> float | None:
+    """``value`` as a finite positive number of seconds, else None (bools and texts too). Any thread."""
+    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
 
 
 class StallClock:
@@ -99,6 +107,21 @@ class StallClock:
         self._completed = True
         resumed, self._stalled = self._stalled, False
         return resumed
+
+    @property
+    def last_event_at(self) -> float | None:
+        """The monotonic time of the newest event, or None before the first."""
+        return self._last_event_at
+
+    def silence_s(self, now_s: float) -> float | None:
+        """Seconds since the newest event (never negative), or None before the first."""
+        return None if self._last_event_at is None else max(0.0, now_s - self._last_event_at)
+
+    def deadline_s(self) -> float | None:
+        """When ``check`` would first report a stall (None: it cannot: no event yet, stalled or completed)."""
+        if self._stalled or self._completed or self._last_event_at is None:
+            return None
+        return self._last_event_at + self.timeout_s
 
     def check(self, now_s: float) -> bool:
         """Returns True if the stream became stalled by ``now_s`` (only on the transition)."""

@@ -1,0 +1,271 @@
+"""GuiPump: the one object on the GUI thread that drives every Qt-free view (see docs/qt-layer.md).
+
+A view is any object with ``tick(now_s: float) -> None`` and ``next_deadline_s(now_s: float) ->
+float | None`` (None: only data wakes it). Views subscribe to the bus with the pump's ``waker``
+(``bus.subscribe(..., waker=pump.waker)``); a publish then posts one wake-up event to the GUI
+thread (``GuiWaker.notify``, at most one in flight: the bus calls ``notify`` only while the waker
+is not pending). The pump runs at most one tick per frame (``frame_interval_ms``, 16 ms: a
+display frame): a wake-up that comes sooner than one frame after the last tick waits for the
+frame's end, so a burst of publishes costs one tick. A tick calls every view's ``tick(now_s)``
+(a view that raises is logged and counted; the others still run), then asks each view for its
+next deadline (a stall check, a retry, a refresh, or ``now_s`` when it has more queued) and arms
+one single-shot timer for the earliest. With no wake-up pending and no deadline, no timer runs:
+an idle window costs nothing.
+
+``start()`` / ``stop()``: after ``stop()`` the timer is stopped, wake-ups posted earlier are
+ignored and the waker posts nothing more. The pump may be started again. ``add(view)`` /
+``remove(view)`` register views at any time (GUI thread); ``wake()`` asks for a tick from any
+thread; ``reschedule()`` (GUI thread) re-reads the views' deadlines after a change outside a tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Protocol
+
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
+
+from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.telemetry.subscription import Waker
+
+__all__ = ["DEFAULT_FRAME_INTERVAL_MS", "GuiPump", "GuiWaker", "PumpedView"]
+
+_log = logging.getLogger(__name__)
+_rate_log = RateLimitedLog(_log, interval_s=5.0)
+
+#: One display frame at 60 Hz, rounded down: the shortest time between two ticks.
+DEFAULT_FRAME_INTERVAL_MS = 16
+_WAKE_EVENT = QEvent.Type(QEvent.registerEventType())
+#: QTimer's longest interval (a deadline further away is re-armed when the timer fires).
+_MAX_TIMER_MS = 2**31 - 1
+
+
+class PumpedView(Protocol):
+    """What the pump drives. Both methods run on the GUI thread and must not block."""
+
+    def tick(self, now_s: float) -> None:
+        """Take in what arrived (drain subscriptions, apply read results), emit, check deadlines."""
+
+    def next_deadline_s(self, now_s: float) -> float | None:
+        """When this view next needs a tick without new data (``<= now_s``: at the next frame), or None."""
+
+
+class GuiWaker(Waker):
+    """A ``Waker`` whose ``notify`` posts one wake-up event to a pump on the GUI thread.
+
+    ``pending`` stays True from the first notify until the pump's next tick begins, so the bus
+    (which notifies only while not pending) posts one event per tick at most.
+    """
+
+    __slots__ = ("_target", "_armed")
+
+    def __init__(self, target: QObject) -> None:
+        super().__init__()
+        self._target = target
+        self._armed = False  # True while the pump runs; wake-ups are posted only then
+
+    def notify(self) -> None:
+        """Ask for a tick. Any thread; never blocks (one ``QCoreApplication.postEvent``)."""
+        if self.pending or not self._armed:
+            return
+        self.pending = True
+        QCoreApplication.postEvent(self._target, QEvent(_WAKE_EVENT))
+
+
+class GuiPump(QObject):
+    """Drives registered views' ``tick(now_s)`` on the GUI thread: woken by data, timed by deadlines.
+
+    ``clock`` is the monotonic time in seconds passed to the views (a test hook; views compare it
+    with the deadlines they return). Counters: ``polls`` (ticks run), ``wakeups`` (wake-up events
+    handled), ``wakeups_ignored`` (arrived while stopped), ``view_errors`` (ticks that raised).
+    """
+
+    def __init__(self, *, frame_interval_ms: int = DEFAULT_FRAME_INTERVAL_MS,
+                 clock: Callable[[], float] = time.monotonic, parent: QObject | None = None) -> None:
+        """Create a stopped pump. GUI thread; never blocks. Raises ValueError unless
+        ``frame_interval_ms`` is an int >= 1."""
+        super().__init__(parent)
+        if type(frame_interval_ms) is not int or frame_interval_ms < 1:
+            raise ValueError(f"frame_interval_ms must be an int >= 1, got {frame_interval_ms!r}")
+        self.frame_interval_ms = frame_interval_ms
+        self._frame_s = frame_interval_ms / 1000.0
+        self._clock = clock
+        self._waker = GuiWaker(self)
+        self._views: list[PumpedView] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._on_timer)
+        self._armed_at: float | None = None  # clock time the timer is armed for
+        self._running = False
+        self._wake_pending = False
+        self._deadline: float | None = None  # the earliest view deadline after the last tick
+        self._last_tick_s = -math.inf
+        self._ticking = False
+        self.polls = 0
+        self.wakeups = 0
+        self.wakeups_ignored = 0
+        self.view_errors = 0
+
+    # -- registration ------------------------------------------------------------------------------
+    @property
+    def waker(self) -> GuiWaker:
+        """The waker to subscribe views' bus subscriptions with. Any thread."""
+        return self._waker
+
+    def add(self, view: PumpedView) -> None:
+        """Drive ``view`` from now on (idempotent); its deadline is read at once. GUI thread; never blocks."""
+        if any(v is view for v in self._views):
+            return
+        self._views.append(view)
+        self.reschedule()
+
+    def remove(self, view: PumpedView) -> None:
+        """Stop driving ``view`` (idempotent); it is not ticked again. GUI thread; never blocks."""
+        self._views = [v for v in self._views if v is not view]
+        self.reschedule()
+
+    def views(self) -> list[PumpedView]:
+        """The registered views, in the order they are ticked. GUI thread."""
+        return list(self._views)
+
+    def __contains__(self, view: object) -> bool:
+        return any(v is view for v in self._views)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Accept wake-ups and deadlines; idempotent. The first tick comes with the first wake-up or
+        deadline, at the earliest one frame from now. GUI thread; never blocks."""
+        if self._running:
+            return
+        self._running = True
+        self._last_tick_s = self._clock()
+        self._waker.pending = False
+        self._waker._armed = True
+        self.reschedule()
+
+    def stop(self) -> None:
+        """Stop the timer and ignore every wake-up from now on (also those already posted);
+        idempotent. The views stay registered. GUI thread; never blocks."""
+        self._running = False
+        self._waker._armed = False
+        self._waker.pending = False
+        self._wake_pending = False
+        self._timer.stop()
+        self._armed_at = None
+
+    def is_running(self) -> bool:
+        """True between ``start()`` and ``stop()``. GUI thread."""
+        return self._running
+
+    def is_polling(self) -> bool:
+        """Alias of ``is_running`` (the controllers' old name). GUI thread."""
+        return self._running
+
+    def timer_active(self) -> bool:
+        """True while a tick is scheduled (False when idle or stopped). GUI thread."""
+        return self._timer.isActive()
+
+    @property
+    def poll_timer(self) -> QTimer:
+        """The one single-shot timer (tests prove it is stopped). GUI thread."""
+        return self._timer
+
+    @property
+    def ticks(self) -> int:
+        """Alias of ``polls``: ticks run so far. GUI thread."""
+        return self.polls
+
+    # -- waking ------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask for a tick at the next frame (e.g. a read result landed). Any thread; never blocks."""
+        self._waker.notify()
+
+    def reschedule(self) -> None:
+        """Re-read every view's deadline and re-arm the timer (after a change outside a tick).
+        GUI thread; never blocks."""
+        if not self._running or self._ticking:
+            return
+        self._deadline = self._earliest_deadline(self._clock())
+        self._arm()
+
+    def event(self, e: QEvent) -> bool:  # noqa: D401 (Qt override)
+        """The posted wake-up (GUI thread)."""
+        if e.type() == _WAKE_EVENT:
+            if not self._running:
+                self.wakeups_ignored += 1
+                return True
+            self.wakeups += 1
+            self._wake_pending = True
+            self._arm()
+            return True
+        return super().event(e)
+
+    # -- ticking -----------------------------------------------------------------------------------
+    def tick_now(self) -> None:
+        """Run one tick at once, whatever the frame and deadlines (tests, shutdown). GUI thread;
+        never blocks longer than the views' ticks."""
+        if self._running:
+            self._tick()
+
+    def _on_timer(self) -> None:
+        self._armed_at = None
+        if self._running:
+            self._tick()
+
+    def _tick(self) -> None:
+        now = self._clock()
+        self._timer.stop()
+        self._armed_at = None
+        self._waker.pending = False  # before draining: whatever is published from here on wakes again
+        self._wake_pending = False
+        self._last_tick_s = now
+        self.polls += 1
+        self._ticking = True
+        try:
+            for view in list(self._views):
+                try:
+                    view.tick(now)
+                except Exception as exc:  # noqa: BLE001 (one view's bug must not stop the others)
+                    self.view_errors += 1
+                    if _rate_log.log(logging.ERROR, f"tick:{type(view).__name__}", "view %r failed to tick: %s: %s",
+                                     view, type(exc).__name__, exc):
+                        _log.debug("the failed tick", exc_info=True)
+        finally:
+            self._ticking = False
+        if self._running:
+            self._deadline = self._earliest_deadline(now)
+            self._arm()
+
+    def _earliest_deadline(self, now: float) -> float | None:
+        earliest: float | None = None
+        for view in self._views:
+            try:
+                due = view.next_deadline_s(now)
+            except Exception as exc:  # noqa: BLE001
+                self.view_errors += 1
+                _rate_log.log(logging.ERROR, f"deadline:{type(view).__name__}", "view %r failed to give its "
+                              "deadline: %s: %s", view, type(exc).__name__, exc)
+                due = now  # tick it again soon rather than forget it
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+        return earliest
+
+    def _arm(self) -> None:
+        """Arm the timer for the earliest of a pending wake-up and the views' deadline, at most one
+        tick per frame; stop it when nothing is pending."""
+        if not self._running:
+            return
+        now = self._clock()
+        due = now if self._wake_pending else self._deadline
+        if due is None:
+            self._timer.stop()
+            self._armed_at = None
+            return
+        at = max(due, self._last_tick_s + self._frame_s)
+        if self._armed_at is not None and self._timer.isActive() and self._armed_at <= at:
+            return  # already armed for as soon or sooner
+        self._armed_at = at
+        self._timer.start(min(_MAX_TIMER_MS, max(0, math.ceil((at - now) * 1000.0))))

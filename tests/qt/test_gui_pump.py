@@ -1,0 +1,167 @@
+"""GuiPump on a real Qt event loop and a real RunBus: woken by publishes, coalesced per frame, timed by
+deadlines, idle when nothing is pending, and provably stopped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator
+
+import pytest
+from qtpy.QtWidgets import QApplication
+
+from gym_gui.qt.gui_pump import GuiPump, GuiWaker
+from gym_gui.telemetry.events import Topic
+from gym_gui.telemetry.run_bus import RunBus
+
+
+class View:
+    """A minimal pumped view: drains one subscription per tick, optionally asks for a deadline."""
+
+    def __init__(self, sub: Any = None) -> None:
+        self.sub = sub
+        self.ticks: list[float] = []
+        self.got: list[Any] = []
+        self.deadline_s: float | None = None
+        self.fail = False
+
+    def tick(self, now_s: float) -> None:
+        self.ticks.append(now_s)
+        if self.sub is not None:
+            self.got += self.sub.drain()
+        if self.fail:
+            raise RuntimeError("boom")
+
+    def next_deadline_s(self, now_s: float) -> float | None:
+        if self.deadline_s is not None and self.deadline_s <= now_s:
+            self.deadline_s = None  # served
+        return self.deadline_s
+
+
+@pytest.fixture
+def pump(qtbot: Any) -> Iterator[GuiPump]:
+    p = GuiPump()
+    p.start()
+    yield p
+    p.stop()
+    assert not p.timer_active() and not p.poll_timer.isActive()
+
+
+def test_a_publish_wakes_one_tick_and_then_the_pump_is_idle(qtbot: Any, bus: RunBus, factory: Any,
+                                                           pump: GuiPump) -> None:
+    view = View(bus.subscribe(Topic.STEP_APPENDED, "v", waker=pump.waker))
+    pump.add(view)
+    assert isinstance(pump.waker, GuiWaker) and view in pump and not pump.timer_active()  # idle
+    f = factory("run1", "agent1")
+    bus.publish(f.step(0, 0))
+    qtbot.waitUntil(lambda: len(view.got) == 1, timeout=5000)
+    assert pump.polls == 1 and not pump.timer_active() and not pump.waker.pending
+    QApplication.processEvents()
+    assert pump.polls == 1  # nothing pending: no timer, no tick
+
+
+def test_a_burst_from_another_thread_is_coalesced_to_about_one_tick_per_frame(
+        qtbot: Any, bus: RunBus, factory: Any, pump: GuiPump) -> None:
+    view = View(bus.subscribe(Topic.STEP_APPENDED, "v", maxlen=None, waker=pump.waker))
+    pump.add(view)
+    f = factory("run1", "agent1")
+    events = [f.step(0, i) for i in range(20_000)]
+    posted_before = pump.wakeups
+
+    def produce() -> None:
+        for evt in events:
+            bus.publish(evt)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=produce)
+    thread.start()
+    qtbot.waitUntil(lambda: len(view.got) == len(events), timeout=10_000)
+    thread.join(5)
+    elapsed_s = time.monotonic() - started
+    assert view.got == events
+    gaps = [b - a for a, b in zip(view.ticks, view.ticks[1:])]
+    assert all(g >= pump.frame_interval_ms / 1000 - 0.002 for g in gaps)  # never two ticks in one frame
+    assert pump.polls <= elapsed_s / (pump.frame_interval_ms / 1000) + 2
+    assert pump.wakeups - posted_before <= pump.polls + 1  # one wake-up per tick at most
+
+
+def test_deadlines_tick_without_data_and_the_earliest_wins(qtbot: Any, pump: GuiPump) -> None:
+    late, soon = View(), View()
+    now = time.monotonic()
+    late.deadline_s = now + 0.3
+    soon.deadline_s = now + 0.05
+    pump.add(late)
+    pump.add(soon)
+    assert pump.timer_active()
+    qtbot.waitUntil(lambda: soon.ticks != [], timeout=5000)
+    assert soon.ticks[0] >= soon_deadline(now, 0.05) and late.deadline_s is not None
+    qtbot.waitUntil(lambda: late.deadline_s is None, timeout=5000)
+    assert max(late.ticks) >= now + 0.3 - 0.002
+    qtbot.waitUntil(lambda: not pump.timer_active(), timeout=5000)  # both served: idle again
+    polls = pump.polls
+    qtbot.wait(50)
+    assert pump.polls == polls
+
+
+def soon_deadline(now: float, delay_s: float) -> float:
+    return now + delay_s - 0.002  # a precise timer may fire a hair early on the clock's rounding
+
+
+def test_a_failing_view_is_counted_and_the_others_still_tick(qtbot: Any, bus: RunBus, factory: Any,
+                                                            pump: GuiPump) -> None:
+    bad, good = View(), View(bus.subscribe(Topic.STEP_APPENDED, "good", waker=pump.waker))
+    bad.fail = True
+    pump.add(bad)
+    pump.add(good)
+    bus.publish(factory("run1", "agent1").step(0, 0))
+    qtbot.waitUntil(lambda: len(good.got) == 1, timeout=5000)
+    assert pump.view_errors == 1 and len(bad.ticks) == 1
+
+
+def test_remove_and_wake_from_any_thread(qtbot: Any, pump: GuiPump) -> None:
+    kept, gone = View(), View()
+    pump.add(kept)
+    pump.add(gone)
+    pump.add(kept)  # idempotent
+    pump.remove(gone)
+    pump.remove(gone)
+    assert pump.views() == [kept]
+    thread = threading.Thread(target=pump.wake)
+    thread.start()
+    thread.join(5)
+    qtbot.waitUntil(lambda: len(kept.ticks) == 1, timeout=5000)
+    assert gone.ticks == []
+
+
+def test_stop_leaves_no_timer_and_processes_no_wake_up(qtbot: Any, bus: RunBus, factory: Any) -> None:
+    pump = GuiPump(frame_interval_ms=10)
+    view = View(bus.subscribe(Topic.STEP_APPENDED, "v", waker=pump.waker))
+    view.deadline_s = time.monotonic() + 60
+    pump.add(view)
+    assert not pump.is_running() and not pump.timer_active()  # not started: nothing armed
+    pump.start()
+    assert pump.is_running() and pump.is_polling() and pump.timer_active()  # armed for the deadline
+    pump.wake()  # posted to the event queue...
+    pump.stop()  # ... and stopped before the GUI thread sees it
+    assert not pump.timer_active() and not pump.is_polling()
+    QApplication.processEvents()
+    assert pump.polls == 0 and pump.wakeups == 0 and pump.wakeups_ignored == 1
+    bus.publish(factory("run1", "agent1").step(0, 0))  # a stopped pump's waker posts nothing
+    QApplication.processEvents()
+    qtbot.wait(30)
+    assert pump.polls == 0 and not pump.timer_active() and view.ticks == []
+    pump.start()  # a pump may run again
+    pump.wake()
+    qtbot.waitUntil(lambda: len(view.got) == 1, timeout=5000)
+    pump.stop()
+    pump.stop()  # idempotent
+    assert not pump.timer_active()
+
+
+def test_tick_now_runs_at_once_and_bad_arguments_are_refused(qtbot: Any, pump: GuiPump) -> None:
+    view = View()
+    pump.add(view)
+    pump.tick_now()
+    assert len(view.ticks) == 1 and pump.ticks == 1
+    with pytest.raises(ValueError):
+        GuiPump(frame_interval_ms=0)
