@@ -16,29 +16,29 @@ Rules:
   changes back: a new event or stream of it makes it ``running`` (a writer resumed the stream),
   and any RUN_COMPLETED finishes it;
 - a running run with no event for its stall timeout is ``stalled`` (quiet, not failed); its next
-  event (or new stream) makes it ``running`` again. The timeout is ``stall_missed_intervals`` x
-  the run's heartbeat interval: its ``config["heartbeat_interval_s"]`` from RUN_STARTED, else the
-  latest heartbeat's ``interval_s``, else the default for a run that sent RUN_STARTED or a
-  heartbeat. A run that sent neither (steps and episodes only: it has no heartbeats to miss)
-  stalls after ``idle_timeout_s`` of silence instead. A pending run (launched, silent so far)
-  never stalls;
+  event (or new stream) makes it ``running`` again. The rule is the live view's, one
+  ``stall_clock.StallClock`` per run: ``stall_missed_intervals`` x the run's heartbeat interval
+  (its ``config["heartbeat_interval_s"]`` from RUN_STARTED, else the latest heartbeat's
+  ``interval_s``, else the default) for a run that sent RUN_STARTED or a heartbeat; a run that
+  sent neither (steps and episodes only: no heartbeats to miss) stalls after ``idle_timeout_s``
+  of silence instead. A pending run (launched, silent so far) never stalls;
 - a stored run only fills in what live events have not said: live state always wins.
 
 The table also keeps the highest seq_id seen per stream (``next_seq_id``), so an explicit finish
-can be published as the stream's next event.
+can be published as the stream's next event, and says when its next stall is due
+(``next_deadline_s``), so its owner sleeps until then.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 from gym_gui.live.run_state import SEVERITY, RunState, RunStatus, status_for_outcome
+from gym_gui.live.stall_clock import StallClock, positive_interval_s
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_records import RunRecord
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "STATUS", "STREAM", "Change", "RunStateTable", "positive_interval_s",
-           "reason_of"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "STATUS", "STREAM", "Change", "RunStateTable", "reason_of"]
 
 #: Silence after which a run without heartbeats (no RUN_STARTED, no RUN_HEARTBEAT) counts as stalled.
 DEFAULT_IDLE_TIMEOUT_S = 10.0
@@ -58,13 +58,6 @@ _STORED_TERMINAL = {"completed": RunStatus.COMPLETED, "failed": RunStatus.FAILED
 def _final(status: RunStatus | None) -> bool:
     """A status later activity does not change (terminal, except interrupted)."""
     return status is not None and status.is_terminal and status is not RunStatus.INTERRUPTED
-
-
-def positive_interval_s(value: Any) -> float | None:
-    """``value`` as a finite positive number of seconds, else None."""
-    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
-        return None
-    return float(value)
 
 
 def _later(a: str | None, b: str | None) -> str | None:
@@ -87,10 +80,10 @@ class _Run:
     """Mutable per-run state inside the table."""
 
     __slots__ = ("run_id", "status", "env_id", "agent_ids", "outcome", "started_at", "completed_at",
-                 "last_event_at", "summary", "config_interval_s", "heartbeat_interval_s", "last_active",
-                 "has_lifecycle", "reason", "anonymous_stream", "max_seq")
+                 "last_event_at", "summary", "clock", "configured", "announced", "reason", "anonymous_stream",
+                 "max_seq")
 
-    def __init__(self, run_id: str, now: float) -> None:
+    def __init__(self, run_id: str, clock: StallClock) -> None:
         self.run_id = run_id
         self.status: RunStatus | None = None  # None until the first status is announced
         self.env_id: str | None = None
@@ -100,10 +93,9 @@ class _Run:
         self.completed_at: str | None = None
         self.last_event_at: str | None = None
         self.summary: Any = None
-        self.config_interval_s: float | None = None
-        self.heartbeat_interval_s: float | None = None
-        self.last_active = now
-        self.has_lifecycle = False  # RUN_STARTED or a heartbeat seen (live or stored)
+        self.clock = clock  # the stall rule: intervals, lifecycle seen, last activity
+        self.configured = False  # an interval came from RUN_STARTED's config (live or stored)
+        self.announced = False  # an interval came from a heartbeat (live or stored)
         self.reason: str | None = None
         self.anonymous_stream = False  # a stream whose agent_id is None
         self.max_seq: dict[str | None, int] = {}  # highest seq_id seen per agent (stream)
@@ -113,9 +105,19 @@ class _Run:
         return RunState(
             run_id=self.run_id, status=self.status, env_id=self.env_id, agent_ids=tuple(self.agent_ids),
             outcome=self.outcome, started_at=self.started_at, completed_at=self.completed_at,
-            last_event_at=self.last_event_at, summary=self.summary, has_lifecycle=self.has_lifecycle,
+            last_event_at=self.last_event_at, summary=self.summary, has_lifecycle=self.clock.has_lifecycle,
             reason=self.reason, anonymous_stream=self.anonymous_stream,
         )
+
+    def configure(self, interval_s: Any) -> None:
+        if positive_interval_s(interval_s) is not None:
+            self.clock.configure(interval_s)
+            self.configured = True
+
+    def announce(self, interval_s: Any) -> None:
+        if positive_interval_s(interval_s) is not None:
+            self.clock.announce(interval_s)
+            self.announced = True
 
     def note_seq(self, agent_id: str | None, seq_id: int) -> None:
         current = self.max_seq.get(agent_id)
@@ -128,17 +130,13 @@ class RunStateTable:
 
     def __init__(self, *, stall_missed_intervals: int = 3, default_heartbeat_interval_s: float = 1.0,
                  idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S) -> None:
-        if stall_missed_intervals < 1:
-            raise ValueError(f"stall_missed_intervals must be >= 1, got {stall_missed_intervals}")
-        default = positive_interval_s(default_heartbeat_interval_s)
-        if default is None:
-            raise ValueError(f"default_heartbeat_interval_s must be > 0, got {default_heartbeat_interval_s!r}")
-        idle = positive_interval_s(idle_timeout_s)
-        if idle is None:
+        """Raise ValueError unless ``stall_missed_intervals >= 1`` and both times are > 0 (StallClock's checks)."""
+        if idle_timeout_s is None or positive_interval_s(idle_timeout_s) is None:
             raise ValueError(f"idle_timeout_s must be > 0, got {idle_timeout_s!r}")
+        StallClock(default_heartbeat_interval_s, stall_missed_intervals, idle_timeout_s=idle_timeout_s)  # checks
         self.stall_missed_intervals = stall_missed_intervals
-        self.default_heartbeat_interval_s = default
-        self.idle_timeout_s = idle
+        self.default_heartbeat_interval_s = float(default_heartbeat_interval_s)
+        self.idle_timeout_s = float(idle_timeout_s)
         self._runs: dict[str, _Run] = {}
         self._running: dict[str, _Run] = {}  # runs whose status is RUNNING: the only ones that can stall
 
@@ -161,13 +159,13 @@ class RunStateTable:
     def stall_timeout_s(self, run_id: str) -> float | None:
         """Seconds without an event after which the run is stalled, or None if unknown."""
         run = self._runs.get(run_id)
-        return None if run is None else self._timeout_s(run)
+        return None if run is None else run.clock.timeout_s
 
-    def _timeout_s(self, run: _Run) -> float:
-        interval = run.config_interval_s or run.heartbeat_interval_s
-        if interval is None and not run.has_lifecycle:
-            return self.idle_timeout_s  # no heartbeats to miss: silence for the idle timeout
-        return self.stall_missed_intervals * (interval or self.default_heartbeat_interval_s)
+    def next_deadline_s(self) -> float | None:
+        """The earliest time (the callers' clock) at which ``check_stalls`` can mark a run stalled, or
+        None when no run can stall (none running)."""
+        deadlines = [d for d in (r.clock.deadline_s() for r in self._running.values()) if d is not None]
+        return min(deadlines, default=None)
 
     def next_seq_id(self, run_id: str, agent_id: str | None) -> int:
         """One more than the highest seq_id seen of stream ``(run_id, agent_id)`` (live or stored), else 1."""
@@ -187,7 +185,7 @@ class RunStateTable:
         """A run the app launched whose worker has not spoken yet; no-op for a known run."""
         if run_id in self._runs:
             return []
-        run = self._runs[run_id] = _Run(run_id, now)
+        run = self._runs[run_id] = self._new_run(run_id)
         changes: list[Change] = []
         self._set_status(run, RunStatus.PENDING, changes)
         return changes
@@ -199,13 +197,13 @@ class RunStateTable:
         if topic in _IGNORED:
             return []
         changes: list[Change] = []
-        run = self._run(evt.run_id, now)
+        run = self._run(evt.run_id)
         run.note_seq(evt.agent_id, evt.seq_id)
         if _final(run.status):
             if topic is Topic.RUN_COMPLETED:
                 self._complete(run, evt, changes)
         else:
-            run.last_active = now
+            run.clock.note_event(now)
             run.last_event_at = _later(run.last_event_at, evt.ts_iso)
             if topic is Topic.RUN_COMPLETED:
                 self._complete(run, evt, changes)
@@ -213,9 +211,9 @@ class RunStateTable:
                 if topic is Topic.RUN_STARTED:
                     self._started(run, evt)
                 elif topic is Topic.RUN_HEARTBEAT:
-                    run.heartbeat_interval_s = positive_interval_s(payload.get("interval_s")) or run.heartbeat_interval_s
+                    run.announce(payload.get("interval_s"))
                 if topic in _LIFECYCLE:
-                    run.has_lifecycle = True
+                    run.clock.note_lifecycle()
                 self._set_status(run, RunStatus.RUNNING, changes)
         self._add_agent(run, evt.agent_id, changes)
         return changes
@@ -227,10 +225,10 @@ class RunStateTable:
         last: dict[tuple[str, str | None], TelemetryEvent] = {(e.run_id, e.agent_id): e for e in events}
         changes: list[Change] = []
         for (run_id, agent_id), evt in last.items():
-            run = self._run(run_id, now)
+            run = self._run(run_id)
             run.note_seq(agent_id, evt.seq_id)
             if not _final(run.status):
-                run.last_active = now
+                run.clock.note_event(now)
                 run.last_event_at = _later(run.last_event_at, evt.ts_iso)
                 self._set_status(run, RunStatus.RUNNING, changes)
             self._add_agent(run, agent_id, changes)
@@ -239,11 +237,11 @@ class RunStateTable:
     def add_stream(self, run_id: str, agent_id: str | None, now: float) -> list[Change]:
         """A stream seen on the bus (its first event was published): activity of a live run."""
         changes: list[Change] = []
-        run = self._run(run_id, now)
+        run = self._run(run_id)
         if agent_id in run.agent_ids or agent_id is None and run.anonymous_stream:
             return changes
         if not _final(run.status):
-            run.last_active = now
+            run.clock.note_event(now)
             self._set_status(run, RunStatus.RUNNING, changes)
         self._add_agent(run, agent_id, changes)
         return changes
@@ -260,15 +258,15 @@ class RunStateTable:
         """
         changes: list[Change] = []
         known = record.run_id in self._runs
-        run = self._run(record.run_id, now)
+        run = self._run(record.run_id)
         run.env_id = run.env_id or record.env_id
         run.started_at = run.started_at or record.started_at
-        if run.config_interval_s is None and isinstance(record.config, dict):
-            run.config_interval_s = positive_interval_s(record.config.get("heartbeat_interval_s"))
-        if run.heartbeat_interval_s is None and isinstance(record.last_heartbeat, dict):
-            run.heartbeat_interval_s = positive_interval_s(record.last_heartbeat.get("interval_s"))
+        if not run.configured and isinstance(record.config, dict):  # live news wins over the stored row
+            run.configure(record.config.get("heartbeat_interval_s"))
+        if not run.announced and isinstance(record.last_heartbeat, dict):
+            run.announce(record.last_heartbeat.get("interval_s"))
         if record.started_at is not None or record.last_heartbeat_at is not None:
-            run.has_lifecycle = True
+            run.clock.note_lifecycle()
         for agent_id, seq_id in (max_seq_ids or {}).items():
             run.note_seq(agent_id, seq_id)
         stored_terminal = _STORED_TERMINAL.get(record.status)
@@ -278,8 +276,8 @@ class RunStateTable:
                 self._fill_completion(run, record)
                 self._set_status(run, stored_terminal, changes)
             else:
-                run.last_active = now - max(0.0, age_s or 0.0)
-                stalled = now - run.last_active >= self._timeout_s(run)
+                run.clock.note_event(now - max(0.0, age_s or 0.0))  # its last news, not now
+                stalled = run.clock.check(now)
                 self._set_status(run, RunStatus.STALLED if stalled else RunStatus.RUNNING, changes)
         elif run.status.is_terminal and stored_terminal is not None:
             self._fill_completion(run, record)
@@ -290,16 +288,20 @@ class RunStateTable:
     def check_stalls(self, now: float) -> list[Change]:
         """Mark running runs without an event for their stall timeout as stalled."""
         changes: list[Change] = []
-        for run in [r for r in self._running.values() if now - r.last_active >= self._timeout_s(r)]:
+        for run in [r for r in self._running.values() if r.clock.check(now)]:
             self._set_status(run, RunStatus.STALLED, changes)
         return changes
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _run(self, run_id: str, now: float) -> _Run:
+    def _run(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
         if run is None:
-            run = self._runs[run_id] = _Run(run_id, now)
+            run = self._runs[run_id] = self._new_run(run_id)
         return run
+
+    def _new_run(self, run_id: str) -> _Run:
+        return _Run(run_id, StallClock(self.default_heartbeat_interval_s, self.stall_missed_intervals,
+                                       idle_timeout_s=self.idle_timeout_s))
 
     def _set_status(self, run: _Run, status: RunStatus, changes: list[Change]) -> None:
         if run.status is status:
@@ -326,7 +328,7 @@ class RunStateTable:
             run.env_id = env_id
         config = payload.get("config")
         if isinstance(config, dict):
-            run.config_interval_s = positive_interval_s(config.get("heartbeat_interval_s")) or run.config_interval_s
+            run.configure(config.get("heartbeat_interval_s"))
         if run.started_at is None or evt.ts_iso < run.started_at:
             run.started_at = evt.ts_iso
 

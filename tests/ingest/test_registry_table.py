@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from gym_gui.live.run_state import RunStatus, status_for_outcome
-from gym_gui.live.run_state_table import STATUS, STREAM, RunStateTable, positive_interval_s
+from gym_gui.live.run_state_table import STATUS, STREAM, RunStateTable
+from gym_gui.live.stall_clock import positive_interval_s
 from gym_gui.telemetry.sqlite_records import RunRecord
 
 
@@ -137,3 +138,21 @@ def test_a_stream_without_agent_id_is_noted_not_announced_and_seq_ids_are_tracke
     assert old is not None and not old.has_lifecycle and table.stall_timeout_s("old") == table.idle_timeout_s
     with pytest.raises(ValueError):
         RunStateTable(idle_timeout_s=0)
+
+
+def test_the_next_stall_deadline_is_the_earliest_running_run_s_and_none_when_none_can_stall(factory: Any) -> None:
+    table = RunStateTable(stall_missed_intervals=3, default_heartbeat_interval_s=1.0, idle_timeout_s=10.0)
+    assert table.next_deadline_s() is None
+    table.register_pending("quiet", 0.0)
+    assert table.next_deadline_s() is None  # pending never stalls
+    f, g = factory("hb", "a1"), factory("plain", "a1")
+    table.apply_event(f.started(config={"heartbeat_interval_s": 0.5}), 1.0)
+    table.apply_activity([g.step(0, 0)], 2.0)
+    assert table.next_deadline_s() == 2.5  # 1.0 + 3 x 0.5, before the steps-only run's 2.0 + 10
+    assert table.check_stalls(2.49) == [] and table.check_stalls(2.5) == [(STATUS, "hb", "stalled")]
+    assert table.next_deadline_s() == 12.0  # a stalled run is not due again
+    table.apply_event(f.heartbeat(), 5.0)
+    assert table.next_deadline_s() == 6.5
+    table.apply_event(f.completed(), 6.0)
+    table.apply_event(g.completed(), 6.0)
+    assert table.next_deadline_s() is None
