@@ -138,7 +138,7 @@ def measure(step_rate_hz: float, seconds: float, *, blocking_baseline: bool) -> 
     if old_db is not None:
         old_db.close()
     tmp.cleanup()
-    poll_ms = float(controller._timer.interval())
+    poll_ms = float(controller.pump.frame_interval_ms)
     lat = sorted(latencies_ms)
     return {
         "steps": len(lat),

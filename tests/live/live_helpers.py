@@ -1,4 +1,4 @@
-"""Helpers for the LiveTelemetryController tests: make started controllers and record their batches."""
+"""Helpers for the LiveTelemetryController tests: make started controllers, record their batches, run quiet ticks."""
 
 from __future__ import annotations
 
@@ -17,6 +17,15 @@ def make(controllers: list[LiveTelemetryController], bus: RunBus, run_id: str = 
     controllers.append(ctl)
     ctl.start()
     return ctl
+
+
+def quiet_ticks(qtbot: Any, ctl: LiveTelemetryController, n: int = 3) -> None:
+    """With nothing pending the pump is idle (no timer runs); then ``n`` ticks are asked for and run."""
+    qtbot.waitUntil(lambda: not ctl.pump.timer_active(), timeout=5000)
+    for _ in range(n):
+        start = ctl.ticks
+        ctl.pump.wake()
+        qtbot.waitUntil(lambda: ctl.ticks > start, timeout=5000)
 
 
 def record(ctl: LiveTelemetryController) -> list[tuple[int, LiveBatch]]:

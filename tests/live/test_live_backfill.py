@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from gym_gui.live.live_batch import LiveBatch
-from live_helpers import make, record
+from live_helpers import make, quiet_ticks, record
 from gym_gui.qt.live_controller import LiveTelemetryController
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.qt.db_sink_thread import DbSink
@@ -171,6 +171,7 @@ def test_events_skipped_over_a_stall_are_read_back_when_the_stream_resumes(
         bus.publish(evt)
     qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 4, timeout=5000)
     clock[0] += 3.0
+    ctl.pump.reschedule()  # the test moved the pump's clock: the stall deadline is due now
     qtbot.waitUntil(ctl.is_stalled, timeout=5000)
     # The live path never carried seq 6..15 (e.g. a bridge that reconnected); SQLite has them.
     with qtbot.waitSignal(ctl.stall_changed, timeout=5000) as blocker:
@@ -211,9 +212,9 @@ def test_a_stream_that_ended_before_its_tab_opened_is_read_whole_from_sqlite(
     ctl = make(controllers, bus, reader=reader, history_after_seq_id=-1)
     qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 10, timeout=10_000)
     store.write_events([*f.episodes(1, 5, first_episode=2), f.completed()])  # the rest, then the end
-    qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 15 and not ctl._gaps, timeout=10_000)
+    qtbot.waitUntil(lambda: ctl.stats()["steps_total"] == 15 and not ctl.view.gaps, timeout=10_000)
     stats = ctl.stats()
     assert (stats["episodes_total"], stats["backfilled_total"], stats["unrecoverable"]) == (3, 18, 0)
     queries = ctl.backfill_queries
-    qtbot.waitUntil(lambda: ctl.ticks > 200, timeout=10_000)
+    quiet_ticks(qtbot, ctl, 20)  # nothing pending: the pump is idle, and ticks asked for read nothing
     assert ctl.backfill_queries == queries  # closed: no more reading

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from live_helpers import make, record
+from live_helpers import make, quiet_ticks, record
 from gym_gui.qt.live_controller import LiveTelemetryController
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus
@@ -75,7 +75,7 @@ def test_at_most_one_batch_per_tick_and_none_for_an_empty_tick(
     assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # the backlog drains tick after tick
     assert [e for _t, b in batches for e in b.steps] == [e for e in events if e.topic is Topic.STEP_APPENDED]
     quiet_from = ctl.ticks
-    qtbot.waitUntil(lambda: ctl.ticks >= quiet_from + 3, timeout=5000)
+    quiet_ticks(qtbot, ctl, 3)  # the backlog drained: the pump is idle until asked
     assert [t for t, _b in batches if t > quiet_from] == []  # empty ticks emit nothing
 
 
@@ -88,7 +88,7 @@ def test_a_batch_and_the_lifecycle_signals_arrive_at_the_tick_after_publish(
     ctl.run_started.connect(got["started"].append)
     ctl.heartbeat.connect(got["beat"].append)
     ctl.run_completed.connect(got["completed"].append)
-    qtbot.waitUntil(lambda: ctl.ticks >= 1, timeout=5000)
+    quiet_ticks(qtbot, ctl, 1)
     published_at = ctl.ticks
     with qtbot.waitSignal(ctl.batch_ready, timeout=5000) as blocker:
         publish(bus, [started, step, beat1, beat2])
