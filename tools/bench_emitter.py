@@ -72,6 +72,8 @@ AGENT_ID = "agent-1"
 CELLS = ["SFFF", "FHFH", "FFFH", "HFFG"]
 
 Factory = Callable[[Any], Any]
+#: The step call of each variant (the others, the previous emitter's among them, call emit + step_fields).
+STEP_API = {"new": "emit_step", "new_hb": "emit_step"}
 
 
 def grid_payloads() -> list[dict[str, Any]]:
@@ -79,11 +81,18 @@ def grid_payloads() -> list[dict[str, Any]]:
              "agent": [pos // 4, pos % 4]} for pos in range(16)]
 
 
-def loop(emitter: Any, steps: int, episode_length: int, payload: str) -> tuple[float, float]:
-    """Run the loop; emit through ``emitter`` unless it is None. Returns (wall, process CPU) seconds."""
+def loop(emitter: Any, steps: int, episode_length: int, payload: str, step_api: str = "emit_step") -> tuple[float, float]:
+    """Run the loop; emit through ``emitter`` unless it is None. Returns (wall, process CPU) seconds.
+
+    ``step_api``: ``emit_step`` (what our workers call) or ``emit`` (``emit("step", step_fields(...))``,
+    the general call, and the only one the previous emitter has).
+    """
     renders = grid_payloads() if payload == "grid" else [None] * 16
     info_of_step = {"prob": 1.0} if payload == "grid" else {}
     emit = emitter.emit if emitter is not None else None
+    # mode 2: emit + step_fields; 1: emit_step; 0: the bare loop (which tests the same two conditions)
+    mode = 0 if emitter is None else (1 if step_api == "emit_step" else 2)
+    emit_step = emitter.emit_step if mode == 1 else None
     ep = t = pos = 0
     ep_return = 0.0
     cpu_start = time.process_time()
@@ -96,9 +105,11 @@ def loop(emitter: Any, steps: int, episode_length: int, payload: str) -> tuple[f
         t += 1
         truncated = t == episode_length
         terminated = False
-        if emit is not None:
-            emit("step", step_fields(ep, t - 1, action, pos, reward, terminated, truncated, info_of_step,
+        if mode == 2:
+            emit("step", step_fields(ep, t - 1, action, pos, reward, terminated, truncated, info_of_step,  # type: ignore[misc]
                                      renders[pos]))
+        elif mode == 1:
+            emit_step(ep, t - 1, action, pos, reward, terminated, truncated, info_of_step, renders[pos])  # type: ignore[misc]
         if truncated:
             if emit is not None:
                 emit("episode", episode_fields(ep, ep_return, t, terminated, truncated, "truncated",
@@ -142,7 +153,7 @@ def variants(previous: ModuleType | None) -> dict[str, Factory | None]:
         em.start_heartbeat(1.0, lambda: {"steps_done": 0})
         return em
 
-    out: dict[str, Factory | None] = {"bare": None, "new": new, "new_hb": new_hb}
+    out: dict[str, Factory | None] = {"bare": None, "new": new, "new_hb": new_hb, "new_emit": new}
     if previous is not None:
         prev = previous.JsonlEmitter
         out["previous_64"] = lambda s: prev(s, run_id=RUN_ID, agent_id=AGENT_ID, batch_lines=64, batch_delay_s=0.05)
@@ -160,7 +171,7 @@ def measure(factories: dict[str, Factory | None], steps: int, episode_length: in
             with devnull_writer() as out:
                 emitter = factory(out) if factory is not None else None
                 gc.collect()
-                wall_s, cpu_s = loop(emitter, steps, episode_length, payload)
+                wall_s, cpu_s = loop(emitter, steps, episode_length, payload, STEP_API.get(name, "emit"))
                 if emitter is not None:
                     emitter.close()
             wall[name] = min(wall[name], wall_s / steps)
@@ -227,7 +238,7 @@ def worker_main(args: argparse.Namespace, previous: ModuleType | None) -> int:
                             "worker": {"name": "tools.bench_emitter", "version": "1"}, "pid": os.getpid()},
             flush=True)
     em.start_heartbeat(1.0, lambda: {"steps_done": 0})
-    loop(em, args.steps, args.episode_length, args.payload)
+    loop(em, args.steps, args.episode_length, args.payload, "emit" if args.worker == "previous" else "emit_step")
     em.stop_heartbeat()
     em.emit("run_completed", {"outcome": "completed", "summary": {"steps": args.steps}}, flush=True)
     em.close()
@@ -296,7 +307,8 @@ def main() -> int:
 
     if args.child:  # bare loop and the new emitter only; one JSON line on stdout
         assert not jsonl_encoding.HAVE_ORJSON
-        best = measure(variants(None) | {"new_hb": None}, args.steps, args.episode_length, payloads[0], args.rounds)
+        both = {name: factory for name, factory in variants(None).items() if name in ("bare", "new")}
+        best = measure(both, args.steps, args.episode_length, payloads[0], args.rounds)
         print(json.dumps({"bare": best["bare"], "new": best["new"]}))
         return 0
 
@@ -311,6 +323,7 @@ def main() -> int:
     labels = {
         "new": "new emitter (defaults)",
         "new_hb": "new emitter + heartbeat thread",
+        "new_emit": "new emitter, emit(\"step\", step_fields(...))",
         "stdlib": "new emitter, stdlib json (no orjson)",
         "previous_64": f"previous ({args.previous_rev}), batch 64 / 50 ms",
         "previous_1": f"previous ({args.previous_rev}), batch_lines=1",
@@ -343,6 +356,8 @@ def main() -> int:
                               cost["new"][0], "us/step", "lower", target=tgt, note=note, **base))
         figures.append(figure(f"emitter.new_hb_us_per_step.{payload}", f"emitter + heartbeat thread, {payload} step",
                               cost["new_hb"][0], "us/step", "lower", target=tgt, note=note, **base))
+        figures.append(figure(f"emitter.emit_us_per_step.{payload}", f"emitter, emit + step_fields, {payload} step",
+                              cost["new_emit"][0], "us/step", "lower", note=note, **base))
         figures.append(figure(f"emitter.stdlib_us_per_step.{payload}", f"emitter without orjson, {payload} step",
                               cost["stdlib"][0] if "stdlib" in cost else None, "us/step", "lower", note=note, **base))
         figures.append(figure(f"emitter.wall_us_per_step.{payload}", f"emitter producer cost (wall), {payload} step",

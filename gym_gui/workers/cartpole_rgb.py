@@ -41,7 +41,6 @@ from gym_gui.workers.records import (
     crash_if_requested,
     episode_fields,
     run_started_fields,
-    step_fields,
     summary_fields,
 )
 
@@ -186,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     frames += 1
                     frame_bytes += size
                     max_frame_bytes = max(max_frame_bytes, size)
-                emitter.emit("step", step_fields(ep, t, action, obs.tolist(), float(reward), terminated, truncated,
-                                                 info, payload))
+                emitter.emit_step(ep, t, action, obs.tolist(), float(reward), terminated, truncated, info, payload)
                 t += 1
                 progress.steps_done += 1
                 crash_if_requested(args.fail_after_steps, progress)

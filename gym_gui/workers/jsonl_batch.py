@@ -39,6 +39,7 @@ _COMMON_KEYS = frozenset({"v", "kind", "run_id", "agent_id", "seq", "ts"})
 FLUSHING_KINDS = frozenset({"run_started", "run_completed", "heartbeat"})
 _MAX_CACHED_KINDS = 64
 _COMMA = 0x2C  # b","
+_DOT = 0x2E  # b"."
 
 
 def _template_text(value: str) -> bytes:
@@ -78,14 +79,16 @@ class BatchCore:
     read counters without the lock.
     """
 
-    __slots__ = ("emit", "flush", "close", "flusher_look", "write_if_unchanged", "flush_at_exit",
+    __slots__ = ("emit", "emit_step", "flush", "close", "flusher_look", "write_if_unchanged", "flush_at_exit",
                  "seq", "pending_lines", "batches_written", "write_error")
 
-    def __init__(self, *, emit: Callable[..., int], flush: Callable[[], None], close: Callable[[], None],
+    def __init__(self, *, emit: Callable[..., int], emit_step: Callable[..., int], flush: Callable[[], None],
+                 close: Callable[[], None],
                  flusher_look: Callable[[], "tuple[int, float] | None"], write_if_unchanged: Callable[[int], None],
                  flush_at_exit: Callable[[], None], seq: Callable[[], int], pending_lines: Callable[[], int],
                  batches_written: Callable[[], int]) -> None:
         self.emit = emit
+        self.emit_step = emit_step
         self.flush = flush
         self.close = close
         self.flusher_look = flusher_look
@@ -123,12 +126,13 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
     batches = 0
     closed = False
     parked = False
+    step_template = b""  # the step kind's template of the current second (emit_step)
 
     def make_head(kind: str) -> tuple[bytes, bool]:
         if type(kind) is not str or not kind:
             raise TypeError(f"kind must be a non-empty str, got {kind!r:.40}")
         head = (b'{"v":%d,"kind":' % SCHEMA_VERSION + _template_text(kind) + ids_template
-                + b',"seq":%d,"ts":"' + clock.prefix.encode("ascii").replace(b"%", b"%%") + b'.%06d+00:00"',
+                + b',"seq":%d,"ts":"' + clock.prefix.encode("ascii").replace(b"%", b"%%") + b'%d+00:00"',
                 kind in FLUSHING_KINDS)
         if len(heads) < _MAX_CACHED_KINDS:
             heads[kind] = head
@@ -157,7 +161,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             raise
 
     def emit(kind: str, fields: Mapping[str, Any] | None = None, *, flush: bool | None = None) -> int:
-        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked
+        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked, step_template
         body: bytes | None = None
         if fields:
             if type(fields) is not dict or not common_keys.isdisjoint(fields):
@@ -176,6 +180,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                 clock.advance(now_us)
                 second_us, next_second_us = clock.second_us, clock.next_second_us
                 heads.clear()
+                step_template = make_head("step")[0]  # (emit_step's, renewed with the second by either call)
             head = heads.get(kind)
             if head is None:
                 head = make_head(kind)  # raises for a bad kind before a seq is used
@@ -183,11 +188,12 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             seq += 1
             if not buf:  # a batch opens: it is due delay_us after the previous record
                 deadline_us = last_us + delay_us
-            buf += template % (seq, now_us - second_us)
+            buf += template % (seq, now_us - second_us + 1_000_000)  # "SS1uuuuuu+00:00\"": faster than %06d
+            at = len(buf)
+            buf[at - 14] = _DOT  # "SS.uuuuuu+00:00\""
             if body is None:
                 buf += b"}\n"
             else:
-                at = len(buf)
                 buf += body  # '{"a":1...}\n' -> ',"a":1...}\n' continues the common fields
                 buf[at] = _COMMA
             buf_lines += 1
@@ -199,6 +205,48 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             ):
                 write_locked()
             elif parked:  # lines wait now: the flusher sleeps until they are due
+                parked = False
+                wake.set()
+            return seq
+        finally:
+            release()
+
+    def emit_step(episode_index: int, step_index: int, action: Any, observation: Any, reward: float,
+                  terminated: bool, truncated: bool, info: Any, render_payload: Any) -> int:
+        # emit("step", step_fields(...)) with the same line, minus what a known layout makes
+        # unnecessary: the caller's dict and call, the key checks, the kind's template look-up.
+        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked, step_template
+        fields = {"episode_index": episode_index, "step_index": step_index, "action": action,
+                  "observation": observation, "reward": reward, "terminated": terminated, "truncated": truncated,
+                  "info": info, "render_payload": render_payload}
+        try:
+            body = dumps(fields, default=default, option=newline)  # '{...}\n'
+        except encode_error:
+            body = _fields_line_stdlib(fields)
+        acquire()
+        try:
+            if closed:
+                raise RuntimeError("JsonlEmitter is closed")
+            now_us = time_ns() // 1000
+            if not second_us <= now_us < next_second_us:
+                clock.advance(now_us)
+                second_us, next_second_us = clock.second_us, clock.next_second_us
+                heads.clear()
+                step_template = make_head("step")[0]
+            seq += 1
+            if not buf:
+                deadline_us = last_us + delay_us
+            buf += step_template % (seq, now_us - second_us + 1_000_000)
+            at = len(buf)
+            buf[at - 14] = _DOT
+            buf += body
+            buf[at] = _COMMA
+            buf_lines += 1
+            previous_us = last_us
+            last_us = now_us
+            if buf_lines >= batch_lines or not previous_us <= now_us < deadline_us:
+                write_locked()
+            elif parked:
                 parked = False
                 wake.set()
             return seq
@@ -257,7 +305,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             lock.release()
 
     core = BatchCore(
-        emit=emit, flush=flush, close=close, flusher_look=flusher_look, write_if_unchanged=write_if_unchanged,
+        emit=emit, emit_step=emit_step, flush=flush, close=close, flusher_look=flusher_look, write_if_unchanged=write_if_unchanged,
         flush_at_exit=flush_at_exit, seq=lambda: seq, pending_lines=lambda: buf_lines,
         batches_written=lambda: batches,
     )

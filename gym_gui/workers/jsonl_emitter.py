@@ -88,6 +88,7 @@ class JsonlEmitter:
         self._core = make_batch_core(stream, run_id=run_id, agent_id=agent_id, batch_lines=int(batch_lines),
                                      delay_us=int(max_delay_ms * 1000), wake=self._wake)
         self.emit = self._core.emit  # type: ignore[method-assign]  # the closure itself: no bound method per call
+        self.emit_step = self._core.emit_step  # type: ignore[method-assign]
         self._hb_thread: threading.Thread | None = None
         self._hb_stop = False
         self._hb_interval_s = 0.0
@@ -140,6 +141,19 @@ class JsonlEmitter:
         (Each instance replaces this method by its closure, which does exactly this.)
         """
         return self._core.emit(kind, fields, flush=flush)  # pragma: no cover - shadowed per instance
+
+    def emit_step(self, episode_index: int, step_index: int, action: Any, observation: Any, reward: float,
+                  terminated: bool, truncated: bool, info: Any, render_payload: Any) -> int:
+        """``emit("step", step_fields(episode_index, ..., render_payload))``, for less: return its seq.
+
+        The same line (``gym_gui.workers.records.step_fields``' keys and order) and the same
+        batching rules, without building the caller's dict, checking its keys for common fields
+        or looking up the kind's template: the cheapest way to write a step (docs/performance.md
+        "Emitter"). Any thread; blocks and raises like :meth:`emit`.
+        (Each instance replaces this method by its closure, which does exactly this.)
+        """
+        return self._core.emit_step(episode_index, step_index, action, observation, reward, terminated,  # pragma: no cover
+                                    truncated, info, render_payload)
 
     def flush(self) -> None:
         """Write and flush every waiting line. Any thread; blocks like :meth:`emit`."""

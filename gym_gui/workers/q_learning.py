@@ -35,7 +35,6 @@ from gym_gui.workers.records import (
     crash_if_requested,
     episode_fields,
     run_started_fields,
-    step_fields,
     summary_fields,
 )
 
@@ -284,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pacer = StepPacer(args.step_rate_hz, cancel)
         successes = 0
         total_return = 0.0
-        emit = emitter.emit
+        emit, emit_step = emitter.emit, emitter.emit_step
         for ep in range(args.episodes):
             if cancel.cancelled:
                 break
@@ -307,8 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 terminated, truncated = bool(terminated), bool(truncated)
                 learner.update(state, action, reward, next_state, terminated)
                 ep_return += reward
-                emit("step", step_fields(ep, t, action, next_state, reward, terminated, truncated, info,
-                                         renderer.payload(next_state)))
+                emit_step(ep, t, action, next_state, reward, terminated, truncated, info, renderer.payload(next_state))
                 t += 1
                 progress.steps_done += 1
                 crash_if_requested(args.fail_after_steps, progress)

@@ -176,6 +176,53 @@ def test_the_proxy_reads_emitted_step_lines_on_its_fast_path() -> None:
     assert results[4][5]["stats"]["mean_return_last_100"] is None
 
 
+def test_emit_step_writes_the_line_of_emit_step_fields() -> None:
+    """emit_step(...) is emit("step", step_fields(...)) byte for byte, but for ts; it shares seq and batch."""
+    cases: list[tuple[Any, ...]] = [
+        (0, 0, 2, 5, 0.0, False, False, {"prob": 1.0}, GRID),
+        (0, 1, np.int64(1), [0.1, -2.5e-7, float("nan")], -1, False, True, {}, None),
+        (3, 7, {"k": [1, 2]}, "caf\u00e9", 1e-7, True, False, {"big": 2**70, "mask": np.array([1, 0])}, None),
+        (4, 0, None, None, 2.5, False, False, None, {"kind": "rgb", "data_b64": "AAAA"}),
+    ]
+    a, b = io.BytesIO(), io.BytesIO()
+    general = JsonlEmitter(a, run_id="run-1", agent_id="agent-1")
+    fast = JsonlEmitter(b, run_id="run-1", agent_id="agent-1")
+    for case in cases:
+        general.emit("step", step_fields(*case))
+        assert fast.emit_step(*case) == general.seq
+    fast.emit("episode", episode_fields(4, 1.0, 1, False, False, "cancelled", {}))
+    assert fast.emit_step(*cases[0]) == len(cases) + 2  # one seq for both calls, in line order
+    general.close()
+    fast.close()
+
+    def without_ts(line: bytes) -> bytes:
+        head, rest = line.split(b',"ts":"', 1)
+        stamp, tail = rest.split(b'"', 1)
+        assert datetime.fromisoformat(stamp.decode()).utcoffset() is not None and len(stamp) == 32
+        return head + tail
+
+    lines_a, lines_b = a.getvalue().splitlines(), b.getvalue().splitlines()
+    assert [without_ts(x) for x in lines_a] == [without_ts(x) for x in lines_b[:len(cases)]]
+    results = [normalize_line(line, default_agent_id="d", default_run_id=None, now_iso="2000-01-01T00:00:00+00:00")
+               for line in lines_b]
+    assert type(results[0][5]) is StepPayload and dict(results[0][5]) == step_fields(*cases[0])
+    assert [r[3] for r in results] == [1, 2, 3, 4, 5, 6]
+
+
+def test_emit_step_refuses_after_close_and_keeps_its_seq_on_unencodable_values() -> None:
+    out = io.BytesIO()
+    em = JsonlEmitter(out, run_id="r", agent_id="a")
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises((ValueError, TypeError, RecursionError)):
+        em.emit_step(0, 0, cyclic, 0, 0.0, False, False, {}, None)
+    assert em.emit_step(0, 0, 1, 0, 0.0, False, False, {}, None) == 1
+    em.close()
+    with pytest.raises(RuntimeError):
+        em.emit_step(0, 1, 1, 0, 0.0, False, False, {}, None)
+    assert json.loads(out.getvalue())["seq"] == 1
+
+
 _NO_ORJSON = """
 import sys
 sys.modules["orjson"] = None
