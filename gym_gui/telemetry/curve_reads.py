@@ -51,7 +51,7 @@ _PARTIAL_SQL = (
 
 def _in_read(store: Any, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``fn`` in one read transaction of ``store`` (its per-thread read connection)."""
-    return store._read(fn)  # the store's own snapshot helper: one BEGIN ... COMMIT on this thread's reader
+    return store.read_transaction(fn)  # one BEGIN ... COMMIT on this thread's reader
 
 
 def _flag(value: Any) -> bool | None:

@@ -44,6 +44,7 @@ from gym_gui.telemetry.json_text import dump_json, encode_json
 from gym_gui.telemetry.legacy_schema import table_columns
 from gym_gui.telemetry.sqlite_rows import NO_AGENT
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS
+from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS
 
 __all__ = ["ConversionCounts", "copy_legacy_rows", "default_episode_id", "parse_episode_id"]
 
@@ -61,13 +62,11 @@ _EPISODE_MAPPED = frozenset(("episode_id", "total_reward", "steps", "terminated"
                              "timestamp", "agent_id", "run_id", "ep_index"))
 #: Columns of the app holding JSON blobs that land in the extras (decoded there).
 _BLOB_EXTRAS = frozenset(("render_hint", "space_signature", "vector_metadata"))
-_STEP_INSERT = "INSERT INTO steps VALUES (" + ",".join("?" * 14) + ")"
-_EPISODE_INSERT = (
-    "INSERT INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, terminated, truncated, "
-    "outcome, metadata_json, extra_json, ts_iso) VALUES (" + ",".join("?" * 12) + ")"
-)
+#: The converted rows fill the hand-written encoder's columns (``tables``), by name.
+_STEP_INSERT = STEPS.insert_sql("INSERT", STEPS.core_insert_names())
+_EPISODE_INSERT = EPISODES.insert_sql("INSERT", EPISODES.core_insert_names())
 _STREAM_INSERT = "INSERT INTO streams (run_id, agent_id, max_seq_id, first_ts_iso, last_ts_iso) VALUES (?,?,?,?,?)"
-_RUN_INSERT = f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+_RUN_INSERT = RUNS.insert_sql("INSERT", RUN_COLUMNS)
 
 
 @attrs.frozen(slots=True)

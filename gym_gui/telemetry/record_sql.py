@@ -31,6 +31,7 @@ from gym_gui.telemetry.sqlite_rows import (
     load_json,
     quarantine_json,
 )
+from gym_gui.telemetry.tables import EPISODES, STEPS
 
 __all__ = [
     "StepKeyCache",
@@ -44,11 +45,10 @@ __all__ = [
     "quarantine",
 ]
 
-_STEP_COLUMN_NAMES = (
-    "run_id, agent_id, seq_id, episode_index, step_index, action_json, observation_json, reward, "
-    "terminated, truncated, info_json, render_payload_json, extra_json, ts_iso"
-)
-_INSERT_STEP = f"INSERT OR IGNORE INTO steps ({_STEP_COLUMN_NAMES}) VALUES ({','.join('?' * 14)})"
+#: The record API's step rows bind the hand-written encoder's columns (``tables.STEPS``); a
+#: generic column declared later stays NULL there, its payload value stays in the extras.
+_INSERT_STEP = STEPS.insert_sql("INSERT OR IGNORE", STEPS.core_insert_names())
+_INSERT_EPISODE = EPISODES.insert_sql("INSERT")
 _ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
 _UPSERT_STREAM = (
     "INSERT INTO streams (run_id, agent_id, max_seq_id, first_ts_iso, last_ts_iso) VALUES (?,?,?,?,?) "
@@ -248,8 +248,7 @@ def insert_episode(conn: sqlite3.Connection, cursors: StreamCursors, episode: En
         payload["episode_id"] = episode.episode_id
     seq_id = cursors.next_seq(run_id, agent_id, episode.ts_iso)
     row = encode_episode(_RowEvent(run_id, agent_id, seq_id, episode.ts_iso, payload))  # type: ignore[arg-type]
-    conn.execute("INSERT INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, terminated, "
-                 "truncated, outcome, metadata_json, extra_json, ts_iso) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+    conn.execute(_INSERT_EPISODE, row)
     return index
 
 

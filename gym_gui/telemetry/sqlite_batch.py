@@ -15,7 +15,11 @@ import attrs
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, dump_json, encode_episode, encode_step, quarantine_json, stored_agent
-from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, new_run
+from gym_gui.telemetry.sqlite_runs import FOLDED_TOPICS, RUN_COLUMNS, apply_run_event, new_run
+from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table
+from gym_gui.telemetry.topic_specs import RowKind, TopicSpecError, check_durable_rows, specs
+
+_STEPS, _EPISODES, _RUN_EVENTS = RowKind.STEPS, RowKind.EPISODES, RowKind.RUN_EVENTS
 
 __all__ = [
     "ENSURE_RUN",
@@ -28,6 +32,7 @@ __all__ = [
     "UPSERT_RUN",
     "UPSERT_STREAM",
     "WriteResult",
+    "check_topics",
     "error_text",
     "is_retryable_error",
     "keep_conflicts",
@@ -36,19 +41,11 @@ __all__ = [
     "sanitised",
 ]
 
-_LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED)
-
-_STEP_COLUMNS = 14
 #: The most step rows one INSERT statement takes; batches are cut into statements of 256, 128, ..., 1 rows.
 _MAX_ROWS_PER_STATEMENT = 256
-_EPISODE_INSERT = (
-    "INSERT OR IGNORE INTO episodes (run_id, agent_id, episode_index, seq_id, total_reward, length, "
-    "terminated, truncated, outcome, metadata_json, extra_json, ts_iso) VALUES "
-)
-_EPISODE_COLUMNS = 12
 INSERT_RUN_EVENT = "INSERT OR IGNORE INTO run_events VALUES (?,?,?,?,?,?,?)"
 ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
-UPSERT_RUN = f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+UPSERT_RUN = RUNS.insert_sql("INSERT OR REPLACE", RUN_COLUMNS)
 UPSERT_STREAM = (
     "INSERT INTO streams (run_id, agent_id, max_seq_id, first_ts_iso, last_ts_iso) VALUES (?,?,?,?,?) "
     "ON CONFLICT (run_id, agent_id) DO UPDATE SET "
@@ -115,14 +112,18 @@ class Plan:
 class MultiRowInsert:
     """``INSERT`` statements of 1, 2, 4, ..., ``_MAX_ROWS_PER_STATEMENT`` rows of one table.
 
-    ``null_at``: a column that is nearly always NULL (``extra_json``). Binding ``None`` costs sqlite3
-    a failed adapter look-up (about ten times an int), so a statement whose rows all have None
-    there writes a literal NULL instead and binds one value less per row.
+    The columns are the table's written ones (``tables``), by name. ``null_column``: one that is
+    nearly always NULL (``extra_json``). Binding ``None`` costs sqlite3 a failed adapter look-up
+    (about ten times an int), so a statement whose rows all have None there writes a literal NULL
+    instead and binds one value less per row.
     """
 
-    def __init__(self, prefix: str, columns: int, null_at: int) -> None:
-        self.columns = columns
-        self.null_at = null_at
+    def __init__(self, table: Table, null_column: str) -> None:
+        names = table.insert_names()
+        prefix = f"INSERT OR IGNORE INTO {table.name} ({', '.join(names)}) VALUES "
+        self.names = names
+        self.columns = columns = len(names)
+        self.null_at = null_at = names.index(null_column)
         marks = ["?"] * columns
         one = "(" + ",".join(marks) + ")"
         marks[null_at] = "NULL"
@@ -161,12 +162,8 @@ class MultiRowInsert:
         return inserted
 
 
-STEP_ROWS = MultiRowInsert(
-    "INSERT OR IGNORE INTO steps (run_id, agent_id, seq_id, episode_index, step_index, action_json, observation_json, "
-    "reward, terminated, truncated, info_json, render_payload_json, extra_json, ts_iso) VALUES ",
-    _STEP_COLUMNS, 12,
-)
-EPISODE_ROWS = MultiRowInsert(_EPISODE_INSERT, _EPISODE_COLUMNS, 10)
+STEP_ROWS = MultiRowInsert(STEPS, "extra_json")
+EPISODE_ROWS = MultiRowInsert(EPISODES, "extra_json")
 
 
 def error_text(exc: BaseException) -> str:
@@ -185,12 +182,28 @@ def sanitised(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def check_topics() -> None:
+    """Raise TopicSpecError when a declared durable topic cannot be written: no row kind, or a
+    lifecycle topic that ``sqlite_runs.apply_run_event`` does not fold. Any thread (start-up)."""
+    check_durable_rows(frozenset(RowKind))
+    unfolded = [s.topic.name for s in specs() if s.durable and s.lifecycle and s.topic not in FOLDED_TOPICS]
+    if unfolded:
+        raise TopicSpecError(f"lifecycle topics {unfolded} have no fold into the runs row (sqlite_runs.apply_run_event)")
+
+
 def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
-    """Encode a batch: step and episode rows, run events, lifecycle events, rejections, stream cursors."""
+    """Encode a batch: step and episode rows, run events, lifecycle events, rejections, stream cursors.
+
+    Each event is mapped as its ``TopicSpec`` says (``topic_specs``: normaliser, row kind,
+    lifecycle); a topic that is not durable is ``unstored``.
+    """
     plan = Plan(source=events if isinstance(events, Sequence) else ())
     steps_append = plan.steps.append
     streams = plan.streams
-    step_topic = Topic.STEP_APPENDED
+    by_topic = {s.topic: s for s in specs()}
+    step_spec = by_topic.get(Topic.STEP_APPENDED)
+    fast_steps = step_spec is not None and step_spec.row is _STEPS and step_spec.normalise is None
+    step_topic = Topic.STEP_APPENDED if fast_steps else None  # the hot path: no look-up, no normaliser
     run_id: str | None = None  # the stream of the previous event, and its cursor (events come in runs)
     agent_id: str | None = None
     stream: list[Any] = []
@@ -199,22 +212,32 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
         try:
             if topic is step_topic:
                 steps_append(encode_step(evt))
-            elif topic is Topic.EPISODE_FINALIZED:
-                plan.episodes.append((evt, encode_episode(evt)))
-            elif topic in _LIFECYCLE:
-                apply_run_event(new_run(evt.run_id, evt.ts_iso), evt)  # raises now if it cannot be folded
-                if topic is not Topic.RUN_HEARTBEAT:  # heartbeats only update the run row
-                    plan.run_events.append(
-                        (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, topic.name, evt.ts_iso,
-                         dump_json(evt.payload), None)
-                    )
-                    plan.run_event_sources.append(evt)
-                if topic is Topic.RUN_COMPLETED:
-                    plan.completed_runs.append(evt.run_id)
-                plan.lifecycle.append(evt)
-            else:  # e.g. OVERFLOW: a notice about another event's seq_id, not a stream event itself
-                plan.unstored.append((evt, f"topic {topic.name} is not persisted"))
-                continue
+            else:
+                declared = by_topic.get(topic)
+                if declared is None or not declared.durable:
+                    # e.g. OVERFLOW: a notice about another event's seq_id, not a stream event itself
+                    plan.unstored.append((evt, f"topic {topic.name} is not persisted"))
+                    continue
+                if declared.normalise is not None:
+                    evt = declared.normalise(evt)
+                row = declared.row
+                if row is _STEPS:
+                    steps_append(encode_step(evt))
+                elif row is _EPISODES:
+                    plan.episodes.append((evt, encode_episode(evt)))
+                else:  # a run_events row and/or the runs row
+                    if declared.lifecycle:
+                        apply_run_event(new_run(evt.run_id, evt.ts_iso), evt)  # raises now if it cannot be folded
+                    if row is _RUN_EVENTS:
+                        plan.run_events.append(
+                            (evt.run_id, stored_agent(evt.agent_id), evt.seq_id, topic.name, evt.ts_iso,
+                             dump_json(evt.payload), None)
+                        )
+                        plan.run_event_sources.append(evt)
+                    if topic is Topic.RUN_COMPLETED:
+                        plan.completed_runs.append(evt.run_id)
+                    if declared.lifecycle:
+                        plan.lifecycle.append(evt)
         except Exception as exc:  # malformed payload: keep it in run_events with the reason
             error = error_text(exc)
             plan.rejected.append((evt, error))
@@ -238,10 +261,8 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
 SEQ_CONFLICT = "seq_conflict"
 #: The columns each table's insert binds, in order; the first three are its primary key.
 _INSERT_COLUMNS = {
-    "steps": ("run_id", "agent_id", "seq_id", "episode_index", "step_index", "action_json", "observation_json",
-              "reward", "terminated", "truncated", "info_json", "render_payload_json", "extra_json", "ts_iso"),
-    "episodes": ("run_id", "agent_id", "episode_index", "seq_id", "total_reward", "length", "terminated",
-                 "truncated", "outcome", "metadata_json", "extra_json", "ts_iso"),
+    "steps": STEP_ROWS.names,
+    "episodes": EPISODE_ROWS.names,
     "run_events": ("run_id", "agent_id", "seq_id", "topic", "ts_iso", "payload_json", "error"),
 }
 
@@ -320,7 +341,7 @@ def keep_conflicts(conn: sqlite3.Connection, plan: Plan, table: str, rows: Seque
             what = f"episode_index {row[2]} of the stream is already stored with other content (seq_id {found[3]}"
         else:
             what = f"seq_id {row[2]} of the stream is already stored with other content ({table} row"
-        error = (f"{SEQ_CONFLICT}: {what}, ts {found[4] if table == 'run_events' else found[-1]}); "
+        error = (f"{SEQ_CONFLICT}: {what}, ts {found[_INSERT_COLUMNS[table].index('ts_iso')]}); "
                  "two writers numbered the stream")
         if table == "run_events":  # the key is taken where it would be kept aside
             kept = 0

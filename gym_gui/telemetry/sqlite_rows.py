@@ -22,15 +22,20 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
-from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.json_text import dump_json, load_json, quarantine_text
 from gym_gui.telemetry.json_text import encode_json as _encode
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
 from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
+from gym_gui.telemetry.tables import EPISODES, STEPS, Column
 
 __all__ = [
+    "EPISODE_READ_COLUMNS",
     "NO_AGENT",
+    "RUN_EVENT_READ",
+    "STEP_READ_COLUMNS",
     "decode_episode",
+    "decode_run_event",
     "decode_step",
     "dump_json",
     "encode_episode",
@@ -145,10 +150,40 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     else:
         (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json,
          extra) = _dict_step_columns(p)
-    return (
+    row = (
         evt.run_id, NO_AGENT if evt.agent_id is None else evt.agent_id, evt.seq_id, ep, si,
         action_json, observation_json, reward, term, trunc, info_json, render_json, extra, evt.ts_iso,
     )
+    return _with_generic(row, p, _STEP_GENERIC, _STEP_EXTRA_AT) if _STEP_GENERIC else row
+
+
+def _with_generic(row: tuple[Any, ...], payload: Mapping[str, Any], columns: tuple[Column, ...],
+                  extra_at: int) -> tuple[Any, ...]:
+    """``row`` with the values of the declared generic ``columns`` appended (``tables``). A value that
+    fits its column moves there out of the extras (the hand-written encoder kept it there as an
+    unknown key); one that does not fit stays in the extras and its column is NULL."""
+    values: list[Any] = []
+    moved: list[str] = []
+    for col in columns:
+        value = payload.get(col.key, _MISSING)  # type: ignore[arg-type]
+        if value is not _MISSING and col.codec.fits(value):  # type: ignore[union-attr]
+            values.append(col.codec.encode(value))  # type: ignore[union-attr]
+            moved.append(col.key)  # type: ignore[arg-type]
+        else:
+            values.append(None)
+    if moved:
+        extras = load_json(row[extra_at])
+        for key in moved:
+            del extras[key]
+        row = row[:extra_at] + ((_encode(extras) if extras else None),) + row[extra_at + 1:]
+    return row + tuple(values)
+
+
+def _generic_payload(payload: dict[str, Any], columns: tuple[Column, ...], stored: tuple[Any, ...]) -> None:
+    """Put the non-NULL values of the declared generic ``columns`` back into ``payload``."""
+    for col, value in zip(columns, stored):
+        if value is not None:
+            payload[col.key] = col.codec.decode(value)  # type: ignore[index, union-attr]
 
 
 def _dict_step_columns(p: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -221,7 +256,7 @@ def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
     total_reward = _typed(p, "total_reward", _is_real, misfit)
     if _is_negative_zero(total_reward):
         misfit["total_reward"] = total_reward  # the column keeps 0.0; the sign lives in the extras
-    return (
+    row = (
         evt.run_id,
         NO_AGENT if evt.agent_id is None else evt.agent_id,
         ep,
@@ -235,18 +270,26 @@ def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
         _extras(p, EPISODE_KEYS, misfit),
         evt.ts_iso,
     )
+    return _with_generic(row, p, _EPISODE_GENERIC, _EPISODE_EXTRA_AT) if _EPISODE_GENERIC else row
 
 
-#: Columns read by ``decode_step``, in order.
-STEP_READ_COLUMNS = (
-    "run_id, agent_id, seq_id, ts_iso, episode_index, step_index, reward, terminated, truncated, "
-    "action_json, observation_json, info_json, render_payload_json, extra_json"
+#: Columns read by ``decode_step``, in order (checked against ``tables.STEPS``), then the generic ones.
+_STEP_GENERIC = STEPS.generic()
+_STEP_EXTRA_AT = STEPS.insert_names().index("extra_json")
+_STEP_READ = STEPS.names(
+    "run_id", "agent_id", "seq_id", "ts_iso", "episode_index", "step_index", "reward", "terminated", "truncated",
+    "action_json", "observation_json", "info_json", "render_payload_json", "extra_json",
 )
-#: Columns read by ``decode_episode``, in order.
-EPISODE_READ_COLUMNS = (
-    "run_id, agent_id, episode_index, seq_id, ts_iso, total_reward, length, terminated, truncated, "
-    "outcome, metadata_json, extra_json"
+STEP_READ_COLUMNS = ", ".join(_STEP_READ + tuple(c.name for c in _STEP_GENERIC))
+#: Columns read by ``decode_episode``, in order (checked against ``tables.EPISODES``), then the generic ones.
+_EPISODE_GENERIC = EPISODES.generic()
+_EPISODE_EXTRA_AT = EPISODES.insert_names().index("extra_json")
+_EPISODE_READ = EPISODES.names(
+    "run_id", "agent_id", "episode_index", "seq_id", "ts_iso", "total_reward", "length", "terminated", "truncated",
+    "outcome", "metadata_json", "extra_json",
 )
+EPISODE_READ_COLUMNS = ", ".join(_EPISODE_READ + tuple(c.name for c in _EPISODE_GENERIC))
+_N_STEP_READ, _N_EPISODE_READ = len(_STEP_READ), len(_EPISODE_READ)
 
 
 def _bool(value: int | None) -> bool | None:
@@ -263,13 +306,16 @@ def _payload(fields: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...], e
 
 def decode_step(row: tuple[Any, ...]) -> StepRecord:
     """StepRecord from a row selected with ``STEP_READ_COLUMNS``."""
+    tail = row[_N_STEP_READ:] if _STEP_GENERIC else ()
     (run_id, agent_id, seq_id, ts_iso, ep, si, reward, term, trunc,
-     action, observation, info, render, extra) = row
+     action, observation, info, render, extra) = row[:_N_STEP_READ] if tail else row
     payload = _payload((
         ("episode_index", ep, None), ("step_index", si, None), ("action", action, load_json),
         ("observation", observation, load_json), ("reward", reward, None), ("terminated", term, bool),
         ("truncated", trunc, bool), ("info", info, load_json), ("render_payload", render, load_json),
     ), extra)
+    if tail:
+        _generic_payload(payload, _STEP_GENERIC, tail)
     if extra is not None and reward == 0.0:
         reward = payload.get("reward", reward)  # -0.0 keeps its sign in the extras
     return StepRecord(
@@ -279,16 +325,34 @@ def decode_step(row: tuple[Any, ...]) -> StepRecord:
 
 def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:
     """EpisodeRecord from a row selected with ``EPISODE_READ_COLUMNS``."""
+    tail = row[_N_EPISODE_READ:] if _EPISODE_GENERIC else ()
     (run_id, agent_id, ep, seq_id, ts_iso, total_reward, length, term, trunc,
-     outcome, metadata, extra) = row
+     outcome, metadata, extra) = row[:_N_EPISODE_READ] if tail else row
     payload = _payload((
         ("episode_index", ep, None), ("total_reward", total_reward, None), ("length", length, None),
         ("terminated", term, bool), ("truncated", trunc, bool), ("outcome", outcome, None),
         ("metadata", metadata, load_json),
     ), extra)
+    if tail:
+        _generic_payload(payload, _EPISODE_GENERIC, tail)
     if extra is not None and total_reward == 0.0:
         total_reward = payload.get("total_reward", total_reward)  # -0.0 keeps its sign in the extras
     return EpisodeRecord(
         run_id, loaded_agent(agent_id), ep, seq_id, ts_iso, total_reward, length, _bool(term), _bool(trunc),
         outcome, payload,
     )
+
+
+#: Columns read by ``decode_run_event``, in order.
+RUN_EVENT_READ = "run_id, agent_id, seq_id, topic, ts_iso, payload_json"
+
+
+def decode_run_event(row: tuple[Any, ...]) -> TelemetryEvent:
+    """The event of a ``run_events`` row selected with ``RUN_EVENT_READ`` (more columns may follow).
+
+    A payload that is not a JSON object (a quarantined one) comes back as ``{"value": ...}``.
+    """
+    run_id, agent_id, seq_id, topic, ts_iso, payload_json = row[:6]
+    value = load_json(payload_json)
+    return TelemetryEvent(Topic[topic], run_id, loaded_agent(agent_id), seq_id, ts_iso,
+                          value if isinstance(value, dict) else {"value": value})

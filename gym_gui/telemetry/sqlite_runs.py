@@ -22,17 +22,17 @@ from typing import Any
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import dump_json, load_json, loaded_agent
 from gym_gui.telemetry.sqlite_records import RunRecord
+from gym_gui.telemetry.tables import RUNS
 
-__all__ = ["INTERRUPTED", "RUN_COLUMNS", "apply_run_event", "decode_run", "new_run"]
+__all__ = ["FOLDED_TOPICS", "INTERRUPTED", "RUN_COLUMNS", "apply_run_event", "decode_run", "new_run"]
 
 #: Status (and outcome) of a run whose writer ended without completing it.
 INTERRUPTED = "interrupted"
 
-RUN_COLUMNS: tuple[str, ...] = (
-    "run_id", "status", "outcome", "env_id", "config_json", "created_at", "started_at", "completed_at",
-    "last_heartbeat_at", "last_heartbeat_json", "exit_code", "signal", "stderr_tail", "summary_json",
-    "updated_at",
-)
+#: The columns of a ``runs`` row, in order (``tables.RUNS``).
+RUN_COLUMNS: tuple[str, ...] = RUNS.insert_names()
+#: The lifecycle topics ``apply_run_event`` folds (a declared lifecycle topic must be one of them).
+FOLDED_TOPICS = frozenset((Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED))
 _SEVERITY = {"running": 0, INTERRUPTED: 0, "completed": 1, "cancelled": 2, "failed": 3}
 
 

@@ -14,6 +14,16 @@ from __future__ import annotations
 import sqlite3
 
 from gym_gui.telemetry.legacy_schema import is_legacy_layout, table_columns
+from gym_gui.telemetry.tables import (
+    EP_INDEX_SQL,
+    EPISODE_ID_SQL,
+    EPISODES,
+    RUNS,
+    STEPS,
+    WORKER_ID_SQL,
+    latest_version,
+    tables,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -27,27 +37,9 @@ __all__ = [
     "migrate",
 ]
 
-#: Version 1: runs, streams, steps, episodes, run_events.
+#: Version 1: runs, streams, steps, episodes, run_events (the declared tables' DDL: ``tables``).
 _V1: tuple[str, ...] = (
-    """
-    CREATE TABLE runs (
-        run_id              TEXT PRIMARY KEY,
-        status              TEXT NOT NULL,
-        outcome             TEXT,
-        env_id              TEXT,
-        config_json         TEXT,
-        created_at          TEXT NOT NULL,
-        started_at          TEXT,
-        completed_at        TEXT,
-        last_heartbeat_at   TEXT,
-        last_heartbeat_json TEXT,
-        exit_code           INTEGER,
-        signal              TEXT,
-        stderr_tail         TEXT,
-        summary_json        TEXT,
-        updated_at          TEXT NOT NULL
-    )
-    """,
+    RUNS.create_sql(),
     """
     CREATE TABLE streams (
         run_id        TEXT NOT NULL,
@@ -58,43 +50,9 @@ _V1: tuple[str, ...] = (
         PRIMARY KEY (run_id, agent_id)
     ) WITHOUT ROWID
     """,
-    """
-    CREATE TABLE steps (
-        run_id              TEXT NOT NULL,
-        agent_id            TEXT NOT NULL,
-        seq_id              INTEGER NOT NULL,
-        episode_index       INTEGER,
-        step_index          INTEGER,
-        action_json         TEXT,
-        observation_json    TEXT,
-        reward              REAL,
-        terminated          INTEGER,
-        truncated           INTEGER,
-        info_json           TEXT,
-        render_payload_json TEXT,
-        extra_json          TEXT,
-        ts_iso              TEXT NOT NULL,
-        PRIMARY KEY (run_id, agent_id, seq_id)
-    )
-    """,
+    STEPS.create_sql(),
     "CREATE INDEX steps_by_episode ON steps (run_id, agent_id, episode_index, seq_id)",
-    """
-    CREATE TABLE episodes (
-        run_id         TEXT NOT NULL,
-        agent_id       TEXT NOT NULL,
-        episode_index  INTEGER NOT NULL,
-        seq_id         INTEGER NOT NULL,
-        total_reward   REAL,
-        length         INTEGER,
-        terminated     INTEGER,
-        truncated      INTEGER,
-        outcome        TEXT,
-        metadata_json  TEXT,
-        extra_json     TEXT,
-        ts_iso         TEXT NOT NULL,
-        PRIMARY KEY (run_id, agent_id, episode_index)
-    )
-    """,
+    EPISODES.create_sql(),
     "CREATE INDEX episodes_by_seq ON episodes (run_id, agent_id, seq_id)",
     """
     CREATE TABLE run_events (
@@ -110,31 +68,8 @@ _V1: tuple[str, ...] = (
     """,
 )
 
-
-
-def _extra(key: str) -> str:
-    """SQL of the top-level ``key`` of ``extra_json`` (NULL when absent or the text is not strict JSON).
-
-    ``instr`` skips the JSON parse for the rows whose extras cannot hold the key (nearly all);
-    ``json_valid`` guards ``json_extract``, which raises on the ``NaN`` tokens our extras may hold
-    before SQLite 3.42 (such a row reads the default instead).
-    """
-    return (f"CASE WHEN instr(extra_json, '\"{key}\"') AND json_valid(extra_json) "
-            f"THEN json_extract(extra_json, '$.{key}') END")
-
-
-#: The worker id kept in the extras, or NULL.
-WORKER_ID_SQL = _extra("worker_id")
-#: The existing app's episode id of a row, as ``record_rows.effective_episode_id`` reads it: the
-#: explicit one kept in the extras, else ``format_episode_id(run_id, episode_index, worker_id)``
-#: (``{run_id}-ep{index:06d}``, or ``{run_id}-w{worker}-ep{index:06d}`` with a worker id), else ''.
-EPISODE_ID_SQL = (
-    f"COALESCE({_extra('episode_id')}, CASE WHEN episode_index >= 0 THEN run_id "
-    f"|| COALESCE('-w' || NULLIF({WORKER_ID_SQL}, ''), '') || '-ep' || printf('%06d', episode_index) ELSE '' END)"
-)
 _SET_EPISODE_COLUMNS = (
-    f"UPDATE episodes SET episode_id = {EPISODE_ID_SQL}, ep_index = COALESCE({_extra('ep_index')}, episode_index), "
-    f"worker_id = {WORKER_ID_SQL}"
+    f"UPDATE episodes SET episode_id = {EPISODE_ID_SQL}, ep_index = {EP_INDEX_SQL}, worker_id = {WORKER_ID_SQL}"
 )
 
 #: Version 2: the columns the existing gym_gui's raw SQL reads. On ``steps`` (the big table) they
@@ -144,11 +79,8 @@ _SET_EPISODE_COLUMNS = (
 #: ``PRAGMA table_info(episodes)`` lists them (it omits generated columns) and the existing
 #: app's ``MAX(ep_index)`` by run and worker has an index.
 _V2: tuple[str, ...] = (
-    f"ALTER TABLE steps ADD COLUMN episode_id TEXT GENERATED ALWAYS AS ({EPISODE_ID_SQL}) VIRTUAL",
-    f"ALTER TABLE steps ADD COLUMN worker_id TEXT GENERATED ALWAYS AS ({WORKER_ID_SQL}) VIRTUAL",
-    "ALTER TABLE episodes ADD COLUMN episode_id TEXT",
-    "ALTER TABLE episodes ADD COLUMN ep_index INTEGER",
-    "ALTER TABLE episodes ADD COLUMN worker_id TEXT",
+    *STEPS.added_sql(2),
+    *EPISODES.added_sql(2),
     _SET_EPISODE_COLUMNS,
     f"""
     CREATE TRIGGER episodes_app_columns_on_insert AFTER INSERT ON episodes BEGIN
@@ -183,8 +115,24 @@ _V3: tuple[str, ...] = (
     """,
 )
 
+#: The statements of each version besides the declared tables' added columns.
+_STATEMENTS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+
+
+def _migrations() -> tuple[tuple[str, ...], ...]:
+    """Every version's statements: the ones above, then (from version 3 on) the ``ALTER TABLE``
+    of each declared column added in that version (``tables.add_column``)."""
+    versions = max(len(_STATEMENTS), latest_version())
+    out = []
+    for version in range(1, versions + 1):
+        fixed = _STATEMENTS[version - 1] if version <= len(_STATEMENTS) else ()
+        added = () if version <= 2 else tuple(s for t in tables() for s in t.added_sql(version))
+        out.append(fixed + added)
+    return tuple(out)
+
+
 #: ``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = _migrations()
 #: The version this build writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,39 +16,27 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.legacy_migration import prepare_store_file
 from gym_gui.telemetry.record_store import RecordStoreAPI
-from gym_gui.telemetry.sqlite_batch import (
-    ENSURE_RUN,
-    EPISODE_ROWS,
-    INSERT_RUN_EVENT,
-    STEP_ROWS,
-    UPSERT_RUN,
-    UPSERT_STREAM,
-    Plan,
-    WriteResult,
-    error_text,
-    is_retryable_error,
-    keep_conflicts,
-    plan_batch,
-    quarantine_row,
-    sanitised,
-)
+from gym_gui.telemetry.sqlite_batch import WriteResult, check_topics, is_retryable_error, plan_batch
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, RunRecord, StepRecord
 from gym_gui.telemetry.sqlite_rows import (
     EPISODE_READ_COLUMNS,
+    RUN_EVENT_READ,
     STEP_READ_COLUMNS,
     decode_episode,
+    decode_run_event,
     decode_step,
-    load_json,
     stored_agent,
 )
-from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, decode_run, new_run
+from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, decode_run
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION, SchemaVersionError, configure_connection, migrate
+from gym_gui.telemetry.sqlite_write import apply_isolated, apply_plan
 from gym_gui.telemetry.stream_owners import StreamOwnersAPI
+from gym_gui.telemetry.topic_specs import RowKind, backfilled_topics, spec
 
 __all__ = [
     "SchemaVersionError",
@@ -58,6 +46,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _ReaderSlot:
@@ -100,10 +89,13 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
         ``db_path``: a Path or str; ``~`` is expanded and the path resolved. ``batch_size`` (32) and
         ``max_buffer_bytes`` (2 MiB) tune the record writer thread, which starts on the first record
         write (``record_step``, ``record_episode``, a deletion), not here.
-        Raises SchemaVersionError when the file has a newer schema or is not a telemetry file, and
-        RuntimeError starting ``LOG622A:`` when SQLite reports a disk I/O error or a malformed file.
+        Raises SchemaVersionError when the file has a newer schema or is not a telemetry file,
+        RuntimeError starting ``LOG622A:`` when SQLite reports a disk I/O error or a malformed file,
+        and ``topic_specs.TopicSpecError`` when a declared durable topic has no row this store writes.
         """
         self._closed = True  # until opened (``__del__`` of a half-made store does nothing)
+        check_topics()  # a durable topic this store cannot write is refused here, not counted lost later
+        self._backfilled_events = tuple(t.name for t in backfilled_topics() if spec(t).row is RowKind.RUN_EVENTS)
         self.path = Path(db_path).expanduser().resolve()
         self.db_path = self.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,9 +179,9 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if isolate:
-                    totals = [self._apply_isolated(conn, evt, plan) for evt, plan in zip(events, plans)]
+                    totals = [apply_isolated(conn, evt, plan) for evt, plan in zip(events, plans)]
                 else:
-                    totals = [self._apply(conn, plans[0])]
+                    totals = [apply_plan(conn, plans[0])]
                 claimed = self._claim_pending(conn, [k for p in plans for k in p.streams]) if self._pending_claims else []
                 completed = [run for plan in plans for run in plan.completed_runs]
                 if completed:
@@ -239,104 +231,6 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
         except sqlite3.Error:
             _log.exception("rollback failed")
 
-    def _apply(self, conn: sqlite3.Connection, plan: Plan) -> tuple[int, int]:
-        """Write one plan inside the caller's transaction; returns (inserted, duplicates)."""
-        inserted = 0
-        expected = len(plan.steps) + len(plan.episodes) + len(plan.run_events)
-        runs_seen = {run_id: stream[1] for (run_id, _agent), stream in plan.streams.items()}
-        if runs_seen:
-            conn.executemany(ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs_seen.items()])
-        unstored_before = len(plan.unstored)
-        if plan.steps:
-            stored = STEP_ROWS.insert(conn, plan.steps)
-            if stored < len(plan.steps):  # a replay, or a key stored with other content
-                stored += keep_conflicts(conn, plan, "steps", plan.steps, ())[0]
-            inserted += stored
-        if plan.episodes:
-            inserted += self._insert_episodes(conn, plan)
-        if plan.run_events:
-            stored = conn.executemany(INSERT_RUN_EVENT, plan.run_events).rowcount
-            if stored < len(plan.run_events):
-                kept, conflicting = keep_conflicts(conn, plan, "run_events", plan.run_events, plan.run_event_sources)
-                stored += kept
-                if conflicting:  # a lifecycle event in conflict does not change the run either
-                    dropped = {id(plan.run_event_sources[i]) for i in conflicting}
-                    plan.lifecycle[:] = [e for e in plan.lifecycle if id(e) not in dropped]
-                    plan.completed_runs[:] = [e.run_id for e in plan.lifecycle if e.topic is Topic.RUN_COMPLETED]
-            inserted += stored
-        if plan.lifecycle:
-            self._fold_runs(conn, plan.lifecycle)
-        if plan.streams:
-            conn.executemany(
-                UPSERT_STREAM,
-                [(run_id, agent, s[0], s[1], s[2]) for (run_id, agent), s in plan.streams.items()],
-            )
-        return inserted, expected - inserted - (len(plan.unstored) - unstored_before)
-
-    def _insert_episodes(self, conn: sqlite3.Connection, plan: Plan) -> int:
-        rows = [row for _evt, row in plan.episodes]
-        inserted = EPISODE_ROWS.insert(conn, rows)
-        if inserted == len(rows):
-            return inserted
-        # Some were ignored: a replay (same seq_id and content) is fine, another event with the same key is kept aside.
-        same_seq: list[tuple[TelemetryEvent, tuple[Any, ...]]] = []
-        for evt, row in plan.episodes:
-            stored = conn.execute(
-                "SELECT seq_id FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
-                (row[0], row[1], row[2]),
-            ).fetchone()
-            if stored is not None and stored[0] != evt.seq_id:
-                error = f"episode_index {row[2]} is already stored with seq_id {stored[0]}"
-                plan.rejected.append((evt, error))
-                inserted += conn.execute(INSERT_RUN_EVENT, quarantine_row(evt, error)).rowcount
-            else:
-                same_seq.append((evt, row))
-        if same_seq:
-            inserted += keep_conflicts(conn, plan, "episodes", [r for _e, r in same_seq], [e for e, _r in same_seq])[0]
-        return inserted
-
-    def _fold_runs(self, conn: sqlite3.Connection, lifecycle: list[TelemetryEvent]) -> None:
-        rows: dict[str, dict[str, Any]] = {}
-        for evt in lifecycle:
-            row = rows.get(evt.run_id)
-            if row is None:
-                found = conn.execute(
-                    f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (evt.run_id,)
-                ).fetchone()
-                row = dict(zip(RUN_COLUMNS, found)) if found else new_run(evt.run_id, evt.ts_iso)
-                rows[evt.run_id] = row
-            apply_run_event(row, evt)
-        conn.executemany(UPSERT_RUN, [tuple(row[c] for c in RUN_COLUMNS) for row in rows.values()])
-
-    def _apply_isolated(self, conn: sqlite3.Connection, evt: TelemetryEvent, plan: Plan) -> tuple[int, int]:
-        """Write the one-event ``plan`` of ``evt`` under a savepoint; on failure keep ``evt`` as rejected."""
-        conflicts_before, unstored_before = len(plan.conflicts), len(plan.unstored)
-        conn.execute("SAVEPOINT one_event")
-        try:
-            counts = self._apply(conn, plan)
-            conn.execute("RELEASE one_event")
-            return counts
-        except (sqlite3.Error, UnicodeError, OverflowError, ValueError, TypeError) as exc:
-            conn.execute("ROLLBACK TO one_event")
-            conn.execute("RELEASE one_event")
-            if is_retryable_error(exc):
-                raise
-            error = error_text(exc)
-        del plan.conflicts[conflicts_before:], plan.unstored[unstored_before:]  # (rolled back)
-        plan.rejected[:] = [(evt, error)]
-        quarantine = quarantine_row(evt, error)
-        last: BaseException | None = None
-        for row in (quarantine, tuple(sanitised(v) if isinstance(v, str) else v for v in quarantine)):
-            try:
-                return conn.execute(INSERT_RUN_EVENT, row).rowcount, 0
-            except (sqlite3.Error, UnicodeError) as exc:
-                if is_retryable_error(exc):
-                    raise
-                last = exc
-        plan.rejected.clear()
-        plan.unstored.append((evt, f"{error}; could not keep it either: {error_text(last)}"))
-        return 0, 0
-
     # -- reads -----------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
         slot: _ReaderSlot | None = getattr(self._local, "slot", None)
@@ -354,8 +248,13 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
             raise sqlite3.ProgrammingError(f"{self!r} is closed")
         return slot.conn
 
-    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``fn`` in one read transaction (one consistent snapshot)."""
+    def read_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one read transaction of this thread's read-only connection: every
+        query of ``fn`` sees one consistent snapshot; returns what ``fn`` returns.
+
+        Any thread; never waits for the writer (WAL). ``fn`` must not keep ``conn`` nor write (the
+        connection is ``query_only``); exceptions of ``fn`` propagate after the transaction ends.
+        """
         conn = self._reader()
         conn.execute("BEGIN")
         try:
@@ -390,7 +289,8 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
     def events_after(
         self, run_id: str, agent_id: str | None, after_seq_id: int, limit: int = 1000
     ) -> list[TelemetryEvent]:
-        """STEP_APPENDED and EPISODE_FINALIZED events of a stream with seq_id > ``after_seq_id``.
+        """The backfilled topics' events of a stream with seq_id > ``after_seq_id`` (``topic_specs``:
+        STEP_APPENDED, EPISODE_FINALIZED, and any declared topic kept in ``run_events``).
 
         At most ``limit`` events, in seq_id order, with their original payloads, read from one
         snapshot. Any thread; never waits for the writer.
@@ -399,21 +299,37 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
             return []
         key = (run_id, stored_agent(agent_id), after_seq_id, limit)
 
-        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+        others = self._backfilled_events
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any]]:
             steps = conn.execute(
                 f"SELECT {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
                 "ORDER BY seq_id LIMIT ?", key).fetchall()
             episodes = conn.execute(
                 f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
                 "ORDER BY seq_id LIMIT ?", key).fetchall()
-            return steps, episodes
+            kept = conn.execute(
+                f"SELECT {RUN_EVENT_READ} FROM run_events WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
+                f"AND error IS NULL AND topic IN ({','.join('?' * len(others))}) ORDER BY seq_id LIMIT ?",
+                (*key[:3], *others, limit)).fetchall() if others else []
+            return steps, episodes, kept
 
-        step_rows, episode_rows = self._read(read)
+        step_rows, episode_rows, event_rows = self.read_transaction(read)
         events = [decode_step(r).to_event() for r in step_rows]
-        if episode_rows:
+        if episode_rows or event_rows:
             events += [decode_episode(r).to_event() for r in episode_rows]
+            events += [decode_run_event(r) for r in event_rows]
             events.sort(key=lambda e: e.seq_id)
         return events[:limit]
+
+    def stored_events(self, run_id: str, topic: Topic) -> list[TelemetryEvent]:
+        """The events of ``topic`` kept as ``run_events`` rows of a run (RUN_STARTED, RUN_COMPLETED,
+        any declared topic of that row kind), in stream and seq_id order; rejected ones are not
+        included (``rejected_events``). Any thread; never waits for the writer."""
+        rows = self._reader().execute(
+            f"SELECT {RUN_EVENT_READ} FROM run_events WHERE run_id = ? AND topic = ? AND error IS NULL "
+            "ORDER BY agent_id, seq_id", (run_id, topic.name)).fetchall()
+        return [decode_run_event(r) for r in rows]
 
     def step_count(self, run_id: str, agent_id: str | None = None) -> int:
         """Stored steps of a run (of one agent when ``agent_id`` is given). Any thread; never waits for the writer."""
@@ -443,7 +359,7 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
             agents = conn.execute("SELECT run_id, agent_id FROM streams ORDER BY run_id, agent_id").fetchall()
             return rows, agents
 
-        rows, agent_rows = self._read(read)
+        rows, agent_rows = self.read_transaction(read)
         agents: dict[str, list[str]] = {}
         for run_id, agent in agent_rows:
             agents.setdefault(run_id, []).append(agent)
@@ -458,20 +374,18 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
                 "SELECT agent_id FROM streams WHERE run_id = ? ORDER BY agent_id", (run_id,)).fetchall()
             return row, agents
 
-        row, agent_rows = self._read(read)
+        row, agent_rows = self.read_transaction(read)
         return None if row is None else decode_run(row, tuple(a for (a,) in agent_rows))
 
     def rejected_events(self, run_id: str | None = None) -> list[tuple[TelemetryEvent, str]]:
         """Events kept aside because they could not be stored normally, with the reason. Any thread."""
-        sql = "SELECT run_id, agent_id, seq_id, topic, ts_iso, payload_json, error FROM run_events WHERE error IS NOT NULL"
+        sql = f"SELECT {RUN_EVENT_READ}, error FROM run_events WHERE error IS NOT NULL"
         args: tuple[Any, ...] = ()
         if run_id is not None:
             sql += " AND run_id = ?"
             args = (run_id,)
-        out: list[tuple[TelemetryEvent, str]] = []
-        for run, agent, seq, topic, ts, payload, error in self._reader().execute(sql + " ORDER BY run_id, seq_id", args):
-            out.append((TelemetryEvent(Topic[topic], run, agent or None, seq, ts, _load_object(payload)), error))
-        return out
+        rows = self._reader().execute(sql + " ORDER BY run_id, seq_id", args).fetchall()
+        return [(decode_run_event(r), r[-1]) for r in rows]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -495,7 +409,3 @@ class TelemetrySQLiteStore(RecordStoreAPI, StreamOwnersAPI):
         for slot in slots:
             slot.conn.close()
 
-
-def _load_object(text: str) -> dict[str, Any]:
-    value = load_json(text)
-    return value if isinstance(value, dict) else {"value": value}
