@@ -11,7 +11,8 @@ stored yet ("wanted"), says when the next read is due (at once after news, then 
 Episodes published before the follower's subscription existed are not seen live: for
 ``start_window_ticks`` after the start, reads are also due (with the same backoff) until one finds
 stored episodes. One owner thread (the controller's GUI thread) calls everything; ticks are the
-owner's poll count.
+owner's poll intervals since its start (``replay_view.ReplayView`` counts them on its clock, so
+the schedule holds however often a pump ticks it).
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ class EpisodeFollower:
             self._news_while_reading = self._reading
             self._next_tick = min(self._next_tick, tick)
             self._backoff = 1
+
+    @property
+    def next_read_tick(self) -> int | None:
+        """The tick from which the next read is due, or None (nothing wanted, or a read in flight).
+        Owner thread; never blocks."""
+        return self._next_tick if self._wanted and not self._reading else None
 
     def read_due(self, tick: int) -> bool:
         """True when a read should start at ``tick`` (something is wanted, none in flight, backoff

@@ -110,6 +110,10 @@ class GuiPump(QObject):
         self.view_errors = 0
 
     # -- registration ------------------------------------------------------------------------------
+    def clock(self) -> float:
+        """The pump's clock now (monotonic seconds; what ``tick`` gets). Any thread."""
+        return self._clock()
+
     @property
     def waker(self) -> GuiWaker:
         """The waker to subscribe views' bus subscriptions with. Any thread."""

@@ -6,10 +6,11 @@ Real RunBus, real SQLite store; the reader runs each query on the test's thread 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from deferred_reader import DeferredReader
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.live_view import MAX_RETRY_DELAY_S, LiveView
 from gym_gui.telemetry.events import TelemetryEvent, Topic
@@ -40,25 +41,6 @@ class Listener:
 
     def on_run_completed(self, evt: TelemetryEvent) -> None:
         self.completed.append(evt)
-
-
-class DeferredReader:
-    """Keeps submitted queries until ``run()`` runs them on the store (one thread: the test's)."""
-
-    def __init__(self, store: TelemetrySQLiteStore) -> None:
-        self.store = store
-        self.jobs: list[tuple[Callable[[Any], Any], Callable[[Any], None]]] = []
-
-    def submit(self, query: Callable[[Any], Any], on_done: Callable[[Any], None],
-               on_error: Callable[[BaseException], None] | None = None) -> bool:
-        self.jobs.append((query, on_done))
-        return True
-
-    def run(self) -> int:
-        jobs, self.jobs = self.jobs, []
-        for query, on_done in jobs:
-            on_done(query(self.store))
-        return len(jobs)
 
 
 def make(bus: RunBus, **kwargs: Any) -> tuple[LiveView, Listener, Waker]:

@@ -62,6 +62,15 @@ def make_controller(bus: RunBus, parts: dict[str, Any], run_id: str = "run1", **
     return controller
 
 
+def let_polls_pass(qtbot: Any, controller: ReplayController, parts: dict[str, Any], n: int) -> None:
+    """``n`` more ticks (asked for: the pump is idle while nothing is due), then the reader idle."""
+    for _ in range(n):
+        start = controller.polls
+        controller.pump.wake()
+        qtbot.waitUntil(lambda: controller.polls > start, timeout=5000)
+    qtbot.waitUntil(lambda: parts["reader"].pending() == 0, timeout=5000)
+
+
 def publish(bus: RunBus, events: list[TelemetryEvent]) -> None:
     for evt in events:
         bus.publish(evt)
@@ -104,8 +113,7 @@ def test_replay_ready_only_after_the_sink_persisted_the_whole_run(
     publish(bus, two_agent_run(factory))
     # The controller sees RUN_COMPLETED while nothing is stored yet: it must keep waiting.
     qtbot.waitUntil(lambda: controller.completion_seen, timeout=5000)
-    target = controller.polls + 5
-    qtbot.waitUntil(lambda: controller.polls >= target and parts["reader"].pending() == 0, timeout=5000)
+    let_polls_pass(qtbot, controller, parts, 5)
     assert order == [] and controller.episodes is None and not controller.persisted
     with qtbot.waitSignal(controller.replay_ready, timeout=5000) as ready:
         sink.start()
@@ -159,8 +167,7 @@ def test_a_run_opened_from_history_loads_at_start_and_an_unfinished_one_waits(
     assert_complete(ready.args[1], "old")
     unfinished = make_controller(bus, parts, "open")
     unfinished.start()
-    target = unfinished.polls + 3
-    qtbot.waitUntil(lambda: unfinished.polls >= target and parts["reader"].pending() == 0, timeout=5000)
+    let_polls_pass(qtbot, unfinished, parts, 3)
     assert unfinished.episodes is None and unfinished.is_polling()
     parts["sink"].start()
     with qtbot.waitSignal(unfinished.replay_ready, timeout=5000) as ready:
@@ -275,8 +282,7 @@ def test_an_episode_seen_before_it_is_committed_is_read_again_until_it_is(
     f = factory("run1", None)  # a stream without agent id (the existing producers' '')
     publish(bus, data_only(f, range(2), 2))
     # The sink is not running: the episodes are on the bus, not in SQLite. The controller keeps asking.
-    target = controller.polls + 20
-    qtbot.waitUntil(lambda: controller.polls >= target, timeout=5000)
+    let_polls_pass(qtbot, controller, parts, 20)
     assert controller.persisted_so_far is None and controller.following
     with qtbot.waitSignal(controller.episodes_persisted, timeout=10000) as persisted:
         parts["sink"].start()
@@ -313,8 +319,7 @@ def test_follow_episodes_off_and_a_stored_unfinished_run_opened_later(
     progress: list[Any] = []
     off.episodes_persisted.connect(lambda *args: progress.append(args))
     off.start()
-    target = off.polls + 3
-    qtbot.waitUntil(lambda: off.polls >= target and parts["reader"].pending() == 0, timeout=5000)
+    let_polls_pass(qtbot, off, parts, 3)
     assert progress == [] and not off.following and "EPISODE_FINALIZED:replay-old-2" not in bus.queue_sizes()
 
 
@@ -333,8 +338,7 @@ def test_a_completion_seen_live_is_looked_up_again_until_its_row_is_committed(
     f = factory("run1", None)
     publish(bus, data_only(f, range(2), 2) + [f.completed("completed")])
     qtbot.waitUntil(lambda: controller.completion_seen, timeout=5000)
-    target = controller.polls + 20
-    qtbot.waitUntil(lambda: controller.polls >= target, timeout=5000)
+    let_polls_pass(qtbot, controller, parts, 20)
     assert controller.episodes is None  # nothing committed yet: still waiting, still looking
     with qtbot.waitSignal(controller.replay_ready, timeout=10000) as ready:
         parts["sink"].start()  # commits the run; its run_persisted goes nowhere near this controller
@@ -346,8 +350,7 @@ def test_episodes_published_before_start_are_found_once_committed(
     publish(bus, data_only(factory("run1", "agent1"), range(2), 2))  # on the bus, not in SQLite yet
     controller = make_controller(bus, parts)
     controller.start()  # subscribed too late to see them live
-    target = controller.polls + 5
-    qtbot.waitUntil(lambda: controller.polls >= target, timeout=5000)
+    let_polls_pass(qtbot, controller, parts, 5)
     assert controller.persisted_so_far is None
     with qtbot.waitSignal(controller.episodes_persisted, timeout=10000) as persisted:
         parts["sink"].start()
