@@ -1,17 +1,20 @@
 """RunsView: the run manager. Every run the registry knows or SQLite holds, with its aggregates;
-sortable, filterable, refreshed from SQLite off the GUI thread; a context menu acts on the
-selected runs (open live / replay, compare, export, mark as failed, delete)."""
+sortable, filterable, refreshed from SQLite off the GUI thread (every ``refresh_interval_ms``, a
+deadline of the GUI pump: no timer of its own); a context menu acts on the selected runs (open
+live / replay, compare, export, mark as failed, delete)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Sequence
 
-from qtpy.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from qtpy.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
 from qtpy.QtGui import QAction
 from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                             QMenu, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
+from gym_gui.qt.gui_pump import GuiPump
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.run_summaries import RunSummary, read_summaries, summaries_token
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -70,10 +73,15 @@ class RunsView(QWidget):
     refreshed = Signal(int)
 
     def __init__(self, reader: StoreReader | None = None, *, refresh_interval_ms: int = DEFAULT_REFRESH_INTERVAL_MS,
-                 parent: QWidget | None = None) -> None:
-        """Build the view; ``start()`` begins the refreshes. GUI thread; does not block."""
+                 pump: GuiPump | None = None, parent: QWidget | None = None) -> None:
+        """Build the view; ``start()`` begins the refreshes, ticked by ``pump`` (the app's GUI pump;
+        without one the view runs its own). GUI thread; does not block."""
         super().__init__(parent)
         self._reader = reader
+        self._interval_s = max(50, refresh_interval_ms) / 1000.0
+        self._next_refresh_s: float | None = None  # None: not refreshing
+        self._own_pump = pump is None
+        self.pump = GuiPump(parent=self) if pump is None else pump
         self._token: Any = None
         self._summaries: dict[str, RunSummary] = {}
         self._in_flight = False
@@ -141,9 +149,6 @@ class RunsView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.table)
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(max(50, refresh_interval_ms))
-        self.timer.timeout.connect(self.refresh)
         for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.layoutChanged,
                        self.proxy.modelReset):
             signal.connect(lambda *_: self._update_count())
@@ -152,18 +157,34 @@ class RunsView(QWidget):
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Refresh from SQLite now and every ``refresh_interval_ms``; idempotent. GUI thread; never blocks."""
-        if self._reader is None or self.timer.isActive():
+        if self._reader is None or self._next_refresh_s is not None:
             return
         self.refresh()
-        self.timer.start()
+        self._next_refresh_s = time.monotonic() + self._interval_s
+        self.pump.add(self)
+        if self._own_pump:
+            self.pump.start()
 
     def stop(self) -> None:
-        """Stop the refreshes; idempotent. GUI thread; never blocks."""
-        self.timer.stop()
+        """Stop the refreshes (the pump no longer ticks the view); idempotent. GUI thread; never blocks."""
+        self._next_refresh_s = None
+        self.pump.remove(self)
+        if self._own_pump:
+            self.pump.stop()
 
     def is_refreshing(self) -> bool:
-        """True while the refresh timer runs. GUI thread."""
-        return self.timer.isActive()
+        """True while the pump refreshes the view. GUI thread."""
+        return self._next_refresh_s is not None and self in self.pump and self.pump.is_running()
+
+    def tick(self, now_s: float) -> None:
+        """The pump's tick: refresh when due (skipped while a read is still running). GUI thread."""
+        if self._next_refresh_s is not None and now_s >= self._next_refresh_s:
+            self._next_refresh_s = now_s + self._interval_s
+            self.refresh()
+
+    def next_deadline_s(self, now_s: float) -> float | None:
+        """The next refresh (None when stopped). GUI thread."""
+        return self._next_refresh_s
 
     @property
     def refreshes(self) -> int:
