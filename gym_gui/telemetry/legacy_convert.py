@@ -31,17 +31,22 @@ existing gym_gui app"):
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import sqlite3
 from typing import Any, Iterator, Mapping
 
 import attrs
 
-from gym_gui.telemetry.data_model import format_episode_id
-from gym_gui.telemetry.json_text import dump_json, encode_json
+from gym_gui.telemetry.json_text import encode_json
 from gym_gui.telemetry.legacy_schema import table_columns
+from gym_gui.telemetry.legacy_values import (
+    bounded,
+    default_episode_id,
+    flag_or_none,
+    json_text_or_none,
+    parse_episode_id,
+    plain,
+)
 from gym_gui.telemetry.sqlite_rows import NO_AGENT
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS
 from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS
@@ -49,9 +54,6 @@ from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS
 __all__ = ["ConversionCounts", "copy_legacy_rows", "default_episode_id", "parse_episode_id"]
 
 _CHUNK_ROWS = 2000
-_PLAIN_ID = re.compile(r"(.+)-ep([0-9]+)", re.DOTALL)
-_WORKER_ID = re.compile(r"(.+)-w([^-]+)-ep([0-9]+)", re.DOTALL)
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
 #: Step columns that are payload keys of ours, read as JSON text.
 _STEP_JSON = ("observation", "info", "render_payload")
@@ -78,75 +80,6 @@ class ConversionCounts:
     episodes_renumbered: int  # of ``episodes``: stored at a negative episode_index (index taken, or none)
     run_status: int
     runs: int  # runs rows written (every run seen in any table)
-
-
-def default_episode_id(run_id: str, episode_index: int | None, worker_id: Any = None) -> str | None:
-    """The id our schema derives for a row (``format_episode_id``), None for a negative or no index."""
-    if type(episode_index) is not int or episode_index < 0:
-        return None
-    return format_episode_id(run_id, episode_index, worker_id if type(worker_id) is str and worker_id else None)
-
-
-def parse_episode_id(episode_id: Any, run_id: str | None = None,
-                     worker_id: str | None = None) -> tuple[str | None, int | None]:
-    """``(run_id, episode_index)`` read from an app episode id, each None when it cannot be told.
-
-    A known ``run_id``/``worker_id`` (the row's columns) settles ids that read both ways.
-    """
-    if type(episode_id) is not str:
-        return None, None
-    if run_id:
-        for prefix in (f"{run_id}-ep", f"{run_id}-w{worker_id}-ep" if worker_id else None):
-            if prefix and episode_id.startswith(prefix) and episode_id[len(prefix):].isascii() \
-                    and episode_id[len(prefix):].isdigit():
-                return run_id, _bounded(int(episode_id[len(prefix):]))
-    if worker_id:
-        head, sep, tail = episode_id.rpartition(f"-w{worker_id}-ep")
-        if sep and head and tail.isascii() and tail.isdigit():
-            return head, _bounded(int(tail))
-    match = _WORKER_ID.fullmatch(episode_id) or _PLAIN_ID.fullmatch(episode_id)
-    if match is None:
-        return None, None
-    return match.group(1), _bounded(int(match.groups()[-1]))
-
-
-def _bounded(value: int) -> int | None:
-    return value if _INT_MIN <= value <= _INT_MAX else None
-
-
-def _plain(value: Any) -> Any:
-    """A column value as a JSON-able value: bytes as UTF-8 text, or tagged base64 when not UTF-8."""
-    if isinstance(value, (bytes, memoryview)):
-        raw = bytes(value)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"__legacy_bytes_base64__": base64.b64encode(raw).decode("ascii")}
-    return value
-
-
-def _json_text(value: Any) -> str | None:
-    """The JSON text a blob holds, verbatim, or None when it holds no UTF-8 JSON."""
-    if isinstance(value, (bytes, memoryview)):
-        try:
-            text = bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    elif type(value) is str:
-        text = value
-    elif type(value) is int or type(value) is float:
-        return dump_json(value)
-    else:
-        return None
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return text
-
-
-def _flag(value: Any) -> int | None:
-    return value if type(value) is int and value in (0, 1) else None
 
 
 @attrs.define(slots=True)
@@ -209,23 +142,23 @@ def _common(row: Mapping[str, Any], mapped: frozenset[str], extras: dict[str, An
     for name, value in row.items():
         if name not in mapped and value is not None and not (name == "payload_version" and value == 0):
             if name in _BLOB_EXTRAS:
-                text = _json_text(value)
-                extras[name] = _plain(value) if text is None else json.loads(text)
+                text = json_text_or_none(value)
+                extras[name] = plain(value) if text is None else json.loads(text)
             else:
-                extras[name] = _plain(value)
+                extras[name] = plain(value)
     ts = row.get("timestamp")
     if type(ts) is not str:
         if ts is not None:
-            extras["timestamp"] = _plain(ts)
-        ts = "" if ts is None else str(_plain(ts))
+            extras["timestamp"] = plain(ts)
+        ts = "" if ts is None else str(plain(ts))
     agent = row.get("agent_id")
     if agent is not None and type(agent) is not str:
-        extras["agent_id"] = _plain(agent)
-        agent = str(_plain(agent))
+        extras["agent_id"] = plain(agent)
+        agent = str(plain(agent))
     run = row.get("run_id")
     if run is not None and type(run) is not str:
-        extras["run_id"] = _plain(run)
-        run = str(_plain(run))
+        extras["run_id"] = plain(run)
+        run = str(plain(run))
     return ts, agent or NO_AGENT, run or ""
 
 
@@ -251,7 +184,7 @@ def _step_row(row: Mapping[str, Any], runs: _Runs,
     episode_id = row.get("episode_id")
     run, index = _resolve(episode_id, run, row.get("worker_id"))
     if episode_id != default_episode_id(run, index, row.get("worker_id")):
-        extras["episode_id"] = _plain(episode_id)
+        extras["episode_id"] = plain(episode_id)
     key = (run, agent)
     stream = streams.get(key)
     if stream is None:
@@ -262,28 +195,28 @@ def _step_row(row: Mapping[str, Any], runs: _Runs,
     runs.seen(run, ts)
     step_index = row.get("step_index")
     if type(step_index) is not int:
-        extras["step_index"] = _plain(step_index)
+        extras["step_index"] = plain(step_index)
         step_index = None
     reward = row.get("reward")
     if type(reward) is not float and type(reward) is not int:
-        extras["reward"] = _plain(reward)
+        extras["reward"] = plain(reward)
         reward = None
     flags = []
     for name in ("terminated", "truncated"):
         value = row.get(name)
-        flags.append(_flag(value))
+        flags.append(flag_or_none(value))
         if flags[-1] is None:
-            extras[name] = _plain(value)
+            extras[name] = plain(value)
     action = row.get("action")
     action_json = "null" if action is None else int.__repr__(action) if type(action) is int else None
     if action_json is None:
-        extras["action"] = _plain(action)
+        extras["action"] = plain(action)
     blobs = []
     for name in _STEP_JSON:
         value = row.get(name)
-        text = "null" if value is None else _json_text(value)
+        text = "null" if value is None else json_text_or_none(value)
         if text is None:
-            extras[name] = _plain(value)
+            extras[name] = plain(value)
         blobs.append(text)
     seq = stream.next_seq(ts)
     return (run, agent, seq, index, step_index, action_json, blobs[0], reward, flags[0], flags[1], blobs[1], blobs[2],
@@ -295,36 +228,36 @@ def _episode(row: Mapping[str, Any], runs: _Runs) -> _Episode:
     ts, agent, run = _common(row, _EPISODE_MAPPED, extras)
     episode_id = row.get("episode_id")
     metadata = row.get("metadata")
-    metadata_json = "null" if metadata is None else _json_text(metadata)
+    metadata_json = "null" if metadata is None else json_text_or_none(metadata)
     if metadata_json is None:
-        extras["metadata"] = _plain(metadata)
+        extras["metadata"] = plain(metadata)
     index = row.get("ep_index")
     if index is not None and type(index) is not int:
-        extras["ep_index"] = _plain(index)
+        extras["ep_index"] = plain(index)
         index = None
     run, index = _resolve(episode_id, run, row.get("worker_id"), index)
     if index is None and metadata_json:
         meta = json.loads(metadata_json)
         if isinstance(meta, dict) and type(meta.get("episode_index")) is int:
-            index = _bounded(meta["episode_index"])
+            index = bounded(meta["episode_index"])
     if episode_id != default_episode_id(run, index, row.get("worker_id")):
-        extras["episode_id"] = _plain(episode_id)
+        extras["episode_id"] = plain(episode_id)
     runs.seen(run, ts)
     total = row.get("total_reward")
     if type(total) is not float and type(total) is not int:
-        extras["total_reward"] = _plain(total)
+        extras["total_reward"] = plain(total)
         total = None
     length = row.get("steps")
     if type(length) is not int:
         if length is not None:
-            extras["length"] = _plain(length)
+            extras["length"] = plain(length)
         length = None
     flags = []
     for name in ("terminated", "truncated"):
         value = row.get(name)
-        flags.append(_flag(value))
+        flags.append(flag_or_none(value))
         if flags[-1] is None:
-            extras[name] = _plain(value)
+            extras[name] = plain(value)
     return _Episode((run, agent), episode_id, index, (total, length, flags[0], flags[1], metadata_json), extras, ts)
 
 
@@ -391,7 +324,7 @@ def _write_episodes(dst: sqlite3.Connection, episodes: list[_Episode], streams: 
             lowest[ep.key] = low
             if ep.index is not None:
                 ep.extras["ep_index"] = ep.index
-            ep.extras["episode_id"] = _plain(ep.episode_id)
+            ep.extras["episode_id"] = plain(ep.episode_id)
             index = low
             taken.add((run, agent, index))
             renumbered += 1
@@ -411,7 +344,7 @@ def _run_status_rows(src: sqlite3.Connection, table: str | None) -> dict[str, li
     found: dict[str, list[dict[str, Any]]] = {}
     for chunk in _rows(src, table, columns):
         for r in chunk:
-            row = {c: _plain(v) for c, v in zip(columns, r)}
+            row = {c: plain(v) for c, v in zip(columns, r)}
             run_id = row.get("run_id")
             found.setdefault("" if run_id is None else str(run_id), []).append(row)
     return found
