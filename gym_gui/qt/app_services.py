@@ -6,6 +6,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from gym_gui.qt.gui_pump import GuiPump
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.qt.run_launcher import RunLauncher
 from gym_gui.qt.run_registry import RunRegistry
@@ -21,11 +22,13 @@ _log = logging.getLogger(__name__)
 
 
 class AppServices:
-    """The store, bus, DbSink, StoreReader, RunRegistry, RunLauncher (and a Redis source) of one app.
+    """The store, bus, DbSink, StoreReader, GuiPump, RunRegistry, RunLauncher (and a Redis source) of one app.
 
-    Created and driven on the GUI thread. ``start()`` starts the sink thread, the registry and the
-    Redis reader; ``stop()`` stops workers and the Redis reader first, then drains the sink, then
-    closes the store.
+    Created and driven on the GUI thread. ``pump`` is the window's one GUI pump: every Qt-free view
+    of the window (live and replay controllers, ...) registers on it (``pump.add(view)``) and
+    subscribes with ``pump.waker``. ``start()`` starts the pump, the sink thread, the registry and
+    the Redis reader; ``stop()`` stops workers and the Redis reader first, then the registry and the
+    pump, then drains the sink, then closes the store.
     """
 
     def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
@@ -48,6 +51,7 @@ class AppServices:
         self.bus = bus if bus is not None else get_bus()
         self.sink = DbSink(self.store, self.bus)
         self.reader = StoreReader(self.store)
+        self.pump = GuiPump()
         self.registry = RunRegistry(self.bus, reader=self.reader, stall_missed_intervals=stall_missed_intervals)
         self.launcher = RunLauncher(self.bus, seq_floor=self.store.claim_stream, gate=self.sink.ingest_gate)
         self.redis_source: RedisTelemetrySource | None = None
@@ -58,10 +62,11 @@ class AppServices:
         self._stopped = False
 
     def start(self) -> None:
-        """Start the sink thread and the registry; idempotent. GUI thread; does not block."""
+        """Start the pump, the sink thread and the registry; idempotent. GUI thread; does not block."""
         if self._started or self._stopped:
             return
         self._started = True
+        self.pump.start()
         self.sink.start()
         self.registry.start()
         if self.redis_source is not None:
@@ -78,6 +83,7 @@ class AppServices:
         if self.redis_source is not None:
             ok = self.redis_source.stop() and ok
         self.registry.stop()
+        self.pump.stop()
         if self._started:
             ok = self.sink.flush(timeout_s) and ok
             ok = self.sink.stop(timeout_s) and ok

@@ -409,6 +409,8 @@ class MainWindow(TabsMixin):
             active.append("launcher")
         if self.services.registry.is_polling():
             active.append("registry")
+        if self.services.pump.is_running() or self.services.pump.timer_active():
+            active.append("gui pump")
         return active
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name

@@ -107,6 +107,7 @@ class TabsMixin(QMainWindow):
         if (run_id, agent_id) in self._online:
             return
         controller = LiveTelemetryController(self.services.bus, run_id, agent_id, reader=self.services.reader,
+                                             pump=self.services.pump,
                                              idle_timeout_s=self.services.registry.idle_timeout_s,
                                              history_after_seq_id=-1 if from_start else None, parent=self)
         tab = AgentOnlineTab(run_id, agent_id)
@@ -144,7 +145,7 @@ class TabsMixin(QMainWindow):
         if run_id in self._replay_controllers:
             return
         controller = ReplayController(self.services.bus, self.services.reader, self.services.sink.run_persisted,
-                                      run_id, parent=self)
+                                      run_id, pump=self.services.pump, parent=self)
         controller.replay_ready.connect(self._on_replay_ready)
         controller.episodes_persisted.connect(self._on_episodes_persisted)
         controller.steps_loaded.connect(self._on_steps_loaded)

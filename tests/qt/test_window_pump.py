@@ -1,0 +1,45 @@
+"""One GuiPump per window: every live and replay controller of the window is ticked by it, the GUI
+thread is idle once a run is over, and shutdown leaves the pump stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gym_gui.ingest.worker_specs import WorkerSpec
+from gym_gui.qt.app_services import AppServices
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.ui.telemetry_window import MainWindow
+
+
+def test_the_windows_controllers_share_its_one_pump_and_shutdown_stops_it(qtbot: Any, db_path: Path) -> None:
+    services = AppServices(db_path, bus=RunBus())
+    window = MainWindow(services)
+    window.confirm_close = lambda _run_ids: True
+    qtbot.addWidget(window)
+    pump = services.pump
+    assert not pump.is_running()
+    services.start()
+    window.show()
+    try:
+        assert pump.is_running()
+        spec = WorkerSpec(episodes=5, step_rate_hz=0.0, heartbeat_interval_s=0.2)
+        with qtbot.waitSignal(window.online_opened, timeout=10_000):
+            run_id = window.start_run(spec)
+        assert run_id is not None
+        live = window.online_controller(run_id, spec.agent_id)
+        assert live is not None and live.pump is pump and live.view in pump and live.is_polling()
+        replay = window._replay_controllers[run_id]  # noqa: SLF001 (the window's own map)
+        assert replay.pump is pump
+        with qtbot.waitSignal(window.replay_opened, timeout=60_000):
+            pass
+        assert replay.view not in pump and not replay.is_polling()  # ready: left the pump
+        qtbot.waitUntil(lambda: live.stats()["episodes_total"] == 5, timeout=10_000)
+        qtbot.waitUntil(lambda: not pump.timer_active(), timeout=10_000)  # the run is over: nothing pending
+        polls = pump.polls
+        qtbot.wait(100)
+        assert pump.polls == polls and pump.polls > 0 and pump.view_errors == 0
+    finally:
+        assert window.shutdown(30)
+    assert not pump.is_running() and not pump.timer_active() and window.timers_active() == []
+    assert live.view not in pump and not live.is_polling()
