@@ -78,7 +78,7 @@ class MainWindow(TabsMixin):
         self.confirm_close: Callable[[list[str]], bool] = lambda run_ids: _ask_close(self, run_ids)
 
         self.launch_panel = LaunchPanel()
-        self.runs_view = RunsView(services.reader)
+        self.runs_view = RunsView(services.reader, pump=services.pump)
         self.exporter = RunExporter(services.reader, dialog_parent=self, parent=self)
         self.tabs = QTabWidget()
         self.tabs.setTabsClosable(True)
