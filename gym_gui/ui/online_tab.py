@@ -14,6 +14,7 @@ from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, 
 from gym_gui.live.curves import CurveData, iso_to_epoch_s
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.run_progress import fmt_count, fmt_number, progress_of, total_episodes
+from gym_gui.live.stall_clock import StallClock
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.ui import palette
 from gym_gui.ui.episode_table_model import EpisodeTableModel
@@ -100,9 +101,9 @@ class AgentOnlineTab(QWidget):
         self._episodes_seen = 0
         self._episode: int | None = None
         self._episode_return = 0.0
-        self._last_event_at: float | None = None
+        # The stream's silence and end, by the one stall rule (the controller's view decides the stall itself).
+        self._silence = StallClock(1.0, 1)
         self._stalled = False
-        self._completed = False
         self._toytext: bool | None = None
         self._tables_user_set = False
         self._total_episodes: int | None = None
@@ -225,7 +226,7 @@ class AgentOnlineTab(QWidget):
             return
         payload = evt.payload
         self._touch()
-        if not self._completed:
+        if not self._silence.completed:
             self._set("status", "running")
         env_id = payload.get("env_id")
         if isinstance(env_id, str):
@@ -249,7 +250,7 @@ class AgentOnlineTab(QWidget):
         steps, episodes = batch.steps, batch.episodes
         if steps or episodes:
             self._touch()
-            if not self._completed and not self._stalled:
+            if not self._silence.completed and not self._stalled:
                 self._set("status", "running")
         if steps:
             self._steps_seen += len(steps)
@@ -294,7 +295,7 @@ class AgentOnlineTab(QWidget):
 
     def on_stall_changed(self, stalled: bool) -> None:
         """Show or hide the stall banner. GUI thread; never blocks."""
-        stalled = bool(stalled) and not self._completed
+        stalled = bool(stalled) and not self._silence.completed
         if stalled == self._stalled:
             return
         self._stalled = stalled
@@ -313,7 +314,7 @@ class AgentOnlineTab(QWidget):
         """The run ended: final status, summary, no more stall banner. GUI thread; never blocks."""
         if evt.run_id != self.run_id:
             return
-        self._completed = True
+        self._silence.complete()
         self._end_stall()
         payload = evt.payload
         outcome = payload.get("outcome")
@@ -349,7 +350,7 @@ class AgentOnlineTab(QWidget):
             label.setText(text)
 
     def _touch(self) -> None:
-        self._last_event_at = self._clock()
+        self._silence.note_event(self._clock())
 
     def _show_progress(self) -> None:
         wall = self.curves.column("wall")
@@ -409,10 +410,10 @@ class AgentOnlineTab(QWidget):
         self._tables_user_set = True
 
     def _update_stall_text(self) -> None:
-        if self._last_event_at is None:
+        seconds = self._silence.silence_s(self._clock())
+        if seconds is None:
             silence = "No events from the worker yet."
         else:
-            seconds = max(0.0, self._clock() - self._last_event_at)
             last_at = datetime.fromtimestamp(time.time() - seconds).strftime("%H:%M:%S")
             silence = f"No events for {seconds:.0f} s (last at {last_at})."
         self.stall_banner.setText(
