@@ -5,7 +5,11 @@ the event's topic, run and agent) and appends to each subscription's deque. A bo
 its oldest entry when full; the drop is counted and its seq_id recorded as an exact lost range.
 The same route holds the stream's last seq_id, so the sequence-gap check costs a compare.
 Nothing on the hot path calls consumer code, so a consumer can neither block nor break a publisher.
-Control-plane notices (subscribed, unsubscribed, overflow) go through blinker signals.
+Control-plane notices (subscribed, unsubscribed, overflow) go through blinker signals; the OVERFLOW
+notices live in ``overflow_notices.py``.
+
+One subscription may take several topics (``subscribe_topics``): it sits in the route of each, and
+since every append happens under the one bus lock its deque holds them in global publish order.
 
 It also serves the existing gym_gui callers (EMBEDDING.md section 2): ``RunBus(max_queue)``,
 ``subscribe``/``subscribe_with_size`` returning a ``queue.Queue`` (our ``Subscription``),
@@ -17,14 +21,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
-from types import MappingProxyType
 from typing import Any, Callable, Iterable
 
 from blinker import NamedSignal
 
-from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic, utc_now_iso
+from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
+from gym_gui.telemetry.overflow_notices import OVERFLOW_NOTICE_INTERVAL_S, OverflowNotices
 from gym_gui.telemetry.seq_ranges import SeqGapWarner
 from gym_gui.telemetry.subscription import Subscription, Waker
 
@@ -38,8 +41,6 @@ _log = logging.getLogger(__name__)
 #: Capacity of a subscription unless the bus (``RunBus(max_queue=)``) or the subscriber asks for another.
 DEFAULT_MAX_QUEUE = 2048
 DEFAULT_MAXLEN = DEFAULT_MAX_QUEUE  # the earlier name
-#: At most one OVERFLOW notice per subscription and stream in this interval.
-OVERFLOW_NOTICE_INTERVAL_S = 0.5
 #: At most one sequence-gap warning per stream in this interval (0: one per gap).
 GAP_WARNING_INTERVAL_S = 1.0
 #: Route cache entries kept before the cache is rebuilt from scratch.
@@ -75,6 +76,19 @@ class _UntrackedCell(list):  # type: ignore[type-arg]
         pass
 
 
+def _checked_topics(topics: Iterable[Topic]) -> tuple[Topic, ...]:
+    """``topics`` as a tuple; TypeError for a non-Topic, ValueError when empty or repeated."""
+    checked = (topics,) if isinstance(topics, Topic) else tuple(topics)
+    for topic in checked:
+        if not isinstance(topic, Topic):
+            raise TypeError(f"topic must be a Topic, got {topic!r}")
+    if not checked:
+        raise ValueError("subscribe_topics needs at least one topic")
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"topics repeat: {[t.name for t in checked]}")
+    return checked
+
+
 class RunBus:
     """Process-wide (or test-local) publish/subscribe hub for TelemetryEvents.
 
@@ -102,10 +116,7 @@ class RunBus:
         self._routes: dict[_RouteKey, _Route] = {}
         self._seq_cells: dict[tuple[str, str], list[float]] = {}  # (run_id, agent or "default") -> [last]
         self._retired_drops: dict[str, int] = {}  # drops of unsubscribed / replaced subscriptions, per key
-        self._notice_interval_s = overflow_notice_interval_s
-        self._next_notice_at = 0.0
-        self._unnoticed_subs: set[Subscription] = set()
-        self._notice_lock = threading.Lock()
+        self._notices = OverflowNotices(self, overflow_notice_interval_s)
         self._streams: dict[StreamKey, None] = {}  # insertion-ordered set of every stream published
         self._streams_lock = threading.Lock()
         self._gaps = SeqGapWarner(_log, GAP_MESSAGE, gap_warning_interval_s)
@@ -137,13 +148,38 @@ class RunBus:
         With ``replace=False`` that raises ValueError instead. Raises ValueError if ``maxlen < 1``.
         Pass a shared ``waker`` to sleep on several subscriptions at once.
         """
+        return self.subscribe_topics((topic,), subscriber_id, maxlen=maxlen, run_id=run_id, agent_id=agent_id,
+                                     waker=waker, replace=replace)
+
+    def subscribe_topics(
+        self,
+        topics: Iterable[Topic],
+        subscriber_id: str,
+        *,
+        maxlen: int | None | _BusDefault = BUS_DEFAULT,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        waker: Waker | None = None,
+        replace: bool = True,
+    ) -> Subscription:
+        """One subscription (one deque, a ``queue.Queue``) receiving every one of ``topics``, in
+        publish order. Any thread; never blocks on publishers long.
+
+        A stream's events come out in seq_id order across the topics; lost ranges are per stream
+        and the accounting holds per topic (``Subscription.dropped_by_topic`` etc.). It occupies
+        the keys ``(t, subscriber_id)`` of every ``t``: subscribing any of them again (here or
+        with ``subscribe``) replaces, i.e. retires, the whole subscription, and so does
+        ``unsubscribe`` of any of them. With ``replace=False`` a taken key raises ValueError and
+        nothing changes. Raises TypeError for a non-Topic, ValueError for no topic, a repeated
+        topic, ``maxlen < 1`` or an empty subscriber_id; ``maxlen`` as in ``subscribe``.
+        """
         if maxlen is BUS_DEFAULT:
             maxlen, maxsize = (self.max_queue if self.max_queue > 0 else None), self.max_queue
         elif maxlen is not None and (type(maxlen) is not int or maxlen < 1):
             raise ValueError(f"maxlen must be a positive int or None (lossless), got {maxlen!r}")
         else:
             maxsize = maxlen or 0
-        return self._add(topic, subscriber_id, maxlen, maxsize, run_id, agent_id, waker, replace)  # type: ignore[arg-type]
+        return self._add(topics, subscriber_id, maxlen, maxsize, run_id, agent_id, waker, replace)  # type: ignore[arg-type]
 
     def subscribe_with_size(self, topic: Topic, subscriber_id: str, max_queue: int) -> Subscription:
         """``subscribe`` with capacity ``max_queue`` (``<= 0``: unbounded, lossless); ``maxsize`` is
@@ -151,26 +187,28 @@ class RunBus:
         """
         if type(max_queue) is not int:
             raise TypeError(f"max_queue must be an int, got {max_queue!r}")
-        return self._add(topic, subscriber_id, max_queue if max_queue > 0 else None, max_queue,
+        return self._add((topic,), subscriber_id, max_queue if max_queue > 0 else None, max_queue,
                          None, None, None, True)
 
-    def _add(self, topic: Topic, subscriber_id: str, maxlen: int | None, maxsize: int, run_id: str | None,
-             agent_id: str | None, waker: Waker | None, replace: bool) -> Subscription:
-        if not isinstance(topic, Topic):
-            raise TypeError(f"topic must be a Topic, got {topic!r}")
+    def _add(self, topics: Iterable[Topic], subscriber_id: str, maxlen: int | None, maxsize: int,
+             run_id: str | None, agent_id: str | None, waker: Waker | None, replace: bool) -> Subscription:
+        topics = _checked_topics(topics)
         if not isinstance(subscriber_id, str) or not subscriber_id:
             raise ValueError(f"subscriber_id must be a non-empty str, got {subscriber_id!r}")
-        sub = Subscription(self._lock, topic, subscriber_id, maxlen, run_id, agent_id, waker or Waker(), maxsize)
+        sub = Subscription(self._lock, topics, subscriber_id, maxlen, run_id, agent_id, waker or Waker(), maxsize)
         with self._lock:
-            old = self._subs.get((topic, subscriber_id))
-            if old is not None:
-                if not replace:
-                    raise ValueError(f"{sub.key} is already subscribed")
+            olds = list(dict.fromkeys(
+                old for old in (self._subs.get((t, subscriber_id)) for t in topics) if old is not None))
+            if olds and not replace:
+                taken = next(f"{t.name}:{subscriber_id}" for t in topics if (t, subscriber_id) in self._subs)
+                raise ValueError(f"{taken} is already subscribed")
+            for old in olds:
                 self._retire(old)
-            self._subs[(topic, subscriber_id)] = sub
+            for t in topics:
+                self._subs[(t, subscriber_id)] = sub
             self._routes.clear()
-        if old is not None:
-            self._forget_notices(old)
+        for old in olds:
+            self._notices.forget(old)
             self._send_control(self.unsubscribed, subscription=old)
         self._send_control(self.subscribed, subscription=sub)
         return sub
@@ -209,33 +247,43 @@ class RunBus:
     def unsubscribe(self, topic: Topic, subscriber_id: str) -> None:
         """Stop delivering to ``(topic, subscriber_id)``; idempotent. Any thread; never blocks long.
 
-        Once it returns no further event is queued for that subscription; what is queued can
-        still be taken from the Subscription object. The key's overflow count is kept.
+        Once it returns no further event is queued for that subscription (all its topics, if it
+        took several); what is queued can still be taken from the Subscription object. The key's
+        overflow count is kept.
         """
+        self.unsubscribe_topics((topic,), subscriber_id)
+
+    def unsubscribe_topics(self, topics: Iterable[Topic], subscriber_id: str) -> None:
+        """Retire every subscription holding one of the keys ``(t, subscriber_id)``, in one lock hold;
+        idempotent. Once it returns nothing more is queued for them; what is queued can still be
+        drained. Any thread; never blocks long."""
         with self._lock:
-            sub = self._subs.pop((topic, subscriber_id), None)
-            if sub is None:
+            olds = list(dict.fromkeys(
+                old for old in (self._subs.get((t, subscriber_id)) for t in topics) if old is not None))
+            if not olds:
                 return
-            self._retire(sub)
+            for old in olds:
+                self._retire(old)
             self._routes.clear()
-        self._forget_notices(sub)
-        self._send_control(self.unsubscribed, subscription=sub)
+        for old in olds:
+            self._notices.forget(old)
+            self._send_control(self.unsubscribed, subscription=old)
 
     def _retire(self, sub: Subscription) -> None:
-        """Close ``sub`` and keep its drop count under its key; caller holds ``_lock``."""
+        """Close ``sub``, free its keys and keep its drop counts per key; caller holds ``_lock``."""
         sub._closed = True
-        drops = sub._dropped - sub._stats_base
-        if drops:
-            self._retired_drops[sub.key] = self._retired_drops.get(sub.key, 0) + drops
-
-    def _forget_notices(self, sub: Subscription) -> None:
-        with self._notice_lock:
-            self._unnoticed_subs.discard(sub)
+        for topic in sub.topics:
+            if self._subs.get((topic, sub.subscriber_id)) is sub:
+                del self._subs[(topic, sub.subscriber_id)]
+        for key, drops in sub._drops_by_key().items():
+            drops -= sub._stats_base.get(key, 0)
+            if drops:
+                self._retired_drops[key] = self._retired_drops.get(key, 0) + drops
 
     def subscriptions(self) -> list[Subscription]:
         """Snapshot of the live subscriptions (for stats views). Any thread; never blocks long."""
         with self._lock:
-            return list(self._subs.values())
+            return list(dict.fromkeys(self._subs.values()))
 
     def streams(self) -> list[StreamKey]:
         """Every stream ``(run_id, agent_id)`` published so far, in order of first event. Any thread."""
@@ -256,10 +304,11 @@ class RunBus:
         and re-subscribe until ``reset_overflow_stats()``. Any thread; never blocks long."""
         with self._lock:
             counts = dict(self._retired_drops)
-            for sub in self._subs.values():
-                drops = sub._dropped - sub._stats_base
-                if drops:
-                    counts[sub.key] = counts.get(sub.key, 0) + drops
+            for sub in dict.fromkeys(self._subs.values()):
+                for key, drops in sub._drops_by_key().items():
+                    drops -= sub._stats_base.get(key, 0)
+                    if drops:
+                        counts[key] = counts.get(key, 0) + drops
         return counts
 
     def reset_overflow_stats(self) -> None:
@@ -268,12 +317,17 @@ class RunBus:
         with self._lock:
             self._retired_drops.clear()
             for sub in self._subs.values():
-                sub._stats_base = sub._dropped
+                sub._stats_base = sub._drops_by_key()
 
     def queue_sizes(self) -> dict[str, int]:
         """Queued count (not the capacity) per current subscription, zeros included, keyed
-        ``"TOPIC:subscriber_id"``. Any thread; never blocks long."""
-        return {sub.key: len(sub) for sub in self.subscriptions()}
+        ``"TOPIC:subscriber_id"`` (one entry per topic of a multi-topic subscription, its markers
+        under its first topic). Any thread; never blocks long."""
+        with self._lock:
+            sizes: dict[str, int] = {}
+            for sub in dict.fromkeys(self._subs.values()):
+                sizes.update(sub._sizes_by_key())
+            return sizes
 
     def sequence_stats(self) -> dict[str, int]:
         """Last seq_id published per ``"{run_id}:{agent_id or 'default'}"`` (any topic but OVERFLOW).
@@ -307,9 +361,9 @@ class RunBus:
         lock = self._lock
         routes = self._routes
         build_route = self._build_route
-        note_overflow = self._note_overflow
-        unnoticed_subs = self._unnoticed_subs
-        flush_notices = self.flush_overflow_notices
+        note_overflow = self._notices.note
+        unnoticed_subs = self._notices.pending
+        flush_notices = self._notices.flush
         note_stream = self._note_stream
         warn_gap = self._gaps.warn
         overflow_topic = Topic.OVERFLOW
@@ -370,56 +424,13 @@ class RunBus:
         return route
 
     # -- overflow notices ------------------------------------------------------------------------
-    def _note_overflow(self, entries: tuple[_RouteEntry, ...]) -> None:
-        with self._notice_lock:
-            for _queue, _maxlen, _waker, sub in entries:
-                if sub._unnoticed:
-                    self._unnoticed_subs.add(sub)
-
     def flush_overflow_notices(self, *, force: bool = False) -> int:
         """Publish pending OVERFLOW notices if the rate limit allows (or ``force``); returns how many.
 
         Publishing calls this itself; a periodic caller (e.g. a UI timer) makes sure the last
         drops of a burst are reported even when nothing more is published. Any thread; never blocks long.
         """
-        now = time.monotonic()
-        with self._notice_lock:
-            if not self._unnoticed_subs or (not force and now < self._next_notice_at):
-                return 0
-            self._next_notice_at = now + self._notice_interval_s
-            subs = list(self._unnoticed_subs)
-            self._unnoticed_subs.clear()
-        notices: list[tuple[Subscription, StreamKey, list[tuple[int, int]], int]] = []
-        with self._lock:
-            for sub in subs:
-                assert sub._unnoticed is not None
-                for stream, ranges in sub._unnoticed.take().items():
-                    notices.append((sub, stream, ranges, sub._dropped))
-        ts_iso = utc_now_iso()
-        for sub, (run_id, agent_id), ranges, dropped_total in notices:
-            payload: dict[str, Any] = {
-                "subscription": sub.key,
-                "topic": sub.topic.name,
-                "subscriber_id": sub.subscriber_id,
-                "lost_ranges": [list(r) for r in ranges],
-                "lost_count_upper_bound": sum(b - a + 1 for a, b in ranges),
-                "dropped_total": dropped_total,
-            }
-            notice = TelemetryEvent(
-                topic=Topic.OVERFLOW,
-                run_id=run_id,
-                agent_id=agent_id,
-                seq_id=ranges[-1][1],
-                ts_iso=ts_iso,
-                payload=MappingProxyType(payload),
-            )
-            _log.warning(
-                "subscription %s dropped events of stream %s/%s, seq ranges %s (total dropped %d)",
-                sub.key, run_id, agent_id, ranges, dropped_total,
-            )
-            self.publish(notice)
-            self._send_control(self.overflowed, subscription=sub, stream=(run_id, agent_id), lost_ranges=ranges)
-        return len(notices)
+        return self._notices.flush(force=force)
 
     def _send_control(self, signal: NamedSignal, **kwargs: Any) -> None:
         """Send a control-plane blinker signal; a failing receiver is logged, never raised."""

@@ -5,8 +5,14 @@ A ``Subscription`` is a real ``queue.Queue`` subclass whose deque (``queue``) is
 existing gym_gui consumers' ``get_nowait()`` / ``get(timeout=)`` / ``qsize()`` loops and our
 ``drain()`` / ``take_lost_ranges()`` read the same buffer with the same accounting: drop-oldest,
 exact lost ranges and ``delivered + dropped + queued == matching events published + put_count``
-hold whichever way a consumer takes events out. A blocking ``get`` sleeps on the subscription's
-``Waker``, which ``publish`` sets; nothing polls.
+hold whichever way a consumer takes events out, in total and per topic. A blocking ``get`` sleeps
+on the subscription's ``Waker``, which ``publish`` sets; nothing polls.
+
+One subscription may take several topics (``RunBus.subscribe_topics``): they share the one deque,
+which the bus appends to under its one lock, so the deque order is the global publish order and a
+stream's events (seq_ids are per stream across topics) come out in seq_id order. An item ``put``
+by hand goes behind everything published before it, under the same lock: an in-band marker (see
+``put``).
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
-from typing import Any
+from collections import Counter, deque
+from operator import attrgetter
+from typing import Any, Iterable
 
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.seq_ranges import SeqRangeLog
 
 __all__ = ["Subscription", "Waker"]
+
+_topic_of = attrgetter("topic")
 
 
 class Waker:
@@ -57,11 +66,14 @@ def _remaining_s(deadline: float | None) -> float | None:
 
 
 class Subscription(queue.Queue):  # type: ignore[type-arg]
-    """One subscriber's buffer for one topic, optionally filtered to a run and/or agent.
+    """One subscriber's buffer for one or several topics, optionally filtered to a run and/or agent.
 
     ``maxlen=None`` is lossless; otherwise the buffer keeps the newest ``maxlen`` events (the
     oldest is dropped, counted and its seq_id recorded as lost). ``maxsize`` is the ``queue.Queue``
     view of the same capacity (0, or the ``max_queue <= 0`` asked for, means unbounded).
+    ``topics`` are the topics it takes, in the order subscribed; ``topic`` is ``topics[0]``;
+    ``keys`` are its ``"TOPIC:subscriber_id"`` keys and ``key`` names it (``"A+B:id"`` when it
+    takes several topics, exactly ``"TOPIC:subscriber_id"`` when one).
 
     Two ways to consume, freely mixed: ``drain()`` (a batch, oldest first) or the ``queue.Queue``
     methods (``get``, ``get_nowait``, ``qsize``, ``empty``, ``full``, ``task_done``/``join``).
@@ -69,21 +81,26 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     they went in; ``put_count`` counts them. A subscription is always truthy, also when empty
     (like a ``queue.Queue``, so ``if q:`` means "have a queue"); ``len()`` is the queued count.
 
+    Per topic, ``delivered_by_topic()[t] + dropped_by_topic()[t] + queued_by_topic()[t]`` equals
+    the events of ``t`` published to it while subscribed (plus TelemetryEvents of ``t`` put by
+    hand); other items put by hand (markers) count in ``put_count``, ``delivered`` and
+    ``dropped`` only.
+
     All methods may be called from any thread and never block, except ``wait``, ``join`` and
     ``get``/``put`` with ``block=True``.
     """
 
     __slots__ = (
-        "topic", "subscriber_id", "maxlen", "run_id", "agent_id", "key",
+        "topic", "topics", "subscriber_id", "maxlen", "run_id", "agent_id", "key", "keys",
         "_lock", "_queue", "_waker", "_dropped", "_delivered", "_drain_epoch",
-        "_lost", "_unnoticed", "_closed", "_stats_base", "_put_count", "_tasks_done",
-        "_getters", "_putters",
+        "_lost", "_unnoticed", "_unnoticed_topics", "_closed", "_stats_base", "_put_count", "_tasks_done",
+        "_getters", "_putters", "_solo_topic", "_dropped_items", "_dropped_other", "_tally", "_delivered_by_topic",
     )
 
     def __init__(
         self,
         lock: threading.Lock,
-        topic: Topic,
+        topic: Topic | Iterable[Topic],
         subscriber_id: str,
         maxlen: int | None,
         run_id: str | None,
@@ -92,12 +109,17 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
         maxsize: int | None = None,
     ) -> None:
         # queue.Queue.__init__ is not called: the mutex is the bus lock and the deque is ours.
-        self.topic = topic
+        topics = (topic,) if isinstance(topic, Topic) else tuple(topic)
+        if not topics:
+            raise ValueError("a subscription needs at least one topic")
+        self.topics: tuple[Topic, ...] = topics
+        self.topic = topics[0]
         self.subscriber_id = subscriber_id
         self.maxlen = maxlen
         self.run_id = run_id
         self.agent_id = agent_id
-        self.key = f"{topic.name}:{subscriber_id}"
+        self.keys: tuple[str, ...] = tuple(f"{t.name}:{subscriber_id}" for t in topics)
+        self.key = f"{'+'.join(t.name for t in topics)}:{subscriber_id}"
         self._lock = lock
         self._queue: deque[TelemetryEvent] = deque(maxlen=maxlen)
         self._waker = waker
@@ -106,13 +128,23 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
         self._drain_epoch = 0
         self._lost = SeqRangeLog()
         # Drops not yet reported by an OVERFLOW notice (notices about OVERFLOW itself would recurse).
-        self._unnoticed: SeqRangeLog | None = SeqRangeLog() if topic is not Topic.OVERFLOW else None
+        self._unnoticed: SeqRangeLog | None = SeqRangeLog() if topics != (Topic.OVERFLOW,) else None
+        # Per stream, the topics of the unnoticed drops that are not ``_solo_topic``.
+        self._unnoticed_topics: dict[StreamKey, set[Topic]] = {}
         self._closed = False
-        self._stats_base = 0  # ``_dropped`` at the bus's last reset_overflow_stats()
+        self._stats_base: dict[str, int] = {}  # drops per key at the bus's last reset_overflow_stats()
         self._put_count = 0
         self._tasks_done = 0
         self._getters = 0  # threads blocked in get()
         self._putters = 0  # threads blocked in put()
+        # Per-topic accounting kept off the common path: a one-topic subscription counts drops of
+        # its topic in ``_dropped`` only (one identity compare per drop), and counts deliveries per
+        # topic (``_tally``) only once it has several topics or an item was put by hand.
+        self._solo_topic: Topic | None = topics[0] if len(topics) == 1 else None
+        self._dropped_items = 0  # dropped items that are not TelemetryEvents (put by hand)
+        self._dropped_other: dict[Topic, int] = {}  # dropped events whose topic is not ``_solo_topic``
+        self._tally = len(topics) > 1
+        self._delivered_by_topic: Counter[Topic] = Counter()
         # The queue.Queue attributes, for code that reads them.
         self.maxsize = (maxlen or 0) if maxsize is None else maxsize
         self.queue = self._queue
@@ -179,6 +211,8 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
             if items:
                 self._delivered += len(items)
                 self._drain_epoch += 1
+                if self._tally:
+                    self._tally_out(items)
                 if self._putters:
                     self.not_full.notify(len(items))
         return items
@@ -200,11 +234,86 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     def take_lost_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
         """Return and forget the seq_id ranges dropped since the last call, per stream.
 
-        A range ``(a, b)`` means every event of this subscription's topic and stream with
-        ``a <= seq_id <= b`` was dropped (inclusive). Any thread; never blocks.
+        A range ``(a, b)`` means every event of this subscription's topics and stream with
+        ``a <= seq_id <= b`` was dropped (inclusive); seq_ids are per stream across topics, so one
+        range may hold events of several topics. Any thread; never blocks.
         """
         with self._lock:
             return self._lost.take()
+
+    # -- per-topic accounting ----------------------------------------------------------------------
+    def dropped_by_topic(self) -> dict[Topic, int]:
+        """Events dropped per topic since subscribing, every subscribed topic present (0 included).
+
+        Items put by hand that are not TelemetryEvents count in ``dropped`` only. Any thread; never
+        blocks long.
+        """
+        with self._lock:
+            return self._dropped_by_topic()
+
+    def delivered_by_topic(self) -> dict[Topic, int]:
+        """Events handed out per topic (``drain``/``get``) since subscribing, every subscribed topic
+        present. Markers put by hand count in ``delivered`` only. Any thread; never blocks long."""
+        with self._lock:
+            return self._delivered_by_topic_now()
+
+    def queued_by_topic(self) -> dict[Topic, int]:
+        """Events queued now per topic, every subscribed topic present; markers are not counted.
+        Any thread; never blocks long (it counts the queue under the bus lock)."""
+        with self._lock:
+            return self._queued_by_topic()
+
+    def _dropped_by_topic(self) -> dict[Topic, int]:
+        counts = dict.fromkeys(self.topics, 0)
+        solo = self._solo_topic
+        if solo is not None:
+            counts[solo] = self._dropped - self._dropped_items - sum(self._dropped_other.values())
+        counts.update(self._dropped_other)
+        return counts
+
+    def _delivered_by_topic_now(self) -> dict[Topic, int]:
+        counts = dict.fromkeys(self.topics, 0)
+        if self._tally:
+            counts.update(self._delivered_by_topic)
+        else:  # one topic, nothing ever put: everything delivered is an event of it
+            counts[self.topic] = self._delivered
+        return counts
+
+    def _queued_by_topic(self) -> dict[Topic, int]:
+        counts = dict.fromkeys(self.topics, 0)
+        q = self._queue
+        if not self._put_count:
+            if self._solo_topic is not None:
+                counts[self.topic] = len(q)
+            else:
+                counts.update(Counter(map(_topic_of, q)))
+        else:
+            counts.update(Counter(e.topic for e in q if type(e) is TelemetryEvent))
+        return counts
+
+    def _drops_by_key(self) -> dict[str, int]:
+        """Drops per ``"TOPIC:subscriber_id"`` key (markers and foreign topics under ``keys[0]``);
+        caller holds the lock."""
+        by_topic = self._dropped_by_topic()
+        counts = {key: by_topic.pop(topic) for topic, key in zip(self.topics, self.keys)}
+        counts[self.keys[0]] += self._dropped_items + sum(by_topic.values())
+        return counts
+
+    def _sizes_by_key(self) -> dict[str, int]:
+        """Queued items per key (markers and foreign topics under ``keys[0]``); caller holds the lock."""
+        if self._solo_topic is not None:
+            return {self.key: len(self._queue)}
+        by_topic = self._queued_by_topic()
+        counts = {key: by_topic.pop(topic) for topic, key in zip(self.topics, self.keys)}
+        counts[self.keys[0]] += len(self._queue) - sum(counts.values())
+        return counts
+
+    def _tally_out(self, items: Iterable[Any]) -> None:
+        """Count delivered events per topic; caller holds the lock."""
+        if self._put_count:
+            self._delivered_by_topic.update(e.topic for e in items if type(e) is TelemetryEvent)
+        else:
+            self._delivered_by_topic.update(map(_topic_of, items))
 
     # -- queue.Queue API -------------------------------------------------------------------------
     def qsize(self) -> int:
@@ -237,6 +346,8 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
                     item = q.popleft()
                     self._delivered += 1
                     self._drain_epoch += 1
+                    if self._tally:
+                        self._tally_out((item,))
                     if self._putters:
                         self.not_full.notify()
                     if q and self._getters:  # pass the wake-up on to another blocked getter
@@ -259,6 +370,14 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Queue ``item`` behind the published events; when bounded and full, wait for room
         (``block``, up to ``timeout`` s) or raise ``queue.Full``. Never drops. Any thread.
+
+        In-band marker: on a lossless subscription ``put_nowait(marker)`` never blocks, never
+        raises and appends ``marker`` under the bus lock, so it sits exactly behind every event
+        published to this subscription before the call (from any thread) and ahead of every later
+        one; ``drain``/``get`` return it in place. A consumer flushes by putting a marker and
+        waiting until its own thread has processed the marker: everything published before the
+        flush began is then processed. (A bounded subscription may drop a marker when full, as any
+        item; ``dropped`` counts it.)
         """
         if block and timeout is not None and timeout < 0:
             raise ValueError("'timeout' must be a non-negative number")
@@ -274,6 +393,9 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
                     self.not_full.wait(remaining)
                 finally:
                     self._putters -= 1
+            if not self._put_count and not self._tally:  # from now on deliveries are counted per topic
+                self._tally = True
+                self._delivered_by_topic[self.topic] = self._delivered
             self._queue.append(item)
             self._put_count += 1
             self._waker.notify()
@@ -313,8 +435,33 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
     def _record_drop(self, evicted: Any) -> None:
         self._dropped += 1
         if type(evicted) is not TelemetryEvent:  # an item put by hand: counted, no seq_id to record
+            self._dropped_items += 1
             return
         stream = (evicted.run_id, evicted.agent_id)
         self._lost.add(stream, evicted.seq_id, self._drain_epoch)
-        if self._unnoticed is not None:
+        topic = evicted.topic
+        if topic is self._solo_topic:  # the common case: one identity compare
+            if self._unnoticed is not None:
+                self._unnoticed.add(stream, evicted.seq_id, self._drain_epoch)
+            return
+        self._dropped_other[topic] = self._dropped_other.get(topic, 0) + 1
+        if self._unnoticed is not None and topic is not Topic.OVERFLOW:
             self._unnoticed.add(stream, evicted.seq_id, self._drain_epoch)
+            self._unnoticed_topics.setdefault(stream, set()).add(topic)
+
+    def _take_unnoticed(self) -> list[tuple[StreamKey, list[tuple[int, int]], tuple[Topic, ...]]]:
+        """Drops not yet noticed: per stream its lost ranges and the topics they hold (in
+        ``topics`` order); forgets them. Caller holds the lock."""
+        if self._unnoticed is None:
+            return []
+        other = self._unnoticed_topics
+        taken = []
+        for stream, ranges in self._unnoticed.take().items():
+            topics = other.get(stream, set())
+            if self._solo_topic is not None:
+                topics = topics | {self._solo_topic}
+            ordered = tuple(t for t in self.topics if t in topics) + tuple(
+                sorted((t for t in topics if t not in self.topics), key=lambda t: t.name))
+            taken.append((stream, ranges, ordered))
+        other.clear()
+        return taken
