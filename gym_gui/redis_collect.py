@@ -36,9 +36,16 @@ import redis
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.shown_ids import shown_id
-from gym_gui.run import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
-                         EXIT_TERMINATED, _DbFileWatch, _id_argument, _mark_interrupted, _open_store, _print_run,
-                         _safe_output, _SigtermLikeSigint, _Terminated)
+from gym_gui.run_output import DbFileWatch as _DbFileWatch
+from gym_gui.run_output import SigtermLikeSigint as _SigtermLikeSigint
+from gym_gui.run_output import Terminated as _Terminated
+from gym_gui.run_output import id_argument as _id_argument
+from gym_gui.run_output import mark_interrupted as _mark_interrupted
+from gym_gui.run_output import open_store as _open_store
+from gym_gui.run_output import print_run as _print_run
+from gym_gui.run_output import safe_output as _safe_output
+from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
+                                EXIT_TERMINATED)
 from gym_gui.telemetry.events import StreamKey, Topic
 from gym_gui.telemetry.run_bus import RunBus, Waker
 from gym_gui.telemetry.sink_core import SinkCore

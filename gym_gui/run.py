@@ -1,4 +1,4 @@
-"""Headless end-to-end run: a worker through the proxy, the RunBus and the DbSink into SQLite.
+"""Headless end-to-end run: a worker through the proxy, the RunBus and the sink (SinkCore) into SQLite, no Qt.
 
     python -m gym_gui.run --db runs/demo.sqlite --env FrozenLake-v1 --episodes 300
     python -m gym_gui.run --db runs/x.sqlite --default-agent-id agent6 -- python my_worker.py --flag
@@ -21,33 +21,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sqlite3
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any, Sequence, TextIO
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
-from gym_gui.ingest.records import MAX_ID_CHARS
-from gym_gui.ingest.shown_ids import shown_id, shown_text
+from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.worker_specs import WorkerSpec
-from gym_gui.workers.runtime import new_run_id
+from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
+                                EXIT_TERMINATED, DbFileWatch, SigtermLikeSigint, Terminated, id_argument,
+                                mark_interrupted, open_store, print_run, safe_output)
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
-from gym_gui.telemetry.sqlite_store import SchemaVersionError, TelemetrySQLiteStore
+from gym_gui.telemetry.sink_core import SinkCore
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.workers.runtime import new_run_id
 
 __all__ = ["build_parser", "main", "split_command", "worker_argv"]
-
-EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
-EXIT_FAILED = 1
-EXIT_CANNOT_START = 2
-EXIT_DATA_LOSS = 3
-EXIT_TERMINATED = 128 + signal.SIGTERM
-DEFAULT_DB_PATH = Path("runs") / "telemetry.sqlite"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agent-id", default="agent-1", help="agent id of the built-in worker")
-    parser.add_argument("--run-id", type=_id_argument, default=None, help="run id (default: generated)")
+    parser.add_argument("--run-id", type=id_argument, default=None, help="run id (default: generated)")
     parser.add_argument("--step-rate-hz", type=float, default=0.0, help="built-in worker step rate limit, 0 = unlimited")
     parser.add_argument("--heartbeat-interval-s", type=float, default=1.0)
     parser.add_argument("--default-agent-id", default=DEFAULT_AGENT_ID, help="agent id for records without one")
@@ -71,17 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flush-timeout-s", type=float, default=120.0, help="how long to wait for the last writes")
     parser.add_argument("--log-level", default="WARNING")
     return parser
-
-
-def _id_argument(text: str) -> str:
-    """An id given on the command line: text a database can store (argv bytes that are not UTF-8 are not)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(f"{shown_id(text)} is not valid UTF-8 text") from None
-    if not text or len(text) > MAX_ID_CHARS:
-        raise argparse.ArgumentTypeError(f"an id must have 1 to {MAX_ID_CHARS} characters")
-    return text
 
 
 def worker_spec(args: argparse.Namespace) -> WorkerSpec:
@@ -135,81 +117,6 @@ class _Progress:
         return self.steps.dropped + self.episodes.dropped
 
 
-class _Terminated(BaseException):
-    """Raised in the main thread by the first SIGTERM: handled like Ctrl+C."""
-
-
-class _SigtermLikeSigint:
-    """SIGTERM handled like Ctrl+C: while ``armed`` (following the run) the first one raises
-    _Terminated in the main thread; otherwise (starting, storing the backlog) it is only noted, so
-    the shutdown that stores the backlog is never cut short. Main thread only."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.received = False
-        self._previous: Any = None
-
-    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
-        first = not self.received
-        self.received = True
-        if first and self.armed:
-            self.armed = False
-            raise _Terminated()
-
-    def __enter__(self) -> _SigtermLikeSigint:
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: nothing to install
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-class _DbFileWatch:
-    """Notices when the database file is deleted or replaced under the open store. Main thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._identity = self._stat()
-
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino)
-
-    def gone(self) -> bool:
-        """True if the file the store opened is no longer at its path."""
-        return self._identity is not None and self._stat() != self._identity
-
-
-def _safe_output(out: TextIO) -> TextIO:
-    """``out`` made unable to fail on text it cannot encode (a lone surrogate in an id)."""
-    reconfigure = getattr(out, "reconfigure", None)
-    if reconfigure is not None:
-        try:
-            reconfigure(errors="backslashreplace")
-        except (ValueError, OSError):
-            pass
-    return out
-
-
-def _open_store(db: Path, out: TextIO) -> TelemetrySQLiteStore | None:
-    """The store, or None after printing one line that says why it cannot be opened."""
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        if db.exists():
-            open(db, "r+b").close()  # SQLite would fall back to read-only and fail on the first write
-        return TelemetrySQLiteStore(db)
-    except (OSError, sqlite3.Error, SchemaVersionError) as exc:  # (a foreign or newer file: SchemaVersionError)
-        print(f"cannot open the database {shown_id(str(db), 300)}: {shown_id(str(exc), 300)}", file=out)
-        return None
-
-
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run one worker to completion (with ``--redis-url``: collect remote streams, ``redis_collect``).
     Main thread; blocks until the run is persisted."""
@@ -217,34 +124,29 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     if any(a == "--redis-url" or a.startswith("--redis-url=") for a in own_args):  # the collector, no Qt
         from gym_gui.redis_collect import main as collect
         return collect(own_args + (["--", *command] if command else []), out=out)
-    from qtpy.QtCore import QCoreApplication
-
-    from gym_gui.qt.db_sink_thread import DbSink
-
-    out = _safe_output(out or sys.stdout)
+    out = safe_output(out or sys.stdout)
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()  # collector thresholds for full-speed ingest (gym_gui/gc_tuning.py)
     run_id = args.run_id or new_run_id("run")
     argv_to_run = command or worker_argv(args, run_id)
-    store = _open_store(args.db, out)
+    store = open_store(args.db, out)
     if store is None:
         return EXIT_CANNOT_START
-    _mark_interrupted(store, out)
-    app = QCoreApplication.instance() or QCoreApplication([])  # the sink's QThread wants one
-    watch = _DbFileWatch(args.db)
+    mark_interrupted(store, out)
+    watch = DbFileWatch(args.db)
     bus = RunBus()
-    sink = DbSink(store, bus)
+    sink = SinkCore(store, bus)  # its own plain thread: no Qt, no event loop
     progress = _Progress(bus)
     proxy = TelemetryProxy(bus, default_agent_id=args.default_agent_id, run_id=run_id,
-                           seq_floor=store.claim_stream, gate=sink.ingest_gate, name="worker")
+                           seq_floor=store.claim_stream, gate=sink.gate, name="worker")
     sink.start()
     print(f"run {shown_id(run_id)}: {shown_id(' '.join(argv_to_run), 500)}", file=out)
     print(f"database: {shown_id(str(args.db.resolve()), 300)}", file=out)
     interactive = out.isatty()
     outcome: dict[str, Any] = {"signal_exit": None, "db_gone": False}
-    with _SigtermLikeSigint() as sigterm:
+    with SigtermLikeSigint() as sigterm:
         try:
             try:
                 proxy.spawn(argv_to_run)
@@ -254,9 +156,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             try:
                 sigterm.armed = not sigterm.received
                 if sigterm.received:  # it came while starting: stop at once, as if it came now
-                    raise _Terminated()
+                    raise Terminated()
                 _follow(out, progress, proxy, sink, interactive, watch, args.progress_interval_s, outcome)
-            except _Terminated:
+            except Terminated:
                 _on_terminated(out, proxy, outcome)
             finally:
                 sigterm.armed = False
@@ -270,19 +172,6 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return outcome["signal_exit"] if outcome["signal_exit"] is not None and code != EXIT_FAILED else code
     finally:
         store.close()
-        del app  # kept alive until the sink's QThread is gone
-
-
-def _mark_interrupted(store: TelemetrySQLiteStore, out: TextIO) -> None:
-    """Runs a process that is gone left ``running`` are ``interrupted``: say so (one line each)."""
-    try:
-        found = store.mark_interrupted_runs()
-    except sqlite3.Error as exc:
-        print(f"could not check for interrupted runs: {shown_id(str(exc), 300)}", file=out)
-        return
-    for run in found:
-        print(f"run {shown_id(run.run_id)} was left running by a process that is gone: marked interrupted at "
-              f"{shown_id(run.last_event_at)}, the time of its last stored event", file=out)
 
 
 def _refusals(proxy: TelemetryProxy) -> list[str]:
@@ -291,7 +180,7 @@ def _refusals(proxy: TelemetryProxy) -> list[str]:
 
 
 def _follow(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,
-            watch: _DbFileWatch, interval_s: float, outcome: dict[str, Any]) -> None:
+            watch: DbFileWatch, interval_s: float, outcome: dict[str, Any]) -> None:
     """Print progress until the worker's output is all published, or a signal or a lost database stops it."""
     refused_shown = 0
     try:
@@ -366,7 +255,7 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
               "during the run; nothing of it is stored", file=out)
     else:
         refused_runs = {run for run, _agent in proxy.refused_streams()}  # another process's runs
-        shown = [o for o in (_print_run(out, store, run_id) for run_id in proxy.run_ids() if run_id not in refused_runs)
+        shown = [o for o in (print_run(out, store, run_id) for run_id in proxy.run_ids() if run_id not in refused_runs)
                  if o is not None]
         if shown:
             outcome = shown[-1]
@@ -403,32 +292,6 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         print(f"  WARNING: {stats['rejected_total']} lines rejected and {lost} events not stored", file=out)
         return EXIT_DATA_LOSS
     return code
-
-
-def _print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str | None:
-    """Print one run's stored state; its outcome (``failed`` when it cannot be read back, None if not stored)."""
-    try:
-        run = store.run(run_id)
-        if run is None:
-            return None
-        episodes, steps = len(store.episode_records(run.run_id)), store.step_count(run.run_id)
-    except (sqlite3.Error, UnicodeError, ValueError) as exc:
-        print(f"  run {shown_id(run_id)}: cannot be read back ({shown_id(str(exc), 200)})", file=out)
-        return "failed"
-    outcome = run.outcome or "failed"
-    summary = run.summary or {}
-    print(f"  run {shown_id(run.run_id)} ({shown_id(run.env_id or 'unknown env')}): outcome {shown_id(outcome)}", file=out)
-    print(f"  stored: {episodes} episodes, {steps} steps", file=out)
-    for key in ("greedy_success_rate", "mean_return", "duration_s", "reason"):
-        if key in summary:
-            print(f"  {key}: {shown_id(str(summary[key]), 300)}", file=out)
-    if outcome != "completed":
-        if run.exit_code is not None or run.signal is not None:
-            print(f"  worker exit: {shown_id(str(run.signal or f'exit code {run.exit_code}'))}", file=out)
-        if run.stderr_tail:
-            tail = run.stderr_tail.strip().splitlines()[-5:]
-            print("  stderr tail:\n    " + "\n    ".join(shown_text(line, 300) for line in tail), file=out)
-    return outcome
 
 
 if __name__ == "__main__":
