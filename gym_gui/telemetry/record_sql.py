@@ -48,6 +48,9 @@ __all__ = [
 #: The record API's step rows bind the hand-written encoder's columns (``tables.STEPS``); a
 #: generic column declared later stays NULL there, its payload value stays in the extras.
 _INSERT_STEP = STEPS.insert_sql("INSERT OR IGNORE", STEPS.core_insert_names())
+#: Where each column sits in ``EncodedStep.columns`` (the insert's columns after run_id, agent_id, seq_id).
+_AT = {name: i for i, name in enumerate(STEPS.core_insert_names()[3:])}
+_EPISODE_AT, _STEP_AT, _EXTRA_AT, _TS_AT = _AT["episode_index"], _AT["step_index"], _AT["extra_json"], _AT["ts_iso"]
 _INSERT_EPISODE = EPISODES.insert_sql("INSERT")
 _ENSURE_RUN = "INSERT OR IGNORE INTO runs (run_id, status, created_at, updated_at) VALUES (?, 'running', ?, ?)"
 _UPSERT_STREAM = (
@@ -180,8 +183,9 @@ def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequen
     keys: set[tuple[str, Any]] = set()
     for step in steps:
         if step.dedupe_id:
-            step_key = (step.dedupe_id, step.columns[1] if step.columns[1] is not None else _extra_step_index(step))
-            this = (step.run_id, step.agent_id, step.columns[0])
+            step_index = step.columns[_STEP_AT]
+            step_key = (step.dedupe_id, step_index if step_index is not None else _extra_step_index(step))
+            this = (step.run_id, step.agent_id, step.columns[_EPISODE_AT])
             if this != group:
                 group, keys = this, cache.keys(conn, this)
             try:
@@ -190,7 +194,7 @@ def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequen
                 keys.add(step_key)
             except TypeError:  # an unhashable step_index (kept in extra_json) is never deduped
                 pass
-        seq_id = cursors.next_seq(step.run_id, step.agent_id, step.columns[-1])
+        seq_id = cursors.next_seq(step.run_id, step.agent_id, step.columns[_TS_AT])
         rows.append((step.run_id, step.agent_id, seq_id, *step.columns))
     if rows:
         conn.executemany(_INSERT_STEP, rows)
@@ -199,7 +203,7 @@ def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequen
 
 def _extra_step_index(step: EncodedStep) -> Any:
     """A step_index that did not fit the column (kept in extra_json), for the dedupe key."""
-    extra = step.columns[9]
+    extra = step.columns[_EXTRA_AT]
     return load_json(extra).get("step_index") if extra is not None else None
 
 

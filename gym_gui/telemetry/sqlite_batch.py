@@ -338,7 +338,8 @@ def keep_conflicts(conn: sqlite3.Connection, plan: Plan, table: str, rows: Seque
             if evt is None:  # pragma: no cover - every step row comes from an event of the batch
                 continue
         if table == "episodes":
-            what = f"episode_index {row[2]} of the stream is already stored with other content (seq_id {found[3]}"
+            what = (f"episode_index {row[2]} of the stream is already stored with other content "
+                    f"(seq_id {found[_INSERT_COLUMNS['episodes'].index('seq_id')]}")
         else:
             what = f"seq_id {row[2]} of the stream is already stored with other content ({table} row"
         error = (f"{SEQ_CONFLICT}: {what}, ts {found[_INSERT_COLUMNS[table].index('ts_iso')]}); "
