@@ -5,8 +5,8 @@ the event's topic, run and agent) and appends to each subscription's deque. A bo
 its oldest entry when full; the drop is counted and its seq_id recorded as an exact lost range.
 The same route holds the stream's last seq_id, so the sequence-gap check costs a compare.
 Nothing on the hot path calls consumer code, so a consumer can neither block nor break a publisher.
-Control-plane notices (subscribed, unsubscribed, overflow) go through blinker signals; the OVERFLOW
-notices live in ``overflow_notices.py``.
+Control-plane notices (subscribed, unsubscribed, overflow) go through blinker signals. Beside it:
+``overflow_notices.py`` (OVERFLOW notices), ``bus_stats.py`` (stats), ``default_bus.py`` (``get_bus``).
 
 One subscription may take several topics (``subscribe_topics``): it sits in the route of each, and
 since every append happens under the one bus lock its deque holds them in global publish order.
@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 
 from blinker import NamedSignal
 
+from gym_gui.telemetry.bus_stats import BusStats
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.overflow_notices import OVERFLOW_NOTICE_INTERVAL_S, OverflowNotices
 from gym_gui.telemetry.seq_ranges import SeqGapWarner
@@ -50,9 +51,9 @@ GAP_MESSAGE = "Sequence gap detected in RunBus"
 
 _RouteKey = tuple[Topic, str, "str | None"]
 # One route entry per matching subscription: (queue, maxlen, waker, subscription).
-_RouteEntry = tuple["deque[TelemetryEvent]", "int | None", "Waker", "Subscription"]
+_RouteEntry = tuple[deque[TelemetryEvent], "int | None", Waker, Subscription]
 # A route: its entries and the stream's gap-tracker cell ([last seq_id], shared across topics).
-_Route = tuple[tuple[_RouteEntry, ...], "list[float]"]
+_Route = tuple[tuple[_RouteEntry, ...], list[float]]
 
 
 class _BusDefault:
@@ -89,7 +90,7 @@ def _checked_topics(topics: Iterable[Topic]) -> tuple[Topic, ...]:
     return checked
 
 
-class RunBus:
+class RunBus(BusStats):
     """Process-wide (or test-local) publish/subscribe hub for TelemetryEvents.
 
     ``max_queue`` is the capacity ``subscribe`` gives when the subscriber names none (``<= 0``:
@@ -298,53 +299,6 @@ class RunBus:
             self._streams[stream] = None
         self._send_control(self.stream_opened, stream=stream)
 
-    # -- stats -----------------------------------------------------------------------------------
-    def overflow_stats(self) -> dict[str, int]:
-        """Drop count per key ``"TOPIC:subscriber_id"``, only counts > 0; counts survive unsubscribe
-        and re-subscribe until ``reset_overflow_stats()``. Any thread; never blocks long."""
-        with self._lock:
-            counts = dict(self._retired_drops)
-            for sub in dict.fromkeys(self._subs.values()):
-                for key, drops in sub._drops_by_key().items():
-                    drops -= sub._stats_base.get(key, 0)
-                    if drops:
-                        counts[key] = counts.get(key, 0) + drops
-        return counts
-
-    def reset_overflow_stats(self) -> None:
-        """Forget every drop count of ``overflow_stats()`` (each Subscription's own ``dropped`` stays,
-        so its accounting still adds up). Any thread; never blocks long."""
-        with self._lock:
-            self._retired_drops.clear()
-            for sub in self._subs.values():
-                sub._stats_base = sub._drops_by_key()
-
-    def queue_sizes(self) -> dict[str, int]:
-        """Queued count (not the capacity) per current subscription, zeros included, keyed
-        ``"TOPIC:subscriber_id"`` (one entry per topic of a multi-topic subscription, its markers
-        under its first topic). Any thread; never blocks long."""
-        with self._lock:
-            sizes: dict[str, int] = {}
-            for sub in dict.fromkeys(self._subs.values()):
-                sizes.update(sub._sizes_by_key())
-            return sizes
-
-    def sequence_stats(self) -> dict[str, int]:
-        """Last seq_id published per ``"{run_id}:{agent_id or 'default'}"`` (any topic but OVERFLOW).
-        Any thread; never blocks long."""
-        with self._lock:
-            return {f"{run_id}:{agent}": int(cell[0]) for (run_id, agent), cell in self._seq_cells.items()}
-
-    @property
-    def sequence_gaps(self) -> int:
-        """Sequence gaps detected so far, warned or not. Any thread."""
-        return self._gaps.gaps
-
-    @property
-    def gap_warnings_suppressed(self) -> int:
-        """Sequence-gap warnings the rate limit held back so far. Any thread."""
-        return self._gaps.suppressed
-
     # -- hot path --------------------------------------------------------------------------------
     def publish(self, evt: TelemetryEvent) -> None:
         """Queue ``evt`` for every matching subscription. Any thread; never blocks on a consumer.
@@ -442,33 +396,16 @@ class RunBus:
             _log.exception("RunBus %s receiver failed", signal.name)
 
 
-_default_bus: RunBus | None = None
-_default_bus_lock = threading.Lock()
+# The process-wide bus lives in default_bus.py; its names stay importable from here.
+from gym_gui.telemetry import default_bus as _default_bus_module  # noqa: E402
+
+get_bus = _default_bus_module.get_bus
+reset_bus = _default_bus_module.reset_bus
+_reset_default_bus_for_tests = _default_bus_module._reset_default_bus_for_tests
 
 
-def get_bus() -> RunBus:
-    """The process-wide RunBus, created on first use as ``RunBus()`` (max_queue 2048). Any thread."""
-    global _default_bus
-    bus = _default_bus
-    if bus is None:
-        with _default_bus_lock:
-            if _default_bus is None:
-                _default_bus = RunBus()
-            bus = _default_bus
-    return bus
-
-
-def reset_bus() -> None:
-    """Forget the process-wide bus; the next ``get_bus()`` builds a new one. Whoever holds the old
-    bus keeps it. Any thread."""
-    global _default_bus
-    with _default_bus_lock:
-        _default_bus = None
-
-
-def _reset_default_bus_for_tests(factory: Callable[[], RunBus] | None = None) -> RunBus:
-    """Replace the process-wide bus (tests only). Returns the new bus."""
-    global _default_bus
-    with _default_bus_lock:
-        _default_bus = (factory or RunBus)()
-        return _default_bus
+def __getattr__(name: str) -> Any:
+    """``run_bus._default_bus``: the process-wide bus or None (read through to default_bus)."""
+    if name == "_default_bus":
+        return _default_bus_module._default_bus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

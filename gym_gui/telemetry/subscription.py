@@ -21,51 +21,21 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from operator import attrgetter
 from typing import Any, Iterable
 
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.seq_ranges import SeqRangeLog
+from gym_gui.telemetry.topic_accounting import TopicAccounting
+from gym_gui.telemetry.waker import Waker
 
 __all__ = ["Subscription", "Waker"]
-
-_topic_of = attrgetter("topic")
-
-
-class Waker:
-    """Wakes one consumer thread when any of the subscriptions attached to it receives data.
-
-    Publishers pay one attribute read per event while the waker is already pending, so waking is
-    cheap on the hot path. Spurious wakeups are possible: after waking, always drain.
-    """
-
-    __slots__ = ("pending", "_event")
-
-    def __init__(self) -> None:
-        self.pending = False
-        self._event = threading.Event()
-
-    def notify(self) -> None:
-        """Wake the waiting consumer (also used to make it re-check a stop flag). Any thread; never blocks."""
-        self.pending = True
-        self._event.set()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until notified since the last wait, or until ``timeout_s``; True if notified.
-
-        Consumer thread only; blocks. Drain every attached subscription after it returns.
-        """
-        woken = self._event.wait(timeout_s)
-        self._event.clear()
-        self.pending = False
-        return woken
 
 
 def _remaining_s(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
-class Subscription(queue.Queue):  # type: ignore[type-arg]
+class Subscription(TopicAccounting, queue.Queue):  # type: ignore[type-arg]
     """One subscriber's buffer for one or several topics, optionally filtered to a run and/or agent.
 
     ``maxlen=None`` is lossless; otherwise the buffer keeps the newest ``maxlen`` events (the
@@ -241,80 +211,6 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
         with self._lock:
             return self._lost.take()
 
-    # -- per-topic accounting ----------------------------------------------------------------------
-    def dropped_by_topic(self) -> dict[Topic, int]:
-        """Events dropped per topic since subscribing, every subscribed topic present (0 included).
-
-        Items put by hand that are not TelemetryEvents count in ``dropped`` only. Any thread; never
-        blocks long.
-        """
-        with self._lock:
-            return self._dropped_by_topic()
-
-    def delivered_by_topic(self) -> dict[Topic, int]:
-        """Events handed out per topic (``drain``/``get``) since subscribing, every subscribed topic
-        present. Markers put by hand count in ``delivered`` only. Any thread; never blocks long."""
-        with self._lock:
-            return self._delivered_by_topic_now()
-
-    def queued_by_topic(self) -> dict[Topic, int]:
-        """Events queued now per topic, every subscribed topic present; markers are not counted.
-        Any thread; never blocks long (it counts the queue under the bus lock)."""
-        with self._lock:
-            return self._queued_by_topic()
-
-    def _dropped_by_topic(self) -> dict[Topic, int]:
-        counts = dict.fromkeys(self.topics, 0)
-        solo = self._solo_topic
-        if solo is not None:
-            counts[solo] = self._dropped - self._dropped_items - sum(self._dropped_other.values())
-        counts.update(self._dropped_other)
-        return counts
-
-    def _delivered_by_topic_now(self) -> dict[Topic, int]:
-        counts = dict.fromkeys(self.topics, 0)
-        if self._tally:
-            counts.update(self._delivered_by_topic)
-        else:  # one topic, nothing ever put: everything delivered is an event of it
-            counts[self.topic] = self._delivered
-        return counts
-
-    def _queued_by_topic(self) -> dict[Topic, int]:
-        counts = dict.fromkeys(self.topics, 0)
-        q = self._queue
-        if not self._put_count:
-            if self._solo_topic is not None:
-                counts[self.topic] = len(q)
-            else:
-                counts.update(Counter(map(_topic_of, q)))
-        else:
-            counts.update(Counter(e.topic for e in q if type(e) is TelemetryEvent))
-        return counts
-
-    def _drops_by_key(self) -> dict[str, int]:
-        """Drops per ``"TOPIC:subscriber_id"`` key (markers and foreign topics under ``keys[0]``);
-        caller holds the lock."""
-        by_topic = self._dropped_by_topic()
-        counts = {key: by_topic.pop(topic) for topic, key in zip(self.topics, self.keys)}
-        counts[self.keys[0]] += self._dropped_items + sum(by_topic.values())
-        return counts
-
-    def _sizes_by_key(self) -> dict[str, int]:
-        """Queued items per key (markers and foreign topics under ``keys[0]``); caller holds the lock."""
-        if self._solo_topic is not None:
-            return {self.key: len(self._queue)}
-        by_topic = self._queued_by_topic()
-        counts = {key: by_topic.pop(topic) for topic, key in zip(self.topics, self.keys)}
-        counts[self.keys[0]] += len(self._queue) - sum(counts.values())
-        return counts
-
-    def _tally_out(self, items: Iterable[Any]) -> None:
-        """Count delivered events per topic; caller holds the lock."""
-        if self._put_count:
-            self._delivered_by_topic.update(e.topic for e in items if type(e) is TelemetryEvent)
-        else:
-            self._delivered_by_topic.update(map(_topic_of, items))
-
     # -- queue.Queue API -------------------------------------------------------------------------
     def qsize(self) -> int:
         """Items queued now (not the capacity). Any thread; never blocks."""
@@ -448,20 +344,3 @@ class Subscription(queue.Queue):  # type: ignore[type-arg]
         if self._unnoticed is not None and topic is not Topic.OVERFLOW:
             self._unnoticed.add(stream, evicted.seq_id, self._drain_epoch)
             self._unnoticed_topics.setdefault(stream, set()).add(topic)
-
-    def _take_unnoticed(self) -> list[tuple[StreamKey, list[tuple[int, int]], tuple[Topic, ...]]]:
-        """Drops not yet noticed: per stream its lost ranges and the topics they hold (in
-        ``topics`` order); forgets them. Caller holds the lock."""
-        if self._unnoticed is None:
-            return []
-        other = self._unnoticed_topics
-        taken = []
-        for stream, ranges in self._unnoticed.take().items():
-            topics = other.get(stream, set())
-            if self._solo_topic is not None:
-                topics = topics | {self._solo_topic}
-            ordered = tuple(t for t in self.topics if t in topics) + tuple(
-                sorted((t for t in topics if t not in self.topics), key=lambda t: t.name))
-            taken.append((stream, ranges, ordered))
-        other.clear()
-        return taken
