@@ -1,15 +1,17 @@
 """RunRegistry: the status of every run, from the bus (live) and from SQLite (history), as Qt signals.
 
-A QTimer on the GUI thread drains the registry's lifecycle subscriptions and polls
-``bus.streams()``; the state rules live in ``run_state_table.RunStateTable`` (Qt-free).
+A thin shell on the GUI thread: ``gym_gui.live.run_tracker.RunTracker`` (Qt-free) holds the
+subscriptions and the rules (``run_state_table.RunStateTable``); the app's GUI pump
+(``gym_gui.qt.gui_pump``) ticks it when the bus has news and when a run's stall is due, and the
+registry turns the tracker's changes into signals. Stored runs are read on a ``StoreReader`` thread.
 
 Subscriptions (subscriber id ``run-registry`` by default: the existing gym_gui's trainer registry
-uses ``registry``, and a second subscription with its id would replace its queue): RUN_STARTED and RUN_COMPLETED are lossless
-(one event per stream each, so the queue cannot grow, and a completion is never missed);
-RUN_HEARTBEAT, EPISODE_FINALIZED and STEP_APPENDED are bounded (they only prove a run is alive,
-so losing some under a burst changes nothing). Steps matter for streams without heartbeats (the
-existing gym_gui's producers publish only steps and episodes): they are the only sign of life
-there. A new stream is also seen through ``bus.streams()``.
+uses ``registry``, and a second subscription with its id would replace its queue): RUN_STARTED,
+RUN_HEARTBEAT and RUN_COMPLETED in one lossless stream-ordered subscription (a completion is never
+missed); EPISODE_FINALIZED and STEP_APPENDED in one bounded one (they only prove a run is alive, so
+losing some under a burst changes nothing; steps are the only sign of life of a stream without
+heartbeats, as the existing gym_gui's producers publish them). A new stream is also seen through
+``bus.streams()``.
 
 Runs without lifecycle records are finished by ``update_run_outcome``, which publishes the
 RUN_COMPLETED they never send: the registry, the live tabs and the DbSink (which persists it in
@@ -20,63 +22,34 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import QObject, QThread, QTimer, Signal
 
+from gym_gui.live.run_state import RunState, RunStatus
+from gym_gui.live.run_state_table import DEFAULT_IDLE_TIMEOUT_S, STATUS, Change
+from gym_gui.live.run_tracker import (ACTIVITY_MAXLEN, OUTCOME_SOURCE, SUBSCRIBER_ID, RunTracker, StoredRun,
+                                      read_stored_runs)
+from gym_gui.qt.gui_pump import GuiPump
 from gym_gui.qt.store_reader import StoreReader
-from gym_gui.live.run_state import OUTCOMES, SEVERITY, RunState, RunStatus, status_for_outcome
-from gym_gui.live.run_state_table import DEFAULT_IDLE_TIMEOUT_S, STATUS, Change, RunStateTable
-from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
-from gym_gui.telemetry.run_bus import RunBus, Subscription
-from gym_gui.telemetry.sqlite_records import RunRecord
-from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.run_bus import RunBus
 
-__all__ = ["RunRegistry", "RunState", "RunStatus"]
+__all__ = ["ACTIVITY_MAXLEN", "OUTCOME_SOURCE", "RunRegistry", "RunState", "RunStatus", "SUBSCRIBER_ID"]
 
 _log = logging.getLogger(__name__)
 
-#: Capacity of the bounded liveness subscriptions (per poll tick, all runs together).
-HEARTBEAT_MAXLEN = 256
-EPISODE_MAXLEN = 4096
-STEP_MAXLEN = 16384
-#: In drain order (RUN_COMPLETED last among the lifecycle topics: with equal seq_ids, e.g. the
-#: existing daemon's 0, the stable sort keeps it after the rest); None is lossless.
-_MAXLEN: dict[Topic, int | None] = {
-    Topic.RUN_STARTED: None, Topic.RUN_HEARTBEAT: HEARTBEAT_MAXLEN, Topic.EPISODE_FINALIZED: EPISODE_MAXLEN,
-    Topic.RUN_COMPLETED: None, Topic.STEP_APPENDED: STEP_MAXLEN,
-}
-#: The default bus subscriber id (not ``registry``: the existing gym_gui's trainer registry has it).
-SUBSCRIBER_ID = "run-registry"
-#: ``source`` of the RUN_COMPLETED payload ``update_run_outcome`` publishes.
-OUTCOME_SOURCE = "update_run_outcome"
-
-#: A stored run: its record and the highest stored seq_id per agent (non-terminal runs only).
-StoredRun = tuple[RunRecord, dict[str | None, int]]
-
-
-def _unix_s(ts_iso: str | None) -> float | None:
-    """Unix seconds of an ISO-8601 text (RFC 3339 ``Z`` too, which Python 3.10 does not parse), else None."""
-    if not ts_iso:
-        return None
-    if ts_iso.endswith(("Z", "z")):
-        ts_iso = ts_iso[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(ts_iso).timestamp()
-    except ValueError:
-        return None
-
 
 class RunRegistry(QObject):
-    """Run states (pending, running, stalled, completed, failed, cancelled) for the GUI thread.
+    """Run states (pending, running, stalled, completed, failed, cancelled, interrupted) for the GUI thread.
 
     Signals (GUI thread): ``status_changed(run_id, status)`` on every change, also a run's first
     appearance; ``stream_added(run_id, agent_id)`` once per stream, after its run's first status;
     ``stored_runs_loaded(count)`` once the runs stored in SQLite are merged in.
     ``idle_timeout_s``: silence after which a run without heartbeats (no RUN_STARTED, no
-    RUN_HEARTBEAT) is stalled. ``clock`` (monotonic seconds) and ``wall_clock`` (unix seconds) can
-    be replaced in tests.
+    RUN_HEARTBEAT) is stalled. ``pump``: the app's GUI pump (without one the registry runs its own).
+    ``poll_interval_ms`` is kept for callers and ignored: the pump ticks on news and stall deadlines.
+    ``clock`` (monotonic seconds) and ``wall_clock`` (unix seconds) can be replaced in tests.
     """
 
     status_changed = Signal(str, str)
@@ -88,6 +61,7 @@ class RunRegistry(QObject):
         bus: RunBus,
         *,
         reader: StoreReader | None = None,
+        pump: GuiPump | None = None,
         poll_interval_ms: int = 100,
         stall_missed_intervals: int = 3,
         default_heartbeat_interval_s: float = 1.0,
@@ -99,61 +73,60 @@ class RunRegistry(QObject):
     ) -> None:
         """Build the registry; nothing runs before ``start()``. GUI thread; does not block."""
         super().__init__(parent)
+        del poll_interval_ms  # (the pump's deadlines replace the poll timer)
         self.bus = bus
         self.reader = reader
         self.subscriber_id = subscriber_id
         self._clock = clock
         self._wall_clock = wall_clock
-        self._table = RunStateTable(stall_missed_intervals=stall_missed_intervals,
-                                    default_heartbeat_interval_s=default_heartbeat_interval_s,
-                                    idle_timeout_s=idle_timeout_s)
-        self._subs: dict[Topic, Subscription] = {}
-        self._streams_seen = 0
+        self._tracker = RunTracker(bus, stall_missed_intervals=stall_missed_intervals,
+                                   default_heartbeat_interval_s=default_heartbeat_interval_s,
+                                   idle_timeout_s=idle_timeout_s, subscriber_id=subscriber_id)
+        self._table = self._tracker.table
+        self._own_pump = pump is None
+        self.pump = GuiPump(parent=self) if pump is None else pump
         self._started = False
         self._stopped = False
         self._stored_loaded = False
-        self._polls = 0
-        self._timer = QTimer(self)
-        self._timer.setInterval(poll_interval_ms)
-        self._timer.timeout.connect(self.poll)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Subscribe, start polling and load the stored runs off the GUI thread; idempotent (a no-op
+        """Subscribe, join the pump and load the stored runs off the GUI thread; idempotent (a no-op
         after ``stop``). GUI thread; does not block."""
         if self._started or self._stopped:
             return
         self._started = True
-        for topic, maxlen in _MAXLEN.items():
-            self._subs[topic] = self.bus.subscribe(topic, self.subscriber_id, maxlen=maxlen)
-        self._timer.start()
-        if self.reader is None or not self.reader.submit(_read_runs, self._on_stored_runs, self._on_load_error):
+        self._tracker.subscribe(self.pump.waker)
+        self.pump.add(self)
+        if self._own_pump:
+            self.pump.start()
+        if self.reader is None or not self.reader.submit(read_stored_runs, self._on_stored_runs, self._on_load_error):
             self._stored_loaded = True
             self.stored_runs_loaded.emit(0)
         self.poll()  # streams already on the bus are known at once
 
     def stop(self) -> None:
-        """Stop polling and unsubscribe; idempotent. A stored-runs load still running is ignored.
+        """Leave the pump and unsubscribe; idempotent. A stored-runs load still running is ignored.
         GUI thread; does not block."""
         self._stopped = True
-        self._timer.stop()
-        for topic in list(self._subs):
-            self.bus.unsubscribe(topic, self.subscriber_id)
-        self._subs.clear()
+        self.pump.remove(self)
+        if self._own_pump:
+            self.pump.stop()
+        self._tracker.unsubscribe()
 
     def is_polling(self) -> bool:
-        """True while the poll timer runs. GUI thread."""
-        return self._timer.isActive()
+        """True while the pump ticks the registry. GUI thread."""
+        return self._started and not self._stopped and self in self.pump and self.pump.is_running()
 
     @property
     def poll_timer(self) -> QTimer:
-        """The poll timer (tests prove it is stopped). GUI thread."""
-        return self._timer
+        """The pump's timer (tests prove it is stopped when the registry has its own pump). GUI thread."""
+        return self.pump.poll_timer
 
     @property
     def polls(self) -> int:
-        """Poll ticks run so far. GUI thread."""
-        return self._polls
+        """Ticks run so far. GUI thread."""
+        return self._tracker.ticks
 
     @property
     def stored_loaded(self) -> bool:
@@ -164,7 +137,7 @@ class RunRegistry(QObject):
     def register_pending(self, run_id: str) -> None:
         """Announce a run the app launched whose worker has not spoken yet (``pending``); a no-op for
         a known run. GUI thread; does not block."""
-        self._emit(self._table.register_pending(run_id, self._clock()))
+        self._emit(self._tracker.register_pending(run_id, self._clock()))
 
     def status(self, run_id: str) -> RunStatus | None:
         """The run's status, or None if unknown. GUI thread."""
@@ -220,30 +193,10 @@ class RunRegistry(QObject):
             raise RuntimeError("RunRegistry.update_run_outcome must be called on the registry's thread (the GUI "
                                "thread); from another thread, queue the call (a queued signal or QTimer.singleShot "
                                "on the registry's thread)")
-        if type(run_id) is not str or not run_id:
-            raise ValueError(f"run_id must be a non-empty str, got {run_id!r}")
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
-        if reason is not None and type(reason) is not str:
-            raise ValueError(f"reason must be a str or None, got {type(reason).__name__}")
-        if exit_code is not None and type(exit_code) is not int:
-            raise ValueError(f"exit_code must be an int or None, got {type(exit_code).__name__}")
-        current = self.status(run_id)
-        if current is not None and current.is_terminal and SEVERITY[status_for_outcome(outcome)] <= SEVERITY[current]:
-            _log.info("run %s is already %s: outcome %s not published", run_id, current.value, outcome)
+        evt = self._tracker.outcome_event(run_id, outcome, reason=reason, summary=summary, exit_code=exit_code,
+                                          agent_id=agent_id)
+        if evt is None:
             return None
-        if agent_id is None:
-            agent_id = self._table.finishing_agent(run_id)
-        payload: dict[str, Any] = {"outcome": outcome, "source": OUTCOME_SOURCE}
-        if reason:
-            payload["reason"] = reason
-        if summary is not None or reason:
-            payload["summary"] = {**dict(summary or {}), **({"reason": reason} if reason else {})}
-        if exit_code is not None:
-            payload["exit_code"] = exit_code
-        evt = TelemetryEvent(topic=Topic.RUN_COMPLETED, run_id=run_id, agent_id=agent_id,
-                             seq_id=self._table.next_seq_id(run_id, agent_id), ts_iso=utc_now_iso(),
-                             payload=payload)
         _log.info("run %s finished by the app: %s%s", run_id, outcome, f" ({reason})" if reason else "")
         self.bus.publish(evt)
         if self._started and not self._stopped:
@@ -252,36 +205,25 @@ class RunRegistry(QObject):
             self._emit(self._table.apply_event(evt, self._clock()))
         return evt
 
-    # -- polling ---------------------------------------------------------------------------------
+    # -- ticks -----------------------------------------------------------------------------------
+    def tick(self, now_s: float) -> None:
+        """The pump's tick (``now_s`` is the pump's clock; the registry reads its own). GUI thread."""
+        self.poll()
+
+    def next_deadline_s(self, now_s: float) -> float | None:
+        """When the next stall is due, on the pump's clock (``now_s``), or None. GUI thread."""
+        if self._stopped or not self._started:
+            return None
+        due = self._tracker.next_deadline_s()
+        return None if due is None else now_s + max(0.0, due - self._clock())
+
     def poll(self) -> None:
-        """One tick: fold new lifecycle, heartbeat and episode events (in seq_id order), then the steps
-        as activity, then new streams, then check for stalls. GUI thread (the timer calls it); does
-        not block."""
+        """One tick now: fold new steps and episodes as activity, then lifecycle events in stream
+        order, then new streams, then check for stalls. GUI thread (the pump calls it); does not block."""
         if self._stopped or not self._started:
             return
-        self._polls += 1
-        now = self._clock()
-        events: list[TelemetryEvent] = []
-        steps: list[TelemetryEvent] = []
-        for topic, sub in self._subs.items():
-            if topic is Topic.STEP_APPENDED:
-                steps = sub.drain()
-            else:
-                events += sub.drain()
-            if sub.maxlen is not None:
-                sub.take_lost_ranges()  # losing liveness events is harmless; keep the log from growing
-        events.sort(key=lambda e: e.seq_id)  # restores each stream's order across the lifecycle topics
-        changes: list[Change] = []
-        for evt in events:
-            changes += self._table.apply_event(evt, now)
-        if steps:  # activity only; a run finished in this tick stays finished
-            changes += self._table.apply_activity(steps, now)
-        streams = self.bus.streams()
-        for run_id, agent_id in streams[self._streams_seen:]:
-            changes += self._table.add_stream(run_id, agent_id, now)
-        self._streams_seen = len(streams)
-        changes += self._table.check_stalls(now)
-        self._emit(changes)
+        self._emit(self._tracker.tick(self._clock()))
+        self.pump.reschedule()  # (a no-op inside the pump's own tick, which re-reads the deadline itself)
 
     def _emit(self, changes: list[Change]) -> None:
         for kind, run_id, value in changes:
@@ -296,16 +238,11 @@ class RunRegistry(QObject):
         if self._stopped:
             return
         self.poll()  # live events queued so far go first: they are newer than anything stored
-        now, wall_now = self._clock(), self._wall_clock()
-        changes: list[Change] = []
-        for record, max_seq_ids in stored:
-            stored_at = max((t for t in (_unix_s(record.updated_at), _unix_s(record.last_heartbeat_at))
-                             if t is not None), default=None)
-            age_s = None if stored_at is None else wall_now - stored_at
-            changes += self._table.merge_stored(record, now, age_s, max_seq_ids)
+        changes = self._tracker.merge_stored(stored, self._clock(), self._wall_clock())
         self._stored_loaded = True
         _log.info("run registry: %d stored runs loaded", len(stored))
         self._emit(changes)
+        self.pump.reschedule()
         self.stored_runs_loaded.emit(len(stored))
 
     def _on_load_error(self, error: BaseException) -> None:
@@ -314,17 +251,3 @@ class RunRegistry(QObject):
             return
         self._stored_loaded = True
         self.stored_runs_loaded.emit(0)
-
-
-def _read_runs(store: TelemetrySQLiteStore) -> list[StoredRun]:
-    """Every stored run, with its streams' highest seq_ids when it may still be finished (reader thread)."""
-    out: list[StoredRun] = []
-    for record in store.runs():
-        seqs: dict[str | None, int] = {}
-        if not record.is_terminal or record.status == "interrupted":  # (an interrupted run can still be finished)
-            for agent_id in record.agent_ids:
-                seq = store.max_seq_id(record.run_id, agent_id)
-                if seq is not None:
-                    seqs[agent_id] = seq
-        out.append((record, seqs))
-    return out

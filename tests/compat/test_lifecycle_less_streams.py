@@ -83,8 +83,11 @@ def make_registry(qtbot: Any, bus: RunBus, parts: dict[str, Any], **kwargs: Any)
 
 
 def wait_ticks(qtbot: Any, registry: RunRegistry, ticks: int = 3) -> None:
-    target = registry.polls + ticks
-    qtbot.waitUntil(lambda: registry.polls >= target, timeout=5000)
+    """``ticks`` ticks of the registry's pump (asked for: an idle pump waits for news or a deadline)."""
+    for _ in range(ticks):
+        start = registry.polls
+        registry.pump.wake()
+        qtbot.waitUntil(lambda: registry.polls > start, timeout=5000)
 
 
 def test_a_data_only_stream_runs_on_its_first_event_and_is_stalled_by_silence_never_failed(
@@ -112,6 +115,7 @@ def test_a_data_only_stream_runs_on_its_first_event_and_is_stalled_by_silence_ne
     assert registry.status(RUN) is RunStatus.RUNNING
     with qtbot.waitSignal(registry.status_changed, timeout=5000) as stalled:
         clock.t += 0.2
+        registry.pump.reschedule()  # the test moved the registry's clock: the stall is due
     assert stalled.args == [RUN, "stalled"]
     clock.t += 3600.0  # an hour of silence: quiet, not failed
     wait_ticks(qtbot, registry)
@@ -346,6 +350,7 @@ def test_the_existing_hubs_shapes_empty_agent_and_control_notices(
     assert steps[0].agent_id is None  # '' is "no agent" on the bus
     assert state is not None and state.anonymous_stream and state.agent_ids == () and announced == []
     clock.t += 5.0
+    registry.pump.reschedule()
     qtbot.waitUntil(lambda: registry.status(RUN) is RunStatus.STALLED, timeout=5000)
     # A credit notice is no sign of the run's progress: it stays stalled.
     publish_from_a_thread(bus, [hub_event(Topic.CONTROL, 103, {"state": "RESUMED", "stream_type": "step"})])
@@ -398,8 +403,7 @@ def test_a_stored_run_that_never_finished_opens_no_tab_until_it_speaks_again(
         with qtbot.waitSignal(services.registry.stored_runs_loaded, timeout=10000):
             services.start()
         qtbot.waitUntil(lambda: window.runs_view.status_of(RUN) == "stalled", timeout=10000)
-        start = services.registry.polls
-        qtbot.waitUntil(lambda: services.registry.polls >= start + 3, timeout=5000)
+        wait_ticks(qtbot, services.registry)
         assert window.tab_titles() == ["Runs"]  # quiet history: no tabs of its own
         with qtbot.waitSignal(window.online_opened, timeout=10000) as opened:
             publish_from_a_thread(services.bus, [f.step(2, 0)])  # it speaks again

@@ -61,8 +61,11 @@ def statuses(seen: list[tuple[str, ...]], run_id: str) -> list[str]:
 
 
 def wait_ticks(qtbot: Any, registry: RunRegistry, ticks: int = 3) -> None:
-    target = registry.polls + ticks
-    qtbot.waitUntil(lambda: registry.polls >= target, timeout=5000)
+    """``ticks`` ticks of the registry's pump (asked for: an idle pump waits for news or a deadline)."""
+    for _ in range(ticks):
+        start = registry.polls
+        registry.pump.wake()
+        qtbot.waitUntil(lambda: registry.polls > start, timeout=5000)
 
 
 def test_pending_running_completed_in_order_with_the_run_details(
@@ -83,13 +86,15 @@ def test_pending_running_completed_in_order_with_the_run_details(
                              completed_at=events[-1].ts_iso, last_event_at=events[-1].ts_iso,
                              summary={"episodes": 1}, has_lifecycle=True)
     assert registry.states() == [state] and registry.status("nope") is None and registry.state("nope") is None
-    # Lifecycle topics are lossless; steps, episodes and heartbeats only prove liveness: bounded.
+    # Lifecycle topics (heartbeats too: their interval sets the stall timeout) are lossless and in one
+    # stream-ordered subscription; steps and episodes only prove liveness: bounded.
     # Not "registry": the existing gym_gui's trainer registry subscribes with that id.
     assert {"RUN_STARTED:run-registry", "RUN_COMPLETED:run-registry", "RUN_HEARTBEAT:run-registry",
             "EPISODE_FINALIZED:run-registry", "STEP_APPENDED:run-registry"} <= set(bus.queue_sizes())
-    subs = {s.topic: s for s in bus.subscriptions() if s.subscriber_id == "run-registry"}
+    subs = {t: s for s in bus.subscriptions() if s.subscriber_id == "run-registry" for t in s.topics}
+    assert subs[Topic.RUN_STARTED] is subs[Topic.RUN_HEARTBEAT] is subs[Topic.RUN_COMPLETED]
     assert subs[Topic.RUN_STARTED].maxlen is None and subs[Topic.RUN_COMPLETED].maxlen is None
-    assert all(subs[t].maxlen is not None for t in (Topic.RUN_HEARTBEAT, Topic.EPISODE_FINALIZED, Topic.STEP_APPENDED))
+    assert all(subs[t].maxlen is not None for t in (Topic.EPISODE_FINALIZED, Topic.STEP_APPENDED))
 
 
 def test_failed_and_cancelled_outcomes_and_the_most_severe_agent_wins(
@@ -130,6 +135,7 @@ def test_stalled_after_missed_heartbeats_and_back_to_running(
     wait_ticks(qtbot, registry)
     assert registry.status("run1") is RunStatus.RUNNING
     clock.t += 0.2
+    registry.pump.reschedule()  # the test moved the registry's clock: the stall is due
     qtbot.waitUntil(lambda: registry.status("run1") is RunStatus.STALLED, timeout=5000)
     bus.publish(f.heartbeat())
     qtbot.waitUntil(lambda: registry.status("run1") is RunStatus.RUNNING, timeout=5000)
@@ -158,9 +164,11 @@ def test_stall_interval_from_heartbeats_or_default_and_pending_never_stalls(
     qtbot.waitUntil(lambda: registry.status("hb") is RunStatus.RUNNING, timeout=5000)
     assert registry.stall_timeout_s("hb") == 6.0 and registry.stall_timeout_s("plain") == 3.0
     clock.t += 3.5
+    registry.pump.reschedule()
     qtbot.waitUntil(lambda: registry.status("plain") is RunStatus.STALLED, timeout=5000)
     assert registry.status("hb") is RunStatus.RUNNING
     clock.t += 3.0
+    registry.pump.reschedule()
     qtbot.waitUntil(lambda: registry.status("hb") is RunStatus.STALLED, timeout=5000)
     clock.t += 1000.0
     wait_ticks(qtbot, registry)
@@ -178,6 +186,7 @@ def test_new_streams_come_from_bus_streams_once_each_and_revive_a_stalled_run(
     wait_ticks(qtbot, registry)
     assert registry.stall_timeout_s("run1") == 10.0  # no heartbeats to miss: the idle timeout
     clock.t += 10.0
+    registry.pump.reschedule()
     qtbot.waitUntil(lambda: registry.status("run1") is RunStatus.STALLED, timeout=5000)
     publish(bus, [a2.step(0, i) for i in range(50)])  # a new stream is news
     qtbot.waitUntil(lambda: ("stream", "run1", "a2") in seen, timeout=5000)
