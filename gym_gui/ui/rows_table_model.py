@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import attrs
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
 from qtpy.QtGui import QBrush, QColor
 
+from gym_gui.live.stat_rows import ERROR, OK, WARN, StatRow
+
 __all__ = ["ERROR", "OK", "WARN", "Row", "RowsTableModel"]
 
-OK, WARN, ERROR = 0, 1, 2
+#: A row: cell texts and a severity (OK, WARN or ERROR) that tints it (Qt-free, ``gym_gui.live.stat_rows``).
+Row = StatRow
 _BACKGROUNDS = {WARN: QBrush(QColor(255, 236, 179)), ERROR: QBrush(QColor(255, 190, 190))}
-
-
-@attrs.frozen(slots=True)
-class Row:
-    """Cell texts and a severity (OK, WARN or ERROR) that tints the row."""
-
-    cells: tuple[str, ...]
-    severity: int = OK
 
 
 class RowsTableModel(QAbstractTableModel):

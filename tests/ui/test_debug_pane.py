@@ -1,6 +1,6 @@
 """DebugPane over a real RunBus, a real TelemetryProxy and a real DbSink: subscriptions with drops,
-rejected lines per reason, the sink's backlog, rate and errors; its timer flushes overflow notices
-and is proven stopped."""
+rejected lines per reason, the sink's backlog, rate and errors, the OVERFLOW notices; its pump
+flushes overflow notices, and the pane is proven stopped."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.ui.debug_pane import DebugPane
 from gym_gui.ui.rows_table_model import ERROR, WARN
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QHeaderView
 
 
 def make_pane(qtbot: Any, bus: RunBus, **kwargs: Any) -> DebugPane:
@@ -66,7 +67,7 @@ def test_the_refresh_timer_reports_the_last_drops_of_a_burst(qtbot: Any, factory
     tail = [tuple(r) for n in notices.drain() for r in n.payload["lost_ranges"]]
     assert tail[-1][1] == 5 and pane.notices_flushed >= 1  # seq 5 is the last one evicted (6 and 7 queued)
     pane.stop()
-    assert not pane.timer.isActive()
+    assert not pane.is_refreshing()
 
 
 def test_a_proxy_s_rejected_lines_are_shown_per_reason(qtbot: Any, bus: RunBus) -> None:
@@ -138,15 +139,15 @@ def test_start_and_stop_are_idempotent_and_stop_stops_the_timer(qtbot: Any, bus:
     assert not pane.is_refreshing() and pane.refreshes == 0
     pane.start()
     pane.start()
-    assert pane.is_refreshing() and pane.timer.isActive() and pane.refreshes == 1
+    assert pane.is_refreshing() and pane.refreshes == 1
     qtbot.waitUntil(lambda: pane.refreshes >= 3, timeout=3000)
     pane.stop()
     pane.stop()
-    assert not pane.timer.isActive()
+    assert not pane.is_refreshing()
     pane.start()
     pane.show()
     pane.close()
-    assert not pane.timer.isActive()
+    assert not pane.is_refreshing()
 
 
 def test_a_sink_that_cannot_write_shows_its_backlog_and_error(qtbot: Any, store: TelemetrySQLiteStore,
@@ -168,7 +169,7 @@ def test_a_sink_that_cannot_write_shows_its_backlog_and_error(qtbot: Any, store:
         tinted = {row.cells[1] for row in pane.source_model.rows() if row.cells[0] == "sink" and row.severity == WARN}
         assert {"errors", "retries", "last_error"} <= tinted
         pane.stop()
-        assert not pane.timer.isActive()
+        assert not pane.is_refreshing()
         store.set_max_page_count(0)
         assert sink.flush(5)
     finally:
@@ -190,8 +191,37 @@ def test_the_tables_sit_side_by_side_with_ids_in_full_and_several_rows_visible(q
     qtbot.waitUntil(lambda: view.columnWidth(1) > 0)
     assert pane.splitter.orientation() == Qt.Orientation.Horizontal
     metrics = view.fontMetrics()
-    for col, text in ((0, "STEP_APPENDED"), (1, "ui-run-20261201T101949-57e19161-agent-7")):
+    for col, text in ((0, "STEP_APPENDED"), (1, "ui-run-20261201T101949-57e19161-agent-7"),
+                      (2, "run-20261201T101949-57e19161/agent-7"), (4, "16")):
         assert view.columnWidth(col) >= metrics.horizontalAdvance(text), text  # never cut
+    # Every column is as wide as its texts; what does not fit scrolls sideways; the person can resize.
+    header = view.horizontalHeader()
+    assert all(view.columnWidth(c) >= view.sizeHintForColumn(c) for c in range(header.count()))
+    assert header.sectionResizeMode(1) == QHeaderView.ResizeMode.Interactive
+    assert header.visualIndex(2) == header.count() - 1  # the stream filter (it repeats the subscriber) last
+    header.resizeSection(1, 50)  # a person narrows the subscriber column: it stays so ...
+    pane.refresh()
+    assert view.columnWidth(1) == 50
+    bus.subscribe(Topic.STEP_APPENDED, "ui-run-20261201T101949-57e19161-agent-with-a-longer-id", maxlen=16)
+    pane.refresh()  # ... until a wider id arrives
+    assert view.columnWidth(1) >= metrics.horizontalAdvance("ui-run-20261201T101949-57e19161-agent-with-a-longer-id")
     for table in (view, pane.source_view):
         rows_visible = table.viewport().height() // table.rowHeight(0)
         assert rows_visible >= 4, rows_visible
+
+
+def test_overflow_notices_are_listed_per_subscription_and_stream(qtbot: Any, factory: type[EventFactory]) -> None:
+    bus = RunBus(overflow_notice_interval_s=0.0)
+    pane = make_pane(qtbot, bus, refresh_interval_ms=60_000)  # only the notices themselves wake it
+    pane.start()
+    slow = bus.subscribe(Topic.STEP_APPENDED, "ui-slow", maxlen=2)
+    f = factory("run1", "agent1", first_seq=1)
+    for i in range(6):
+        bus.publish(f.step(0, i))  # seq 1..4 evicted
+    qtbot.waitUntil(lambda: pane.notice_model.rowCount() == 1, timeout=3000)
+    (row,) = pane.notice_model.rows()
+    assert row.cells[:5] == ("STEP_APPENDED:ui-slow", "run1/agent1", "1-4", "4", "4") and row.severity == WARN
+    assert pane.side_tabs.tabText(1) == "Overflow notices (1)"
+    assert slow.dropped == 4 and pane.refreshes == 1  # no refresh was due: the notice woke the pump
+    pane.stop()
+    assert not pane.is_refreshing() and not any(s.subscriber_id == "debug-pane" for s in bus.subscriptions())
