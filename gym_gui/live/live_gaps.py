@@ -2,8 +2,8 @@
 
 A live controller sees two kinds of gaps:
 
-- **lost ranges**: seq_ids its bounded STEP_APPENDED / EPISODE_FINALIZED subscriptions dropped
-  (``Subscription.take_lost_ranges``). Every event of that topic in the range was dropped, so
+- **lost ranges**: seq_ids its bounded STEP_APPENDED + EPISODE_FINALIZED subscription dropped
+  (``Subscription.take_lost_ranges``). Every event of those topics in the range was dropped, so
   none of them can also arrive live.
 - **checks** after a stall: the seq_ids between the last one seen before the stall and the first
   one seen after it. A **history** check is one left open at the top, for a stream that began
@@ -155,11 +155,13 @@ class GapTracker:
         self._gaps.append(_Gap(key, topics, first, last, lost))
         return key
 
-    def add_lost(self, topic: Topic, ranges: Iterable[tuple[int, int]]) -> int:
-        """Open a gap per lost ``(first, last)`` range of ``topic``; returns the seq_ids added."""
+    def add_lost(self, topics: Topic | Iterable[Topic], ranges: Iterable[tuple[int, int]]) -> int:
+        """Open a gap per lost ``(first, last)`` range of ``topics`` (one topic, or those of a
+        multi-topic subscription, whose ranges span them all); returns the seq_ids added."""
+        kinds = frozenset((topics,)) if isinstance(topics, Topic) else frozenset(topics)
         added = 0
         for first, last in ranges:
-            self._add(frozenset((topic,)), first, last, lost=True)
+            self._add(kinds, first, last, lost=True)
             added += last - first + 1
         return added
 

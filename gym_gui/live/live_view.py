@@ -1,7 +1,10 @@
 """LiveView: one stream's live view, Qt-free, driven by ``tick(now_s)`` (see docs/qt-layer.md).
 
-It owns the stream's bus subscriptions and, per tick, drains them (at most ``max_batch`` events
-per topic), decides stalls (``StallClock``), turns dropped ranges and stall gaps into backfill
+It owns two stream-ordered multi-topic bus subscriptions (``RunBus.subscribe_topics``): the
+stream's data (STEP_APPENDED and EPISODE_FINALIZED, one deque in publish order, lost ranges per
+stream across both) and the run's lifecycle (RUN_STARTED, RUN_HEARTBEAT, RUN_COMPLETED of any
+agent: a worker's lifecycle records carry its default agent, and a burst of steps must never
+evict them). Per tick it drains each (at most ``max_batch`` events), decides stalls (``StallClock``), turns dropped ranges and stall gaps into backfill
 reads (``GapTracker``; one read in flight, through a ``reader`` with
 ``submit(query, on_done, on_error) -> bool``, e.g. the Qt ``StoreReader``), and hands at most one
 ``LiveBatch`` per tick to its listener, with the newest step seen so far (``latest_step``) for the
@@ -9,9 +12,7 @@ tab to render. Nothing here blocks, waits on SQLite or imports Qt: the Qt shell
 (``qt/live_controller.py``) turns the listener calls into signals, and a ``GuiPump`` calls
 ``tick``; tests call it directly with their own clock.
 
-Data topics (STEP_APPENDED, EPISODE_FINALIZED) are this stream's; the lifecycle topics
-(RUN_STARTED, RUN_HEARTBEAT, RUN_COMPLETED) are the run's, from any agent (a worker's lifecycle
-records carry its default agent). ``next_deadline_s`` tells the pump when the view needs a tick
+``next_deadline_s`` tells the pump when the view needs a tick
 without new data: more queued than one batch, recovered events to deliver, a backfill retry, or
 the stall deadline. A read result landing calls ``wake()`` (the pump's waker), so it is delivered
 at the next frame.
@@ -96,7 +97,8 @@ class LiveView:
         self._max_batch = max_batch
         self._stall = StallClock(heartbeat_interval_s, stall_missed_intervals, idle_timeout_s=idle_timeout_s)
         self._gaps = GapTracker()
-        self._subs: dict[Topic, Subscription] = {}
+        self._data: Subscription | None = None
+        self._lifecycle: Subscription | None = None
         self._started = self._stopped = False
         self._ticks = 0
         self._now = 0.0
@@ -138,11 +140,11 @@ class LiveView:
         if self._started or self._stopped:
             return
         sid = self.subscriber_id
-        self._subs = self.bus.subscribe_all(_DATA, sid, maxlen=self._buffer_maxlen, run_id=self.run_id,
-                                            agent_id=self.agent_id, waker=self._waker, replace=False)
+        self._data = self.bus.subscribe_topics(_DATA, sid, maxlen=self._buffer_maxlen, run_id=self.run_id,
+                                               agent_id=self.agent_id, waker=self._waker, replace=False)
         try:
-            self._subs.update(self.bus.subscribe_all(_LIFECYCLE, sid, maxlen=self._buffer_maxlen,
-                                                     run_id=self.run_id, waker=self._waker, replace=False))
+            self._lifecycle = self.bus.subscribe_topics(_LIFECYCLE, sid, maxlen=self._buffer_maxlen,
+                                                        run_id=self.run_id, waker=self._waker, replace=False)
         except ValueError:
             self._unsubscribe()
             raise
@@ -159,9 +161,11 @@ class LiveView:
         self._recovered.clear()
 
     def _unsubscribe(self) -> None:
-        for topic in self._subs:
-            self.bus.unsubscribe(topic, self.subscriber_id)
-        self._subs.clear()
+        if self._data is not None:
+            self.bus.unsubscribe_topics(_DATA, self.subscriber_id)
+        if self._lifecycle is not None:
+            self.bus.unsubscribe_topics(_LIFECYCLE, self.subscriber_id)
+        self._data = self._lifecycle = None
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -205,9 +209,9 @@ class LiveView:
     # -- the pump's interface ----------------------------------------------------------------------
     def next_deadline_s(self, now_s: float) -> float | None:
         """When the view needs a tick without new data (``now_s``: at the next frame), or None."""
-        if not self._subs:
+        if self._data is None or self._lifecycle is None:
             return None
-        if self._recovered or any(len(sub) for sub in self._subs.values()):
+        if self._recovered or len(self._data) or len(self._lifecycle):
             return now_s
         due = self._stall.deadline_s()
         if self._reader is not None and self._gaps and not self._in_flight:
@@ -219,17 +223,22 @@ class LiveView:
 
     def tick(self, now_s: float) -> None:
         """One tick: drain, account, maybe query, emit."""
-        if not self._subs:  # not started, or stopped
+        data, lifecycle = self._data, self._lifecycle
+        if data is None or lifecycle is None:  # not started, or stopped
             return
         self._ticks += 1
         self._now = now_s
         n = self._max_batch
-        subs = self._subs
-        started = subs[Topic.RUN_STARTED].drain(n)
-        steps = subs[_STEP].drain(n)
-        episodes = subs[_EPISODE].drain(n)
-        beats = subs[Topic.RUN_HEARTBEAT].drain(n)
-        completed = subs[Topic.RUN_COMPLETED].drain(n)
+        steps: list[TelemetryEvent] = []
+        episodes: list[TelemetryEvent] = []
+        for evt in data.drain(n):  # publish order: each list stays in seq_id order
+            (steps if evt.topic is _STEP else episodes).append(evt)
+        started: list[TelemetryEvent] = []
+        beats: list[TelemetryEvent] = []
+        completed: list[TelemetryEvent] = []
+        for evt in lifecycle.drain(n):
+            topic = evt.topic
+            (started if topic is Topic.RUN_STARTED else beats if topic is Topic.RUN_HEARTBEAT else completed).append(evt)
         for evt in started:
             config = evt.payload.get("config")
             if isinstance(config, dict):
@@ -300,26 +309,23 @@ class LiveView:
         self._retry_s, self._next_query_at = self._retry_base_s, None
 
     def _collect_lost_ranges(self) -> None:
-        """Turn the data subscriptions' drops into gaps (or unrecoverable counts without a reader)."""
-        dropped = 0
-        for topic in _DATA:
-            sub = self._subs[topic]
-            dropped += sub.dropped
-            for ranges in sub.take_lost_ranges().values():
-                if self._reader is None:
-                    self._gaps.count_unrecoverable(ranges)
-                else:
-                    self._gaps.add_lost(topic, ranges)
-                    self._retry_now()
-                _rate_log.log(logging.INFO, f"lost:{self.subscriber_id}",
-                              "%s of %s/%s dropped seq ranges %s", topic.name, self.run_id, self.agent_id, ranges)
-        self._dropped_total = dropped
-        # The lowest seq_id a data subscription may still deliver live bounds which checks can go.
+        """Turn the data subscription's drops into gaps (or unrecoverable counts without a reader)."""
+        data = self._data
+        assert data is not None
+        for ranges in data.take_lost_ranges().values():  # (one stream: the subscription's filter)
+            if self._reader is None:
+                self._gaps.count_unrecoverable(ranges)
+            else:
+                self._gaps.add_lost(_DATA, ranges)
+                self._retry_now()
+            _rate_log.log(logging.INFO, f"lost:{self.subscriber_id}",
+                          "steps/episodes of %s/%s dropped seq ranges %s", self.run_id, self.agent_id, ranges)
+        self._dropped_total = data.dropped
+        # The lowest seq_id the data subscription may still deliver live bounds which checks can go.
         horizon = float("inf")
-        for topic in BACKFILL_TOPICS:
-            exhausted = (self._completed_tick is not None and self._completed_tick < self._ticks
-                         and len(self._subs[topic]) == 0)
-            if not exhausted:
+        exhausted = self._completed_tick is not None and self._completed_tick < self._ticks and len(data) == 0
+        if not exhausted:
+            for topic in BACKFILL_TOPICS:
                 horizon = min(horizon, self._live_top[topic] + 1)
         self._gaps.retire_checks(horizon)
 

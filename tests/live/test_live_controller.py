@@ -119,9 +119,11 @@ def test_stop_stops_the_timer_and_unsubscribes_idempotently(
     ctl = make(controllers, bus, run_id="run1", agent_id="agent6")
     assert ctl.subscriber_id == "ui-run1-agent6"
     assert ctl.is_polling()
-    assert sorted(s.key for s in bus.subscriptions()) == sorted(f"{t}:ui-run1-agent6" for t in TOPICS)
+    assert sorted(k for s in bus.subscriptions() for k in s.keys) == sorted(f"{t}:ui-run1-agent6" for t in TOPICS)
+    assert sorted(tuple(t.name for t in s.topics) for s in bus.subscriptions()) == [
+        TOPICS[2:], TOPICS[:2]]  # two stream-ordered subscriptions: the stream's data, the run's lifecycle
     ctl.start()  # idempotent: no second subscription
-    assert len(bus.subscriptions()) == 5
+    assert len(bus.subscriptions()) == 2
     ctl.stop()
     assert not ctl.is_polling() and bus.subscriptions() == []
     ctl.stop()
@@ -138,7 +140,7 @@ def test_a_subscriber_id_in_use_is_refused_and_nothing_stays_subscribed(
     twin = LiveTelemetryController(bus, "run1", "agent1")
     with pytest.raises(ValueError):
         twin.start()
-    assert not twin.is_polling() and len(bus.subscriptions()) == 5
+    assert not twin.is_polling() and len(bus.subscriptions()) == 2
 
 
 def test_without_a_reader_drops_are_counted_as_unrecoverable(
