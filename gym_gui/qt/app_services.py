@@ -32,7 +32,7 @@ class AppServices:
     """
 
     def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
-                 redis_url: str | None = None) -> None:
+                 redis_url: str | None = None, pump: GuiPump | None = None) -> None:
         """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
         opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
         Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids.
@@ -40,7 +40,8 @@ class AppServices:
         Runs left ``running`` by a process that is gone (a killed GUI or CLI) are marked
         ``interrupted`` here (``interrupted_runs``, logged). The launcher's workers number their
         streams through ``store.claim_stream``: a stream another live process writes is refused
-        (its records are ``stream_owned`` rejections)."""
+        (its records are ``stream_owned`` rejections). ``pump``: the window's GUI pump (None: a
+        ``GuiPump()``, one display frame between ticks); the registry ticks on it too."""
         self.db_path = Path(db_path)
         self.store = TelemetrySQLiteStore(self.db_path)
         self.interrupted_runs: list[InterruptedRun] = []
@@ -51,8 +52,9 @@ class AppServices:
         self.bus = bus if bus is not None else get_bus()
         self.sink = DbSink(self.store, self.bus)
         self.reader = StoreReader(self.store)
-        self.pump = GuiPump()
-        self.registry = RunRegistry(self.bus, reader=self.reader, stall_missed_intervals=stall_missed_intervals)
+        self.pump = pump if pump is not None else GuiPump()
+        self.registry = RunRegistry(self.bus, reader=self.reader, pump=self.pump,
+                                    stall_missed_intervals=stall_missed_intervals)
         self.launcher = RunLauncher(self.bus, seq_floor=self.store.claim_stream, gate=self.sink.ingest_gate)
         self.redis_source: RedisTelemetrySource | None = None
         if redis_url:

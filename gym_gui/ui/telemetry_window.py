@@ -95,7 +95,7 @@ class MainWindow(TabsMixin):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        self.debug_pane = DebugPane(services.bus)
+        self.debug_pane = DebugPane(services.bus, pump=services.pump)
         self.debug_pane.add_source("workers", services.launcher.stats)
         self.debug_pane.add_source("sink", services.sink.stats)
         if services.redis_source is not None:
