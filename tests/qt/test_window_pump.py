@@ -22,7 +22,7 @@ def test_the_windows_controllers_share_its_one_pump_and_shutdown_stops_it(qtbot:
     services.start()
     window.show()
     try:
-        assert pump.is_running()
+        assert pump.is_running() and services.registry.pump is pump and window.runs_view.pump is pump
         spec = WorkerSpec(episodes=5, step_rate_hz=0.0, heartbeat_interval_s=0.2)
         with qtbot.waitSignal(window.online_opened, timeout=10_000):
             run_id = window.start_run(spec)
