@@ -2,44 +2,54 @@
 
 One row per episode, kept sorted by episode index and keyed by it: an episode that arrives again
 (live, then backfilled, then read from history) reaches the curves once. Columns: episode index,
-return, length, success (1, 0 or NaN when the episode does not say), wall time (epoch seconds of the
-EPISODE_FINALIZED event), and one column per numeric field of the episodes' ``metadata`` (NaN where
-an episode lacks it). Derived columns, recomputed only from the first changed row on: steps at the
-episode's end (cumulative length, the "step" x-axis), the rolling mean of the return and the
-rolling success rate over ``window`` episodes.
+return, length, success (1, 0 or NaN when the episode does not say; rule in ``curve_points``), wall
+time (epoch seconds of the EPISODE_FINALIZED event), and one column per numeric field of the
+episodes' ``metadata`` (NaN where an episode lacks it). Derived columns, recomputed only from the
+first changed row on: steps at the episode's end (cumulative length, the "step" x-axis), the
+rolling mean of the return and the rolling success rate over ``window`` episodes.
 
 Heartbeats (RUN_HEARTBEAT's ``stats``) form a second table: wall time, ``steps_done``,
 ``episodes_done`` and one column per numeric stat, in arrival order. The store keeps only a run's
 latest heartbeat, so these series exist for what a tab saw live.
 
-Success (``episode_success``): the worker's own boolean, if any, wins: ``success`` or ``is_success``
-in the payload or in its ``metadata`` (Gymnasium's ``info["is_success"]`` convention). Else the
-``outcome`` text our workers write: ``success`` counts 1, ``failure`` / ``failed`` / ``truncated``
-count 0. Else a terminated episode with a positive return counts 1, another terminated or truncated
-episode 0. An episode that says none of this is NaN and left out of the rate.
-
 Arrays handed out (``series``) are views of the buffers: valid until the next change, never copied.
-Not thread-safe: one thread owns an instance (the GUI thread for a tab; a reader thread while a
-history load builds one, handed over afterwards).
+Appends write only rows past the end, so a view handed to a worker thread keeps its rows; a change
+of rows before the end (a late episode, a window change, a merge) bumps ``rewritten`` and is logged
+with its first row (``changed_from``), so the worker's result can be dropped or patched from there.
+Not thread-safe otherwise: one thread owns an instance (the GUI thread for a tab; a reader thread
+while a history load builds one, handed over afterwards).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+
+from gym_gui.live.curve_columns import Columns
+from gym_gui.live.curve_points import (
+    META_SKIP,
+    EpisodePoint,
+    episode_success,
+    iso_to_epoch_s,
+    numeric_fields,
+    point_from_payload,
+)
+from gym_gui.live.smoothing import rolling_mean_tail
 
 __all__ = [
     "AXES",
     "BUILTIN_SERIES",
+    "META_SKIP",
     "CurveData",
     "EpisodePoint",
+    "WindowColumns",
     "episode_success",
     "iso_to_epoch_s",
     "numeric_fields",
+    "point_from_payload",
 ]
 
 _log = logging.getLogger(__name__)
@@ -50,114 +60,22 @@ AXES = ("episode", "step", "wall")
 BUILTIN_SERIES = ("return", "return_mean", "length", "success_rate")
 #: Most metadata / heartbeat keys turned into series per stream (more are counted, not plotted).
 MAX_EXTRA_SERIES = 32
-_INITIAL_CAPACITY = 256
+#: Rewrites remembered for ``changed_from`` (older ones count as "everything changed").
+_REWRITE_LOG = 64
 _NAN = math.nan
-_SUCCESS_OUTCOMES = {"success": 1.0, "succeeded": 1.0, "failure": 0.0, "failed": 0.0, "truncated": 0.0}
-#: Numbers that are not worth a chart: the heartbeat's own axes and clock, ids and seeds.
+#: Numbers that are not worth a chart: the heartbeat's own axes and clock.
 _HB_SKIP = frozenset({"episodes_done", "steps_done", "elapsed_s", "interval_s", "pid"})
-META_SKIP = frozenset({"seed", "episode_seed", "env_seed", "pid", "worker_id", "episode_index"})
+_ROLLING = (("return", "return_mean"), ("success", "success_rate"))
 
 
-class EpisodePoint(NamedTuple):
-    """One episode as the curves need it (NaN for a missing number)."""
+class WindowColumns(NamedTuple):
+    """The rolling columns of rows ``[0, rows)`` for ``window``, computed off the owner's thread."""
 
-    episode_index: int
-    total_reward: float
-    length: float
-    success: float
-    wall_s: float
-    metadata: Mapping[str, float]
-
-
-def _num(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return _NAN
-    value = float(value)
-    return value if math.isfinite(value) else _NAN
-
-
-def numeric_fields(mapping: Any, *, skip: frozenset[str] = frozenset()) -> dict[str, float]:
-    """The finite int/float values of a mapping's top-level keys (bools excluded). Pure."""
-    if not isinstance(mapping, Mapping):
-        return {}
-    out: dict[str, float] = {}
-    for key, value in mapping.items():
-        if type(key) is str and key not in skip:
-            number = _num(value)
-            if not math.isnan(number):
-                out[key] = number
-    return out
-
-
-def iso_to_epoch_s(ts_iso: Any) -> float:
-    """Epoch seconds of an ISO-8601 text (naive texts are taken as UTC), NaN if unreadable. Pure."""
-    if type(ts_iso) is not str:
-        return _NAN
-    try:
-        stamp = datetime.fromisoformat(ts_iso.replace("Z", "+00:00"))
-    except ValueError:
-        return _NAN
-    if stamp.tzinfo is None:
-        return (stamp - datetime(1970, 1, 1)).total_seconds()
-    return stamp.timestamp()
-
-
-def episode_success(payload: Mapping[str, Any]) -> float:
-    """1.0, 0.0 or NaN (unknown) for an EPISODE_FINALIZED payload; rule in the module doc. Pure."""
-    metadata = payload.get("metadata")
-    for source in (payload, metadata if isinstance(metadata, Mapping) else {}):
-        for key in ("success", "is_success"):
-            value = source.get(key)
-            if type(value) is bool:
-                return 1.0 if value else 0.0
-    outcome = payload.get("outcome")
-    if isinstance(outcome, str) and outcome.lower() in _SUCCESS_OUTCOMES:
-        return _SUCCESS_OUTCOMES[outcome.lower()]
-    if payload.get("terminated") is True:
-        total = _num(payload.get("total_reward"))
-        return 1.0 if total > 0 else 0.0
-    if payload.get("truncated") is True:
-        return 0.0
-    return _NAN
-
-
-def point_from_payload(payload: Mapping[str, Any], ts_iso: Any) -> EpisodePoint | None:
-    """The curve point of an EPISODE_FINALIZED payload, None without an integer episode_index. Pure."""
-    index = payload.get("episode_index")
-    if type(index) is not int:
-        return None
-    return EpisodePoint(index, _num(payload.get("total_reward")), _num(payload.get("length")),
-                        episode_success(payload), iso_to_epoch_s(ts_iso), numeric_fields(payload.get("metadata")))
-
-
-class _Columns:
-    """Named float64 columns of one length in buffers that double when full."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.n = 0
-        self._cap = _INITIAL_CAPACITY
-        self.cols: dict[str, np.ndarray] = {name: np.full(self._cap, _NAN) for name in names}
-
-    def add_column(self, name: str) -> np.ndarray:
-        col = np.full(self._cap, _NAN)
-        self.cols[name] = col
-        return col
-
-    def reserve(self, extra: int) -> None:
-        need = self.n + extra
-        if need <= self._cap:
-            return
-        cap = self._cap
-        while cap < need:
-            cap *= 2
-        for name, old in self.cols.items():
-            new = np.full(cap, _NAN)
-            new[: self.n] = old[: self.n]
-            self.cols[name] = new
-        self._cap = cap
-
-    def view(self, name: str) -> np.ndarray:
-        return self.cols[name][: self.n]
+    window: int
+    rows: int
+    rewritten: int
+    return_mean: np.ndarray
+    success_rate: np.ndarray
 
 
 class CurveData:
@@ -167,16 +85,17 @@ class CurveData:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.window = window
-        self._ep = _Columns(("index", "return", "length", "success", "wall", "steps_end",
+        self._ep = Columns(("index", "return", "length", "success", "wall", "steps_end",
                              "return_mean", "success_rate"))
         self._meta_keys: list[str] = []
-        self._hb = _Columns(("wall", "steps_done", "episodes_done"))
+        self._hb = Columns(("wall", "steps_done", "episodes_done"))
         self._hb_keys: list[str] = []
         self._dirty_from: int | None = None
         self.duplicates = 0  # episodes offered again (ignored)
         self.extra_series_dropped = 0  # metadata / heartbeat keys beyond MAX_EXTRA_SERIES
         self.version = 0  # bumped by every change (views compare it to skip redraws)
         self.rewritten = 0  # bumped when rows before the end changed (not a plain append)
+        self._rewrites: list[tuple[int, int]] = []  # (rewritten after the change, its first row)
 
     @classmethod
     def from_columns(cls, index: np.ndarray, total_reward: np.ndarray, length: np.ndarray, success: np.ndarray,
@@ -291,19 +210,21 @@ class CurveData:
             cols[f"meta:{key}"][at:end] = [p.metadata.get(key, _NAN) for p in points]
 
     def _insert_rows(self, points: Sequence[EpisodePoint]) -> None:
-        """Late episodes (e.g. backfilled): rebuild the raw columns merged by index (vectorised)."""
-        self.rewritten += 1
+        """Late episodes (e.g. backfilled): the rows from the first one's place on are merged by
+        index in place (vectorised); rows before it stay as they are, so a late episode near the
+        end costs the rows after it, not the run."""
         ep = self._ep
         n, k = ep.n, len(points)
         new = {name: np.full(k, _NAN) for name in ep.cols}
         self._write_rows(new, 0, points)
-        order = np.argsort(np.concatenate([ep.cols["index"][:n], new["index"]]), kind="stable")
+        first = int(np.searchsorted(ep.cols["index"][:n], new["index"][0]))
+        order = np.argsort(np.concatenate([ep.cols["index"][first:n], new["index"]]), kind="stable")
         for name, col in ep.cols.items():
-            merged = np.concatenate([col[:n], new[name]])
-            col[: n + k] = merged[order]
+            merged = np.concatenate([col[first:n], new[name]])
+            col[first: n + k] = merged[order]
         ep.n = n + k
-        first_changed = int(np.argmax(order != np.arange(n + k))) if n else 0
-        self._mark_dirty(first_changed)
+        self._mark_dirty(first)
+        self._log_rewrite(first)
 
     def add_heartbeat(self, ts_iso: Any, payload: Mapping[str, Any]) -> bool:
         """Add a RUN_HEARTBEAT payload (its ``stats`` numbers, else its top-level numbers); False
@@ -342,7 +263,7 @@ class CurveData:
         if other.episode_count > before:
             mine = self.points()
             self._ep, self._meta_keys = other._ep, list(other._meta_keys)
-            self.rewritten += 1
+            self._log_rewrite(0)
             if other.window != self.window or other._dirty_from is not None:
                 self._recompute_all()
             self.add_points(mine)
@@ -372,8 +293,50 @@ class CurveData:
         if window != self.window:
             self.window = window
             self._recompute_all()
-            self.rewritten += 1
+            self._log_rewrite(0)
             self.version += 1
+
+    def window_job(self, window: int) -> Callable[[], WindowColumns]:
+        """A function computing the rolling columns of the rows held now for ``window``, to run on
+        any thread (it reads views of rows that appends do not touch); hand its result to
+        ``adopt_window``. Owner's thread; O(1)."""
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        ep, rewritten = self._ep, self.rewritten
+        sources = {src: ep.view(src) for src, _dst in _ROLLING}
+        rows = ep.n
+
+        def compute() -> WindowColumns:
+            return WindowColumns(window, rows, rewritten, rolling_mean_tail(sources["return"], window),
+                                 rolling_mean_tail(sources["success"], window))
+
+        return compute
+
+    def adopt_window(self, result: WindowColumns) -> bool:
+        """Switch to ``result.window`` with the rolling columns a ``window_job`` computed; rows added
+        since are computed here (their count plus the window). False, and nothing changes, when rows
+        before the end changed since the job was made (make a new one). Owner's thread."""
+        if result.rewritten != self.rewritten or result.rows > self._ep.n:
+            return False
+        ep = self._ep
+        ep.cols["return_mean"][: result.rows] = result.return_mean
+        ep.cols["success_rate"][: result.rows] = result.success_rate
+        self.window = result.window
+        self._log_rewrite(0)  # every rolling value may differ
+        self._mark_dirty(result.rows)
+        self._recompute()
+        self.version += 1
+        return True
+
+    def changed_from(self, since_rewritten: int) -> int | None:
+        """The first row changed by the rewrites after ``rewritten`` was ``since_rewritten``; None
+        when there were none (only appends since). Owner's thread."""
+        if since_rewritten == self.rewritten:
+            return None
+        later = [row for number, row in self._rewrites if number > since_rewritten]
+        if since_rewritten > self.rewritten or len(later) < self.rewritten - since_rewritten:
+            return 0  # not remembered: everything may have changed
+        return min(later)
 
     # -- reading ---------------------------------------------------------------------------------
     def series(self, name: str, axis: str = "episode") -> tuple[np.ndarray, np.ndarray]:
@@ -421,16 +384,10 @@ class CurveData:
         base = cols["steps_end"][start - 1] if start > 0 else 0.0
         lengths = np.nan_to_num(cols["length"][start:n], nan=0.0)
         cols["steps_end"][start:n] = base + np.cumsum(lengths)
-        w = self.window
-        lo = max(0, start - w)  # rows whose values enter the windows of rows start..n-1
-        for src, dst in (("return", "return_mean"), ("success", "success_rate")):
-            values = cols[src][lo:n]
-            valid = ~np.isnan(values)
-            csum = np.concatenate(([0.0], np.cumsum(np.where(valid, values, 0.0))))
-            ccount = np.concatenate(([0], np.cumsum(valid)))
-            rows = np.arange(start, n) - lo + 1  # prefix lengths up to and including each row
-            left = np.maximum(0, rows - w)
-            total = csum[rows] - csum[left]
-            count = ccount[rows] - ccount[left]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cols[dst][start:n] = np.where(count > 0, total / np.maximum(count, 1), _NAN)
+        for src, dst in _ROLLING:
+            cols[dst][start:n] = rolling_mean_tail(cols[src][:n], self.window, start)
+
+    def _log_rewrite(self, first_row: int) -> None:
+        self.rewritten += 1
+        self._rewrites.append((self.rewritten, first_row))
+        del self._rewrites[:-_REWRITE_LOG]

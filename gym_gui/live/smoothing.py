@@ -1,4 +1,5 @@
-"""ema_smooth: TensorBoard's curve smoothing (a debiased exponential moving average), vectorised. Qt-free.
+"""ema_smooth: TensorBoard's curve smoothing (a debiased exponential moving average), and
+rolling_mean_tail: a rolling mean over a window of rows, both vectorised. Qt-free, pure.
 
 ``weight`` is TensorBoard's slider value in [0, 1): 0 leaves the curve as it is, 0.9 averages over
 about the last 10 points. NaN points are skipped (they neither move the average nor get a value:
@@ -13,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["ema_smooth"]
+__all__ = ["ema_smooth", "rolling_mean_tail"]
 
 
 def _block_size(weight: float) -> int:
@@ -51,3 +52,26 @@ def ema_smooth(values: np.ndarray, weight: float) -> np.ndarray:
     debias = 1.0 - w ** np.arange(1, n + 1, dtype=np.float64)
     out[finite] = smoothed / debias
     return out
+
+
+def rolling_mean_tail(values: np.ndarray, window: int, start: int = 0) -> np.ndarray:
+    """The mean of the finite values among the last ``window`` rows up to and including each row
+    ``start .. len(values) - 1`` (NaN where that window holds none), as a new array of
+    ``len(values) - start`` rows. Reads only rows ``start - window ..`` (a tail costs its length plus
+    the window, not the whole series). Pure; any thread."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    n = len(values)
+    if start >= n:
+        return np.empty(0)
+    lo = max(0, start - window)  # rows whose values enter the windows of rows start..n-1
+    part = np.asarray(values[lo:n], dtype=np.float64)
+    valid = ~np.isnan(part)
+    csum = np.concatenate(([0.0], np.cumsum(np.where(valid, part, 0.0))))
+    ccount = np.concatenate(([0], np.cumsum(valid)))
+    rows = np.arange(start, n) - lo + 1  # prefix lengths up to and including each row
+    left = np.maximum(0, rows - window)
+    total = csum[rows] - csum[left]
+    count = ccount[rows] - ccount[left]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)

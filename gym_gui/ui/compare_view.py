@@ -6,7 +6,13 @@ thread; the result lands on the GUI thread and replaces what is shown. The plot 
 (return, length, success rate), an x-axis selector and a smoothing slider (TensorBoard's debiased
 EMA, 0 to 0.99) apply to every curve, the raw curve staying faint behind the smoothed one. The
 table has a row per hyper-parameter (the runs' ``config``, nested keys flattened as ``a.b``) and a
-column per run; rows whose values differ are tinted and listed first. GUI thread only.
+column per run; rows whose values differ are tinted and listed first.
+
+The GUI thread draws only small arrays: the smoothing (over every point) and the min/max
+decimation (``live.compare_curves``) run on the reader thread with the first read, then on the
+view's PlotWorker thread for a new metric, axis or smoothing and for the visible range after a
+zoom or pan (zoomed in, the rows themselves); a newer request cancels the older. Comparisons of
+at most ``offload_rows`` episodes in all are drawn at once on the GUI thread. GUI thread only.
 """
 
 from __future__ import annotations
@@ -25,14 +31,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from gym_gui.live.compare_curves import CompareArrays, SmoothCache, compare_arrays
 from gym_gui.live.curves import CurveData
+from gym_gui.live.plot_jobs import CancelToken
 from gym_gui.live.run_progress import fmt_number
-from gym_gui.live.smoothing import ema_smooth
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.curve_reads import load_curves_from_store
 from gym_gui.telemetry.sqlite_records import RunRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
-from gym_gui.ui.plots.curve_panel import AXIS_LABELS, style_curve
+from gym_gui.ui.plots.curve_chart import cache_axes
+from gym_gui.ui.plots.curve_panel import AXIS_LABELS, DECIMATED_BINS, OFFLOAD_ROWS
+from gym_gui.ui.plots.plot_worker import PlotWorker
 
 __all__ = ["CompareView", "ComparedRun", "flatten_config", "run_label"]
 
@@ -49,11 +58,13 @@ _MAX_CELL = 80
 
 @attrs.frozen(slots=True)
 class ComparedRun:
-    """One run as read for the comparison: its row (None if unknown) and each stream's curves."""
+    """One run as read for the comparison: its row (None if unknown), each stream's curves and
+    its best return (read with them, not on the GUI thread)."""
 
     run_id: str
     record: RunRecord | None
     curves: Mapping[str, CurveData]
+    best_return: float | None = None
 
 
 def run_label(run_id: str, record: RunRecord | None) -> str:
@@ -94,27 +105,42 @@ def _read_runs(store: TelemetrySQLiteStore, run_ids: Sequence[str], window: int)
         record = store.run(run_id)
         agents = [a for a in (record.agent_ids if record is not None else ()) if a is not None] or [None]
         curves = {agent or "": load_curves_from_store(store, run_id, agent, window=window) for agent in agents}
-        out.append(ComparedRun(run_id, record, {a: c for a, c in curves.items() if c.episode_count}))
+        curves = {a: c for a, c in curves.items() if c.episode_count}
+        best = max((float(np.nanmax(c.column("return"))) for c in curves.values()
+                    if np.isfinite(c.column("return")).any()), default=None)
+        out.append(ComparedRun(run_id, record, curves, best))
     return out
+
+
+def _streams(runs: Sequence[ComparedRun]) -> dict[tuple[str, str], CurveData]:
+    return {(run.run_id, agent): data for run in runs for agent, data in sorted(run.curves.items())}
 
 
 class CompareView(QWidget):
     """Overlaid curves and a hyper-parameter table of the runs given to ``set_runs`` (module doc).
 
-    ``loaded(list)`` (the run ids shown) when a ``set_runs`` read has landed; ``load_failed(str)``
-    when it failed. GUI thread only."""
+    ``loaded(list)`` (the run ids shown) when a ``set_runs`` read has landed and is drawn;
+    ``load_failed(str)`` when it failed; ``drawn()`` whenever new curves were handed to the plot.
+    GUI thread only."""
 
     loaded = Signal(object)
     load_failed = Signal(str)
+    drawn = Signal()
 
-    def __init__(self, reader: StoreReader, *, window: int = 100, parent: QWidget | None = None) -> None:
+    def __init__(self, reader: StoreReader, *, window: int = 100, offload_rows: int = OFFLOAD_ROWS,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._reader = reader
         self._window = window
+        self._offload_rows = max(0, offload_rows)
         self._runs: list[ComparedRun] = []
         self._request = 0  # the newest set_runs; older results are dropped
         self._curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self._differing: list[str] = []
+        self._smoothed: SmoothCache = {}  # the whole smoothed series of the drawing shown
+        self._drawn: tuple[str, str, float, tuple[float, float] | None] | None = None
+        self._feeding = False
+        self.worker = PlotWorker(self, name="compare-view")
 
         self.metric_box = QComboBox()
         for key, text in _METRICS:
@@ -145,6 +171,8 @@ class CompareView(QWidget):
         self.plot_widget = pg.PlotWidget(background="w")
         self.plot = self.plot_widget.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
+        cache_axes(self.plot)
+        self.plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         self.legend = self.plot.addLegend(offset=(-5, 5), labelTextColor=(20, 20, 20),
                                           brush=pg.mkBrush(255, 255, 255, 220), pen=pg.mkPen(160, 160, 160))
         self.table = QTableWidget()
@@ -174,10 +202,15 @@ class CompareView(QWidget):
         ids = list(dict.fromkeys(run_ids))
         self.status_label.setText(f"Reading {len(ids)} run{'s' if len(ids) != 1 else ''}\u2026")
         window = self._window
+        metric, axis, weight = self._choice()
 
-        def done(runs: list[ComparedRun]) -> None:
+        def read(store: TelemetrySQLiteStore) -> tuple[list[ComparedRun], CompareArrays | None]:
+            runs = _read_runs(store, ids, window)
+            return runs, compare_arrays(_streams(runs), metric, axis, weight, None, DECIMATED_BINS, CancelToken())
+
+        def done(result: tuple[list[ComparedRun], CompareArrays | None]) -> None:
             if request == self._request:
-                self._show(runs)
+                self._show(*result)
 
         def failed(error: BaseException) -> None:
             if request == self._request:
@@ -186,7 +219,7 @@ class CompareView(QWidget):
                 self.status_label.setText("Reading the runs failed (see the log).")
                 self.load_failed.emit(message)
 
-        return self._reader.submit(lambda store: _read_runs(store, ids, window), done, failed)
+        return self._reader.submit(read, done, failed)
 
     def runs(self) -> list[ComparedRun]:
         """The runs shown. GUI thread."""
@@ -216,42 +249,99 @@ class CompareView(QWidget):
         """Set the smoothing weight in [0, 0.99]. GUI thread; never blocks."""
         self.smoothing.setValue(round(min(0.99, max(0.0, weight)) * 100))
 
+    def busy(self) -> bool:
+        """True while a drawing is being computed on the worker. GUI thread."""
+        return self.worker.pending()
+
+    def stop(self, timeout_s: float = 0.0) -> bool:
+        """Cancel the drawing jobs; wait up to ``timeout_s`` for the worker thread to end (True when
+        it has). GUI thread; blocks up to ``timeout_s`` (0: never)."""
+        return self.worker.stop(timeout_s)
+
     # -- drawing ---------------------------------------------------------------------------------
-    def _show(self, runs: list[ComparedRun]) -> None:
+    def _choice(self) -> tuple[str, str, float]:
+        return self.metric_box.currentData(), self.axis_box.currentData(), self.smoothing.value() / 100
+
+    def _show(self, runs: list[ComparedRun], arrays: CompareArrays | None = None) -> None:
         self._runs = runs
+        self._smoothed = {}
+        self._drawn = None
         self._fill_table()
-        self._redraw()
+        self.plot.clear()
+        self.legend.clear()
+        self._curves.clear()
+        for i, run in enumerate(runs):
+            colour = pg.intColor(i, hues=max(len(runs), 1), values=1, maxValue=220)
+            faint = QColor(colour)
+            faint.setAlpha(35)
+            label = run_label(run.run_id, run.record)
+            for j, agent in enumerate(sorted(run.curves)):
+                style = Qt.PenStyle.SolidLine if j == 0 else Qt.PenStyle.DashLine
+                raw = self.plot.plot(pen=pg.mkPen(faint, width=1))
+                name = f"{label} \u00b7 {agent}" if agent else label
+                smooth = self.plot.plot(pen=pg.mkPen(colour, width=2, style=style), name=name)
+                self._curves[(run.run_id, agent)] = (raw, smooth)
+        if arrays is not None and (arrays.metric, arrays.axis, arrays.weight) == self._choice():
+            self._apply(arrays)
+        else:
+            self._redraw()
         streams = sum(len(r.curves) for r in runs)
         self.status_label.setText(f"{len(runs)} runs, {streams} curves")
         self.loaded.emit([r.run_id for r in runs])
 
     def _redraw(self) -> None:
-        weight = self.smoothing.value() / 100
+        """The metric, axis or smoothing changed: draw every stream whole, then fit the view."""
+        metric, axis, weight = self._choice()
         self.smoothing_label.setText(f"{weight:.2f}")
-        metric = self.metric_box.currentData()
-        axis = self.axis_box.currentData()
-        self.plot.clear()
-        self.legend.clear()
-        self._curves.clear()
         self.plot.setLabel("bottom", next(label for key, _t, label in AXIS_LABELS if key == axis))
         self.plot.setLabel("left", self.metric_box.currentText())
-        for i, run in enumerate(self._runs):
-            colour = pg.intColor(i, hues=max(len(self._runs), 1), values=1, maxValue=220)
-            faint = QColor(colour)
-            faint.setAlpha(35)
-            label = run_label(run.run_id, run.record)
-            for j, (agent, data) in enumerate(sorted(run.curves.items())):
-                x, y = data.series(metric, axis)
-                if axis == "wall" and len(x):
-                    x = x - np.nanmin(x)
-                style = Qt.PenStyle.SolidLine if j == 0 else Qt.PenStyle.DashLine
-                raw = style_curve(self.plot.plot(x, y, pen=pg.mkPen(faint, width=1), connect="finite"))
-                smooth_y = ema_smooth(y, weight) if weight > 0 else y
-                name = f"{label} \u00b7 {agent}" if agent else label
-                smooth = style_curve(self.plot.plot(x, smooth_y, pen=pg.mkPen(colour, width=2, style=style),
-                                                    name=name, connect="finite"))
-                self._curves[(run.run_id, agent)] = (raw, smooth)
-        self.plot.enableAutoRange()
+        self._request_draw(None)
+
+    def _request_draw(self, x_range: tuple[float, float] | None) -> None:
+        """Compute the drawing for ``x_range`` (None: whole): here when small, else on the worker."""
+        streams = _streams(self._runs)
+        metric, axis, weight = self._choice()
+        cache = {k: v for k, v in self._smoothed.items() if k[1:] == (metric, axis, weight)}
+        rows = sum(d.episode_count for d in streams.values())
+        if rows <= self._offload_rows:
+            self.worker.cancel("draw")
+            arrays = compare_arrays(streams, metric, axis, weight, x_range, DECIMATED_BINS, CancelToken(), cache)
+            if arrays is not None:
+                self._apply(arrays)
+            return
+        bins = max(DECIMATED_BINS, int(self.plot.getViewBox().width()))
+        self.worker.submit("draw", lambda token: compare_arrays(streams, metric, axis, weight, x_range, bins,
+                                                                token, cache), self._apply)
+
+    def _apply(self, arrays: CompareArrays | None) -> None:
+        if arrays is None or (arrays.metric, arrays.axis, arrays.weight) != self._choice():
+            return
+        key = (arrays.metric, arrays.axis, arrays.weight)
+        self._smoothed = {k: v for k, v in self._smoothed.items() if k[1:] == key}
+        self._smoothed.update(arrays.smoothed)
+        self._feeding = True
+        try:
+            for stream, drawn in arrays.streams.items():
+                pair = self._curves.get(stream)
+                if pair is not None:
+                    pair[0].setData(drawn.raw_x, drawn.raw_y, connect="finite")
+                    pair[1].setData(drawn.smooth_x, drawn.smooth_y, connect="finite")
+            if arrays.x_range is None:
+                self.plot.enableAutoRange()
+        finally:
+            self._feeding = False
+        self._drawn = (*key, arrays.x_range)
+        self.drawn.emit()
+
+    def _on_view_changed(self, view_box: Any, x_range: Any) -> None:
+        """Zoomed or panned: re-decimate the visible range; the whole view asked for: draw whole."""
+        if self._feeding or not self._runs:
+            return
+        if view_box.autoRangeEnabled()[0]:
+            if self._drawn is not None and self._drawn[3] is not None:
+                self._request_draw(None)
+            return
+        self._request_draw((float(x_range[0]), float(x_range[1])))
 
     def _fill_table(self) -> None:
         runs = self._runs
@@ -260,8 +350,7 @@ class CompareView(QWidget):
             ("env", [r.record.env_id if r.record else None for r in runs]),
             ("status", [r.record.status if r.record else "not stored" for r in runs]),
             ("stored episodes", [sum(c.episode_count for c in r.curves.values()) for r in runs]),
-            ("best return", [max((float(np.nanmax(c.column("return"))) for c in r.curves.values()
-                                  if np.isfinite(c.column("return")).any()), default=None) for r in runs]),
+            ("best return", [r.best_return for r in runs]),
         ]
         keys = sorted({k for c in configs for k in c})
         params = [(k, [c.get(k) for c in configs]) for k in keys]

@@ -218,6 +218,7 @@ class AgentOnlineTab(QWidget):
     def stop(self) -> None:
         """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
         self.stall_timer.stop()
+        self.curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
 
     # -- slots -----------------------------------------------------------------------------------
     def on_run_started(self, evt: TelemetryEvent) -> None:

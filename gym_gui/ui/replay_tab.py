@@ -295,6 +295,7 @@ class AgentReplayTab(QWidget):
     def stop(self) -> None:
         """Stop the play timer; idempotent. GUI thread; never blocks."""
         self.pause()
+        self.curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
 
     def is_playing(self) -> bool:
         """True while the play timer runs. GUI thread; never blocks."""

@@ -156,8 +156,33 @@ def test_peak_decimation_is_incremental_and_keeps_every_extreme() -> None:
     whole = PeakDecimator(max_bins=512)
     whole.update(x, y)
     assert np.array_equal(whole.arrays()[1], dec.arrays()[1], equal_nan=True)
-    dec.update(x, y, rewritten=1)  # rows before the end changed: rebuilt
+    y2 = y.copy()
+    y2[99_000] = -60.0  # a late change near the end: only the bins from there are refolded
+    dec.update(x, y2, changed_from=99_000)
+    again = PeakDecimator(max_bins=512)
+    again.update(x, y2)
+    assert dec.rebuilds == 0 and np.array_equal(again.arrays()[1], dec.arrays()[1], equal_nan=True)
+    dec.update(x, y, changed_from=0)  # everything may have changed: rebuilt
     assert dec.rebuilds == 1 and np.array_equal(whole.arrays()[1], dec.arrays()[1], equal_nan=True)
+
+
+def test_range_decimation_keeps_every_extreme_and_the_rows_when_zoomed_in() -> None:
+    from gym_gui.live.decimate import decimate_range
+
+    rng = np.random.default_rng(2)
+    n = 1_000_000
+    x = np.arange(n, dtype=float)
+    y = rng.normal(size=n)
+    y[777_777] = 99.0
+    y[123] = -99.0
+    dx, dy = decimate_range(x, y, None, max_bins=1000)
+    assert len(dx) <= 2 * 1000 + 1000 and np.nanmax(dy) == 99.0 and np.nanmin(dy) == -99.0
+    dx, dy = decimate_range(x, y, (700_000.0, 800_000.0), max_bins=1000)
+    assert dx[0] <= 700_000 and dx[-1] >= 800_000 and len(dx) <= 3000 and 99.0 in dy
+    inside = (x >= 700_000) & (x <= 800_000)
+    assert np.nanmin(dy) <= y[inside].min() and np.nanmax(dy) >= y[inside].max()
+    dx, dy = decimate_range(x, y, (500_000.0, 500_100.0), max_bins=1000)  # zoomed in: the rows themselves
+    assert dx.tolist() == list(range(499_999, 500_102)) and dy.tolist() == y[499_999:500_102].tolist()
 
 
 @pytest.mark.parametrize("extra", [
@@ -184,3 +209,70 @@ def test_the_stored_success_matches_the_live_rule(tmp_path: Path, extra: dict[st
         assert abs(wall - iso_to_epoch_s(evt.ts_iso)) < 0.002
     finally:
         store.close()
+
+
+def test_a_window_computed_off_thread_is_adopted_unless_rows_were_rewritten() -> None:
+    data = CurveData(window=2)
+    data.add_points([_point(i, ret=float(i)) for i in range(6)])
+    job = data.window_job(3)
+    data.add_points([_point(6, ret=6.0)])  # appended meanwhile: computed at adoption
+    assert data.adopt_window(job()) and data.window == 3
+    assert data.column("return_mean").tolist() == pytest.approx([0, 0.5, 1, 2, 3, 4, 5])
+    data.add_points([_point(10, ret=1.0)])
+    job = data.window_job(1)
+    data.add_points([_point(8, ret=1.0)])  # a late one: rows before the end changed
+    assert not data.adopt_window(job()) and data.window == 3
+
+
+def test_changed_from_names_the_first_rewritten_row() -> None:
+    data = CurveData()
+    data.add_points([_point(i) for i in range(0, 20, 2)])
+    since = data.rewritten
+    data.add_points([_point(20)])
+    assert data.changed_from(since) is None  # appends only
+    data.add_points([_point(15)])  # lands at row 8
+    assert data.changed_from(since) == 8
+    data.set_window(7)
+    assert data.changed_from(since) == 0
+
+
+def test_the_followed_range_steps_instead_of_moving_at_every_point() -> None:
+    from gym_gui.live.follow_range import follow_range
+
+    shown = follow_range(0.0, 1_000_000.0)
+    assert shown == (0.0, 1_100_000.0)
+    changes = 0
+    for last in range(1_000_000, 1_300_000, 20):
+        new = follow_range(0.0, float(last), shown)
+        changes += new != shown
+        shown = new
+        assert shown[0] == 0.0 and shown[1] >= last
+    assert changes <= 3
+
+
+def test_plot_jobs_run_the_newest_per_key_and_leave_no_thread() -> None:
+    import threading
+
+    from gym_gui.live.plot_jobs import PlotJobs
+    from polling import wait_until
+
+    delivered: list[object] = []
+    newest = threading.Event()
+
+    def deliver(job: object) -> None:
+        delivered.append(job.result)  # type: ignore[attr-defined]
+        if job.result == "newest":  # type: ignore[attr-defined]
+            newest.set()
+
+    jobs = PlotJobs(deliver, name="test-plot-jobs")
+    gate = threading.Event()
+    assert jobs.submit("a", lambda token: "first" if gate.wait(5) else "timeout") is not None
+    assert jobs.submit("b", lambda token: "replaced while queued") is not None
+    assert jobs.submit("b", lambda token: "newest") is not None
+    gate.set()
+    assert newest.wait(5)
+    assert delivered == ["first", "newest"]
+    wait_until(lambda: not jobs.thread_alive(), 5.0)  # no job left: the thread ended by itself
+    assert jobs.submit("c", lambda token: "again") is not None  # a new job starts a new thread
+    assert jobs.stop(5) and not jobs.thread_alive()
+    assert jobs.submit("d", lambda token: "after stop") is None

@@ -74,3 +74,26 @@ def test_smoothing_matches_tensorboards_debiased_ema() -> None:
         expected.append(last / (1 - 0.5 ** k))
     assert np.allclose(ema_smooth(values, 0.5), expected, equal_nan=True)
     assert flatten_config({"a": {"b": 1, "c": {}}, "d": [1]}) == {"a.b": 1, "a.c": {}, "d": [1]}
+
+
+def test_smoothing_and_zoom_are_computed_off_the_gui_thread(
+        qtbot: Any, store: TelemetrySQLiteStore, reader: StoreReader) -> None:
+    """offload_rows=0: every drawing goes to the view's worker thread, as a long run's does."""
+    store_run(store, "run-a", {"alpha": 0.1}, ("agent-1",), 400)
+    view = CompareView(reader, offload_rows=0)
+    qtbot.addWidget(view)
+    view.resize(1000, 600)
+    view.show()
+    with qtbot.waitSignal(view.loaded, timeout=5000):
+        view.set_runs(["run-a"])
+    x, y = view.curve_data("run-a", "agent-1")  # the first drawing came with the read
+    assert np.allclose(y, ema_smooth(np.arange(400.0), 0.8))
+    with qtbot.waitSignal(view.drawn, timeout=5000):
+        view.set_smoothing(0.5)
+        assert view.busy()  # computed on the worker, not here
+    assert np.allclose(view.curve_data("run-a", "agent-1")[1], ema_smooth(np.arange(400.0), 0.5))
+    with qtbot.waitSignal(view.drawn, timeout=5000):
+        view.plot.getViewBox().setXRange(100, 120, padding=0)  # as a zoom does
+    x, y = view.curve_data("run-a", "agent-1")
+    assert x.tolist() == list(range(99, 122)) and np.allclose(y, ema_smooth(np.arange(400.0), 0.5)[99:122])
+    assert view.stop(5) and not view.worker.thread_alive()

@@ -1,4 +1,5 @@
-"""CurvePanel: learning-curve charts of one stream's CurveData (pyqtgraph), redrawn from views.
+"""CurvePanel: learning-curve charts of one stream's CurveData (pyqtgraph), the GUI thread drawing
+only small pre-decimated arrays.
 
 Charts, in order: episode return (each episode, faint, and the rolling mean), episode length,
 success rate (rolling), then one chart per number the worker reports (episode metadata, then
@@ -6,25 +7,40 @@ heartbeat stats; W&B's "any number becomes a chart"), at most ``max_charts`` in 
 selector switches between episode, step (cumulative steps at each episode's end; a heartbeat's
 ``steps_done``) and wall time (seconds since the stream's first point).
 
-``refresh()`` hands each curve views of the CurveData buffers (``setData``: no Python loop over
-points, no copy except for the wall-time offset) and does nothing when the data did not change.
-Curves downsample to the pixels shown (``peak``: spikes stay visible) and clip to the visible
-range, so a million episodes draw within a frame. GUI thread only.
+Every curve gets at most about ``2 * DECIMATED_BINS`` points: the min and max of each bin of rows
+(``live.decimate``), so every episode is represented and every spike stays visible; pyqtgraph's own
+downsampling and clipping are off (they would re-read every point at every refresh).
+
+- A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
+  folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
+  instead of changing at every tick, and its axes are cached, so a repaint redraws the curves but
+  seldom the axis texts.
+- Work that grows with the run goes to the panel's worker thread (``PlotWorker``): building the
+  decimation of a whole series (a stored run shown, a history merged, another x-axis, rows before
+  the end rewritten) once it is longer than ``offload_rows``, a rolling-window change, and the
+  re-decimation of the visible range when the person zooms or pans a chart (a zoomed-in slice
+  comes back as its rows: the full data is there). A newer request cancels the older; a closed
+  panel cancels them all and its thread ends (``stop()`` waits for it).
+
+GUI thread only (except where a docstring says otherwise).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
-from gym_gui.live.curves import CurveData
+from gym_gui.live.curves import CurveData, WindowColumns
+from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offset
 from gym_gui.live.decimate import PeakDecimator
+from gym_gui.ui.plots.curve_chart import CurveChart, style_curve
+from gym_gui.ui.plots.plot_worker import PlotWorker
 
-__all__ = ["AXIS_LABELS", "CurvePanel"]
+__all__ = ["AXIS_LABELS", "CurvePanel", "style_curve"]  # style_curve: for the views that import it here
 
 _log = logging.getLogger(__name__)
 
@@ -44,58 +60,30 @@ CHART_HEIGHT_PX = 170
 SHOW_GRID = True
 #: Bins of a decimated curve: about one per pixel of a chart (each bin draws its min-max stroke).
 DECIMATED_BINS = 512
-#: Up to this many points a curve gets the whole series (pyqtgraph downsamples it to the pixels).
-FULL_RES_POINTS = 20_000
-#: Zoomed in, a visible slice up to this many rows is drawn at full resolution, else from the bins.
-ZOOM_FULL_RES_ROWS = 200_000
-_RAW_PEN = pg.mkPen((175, 198, 235), width=1)  # opaque: blending a million strokes costs
-_MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
-_LINE_PEN = pg.mkPen((40, 120, 60), width=1)  # width 1: Qt strokes it without the wide-pen stroker
-_EXTRA_PEN = pg.mkPen((170, 90, 20), width=1)
-
-
-def _check_binding() -> None:
-    """pyqtgraph must draw with the binding qtpy chose (it follows an already imported one)."""
-    import qtpy
-
-    if pg.Qt.QT_LIB != qtpy.API_NAME:
-        raise RuntimeError(f"pyqtgraph uses {pg.Qt.QT_LIB} but qtpy uses {qtpy.API_NAME}")
-
-
-_check_binding()
-
-
-def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
-    """Downsample to the pixels shown (peak: min and max per pixel) and clip to the view. GUI thread."""
-    curve.setDownsampling(auto=True, method="peak")
-    curve.setClipToView(True)
-    return curve
-
-
-class _Chart:
-    """One plot and its curves, keyed by series name."""
-
-    def __init__(self, plot: pg.PlotItem, title: str) -> None:
-        self.plot = plot
-        self.title = title
-        self.curves: dict[str, pg.PlotDataItem] = {}
-        self.decimators: dict[tuple[str, str], PeakDecimator] = {}
-
-
+#: Rows of work (a series to decimate, rows to refold, a rolling window) done on the GUI thread at
+#: most; more goes to the worker thread (a few ms of numpy at most on the GUI thread).
+OFFLOAD_ROWS = 20_000
 class CurvePanel(QWidget):
     """The charts of one CurveData (see the module doc). GUI thread only."""
 
     def __init__(self, data: CurveData | None = None, *, max_charts: int = 12, columns: int = 2,
-                 parent: QWidget | None = None) -> None:
+                 offload_rows: int = OFFLOAD_ROWS, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._data = data if data is not None else CurveData()
         self._max_charts = max(3, max_charts)
+        self._offload_rows = max(0, offload_rows)
         self._feeding = False
         self._columns = max(1, columns)
         self._axis = "episode"
         self._drawn_version = -1
-        self._charts: dict[str, _Chart] = {}
+        self._charts: dict[str, CurveChart] = {}
         self._series_chart: dict[str, str] = {}
+        # The whole-series decimation of each curve: (decimator, data.rewritten it is synced to),
+        # for (id(data), axis) == _dec_key; _rebuilding: the key a worker job builds for.
+        self._dec: dict[str, tuple[PeakDecimator, int]] = {}
+        self._dec_key: tuple[int, str] | None = None
+        self._rebuilding: tuple[int, str] | None = None
+        self.worker = PlotWorker(self, name="curve-panel")
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -144,11 +132,15 @@ class CurvePanel(QWidget):
         return self._data
 
     def set_data(self, data: CurveData) -> None:
-        """Draw another CurveData (e.g. a whole run read from SQLite). GUI thread; never blocks."""
+        """Draw another CurveData (e.g. a whole run read from SQLite): a long one is decimated on
+        the worker thread and shown when that lands. GUI thread; never blocks."""
         self._data = data
         self.window_box.blockSignals(True)
         self.window_box.setValue(data.window)
         self.window_box.blockSignals(False)
+        self.worker.cancel("window")
+        for chart in self._charts.values():
+            chart.reset_follow()
         self._drawn_version = -1
         self.refresh()
 
@@ -168,6 +160,11 @@ class CurvePanel(QWidget):
         """The charts' titles in order. GUI thread."""
         return [chart.title for chart in self._charts.values()]
 
+    def plot_item(self, series: str) -> pg.PlotItem | None:
+        """The plot that draws ``series`` (tests, zooming from code). GUI thread."""
+        chart = self._charts.get(self._series_chart.get(series, ""))
+        return chart.plot if chart is not None else None
+
     def curve_data(self, series: str) -> tuple[np.ndarray, np.ndarray]:
         """What the curve of ``series`` was last given (x, y), empty if none. GUI thread."""
         chart = self._charts.get(self._series_chart.get(series, ""))
@@ -176,9 +173,19 @@ class CurvePanel(QWidget):
             return np.empty(0), np.empty(0)
         return curve.xData, curve.yData
 
+    def busy(self) -> bool:
+        """True while worker results are awaited (a decimation, a window change, a zoom). GUI thread."""
+        return self.worker.pending()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Cancel the worker's jobs and wait up to ``timeout_s`` for its thread to end; True when it
+        has. The panel then draws only what needs no worker. GUI thread; blocks up to ``timeout_s``."""
+        return self.worker.stop(timeout_s)
+
     def refresh(self) -> bool:
-        """Redraw from the data when it changed since the last redraw; True if it redrew.
-        GUI thread; never blocks (views handed to setData; drawing happens at the next paint)."""
+        """Redraw from the data when it changed since the last redraw; True if it redrew. A
+        following chart folds in the new rows (O(new points)); a zoomed one asks the worker for its
+        range. GUI thread; never blocks (small arrays handed to setData; drawing at the next paint)."""
         data = self._data
         if data.version == self._drawn_version:
             return False
@@ -186,61 +193,130 @@ class CurvePanel(QWidget):
         for name in data.series_names():
             if name not in self._series_chart:
                 self._add_series_chart(name)
-        offset = self._wall_offset() if self._axis == "wall" else 0.0
+        key = (id(data), self._axis)
+        if key != self._dec_key:
+            self._dec, self._dec_key = {}, key
+        offset = wall_offset(self._data) if self._axis == "wall" else 0.0
+        rebuild: list[str] = []
         self._feeding = True
         try:
             for chart in self._charts.values():
-                zoomed = not chart.plot.getViewBox().autoRangeEnabled()[0]
-                x_range = chart.plot.getViewBox().viewRange()[0] if zoomed else None
+                if chart.plot.getViewBox().autoRangeEnabled()[0]:
+                    chart.following = True  # the person asked for the whole view again
+                if not chart.following:
+                    self._view_data_changed(chart)
+                    continue
                 for name, curve in chart.curves.items():
-                    x, y = self._points(chart, name, data, x_range, offset)
-                    curve.setData(x, y, connect="finite")
+                    if not self._draw_whole(name, curve, data, offset):
+                        rebuild.append(name)
+                chart.follow()
         finally:
             self._feeding = False
+        if rebuild and self._rebuilding != key:
+            self._request_rebuild(rebuild)
         self.refreshes += 1
         count = data.episode_count
         self.status_label.setText(f"{count:,} episode{'s' if count != 1 else ''}")
         return True
 
-    # -- internals -------------------------------------------------------------------------------
-    def _points(self, chart: _Chart, name: str, data: CurveData, x_range: list[float] | None,
-                offset: float) -> tuple[np.ndarray, np.ndarray]:
-        """What one curve draws: the whole series while it is small; else the peak bins of the
-        whole series (updated incrementally), or, zoomed in on few enough rows, those rows."""
+    # -- drawing ---------------------------------------------------------------------------------
+    def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
+        """Hand ``curve`` the whole series' bins, updated here when that costs at most
+        ``offload_rows`` rows; False when the worker must build them (the curve keeps what it has)."""
         x, y = data.series(name, self._axis)
-        if len(x) > FULL_RES_POINTS:
-            if x_range is not None:
-                lo, hi = np.searchsorted(x, [x_range[0] + offset, x_range[1] + offset])
-                lo, hi = max(0, int(lo) - 1), min(len(x), int(hi) + 1)
-                if hi - lo <= ZOOM_FULL_RES_ROWS:
-                    x, y = x[lo:hi], y[lo:hi]
-                    return (x - offset if offset else x), y
-            key = (name, self._axis)
-            decimator = chart.decimators.get(key)
-            if decimator is None:
-                decimator = chart.decimators[key] = PeakDecimator(max_bins=DECIMATED_BINS)
-            decimator.update(x, y, (id(data), data.rewritten))
-            x, y = decimator.arrays()
-        return (x - offset if offset else x), y
+        entry = self._dec.get(name)
+        if entry is None:
+            changed, work = None, len(y)
+        else:
+            changed = data.changed_from(entry[1])
+            work = len(y) - (entry[0].rows if changed is None else changed)
+        if work > self._offload_rows:
+            if entry is None:
+                curve.setData([], [])
+            return False
+        decimator = entry[0] if entry is not None else PeakDecimator(max_bins=DECIMATED_BINS)
+        decimator.update(x, y, changed)
+        self._dec[name] = (decimator, data.rewritten)
+        dx, dy = decimator.arrays()
+        curve.setData(dx - offset if offset else dx, dy, connect="finite")
+        return True
 
-    def _on_view_changed(self, view_box: Any, *_args: Any) -> None:
-        """The person zoomed or panned (auto-range off): redraw at the resolution of the new range."""
-        if self._feeding or view_box.autoRangeEnabled()[0]:
+    def _request_rebuild(self, names: list[str]) -> None:
+        """Build the whole-series decimators of ``names`` on the worker (a newer build cancels it)."""
+        data, axis, key = self._data, self._axis, (id(self._data), self._axis)
+        views = {name: data.series(name, axis) for name in names}
+        rewritten = data.rewritten
+
+        def done(built: dict[str, PeakDecimator] | None) -> None:
+            self._rebuilding = None
+            if built is None or (id(self._data), self._axis) != key or self._dec_key != key:
+                return
+            self._dec.update({name: (decimator, rewritten) for name, decimator in built.items()})
+            self._drawn_version = -1
+            self.refresh()  # folds in the rows added meanwhile
+
+        def failed(_error: BaseException) -> None:
+            self._rebuilding = None
+
+        self._rebuilding = key
+        self.worker.submit("whole", lambda token: build_decimators(views, DECIMATED_BINS, token), done, failed)
+
+    def _view_data_changed(self, chart: CurveChart) -> None:
+        """New data under a zoomed chart: re-decimate its range if the change can be seen there,
+        one job at a time (a tick does not cancel a job a zoom asked for; it asks again after)."""
+        if self.worker.pending(("view", chart.key)):
+            chart.stale = True
             return
-        if self._data.episode_count > FULL_RES_POINTS or self._data.heartbeat_count > FULL_RES_POINTS:
+        x_hi = chart.plot.getViewBox().viewRange()[0][1]
+        if chart.last_x is not None and x_hi < chart.last_x and chart.rewritten == self._data.rewritten:
+            return  # only rows past the visible range were added
+        self._request_view(chart)
+
+    def _request_view(self, chart: CurveChart) -> None:
+        """Re-decimate a zoomed chart's visible range on the worker; its curves get the result."""
+        data, axis = self._data, self._axis
+        offset = wall_offset(self._data) if axis == "wall" else 0.0
+        x_lo, x_hi = chart.plot.getViewBox().viewRange()[0]
+        x_range = (x_lo + offset, x_hi + offset)
+        views = {name: data.series(name, axis) for name in chart.curves}
+        ends = [x[-1] - offset for x, _y in views.values() if len(x) and np.isfinite(x[-1])]
+        chart.last_x, chart.rewritten, chart.stale = (max(ends) if ends else None), data.rewritten, False
+        width_px = max(64, int(chart.plot.getViewBox().width()))
+        bins = max(DECIMATED_BINS, width_px)
+
+        def done(result: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> None:
+            if result is None or self._data is not data or self._axis != axis or chart.following:
+                return
+            self._feeding = True
+            try:
+                for name, (x, y) in result.items():
+                    chart.curves[name].setData(x - offset if offset else x, y, connect="finite")
+            finally:
+                self._feeding = False
+            if chart.stale:
+                self._view_data_changed(chart)
+
+        self.worker.submit(("view", chart.key), lambda token: decimate_views(views, x_range, bins, token), done)
+
+    def _on_view_changed(self, view_box: Any, x_range: Any) -> None:
+        """The person zoomed or panned a chart (or asked for the whole view): re-decimate it."""
+        if self._feeding:
+            return
+        chart = next((c for c in self._charts.values() if c.plot.getViewBox() is view_box), None)
+        if chart is None:
+            return
+        if chart.is_followed_range(x_range):
+            return  # the range it was given (a resize, a repaint): still following
+        if view_box.autoRangeEnabled()[0]:
+            chart.reset_follow()
             self._drawn_version = -1
             self.refresh()
+            return
+        chart.following = False
+        self._request_view(chart)
 
-    def _wall_offset(self) -> float:
-        """Epoch seconds of the stream's first point (episode or heartbeat): wall time's zero."""
-        data = self._data
-        firsts = [data.series("return", "wall")[0][:1]]
-        firsts += [data.series(n, "wall")[0][:1] for n in data.series_names() if n.startswith("hb:")][:1]
-        values = np.concatenate(firsts)
-        values = values[np.isfinite(values)]
-        return float(values.min()) if len(values) else 0.0
-
-    def _add_chart(self, key: str, title: str) -> _Chart:
+    # -- building --------------------------------------------------------------------------------
+    def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
         plot = self.graphics.addPlot(row=row, col=col)
@@ -248,26 +324,16 @@ class CurvePanel(QWidget):
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
         plot.showGrid(x=SHOW_GRID, y=SHOW_GRID, alpha=0.25)
         plot.setMenuEnabled(True)
-        chart = _Chart(plot, title)
+        chart = CurveChart(key, plot, title)
         self._charts[key] = chart
         plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         if key == "return":
             plot.addLegend(offset=(-5, 5), labelTextColor=(40, 40, 40), brush=pg.mkBrush(255, 255, 255, 200))
         return chart
 
-    def _add_curve(self, chart: _Chart, name: str) -> None:
-        if name == "return":
-            curve = chart.plot.plot(pen=_RAW_PEN, name="each episode")
-        elif name == "return_mean":
-            curve = chart.plot.plot(pen=_MEAN_PEN, name="rolling mean")
-        elif name.startswith(("meta:", "hb:")):
-            curve = chart.plot.plot(pen=_EXTRA_PEN)
-        else:
-            curve = chart.plot.plot(pen=_LINE_PEN)
-        if name == "success_rate":
-            chart.plot.setYRange(0, 1, padding=0.05)
-        chart.curves[name] = style_curve(curve)
-        self._series_chart[name] = next(k for k, c in self._charts.items() if c is chart)
+    def _add_curve(self, chart: CurveChart, name: str) -> None:
+        chart.add_curve(name)
+        self._series_chart[name] = chart.key
 
     def _add_series_chart(self, name: str) -> None:
         if len(self._charts) >= self._max_charts:
@@ -280,20 +346,38 @@ class CurvePanel(QWidget):
         chart = self._add_chart(name, title)
         self._add_curve(chart, name)
 
+    # -- controls --------------------------------------------------------------------------------
     def _on_axis(self, _index: int) -> None:
         axis = self.axis_box.currentData()
         if axis == self._axis:
             return
         self._axis = axis
         for chart in self._charts.values():
-            chart.plot.enableAutoRange(axis="x")
+            chart.reset_follow()
         self._drawn_version = -1
         self.refresh()
 
     def _on_window(self, window: int) -> None:
-        self._data.set_window(int(window))
-        self.refresh()
+        """A new rolling window: computed here for a short run, on the worker for a long one."""
+        data = self._data
+        if data.episode_count <= self._offload_rows:
+            self.worker.cancel("window")
+            data.set_window(int(window))
+            self.refresh()
+            return
+        job: Callable[[], WindowColumns] = data.window_job(int(window))
+
+        def done(result: WindowColumns) -> None:
+            if self._data is not data or self.window_box.value() != result.window:
+                return
+            if not data.adopt_window(result):  # rows were rewritten meanwhile: again
+                self._on_window(result.window)
+                return
+            self.refresh()
+
+        self.worker.submit("window", lambda _token: job(), done)
 
     def snapshot(self) -> dict[str, Any]:
-        """Counts for tests and the debug view: charts, refreshes, charts dropped. GUI thread."""
-        return {"charts": len(self._charts), "refreshes": self.refreshes, "charts_dropped": self.charts_dropped}
+        """Counts for tests and the debug view: charts, refreshes, charts dropped, worker jobs. GUI thread."""
+        return {"charts": len(self._charts), "refreshes": self.refreshes, "charts_dropped": self.charts_dropped,
+                "worker_jobs": self.worker.jobs.jobs_run, "worker_failed": self.worker.jobs.jobs_failed}

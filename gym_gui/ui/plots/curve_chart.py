@@ -1,0 +1,112 @@
+"""CurveChart: one plot of a CurvePanel, its curves, and the stepped x-range it keeps while it
+follows the data (``live.follow_range``), with its axes cached as pixmaps. GUI thread only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtWidgets import QGraphicsItem
+
+from gym_gui.live.follow_range import follow_range
+
+__all__ = ["X_PADDING", "CurveChart", "cache_axes", "style_curve"]
+
+#: The x-range a following chart shows is padded by this share of its width on each side.
+X_PADDING = 0.02
+_RAW_PEN = pg.mkPen((175, 198, 235), width=1)  # opaque: blending many strokes costs
+_MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
+_LINE_PEN = pg.mkPen((40, 120, 60), width=1)  # width 1: Qt strokes it without the wide-pen stroker
+_EXTRA_PEN = pg.mkPen((170, 90, 20), width=1)
+
+
+def _check_binding() -> None:
+    """pyqtgraph must draw with the binding qtpy chose (it follows an already imported one)."""
+    import qtpy
+
+    if pg.Qt.QT_LIB != qtpy.API_NAME:
+        raise RuntimeError(f"pyqtgraph uses {pg.Qt.QT_LIB} but qtpy uses {qtpy.API_NAME}")
+
+
+_check_binding()
+
+
+def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
+    """pyqtgraph's own downsampling to the pixels (peak) and clip to the view, for curves given
+    whole series of modest length (an episode's rewards). GUI thread."""
+    curve.setDownsampling(auto=True, method="peak")
+    curve.setClipToView(True)
+    return curve
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Cache the plot's axes as pixmaps: a repaint blits them until their range changes. GUI thread."""
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+class CurveChart:
+    """One plot, its curves keyed by series name, and whether it follows the data. GUI thread."""
+
+    def __init__(self, key: str, plot: pg.PlotItem, title: str) -> None:
+        self.key = key
+        self.plot = plot
+        self.title = title
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.following = True  # shows every point (else the person zoomed or panned)
+        self.shown_range: tuple[float, float] | None = None  # the x-range set while following
+        self.last_x: float | None = None  # zoomed: the last x when its range was last asked for
+        self.rewritten = -1  # zoomed: data.rewritten then
+        self.stale = False  # zoomed: data changed while its range job ran
+        cache_axes(plot)
+
+    @property
+    def view_box(self) -> Any:
+        """The plot's ViewBox."""
+        return self.plot.getViewBox()
+
+    def add_curve(self, name: str) -> pg.PlotDataItem:
+        """A curve for series ``name``, styled by its kind; arrays arrive decimated (no pyqtgraph
+        downsampling or clipping)."""
+        if name == "return":
+            curve = self.plot.plot(pen=_RAW_PEN, name="each episode")
+        elif name == "return_mean":
+            curve = self.plot.plot(pen=_MEAN_PEN, name="rolling mean")
+        elif name.startswith(("meta:", "hb:")):
+            curve = self.plot.plot(pen=_EXTRA_PEN)
+        else:
+            curve = self.plot.plot(pen=_LINE_PEN)
+        if name == "success_rate":
+            self.plot.setYRange(0, 1, padding=0.05)
+        self.curves[name] = curve
+        return curve
+
+    def follow(self) -> None:
+        """Step the x-range to hold every point the curves were given (follow_range)."""
+        lows, highs = [], []
+        for curve in self.curves.values():
+            if curve.xData is not None and len(curve.xData):
+                finite = curve.xData[np.isfinite(curve.xData)]
+                if len(finite):
+                    lows.append(finite.min())
+                    highs.append(finite.max())
+        if not lows:
+            return
+        lo, hi = follow_range(float(min(lows)), float(max(highs)), self.shown_range)
+        if (lo, hi) != self.shown_range:
+            self.shown_range = (lo, hi)
+            pad = (hi - lo) * X_PADDING
+            self.view_box.setXRange(lo - pad, hi + pad, padding=0)
+
+    def reset_follow(self) -> None:
+        """Follow the data again (a new data set, another axis, the whole view asked for)."""
+        self.following, self.shown_range = True, None
+
+    def is_followed_range(self, x_range: Any) -> bool:
+        """True when ``x_range`` is the range ``follow`` set (a resize or repaint, not a zoom)."""
+        if not self.following or self.shown_range is None or self.view_box.autoRangeEnabled()[0]:
+            return False
+        lo, hi = self.shown_range
+        pad = (hi - lo) * X_PADDING
+        return bool(np.allclose(x_range, (lo - pad, hi + pad), rtol=1e-9, atol=1e-9 * (hi - lo)))

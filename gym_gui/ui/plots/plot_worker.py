@@ -1,0 +1,112 @@
+"""PlotWorker: the Qt shell of PlotJobs, delivering each finished plot job on the GUI thread.
+
+``submit(key, fn, on_done)`` runs ``fn(token)`` on the worker thread (``live.plot_jobs``); later
+``on_done(result)`` runs on the thread that owns the PlotWorker, through a queued signal, unless a
+newer job of the same key was submitted meanwhile or the job was cancelled. A view that closes
+calls ``stop()``: every job is cancelled and the thread ends at its next check.
+
+The worker thread never emits on the PlotWorker itself (a closing tab may be deleting it at that
+moment): it emits on one relay QObject that lives as long as the process, on the thread that made
+the first PlotWorker (the GUI thread); the relay hands the result to its PlotWorker through a weak
+reference, and drops it when that PlotWorker is gone or deleted.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any, Callable, Hashable
+
+from qtpy import sip
+from qtpy.QtCore import QObject, Qt, Signal
+
+from gym_gui.live.plot_jobs import CancelToken, PlotJob, PlotJobs
+
+__all__ = ["PlotWorker"]
+
+
+class _Relay(QObject):
+    """Carries (weak PlotWorker, job) from worker threads to the GUI thread; never deleted."""
+
+    ready = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+
+    def _deliver(self, item: tuple[weakref.ref[PlotWorker], PlotJob]) -> None:
+        worker = item[0]()
+        if worker is None or sip.isdeleted(worker):
+            item[1].token.cancel()
+            return
+        worker._deliver(item[1])
+
+
+_relay: _Relay | None = None
+_relay_lock = threading.Lock()
+
+
+def _the_relay() -> _Relay:
+    global _relay
+    with _relay_lock:
+        if _relay is None:
+            _relay = _Relay()
+        return _relay
+
+
+class PlotWorker(QObject):
+    """Off-GUI-thread plot jobs with results on the owner's thread (module doc). Owner's thread
+    unless said otherwise."""
+
+    def __init__(self, parent: QObject | None = None, *, name: str = "plot-worker") -> None:
+        super().__init__(parent)
+        self._relay = _the_relay()
+        self._weak = weakref.ref(self)
+        self.jobs = PlotJobs(self._from_worker, name=name)
+        self._waiting: dict[Hashable, tuple[PlotJob, Callable[[Any], None], Callable[[BaseException], None] | None]] = {}
+        self.delivered = 0  # results handed to on_done (tests, benchmarks)
+
+    def submit(self, key: Hashable, fn: Callable[[CancelToken], Any], on_done: Callable[[Any], None],
+               on_error: Callable[[BaseException], None] | None = None) -> bool:
+        """Run ``fn(token)`` off this thread, then ``on_done(result)`` here, or ``on_error(error)``
+        when it raised (module doc; logged either way); a newer job of ``key`` replaces this one.
+        False after ``stop()``. Never blocks."""
+        job = self.jobs.submit(key, fn)
+        if job is None:
+            return False
+        self._waiting[key] = (job, on_done, on_error)
+        return True
+
+    def pending(self, key: Hashable | None = None) -> bool:
+        """True while a job (of ``key``, or any) awaits its delivery. Never blocks."""
+        return bool(self._waiting) if key is None else key in self._waiting
+
+    def cancel(self, key: Hashable | None = None) -> None:
+        """Drop the job of ``key`` (None: all) and its delivery. Never blocks."""
+        self.jobs.cancel(key)
+        for k in [k for k in self._waiting if key is None or k == key]:
+            del self._waiting[k]
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Cancel every job and wait up to ``timeout_s`` for the worker thread to end; True when it
+        has. Idempotent. Blocks up to ``timeout_s`` (a job ends at its next check: milliseconds)."""
+        self._waiting.clear()
+        return self.jobs.stop(timeout_s)
+
+    def thread_alive(self) -> bool:
+        """True while the worker thread exists. Any thread."""
+        return self.jobs.thread_alive()
+
+    def _from_worker(self, job: PlotJob) -> None:  # worker thread: only the relay, never self
+        self._relay.ready.emit((self._weak, job))
+
+    def _deliver(self, job: PlotJob) -> None:
+        entry = self._waiting.get(job.key)
+        if entry is None or entry[0] is not job or job.token.cancelled():
+            return
+        del self._waiting[job.key]
+        if job.error is None:
+            self.delivered += 1
+            entry[1](job.result)
+        elif entry[2] is not None:
+            entry[2](job.error)
