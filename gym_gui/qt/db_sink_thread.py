@@ -1,8 +1,8 @@
 """DbSink: the QThread that persists the durable subscriptions (thin Qt shell around SinkCore).
 
-All batching, ordering, retry and back-pressure logic lives in ``sink_core.SinkCore`` (Qt-free);
-this class only runs it on a QThread and turns its callbacks into Qt signals, which reach GUI-thread
-slots as queued connections.
+All batching, ordering, retry and back-pressure logic lives in ``sink_core.SinkCore`` (Qt-free: a
+``BatchProcessor`` around a ``SqliteExporter``); this class only runs it on a QThread and turns its
+callbacks into Qt signals, which reach GUI-thread slots as queued connections.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class DbSink(QThread):
         return ok
 
     def backlog(self) -> int:
-        """Events queued in the sink's subscriptions or drained but not yet committed. Any thread."""
+        """Events queued in the sink's subscription or drained but not yet committed. Any thread."""
         return self.core.backlog()
 
     def stats(self) -> dict[str, Any]:
