@@ -1,16 +1,19 @@
 """GuiPump: the one object on the GUI thread that drives every Qt-free view (see docs/qt-layer.md).
 
 A view is any object with ``tick(now_s: float) -> None`` and ``next_deadline_s(now_s: float) ->
-float | None`` (None: only data wakes it). Views subscribe to the bus with the pump's ``waker``
-(``bus.subscribe(..., waker=pump.waker)``); a publish then posts one wake-up event to the GUI
-thread (``GuiWaker.notify``, at most one in flight: the bus calls ``notify`` only while the waker
-is not pending). The pump runs at most one tick per frame (``frame_interval_ms``, 16 ms: a
-display frame): a wake-up that comes sooner than one frame after the last tick waits for the
-frame's end, so a burst of publishes costs one tick. A tick calls every view's ``tick(now_s)``
-(a view that raises is logged and counted; the others still run), then asks each view for its
-next deadline (a stall check, a retry, a refresh, or ``now_s`` when it has more queued) and arms
-one single-shot timer for the earliest. With no wake-up pending and no deadline, no timer runs:
-an idle window costs nothing.
+float | None`` (None: only data wakes it). A view gets its own waker, ``w = pump.new_waker()``,
+subscribes to the bus with it (``bus.subscribe_topics(..., waker=w)``) and registers with
+``pump.add(view, waker=w)``; a publish then marks that view and posts one wake-up event to the GUI
+thread (``GuiWaker.notify``; the bus calls ``notify`` only while the waker is not pending, and the
+pump keeps at most one wake-up in flight). The pump runs at most one tick per frame
+(``frame_interval_ms``, 16 ms: a display frame): a wake-up that comes sooner than one frame after
+the last tick waits for the frame's end, so a burst of publishes costs one tick. A tick calls
+``tick(now_s)`` of the views that are due: woken since their last tick, or past their deadline
+(a stall check, a retry, a refresh, or ``now_s`` when they have more queued); a view added
+without a waker of its own (it may use the shared ``pump.waker``) is ticked at every tick. A view
+that raises is logged and counted; the others still run. Then the pump arms one single-shot timer
+for the earliest deadline. With no wake-up pending and no deadline, no timer runs: an idle window
+costs nothing, and eight busy runs cost each view only its own news.
 
 ``start()`` / ``stop()``: after ``stop()`` the timer is stopped, wake-ups posted earlier are
 ignored and the waker posts nothing more. The pump may be started again. ``add(view)`` /
@@ -59,19 +62,20 @@ class GuiWaker(Waker):
     (which notifies only while not pending) posts one event per tick at most.
     """
 
-    __slots__ = ("_target", "_armed")
+    __slots__ = ("_pump", "_armed")
 
-    def __init__(self, target: QObject) -> None:
+    def __init__(self, pump: "GuiPump") -> None:
         super().__init__()
-        self._target = target
+        self._pump = pump
         self._armed = False  # True while the pump runs; wake-ups are posted only then
 
     def notify(self) -> None:
-        """Ask for a tick. Any thread; never blocks (one ``QCoreApplication.postEvent``)."""
+        """Ask for a tick of this waker's view(s). Any thread; never blocks (at most one
+        ``QCoreApplication.postEvent`` in flight per pump)."""
         if self.pending or not self._armed:
             return
         self.pending = True
-        QCoreApplication.postEvent(self._target, QEvent(_WAKE_EVENT))
+        self._pump._post()  # noqa: SLF001 (the pump's own waker)
 
 
 class GuiPump(QObject):
@@ -92,8 +96,12 @@ class GuiPump(QObject):
         self.frame_interval_ms = frame_interval_ms
         self._frame_s = frame_interval_ms / 1000.0
         self._clock = clock
-        self._waker = GuiWaker(self)
+        self._waker = GuiWaker(self)  # shared: ticks every view
+        self._wakers: list[GuiWaker] = [self._waker]  # armed and disarmed with the pump
         self._views: list[PumpedView] = []
+        self._view_wakers: dict[int, GuiWaker] = {}  # id(view) -> its own waker
+        self._deadlines: dict[int, float | None] = {}  # id(view) -> its deadline after its last tick
+        self._posted = False  # a wake-up event is in the GUI thread's queue
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -116,19 +124,38 @@ class GuiPump(QObject):
 
     @property
     def waker(self) -> GuiWaker:
-        """The waker to subscribe views' bus subscriptions with. Any thread."""
+        """The shared waker: its notice ticks every view (prefer ``new_waker`` per view). Any thread."""
         return self._waker
 
-    def add(self, view: PumpedView) -> None:
-        """Drive ``view`` from now on (idempotent); its deadline is read at once. GUI thread; never blocks."""
+    def new_waker(self) -> GuiWaker:
+        """A waker for one view (pass it to ``add``): its notice ticks that view only. GUI thread."""
+        waker = GuiWaker(self)
+        waker._armed = self._running
+        self._wakers.append(waker)
+        return waker
+
+    def add(self, view: PumpedView, *, waker: GuiWaker | None = None) -> None:
+        """Drive ``view`` from now on (idempotent); its deadline is read at once. With ``waker`` (from
+        ``new_waker``) the view is ticked when that waker is notified or its deadline is due; without,
+        at every tick. GUI thread; never blocks."""
         if any(v is view for v in self._views):
             return
         self._views.append(view)
+        if waker is not None:
+            self._view_wakers[id(view)] = waker
+            waker.pending = False
+            waker._armed = self._running
         self.reschedule()
 
     def remove(self, view: PumpedView) -> None:
-        """Stop driving ``view`` (idempotent); it is not ticked again. GUI thread; never blocks."""
+        """Stop driving ``view`` (idempotent); it is not ticked again and its waker posts nothing
+        more. GUI thread; never blocks."""
         self._views = [v for v in self._views if v is not view]
+        waker = self._view_wakers.pop(id(view), None)
+        if waker is not None:
+            waker._armed = False
+            self._wakers = [w for w in self._wakers if w is not waker]
+        self._deadlines.pop(id(view), None)
         self.reschedule()
 
     def views(self) -> list[PumpedView]:
@@ -146,16 +173,19 @@ class GuiPump(QObject):
             return
         self._running = True
         self._last_tick_s = self._clock()
-        self._waker.pending = False
-        self._waker._armed = True
+        self._posted = False
+        for waker in self._wakers:
+            waker.pending = False
+            waker._armed = True
         self.reschedule()
 
     def stop(self) -> None:
         """Stop the timer and ignore every wake-up from now on (also those already posted);
         idempotent. The views stay registered. GUI thread; never blocks."""
         self._running = False
-        self._waker._armed = False
-        self._waker.pending = False
+        for waker in self._wakers:
+            waker._armed = False
+            waker.pending = False
         self._wake_pending = False
         self._timer.stop()
         self._armed_at = None
@@ -184,7 +214,7 @@ class GuiPump(QObject):
 
     # -- waking ------------------------------------------------------------------------------------
     def wake(self) -> None:
-        """Ask for a tick at the next frame (e.g. a read result landed). Any thread; never blocks."""
+        """Ask for a tick of every view at the next frame. Any thread; never blocks."""
         self._waker.notify()
 
     def reschedule(self) -> None:
@@ -192,12 +222,23 @@ class GuiPump(QObject):
         GUI thread; never blocks."""
         if not self._running or self._ticking:
             return
-        self._deadline = self._earliest_deadline(self._clock())
+        now = self._clock()
+        for view in self._views:
+            self._deadlines[id(view)] = self._deadline_of(view, now)
+        self._deadline = self._earliest()
         self._arm()
+
+    def _post(self) -> None:
+        """Post the one wake-up event (coalesced: at most one in the queue). Any thread."""
+        if self._posted:
+            return
+        self._posted = True
+        QCoreApplication.postEvent(self, QEvent(_WAKE_EVENT))
 
     def event(self, e: QEvent) -> bool:  # noqa: D401 (Qt override)
         """The posted wake-up (GUI thread)."""
         if e.type() == _WAKE_EVENT:
+            self._posted = False  # before anything else: a notice from here on posts again
             if not self._running:
                 self.wakeups_ignored += 1
                 return True
@@ -209,20 +250,21 @@ class GuiPump(QObject):
 
     # -- ticking -----------------------------------------------------------------------------------
     def tick_now(self) -> None:
-        """Run one tick at once, whatever the frame and deadlines (tests, shutdown). GUI thread;
-        never blocks longer than the views' ticks."""
+        """Run one tick of every view at once, whatever the frame, wake-ups and deadlines (tests,
+        shutdown). GUI thread; never blocks longer than the views' ticks."""
         if self._running:
-            self._tick()
+            self._tick(every=True)
 
     def _on_timer(self) -> None:
         self._armed_at = None
         if self._running:
             self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self, *, every: bool = False) -> None:
         now = self._clock()
         self._timer.stop()
         self._armed_at = None
+        every = every or self._waker.pending
         self._waker.pending = False  # before draining: whatever is published from here on wakes again
         self._wake_pending = False
         self._last_tick_s = now
@@ -230,6 +272,14 @@ class GuiPump(QObject):
         self._ticking = True
         try:
             for view in list(self._views):
+                key = id(view)
+                own = self._view_wakers.get(key)
+                if own is not None and not every:
+                    due = self._deadlines.get(key)
+                    if not own.pending and (due is None or due > now):
+                        continue
+                if own is not None:
+                    own.pending = False  # before its drain, as above
                 try:
                     view.tick(now)
                 except Exception as exc:  # noqa: BLE001 (one view's bug must not stop the others)
@@ -237,22 +287,26 @@ class GuiPump(QObject):
                     if _rate_log.log(logging.ERROR, f"tick:{type(view).__name__}", "view %r failed to tick: %s: %s",
                                      view, type(exc).__name__, exc):
                         _log.debug("the failed tick", exc_info=True)
+                if any(v is view for v in self._views):  # (it may have left during its own tick)
+                    self._deadlines[key] = self._deadline_of(view, now)
         finally:
             self._ticking = False
         if self._running:
-            self._deadline = self._earliest_deadline(now)
+            self._deadline = self._earliest()
             self._arm()
 
-    def _earliest_deadline(self, now: float) -> float | None:
+    def _deadline_of(self, view: PumpedView, now: float) -> float | None:
+        try:
+            return view.next_deadline_s(now)
+        except Exception as exc:  # noqa: BLE001
+            self.view_errors += 1
+            _rate_log.log(logging.ERROR, f"deadline:{type(view).__name__}", "view %r failed to give its "
+                          "deadline: %s: %s", view, type(exc).__name__, exc)
+            return now + 1.0  # tick it again later rather than forget it
+
+    def _earliest(self) -> float | None:
         earliest: float | None = None
-        for view in self._views:
-            try:
-                due = view.next_deadline_s(now)
-            except Exception as exc:  # noqa: BLE001
-                self.view_errors += 1
-                _rate_log.log(logging.ERROR, f"deadline:{type(view).__name__}", "view %r failed to give its "
-                              "deadline: %s: %s", view, type(exc).__name__, exc)
-                due = now  # tick it again soon rather than forget it
+        for due in self._deadlines.values():
             if due is not None and (earliest is None or due < earliest):
                 earliest = due
         return earliest

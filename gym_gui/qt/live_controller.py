@@ -100,7 +100,8 @@ class LiveTelemetryController(QObject):
         self._own_pump = pump is None
         self._pump = pump if pump is not None else GuiPump(frame_interval_ms=poll_interval_ms, clock=clock,
                                                            parent=self)
-        self._view = LiveView(bus, run_id, agent_id, _Emitter(self), reader=reader, waker=self._pump.waker,
+        self._waker = self._pump.new_waker()  # this view's own: its news ticks it alone
+        self._view = LiveView(bus, run_id, agent_id, _Emitter(self), reader=reader, waker=self._waker,
                               buffer_maxlen=buffer_maxlen, max_batch=max_batch,
                               heartbeat_interval_s=heartbeat_interval_s,
                               stall_missed_intervals=stall_missed_intervals, idle_timeout_s=idle_timeout_s,
@@ -135,7 +136,7 @@ class LiveTelemetryController(QObject):
         if self._view.started or self._view.stopped:
             return
         self._view.start()
-        self._pump.add(self._view)
+        self._pump.add(self._view, waker=self._waker)
         if self._own_pump:
             self._pump.start()
 

@@ -92,7 +92,8 @@ class ReplayController(QObject):
         self.run_id = run_id
         self._own_pump = pump is None
         self._pump = pump if pump is not None else GuiPump(frame_interval_ms=poll_interval_ms, parent=self)
-        self._view = ReplayView(bus, reader, run_id, _Emitter(self), waker=self._pump.waker,
+        self._waker = self._pump.new_waker()  # this view's own: its news ticks it alone
+        self._view = ReplayView(bus, reader, run_id, _Emitter(self), waker=self._waker,
                                 poll_interval_s=poll_interval_ms / 1000.0, subscriber_id=subscriber_id,
                                 follow_episodes=follow_episodes, clock=self._pump.clock)
         self.subscriber_id = self._view.subscriber_id
@@ -116,7 +117,7 @@ class ReplayController(QObject):
         run (loading at once if it is); idempotent, a no-op after ``stop``. GUI thread; does not block."""
         if self._view.live or not self._connected:
             return
-        self._pump.add(self._view)
+        self._pump.add(self._view, waker=self._waker)
         if self._own_pump:
             self._pump.start()
         self._view.start()

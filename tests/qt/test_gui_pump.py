@@ -165,3 +165,27 @@ def test_tick_now_runs_at_once_and_bad_arguments_are_refused(qtbot: Any, pump: G
     assert len(view.ticks) == 1 and pump.ticks == 1
     with pytest.raises(ValueError):
         GuiPump(frame_interval_ms=0)
+
+
+def test_a_views_own_waker_ticks_that_view_alone_and_shared_views_tick_every_time(
+        qtbot: Any, bus: RunBus, factory: Any, pump: GuiPump) -> None:
+    wa, wb = pump.new_waker(), pump.new_waker()
+    a = View(bus.subscribe(Topic.STEP_APPENDED, "a", run_id="run-a", waker=wa))
+    b = View(bus.subscribe(Topic.STEP_APPENDED, "b", run_id="run-b", waker=wb))
+    shared = View()
+    pump.add(a, waker=wa)
+    pump.add(b, waker=wb)
+    pump.add(shared)  # no waker of its own: ticked at every tick
+    bus.publish(factory("run-a", "agent1").step(0, 0))
+    qtbot.waitUntil(lambda: len(a.got) == 1, timeout=5000)
+    assert len(a.ticks) == 1 and b.ticks == [] and len(shared.ticks) == 1
+    b.deadline_s = time.monotonic() + 0.03  # a deadline ticks its view without news
+    pump.reschedule()
+    qtbot.waitUntil(lambda: len(b.ticks) == 1, timeout=5000)
+    assert len(a.ticks) == 1 and len(shared.ticks) == 2
+    pump.remove(b)
+    bus.publish(factory("run-b", "agent1").step(0, 0))  # b left: its waker posts nothing
+    assert not wb.pending
+    pump.wake()  # the shared waker: every view
+    qtbot.waitUntil(lambda: len(shared.ticks) == 3, timeout=5000)
+    assert len(a.ticks) == 2 and len(b.ticks) == 1 and b.got == []
