@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry import data_model
-from gym_gui.telemetry.batch_processor import ExportResult, Wording
+from gym_gui.telemetry.batch_export import ExportResult, Wording
 from gym_gui.telemetry.db_sink_records import episode_fields, producer_fields, step_fields, with_producer_fields
 from gym_gui.telemetry.db_sink_replay import ReplayFrames
 from gym_gui.telemetry.events import TelemetryEvent, Topic

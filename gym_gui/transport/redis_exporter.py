@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from gym_gui.telemetry.batch_processor import ExportResult, Wording
+from gym_gui.telemetry.batch_export import ExportResult, Wording
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.transport.redis_client import CONNECTION_ERRORS
 from gym_gui.transport.redis_publisher import PublishResult, RedisPublisher

@@ -97,7 +97,7 @@ def test_a_flush_marker_waits_for_exactly_what_was_published_before_it(bus: RunB
     done: list[bool] = []
     flusher = threading.Thread(target=lambda: done.append(proc.flush(5)))
     flusher.start()
-    wait_until(lambda: proc._markers_put == 1, message="the flush marker put")
+    wait_until(lambda: proc._held._put == 1, message="the flush marker put")
     bus.publish(f.step(0, 50))  # after the marker
     assert not done
     gate.set()
