@@ -248,6 +248,13 @@ def test_the_followed_range_steps_instead_of_moving_at_every_point() -> None:
         shown = new
         assert shown[0] == 0.0 and shown[1] >= last
     assert changes <= 3
+    from gym_gui.live.follow_range import stepped_range
+
+    y_shown = stepped_range(-1.13, 1.43)
+    assert y_shown[0] < -1.13 and y_shown[1] > 1.43
+    for top in np.linspace(1.43, 1.45, 50):  # a return creeping up keeps its y-axis
+        assert stepped_range(-1.13, float(top), y_shown) == y_shown
+    assert stepped_range(-1.13, 9.0, y_shown)[1] > 9.0
 
 
 def test_plot_jobs_run_the_newest_per_key_and_leave_no_thread() -> None:

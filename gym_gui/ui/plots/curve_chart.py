@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import QGraphicsItem
 
-from gym_gui.live.follow_range import follow_range
+from gym_gui.live.follow_range import follow_range, stepped_range
 
 __all__ = ["X_PADDING", "CurveChart", "cache_axes", "style_curve"]
 
@@ -49,13 +49,16 @@ def cache_axes(plot: pg.PlotItem) -> None:
 class CurveChart:
     """One plot, its curves keyed by series name, and whether it follows the data. GUI thread."""
 
-    def __init__(self, key: str, plot: pg.PlotItem, title: str) -> None:
+    def __init__(self, key: str, plot: pg.PlotItem, title: str, *, index: int = 0) -> None:
         self.key = key
+        self.headroom = 0.1 + 0.04 * (index % 4)  # charts step their x-axes at different ticks
         self.plot = plot
         self.title = title
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.following = True  # shows every point (else the person zoomed or panned)
         self.shown_range: tuple[float, float] | None = None  # the x-range set while following
+        self.shown_y: tuple[float, float] | None = None  # the y-range set while following (None: fixed)
+        self.fixed_y = False  # a chart with a y-range of its own (the success rate's 0..1)
         self.last_x: float | None = None  # zoomed: the last x when its range was last asked for
         self.rewritten = -1  # zoomed: data.rewritten then
         self.stale = False  # zoomed: data changed while its range job ran
@@ -79,34 +82,49 @@ class CurveChart:
             curve = self.plot.plot(pen=_LINE_PEN)
         if name == "success_rate":
             self.plot.setYRange(0, 1, padding=0.05)
+            self.fixed_y = True
         self.curves[name] = curve
         return curve
 
     def follow(self) -> None:
-        """Step the x-range to hold every point the curves were given (follow_range)."""
-        lows, highs = [], []
-        for curve in self.curves.values():
-            if curve.xData is not None and len(curve.xData):
-                finite = curve.xData[np.isfinite(curve.xData)]
-                if len(finite):
-                    lows.append(finite.min())
-                    highs.append(finite.max())
-        if not lows:
+        """Step the x- and y-ranges to hold every point the curves were given (module doc)."""
+        xs = [_bounds(c.xData) for c in self.curves.values()]
+        ys = [_bounds(c.yData) for c in self.curves.values()]
+        xs, ys = [b for b in xs if b is not None], [b for b in ys if b is not None]
+        if not xs:
             return
-        lo, hi = follow_range(float(min(lows)), float(max(highs)), self.shown_range)
-        if (lo, hi) != self.shown_range:
-            self.shown_range = (lo, hi)
-            pad = (hi - lo) * X_PADDING
-            self.view_box.setXRange(lo - pad, hi + pad, padding=0)
+        x_range = follow_range(min(b[0] for b in xs), max(b[1] for b in xs), self.shown_range,
+                               headroom=self.headroom)
+        y_range = None if self.fixed_y or not ys else stepped_range(min(b[0] for b in ys), max(b[1] for b in ys),
+                                                                     self.shown_y)
+        if x_range != self.shown_range or y_range != self.shown_y:
+            self.shown_range, self.shown_y = x_range, y_range
+            pad = (x_range[1] - x_range[0]) * X_PADDING
+            if y_range is None:
+                self.view_box.setXRange(x_range[0] - pad, x_range[1] + pad, padding=0)
+            else:
+                self.view_box.setRange(xRange=(x_range[0] - pad, x_range[1] + pad), yRange=y_range, padding=0)
 
     def reset_follow(self) -> None:
         """Follow the data again (a new data set, another axis, the whole view asked for)."""
-        self.following, self.shown_range = True, None
+        self.following, self.shown_range, self.shown_y = True, None, None
 
-    def is_followed_range(self, x_range: Any) -> bool:
-        """True when ``x_range`` is the range ``follow`` set (a resize or repaint, not a zoom)."""
-        if not self.following or self.shown_range is None or self.view_box.autoRangeEnabled()[0]:
+    def is_followed_range(self, x_range: Any, axis: int = 0) -> bool:
+        """True when ``x_range`` (of axis 0: x, 1: y) is the range ``follow`` set (a resize or a
+        repaint, not a zoom)."""
+        if not self.following or self.view_box.autoRangeEnabled()[axis]:
+            return False
+        if axis == 1:
+            return self.shown_y is None or bool(np.allclose(x_range, self.shown_y, rtol=1e-9, atol=1e-12))
+        if self.shown_range is None:
             return False
         lo, hi = self.shown_range
         pad = (hi - lo) * X_PADDING
         return bool(np.allclose(x_range, (lo - pad, hi + pad), rtol=1e-9, atol=1e-9 * (hi - lo)))
+
+
+def _bounds(values: Any) -> tuple[float, float] | None:
+    if values is None or not len(values):
+        return None
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if len(finite) else None

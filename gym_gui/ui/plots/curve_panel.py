@@ -298,11 +298,23 @@ class CurvePanel(QWidget):
 
         self.worker.submit(("view", chart.key), lambda token: decimate_views(views, x_range, bins, token), done)
 
+    def _on_y_changed(self, view_box: Any, y_range: Any) -> None:
+        """Only the y-range was zoomed or panned: the chart stops following (the next tick would
+        undo it otherwise)."""
+        chart = None if self._feeding else self._chart_of(view_box)
+        if chart is None or not chart.following or view_box.autoRangeEnabled()[1] or chart.is_followed_range(y_range, 1):
+            return
+        chart.following = False
+        self._request_view(chart)
+
+    def _chart_of(self, view_box: Any) -> CurveChart | None:
+        return next((c for c in self._charts.values() if c.view_box is view_box), None)
+
     def _on_view_changed(self, view_box: Any, x_range: Any) -> None:
         """The person zoomed or panned a chart (or asked for the whole view): re-decimate it."""
         if self._feeding:
             return
-        chart = next((c for c in self._charts.values() if c.plot.getViewBox() is view_box), None)
+        chart = self._chart_of(view_box)
         if chart is None:
             return
         if chart.is_followed_range(x_range):
@@ -324,9 +336,10 @@ class CurvePanel(QWidget):
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
         plot.showGrid(x=SHOW_GRID, y=SHOW_GRID, alpha=0.25)
         plot.setMenuEnabled(True)
-        chart = CurveChart(key, plot, title)
+        chart = CurveChart(key, plot, title, index=i)
         self._charts[key] = chart
         plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
+        plot.getViewBox().sigYRangeChanged.connect(self._on_y_changed)
         if key == "return":
             plot.addLegend(offset=(-5, 5), labelTextColor=(40, 40, 40), brush=pg.mkBrush(255, 255, 255, 200))
         return chart
