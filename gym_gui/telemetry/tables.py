@@ -26,9 +26,7 @@ from __future__ import annotations
 import enum
 import math
 import threading
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from gym_gui.telemetry.json_text import dump_json, load_json
 
@@ -96,8 +94,7 @@ class Codec(enum.Enum):
         return stored
 
 
-@attrs.frozen(slots=True)
-class Column:
+class Column(NamedTuple):
     """One declared column (module doc). ``written``: the INSERT binds it (False for a generated
     column or one a trigger fills); ``generic``: encoded by the declaration (False: by the table's
     hand-written encoder)."""

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import Callable
-
-import attrs
+from typing import Callable, NamedTuple
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 
@@ -71,9 +69,8 @@ class TopicSpecError(ValueError):
 Normaliser = Callable[[TelemetryEvent], TelemetryEvent]
 
 
-@attrs.frozen(slots=True)
-class TopicSpec:
-    """What one topic is for (module doc). Immutable; share it freely."""
+class TopicSpec(NamedTuple):
+    """What one topic is for (module doc). Immutable (a NamedTuple: cheap to declare at import); share it freely."""
 
     topic: Topic
     durable: bool
