@@ -38,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # polling, for redis_helpers
 sys.path.insert(0, str(ROOT / "tests" / "transport"))
 sys.path.insert(0, str(HERE))
 

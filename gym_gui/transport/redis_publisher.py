@@ -1,6 +1,7 @@
 """RedisPublisher: TelemetryEvents into their Redis streams, idempotently (Qt-free).
 
-A batch goes out as one pipeline: one ``SADD`` of the batch's stream keys to the index set (every
+A batch goes out as one pipeline, packed and its replies read by ``redis_wire`` (redis-py's
+per-argument packing and reply parsing cost more than everything else here): one ``SADD`` of the batch's stream keys to the index set (every
 batch, so a Redis restarted without its data has its index back with the next batch and a GUI
 started afterwards finds the stream; the cost is one command per batch), then one
 ``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event. Redis refuses an
@@ -13,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import attrs
 import redis
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent
-from gym_gui.transport.redis_entries import encode_fields
-from gym_gui.transport.redis_keys import KEY_PREFIX, entry_id, index_key, seq_of_any_id, stream_key
+from gym_gui.transport.redis_entries import STREAM_TOPICS, payload_json
+from gym_gui.transport.redis_keys import KEY_PREFIX, index_key, seq_of_any_id, stream_key
+from gym_gui.transport.redis_wire import RawCall, command, topic_text, xadd_head, xadd_text
 
 __all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "SeqGuard", "stream_last_seq_id"]
 
@@ -30,6 +32,9 @@ _log = logging.getLogger(__name__)
 #: Entries kept per stream (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
 DEFAULT_RETENTION = 100_000
 _DUPLICATE_MARK = "equal or smaller"
+#: XADDs sent at a time within a batch: Redis adds one piece while the next is being made.
+_PIECE = 64
+_TOPIC_TEXT = {topic: topic_text(topic.name) for topic in STREAM_TOPICS}
 
 
 class SeqGuard(Protocol):
@@ -86,6 +91,8 @@ class RedisPublisher:
         self._lock = threading.Lock()
         self._indexed: set[str] = set()
         self._keys: dict[tuple[str, str | None], str] = {}
+        self._heads: dict[str, str] = {}  # stream key -> its XADD command's head
+        self._raw = RawCall(client)
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.added = 0
         self.duplicates = 0
@@ -120,47 +127,61 @@ class RedisPublisher:
             return self._publish(events)
 
     def _publish(self, events: Sequence[TelemetryEvent]) -> PublishResult:
-        entries: list[tuple[str, str, dict[str, str]]] = []
         keys: dict[str, int] = {}  # every stream of the batch, in order (each batch re-registers them): its top seq_id
-        unencodable = 0
+        key_of = self.key_of
         for evt in events:
-            key = self.key_of(evt.run_id, evt.agent_id)
-            try:
-                fields = encode_fields(evt)
-            except (TypeError, ValueError, RecursionError) as exc:
-                unencodable += 1
-                self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
-                               evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
-                continue
+            key = key_of(evt.run_id, evt.agent_id)
             if evt.seq_id > keys.get(key, -1):
                 keys[key] = evt.seq_id
-            entries.append((key, entry_id(evt.seq_id), fields))
-        replies: list[Any] = []
-        if entries:
-            if self.seq_guard is not None:
-                self.seq_guard.reserve(keys)
-            pipe = self.client.pipeline(transaction=False)
-            pipe.sadd(self._index_key, *keys)  # the index first: a reader that sees an entry finds its stream
-            maxlen, approximate = self.retention, self.approximate_trim
-            for key, id_, fields in entries:
-                pipe.xadd(key, fields, id=id_, maxlen=maxlen, approximate=approximate)  # type: ignore[arg-type]
-            replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
-                raise reply
-        if replies and isinstance(replies[0], Exception):
-            self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), replies[0])
-        elif replies:
+        if self.seq_guard is not None:
+            self.seq_guard.reserve(keys)  # before any of the batch goes out
+        unencodable = sent = 0
+        heads = self._heads
+        errors: list[tuple[int, str]] = []
+        with self._raw.session() as session:
+            # the index first: a reader that sees an entry finds its stream
+            session.send(command(b"SADD", self._index_key, *keys))
+            piece: list[str] = []
+            for evt in events:
+                try:
+                    text = payload_json(evt.payload)
+                    ts = evt.ts_iso
+                    if not (text.isascii() and ts.isascii()):
+                        text.encode("utf-8")  # raises for a lone surrogate, before the batch's text is encoded
+                        ts.encode("utf-8")
+                    topic = _TOPIC_TEXT[evt.topic]
+                except (TypeError, ValueError, RecursionError, KeyError) as exc:
+                    unencodable += 1
+                    self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
+                                   evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
+                    continue
+                key = key_of(evt.run_id, evt.agent_id)
+                head = heads.get(key)
+                if head is None:
+                    head = heads[key] = xadd_head(key, self.retention, self.approximate_trim).decode("utf-8")
+                piece.append(xadd_text(head, evt.seq_id, topic, ts, text))
+                if len(piece) == _PIECE:  # Redis adds these while the next are made
+                    session.send("".join(piece).encode("utf-8"))
+                    sent += _PIECE
+                    piece = []
+            if piece:
+                session.send("".join(piece).encode("utf-8"))
+                sent += len(piece)
+            errors = session.errors(sent + 1)
+        if errors and errors[0][0] == 0:
+            self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), errors[0][1])
+        else:
             self._indexed.update(keys)
-        added = duplicates = refused = 0
-        for reply in replies[1:]:
-            if not isinstance(reply, Exception):
-                added += 1
-            elif isinstance(reply, redis.ResponseError) and _DUPLICATE_MARK in str(reply):
+        duplicates = refused = 0
+        for index, message in errors:
+            if index == 0:
+                continue
+            if _DUPLICATE_MARK in message:
                 duplicates += 1
             else:
                 refused += 1
-                self._rlog.log(logging.ERROR, "refused", "Redis refused an event: %s", reply)
+                self._rlog.log(logging.ERROR, "refused", "Redis refused an event: %s", message)
+        added = sent - duplicates - refused
         self.added += added
         self.duplicates += duplicates
         self.unencodable += unencodable

@@ -27,21 +27,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import redis
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ingest.proxy import IngestGate
-from gym_gui.telemetry.events import StreamKey, TelemetryEvent
+from gym_gui.telemetry.events import StreamKey
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
-from gym_gui.transport.redis_entries import EntryRejected, decode_entry
 from gym_gui.transport.redis_removed import removed_upper
 from gym_gui.transport.redis_read_state import StreamReadState
 from gym_gui.transport.redis_renumbered import RenumberedEntries, find_renumbered
-from gym_gui.transport.redis_keys import KEY_PREFIX, cursor_after, index_key, parse_stream_key, seq_from_entry_id
+from gym_gui.transport.redis_source_counts import SourceCounts
+from gym_gui.transport.redis_keys import KEY_PREFIX, index_key, parse_stream_key
+from gym_gui.transport.redis_wire import RawCall
+from gym_gui.transport.redis_xread import take_entries, xread
 
 __all__ = ["RedisTelemetrySource", "SOURCE_CLIENT_NAME"]
 
@@ -92,6 +93,7 @@ class RedisTelemetrySource:
         self._bus = bus
         self._client_factory = client_factory
         self._client: redis.Redis | None = None
+        self._raw: RawCall | None = None  # XREAD without redis-py's reply parsing (redis_wire)
         if url is not None:  # no I/O yet; a malformed URL fails here, not on the thread
             self._client = make_client(url, client_name=SOURCE_CLIENT_NAME, socket_timeout_s=block_ms / 1000 + 5.0)
         self._seq_floor = seq_floor
@@ -111,19 +113,8 @@ class RedisTelemetrySource:
         self._next_discover_at = 0.0
         self._failing = False
 
-        self._lock = threading.Lock()  # guards what other threads read
-        self._streams: list[StreamKey] = []
-        self._entries_read = 0
-        self._published: Counter[str] = Counter()
-        self._rejected: Counter[str] = Counter()
-        self._lost: dict[StreamKey, list[tuple[int, int]]] = {}
-        self._vanished: dict[StreamKey, int | None] = {}  # stream -> last seq_id read before its key vanished
+        self._counts = SourceCounts()  # what other threads read
         self._renumbered = RenumberedEntries(name)
-        self._reconnects = 0
-        self._connection_errors = 0
-        self._connected = False
-        self._last_error: str | None = None
-        self._paused_s = 0.0
 
         self._state_lock = threading.Lock()
         self._state = "new"  # new -> running -> stopped
@@ -163,14 +154,12 @@ class RedisTelemetrySource:
     # -- stats -----------------------------------------------------------------------------------
     def streams(self) -> list[StreamKey]:
         """The streams being read, in order of discovery. Any thread."""
-        with self._lock:
-            return list(self._streams)
+        return self._counts.stream_list()
 
     def lost_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
         """Per stream, the seq_id ranges (inclusive) Redis removed before they were read (retention, XDEL,
         a restart without persistence). Any thread; never blocks."""
-        with self._lock:
-            return {stream: list(ranges) for stream, ranges in self._lost.items()}
+        return self._counts.lost_copy()
 
     def renumbered_ranges(self) -> dict[StreamKey, list[tuple[int, int]]]:
         """Per stream, the seq_id ranges (inclusive) of entries skipped because the stream was written anew
@@ -178,37 +167,8 @@ class RedisTelemetrySource:
         return self._renumbered.ranges()
 
     def stats(self) -> dict[str, Any]:
-        """Counters for the debug pane. Any thread; never blocks.
-
-        ``entries_read``, ``published`` (per topic name) and ``published_total``, ``rejected`` (per
-        reason) and ``rejected_total``, ``lost_ranges`` (``{"run_id/agent_id": [(a, b), ...]}``, for
-        display; ``lost_ranges()`` has exact keys) and ``lost`` (their event count, an upper bound),
-        ``vanished`` (``{"run_id/agent_id": last seq_id read}`` of streams whose key is gone from Redis
-        and not written since), ``renumbered`` (entries skipped because their stream was written anew
-        below the seq_ids already taken: exact) and ``renumbered_ranges`` (``{"run_id/agent_id":
-        [(a, b), ...]}``; ``renumbered_ranges()`` has exact keys), ``reconnects``, ``connection_errors``, ``connected``, ``last_error``,
-        ``streams``, ``paused_s`` (waiting on the gate), ``running``.
-        """
-        with self._lock:
-            return {
-                "entries_read": self._entries_read,
-                "published": dict(self._published),
-                "published_total": sum(self._published.values()),
-                "rejected": dict(self._rejected),
-                "rejected_total": sum(self._rejected.values()),
-                "lost_ranges": {f"{run}/{agent or ''}": list(r) for (run, agent), r in self._lost.items()},
-                "lost": sum(b - a + 1 for ranges in self._lost.values() for a, b in ranges),
-                "vanished": {f"{run}/{agent or ''}": seq for (run, agent), seq in self._vanished.items()},
-                "renumbered": self._renumbered.total,
-                "renumbered_ranges": {f"{run}/{agent or ''}": r for (run, agent), r in self._renumbered.ranges().items()},
-                "reconnects": self._reconnects,
-                "connection_errors": self._connection_errors,
-                "connected": self._connected,
-                "last_error": self._last_error,
-                "streams": len(self._streams),
-                "paused_s": self._paused_s,
-                "running": self.is_running(),
-            }
+        """Counters for the debug pane (``SourceCounts.snapshot`` lists them). Any thread; never blocks."""
+        return self._counts.snapshot(self._renumbered, self.is_running())
 
     # -- reader thread ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -225,8 +185,8 @@ class RedisTelemetrySource:
                     client.close()
                 except Exception:  # closing a dead connection may fail; nothing to keep
                     pass
-            with self._lock:
-                self._connected = False
+            with self._counts.lock:
+                self._counts.connected = False
 
     def _cycle(self) -> None:
         """One round: discover if due, wait for the gate, one XREAD, publish what it returned."""
@@ -243,10 +203,13 @@ class RedisTelemetrySource:
         if not self._states:
             self._stop.wait(max(0.0, self._next_discover_at - time.monotonic()))
             return
-        reply = client.xread({s.key: s.cursor for s in self._states.values()},
-                             count=self.batch_count, block=self.block_ms)
+        raw = self._raw
+        if raw is None or raw.client is not client:
+            raw = self._raw = RawCall(client)
+        replies = xread(raw, {s.key: s.cursor for s in self._states.values()}, count=self.batch_count,
+                        block_ms=self.block_ms)
         self._reachable()
-        for key, entries in _stream_replies(reply):
+        for key, entries in replies:
             state = self._states.get(key)
             if state is not None and entries:
                 self._take(state, entries)
@@ -275,8 +238,8 @@ class RedisTelemetrySource:
                                self.name, *stream, exc)
                 continue
             self._states[key] = StreamReadState(key, stream, floor)
-            with self._lock:
-                self._streams.append(stream)
+            with self._counts.lock:
+                self._counts.streams.append(stream)
             _log.info("%s: reading stream %s/%s after seq_id %s", self.name, *stream, floor)
 
     def _check_vanished(self, client: redis.Redis, members: set[bytes]) -> None:
@@ -295,72 +258,38 @@ class RedisTelemetrySource:
             if exists:
                 continue
             state.vanished = True
-            with self._lock:
-                self._vanished[state.stream] = state.last_seq
+            with self._counts.lock:
+                self._counts.vanished[state.stream] = state.last_seq
             _log.warning("%s: stream %s/%s is gone from Redis after seq_id %s (deleted, or Redis restarted "
                          "without its data): entries after it that were not read are lost; if the writer goes "
                          "on, the missing range is reported", self.name, *state.stream, state.last_seq)
 
-    def _take(self, state: StreamReadState, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _take(self, state: StreamReadState, entries: Sequence[Any]) -> None:
         """Decode, publish and advance the cursor over one stream's reply. Never raises a RedisError."""
         if state.vanished:  # written again: a gap before its new entries is explained like any other
             state.vanished = False
-            with self._lock:
-                self._vanished.pop(state.stream, None)
-        last = state.last_seq
-        events: list[TelemetryEvent] = []
-        rejected: list[EntryRejected] = []
-        skipped: list[int] = []
-        read = 0
-        skip_upto = state.skip_upto
-        for raw_id, fields in entries:
-            read += 1
-            seq = seq_from_entry_id(raw_id)
-            if skip_upto is not None and seq is not None:
-                if seq <= skip_upto:  # renumbered: its seq_id is taken by an event read before
-                    skipped.append(seq)
-                    state.cursor = raw_id
-                    continue
-                if skipped:
-                    self._renumbered.skipped(state.stream, skipped)
-                    skipped = []
-                self._renumbered.ended(state.stream, skip_upto)
-                state.skip_upto = skip_upto = None
-            if seq is not None:
-                low = 1 if last is None else last + 1
-                if seq > low:
-                    state.gaps.append((low, seq - 1))
-                if last is None or seq > last:
-                    last = seq
-            state.cursor = raw_id
-            try:
-                events.append(decode_entry(state.stream, raw_id, fields or {}, seq))
-            except EntryRejected as exc:
-                rejected.append(exc)
-        state.last_seq = last
-        if state.anchor is None and read:  # the first entry read: an old anchor survives a lost tail too
-            first_raw, first_fields = entries[0]
-            state.anchor = (first_raw, first_fields or {})
-        if skipped:
-            self._renumbered.skipped(state.stream, skipped)
+            with self._counts.lock:
+                self._counts.vanished.pop(state.stream, None)
+        taken = take_entries(state, entries, self._renumbered)
         publish = self._bus.publish
-        for evt in events:
+        for evt in taken.events:
             publish(evt)
-        with self._lock:  # one update: entries_read never runs ahead of what they were counted as
-            self._entries_read += read
-            for evt in events:
-                self._published[evt.topic.name] += 1
-            for exc in rejected:
-                self._rejected[exc.reason] += 1
-        for exc in rejected:
+        with self._counts.lock:  # one update: entries_read never runs ahead of what they were counted as
+            self._counts.entries_read += taken.read
+            published = self._counts.published
+            for evt in taken.events:
+                published[evt.topic.name] += 1
+            for exc in taken.rejected:
+                self._counts.rejected[exc.reason] += 1
+        for exc in taken.rejected:
             self._log_rejected(exc.reason, f"stream {state.stream[0]}/{state.stream[1]}: {exc.detail}")
 
     def _check_renumbered(self, client: redis.Redis) -> None:
         """Read the streams written anew below the seq_ids taken again from their start. May raise connection errors."""
         for state in find_renumbered(client, self._states.values()):
             self._renumbered.started(state.stream, state.read_anew())
-            with self._lock:
-                self._vanished.pop(state.stream, None)
+            with self._counts.lock:
+                self._counts.vanished.pop(state.stream, None)
 
     def _resolve_gaps(self, client: redis.Redis) -> None:
         """Tell lost ranges (removed by Redis) from seq_ids the writer skipped. May raise connection errors."""
@@ -376,16 +305,16 @@ class RedisTelemetrySource:
             state.gaps.clear()
 
     def _note_lost(self, stream: StreamKey, first: int, last: int) -> None:
-        with self._lock:
-            self._lost.setdefault(stream, []).append((first, last))
+        with self._counts.lock:
+            self._counts.lost.setdefault(stream, []).append((first, last))
         self._rlog.log(logging.WARNING, f"lost:{stream}",
                        "%s: stream %s/%s lost seq_ids %d..%d (%d events at most): Redis no longer held them when "
                        "they were to be read (retention, XDEL, or a restart without persistence)",
                        self.name, stream[0], stream[1], first, last, last - first + 1)
 
     def _count_rejected(self, reason: str, detail: str) -> None:
-        with self._lock:
-            self._rejected[reason] += 1
+        with self._counts.lock:
+            self._counts.rejected[reason] += 1
         self._log_rejected(reason, detail)
 
     def _log_rejected(self, reason: str, detail: str) -> None:
@@ -402,23 +331,23 @@ class RedisTelemetrySource:
                 return False
         waited = time.monotonic() - started
         if waited > 0.001:
-            with self._lock:
-                self._paused_s += waited
+            with self._counts.lock:
+                self._counts.paused_s += waited
         return not self._stop.is_set()
 
     def _reachable(self) -> None:
         if self._failing:
             self._failing = False
             _log.info("%s: Redis reachable again after %d failed attempts", self.name, self._backoff.failures)
-            with self._lock:
-                self._reconnects += 1
+            with self._counts.lock:
+                self._counts.reconnects += 1
         self._backoff.reset()
-        with self._lock:
-            self._connected = True
+        with self._counts.lock:
+            self._counts.connected = True
 
     def _note_error(self, exc: BaseException) -> None:
-        with self._lock:
-            self._last_error = f"{type(exc).__name__}: {exc}"
+        with self._counts.lock:
+            self._counts.last_error = f"{type(exc).__name__}: {exc}"
 
     def _failed(self, exc: Exception) -> None:
         """Handle what ``_cycle`` raised: back off (and count) before the next round."""
@@ -441,9 +370,9 @@ class RedisTelemetrySource:
     def _connection_lost(self, exc: BaseException) -> None:
         self._failing = True
         self._note_error(exc)
-        with self._lock:
-            self._connection_errors += 1
-            self._connected = False
+        with self._counts.lock:
+            self._counts.connection_errors += 1
+            self._counts.connected = False
         delay_s = self._backoff.next_delay_s()
         self._rlog.log(logging.WARNING, "conn", "%s: Redis unavailable (%s); retrying in %.2f s", self.name, exc, delay_s)
         self._next_discover_at = 0.0  # streams may have appeared meanwhile
@@ -460,19 +389,10 @@ class RedisTelemetrySource:
                 if kind not in (b"stream", b"none", "stream", "none"):
                     state = self._states.pop(key)
                     self._bad_keys.add(key)
-                    with self._lock:
-                        self._streams.remove(state.stream)
+                    with self._counts.lock:
+                        self._counts.streams.remove(state.stream)
                     self._count_rejected(NOT_A_STREAM, f"key {key[:120]!r} holds a {kind!r}, not a stream")
                     dropped += 1
         if not dropped:
             self._rlog.log(logging.ERROR, "reply", "%s: Redis replied with an error: %s", self.name, exc)
             self._backoff.sleep(self._stop)
-
-
-def _stream_replies(reply: Any) -> Iterable[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
-    """XREAD's reply as ``(key, entries)`` pairs, whatever the protocol's shape."""
-    if not reply:
-        return ()
-    if isinstance(reply, dict):
-        return [(key, value[0] if value and isinstance(value[0], list) else value) for key, value in reply.items()]
-    return [(key, entries) for key, entries in reply]

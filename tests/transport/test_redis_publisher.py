@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -92,3 +94,13 @@ def test_a_dead_server_raises_a_connection_error(factory) -> None:
     with pytest.raises(redis.ConnectionError):
         pub.publish([factory().started()])
     assert pub.stats()["added"] == 0
+
+
+def test_text_beyond_ascii_is_sent_with_its_utf8_lengths(client: redis.Redis, factory) -> None:
+    f = factory("rün-€", "agent:ü", first_seq=1)
+    events = [f.started(env_id="Frözen-🧊", note="a\ud800b"), f.step(0, 0, info={"ß": "€" * 3})]
+    pub = RedisPublisher(client, retention=None)
+    assert pub.publish(events).added == 2
+    entries = client.xrange(stream_key("rün-€", "agent:ü"))
+    assert [json.loads(fields[b"payload"]) for _id, fields in entries] == [dict(e.payload) for e in events]
+    assert entries[0][1][b"ts"].decode() == events[0].ts_iso

@@ -1,0 +1,118 @@
+"""redis_wire: the RESP parser (every reply type, any split of the bytes, the entry shortcut) and raw
+calls on real connections (RESP2 and RESP3), compared with what redis-py reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from gym_gui.transport.redis_client import make_client
+from gym_gui.transport.redis_publisher import RedisPublisher
+from gym_gui.transport.redis_wire import RawCall, ReplyError, ReplyParser, RespMap, command
+from gym_gui.transport.redis_xread import stream_replies, xread
+from redis_helpers import RedisServer
+
+
+def _parse_all(data: bytes, cut: int | None = None) -> list[Any]:
+    """Every reply in ``data``, fed in pieces of ``cut`` bytes (None: at once)."""
+    parser = ReplyParser()
+    out: list[Any] = []
+    pieces = [data] if cut is None else [data[i:i + cut] for i in range(0, len(data), cut)]
+    for piece in pieces:
+        parser.feed(piece)
+        while (value := parser.next()) is not ReplyParser.INCOMPLETE:
+            out.append(value)
+    assert parser.idle
+    return out
+
+
+ENTRY = (b"*2\r\n$3\r\n7-1\r\n*6\r\n$5\r\ntopic\r\n$13\r\nSTEP_APPENDED\r\n$2\r\nts\r\n$5\r\n2026Z\r\n"
+         b"$7\r\npayload\r\n$11\r\n{\"a\":\"\r\n\"}x\r\n")  # a payload holding CR LF: taken by its length
+ODD_ENTRY = b"*2\r\n$3\r\n8-1\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n"  # another shape: parsed element by element
+REPLIES = (
+    b"+OK\r\n-ERR no\r\n:42\r\n$-1\r\n$0\r\n\r\n*-1\r\n*0\r\n_\r\n,1.5\r\n#t\r\n(123456789012345678901\r\n"
+    b"=8\r\ntxt:abcd\r\n!3\r\nbad\r\n>2\r\n$4\r\npush\r\n:1\r\n%1\r\n$1\r\nk\r\n:2\r\n~1\r\n:3\r\n"
+    b"|1\r\n$3\r\nkey\r\n$3\r\nval\r\n:9\r\n"
+    b"*1\r\n*2\r\n$1\r\nk\r\n*2\r\n" + ENTRY + ODD_ENTRY
+)
+EXPECTED = [
+    b"OK", ReplyError("ERR no"), 42, None, b"", None, [], None, 1.5, True, 123456789012345678901,
+    b"abcd", ReplyError("bad"), RespMap([b"k", 2]), [3], 9,  # the push message and the attribute are skipped
+    [[b"k", [(b"7-1", b"STEP_APPENDED", b"2026Z", b'{"a":"\r\n"}x'), [b"8-1", [b"x", b"y"]]]]],
+]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with each Entry tuple written as the array it stands for."""
+    if type(value) is tuple:
+        raw_id, topic, ts, payload = value
+        return [raw_id, [b"topic", topic, b"ts", ts, b"payload", payload]]
+    if isinstance(value, list):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+@pytest.mark.parametrize("cut", [None, 1, 2, 3, 7, 64])
+def test_every_reply_type_parses_the_same_whatever_the_split(cut: int | None) -> None:
+    replies = _parse_all(REPLIES, cut)
+    assert _plain(replies) == _plain(EXPECTED)
+    if cut is None:  # all there at once: the transport's entry is one match, one tuple
+        assert replies == EXPECTED
+
+
+def test_bytes_that_are_not_resp_are_a_connection_error() -> None:
+    parser = ReplyParser()
+    parser.feed(b"?what\r\n")
+    with pytest.raises(redis.ConnectionError):
+        parser.next()
+
+
+def test_command_packs_str_bytes_and_ints() -> None:
+    assert command("GET", b"k\xff", 12) == b"*3\r\n$3\r\nGET\r\n$2\r\nk\xff\r\n$2\r\n12\r\n"
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def client(request: Any, redis_server: RedisServer) -> Any:
+    c = redis.Redis(host="127.0.0.1", port=redis_server.port, protocol=request.param, socket_timeout=5.0)
+    c.flushall()
+    yield c
+    c.close()
+
+
+def test_raw_calls_read_what_redis_py_reads_and_leave_the_connection_usable(client: redis.Redis, factory: Any) -> None:
+    RedisPublisher(client, retention=None).publish(factory("r", "a", first_seq=1).run(3, 4))
+    key = b"gym_gui:telemetry:r:a"
+    client.xadd(key, {"odd": "fields"}, id="100-1")  # another shape, beside the transport's
+    raw = RawCall(client)
+    replies = stream_replies(raw.call(command(b"XREAD", b"COUNT", 1000, b"STREAMS", key, b"0-0"), 1)[0])
+    ours = [(e[0], {b"topic": e[1], b"ts": e[2], b"payload": e[3]}) if type(e) is tuple else (e[0], dict(zip(e[1][::2], e[1][1::2])))
+            for _key, entries in replies for e in entries]
+    assert [k for k, _ in replies] == [key]
+    assert ours == [(i, dict(f)) for i, f in client.xrange(key)]
+    assert client.ping()  # the pooled connection is clean after the raw call
+    assert xread(raw, {key: b"100-1"}, count=10, block_ms=1) == []  # nothing new: a null reply
+    errors = raw.call_errors(command(b"XADD", key, b"1-1", b"f", b"v") + command(b"SADD", b"set", b"m")
+                             + command(b"XADD", key, b"101-1", b"f", b"v"), 3)
+    assert [i for i, _ in errors] == [0] and "equal or smaller" in errors[0][1]
+    client.set(b"plain", b"x")
+    with pytest.raises(redis.ResponseError):
+        xread(raw, {b"plain": b"0-0"}, count=1, block_ms=1)
+    assert client.ping()
+
+
+def test_a_lost_server_is_a_connection_error_and_the_next_call_reconnects(own_redis: Any) -> None:
+    server = own_redis()
+    client = make_client(server.url, client_name="wire-test")
+    raw = RawCall(client)
+    assert raw.call(command(b"PING"), 1) == [b"PONG"]
+    server.stop()
+    with pytest.raises(redis.ConnectionError):
+        raw.call(command(b"PING"), 1)
+    with pytest.raises(redis.ConnectionError):
+        raw.call_errors(command(b"SADD", b"s", b"m"), 1)
+    server.start()
+    assert raw.call(command(b"PING"), 1) == [b"PONG"]
+    assert raw.call_errors(command(b"SADD", b"s", b"m"), 1) == []
+    client.close()
