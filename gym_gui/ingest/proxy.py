@@ -405,8 +405,9 @@ class TelemetryProxy:
         """Count, reject and publish one decoded read, in line order.
 
         ``topics``: the items carry topic indexes into it (a frame from the ingest child), not Topics.
-        Hot path: a step whose worker seq follows its known stream is published right here; every
-        other item goes through ``_publish``, which does the same plus the rare cases.
+        Hot path: a step of a known stream whose worker seq follows the stream's (or that has none,
+        then it gets the next) is published right here; every other item goes through ``_publish``,
+        which does the same plus the rare cases.
         """
         lines, blanks, items = decoded
         with self._feed_lock:
@@ -425,14 +426,17 @@ class TelemetryProxy:
                         topic = topics[topic]
                         if type(payload) is tuple:
                             payload = StepPayload(payload)
-                    if topic is _STEP and type(seq) is int and run_id in runs_seen:
+                    if topic is _STEP and run_id in runs_seen:
                         key = (run_id, agent_id)
                         last = last_seq.get(key)
-                        if last is not None and last < seq <= MAX_SEQ_ID:
-                            bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
-                            last_seq[key] = seq
-                            steps += 1
-                            continue
+                        if last is not None:
+                            if seq is None and last < MAX_SEQ_ID:  # no worker seq (gym_gui envelopes): the next
+                                seq = last + 1
+                            if type(seq) is int and last < seq <= MAX_SEQ_ID:
+                                bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
+                                last_seq[key] = seq
+                                steps += 1
+                                continue
                     publish(topic, run_id, agent_id, seq, ts_iso, payload)
                 except Exception as exc:  # a bug here must cost this record only, never the source
                     reject(RejectReason.INTERNAL_ERROR, None, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")

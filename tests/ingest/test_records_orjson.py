@@ -193,3 +193,67 @@ def test_fast_path_payload_keeps_the_worker_key_order_and_extras() -> None:
 def test_the_workers_step_lines_take_the_fast_path() -> None:
     assert _fast_canonical_step(step(), "d", False) is not None
     assert _fast_canonical_step(step(render_payload=None, info=_DROP, agent_id=_DROP, seq=_DROP), "d", False) is not None
+
+
+def data_step(**fields: Any) -> dict[str, Any]:
+    """A step in the existing gym_gui workers' data envelope (docs/telemetry-jsonl.md section 7)."""
+    record: dict[str, Any] = {
+        "type": "step", "run_id": "r1", "agent_id": "a1", "episode": 3, "step": 0, "action_json": "2",
+        "observation_json": "5", "reward": 0.0, "terminated": False, "truncated": False, "info": {"prob": 1.0},
+        "render_payload": json.dumps(GRID), "ts_unix_ns": 1714564800250000000,
+    }
+    for key, value in fields.items():
+        if value is _DROP:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return record
+
+
+DATA_VARIANTS = [
+    {},
+    {"agent_id": _DROP}, {"agent_id": None}, {"agent_id": ""}, {"agent_id": "caf\u00e9"}, {"agent_id": 7},
+    {"run_id": _DROP}, {"run_id": ""}, {"run_id": "x" * 1025},
+    {"seq": 9}, {"seq": 4.0}, {"seq": "4"}, {"seq": True},
+    {"episode": _DROP}, {"episode": _DROP, "episode_index": 4}, {"episode": None, "episode_index": 4},
+    {"episode": "3"}, {"episode": 3.0}, {"step": _DROP}, {"step": _DROP, "step_index": 2},
+    {"action_json": _DROP}, {"action_json": "[1, 2]"}, {"action_json": "02"}, {"action_json": "nope"},
+    {"action_json": "NaN"}, {"action_json": "1e400"}, {"action_json": "123456789012345678901234"},
+    {"action_json": "\"\\ud800\""}, {"action_json": " 7 "}, {"action_json": 4}, {"action": 1},
+    {"action_json": "[" * 600 + "]" * 600},
+    {"observation_json": "[0.1, -2.5e-07]"}, {"observation_json": "{\"a\": {\"b\": null}}"},
+    {"observation_json": _DROP, "observation": [1, 2]},
+    {"reward": 1}, {"reward": True}, {"reward": "0.0"}, {"reward": _DROP}, {"reward": 1e308},
+    {"terminated": 1}, {"terminated": None}, {"terminated": _DROP}, {"truncated": "no"},
+    {"info": _DROP}, {"info": None}, {"info": [1]}, {"info": {"mask": [1, 0], "big": 2**70}},
+    {"render_payload": _DROP}, {"render_payload": None}, {"render_payload": GRID}, {"render_payload": "[1]"},
+    {"render_payload": "{\"kind\": \"grid\", \"x\": NaN}"}, {"render_payload": "{bad"}, {"render_payload": 3},
+    {"render_hint_json": "{\"fps\": 4}"}, {"worker_id": "w1"}, {"episode_seed": 7}, {"frame_ref": "f"},
+    {"ts_unix_ns": _DROP}, {"ts_unix_ns": 1714564800999999999}, {"ts_unix_ns": -5}, {"ts_unix_ns": 10**22},
+    {"ts_unix_ns": 253402300800 * 10**9}, {"ts_unix_ns": 1.5e18}, {"ts_unix_ns": "1"},
+    {"ts_unix_ns": _DROP, "ts": "2026-11-28T19:42:38+01:00"}, {"ts_unix_ns": _DROP, "timestamp": 1714564800.5},
+    {"ts_unix_ns": _DROP, "timestamp": "2026-11-28T18:42:38"}, {"ts_unix_ns": _DROP, "ts": "nope"},
+    {"type": "episode"}, {"v": 1},
+]
+
+
+@pytest.mark.parametrize("variant", DATA_VARIANTS, ids=[repr(v)[:60] for v in DATA_VARIANTS])
+def test_fast_data_step_path_matches_the_general_path(variant: dict[str, Any]) -> None:
+    record = data_step(**variant)
+    line = json.dumps(record).encode()
+    reference = _outcome(lambda: _normalize_general(copy.deepcopy(record), "agent-d", "run-d", NOW))
+    fast = _outcome(lambda: normalize_line(line, default_agent_id="agent-d", default_run_id="run-d", now_iso=NOW))
+    assert fast[0] == reference[0]
+    if reference[0] == "rejected":
+        assert fast[1] == reference[1]
+    else:
+        assert fast[1][:5] == reference[1][:5]
+        assert same_json(_by_key(fast[1][5]), _by_key(reference[1][5]))
+
+
+def test_the_existing_workers_step_lines_become_step_payloads() -> None:
+    from gym_gui.telemetry.step_payload import StepPayload
+
+    fields = normalize_line(json.dumps(data_step()).encode(), default_agent_id="d", default_run_id=None, now_iso=NOW)
+    assert fields[:5] == (Topic.STEP_APPENDED, "r1", "a1", None, "2024-05-01T12:00:00.250000+00:00")
+    assert type(fields[5]) is StepPayload and fields[5]["render_payload"] == GRID and fields[5]["action"] == 2
