@@ -76,6 +76,9 @@ def test_a_silent_stream_raises_the_banner_and_the_next_event_lowers_it(
     bus.publish(f.step(0, 0))
     qtbot.waitUntil(lambda: tab.stalled and tab.stall_banner.isVisible(), timeout=5000)
     assert tab.stall_timer.isActive() and "durable path keeps recording" in tab.stall_banner.text()
+    # The stream speaks again, and now announces a long interval: on a loaded machine the next check
+    # could otherwise come 0.1 s later, stall it again and hide the moment it resumed.
+    bus.publish(f.heartbeat(interval_s=60.0))
     bus.publish(f.step(0, 1))
     qtbot.waitUntil(lambda: not tab.stalled, timeout=5000)
     assert tab.stall_banner.isHidden() and not tab.stall_timer.isActive() and tab.steps_seen == 2
