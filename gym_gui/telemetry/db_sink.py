@@ -3,7 +3,9 @@
 One plain daemon thread (``telemetry-db-sink``) drains the STEP_APPENDED and EPISODE_FINALIZED
 subscriptions it makes itself and hands each event to the store as the existing application's
 records: ``store.record_step(StepRecord(...))`` / ``store.record_episode(EpisodeRollup(...))``
-(conversion in ``db_sink_records``; frames to ``gym_gui.replay`` in ``db_sink_replay``). With this
+(``sqlite_exporter.RecordExporter``: conversion in ``db_sink_records``, frames to ``gym_gui.replay`` in
+``db_sink_replay``), through a ``BatchProcessor`` (batches, a partial batch after ``max_delay_s``,
+order, stop) draining the subscriptions as one ``db_sink_sources.MultiSource``. With this
 project's store and bus it also subscribes RUN_COMPLETED losslessly (``db-sink-runs``) and commits
 each completion after the steps and episodes published before it (``on_run_persisted`` then
 follows), so a run finished by ``RunRegistry.update_run_outcome`` is stored as finished. It needs no
@@ -22,19 +24,17 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
 import weakref
 from pathlib import Path
 from typing import Any, Callable
 
 from gym_gui.rate_limited_log import RateLimitedLog
-from gym_gui.telemetry import data_model
-from gym_gui.telemetry.db_sink_records import episode_fields, producer_fields, step_fields, with_producer_fields
-from gym_gui.telemetry.db_sink_replay import ReplayFrames
-from gym_gui.telemetry.db_sink_sources import SinkSource, subscribe_source
+from gym_gui.telemetry.batch_processor import BatchProcessor
+from gym_gui.telemetry.db_sink_sources import MultiSource, SinkSource, subscribe_source
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus, Waker
-from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore, is_retryable_error
+from gym_gui.telemetry.sqlite_exporter import RecordExporter
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 __all__ = ["TelemetryDBSink"]
 
@@ -50,10 +50,6 @@ RUNS_SUBSCRIBER_ID = "db-sink-runs"
 STOP_JOIN_TIMEOUT_S = 5.0
 #: At interpreter exit a sink that was never stopped gets this long to hand over what it holds.
 EXIT_JOIN_TIMEOUT_S = 2.0
-#: A batch taking at least this long to hand to the store is logged as slow.
-SLOW_FLUSH_S = 0.25
-#: A subscription at least this full (of ``writer_queue_size``) is logged as a WARNING.
-DEPTH_WARNING_FRACTION = 0.8
 
 
 class TelemetryDBSink:
@@ -122,7 +118,7 @@ class TelemetryDBSink:
         self._counts_lock = threading.Lock()
         self._counts = {"steps_written": 0, "episodes_written": 0, "batches": 0, "checkpoints": 0,
                         "errors": 0, "conversion_issues": 0, "skipped": 0, "runs_completed": 0}
-        self._pending_count = 0
+        self._processor: BatchProcessor | None = None
 
     # -- control (any thread) --------------------------------------------------------------------
     def start(self) -> None:
@@ -158,8 +154,9 @@ class TelemetryDBSink:
         if thread is None or stop_event is None:
             return
         stop_event.set()
-        for source in list(self._sources):
-            source.wake()
+        processor = self._processor
+        if processor is not None:
+            processor.request_stop()
         if thread is threading.current_thread():  # called from the sink thread: it ends after this round
             return
         thread.join(timeout_s)
@@ -172,19 +169,24 @@ class TelemetryDBSink:
         depths. Any thread; never blocks."""
         with self._counts_lock:
             counts: dict[str, Any] = dict(self._counts)
-        counts["pending"] = self._pending_count
+        processor = self._processor
+        counts["pending"] = processor.held() if processor is not None else 0
+        if processor is not None and processor.running:
+            counts["errors"] += processor.errors  # added to the counts when its thread ends
         counts["queued"] = {source.key: source.depth() for source in list(self._sources)}
         counts["running"] = self.running
         return counts
 
     def _count(self, key: str, n: int = 1) -> None:
-        with self._counts_lock:
-            self._counts[key] += n
+        if n:
+            with self._counts_lock:
+                self._counts[key] += n
 
     # -- the sink thread -------------------------------------------------------------------------
     def _run(self, stop_event: threading.Event) -> None:
-        """Thread body: subscribe, then drain and write until ``stop_event``. Sink thread only."""
-        waker = Waker()  # shared by both sources on this project's bus
+        """Thread body: subscribe, then let a BatchProcessor drain and write until ``stop_event``.
+        Sink thread only."""
+        waker = Waker()  # shared by the sources on this project's bus
         lossless = self.lossless if self.lossless is not None else isinstance(self.store, TelemetrySQLiteStore)
         sources: list[SinkSource] = []
         try:
@@ -196,7 +198,9 @@ class TelemetryDBSink:
                 sources.append(subscribe_source(self.bus, Topic.RUN_COMPLETED, RUNS_SUBSCRIBER_ID,
                                                 self.writer_queue_size, True, waker))
             self._sources = sources
-            writer = _BatchWriter(self)
+            exporter = RecordExporter(self.store, count=self._count, rate_log=self._rate_log,
+                                      checkpoint_interval=self.checkpoint_interval, replay_dir=self.replay_dir,
+                                      on_run_persisted=self.on_run_persisted)
         except Exception:
             self._count("errors")
             _log.exception("TelemetryDBSink: cannot start (subscribing or preparing the writer failed); "
@@ -204,77 +208,22 @@ class TelemetryDBSink:
             for source in sources:
                 source.close()
             return
+        source = MultiSource(sources[1], sources[0], sources[2] if len(sources) > 2 else None,
+                             capacity=self.writer_queue_size, poll_interval_s=self.poll_interval_s,
+                             depth_log_interval_s=self.depth_log_interval_s, log=_log.debug,
+                             warn=lambda key, msg, *args: self._rate_log.log(logging.WARNING, key, msg, *args))
+        processor = BatchProcessor(exporter, source, name=THREAD_NAME, batch_size=self.batch_size,
+                                   max_delay_s=self.max_delay_s, retry_initial_s=self.poll_interval_s,
+                                   retry_max_s=max(self.poll_interval_s, 2.0), spawn=_no_thread, logger=_log)
+        self._processor = processor
+        if stop_event.is_set():  # stopped while subscribing
+            processor.request_stop()
+        processor.start()  # marks it running; this thread runs it
         try:
-            self._loop(stop_event, sources, writer)
+            processor.run()
         finally:
-            for source in sources:
-                source.close()
-            runs_tail = sources[2].drain() if len(sources) > 2 else []
-            episodes_tail = sources[0].drain()  # what arrived since the last round
-            writer.write_all(sources[1].drain(), episodes_tail)
-            writer.finish()
-            writer.write_completions(runs_tail)
-
-    def _loop(self, stop_event: threading.Event, sources: list[SinkSource], writer: _BatchWriter) -> None:
-        state = _LoopState(time.monotonic() + self.depth_log_interval_s)
-        while True:
-            try:
-                if self._iteration(stop_event, sources, writer, state):
-                    return
-            except Exception as exc:  # a bug must not end the durable path
-                self._count("errors")
-                self._rate_log.log(logging.ERROR, "loop", "TelemetryDBSink: unexpected %s: %s",
-                                   type(exc).__name__, exc)
-                stop_event.wait(self.poll_interval_s)
-
-    def _iteration(self, stop_event: threading.Event, sources: list[SinkSource], writer: _BatchWriter,
-                   state: _LoopState) -> bool:
-        """One drain / write / wait round; True when the sink is done (after a stop request)."""
-        pending = state.pending
-        episodes, steps = sources[0], sources[1]
-        stopping = stop_event.is_set()
-        # Completions first: every step and episode published before one is then drained with it.
-        completions = sources[2].drain() if len(sources) > 2 else []
-        drained_episodes = episodes.drain()
-        drained_steps = steps.drain()
-        if drained_steps or drained_episodes:
-            if not pending:
-                state.oldest_at = time.monotonic()
-            pending.extend((True, e) for e in drained_steps)
-            pending.extend((False, e) for e in drained_episodes)
-        while len(pending) >= self.batch_size:
-            batch = pending[:self.batch_size]
-            del pending[:self.batch_size]  # the rest arrived no earlier than oldest_at
-            writer.write(batch)
-        now = time.monotonic()
-        if pending and (stopping or completions or now - state.oldest_at >= self.max_delay_s):
-            batch = pending[:]
-            pending.clear()
-            writer.write(batch)
-        self._pending_count = len(pending)
-        if completions:
-            writer.finish_store_writes()
-            writer.write_completions(completions)
-        if stopping:
-            return True
-        if now >= state.next_depth_log:
-            self._log_depth(sources)
-            state.next_depth_log = now + self.depth_log_interval_s
-        timeout_s = state.next_depth_log - now
-        if pending:
-            timeout_s = min(timeout_s, max(0.0, state.oldest_at + self.max_delay_s - now))
-        steps.wait(timeout_s if steps.wakes_on_data else min(timeout_s, self.poll_interval_s))
-        return False
-
-    def _log_depth(self, sources: list[SinkSource]) -> None:
-        depths = {source.key: source.depth() for source in sources}
-        capacity = self.writer_queue_size
-        full = [key for key, depth in depths.items() if capacity > 0 and depth >= DEPTH_WARNING_FRACTION * capacity]
-        if full:
-            self._rate_log.log(logging.WARNING, "depth", "TelemetryDBSink: queues %s of %d (>= 80%% full: %s)",
-                               depths, capacity, full)
-        else:
-            _log.debug("TelemetryDBSink: queue depths %s (capacity %d)", depths, capacity)
+            self._count("errors", processor.errors)  # loop failures (each logged, rate-limited)
+            exporter.finish()
 
 
 _started: weakref.WeakSet[TelemetryDBSink] = weakref.WeakSet()
@@ -293,147 +242,8 @@ def _stop_all_at_exit() -> None:
 atexit.register(_stop_all_at_exit)
 
 
-class _LoopState:
-    """What the sink thread carries between rounds."""
-
-    __slots__ = ("pending", "oldest_at", "next_depth_log")
-
-    def __init__(self, next_depth_log: float) -> None:
-        self.pending: list[tuple[bool, Any]] = []  # (is_step, event), in the order they are written
-        self.oldest_at = 0.0
-        self.next_depth_log = next_depth_log
-
-
-class _BatchWriter:
-    """Converts and hands events to the store; counts, checkpoints, replay frames. Sink thread only."""
-
-    def __init__(self, sink: TelemetryDBSink) -> None:
-        self.sink = sink
-        store = sink.store
-        self.store = store
-        step_type, rollup_type = data_model.record_classes()
-        # Our store keeps what the records have no field for (the producer's seq_id, episode_index, ...).
-        self.keep_producer_fields = isinstance(store, TelemetrySQLiteStore)
-        if self.keep_producer_fields:
-            step_type, rollup_type = with_producer_fields(step_type), with_producer_fields(rollup_type)
-        self.step_type, self.rollup_type = step_type, rollup_type
-        self.replay = ReplayFrames.open(sink.replay_dir)
-        self.since_checkpoint = 0
-
-    def _issue(self, kind: str, message: str) -> None:
-        self.sink._count("conversion_issues")
-        self.sink._rate_log.log(logging.WARNING, kind, "TelemetryDBSink: %s", message)
-
-    def write_all(self, steps: list[Any], episodes: list[Any]) -> None:
-        """Write events drained at exit, steps before episodes, ``batch_size`` at a time."""
-        batch = [(True, e) for e in steps] + [(False, e) for e in episodes]
-        for start in range(0, len(batch), self.sink.batch_size):
-            self.write(batch[start:start + self.sink.batch_size])
-
-    def write(self, batch: list[tuple[bool, Any]]) -> None:
-        """Hand one batch to the store in order; count, time, checkpoint."""
-        sink = self.sink
-        started = time.monotonic()
-        steps = episodes = 0
-        for is_step, evt in batch:
-            if not hasattr(evt, "payload"):  # the existing consumers skip what is not an event
-                sink._count("skipped")
-                sink._rate_log.log(logging.WARNING, "skipped", "TelemetryDBSink: skipped a %s from the bus: "
-                                   "not a TelemetryEvent", type(evt).__name__)
-                continue
-            try:
-                if is_step:
-                    self._write_step(evt)
-                    steps += 1
-                else:
-                    self._write_episode(evt)
-                    episodes += 1
-            except Exception as exc:
-                sink._count("errors")
-                sink._rate_log.log(logging.ERROR, "write", "TelemetryDBSink: writing %s failed: %s: %s",
-                                   "a step" if is_step else "an episode", type(exc).__name__, exc)
-        with sink._counts_lock:
-            sink._counts["steps_written"] += steps
-            sink._counts["episodes_written"] += episodes
-            sink._counts["batches"] += 1
-        elapsed_s = time.monotonic() - started
-        if elapsed_s >= SLOW_FLUSH_S:
-            sink._rate_log.log(logging.WARNING, "slow", "TelemetryDBSink: slow flush, %d events took %.3f s",
-                               len(batch), elapsed_s)
-        self.since_checkpoint += steps + episodes
-        if sink.checkpoint_interval > 0 and self.since_checkpoint >= sink.checkpoint_interval:
-            self.since_checkpoint %= sink.checkpoint_interval  # one per interval of writes
-            self._checkpoint()
-
-    def _write_step(self, evt: Any) -> None:
-        fields = step_fields(evt, self._issue)
-        if self.replay is not None:
-            self.replay.take_arrays(fields)
-        if self.keep_producer_fields:
-            fields.update(producer_fields(evt, step=True))
-        self.store.record_step(self.step_type(**fields))
-
-    def _write_episode(self, evt: Any) -> None:
-        fields = episode_fields(evt, self._issue)
-        if self.keep_producer_fields:
-            fields.update(producer_fields(evt, step=False))
-        self.store.record_episode(self.rollup_type(**fields))
-
-    def _checkpoint(self) -> None:
-        try:
-            self.store.checkpoint_wal()
-            self.sink._count("checkpoints")
-        except Exception as exc:
-            self.sink._count("errors")
-            self.sink._rate_log.log(logging.ERROR, "checkpoint", "TelemetryDBSink: checkpoint_wal failed: %s", exc)
-
-    def finish_store_writes(self) -> None:
-        """Block until the store has committed what it was handed (``flush()``, when it has one)."""
-        flush = getattr(self.store, "flush", None)
-        if callable(flush):
-            try:
-                flush()
-            except Exception as exc:
-                self.sink._count("errors")
-                _log.error("TelemetryDBSink: store.flush() failed: %s", exc)
-
-    def write_completions(self, events: list[Any]) -> None:
-        """Commit RUN_COMPLETED events through the store's event API, after ``finish_store_writes``.
-
-        Retried with backoff while the database is locked or busy (never dropped silently: a failure
-        that is not retryable is counted and logged); ``on_run_persisted`` follows each commit.
-        """
-        if not events:
-            return
-        delay_s = 0.05
-        for _attempt in range(20):
-            try:
-                result = self.store.write_batch(events)
-                break
-            except Exception as exc:
-                self.sink._count("errors")
-                self.sink._rate_log.log(logging.ERROR, "completion", "TelemetryDBSink: storing %d run "
-                                        "completion(s) failed: %s: %s", len(events), type(exc).__name__, exc)
-                if not is_retryable_error(exc):
-                    return
-                time.sleep(delay_s)  # the sink thread's own backoff; nothing else waits on it
-                delay_s = min(1.0, delay_s * 2)
-        else:
-            return
-        self.sink._count("runs_completed", len(result.completed_runs))
-        callback = self.sink.on_run_persisted
-        for run_id in result.completed_runs:
-            if callback is not None:
-                try:
-                    callback(run_id)
-                except Exception:
-                    _log.exception("TelemetryDBSink: on_run_persisted(%r) failed", run_id)
-
-    def finish(self) -> None:
-        """Flush the store if it can, close the replay writers."""
-        self.finish_store_writes()
-        if self.replay is not None:
-            self.replay.close()
+def _no_thread() -> None:
+    """The processor's ``spawn``: the sink thread calls ``run`` itself."""
 
 
 def __getattr__(name: str) -> Any:

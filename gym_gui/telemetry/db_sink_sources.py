@@ -15,18 +15,22 @@
   until ``queue.Empty``, waited on with ``get(timeout=...)``. ``close()`` leaves it subscribed, as
   the existing app's sink does (a restart's subscription replaces it).
 
+``MultiSource`` puts the sink's sources together as the one ordered source its ``BatchProcessor`` drains.
 ``drain``/``wait`` run on the sink thread; ``depth``/``wake`` on any thread. None blocks except ``wait``.
 """
 
 from __future__ import annotations
 
 import queue
-from typing import Any
+import time
+from typing import Any, Callable
 
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus, Waker
 
-__all__ = ["SinkSource", "subscribe_source"]
+__all__ = ["DEPTH_WARNING_FRACTION", "MultiSource", "SinkSource", "subscribe_source"]
+#: A subscription at least this full (of ``writer_queue_size``) is logged as a WARNING.
+DEPTH_WARNING_FRACTION = 0.8
 #: The most events one ``drain`` takes from a queue.Queue-like subscription.
 _MAX_QUEUE_DRAIN = 65536
 
@@ -122,3 +126,75 @@ def subscribe_source(bus: Any, topic: Topic, subscriber_id: str, writer_queue_si
     else:
         sub = bus.subscribe(topic, subscriber_id)
     return SinkSource(bus, topic, subscriber_id, sub, None)
+
+
+class MultiSource:
+    """The sink's subscriptions as one ``batch_processor.Source`` (the BatchProcessor drains it).
+
+    ``drain`` takes RUN_COMPLETED first (so every step and episode published before a completion is
+    drained with it), then episodes, then steps, and returns them steps, episodes, completions: so
+    steps drained together with an episode reach the store before it, and a completion after both.
+    ``wait`` logs the queue depths every ``depth_log_interval_s`` (DEBUG; WARNING when one is at
+    least ``DEPTH_WARNING_FRACTION`` of ``capacity``) and polls every ``poll_interval_s`` when the
+    bus gives no waker. No flush markers (``put_nowait`` raises TypeError); nothing to count after
+    giving up (``give_up`` returns None).
+    """
+
+    def __init__(self, steps: SinkSource, episodes: SinkSource, runs: SinkSource | None, *, capacity: int,
+                 poll_interval_s: float, depth_log_interval_s: float, log: Callable[..., Any],
+                 warn: Callable[..., Any]) -> None:
+        self.sources = [s for s in (episodes, steps, runs) if s is not None]
+        self.steps, self.episodes, self.runs = steps, episodes, runs
+        self.capacity = capacity
+        self.poll_interval_s = poll_interval_s
+        self.depth_log_interval_s = depth_log_interval_s
+        self._debug, self._warn = log, warn
+        self._next_depth_log = time.monotonic() + depth_log_interval_s
+
+    def __len__(self) -> int:
+        return sum(source.depth() for source in self.sources)
+
+    def depths(self) -> dict[str, int]:
+        """Queued per subscription key. Any thread; never blocks."""
+        return {source.key: source.depth() for source in self.sources}
+
+    def drain(self) -> list[Any]:
+        """Steps, episodes, completions queued now (completions drained first). Sink thread."""
+        completions = self.runs.drain() if self.runs is not None else []
+        episodes = self.episodes.drain()
+        return self.steps.drain() + episodes + completions
+
+    def put_nowait(self, item: Any) -> None:
+        raise TypeError("TelemetryDBSink takes no flush markers")
+
+    def wait(self, timeout_s: float | None) -> None:
+        """Log the depths when due, then sleep until data (or a poll, or the next depth log). Sink thread."""
+        now = time.monotonic()
+        if now >= self._next_depth_log:
+            self._log_depths()
+            self._next_depth_log = now + self.depth_log_interval_s
+        limit = self._next_depth_log - now
+        if not self.steps.wakes_on_data:
+            limit = min(limit, self.poll_interval_s)
+        self.steps.wait(limit if timeout_s is None else min(timeout_s, limit))
+
+    def _log_depths(self) -> None:
+        depths = self.depths()
+        capacity = self.capacity
+        full = [key for key, depth in depths.items() if capacity > 0 and depth >= DEPTH_WARNING_FRACTION * capacity]
+        if full:
+            self._warn("depth", "TelemetryDBSink: queues %s of %d (>= 80%% full: %s)", depths, capacity, full)
+        else:
+            self._debug("TelemetryDBSink: queue depths %s (capacity %d)", depths, capacity)
+
+    def wake(self) -> None:
+        for source in self.sources:
+            source.wake()
+
+    def close(self) -> None:
+        """Unsubscribe what this sink still holds (a newer sink's subscriptions are left alone). Sink thread."""
+        for source in self.sources:
+            source.close()
+
+    def give_up(self) -> None:
+        return None
