@@ -96,8 +96,9 @@ class RunRegistry(QObject):
         if self._started or self._stopped:
             return
         self._started = True
-        self._tracker.subscribe(self.pump.waker)
-        self.pump.add(self)
+        waker = self.pump.new_waker()  # its news ticks the registry alone
+        self._tracker.subscribe(waker)
+        self.pump.add(self, waker=waker)
         if self._own_pump:
             self.pump.start()
         if self.reader is None or not self.reader.submit(read_stored_runs, self._on_stored_runs, self._on_load_error):

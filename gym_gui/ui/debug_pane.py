@@ -4,7 +4,6 @@ bus's OVERFLOW notices. A thin shell: ``gym_gui.live.debug_model.DebugModel`` ga
 
 from __future__ import annotations
 
-import time
 from typing import Mapping
 
 from qtpy.QtCore import QSize, Qt
@@ -35,7 +34,10 @@ def _widen_to_contents(view: QTableView, widths: dict[int, int]) -> None:
     header = view.horizontalHeader()
     for col in range(header.count()):
         needed = max(view.sizeHintForColumn(col), header.sectionSizeHint(col))
-        if needed > widths.get(col, 0):
+        if col not in widths:  # the first fit: as wide as the texts (narrower than Qt's default too)
+            widths[col] = needed
+            header.resizeSection(col, needed)
+        elif needed > widths[col]:
             widths[col] = needed
             if header.sectionSize(col) < needed:
                 header.resizeSection(col, needed)
@@ -82,9 +84,9 @@ class DebugPane(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(titled("Bus subscriptions", self.subscription_view))
         self.splitter.addWidget(self.side_tabs)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([620, 380])  # the subscriptions have seven columns, the sources three
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([660, 340])  # the subscriptions have seven columns, the sources three
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.splitter, 1)
@@ -110,9 +112,10 @@ class DebugPane(QWidget):
         GUI thread; never blocks."""
         if self.model.started:
             return
-        self.model.start(time.monotonic(), waker=self.pump.waker)
+        waker = self.pump.new_waker()  # a notice ticks the pane alone
+        self.model.start(self.pump.clock(), waker=waker)
         self._show()
-        self.pump.add(self)
+        self.pump.add(self, waker=waker)
         if self._own_pump:
             self.pump.start()
 

@@ -6,7 +6,6 @@ live / replay, compare, export, mark as failed, delete)."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Callable, Sequence
 
 from qtpy.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
@@ -160,8 +159,8 @@ class RunsView(QWidget):
         if self._reader is None or self._next_refresh_s is not None:
             return
         self.refresh()
-        self._next_refresh_s = time.monotonic() + self._interval_s
-        self.pump.add(self)
+        self._next_refresh_s = self.pump.clock() + self._interval_s
+        self.pump.add(self, waker=self.pump.new_waker())  # no subscription: ticked at its deadlines only
         if self._own_pump:
             self.pump.start()
 
