@@ -53,8 +53,8 @@ def stepped_range(low: float, high: float, current: tuple[float, float] | None =
     if not (math.isfinite(low) and math.isfinite(high)) or high < low:
         return current if current is not None else (0.0, 1.0)
     span = high - low
-    if span <= 0:
-        span = max(1e-9, abs(high) * 0.1, 1.0 if high == 0 else 0.0)
+    if span <= 0:  # one value: a band of about its tenth around it (1 around 0)
+        span = abs(high) * 2 if high != 0 else 10.0
     if current is not None and current[0] <= low and high <= current[1] and current[1] - current[0] <= 2 * span * (1 + 4 * HEADROOM):
         return current
     step = nice_step(span * HEADROOM)

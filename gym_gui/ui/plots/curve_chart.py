@@ -13,7 +13,7 @@ from gym_gui.live.follow_range import follow_range, stepped_range
 
 __all__ = ["X_PADDING", "CurveChart", "cache_axes", "style_curve"]
 
-#: The x-range a following chart shows is padded by this share of its width on each side.
+#: The ranges a following chart shows are padded by this share of their width on each side.
 X_PADDING = 0.02
 _RAW_PEN = pg.mkPen((175, 198, 235), width=1)  # opaque: blending many strokes costs
 _MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
@@ -99,11 +99,10 @@ class CurveChart:
                                                                      self.shown_y)
         if x_range != self.shown_range or y_range != self.shown_y:
             self.shown_range, self.shown_y = x_range, y_range
-            pad = (x_range[1] - x_range[0]) * X_PADDING
             if y_range is None:
-                self.view_box.setXRange(x_range[0] - pad, x_range[1] + pad, padding=0)
+                self.view_box.setXRange(*_padded(x_range), padding=0)
             else:
-                self.view_box.setRange(xRange=(x_range[0] - pad, x_range[1] + pad), yRange=y_range, padding=0)
+                self.view_box.setRange(xRange=_padded(x_range), yRange=_padded(y_range), padding=0)
 
     def reset_follow(self) -> None:
         """Follow the data again (a new data set, another axis, the whole view asked for)."""
@@ -114,13 +113,16 @@ class CurveChart:
         repaint, not a zoom)."""
         if not self.following or self.view_box.autoRangeEnabled()[axis]:
             return False
-        if axis == 1:
-            return self.shown_y is None or bool(np.allclose(x_range, self.shown_y, rtol=1e-9, atol=1e-12))
-        if self.shown_range is None:
-            return False
-        lo, hi = self.shown_range
-        pad = (hi - lo) * X_PADDING
-        return bool(np.allclose(x_range, (lo - pad, hi + pad), rtol=1e-9, atol=1e-9 * (hi - lo)))
+        shown = self.shown_y if axis == 1 else self.shown_range
+        if shown is None:
+            return axis == 1  # a fixed y-range (or none yet) is not the person's
+        lo, hi = _padded(shown)
+        return bool(np.allclose(x_range, (lo, hi), rtol=1e-9, atol=1e-9 * (hi - lo)))
+
+
+def _padded(bounds: tuple[float, float]) -> tuple[float, float]:
+    pad = (bounds[1] - bounds[0]) * X_PADDING
+    return bounds[0] - pad, bounds[1] + pad
 
 
 def _bounds(values: Any) -> tuple[float, float] | None:
