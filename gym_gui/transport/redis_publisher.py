@@ -23,7 +23,7 @@ from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.transport.redis_entries import STREAM_TOPICS, payload_json
 from gym_gui.transport.redis_keys import KEY_PREFIX, index_key, seq_of_any_id, stream_key
-from gym_gui.transport.redis_wire import RawCall, command, topic_text, xadd_head, xadd_text
+from gym_gui.transport.redis_wire import RawCall, command, topic_text, xadd_head
 
 __all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "SeqGuard", "stream_last_seq_id"]
 
@@ -32,8 +32,6 @@ _log = logging.getLogger(__name__)
 #: Entries kept per stream (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
 DEFAULT_RETENTION = 100_000
 _DUPLICATE_MARK = "equal or smaller"
-#: XADDs sent at a time within a batch: Redis adds one piece while the next is being made.
-_PIECE = 64
 _TOPIC_TEXT = {topic: topic_text(topic.name) for topic in STREAM_TOPICS}
 
 
@@ -129,45 +127,48 @@ class RedisPublisher:
     def _publish(self, events: Sequence[TelemetryEvent]) -> PublishResult:
         keys: dict[str, int] = {}  # every stream of the batch, in order (each batch re-registers them): its top seq_id
         key_of = self.key_of
-        for evt in events:
-            key = key_of(evt.run_id, evt.agent_id)
-            if evt.seq_id > keys.get(key, -1):
-                keys[key] = evt.seq_id
+        run = agent = key = None
+        for evt in events:  # (runs of one stream: its key looked up once)
+            if evt.run_id is not run or evt.agent_id is not agent:
+                run, agent = evt.run_id, evt.agent_id
+                key = key_of(run, agent)
+            if evt.seq_id > keys.get(key, -1):  # type: ignore[arg-type]
+                keys[key] = evt.seq_id  # type: ignore[index]
         if self.seq_guard is not None:
             self.seq_guard.reserve(keys)  # before any of the batch goes out
-        unencodable = sent = 0
+        unencodable = 0
         heads = self._heads
-        errors: list[tuple[int, str]] = []
-        with self._raw.session() as session:
-            # the index first: a reader that sees an entry finds its stream
-            session.send(command(b"SADD", self._index_key, *keys))
-            piece: list[str] = []
-            for evt in events:
-                try:
-                    text = payload_json(evt.payload)
-                    ts = evt.ts_iso
-                    if not (text.isascii() and ts.isascii()):
-                        text.encode("utf-8")  # raises for a lone surrogate, before the batch's text is encoded
-                        ts.encode("utf-8")
-                    topic = _TOPIC_TEXT[evt.topic]
-                except (TypeError, ValueError, RecursionError, KeyError) as exc:
-                    unencodable += 1
-                    self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
-                                   evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
-                    continue
-                key = key_of(evt.run_id, evt.agent_id)
+        # the index first: a reader that sees an entry finds its stream
+        piece: list[str] = [command(b"SADD", self._index_key, *keys).decode("utf-8")]
+        append = piece.append
+        run = agent = head = None
+        for evt in events:
+            try:
+                text = payload_json(evt.payload)
+                ts = evt.ts_iso
+                if text.isascii() and ts.isascii():
+                    ts_bytes, text_bytes = len(ts), len(text)
+                else:  # raises for a lone surrogate, before the batch's text is encoded
+                    ts_bytes, text_bytes = len(ts.encode("utf-8")), len(text.encode("utf-8"))
+                topic = _TOPIC_TEXT[evt.topic]
+            except (TypeError, ValueError, RecursionError, KeyError) as exc:
+                unencodable += 1
+                self._rlog.log(logging.ERROR, "unencodable", "cannot send %s seq %d of %s/%s: %s",
+                               evt.topic.name, evt.seq_id, evt.run_id, evt.agent_id, exc)
+                continue
+            if evt.run_id is not run or evt.agent_id is not agent:
+                run, agent = evt.run_id, evt.agent_id
+                key = key_of(run, agent)
                 head = heads.get(key)
                 if head is None:
                     head = heads[key] = xadd_head(key, self.retention, self.approximate_trim).decode("utf-8")
-                piece.append(xadd_text(head, evt.seq_id, topic, ts, text))
-                if len(piece) == _PIECE:  # Redis adds these while the next are made
-                    session.send("".join(piece).encode("utf-8"))
-                    sent += _PIECE
-                    piece = []
-            if piece:
-                session.send("".join(piece).encode("utf-8"))
-                sent += len(piece)
-            errors = session.errors(sent + 1)
+            seq = str(evt.seq_id)  # the entry id "{seq_id}-1" (redis_keys.entry_id), as in redis_wire.xadd_text
+            append(f"{head}${len(seq) + 2}\r\n{seq}-1\r\n{topic}${ts_bytes}\r\n{ts}\r\n$7\r\npayload\r\n"
+                   f"${text_bytes}\r\n{text}\r\n")
+        sent = len(piece) - 1
+        # one send and one read: each blocking call lets the other busy thread of the process (the
+        # proxy's reader) take the GIL, for up to a switch interval (5 ms) before this one has it back
+        errors = self._raw.call_errors("".join(piece).encode("utf-8"), sent + 1)
         if errors and errors[0][0] == 0:
             self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), errors[0][1])
         else:
