@@ -43,7 +43,11 @@ def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
 def cache_axes(plot: pg.PlotItem) -> None:
     """Cache the plot's axes as pixmaps: a repaint blits them until their range changes. GUI thread."""
     for name in ("left", "bottom"):
-        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        axis = plot.getAxis(name)
+        axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # An axis widens for longer tick texts after a paint; its bounding rect (which holds the
+        # grid) may stay the same, so Qt would keep the pixmap drawn before: redraw it.
+        axis.geometryChanged.connect(axis.update)
 
 
 class CurveChart:
