@@ -13,7 +13,10 @@ the last tick waits for the frame's end, so a burst of publishes costs one tick.
 without a waker of its own (it may use the shared ``pump.waker``) is ticked at every tick. A view
 that raises is logged and counted; the others still run. Then the pump arms one single-shot timer
 for the earliest deadline. With no wake-up pending and no deadline, no timer runs: an idle window
-costs nothing, and eight busy runs cost each view only its own news.
+costs nothing, and eight busy runs cost each view only its own news. A tick whose views took
+longer than ``tick_budget_ms`` (8 ms) hands the thread back to the event loop and ticks the rest
+right after (they go first), so one slow view does not hold input and paints behind all the
+others (``ticks_split`` counts it).
 
 ``start()`` / ``stop()``: after ``stop()`` the timer is stopped, wake-ups posted earlier are
 ignored and the waker posts nothing more. The pump may be started again. ``add(view)`` /
@@ -41,6 +44,9 @@ _rate_log = RateLimitedLog(_log, interval_s=5.0)
 #: One display frame at 60 Hz, rounded down: the shortest time between two ticks.
 DEFAULT_FRAME_INTERVAL_MS = 16
 _WAKE_EVENT = QEvent.Type(QEvent.registerEventType())
+#: A tick hands the GUI thread back to the event loop once its views took this long; the views not
+#: ticked yet go first in a follow-up tick at once (so input and paints interleave with a busy tick).
+DEFAULT_TICK_BUDGET_MS = 8
 #: QTimer's longest interval (a deadline further away is re-armed when the timer fires).
 _MAX_TIMER_MS = 2**31 - 1
 
@@ -87,6 +93,7 @@ class GuiPump(QObject):
     """
 
     def __init__(self, *, frame_interval_ms: int = DEFAULT_FRAME_INTERVAL_MS,
+                 tick_budget_ms: int = DEFAULT_TICK_BUDGET_MS,
                  clock: Callable[[], float] = time.monotonic, parent: QObject | None = None) -> None:
         """Create a stopped pump. GUI thread; never blocks. Raises ValueError unless
         ``frame_interval_ms`` is an int >= 1."""
@@ -95,6 +102,9 @@ class GuiPump(QObject):
             raise ValueError(f"frame_interval_ms must be an int >= 1, got {frame_interval_ms!r}")
         self.frame_interval_ms = frame_interval_ms
         self._frame_s = frame_interval_ms / 1000.0
+        self._budget_s = max(0, tick_budget_ms) / 1000.0
+        self._carry: list[PumpedView] = []  # due views a tick over its budget left for the next, in order
+        self.ticks_split = 0
         self._clock = clock
         self._waker = GuiWaker(self)  # shared: ticks every view
         self._wakers: list[GuiWaker] = [self._waker]  # armed and disarmed with the pump
@@ -187,6 +197,7 @@ class GuiPump(QObject):
             waker._armed = False
             waker.pending = False
         self._wake_pending = False
+        self._carry = []
         self._timer.stop()
         self._armed_at = None
 
@@ -270,14 +281,26 @@ class GuiPump(QObject):
         self._last_tick_s = now
         self.polls += 1
         self._ticking = True
+        carried = [v for v in self._carry if any(v is w for w in self._views)]
+        self._carry = []
+        order = carried + [v for v in self._views if not any(v is c for c in carried)]
+        due_views: list[PumpedView] = []
+        for view in order:
+            own = self._view_wakers.get(id(view))
+            if own is not None and not every and not any(view is c for c in carried):
+                due = self._deadlines.get(id(view))
+                if not own.pending and (due is None or due > now):
+                    continue
+            due_views.append(view)
+        budget_end = now + self._budget_s
         try:
-            for view in list(self._views):
+            for index, view in enumerate(due_views):
+                if index and self._budget_s and self._clock() > budget_end:
+                    self._carry = due_views[index:]  # the rest go first, at once, after the event loop's turn
+                    self.ticks_split += 1
+                    break
                 key = id(view)
                 own = self._view_wakers.get(key)
-                if own is not None and not every:
-                    due = self._deadlines.get(key)
-                    if not own.pending and (due is None or due > now):
-                        continue
                 if own is not None:
                     own.pending = False  # before its drain, as above
                 try:
@@ -313,10 +336,14 @@ class GuiPump(QObject):
 
     def _arm(self) -> None:
         """Arm the timer for the earliest of a pending wake-up and the views' deadline, at most one
-        tick per frame; stop it when nothing is pending."""
+        tick per frame (a tick split over its budget goes on at once); stop it when nothing is pending."""
         if not self._running:
             return
         now = self._clock()
+        if self._carry:
+            self._armed_at = now
+            self._timer.start(0)
+            return
         due = now if self._wake_pending else self._deadline
         if due is None:
             self._timer.stop()

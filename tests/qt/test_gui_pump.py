@@ -189,3 +189,40 @@ def test_a_views_own_waker_ticks_that_view_alone_and_shared_views_tick_every_tim
     pump.wake()  # the shared waker: every view
     qtbot.waitUntil(lambda: len(shared.ticks) == 3, timeout=5000)
     assert len(a.ticks) == 2 and len(b.ticks) == 1 and b.got == []
+
+
+class SlowView(View):
+    """A view whose tick keeps the GUI thread busy for ``busy_s`` (a stand-in for a heavy first batch)."""
+
+    def __init__(self, busy_s: float, order: list[str], name: str) -> None:
+        super().__init__()
+        self.busy_s, self.order, self.name = busy_s, order, name
+
+    def tick(self, now_s: float) -> None:
+        super().tick(now_s)
+        self.order.append(self.name)
+        end = time.monotonic() + self.busy_s
+        while time.monotonic() < end:
+            pass
+
+
+def test_a_tick_over_its_budget_yields_to_the_event_loop_and_the_rest_follow_at_once(qtbot: Any) -> None:
+    pump = GuiPump(tick_budget_ms=8)
+    order: list[str] = []
+    views = [SlowView(0.012, order, name) for name in "abc"]
+    wakers = [pump.new_waker() for _ in views]
+    for view, waker in zip(views, wakers):
+        pump.add(view, waker=waker)
+    pump.start()
+    try:
+        for waker in wakers:
+            waker.notify()
+        qtbot.waitUntil(lambda: len(order) == 3, timeout=5000)
+        assert order == ["a", "b", "c"] and pump.ticks_split == 2  # one view per turn of the event loop
+        assert [len(v.ticks) for v in views] == [1, 1, 1]
+        wakers[2].notify()  # only c has news: only c is ticked, within its frame
+        qtbot.waitUntil(lambda: len(order) == 4, timeout=5000)
+        assert order[-1] == "c" and [len(v.ticks) for v in views] == [1, 1, 2]
+    finally:
+        pump.stop()
+    assert not pump.timer_active()
