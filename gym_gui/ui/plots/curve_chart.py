@@ -41,8 +41,8 @@ def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
 
 
 def cache_axes(plot: pg.PlotItem) -> None:
-    """Cache the plot's axes as pixmaps: a repaint blits them until their range changes. GUI thread."""
-    for name in ("left", "bottom"):
+    """Cache the plot's x-axis as a pixmap: a repaint blits it until its range changes. GUI thread."""
+    for name in ("bottom",):  # left axes cached drew stale (text-less) pixmaps after a y-range step
         axis = plot.getAxis(name)
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # An axis widens for longer tick texts after a paint; its bounding rect (which holds the

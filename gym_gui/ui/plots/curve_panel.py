@@ -7,9 +7,10 @@ heartbeat stats; W&B's "any number becomes a chart"), at most ``max_charts`` in 
 selector switches between episode, step (cumulative steps at each episode's end; a heartbeat's
 ``steps_done``) and wall time (seconds since the stream's first point).
 
-Every curve gets at most about ``2 * DECIMATED_BINS`` points: the min and max of each bin of rows
-(``live.decimate``), so every episode is represented and every spike stays visible; pyqtgraph's own
-downsampling and clipping are off (they would re-read every point at every refresh).
+Every curve gets at most about ``2 * DECIMATED_BINS`` points, the min and max of each bin of rows
+(``live.decimate``): every episode is represented, every spike visible; pyqtgraph's own
+downsampling and clipping (a re-read of every point at every refresh) are off. New charts are
+built one per event-loop turn.
 
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
@@ -32,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
 from gym_gui.live.curves import CurveData, WindowColumns
@@ -190,9 +192,11 @@ class CurvePanel(QWidget):
         if data.version == self._drawn_version:
             return False
         self._drawn_version = data.version
-        for name in data.series_names():
-            if name not in self._series_chart:
-                self._add_series_chart(name)
+        new = [name for name in data.series_names() if name not in self._series_chart]
+        if new:  # a chart's pyqtgraph widgets take 10 to 25 ms to build
+            self._add_series_chart(new[0])
+            if len(new) > 1:
+                QTimer.singleShot(0, self._redraw)
         key = (id(data), self._axis)
         if key != self._dec_key:
             self._dec, self._dec_key = {}, key
@@ -326,6 +330,10 @@ class CurvePanel(QWidget):
             return
         chart.following = False
         self._request_view(chart)
+
+    def _redraw(self) -> None:
+        self._drawn_version = -1  # the next refresh redraws (and builds the next new chart)
+        self.refresh()
 
     # -- building --------------------------------------------------------------------------------
     def _add_chart(self, key: str, title: str) -> CurveChart:
