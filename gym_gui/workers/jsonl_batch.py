@@ -168,7 +168,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                 fields = _clean_fields(fields)
             if fields:
                 try:
-                    body = dumps(fields, default=default, option=newline)  # '{...}\n'
+                    body = dumps(fields, default, newline)  # '{...}\n'
                 except encode_error:  # refused by orjson (or no orjson): the reference encoder
                     body = _fields_line_stdlib(fields)
         acquire()  # (a with statement costs twice as much as the two calls)
@@ -220,7 +220,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                   "observation": observation, "reward": reward, "terminated": terminated, "truncated": truncated,
                   "info": info, "render_payload": render_payload}
         try:
-            body = dumps(fields, default=default, option=newline)  # '{...}\n'
+            body = dumps(fields, default, newline)  # '{...}\n'
         except encode_error:
             body = _fields_line_stdlib(fields)
         acquire()
