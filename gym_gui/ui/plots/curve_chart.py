@@ -13,8 +13,10 @@ from gym_gui.live.follow_range import follow_range, stepped_range
 
 __all__ = ["X_PADDING", "CurveChart", "cache_axes", "style_curve"]
 
-#: The ranges a following chart shows are padded by this share of their width on each side.
+#: The ranges a following chart shows are padded by these shares of their width on each side (y:
+#: as pyqtgraph pads a chart of this height, so the extreme tick texts fit).
 X_PADDING = 0.02
+Y_PADDING = 0.1
 _RAW_PEN = pg.mkPen((175, 198, 235), width=1)  # opaque: blending many strokes costs
 _MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
 _LINE_PEN = pg.mkPen((40, 120, 60), width=1)  # width 1: Qt strokes it without the wide-pen stroker
@@ -106,7 +108,7 @@ class CurveChart:
             if y_range is None:
                 self.view_box.setXRange(*_padded(x_range), padding=0)
             else:
-                self.view_box.setRange(xRange=_padded(x_range), yRange=_padded(y_range), padding=0)
+                self.view_box.setRange(xRange=_padded(x_range), yRange=_padded(y_range, Y_PADDING), padding=0)
 
     def reset_follow(self) -> None:
         """Follow the data again (a new data set, another axis, the whole view asked for)."""
@@ -120,12 +122,12 @@ class CurveChart:
         shown = self.shown_y if axis == 1 else self.shown_range
         if shown is None:
             return axis == 1  # a fixed y-range (or none yet) is not the person's
-        lo, hi = _padded(shown)
+        lo, hi = _padded(shown, Y_PADDING if axis == 1 else X_PADDING)
         return bool(np.allclose(x_range, (lo, hi), rtol=1e-9, atol=1e-9 * (hi - lo)))
 
 
-def _padded(bounds: tuple[float, float]) -> tuple[float, float]:
-    pad = (bounds[1] - bounds[0]) * X_PADDING
+def _padded(bounds: tuple[float, float], share: float = X_PADDING) -> tuple[float, float]:
+    pad = (bounds[1] - bounds[0]) * share
     return bounds[0] - pad, bounds[1] + pad
 
 
