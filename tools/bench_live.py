@@ -11,7 +11,9 @@ tabs, the Runs tab and the debug pane. Measured:
   16 ms, one frame), from ``WARMUP_S`` after the first batch on; ``blocked_all_ms`` also counts the
   warm-up (the new tabs' first paint, the charts' creation);
 - overflow: events the window's live subscriptions dropped (target 0);
-- GUI wake-ups: ticks the window's pump ran per second.
+- GUI wake-ups: ticks the window's pump ran per second;
+- GUI-thread CPU in the pump's ticks (``time.thread_time``: what the live path itself costs the GUI
+  thread, whatever else the machine runs): the worst tick and the milliseconds per second.
 
 The baseline, measured in the same run, is the old fixed poll: the same window, whose pump ticks
 every view on a fixed 50 ms timer (data or not) and ignores the bus's wake-ups, as the
@@ -112,6 +114,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     tmp = tempfile.TemporaryDirectory(prefix="bench-live-")
     services = AppServices(Path(tmp.name) / "live.sqlite", bus=RunBus(),
                            pump=FixedPollPump() if fixed_poll else None)
+    steady_from: list[float] = []
     published_at: dict[tuple[str, int], float] = {}
     real_publish = services.bus.publish
 
@@ -121,13 +124,22 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         real_publish(evt)
 
     services.bus.publish = timed_publish  # type: ignore[method-assign]
+    tick_cpu_ms: list[float] = []
+    real_tick = services.pump._tick  # noqa: SLF001 (measured, not changed)
+
+    def timed_tick(*args: Any, **kwargs: Any) -> None:
+        t0 = time.thread_time()
+        real_tick(*args, **kwargs)
+        if steady_from and time.perf_counter() >= steady_from[0]:
+            tick_cpu_ms.append((time.thread_time() - t0) * 1000)
+
+    services.pump._tick = timed_tick  # type: ignore[method-assign]  # noqa: SLF001
     window = MainWindow(services)
     freeze_startup_objects()  # as python -m gym_gui does
     services.start()
     window.show()
     latencies_ms: list[float] = []
     probe, probe_all = Probe(), Probe()
-    steady_from: list[float] = []
 
     def on_batch(batch: Any) -> None:
         now = time.perf_counter()
@@ -188,6 +200,8 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         "p99_ms": lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
         "max_ms": lat[-1] if lat else float("nan"),
         "ticks_per_s": polls / elapsed_s if elapsed_s > 0 else float("nan"),
+        "tick_cpu_max_ms": max(tick_cpu_ms) if tick_cpu_ms else float("nan"),
+        "tick_cpu_ms_per_s": sum(tick_cpu_ms) / steady_s if tick_cpu_ms and steady_s > 0 else float("nan"),
     }
 
 
@@ -206,6 +220,7 @@ def report(step_rate_hz: float, runs: int, seconds: float) -> tuple[list[dict[st
                        ("blocked_all_ms", "  with the warm-up (ms)"),
                        ("p50_ms", "latency p50 (ms)"), ("p99_ms", "latency p99 (ms)"),
                        ("max_ms", "latency max (ms)"), ("ticks_per_s", "GUI pump ticks/s"),
+                       ("tick_cpu_max_ms", "tick CPU, worst (ms)"), ("tick_cpu_ms_per_s", "tick CPU (ms per s)"),
                        ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
         ratio = new[key] / base[key] if base[key] else float("nan")
         print(f"{label:26}{base[key]:>22.1f}{new[key]:>12.1f}{ratio:>8.2f}")
@@ -228,6 +243,8 @@ def report(step_rate_hz: float, runs: int, seconds: float) -> tuple[list[dict[st
                baseline=base["blocked_ms"], baseline_label=poll, target=target("<=", ISSUE_BLOCKED_MS, source=src)),
         figure(f"live.{name}.overflow", f"live overflow (events) at {name}", new["dropped"], "events", "lower",
                baseline=base["dropped"], baseline_label=poll, target=target("<=", 0, source="BRIEF 9")),
+        figure(f"live.{name}.tick_cpu_max_ms", f"GUI-thread CPU of the worst pump tick at {name}",
+               new["tick_cpu_max_ms"], "ms", "lower", baseline=base["tick_cpu_max_ms"], baseline_label=poll),
         figure(f"live.{name}.ticks_per_s", f"GUI pump ticks/s at {name}", new["ticks_per_s"], "ticks/s", "lower",
                baseline=base["ticks_per_s"], baseline_label=poll),
     ]

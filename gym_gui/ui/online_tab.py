@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtGui import QCloseEvent
+from qtpy.QtGui import QCloseEvent, QShowEvent
 from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from gym_gui.live.curves import CurveData, iso_to_epoch_s
@@ -109,6 +109,9 @@ class AgentOnlineTab(QWidget):
         self._total_episodes: int | None = None
         self._started_at_s: float | None = None  # the run's RUN_STARTED time (epoch s), for the ETA
         self.curves = CurveData(window=curve_window)
+        # A tab behind another in the window draws nothing: its charts and frame catch up when shown.
+        self._stale_curves = False
+        self._pending_render: Any = None
 
         self.step_model = StepTableModel(max_table_rows, self)
         self.episode_model = EpisodeTableModel(self)
@@ -274,7 +277,7 @@ class AgentOnlineTab(QWidget):
         self._set("unrecoverable", fmt_count(batch.unrecoverable))
         self._set("episode_return", _fmt(self._episode_return if self._episode is not None else None))
         self._set("steps_per_s", _fmt(self.steps_per_s))
-        self.curve_panel.refresh()
+        self._refresh_curves()
 
     def on_heartbeat(self, evt: TelemetryEvent) -> None:
         """The newest RUN_HEARTBEAT of a tick: the worker's own step rate, when it reports one.
@@ -292,7 +295,7 @@ class AgentOnlineTab(QWidget):
             self.header.set_tooltip("steps_per_s", "Now: the worker's heartbeat figure.")
         self._set("steps_per_s", _fmt(self.steps_per_s))
         if self.curves.add_heartbeat(evt.ts_iso, payload):
-            self.curve_panel.refresh()
+            self._refresh_curves()
 
     def on_stall_changed(self, stalled: bool) -> None:
         """Show or hide the stall banner. GUI thread; never blocks."""
@@ -339,6 +342,28 @@ class AgentOnlineTab(QWidget):
         self.stall_banner.hide()
 
     # -- Qt --------------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Draw what arrived while the tab was behind another: the charts, then the newest frame.
+        GUI thread; never blocks."""
+        super().showEvent(event)
+        if self._stale_curves:
+            self._stale_curves = False
+            self.curve_panel.refresh()
+        if self._pending_render is not None:
+            render, self._pending_render = self._pending_render, None
+            self.render_view.set_payload(render)
+
+    def _drawn(self) -> bool:
+        """False while the tab sits hidden in the window (another tab is current): then charts and the
+        frame wait for ``showEvent``. A tab on its own (no parent) always draws."""
+        return self.parentWidget() is None or self.isVisible()
+
+    def _refresh_curves(self) -> None:
+        if self._drawn():
+            self.curve_panel.refresh()
+        else:
+            self._stale_curves = True
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         """Stop the timer when the tab closes. GUI thread; never blocks."""
         self.stop()
@@ -395,7 +420,10 @@ class AgentOnlineTab(QWidget):
         kind = render.get("kind") if isinstance(render, Mapping) else None
         if kind in ("grid", "rgb") and self._toytext is None:
             self._learn_kind(kind == "grid")
-        self.render_view.set_payload(render)
+        if self._drawn():
+            self.render_view.set_payload(render)
+        else:
+            self._pending_render = render
 
     def _learn_kind(self, toytext: bool) -> None:
         """Apply the default table visibility for the run's kind, unless the user chose already."""

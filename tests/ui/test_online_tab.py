@@ -274,3 +274,27 @@ def test_the_step_table_follows_the_newest_row_until_scrolled_up(qtbot: Any, fac
     qtbot.waitUntil(lambda: bar.maximum() > max_400)
     view = tab.step_view
     assert bar.value() == bar.maximum() and view.rowAt(view.viewport().height() - 2) == 449
+
+
+def test_a_tab_behind_another_draws_its_charts_and_frame_when_shown(qtbot: Any, factory: type[EventFactory]) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front, back = AgentOnlineTab("run0", "agent1"), AgentOnlineTab("run1", "agent1")
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    tabs.show()
+    f = factory("run1", "agent1")
+    episodes = [f.episode(i, 4, total_reward=float(i)) for i in range(3)]
+    steps = [e for e in toytext_run(f, episodes=1, max_steps=3) if e.topic is Topic.STEP_APPENDED]
+    back.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps), episodes=tuple(episodes), latest_step=steps[-1]))
+    assert back.steps_seen == len(steps) and back.header_text("episodes_seen") == "3"  # counted at once
+    assert back.curve_panel.curve_data("return")[1].tolist() == []  # not drawn while hidden
+    assert back.render_view.grid_view.grid_state() is None
+    tabs.setCurrentWidget(back)
+    qtbot.waitUntil(lambda: back.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0], timeout=5000)
+    state = back.render_view.grid_view.grid_state()
+    assert state is not None and list(state.agent) == steps[-1].payload["render_payload"]["agent"]
+    front.stop()
+    back.stop()
