@@ -18,6 +18,7 @@ from gym_gui.telemetry.run_bus import RunBus, Waker
 
 __all__ = ["BusSource", "Held", "Marker", "Source"]
 
+_COMPLETED = Topic.RUN_COMPLETED
 #: Held items are compacted once this many at the front have been taken.
 _COMPACT_AFTER = 65536
 
@@ -90,10 +91,14 @@ class Marker:
 class Held:
     """Drained items in order (events and markers), and the markers not yet released.
 
+    A batch that takes a RUN_COMPLETED also takes every held event of that run (of each of its
+    streams, in order, beyond ``n`` if need be), so a run is complete when its completion commits:
+    each stream's part stays a prefix of what it published, since what is held is.
     The processor's thread adds and takes; ``events``, ``queued_markers()`` may be read anywhere.
     """
 
     def __init__(self) -> None:
+        self.completions = 0  # RUN_COMPLETED events held
         self._items: list[Any] = []
         self._off = 0
         self.events = 0
@@ -128,6 +133,8 @@ class Held:
             self.markers += markers
         if not self.events:
             self.since = time.monotonic()
+        completed = _COMPLETED
+        self.completions += sum(1 for item in items if getattr(item, "topic", None) is completed)
         self._items += items
         self.events += len(items) - markers
 
@@ -146,6 +153,10 @@ class Held:
             end = min(len(items), off + n)
         batch = items[off:end]
         self.events -= len(batch)
+        if self.completions:
+            batch = self._with_whole_runs(batch, end)
+            if batch and self._items is not items:
+                return batch
         if end >= len(items):
             self._items, self._off = [], 0
         elif end > _COMPACT_AFTER and end * 2 > len(items):
@@ -154,9 +165,28 @@ class Held:
             self._off = end
         return batch
 
+    def _with_whole_runs(self, batch: list[Any], end: int) -> list[Any]:
+        """``batch`` plus every held event (after ``end``) of each run it completes."""
+        completed = _COMPLETED
+        runs = {evt.run_id for evt in batch if getattr(evt, "topic", None) is completed}
+        if not runs:
+            return batch
+        self.completions -= sum(1 for evt in batch if getattr(evt, "topic", None) is completed)
+        rest: list[Any] = []
+        for item in self._items[end:]:
+            if type(item) is not Marker and getattr(item, "run_id", None) in runs:
+                batch.append(item)
+                self.events -= 1
+                if getattr(item, "topic", None) is completed:
+                    self.completions -= 1
+            else:
+                rest.append(item)
+        self._items, self._off = rest, 0
+        return batch
+
     def clear(self) -> None:
         """Forget every held item (the processor gave up); markers stay open until ``release_all``."""
-        self._items, self._off, self.events, self.markers = [], 0, 0, 0
+        self._items, self._off, self.events, self.markers, self.completions = [], 0, 0, 0, 0
 
     def release(self, marker: Marker, *, ok: bool) -> None:
         """Mark ``marker`` done. Any thread."""

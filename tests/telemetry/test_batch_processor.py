@@ -224,3 +224,21 @@ def test_bad_tuning_is_refused(bus: RunBus) -> None:
         make(bus, ScriptedExporter(), batch_size=0)
     with pytest.raises(ValueError):
         make(bus, ScriptedExporter(), retry_initial_s=0.5, retry_max_s=0.1)
+
+
+def test_a_batch_that_completes_a_run_takes_every_held_event_of_that_run(bus: RunBus, factory: Any) -> None:
+    exporter = ScriptedExporter()
+    proc = make(bus, exporter, batch_size=4)
+    a2, a1, other = factory("run1", "agent2"), factory("run1", "agent1"), factory("run2", "x")
+    first = [a2.started(), a2.step(0, 0), a2.completed()]  # agent2 ends before agent1 speaks
+    rest = [other.step(0, 0), a1.started(), other.step(0, 1)] + [a1.step(0, i) for i in range(6)] + [a1.completed()]
+    for e in first + rest:
+        bus.publish(e)
+    proc.start()
+    assert proc.flush(5)
+    batches = exporter.batches
+    assert batches[0][:3] == first  # the completing batch holds all of run1 that was held ...
+    assert [e for e in batches[0] if e.run_id == "run1"] == first + [e for e in rest if e.run_id == "run1"]
+    run2 = [e for b in batches for e in b if e.run_id == "run2"]
+    assert run2 == [e for e in rest if e.run_id == "run2"] and run2[-1] not in batches[0]  # ... in stream order
+    assert proc.backlog() == 0 and proc.stop(5)
