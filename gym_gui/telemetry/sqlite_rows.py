@@ -150,11 +150,10 @@ def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:
     else:
         (ep, si, action_json, observation_json, reward, term, trunc, info_json, render_json,
          extra) = _dict_step_columns(p)
-    row = (
+    return (
         evt.run_id, NO_AGENT if evt.agent_id is None else evt.agent_id, evt.seq_id, ep, si,
         action_json, observation_json, reward, term, trunc, info_json, render_json, extra, evt.ts_iso,
     )
-    return _with_generic(row, p, _STEP_GENERIC, _STEP_EXTRA_AT) if _STEP_GENERIC else row
 
 
 def _with_generic(row: tuple[Any, ...], payload: Mapping[str, Any], columns: tuple[Column, ...],
@@ -256,7 +255,7 @@ def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
     total_reward = _typed(p, "total_reward", _is_real, misfit)
     if _is_negative_zero(total_reward):
         misfit["total_reward"] = total_reward  # the column keeps 0.0; the sign lives in the extras
-    row = (
+    return (
         evt.run_id,
         NO_AGENT if evt.agent_id is None else evt.agent_id,
         ep,
@@ -270,7 +269,6 @@ def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:
         _extras(p, EPISODE_KEYS, misfit),
         evt.ts_iso,
     )
-    return _with_generic(row, p, _EPISODE_GENERIC, _EPISODE_EXTRA_AT) if _EPISODE_GENERIC else row
 
 
 #: Columns read by ``decode_step``, in order (checked against ``tables.STEPS``), then the generic ones.
@@ -306,16 +304,13 @@ def _payload(fields: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...], e
 
 def decode_step(row: tuple[Any, ...]) -> StepRecord:
     """StepRecord from a row selected with ``STEP_READ_COLUMNS``."""
-    tail = row[_N_STEP_READ:] if _STEP_GENERIC else ()
     (run_id, agent_id, seq_id, ts_iso, ep, si, reward, term, trunc,
-     action, observation, info, render, extra) = row[:_N_STEP_READ] if tail else row
+     action, observation, info, render, extra) = row
     payload = _payload((
         ("episode_index", ep, None), ("step_index", si, None), ("action", action, load_json),
         ("observation", observation, load_json), ("reward", reward, None), ("terminated", term, bool),
         ("truncated", trunc, bool), ("info", info, load_json), ("render_payload", render, load_json),
     ), extra)
-    if tail:
-        _generic_payload(payload, _STEP_GENERIC, tail)
     if extra is not None and reward == 0.0:
         reward = payload.get("reward", reward)  # -0.0 keeps its sign in the extras
     return StepRecord(
@@ -325,16 +320,13 @@ def decode_step(row: tuple[Any, ...]) -> StepRecord:
 
 def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:
     """EpisodeRecord from a row selected with ``EPISODE_READ_COLUMNS``."""
-    tail = row[_N_EPISODE_READ:] if _EPISODE_GENERIC else ()
     (run_id, agent_id, ep, seq_id, ts_iso, total_reward, length, term, trunc,
-     outcome, metadata, extra) = row[:_N_EPISODE_READ] if tail else row
+     outcome, metadata, extra) = row
     payload = _payload((
         ("episode_index", ep, None), ("total_reward", total_reward, None), ("length", length, None),
         ("terminated", term, bool), ("truncated", trunc, bool), ("outcome", outcome, None),
         ("metadata", metadata, load_json),
     ), extra)
-    if tail:
-        _generic_payload(payload, _EPISODE_GENERIC, tail)
     if extra is not None and total_reward == 0.0:
         total_reward = payload.get("total_reward", total_reward)  # -0.0 keeps its sign in the extras
     return EpisodeRecord(
@@ -342,6 +334,35 @@ def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:
         outcome, payload,
     )
 
+
+
+# The declared generic columns (``tables``), when there are any: the hand-written encoders and
+# decoders above handle the columns before them, and these wrappers the rest. Chosen once at
+# import, so a table without generic columns (today's) pays nothing on the hot path.
+_encode_step_core, _encode_episode_core = encode_step, encode_episode
+_decode_step_core, _decode_episode_core = decode_step, decode_episode
+
+if _STEP_GENERIC:
+    def encode_step(evt: TelemetryEvent) -> tuple[Any, ...]:  # noqa: F811
+        """Row of ``steps`` for a STEP_APPENDED event, the declared generic columns at the end."""
+        return _with_generic(_encode_step_core(evt), evt.payload, _STEP_GENERIC, _STEP_EXTRA_AT)
+
+    def decode_step(row: tuple[Any, ...]) -> StepRecord:  # noqa: F811
+        """StepRecord from a row selected with ``STEP_READ_COLUMNS`` (generic columns included)."""
+        record = _decode_step_core(row[:_N_STEP_READ])
+        _generic_payload(record.payload, _STEP_GENERIC, row[_N_STEP_READ:])  # type: ignore[arg-type]
+        return record
+
+if _EPISODE_GENERIC:
+    def encode_episode(evt: TelemetryEvent) -> tuple[Any, ...]:  # noqa: F811
+        """Row of ``episodes`` for an EPISODE_FINALIZED event, the declared generic columns at the end."""
+        return _with_generic(_encode_episode_core(evt), evt.payload, _EPISODE_GENERIC, _EPISODE_EXTRA_AT)
+
+    def decode_episode(row: tuple[Any, ...]) -> EpisodeRecord:  # noqa: F811
+        """EpisodeRecord from a row selected with ``EPISODE_READ_COLUMNS`` (generic columns included)."""
+        record = _decode_episode_core(row[:_N_EPISODE_READ])
+        _generic_payload(record.payload, _EPISODE_GENERIC, row[_N_EPISODE_READ:])  # type: ignore[arg-type]
+        return record
 
 #: Columns read by ``decode_run_event``, in order.
 RUN_EVENT_READ = "run_id, agent_id, seq_id, topic, ts_iso, payload_json"
