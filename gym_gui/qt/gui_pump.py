@@ -155,6 +155,9 @@ class GuiPump(QObject):
             self._view_wakers[id(view)] = waker
             waker.pending = False
             waker._armed = self._running
+        # Its deadline at once, also when added from inside a tick (a view opened by another view's news):
+        # the tick re-arms the timer for it when it ends.
+        self._deadlines[id(view)] = self._deadline_of(view, self._clock())
         self.reschedule()
 
     def remove(self, view: PumpedView) -> None:

@@ -226,3 +226,25 @@ def test_a_tick_over_its_budget_yields_to_the_event_loop_and_the_rest_follow_at_
     finally:
         pump.stop()
     assert not pump.timer_active()
+
+
+class Opener(View):
+    """A view whose tick adds another view to the pump (as the registry's news opens a tab)."""
+
+    def __init__(self, pump: GuiPump, child: View) -> None:
+        super().__init__()
+        self.pump, self.child = pump, child
+
+    def tick(self, now_s: float) -> None:
+        super().tick(now_s)
+        if self.child not in self.pump:
+            self.pump.add(self.child, waker=self.pump.new_waker())
+
+
+def test_a_view_added_during_a_tick_gets_its_deadline_served(qtbot: Any, pump: GuiPump) -> None:
+    child = View()
+    child.deadline_s = time.monotonic() + 0.02  # due soon (e.g. a history read to start)
+    opener = Opener(pump, child)
+    pump.add(opener)
+    pump.wake()
+    qtbot.waitUntil(lambda: len(child.ticks) == 1, timeout=5000)
