@@ -30,13 +30,14 @@ import attrs
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_records import RunRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.telemetry.topic_specs import backfilled_topics
 
 __all__ = ["BACKFILL_TOPICS", "GapPlan", "GapRead", "GapReadResult", "GapTracker", "read_gaps"]
 
 #: The upper end of a history check that no live event has closed yet.
 HISTORY_OPEN_END = 2**63 - 1
 #: The topics a live controller backfills from SQLite.
-BACKFILL_TOPICS: frozenset[Topic] = frozenset({Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED})
+BACKFILL_TOPICS: frozenset[Topic] = frozenset(backfilled_topics())
 
 
 @attrs.frozen(slots=True)

@@ -30,6 +30,7 @@ from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
 from gym_gui.telemetry.subscription import Waker
+from gym_gui.telemetry.topic_specs import backfilled_topics, lifecycle_topics
 
 __all__ = ["LiveListener", "LiveView", "Reader"]
 
@@ -37,8 +38,8 @@ _log = logging.getLogger(__name__)
 _rate_log = RateLimitedLog(_log, interval_s=5.0)
 
 _STEP, _EPISODE = Topic.STEP_APPENDED, Topic.EPISODE_FINALIZED
-_DATA = (_STEP, _EPISODE)
-_LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT, Topic.RUN_COMPLETED)
+_DATA = backfilled_topics()  # a stream's data: STEP_APPENDED, EPISODE_FINALIZED
+_LIFECYCLE = lifecycle_topics()  # RUN_STARTED, RUN_HEARTBEAT, RUN_COMPLETED
 #: Longest wait between backfill retries that found nothing new to read.
 MAX_RETRY_DELAY_S = 1.0
 

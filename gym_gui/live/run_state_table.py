@@ -37,14 +37,16 @@ from gym_gui.live.run_state import SEVERITY, RunState, RunStatus, status_for_out
 from gym_gui.live.stall_clock import StallClock, positive_interval_s
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_records import RunRecord
+from gym_gui.telemetry.topic_specs import lifecycle_topics, spec
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_S", "STATUS", "STREAM", "Change", "RunStateTable", "reason_of"]
 
 #: Silence after which a run without heartbeats (no RUN_STARTED, no RUN_HEARTBEAT) counts as stalled.
 DEFAULT_IDLE_TIMEOUT_S = 10.0
 #: Topics that say nothing about a run's own progress (a consumer's credit state, a bus notice).
-_IGNORED = frozenset(t for t in (getattr(Topic, "CONTROL", None), Topic.OVERFLOW) if t is not None)
-_LIFECYCLE = (Topic.RUN_STARTED, Topic.RUN_HEARTBEAT)
+_IGNORED = frozenset(t for t in Topic if not spec(t).durable)  # OVERFLOW, CONTROL
+#: The lifecycle topics that say a run is alive (RUN_COMPLETED ends it instead).
+_LIFECYCLE = tuple(t for t in lifecycle_topics() if t is not Topic.RUN_COMPLETED)
 
 STATUS = "status"
 STREAM = "stream"
