@@ -16,6 +16,9 @@ tab to render. Nothing here blocks, waits on SQLite or imports Qt: the Qt shell
 without new data: more queued than one batch, recovered events to deliver, a backfill retry, or
 the stall deadline. A read result landing calls ``wake()`` (the pump's waker), so it is delivered
 at the next frame.
+
+About 420 lines: the tick's stages (drain, stall, gap reads, delivery) share the view's state; the
+parts with their own state are already apart (``live_batch``, ``live_gaps``, ``stall_clock``).
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ exporter is and how exports are counted: ``batch_export``; what it drains: ``bat
 
 It runs on its own thread (``start`` / ``flush`` / ``stop``; ``spawn`` lets a QThread host ``run``)
 or is stepped by an owner thread (``step`` / ``finish``, as the Redis bridge does).
+
+About 400 lines: the loop, its lifecycle (start / flush / stop / give-up) and the stepped mode
+share one state machine; exports and sources are apart (``batch_export``, ``batch_source``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ It also serves the existing gym_gui callers (EMBEDDING.md section 2): ``RunBus(m
 ``subscribe``/``subscribe_with_size`` returning a ``queue.Queue`` (our ``Subscription``),
 re-subscribing replaces, ``overflow_stats`` / ``reset_overflow_stats`` / ``queue_sizes`` /
 ``sequence_stats``, the ``Sequence gap detected in RunBus`` warning, ``get_bus`` / ``reset_bus``.
+
+About 410 lines: the publish closure and the route cache it reads must sit beside the subscribe /
+unsubscribe code that invalidates it; stats, notices, the default bus and the waker are split out.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ transaction; it is released when the stream's run completes (its RUN_COMPLETED i
 store closes. A claim of a stream whose owner is alive raises ``StreamOwned`` (the proxy rejects the
 stream's records as ``stream_owned``); an owner that is gone is taken over. An owner on another
 host cannot be checked and counts as alive. See docs/schema.md ("stream_owners").
+
+About 430 lines: the claim, takeover and release SQL and the process-identity checks (pid, host,
+start time, boot id) belong to one rule and are tested together; splitting them would spread it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""AgentOnlineTab: the ``Agent-{id}-Online`` tab of one stream, fed by a LiveTelemetryController."""
+"""AgentOnlineTab: the ``Agent-{id}-Online`` tab of one stream, fed by a LiveTelemetryController.
+
+About 450 lines: it is the widget tree of one tab (header, render view, tables, curve panel) and the
+per-batch routing into them; the logic is elsewhere (``live_view``, ``stall_clock``, ``run_progress``,
+``online_header``, the table models), so what stays is layout and wiring that reads best in one place.
+"""
 
 from __future__ import annotations
 

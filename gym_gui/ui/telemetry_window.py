@@ -1,5 +1,9 @@
 """MainWindow: launches runs, opens an Online tab per live stream and a Replay tab per agent of a finished run;
-the Runs tab manages every run (open, compare, export, mark as failed, delete)."""
+the Runs tab manages every run (open, compare, export, mark as failed, delete).
+
+About 430 lines: the window's menus, docks and the run-to-tab routing of the signals it receives;
+the tab bookkeeping is ``window_tabs``, titles ``tab_labels``, exports ``export_actions``.
+"""
 
 from __future__ import annotations
 
