@@ -32,6 +32,10 @@ _log = logging.getLogger(__name__)
 #: Entries kept per stream (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
 DEFAULT_RETENTION = 100_000
 _DUPLICATE_MARK = "equal or smaller"
+#: Error replies of a server that cannot take writes for now (restarting and loading its data, a
+#: busy script, a replica): the batch is retried like a lost connection (its ids make that safe),
+#: never counted as refused.
+_TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "NOREPLICAS")
 _TOPIC_TEXT = {topic: topic_text(topic.name) for topic in STREAM_TOPICS}
 
 
@@ -169,6 +173,9 @@ class RedisPublisher:
         # one send and one read: each blocking call lets the other busy thread of the process (the
         # proxy's reader) take the GIL, for up to a switch interval (5 ms) before this one has it back
         errors = self._raw.call_errors("".join(piece).encode("utf-8"), sent + 1)
+        for _index, message in errors:
+            if message.startswith(_TRANSIENT_REPLIES):  # the server cannot take writes yet: retry it all
+                raise redis.exceptions.BusyLoadingError(f"Redis is not ready: {message}")
         if errors and errors[0][0] == 0:
             self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), errors[0][1])
         else:
