@@ -77,7 +77,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self, **kw: object) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1.0, socket_timeout=5.0, **kw)  # type: ignore[arg-type]
+        options: dict[str, object] = {"socket_connect_timeout": 1.0, "socket_timeout": 5.0, **kw}
+        return redis.Redis(host="127.0.0.1", port=self.port, **options)  # type: ignore[arg-type]
 
     def start(self, timeout_s: float = 10.0) -> None:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
