@@ -73,6 +73,51 @@ def test_huge_integers_stay_exact_integers() -> None:
     assert type(record["big"]) is int and type(record["neg"]) is int
 
 
+#: Numbers with 20 or more digits that are not integers (fraction digits, a mantissa before "." or "e",
+#: exponent digits) and integers that are: the guard sends only the integers to the stdlib decoder.
+LONG_DIGIT_RUNS = [
+    (b'{"loss": 0.00048756704046806434}', False),
+    (b'{"x": -0.000000000000000000000123}', False),
+    (b'{"x": 123456789012345678901.5}', False),
+    (b'{"x": 1234567890123456789012345e-5}', False),
+    (b'{"x": 1.00000000000000011102230246251565404236316680908203125}', False),
+    (b'{"x": 1e-00000000000000000001}', False),
+    (b'{"x": 12345678901234567890}', True),
+    (b'{"x": -1234567890123456789}', True),  # 19 digits and a minus: kept with the stdlib (fits, but harmless)
+    (b'[12345678901234567890]', True),
+    (b'{"a": 0.5, "b": 12345678901234567890123}', True),
+    (b'{"a": 0.00048756704046806434, "b": 12345678901234567890}', True),
+    (b'12345678901234567890', True),
+    (b'{"s": "id-12345678901234567890"}', True),  # in a string: harmless, the stdlib gives the same
+]
+
+
+@pytest.mark.parametrize(("line", "flagged"), LONG_DIGIT_RUNS, ids=range(len(LONG_DIGIT_RUNS)))
+def test_the_big_integer_guard_flags_integers_not_long_fractions(line: bytes, flagged: bool) -> None:
+    from gym_gui.telemetry.json_text import may_hold_big_int
+
+    assert may_hold_big_int(line) is flagged
+    got = parse_line(line) if line.startswith(b"{") else None
+    if got is not None:
+        reference = _parse_line_stdlib(line)
+        assert same_json(got, reference)
+        assert [type(v) for v in got.values()] == [type(v) for v in reference.values()]
+
+
+def test_orjson_reads_long_floats_as_the_stdlib_does() -> None:
+    import random
+
+    import orjson
+
+    rng = random.Random(13)
+    texts = []
+    for _ in range(20_000):
+        x = rng.random() * 10.0 ** rng.randint(-30, 30)
+        texts += [repr(x), "%.25f" % x, "%.30e" % x, f"{rng.getrandbits(60)}.{rng.getrandbits(80)}"]
+    for text in texts:
+        assert orjson.loads(text) == json.loads(text), text
+
+
 @pytest.mark.parametrize(("line", "reason"), [
     (b'{"reward": NaN}', RejectReason.NON_FINITE),
     (b'{"reward": Infinity}', RejectReason.NON_FINITE),
