@@ -139,7 +139,14 @@ class AgentOnlineTab(QWidget):
         self.stall_banner.hide()
 
         self.render_view = RenderView()
-        self.curve_panel = CurvePanel(self.curves)
+        # The charts are built when the tab is first drawn (a tab opened behind another costs no
+        # chart widgets, and a new tab's first frame does not wait for them): a placeholder until then.
+        self._curve_panel: CurvePanel | None = None
+        self._panel_slot: QWidget | None = QWidget()
+        self._panel_timer = QTimer(self)
+        self._panel_timer.setSingleShot(True)
+        self._panel_timer.setInterval(0)
+        self._panel_timer.timeout.connect(self._build_panel_if_shown)
         self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
         self.tables_button.setToolTip("Show or hide the step and episode tables")
@@ -161,7 +168,7 @@ class AgentOnlineTab(QWidget):
 
         self.view_split = QSplitter(Qt.Orientation.Horizontal)
         self.view_split.addWidget(self.render_view)
-        self.view_split.addWidget(self.curve_panel)
+        self.view_split.addWidget(self._panel_slot)
         self.view_split.setStretchFactor(0, 2)
         self.view_split.setStretchFactor(1, 3)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -178,6 +185,24 @@ class AgentOnlineTab(QWidget):
         layout.addWidget(splitter, 1)
         self.tables_button.setChecked(True)
         self._apply_tables_visible(True)  # the label matches the state from the start
+
+    @property
+    def curve_panel(self) -> CurvePanel:
+        """The learning-curve charts, built on first use (the tab's first draw, or this call).
+        GUI thread; building one blocks for its chart widgets (tens of ms)."""
+        panel = self._curve_panel
+        if panel is None:
+            panel = self._curve_panel = CurvePanel(self.curves)
+            slot, self._panel_slot = self._panel_slot, None
+            if slot is not None:
+                self.view_split.replaceWidget(self.view_split.indexOf(slot), panel)
+                slot.deleteLater()
+            self.view_split.setStretchFactor(1, 3)
+        return panel
+
+    def charts_built(self) -> bool:
+        """Whether the curve panel exists yet (it is built when the tab is first drawn). GUI thread."""
+        return self._curve_panel is not None
 
     # -- public ----------------------------------------------------------------------------------
     def title(self) -> str:
@@ -226,7 +251,9 @@ class AgentOnlineTab(QWidget):
     def stop(self) -> None:
         """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
         self.stall_timer.stop()
-        self.curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
+        self._panel_timer.stop()
+        if self._curve_panel is not None:
+            self._curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
 
     # -- slots -----------------------------------------------------------------------------------
     def on_run_started(self, evt: TelemetryEvent) -> None:
@@ -351,9 +378,12 @@ class AgentOnlineTab(QWidget):
         """Draw what arrived while the tab was behind another: the charts, then the newest frame.
         GUI thread; never blocks."""
         super().showEvent(event)
-        if self._stale_curves:
+        if self._curve_panel is None:
+            self._stale_curves = True  # drawn once the panel exists
+            self._schedule_panel()
+        elif self._stale_curves:
             self._stale_curves = False
-            self.curve_panel.refresh()
+            self._curve_panel.refresh()
         if self._pending_render is not None:
             render, self._pending_render = self._pending_render, None
             self.render_view.set_payload(render)
@@ -364,10 +394,26 @@ class AgentOnlineTab(QWidget):
         return self.parentWidget() is None or self.isVisible()
 
     def _refresh_curves(self) -> None:
-        if self._drawn():
+        if not self._drawn():
+            self._stale_curves = True
+        elif self._curve_panel is not None:
+            self._curve_panel.refresh()
+        elif self.parentWidget() is None:  # a tab on its own: its charts at once
             self.curve_panel.refresh()
         else:
             self._stale_curves = True
+            self._schedule_panel()
+
+    def _schedule_panel(self) -> None:
+        """Build the charts at the event loop's next turn, if the tab is still shown then (a tab
+        opened and covered at once by the next one builds nothing)."""
+        if not self._panel_timer.isActive():
+            self._panel_timer.start()
+
+    def _build_panel_if_shown(self) -> None:
+        if self._curve_panel is None and self._drawn():
+            self._stale_curves = False
+            self.curve_panel.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         """Stop the timer when the tab closes. GUI thread; never blocks."""

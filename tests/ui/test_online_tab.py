@@ -290,11 +290,38 @@ def test_a_tab_behind_another_draws_its_charts_and_frame_when_shown(qtbot: Any, 
     steps = [e for e in toytext_run(f, episodes=1, max_steps=3) if e.topic is Topic.STEP_APPENDED]
     back.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps), episodes=tuple(episodes), latest_step=steps[-1]))
     assert back.steps_seen == len(steps) and back.header_text("episodes_seen") == "3"  # counted at once
-    assert back.curve_panel.curve_data("return")[1].tolist() == []  # not drawn while hidden
+    assert not back.charts_built()  # a tab behind another builds no chart widgets, draws nothing
     assert back.render_view.grid_view.grid_state() is None
     tabs.setCurrentWidget(back)
+    assert not back.charts_built()  # built at the event loop's next turn, not inside the switch
+    qtbot.waitUntil(back.charts_built, timeout=5000)
     qtbot.waitUntil(lambda: back.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0], timeout=5000)
     state = back.render_view.grid_view.grid_state()
     assert state is not None and list(state.agent) == steps[-1].payload["render_payload"]["agent"]
+    front.stop()
+    back.stop()
+
+
+def test_a_tab_shown_and_covered_at_once_builds_no_charts(qtbot: Any, factory: type[EventFactory]) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front, back = AgentOnlineTab("run0", "agent1"), AgentOnlineTab("run1", "agent1")
+    tabs.addTab(front, "front")
+    tabs.show()
+    qtbot.waitUntil(front.charts_built, timeout=5000)  # the shown tab builds its charts
+    tabs.addTab(back, "back")
+    tabs.setCurrentWidget(back)  # opened, then covered in the same turn of the event loop
+    tabs.setCurrentWidget(front)
+    f = factory("run1", "agent1")
+    back.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=1.0),)))
+    from qtpy.QtCore import QTimer
+
+    later = QTimer()  # started after the build's zero timer: it fires after that one would have
+    later.setSingleShot(True)
+    with qtbot.waitSignal(later.timeout, timeout=5000):
+        later.start(0)
+    assert not back.charts_built() and back.header_text("episodes_seen") == "1"
     front.stop()
     back.stop()
