@@ -4,10 +4,10 @@ bus's OVERFLOW notices. A thin shell: ``gym_gui.live.debug_model.DebugModel`` ga
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 from qtpy.QtCore import QSize, Qt
-from qtpy.QtGui import QCloseEvent
+from qtpy.QtGui import QCloseEvent, QShowEvent
 from qtpy.QtWidgets import QLabel, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget
 
 from gym_gui.live.debug_model import NOTICE_HEADERS, SOURCE_HEADERS, SUBSCRIPTION_HEADERS, DebugModel, StatsFn
@@ -27,12 +27,13 @@ _SUBSCRIPTION_VISUAL_ORDER = ("topic", "subscriber", "queued", "capacity", "drop
 _NOTICES_TAB = "Overflow notices"
 
 
-def _widen_to_contents(view: QTableView, widths: dict[int, int]) -> None:
+def _widen_to_contents(view: QTableView, widths: dict[int, int], columns: Iterable[int] | None = None) -> None:
     """Widen each column to its texts when they grew wider than it was fitted for (``widths``: the
     contents' width last fitted per column), so no text is cut; a column the person resized keeps
-    its width until its texts grow. The view scrolls horizontally when the columns are wider."""
+    its width until its texts grow. The view scrolls horizontally when the columns are wider.
+    ``columns``: only these (None: every column)."""
     header = view.horizontalHeader()
-    for col in range(header.count()):
+    for col in range(header.count()) if columns is None else columns:
         needed = max(view.sizeHintForColumn(col), header.sectionSizeHint(col))
         if col not in widths:  # the first fit: as wide as the texts (narrower than Qt's default too)
             widths[col] = needed
@@ -41,6 +42,39 @@ def _widen_to_contents(view: QTableView, widths: dict[int, int]) -> None:
             widths[col] = needed
             if header.sectionSize(col) < needed:
                 header.resizeSection(col, needed)
+
+
+class _TextWidths:
+    """The widest text of each column in pixels, so a table is measured by Qt (which reads every
+    cell through the model, several roles each) only when a column's texts grew wider."""
+
+    __slots__ = ("_advance", "_cache", "fitted")
+
+    _CACHE_MAX = 4096
+
+    def __init__(self, view: QTableView) -> None:
+        self._advance = view.fontMetrics().horizontalAdvance
+        self._cache: dict[str, int] = {}
+        self.fitted: dict[int, int] = {}  # column -> widest text (px) when last measured
+
+    def grown(self, texts: Sequence[Sequence[str]], columns: int) -> list[int]:
+        """The columns whose widest text is wider than when last measured (all, the first time);
+        they count as measured from now on."""
+        cache, advance = self._cache, self._advance
+        if len(cache) > self._CACHE_MAX:
+            cache.clear()
+        widest = [0] * columns
+        for cells in texts:
+            for col, text in enumerate(cells[:columns]):
+                px = cache.get(text)
+                if px is None:
+                    px = cache[text] = advance(text)
+                if px > widest[col]:
+                    widest[col] = px
+        out = [col for col in range(columns) if col not in self.fitted or widest[col] > self.fitted[col]]
+        for col in out:
+            self.fitted[col] = widest[col]
+        return out
 
 
 class DebugPane(QWidget):
@@ -62,6 +96,8 @@ class DebugPane(QWidget):
         self.pump = GuiPump(parent=self) if pump is None else pump
         self._shown_version = -1
         self._fitted: dict[int, dict[int, int]] = {}
+        self._text_widths: dict[int, _TextWidths] = {}
+        self._fit_pending = False  # rows changed while the pane was hidden: fit when shown
 
         self.subscription_model = RowsTableModel(SUBSCRIPTION_HEADERS, self)
         self.source_model = RowsTableModel(SOURCE_HEADERS, self)
@@ -164,11 +200,33 @@ class DebugPane(QWidget):
                                      (self.source_model, self.source_view, model.source_rows),
                                      (self.notice_model, self.notice_view, model.notice_rows)):
             qt_model.set_rows(rows)
-            _widen_to_contents(view, self._fitted.setdefault(id(view), {}))
+        self._fit()
         self.side_tabs.setTabText(1, f"{_NOTICES_TAB} ({model.notice_count()})")
         self.status_label.setText(model.status_text)
 
+    def _fit(self) -> None:
+        """Widen the columns whose texts grew (measured by Qt only then); while the pane is hidden,
+        at its next show."""
+        if not self.isVisible():
+            self._fit_pending = True
+            return
+        self._fit_pending = False
+        for qt_model, view in ((self.subscription_model, self.subscription_view),
+                               (self.source_model, self.source_view), (self.notice_model, self.notice_view)):
+            texts = self._text_widths.get(id(view))
+            if texts is None:
+                texts = self._text_widths[id(view)] = _TextWidths(view)
+            grown = texts.grown(qt_model.texts(), qt_model.columnCount())
+            if grown:
+                _widen_to_contents(view, self._fitted.setdefault(id(view), {}), grown)
+
     # -- Qt --------------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Fit the columns to what changed while the pane was hidden. GUI thread; never blocks long."""
+        super().showEvent(event)
+        if self._fit_pending:
+            self._fit()
+
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
         """Tall enough for several rows of each table (a dock starts at its widget's hint). GUI thread."""
         return QSize(900, PREFERRED_HEIGHT_PX)

@@ -6,10 +6,12 @@ live / replay, compare, export, mark as failed, delete)."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any, Callable, Sequence
 
-from qtpy.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
-from qtpy.QtGui import QAction
+from qtpy.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from qtpy.QtGui import QAction, QShowEvent
 from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                             QMenu, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget)
 
@@ -24,6 +26,8 @@ __all__ = ["COLUMNS", "DEFAULT_REFRESH_INTERVAL_MS", "RunsView", "STATUS_FILTERS
 _log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_INTERVAL_MS = 3000
+#: Shortest time between two fits of the columns to their texts (a fit reads every cell of the table).
+FIT_INTERVAL_S = 1.0
 #: The status filter's choices: label -> statuses shown (None: all).
 STATUS_FILTERS: dict[str, frozenset[str] | None] = {
     "all statuses": None,
@@ -86,6 +90,12 @@ class RunsView(QWidget):
         self._in_flight = False
         self._deleting: set[str] = set()
         self._refreshes = 0
+        self._last_fit_s = float("-inf")
+        self._fit_pending = False
+        self.fits = 0  # fits of the columns to their texts (tests, benchmarks)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit_columns)
         #: ``confirm(title, text) -> bool``: asks before a deletion (a QMessageBox; tests may replace it).
         self.confirm: Confirm = _ask(self)
 
@@ -167,6 +177,7 @@ class RunsView(QWidget):
     def stop(self) -> None:
         """Stop the refreshes (the pump no longer ticks the view); idempotent. GUI thread; never blocks."""
         self._next_refresh_s = None
+        self._fit_timer.stop()
         self.pump.remove(self)
         if self._own_pump:
             self.pump.stop()
@@ -370,8 +381,30 @@ class RunsView(QWidget):
             self.replay_requested.emit(run_id)
 
     def _fit_columns(self) -> None:
-        """Columns as wide as their texts (the header's contents mode reads only at layout time)."""
+        """Columns as wide as their texts (the header's contents mode reads only at layout time).
+
+        A fit reads every cell, so it runs only while the tab is shown (a hidden one fits when shown)
+        and at most every ``FIT_INTERVAL_S`` (a change sooner fits at the interval's end)."""
+        if not self.isVisible():
+            self._fit_timer.stop()
+            self._fit_pending = True
+            return
+        now = time.monotonic()
+        wait_s = self._last_fit_s + FIT_INTERVAL_S - now
+        if wait_s > 0:
+            if not self._fit_timer.isActive():
+                self._fit_timer.start(max(1, math.ceil(wait_s * 1000)))
+            return
+        self._fit_pending = False
+        self._last_fit_s = now
+        self.fits += 1
         self.table.resizeColumnsToContents()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Fit the columns to what changed while the tab was hidden. GUI thread; never blocks long."""
+        super().showEvent(event)
+        if self._fit_pending:
+            self._fit_columns()
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()

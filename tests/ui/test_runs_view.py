@@ -202,3 +202,25 @@ def test_delete_through_the_real_question_box(qtbot: Any, store: TelemetrySQLite
     assert deleted.args == ["r-taxi"]
     assert "r-taxi" in seen[0] and "1 selected run(s) still going are not deleted" in seen[0]
     assert counts(db_path, "r-taxi") == (0, 0) and counts(db_path, "r-going") == (10, 1)
+
+
+def test_columns_fit_while_shown_at_most_once_per_interval_and_a_hidden_tab_fits_when_shown(
+        qtbot: Any, reader: StoreReader) -> None:
+    view = RunsView(reader)
+    qtbot.addWidget(view)
+    view.resize(1200, 400)
+    for i in range(20):  # the registry's news of runs while the tab is hidden: no fit at all
+        view.set_run(f"r-{i}", "running", "FrozenLake-v1", ("agent-1",))
+    assert view.fits == 0
+    view.show()  # shown: one fit, the columns as wide as their texts
+    qtbot.waitExposed(view)
+    assert view.fits == 1
+    metrics = view.table.fontMetrics()
+    assert view.table.columnWidth(COLUMNS.index("env")) >= metrics.horizontalAdvance("FrozenLake-v1")
+    for i in range(20):  # a burst of news: one more fit, at the interval's end
+        view.set_run(f"r-{i}", "stalled", "FrozenLake-v1-with-a-much-longer-name", ("agent-1",))
+    assert view.fits == 1
+    qtbot.waitUntil(lambda: view.fits == 2, timeout=5000)
+    assert view.table.columnWidth(COLUMNS.index("env")) >= metrics.horizontalAdvance(
+        "FrozenLake-v1-with-a-much-longer-name")
+    view.stop()
