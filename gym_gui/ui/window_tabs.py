@@ -17,6 +17,10 @@ from gym_gui.ui.runs_view import RunsView
 __all__ = ["ReplayData", "TabsMixin"]
 
 StreamKey = tuple[str, str]
+#: Events an Online tab takes in per pump tick (each of its subscriptions; a backfill read too): what
+#: is left waits for the next frame, so one tick of a tab costs a few ms of the GUI thread however
+#: far behind it is (a tab opened on a long run, a window that was starved of CPU).
+LIVE_TICK_EVENTS = 1024
 #: What a run's Replay tabs were made from: episodes by agent, whole run or not, outcome.
 ReplayData = tuple[dict[str, Any], bool, "str | None"]
 
@@ -109,7 +113,8 @@ class TabsMixin(QMainWindow):
         controller = LiveTelemetryController(self.services.bus, run_id, agent_id, reader=self.services.reader,
                                              pump=self.services.pump,
                                              idle_timeout_s=self.services.registry.idle_timeout_s,
-                                             history_after_seq_id=-1 if from_start else None, parent=self)
+                                             history_after_seq_id=-1 if from_start else None,
+                                             max_batch=LIVE_TICK_EVENTS, parent=self)
         tab = AgentOnlineTab(run_id, agent_id)
         controller.run_started.connect(tab.on_run_started)
         controller.batch_ready.connect(tab.on_batch)

@@ -43,3 +43,33 @@ def test_the_windows_controllers_share_its_one_pump_and_shutdown_stops_it(qtbot:
         assert window.shutdown(30)
     assert not pump.is_running() and not pump.timer_active() and window.timers_active() == []
     assert live.view not in pump and not live.is_polling()
+
+
+def test_an_online_tab_takes_a_backlog_in_slices_of_one_tick_each(qtbot: Any, db_path: Path) -> None:
+    from event_factory import EventFactory
+    from gym_gui.ui.window_tabs import LIVE_TICK_EVENTS
+
+    services = AppServices(db_path, bus=RunBus())
+    window = MainWindow(services)
+    window.confirm_close = lambda _run_ids: True
+    qtbot.addWidget(window)
+    services.start()
+    window.show()
+    try:
+        window._open_online("run-backlog", "agent-1")  # noqa: SLF001 (as start_run opens it, without a worker)
+        live = window.online_controller("run-backlog", "agent-1")
+        tab = window.online_tab("run-backlog", "agent-1")
+        assert live is not None and tab is not None
+        sizes: list[int] = []
+        seqs: list[int] = []
+        live.batch_ready.connect(lambda batch: (sizes.append(len(batch.steps)), seqs.extend(e.seq_id for e in batch.steps)))
+        f = EventFactory("run-backlog", "agent-1")
+        steps = [f.step(0, i) for i in range(3 * LIVE_TICK_EVENTS + 100)]
+        for evt in steps:  # a backlog the GUI thread did not see arrive (published before its next tick)
+            services.bus.publish(evt)
+        qtbot.waitUntil(lambda: tab.steps_seen == len(steps), timeout=10_000)
+        assert max(sizes) <= LIVE_TICK_EVENTS and len(sizes) >= 4  # one slice per tick
+        assert seqs == [e.seq_id for e in steps]  # every step once, in order
+        assert live.stats()["dropped_total"] == 0
+    finally:
+        assert window.shutdown(30)
