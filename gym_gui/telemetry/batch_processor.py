@@ -42,18 +42,21 @@ from gym_gui.telemetry.backpressure import BacklogGate
 from gym_gui.telemetry.batch_export import (ExportCounts, ExportResult, Exporter, Reporter, Wording, describe_event,
                                             report_result)
 from gym_gui.telemetry.batch_source import BusSource, Held, Source
+from gym_gui.telemetry.batch_tuning import BatchTuning
 from gym_gui.telemetry.events import TelemetryEvent
 
-__all__ = ["BatchProcessor", "BusSource", "ExportResult", "Exporter", "Source", "Wording"]
+__all__ = ["BatchProcessor", "BatchTuning", "BusSource", "ExportResult", "Exporter", "Source", "Wording"]
+
+
+_DEFAULT_TUNING = BatchTuning()
 
 
 class BatchProcessor(ExportCounts):
     """Exports what ``source`` holds through ``exporter``, losslessly and in stream order.
 
     ``source``: a ``BusSource`` (made before, so nothing published afterwards is missed), or any
-    ``Source``. ``name`` labels the default thread (``sink-{name}``). Tuning as in the module
-    doc; ``high_water``/``low_water`` are the ``gate``'s marks, ``abort_grace_s`` how long ``stop``
-    waits after giving up. Callbacks run on the processor's thread. The counters (``exported``,
+    ``Source``. ``name`` labels the default thread (``sink-{name}``). Tuning: a ``BatchTuning``
+    (``batch_tuning.py``: batch size, delay, the ``gate``'s marks, backoff, ...). Callbacks run on the processor's thread. The counters (``exported``,
     ``errors``, ...) may be read from any thread.
     """
 
@@ -63,39 +66,30 @@ class BatchProcessor(ExportCounts):
         source: Source,
         *,
         name: str = "processor",
-        batch_size: int = 2000,
-        max_delay_s: float = 0.05,
-        high_water: int = 10_000,
-        low_water: int = 2_000,
-        retry_initial_s: float = 0.05,
-        retry_max_s: float = 2.0,
-        write_delay_s: float = 0.0,
-        abort_grace_s: float = 3.0,
-        stats_interval_s: float = 0.5,
-        report_interval_s: float = 1.0,
+        tuning: BatchTuning | None = None,
         on_error: Callable[[str], None] | None = None,
         on_stats: Callable[[dict[str, Any]], None] | None = None,
         stats_view: Callable[[], dict[str, Any]] | None = None,
         spawn: Callable[[], None] | None = None,
         logger: logging.Logger | None = None,
+        **overrides: Any,
     ) -> None:
+        """``tuning`` (default ``BatchTuning()``) with any of its fields given as keywords instead
+        (``batch_size=64``). TypeError for an unknown keyword, ValueError for a bad value."""
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if max_delay_s < 0 or retry_initial_s <= 0 or retry_max_s < retry_initial_s:
-            raise ValueError("need max_delay_s >= 0 and 0 < retry_initial_s <= retry_max_s")
+        self.tuning = tuning = (tuning or _DEFAULT_TUNING).with_overrides(overrides)
         self.exporter = exporter
         self.source = source
         self.name = name
-        self.batch_size = batch_size
-        self.max_delay_s = max_delay_s
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
-        self.write_delay_s = write_delay_s
-        self.abort_grace_s = abort_grace_s
-        self.stats_interval_s = stats_interval_s
+        self.batch_size = tuning.batch_size
+        self.max_delay_s = tuning.max_delay_s
+        self.retry_initial_s = tuning.retry_initial_s
+        self.retry_max_s = tuning.retry_max_s
+        self.write_delay_s = tuning.write_delay_s
+        self.abort_grace_s = tuning.abort_grace_s
+        self.stats_interval_s = tuning.stats_interval_s
         self._log = logger or logging.getLogger(__name__)
-        self._report = Reporter(self._log, on_error, report_interval_s)
+        self._report = Reporter(self._log, on_error, tuning.report_interval_s)
         self._on_stats = on_stats
         self._stats_view = stats_view or self.stats
         self._next_stats_at = 0.0
@@ -105,9 +99,9 @@ class BatchProcessor(ExportCounts):
         self._unsent: list[TelemetryEvent] = []  # the batch in hand
         self._isolate = False
         self._retry_at = 0.0
-        self._next_delay_s = retry_initial_s
+        self._next_delay_s = tuning.retry_initial_s
         self._failures = 0
-        self.gate = BacklogGate(self.backlog, high_water, low_water)
+        self.gate = BacklogGate(self.backlog, tuning.high_water, tuning.low_water)
         # lifecycle
         self._state_lock = threading.Lock()
         self._state = "new"  # new -> running -> stopped

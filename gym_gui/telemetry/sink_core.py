@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from gym_gui.telemetry.backpressure import BacklogGate
 from gym_gui.telemetry.batch_processor import BatchProcessor, BusSource
+from gym_gui.telemetry.batch_tuning import BatchTuning
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_exporter import SqliteExporter
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -46,13 +47,10 @@ class SinkCore:
     """Lossless, ordered, batched writer from a RunBus to a TelemetrySQLiteStore.
 
     Subscribes (``maxlen=None``, one subscription for every durable topic) in the constructor, so
-    nothing published after construction is missed. Tuning: ``batch_size`` (write as soon as this
-    many events are held; also the most one transaction takes), ``max_delay_s`` (the longest an
-    event waits for a batch), ``high_water``/``low_water`` (back-pressure via ``gate``),
-    ``retry_initial_s``/``retry_max_s`` (backoff after a retryable error), ``write_delay_s`` (pause
-    before every write: a test knob that simulates a slow disk), ``abort_grace_s`` (how long
-    ``stop`` waits after giving up), ``stats_interval_s`` (the most often ``on_stats`` is called).
-    Callbacks run on the sink thread. ``spawn`` starts a thread that calls ``run()`` (DbSink passes
+    nothing published after construction is missed. Tuning: the processor's ``BatchTuning``
+    (``batch_tuning.py``), as a ``tuning`` object and/or its fields as keywords (``batch_size``,
+    ``max_delay_s``, ``high_water``/``low_water`` of ``gate``, ``write_delay_s``, ...). Callbacks
+    run on the sink thread. ``spawn`` starts a thread that calls ``run()`` (DbSink passes
     QThread.start); by default ``start`` uses a daemon ``threading.Thread``.
     """
 
@@ -62,32 +60,23 @@ class SinkCore:
         bus: RunBus,
         *,
         subscriber_id: str = "db-sink",
-        batch_size: int = 2000,
-        max_delay_s: float = 0.05,
-        high_water: int = 10_000,
-        low_water: int = 2_000,
-        retry_initial_s: float = 0.05,
-        retry_max_s: float = 2.0,
-        write_delay_s: float = 0.0,
-        abort_grace_s: float = 3.0,
-        stats_interval_s: float = 0.5,
+        tuning: BatchTuning | None = None,
         on_run_persisted: Callable[[str], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         on_stats: Callable[[dict[str, Any]], None] | None = None,
         spawn: Callable[[], None] | None = None,
+        **overrides: Any,
     ) -> None:
-        """Subscribe now. Any thread; never blocks. ValueError on bad tuning; TopicSpecError when a
-        durable topic has no row kind (it would be counted lost)."""
+        """Subscribe now. Any thread; never blocks. ``tuning`` and ``overrides`` (its fields as
+        keywords) go to the BatchProcessor as they are. TypeError for an unknown keyword, ValueError
+        on bad tuning; TopicSpecError when a durable topic has no row kind (it would be counted lost)."""
         check_durable_rows()
         self.store = store
         self.subscriber_id = subscriber_id
         self.exporter = SqliteExporter(store, on_run_persisted)
         self.processor = BatchProcessor(
-            self.exporter, BusSource(bus, DURABLE_TOPICS, subscriber_id), name=subscriber_id,
-            batch_size=batch_size, max_delay_s=max_delay_s, high_water=high_water, low_water=low_water,
-            retry_initial_s=retry_initial_s, retry_max_s=retry_max_s, write_delay_s=write_delay_s,
-            abort_grace_s=abort_grace_s, stats_interval_s=stats_interval_s, on_error=on_error,
-            on_stats=on_stats, stats_view=self.stats, spawn=spawn, logger=_log,
+            self.exporter, BusSource(bus, DURABLE_TOPICS, subscriber_id), name=subscriber_id, tuning=tuning,
+            on_error=on_error, on_stats=on_stats, stats_view=self.stats, spawn=spawn, logger=_log, **overrides,
         )
         self.gate: BacklogGate = self.processor.gate
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pytest
@@ -242,3 +243,25 @@ def test_a_batch_that_completes_a_run_takes_every_held_event_of_that_run(bus: Ru
     run2 = [e for b in batches for e in b if e.run_id == "run2"]
     assert run2 == [e for e in rest if e.run_id == "run2"] and run2[-1] not in batches[0]  # ... in stream order
     assert proc.backlog() == 0 and proc.stop(5)
+
+
+def test_one_tuning_declaration_serves_the_processor_and_the_sink(tmp_path: Path) -> None:
+    from gym_gui.telemetry.batch_tuning import BatchTuning
+    from gym_gui.telemetry.sink_core import SinkCore
+    from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+
+    bus = RunBus()
+    store = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    try:
+        default = SinkCore(store, bus, subscriber_id="default")
+        assert default.processor.tuning == BatchTuning()
+        tuned = SinkCore(store, bus, subscriber_id="tuned", tuning=BatchTuning(batch_size=64, high_water=500, low_water=100),
+                         max_delay_s=0.5)
+        assert tuned.processor.tuning == BatchTuning(batch_size=64, high_water=500, low_water=100, max_delay_s=0.5)
+        assert (tuned.batch_size, tuned.max_delay_s, tuned.gate.high_water) == (64, 0.5, 500)
+        with pytest.raises(TypeError, match="batch_sise"):
+            SinkCore(store, bus, subscriber_id="typo", batch_sise=10)
+        with pytest.raises(ValueError):
+            SinkCore(store, bus, subscriber_id="bad", batch_size=0)
+    finally:
+        store.close()
