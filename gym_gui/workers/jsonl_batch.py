@@ -126,7 +126,6 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
     batches = 0
     closed = False
     parked = False
-    step_template = b""  # the step kind's template of the current second (emit_step)
 
     def make_head(kind: str) -> tuple[bytes, bool]:
         if type(kind) is not str or not kind:
@@ -160,17 +159,10 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             core.write_error = exc
             raise
 
-    def emit(kind: str, fields: Mapping[str, Any] | None = None, *, flush: bool | None = None) -> int:
-        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked, step_template
-        body: bytes | None = None
-        if fields:
-            if type(fields) is not dict or not common_keys.isdisjoint(fields):
-                fields = _clean_fields(fields)
-            if fields:
-                try:
-                    body = dumps(fields, default, newline)  # '{...}\n'
-                except encode_error:  # refused by orjson (or no orjson): the reference encoder
-                    body = _fields_line_stdlib(fields)
+    def append(kind: str, body: bytes | None, flush: bool | None) -> int:
+        # One record's line (its fields already encoded as '{...}\n', or None) appended under the
+        # lock, with its seq and time; the batch written when it is due. Both emit calls end here.
+        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked
         acquire()  # (a with statement costs twice as much as the two calls)
         try:
             if closed:
@@ -180,7 +172,6 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
                 clock.advance(now_us)
                 second_us, next_second_us = clock.second_us, clock.next_second_us
                 heads.clear()
-                step_template = make_head("step")[0]  # (emit_step's, renewed with the second by either call)
             head = heads.get(kind)
             if head is None:
                 head = make_head(kind)  # raises for a bad kind before a seq is used
@@ -211,11 +202,22 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
         finally:
             release()
 
+    def emit(kind: str, fields: Mapping[str, Any] | None = None, *, flush: bool | None = None) -> int:
+        body: bytes | None = None
+        if fields:
+            if type(fields) is not dict or not common_keys.isdisjoint(fields):
+                fields = _clean_fields(fields)
+            if fields:
+                try:
+                    body = dumps(fields, default, newline)  # '{...}\n'
+                except encode_error:  # refused by orjson (or no orjson): the reference encoder
+                    body = _fields_line_stdlib(fields)
+        return append(kind, body, flush)
+
     def emit_step(episode_index: int, step_index: int, action: Any, observation: Any, reward: float,
                   terminated: bool, truncated: bool, info: Any, render_payload: Any) -> int:
         # emit("step", step_fields(...)) with the same line, minus what a known layout makes
-        # unnecessary: the caller's dict and call, the key checks, the kind's template look-up.
-        nonlocal buf, seq, buf_lines, deadline_us, last_us, second_us, next_second_us, parked, step_template
+        # unnecessary: the caller's dict and call, and the check of its keys.
         fields = {"episode_index": episode_index, "step_index": step_index, "action": action,
                   "observation": observation, "reward": reward, "terminated": terminated, "truncated": truncated,
                   "info": info, "render_payload": render_payload}
@@ -223,35 +225,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
             body = dumps(fields, default, newline)  # '{...}\n'
         except encode_error:
             body = _fields_line_stdlib(fields)
-        acquire()
-        try:
-            if closed:
-                raise RuntimeError("JsonlEmitter is closed")
-            now_us = time_ns() // 1000
-            if not second_us <= now_us < next_second_us:
-                clock.advance(now_us)
-                second_us, next_second_us = clock.second_us, clock.next_second_us
-                heads.clear()
-                step_template = make_head("step")[0]
-            seq += 1
-            if not buf:
-                deadline_us = last_us + delay_us
-            buf += step_template % (seq, now_us - second_us + 1_000_000)
-            at = len(buf)
-            buf[at - 14] = _DOT
-            buf += body
-            buf[at] = _COMMA
-            buf_lines += 1
-            previous_us = last_us
-            last_us = now_us
-            if buf_lines >= batch_lines or not previous_us <= now_us < deadline_us:
-                write_locked()
-            elif parked:
-                parked = False
-                wake.set()
-            return seq
-        finally:
-            release()
+        return append("step", body, None)
 
     def flush() -> None:
         with lock:
