@@ -62,6 +62,7 @@ class RedisBridge:
     ``force_stop`` from any thread (a signal handler). ``stop_timeout_s``: how long the worker gets
     to end after SIGTERM before SIGKILL (and how long each join of the proxy's threads waits).
     ``state_dir``: where the seq_id bounds of its streams are kept (None: ``default_state_dir()``).
+    ``entry_events``: events of a stream per Redis entry at most (> 1: wire format 2, ``redis_packed``).
     Pump tuning: ``batch_size``, ``high_water``, ``low_water``, ``retry_initial_s``, ``retry_max_s``.
     """
 
@@ -69,11 +70,12 @@ class RedisBridge:
                  default_agent_id: str = DEFAULT_AGENT_ID, key_prefix: str = KEY_PREFIX,
                  retention: int | None = DEFAULT_RETENTION, flush_timeout_s: float = 60.0,
                  stop_timeout_s: float = 5.0, name: str = "worker",
-                 state_dir: str | os.PathLike[str] | None = None, **pump_tuning: Any) -> None:
+                 state_dir: str | os.PathLike[str] | None = None, entry_events: int = 1, **pump_tuning: Any) -> None:
         """Build the bus, publisher, pump and proxy. Any thread; no I/O."""
         self.bus = RunBus()
         self.seq_state = SeqState(default_state_dir() if state_dir is None else state_dir)
-        self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention, seq_guard=self.seq_state)
+        self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention, seq_guard=self.seq_state,
+                                        entry_events=entry_events)
         self.pump = RedisPump(self.bus, self.publisher, **pump_tuning)
         self.flush_timeout_s = flush_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -275,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retention", type=int, default=DEFAULT_RETENTION,
                         help="entries kept per stream (MAXLEN ~); 0 = unbounded")
     parser.add_argument("--batch-size", type=int, default=512, help="events per XADD pipeline")
+    parser.add_argument("--entry-events", type=int, default=1,
+                        help="events of a stream per Redis entry at most; above 1 the entries are of wire "
+                             "format 2, which GUIs before it count as rejected")
     parser.add_argument("--high-water", type=int, default=20_000, help="unsent events that pause the worker")
     parser.add_argument("--low-water", type=int, default=5_000, help="unsent events at which it resumes")
     parser.add_argument("--retry-max-s", type=float, default=2.0, help="longest wait between reconnection attempts")
@@ -331,6 +336,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     args = parser.parse_args(own_args)
     if not command:
         parser.error("give the worker command after `--`")
+    if args.entry_events < 1:
+        parser.error("--entry-events must be at least 1")
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()
@@ -346,7 +353,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     bridge = RedisBridge(client, run_id=args.run_id, default_agent_id=args.default_agent_id,
                          key_prefix=args.key_prefix, retention=args.retention or None,
                          flush_timeout_s=args.flush_timeout_s, stop_timeout_s=args.stop_timeout_s,
-                         state_dir=args.state_dir, batch_size=args.batch_size,
+                         state_dir=args.state_dir, entry_events=args.entry_events, batch_size=args.batch_size,
                          high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
     print(f"redis_bridge: {' '.join(command)} -> {_where(client)}", file=out, flush=True)
 

@@ -4,7 +4,9 @@ A batch goes out as one pipeline, packed and its replies read by ``redis_wire`` 
 per-argument packing and reply parsing cost more than everything else here): one ``SADD`` of the batch's stream keys to the index set (every
 batch, so a Redis restarted without its data has its index back with the next batch and a GUI
 started afterwards finds the stream; the cost is one command per batch), then one
-``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event. Redis refuses an
+``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event, or (``entry_events`` > 1, wire
+format 2, ``redis_packed``) one ``XADD key MAXLEN ~ N {seq_id}-1 v 2 events E`` per group of up to
+``entry_events`` events of a stream, the id its last event's. Redis refuses an
 id that is not greater than the stream's last one, so publishing a batch again (after a
 connection loss left its fate unknown) stores each event at most once; the refusals are counted
 as duplicates. A connection error leaves the whole batch to the caller, who retries it later.
@@ -23,6 +25,7 @@ from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.transport.redis_entries import STREAM_TOPICS, payload_json
 from gym_gui.transport.redis_keys import KEY_PREFIX, index_key, seq_of_any_id, stream_key
+from gym_gui.transport.redis_packed import pack_events
 from gym_gui.transport.redis_wire import RawCall, command, topic_text, xadd_head
 
 __all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "SeqGuard", "stream_last_seq_id"]
@@ -73,7 +76,9 @@ def stream_last_seq_id(client: redis.Redis, key: str) -> int | None:
 class RedisPublisher:
     """Writes events to ``{prefix}:{run}:{agent}`` streams with bounded retention.
 
-    ``retention``: entries kept per stream (``MAXLEN ~``), None for unbounded. ``seq_guard``: told
+    ``retention``: events kept per stream (``MAXLEN ~``: entries; of v2 entries, ``retention /
+    entry_events``), None for unbounded. ``entry_events``: events of a stream packed into one entry
+    at most (wire format 2, ``redis_packed``; 1: one event per entry, format 1). ``seq_guard``: told
     each batch's highest seq_id per stream key before the batch is sent (the bridge's durable
     ``SeqState``, so a restarted bridge never reuses one). Any thread may call any method; ``publish`` calls are serialised (a stream's events must go out in order,
     from one caller).
@@ -81,9 +86,12 @@ class RedisPublisher:
 
     def __init__(self, client: redis.Redis, *, key_prefix: str = KEY_PREFIX,
                  retention: int | None = DEFAULT_RETENTION, approximate_trim: bool = True,
-                 seq_guard: SeqGuard | None = None) -> None:
+                 seq_guard: SeqGuard | None = None, entry_events: int = 1) -> None:
         if retention is not None and retention < 1:
             raise ValueError(f"retention must be >= 1 or None, got {retention}")
+        if entry_events < 1:
+            raise ValueError(f"entry_events must be >= 1, got {entry_events}")
+        self.entry_events = entry_events
         self.client = client
         self.key_prefix = key_prefix
         self.retention = retention
@@ -94,6 +102,8 @@ class RedisPublisher:
         self._indexed: set[str] = set()
         self._keys: dict[tuple[str, str | None], str] = {}
         self._heads: dict[str, str] = {}  # stream key -> its XADD command's head
+        self._packed_heads: dict[str, str] = {}  # stream key -> the head of its v2 entries' XADD
+        self._single_heads: dict[str, str] = {}  # stream key -> the head of a lone event's XADD when packing
         self._raw = RawCall(client)
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.added = 0
@@ -140,10 +150,50 @@ class RedisPublisher:
                 keys[key] = evt.seq_id  # type: ignore[index]
         if self.seq_guard is not None:
             self.seq_guard.reserve(keys)  # before any of the batch goes out
-        unencodable = 0
-        heads = self._heads
         # the index first: a reader that sees an entry finds its stream
         piece: list[str] = [command(b"SADD", self._index_key, *keys).decode("utf-8")]
+        counts: list[int] = [0]  # events per command (the SADD: none)
+        if self.entry_events > 1 and len(events) > 1:
+            unencodable = self._append_packed(events, piece, counts)
+        else:
+            unencodable = self._append_single(events, piece)
+            counts += [1] * (len(piece) - 1)
+        sent = sum(counts)
+        # one send and one read: each blocking call lets the other busy thread of the process (the
+        # proxy's reader) take the GIL, for up to a switch interval (5 ms) before this one has it back
+        errors = self._raw.call_errors("".join(piece).encode("utf-8"), len(piece))
+        for _index, message in errors:
+            if message.startswith(_TRANSIENT_REPLIES):  # the server cannot take writes yet: retry it all
+                raise redis.exceptions.BusyLoadingError(f"Redis is not ready: {message}")
+        if errors and errors[0][0] == 0:
+            self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), errors[0][1])
+        else:
+            self._indexed.update(keys)
+        duplicates = refused = 0
+        for index, message in errors:
+            if index == 0:
+                continue
+            if _DUPLICATE_MARK in message:
+                duplicates += counts[index]
+            else:
+                refused += counts[index]
+                self._rlog.log(logging.ERROR, "refused", "Redis refused an entry of %d events: %s", counts[index], message)
+        added = sent - duplicates - refused
+        self.added += added
+        self.duplicates += duplicates
+        self.unencodable += unencodable
+        self.refused += refused
+        self.batches += 1
+        return PublishResult(added, duplicates, unencodable, refused)
+
+    def _append_single(self, events: Sequence[TelemetryEvent], piece: list[str], heads: dict[str, str] | None = None,
+                       maxlen: int | None = None) -> int:
+        """One v1 ``XADD`` per event into ``piece`` (``heads``/``maxlen``: those of a packed stream);
+        returns the events that cannot be encoded (counted, logged)."""
+        unencodable = 0
+        if heads is None:
+            heads, maxlen = self._heads, self.retention
+        key_of = self.key_of
         append = piece.append
         run = agent = head = None
         for evt in events:
@@ -165,37 +215,51 @@ class RedisPublisher:
                 key = key_of(run, agent)
                 head = heads.get(key)
                 if head is None:
-                    head = heads[key] = xadd_head(key, self.retention, self.approximate_trim).decode("utf-8")
+                    head = heads[key] = xadd_head(key, maxlen, self.approximate_trim).decode("utf-8")
             seq = str(evt.seq_id)  # the entry id "{seq_id}-1" (redis_keys.entry_id), as in redis_wire.xadd_text
             append(f"{head}${len(seq) + 2}\r\n{seq}-1\r\n{topic}${ts_bytes}\r\n{ts}\r\n$7\r\npayload\r\n"
                    f"${text_bytes}\r\n{text}\r\n")
-        sent = len(piece) - 1
-        # one send and one read: each blocking call lets the other busy thread of the process (the
-        # proxy's reader) take the GIL, for up to a switch interval (5 ms) before this one has it back
-        errors = self._raw.call_errors("".join(piece).encode("utf-8"), sent + 1)
-        for _index, message in errors:
-            if message.startswith(_TRANSIENT_REPLIES):  # the server cannot take writes yet: retry it all
-                raise redis.exceptions.BusyLoadingError(f"Redis is not ready: {message}")
-        if errors and errors[0][0] == 0:
-            self._rlog.log(logging.ERROR, "index", "Redis refused to index %d streams: %s", len(keys), errors[0][1])
-        else:
-            self._indexed.update(keys)
-        duplicates = refused = 0
-        for index, message in errors:
-            if index == 0:
-                continue
-            if _DUPLICATE_MARK in message:
-                duplicates += 1
-            else:
-                refused += 1
-                self._rlog.log(logging.ERROR, "refused", "Redis refused an event: %s", message)
-        added = sent - duplicates - refused
-        self.added += added
-        self.duplicates += duplicates
-        self.unencodable += unencodable
-        self.refused += refused
-        self.batches += 1
-        return PublishResult(added, duplicates, unencodable, refused)
+        return unencodable
+
+    def _append_packed(self, events: Sequence[TelemetryEvent], piece: list[str], counts: list[int]) -> int:
+        """Each stream's events of the batch (in their order) in v2 entries of up to ``entry_events``
+        into ``piece``, their event counts into ``counts``; a lone event, or a group that cannot be
+        packed, as v1 entries. Returns the events that cannot be encoded."""
+        streams: dict[tuple[str, str | None], list[TelemetryEvent]] = {}
+        run = agent = None
+        group: list[TelemetryEvent] = []
+        for evt in events:
+            if evt.run_id is not run or evt.agent_id is not agent:
+                run, agent = evt.run_id, evt.agent_id
+                group = streams.setdefault((run, agent), [])
+            group.append(evt)
+        size = self.entry_events
+        heads = self._packed_heads
+        maxlen = None if self.retention is None else max(1, -(-self.retention // size))  # entries of up to size events
+        unencodable = 0
+        for (run_id, agent_id), stream_events in streams.items():
+            key = self.key_of(run_id, agent_id)
+            head = heads.get(key)
+            if head is None:
+                head = heads[key] = xadd_head(key, maxlen, self.approximate_trim, fields=2).decode("utf-8")
+            for i in range(0, len(stream_events), size):
+                chunk = stream_events[i:i + size]
+                packed = None
+                if len(chunk) > 1:
+                    try:
+                        packed = pack_events(chunk)
+                    except (TypeError, ValueError, RecursionError, KeyError):
+                        packed = None  # one per entry: finds and counts the event that cannot be sent
+                if packed is None:
+                    before = len(piece)
+                    unencodable += self._append_single(chunk, piece, self._single_heads, maxlen)
+                    counts += [1] * (len(piece) - before)
+                    continue
+                seq = str(chunk[-1].seq_id)
+                piece.append(f"{head}${len(seq) + 2}\r\n{seq}-1\r\n$1\r\nv\r\n$1\r\n2\r\n$6\r\nevents\r\n"
+                             f"${len(packed)}\r\n{packed.decode('utf-8')}\r\n")
+                counts.append(len(chunk))
+        return unencodable
 
     def stats(self) -> dict[str, int]:
         """Events added, duplicates refused, unencodable, refused otherwise; batches; streams.

@@ -276,6 +276,7 @@ class RedisTelemetrySource:
             publish(evt)
         with self._counts.lock:  # one update: entries_read never runs ahead of what they were counted as
             self._counts.entries_read += taken.read
+            self._counts.repeated += taken.repeated
             published = self._counts.published
             for evt in taken.events:
                 published[evt.topic.name] += 1

@@ -28,6 +28,7 @@ class SourceCounts:
         self.lock = threading.Lock()
         self.streams: list[StreamKey] = []
         self.entries_read = 0
+        self.repeated = 0
         self.published: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.lost: dict[StreamKey, list[tuple[int, int]]] = {}
@@ -51,7 +52,9 @@ class SourceCounts:
     def snapshot(self, renumbered: RenumberedEntries, running: bool) -> dict[str, Any]:
         """The source's ``stats()``. Any thread; never blocks for long.
 
-        ``entries_read``, ``published`` (per topic name) and ``published_total``, ``rejected`` (per
+        ``entries_read`` (events: an entry of format 2 counts its events), ``repeated`` (events of
+        such entries at or below the seq_ids already taken, skipped: a re-sent batch, a resume inside
+        an entry), ``published`` (per topic name) and ``published_total``, ``rejected`` (per
         reason) and ``rejected_total``, ``lost_ranges`` (``{"run_id/agent_id": [(a, b), ...]}``, for
         display; the source's ``lost_ranges()`` has exact keys) and ``lost`` (their event count, an
         upper bound), ``vanished`` (``{"run_id/agent_id": last seq_id read}`` of streams whose key is
@@ -64,6 +67,7 @@ class SourceCounts:
         with self.lock:
             return {
                 "entries_read": self.entries_read,
+                "repeated": self.repeated,
                 "published": dict(self.published),
                 "published_total": sum(self.published.values()),
                 "rejected": dict(self.rejected),

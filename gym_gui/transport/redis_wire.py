@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.connection import AbstractConnection
 
-__all__ = ["Entry", "RawCall", "RawSession", "ReplyError", "RespMap", "ReplyParser", "command", "topic_text", "xadd_command", "xadd_head",
+__all__ = ["Entry", "PackedEntry", "RawCall", "RawSession", "ReplyError", "RespMap", "ReplyParser", "command", "topic_text", "xadd_command", "xadd_head",
            "xadd_text"]
 
 _CRLF = b"\r\n"
@@ -33,6 +33,8 @@ RECV_BYTES = 1 << 18
 #: A stream entry of the transport's shape: ``(raw_id, topic, ts, payload)``, as bytes (a tuple: any
 #: other array of a reply is a list).
 Entry = tuple[bytes, bytes, bytes, bytes]
+#: A v2 entry (several events, ``redis_packed``): ``(raw_id, events)``, as bytes.
+PackedEntry = tuple[bytes, bytes]
 
 
 class ReplyError(NamedTuple):
@@ -51,6 +53,8 @@ class RespMap(list):  # type: ignore[type-arg]
 _ENTRY = re.compile(
     rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*6\r\n\$5\r\ntopic\r\n\$\d+\r\n([A-Z_]+)\r\n"
     rb"\$2\r\nts\r\n\$\d+\r\n([^\r]*)\r\n\$7\r\npayload\r\n\$(\d+)\r\n")
+# [id, [v, 2, events, E]]: a v2 entry (redis_packed), up to the header of its events
+_PACKED = re.compile(rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*4\r\n\$1\r\nv\r\n\$1\r\n2\r\n\$6\r\nevents\r\n\$(\d+)\r\n")
 _ENTRY_START = b"*2\r\n$"
 _INCOMPLETE: Any = object()
 
@@ -61,7 +65,7 @@ class ReplyParser:
     Values: bulk and simple strings as bytes, integers as int, null as None, arrays and sets as
     lists, maps as flat lists (``RespMap``), doubles as float, booleans as bool, errors as
     ``ReplyError``; push messages (RESP3 ``>``) and attributes (``|``) are skipped. A transport
-    stream entry is an ``Entry``. Raises ``redis.ConnectionError`` on bytes that are not RESP.
+    stream entry is an ``Entry``, a v2 entry (``redis_packed``) a ``PackedEntry``. Raises ``redis.ConnectionError`` on bytes that are not RESP.
     """
 
     def __init__(self) -> None:
@@ -84,6 +88,7 @@ class ReplyParser:
         buf, pos, stack = self._buf, self._pos, self._stack
         size = len(buf)
         match_entry = _ENTRY.match
+        match_packed = _PACKED.match
         while True:
             value: Any = _INCOMPLETE
             if stack and buf.startswith(_ENTRY_START, pos):
@@ -93,15 +98,20 @@ class ReplyParser:
                 while remaining:
                     m = match_entry(buf, pos)
                     if m is None:
-                        break
-                    raw_id, topic, ts, length = m.groups()
+                        m = match_packed(buf, pos)
+                        if m is None:
+                            break
+                        raw_id, length = m.groups()
+                        topic = None
+                    else:
+                        raw_id, topic, ts, length = m.groups()
                     start = m.end()
                     stop = start + int(length)
                     if stop + 2 > size:
                         break
                     if not buf.startswith(_CRLF, stop):
                         raise redis.ConnectionError(f"not a RESP reply: {buf[stop:stop + 40]!r}")
-                    append((raw_id, topic, ts, buf[start:stop]))
+                    append((raw_id, topic, ts, buf[start:stop]) if topic is not None else (raw_id, buf[start:stop]))
                     pos = stop + 2
                     remaining -= 1
                 frame[1] = remaining
@@ -198,12 +208,12 @@ def command(*args: bytes | str | int) -> bytes:
     return b"".join(parts)
 
 
-def xadd_head(key: str, maxlen: int | None, approximate: bool) -> bytes:
-    """``XADD key [MAXLEN [~] N]`` with the array header of an entry of three fields. Any thread; pure."""
+def xadd_head(key: str, maxlen: int | None, approximate: bool, fields: int = 3) -> bytes:
+    """``XADD key [MAXLEN [~] N]`` with the array header of an entry of ``fields`` fields. Any thread; pure."""
     args: list[bytes] = [b"XADD", key.encode("utf-8")]
     if maxlen is not None:
         args += [b"MAXLEN", b"~", b"%d" % maxlen] if approximate else [b"MAXLEN", b"%d" % maxlen]
-    return b"*%d\r\n" % (len(args) + 7) + b"".join(_bulk(a) for a in args)
+    return b"*%d\r\n" % (len(args) + 1 + 2 * fields) + b"".join(_bulk(a) for a in args)
 
 
 _TOPIC_FIELD = b"$5\r\ntopic\r\n"

@@ -8,6 +8,8 @@ alternating, on the same ToyText step events (StepPayloads, as the proxy publish
   this process: the in-run baseline, what a plain client gets from this redis-server now;
 - ``publisher``: ``RedisPublisher.publish`` in batches of 512, with the bridge's durable seq_id
   state as its guard (entries/s, and this process's CPU time per entry);
+- each of ``publisher``, ``pump`` and ``bridge`` also as ``.v2``: 64 events of a stream per entry
+  (wire format 2, ``entry_events`` / ``--entry-events``; rates in events/s);
 - ``pump``: the bridge's publishing path in-process: a producer thread publishes the events on a
   RunBus (waiting on the pump's gate, as the proxy does), a ``RedisPump`` sends them;
 - ``bridge``: ``python -m gym_gui.transport.redis_bridge`` running a worker that writes pre-built
@@ -56,6 +58,8 @@ from gym_gui.transport.redis_seq_state import SeqState  # noqa: E402
 from redis_helpers import RedisServer, bridge_argv, child_env, redis_server_binary  # noqa: E402
 
 BATCH = 512
+#: Events per entry of the ``.v2`` cases (wire format 2, ``--entry-events``).
+ENTRY_EVENTS = 64
 
 
 def make_events(run_id: str, events: int, payload: str) -> list[TelemetryEvent]:
@@ -92,11 +96,12 @@ def redis_py_rate(server: RedisServer, batch: list[TelemetryEvent]) -> tuple[flo
     return len(batch) / elapsed, cpu / len(batch) * 1e6
 
 
-def publisher_rate(server: RedisServer, batch: list[TelemetryEvent], state_dir: Path) -> tuple[float, float]:
-    """(entries/s, CPU us per entry of this process)."""
+def publisher_rate(server: RedisServer, batch: list[TelemetryEvent], state_dir: Path,
+                   entry_events: int = 1) -> tuple[float, float]:
+    """(events/s, CPU us per event of this process)."""
     state = SeqState(state_dir)
     assert state.prepare() is None
-    pub = RedisPublisher(make_client(server.url), retention=None, seq_guard=state)
+    pub = RedisPublisher(make_client(server.url), retention=None, seq_guard=state, entry_events=entry_events)
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(batch), BATCH):
         pub.publish(batch[i:i + BATCH])
@@ -107,11 +112,11 @@ def publisher_rate(server: RedisServer, batch: list[TelemetryEvent], state_dir: 
     return len(batch) / elapsed, cpu / len(batch) * 1e6
 
 
-def pump_rate(server: RedisServer, batch: list[TelemetryEvent]) -> tuple[float, float]:
-    """(entries/s, CPU us per entry of this process): producer thread -> RunBus -> RedisPump -> Redis."""
+def pump_rate(server: RedisServer, batch: list[TelemetryEvent], entry_events: int = 1) -> tuple[float, float]:
+    """(events/s, CPU us per event of this process): producer thread -> RunBus -> RedisPump -> Redis."""
     bus = RunBus()
     client = make_client(server.url)
-    pump = RedisPump(bus, RedisPublisher(client, retention=None), batch_size=BATCH)
+    pump = RedisPump(bus, RedisPublisher(client, retention=None, entry_events=entry_events), batch_size=BATCH)
 
     def produce() -> None:
         wait, publish = pump.gate.wait_until_open, bus.publish
@@ -127,7 +132,7 @@ def pump_rate(server: RedisServer, batch: list[TelemetryEvent]) -> tuple[float, 
     producer.join()
     assert pump.finish(60.0)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    assert client.xlen(stream_key(batch[0].run_id, batch[0].agent_id)) == len(batch)
+    assert pump.publisher.added == len(batch), pump.stats()
     client.close()
     return len(batch) / elapsed, cpu / len(batch) * 1e6
 
@@ -137,18 +142,20 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bridge_rate(server: RedisServer, steps: int, run_id: str, payload: str, tmp: Path) -> tuple[float, float]:
-    """(entries/s, CPU us per entry of the bridge, its ingest child and the worker)."""
+def bridge_rate(server: RedisServer, steps: int, run_id: str, payload: str, tmp: Path,
+                entry_events: int = 1) -> tuple[float, float]:
+    """(events/s, CPU us per event of the bridge, its ingest child and the worker)."""
     work = build_workload(tmp / f"{run_id}.jsonl", run_id, steps, payload, 10)
     worker = [sys.executable, str(ROOT / "tools" / "bench_e2e.py"), "--emit", str(work.path)]
-    argv = bridge_argv(server.url, "--run-id", run_id, "--retention", "0", "--") + worker
+    argv = bridge_argv(server.url, "--run-id", run_id, "--retention", "0", "--entry-events", str(entry_events),
+                       "--") + worker
     started, cpu = time.perf_counter(), _children_cpu_s()
     proc = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=900, cwd=ROOT)
     elapsed, cpu = time.perf_counter() - started, _children_cpu_s() - cpu
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    with server.client() as c:
-        added = sum(int(c.xlen(k)) for k in c.smembers("gym_gui:telemetry:index") if run_id.encode() in k)
-    assert added >= steps, (added, proc.stdout)
+    summary = proc.stdout.strip().splitlines()[-1]
+    added = int(summary.split(" added=")[1].split()[0])  # events (an entry of format 2 holds several)
+    assert added >= steps and " duplicates=0 " in summary, summary
     return added / elapsed, cpu / added * 1e6
 
 
@@ -159,7 +166,7 @@ def main() -> int:
     parser.add_argument("--payload", choices=("grid", "scalar"), default="grid")
     args = parser.parse_args()
     tune_gc()  # as the bridge does
-    names = ("redis-py", "publisher", "pump", "bridge")
+    names = ("redis-py", "publisher", "publisher.v2", "pump", "pump.v2", "bridge", "bridge.v2")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["XDG_STATE_HOME"] = str(tmp / "xdg-state")  # the bridges' seq_id state (child_env)
@@ -172,18 +179,19 @@ def main() -> int:
                     with server.client() as c:
                         c.flushall()
                     before = redis_cpu_s(server)
-                    if name == "bridge":
-                        rate, cpu_us = bridge_rate(server, args.events, f"bridge-{r}", args.payload, tmp)
+                    packed = ENTRY_EVENTS if name.endswith(".v2") else 1
+                    if name.startswith("bridge"):
+                        rate, cpu_us = bridge_rate(server, args.events, f"{name}-{r}", args.payload, tmp, packed)
                         n = args.events
                     else:
                         batch = make_events(f"{name}-{r}", args.events, args.payload)
                         n = len(batch)
                         if name == "redis-py":
                             rate, cpu_us = redis_py_rate(server, batch)
-                        elif name == "publisher":
-                            rate, cpu_us = publisher_rate(server, batch, tmp / "state")
+                        elif name.startswith("publisher"):
+                            rate, cpu_us = publisher_rate(server, batch, tmp / "state", packed)
                         else:
-                            rate, cpu_us = pump_rate(server, batch)
+                            rate, cpu_us = pump_rate(server, batch, packed)
                     figures[name].append((rate, cpu_us, (redis_cpu_s(server) - before) / n * 1e6))
                 print(f"round {r}: " + ", ".join(f"{name} {v[-1][0]:,.0f} entries/s ({v[-1][1]:.1f} us CPU/entry, "
                                                  f"redis-server {v[-1][2]:.1f})" for name, v in figures.items()),
@@ -207,6 +215,13 @@ def main() -> int:
         figure("redis.bridge.entries_per_s", "redis_bridge: worker -> Redis, spawn to exit", medians["bridge"],
                "entries/s", "higher", **base, target=target(">=", 150_000, source="issue 13 #6"),
                note=note + "; worker, ingest child, bridge and redis-server on 2 cores"),
+        *(figure(f"redis.{name}.entries_per_s", f"{label}, {ENTRY_EVENTS} events per entry (wire format 2)",
+                 medians[f"{name}.v2"], "events/s", "higher", baseline=medians[name],
+                 baseline_label=f"{name}, one event per entry, same run",
+                 target=target(">=", 150_000, source="issue 13 #6"), note=note)
+          for name, label in (("publisher", "RedisPublisher.publish in-process"),
+                              ("pump", "bus -> RedisPump -> Redis in-process"),
+                              ("bridge", "redis_bridge --entry-events: worker -> Redis, spawn to exit"))),
     ])
     return 0
 

@@ -11,7 +11,7 @@ import redis
 from gym_gui.transport.redis_client import make_client
 from gym_gui.transport.redis_publisher import RedisPublisher
 from gym_gui.transport.redis_wire import RawCall, ReplyError, ReplyParser, RespMap, command
-from gym_gui.transport.redis_xread import stream_replies, xread
+from gym_gui.transport.redis_xread import entry_fields, stream_replies, xread
 from redis_helpers import RedisServer
 
 
@@ -84,11 +84,13 @@ def client(request: Any, redis_server: RedisServer) -> Any:
 def test_raw_calls_read_what_redis_py_reads_and_leave_the_connection_usable(client: redis.Redis, factory: Any) -> None:
     RedisPublisher(client, retention=None).publish(factory("r", "a", first_seq=1).run(3, 4))
     key = b"gym_gui:telemetry:r:a"
+    RedisPublisher(client, retention=None, entry_events=4).publish(factory("r", "a", first_seq=30).run(2, 4))
     client.xadd(key, {"odd": "fields"}, id="100-1")  # another shape, beside the transport's
     raw = RawCall(client)
     replies = stream_replies(raw.call(command(b"XREAD", b"COUNT", 1000, b"STREAMS", key, b"0-0"), 1)[0])
-    ours = [(e[0], {b"topic": e[1], b"ts": e[2], b"payload": e[3]}) if type(e) is tuple else (e[0], dict(zip(e[1][::2], e[1][1::2])))
+    ours = [entry_fields(e) if type(e) is tuple else (e[0], dict(zip(e[1][::2], e[1][1::2])))
             for _key, entries in replies for e in entries]
+    assert sum(1 for _key, entries in replies for e in entries if type(e) is tuple and len(e) == 2) == 3  # format 2
     assert [k for k, _ in replies] == [key]
     assert ours == [(i, dict(f)) for i, f in client.xrange(key)]
     assert client.ping()  # the pooled connection is clean after the raw call
