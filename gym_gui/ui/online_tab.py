@@ -31,12 +31,16 @@ from gym_gui.ui.titled import titled
 from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
 from gym_gui.ui.table_view import make_table_view
 
-__all__ = ["AgentOnlineTab", "HEADER_FIELDS", "TOYTEXT_FAMILIES"]
+__all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "TOYTEXT_FAMILIES"]
 
 #: Environment families whose steps carry "grid" payloads (Gymnasium ToyText).
 TOYTEXT_FAMILIES = frozenset({"FrozenLake", "CliffWalking", "Taxi"})
 
 STALL_TICK_MS = 1000
+#: Shortest time between two redraws of the learning curves in the window (their refresh and repaint
+#: cost the GUI thread far more than the counters): news sooner is drawn at the interval's end, in one
+#: redraw. A tab made on its own (tests) redraws at every batch unless given an interval.
+CHART_REFRESH_INTERVAL_MS = 200
 
 
 def _number(value: Any) -> float | None:
@@ -89,11 +93,14 @@ class AgentOnlineTab(QWidget):
     Fed through its slots (connect them to a LiveTelemetryController's signals). Per batch it
     counts every step, appends every step and episode to the table models in one insert each,
     and renders only ``batch.latest_step``. The tables start hidden for ToyText runs (grid
-    payloads) and shown otherwise; the "Show tables" button toggles them. GUI thread only.
+    payloads) and shown otherwise; the "Show tables" button toggles them. The learning curves are
+    built when the tab is first drawn and redrawn at most every ``chart_refresh_interval_ms``
+    (0: at every batch); a tab behind another only counts, and draws when shown. GUI thread only.
     """
 
     def __init__(self, run_id: str, agent_id: str, *, max_table_rows: int = DEFAULT_MAX_ROWS,
                  rate_window_s: float = 2.0, stall_tick_ms: int = STALL_TICK_MS, curve_window: int = 100,
+                 chart_refresh_interval_ms: int = 0,
                  clock: Callable[[], float] = time.monotonic, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.run_id = run_id
@@ -117,6 +124,7 @@ class AgentOnlineTab(QWidget):
         # A tab behind another in the window draws nothing: its charts and frame catch up when shown.
         self._stale_curves = False
         self._pending_render: Any = None
+        self._chart_interval_s = max(0, chart_refresh_interval_ms) / 1000.0
 
         self.step_model = StepTableModel(max_table_rows, self)
         self.episode_model = EpisodeTableModel(self)
@@ -147,6 +155,10 @@ class AgentOnlineTab(QWidget):
         self._panel_timer.setSingleShot(True)
         self._panel_timer.setInterval(0)
         self._panel_timer.timeout.connect(self._build_panel_if_shown)
+        self._charts_drawn_at = -math.inf  # clock time of the last chart refresh
+        self._chart_timer = QTimer(self)  # the refresh held back by the interval
+        self._chart_timer.setSingleShot(True)
+        self._chart_timer.timeout.connect(self._refresh_curves)
         self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
         self.tables_button.setToolTip("Show or hide the step and episode tables")
@@ -252,6 +264,7 @@ class AgentOnlineTab(QWidget):
         """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
         self.stall_timer.stop()
         self._panel_timer.stop()
+        self._chart_timer.stop()
         if self._curve_panel is not None:
             self._curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
 
@@ -396,9 +409,14 @@ class AgentOnlineTab(QWidget):
     def _refresh_curves(self) -> None:
         if not self._drawn():
             self._stale_curves = True
-        elif self._curve_panel is not None:
-            self._curve_panel.refresh()
-        elif self.parentWidget() is None:  # a tab on its own: its charts at once
+        elif self._curve_panel is not None or self.parentWidget() is None:  # (a tab on its own: charts at once)
+            now = self._clock()
+            wait_s = self._charts_drawn_at + self._chart_interval_s - now
+            if wait_s > 0:  # drawn recently: once more at the interval's end
+                if not self._chart_timer.isActive():
+                    self._chart_timer.start(max(1, math.ceil(wait_s * 1000)))
+                return
+            self._charts_drawn_at = now
             self.curve_panel.refresh()
         else:
             self._stale_curves = True

@@ -325,3 +325,22 @@ def test_a_tab_shown_and_covered_at_once_builds_no_charts(qtbot: Any, factory: t
     assert not back.charts_built() and back.header_text("episodes_seen") == "1"
     front.stop()
     back.stop()
+
+
+def test_charts_redraw_at_most_once_per_interval_and_the_last_news_is_drawn(
+        qtbot: Any, factory: type[EventFactory]) -> None:
+    tab = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=300)
+    qtbot.addWidget(tab)
+    tab.show()
+    f = factory("run1", "agent1")
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
+    drawn = tab.curve_panel.refreshes
+    assert tab.curve_panel.curve_data("return")[1].tolist() == [0.0]  # the first news at once
+    for i in range(1, 6):  # a burst within the interval: counted at once, drawn once at its end
+        tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(i, 4, total_reward=float(i)),)))
+    assert tab.header_text("episodes_seen") == "6"
+    assert tab.curve_panel.refreshes == drawn
+    qtbot.waitUntil(lambda: tab.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+                    timeout=5000)
+    assert tab.curve_panel.refreshes == drawn + 1
+    tab.stop()
