@@ -13,7 +13,10 @@ tabs, the Runs tab and the debug pane. Measured:
 - overflow: events the window's live subscriptions dropped (target 0);
 - GUI wake-ups: ticks the window's pump ran per second;
 - GUI-thread CPU in the pump's ticks (``time.thread_time``: what the live path itself costs the GUI
-  thread, whatever else the machine runs): the worst tick and the milliseconds per second.
+  thread, whatever else the machine runs): the worst tick and the milliseconds per second;
+- GUI-thread CPU of everything (ticks, paints, the Runs tab and debug pane, reads delivered) per
+  second of the steady state, and of opening the runs' tabs (``start_run`` for each run): CPU time,
+  so comparable on a busy machine where the wall-clock figures are not.
 
 The baseline, measured in the same run, is the old fixed poll: the same window, whose pump ticks
 every view on a fixed 50 ms timer (data or not) and ignores the bus's wake-ups, as the
@@ -23,6 +26,7 @@ Without ``--step-rate-hz`` it runs the three cases of issue 13 #5: one run at 1,
 at 20,000 steps/s and 8 runs at 1,000 steps/s each.
 
 Usage: .venv/bin/python tools/bench_live.py [--step-rate-hz 1000] [--runs 1] [--seconds 10] [--check]
+       [--no-baseline] [--profile FILE]  (``--profile``: cProfile of the GUI thread, the pump's run only)
 """
 
 from __future__ import annotations
@@ -140,12 +144,17 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     window.show()
     latencies_ms: list[float] = []
     probe, probe_all = Probe(), Probe()
+    steady_cpu0: list[float] = []
+
+    def start_steady() -> None:
+        steady_cpu0.append(time.thread_time())
+        probe.start()
 
     def on_batch(batch: Any) -> None:
         now = time.perf_counter()
         if not steady_from:
             steady_from.append(now + WARMUP_S)
-            QTimer.singleShot(int(WARMUP_S * 1000), probe.start)
+            QTimer.singleShot(int(WARMUP_S * 1000), start_steady)
         if now < steady_from[0]:
             return
         for step in batch.steps:
@@ -156,6 +165,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     spec = WorkerSpec(env_id="FrozenLake-v1", episodes=1_000_000, step_rate_hz=step_rate_hz,
                       heartbeat_interval_s=1.0)
     run_ids: list[str] = []
+    open_cpu0 = time.thread_time()
     for _ in range(runs):
         run_id = window.start_run(spec)
         assert run_id is not None
@@ -163,6 +173,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         assert controller is not None
         controller.batch_ready.connect(on_batch)
         run_ids.append(run_id)
+    open_cpu_ms = (time.thread_time() - open_cpu0) * 1000
     target_steps = int(step_rate_hz * seconds) * runs
     deadline = time.monotonic() + seconds * 3 + 30
 
@@ -178,6 +189,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     polls_before = services.pump.polls
     probe_all.start()
     app.exec()  # the real event loop, as in the app
+    gui_cpu_s = time.thread_time() - steady_cpu0[0] if steady_cpu0 else float("nan")
     probe.timer.stop()
     probe_all.timer.stop()
     done_timer.stop()
@@ -202,6 +214,8 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         "ticks_per_s": polls / elapsed_s if elapsed_s > 0 else float("nan"),
         "tick_cpu_max_ms": max(tick_cpu_ms) if tick_cpu_ms else float("nan"),
         "tick_cpu_ms_per_s": sum(tick_cpu_ms) / steady_s if tick_cpu_ms and steady_s > 0 else float("nan"),
+        "gui_cpu_ms_per_s": gui_cpu_s * 1000 / steady_s if steady_s > 0 else float("nan"),
+        "open_cpu_ms": open_cpu_ms,
     }
 
 
@@ -209,10 +223,24 @@ def case_name(step_rate_hz: float, runs: int) -> str:
     return f"{step_rate_hz:.0f}hz" if runs == 1 else f"{runs}x{step_rate_hz:.0f}hz"
 
 
-def report(step_rate_hz: float, runs: int, seconds: float) -> tuple[list[dict[str, Any]], dict[str, bool]]:
-    """Measure one case (baseline, then the pump); print its table; return its figures and targets."""
-    base = measure(step_rate_hz, runs, seconds, fixed_poll=True)
-    new = measure(step_rate_hz, runs, seconds, fixed_poll=False)
+def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = True,
+           profile: str | None = None) -> tuple[list[dict[str, Any]], dict[str, bool]]:
+    """Measure one case (baseline, then the pump); print its table; return its figures and targets.
+    Without ``baseline`` the baseline's figures are NaN; ``profile``: write a cProfile of the GUI
+    thread during the pump's run to this file."""
+    base = measure(step_rate_hz, runs, seconds, fixed_poll=True) if baseline else None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        new = measure(step_rate_hz, runs, seconds, fixed_poll=False)
+        profiler.disable()
+        profiler.dump_stats(profile)
+    else:
+        new = measure(step_rate_hz, runs, seconds, fixed_poll=False)
+    if base is None:
+        base = {key: float("nan") for key in new}
     name = case_name(step_rate_hz, runs)
     print(f"live path, {runs} run(s) at {step_rate_hz:.0f} steps/s each, {seconds:.0f} s")
     print(f"{'':26}{f'baseline ({OLD_POLL_MS} ms poll)':>22}{'GUI pump':>12}{'ratio':>8}")
@@ -221,8 +249,9 @@ def report(step_rate_hz: float, runs: int, seconds: float) -> tuple[list[dict[st
                        ("p50_ms", "latency p50 (ms)"), ("p99_ms", "latency p99 (ms)"),
                        ("max_ms", "latency max (ms)"), ("ticks_per_s", "GUI pump ticks/s"),
                        ("tick_cpu_max_ms", "tick CPU, worst (ms)"), ("tick_cpu_ms_per_s", "tick CPU (ms per s)"),
+                       ("gui_cpu_ms_per_s", "GUI thread CPU (ms per s)"), ("open_cpu_ms", "opening the tabs CPU (ms)"),
                        ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
-        ratio = new[key] / base[key] if base[key] else float("nan")
+        ratio = new[key] / base[key] if base[key] and base[key] == base[key] else float("nan")
         print(f"{label:26}{base[key]:>22.1f}{new[key]:>12.1f}{ratio:>8.2f}")
     targets = {
         f"{name} overflow 0": new["dropped"] == 0,
@@ -245,6 +274,10 @@ def report(step_rate_hz: float, runs: int, seconds: float) -> tuple[list[dict[st
                baseline=base["dropped"], baseline_label=poll, target=target("<=", 0, source="BRIEF 9")),
         figure(f"live.{name}.tick_cpu_max_ms", f"GUI-thread CPU of the worst pump tick at {name}",
                new["tick_cpu_max_ms"], "ms", "lower", baseline=base["tick_cpu_max_ms"], baseline_label=poll),
+        figure(f"live.{name}.gui_cpu_ms_per_s", f"GUI-thread CPU per second (everything) at {name}",
+               new["gui_cpu_ms_per_s"], "ms/s", "lower", baseline=base["gui_cpu_ms_per_s"], baseline_label=poll),
+        figure(f"live.{name}.open_cpu_ms", f"GUI-thread CPU of opening the tabs at {name}",
+               new["open_cpu_ms"], "ms", "lower", baseline=base["open_cpu_ms"], baseline_label=poll),
         figure(f"live.{name}.ticks_per_s", f"GUI pump ticks/s at {name}", new["ticks_per_s"], "ticks/s", "lower",
                baseline=base["ticks_per_s"], baseline_label=poll),
     ]
@@ -258,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs at once, each at --step-rate-hz")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the fixed-poll baseline (its figures: nan)")
+    parser.add_argument("--profile", metavar="FILE", default=None,
+                        help="cProfile the GUI thread during the pump's run into FILE (one case: --step-rate-hz)")
     args = parser.parse_args(argv)
     tune_gc()  # the app's collector settings (gym_gui/gc_tuning.py)
     logging.basicConfig(level=logging.ERROR)
@@ -265,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[dict[str, Any]] = []
     targets: dict[str, bool] = {}
     for rate, runs in cases:
-        case_figures, case_targets = report(rate, runs, args.seconds)
+        case_figures, case_targets = report(rate, runs, args.seconds, baseline=not args.no_baseline,
+                                            profile=args.profile)
         figures += case_figures
         targets.update(case_targets)
     print_bench_json("live", figures)
