@@ -178,8 +178,9 @@ class RunTracker:
         exit_code: int | None = None,
         agent_id: str | None = None,
     ) -> TelemetryEvent | None:
-        """The RUN_COMPLETED that finishes a run which never sends one (``RunRegistry.update_run_outcome``
-        publishes it), or None when the run is already terminal with an outcome at least as severe.
+        """The RUN_COMPLETED that finishes a run which never sends one (``finish_run`` publishes it),
+        or None when the run is already terminal with an outcome at least as severe
+        (failed > cancelled > completed).
 
         It is the next event of ``agent_id``'s stream (default: the run's first agent, else its stream
         without agent id): seq_id one above the highest seen live or stored. ``payload["source"]`` is
@@ -210,6 +211,38 @@ class RunTracker:
             payload["exit_code"] = exit_code
         return TelemetryEvent(topic=Topic.RUN_COMPLETED, run_id=run_id, agent_id=agent_id,
                               seq_id=self.table.next_seq_id(run_id, agent_id), ts_iso=utc_now_iso(), payload=payload)
+
+
+    def finish_run(
+        self,
+        run_id: str,
+        outcome: str,
+        now_s: float,
+        *,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        agent_id: str | None = None,
+    ) -> tuple[TelemetryEvent | None, list[Change]]:
+        """Finish a run that will never send RUN_COMPLETED itself (e.g. the existing gym_gui's
+        producers, which publish only steps and episodes; the trainer knows the run ended).
+
+        Publishes ``outcome_event(...)`` on the bus (so the DbSink persists it in the ``runs`` table,
+        where a restarted tracker reads it back, and then says ``run_persisted``; the replay loads and
+        the live views show the outcome) and folds it at once: while subscribed, by a ``tick(now_s)``
+        (which drains it with whatever else arrived), else straight into the table. Returns the event
+        (None: nothing published, the run is already terminal with an outcome at least as severe)
+        and the changes made. Call it once the producer has stopped publishing the run; events it
+        publishes later are still stored. Raises ValueError for a bad argument. Owner thread; never
+        blocks.
+        """
+        evt = self.outcome_event(run_id, outcome, reason=reason, summary=summary, exit_code=exit_code,
+                                 agent_id=agent_id)
+        if evt is None:
+            return None, []
+        _log.info("run %s finished by the app: %s%s", run_id, outcome, f" ({reason})" if reason else "")
+        self.bus.publish(evt)
+        return evt, self.tick(now_s) if self.subscribed else self.table.apply_event(evt, now_s)
 
 
 def read_stored_runs(store: TelemetrySQLiteStore) -> list[StoredRun]:

@@ -172,38 +172,24 @@ class RunRegistry(QObject):
         exit_code: int | None = None,
         agent_id: str | None = None,
     ) -> TelemetryEvent | None:
-        """Finish a run that will never send RUN_COMPLETED itself (e.g. the existing gym_gui's
-        producers, which publish only steps and episodes; the trainer knows the run ended).
+        """Finish a run that will never send RUN_COMPLETED itself: ``RunTracker.finish_run`` (the one
+        rule: ``outcome`` ``completed``, ``failed`` or ``cancelled``, the event's seq_id, ``source``,
+        ``reason`` and ``summary``, severity; ValueError for a bad argument), whose changes are
+        signalled here, so the state is terminal with ``status_changed`` before this returns.
 
-        ``outcome`` is ``completed``, ``failed`` or ``cancelled`` (else ValueError); ``reason`` (why,
-        in words) and ``summary`` are kept with it (``summary["reason"]`` = ``reason``), as is
-        ``exit_code``. Publishes a RUN_COMPLETED on the bus as the next event (``seq_id`` one above
-        the highest seen) of ``agent_id``'s stream (default: the run's first agent, else the run's
-        stream without agent id), with ``payload["source"] == "update_run_outcome"``. So the DbSink
-        persists it in the ``runs`` table (a restarted registry reads it back) and then emits
-        ``run_persisted``, the replay loads, the Online tabs show the outcome, and this registry's
-        state turns terminal with ``status_changed`` before this call returns. Call it once the
-        producer has stopped publishing the run; events it publishes later are still stored.
-
-        Returns the event published, or None (nothing published) when the run is already terminal
-        with an outcome at least as severe (failed > cancelled > completed). Also works before
-        ``start`` and after ``stop`` (the state is then updated directly). The registry's (GUI)
-        thread only (RuntimeError from another); never blocks.
+        Returns the event published, or None (nothing published). Also works before ``start`` and
+        after ``stop`` (the state is then updated directly). The registry's (GUI) thread only
+        (RuntimeError from another); never blocks.
         """
         if QThread.currentThread() != self.thread():
             raise RuntimeError("RunRegistry.update_run_outcome must be called on the registry's thread (the GUI "
                                "thread); from another thread, queue the call (a queued signal or QTimer.singleShot "
                                "on the registry's thread)")
-        evt = self._tracker.outcome_event(run_id, outcome, reason=reason, summary=summary, exit_code=exit_code,
-                                          agent_id=agent_id)
-        if evt is None:
-            return None
-        _log.info("run %s finished by the app: %s%s", run_id, outcome, f" ({reason})" if reason else "")
-        self.bus.publish(evt)
-        if self._started and not self._stopped:
-            self.poll()  # drains the event just published: the state changes before this returns
-        else:
-            self._emit(self._table.apply_event(evt, self._clock()))
+        evt, changes = self._tracker.finish_run(run_id, outcome, self._clock(), reason=reason, summary=summary,
+                                                exit_code=exit_code, agent_id=agent_id)
+        self._emit(changes)
+        if evt is not None and self._started and not self._stopped:
+            self.pump.reschedule()  # (a no-op inside the pump's own tick, which re-reads the deadline itself)
         return evt
 
     # -- ticks -----------------------------------------------------------------------------------

@@ -129,3 +129,20 @@ def test_the_outcome_event_continues_the_stream_and_respects_severity(
         kwargs: dict[str, Any] = {"run_id": "r", "outcome": "failed", **bad}
         with pytest.raises(ValueError):
             tracker.outcome_event(kwargs.pop("run_id"), kwargs.pop("outcome"), **kwargs)
+
+
+def test_finish_run_publishes_the_outcome_and_folds_it_subscribed_or_not(
+        bus: RunBus, factory: type[EventFactory]) -> None:
+    sink = bus.subscribe(Topic.RUN_COMPLETED, "durable-probe", maxlen=None)
+    tracker = tracker_on(bus)
+    f = factory("r", "a1", first_seq=10)
+    bus.publish(f.step(0, 0))
+    tracker.tick(0.0)
+    evt, changes = tracker.finish_run("r", "cancelled", 1.0, reason="stopped by the trainer")
+    assert evt is not None and evt.seq_id == 11 and evt.payload["source"] == OUTCOME_SOURCE
+    assert (STATUS, "r", "cancelled") in changes and tracker.table.state("r").status is RunStatus.CANCELLED  # type: ignore[union-attr]
+    assert [e.seq_id for e in sink.drain()] == [11]  # on the bus, for the DbSink
+    assert tracker.finish_run("r", "completed", 2.0) == (None, [])  # less severe: nothing published
+    tracker.unsubscribe()  # not subscribed: folded straight into the table, still published
+    evt, changes = tracker.finish_run("r", "failed", 3.0)
+    assert evt is not None and changes == [(STATUS, "r", "failed")] and [e.seq_id for e in sink.drain()] == [12]
