@@ -5,7 +5,10 @@ A curve of a million points cannot be handed to the painter whole: pyqtgraph's o
 re-reads every point per refresh (O(n) on the GUI thread). Both forms here keep, per bin of
 consecutive rows, the minimum and the maximum of ``y`` (NaNs ignored) at the bin's first ``x``, and
 draw each bin as a vertical stroke from its minimum to its maximum (pyqtgraph's "peak" mode): every
-episode is in some bin, so every spike stays visible.
+episode is in some bin, so every spike stays visible. The rows after the last complete bin (fewer
+than a bin) are drawn as they are when there are at most ``TAIL_ROWS`` of them, else as one more
+stroke (their minimum and maximum at their first x) and their last row (the line ends at the last
+point): a drawn curve has at most ``2 * bins + TAIL_ROWS + 1`` points.
 
 ``PeakDecimator`` keeps the bins of a whole series that grows at its end: bins double in size
 (pairs merged) when there are more than ``max_bins``, so an update costs O(new rows + bins), never
@@ -25,7 +28,10 @@ import math
 
 import numpy as np
 
-__all__ = ["PeakDecimator", "decimate_range", "visible_rows"]
+__all__ = ["TAIL_ROWS", "PeakDecimator", "decimate_range", "visible_rows"]
+
+#: Rows after the last complete bin drawn as they are; more are folded into one stroke.
+TAIL_ROWS = 8
 
 
 def _bin_reduce(y: np.ndarray, bin_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +42,11 @@ def _bin_reduce(y: np.ndarray, bin_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _strokes(bx: np.ndarray, lo: np.ndarray, hi: np.ndarray, tx: np.ndarray,
              ty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two points per bin (its min then its max at its first x), then the tail rows as they are."""
+    """Two points per bin (its min then its max at its first x), then the tail rows (module doc)."""
+    if len(ty) > TAIL_ROWS:
+        with np.errstate(invalid="ignore"):
+            t_lo, t_hi = np.fmin.reduce(ty), np.fmax.reduce(ty)
+        tx, ty = np.array((tx[0], tx[0], tx[-1])), np.array((t_lo, t_hi, ty[-1]))
     ys = np.empty(2 * len(lo))
     ys[0::2], ys[1::2] = lo, hi
     return np.concatenate((np.repeat(bx, 2), tx)), np.concatenate((ys, ty))

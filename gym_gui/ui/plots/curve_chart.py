@@ -1,5 +1,11 @@
 """CurveChart: one plot of a CurvePanel, its curves, and the stepped x-range it keeps while it
-follows the data (``live.follow_range``), with its axes cached as pixmaps. GUI thread only."""
+follows the data (``live.follow_range``), with its axes and title cached as pixmaps. GUI thread only.
+
+What a repaint of a chart costs is mostly text: an axis replays its tick texts (a QPicture) and a
+title lays out its rich text at every paint. Cached (``cache_axes``), a repaint blits them and only
+the curves are drawn; an axis is redrawn when its range or its size changes. Curve pens are
+cosmetic and 1 px wide (a wider pen takes Qt's stroker or pyqtgraph's segment path: 2 to 4 times
+the cost), the rolling mean set apart from the raw returns by its colour."""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ import pyqtgraph as pg
 from qtpy.QtWidgets import QGraphicsItem
 
 from gym_gui.live.follow_range import follow_range, stepped_range
+from gym_gui.ui.plots.grid_lines import GridLines
 
-__all__ = ["X_PADDING", "CurveChart", "cache_axes", "style_curve"]
+__all__ = ["X_PADDING", "CurveChart", "cache_axes", "cache_legend", "style_curve"]
 
 #: The ranges a following chart shows are padded by these shares of their width on each side (y:
 #: as pyqtgraph pads a chart of this height, so the extreme tick texts fit).
 X_PADDING = 0.02
 Y_PADDING = 0.1
 _RAW_PEN = pg.mkPen((175, 198, 235), width=1)  # opaque: blending many strokes costs
-_MEAN_PEN = pg.mkPen((20, 90, 200), width=2)
+_MEAN_PEN = pg.mkPen((10, 60, 170), width=1)
 _LINE_PEN = pg.mkPen((40, 120, 60), width=1)  # width 1: Qt strokes it without the wide-pen stroker
 _EXTRA_PEN = pg.mkPen((170, 90, 20), width=1)
 
@@ -43,19 +50,31 @@ def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
 
 
 def cache_axes(plot: pg.PlotItem) -> None:
-    """Cache the plot's x-axis as a pixmap: a repaint blits it until its range changes. GUI thread."""
-    for name in ("bottom",):  # left axes cached drew stale (text-less) pixmaps after a y-range step
+    """Cache the plot's axes and title as pixmaps: a repaint blits them until a range, a size or
+    the text changes (module doc). GUI thread."""
+    for name in ("bottom", "left"):
         axis = plot.getAxis(name)
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # An axis widens for longer tick texts after a paint; its bounding rect (which holds the
         # grid) may stay the same, so Qt would keep the pixmap drawn before: redraw it.
         axis.geometryChanged.connect(axis.update)
+    plot.titleLabel.item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # the text item
+
+
+def cache_legend(legend: pg.LegendItem) -> None:
+    """Cache a legend's frame, samples and texts as pixmaps (each redrawn when it changes); call
+    after its entries were added. GUI thread."""
+    mode = QGraphicsItem.CacheMode.DeviceCoordinateCache
+    legend.setCacheMode(mode)
+    for sample, label in legend.items:
+        sample.setCacheMode(mode)
+        label.item.setCacheMode(mode)
 
 
 class CurveChart:
     """One plot, its curves keyed by series name, and whether it follows the data. GUI thread."""
 
-    def __init__(self, key: str, plot: pg.PlotItem, title: str, *, index: int = 0) -> None:
+    def __init__(self, key: str, plot: pg.PlotItem, title: str, *, index: int = 0, grid: bool = True) -> None:
         self.key = key
         self.headroom = 0.1 + 0.04 * (index % 4)  # charts step their x-axes at different ticks
         self.plot = plot
@@ -68,6 +87,7 @@ class CurveChart:
         self.last_x: float | None = None  # zoomed: the last x when its range was last asked for
         self.rewritten = -1  # zoomed: data.rewritten then
         self.stale = False  # zoomed: data changed while its range job ran
+        self.grid = GridLines(plot) if grid else None  # not the axes' grid (grid_lines module doc)
         cache_axes(plot)
 
     @property

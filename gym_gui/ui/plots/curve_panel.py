@@ -39,7 +39,7 @@ from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox
 from gym_gui.live.curves import CurveData, WindowColumns
 from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offset
 from gym_gui.live.decimate import PeakDecimator
-from gym_gui.ui.plots.curve_chart import CurveChart, style_curve
+from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
 from gym_gui.ui.plots.plot_worker import PlotWorker
 
 __all__ = ["AXIS_LABELS", "CurvePanel", "style_curve"]  # style_curve: for the views that import it here
@@ -125,6 +125,8 @@ class CurvePanel(QWidget):
             chart = self._add_chart(key, title)
             for name in series:
                 self._add_curve(chart, name)
+            if chart.plot.legend is not None:
+                cache_legend(chart.plot.legend)  # its entries are there now
         self.refresh()
 
     # -- public ----------------------------------------------------------------------------------
@@ -342,9 +344,8 @@ class CurvePanel(QWidget):
         plot = self.graphics.addPlot(row=row, col=col)
         plot.setTitle(title, color="#333333", size="10pt")
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
-        plot.showGrid(x=SHOW_GRID, y=SHOW_GRID, alpha=0.25)
         plot.setMenuEnabled(True)
-        chart = CurveChart(key, plot, title, index=i)
+        chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
         plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         plot.getViewBox().sigYRangeChanged.connect(self._on_y_changed)

@@ -1,0 +1,127 @@
+"""What a chart's repaint draws: axes, titles, legend and grid come from cached pixmaps that are
+redrawn when they change (a cached chart looks like the same chart drawn uncached after its ranges
+stepped and its axes widened), and the grid is one item at the axes' tick values, not the axes'
+own translucent grid. Real CurvePanels under pytest-qt, rendered offscreen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtGui import QImage
+from qtpy.QtWidgets import QApplication, QGraphicsItem
+
+from gym_gui.live.curves import CurveData, EpisodePoint
+from gym_gui.ui.plots.curve_panel import CurvePanel
+from gym_gui.ui.plots.grid_lines import GridLines, grid_colour
+
+CACHED = QGraphicsItem.CacheMode.DeviceCoordinateCache
+NO_CACHE = QGraphicsItem.CacheMode.NoCache
+
+
+def make_panel(qtbot: Any) -> CurvePanel:
+    panel = CurvePanel(CurveData())
+    qtbot.addWidget(panel)
+    panel.resize(900, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    return panel
+
+
+def cached_items(panel: CurvePanel) -> list[QGraphicsItem]:
+    items: list[QGraphicsItem] = []
+    for chart in panel._charts.values():
+        items += [chart.plot.getAxis("left"), chart.plot.getAxis("bottom"), chart.plot.titleLabel.item]
+        if chart.grid is not None:
+            items.append(chart.grid)
+        legend = chart.plot.legend
+        if legend is not None:
+            items.append(legend)
+            for sample, label in legend.items:
+                items += [sample, label.item]
+    return items
+
+
+def pixels(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)
+    return rows[:, : image.width(), :3].astype(int)
+
+
+def shifted_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel, the smallest difference between ``b`` and ``a`` moved by up to one pixel either
+    way (a cached text lands on whole device pixels, so it may sit a pixel from the same text
+    drawn directly; a missing or stale text does not)."""
+    h, w = a.shape[:2]
+    padded = np.pad(a, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    best = np.full((h, w), 255)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            best = np.minimum(best, np.abs(padded[dy: dy + h, dx: dx + w] - b).max(axis=2))
+    return best
+
+
+def test_axes_titles_legend_and_grid_are_cached_and_the_axes_draw_no_grid(qtbot: Any) -> None:
+    panel = make_panel(qtbot)
+    for item in cached_items(panel):
+        assert item.cacheMode() == CACHED, item
+    for chart in panel._charts.values():
+        assert isinstance(chart.grid, GridLines)
+        assert chart.plot.getAxis("left").grid is False and chart.plot.getAxis("bottom").grid is False
+    assert len(panel.plot_item("return").legend.items) == 2  # cached after its entries were added
+
+
+def test_a_cached_chart_looks_like_the_same_chart_drawn_uncached_after_its_ranges_step(qtbot: Any) -> None:
+    """The bug a cached axis can have: a pixmap kept from before its range or width changed (tick
+    texts missing or stale). Each step grows the returns by a power of ten (wider y tick texts)
+    and the episodes (new x ticks); the panel is grabbed beside a twin panel fed the same data
+    whose axes and grids draw directly. Titles and legends draw directly in both (a cached text is
+    placed on whole device pixels, so it may differ from the twin's by antialiasing)."""
+    panel, twin = make_panel(qtbot), make_panel(qtbot)
+    axes_and_grids = [id(item) for chart in panel._charts.values()
+                      for item in (chart.plot.getAxis("left"), chart.plot.getAxis("bottom"), chart.grid)]
+    for item in cached_items(panel):
+        if id(item) not in axes_and_grids:
+            item.setCacheMode(NO_CACHE)
+    for item in cached_items(twin):
+        item.setCacheMode(NO_CACHE)
+    n = 0
+    for step in range(12):
+        scale = 10.0 ** (step // 2) * (1 if step % 2 else -1)
+        points = [EpisodePoint(n + i, scale * np.sin(n + i), 20.0 + (n + i) * step, 1.0, 1.8e9 + n + i, {})
+                  for i in range(9)]
+        n += 9
+        for p in (panel, twin):
+            p.data.add_points(points)
+            p.refresh()
+        QApplication.processEvents()  # the posted layout requests: the axes get their new widths
+        differ = shifted_difference(pixels(panel.graphics.grab().toImage()), pixels(twin.graphics.grab().toImage()))
+        assert (differ > 48).sum() == 0, f"step {step}: {(differ > 48).sum()} pixels differ"
+
+
+def test_the_grid_has_a_line_at_every_tick_of_the_axes(qtbot: Any) -> None:
+    panel = make_panel(qtbot)
+    panel.data.add_points([EpisodePoint(i, float(i % 7), 20.0, 1.0, 1.8e9 + i, {}) for i in range(300)])
+    panel.refresh()
+    chart = panel._charts["return"]
+    qtbot.waitUntil(lambda: chart.grid.line_count() > 0, timeout=5000)  # drawn at the next paint
+    view_box = chart.view_box
+    (x0, x1), (y0, y1) = view_box.viewRange()
+    for axis, lo, hi, size in (("bottom", x0, x1, view_box.width()), ("left", y0, y1, view_box.height())):
+        ticks = sorted(v for _spacing, values in chart.plot.getAxis(axis).tickValues(lo, hi, size)[:3]
+                       for v in values if lo <= v <= hi)
+        assert chart.grid.tick_values(axis) == ticks and ticks
+    recomputes = chart.grid.recomputes
+    panel.graphics.viewport().repaint()  # a repaint with the same ranges reuses the lines
+    assert chart.grid.recomputes == recomputes
+    view_box.setXRange(10, 20, padding=0)  # a zoom: new ticks
+    qtbot.waitUntil(lambda: chart.grid.recomputes > recomputes and 15 in chart.grid.tick_values("bottom"), timeout=5000)
+
+
+def test_grid_colours_match_pyqtgraphs_translucent_lines_on_white() -> None:
+    major = grid_colour(0, 5, 400, 0.25)
+    minor = grid_colour(1, 20, 400, 0.25)
+    assert major.red() == major.green() == major.blue() == round(255 - 105 * 0.25)
+    assert 255 > minor.red() > major.red()
