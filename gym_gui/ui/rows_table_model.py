@@ -1,11 +1,17 @@
-"""RowsTableModel: a small table of text rows, each with a severity, replaced wholesale on refresh."""
+"""RowsTableModel: a small table of text rows, each with a severity, replaced wholesale on refresh.
+
+A ``QStandardItemModel`` that overrides none of Qt's virtual methods: the cells live in Qt's own
+items, so painting the table (the debug dock is always on screen) calls no Python per cell, and in a
+process whose other threads run Python (the proxies' readers, the sink) the GUI thread does not wait
+for the interpreter once per cell. A refresh touches only the cells whose text or tint changed.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
-from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
-from qtpy.QtGui import QBrush, QColor
+from qtpy.QtCore import QObject, Qt
+from qtpy.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 
 from gym_gui.live.stat_rows import ERROR, OK, WARN, StatRow
 
@@ -14,28 +20,59 @@ __all__ = ["ERROR", "OK", "WARN", "Row", "RowsTableModel"]
 #: A row: cell texts and a severity (OK, WARN or ERROR) that tints it (Qt-free, ``gym_gui.live.stat_rows``).
 Row = StatRow
 _BACKGROUNDS = {WARN: QBrush(QColor(255, 236, 179)), ERROR: QBrush(QColor(255, 190, 190))}
+_TINTED_TEXT = QBrush(QColor(20, 20, 20))
+_NO_BRUSH = QBrush()
 
 
-class RowsTableModel(QAbstractTableModel):
+class RowsTableModel(QStandardItemModel):
     """Fixed headers, rows set as a whole (stats views with tens of rows). GUI thread only."""
 
     def __init__(self, headers: Sequence[str], parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        """An empty table with ``headers``. GUI thread; never blocks."""
+        super().__init__(0, len(headers), parent)
         self._headers = tuple(headers)
+        self.setHorizontalHeaderLabels(list(self._headers))
         self._rows: list[Row] = []
 
     def set_rows(self, rows: Sequence[Row]) -> None:
-        """Replace the rows: in place (dataChanged) when the count is unchanged, else a reset.
-        GUI thread; never blocks."""
+        """Replace the rows: rows are added or removed at the end, and only the cells whose text or
+        tint changed are set (one dataChanged each). GUI thread; never blocks."""
         rows = list(rows)
-        if len(rows) == len(self._rows):
-            if rows != self._rows:
-                self._rows = rows
-                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(self._headers) - 1))
+        old = self._rows
+        if rows == old:
             return
-        self.beginResetModel()
+        columns = len(self._headers)
+        if len(rows) != len(old):
+            self.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            before = old[r] if r < len(old) else None
+            if before == row:
+                continue
+            retint = before is None or before.severity != row.severity
+            for c in range(columns):
+                text = row.cells[c] if c < len(row.cells) else ""
+                item = self.item(r, c)
+                if item is None:
+                    item = QStandardItem(text)
+                    item.setEditable(False)
+                    self._tint(item, row.severity)
+                    self.setItem(r, c, item)
+                    continue
+                if before is None or c >= len(before.cells) or before.cells[c] != text:
+                    item.setText(text)
+                if retint:
+                    self._tint(item, row.severity)
         self._rows = rows
-        self.endResetModel()
+
+    @staticmethod
+    def _tint(item: QStandardItem, severity: int) -> None:
+        background = _BACKGROUNDS.get(severity)
+        if background is None:  # OK: no role at all (an empty brush would paint the text invisible)
+            item.setData(None, Qt.ItemDataRole.BackgroundRole)
+            item.setData(None, Qt.ItemDataRole.ForegroundRole)
+        else:
+            item.setBackground(background)
+            item.setForeground(_TINTED_TEXT)
 
     def rows(self) -> list[Row]:
         """A copy of the rows. GUI thread; never blocks."""
@@ -45,30 +82,17 @@ class RowsTableModel(QAbstractTableModel):
         """The cell texts of every row. GUI thread; never blocks."""
         return [row.cells for row in self._rows]
 
-    # -- QAbstractTableModel ---------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Rows. GUI thread; never blocks."""
-        return 0 if parent.isValid() else len(self._rows)
+    def headers(self) -> tuple[str, ...]:
+        """The column names. Any thread; never blocks."""
+        return self._headers
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)
-        """Columns. GUI thread; never blocks."""
-        return 0 if parent.isValid() else len(self._headers)
+    def cell(self, row: int, column: int) -> str:
+        """The text shown in a cell (Qt's own item). GUI thread; never blocks."""
+        item = self.item(row, column)
+        return "" if item is None else item.text()
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        """Column names. GUI thread; never blocks."""
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self._headers):
-            return self._headers[section]
-        return None
+    def background(self, row: int) -> QBrush:
+        """The tint of a row (an empty brush when OK). GUI thread; never blocks."""
+        item = self.item(row, 0)
+        return _NO_BRUSH if item is None else item.background()
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Cell text and row tint. GUI thread; never blocks."""
-        if not index.isValid():
-            return None
-        row = self._rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.cells[index.column()] if index.column() < len(row.cells) else ""
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return _BACKGROUNDS.get(row.severity)
-        if role == Qt.ItemDataRole.ForegroundRole and row.severity != OK:
-            return QBrush(QColor(20, 20, 20))
-        return None
