@@ -106,14 +106,18 @@ class CurveData:
         instance belongs to the caller until handed over)."""
         data = cls(window=window)
         index = np.asarray(index, dtype=np.float64)
-        order = np.argsort(index, kind="stable")
-        sorted_index = index[order]
-        keep = np.ones(len(order), dtype=bool)
-        keep[1:] = sorted_index[1:] != sorted_index[:-1]
-        order = order[keep]
-        data.duplicates = int(len(index) - len(order))
+        order: np.ndarray | slice
+        if bool((index[1:] > index[:-1]).all()):
+            order = slice(None)  # sorted, no repeats (a store's read): taken as they are
+        else:
+            order = np.argsort(index, kind="stable")
+            sorted_index = index[order]
+            keep = np.ones(len(order), dtype=bool)
+            keep[1:] = sorted_index[1:] != sorted_index[:-1]
+            order = order[keep]
+        n = len(index[order])
+        data.duplicates = int(len(index) - n)
         ep = data._ep
-        n = len(order)
         for key in [k for k in (metadata or {}) if k not in META_SKIP][:MAX_EXTRA_SERIES]:
             data._meta_keys.append(key)
             ep.add_column(f"meta:{key}")

@@ -5,9 +5,12 @@ Each function takes a ``sqlite3.Connection`` (any read connection on a telemetry
 calling thread's read connection: a StoreReader thread in the app). None of them writes.
 
 - ``load_curves``: one stream's episodes as a ``CurveData``, the same values the live path gives
-  (``point_from_payload`` of each stored episode), in one query: numbers converted by numpy, wall
-  times parsed by numpy (``epoch_seconds``), metadata decoded by orjson in the reader thread (the
-  stdlib decoder for what orjson would read otherwise: NaN, Infinity, integers beyond 64 bits).
+  (``point_from_payload`` of each stored episode), by pieces of ``FETCH_ROWS`` episodes, each read
+  as one row of aggregates (SQLite concatenates the columns; Python objects per value are what
+  costs): numbers converted by numpy, wall times parsed by numpy (``live.iso_epochs``), metadata
+  decoded by orjson in the reader thread (by the stdlib decoder what orjson would read otherwise:
+  NaN, Infinity, integers beyond 64 bits). Rows whose extras override a column are read again one
+  by one through ``decode_episode``.
 - ``partial_episodes``: the steps stored after the last EPISODE_FINALIZED of each stream of a run
   form a partial episode (a worker that crashed, a run still going, a GUI killed mid-run): one
   ``EpisodeRecord`` each, with ``outcome == PARTIAL_OUTCOME`` and ``payload["partial"] is True``,
@@ -25,8 +28,9 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 import numpy as np
 import orjson
 
-from gym_gui.live.curves import META_SKIP, CurveData, episode_success, iso_to_epoch_s, point_from_payload
 from gym_gui.live.curve_points import num
+from gym_gui.live.curves import META_SKIP, CurveData, episode_success, point_from_payload
+from gym_gui.live.iso_epochs import epoch_seconds
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.json_text import load_json, may_hold_big_int
 from gym_gui.telemetry.sqlite_records import EpisodeRecord
@@ -35,7 +39,6 @@ from gym_gui.telemetry.sqlite_rows import EPISODE_KEYS, EPISODE_READ_COLUMNS, de
 __all__ = [
     "FETCH_ROWS",
     "PARTIAL_OUTCOME",
-    "epoch_seconds",
     "load_curves",
     "load_curves_from_store",
     "partial_episodes",
@@ -67,107 +70,33 @@ def _flag(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-#: ISO-8601 layouts parsed by numpy, by text length: fraction digits (0 or 6) and zone ("" naive,
-#: "Z", "+" for +HH:MM / -HH:MM). Any other text, and any text these checks refuse, is left to
-#: ``iso_to_epoch_s`` itself.
-_ISO_LAYOUTS = {19: (0, ""), 26: (6, ""), 20: (0, "Z"), 27: (6, "Z"), 25: (0, "+"), 32: (6, "+")}
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-_EXACT_US = 2 ** 53  # microsecond counts below this convert to float64 exactly
-_ISO_PLANS: dict[int, tuple[tuple[tuple[int, int], ...], list[int], list[tuple[int, int]], int]] = {}
-
-
-def _iso_plan(length: int) -> tuple[tuple[tuple[int, int], ...], list[int], list[tuple[int, int]], int]:
-    """For one layout: its fields (year, month, day, hour, minute, second, microsecond, offset hours,
-    offset minutes) as (first column, digits), its digit columns, its fixed characters, and the
-    column of the zone's sign (-1: none)."""
-    plan = _ISO_PLANS.get(length)
-    if plan is None:
-        fraction, zone = _ISO_LAYOUTS[length]
-        tail = 19 + (fraction + 1 if fraction else 0)
-        fields = [(0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, fraction), (0, 0), (0, 0)]
-        fixed = [(4, ord("-")), (7, ord("-")), (10, ord("T")), (13, ord(":")), (16, ord(":"))]
-        if fraction:
-            fixed.append((19, ord(".")))
-        if zone == "+":
-            fields[7:] = [(tail + 1, 2), (tail + 4, 2)]
-            fixed.append((tail + 3, ord(":")))
-        elif zone == "Z":
-            fixed.append((tail, ord("Z")))
-        columns = [start + k for start, width in fields for k in range(width)]
-        plan = (tuple(fields), columns, fixed, tail if zone == "+" else -1)
-        _ISO_PLANS[length] = plan
-    return plan
-
-
-def _fixed_iso(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits."""
-    fields, columns, fixed, sign_at = _iso_plan(text.shape[1])
-    by_column = np.ascontiguousarray(text.T)  # one row per character position
-    ok = ((by_column[columns] - np.uint8(ord("0"))) <= 9).all(axis=0)  # (a non-digit wraps above 9)
-    for col, char in fixed:
-        ok &= by_column[col] == char
-    digits = by_column.astype(np.int64) - ord("0")
-    values = []
-    for start, width in fields:
-        value = np.zeros(text.shape[0], dtype=np.int64)
-        for col in range(start, start + width):
-            value = value * 10 + digits[col]
-        values.append(value)
-    year, month, day, hour, minute, second, micro, off_h, off_m = values
-    month_ok = (month >= 1) & (month <= 12)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    days_in_month = _MONTH_DAYS[np.where(month_ok, month, 1)] + (leap & (month == 2))
-    ok &= (year >= 1) & month_ok & (day >= 1) & (day <= days_in_month) & (hour <= 23) & (minute <= 59)
-    ok &= (second <= 59) & (off_h <= 23) & (off_m <= 59)
-    offset_s = off_h * 3600 + off_m * 60
-    if sign_at >= 0:
-        sign = text[:, sign_at]
-        ok &= (sign == ord("+")) | (sign == ord("-"))
-        offset_s = np.where(sign == ord("-"), -offset_s, offset_s)
-    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    total_us = (days * 86400 + hour * 3600 + minute * 60 + second - offset_s) * 1_000_000 + micro
-    ok &= np.abs(total_us) < _EXACT_US
-    return total_us.astype(np.float64) / 1e6, ok
-
-
-def epoch_seconds(texts: Sequence[Any]) -> np.ndarray:
-    """``iso_to_epoch_s`` of every text, equal to it to the last bit: the common fixed layouts by
-    numpy (the same integer microseconds over 1e6), any other text by ``iso_to_epoch_s``. Any
-    thread; pure."""
-    n = len(texts)
-    out = np.full(n, _NAN)
-    left = np.ones(n, dtype=bool)
-    try:
-        lengths = set(map(len, texts))
-        if len(lengths) == 1:
-            groups = [(np.arange(n), texts, lengths.pop())]
-        else:
-            by_row = np.fromiter(map(len, texts), np.int64, n)
-            groups = [(rows, [texts[i] for i in rows.tolist()], length) for length in sorted(lengths)
-                      for rows in [np.flatnonzero(by_row == length)]]
-        for rows, group, length in groups:
-            if length in _ISO_LAYOUTS:
-                raw = "".join(group).encode("ascii", "replace")  # a non-ASCII letter: one "?", refused
-                values, ok = _fixed_iso(np.frombuffer(raw, np.uint8).reshape(len(rows), length))
-                out[rows[ok]] = values[ok]
-                left[rows[ok]] = False
-    except TypeError:  # a text that is not a str (None, bytes): iso_to_epoch_s says NaN
-        pass
-    for row in np.flatnonzero(left).tolist():
-        out[row] = iso_to_epoch_s(texts[row])
-    return out
-
-
-#: Every column the curves need, row by row in the primary key's order (plain columns: SQLite
-#: functions per row cost more than the Python that replaces them).
+#: A piece of a stream's episodes: a range of its episode indices.
+_PIECE_WHERE = "FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index BETWEEN ? AND ?"
+#: The last episode index of the piece of ``FETCH_ROWS`` episodes from ``?`` on (an index-only seek).
+_PIECE_END_SQL = (
+    "SELECT episode_index FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index >= ? "
+    "ORDER BY episode_index LIMIT 1 OFFSET ?"
+)
+#: A piece's columns in one row of aggregates, so that SQLite's loop, not a Python object per value,
+#: carries them: integers as comma lists (``null`` for NULL), texts joined by the unit separator
+#: (U+001F: JSON text escapes it; a text holding one makes the count wrong and the piece is read
+#: row by row). Returns that are all whole numbers come as integers too (exact); others row by row
+#: (``_RETURNS_SQL``): SQLite's REAL to text is not exact.
+_SEP = "\x1f"
+_AGGREGATES_SQL = (
+    "SELECT count(*), count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
+    "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), "
+    "group_concat(episode_index), group_concat(coalesce(length, 'null')), "
+    "group_concat(coalesce(terminated, 'null')), group_concat(coalesce(truncated, 'null')), "
+    f"group_concat(coalesce(outcome, ''), '{_SEP}'), group_concat(coalesce(metadata_json, 'null'), '{_SEP}'), "
+    f"group_concat(ts_iso, '{_SEP}') {_PIECE_WHERE}"
+)
+_RETURNS_SQL = f"SELECT total_reward {_PIECE_WHERE} ORDER BY episode_index"
+_EXTRAS_SQL = f"SELECT episode_index, extra_json {_PIECE_WHERE} AND extra_json IS NOT NULL ORDER BY episode_index"
+#: The same columns row by row, for a piece whose aggregates do not split into its rows.
 _ROWS_SQL = (
     "SELECT episode_index, total_reward, length, terminated, truncated, outcome, metadata_json, extra_json, ts_iso "
-    "FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index"
+    f"{_PIECE_WHERE} ORDER BY episode_index"
 )
 #: One episode as ``decode_episode`` reads it (rows whose extras change what the columns say).
 _ONE_EPISODE_SQL = (
@@ -176,10 +105,10 @@ _ONE_EPISODE_SQL = (
 #: Rows read, and converted, per piece: each conversion holds the GIL, so a reader thread works in
 #: short pieces (a few ms each) and the GUI thread gets the interpreter between them.
 FETCH_ROWS = 4096
+_INDEX_MIN, _INDEX_MAX = -(2 ** 63), 2 ** 63 - 1
 _NAN = math.nan
 _NO_DICT: dict[str, Any] = {}
 _NUMBER_TYPES = frozenset({int, float, type(None)})
-_SEP = "\x1f"
 _rate_log = RateLimitedLog(_log, interval_s=5.0)
 
 
@@ -246,33 +175,36 @@ class _Piece(NamedTuple):
     by_reference: list[int]  # episode indices whose extras change what the columns say
 
 
-def _column_success(outcomes: Sequence[Any], terminated: np.ndarray, truncated: np.ndarray,
+def _column_success(outcomes: Sequence[Any], flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]],
                     total_reward: np.ndarray) -> np.ndarray:
-    """``episode_success`` from the typed columns: outcome text, then terminated, then truncated."""
+    """``episode_success`` from the typed columns: outcome text, then terminated, then truncated
+    (``flags()``: those two columns, read only when an outcome does not decide)."""
     by_outcome = {o: episode_success({"outcome": o}) for o in set(outcomes)}
     success = np.fromiter(map(by_outcome.__getitem__, outcomes), np.float64, len(outcomes))
     rest = np.isnan(success)
-    ended = rest & (terminated == 1)
-    success[ended] = total_reward[ended] > 0
-    success[rest & ~ended & (truncated == 1)] = 0.0
+    if rest.any():
+        terminated, truncated = (np.array(column, dtype=np.float64) for column in flags())
+        ended = rest & (terminated == 1)
+        success[ended] = total_reward[ended] > 0
+        success[rest & ~ended & (truncated == 1)] = 0.0
     return success
 
 
-def _piece(index: Sequence[int], total_reward: Sequence[Any], length: Sequence[Any], terminated: Sequence[Any],
-           truncated: Sequence[Any], outcomes: Sequence[Any], meta_texts: Sequence[str],
-           extras: Sequence[tuple[int, str]], ts_iso: Sequence[Any]) -> _Piece:
+def _piece(index: Sequence[int], total_reward: Sequence[Any], length: Sequence[Any],
+           flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]], outcomes: Sequence[Any], meta_texts: Sequence[str],
+           extras: Sequence[tuple[int, str]], wall_s: np.ndarray, joined: str | None = None) -> _Piece:
     """The curve columns of one piece's values (one entry per row, ``extras`` only for the rows
-    that have some): numbers by numpy, each metadata text by one orjson call."""
+    that have some, ``flags()`` the terminated and truncated columns): numbers by numpy, each
+    metadata text by one orjson call."""
     n = len(index)
     table = np.empty((n, 5))
     table[:, 0] = index
     table[:, 1] = np.array(total_reward, dtype=np.float64)  # None -> NaN
     table[:, 2] = np.array(length, dtype=np.float64)
     table[:, 1:3][~np.isfinite(table[:, 1:3])] = _NAN  # (num: an infinite return is no number)
-    table[:, 3] = _column_success(outcomes, np.array(terminated, dtype=np.float64),
-                                  np.array(truncated, dtype=np.float64), table[:, 1])
-    table[:, 4] = epoch_seconds(ts_iso)
-    joined = _SEP.join(meta_texts)
+    table[:, 3] = _column_success(outcomes, flags, table[:, 1])
+    table[:, 4] = wall_s
+    joined = _SEP.join(meta_texts) if joined is None else joined
     dicts = [m if type(m) is dict else _NO_DICT for m in _decode_all(meta_texts, joined)]
     if "success" in joined:  # (is_success too) seldom: most workers say it in the outcome
         for row, d in enumerate(dicts):
@@ -303,7 +235,33 @@ def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
         metas = tuple("null" if text is None else text for text in metas)
     with_extras = [] if extras.count(None) == len(extras) else [
         (i, text) for i, text in zip(index, extras) if text is not None]
-    return _piece(index, total_reward, length, terminated, truncated, outcomes, metas, with_extras, ts_iso)
+    return _piece(index, total_reward, length, lambda: (terminated, truncated), outcomes, metas, with_extras,
+                  epoch_seconds(ts_iso))
+
+
+def _ints(text: str | None) -> list[Any]:
+    return [] if text is None else _orjson_loads(f"[{text}]")
+
+
+def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last: int) -> _Piece | None:
+    """Episodes ``first..last`` of the stream from their aggregates (row by row when these do not
+    split into the piece's rows); None without any. Caller's thread; blocks for the queries."""
+    bounds = (*key, first, last)
+    (count, extra_count, fractional, whole_returns, index, length, terminated, truncated, outcomes, metas,
+     stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
+    if not count:
+        return None
+    returns = _ints(whole_returns) if not fractional else [
+        r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
+    columns = [_ints(index), returns, _ints(length), outcomes.split(_SEP), metas.split(_SEP), stamps.split(_SEP)]
+    order = np.array(columns[0], dtype=np.float64)
+    if any(len(c) != count for c in columns) or bool((order[1:] <= order[:-1]).any()):
+        # a text holding the separator, or aggregates not in the index's order: row by row
+        return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
+    extras = conn.execute(_EXTRAS_SQL, bounds).fetchall() if extra_count else []
+    index_list, returns, lengths, outcome_list, meta_list, stamp_list = columns
+    return _piece(index_list, returns, lengths, lambda: (_ints(terminated), _ints(truncated)), outcome_list,
+                  meta_list, extras, epoch_seconds(stamp_list), metas)
 
 
 def _joined(pieces: list[_Piece]) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:
@@ -321,19 +279,32 @@ def load_curves(conn: sqlite3.Connection, run_id: str, agent_id: str | None, *, 
     """The curves of stream ``(run_id, agent_id)`` from its stored episodes: the same values as
     ``CurveData.add_points`` of ``point_from_payload`` of every stored episode (success by the rule
     of ``live.curves.episode_success``, wall time to the microsecond, each numeric metadata key).
-    Caller's thread; blocks for the query (a reader thread's job), whose rows are converted in
-    pieces of ``FETCH_ROWS`` between which the GIL is offered to other threads. The few rows whose
+    Caller's thread; blocks for the queries (a reader thread's job), in one read transaction (its
+    own when ``conn`` is in none), by pieces of ``FETCH_ROWS`` episodes between which the GIL is
+    offered to other threads. The few rows whose
     extras override a column are read again, one by one, as ``decode_episode`` reads them."""
-    key = (run_id, stored_agent(agent_id))
-    cursor = conn.execute(_ROWS_SQL, key)
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")  # one snapshot for every query
+    try:
+        return _load_curves(conn, (run_id, stored_agent(agent_id)), window)
+    finally:
+        if own:
+            conn.execute("COMMIT")
+
+
+def _load_curves(conn: sqlite3.Connection, key: tuple[str, str], window: int) -> CurveData:
     pieces = []
+    first = _INDEX_MIN
     while True:
-        rows = cursor.fetchmany(FETCH_ROWS)
-        if not rows:
+        end = conn.execute(_PIECE_END_SQL, (*key, first, FETCH_ROWS - 1)).fetchone()
+        last = _INDEX_MAX if end is None else int(end[0])
+        piece = _read_piece(conn, key, first, last)
+        if piece is not None:
+            pieces.append(piece)
+        if end is None or last == _INDEX_MAX:
             break
-        pieces.append(_rows_piece(rows))
-        if len(rows) < FETCH_ROWS:
-            break  # (the last piece: the cursor is done)
+        first = last + 1
         time.sleep(0)  # let a waiting thread (the GUI's) take the GIL now
     table, metadata, by_reference = _joined(pieces)
     for episode_index in by_reference:

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from gym_gui.live.curves import CurveData, iso_to_epoch_s, point_from_payload
 from gym_gui.telemetry import curve_reads
-from gym_gui.telemetry.curve_reads import epoch_seconds, load_curves, load_curves_from_store
+from gym_gui.live.iso_epochs import epoch_seconds
+from gym_gui.telemetry.curve_reads import load_curves, load_curves_from_store
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
@@ -217,3 +218,21 @@ def test_load_curves_property(rows: list[tuple[dict[str, Any], str]]) -> None:
             assert_same(load_curves_from_store(store, RUN, AGENT, window=2), reference(store, RUN, AGENT, window=2))
         finally:
             store.close()
+
+
+def test_texts_holding_the_unit_separator_are_read_row_by_row(store: TelemetrySQLiteStore) -> None:
+    # the aggregates join texts with U+001F: a text holding one cannot be split, its piece goes row by row
+    store.write_batch([
+        episode(1, 0, TS, total_reward=1.0, outcome="success\x1f", terminated=True, metadata={"k\x1f": 1.0}),
+        episode(2, 1, "2024-05-01T12:00:00\x1f+00:00", total_reward=0.5, outcome="failure", metadata={"k\x1f": 2.0}),
+        episode(3, 2, TS, total_reward=2.0, outcome="success", metadata={"m": 3.0}),
+    ])
+    got = load_curves_from_store(store, RUN, AGENT)
+    assert got.column("success").tolist() == [1.0, 0.0, 1.0]
+    assert_same(got, reference(store, RUN, AGENT))
+
+
+@pytest.mark.parametrize("returns", [[1.0, 2.0, -3.0, 0.0], [1.5, 2.0, 1e300, 2.0 ** 63], [INF, 1.0, -INF, 2.0]])
+def test_whole_and_fractional_returns_read_back_exactly(store: TelemetrySQLiteStore, returns: list[float]) -> None:
+    store.write_batch([episode(i + 1, i, TS, total_reward=r, terminated=True) for i, r in enumerate(returns)])
+    assert_same(load_curves_from_store(store, RUN, AGENT), reference(store, RUN, AGENT))
