@@ -11,10 +11,12 @@ into one entry:
 - **fields** ``v`` = ``2`` and ``events`` = one JSON array (orjson) of the events, seq_ids strictly
   ascending up to the entry id. A step of a ``StepPayload`` whose action and observation are plain
   JSON scalars is ``[seq_id, ts, episode_index, step_index, action, observation, reward,
-  terminated, truncated, info, render_payload]`` (11 items; info and render_payload the JSON the
-  proxy made, as they are); any other event ``[seq_id, topic, ts, payload]`` (4 items, the payload
-  the JSON text ``payload_json`` writes). NaN, infinities and integers beyond 64 bits only ever
-  appear inside that JSON text, which the reader decodes exactly (``load_json_exact`` rules).
+  terminated, truncated, info, render_payload]`` (11 items; info and render_payload the JSON text
+  the proxy made, as JSON strings: the reader makes the same ``StepPayload`` again without decoding
+  them, after checking each text it has not seen valid yet); any other event ``[seq_id, topic, ts,
+  payload]`` (4 items, the payload the JSON that ``payload_json`` writes). NaN, infinities and
+  integers beyond 64 bits only ever appear inside that JSON, which the reader decodes exactly
+  (``load_json_exact`` rules).
 
 A reader of version 1 sees a v2 entry as one without ``topic`` (``missing_field``, counted): never
 silent. The reader takes both versions in any mix. An entry may repeat events an earlier entry
@@ -30,7 +32,7 @@ import orjson
 
 from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, load_json, may_hold_big_int, text_nesting_exceeds
-from gym_gui.telemetry.step_payload import STEP_PAYLOAD_KEYS, StepPayload, fits_typed_columns
+from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
 from gym_gui.transport.redis_entries import STREAM_TOPICS, EntryRejected, RejectReason, payload_json
 
 __all__ = ["PACKED_FIELDS", "Unpacked", "decode_packed", "pack_events"]
@@ -46,7 +48,6 @@ _loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
-_STEP_KEYS = STEP_PAYLOAD_KEYS
 
 
 def pack_events(events: Sequence[TelemetryEvent]) -> bytes:
@@ -63,7 +64,7 @@ def pack_events(events: Sequence[TelemetryEvent]) -> bytes:
             ep, si, action, observation, reward, terminated, truncated, info_json, render_json = payload.fields
             if _plain(action) and _plain(observation) and (type(reward) is int or reward - reward == 0.0):
                 append((evt.seq_id, evt.ts_iso, ep, si, action, observation, reward, terminated, truncated,
-                        _Fragment(info_json), None if render_json is None else _Fragment(render_json)))
+                        info_json, render_json))
                 continue
         append((evt.seq_id, _TOPIC_NAME[evt.topic], evt.ts_iso, _Fragment(payload_json(payload))))
     try:
@@ -97,6 +98,9 @@ def decode_packed(stream: StreamKey, raw_id: bytes, blob: bytes, entry_seq: int 
         raise EntryRejected(RejectReason.BAD_ID, f"entry id {raw_id!r} is not '{{seq_id}}-1'")
     items = _load_items(raw_id, blob)
     run_id, agent_id = stream
+    valid = _VALID_TEXTS
+    if len(valid) > _VALID_TEXTS_MAX:
+        valid.clear()
     out: list[Unpacked] = []
     append = out.append
     previous = -1
@@ -110,11 +114,13 @@ def decode_packed(stream: StreamKey, raw_id: bytes, blob: bytes, entry_seq: int 
         previous = seq
         if len(item) == 11:
             _seq, ts, ep, si, action, observation, reward, terminated, truncated, info, render = item
-            if (type(ts) is not str or not ts or type(info) is not dict or not (render is None or type(render) is dict)
-                    or not fits_typed_columns(ep, si, reward, terminated, truncated)):
+            if (type(ts) is not str or not ts or type(info) is not str or not (render is None or type(render) is str)
+                    or not fits_typed_columns(ep, si, reward, terminated, truncated)
+                    or not (info in valid or _valid_object_text(info, valid))
+                    or not (render is None or render in valid or _valid_object_text(render, valid))):
                 append((seq, EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: step {seq} is malformed")))
                 continue
-            payload = dict(zip(_STEP_KEYS, (ep, si, action, observation, reward, terminated, truncated, info, render)))
+            payload = StepPayload((ep, si, action, observation, reward, terminated, truncated, info, render))
             append((seq, TelemetryEvent(_STEP, run_id, agent_id, seq, ts, payload)))
         elif len(item) == 4:
             append((seq, _generic(run_id, agent_id, raw_id, item)))
@@ -145,6 +151,32 @@ def _load_items(raw_id: bytes, blob: bytes) -> list[Any]:
     if text_nesting_exceeds(blob, value, MAX_JSON_DEPTH + 2):
         raise EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: nested deeper than {MAX_JSON_DEPTH}")
     return value
+
+
+#: JSON object texts of steps' info and render payloads already found valid (a run repeats few of
+#: them: a ToyText grid has one per agent position), so most are checked by one lookup.
+_VALID_TEXTS: set[str] = set()
+_VALID_TEXTS_MAX = 4096
+_VALID_TEXT_CHARS = 2048  # longer texts (a video frame) are checked every time, never kept
+
+
+def _valid_object_text(text: str, valid: set[str]) -> bool:
+    """Whether ``text`` is the JSON text of an object, as the store keeps it (``load_json`` reads it;
+    nesting within the payload limit); remembered in ``valid``. Pure but for that set."""
+    try:
+        try:
+            value = _loads(text)
+        except _OrjsonError:  # NaN/Infinity: the stdlib decides
+            value = load_json(text)
+        if may_hold_big_int(text.encode("utf-8", "surrogatepass")):
+            value = load_json(text)
+    except (ValueError, RecursionError):
+        return False
+    if type(value) is not dict or text_nesting_exceeds(text, value, MAX_JSON_DEPTH - 1):
+        return False
+    if len(text) <= _VALID_TEXT_CHARS:
+        valid.add(text)
+    return True
 
 
 def _generic(run_id: str, agent_id: str | None, raw_id: bytes, item: list[Any]) -> TelemetryEvent | EntryRejected:

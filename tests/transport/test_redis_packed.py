@@ -191,3 +191,18 @@ def test_a_malformed_packed_entry_is_counted_and_the_stream_goes_on(
     assert [e.seq_id for e in reader.received()] == [1, 2, 3, 6, 7, 9]
     stats = reader.source.stats()
     assert stats["rejected"] == ({reason: 1, "bad_payload": 2} if reason == "bad_payload" else {reason: 1, "bad_payload": 1})
+
+
+def test_a_step_s_info_and_render_texts_are_checked_before_they_are_kept() -> None:
+    def step(seq: int, info: str, render: str | None) -> list[Any]:
+        return [seq, "2026-01-01T00:00:00+00:00", 0, seq, 1, 2, 0.5, False, False, info, render]
+
+    import orjson
+    blob = orjson.dumps([step(1, '{"prob":NaN}', None), step(2, "not json", None), step(3, "[1]", None),
+                         step(4, '{"a":1}', '{"grid":[["S"]]}'), step(5, '{"a":1}', '{"x":')])
+    units = decode_packed(("r", "a"), b"5-1", blob, 5)
+    kinds = [type(u).__name__ for _seq, u in units]
+    assert kinds == ["TelemetryEvent", "EntryRejected", "EntryRejected", "TelemetryEvent", "EntryRejected"]
+    first, fourth = units[0][1].payload, units[3][1].payload
+    assert type(first) is StepPayload and first.fields[7] == '{"prob":NaN}' and math.isnan(first["info"]["prob"])
+    assert fourth["render_payload"] == {"grid": [["S"]]} and fourth["action"] == 1 and fourth["reward"] == 0.5
