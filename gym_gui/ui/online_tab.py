@@ -125,6 +125,7 @@ class AgentOnlineTab(QWidget):
         self._stale_curves = False
         self._pending_render: Any = None
         self._chart_interval_s = max(0, chart_refresh_interval_ms) / 1000.0
+        self._pending_texts: dict[str, str] = {}  # header texts of a hidden tab, shown with it
 
         self.step_model = StepTableModel(max_table_rows, self)
         self.episode_model = EpisodeTableModel(self)
@@ -222,8 +223,10 @@ class AgentOnlineTab(QWidget):
         return f"Agent-{self.agent_id}-Online"
 
     def header_text(self, key: str) -> str:
-        """The header value shown for ``key`` (see HEADER_FIELDS). GUI thread; never blocks."""
-        return self._values[key].text()
+        """The header value shown for ``key`` (see HEADER_FIELDS; a tab behind another: the one it
+        shows when shown, its labels are set only then). GUI thread; never blocks."""
+        pending = self._pending_texts.get(key)
+        return pending if pending is not None else self._values[key].text()
 
     def header_tooltip(self, key: str) -> str:
         """The tooltip of a header value (the status' tooltip is the worker's stderr tail). GUI thread."""
@@ -391,6 +394,7 @@ class AgentOnlineTab(QWidget):
         """Draw what arrived while the tab was behind another: the charts, then the newest frame.
         GUI thread; never blocks."""
         super().showEvent(event)
+        self._flush_texts()
         if self._curve_panel is None:
             self._stale_curves = True  # drawn once the panel exists
             self._schedule_panel()
@@ -404,12 +408,12 @@ class AgentOnlineTab(QWidget):
     def _drawn(self) -> bool:
         """False while the tab sits hidden in the window (another tab is current): then charts and the
         frame wait for ``showEvent``. A tab on its own (no parent) always draws."""
-        return self.parentWidget() is None or self.isVisible()
+        return self.isWindow() or self.isVisible()  # (isWindow: no parent; parentWidget() costs a wrapper lookup)
 
     def _refresh_curves(self) -> None:
         if not self._drawn():
             self._stale_curves = True
-        elif self._curve_panel is not None or self.parentWidget() is None:  # (a tab on its own: charts at once)
+        elif self._curve_panel is not None or self.isWindow():  # (a tab on its own: charts at once)
             now = self._clock()
             wait_s = self._charts_drawn_at + self._chart_interval_s - now
             if wait_s > 0:  # drawn recently: once more at the interval's end
@@ -440,9 +444,20 @@ class AgentOnlineTab(QWidget):
 
     # -- internals -------------------------------------------------------------------------------
     def _set(self, key: str, text: str) -> None:
+        """Show ``text`` for ``key``; a tab behind another keeps it for its next show (or read)."""
+        if not self._drawn():
+            self._pending_texts[key] = text
+            return
         label = self._values[key]
         if label.text() != text:
             label.setText(text)
+
+    def _flush_texts(self) -> None:
+        pending, self._pending_texts = self._pending_texts, {}
+        for key, text in pending.items():
+            label = self._values[key]
+            if label.text() != text:
+                label.setText(text)
 
     def _touch(self) -> None:
         self._silence.note_event(self._clock())

@@ -344,3 +344,23 @@ def test_charts_redraw_at_most_once_per_interval_and_the_last_news_is_drawn(
                     timeout=5000)
     assert tab.curve_panel.refreshes == drawn + 1
     tab.stop()
+
+
+def test_a_tab_behind_another_sets_its_header_labels_only_when_shown(qtbot: Any, factory: type[EventFactory]) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front, back = AgentOnlineTab("run0", "agent1"), AgentOnlineTab("run1", "agent1")
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    tabs.show()
+    f = factory("run1", "agent1")
+    steps = tuple(f.step(0, i) for i in range(5))
+    back.on_batch(LiveBatch("run1", "agent1", steps=steps, latest_step=steps[-1], dropped_total=2))
+    assert back.header_text("steps_seen") == "5" and back.header_text("dropped") == "2"  # counted at once
+    assert back.header.values["steps_seen"].text() != "5"  # the hidden label itself is not set
+    tabs.setCurrentWidget(back)
+    assert back.header.values["steps_seen"].text() == "5" and back.header.values["dropped"].text() == "2"
+    front.stop()
+    back.stop()
