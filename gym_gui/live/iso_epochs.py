@@ -3,9 +3,10 @@ the last bit (Qt-free, pure).
 
 The layouts timestamps come in (``YYYY-MM-DDTHH:MM:SS``, with six fraction digits or none, naive,
 ``Z`` or ``+HH:MM``) are parsed by numpy over all texts of one length together: the characters are
-checked (digits, separators, field ranges: a month 1-12, a day in its month, 23:59:59 at most), the
-integer microseconds since the epoch computed exactly and divided by 1e6 as ``timedelta`` does. A
-text these checks refuse, of another layout, or not a ``str`` goes to ``iso_to_epoch_s`` itself.
+checked (digits and separators where the layout has them), numpy's datetime64 reads the date and
+time (and refuses a field out of range), the offset is applied in integer microseconds and the
+count divided by 1e6 as ``timedelta.total_seconds`` does. A text these checks refuse, of another
+layout, or not a ``str`` goes to ``iso_to_epoch_s`` itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from gym_gui.live.curve_points import iso_to_epoch_s
 
-__all__ = ["epoch_seconds"]
+__all__ = ["epoch_seconds", "joined_epoch_seconds"]
 
 _NAN = math.nan
 
@@ -26,68 +27,59 @@ _NAN = math.nan
 #: "Z", "+" for +HH:MM / -HH:MM). Any other text, and any text these checks refuse, is left to
 #: ``iso_to_epoch_s`` itself.
 _ISO_LAYOUTS = {19: (0, ""), 26: (6, ""), 20: (0, "Z"), 27: (6, "Z"), 25: (0, "+"), 32: (6, "+")}
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _EXACT_US = 2 ** 53  # microsecond counts below this convert to float64 exactly
-_ISO_PLANS: dict[int, tuple[tuple[tuple[int, int], ...], list[int], list[tuple[int, int]], int]] = {}
+_ISO_PLANS: dict[int, tuple[list[int], list[tuple[int, int]], int, int]] = {}
 
 
-def _iso_plan(length: int) -> tuple[tuple[tuple[int, int], ...], list[int], list[tuple[int, int]], int]:
-    """For one layout: its fields (year, month, day, hour, minute, second, microsecond, offset hours,
-    offset minutes) as (first column, digits), its digit columns, its fixed characters, and the
-    column of the zone's sign (-1: none)."""
+def _iso_plan(length: int) -> tuple[list[int], list[tuple[int, int]], int, int]:
+    """For one layout: its digit columns, its fixed characters, the length of its date and time
+    (numpy's datetime64 reads those), and the column of the zone's sign (-1: none)."""
     plan = _ISO_PLANS.get(length)
     if plan is None:
         fraction, zone = _ISO_LAYOUTS[length]
-        tail = 19 + (fraction + 1 if fraction else 0)
-        fields = [(0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, fraction), (0, 0), (0, 0)]
+        local = 19 + (fraction + 1 if fraction else 0)
+        columns = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18] + list(range(20, 20 + fraction))
         fixed = [(4, ord("-")), (7, ord("-")), (10, ord("T")), (13, ord(":")), (16, ord(":"))]
         if fraction:
             fixed.append((19, ord(".")))
         if zone == "+":
-            fields[7:] = [(tail + 1, 2), (tail + 4, 2)]
-            fixed.append((tail + 3, ord(":")))
+            columns += [local + 1, local + 2, local + 4, local + 5]
+            fixed.append((local + 3, ord(":")))
         elif zone == "Z":
-            fixed.append((tail, ord("Z")))
-        columns = [start + k for start, width in fields for k in range(width)]
-        plan = (tuple(fields), columns, fixed, tail if zone == "+" else -1)
+            fixed.append((local, ord("Z")))
+        plan = (columns, fixed, local, local if zone == "+" else -1)
         _ISO_PLANS[length] = plan
     return plan
 
 
 def _fixed_iso(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits."""
-    fields, columns, fixed, sign_at = _iso_plan(text.shape[1])
+    """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits: the
+    characters are checked here, the date and time read by numpy's datetime64 (which refuses a
+    field out of range: then every row is left to ``iso_to_epoch_s``), the zone's offset here."""
+    columns, fixed, local, sign_at = _iso_plan(text.shape[1])
     by_column = np.ascontiguousarray(text.T)  # one row per character position
     ok = ((by_column[columns] - np.uint8(ord("0"))) <= 9).all(axis=0)  # (a non-digit wraps above 9)
     for col, char in fixed:
         ok &= by_column[col] == char
-    digits = by_column.astype(np.int64) - ord("0")
-    values = []
-    for start, width in fields:
-        value = np.zeros(text.shape[0], dtype=np.int64)
-        for col in range(start, start + width):
-            value = value * 10 + digits[col]
-        values.append(value)
-    year, month, day, hour, minute, second, micro, off_h, off_m = values
-    month_ok = (month >= 1) & (month <= 12)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    days_in_month = _MONTH_DAYS[np.where(month_ok, month, 1)] + (leap & (month == 2))
-    ok &= (year >= 1) & month_ok & (day >= 1) & (day <= days_in_month) & (hour <= 23) & (minute <= 59)
-    ok &= (second <= 59) & (off_h <= 23) & (off_m <= 59)
-    offset_s = off_h * 3600 + off_m * 60
+    ok &= (by_column[0:4] != ord("0")).any(axis=0)  # (year 0000: numpy reads it, datetime does not)
     if sign_at >= 0:
-        sign = text[:, sign_at]
-        ok &= (sign == ord("+")) | (sign == ord("-"))
-        offset_s = np.where(sign == ord("-"), -offset_s, offset_s)
-    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
-    y = year - (month <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    total_us = (days * 86400 + hour * 3600 + minute * 60 + second - offset_s) * 1_000_000 + micro
-    ok &= np.abs(total_us) < _EXACT_US
-    return total_us.astype(np.float64) / 1e6, ok
+        ok &= (by_column[sign_at] == ord("+")) | (by_column[sign_at] == ord("-"))
+    out = np.full(len(ok), _NAN)
+    rows = np.flatnonzero(ok)
+    try:
+        local_us = np.ascontiguousarray(text[rows, :local]).view(f"S{local}").ravel().astype("datetime64[us]")
+    except ValueError:  # a 13th month, 24 o'clock, a 30th of February, ...
+        return out, np.zeros(len(ok), dtype=bool)
+    us = local_us.view(np.int64)
+    if sign_at >= 0:
+        d = by_column[sign_at + 1: sign_at + 6][:, rows].astype(np.int64) - ord("0")
+        off_h, off_m = d[0] * 10 + d[1], d[3] * 10 + d[4]
+        ok[rows[(off_h > 23) | (off_m > 59)]] = False
+        offset_us = (off_h * 3600 + off_m * 60) * 1_000_000
+        us = us - np.where(by_column[sign_at, rows] == ord("-"), -offset_us, offset_us)
+    ok[rows[np.abs(us) >= _EXACT_US]] = False
+    out[rows] = us / 1e6  # (exact microseconds over 1e6: what timedelta.total_seconds does)
+    return out, ok
 
 
 def epoch_seconds(texts: Sequence[Any]) -> np.ndarray:
@@ -115,4 +107,23 @@ def epoch_seconds(texts: Sequence[Any]) -> np.ndarray:
         pass
     for row in np.flatnonzero(left).tolist():
         out[row] = iso_to_epoch_s(texts[row])
+    return out
+
+
+def joined_epoch_seconds(joined: str, count: int, sep: str) -> np.ndarray | None:
+    """``epoch_seconds`` of the ``count`` texts joined by ``sep`` in ``joined`` (one character, in
+    none of the texts), without splitting it, when they all have one length and a fixed layout;
+    None otherwise (split it and call ``epoch_seconds``). Any thread; pure."""
+    length = joined.find(sep) if count > 1 else len(joined)
+    if (length not in _ISO_LAYOUTS or len(joined) != count * (length + 1) - 1
+            or joined.count(sep) != count - 1):
+        return None
+    raw = (joined + sep).encode("ascii", "replace")  # a non-ASCII letter: one "?", refused
+    rows = np.frombuffer(raw, np.uint8).reshape(count, length + 1)
+    if not bool((rows[:, length] == ord(sep)).all()):
+        return None  # (texts of other lengths whose lengths add up)
+    out, ok = _fixed_iso(rows[:, :length])
+    for row in np.flatnonzero(~ok).tolist():
+        start = row * (length + 1)
+        out[row] = iso_to_epoch_s(joined[start:start + length])
     return out

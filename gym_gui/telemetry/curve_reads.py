@@ -30,7 +30,7 @@ import orjson
 
 from gym_gui.live.curve_points import num
 from gym_gui.live.curves import META_SKIP, CurveData, episode_success, point_from_payload
-from gym_gui.live.iso_epochs import epoch_seconds
+from gym_gui.live.iso_epochs import epoch_seconds, joined_epoch_seconds
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.json_text import load_json, may_hold_big_int
 from gym_gui.telemetry.sqlite_records import EpisodeRecord
@@ -127,15 +127,21 @@ def _decode(text: str) -> Any:
         return None
 
 
-def _decode_all(texts: Sequence[str], joined: str) -> list[Any]:
-    """Every text decoded (``_decode``), one orjson call each unless ``joined`` (the texts joined)
-    may hold an integer orjson would round or a text orjson refuses."""
+def _decode_all(joined: str, count: int, texts: Callable[[], Sequence[str]]) -> list[Any]:
+    """The ``count`` texts joined by the unit separator in ``joined`` (``texts()``: the texts
+    themselves), decoded (``_decode``): all in one orjson call, as one array, unless ``joined`` may
+    hold an integer orjson would round, or orjson refuses a text (NaN, Infinity, ...), or the array
+    does not have one value per text (a text that is not one JSON value, which the store never
+    writes): then one text at a time."""
     if not may_hold_big_int(joined.encode()):
         try:
-            return list(map(_orjson_loads, texts))
+            values = _orjson_loads(f"[{joined.replace(_SEP, ',')}]")
         except orjson.JSONDecodeError:
             pass
-    return [_decode(text) for text in texts]
+        else:
+            if type(values) is list and len(values) == count:
+                return values
+    return [_decode(text) for text in texts()]
 
 
 def _worker_success(mapping: Mapping[str, Any]) -> float | None:
@@ -191,11 +197,12 @@ def _column_success(outcomes: Sequence[Any], flags: Callable[[], tuple[Sequence[
 
 
 def _piece(index: Sequence[int], total_reward: Sequence[Any], length: Sequence[Any],
-           flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]], outcomes: Sequence[Any], meta_texts: Sequence[str],
-           extras: Sequence[tuple[int, str]], wall_s: np.ndarray, joined: str | None = None) -> _Piece:
+           flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]], outcomes: Sequence[Any], joined: str,
+           meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]], wall_s: np.ndarray) -> _Piece:
     """The curve columns of one piece's values (one entry per row, ``extras`` only for the rows
-    that have some, ``flags()`` the terminated and truncated columns): numbers by numpy, each
-    metadata text by one orjson call."""
+    that have some, ``flags()`` the terminated and truncated columns, ``joined`` the metadata texts
+    joined by the unit separator and ``meta_texts()`` those texts): numbers by numpy, the metadata
+    by orjson."""
     n = len(index)
     table = np.empty((n, 5))
     table[:, 0] = index
@@ -204,8 +211,7 @@ def _piece(index: Sequence[int], total_reward: Sequence[Any], length: Sequence[A
     table[:, 1:3][~np.isfinite(table[:, 1:3])] = _NAN  # (num: an infinite return is no number)
     table[:, 3] = _column_success(outcomes, flags, table[:, 1])
     table[:, 4] = wall_s
-    joined = _SEP.join(meta_texts) if joined is None else joined
-    dicts = [m if type(m) is dict else _NO_DICT for m in _decode_all(meta_texts, joined)]
+    dicts = [m if type(m) is dict else _NO_DICT for m in _decode_all(joined, n, meta_texts)]
     if "success" in joined:  # (is_success too) seldom: most workers say it in the outcome
         for row, d in enumerate(dicts):
             found = _worker_success(d) if d else None
@@ -235,8 +241,8 @@ def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
         metas = tuple("null" if text is None else text for text in metas)
     with_extras = [] if extras.count(None) == len(extras) else [
         (i, text) for i, text in zip(index, extras) if text is not None]
-    return _piece(index, total_reward, length, lambda: (terminated, truncated), outcomes, metas, with_extras,
-                  epoch_seconds(ts_iso))
+    return _piece(index, total_reward, length, lambda: (terminated, truncated), outcomes, _SEP.join(metas),
+                  lambda: metas, with_extras, epoch_seconds(ts_iso))
 
 
 def _ints(text: str | None) -> list[Any]:
@@ -253,15 +259,17 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
         return None
     returns = _ints(whole_returns) if not fractional else [
         r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
-    columns = [_ints(index), returns, _ints(length), outcomes.split(_SEP), metas.split(_SEP), stamps.split(_SEP)]
-    order = np.array(columns[0], dtype=np.float64)
-    if any(len(c) != count for c in columns) or bool((order[1:] <= order[:-1]).any()):
+    index_list, lengths, outcome_list = _ints(index), _ints(length), outcomes.split(_SEP)
+    order = np.array(index_list, dtype=np.float64)
+    if (any(len(c) != count for c in (index_list, returns, lengths, outcome_list))
+            or metas.count(_SEP) != count - 1 or stamps.count(_SEP) != count - 1
+            or bool((order[1:] <= order[:-1]).any())):
         # a text holding the separator, or aggregates not in the index's order: row by row
         return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
     extras = conn.execute(_EXTRAS_SQL, bounds).fetchall() if extra_count else []
-    index_list, returns, lengths, outcome_list, meta_list, stamp_list = columns
-    return _piece(index_list, returns, lengths, lambda: (_ints(terminated), _ints(truncated)), outcome_list,
-                  meta_list, extras, epoch_seconds(stamp_list), metas)
+    wall_s = joined_epoch_seconds(stamps, count, _SEP)
+    return _piece(order, returns, lengths, lambda: (_ints(terminated), _ints(truncated)), outcome_list, metas,
+                  lambda: metas.split(_SEP), extras, epoch_seconds(stamps.split(_SEP)) if wall_s is None else wall_s)
 
 
 def _joined(pieces: list[_Piece]) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:

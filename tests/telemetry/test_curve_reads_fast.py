@@ -236,3 +236,14 @@ def test_texts_holding_the_unit_separator_are_read_row_by_row(store: TelemetrySQ
 def test_whole_and_fractional_returns_read_back_exactly(store: TelemetrySQLiteStore, returns: list[float]) -> None:
     store.write_batch([episode(i + 1, i, TS, total_reward=r, terminated=True) for i, r in enumerate(returns)])
     assert_same(load_curves_from_store(store, RUN, AGENT), reference(store, RUN, AGENT))
+
+
+def test_joined_epoch_seconds_splits_only_what_it_can_split_exactly() -> None:
+    from gym_gui.live.iso_epochs import joined_epoch_seconds
+
+    texts = [TS, "2024-05-01T12:00:00.000001+05:30", "2024-13-01T00:00:00.000000+00:00", "x" * 32]
+    got = joined_epoch_seconds("\x1f".join(texts), len(texts), "\x1f")
+    assert got is not None and np.array_equal(got, [iso_to_epoch_s(t) for t in texts], equal_nan=True)
+    assert joined_epoch_seconds("\x1f".join([TS, TS[:-1] + "\x1f"]), 2, "\x1f") is None  # a text holds it
+    assert joined_epoch_seconds("\x1f".join([TS[:-1], TS + "0"]), 2, "\x1f") is None  # lengths differ
+    assert joined_epoch_seconds("2024-05-01", 1, "\x1f") is None  # not a layout it reads
