@@ -214,7 +214,8 @@ def measure(variant: str, steps: int, episodes: int, batch_size: int, reads: int
     if [float(x) for x in curves.column("return")] != [float(r) for _, r in raw_eps]:
         raise AssertionError("the curves' returns differ from the stored ones")
     tables = written["tables"]
-    step_tables = sum(v for k, v in tables.items() if k == "steps" or written["indexes"].get(k) == "steps")
+    step_names = ("steps", "step_rows", "step_values", "episode_spans", "stream_keys")  # (v4: steps is a view)
+    step_tables = sum(v for k, v in tables.items() if k in step_names or written["indexes"].get(k) in step_names)
     episode_tables = sum(v for k, v in tables.items() if k == "episodes" or written["indexes"].get(k) == "episodes")
     return {"variant": variant, "line_bytes": len(lines) / steps, "used": written["used"], "file_bytes": file_bytes,
             "tables": tables, "steps_tables": step_tables, "episode_tables": episode_tables, "raw_used": raw_used,

@@ -84,7 +84,8 @@ from gym_gui.qt.db_sink_thread import DbSink  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus, Waker  # noqa: E402
 from gym_gui.telemetry.sink_core import DURABLE_TOPICS  # noqa: E402
-from gym_gui.telemetry.sqlite_schema import configure_connection, migrate  # noqa: E402
+from gym_gui.telemetry.sqlite_schema import MIGRATIONS, configure_connection  # noqa: E402
+from gym_gui.telemetry.tables import STEPS  # noqa: E402
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore  # noqa: E402
 from gym_gui.workers.jsonl_emitter import dumps_line  # noqa: E402
 from bench_figures import figure, print_bench_json, target  # noqa: E402
@@ -395,13 +396,14 @@ def _verify(store: TelemetrySQLiteStore, work: Workload, stats: dict[str, Any], 
 def run_raw(source_db: Path, db: Path, run_id: str, batch_size: int) -> float:
     """executemany of the committed step rows into a fresh file (same PRAGMAs, batch size); rows/s."""
     src = sqlite3.connect(str(source_db))
-    columns = ", ".join(row[1] for row in src.execute("PRAGMA table_info(steps)"))  # stored columns, not generated
+    columns = ", ".join(STEPS.insert_names())  # the stored columns of the version 3 table (v4: a view)
     rows = src.execute(f"SELECT {columns} FROM steps WHERE run_id = ? ORDER BY seq_id", (run_id,)).fetchall()
     src.close()
     insert = f"INSERT OR IGNORE INTO steps ({columns}) VALUES ({', '.join('?' * len(rows[0]))})"
     conn = sqlite3.connect(str(db), isolation_level=None)
     configure_connection(conn, busy_timeout_s=1.0)
-    migrate(conn, str(db))
+    for statement in (s for version in MIGRATIONS[:3] for s in version):  # the version 3 table: the same
+        conn.execute(statement)  # baseline as before schema v4
     t0 = time.perf_counter()
     for i in range(0, len(rows), batch_size):
         conn.execute("BEGIN IMMEDIATE")

@@ -37,7 +37,7 @@ from gym_gui.qt.db_sink_thread import DbSink  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
 from gym_gui.telemetry.sqlite_rows import dump_json  # noqa: E402
-from gym_gui.telemetry.sqlite_schema import configure_connection, migrate  # noqa: E402
+from gym_gui.telemetry.sqlite_schema import MIGRATIONS, configure_connection  # noqa: E402
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore  # noqa: E402
 from bench_figures import figure, print_bench_json, target  # noqa: E402
 
@@ -96,7 +96,8 @@ def raw_rows(events: list[TelemetryEvent]) -> list[tuple[Any, ...]]:
 def _raw(path: Path, events: list[TelemetryEvent], batch_size: int, prebuilt: bool) -> float:
     conn = sqlite3.connect(str(path), isolation_level=None)
     configure_connection(conn, busy_timeout_s=1.0)
-    migrate(conn, str(path))
+    for statement in (s for version in MIGRATIONS[:3] for s in version):  # the version 3 table (schema v4:
+        conn.execute(statement)  # steps is a view), the same baseline as before
     sql = "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     batches = [events[i:i + batch_size] for i in range(0, len(events), batch_size)]
     ready = [raw_rows(b) for b in batches] if prebuilt else None

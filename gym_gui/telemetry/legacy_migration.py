@@ -97,10 +97,11 @@ def _kind(conn: sqlite3.Connection, schema: str = "main") -> FileKind:
     version = int(conn.execute(f"PRAGMA {schema}.user_version").fetchone()[0])
     names = tuple(sorted(r[0] for r in conn.execute(
         f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")))
-    if version > sqlite_schema.SCHEMA_VERSION:
-        return FileKind("newer", version, names)
-    if version > 0:
-        return FileKind("ours", version, names)
+    if version > 0:  # ours: its views (version 4's ``steps``) are listed with the tables
+        names = tuple(sorted(r[0] for r in conn.execute(
+            f"SELECT name FROM {schema}.sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")))
+        return FileKind("newer" if version > sqlite_schema.SCHEMA_VERSION else "ours", version, names)
     if not names:
         return FileKind("empty", 0, names)
     if is_legacy_layout({name: table_columns(conn, name, schema) for name in names}):
@@ -260,14 +261,24 @@ def _convert_in_place(conn: sqlite3.Connection, tables: tuple[str, ...]) -> Conv
     aside = {name: f"legacy_{name}" for name in tables}
     for name, renamed in aside.items():
         conn.execute(f'ALTER TABLE "{name}" RENAME TO "{renamed}"')
-    for statements in sqlite_schema.MIGRATIONS:
-        for statement in statements:
-            conn.execute(statement)
+    _apply(conn, sqlite_schema.MIGRATIONS[:_CONVERTED_VERSION])
     counts = copy_legacy_rows(conn, aside, conn)
     for renamed in aside.values():
         conn.execute(f'DROP TABLE "{renamed}"')
+    _apply(conn, sqlite_schema.MIGRATIONS[_CONVERTED_VERSION:])
     conn.execute(f"PRAGMA user_version = {sqlite_schema.SCHEMA_VERSION}")
     return counts
+
+
+#: The rows of an existing-app file are converted into the tables of this version, then the later
+#: migrations take the file forward like any file of that version (steps into ``step_rows``, ...).
+_CONVERTED_VERSION = 2
+
+
+def _apply(conn: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...]) -> None:
+    for statements in migrations:
+        for statement in statements:
+            conn.execute(statement)
 
 
 def import_legacy_file(old: str | Path, new: str | Path) -> ConversionCounts:
@@ -292,10 +303,13 @@ def import_legacy_file(old: str | Path, new: str | Path) -> ConversionCounts:
         dst = sqlite3.connect(str(new), isolation_level=None, timeout=_LOCK_TIMEOUT_S)
         try:
             sqlite_schema.configure_connection(dst, busy_timeout_s=_LOCK_TIMEOUT_S)
-            sqlite_schema.migrate(dst, str(new))
+            sqlite_schema.check_sqlite_features(dst, str(new))
             src.execute("BEGIN")  # one snapshot of old
             dst.execute("BEGIN IMMEDIATE")
+            _apply(dst, sqlite_schema.MIGRATIONS[:_CONVERTED_VERSION])
             counts = copy_legacy_rows(src, {name: name for name in found.tables}, dst)
+            _apply(dst, sqlite_schema.MIGRATIONS[_CONVERTED_VERSION:])
+            dst.execute(f"PRAGMA user_version = {sqlite_schema.SCHEMA_VERSION}")
             dst.execute("COMMIT")
         finally:
             if dst.in_transaction:

@@ -31,12 +31,16 @@ from gym_gui.telemetry.sqlite_rows import (
     load_json,
     quarantine_json,
 )
+from gym_gui.telemetry.step_layout import episode_steps_sql, physical_columns
+from gym_gui.telemetry.step_writer import forget as forget_step_values
+from gym_gui.telemetry.step_writer import writer_for
 from gym_gui.telemetry.tables import EPISODES, STEPS
 
 __all__ = [
     "StepKeyCache",
     "StreamCursors",
     "delete_episode_rows",
+    "delete_step_rows",
     "find_episode_rows",
     "find_step_rows",
     "insert_episode",
@@ -47,7 +51,6 @@ __all__ = [
 
 #: The record API's step rows bind the hand-written encoder's columns (``tables.STEPS``); a
 #: generic column declared later stays NULL there, its payload value stays in the extras.
-_INSERT_STEP = STEPS.insert_sql("INSERT OR IGNORE", STEPS.core_insert_names())
 #: Where each column sits in ``EncodedStep.columns`` (the insert's columns after run_id, agent_id, seq_id).
 _AT = {name: i for i, name in enumerate(STEPS.core_insert_names()[3:])}
 _EPISODE_AT, _STEP_AT, _EXTRA_AT, _TS_AT = _AT["episode_index"], _AT["step_index"], _AT["extra_json"], _AT["ts_iso"]
@@ -111,8 +114,13 @@ def _stored_step_keys(conn: sqlite3.Connection, run_id: str, agent_id: str,
     found: set[tuple[str, Any]] = set()
     where = "episode_index = ?" if episode_index is not None else "episode_index IS NULL"
     args: tuple[Any, ...] = (run_id, agent_id) if episode_index is None else (run_id, agent_id, episode_index)
-    for step_index, extra in conn.execute(
-            f"SELECT step_index, extra_json FROM steps WHERE run_id = ? AND agent_id = ? AND {where}", args):
+    if episode_index is not None:  # the episode's span: a range of the primary key
+        found_rows = conn.execute(episode_steps_sql("s.step_index, s.extra_json"),
+                                  {"run": run_id, "agent": agent_id, "ep": episode_index}).fetchall()
+    else:
+        found_rows = conn.execute(
+            f"SELECT step_index, extra_json FROM steps WHERE run_id = ? AND agent_id = ? AND {where}", args).fetchall()
+    for step_index, extra in found_rows:
         if step_index is None and extra is None:
             continue
         payload = load_json(extra) if extra is not None else {}
@@ -197,7 +205,7 @@ def insert_steps(conn: sqlite3.Connection, cursors: StreamCursors, steps: Sequen
         seq_id = cursors.next_seq(step.run_id, step.agent_id, step.columns[_TS_AT])
         rows.append((step.run_id, step.agent_id, seq_id, *step.columns))
     if rows:
-        conn.executemany(_INSERT_STEP, rows)
+        writer_for(conn).insert(conn, rows)
     return len(rows), len(steps) - len(rows)
 
 
@@ -278,21 +286,23 @@ def _parse_candidates(episode_id: str) -> list[tuple[str, int]]:
     return out
 
 
-def find_step_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:
-    """``(rowid, *STEP_READ_COLUMNS)`` of every step whose episode id is ``episode_id`` (any run, agent).
+_EPISODE_STEP_ROWS = episode_steps_sql(f"s.seq_id, {physical_columns(STEP_READ_COLUMNS)}")
 
-    Uses the ``steps_by_episode`` index for ids of the canonical forms; other ids (e.g. ``''``) are
-    found by a scan of the steps that have no episode index. Any thread, on its own connection.
+
+def find_step_rows(conn: sqlite3.Connection, episode_id: str) -> list[tuple[Any, ...]]:
+    """``(seq_id, *STEP_READ_COLUMNS)`` of every step whose episode id is ``episode_id`` (any run, agent).
+
+    Reads the episode's span (``episode_spans``) for ids of the canonical forms; other ids (e.g.
+    ``''``) are found by a scan of the steps that have no episode index. Any thread, on its own
+    connection.
     """
     rows: list[tuple[Any, ...]] = []
     candidates = _parse_candidates(episode_id)
     for run_id, index in candidates:
         for agent in _agents(conn, run_id):
-            rows += conn.execute(
-                f"SELECT rowid, {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ?",
-                (run_id, agent, index)).fetchall()
+            rows += conn.execute(_EPISODE_STEP_ROWS, {"run": run_id, "agent": agent, "ep": index}).fetchall()
     if not candidates:
-        rows = conn.execute(f"SELECT rowid, {STEP_READ_COLUMNS} FROM steps WHERE episode_index IS NULL "
+        rows = conn.execute(f"SELECT seq_id, {STEP_READ_COLUMNS} FROM steps WHERE episode_index IS NULL "
                             "AND extra_json LIKE '%\"episode_id\"%'").fetchall()
     return [r for r in rows if effective_episode_id(r[1], r[5], _payload_extras(r[-1])) == episode_id]
 
@@ -319,13 +329,14 @@ def _payload_extras(extra: str | None) -> dict[str, Any]:
 
 def delete_episode_rows(conn: sqlite3.Connection, episode_id: str) -> int:
     """Delete the steps and the episode row(s) of ``episode_id``; returns the rows deleted. Inside a transaction."""
-    step_rowids = [(r[0],) for r in find_step_rows(conn, episode_id)]
+    step_keys = [(r[1], r[2], r[0]) for r in find_step_rows(conn, episode_id)]
     episodes = [(r[0], r[1] if r[1] is not None else "", r[2]) for r in find_episode_rows(conn, episode_id)]
-    if step_rowids:
-        conn.executemany("DELETE FROM steps WHERE rowid = ?", step_rowids)
+    if step_keys:
+        conn.executemany("DELETE FROM step_rows WHERE stream = (SELECT stream FROM stream_keys WHERE run_id = ? "
+                         "AND agent_id = ?) AND seq_id = ?", step_keys)
     if episodes:
         conn.executemany("DELETE FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index = ?", episodes)
-    return len(step_rowids) + len(episodes)
+    return len(step_keys) + len(episodes)
 
 
 def mark_run(conn: sqlite3.Connection, run_id: str, status: str, ts_iso: str) -> None:
@@ -333,6 +344,14 @@ def mark_run(conn: sqlite3.Connection, run_id: str, status: str, ts_iso: str) ->
 
     Inside a transaction.
     """
-    conn.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+    delete_step_rows(conn, "WHERE stream IN (SELECT stream FROM stream_keys WHERE run_id = ?)", (run_id,))
     conn.execute("DELETE FROM episodes WHERE run_id = ?", (run_id,))
     conn.execute(_MARK_RUN, (run_id, status, ts_iso, ts_iso))
+
+
+def delete_step_rows(conn: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = ()) -> None:
+    """Delete the step rows, interned values and episode spans of the streams ``where`` selects (a
+    ``WHERE`` over ``stream``; empty: every stream). Inside a transaction, on the write connection."""
+    for table in ("step_rows", "step_values", "episode_spans"):
+        conn.execute(f"DELETE FROM {table} {where}", args)
+    forget_step_values(conn)

@@ -19,6 +19,7 @@ from gym_gui.telemetry import record_sql
 from gym_gui.telemetry.record_rows import episode_from_row, step_from_row
 from gym_gui.telemetry.record_writer import RecordWriter
 from gym_gui.telemetry.sqlite_rows import EPISODE_READ_COLUMNS, STEP_READ_COLUMNS, decode_episode, decode_step
+from gym_gui.telemetry.step_layout import format_ts_us, physical_columns
 
 __all__ = ["CHECKPOINT_MODES", "RecordStoreAPI"]
 
@@ -33,6 +34,21 @@ DEFAULT_MAX_BUFFER_BYTES = 2 * 1024 * 1024
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _count_and_last_ts(conn: sqlite3.Connection, run_id: str) -> tuple[int, str | None]:
+    """Step rows of a run and the greatest ``ts_iso`` text among them (as ``MAX(ts_iso)`` of the
+    view), without formatting every row: per stream, the greatest integer time and the greatest text."""
+    count, last = 0, None
+    for stream, base in conn.execute("SELECT stream, ts_base_us FROM stream_keys WHERE run_id = ?", (run_id,)).fetchall():
+        n, high_us, high_text = conn.execute(
+            "SELECT COUNT(*), MAX(CASE WHEN typeof(ts_us) = 'integer' THEN ts_us END), "
+            "MAX(CASE WHEN typeof(ts_us) = 'text' THEN ts_us END) FROM step_rows WHERE stream = ?", (stream,)).fetchone()
+        count += int(n)
+        for text in (None if high_us is None else format_ts_us(base + high_us), high_text):
+            if text is not None and (last is None or text > last):
+                last = text
+    return count, last
 
 
 class RecordStoreAPI:
@@ -130,7 +146,7 @@ class RecordStoreAPI:
         """Empty the steps and episodes tables (runs and stream cursors stay). Any thread; blocks if ``wait``."""
 
         def delete_all_episodes(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM steps")
+            record_sql.delete_step_rows(conn)
             conn.execute("DELETE FROM episodes")
 
         self._call(delete_all_episodes, wait)
@@ -157,10 +173,10 @@ class RecordStoreAPI:
 
         def purge_steps(conn: sqlite3.Connection) -> None:
             if keep <= 0:
-                conn.execute("DELETE FROM steps")
-            else:
-                conn.execute("DELETE FROM steps WHERE rowid NOT IN "
-                             "(SELECT rowid FROM steps ORDER BY rowid DESC LIMIT ?)", (keep,))
+                record_sql.delete_step_rows(conn)
+            else:  # newest: the newest stream first (keys are handed out in order), then by seq_id
+                conn.execute("DELETE FROM step_rows WHERE (stream, seq_id) NOT IN (SELECT stream, seq_id "
+                             "FROM step_rows ORDER BY stream DESC, seq_id DESC LIMIT ?)", (keep,))
 
         self._call(purge_steps, True)
 
@@ -184,9 +200,11 @@ class RecordStoreAPI:
 
     # -- reads -----------------------------------------------------------------------------------
     def recent_steps(self, limit: int = 100) -> Sequence[Any]:
-        """The newest stored steps (insertion order, newest first) as StepRecords. Any thread; no flush."""
+        """The newest stored steps as StepRecords: the newest stream first (stream keys are handed out
+        in the order streams first store a step), each newest seq_id first. Any thread; no flush."""
         rows = self._reader().execute(
-            f"SELECT {STEP_READ_COLUMNS} FROM steps ORDER BY rowid DESC LIMIT ?", (int(limit),)).fetchall()
+            f"SELECT {physical_columns(STEP_READ_COLUMNS)} FROM step_rows s JOIN stream_keys k ON k.stream = s.stream "
+            "ORDER BY s.stream DESC, s.seq_id DESC LIMIT ?", (int(limit),)).fetchall()
         return tuple(step_from_row(decode_step(r)) for r in rows)
 
     def recent_episodes(self, limit: int = 20) -> Sequence[Any]:
@@ -235,10 +253,10 @@ class RecordStoreAPI:
             episodes, step_sum, reward = conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(length), 0), COALESCE(SUM(total_reward), 0.0) FROM episodes "
                 "WHERE run_id = ?", (run_id,)).fetchone()
-            step_rows, last = conn.execute(
-                "SELECT COUNT(*), MAX(ts_iso) FROM steps WHERE run_id = ?", (run_id,)).fetchone()
-            agent = conn.execute("SELECT agent_id FROM steps WHERE run_id = ? AND agent_id != '' "
-                                 "ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
+            step_rows, last = _count_and_last_ts(conn, run_id)
+            agent = conn.execute("SELECT k.agent_id FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
+                                 "WHERE k.run_id = ? AND k.agent_id != '' ORDER BY s.stream DESC, s.seq_id DESC "
+                                 "LIMIT 1", (run_id,)).fetchone()
             status = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         finally:
             conn.execute("COMMIT")

@@ -28,7 +28,6 @@ __all__ = [
     "MultiRowInsert",
     "Plan",
     "SEQ_CONFLICT",
-    "STEP_ROWS",
     "UPSERT_RUN",
     "UPSERT_STREAM",
     "WriteResult",
@@ -162,7 +161,6 @@ class MultiRowInsert:
         return inserted
 
 
-STEP_ROWS = MultiRowInsert(STEPS, "extra_json")
 EPISODE_ROWS = MultiRowInsert(EPISODES, "extra_json")
 
 
@@ -261,7 +259,7 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
 SEQ_CONFLICT = "seq_conflict"
 #: The columns each table's insert binds, in order; the first three are its primary key.
 _INSERT_COLUMNS = {
-    "steps": STEP_ROWS.names,
+    "steps": STEPS.insert_names(),  # the view's (version 3) columns
     "episodes": EPISODE_ROWS.names,
     "run_events": ("run_id", "agent_id", "seq_id", "topic", "ts_iso", "payload_json", "error"),
 }

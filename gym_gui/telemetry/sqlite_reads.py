@@ -15,13 +15,20 @@ from gym_gui.telemetry.sqlite_records import EpisodeRecord, RunRecord, StepRecor
 from gym_gui.telemetry.sqlite_rows import (
     EPISODE_READ_COLUMNS,
     RUN_EVENT_READ,
-    STEP_READ_COLUMNS,
     decode_episode,
     decode_run_event,
     decode_step,
     stored_agent,
 )
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, decode_run
+from gym_gui.telemetry.step_layout import episode_steps_sql
+from gym_gui.telemetry.step_reads import RAW_COLUMNS, read_steps
+
+#: The hot step reads go to ``step_rows`` and ``episode_spans`` directly (not the view ``steps``).
+_EPISODE_STEPS = episode_steps_sql(RAW_COLUMNS)
+_STEPS_AFTER = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
+                "WHERE k.run_id = ? AND k.agent_id = ? AND s.seq_id > ? ORDER BY s.seq_id LIMIT ?")
+_COUNT_RUN = "SELECT COUNT(*) FROM stream_keys k JOIN step_rows s ON s.stream = k.stream WHERE k.run_id = ?"
 
 __all__ = ["EventReadsAPI"]
 
@@ -51,12 +58,10 @@ class EventReadsAPI:
         return [decode_episode(r) for r in rows]
 
     def steps_for_episode(self, run_id: str, agent_id: str | None, episode_index: int) -> list[StepRecord]:
-        """Steps of one episode of one stream in seq_id order. Any thread; never waits for the writer."""
-        rows = self._reader().execute(
-            f"SELECT {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ? "
-            "ORDER BY seq_id",
-            (run_id, stored_agent(agent_id), episode_index),
-        ).fetchall()
+        """Steps of one episode of one stream in seq_id order (the episode's span, then a range of the
+        primary key). Any thread; never waits for the writer."""
+        params = {"run": run_id, "agent": stored_agent(agent_id), "ep": episode_index}
+        rows = self.read_transaction(lambda conn: read_steps(conn, _EPISODE_STEPS, params))
         return [decode_step(r) for r in rows]
 
     def events_after(
@@ -75,9 +80,7 @@ class EventReadsAPI:
         others = self._backfilled_events
 
         def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any]]:
-            steps = conn.execute(
-                f"SELECT {STEP_READ_COLUMNS} FROM steps WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
-                "ORDER BY seq_id LIMIT ?", key).fetchall()
+            steps = read_steps(conn, _STEPS_AFTER, key)
             episodes = conn.execute(
                 f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
                 "ORDER BY seq_id LIMIT ?", key).fetchall()
@@ -107,11 +110,9 @@ class EventReadsAPI:
     def step_count(self, run_id: str, agent_id: str | None = None) -> int:
         """Stored steps of a run (of one agent when ``agent_id`` is given). Any thread; never waits for the writer."""
         if agent_id is None:
-            row = self._reader().execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()
+            row = self._reader().execute(_COUNT_RUN, (run_id,)).fetchone()
         else:
-            row = self._reader().execute(
-                "SELECT COUNT(*) FROM steps WHERE run_id = ? AND agent_id = ?", (run_id, stored_agent(agent_id))
-            ).fetchone()
+            row = self._reader().execute(_COUNT_RUN + " AND k.agent_id = ?", (run_id, stored_agent(agent_id))).fetchone()
         return int(row[0])
 
     def max_seq_id(self, run_id: str, agent_id: str | None) -> int | None:

@@ -6,7 +6,8 @@ A file written by a newer build (higher version) is refused with ``SchemaVersion
 Version 2 adds the columns the existing gym_gui application reads with raw SQL (``episode_id``,
 ``worker_id``, ``ep_index``); a file of that application (user_version 0 with its own tables) is
 converted by ``legacy_migration``, never here. Version 3 adds ``stream_owners`` (which live process
-writes a stream). See docs/schema.md for the tables, keys and queries.
+writes a stream). Version 4 moves the steps into ``step_rows`` behind the view ``steps``
+(``step_layout``). See docs/schema.md for the tables, keys and queries.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 
 from gym_gui.telemetry.legacy_schema import is_legacy_layout, table_columns
+from gym_gui.telemetry.step_layout import V4_STATEMENTS, added_statements
 from gym_gui.telemetry.tables import (
     EP_INDEX_SQL,
     EPISODE_ID_SQL,
@@ -115,18 +117,36 @@ _V3: tuple[str, ...] = (
     """,
 )
 
+#: Version 4: steps in ``step_rows`` (WITHOUT ROWID, keyed by an interned stream and seq_id, no other
+#: index), repeated info/render texts in ``step_values``, canonical timestamps as integers, one
+#: ``episode_spans`` row per episode, and the VIEW ``steps`` with the version 3 columns
+#: (``step_layout``). Every step of a version 3 file is moved in the migration's transaction.
+_V4: tuple[str, ...] = V4_STATEMENTS
+
 #: The statements of each version besides the declared tables' added columns.
-_STATEMENTS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_STATEMENTS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+
+
+def _added(version: int) -> tuple[str, ...]:
+    """The statements of the declared columns added in ``version``: ``ALTER TABLE`` of episodes and
+    runs; a steps column goes to ``step_rows`` from version 4 on, and the view is made again."""
+    out: list[str] = []
+    for table in tables():
+        if table is STEPS and version > 4:
+            out += added_statements(version)
+        else:
+            out += table.added_sql(version)
+    return tuple(out)
 
 
 def _migrations() -> tuple[tuple[str, ...], ...]:
-    """Every version's statements: the ones above, then (from version 3 on) the ``ALTER TABLE``
-    of each declared column added in that version (``tables.add_column``)."""
+    """Every version's statements: the ones above, then (from version 3 on) the statements of each
+    declared column added in that version (``tables.add_column``)."""
     versions = max(len(_STATEMENTS), latest_version())
     out = []
     for version in range(1, versions + 1):
         fixed = _STATEMENTS[version - 1] if version <= len(_STATEMENTS) else ()
-        added = () if version <= 2 else tuple(s for t in tables() for s in t.added_sql(version))
+        added = () if version <= 2 else _added(version)
         out.append(fixed + added)
     return tuple(out)
 

@@ -28,6 +28,8 @@ from gym_gui.telemetry.sqlite_batch import WriteResult, check_topics, is_retryab
 from gym_gui.telemetry.sqlite_reads import EventReadsAPI
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION, SchemaVersionError, configure_connection, migrate
 from gym_gui.telemetry.sqlite_write import apply_isolated, apply_plan
+from gym_gui.telemetry.step_writer import register as register_step_writer
+from gym_gui.telemetry.step_writer import unregister as unregister_step_writer
 from gym_gui.telemetry.stream_owners import StreamOwnersAPI
 from gym_gui.telemetry.topic_specs import RowKind, backfilled_topics, spec
 
@@ -114,6 +116,7 @@ class TelemetrySQLiteStore(EventReadsAPI, RecordStoreAPI, StreamOwnersAPI):
             if "disk i/o error" in text or "malformed" in text:
                 raise RuntimeError(f"LOG622A: the telemetry database {self.path} cannot be used: {exc}") from exc
             raise
+        register_step_writer(self._conn)  # its stream keys and interned values, kept between batches
         self._closed = False
         if found != SCHEMA_VERSION:
             _log.info("telemetry database %s migrated from schema %d to %d", self.path, found, SCHEMA_VERSION)
@@ -270,6 +273,7 @@ class TelemetrySQLiteStore(EventReadsAPI, RecordStoreAPI, StreamOwnersAPI):
             if self._closed:
                 return
             self._closed = True
+            unregister_step_writer(self._conn)
             self._conn.close()
         with self._readers_lock:
             slots = list(self._readers)

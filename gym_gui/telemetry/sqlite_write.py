@@ -16,7 +16,6 @@ from gym_gui.telemetry.sqlite_batch import (
     ENSURE_RUN,
     EPISODE_ROWS,
     INSERT_RUN_EVENT,
-    STEP_ROWS,
     UPSERT_RUN,
     UPSERT_STREAM,
     Plan,
@@ -27,6 +26,7 @@ from gym_gui.telemetry.sqlite_batch import (
     sanitised,
 )
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, new_run
+from gym_gui.telemetry.step_writer import writer_for
 
 __all__ = ["apply_isolated", "apply_plan"]
 
@@ -40,7 +40,7 @@ def apply_plan(conn: sqlite3.Connection, plan: Plan) -> tuple[int, int]:
         conn.executemany(ENSURE_RUN, [(run_id, ts, ts) for run_id, ts in runs_seen.items()])
     unstored_before = len(plan.unstored)
     if plan.steps:
-        stored = STEP_ROWS.insert(conn, plan.steps)
+        stored = writer_for(conn).insert(conn, plan.steps)
         if stored < len(plan.steps):  # a replay, or a key stored with other content
             stored += keep_conflicts(conn, plan, "steps", plan.steps, ())[0]
         inserted += stored

@@ -19,14 +19,16 @@ STEPS = 4000
 def test_the_lost_count_includes_what_was_still_in_the_pipes(tmp_path: Path, pipeline: Callable[..., object],
                                                              script: Callable[[str], list[str]]) -> None:
     store = TelemetrySQLiteStore(tmp_path / "full.sqlite")
-    store.set_max_page_count(store.page_count())  # not one more page: every write fails "disk full"
+    # not one more page: every write fails "disk full" (each step has its own long info text: a
+    # batch does not fit the free room of the tables' pages and of the pages the migrations freed)
+    store.set_max_page_count(store.page_count())
     p = pipeline(store=store, batch_size=50, high_water=100, low_water=20, retry_initial_s=0.01,
                  retry_max_s=0.05, abort_grace_s=2.0)
     worker = script(f"""
         import json, sys
         for i in range({STEPS}):
             sys.stdout.write(json.dumps({{"type": "step", "run_id": "run-r", "episode": 0, "step": i,
-                                          "reward": 0.0, "info": {{"pad": "x" * 200}}}}) + "\\n")
+                                          "reward": 0.0, "info": {{"pad": "x" * 1000, "i": i}}}}) + "\\n")
         sys.stdout.write(json.dumps({{"event": "run_completed", "run_id": "run-r", "payload": {{}}}}) + "\\n")
     """)
     p.proxy.spawn(worker)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gym_gui.telemetry import sqlite_batch, sqlite_rows, tables, topic_specs
+from gym_gui.telemetry import sqlite_batch, sqlite_rows, step_layout, step_writer, tables, topic_specs
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Codec, Column, TableDeclarationError
@@ -30,6 +30,10 @@ def test_the_file_has_exactly_the_declared_columns_in_order(tmp_path: Path, tabl
     conn = sqlite3.connect(str(tmp_path / "t.sqlite"))
     on_disk = _xinfo(conn, table.name)
     assert [name for name, _t, _n in on_disk] == [c.name for c in table.columns]
+    if table is STEPS:  # version 4: a view of step_rows, whose columns derive from the declaration
+        table = step_layout.STEP_ROWS_TABLE
+        on_disk = _xinfo(conn, table.name)
+        assert [name for name, _t, _n in on_disk] == [c.name for c in table.columns]
     for (name, kind, not_null), col in zip(on_disk, table.columns):
         assert col.sql.startswith(kind), name
         assert bool(not_null) == ("NOT NULL" in col.sql), name
@@ -39,10 +43,10 @@ def test_the_file_has_exactly_the_declared_columns_in_order(tmp_path: Path, tabl
 def test_the_inserts_name_their_columns() -> None:
     assert STEPS.insert_names()[:3] == ("run_id", "agent_id", "seq_id")
     assert "episode_id" not in STEPS.insert_names()  # generated: never bound
-    assert sqlite_batch.STEP_ROWS.null_at == STEPS.insert_names().index("extra_json") == 12
+    assert step_writer.STEP_ROW_INSERT.null_at == step_layout.STEP_ROWS_TABLE.insert_names().index("extra_json") == 11
     assert sqlite_batch.EPISODE_ROWS.null_at == EPISODES.insert_names().index("extra_json") == 10
-    for sql in sqlite_batch.STEP_ROWS.sql.values():
-        assert sql.startswith("INSERT OR IGNORE INTO steps (run_id, agent_id, seq_id, episode_index, ")
+    for sql in step_writer.STEP_ROW_INSERT.sql.values():
+        assert sql.startswith("INSERT OR IGNORE INTO step_rows (stream, seq_id, episode_index, ")
     assert sqlite_batch.UPSERT_RUN.startswith("INSERT OR REPLACE INTO runs (run_id, status, outcome, ")
     assert sqlite_rows.STEP_READ_COLUMNS.split(", ")[-1] == "extra_json"
 
@@ -54,16 +58,16 @@ def test_a_read_list_naming_an_undeclared_column_fails_loudly() -> None:
 
 def test_columns_cannot_be_added_once_the_storage_modules_derived_their_sql() -> None:
     with pytest.raises(TableDeclarationError, match="already derived their SQL"):
-        tables.add_column(STEPS, Column("gpu_temp_c", "REAL", 4, "gpu_temp_c", Codec.REAL))
+        tables.add_column(STEPS, Column("gpu_temp_c", "REAL", 5, "gpu_temp_c", Codec.REAL))
 
 
 def test_declarations_that_cannot_be_honoured_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tables, "_sealed", False)
     bad = [
-        (Column("reward", "REAL", 4, "reward2", Codec.REAL), "declares reward already"),
-        (Column("reward2", "REAL", 4, "reward", Codec.REAL), "payload key 'reward' already"),
-        (Column("gpu", "REAL", 3, "gpu", Codec.REAL), "new schema version"),
-        (Column("gpu", "REAL", 4, "gpu", None), "both key and codec"),
+        (Column("reward", "REAL", 5, "reward2", Codec.REAL), "declares reward already"),
+        (Column("reward2", "REAL", 5, "reward", Codec.REAL), "payload key 'reward' already"),
+        (Column("gpu", "REAL", 4, "gpu", Codec.REAL), "new schema version"),
+        (Column("gpu", "REAL", 5, "gpu", None), "both key and codec"),
     ]
     for column, reason in bad:
         with pytest.raises(TableDeclarationError, match=reason):

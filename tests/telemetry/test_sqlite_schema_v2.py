@@ -11,6 +11,7 @@ import pytest
 from gym_gui.telemetry import sqlite_schema
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from old_builds import old_build
 
 
 def _raw(path: Path) -> sqlite3.Connection:
@@ -75,9 +76,9 @@ def test_the_added_step_columns_take_no_bytes_and_inserts_stay_positional(store:
     f = factory()
     store.write_batch([f.step(0, i) for i in range(3)])
     conn = _raw(db_path)
-    hidden = {row[1]: row[6] for row in conn.execute("PRAGMA table_xinfo(steps)")}
-    assert hidden["episode_id"] == 2 and hidden["worker_id"] == 2  # 2 = VIRTUAL generated column
-    assert "episode_id" not in {row[1] for row in conn.execute("PRAGMA table_info(steps)")}
+    # version 4: the view computes them on read; the step rows hold no such column
+    assert {"episode_id", "worker_id"} <= {row[1] for row in conn.execute("PRAGMA table_info(steps)")}
+    assert not {"episode_id", "worker_id"} & {row[1] for row in conn.execute("PRAGMA table_xinfo(step_rows)")}
     conn.close()
     assert store.step_count("run1") == 3
 
@@ -100,9 +101,7 @@ def test_the_episode_columns_follow_an_updated_row(store: TelemetrySQLiteStore, 
 
 def test_a_version_1_file_is_migrated_to_version_2_keeping_every_row(db_path: Path, factory: Any,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as m:  # write a file as the version 1 build did
-        m.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:1])
-        m.setattr(sqlite_schema, "SCHEMA_VERSION", 1)
+    with old_build(monkeypatch, 1):  # write a file as the version 1 build did
         old = TelemetrySQLiteStore(db_path)
         events = _mixed_events(factory)
         old.write_batch(events)

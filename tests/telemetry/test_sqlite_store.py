@@ -306,7 +306,7 @@ def test_close_is_idempotent_and_later_calls_fail_clearly(db_path: Path, factory
 
 def test_inserts_name_their_columns_so_a_later_migration_may_add_nullable_ones(db_path: Path, factory: Any) -> None:
     store = TelemetrySQLiteStore(db_path)
-    for table in ("steps", "episodes"):
+    for table in ("step_rows", "episodes"):  # (version 4: steps is a view of step_rows)
         store._conn.execute(f"ALTER TABLE {table} ADD COLUMN added_later TEXT")
     try:
         events = factory("run1", "agent1").run(episodes=2, length=3)

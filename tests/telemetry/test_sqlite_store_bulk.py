@@ -40,7 +40,7 @@ def test_a_batch_takes_few_statements_whatever_its_size(tmp_path: Path) -> None:
     try:
         store._conn.set_trace_callback(statements.append)
         store.write_batch(steps(1, 2 * 256 + 255))  # two whole statements and a remainder of 255 = 8 bits
-        inserts = [s for s in statements if s.startswith("INSERT OR IGNORE INTO steps")]
+        inserts = [s for s in statements if s.startswith("INSERT OR IGNORE INTO step_rows")]
         assert len(inserts) == 2 + 8
         assert store.step_count("run1") == 767
     finally:

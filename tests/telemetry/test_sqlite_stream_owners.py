@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from old_builds import old_build
 
 from gym_gui.telemetry import sqlite_schema, stream_owners
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION
@@ -43,9 +44,7 @@ def _own(db_path: Path, run_id: str, agent: str, who: ProcessIdentity, claimed_a
 def test_a_version_2_file_is_migrated_to_version_3_keeping_every_row(db_path: Path, factory: Any,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     f = factory("run-a", "agent1")
-    with monkeypatch.context() as m:  # write a file as the version 2 build did
-        m.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:2])
-        m.setattr(sqlite_schema, "SCHEMA_VERSION", 2)
+    with old_build(monkeypatch, 2):  # write a file as the version 2 build did
         old = TelemetrySQLiteStore(db_path)
         old.write_batch([f.started(), *f.episodes(2, 3), f.heartbeat()])
         old.close()
@@ -56,7 +55,7 @@ def test_a_version_2_file_is_migrated_to_version_3_keeping_every_row(db_path: Pa
     store = TelemetrySQLiteStore(db_path)
     try:
         with sqlite3.connect(db_path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
             assert {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall() for t in tables} == before
             assert conn.execute("SELECT * FROM stream_owners").fetchall() == []
         assert store.claim_stream("run-a", "agent1") == f.seq  # numbering continues after the stored max

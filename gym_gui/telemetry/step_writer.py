@@ -1,0 +1,225 @@
+"""Writing step rows into the version 4 layout (``step_layout``): streams, interned values, spans (Qt-free).
+
+Every writer of steps (the sink's ``write_batch``, the record API, the conversion of an existing-app
+file) hands its rows in the version 3 shape -- ``(run_id, agent_id, seq_id, episode_index, ...,
+info_json, render_payload_json, extra_json, ts_iso, *declared generic columns)`` as
+``sqlite_rows.encode_step`` makes them -- to ``StepRowWriter.insert``, inside its write transaction.
+The writer:
+
+- maps ``(run_id, agent_id)`` to the stream's integer key (kept in memory; a new stream is
+  ``INSERT OR IGNORE``-d into ``stream_keys`` and read back, so a second writing process agrees);
+- replaces ``info_json`` / ``render_payload_json`` texts by a reference into ``step_values``: every
+  new text of a stream until the stream holds ``MAX_VALUES_PER_STREAM`` values (after that new
+  texts stay inline), texts longer than ``MAX_INTERNED_CHARS`` always inline;
+- stores a canonical ``ts_iso`` as integer microseconds minus the stream's ``ts_base_us``;
+- upserts ``episode_spans`` with the batch's lowest and highest seq_id of each episode.
+
+The in-memory maps are dropped when another connection committed (``PRAGMA data_version``) and by
+``forget`` (the store's own deletions). One writer per write connection: ``register`` /
+``writer_for``; writing thread only, under the store's write lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Any, Sequence
+
+from gym_gui.telemetry.sqlite_batch import MultiRowInsert
+from gym_gui.telemetry.step_layout import (
+    MAX_INTERNED_CHARS,
+    MAX_VALUES_PER_STREAM,
+    STEP_ROWS_TABLE,
+    parse_ts_us,
+)
+
+__all__ = ["STEP_ROW_INSERT", "StepRowWriter", "forget", "register", "unregister", "writer_for"]
+
+#: Multi-row ``INSERT OR IGNORE`` into ``step_rows`` (``extra_json`` nearly always NULL).
+STEP_ROW_INSERT = MultiRowInsert(STEP_ROWS_TABLE, "extra_json")
+_WIDTH = len(STEP_ROW_INSERT.names)  # physical columns; a v3 row has one more (run_id, agent_id -> stream)
+_UPSERT_SPAN = (
+    "INSERT INTO episode_spans (stream, episode_index, first_seq, last_seq) VALUES (?,?,?,?) "
+    "ON CONFLICT (stream, episode_index) DO UPDATE SET first_seq = MIN(first_seq, excluded.first_seq), "
+    "last_seq = MAX(last_seq, excluded.last_seq)"
+)
+_MAX_CACHED_STREAMS = 64
+
+
+class _Stream:
+    __slots__ = ("stream", "base_us", "values", "next_ref", "last")
+
+    def __init__(self, stream: int, base_us: int) -> None:
+        self.stream = stream
+        self.base_us = base_us
+        self.values: dict[str, int] | None = None  # loaded on first use
+        self.next_ref = 0
+        self.last: tuple[int, str] | None = None  # the newest interned (ref, text)
+
+
+class StepRowWriter:
+    """Maps version 3 step rows to ``step_rows`` (module doc). Writing thread, inside a transaction."""
+
+    def __init__(self) -> None:
+        self._streams: OrderedDict[tuple[str, str], _Stream] = OrderedDict()
+        self._data_version: int | None = None
+
+    def forget(self) -> None:
+        """Drop the interned values (after a deletion of ``step_values`` rows). Writing thread."""
+        for state in self._streams.values():
+            state.values = None
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._data_version = version
+            self.forget()
+
+    def _stream(self, conn: sqlite3.Connection, run_id: str, agent_id: str, ts_iso: Any) -> _Stream:
+        """The stream's state, checked against the file once per ``insert`` (a rolled-back key or value
+        of an earlier transaction, or values another deletion removed, make it read again)."""
+        key = (run_id, agent_id)
+        state = self._streams.get(key)
+        if state is not None:
+            self._streams.move_to_end(key)
+            found = conn.execute("SELECT ts_base_us FROM stream_keys WHERE stream = ? AND run_id = ? AND agent_id = ?",
+                                 (state.stream, run_id, agent_id)).fetchone()
+            if found is not None and int(found[0]) == state.base_us:
+                if state.values is not None and state.last is not None and conn.execute(
+                        "SELECT json FROM step_values WHERE stream = ? AND ref = ?",
+                        (state.stream, state.last[0])).fetchone() != (state.last[1],):
+                    state.values = None
+                return state
+            del self._streams[key]
+        found = conn.execute("SELECT stream, ts_base_us FROM stream_keys WHERE run_id = ? AND agent_id = ?",
+                             key).fetchone()
+        if found is None:
+            conn.execute("INSERT OR IGNORE INTO stream_keys (run_id, agent_id, ts_base_us) VALUES (?,?,?)",
+                         (run_id, agent_id, parse_ts_us(ts_iso) or 0))
+            found = conn.execute("SELECT stream, ts_base_us FROM stream_keys WHERE run_id = ? AND agent_id = ?",
+                                 key).fetchone()
+        state = _Stream(int(found[0]), int(found[1]))
+        self._streams[key] = state
+        if len(self._streams) > _MAX_CACHED_STREAMS:
+            self._streams.popitem(last=False)
+        return state
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, state: _Stream) -> dict[str, int]:
+        values: dict[str, int] = {}
+        state.last = None
+        for ref, text in conn.execute("SELECT ref, json FROM step_values WHERE stream = ? ORDER BY ref",
+                                      (state.stream,)):
+            values[text] = ref
+            state.last = (ref, text)
+        state.values = values
+        state.next_ref = 0 if state.last is None else state.last[0] + 1
+        return values
+
+    def insert(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Insert version 3 shaped step ``rows`` (in order; missing trailing generic columns are NULL)
+        into ``step_rows``; returns how many were new (``INSERT OR IGNORE`` on (stream, seq_id)).
+        Writing thread, inside its transaction."""
+        if not rows:
+            return 0
+        self._check(conn)
+        out: list[tuple[Any, ...]] = []
+        new_values: list[tuple[int, int, str]] = []
+        spans: dict[tuple[int, int], list[int]] = {}
+        run_id: Any = None
+        agent_id: Any = None
+        state: _Stream | None = None
+        values: dict[str, int] = {}
+        stream = base = 0
+        checked: dict[tuple[Any, Any], _Stream] = {}
+        parse = parse_ts_us
+        pad = _WIDTH + 1 - len(rows[0])
+        for row in rows:
+            if row[0] != run_id or row[1] != agent_id or state is None:
+                run_id, agent_id = row[0], row[1]
+                state = checked.get((run_id, agent_id))
+                if state is None:
+                    state = checked[(run_id, agent_id)] = self._stream(conn, run_id, agent_id, row[13])
+                stream, base = state.stream, state.base_us
+                values = state.values if state.values is not None else self._load(conn, state)
+            info, render = row[10], row[11]
+            if info is not None:
+                ref = values.get(info)
+                if ref is None and type(info) is str and len(info) <= MAX_INTERNED_CHARS and (
+                        state.next_ref < MAX_VALUES_PER_STREAM):
+                    ref = values[info] = state.next_ref
+                    state.next_ref += 1
+                    new_values.append((stream, ref, info))
+                    state.last = (ref, info)
+                if ref is not None:
+                    info = ref
+            if render is not None:
+                ref = values.get(render)
+                if ref is None and type(render) is str and len(render) <= MAX_INTERNED_CHARS and (
+                        state.next_ref < MAX_VALUES_PER_STREAM):
+                    ref = values[render] = state.next_ref
+                    state.next_ref += 1
+                    new_values.append((stream, ref, render))
+                    state.last = (ref, render)
+                if ref is not None:
+                    render = ref
+            ts = row[13]
+            us = parse(ts)
+            seq, ep = row[2], row[3]
+            if ep is not None:
+                span = spans.get((stream, ep))
+                if span is None:
+                    spans[(stream, ep)] = [seq, seq]
+                elif type(seq) is int:
+                    if seq < span[0]:
+                        span[0] = seq
+                    elif seq > span[1]:
+                        span[1] = seq
+            physical = (stream, seq, ep, row[4], row[5], row[6], row[7], row[8], row[9], info, render, row[12],
+                        ts if us is None else us - base, *row[14:])
+            out.append(physical + (None,) * pad if pad else physical)
+        if new_values:
+            conn.executemany("INSERT INTO step_values (stream, ref, json) VALUES (?,?,?)", new_values)
+        inserted = STEP_ROW_INSERT.insert(conn, out)
+        if spans:
+            conn.executemany(_UPSERT_SPAN, [(s, e, lo, hi) for (s, e), (lo, hi) in spans.items()])
+        return inserted
+
+
+_registry: dict[int, tuple[sqlite3.Connection, StepRowWriter]] = {}
+_registry_lock = threading.Lock()
+
+
+def register(conn: sqlite3.Connection) -> StepRowWriter:
+    """Give the write connection ``conn`` its own writer (kept until ``unregister``). Any thread."""
+    with _registry_lock:
+        found = _registry.get(id(conn))
+        if found is not None and found[0] is conn:
+            return found[1]
+        writer = StepRowWriter()
+        _registry[id(conn)] = (conn, writer)
+        return writer
+
+
+def unregister(conn: sqlite3.Connection) -> None:
+    """Forget the writer of ``conn`` (before it is closed). Any thread."""
+    with _registry_lock:
+        found = _registry.get(id(conn))
+        if found is not None and found[0] is conn:
+            del _registry[id(conn)]
+
+
+def writer_for(conn: sqlite3.Connection) -> StepRowWriter:
+    """The registered writer of ``conn``, else a new one for this call (it reads its maps from the file)."""
+    found = _registry.get(id(conn))
+    if found is not None and found[0] is conn:
+        return found[1]
+    return StepRowWriter()
+
+
+def forget(conn: sqlite3.Connection) -> None:
+    """After the caller deleted ``step_values`` rows on ``conn``: drop its writer's interned values."""
+    found = _registry.get(id(conn))
+    if found is not None and found[0] is conn:
+        found[1].forget()
