@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from gym_gui.export.tables import ExportError
 from gym_gui.telemetry.json_text import load_json
+from gym_gui.telemetry.step_layout import PHYSICAL, episode_steps_sql
 from gym_gui.live.grid_payload import BadGridPayload, GridLayout, parse_layout, parse_state
 
 __all__ = ["COLOURS", "episode_agents", "export_episode_gif", "render_grid", "render_payload"]
@@ -120,17 +121,36 @@ def render_payload(payload: Any, *, cell_px: int = 48) -> Image.Image:
     raise ValueError(f"unknown render payload kind {kind!r:.30}")
 
 
+def _has_spans(conn: sqlite3.Connection) -> bool:
+    """The file has schema version 4's ``episode_spans`` (an older file is read through its table ``steps``)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'episode_spans'").fetchone() is not None
+
+
+#: Version 4: the episode's span, then a range of the step rows' primary key (not a scan of the view).
+_AGENTS_V4 = ("SELECT k.agent_id FROM stream_keys k JOIN episode_spans p ON p.stream = k.stream "
+              "AND p.episode_index = :ep WHERE k.run_id = :run AND EXISTS (SELECT 1 FROM step_rows s "
+              "WHERE s.stream = k.stream AND s.seq_id BETWEEN p.first_seq AND p.last_seq AND s.episode_index = :ep) "
+              "ORDER BY k.agent_id")
+_PAYLOADS_V4 = episode_steps_sql(PHYSICAL["render_payload_json"])
+
+
 def episode_agents(conn: sqlite3.Connection, run_id: str, episode_index: int) -> list[str]:
     """Stored agent ids ('' for none) that have steps in this episode. Thread owning ``conn``."""
-    rows = conn.execute("SELECT DISTINCT agent_id FROM steps WHERE run_id = ? AND episode_index = ? ORDER BY agent_id",
-                        (run_id, episode_index)).fetchall()
+    if _has_spans(conn):
+        rows = conn.execute(_AGENTS_V4, {"run": run_id, "ep": episode_index}).fetchall()
+    else:
+        rows = conn.execute("SELECT DISTINCT agent_id FROM steps WHERE run_id = ? AND episode_index = ? "
+                            "ORDER BY agent_id", (run_id, episode_index)).fetchall()
     return [a for (a,) in rows]
 
 
 def _payloads(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int) -> Iterator[Any]:
-    sql = ("SELECT render_payload_json FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ? "
-           "ORDER BY seq_id")
-    for (text,) in conn.execute(sql, (run_id, agent_id, episode_index)):
+    if _has_spans(conn):
+        rows = conn.execute(_PAYLOADS_V4, {"run": run_id, "agent": agent_id, "ep": episode_index})
+    else:
+        rows = conn.execute("SELECT render_payload_json FROM steps WHERE run_id = ? AND agent_id = ? "
+                            "AND episode_index = ? ORDER BY seq_id", (run_id, agent_id, episode_index))
+    for (text,) in rows:
         yield None if text is None else load_json(text)
 
 

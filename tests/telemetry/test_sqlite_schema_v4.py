@@ -175,3 +175,22 @@ def test_timestamps_round_trip_in_python_and_in_sql() -> None:
         assert step_layout.parse_ts_us(text) is None, text
         (sql_ok,) = conn.execute(f"SELECT {step_layout.canonical_ts_sql('?1')}", (text,)).fetchone()
         assert not sql_ok, text
+
+
+def test_the_gif_export_reads_an_episode_alike_from_a_version_3_and_a_version_4_file(v3_file: Path) -> None:
+    from gym_gui.export import gif
+    from gym_gui.export.tables import open_readonly
+
+    def read() -> tuple[Any, ...]:
+        conn = open_readonly(v3_file)
+        try:
+            return (gif.episode_agents(conn, "run-a", 0), gif.episode_agents(conn, "run-a", 2),
+                    *(list(gif._payloads(conn, "run-a", agent, ep)) for agent, ep in (("a1", 0), ("a2", 0), ("a1", 1))))
+        finally:
+            conn.close()
+
+    before = read()  # read-only through the version 3 table
+    TelemetrySQLiteStore(v3_file).close()  # migrated
+    after = read()
+    assert after[:2] == before[:2] == (["", "a1", "a2"], ["a1"])
+    assert same_json(list(after[2:]), list(before[2:])) and len(after[2]) == 6 and after[4][-1] == LONG
