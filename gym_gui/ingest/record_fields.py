@@ -200,6 +200,31 @@ def _json_object(value: Any, name: str) -> dict[str, Any]:
     return _dict(_json_value(value, name), name)
 
 
+def _checked_json_value(value: Any, name: str, strings_checked: bool) -> Any:
+    """``_json_value`` for a string of a line whose text was already checked for big integers.
+
+    ``strings_checked``: the line went through orjson after ``may_hold_big_int`` found nothing and
+    holds no ``\\u`` escape. The other escapes turn into characters the check reads as it read the
+    escape (neither digits, minus signs, ``.`` nor ``e``), so no string of such a line can hold what
+    the check looks for, and it is not run again on each ``*_json`` field. Same result otherwise.
+    """
+    if not strings_checked or type(value) is not str:
+        return _json_value(value, name)
+    if len(value) < _BIG_INT_DIGITS and value.isdigit() and value.isascii() and (value[0] != "0" or len(value) == 1):
+        return int(value)  # a plain non-negative integer (an action or observation index): what orjson gives
+    try:
+        decoded = _orjson_loads(value)
+    except _OrjsonError:
+        return _json_value(value, name)  # the stdlib decides, as there
+    if len(value) > _SHALLOW_CHARS and text_nesting_exceeds(value, decoded, MAX_JSON_DEPTH - 1):
+        raise _too_deep(name)  # it is stored inside its payload
+    return decoded
+
+
+#: Text this short cannot nest deeper than ``MAX_JSON_DEPTH - 1`` (each level takes two characters).
+_SHALLOW_CHARS = 2 * (MAX_JSON_DEPTH - 1)
+
+
 def _iso_from_text(value: Any, name: str) -> str:
     text = _str(value, name)
     try:

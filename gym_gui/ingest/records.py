@@ -24,12 +24,14 @@ from gym_gui.ingest.record_fields import (
     MAX_ID_CHARS,
     RecordRejected,
     RejectReason,
+    _MAX_UNIX_NS,
+    _checked_json_value,
     _data_time,
     _decode_json,
-    _json_object,
-    _json_value,
+    _dict,
     _too_deep,
 )
+from gym_gui.ingest.unix_time import iso_from_unix
 from gym_gui.ingest.record_payloads import (
     _FINITE_MAX,
     NormalizedFields,
@@ -74,24 +76,36 @@ def parse_line(line: bytes | str) -> dict[str, Any]:
     integer beyond 64 bits goes to the stdlib decoder, which accepts or classifies it exactly as
     before. Any thread; pure.
     """
+    return _parse(line)[0]
+
+
+def _parse(line: bytes | str) -> tuple[dict[str, Any], bytes | None]:
+    """``parse_line``, and the line's bytes when orjson decoded them after the big-integer check
+    found nothing (None when the stdlib decoded the line): see ``_strings_checked``."""
     if type(line) is bytes:
         raw: bytes = line
     else:
         try:
             raw = line.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates in a str: only the stdlib decoder keeps them
-            return _parse_line_stdlib(line)
+            return _parse_line_stdlib(line), None
     if may_hold_big_int(raw):
-        return _parse_line_stdlib(line)
+        return _parse_line_stdlib(line), None
     try:
         record = _orjson_loads(raw)
     except _OrjsonError:
-        return _parse_line_stdlib(line)
+        return _parse_line_stdlib(line), None
     if type(record) is not dict:
         raise RecordRejected(RejectReason.NOT_AN_OBJECT, f"a JSON {type(record).__name__}, not an object")
     if len(raw) > _SHALLOW_BYTES and text_nesting_exceeds(raw, record):
         raise _too_deep("the line")
-    return record
+    return record, raw
+
+
+def _strings_checked(raw: bytes | None) -> bool:
+    """True when no string of the line ``raw`` (from ``_parse``) can hold a big integer: orjson read
+    it after the check and it holds no ``\\u`` escape (``record_fields._checked_json_value``)."""
+    return raw is not None and b"\\u" not in raw
 
 
 #: A line this short cannot nest deeper than MAX_JSON_DEPTH (each level takes two bytes).
@@ -227,7 +241,7 @@ _DATA_STEP_KEYS = frozenset({
 
 
 def _fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id: str | None,
-                    now_iso: str) -> NormalizedFields | None:
+                    now_iso: str, strings_checked: bool = False) -> NormalizedFields | None:
     """A step in the existing gym_gui workers' data envelope, or None to take the general path.
 
     ``record_payloads.normalize_general`` made shorter for the common case (docs/telemetry-jsonl.md
@@ -235,6 +249,8 @@ def _fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_i
     one the general path gives; anything the general path would convert (a str index, an integral
     float, a 0/1 flag, an odd id) or carry as an extra takes the general path instead. The payload
     is a StepPayload when ``compact_step`` would make one, else the general path's dict.
+    ``strings_checked``: the line's text passed the big-integer check (``_parse``), so its ``*_json``
+    strings need not be checked again.
     """
     if not record.keys() <= _DATA_STEP_KEYS:
         return None
@@ -249,10 +265,10 @@ def _fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_i
         return None
     action = get("action")
     if action is None:
-        action = _json_value(get("action_json"), "action_json")
+        action = _checked_json_value(get("action_json"), "action_json", strings_checked)
     observation = get("observation")
     if observation is None:
-        observation = _json_value(get("observation_json"), "observation_json")
+        observation = _checked_json_value(get("observation_json"), "observation_json", strings_checked)
     reward = get("reward")
     terminated = get("terminated", False)
     truncated = get("truncated", False)
@@ -266,8 +282,16 @@ def _fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_i
         return None
     render = get("render_payload")
     if render is not None:
-        render = _json_object(render, "render_payload")
-    ts_iso = _data_time(record, now_iso)
+        render = _dict(_checked_json_value(render, "render_payload", strings_checked), "render_payload")
+    ns = get("ts_unix_ns")
+    ts_iso = None
+    if type(ns) is int and -_MAX_UNIX_NS <= ns <= _MAX_UNIX_NS:  # _data_time's common case, inline
+        try:
+            ts_iso = iso_from_unix(ns / 1e9)
+        except (OverflowError, ValueError, OSError):
+            pass  # _data_time rejects it as it does
+    if ts_iso is None:
+        ts_iso = _data_time(record, now_iso)
     run_id = get("run_id")
     if run_id is None:
         run_id = default_run_id
@@ -302,10 +326,10 @@ def normalize_line(
     end the source. Any thread; pure.
     """
     try:
-        record = parse_line(line)
-        fields = _fast_canonical_step(record, default_agent_id, True)
-        if fields is None and record.get("type") == "step":
-            fields = _fast_data_step(record, default_agent_id, default_run_id, now_iso)
+        record, raw = _parse(line)
+        fields = _fast_canonical_step(record, default_agent_id, True) if "kind" in record else None
+        if fields is None and record.get("type") == "step":  # (a canonical step needs "kind")
+            fields = _fast_data_step(record, default_agent_id, default_run_id, now_iso, _strings_checked(raw))
         if fields is None:
             fields = normalize_general(record, default_agent_id, default_run_id, now_iso)
         topic, run_id, agent_id, seq, ts_iso, payload = fields

@@ -302,3 +302,33 @@ def test_the_existing_workers_step_lines_become_step_payloads() -> None:
     fields = normalize_line(json.dumps(data_step()).encode(), default_agent_id="d", default_run_id=None, now_iso=NOW)
     assert fields[:5] == (Topic.STEP_APPENDED, "r1", "a1", None, "2024-05-01T12:00:00.250000+00:00")
     assert type(fields[5]) is StepPayload and fields[5]["render_payload"] == GRID and fields[5]["action"] == 2
+
+
+#: Data steps whose *_json strings hide a big integer (or its neighbours) behind \u escapes: the line's
+#: own text passes the big-integer check, so such a line must still have its strings checked.
+ESCAPED_LINES = [
+    rb'{"type":"step","run_id":"r1","episode":3,"step":0,"action_json":"1234567890\u00312345678\u00399012345",'
+    rb'"observation_json":"5","reward":0.0,"terminated":false,"truncated":false,"info":{}}',
+    rb'{"type":"step","run_id":"r1","episode":3,"step":0,"action_json":"2","observation_json":"5",'
+    rb'"reward":0.0,"terminated":false,"truncated":false,"info":{},'
+    rb'"render_payload":"{\"kind\": \"grid\", \"n\": -123456789\u00301234567890}"}',
+    rb'{"type":"step","run_id":"r1","episode":3,"step":0,"action_json":"[1\u002e12345678901234567890]",'
+    rb'"observation_json":"5","reward":0.0,"terminated":false,"truncated":false,"info":{}}',
+    rb'{"type":"step","run_id":"r1","episode":3,"step":0,"action_json":"2","observation_json":"[0.5, 7]",'
+    rb'"reward":0.0,"terminated":false,"truncated":false,"info":{},'
+    rb'"render_payload":"{\"kind\": \"grid\", \"cells\": [\"S\\\\F\\/F\\tF\"], \"agent\": [0, 1]}"}',
+]
+
+
+@pytest.mark.parametrize("line", ESCAPED_LINES, ids=range(len(ESCAPED_LINES)))
+def test_escaped_strings_of_a_data_step_are_decoded_as_the_general_path_decodes_them(line: bytes) -> None:
+    record = _parse_line_stdlib(line)
+    reference = _outcome(lambda: _normalize_general(copy.deepcopy(record), "agent-d", "run-d", NOW))
+    fast = _outcome(lambda: normalize_line(line, default_agent_id="agent-d", default_run_id="run-d", now_iso=NOW))
+    assert fast[0] == reference[0] == "ok"
+    assert fast[1][:5] == reference[1][:5]
+    assert same_json(_by_key(fast[1][5]), _by_key(reference[1][5]))
+    payload = dict(fast[1][5])
+    for value in (payload["action"], (payload["render_payload"] or {}).get("n")):
+        if isinstance(value, (int, float)) and abs(value) > 2**63:
+            assert type(value) is int  # exact, as the stdlib reads it
