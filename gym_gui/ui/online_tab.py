@@ -31,7 +31,7 @@ from gym_gui.ui.titled import titled
 from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
 from gym_gui.ui.table_view import make_table_view
 
-__all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "TOYTEXT_FAMILIES"]
+__all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "TEXT_REFRESH_INTERVAL_MS", "TOYTEXT_FAMILIES"]
 
 #: Environment families whose steps carry "grid" payloads (Gymnasium ToyText).
 TOYTEXT_FAMILIES = frozenset({"FrozenLake", "CliffWalking", "Taxi"})
@@ -41,6 +41,9 @@ STALL_TICK_MS = 1000
 #: cost the GUI thread far more than the counters): news sooner is drawn at the interval's end, in one
 #: redraw. A tab made on its own (tests) redraws at every batch unless given an interval.
 CHART_REFRESH_INTERVAL_MS = 200
+#: Shortest time between two updates of the header's texts in the window: a label's new text costs a
+#: relayout and repaint of the header, about half of a busy tab's frame; ten a second is what a person reads.
+TEXT_REFRESH_INTERVAL_MS = 100
 
 
 def _number(value: Any) -> float | None:
@@ -100,7 +103,7 @@ class AgentOnlineTab(QWidget):
 
     def __init__(self, run_id: str, agent_id: str, *, max_table_rows: int = DEFAULT_MAX_ROWS,
                  rate_window_s: float = 2.0, stall_tick_ms: int = STALL_TICK_MS, curve_window: int = 100,
-                 chart_refresh_interval_ms: int = 0,
+                 chart_refresh_interval_ms: int = 0, text_refresh_interval_ms: int = 0,
                  clock: Callable[[], float] = time.monotonic, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.run_id = run_id
@@ -125,7 +128,12 @@ class AgentOnlineTab(QWidget):
         self._stale_curves = False
         self._pending_render: Any = None
         self._chart_interval_s = max(0, chart_refresh_interval_ms) / 1000.0
-        self._pending_texts: dict[str, str] = {}  # header texts of a hidden tab, shown with it
+        self._pending_texts: dict[str, str] = {}  # header texts not set yet (hidden tab, or held back)
+        self._text_interval_s = max(0, text_refresh_interval_ms) / 1000.0
+        self._texts_set_at = -math.inf
+        self._text_timer = QTimer(self)  # the header update held back by the interval
+        self._text_timer.setSingleShot(True)
+        self._text_timer.timeout.connect(self._flush_texts_if_drawn)
 
         self.step_model = StepTableModel(max_table_rows, self)
         self.episode_model = EpisodeTableModel(self)
@@ -268,6 +276,7 @@ class AgentOnlineTab(QWidget):
         self.stall_timer.stop()
         self._panel_timer.stop()
         self._chart_timer.stop()
+        self._text_timer.stop()
         if self._curve_panel is not None:
             self._curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
 
@@ -444,15 +453,24 @@ class AgentOnlineTab(QWidget):
 
     # -- internals -------------------------------------------------------------------------------
     def _set(self, key: str, text: str) -> None:
-        """Show ``text`` for ``key``; a tab behind another keeps it for its next show (or read)."""
-        if not self._drawn():
+        """Show ``text`` for ``key``: at once, or (a tab behind another, or within the text interval
+        of the last update) kept for the next show or the interval's end; ``header_text`` reads it."""
+        if self._text_interval_s or not self._drawn():
             self._pending_texts[key] = text
+            if self._text_interval_s and not self._text_timer.isActive() and self._drawn():
+                wait_s = max(0.0, self._texts_set_at + self._text_interval_s - self._clock())
+                self._text_timer.start(math.ceil(wait_s * 1000))
             return
         label = self._values[key]
         if label.text() != text:
             label.setText(text)
 
+    def _flush_texts_if_drawn(self) -> None:
+        if self._drawn():
+            self._flush_texts()
+
     def _flush_texts(self) -> None:
+        self._texts_set_at = self._clock()
         pending, self._pending_texts = self._pending_texts, {}
         for key, text in pending.items():
             label = self._values[key]

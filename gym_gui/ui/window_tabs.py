@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QMainWindow, QTabWidget, QWidget
 from gym_gui.qt.app_services import AppServices
 from gym_gui.qt.live_controller import LiveTelemetryController
 from gym_gui.qt.replay_controller import ReplayController
-from gym_gui.ui.online_tab import CHART_REFRESH_INTERVAL_MS, AgentOnlineTab
+from gym_gui.ui.online_tab import CHART_REFRESH_INTERVAL_MS, TEXT_REFRESH_INTERVAL_MS, AgentOnlineTab
 from gym_gui.ui.replay_tab import AgentReplayTab
 from gym_gui.ui.runs_view import RunsView
 
@@ -115,7 +115,8 @@ class TabsMixin(QMainWindow):
                                              idle_timeout_s=self.services.registry.idle_timeout_s,
                                              history_after_seq_id=-1 if from_start else None,
                                              max_batch=LIVE_TICK_EVENTS, parent=self)
-        tab = AgentOnlineTab(run_id, agent_id, chart_refresh_interval_ms=CHART_REFRESH_INTERVAL_MS)
+        tab = AgentOnlineTab(run_id, agent_id, chart_refresh_interval_ms=CHART_REFRESH_INTERVAL_MS,
+                             text_refresh_interval_ms=TEXT_REFRESH_INTERVAL_MS)
         controller.run_started.connect(tab.on_run_started)
         controller.batch_ready.connect(tab.on_batch)
         controller.heartbeat.connect(tab.on_heartbeat)

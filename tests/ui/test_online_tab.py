@@ -364,3 +364,24 @@ def test_a_tab_behind_another_sets_its_header_labels_only_when_shown(qtbot: Any,
     assert back.header.values["steps_seen"].text() == "5" and back.header.values["dropped"].text() == "2"
     front.stop()
     back.stop()
+
+
+def test_header_labels_update_at_most_once_per_text_interval(qtbot: Any, factory: type[EventFactory]) -> None:
+    tab = AgentOnlineTab("run1", "agent1", text_refresh_interval_ms=300)
+    qtbot.addWidget(tab)
+    tab.show()
+    f = factory("run1", "agent1")
+    label = tab.header.values["steps_seen"]
+
+    def send(count: int) -> None:
+        steps = tuple(f.step(0, i) for i in range(count))
+        tab.on_batch(LiveBatch("run1", "agent1", steps=steps, latest_step=steps[-1]))
+
+    send(5)
+    assert tab.header_text("steps_seen") == "5"  # counted at once
+    qtbot.waitUntil(lambda: label.text() == "5", timeout=5000)  # set at the event loop's next turn
+    send(5)
+    send(5)  # within the interval: read at once, shown once at its end
+    assert tab.header_text("steps_seen") == "15" and label.text() == "5"
+    qtbot.waitUntil(lambda: label.text() == "15", timeout=5000)
+    tab.stop()
