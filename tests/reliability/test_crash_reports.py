@@ -66,7 +66,7 @@ def test_a_database_deleted_mid_run_is_reported_promptly_and_counted(
         import json, time
         for i in range(100000):
             print(json.dumps({"type": "step", "run_id": "gone", "episode": 0, "step": i, "reward": 0.0}), flush=True)
-            time.sleep(0.002)
+            time.sleep(0.002)  # paced in real time: the worker is still writing when the file goes (under test)
     """)
     db = tmp_path / "gone.sqlite"
     proc = subprocess.Popen(RUN + ["--db", str(db), "--run-id", "gone", "--progress-interval-s", "0.1", "--", *worker],
@@ -130,7 +130,7 @@ def test_the_ingest_childs_death_is_not_blamed_on_the_worker(script: Callable[[s
     proxy.spawn(script("""
         import json, time
         print(json.dumps({"type": "step", "run_id": "ing", "episode": 0, "step": 0, "reward": 0.0}), flush=True)
-        time.sleep(60)
+        time.sleep(60)  # a worker alive (real time) while its ingest child dies: it must not be blamed
     """))
     assert proxy._ingest_proc is not None
     os.kill(proxy._ingest_proc.pid, signal.SIGKILL)

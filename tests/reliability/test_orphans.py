@@ -29,14 +29,14 @@ from gym_gui.telemetry.run_bus import RunBus
 
 mode = sys.argv[1]
 proxy = TelemetryProxy(RunBus(), run_id="orphan", decode_in_subprocess=(mode != "in-process"))
-quiet_worker = [sys.executable, "-c", "import time; time.sleep(600)"]
+quiet_worker = [sys.executable, "-c", "import time; time.sleep(600)"]  # lives on (real time), writes nothing
 if mode == "thread":  # spawned off the main thread: no parent-death signal, the pipe watch must do it
     t = threading.Thread(target=proxy.spawn, args=(quiet_worker,)); t.start(); t.join()
 else:
     proxy.spawn(quiet_worker)
 ingest = proxy._ingest_proc.pid if proxy._ingest_proc is not None else 0
 print(proxy.process.pid, ingest, flush=True)
-time.sleep(600)
+time.sleep(600)  # the parent lives (real time) until the test kills it with SIGKILL: what is under test
 """
 
 
@@ -81,7 +81,8 @@ def test_kill_9_of_the_parent_ends_the_worker_and_the_ingest_child(
 
 GRANDCHILD_WORKER = """
 import json, subprocess, sys
-sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # inherits stdout and stderr
+# a grandchild that lives on (real time, under test) holding the inherited stdout and stderr
+sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 open(sys.argv[1], "w").write(str(sleeper.pid))
 for i in range(50):
     print(json.dumps({"type": "step", "run_id": "gc", "episode": 0, "step": i, "reward": 0.0}))
@@ -134,7 +135,7 @@ def test_what_the_worker_left_in_the_pipe_is_read_however_late_the_reader_comes(
         os.write(write_fd, data)  # what "the worker" wrote before it exited
         worker.wait(10)
         got = bytearray(pipe.read(4096))  # sees the worker's exit
-        time.sleep(0.3)  # then is held up (back-pressure) longer than the drain time
+        time.sleep(0.3)  # real time under test: the reader is held up (back-pressure) longer than drain_s
         while chunk := pipe.read(4096):
             got += chunk
         assert bytes(got) == data

@@ -25,6 +25,7 @@ from gym_gui.telemetry.sink_core import SinkCore
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
 RUN = [sys.executable, "-m", "gym_gui.run"]
+TESTS_DIR = Path(__file__).resolve().parents[1]  # (tests/polling.py, for the workers' waits)
 RUN_ID = "shared-run"
 AGENT = "agent-x"
 
@@ -38,7 +39,7 @@ def _worker(script: Callable[[str], list[str]], tag: str, first: int, then: int,
     after the first part.
     """
     return script(f"""
-        import json, os, sys, time
+        import json, os, sys
         written = 0
         def emit(record):
             global written
@@ -54,9 +55,10 @@ def _worker(script: Callable[[str], list[str]], tag: str, first: int, then: int,
         if {str(ready) if ready else ''!r}:
             open({str(ready) if ready else ''!r}, "w").close()
         gate = {str(gate) if gate else ''!r}
-        deadline = time.monotonic() + 60
-        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        if gate:  # the test makes the gate file from another process: wait for it (at most 60 s)
+            sys.path.insert(0, {str(TESTS_DIR)!r})
+            from polling import became_true
+            became_true(lambda: os.path.exists(gate), 60)
         for i in range({first}, {first + then}):
             emit(dict(kind="step", episode_index=0, step_index=i, action=0, observation=i, reward=1.0,
                       terminated=False, truncated=False, info={{"writer": {tag!r}}}, render_payload=None))
