@@ -196,7 +196,7 @@ def _column_success(outcomes: Sequence[Any], flags: Callable[[], tuple[Sequence[
     return success
 
 
-def _piece(index: Sequence[int], total_reward: Sequence[Any], length: Sequence[Any],
+def _piece(index: Sequence[int] | np.ndarray, total_reward: Sequence[Any], length: Sequence[Any],
            flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]], outcomes: Sequence[Any], joined: str,
            meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]], wall_s: np.ndarray) -> _Piece:
     """The curve columns of one piece's values (one entry per row, ``extras`` only for the rows
