@@ -23,6 +23,7 @@ import logging
 import math
 import sqlite3
 import time
+from operator import itemgetter
 from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 
 import numpy as np
@@ -87,11 +88,14 @@ _AGGREGATES_SQL = (
     "SELECT count(*), count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
     "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), "
     "group_concat(episode_index), group_concat(coalesce(length, 'null')), "
-    "group_concat(coalesce(terminated, 'null')), group_concat(coalesce(truncated, 'null')), "
     f"group_concat(coalesce(outcome, ''), '{_SEP}'), group_concat(coalesce(metadata_json, 'null'), '{_SEP}'), "
     f"group_concat(ts_iso, '{_SEP}') {_PIECE_WHERE}"
 )
 _RETURNS_SQL = f"SELECT total_reward {_PIECE_WHERE} ORDER BY episode_index"
+#: The flags, read only when an outcome text does not decide an episode's success.
+_FLAGS_SQL = (
+    f"SELECT group_concat(coalesce(terminated, 'null')), group_concat(coalesce(truncated, 'null')) {_PIECE_WHERE}"
+)
 _EXTRAS_SQL = f"SELECT episode_index, extra_json {_PIECE_WHERE} AND extra_json IS NOT NULL ORDER BY episode_index"
 #: The same columns row by row, for a piece whose aggregates do not split into its rows.
 _ROWS_SQL = (
@@ -109,6 +113,7 @@ _INDEX_MIN, _INDEX_MAX = -(2 ** 63), 2 ** 63 - 1
 _NAN = math.nan
 _NO_DICT: dict[str, Any] = {}
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_DICT_ONLY = frozenset({dict})
 _rate_log = RateLimitedLog(_log, interval_s=5.0)
 
 
@@ -211,7 +216,9 @@ def _piece(index: Sequence[int] | np.ndarray, total_reward: Sequence[Any], lengt
     table[:, 1:3][~np.isfinite(table[:, 1:3])] = _NAN  # (num: an infinite return is no number)
     table[:, 3] = _column_success(outcomes, flags, table[:, 1])
     table[:, 4] = wall_s
-    dicts = [m if type(m) is dict else _NO_DICT for m in _decode_all(joined, n, meta_texts)]
+    values = _decode_all(joined, n, meta_texts)
+    dicts = values if _DICT_ONLY.issuperset(map(type, values)) else [
+        m if type(m) is dict else _NO_DICT for m in values]
     if "success" in joined:  # (is_success too) seldom: most workers say it in the outcome
         for row, d in enumerate(dicts):
             found = _worker_success(d) if d else None
@@ -228,7 +235,11 @@ def _piece(index: Sequence[int] | np.ndarray, total_reward: Sequence[Any], lengt
             table[int(np.searchsorted(table[:, 0], episode_index)), 3] = found
     metadata: dict[str, np.ndarray] = {}
     for key in set().union(*dicts) - META_SKIP:
-        column = _numbers([d.get(key) for d in dicts])
+        try:
+            found_values = list(map(itemgetter(key), dicts))
+        except KeyError:  # (not in every row)
+            found_values = [d.get(key) for d in dicts]
+        column = _numbers(found_values)
         if not np.isnan(column).all():
             metadata[key] = column
     return _Piece(table, metadata, by_reference)
@@ -253,7 +264,7 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
     """Episodes ``first..last`` of the stream from their aggregates (row by row when these do not
     split into the piece's rows); None without any. Caller's thread; blocks for the queries."""
     bounds = (*key, first, last)
-    (count, extra_count, fractional, whole_returns, index, length, terminated, truncated, outcomes, metas,
+    (count, extra_count, fractional, whole_returns, index, length, outcomes, metas,
      stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
     if not count:
         return None
@@ -268,7 +279,11 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
         return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
     extras = conn.execute(_EXTRAS_SQL, bounds).fetchall() if extra_count else []
     wall_s = joined_epoch_seconds(stamps, count, _SEP)
-    return _piece(order, returns, lengths, lambda: (_ints(terminated), _ints(truncated)), outcome_list, metas,
+    def flags() -> tuple[list[Any], list[Any]]:
+        terminated, truncated = conn.execute(_FLAGS_SQL, bounds).fetchone()
+        return _ints(terminated), _ints(truncated)
+
+    return _piece(order, returns, lengths, flags, outcome_list, metas,
                   lambda: metas.split(_SEP), extras, epoch_seconds(stamps.split(_SEP)) if wall_s is None else wall_s)
 
 
