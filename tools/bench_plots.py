@@ -16,19 +16,29 @@ which is how long the GUI thread was blocked (target: at most 50 ms in every pha
 4. controls: the x-axis switched to steps and back, the rolling window changed (both on the
    worker for a long run), live ticks still going.
 
-In-run baselines on the same file: ``--old-commit REV`` runs that commit's tools/bench_plots.py (its
-CurvePanel, and its naive plot: no downsampling, full arrays from Python lists at every tick) in a
-copy of that commit's tree (``git archive``), and reports its figures beside ours.
+In-run baselines: ``--plots-of REV --repeat N`` runs this bench N times alternately in this tree
+and in a copy of it whose plot modules (``PLOT_MODULES``) are REV's, each run in a process of its
+own on the same file, and prints every run's figures side by side (the before/after of a plots
+change on a shared machine). ``--old-commit REV`` runs that commit's tools/bench_plots.py (its CurvePanel, and
+its naive plot: no downsampling, full arrays from Python lists at every tick) in a copy of that
+commit's tree (``git archive``) right after ours, and reports its figures beside ours. It reads the
+same episodes from its own file (``--old-db``, made by that tree when missing): the store's file
+format may have changed since.
+
+Beside the heartbeat, the cycle collector's longest pause in each phase is recorded (``gc.callbacks``:
+a collection on any thread holds the GIL, so it blocks the GUI thread too).
 
 Usage: .venv/bin/python tools/bench_plots.py [--episodes 1000000] [--seconds 5] [--batch 20]
-       [--db FILE] [--old-commit REV] [--check]
+       [--db FILE] [--plots-of REV [--repeat N]] [--old-commit REV [--old-db FILE]] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,6 +113,29 @@ class Probe:
         self.last, self.last_cpu = now, cpu
 
 
+class GcPauses:
+    """The cycle collector's longest pause (any thread) since the last ``take``."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.worst_ms = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started:
+            self.worst_ms = max(self.worst_ms, (time.perf_counter() - self.started) * 1000)
+            self.started = 0.0
+
+    def take(self) -> float:
+        out, self.worst_ms = self.worst_ms, 0.0
+        return out
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def episode_payload(i: int) -> dict[str, Any]:
     ret = float(np.tanh(i / 200_000) + 0.3 * np.sin(i * 0.37))
     return {"episode_index": i, "total_reward": ret, "length": 20 + i % 17, "terminated": True, "truncated": False,
@@ -149,6 +182,7 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     store = TelemetrySQLiteStore(db_path)
     reader = StoreReader(store)
     probe = Probe()
+    pauses = GcPauses()
     panel = CurvePanel(CurveData())
     panel.resize(1200, 800)
     panel.show()
@@ -181,20 +215,23 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     ticker.setInterval(TICK_MS)
     ticker.timeout.connect(tick)
     probe.start()
+    pauses.take()
     ticker.start()
     started = time.perf_counter()
     # 1. load: read, merge, decimate on the worker, shown
     load_stream_curves(reader, RUN, AGENT, on_history)
     wait(app, lambda: state["history"] is not None and not panel.busy()
-         and len(panel.curve_data("return")[0]) > 0)
+         and len(panel.curve_data("return")[0]) > 0 and not ranges_pending(panel))
     panel.graphics.viewport().repaint()
     out["history_s"] = time.perf_counter() - started
     out["blocked_load_ms"], out["gap_cpu_load_ms"], out["cpu_load_ms"] = probe.take()
+    out["gc_load_ms"] = pauses.take()
     # 2. live appends
     state["live"] = True
     live_until = time.perf_counter() + seconds
     wait(app, lambda: time.perf_counter() >= live_until)
     out["blocked_live_ms"], out["gap_cpu_live_ms"], out["cpu_live_ms"] = probe.take()
+    out["gc_live_ms"] = pauses.take()
     out["tick_p50_ms"] = float(np.median(state["tick_ms"])) if state["tick_ms"] else None
     out["tick_max_ms"] = max(state["tick_ms"]) if state["tick_ms"] else None
     out["paint_p50_ms"] = float(np.median(state["paint_ms"])) if state["paint_ms"] else None
@@ -217,6 +254,7 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     out["zoom_land_p50_ms"] = float(np.median(land_ms))
     out["zoom_land_max_ms"] = max(land_ms)
     out["blocked_zoom_ms"], out["gap_cpu_zoom_ms"], out["cpu_zoom_ms"] = probe.take()
+    out["gc_zoom_ms"] = pauses.take()
     # 4. controls: x-axis to steps and back, another rolling window (on the worker for a long run)
     t = time.perf_counter()
     for action in (lambda: panel.set_axis("step"), lambda: panel.set_axis("episode"),
@@ -227,11 +265,14 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     out["controls_s"] = time.perf_counter() - t
     out["window_after"] = panel.data.window
     out["blocked_controls_ms"], out["gap_cpu_controls_ms"], out["cpu_controls_ms"] = probe.take()
+    out["gc_controls_ms"] = pauses.take()
     ticker.stop()
     probe.stop()
     out["episodes"] = panel.data.episode_count
     out["blocked_ms"] = max(out[f"blocked_{phase}_ms"] for phase in PHASES)
     out["cpu_ms"] = max(out[f"cpu_{phase}_ms"] for phase in PHASES)
+    out["gc_ms"] = max(out[f"gc_{phase}_ms"] for phase in PHASES)
+    pauses.close()
     panel.stop(10)
     panel.close()
     reader.stop(10)
@@ -239,9 +280,16 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     return out
 
 
-def old_figures(commit: str, db_path: Path, seconds: float, batch: int) -> dict[str, Any] | None:
-    """Run ``commit``'s tools/bench_plots.py on the same file in a copy of that commit's tree; its
-    BENCH_JSON figures by name ({"value", "baseline"}), or None when it could not run."""
+def ranges_pending(panel: CurvePanel) -> bool:
+    """True while a chart waits for its turn to step its ranges (False for a panel without turns)."""
+    pending = getattr(panel, "ranges_pending", None)
+    return bool(pending()) if pending is not None else False
+
+
+def old_figures(commit: str, db_path: Path, seconds: float, batch: int, episodes: int) -> dict[str, Any] | None:
+    """Run ``commit``'s tools/bench_plots.py on ``db_path`` (made by it when missing) in a copy of
+    that commit's tree; its BENCH_JSON figures by name ({"value", "baseline"}), or None when it
+    could not run."""
     with tempfile.TemporaryDirectory(prefix="bench-plots-old-") as tree:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "gym_gui", "tools"],
                                  capture_output=True, check=False)
@@ -252,7 +300,7 @@ def old_figures(commit: str, db_path: Path, seconds: float, batch: int) -> dict[
         env = dict(os.environ, PYQTGRAPH_QT_LIB={"pyqt5": "PyQt5", "pyqt6": "PyQt6"}.get(qtpy.API_NAME, "PyQt5"),
                    QT_API=qtpy.API_NAME)
         run = subprocess.run([sys.executable, str(Path(tree) / "tools" / "bench_plots.py"), "--db", str(db_path),
-                              "--seconds", str(seconds), "--batch", str(batch)],
+                              "--seconds", str(seconds), "--batch", str(batch), "--episodes", str(episodes)],
                              capture_output=True, text=True, env=env, check=False, timeout=1800)
     for line in run.stdout.splitlines():
         if line.startswith(BENCH_JSON_PREFIX):
@@ -270,6 +318,60 @@ def _fmt(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
 
 
+PLOT_MODULES = ("gym_gui/ui/plots", *(f"gym_gui/live/{name}.py" for name in (
+    "curve_points", "curve_columns", "curve_jobs", "compare_curves", "follow_range", "plot_jobs", "decimate", "smoothing")))
+RAW_JSON_PREFIX = "BENCH_PLOTS_RAW "
+
+
+def child_figures(tree: Path, db_path: Path, seconds: float, batch: int) -> dict[str, Any] | None:
+    """``tree``'s tools/bench_plots.py run once in a process of its own on ``db_path``: every figure
+    of ``measure`` (None when it could not run)."""
+    run = subprocess.run([sys.executable, str(tree / "tools" / "bench_plots.py"), "--db", str(db_path),
+                          "--seconds", str(seconds), "--batch", str(batch), "--raw"],
+                         capture_output=True, text=True, env=dict(os.environ), check=False, timeout=1800)
+    for line in run.stdout.splitlines():
+        if line.startswith(RAW_JSON_PREFIX):
+            return dict(json.loads(line[len(RAW_JSON_PREFIX):]))
+    print(f"{tree}: no figures (exit {run.returncode}): {run.stderr[-800:]}")
+    return None
+
+
+def tree_with_plots_of(commit: str, tree: Path) -> bool:
+    """Copy this tree (gym_gui, tools) into ``tree`` with ``commit``'s plot modules (``PLOT_MODULES``)."""
+    for name in ("gym_gui", "tools"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(tree / "gym_gui" / "ui" / "plots")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, *PLOT_MODULES], capture_output=True, check=False)
+    if archive.returncode != 0:
+        print(f"plots of {commit}: git archive failed: {archive.stderr.decode(errors='replace').strip()}")
+        return False
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return True
+
+
+def print_runs(runs: list[tuple[str, dict[str, Any]]]) -> None:
+    """The figures of several runs side by side (one column per run, in the order run)."""
+    def cell(out: dict[str, Any], key: str) -> str:
+        if key.startswith("phase:"):
+            phase = key[6:]
+            return f"{out[f'blocked_{phase}_ms']:.1f} ({out[f'gap_cpu_{phase}_ms']:.1f}/{out[f'cpu_{phase}_ms']:.1f})"
+        return _fmt(out.get(key))
+
+    rows = [("GUI thread blocked, worst of all phases (ms)", "blocked_ms"),
+            ("most GUI-thread CPU in one gap, any phase (ms)", "cpu_ms"),
+            *[(f"  {text}: blocked (CPU in it / most CPU in a gap)", f"phase:{phase}")
+              for phase, text in (("load", "1. load"), ("live", "2. live"), ("zoom", "3. zoom/pan"),
+                                  ("controls", "4. axis/window"))],
+            ("live tick, median (ms)", "tick_p50_ms"), ("live tick, worst (ms)", "tick_max_ms"),
+            ("  of which the repaint, median (ms)", "paint_p50_ms"),
+            ("zoom step until re-decimated, median (ms)", "zoom_land_p50_ms"),
+            ("history read and shown (s)", "history_s"), ("history merge on the GUI thread (ms)", "merge_ms"),
+            ("cycle collector's longest pause (ms)", "gc_ms"), ("live ticks done", "ticks")]
+    print(f"{'':52}" + "".join(f"{label:>22}" for label, _out in runs))
+    for text, key in rows:
+        print(f"{text:52}" + "".join(f"{cell(out, key):>22}" for _label, out in runs))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=1_000_000)
@@ -278,7 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=None,
                         help="keep the stored episodes in this file (made once, reused when it exists)")
     parser.add_argument("--old-commit", default=None,
-                        help="also run this commit's bench_plots.py on the same file (the in-run baseline)")
+                        help="also run this commit's bench_plots.py on the same episodes (the in-run baseline)")
+    parser.add_argument("--old-db", type=Path, default=None,
+                        help="the old tree's own file of the same episodes (made by it once, reused when it exists; "
+                             "default: beside --db, else temporary)")
+    parser.add_argument("--plots-of", default=None, metavar="REV",
+                        help="also run this bench with REV's plot modules in a copy of this tree, on the same file, "
+                             "alternating with ours --repeat times (the in-run baseline of a plots change)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of ours (and of --plots-of), alternated")
+    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)  # one run, every figure as JSON
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the GUI thread blocked > {MAX_BLOCKED_MS} ms")
     args = parser.parse_args(argv)
     tune_gc()  # as the app does (gym_gui/app.py)
@@ -288,10 +398,35 @@ def main(argv: list[str] | None = None) -> int:
         if not db_path.exists():
             build_s = build_store(db_path, args.episodes)
             print(f"stored {args.episodes:,} episodes in {build_s:.1f} s")
+        if args.raw:
+            print(RAW_JSON_PREFIX + json.dumps(measure(db_path, args.seconds, args.batch)))
+            return 0
         print(f"Qt binding {qtpy.API_NAME}; load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
-        ours = measure(db_path, args.seconds, args.batch)
-        print(f"load average after ours: {os.getloadavg()[0]:.1f}")
-        old = old_figures(args.old_commit, db_path, args.seconds, args.batch) if args.old_commit else None
+        runs: list[tuple[str, dict[str, Any]]] = []
+        base_tree = Path(tmp) / "plots-of"
+        if args.plots_of and not tree_with_plots_of(args.plots_of, base_tree):
+            args.plots_of = None
+        for i in range(max(1, args.repeat)):
+            # with a baseline, ours runs in a process of its own too (the same conditions)
+            now = child_figures(ROOT, db_path, args.seconds, args.batch) if args.plots_of else measure(
+                db_path, args.seconds, args.batch)
+            if now is not None:
+                runs.append((f"now #{i + 1}", now))
+            print(f"load average after now #{i + 1}: {os.getloadavg()[0]:.1f}")
+            if args.plots_of:
+                theirs = child_figures(base_tree, db_path, args.seconds, args.batch)
+                if theirs is not None:
+                    runs.append((f"{args.plots_of} #{i + 1}", theirs))
+                print(f"load average after {args.plots_of} #{i + 1}: {os.getloadavg()[0]:.1f}")
+        if not runs or not runs[0][0].startswith("now"):
+            print("no run of ours finished")
+            return 1
+        ours = runs[0][1]
+        old_db = args.old_db or (db_path.with_name(f"{db_path.stem}-{args.old_commit}{db_path.suffix}")
+                                 if args.old_commit else None)
+        old = old_figures(args.old_commit, old_db, args.seconds, args.batch, args.episodes) if args.old_commit else None
+    if len(runs) > 1:
+        print_runs(runs)
     old = old or {}
 
     def old_value(name: str, key: str = "value") -> Any:
@@ -305,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
           for row in ((f"  {text} (ms)", ours[f"blocked_{phase}_ms"], None, None),
                       ("    GUI-thread CPU in that gap / most in a gap (ms)",
                        f"{ours[f'gap_cpu_{phase}_ms']:.1f} / {ours[f'cpu_{phase}_ms']:.1f}", None, None))],
+        ("cycle collector's longest pause, any phase (ms)", ours["gc_ms"], None, None),
         ("history read and shown (s)", ours["history_s"], old_value("plots.history_s"),
          old_value("plots.history_s", "baseline")),
         ("history merge on the GUI thread (ms)", ours.get("merge_ms"), None, None),

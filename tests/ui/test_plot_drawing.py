@@ -96,7 +96,9 @@ def test_a_cached_chart_looks_like_the_same_chart_drawn_uncached_after_its_range
         for p in (panel, twin):
             p.data.add_points(points)
             p.refresh()
-        QApplication.processEvents()  # the posted layout requests: the axes get their new widths
+        # every chart's ranges stepped (one per paint) and the axes laid out at their new widths
+        qtbot.waitUntil(lambda: not panel.ranges_pending() and not twin.ranges_pending(), timeout=5000)
+        QApplication.processEvents()
         differ = shifted_difference(pixels(panel.graphics.grab().toImage()), pixels(twin.graphics.grab().toImage()))
         assert (differ > 48).sum() == 0, f"step {step}: {(differ > 48).sum()} pixels differ"
 
@@ -125,3 +127,29 @@ def test_grid_colours_match_pyqtgraphs_translucent_lines_on_white() -> None:
     minor = grid_colour(1, 20, 400, 0.25)
     assert major.red() == major.green() == major.blue() == round(255 - 105 * 0.25)
     assert 255 > minor.red() > major.red()
+
+
+def test_charts_step_their_ranges_one_per_event_loop_turn(qtbot: Any) -> None:
+    """A new data set moves every chart's ranges, and each move lays out two axes again at the next
+    paint: one chart moves per event-loop turn, the others in the turns after, none left behind."""
+    panel = make_panel(qtbot)
+    index = np.arange(1000, dtype=float)
+    data = CurveData.from_columns(index, np.sin(index), 20 + index % 17, (index % 3 > 0).astype(float),
+                                  1.8e9 + index, {"epsilon": 1 - index / 1000}, window=10)
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    charts = panel._charts
+
+    def moved() -> int:
+        return sum(chart.shown_range is not None for chart in charts.values())
+
+    assert moved() == 0
+    panel.set_data(data)
+    assert "meta:epsilon" in charts and moved() == 1 and panel.ranges_pending()
+    for expected in range(2, len(charts) + 1):  # each turn's call (the timer's slot, run here): one more
+        panel._follow_charts()
+        assert moved() == expected
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    assert moved() == len(charts) == 4
+    for chart in charts.values():
+        lo, hi = chart.view_box.viewRange()[0]
+        assert lo <= 0 and hi >= 999 and chart.following

@@ -9,10 +9,12 @@ the cost), the rolling mean set apart from the raw returns by its colour."""
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
+from qtpy import sip
 from qtpy.QtWidgets import QGraphicsItem
 
 from gym_gui.live.follow_range import follow_range, stepped_range
@@ -55,10 +57,23 @@ def cache_axes(plot: pg.PlotItem) -> None:
     for name in ("bottom", "left"):
         axis = plot.getAxis(name)
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        # An axis widens for longer tick texts after a paint; its bounding rect (which holds the
-        # grid) may stay the same, so Qt would keep the pixmap drawn before: redraw it.
-        axis.geometryChanged.connect(axis.update)
+        # An axis widens for longer tick texts after a paint; its bounding rect may stay the same,
+        # so Qt would keep the pixmap drawn before: redraw it.
+        axis.geometryChanged.connect(_updater(axis))
     plot.titleLabel.item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # the text item
+
+
+def _updater(item: QGraphicsItem) -> Callable[[], None]:
+    """A slot that repaints ``item`` unless it is gone (a closing view deletes its items while
+    their signals may still be delivered)."""
+    ref = weakref.ref(item)
+
+    def update() -> None:
+        alive = ref()
+        if alive is not None and not sip.isdeleted(alive):
+            alive.update()
+
+    return update
 
 
 def cache_legend(legend: pg.LegendItem) -> None:
@@ -112,23 +127,28 @@ class CurveChart:
         self.curves[name] = curve
         return curve
 
-    def follow(self) -> None:
-        """Step the x- and y-ranges to hold every point the curves were given (module doc)."""
+    def follow(self, apply: bool = True) -> bool:
+        """Step the x- and y-ranges to hold every point the curves were given (module doc); True
+        when they step, which redraws both axes. ``apply=False``: only say whether they would (the
+        panel steps one chart per event-loop turn)."""
         xs = [_bounds(c.xData) for c in self.curves.values()]
         ys = [_bounds(c.yData) for c in self.curves.values()]
         xs, ys = [b for b in xs if b is not None], [b for b in ys if b is not None]
         if not xs:
-            return
+            return False
         x_range = follow_range(min(b[0] for b in xs), max(b[1] for b in xs), self.shown_range,
                                headroom=self.headroom)
         y_range = None if self.fixed_y or not ys else stepped_range(min(b[0] for b in ys), max(b[1] for b in ys),
                                                                      self.shown_y)
-        if x_range != self.shown_range or y_range != self.shown_y:
+        if x_range == self.shown_range and y_range == self.shown_y:
+            return False
+        if apply:
             self.shown_range, self.shown_y = x_range, y_range
             if y_range is None:
                 self.view_box.setXRange(*_padded(x_range), padding=0)
             else:
                 self.view_box.setRange(xRange=_padded(x_range), yRange=_padded(y_range, Y_PADDING), padding=0)
+        return True
 
     def reset_follow(self) -> None:
         """Follow the data again (a new data set, another axis, the whole view asked for)."""

@@ -15,7 +15,11 @@ built one per event-loop turn.
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
   instead of changing at every tick, and its axes are cached, so a repaint redraws the curves but
-  seldom the axis texts.
+  seldom the axis texts. At most one chart steps its ranges between two paints (its axes' texts
+  are laid out again at the next paint); the others take their turns after the following paints,
+  so a new data set or x-axis does not lay out every axis in one paint (``ranges_pending()``).
+  pyqtgraph's auto-range is off from the start (the panel sets the ranges); "View all" turns it on
+  for a chart, which then follows the data again.
 - Work that grows with the run goes to the panel's worker thread (``PlotWorker``): building the
   decimation of a whole series (a stored run shown, a history merged, another x-axis, rows before
   the end rewritten) once it is longer than ``offload_rows``, a rolling-window change, and the
@@ -86,6 +90,11 @@ class CurvePanel(QWidget):
         self._dec_key: tuple[int, str] | None = None
         self._rebuilding: tuple[int, str] | None = None
         self.worker = PlotWorker(self, name="curve-panel")
+        self._follow_timer = QTimer(self)  # the next chart's turn to step its ranges (after a paint)
+        self._follow_timer.setSingleShot(True)
+        self._follow_timer.setInterval(0)
+        self._follow_timer.timeout.connect(self._follow_charts)
+        self._follow_waiting = False  # a following chart waits for its turn
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -112,6 +121,7 @@ class CurvePanel(QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
+        self.graphics.scene().sigPrepareForPaint.connect(self._on_paint)
         self.graphics.setMinimumHeight(CHART_HEIGHT_PX)
         self.scroll = QScrollArea()  # many worker numbers: the charts keep their height and scroll
         self.scroll.setWidgetResizable(True)
@@ -215,9 +225,9 @@ class CurvePanel(QWidget):
                 for name, curve in chart.curves.items():
                     if not self._draw_whole(name, curve, data, offset):
                         rebuild.append(name)
-                chart.follow()
         finally:
             self._feeding = False
+        self._follow_charts()
         if rebuild and self._rebuilding != key:
             self._request_rebuild(rebuild)
         self.refreshes += 1
@@ -225,7 +235,35 @@ class CurvePanel(QWidget):
         self.status_label.setText(f"{count:,} episode{'s' if count != 1 else ''}")
         return True
 
+    def ranges_pending(self) -> bool:
+        """True while a following chart waits for its turn to step its ranges (module doc). GUI thread."""
+        return self._follow_waiting or self._follow_timer.isActive()
+
     # -- drawing ---------------------------------------------------------------------------------
+    def _follow_charts(self) -> None:
+        """Step the ranges of the first following chart that needs it (its two axes are laid out
+        again at the next paint: a few ms each); the others keep theirs until the turn after the
+        next paint (``_on_paint``, ``_follow_timer``)."""
+        stepped = waiting = False
+        self._feeding = True
+        try:
+            for chart in self._charts.values():
+                if not chart.following:
+                    continue
+                if stepped:
+                    waiting = chart.follow(apply=False) or waiting
+                else:
+                    stepped = chart.follow()
+        finally:
+            self._feeding = False
+        self._follow_waiting = waiting  # the next one steps after the next paint (``_on_paint``)
+
+    def _on_paint(self) -> None:
+        """The charts are about to be painted: a chart waiting to step its ranges gets its turn
+        right after this paint."""
+        if self._follow_waiting:
+            self._follow_timer.start()
+
     def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
         """Hand ``curve`` the whole series' bins, updated here when that costs at most
         ``offload_rows`` rows; False when the worker must build them (the curve keeps what it has)."""
@@ -347,6 +385,7 @@ class CurvePanel(QWidget):
         plot.setMenuEnabled(True)
         chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
+        plot.getViewBox().disableAutoRange()  # the panel sets the ranges (module doc)
         plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         plot.getViewBox().sigYRangeChanged.connect(self._on_y_changed)
         if key == "return":
