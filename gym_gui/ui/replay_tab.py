@@ -18,11 +18,13 @@ from qtpy.QtWidgets import (
 )
 
 from gym_gui.live.curves import CurveData, point_from_payload
+from gym_gui.live.plot_jobs import CancelToken
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.sqlite_records import EpisodeRecord, StepRecord
 from gym_gui.ui.episode_table_model import EpisodeTableModel
 from gym_gui.ui.plots.curve_loader import load_stream_curves
 from gym_gui.ui.plots.curve_panel import CurvePanel
+from gym_gui.ui.plots.plot_worker import PlotWorker
 from gym_gui.ui.plots.reward_strip import RewardStrip
 from gym_gui.ui.table_view import make_table_view
 from gym_gui.ui.render_view import RenderView
@@ -32,6 +34,22 @@ __all__ = ["AgentReplayTab"]
 _log = logging.getLogger(__name__)
 
 _DETAIL_LIMIT = 400
+
+
+def _curves_of(episodes: Sequence[EpisodeRecord], window: int, token: CancelToken) -> CurveData | None:
+    """The curves of the finished ``episodes`` (a partial one is left out), None once cancelled.
+    Any thread (the CurveData is handed to the GUI thread afterwards); O(episodes)."""
+    points = []
+    for i, record in enumerate(episodes):
+        if i % 4096 == 0 and token.cancelled():
+            return None
+        if record.payload.get("partial") is not True:
+            point = point_from_payload(record.payload, record.ts_iso)
+            if point is not None:
+                points.append(point)
+    data = CurveData(window=window)
+    data.add_points(points)
+    return data
 
 
 def _text(value: Any) -> str:
@@ -55,8 +73,8 @@ class AgentReplayTab(QWidget):
     def __init__(self, run_id: str, agent_id: str, request_steps: Callable[[int], None], *,
                  play_interval_ms: int = 100, reader: StoreReader | None = None,
                  parent: QWidget | None = None) -> None:
-        """``reader``: when given, the run's curves are read from SQLite on a reader thread (for
-        runs too big to convert on the GUI thread); else they are made from the listed episodes."""
+        """``reader``: when given, the run's curves are read from SQLite on a reader thread; else
+        they are made from the listed episodes on the tab's plot worker thread."""
         super().__init__(parent)
         self.run_id = run_id
         self.agent_id = agent_id
@@ -74,6 +92,7 @@ class AgentReplayTab(QWidget):
         self._reader = reader
         self._curves_loading = False
         self._curves_stale = False
+        self._curve_worker = PlotWorker(self, name="replay-curves")  # curves made from the listed episodes
 
         self.episode_model = EpisodeTableModel(self)
         self.play_timer = QTimer(self)
@@ -296,6 +315,8 @@ class AgentReplayTab(QWidget):
         """Stop the play timer; idempotent. GUI thread; never blocks."""
         self.pause()
         self.curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
+        self.reward_strip.stop(0)
+        self._curve_worker.stop(0)
 
     def is_playing(self) -> bool:
         """True while the play timer runs. GUI thread; never blocks."""
@@ -336,13 +357,12 @@ class AgentReplayTab(QWidget):
             self.pause()
 
     def _update_curves(self, episodes: Sequence[EpisodeRecord]) -> None:
-        """The run's curves: read from SQLite off the GUI thread with a reader, else made from the
-        finished episodes listed (a partial episode is not on them)."""
+        """The run's curves, never built on the GUI thread: read from SQLite on the reader's thread
+        with a reader, else made from the finished episodes listed (a partial episode is not on
+        them) on the tab's plot worker (a newer list cancels the older)."""
         if self._reader is None:
-            data = CurveData(window=self.curve_panel.data.window)
-            data.add_points([p for p in (point_from_payload(e.payload, e.ts_iso) for e in episodes
-                                         if e.payload.get("partial") is not True) if p is not None])
-            self.curve_panel.set_data(data)
+            listed, window = tuple(episodes), self.curve_panel.data.window
+            self._curve_worker.submit("curves", lambda token: _curves_of(listed, window, token), self._on_built)
             return
         if self._curves_loading:
             self._curves_stale = True  # read again when this one lands
@@ -350,6 +370,10 @@ class AgentReplayTab(QWidget):
         self._curves_loading = load_stream_curves(self._reader, self.run_id, self.agent_id or None,
                                                   self._on_curves, self._on_curves_failed,
                                                   window=self.curve_panel.data.window)
+
+    def _on_built(self, data: CurveData | None) -> None:
+        if data is not None:
+            self.curve_panel.set_data(data)
 
     def _on_curves(self, data: CurveData) -> None:
         self._curves_loading = False

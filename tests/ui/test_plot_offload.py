@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pytest
+from qtpy.QtCore import QObject, Qt, Signal
 
 from gym_gui.live import decimate
 from gym_gui.live.curves import CurveData, EpisodePoint
@@ -141,6 +142,19 @@ def test_a_rolling_window_change_on_a_long_run_is_computed_off_thread(qtbot: Any
     assert data.column("return_mean")[SPIKE_AT] == pytest.approx(ret[SPIKE_AT - 9: SPIKE_AT + 1].mean())
 
 
+class _Marker(QObject):
+    ping = Signal()
+
+
+def flush_queued_deliveries(qtbot: Any) -> None:
+    """Wait until every signal queued to the GUI thread so far was delivered: a marker queued now
+    arrives after them (one thread's posted events are handled in order)."""
+    marker, seen = _Marker(), []
+    marker.ping.connect(lambda: seen.append(True), Qt.ConnectionType.QueuedConnection)
+    marker.ping.emit()
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+
+
 def test_a_newer_job_cancels_the_older_and_stop_ends_the_thread(qtbot: Any) -> None:
     worker = PlotWorker()
     release = threading.Event()
@@ -162,7 +176,7 @@ def test_a_newer_job_cancels_the_older_and_stop_ends_the_thread(qtbot: Any) -> N
     worker.cancel()
     assert worker.stop(5) and not worker.thread_alive()
     assert not worker.submit("view", slow, got.append)  # stopped: nothing more runs
-    qtbot.wait(20)
+    flush_queued_deliveries(qtbot)  # any delivery the thread queued before it ended has been handled
     assert got == ["new"]
 
 

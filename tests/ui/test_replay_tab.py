@@ -227,8 +227,8 @@ def test_a_partial_episode_replays_with_its_rewards_along_the_scrubber(
     tab.reward_strip.cursor.setValue(1)  # the person drags the cursor
     tab.reward_strip.cursor.sigPositionChangeFinished.emit(tab.reward_strip.cursor)
     assert tab.position == 1
-    # The run's curves hold the two finished episodes, not the partial one.
-    assert tab.curve_panel.curve_data("return")[0].tolist() == [0, 1]
+    # The run's curves hold the two finished episodes, not the partial one (made on the tab's worker).
+    qtbot.waitUntil(lambda: tab.curve_panel.curve_data("return")[0].tolist() == [0, 1], timeout=5000)
 
 
 def test_the_run_curves_are_read_off_the_gui_thread_with_a_reader(
