@@ -62,7 +62,9 @@ def pack_events(events: Sequence[TelemetryEvent]) -> bytes:
         payload = evt.payload
         if type(payload) is StepPayload:
             ep, si, action, observation, reward, terminated, truncated, info_json, render_json = payload.fields
-            if _plain(action) and _plain(observation) and (type(reward) is int or reward - reward == 0.0):
+            if ((type(action) is int and _INT_MIN <= action <= _INT_MAX or _plain(action))  # (ints: the usual, inline)
+                    and (type(observation) is int and _INT_MIN <= observation <= _INT_MAX or _plain(observation))
+                    and (type(reward) is int or reward - reward == 0.0)):
                 append((evt.seq_id, evt.ts_iso, ep, si, action, observation, reward, terminated, truncated,
                         info_json, render_json))
                 continue
