@@ -153,3 +153,21 @@ def test_charts_step_their_ranges_one_per_event_loop_turn(qtbot: Any) -> None:
     for chart in charts.values():
         lo, hi = chart.view_box.viewRange()[0]
         assert lo <= 0 and hi >= 999 and chart.following
+
+
+def test_a_chart_added_later_resizes_no_other_chart(qtbot: Any) -> None:
+    """A worker number seen for the first time gets a chart; the columns share the width equally,
+    so the charts already there keep their size (a resize lays out all their axes again)."""
+    panel = make_panel(qtbot)
+    panel.data.add_points([EpisodePoint(i, float(i), 20.0, 1.0, 1.8e9 + i, {}) for i in range(50)])
+    panel.refresh()
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    before = {key: chart.plot.geometry() for key, chart in panel._charts.items()}
+    panel.data.add_points([EpisodePoint(50, 1.0, 20.0, 1.0, 1.8e9 + 50, {"epsilon": 0.5})])
+    panel.refresh()
+    qtbot.waitUntil(lambda: "meta:epsilon" in panel._charts and panel._charts["meta:epsilon"].plot.menuEnabled(),
+                    timeout=5000)
+    QApplication.processEvents()  # the posted layout request
+    assert {key: panel._charts[key].plot.geometry() for key in before} == before
+    widths = {round(chart.plot.geometry().width()) for chart in panel._charts.values()}
+    assert len(widths) == 1  # two columns of equal width

@@ -63,6 +63,8 @@ _BUILTIN_CHARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 #: Height of one row of charts; more rows than fit scroll.
 CHART_HEIGHT_PX = 170
+#: A chart's preferred (and least) width: the columns share what is left equally.
+CHART_MIN_WIDTH_PX = 120
 SHOW_GRID = True
 #: Bins of a decimated curve: about one per pixel of a chart (each bin draws its min-max stroke).
 DECIMATED_BINS = 512
@@ -379,10 +381,15 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        plot = self.graphics.addPlot(row=row, col=col)
+        plot = self.graphics.addPlot(row=row, col=col, enableMenu=False)  # its menus: the next turn
+        # Columns share the width equally whatever their charts hold: a chart added later (a new
+        # worker number) resizes no other chart (which would lay out every axis again).
+        plot.setPreferredSize(CHART_MIN_WIDTH_PX, CHART_HEIGHT_PX)
+        plot.setMinimumWidth(CHART_MIN_WIDTH_PX)
+        self.graphics.ci.layout.setColumnStretchFactor(col, 1)
         plot.setTitle(title, color="#333333", size="10pt")
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
-        plot.setMenuEnabled(True)
+        QTimer.singleShot(0, self._enable_menus)  # building a chart's menus is a third of building it
         chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
         plot.getViewBox().disableAutoRange()  # the panel sets the ranges (module doc)
@@ -391,6 +398,11 @@ class CurvePanel(QWidget):
         if key == "return":
             plot.addLegend(offset=(-5, 5), labelTextColor=(40, 40, 40), brush=pg.mkBrush(255, 255, 255, 200))
         return chart
+
+    def _enable_menus(self) -> None:
+        for chart in self._charts.values():
+            if not chart.plot.menuEnabled():
+                chart.plot.setMenuEnabled(True)
 
     def _add_curve(self, chart: CurveChart, name: str) -> None:
         chart.add_curve(name)
