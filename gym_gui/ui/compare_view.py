@@ -41,6 +41,7 @@ from gym_gui.telemetry.sqlite_records import RunRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.ui.plots.curve_chart import cache_axes
 from gym_gui.ui.plots.curve_panel import AXIS_LABELS, DECIMATED_BINS, OFFLOAD_ROWS
+from gym_gui.ui.plots.grid_lines import GridLines
 from gym_gui.ui.plots.plot_worker import PlotWorker
 
 __all__ = ["CompareView", "ComparedRun", "flatten_config", "run_label"]
@@ -170,7 +171,7 @@ class CompareView(QWidget):
 
         self.plot_widget = pg.PlotWidget(background="w")
         self.plot = self.plot_widget.getPlotItem()
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.grid = GridLines(self.plot)  # and cached axes, as the learning curves (plots/grid_lines.py)
         cache_axes(self.plot)
         self.plot.getViewBox().sigXRangeChanged.connect(self._on_view_changed)
         self.legend = self.plot.addLegend(offset=(-5, 5), labelTextColor=(20, 20, 20),

@@ -60,6 +60,8 @@ def test_the_chosen_runs_are_overlaid_with_their_parameters_side_by_side(
         view.set_runs(["run-c", "nope"])
     assert [r.run_id for r in view.runs()] == ["run-c", "nope"]
     assert {row[0]: row[1:] for row in view.table_rows()}["status"] == ["completed", "not stored"]
+    # The grid is drawn by one item behind the curves, which a new comparison keeps.
+    assert view.grid.scene() is view.plot.scene() and not view.plot.getAxis("left").grid
 
 
 def test_smoothing_matches_tensorboards_debiased_ema() -> None:
