@@ -55,11 +55,15 @@ def read_steps(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | Mappi
             wanted.setdefault(row[_WIDTH], set()).add(render)
     values = _values(conn, wanted) if wanted else {}
     out = []
-    fmt = format_ts_us
+    second = -1
+    head = ""
     for row in raw:
         info, render, ts = row[_INFO], row[_RENDER], row[_TS]
-        if type(ts) is int:
-            ts = fmt(row[_WIDTH + 1] + ts)
+        if type(ts) is int:  # the text of the integer time; consecutive steps mostly share the second
+            whole, micros = divmod(row[_WIDTH + 1] + ts, 1_000_000)
+            if whole != second:
+                second, head = whole, format_ts_us(whole * 1_000_000)[:20]
+            ts = f"{head}{micros:06d}+00:00"
         if type(info) is int:
             info = values.get((row[_WIDTH], info))
         if type(render) is int:
