@@ -22,6 +22,7 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.transport.redis_bridge import BRIDGE_CLIENT_NAME, RedisBridge
 from gym_gui.transport.redis_client import make_client
 from gym_gui.transport.redis_keys import stream_key
+from gym_gui.transport.redis_packed import decode_packed
 from gym_gui.transport.redis_source import RedisTelemetrySource
 from gui_side import GuiSide, stored_seqs
 from redis_helpers import RedisServer, bridge_argv, child_env, free_port, wait_until
@@ -41,16 +42,31 @@ def summary_of(stdout: str) -> dict[str, str]:
 
 
 def entries(server: RedisServer, run_id: str, agent_id: str) -> list[tuple[int, dict[bytes, bytes]]]:
+    """Every event of the stream as ``(seq_id, {b"topic": ...})``: a format-2 entry gives its events."""
     with server.client() as c:
-        return [(int(raw.split(b"-")[0]), fields) for raw, fields in c.xrange(stream_key(run_id, agent_id))]
+        raw_entries = c.xrange(stream_key(run_id, agent_id))
+    out: list[tuple[int, dict[bytes, bytes]]] = []
+    for raw, fields in raw_entries:
+        seq = int(raw.split(b"-")[0])
+        if fields.get(b"v") == b"2":
+            for unit_seq, evt in decode_packed((run_id, agent_id), raw, fields[b"events"], seq):
+                out.append((unit_seq, {b"topic": evt.topic.name.encode()}))
+        else:
+            out.append((seq, fields))
+    return out
 
 
+ENTRY_EVENTS = pytest.mark.parametrize("entry_events", ["1", "16"], ids=["format1", "format2"])
+
+
+@ENTRY_EVENTS
 def test_a_q_learning_run_through_the_bridge_is_stored_exactly_once_in_order(
         qtbot: Any, redis_server: RedisServer, store: TelemetrySQLiteStore,
-        sources: list[RedisTelemetrySource]) -> None:
+        sources: list[RedisTelemetrySource], entry_events: str) -> None:
     gui = GuiSide(store, redis_server.url, sources).start()
     worker = WorkerSpec(env_id="FrozenLake-v1", episodes=20, seed=2, agent_id="agent-1", heartbeat_interval_s=0.05)
-    argv = bridge_argv(redis_server.url, "--run-id", "run-q", "--batch-size", "16", "--") + worker.argv("run-q")
+    argv = bridge_argv(redis_server.url, "--run-id", "run-q", "--batch-size", "16", "--entry-events", entry_events,
+                       "--") + worker.argv("run-q")
     with qtbot.waitSignal(gui.sink.run_persisted, timeout=30_000, check_params_cb=lambda r: r == "run-q"):
         proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=30)
@@ -77,8 +93,9 @@ def test_a_q_learning_run_through_the_bridge_is_stored_exactly_once_in_order(
     gui.close()
 
 
-def test_a_restarted_bridge_continues_the_streams_numbering(redis_server: RedisServer) -> None:
-    argv = bridge_argv(redis_server.url, "--run-id", "run-b", "--") + FAKE_WORKER + [
+@ENTRY_EVENTS
+def test_a_restarted_bridge_continues_the_streams_numbering(redis_server: RedisServer, entry_events: str) -> None:
+    argv = bridge_argv(redis_server.url, "--run-id", "run-b", "--entry-events", entry_events, "--") + FAKE_WORKER + [
         "--run-id", "run-b", "--agent-id", "a1", "--steps", "25"]
     per_run = 1 + 25 + 2 + 1  # started, steps, episodes, completed
     for n in (1, 2):
