@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.transport.redis_keys import stream_key
+from gym_gui.transport.redis_packed import decode_packed
 from gui_side import stored_seqs
 from redis_helpers import REPO, RedisServer, bridge_argv, child_env, wait_until
 
@@ -38,6 +41,20 @@ def redis_seqs(server: RedisServer, run_id: str, agent_id: str) -> list[int]:
         return [int(raw.split(b"-")[0]) for raw, _fields in c.xrange(stream_key(run_id, agent_id))]
 
 
+def events_in_redis(server: RedisServer, run_id: str, agent_id: str) -> list[tuple[int, bytes]]:
+    """``(seq_id, topic)`` of every event of the stream; a format-2 entry gives its events."""
+    with server.client() as c:
+        raw_entries = c.xrange(stream_key(run_id, agent_id))
+    out: list[tuple[int, bytes]] = []
+    for raw, fields in raw_entries:
+        if fields.get(b"v") == b"2":
+            out += [(seq, evt.topic.name.encode())
+                    for seq, evt in decode_packed((run_id, agent_id), raw, fields[b"events"], int(raw.split(b"-")[0]))]
+        else:
+            out.append((int(raw.split(b"-")[0]), fields[b"topic"]))
+    return out
+
+
 def stored_steps(db: Path, run_id: str, agent_id: str) -> list[dict[str, Any]]:
     store = TelemetrySQLiteStore(db)
     try:
@@ -47,8 +64,9 @@ def stored_steps(db: Path, run_id: str, agent_id: str) -> list[dict[str, Any]]:
         store.close()
 
 
+@pytest.mark.parametrize("entry_events", ["1", "16"], ids=["format1", "format2"])
 def test_a_real_workers_run_through_the_bridge_is_collected_exactly_and_exits_0(
-        redis_server: RedisServer, tmp_path: Path) -> None:
+        redis_server: RedisServer, tmp_path: Path, entry_events: str) -> None:
     worker = WorkerSpec(env_id="FrozenLake-v1", episodes=30, seed=3, agent_id="agent-1", heartbeat_interval_s=0.05)
     written = subprocess.run(worker.argv("run-c"), env=child_env(), capture_output=True, text=True, timeout=60)
     assert written.returncode == 0, written.stderr
@@ -59,7 +77,8 @@ def test_a_real_workers_run_through_the_bridge_is_collected_exactly_and_exits_0(
     other = subprocess.run(bridge_argv(redis_server.url, "--run-id", "other", "--") + FAKE_WORKER + [
         "--run-id", "other", "--agent-id", "a1", "--steps", "5"], env=child_env(), capture_output=True, timeout=60)
     assert other.returncode == 0
-    bridge = subprocess.run(bridge_argv(redis_server.url, "--run-id", "run-c", "--") + worker.argv("run-c"),
+    bridge = subprocess.run(bridge_argv(redis_server.url, "--run-id", "run-c", "--entry-events", entry_events, "--")
+                            + worker.argv("run-c"),
                             env=child_env(), capture_output=True, text=True, timeout=60)
     assert bridge.returncode == 0, bridge.stdout + bridge.stderr
     out, err = coll.communicate(timeout=60)
@@ -76,8 +95,7 @@ def test_a_real_workers_run_through_the_bridge_is_collected_exactly_and_exits_0(
         stored = stored_seqs(store, "run-c", "agent-1")
     finally:
         store.close()
-    with redis_server.client() as c:
-        in_redis = [(int(raw.split(b"-")[0]), f[b"topic"]) for raw, f in c.xrange(stream_key("run-c", "agent-1"))]
+    in_redis = events_in_redis(redis_server, "run-c", "agent-1")
     assert [seq for seq, _ in in_redis] == list(range(1, len(in_redis) + 1))
     assert stored == [seq for seq, topic in in_redis if topic != b"RUN_HEARTBEAT"]  # heartbeats fold into the run row
 
