@@ -30,6 +30,10 @@ _rate_log = RateLimitedLog(_log, interval_s=5.0)
 CHECKPOINT_MODES = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")
 DEFAULT_BATCH_ROWS = 32
 DEFAULT_MAX_BUFFER_BYTES = 2 * 1024 * 1024
+#: One stream's newest steps: ts_iso, stream, seq_id, then the columns ``decode_step`` reads.
+_NEWEST_OF_STREAM_SQL = (
+    f"SELECT {physical_columns('ts_iso')}, s.stream, s.seq_id, {physical_columns(STEP_READ_COLUMNS)} "
+    "FROM step_rows s JOIN stream_keys k ON k.stream = s.stream WHERE s.stream = ? ORDER BY s.seq_id DESC LIMIT ?")
 
 
 def _now_iso() -> str:
@@ -174,9 +178,15 @@ class RecordStoreAPI:
         def purge_steps(conn: sqlite3.Connection) -> None:
             if keep <= 0:
                 record_sql.delete_step_rows(conn)
-            else:  # newest: the newest stream first (keys are handed out in order), then by seq_id
-                conn.execute("DELETE FROM step_rows WHERE (stream, seq_id) NOT IN (SELECT stream, seq_id "
-                             "FROM step_rows ORDER BY stream DESC, seq_id DESC LIMIT ?)", (keep,))
+            else:  # the newest as recent_steps orders them
+                kept = [(row[1], row[2]) for row in newest_step_rows(conn, keep)]
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS purge_keep (stream INTEGER, seq_id INTEGER, "
+                             "PRIMARY KEY (stream, seq_id)) WITHOUT ROWID")
+                conn.execute("DELETE FROM temp.purge_keep")
+                conn.executemany("INSERT INTO temp.purge_keep VALUES (?, ?)", kept)
+                conn.execute("DELETE FROM step_rows WHERE (stream, seq_id) NOT IN "
+                             "(SELECT stream, seq_id FROM temp.purge_keep)")
+                conn.execute("DELETE FROM temp.purge_keep")
 
         self._call(purge_steps, True)
 
@@ -200,12 +210,9 @@ class RecordStoreAPI:
 
     # -- reads -----------------------------------------------------------------------------------
     def recent_steps(self, limit: int = 100) -> Sequence[Any]:
-        """The newest stored steps as StepRecords: the newest stream first (stream keys are handed out
-        in the order streams first store a step), each newest seq_id first. Any thread; no flush."""
-        rows = self._reader().execute(
-            f"SELECT {physical_columns(STEP_READ_COLUMNS)} FROM step_rows s JOIN stream_keys k ON k.stream = s.stream "
-            "ORDER BY s.stream DESC, s.seq_id DESC LIMIT ?", (int(limit),)).fetchall()
-        return tuple(step_from_row(decode_step(r)) for r in rows)
+        """The newest stored steps as StepRecords, newest first (``newest_step_rows``: by time across
+        streams, each stream's newest seq_id first on a tie). Any thread; no flush."""
+        return tuple(step_from_row(decode_step(row[3:])) for row in newest_step_rows(self._reader(), int(limit)))
 
     def recent_episodes(self, limit: int = 20) -> Sequence[Any]:
         """The newest episodes by timestamp text, newest first, as EpisodeRollups. Any thread; no flush."""
@@ -300,3 +307,28 @@ class RecordStoreAPI:
             self.close()  # type: ignore[attr-defined]
         except Exception:
             pass
+
+
+def newest_step_rows(conn: sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
+    """The ``limit`` newest step rows, newest first, each ``(ts_iso, stream, seq_id, *STEP_READ_COLUMNS)``:
+    by time across streams (the step's ``ts_iso``), each stream's newest seq_id first on a tie. A
+    version-4 file keeps no insertion order (version 3's ``rowid``); time orders interleaved streams
+    the way they were written. Streams are visited by their newest event's time, and the walk stops
+    once a stream can no longer reach the ``limit`` newest. Caller's thread; blocks for the reads."""
+    if limit <= 0:
+        return []
+    streams = conn.execute(
+        "SELECT k.stream, COALESCE(t.last_ts_iso, '') FROM stream_keys k LEFT JOIN streams t "
+        "ON t.run_id = k.run_id AND t.agent_id = k.agent_id ORDER BY 2 DESC, k.stream DESC").fetchall()
+    newest: list[tuple[Any, ...]] = []
+    for stream, last_ts in streams:
+        if len(newest) >= limit and last_ts < newest[limit - 1][0]:
+            break  # every later stream's newest event is older than the limit-th step kept
+        newest.extend(conn.execute(_NEWEST_OF_STREAM_SQL, (stream, limit)).fetchall())
+        newest.sort(key=_ts_stream_seq, reverse=True)
+        del newest[limit:]
+    return newest
+
+
+def _ts_stream_seq(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:3]

@@ -362,6 +362,24 @@ def test_episodes_for_run_filters_orders_limits_and_flushes(store: TelemetrySQLi
     assert store.episodes_for_run("run1", limit=0) == ()
 
 
+def test_recent_steps_interleave_concurrent_streams_by_time(store: TelemetrySQLiteStore) -> None:
+    # two runs written side by side (the steps alternate in time), and an old run stored before them
+    for i in range(3):
+        store.record_step(step("old", 0, i, timestamp=T0 - timedelta(hours=1, seconds=-i)))
+    for i in range(4):
+        store.record_step(step("left", 0, i, timestamp=T0 + timedelta(seconds=2 * i)))
+        store.record_step(step("right", 0, i, timestamp=T0 + timedelta(seconds=2 * i + 1)))
+    store.flush()
+    assert [(s.run_id, s.step_index) for s in store.recent_steps(5)] == [
+        ("right", 3), ("left", 3), ("right", 2), ("left", 2), ("right", 1)]
+    everything = store.recent_steps(100)
+    assert len(everything) == 11 and [(s.run_id, s.step_index) for s in everything[-3:]] == [
+        ("old", 2), ("old", 1), ("old", 0)]
+    assert store.recent_steps(0) == ()
+    store.purge_steps(3)  # keeps the newest in the same order
+    assert [(s.run_id, s.step_index) for s in store.recent_steps(100)] == [("right", 3), ("left", 3), ("right", 2)]
+
+
 def test_recent_reads_are_newest_first(store: TelemetrySQLiteStore) -> None:
     for i in range(5):
         store.record_step(step("run1", 0, i))
