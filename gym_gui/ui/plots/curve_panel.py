@@ -96,6 +96,12 @@ class CurvePanel(QWidget):
         self._follow_timer.setSingleShot(True)
         self._follow_timer.setInterval(0)
         self._follow_timer.timeout.connect(self._follow_charts)
+        # The next chart's build is put off to the next event-loop turn by the panel's own timer (a
+        # child: it dies with the panel), not by QTimer.singleShot of a bound method.
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(0)
+        self._redraw_timer.timeout.connect(self._redraw)
         self._follow_waiting = False  # a following chart waits for its turn
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
@@ -195,7 +201,9 @@ class CurvePanel(QWidget):
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Cancel the worker's jobs and wait up to ``timeout_s`` for its thread to end; True when it
-        has. The panel then draws only what needs no worker. GUI thread; blocks up to ``timeout_s``."""
+        has; the work put off to the next turn is dropped. The panel then draws only what needs no
+        worker. GUI thread; blocks up to ``timeout_s``."""
+        self._redraw_timer.stop()
         return self.worker.stop(timeout_s)
 
     def refresh(self) -> bool:
@@ -210,7 +218,7 @@ class CurvePanel(QWidget):
         if new:  # a chart's pyqtgraph widgets take 10 to 25 ms to build
             self._add_series_chart(new[0])
             if len(new) > 1:
-                QTimer.singleShot(0, self._redraw)
+                self._redraw_timer.start()
         key = (id(data), self._axis)
         if key != self._dec_key:
             self._dec, self._dec_key = {}, key
@@ -381,7 +389,7 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        plot = self.graphics.addPlot(row=row, col=col, enableMenu=False)  # its menus: the next turn
+        plot = self.graphics.addPlot(row=row, col=col)
         # Columns share the width equally whatever their charts hold: a chart added later (a new
         # worker number) resizes no other chart (which would lay out every axis again).
         plot.setPreferredSize(CHART_MIN_WIDTH_PX, CHART_HEIGHT_PX)
@@ -389,7 +397,6 @@ class CurvePanel(QWidget):
         self.graphics.ci.layout.setColumnStretchFactor(col, 1)
         plot.setTitle(title, color="#333333", size="10pt")
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
-        QTimer.singleShot(0, self._enable_menus)  # building a chart's menus is a third of building it
         chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
         plot.getViewBox().disableAutoRange()  # the panel sets the ranges (module doc)
@@ -398,11 +405,6 @@ class CurvePanel(QWidget):
         if key == "return":
             plot.addLegend(offset=(-5, 5), labelTextColor=(40, 40, 40), brush=pg.mkBrush(255, 255, 255, 200))
         return chart
-
-    def _enable_menus(self) -> None:
-        for chart in self._charts.values():
-            if not chart.plot.menuEnabled():
-                chart.plot.setMenuEnabled(True)
 
     def _add_curve(self, chart: CurveChart, name: str) -> None:
         chart.add_curve(name)
