@@ -221,8 +221,10 @@ def test_slow_sink_pauses_the_reader_and_still_stores_everything(qtbot: Any, tmp
         gates.append(RecordingGate(gate, lambda: pipelines[-1].sink.backlog()))
         return gates[-1]
 
+    # The sink takes at most 50 rows per 50 ms (1,000 rows/s): far below what the worker writes
+    # even on a loaded machine, so its backlog reaches the high water mark and the reader pauses.
     p = make(pipelines, tmp_path, run_id="run-s", read_chunk_bytes=chunk_bytes, gate_wrapper=wrap,
-             high_water=300, low_water=100, batch_size=50, write_delay_s=0.01)
+             high_water=300, low_water=100, batch_size=50, write_delay_s=0.05)
     argv = QLEARN + ["--episodes", "150", "--run-id", "run-s", "--seed", "1"]
     run_to_persisted(qtbot, p, argv, "run-s", timeout_ms=120_000)
     published = p.published(Topic.STEP_APPENDED)
