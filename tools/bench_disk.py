@@ -203,9 +203,13 @@ def measure(variant: str, steps: int, episodes: int, batch_size: int, reads: int
     raw_episodes_ms, _ = best_ms(lambda: conn.execute(
         "SELECT * FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index", (RUN_ID, AGENT)).fetchall(),
         reads)
+    # The stored rows of the episode as they lie on disk: its seq range from episode_spans, a range
+    # of step_rows on the primary key (what the store reads, without decoding a value).
     raw_episode_ms, _ = best_ms(lambda: conn.execute(
-        "SELECT * FROM steps WHERE run_id = ? AND agent_id = ? AND episode_index = ? ORDER BY seq_id",
-        (RUN_ID, AGENT, middle)).fetchall(), reads)
+        "SELECT s.* FROM stream_keys k JOIN episode_spans p ON p.stream = k.stream AND p.episode_index = ? "
+        "JOIN step_rows s ON s.stream = k.stream AND s.seq_id BETWEEN p.first_seq AND p.last_seq "
+        "WHERE k.run_id = ? AND k.agent_id = ? AND s.episode_index = ? ORDER BY s.seq_id",
+        (middle, RUN_ID, AGENT, middle)).fetchall(), reads)
     stored_steps = store.step_count(RUN_ID, AGENT)
     conn.close()
     store.close()
