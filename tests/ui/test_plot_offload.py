@@ -189,18 +189,3 @@ def test_closing_a_tab_stops_its_plot_worker(qtbot: Any) -> None:
     assert not tab.curve_panel.busy()  # the job is cancelled: nothing will be delivered
     qtbot.waitUntil(lambda: not tab.curve_panel.worker.thread_alive(), timeout=10_000)  # it ended by itself
     assert tab.curve_panel.stop(5)
-
-
-def test_a_merged_history_hands_its_series_to_the_worker_in_one_turn_and_builds_its_new_chart_in_a_later_one(
-        qtbot: Any) -> None:
-    panel = make_panel(qtbot)
-    panel.data.add_points([EpisodePoint(0, 1.0, 20.0, 1.0, 1.8e9, {})])
-    panel.refresh()
-    panel.data.merge_from(big_data())
-    assert panel.refresh()
-    # The turn that hands 300,000 rows to the worker builds no chart (a chart's build and first
-    # paint cost as much as that turn's own paint); the next turn does.
-    assert "meta:epsilon" not in panel._series_chart and panel.busy()
-    qtbot.waitUntil(lambda: "epsilon (episode metadata)" in panel.chart_titles(), timeout=5000)
-    qtbot.waitUntil(lambda: not panel.busy() and len(panel.curve_data("meta:epsilon")[0]) > 0, timeout=20_000)
-    assert panel.curve_data("return")[0][-1] == ROWS - 1

@@ -10,9 +10,7 @@ selector switches between episode, step (cumulative steps at each episode's end;
 Every curve gets at most about ``2 * DECIMATED_BINS`` points, the min and max of each bin of rows
 (``live.decimate``): every episode is represented, every spike visible; pyqtgraph's own
 downsampling and clipping (a re-read of every point at every refresh) are off. New charts are
-built one per event-loop turn, and none in the turn that hands a long series to the worker (a
-stored run shown, a history merged): a chart's build and first paint (10 to 25 ms each) land in a
-turn of their own.
+built one per event-loop turn.
 
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
@@ -105,7 +103,6 @@ class CurvePanel(QWidget):
         self._redraw_timer.setInterval(0)
         self._redraw_timer.timeout.connect(self._redraw)
         self._follow_waiting = False  # a following chart waits for its turn
-        self._build_put_off = False  # the last refresh put a new chart's build off to the next turn
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -217,17 +214,12 @@ class CurvePanel(QWidget):
         if data.version == self._drawn_version:
             return False
         self._drawn_version = data.version
-        key = (id(data), self._axis)
         new = [name for name in data.series_names() if name not in self._series_chart]
-        # A chart's pyqtgraph widgets take 10 to 25 ms to build, its first paint as much again: one
-        # a turn, and none in the turn a long series is handed to the worker (a stored run shown, a
-        # history merged), whose curves and ranges are cleared and painted in that turn.
-        handing_over = bool(new) and not self._build_put_off and self._to_worker(data, key)
-        self._build_put_off = handing_over
-        if new and not handing_over:
+        if new:  # a chart's pyqtgraph widgets take 10 to 25 ms to build
             self._add_series_chart(new[0])
-        if len(new) > (0 if handing_over else 1):
-            self._redraw_timer.start()
+            if len(new) > 1:
+                self._redraw_timer.start()
+        key = (id(data), self._axis)
         if key != self._dec_key:
             self._dec, self._dec_key = {}, key
         offset = wall_offset(self._data) if self._axis == "wall" else 0.0
@@ -302,16 +294,6 @@ class CurvePanel(QWidget):
         dx, dy = decimator.arrays()
         curve.setData(dx - offset if offset else dx, dy, connect="finite")
         return True
-
-    def _to_worker(self, data: CurveData, key: tuple[int, str]) -> bool:
-        """True when the return curve's bins are more than ``offload_rows`` rows of work (the worker
-        builds them: a stored run shown, a history merged, another x-axis)."""
-        entry = self._dec.get("return") if key == self._dec_key else None
-        rows = len(data.series("return", self._axis)[1])
-        if entry is None:
-            return rows > self._offload_rows
-        changed = data.changed_from(entry[1])
-        return rows - (entry[0].rows if changed is None else changed) > self._offload_rows
 
     def _request_rebuild(self, names: list[str]) -> None:
         """Build the whole-series decimators of ``names`` on the worker (a newer build cancels it)."""
