@@ -145,25 +145,9 @@ class StepRowWriter:
                 values = state.values if state.values is not None else self._load(conn, state)
             info, render = row[10], row[11]
             if info is not None:
-                ref = values.get(info)
-                if ref is None and type(info) is str and len(info) <= MAX_INTERNED_CHARS and (
-                        state.next_ref < MAX_VALUES_PER_STREAM):
-                    ref = values[info] = state.next_ref
-                    state.next_ref += 1
-                    new_values.append((stream, ref, info))
-                    state.last = (ref, info)
-                if ref is not None:
-                    info = ref
+                info = _interned(info, values, state, new_values)
             if render is not None:
-                ref = values.get(render)
-                if ref is None and type(render) is str and len(render) <= MAX_INTERNED_CHARS and (
-                        state.next_ref < MAX_VALUES_PER_STREAM):
-                    ref = values[render] = state.next_ref
-                    state.next_ref += 1
-                    new_values.append((stream, ref, render))
-                    state.last = (ref, render)
-                if ref is not None:
-                    render = ref
+                render = _interned(render, values, state, new_values)
             ts = row[13]
             us = parse(ts)
             seq, ep = row[2], row[3]
@@ -185,6 +169,20 @@ class StepRowWriter:
         if spans:
             conn.executemany(_UPSERT_SPAN, [(s, e, lo, hi) for (s, e), (lo, hi) in spans.items()])
         return inserted
+
+
+def _interned(text: Any, values: dict[str, int], state: _Stream, new_values: list[tuple[int, int, str]]) -> Any:
+    """The stream's reference of ``text``, interned now (queued in ``new_values``) while it fits and
+    the stream has room, else ``text`` itself (stored inline). Writing thread."""
+    ref = values.get(text)
+    if ref is None:
+        if type(text) is not str or len(text) > MAX_INTERNED_CHARS or state.next_ref >= MAX_VALUES_PER_STREAM:
+            return text
+        ref = values[text] = state.next_ref
+        state.next_ref += 1
+        new_values.append((state.stream, ref, text))
+        state.last = (ref, text)
+    return ref
 
 
 _registry: dict[int, tuple[sqlite3.Connection, StepRowWriter]] = {}

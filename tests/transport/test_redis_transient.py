@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -39,6 +39,21 @@ def _pump(server: RedisServer) -> tuple[RunBus, RedisPump]:
     pump = RedisPump(bus, RedisPublisher(make_client(server.url), retention=None),
                      retry_initial_s=0.01, retry_max_s=0.05)
     return bus, pump
+
+
+def _published_and_refused(server: RedisServer, factory: Any, run_id: str,
+                           reply: str) -> tuple[RunBus, RedisPump, list[Any]]:
+    """A run's events published to a pump whose server refuses writes with ``reply``: stepped until
+    two attempts were refused, every event kept (not counted refused or lost)."""
+    bus, pump = _pump(server)
+    events = factory(run_id, "a1", first_seq=1).run(3, 4)
+    for evt in events:
+        bus.publish(evt)
+    _step_until(pump, lambda: pump.connection_errors >= 2, f"two attempts refused as {reply}")
+    assert reply in str(pump.stats()["last_error"])
+    assert pump.backlog() == len(events)
+    assert pump.publisher.stats()["refused"] == 0
+    return bus, pump, events
 
 
 def _assert_all_sent_once(server: RedisServer, pump: RedisPump, run_id: str, count: int) -> None:
@@ -76,15 +91,7 @@ def test_a_server_busy_with_a_script_gets_the_batch_again_and_refuses_nothing(ow
 
     threading.Thread(target=run_script, name="lua-loop", daemon=True).start()
     wait_until(lambda: _busy(admin), message="the server answering -BUSY")
-    bus, pump = _pump(server)
-    f = factory("run-busy", "a1", first_seq=1)
-    events = f.run(3, 4)
-    for evt in events:
-        bus.publish(evt)
-    _step_until(pump, lambda: pump.connection_errors >= 2, "two attempts refused as BUSY")
-    assert "BUSY" in str(pump.stats()["last_error"])
-    assert pump.backlog() == len(events)  # kept, not counted refused or lost
-    assert pump.publisher.stats()["refused"] == 0
+    bus, pump, events = _published_and_refused(server, factory, "run-busy", "BUSY")
     admin.script_kill()
     assert script_ended.wait(10.0)
     _step_until(pump, lambda: pump.backlog() == 0, "the batch sent once the script ended")
@@ -96,14 +103,7 @@ def test_a_read_only_replica_gets_the_batch_again_once_it_is_a_primary(own_redis
     primary, server = own_redis(), own_redis()
     admin = server.client()
     admin.replicaof("127.0.0.1", primary.port)  # a replica answers writes -READONLY
-    bus, pump = _pump(server)
-    f = factory("run-replica", "a1", first_seq=1)
-    events = f.run(3, 4)
-    for evt in events:
-        bus.publish(evt)
-    _step_until(pump, lambda: pump.connection_errors >= 2, "two attempts refused as READONLY")
-    assert "READONLY" in str(pump.stats()["last_error"])
-    assert pump.backlog() == len(events) and pump.publisher.stats()["refused"] == 0
+    bus, pump, events = _published_and_refused(server, factory, "run-replica", "READONLY")
     admin.replicaof("NO", "ONE")  # promoted (a failover): it takes writes again
     _step_until(pump, lambda: pump.backlog() == 0, "the batch sent once it is a primary")
     _assert_all_sent_once(server, pump, "run-replica", len(events))

@@ -276,7 +276,8 @@ def test_the_step_table_follows_the_newest_row_until_scrolled_up(qtbot: Any, fac
     assert bar.value() == bar.maximum() and view.rowAt(view.viewport().height() - 2) == 449
 
 
-def test_a_tab_behind_another_draws_its_charts_and_frame_when_shown(qtbot: Any, factory: type[EventFactory]) -> None:
+def tab_behind_another(qtbot: Any) -> tuple[Any, AgentOnlineTab, AgentOnlineTab]:
+    """A shown QTabWidget holding a front tab (run0) and, behind it, the tab under test (run1)."""
     from qtpy.QtWidgets import QTabWidget
 
     tabs = QTabWidget()
@@ -285,6 +286,11 @@ def test_a_tab_behind_another_draws_its_charts_and_frame_when_shown(qtbot: Any, 
     tabs.addTab(front, "front")
     tabs.addTab(back, "back")
     tabs.show()
+    return tabs, front, back
+
+
+def test_a_tab_behind_another_draws_its_charts_and_frame_when_shown(qtbot: Any, factory: type[EventFactory]) -> None:
+    tabs, front, back = tab_behind_another(qtbot)
     f = factory("run1", "agent1")
     episodes = [f.episode(i, 4, total_reward=float(i)) for i in range(3)]
     steps = [e for e in toytext_run(f, episodes=1, max_steps=3) if e.topic is Topic.STEP_APPENDED]
@@ -347,14 +353,7 @@ def test_charts_redraw_at_most_once_per_interval_and_the_last_news_is_drawn(
 
 
 def test_a_tab_behind_another_sets_its_header_labels_only_when_shown(qtbot: Any, factory: type[EventFactory]) -> None:
-    from qtpy.QtWidgets import QTabWidget
-
-    tabs = QTabWidget()
-    qtbot.addWidget(tabs)
-    front, back = AgentOnlineTab("run0", "agent1"), AgentOnlineTab("run1", "agent1")
-    tabs.addTab(front, "front")
-    tabs.addTab(back, "back")
-    tabs.show()
+    tabs, front, back = tab_behind_another(qtbot)
     f = factory("run1", "agent1")
     steps = tuple(f.step(0, i) for i in range(5))
     back.on_batch(LiveBatch("run1", "agent1", steps=steps, latest_step=steps[-1], dropped_total=2))
