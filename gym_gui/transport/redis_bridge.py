@@ -30,13 +30,13 @@ import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Any, Mapping, Sequence, TextIO
 
 import redis
 
 from gym_gui.gc_tuning import tune_gc
 from gym_gui.rate_limited_log import RateLimitedLog
+from gym_gui.signal_relay import SignalRelay
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
@@ -359,8 +359,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
     received = itertools.count()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        # State first, one atomic step: a second signal may run this handler nested inside the first.
+    def on_signal(signum: int) -> None:  # on the relay's thread: it may take locks
         if next(received) == 0:
             bridge.request_stop()
             _log.warning("%s: stopping the worker", signal.Signals(signum).name)
@@ -368,12 +367,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             bridge.force_stop()
             _log.warning("%s again: no more waiting for Redis or the worker's telemetry", signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = bridge.run(command)
+        with SignalRelay(on_signal):
+            code = bridge.run(command)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         client.close()
     if bridge.start_error is not None:
         print(f"redis_bridge: {bridge.start_error}", file=out, flush=True)

@@ -152,7 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     progress = Progress()
     cancel = CancelToken()
-    cancel.install_signal_handlers()
     policy = HillClimbPolicy(args.seed) if args.policy == "hill-climb" else None
 
     def body(emitter: Any, cancel: CancelToken) -> RunResult:

@@ -277,7 +277,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     progress = Progress()
     cancel = CancelToken()
-    cancel.install_signal_handlers()
 
     def body(emitter: Any, cancel: CancelToken) -> RunResult:
         pacer = StepPacer(args.step_rate_hz, cancel)

@@ -22,9 +22,9 @@ import threading
 import time
 import traceback
 import uuid
-from types import FrameType
 from typing import Any, BinaryIO, Callable, Mapping
 
+from gym_gui.signal_relay import SignalRelay
 from gym_gui.workers.jsonl_emitter import DEFAULT_BATCH_LINES, JsonlEmitter
 
 __all__ = [
@@ -150,13 +150,15 @@ class CancelToken:
         self._event = threading.Event()
         self.signal_name: str | None = None
 
-    def install_signal_handlers(self) -> None:
-        """Route SIGTERM and SIGINT to :meth:`cancel`. Main thread only, never blocks."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+    def relay_signals(self) -> SignalRelay:
+        """A :class:`SignalRelay` (not yet installed) routing SIGTERM and SIGINT to :meth:`cancel`.
+        Any thread; never blocks. The callback runs on the relay's thread, not in the handler: setting
+        the event inside a handler deadlocks when the signal lands in the loop's own ``wait``."""
+        return SignalRelay(self._on_signal)
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
+    def _on_signal(self, signum: int) -> None:
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(signum).name
         self._event.set()
 
     def cancel(self) -> None:
@@ -284,18 +286,20 @@ def run_session_for_args(
     args: argparse.Namespace, *, out: BinaryIO, run_id: str, run_started: Mapping[str, Any], body: Body,
     progress: Progress, cancel: CancelToken,
 ) -> int:
-    """``run_session`` with the common command-line options (agent id, heartbeat, step rate)."""
-    return run_session(
-        out=out,
-        run_id=run_id,
-        agent_id=args.agent_id,
-        run_started=run_started,
-        body=body,
-        stats_fn=progress.snapshot,
-        heartbeat_interval_s=args.heartbeat_interval_s,
-        unthrottled=args.step_rate_hz == 0,
-        cancel=cancel,
-    )
+    """``run_session`` with the common command-line options (agent id, heartbeat, step rate), with
+    SIGTERM and SIGINT cancelling the run through ``cancel``. Main thread; blocks for the run."""
+    with cancel.relay_signals():
+        return run_session(
+            out=out,
+            run_id=run_id,
+            agent_id=args.agent_id,
+            run_started=run_started,
+            body=body,
+            stats_fn=progress.snapshot,
+            heartbeat_interval_s=args.heartbeat_interval_s,
+            unthrottled=args.step_rate_hz == 0,
+            cancel=cancel,
+        )
 
 
 def _silence_stdout(out: BinaryIO) -> None:
