@@ -1,30 +1,98 @@
-"""Starting a worker and its ingest child so that neither outlives the process that reads them (Qt-free)."""
+"""Starting a worker and its ingest child so that neither outlives the process that reads them (Qt-free).
+
+Both start at a lower scheduling priority than the process that reads them (``nice`` 10 by
+default): on a machine with fewer cores than busy processes (eight runs are 16 children on 2
+cores) the reading process (the GUI, its live views and its sink) keeps the CPU it needs, and
+its back-pressure slows the workers instead of its live buffers overflowing. On an idle core the
+priority changes nothing. ``GYM_GUI_CHILD_NICE`` sets the increment (``0``: the reader's own
+priority; ``"W,I"``: the worker's and the ingest child's apart), read at each start;
+``child_nice()`` gives what is in force. See docs/tuning.md.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from gym_gui.ingest.frames import INGEST_PIPE_BYTES, enlarge_pipe
 from gym_gui.ingest.ingest_child import child_argv
 from gym_gui.ingest.parent_death import parent_death_preexec, spawned_on_main_thread
 from gym_gui.ingest.worker_pipe import ExitBoundedPipe
 
-__all__ = ["buffered", "child_env", "start_ingest_child", "start_worker"]
+__all__ = ["DEFAULT_CHILD_NICE", "NICE_ENV_VAR", "ChildNice", "buffered", "child_env", "child_nice",
+           "lower_priority", "start_ingest_child", "start_worker"]
+
+_log = logging.getLogger(__name__)
+
+#: The ``nice`` increment of workers and ingest children (0..19; CFS then gives a busy child about a
+#: tenth of the CPU share of a busy thread of the reading process).
+DEFAULT_CHILD_NICE = 10
+NICE_ENV_VAR = "GYM_GUI_CHILD_NICE"
+_MAX_NICE = 19
+
+
+class ChildNice(NamedTuple):
+    """The ``nice`` increments the next worker and ingest child start with (0: unchanged)."""
+
+    worker: int
+    ingest: int
+
+
+def child_nice(environ: Mapping[str, str] | None = None) -> ChildNice:
+    """The increments in force: ``$GYM_GUI_CHILD_NICE`` (``"N"`` for both, ``"W,I"`` apart, each
+    0..19), else ``DEFAULT_CHILD_NICE`` for both. A malformed value is logged and ignored (the
+    default applies). Any thread; never blocks."""
+    env = os.environ if environ is None else environ
+    text = env.get(NICE_ENV_VAR, "").strip()
+    if not text:
+        return ChildNice(DEFAULT_CHILD_NICE, DEFAULT_CHILD_NICE)
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or any(not 0 <= v <= _MAX_NICE for v in values):
+        _log.warning("%s=%r is not N or W,I with each 0..%d; using %d", NICE_ENV_VAR, text, _MAX_NICE,
+                     DEFAULT_CHILD_NICE)
+        return ChildNice(DEFAULT_CHILD_NICE, DEFAULT_CHILD_NICE)
+    return ChildNice(values[0], values[-1])
+
+
+def lower_priority(pid: int, increment: int) -> bool:
+    """Lower process ``pid``'s priority to this process's ``nice`` plus ``increment`` (capped at 19);
+    True if set (or nothing to do). Any thread; never blocks.
+
+    Called right after the child's exec, before it can start threads of its own (a Python child
+    takes milliseconds to get there): on Linux a priority is per thread, and threads inherit it.
+    Lowering a child's priority needs no privilege; a child already gone is logged, not raised.
+    """
+    if increment <= 0:
+        return True
+    try:
+        target = min(_MAX_NICE, os.getpriority(os.PRIO_PROCESS, 0) + increment)
+        os.setpriority(os.PRIO_PROCESS, pid, target)
+    except (OSError, AttributeError) as exc:  # (gone already; a platform without setpriority)
+        _log.info("could not lower the priority of child %d: %s: %s", pid, type(exc).__name__, exc)
+        return False
+    return True
 
 
 def start_worker(argv: Sequence[str], *, env: Mapping[str, str] | None, cwd: str | None) -> subprocess.Popen[bytes]:
     """Start ``argv`` with piped stdout/stderr and, on the main thread, a parent-death SIGKILL.
 
     Any thread (the parent-death signal is set only on the main thread: the kernel sends it when
-    the starting *thread* ends). Raises OSError when the program cannot start.
+    the starting *thread* ends), at ``child_nice().worker`` below this process's priority. Raises
+    OSError when the program cannot start.
     """
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=None if env is None else dict(env), cwd=cwd, preexec_fn=parent_death_preexec(),
     )
+    lower_priority(proc.pid, child_nice().worker)
+    return proc
 
 
 def start_ingest_child(worker: subprocess.Popen[bytes], *, default_agent_id: str, default_run_id: str | None,
@@ -32,7 +100,8 @@ def start_ingest_child(worker: subprocess.Popen[bytes], *, default_agent_id: str
     """Start the ingest child on ``worker``'s stdout (which this process then closes). Any thread.
 
     The child watches the worker's exit and its own output pipe, so it ends after the worker (or
-    with this process). If it cannot start, the worker is killed and the OSError raised.
+    with this process); it runs at ``child_nice().ingest`` below this process's priority. If it
+    cannot start, the worker is killed and the OSError raised.
     """
     assert worker.stdout is not None
     try:
@@ -47,6 +116,7 @@ def start_ingest_child(worker: subprocess.Popen[bytes], *, default_agent_id: str
         raise
     finally:
         worker.stdout.close()  # the child owns the read end now: the worker gets EPIPE if it dies
+    lower_priority(child.pid, child_nice().ingest)
     assert child.stdout is not None
     enlarge_pipe(child.stdout.fileno(), INGEST_PIPE_BYTES)
     return child
