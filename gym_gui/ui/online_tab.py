@@ -31,7 +31,8 @@ from gym_gui.ui.titled import titled
 from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
 from gym_gui.ui.table_view import make_table_view
 
-__all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "TEXT_REFRESH_INTERVAL_MS", "TOYTEXT_FAMILIES"]
+__all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "HIDDEN_FOLD_INTERVAL_MS",
+           "TEXT_REFRESH_INTERVAL_MS", "TOYTEXT_FAMILIES"]
 
 #: Environment families whose steps carry "grid" payloads (Gymnasium ToyText).
 TOYTEXT_FAMILIES = frozenset({"FrozenLake", "CliffWalking", "Taxi"})
@@ -44,6 +45,10 @@ CHART_REFRESH_INTERVAL_MS = 200
 #: Shortest time between two updates of the header's texts in the window: a label's new text costs a
 #: relayout and repaint of the header, about half of a busy tab's frame; ten a second is what a person reads.
 TEXT_REFRESH_INTERVAL_MS = 100
+#: A tab behind another only counts at each batch: the episodes and steps it receives are held and
+#: folded into its curves and tables in one go, at most this often (and at once when it is shown or
+#: its run ends), so eight runs cost the GUI thread one tab's drawing and seven tabs' counting.
+HIDDEN_FOLD_INTERVAL_MS = 1000
 
 
 def _number(value: Any) -> float | None:
@@ -98,12 +103,15 @@ class AgentOnlineTab(QWidget):
     and renders only ``batch.latest_step``. The tables start hidden for ToyText runs (grid
     payloads) and shown otherwise; the "Show tables" button toggles them. The learning curves are
     built when the tab is first drawn and redrawn at most every ``chart_refresh_interval_ms``
-    (0: at every batch); a tab behind another only counts, and draws when shown. GUI thread only.
+    (0: at every batch); a tab behind another only counts: it holds the episodes and steps it gets
+    and folds them into its curves and tables at most every ``hidden_fold_interval_ms`` (and at
+    once when shown, or when its run ends), and draws when shown. GUI thread only.
     """
 
     def __init__(self, run_id: str, agent_id: str, *, max_table_rows: int = DEFAULT_MAX_ROWS,
                  rate_window_s: float = 2.0, stall_tick_ms: int = STALL_TICK_MS, curve_window: int = 100,
                  chart_refresh_interval_ms: int = 0, text_refresh_interval_ms: int = 0,
+                 hidden_fold_interval_ms: int = HIDDEN_FOLD_INTERVAL_MS,
                  clock: Callable[[], float] = time.monotonic, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.run_id = run_id
@@ -131,6 +139,12 @@ class AgentOnlineTab(QWidget):
         self._pending_texts: dict[str, str] = {}  # header texts not set yet (hidden tab, or held back)
         self._text_interval_s = max(0, text_refresh_interval_ms) / 1000.0
         self._texts_set_at = -math.inf
+        # What a tab behind another received and has not folded into its curves and tables yet.
+        self._held_steps: list[TelemetryEvent] = []
+        self._held_episodes: list[TelemetryEvent] = []
+        self._held_skipped = 0  # held steps beyond the table's bound, counted and let go
+        self._fold_interval_s = max(0, hidden_fold_interval_ms) / 1000.0
+        self._folded_at = -math.inf
         self._text_timer = QTimer(self)  # the header update held back by the interval
         self._text_timer.setSingleShot(True)
         self._text_timer.timeout.connect(self._flush_texts_if_drawn)
@@ -271,6 +285,12 @@ class AgentOnlineTab(QWidget):
         self._tables_user_set = True
         self.tables_button.setChecked(visible)
 
+    def held(self) -> int:
+        """Steps and episodes received behind another tab and not yet in the curves and tables
+        (folded when shown, at the run's end or at the next batch after the fold interval). GUI
+        thread; never blocks."""
+        return len(self._held_steps) + self._held_skipped + len(self._held_episodes)
+
     def stop(self) -> None:
         """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
         self.stall_timer.stop()
@@ -313,16 +333,25 @@ class AgentOnlineTab(QWidget):
             self._touch()
             if not self._silence.completed and not self._stalled:
                 self._set("status", "running")
+        drawn = self._drawn()
+        if drawn and (self._held_steps or self._held_episodes):
+            self._fold_held()  # (shown without a show event of its own: what it held goes first)
         if steps:
             self._steps_seen += len(steps)
             self._rate.add(self._steps_seen)
             self._fold_returns(steps)
-            self.step_model.append_steps(steps)
+            if drawn:
+                self.step_model.append_steps(steps)
+            else:
+                self._hold_steps(steps)
         if episodes:
             self._episodes_seen += len(episodes)
-            self.episode_model.add_events(episodes)
-            self.curves.add_episode_events(episodes)
-            self._show_progress()
+            if drawn:
+                self._add_episodes(episodes)
+            else:
+                self._held_episodes += episodes
+        if not drawn and self._clock() - self._folded_at >= self._fold_interval_s:
+            self._fold_held()
         latest = batch.latest_step
         if latest is not None:
             self._show_latest(latest)
@@ -375,6 +404,7 @@ class AgentOnlineTab(QWidget):
         """The run ended: final status, summary, no more stall banner. GUI thread; never blocks."""
         if evt.run_id != self.run_id:
             return
+        self._fold_held()  # the run's last news, in its curves and tables at once
         self._silence.complete()
         self._end_stall()
         payload = evt.payload
@@ -403,6 +433,7 @@ class AgentOnlineTab(QWidget):
         """Draw what arrived while the tab was behind another: the charts, then the newest frame.
         GUI thread; never blocks."""
         super().showEvent(event)
+        self._fold_held()
         self._flush_texts()
         if self._curve_panel is None:
             self._stale_curves = True  # drawn once the panel exists
@@ -476,6 +507,35 @@ class AgentOnlineTab(QWidget):
             label = self._values[key]
             if label.text() != text:
                 label.setText(text)
+
+    def _hold_steps(self, steps: tuple[TelemetryEvent, ...]) -> None:
+        """Hold a hidden tab's steps for the table: only the newest ``max_rows`` can be shown."""
+        held = self._held_steps
+        held += steps
+        limit = self.step_model.max_rows
+        if len(held) > 2 * limit:  # trimmed now and then, not at every batch
+            excess = len(held) - limit
+            del held[:excess]
+            self._held_skipped += excess
+
+    def _add_episodes(self, episodes: tuple[TelemetryEvent, ...] | list[TelemetryEvent]) -> None:
+        self.episode_model.add_events(episodes)
+        self.curves.add_episode_events(episodes)
+        self._show_progress()
+
+    def _fold_held(self) -> None:
+        """Put what the tab held while hidden into its tables and curves, in one go each."""
+        self._folded_at = self._clock()
+        if self._held_skipped:
+            self.step_model.count_skipped(self._held_skipped)
+            self._held_skipped = 0
+        if self._held_steps:
+            steps, self._held_steps = self._held_steps, []
+            self.step_model.append_steps(steps)
+        if self._held_episodes:
+            episodes, self._held_episodes = self._held_episodes, []
+            self._add_episodes(episodes)
+            self._stale_curves = True  # drawn at the next refresh, or when shown
 
     def _touch(self) -> None:
         self._silence.note_event(self._clock())

@@ -96,6 +96,13 @@ class StepTableModel(QAbstractTableModel):
         self._rows.extend(steps)
         self.endInsertRows()
 
+    def count_skipped(self, count: int) -> None:
+        """Count ``count`` steps older than the next ``append_steps`` that would have left the table
+        at once (a tab behind another keeps only the newest ``max_rows`` it holds): they are in
+        ``appended_total``, never in the rows. GUI thread; never blocks."""
+        if count > 0:
+            self._appended += count
+
     def clear(self) -> None:
         """Remove every row (the appended total is kept). GUI thread; never blocks."""
         self.beginResetModel()

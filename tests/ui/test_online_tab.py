@@ -384,3 +384,52 @@ def test_header_labels_update_at_most_once_per_text_interval(qtbot: Any, factory
     assert tab.header_text("steps_seen") == "15" and label.text() == "5"
     qtbot.waitUntil(lambda: label.text() == "15", timeout=5000)
     tab.stop()
+
+
+def test_a_tab_behind_another_only_counts_and_folds_its_rows_in_one_go(qtbot: Any, factory: type[EventFactory]) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    now = [100.0]
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front = AgentOnlineTab("run0", "agent1")
+    back = AgentOnlineTab("run1", "agent1", max_table_rows=5, hidden_fold_interval_ms=1000, clock=lambda: now[0])
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    tabs.show()
+    f = factory("run1", "agent1")
+    steps = [f.step(0, i) for i in range(40)]
+    episodes = [f.episode(i, 4, total_reward=float(i)) for i in range(4)]
+
+    def send(first: int, last: int, episode: int) -> None:
+        part = tuple(steps[first:last])
+        back.on_batch(LiveBatch("run1", "agent1", steps=part, episodes=(episodes[episode],), latest_step=part[-1]))
+
+    send(0, 3, 0)  # the first batch folds at once
+    assert back.step_model.rowCount() == 3 and back.episode_model.rowCount() == 1 and back.held() == 0
+    now[0] += 0.5
+    send(3, 17, 1)  # within the interval: counted, held (beyond twice the table's bound: trimmed, counted)
+    assert back.steps_seen == 17 and back.header_text("steps_seen") == "17" and back.header_text("episodes_seen") == "2"
+    assert back.step_model.rowCount() == 3 and back.episode_model.rowCount() == 1 and back.curves.episode_count == 1
+    assert back.held() == 14 + 1
+    now[0] += 0.6
+    send(17, 20, 2)  # the interval is over: everything held goes in, in order
+    assert back.held() == 0 and back.step_model.appended_total == 20 and back.step_model.rowCount() == 5
+    assert [back.step_model.step_at(r).seq_id for r in range(5)] == [e.seq_id for e in steps[15:20]]
+    assert [back.episode_model.row_at(r).episode_index for r in range(3)] == [0, 1, 2] and back.curves.episode_count == 3
+    now[0] += 0.1
+    send(20, 22, 3)
+    assert back.held() == 3
+    tabs.setCurrentWidget(back)  # shown: folded at once
+    assert back.held() == 0 and back.step_model.step_at(4).seq_id == steps[21].seq_id
+    assert back.episode_model.rowCount() == 4
+    qtbot.waitUntil(lambda: back.charts_built() and back.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0],
+                    timeout=5000)
+    tabs.setCurrentWidget(front)
+    now[0] += 0.1
+    send(22, 25, 0)  # (a repeated episode: the table keeps one row for it)
+    assert back.held() == 4
+    back.on_run_completed(f.completed())  # the run's end folds what is held
+    assert back.held() == 0 and back.step_model.appended_total == 25
+    front.stop()
+    back.stop()
