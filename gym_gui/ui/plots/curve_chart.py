@@ -3,7 +3,10 @@ follows the data (``live.follow_range``), with its axes and title cached as pixm
 
 What a repaint of a chart costs is mostly text: an axis replays its tick texts (a QPicture) and a
 title lays out its rich text at every paint. Cached (``cache_axes``), a repaint blits them and only
-the curves are drawn; an axis is redrawn when its range or its size changes. Curve pens are
+the curves are drawn; an axis is redrawn when its range or its size changes. An axis's room for
+its tick texts only grows (pyqtgraph shrinks it when the texts get shorter, 30 px at first): an
+empty chart's "0.5" or a range stepped to shorter numbers lays out no chart again (a second paint
+of every axis and grid of the panel). Curve pens are
 cosmetic and 1 px wide (a wider pen takes Qt's stroker or pyqtgraph's segment path: 2 to 4 times
 the cost), the rolling mean set apart from the raw returns by its colour."""
 
@@ -53,9 +56,10 @@ def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
 
 def cache_axes(plot: pg.PlotItem) -> None:
     """Cache the plot's axes and title as pixmaps: a repaint blits them until a range, a size or
-    the text changes (module doc). GUI thread."""
+    the text changes, and let an axis's room for its tick texts only grow (module doc). GUI thread."""
     for name in ("bottom", "left"):
         axis = plot.getAxis(name)
+        axis.setStyle(autoReduceTextSpace=False)
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # An axis widens for longer tick texts after a paint; its bounding rect may stay the same,
         # so Qt would keep the pixmap drawn before: redraw it.
