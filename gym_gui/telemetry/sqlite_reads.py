@@ -17,12 +17,11 @@ from gym_gui.telemetry.sqlite_rows import (
     RUN_EVENT_READ,
     decode_episode,
     decode_run_event,
-    decode_step,
     stored_agent,
 )
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, decode_run
 from gym_gui.telemetry.step_layout import episode_steps_sql
-from gym_gui.telemetry.step_reads import RAW_COLUMNS, read_steps
+from gym_gui.telemetry.step_reads import RAW_COLUMNS, read_step_records
 
 #: The hot step reads go to ``step_rows`` and ``episode_spans`` directly (not the view ``steps``).
 _EPISODE_STEPS = episode_steps_sql(RAW_COLUMNS)
@@ -61,8 +60,7 @@ class EventReadsAPI:
         """Steps of one episode of one stream in seq_id order (the episode's span, then a range of the
         primary key). Any thread; never waits for the writer."""
         params = {"run": run_id, "agent": stored_agent(agent_id), "ep": episode_index}
-        rows = self.read_transaction(lambda conn: read_steps(conn, _EPISODE_STEPS, params))
-        return [decode_step(r) for r in rows]
+        return self.read_transaction(lambda conn: read_step_records(conn, _EPISODE_STEPS, params))
 
     def events_after(
         self, run_id: str, agent_id: str | None, after_seq_id: int, limit: int = 1000
@@ -79,8 +77,8 @@ class EventReadsAPI:
 
         others = self._backfilled_events
 
-        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any]]:
-            steps = read_steps(conn, _STEPS_AFTER, key)
+        def read(conn: sqlite3.Connection) -> tuple[list[StepRecord], list[Any], list[Any]]:
+            steps = read_step_records(conn, _STEPS_AFTER, key)
             episodes = conn.execute(
                 f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
                 "ORDER BY seq_id LIMIT ?", key).fetchall()
@@ -91,7 +89,7 @@ class EventReadsAPI:
             return steps, episodes, kept
 
         step_rows, episode_rows, event_rows = self.read_transaction(read)
-        events = [decode_step(r).to_event() for r in step_rows]
+        events = [r.to_event() for r in step_rows]
         if episode_rows or event_rows:
             events += [decode_episode(r).to_event() for r in episode_rows]
             events += [decode_run_event(r) for r in event_rows]

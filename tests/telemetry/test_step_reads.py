@@ -1,0 +1,136 @@
+"""Step reads: ``read_step_records`` gives what ``decode_step`` of ``read_steps`` gives, value for
+value and type for type, with each record holding its own containers (a text decoded once per read
+and kept between reads is never handed out itself)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.telemetry.sqlite_rows import decode_step
+from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from gym_gui.telemetry.step_layout import episode_steps_sql
+from gym_gui.telemetry.step_reads import RAW_COLUMNS, read_step_records, read_steps
+
+_EPISODE = episode_steps_sql(RAW_COLUMNS)
+_STREAM = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
+           "WHERE k.run_id = ? ORDER BY k.agent_id, s.seq_id")
+_GRID = {"kind": "grid", "rows": 2, "cols": 2, "cells": ["SF", "HG"]}
+
+
+def _step(agent: str | None, seq: int, payload: dict[str, Any], ts: str | None = None) -> TelemetryEvent:
+    stamp = ts if ts is not None else f"2026-03-04T05:06:{7 + seq // 3:02d}.{100000 + seq:06d}+00:00"
+    return TelemetryEvent(Topic.STEP_APPENDED, "run", agent, seq, stamp, payload)
+
+
+def _events() -> list[TelemetryEvent]:
+    out = []
+    for agent in ("a1", None):
+        for i in range(12):  # repeated info and render texts (interned), nested containers
+            out.append(_step(agent, 1 + i, {
+                "episode_index": 0, "step_index": i, "action": i % 3, "observation": [i % 2, 0.5, -0.0],
+                "reward": 1.0 if i == 11 else 0.0, "terminated": i == 11, "truncated": False,
+                "info": {"prob": 1.0, "lives": i % 2}, "render_payload": {**_GRID, "agent": [i % 2, 1]}}))
+    odd = [
+        {"episode_index": 1, "step_index": 0, "reward": float("nan")},  # NaN: in the extras
+        {"episode_index": 1, "step_index": 1, "reward": -0.0, "render_hint": "grid"},  # extras
+        {"episode_index": 1, "step_index": 2**63, "action": 2**70, "observation": {"big": 2**65, "x": [1e300]},
+         "info": [1, "two", None, True], "render_payload": "text"},
+        {"episode_index": 1, "step_index": 3, "info": "z" * 3000, "render_payload": {"deep": [[[{"a": []}]]]}},
+        {"episode_index": 1, "step_index": 4, "info": {}, "render_payload": [], "action": "up", "observation": None},
+        {"episode_index": 1, "step_index": 5, "info": {"s": "\ud800"}, "terminated": True, "truncated": True},
+        {"episode_index": 1, "step_index": 6, "info": {"nan": float("nan"), "inf": float("inf")}},
+        {"episode_index": 1},
+    ]
+    out += [_step("a1", 20 + i, p) for i, p in enumerate(odd)]
+    out.append(_step("a1", 40, {"episode_index": 1, "step_index": 7}, ts="2026-03-04T05:06:08+00:00"))  # text ts
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TelemetrySQLiteStore:
+    s = TelemetrySQLiteStore(tmp_path / "t.sqlite")
+    result = s.write_batch(_events())
+    assert not result.rejected and not result.lost
+    yield s
+    s.close()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, type for type (bool is not int, -0.0 is not 0.0), NaN equal to NaN."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if type(a) is dict:
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+def _fields(record: Any) -> tuple[Any, ...]:
+    return (record.run_id, record.agent_id, record.seq_id, record.ts_iso, record.episode_index, record.step_index,
+            record.reward, record.terminated, record.truncated, dict(record.payload))
+
+
+def _containers(value: Any) -> list[int]:
+    if type(value) is dict:
+        return [id(value)] + [i for v in value.values() for i in _containers(v)]
+    if type(value) is list:
+        return [id(value)] + [i for v in value for i in _containers(v)]
+    return []
+
+
+def _both(store: TelemetrySQLiteStore, sql: str, params: Any) -> tuple[list[Any], list[Any]]:
+    old = store.read_transaction(lambda conn: [decode_step(r) for r in read_steps(conn, sql, params)])
+    new = store.read_transaction(lambda conn: read_step_records(conn, sql, params))
+    return old, new
+
+
+@pytest.mark.parametrize("agent", ["a1", None])
+def test_records_equal_the_decoded_rows_value_for_value(store: TelemetrySQLiteStore, agent: str | None) -> None:
+    old, new = _both(store, _STREAM, ("run",))
+    assert len(new) == len(_events()) and len(old) == len(new)
+    for a, b in zip(old, new):
+        assert _same(list(_fields(a)), list(_fields(b))), (a, b)
+    for episode in ((0, 1) if agent else (0,)):
+        old, new = _both(store, _EPISODE, {"run": "run", "agent": agent or "", "ep": episode})
+        assert new and all(_same(list(_fields(a)), list(_fields(b))) for a, b in zip(old, new))
+        assert [s.payload for s in store.steps_for_episode("run", agent, episode)] == [s.payload for s in new]
+
+
+def test_no_two_records_share_a_container_and_a_changed_record_changes_no_later_read(
+        store: TelemetrySQLiteStore) -> None:
+    first = store.steps_for_episode("run", "a1", 0)
+    ids = [i for s in first for i in _containers(s.payload)]
+    assert len(ids) == len(set(ids))
+    for s in first:  # a caller that changes what it got
+        s.payload["info"]["prob"] = -1  # type: ignore[index]
+        s.payload["render_payload"]["cells"].append("XX")  # type: ignore[index]
+        s.payload["observation"].clear()  # type: ignore[union-attr]
+    again = store.steps_for_episode("run", "a1", 0)
+    assert again[0].payload["info"] == {"prob": 1.0, "lives": 0}
+    assert again[3].payload["render_payload"] == {**_GRID, "agent": [1, 1]}
+    assert again[3].payload["observation"] == [1, 0.5, -0.0]
+    assert not set(ids) & {i for s in again for i in _containers(s.payload)}
+
+
+def test_a_reference_missing_from_step_values_reads_as_no_value_in_both(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite"
+    with TelemetrySQLiteStore(path) as store:
+        store.write_batch(_events()[:12])
+    conn = sqlite3.connect(str(path))
+    with conn:
+        removed = conn.execute("DELETE FROM step_values WHERE ref = (SELECT MIN(ref) FROM step_values)").rowcount
+    conn.close()
+    assert removed >= 1
+    with TelemetrySQLiteStore(path) as store:
+        old, new = _both(store, _STREAM, ("run",))
+    assert [dict(s.payload) for s in old] == [dict(s.payload) for s in new]
+    assert any("info" not in s.payload or "render_payload" not in s.payload for s in new)
