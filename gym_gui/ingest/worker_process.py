@@ -1,12 +1,13 @@
 """Starting a worker and its ingest child so that neither outlives the process that reads them (Qt-free).
 
-Both start at a lower scheduling priority than the process that reads them (``nice`` 10 by
-default): on a machine with fewer cores than busy processes (eight runs are 16 children on 2
-cores) the reading process (the GUI, its live views and its sink) keeps the CPU it needs, and
-its back-pressure slows the workers instead of its live buffers overflowing. On an idle core the
-priority changes nothing. ``GYM_GUI_CHILD_NICE`` sets the increment (``0``: the reader's own
-priority; ``"W,I"``: the worker's and the ingest child's apart), read at each start;
-``child_nice()`` gives what is in force. See docs/tuning.md.
+Both may start at a lower scheduling priority than the process that reads them: the GUI asks for
+``nice`` +10 (``set_child_nice``, done by ``AppServices``), so on a machine with fewer cores than
+busy processes (eight runs are 16 children on 2 cores) the window, its live views and its sink
+keep the CPU they need, and back-pressure slows the workers instead of the live buffers
+overflowing. On an idle core the priority changes nothing. A process that does not ask (the
+headless ``python -m gym_gui.run``) starts them at its own priority. ``GYM_GUI_CHILD_NICE``
+overrides both (``N``; ``W,I``: the worker's and the ingest child's apart; ``0``: unchanged), read
+at each start; ``child_nice()`` gives what is in force. See docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -22,42 +23,53 @@ from gym_gui.ingest.ingest_child import child_argv
 from gym_gui.ingest.parent_death import parent_death_preexec, spawned_on_main_thread
 from gym_gui.ingest.worker_pipe import ExitBoundedPipe
 
-__all__ = ["DEFAULT_CHILD_NICE", "NICE_ENV_VAR", "ChildNice", "buffered", "child_env", "child_nice",
-           "lower_priority", "start_ingest_child", "start_worker"]
+__all__ = ["NICE_ENV_VAR", "ChildNice", "buffered", "child_env", "child_nice", "lower_priority",
+           "set_child_nice", "start_ingest_child", "start_worker"]
 
 _log = logging.getLogger(__name__)
 
-#: The ``nice`` increment of workers and ingest children (0..19; CFS then gives a busy child about a
-#: tenth of the CPU share of a busy thread of the reading process).
-DEFAULT_CHILD_NICE = 10
 NICE_ENV_VAR = "GYM_GUI_CHILD_NICE"
 _MAX_NICE = 19
 
 
 class ChildNice(NamedTuple):
-    """The ``nice`` increments the next worker and ingest child start with (0: unchanged)."""
+    """The ``nice`` increments (0..19) the next worker and ingest child start with (0: unchanged)."""
 
     worker: int
     ingest: int
 
 
+_UNCHANGED = ChildNice(0, 0)
+_process_nice = _UNCHANGED  # what this process asked for (set_child_nice)
+
+
+def set_child_nice(nice: ChildNice) -> None:
+    """This process's increments for the workers and ingest children it starts from now on (unless
+    ``$GYM_GUI_CHILD_NICE`` says otherwise). Process-wide; call at start-up (the GUI's
+    ``AppServices`` does). Raises ValueError outside 0..19. Any thread; never blocks."""
+    global _process_nice
+    if any(type(v) is not int or not 0 <= v <= _MAX_NICE for v in nice):
+        raise ValueError(f"nice increments must be ints 0..{_MAX_NICE}, got {tuple(nice)!r}")
+    _process_nice = ChildNice(*nice)
+
+
 def child_nice(environ: Mapping[str, str] | None = None) -> ChildNice:
     """The increments in force: ``$GYM_GUI_CHILD_NICE`` (``"N"`` for both, ``"W,I"`` apart, each
-    0..19), else ``DEFAULT_CHILD_NICE`` for both. A malformed value is logged and ignored (the
-    default applies). Any thread; never blocks."""
+    0..19), else what ``set_child_nice`` set (at first: 0, unchanged). A malformed value is logged
+    and ignored. Any thread; never blocks."""
     env = os.environ if environ is None else environ
     text = env.get(NICE_ENV_VAR, "").strip()
     if not text:
-        return ChildNice(DEFAULT_CHILD_NICE, DEFAULT_CHILD_NICE)
+        return _process_nice
     parts = [p.strip() for p in text.split(",")]
     try:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
     if len(values) not in (1, 2) or any(not 0 <= v <= _MAX_NICE for v in values):
-        _log.warning("%s=%r is not N or W,I with each 0..%d; using %d", NICE_ENV_VAR, text, _MAX_NICE,
-                     DEFAULT_CHILD_NICE)
-        return ChildNice(DEFAULT_CHILD_NICE, DEFAULT_CHILD_NICE)
+        _log.warning("%s=%r is not N or W,I with each 0..%d; using %s", NICE_ENV_VAR, text, _MAX_NICE,
+                     tuple(_process_nice))
+        return _process_nice
     return ChildNice(values[0], values[-1])
 
 

@@ -6,6 +6,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from gym_gui.ingest.worker_process import ChildNice, set_child_nice
 from gym_gui.qt.gui_pump import GuiPump
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.qt.run_launcher import RunLauncher
@@ -16,9 +17,13 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.telemetry.stream_owners import InterruptedRun
 from gym_gui.transport.redis_source import RedisTelemetrySource
 
-__all__ = ["AppServices"]
+__all__ = ["AppServices", "GUI_CHILD_NICE"]
 
 _log = logging.getLogger(__name__)
+
+#: The ``nice`` increments of the workers and ingest children the window starts (docs/tuning.md):
+#: eight runs are sixteen busy children, and the window must keep up with them on two cores.
+GUI_CHILD_NICE = ChildNice(worker=10, ingest=10)
 
 
 class AppServices:
@@ -32,7 +37,8 @@ class AppServices:
     """
 
     def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
-                 redis_url: str | None = None, pump: GuiPump | None = None) -> None:
+                 redis_url: str | None = None, pump: GuiPump | None = None,
+                 child_nice: ChildNice = GUI_CHILD_NICE) -> None:
         """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
         opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
         Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids.
@@ -41,8 +47,11 @@ class AppServices:
         ``interrupted`` here (``interrupted_runs``, logged). The launcher's workers number their
         streams through ``store.claim_stream``: a stream another live process writes is refused
         (its records are ``stream_owned`` rejections). ``pump``: the window's GUI pump (None: a
-        ``GuiPump()``, one display frame between ticks); the registry ticks on it too."""
+        ``GuiPump()``, one display frame between ticks); the registry ticks on it too. ``child_nice``:
+        how much lower the priority of the workers and ingest children this process starts is
+        (process-wide, ``worker_process.set_child_nice``; ``$GYM_GUI_CHILD_NICE`` overrides it)."""
         self.db_path = Path(db_path)
+        set_child_nice(child_nice)
         self.store = TelemetrySQLiteStore(self.db_path)
         self.interrupted_runs: list[InterruptedRun] = []
         try:
