@@ -5,7 +5,8 @@ gym_gui workers (lifecycle ``{"event": ...}`` and data ``{"type": ...}``) with a
 Anything it cannot accept raises ``RecordRejected`` with a stable reason key.
 
 Hot path (the ingest child, or the proxy's reader thread): ``normalize_line`` decodes with orjson
-and takes a fast path for well-formed canonical steps; anything unusual goes through the general
+and takes a fast path for well-formed canonical steps, and one for the existing workers' data
+steps (``data_steps``); anything unusual goes through the general
 code (``record_payloads.normalize_general``, with the field rules of ``record_fields``), so both
 give the same result for every line (see docs/performance.md, "End to end").
 """
@@ -20,18 +21,14 @@ from typing import Any
 import attrs
 import orjson
 
+from gym_gui.ingest.data_steps import fast_data_step, fast_layout_data_step
 from gym_gui.ingest.record_fields import (
     MAX_ID_CHARS,
     RecordRejected,
     RejectReason,
-    _MAX_UNIX_NS,
-    _checked_json_value,
-    _data_time,
     _decode_json,
-    _dict,
     _too_deep,
 )
-from gym_gui.ingest.unix_time import iso_from_unix
 from gym_gui.ingest.record_payloads import (
     _FINITE_MAX,
     NormalizedFields,
@@ -41,6 +38,7 @@ from gym_gui.ingest.record_payloads import (
 )
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, may_hold_big_int, text_nesting_exceeds
+from gym_gui.ingest.shared_ids import shared_id
 from gym_gui.telemetry.step_payload import StepPayload, compact_step, step_payload_of
 
 __all__ = [
@@ -171,12 +169,12 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
                                           float(reward) if type(reward) is int else reward,
                                           terminated, truncated, info, render)
                 if compact is not None:
-                    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, compact)
+                    return (_STEP, shared_id(run_id), shared_id(agent_id), seq, ts, compact)
             payload = record if owned else dict(record)
             del payload["v"], payload["kind"], payload["run_id"], payload["agent_id"], payload["seq"], payload["ts"]
             if type(reward) is int:
                 payload["reward"] = float(reward)
-            return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, payload)
+            return (_STEP, shared_id(run_id), shared_id(agent_id), seq, ts, payload)
     get = record.get
     version = get("v")
     kind = get("kind")
@@ -210,7 +208,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     pop("type", None)
     pop("timestamp", None)
     pop("ts_unix_ns", None)
-    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts, _completed_step_payload(payload))
+    return (_STEP, shared_id(run_id), shared_id(agent_id), seq, ts, _completed_step_payload(payload))
 
 
 #: The keys of a step line as our workers write it (gym_gui.workers.jsonl_emitter and records), in order.
@@ -218,100 +216,6 @@ _EMITTED_STEP_KEYS = (
     "v", "kind", "run_id", "agent_id", "seq", "ts", "episode_index", "step_index", "action", "observation",
     "reward", "terminated", "truncated", "info", "render_payload",
 )
-#: One str object per run/agent id, so the ids of a read's steps are one object (marshalled once per frame).
-_STREAM_IDS: dict[str, str] = {}
-_MAX_STREAM_IDS = 4096
-
-
-def _shared_id(text: str) -> str:
-    shared = _STREAM_IDS.get(text)
-    if shared is not None:
-        return shared
-    if len(_STREAM_IDS) >= _MAX_STREAM_IDS:
-        _STREAM_IDS.clear()
-    return _STREAM_IDS.setdefault(text, text)
-
-
-#: The keys a gym_gui data step may have for ``_fast_data_step`` (no extras, no render hint).
-_DATA_STEP_KEYS = frozenset({
-    "type", "run_id", "agent_id", "seq", "ts", "timestamp", "ts_unix_ns", "episode_index", "episode",
-    "step_index", "step", "action", "action_json", "observation", "observation_json", "reward", "terminated",
-    "truncated", "info", "render_payload",
-})
-
-
-def _fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id: str | None,
-                    now_iso: str, strings_checked: bool = False) -> NormalizedFields | None:
-    """A step in the existing gym_gui workers' data envelope, or None to take the general path.
-
-    ``record_payloads.normalize_general`` made shorter for the common case (docs/telemetry-jsonl.md
-    section 7): the same fields read in the same order with the same helpers, so a rejection is the
-    one the general path gives; anything the general path would convert (a str index, an integral
-    float, a 0/1 flag, an odd id) or carry as an extra takes the general path instead. The payload
-    is a StepPayload when ``compact_step`` would make one, else the general path's dict.
-    ``strings_checked``: the line's text passed the big-integer check (``_parse``), so its ``*_json``
-    strings need not be checked again.
-    """
-    if not record.keys() <= _DATA_STEP_KEYS:
-        return None
-    get = record.get
-    episode_index = get("episode_index")
-    if episode_index is None:
-        episode_index = get("episode")
-    step_index = get("step_index")
-    if step_index is None:
-        step_index = get("step")
-    if type(episode_index) is not int or type(step_index) is not int:
-        return None
-    action = get("action")
-    if action is None:
-        action = _checked_json_value(get("action_json"), "action_json", strings_checked)
-    observation = get("observation")
-    if observation is None:
-        observation = _checked_json_value(get("observation_json"), "observation_json", strings_checked)
-    reward = get("reward")
-    terminated = get("terminated", False)
-    truncated = get("truncated", False)
-    info = get("info")
-    if info is None:
-        info = {}
-    if (
-        type(reward) is not float or not -_FINITE_MAX <= reward <= _FINITE_MAX
-        or type(terminated) is not bool or type(truncated) is not bool or type(info) is not dict
-    ):
-        return None
-    render = get("render_payload")
-    if render is not None:
-        render = _dict(_checked_json_value(render, "render_payload", strings_checked), "render_payload")
-    ns = get("ts_unix_ns")
-    ts_iso = None
-    if type(ns) is int and -_MAX_UNIX_NS <= ns <= _MAX_UNIX_NS:  # _data_time's common case, inline
-        try:
-            ts_iso = iso_from_unix(ns / 1e9)
-        except (OverflowError, ValueError, OSError):
-            pass  # _data_time rejects it as it does
-    if ts_iso is None:
-        ts_iso = _data_time(record, now_iso)
-    run_id = get("run_id")
-    if run_id is None:
-        run_id = default_run_id
-    agent_id = get("agent_id")
-    if agent_id is None:
-        agent_id = default_agent_id
-    seq = get("seq")
-    if (
-        type(run_id) is not str or not run_id or len(run_id) > MAX_ID_CHARS or not run_id.isascii()
-        or type(agent_id) is not str or not agent_id or len(agent_id) > MAX_ID_CHARS or not agent_id.isascii()
-        or (seq is not None and type(seq) is not int)
-    ):
-        return None
-    payload: dict[str, Any] | StepPayload | None = step_payload_of(
-        episode_index, step_index, action, observation, reward, terminated, truncated, info, render)
-    if payload is None:
-        payload = {"episode_index": episode_index, "step_index": step_index, "action": action,
-                   "observation": observation, "reward": reward, "terminated": terminated, "truncated": truncated,
-                   "info": info, "render_payload": render}
-    return (_STEP, _shared_id(run_id), _shared_id(agent_id), seq, ts_iso, payload)
 
 
 def normalize_line(
@@ -329,7 +233,10 @@ def normalize_line(
         record, raw = _parse(line)
         fields = _fast_canonical_step(record, default_agent_id, True) if "kind" in record else None
         if fields is None and record.get("type") == "step":  # (a canonical step needs "kind")
-            fields = _fast_data_step(record, default_agent_id, default_run_id, now_iso, _strings_checked(raw))
+            checked = _strings_checked(raw)
+            fields = fast_layout_data_step(record, default_agent_id, checked)
+            if fields is None:
+                fields = fast_data_step(record, default_agent_id, default_run_id, now_iso, checked)
         if fields is None:
             fields = normalize_general(record, default_agent_id, default_run_id, now_iso)
         topic, run_id, agent_id, seq, ts_iso, payload = fields
