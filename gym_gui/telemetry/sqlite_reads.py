@@ -20,13 +20,10 @@ from gym_gui.telemetry.sqlite_rows import (
     stored_agent,
 )
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, decode_run
-from gym_gui.telemetry.step_layout import episode_steps_sql
-from gym_gui.telemetry.step_reads import RAW_COLUMNS, read_step_records
+from gym_gui.telemetry.step_reads import episode_step_records, step_records_after
 
-#: The hot step reads go to ``step_rows`` and ``episode_spans`` directly (not the view ``steps``).
-_EPISODE_STEPS = episode_steps_sql(RAW_COLUMNS)
-_STEPS_AFTER = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
-                "WHERE k.run_id = ? AND k.agent_id = ? AND s.seq_id > ? ORDER BY s.seq_id LIMIT ?")
+#: The hot step reads go to ``step_rows`` and ``episode_spans`` directly (not the view ``steps``):
+#: ``step_reads``.
 _COUNT_RUN = "SELECT COUNT(*) FROM stream_keys k JOIN step_rows s ON s.stream = k.stream WHERE k.run_id = ?"
 
 __all__ = ["EventReadsAPI"]
@@ -59,8 +56,8 @@ class EventReadsAPI:
     def steps_for_episode(self, run_id: str, agent_id: str | None, episode_index: int) -> list[StepRecord]:
         """Steps of one episode of one stream in seq_id order (the episode's span, then a range of the
         primary key). Any thread; never waits for the writer."""
-        params = {"run": run_id, "agent": stored_agent(agent_id), "ep": episode_index}
-        return self.read_transaction(lambda conn: read_step_records(conn, _EPISODE_STEPS, params))
+        agent = stored_agent(agent_id)
+        return self.read_transaction(lambda conn: episode_step_records(conn, run_id, agent, episode_index))
 
     def events_after(
         self, run_id: str, agent_id: str | None, after_seq_id: int, limit: int = 1000
@@ -78,7 +75,7 @@ class EventReadsAPI:
         others = self._backfilled_events
 
         def read(conn: sqlite3.Connection) -> tuple[list[StepRecord], list[Any], list[Any]]:
-            steps = read_step_records(conn, _STEPS_AFTER, key)
+            steps = step_records_after(conn, *key)
             episodes = conn.execute(
                 f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
                 "ORDER BY seq_id LIMIT ?", key).fetchall()

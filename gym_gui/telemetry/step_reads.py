@@ -5,12 +5,14 @@ JOIN stream_keys k``), then resolves the interned values it met with one look-up
 formats the integer timestamps in Python; it returns rows in the order and shape of
 ``sqlite_rows.STEP_READ_COLUMNS`` (what the view ``steps`` gives), ready for ``decode_step``.
 
-``read_step_records`` runs the same SELECT and gives the ``StepRecord`` s that ``decode_step`` of
-those rows gives, with less Python work per row: each distinct JSON text of the read (an interned
-info or render payload, an action or observation text) is decoded once (``read_json``), and each
-row gets its own copy of a container value (orjson's reading of the text where that is exact, a
-copy otherwise), so no two records share a mutable value. Rows with extras go through
-``decode_step`` itself.
+``stream_step_records`` (``episode_step_records``, ``step_records_after``) reads one stream's
+rows with fewer columns (``RECORD_COLUMNS``: not the stream's keys and time base in every row) and
+gives the ``StepRecord`` s that ``decode_step`` of the ``read_steps`` rows gives, with less Python
+work per row: each distinct JSON text (an interned info or render payload, an action or
+observation text) is decoded once (``read_json``) and kept between reads (bounded), and each row
+gets its own copy of a container value (orjson's reading of the text where that is exact, a copy
+otherwise), so no two records share a mutable value. Rows with extras go through ``decode_step``
+itself; with declared generic columns (``tables``) every row does.
 
 Call them inside one read transaction (both queries see one snapshot). Any thread, on its own
 connection.
@@ -27,9 +29,18 @@ import orjson
 from gym_gui.telemetry.json_text import may_hold_big_int
 from gym_gui.telemetry.sqlite_records import StepRecord
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, STEP_READ_COLUMNS, decode_step, read_json
-from gym_gui.telemetry.step_layout import format_ts_us
+from gym_gui.telemetry.step_layout import episode_steps_sql, format_ts_us
 
-__all__ = ["RAW_COLUMNS", "read_step_records", "read_steps"]
+__all__ = [
+    "EPISODE_RECORDS_SQL",
+    "RAW_COLUMNS",
+    "RECORDS_AFTER_SQL",
+    "RECORD_COLUMNS",
+    "episode_step_records",
+    "read_steps",
+    "step_records_after",
+    "stream_step_records",
+]
 
 _V3 = tuple(n.strip() for n in STEP_READ_COLUMNS.split(","))
 _AT = {name: i for i, name in enumerate(_V3)}
@@ -162,60 +173,65 @@ def _made(text: str) -> tuple[Any, Callable[[], Any] | None]:
     return found
 
 
-def _interned(conn: sqlite3.Connection,
-              raw: list[tuple[Any, ...]]) -> tuple[dict[tuple[int, int], str], dict[int, dict[int, tuple[Any, Any]]]]:
-    """The interned texts ``raw`` refers to, and their ``_made`` entries by stream and reference."""
-    streams = {row[_WIDTH] for row in raw}
-    refs = {row[_INFO] for row in raw} | {row[_RENDER] for row in raw}
+#: The columns ``stream_step_records`` reads of ``step_rows s``: one stream's, so neither the
+#: stream's keys nor its time base in every row (each column of each row costs the sqlite3 module
+#: a GIL release).
+RECORD_COLUMNS = ("s.seq_id, s.ts_us, s.episode_index, s.step_index, s.reward, s.terminated, s.truncated, "
+                  "s.action_json, s.observation_json, s.info_json, s.render_payload_json, s.extra_json")
+_R_INFO, _R_RENDER = 9, 10
+#: One episode's rows of a stream (``:stream``, ``:ep``): its span, then a range of the primary key.
+EPISODE_RECORDS_SQL = (
+    f"SELECT {RECORD_COLUMNS} FROM episode_spans p JOIN step_rows s ON s.stream = p.stream "
+    "AND s.seq_id BETWEEN p.first_seq AND p.last_seq "
+    "WHERE p.stream = :stream AND p.episode_index = :ep AND s.episode_index = :ep ORDER BY s.seq_id")
+#: A stream's rows after a seq_id (``:stream``, ``:after``, ``:limit``).
+RECORDS_AFTER_SQL = (f"SELECT {RECORD_COLUMNS} FROM step_rows s WHERE s.stream = :stream AND s.seq_id > :after "
+                     "ORDER BY s.seq_id LIMIT :limit")
+_STREAM_SQL = "SELECT stream, ts_base_us FROM stream_keys WHERE run_id = ? AND agent_id = ?"
+
+
+def _interned(conn: sqlite3.Connection, stream: int,
+              raw: list[tuple[Any, ...]]) -> tuple[dict[tuple[int, int], str], dict[int, tuple[Any, Any]]]:
+    """The interned texts of ``stream`` that ``raw`` refers to, and their ``_made`` entries by reference."""
+    refs = {row[_R_INFO] for row in raw} | {row[_R_RENDER] for row in raw}
     wanted = {ref for ref in refs if type(ref) is int}
     if not wanted:
         return {}, {}
-    if len(streams) == 1:
-        values = _values(conn, {streams.pop(): wanted})
-    else:
-        by_stream: dict[int, set[int]] = {}
-        for row in raw:
-            for ref in (row[_INFO], row[_RENDER]):
-                if type(ref) is int:
-                    by_stream.setdefault(row[_WIDTH], set()).add(ref)
-        values = _values(conn, by_stream)
-    entries: dict[int, dict[int, tuple[Any, Any]]] = {}
-    for (stream, ref), text in values.items():
-        entries.setdefault(stream, {})[ref] = _made(text)
-    return values, entries
+    values = _values(conn, {stream: wanted})
+    return values, {ref: _made(text) for (_, ref), text in values.items()}
 
 
-def read_step_records(conn: sqlite3.Connection, sql: str,
-                      params: Sequence[Any] | Mapping[str, Any]) -> list[StepRecord]:
-    """``decode_step`` of every row ``read_steps`` gives for ``sql`` (selecting ``RAW_COLUMNS``),
-    the same records value for value, each with its own containers. Caller's thread, inside a read
-    transaction; blocks for the queries."""
-    raw = conn.execute(sql, params).fetchall()
-    values, interned = _interned(conn, raw)
-    if not _FUSED:
-        return [decode_step(_v3_row(row, values, clock)) for clock in [_TimeText()] for row in raw]
+def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sql: str,
+                        params: Mapping[str, Any]) -> list[StepRecord]:
+    """The StepRecords of the rows of one stream (``agent_id`` as stored: ``''`` for none) that
+    ``sql`` selects (``RECORD_COLUMNS`` of ``step_rows s``, the stream as ``:stream``; e.g.
+    ``EPISODE_RECORDS_SQL``), equal value for value to ``decode_step`` of what the view ``steps``
+    gives, each record with its own containers. Caller's thread, inside a read transaction (its
+    queries see one snapshot); blocks for the queries."""
+    found = conn.execute(_STREAM_SQL, (run_id, agent_id)).fetchone()
+    if found is None:
+        return []
+    stream, base_us = found
+    raw = conn.execute(sql, {**params, "stream": stream}).fetchall()
+    values, refs = _interned(conn, stream, raw)
+    loaded = None if agent_id == NO_AGENT else agent_id
     makers = _MAKERS
     out = []
     append = out.append
     second, head = -1, ""
-    current, refs = None, {}
-    for row in raw:
-        (run_id, agent_id, seq_id, ts, ep, si, reward, term, trunc, action, observation, info, render,
-         extra, stream, base_us) = row
+    for seq_id, ts, ep, si, reward, term, trunc, action, observation, info, render, extra in raw:
         if type(ts) is int:  # (_TimeText.text, inline)
             whole, micros = divmod(base_us + ts, 1_000_000)
             if whole != second:
                 second, head = whole, format_ts_us(whole * 1_000_000)[:20]
             ts = f"{head}{micros:06d}+00:00"
-        if stream != current:
-            current, refs = stream, interned.get(stream, {})
         if extra is not None:  # the extras may hold any key: decode_step's own merge
             if type(info) is int:
                 info = values.get((stream, info))
             if type(render) is int:
                 render = values.get((stream, render))
-            append(decode_step((run_id, agent_id, seq_id, ts, ep, si, reward, term, trunc, action, observation,
-                                info, render, extra)))
+            row = (run_id, agent_id, seq_id, ts, ep, si, reward, term, trunc, action, observation, info, render, extra)
+            append(decode_step(row))
             continue
         payload: dict[str, Any] = {}  # decode_step's order: the non-NULL columns
         if ep is not None:
@@ -242,6 +258,29 @@ def read_step_records(conn: sqlite3.Connection, sql: str,
             found = refs.get(render) if type(render) is int else makers.get(render) or _made(render)
             if found is not None:
                 payload["render_payload"] = found[0] if found[1] is None else found[1]()
-        append(StepRecord(run_id, None if agent_id == NO_AGENT else agent_id, seq_id, ts, ep, si, reward, term,
-                          trunc, payload))
+        append(StepRecord(run_id, loaded, seq_id, ts, ep, si, reward, term, trunc, payload))
     return out
+
+
+_EPISODE_V3_SQL = episode_steps_sql(RAW_COLUMNS)
+_AFTER_V3_SQL = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
+                 "WHERE k.run_id = :run AND k.agent_id = :agent AND s.seq_id > :after ORDER BY s.seq_id LIMIT :limit")
+
+
+def episode_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int) -> list[StepRecord]:
+    """One episode's steps of a stream (``agent_id`` as stored) in seq_id order. Caller's thread,
+    inside a read transaction; blocks for the queries."""
+    if _FUSED:
+        return stream_step_records(conn, run_id, agent_id, EPISODE_RECORDS_SQL, {"ep": episode_index})
+    params = {"run": run_id, "agent": agent_id, "ep": episode_index}
+    return [decode_step(row) for row in read_steps(conn, _EPISODE_V3_SQL, params)]
+
+
+def step_records_after(conn: sqlite3.Connection, run_id: str, agent_id: str, after_seq_id: int,
+                       limit: int) -> list[StepRecord]:
+    """At most ``limit`` steps of a stream (``agent_id`` as stored) with seq_id > ``after_seq_id``,
+    in seq_id order. Caller's thread, inside a read transaction; blocks for the queries."""
+    if _FUSED:
+        return stream_step_records(conn, run_id, agent_id, RECORDS_AFTER_SQL, {"after": after_seq_id, "limit": limit})
+    params = {"run": run_id, "agent": agent_id, "after": after_seq_id, "limit": limit}
+    return [decode_step(row) for row in read_steps(conn, _AFTER_V3_SQL, params)]

@@ -1,6 +1,6 @@
-"""Step reads: ``read_step_records`` gives what ``decode_step`` of ``read_steps`` gives, value for
-value and type for type, with each record holding its own containers (a text decoded once per read
-and kept between reads is never handed out itself)."""
+"""Step reads: ``episode_step_records`` and ``step_records_after`` give what ``decode_step`` of the
+``read_steps`` rows gives, value for value and type for type, with each record holding its own
+containers (a text decoded once and kept between reads is never handed out itself)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import decode_step
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.telemetry.step_layout import episode_steps_sql
-from gym_gui.telemetry.step_reads import RAW_COLUMNS, read_step_records, read_steps
+from gym_gui.telemetry.step_reads import RAW_COLUMNS, episode_step_records, read_steps, step_records_after
 
 _EPISODE = episode_steps_sql(RAW_COLUMNS)
-_STREAM = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
-           "WHERE k.run_id = ? ORDER BY k.agent_id, s.seq_id")
+_AFTER = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
+          "WHERE k.run_id = :run AND k.agent_id = :agent AND s.seq_id > :after ORDER BY s.seq_id LIMIT :limit")
 _GRID = {"kind": "grid", "rows": 2, "cols": 2, "cells": ["SF", "HG"]}
 
 
@@ -87,22 +87,34 @@ def _containers(value: Any) -> list[int]:
     return []
 
 
-def _both(store: TelemetrySQLiteStore, sql: str, params: Any) -> tuple[list[Any], list[Any]]:
+def _old_and_new(store: TelemetrySQLiteStore, agent: str, episode: int | None = None, after: int = 0,
+                 limit: int = 1000) -> tuple[list[Any], list[Any]]:
+    """The records of the decoded ``read_steps`` rows, and the records the store's reads give."""
+    if episode is None:
+        params: dict[str, Any] = {"run": "run", "agent": agent, "after": after, "limit": limit}
+        sql, new = _AFTER, store.read_transaction(lambda conn: step_records_after(conn, "run", agent, after, limit))
+    else:
+        params = {"run": "run", "agent": agent, "ep": episode}
+        sql, new = _EPISODE, store.read_transaction(lambda conn: episode_step_records(conn, "run", agent, episode))
     old = store.read_transaction(lambda conn: [decode_step(r) for r in read_steps(conn, sql, params)])
-    new = store.read_transaction(lambda conn: read_step_records(conn, sql, params))
     return old, new
 
 
-@pytest.mark.parametrize("agent", ["a1", None])
-def test_records_equal_the_decoded_rows_value_for_value(store: TelemetrySQLiteStore, agent: str | None) -> None:
-    old, new = _both(store, _STREAM, ("run",))
-    assert len(new) == len(_events()) and len(old) == len(new)
-    for a, b in zip(old, new):
-        assert _same(list(_fields(a)), list(_fields(b))), (a, b)
-    for episode in ((0, 1) if agent else (0,)):
-        old, new = _both(store, _EPISODE, {"run": "run", "agent": agent or "", "ep": episode})
-        assert new and all(_same(list(_fields(a)), list(_fields(b))) for a, b in zip(old, new))
-        assert [s.payload for s in store.steps_for_episode("run", agent, episode)] == [s.payload for s in new]
+@pytest.mark.parametrize("agent", ["a1", ""])
+def test_records_equal_the_decoded_rows_value_for_value(store: TelemetrySQLiteStore, agent: str) -> None:
+    for kwargs in ({}, {"after": 5}, {"after": 3, "limit": 4}, {"after": 10 ** 6}, {"episode": 0}, {"episode": 1},
+                   {"episode": 7}):
+        old, new = _old_and_new(store, agent, **kwargs)
+        assert len(old) == len(new)
+        for a, b in zip(old, new):
+            assert _same(list(_fields(a)), list(_fields(b))), (kwargs, a, b)
+    assert len(_old_and_new(store, agent)[1]) == (21 if agent else 12)
+    assert not _old_and_new(store, "nobody")[1] and not _old_and_new(store, "nobody", episode=0)[1]
+    events = store.events_after("run", agent or None, 0, 1000)
+    assert [e.payload for e in events if e.topic is Topic.STEP_APPENDED] == [s.payload for s in _old_and_new(
+        store, agent)[1]]
+    assert [s.payload for s in store.steps_for_episode("run", agent or None, 0)] == [
+        s.payload for s in _old_and_new(store, agent, episode=0)[1]]
 
 
 def test_no_two_records_share_a_container_and_a_changed_record_changes_no_later_read(
@@ -131,6 +143,6 @@ def test_a_reference_missing_from_step_values_reads_as_no_value_in_both(tmp_path
     conn.close()
     assert removed >= 1
     with TelemetrySQLiteStore(path) as store:
-        old, new = _both(store, _STREAM, ("run",))
+        old, new = _old_and_new(store, "a1")
     assert [dict(s.payload) for s in old] == [dict(s.payload) for s in new]
     assert any("info" not in s.payload or "render_payload" not in s.payload for s in new)
