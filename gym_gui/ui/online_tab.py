@@ -143,6 +143,8 @@ class AgentOnlineTab(QWidget):
         self._held_steps: list[TelemetryEvent] = []
         self._held_episodes: list[TelemetryEvent] = []
         self._held_skipped = 0  # held steps beyond the table's bound, counted and let go
+        # Episodes not in ``curves`` yet (shown or not): folded in right before the charts' refresh.
+        self._curve_held: list[TelemetryEvent] = []
         self._fold_interval_s = max(0, hidden_fold_interval_ms) / 1000.0
         self._folded_at = -math.inf
         self._text_timer = QTimer(self)  # the header update held back by the interval
@@ -289,7 +291,7 @@ class AgentOnlineTab(QWidget):
         """Steps and episodes received behind another tab and not yet in the curves and tables
         (folded when shown, at the run's end or at the next batch after the fold interval). GUI
         thread; never blocks."""
-        return len(self._held_steps) + self._held_skipped + len(self._held_episodes)
+        return len(self._held_steps) + self._held_skipped + len(self._curve_held)
 
     def stop(self) -> None:
         """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
@@ -346,8 +348,9 @@ class AgentOnlineTab(QWidget):
                 self._hold_steps(steps)
         if episodes:
             self._episodes_seen += len(episodes)
+            self._curve_held += episodes
             if drawn:
-                self._add_episodes(episodes)
+                self.episode_model.add_events(episodes)
             else:
                 self._held_episodes += episodes
         if not drawn and self._clock() - self._folded_at >= self._fold_interval_s:
@@ -440,6 +443,7 @@ class AgentOnlineTab(QWidget):
             self._schedule_panel()
         elif self._stale_curves:
             self._stale_curves = False
+            self._fold_curves()
             self._curve_panel.refresh()
         if self._pending_render is not None:
             render, self._pending_render = self._pending_render, None
@@ -461,6 +465,7 @@ class AgentOnlineTab(QWidget):
                     self._chart_timer.start(max(1, math.ceil(wait_s * 1000)))
                 return
             self._charts_drawn_at = now
+            self._fold_curves()
             self.curve_panel.refresh()
         else:
             self._stale_curves = True
@@ -475,6 +480,7 @@ class AgentOnlineTab(QWidget):
     def _build_panel_if_shown(self) -> None:
         if self._curve_panel is None and self._drawn():
             self._stale_curves = False
+            self._fold_curves()
             self.curve_panel.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
@@ -518,10 +524,13 @@ class AgentOnlineTab(QWidget):
             del held[:excess]
             self._held_skipped += excess
 
-    def _add_episodes(self, episodes: tuple[TelemetryEvent, ...] | list[TelemetryEvent]) -> None:
-        self.episode_model.add_events(episodes)
-        self.curves.add_episode_events(episodes)
-        self._show_progress()
+    def _fold_curves(self) -> None:
+        """Put the episodes received since the last fold into ``curves`` in one call (the charts draw
+        only at their refresh, so a fold per refresh, not per batch) and show the progress they make."""
+        if self._curve_held:
+            episodes, self._curve_held = self._curve_held, []
+            self.curves.add_episode_events(episodes)
+            self._show_progress()
 
     def _fold_held(self) -> None:
         """Put what the tab held while hidden into its tables and curves, in one go each."""
@@ -534,8 +543,10 @@ class AgentOnlineTab(QWidget):
             self.step_model.append_steps(steps)
         if self._held_episodes:
             episodes, self._held_episodes = self._held_episodes, []
-            self._add_episodes(episodes)
-            self._stale_curves = True  # drawn at the next refresh, or when shown
+            self.episode_model.add_events(episodes)
+        if self._curve_held:
+            self._fold_curves()
+            self._stale_curves = self._stale_curves or not self._drawn()  # drawn when shown
 
     def _touch(self) -> None:
         self._silence.note_event(self._clock())

@@ -344,8 +344,9 @@ def test_charts_redraw_at_most_once_per_interval_and_the_last_news_is_drawn(
     assert tab.curve_panel.curve_data("return")[1].tolist() == [0.0]  # the first news at once
     for i in range(1, 6):  # a burst within the interval: counted at once, drawn once at its end
         tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(i, 4, total_reward=float(i)),)))
-    assert tab.header_text("episodes_seen") == "6"
+    assert tab.header_text("episodes_seen") == "6" and tab.episode_model.rowCount() == 6  # the table at once
     assert tab.curve_panel.refreshes == drawn
+    assert tab.curves.episode_count == 1 and tab.held() == 5  # the curves take them in at the refresh, in one go
     qtbot.waitUntil(lambda: tab.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
                     timeout=5000)
     assert tab.curve_panel.refreshes == drawn + 1
