@@ -6,9 +6,11 @@ title lays out its rich text at every paint. Cached (``cache_axes``), a repaint 
 the curves are drawn; an axis is redrawn when its range or its size changes. An axis's room for
 its tick texts only grows (pyqtgraph shrinks it when the texts get shorter, 30 px at first): an
 empty chart's "0.5" or a range stepped to shorter numbers lays out no chart again (a second paint
-of every axis and grid of the panel). Curve pens are
-cosmetic and 1 px wide (a wider pen takes Qt's stroker or pyqtgraph's segment path: 2 to 4 times
-the cost), the rolling mean set apart from the raw returns by its colour."""
+of every axis and grid of the panel). Axes draw two levels of ticks (pyqtgraph's third, ticks at
+a tenth of the major step, was hardly visible and made an axis's layout and its grid about a
+third dearer). Curve pens are cosmetic and 1 px wide (a wider pen takes Qt's stroker or
+pyqtgraph's segment path: 2 to 4 times the cost), the rolling mean set apart from the raw returns
+by its colour."""
 
 from __future__ import annotations
 
@@ -56,10 +58,11 @@ def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
 
 def cache_axes(plot: pg.PlotItem) -> None:
     """Cache the plot's axes and title as pixmaps: a repaint blits them until a range, a size or
-    the text changes, and let an axis's room for its tick texts only grow (module doc). GUI thread."""
+    the text changes; an axis's room for its tick texts only grows and it draws two tick levels
+    (module doc). GUI thread."""
     for name in ("bottom", "left"):
         axis = plot.getAxis(name)
-        axis.setStyle(autoReduceTextSpace=False)
+        axis.setStyle(autoReduceTextSpace=False, maxTickLevel=1)
         axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # An axis widens for longer tick texts after a paint; its bounding rect may stay the same,
         # so Qt would keep the pixmap drawn before: redraw it.
