@@ -183,7 +183,7 @@ class AgentOnlineTab(QWidget):
         self._charts_drawn_at = -math.inf  # clock time of the last chart refresh
         self._chart_timer = QTimer(self)  # the refresh held back by the interval
         self._chart_timer.setSingleShot(True)
-        self._chart_timer.timeout.connect(self._refresh_curves)
+        self._chart_timer.timeout.connect(self._on_chart_timer)
         self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
         self.tables_button.setToolTip("Show or hide the step and episode tables")
@@ -455,21 +455,31 @@ class AgentOnlineTab(QWidget):
         return self.isWindow() or self.isVisible()  # (isWindow: no parent; parentWidget() costs a wrapper lookup)
 
     def _refresh_curves(self) -> None:
+        """Ask for a chart refresh: with a refresh interval, from the chart timer (at the event loop's
+        next turn, or at the interval's end after a recent one: never inside the batch's own
+        handling, so the pump's tick that brought the batch ends first); without, at once."""
         if not self._drawn():
             self._stale_curves = True
         elif self._curve_panel is not None or self.isWindow():  # (a tab on its own: charts at once)
-            now = self._clock()
-            wait_s = self._charts_drawn_at + self._chart_interval_s - now
-            if wait_s > 0:  # drawn recently: once more at the interval's end
-                if not self._chart_timer.isActive():
-                    self._chart_timer.start(max(1, math.ceil(wait_s * 1000)))
-                return
-            self._charts_drawn_at = now
-            self._fold_curves()
-            self.curve_panel.refresh()
+            if not self._chart_interval_s:
+                self._draw_curves()
+            elif not self._chart_timer.isActive():
+                wait_s = max(0.0, self._charts_drawn_at + self._chart_interval_s - self._clock())
+                self._chart_timer.start(math.ceil(wait_s * 1000))
         else:
             self._stale_curves = True
             self._schedule_panel()
+
+    def _on_chart_timer(self) -> None:
+        if not self._drawn():
+            self._stale_curves = True
+        elif self._curve_panel is not None or self.isWindow():
+            self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        self._charts_drawn_at = self._clock()
+        self._fold_curves()
+        self.curve_panel.refresh()
 
     def _schedule_panel(self) -> None:
         """Build the charts at the event loop's next turn, if the tab is still shown then (a tab

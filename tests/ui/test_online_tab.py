@@ -339,8 +339,12 @@ def test_charts_redraw_at_most_once_per_interval_and_the_last_news_is_drawn(
     qtbot.addWidget(tab)
     tab.show()
     f = factory("run1", "agent1")
+    panel = tab.curve_panel
+    before = panel.refreshes
     tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
-    drawn = tab.curve_panel.refreshes
+    assert panel.refreshes == before  # not inside the batch's handling: at the event loop's next turn
+    qtbot.waitUntil(lambda: panel.refreshes == before + 1, timeout=5000)
+    drawn = panel.refreshes
     assert tab.curve_panel.curve_data("return")[1].tolist() == [0.0]  # the first news at once
     for i in range(1, 6):  # a burst within the interval: counted at once, drawn once at its end
         tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(i, 4, total_reward=float(i)),)))
