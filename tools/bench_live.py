@@ -25,6 +25,11 @@ controllers' QTimers did. Ratios are new/baseline.
 Without ``--step-rate-hz`` it runs the three cases of issue 13 #5: one run at 1,000 steps/s, one
 at 20,000 steps/s and 8 runs at 1,000 steps/s each.
 
+The machine's 1-minute load average before and after each run is printed and put in every
+figure's ``note`` (the wall-clock figures move with it; the CPU figures much less), with the
+priority increment of the window's workers and ingest children (``GYM_GUI_CHILD_NICE``,
+docs/tuning.md) and the Qt binding.
+
 Usage: .venv/bin/python tools/bench_live.py [--step-rate-hz 1000] [--runs 1] [--seconds 10] [--check]
        [--no-baseline] [--profile FILE]  (``--profile``: cProfile of the GUI thread, the pump's run only)
 """
@@ -48,6 +53,7 @@ from qtpy.QtCore import Qt, QTimer  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
 from gym_gui.gc_tuning import freeze_startup_objects, tune_gc  # noqa: E402
+from gym_gui.ingest.worker_process import child_nice  # noqa: E402
 from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.qt.app_services import AppServices  # noqa: E402
 from gym_gui.qt.gui_pump import GuiPump  # noqa: E402
@@ -115,6 +121,7 @@ class Probe:
 def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool) -> dict[str, Any]:
     """One window, ``runs`` runs of ``seconds * step_rate_hz`` steps each; returns the figures."""
     app = QApplication.instance() or QApplication([])
+    load_before = os.getloadavg()[0]
     tmp = tempfile.TemporaryDirectory(prefix="bench-live-")
     services = AppServices(Path(tmp.name) / "live.sqlite", bus=RunBus(),
                            pump=FixedPollPump() if fixed_poll else None)
@@ -198,6 +205,8 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     steady_s = ended - steady_from[0] if steady_from else float("nan")
     polls = services.pump.polls - polls_before
     dropped = sum(v for k, v in services.bus.overflow_stats().items() if any(f":ui-{r}" in k for r in run_ids))
+    load_after = os.getloadavg()[0]
+    nice = child_nice()
     window.cancel_runs()
     window.shutdown(60)
     tmp.cleanup()
@@ -216,6 +225,9 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         "tick_cpu_ms_per_s": sum(tick_cpu_ms) / steady_s if tick_cpu_ms and steady_s > 0 else float("nan"),
         "gui_cpu_ms_per_s": gui_cpu_s * 1000 / steady_s if steady_s > 0 else float("nan"),
         "open_cpu_ms": open_cpu_ms,
+        "load_before": load_before,
+        "load_after": load_after,
+        "child_nice": f"{nice.worker},{nice.ingest}",
     }
 
 
@@ -242,7 +254,12 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
     if base is None:
         base = {key: float("nan") for key in new}
     name = case_name(step_rate_hz, runs)
-    print(f"live path, {runs} run(s) at {step_rate_hz:.0f} steps/s each, {seconds:.0f} s")
+    import qtpy
+
+    loads = (f"load average {base['load_before']:.1f} -> {base['load_after']:.1f} (baseline), " if baseline else ""
+             ) + f"{new['load_before']:.1f} -> {new['load_after']:.1f} (pump)"
+    note = f"{loads}; {os.cpu_count()} cpus; children nice +{new['child_nice']}; {qtpy.API_NAME}"
+    print(f"live path, {runs} run(s) at {step_rate_hz:.0f} steps/s each, {seconds:.0f} s; {note}")
     print(f"{'':26}{f'baseline ({OLD_POLL_MS} ms poll)':>22}{'GUI pump':>12}{'ratio':>8}")
     for key, label in (("dropped", "overflow (events)"), ("blocked_ms", "GUI blocked max (ms)"),
                        ("blocked_all_ms", "  with the warm-up (ms)"),
@@ -281,6 +298,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
         figure(f"live.{name}.ticks_per_s", f"GUI pump ticks/s at {name}", new["ticks_per_s"], "ticks/s", "lower",
                baseline=base["ticks_per_s"], baseline_label=poll),
     ]
+    for fig in figures:
+        fig["note"] = note
     return figures, targets
 
 
