@@ -10,9 +10,10 @@ selector switches between episode, step (cumulative steps at each episode's end;
 Every curve gets at most about ``2 * DECIMATED_BINS`` points, the min and max of each bin of rows
 (``live.decimate``): every episode is represented, every spike visible; pyqtgraph's own
 downsampling and clipping (a re-read of every point at every refresh) are off. New charts are
-built one per event-loop turn, each on a PlotItem built ahead a piece per turn once the panel was
-painted (``plot_spares``): the refresh that sees a new number only adds the spare to the layout
-(the first new chart of a refresh is there when it returns; without a spare it is built there).
+built one per event-loop turn, each on a PlotItem built ahead, a piece per turn, once a panel was
+painted (``plot_spares``, a few for the whole process): the refresh that sees a new number only
+adds the spare to the layout (the first new chart of a refresh is there when it returns; without
+a spare it is built there), and a new panel's three charts come from the spares too.
 
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
@@ -46,7 +47,7 @@ from gym_gui.live.curves import CurveData, WindowColumns
 from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offset
 from gym_gui.live.decimate import PeakDecimator
 from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
-from gym_gui.ui.plots.plot_spares import PlotSpares
+from gym_gui.ui.plots.plot_spares import shared_spares
 from gym_gui.ui.plots.plot_worker import PlotWorker
 
 __all__ = ["AXIS_LABELS", "CurvePanel", "style_curve"]  # style_curve: for the views that import it here
@@ -105,8 +106,8 @@ class CurvePanel(QWidget):
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(0)
         self._redraw_timer.timeout.connect(self._redraw)
-        # A chart's PlotItem built ahead, a piece per turn (plot_spares); a new chart takes it.
-        self._spares = PlotSpares(self)
+        # PlotItems built ahead, a piece per turn (plot_spares); a new chart takes one.
+        self._spares = shared_spares()
         self._spares.spare_ready.connect(self._on_spare_ready)
         self._waiting_for_spare = False  # new series wait for the spare being built
         self._follow_waiting = False  # a following chart waits for its turn
@@ -152,7 +153,6 @@ class CurvePanel(QWidget):
                 self._add_curve(chart, name)
             if chart.plot.legend is not None:
                 cache_legend(chart.plot.legend)  # its entries are there now
-        self._spares.wanted = len(self._charts) < self._max_charts  # built once the panel was painted
         self.refresh()
 
     # -- public ----------------------------------------------------------------------------------
@@ -212,7 +212,6 @@ class CurvePanel(QWidget):
         has; the work put off to the next turn is dropped. The panel then draws only what needs no
         worker. GUI thread; blocks up to ``timeout_s``."""
         self._redraw_timer.stop()
-        self._spares.stop()
         self._waiting_for_spare = False
         return self.worker.stop(timeout_s)
 
@@ -276,7 +275,7 @@ class CurvePanel(QWidget):
 
     def _on_paint(self) -> None:
         """The charts are about to be painted: a chart waiting to step its ranges gets its turn
-        right after this paint; a spare chart is built in the turns after (once)."""
+        right after this paint; the spare PlotItems taken are built again in the turns after."""
         if self._follow_waiting:
             self._follow_timer.start()
         self._spares.start()
@@ -294,7 +293,8 @@ class CurvePanel(QWidget):
             self._redraw_timer.start()
 
     def _on_spare_ready(self) -> None:
-        if self._waiting_for_spare:
+        if self._waiting_for_spare and not self._redraw_timer.isActive():
+            self._waiting_for_spare = False
             self._redraw_timer.start()
 
     def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
@@ -412,7 +412,6 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        self._spares.wanted = self._spares.wanted and i + 1 < self._max_charts
         plot = self._spares.take() or pg.PlotItem()
         self.graphics.addItem(plot, row=row, col=col)
         # Columns share the width equally whatever their charts hold: a chart added later (a new
