@@ -21,6 +21,7 @@ from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.run_progress import fmt_count, fmt_number, progress_of, total_episodes
 from gym_gui.live.stall_clock import StallClock
 from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.step_payload import STEP_PAYLOAD_KEYS, StepPayload
 from gym_gui.ui import palette
 from gym_gui.ui.episode_table_model import EpisodeTableModel
 from gym_gui.ui.online_header import HEADER_FIELDS, OnlineHeader, summary_text
@@ -38,6 +39,7 @@ __all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "HIDD
 TOYTEXT_FAMILIES = frozenset({"FrozenLake", "CliffWalking", "Taxi"})
 
 STALL_TICK_MS = 1000
+_RENDER_FIELD = STEP_PAYLOAD_KEYS.index("render_payload")
 #: Shortest time between two redraws of the learning curves in the window (their refresh and repaint
 #: cost the GUI thread far more than the counters): news sooner is drawn at the interval's end, in one
 #: redraw. A tab made on its own (tests) redraws at every batch unless given an interval.
@@ -79,6 +81,13 @@ class _FollowNewest:
 
     def _on_value(self, value: int) -> None:
         self.following = value >= self._view.verticalScrollBar().maximum()
+
+
+def _has_frame(payload: Mapping[str, Any]) -> bool:
+    """Whether a step payload carries a frame, without decoding a StepPayload's frame text."""
+    if type(payload) is StepPayload:
+        return payload.fields[_RENDER_FIELD] is not None
+    return payload.get("render_payload") is not None
 
 
 def _is_toytext(payload: Mapping[str, Any]) -> bool | None:
@@ -134,7 +143,7 @@ class AgentOnlineTab(QWidget):
         self.curves = CurveData(window=curve_window)
         # A tab behind another in the window draws nothing: its charts and frame catch up when shown.
         self._stale_curves = False
-        self._pending_render: Any = None
+        self._pending_frame: TelemetryEvent | None = None  # a hidden tab's newest step with a frame, not decoded
         self._chart_interval_s = max(0, chart_refresh_interval_ms) / 1000.0
         self._pending_texts: dict[str, str] = {}  # header texts not set yet (hidden tab, or held back)
         self._text_interval_s = max(0, text_refresh_interval_ms) / 1000.0
@@ -445,9 +454,11 @@ class AgentOnlineTab(QWidget):
             self._stale_curves = False
             self._fold_curves()
             self._curve_panel.refresh()
-        if self._pending_render is not None:
-            render, self._pending_render = self._pending_render, None
-            self.render_view.set_payload(render)
+        if self._pending_frame is not None:
+            step, self._pending_frame = self._pending_frame, None
+            render = step.payload.get("render_payload")
+            if render is not None:
+                self._show_frame(render)
 
     def _drawn(self) -> bool:
         """False while the tab sits hidden in the window (another tab is current): then charts and the
@@ -597,16 +608,19 @@ class AgentOnlineTab(QWidget):
         self._set("episode", _fmt(_number(payload.get("episode_index"))))
         self._set("step", _fmt(_number(payload.get("step_index"))))
         self._set("last_reward", _fmt(_number(payload.get("reward"))))
+        if not self._drawn():  # the frame is decoded and drawn when the tab is shown
+            if _has_frame(payload):
+                self._pending_frame = latest
+            return
         render = payload.get("render_payload")
-        if render is None:
-            return  # a step without a frame: keep showing the previous one
+        if render is not None:  # (a step without a frame: keep showing the previous one)
+            self._show_frame(render)
+
+    def _show_frame(self, render: Any) -> None:
         kind = render.get("kind") if isinstance(render, Mapping) else None
         if kind in ("grid", "rgb") and self._toytext is None:
             self._learn_kind(kind == "grid")
-        if self._drawn():
-            self.render_view.set_payload(render)
-        else:
-            self._pending_render = render
+        self.render_view.set_payload(render)
 
     def _learn_kind(self, toytext: bool) -> None:
         """Apply the default table visibility for the run's kind, unless the user chose already."""

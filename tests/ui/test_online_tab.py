@@ -12,7 +12,11 @@ from event_factory import EventFactory
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.ui.online_tab import AgentOnlineTab
-from ui_payloads import cartpole_payload, toytext_run
+from ui_payloads import cartpole_payload, frozenlake_payload, toytext_run
+
+
+def frozenlake_grid(observation: int) -> dict[str, Any]:
+    return frozenlake_payload(observation)
 
 
 def make_tab(qtbot: Any, **kwargs: Any) -> AgentOnlineTab:
@@ -436,5 +440,25 @@ def test_a_tab_behind_another_only_counts_and_folds_its_rows_in_one_go(qtbot: An
     assert back.held() == 4
     back.on_run_completed(f.completed())  # the run's end folds what is held
     assert back.held() == 0 and back.step_model.appended_total == 25
+    front.stop()
+    back.stop()
+
+
+def test_a_tab_behind_another_decodes_its_newest_frame_only_when_shown(qtbot: Any, factory: type[EventFactory]) -> None:
+    from gym_gui.telemetry.step_payload import compact_step
+
+    tabs, front, back = tab_behind_another(qtbot)
+    f = factory("run1", "agent1")
+    framed = [f.step(0, i, render_payload=frozenlake_grid(i)) for i in range(3)]
+    steps = [TelemetryEvent(e.topic, e.run_id, e.agent_id, e.seq_id, e.ts_iso, compact_step(e.payload)) for e in framed]
+    steps.append(f.step(0, 3, render_payload=None))  # the newest step has no frame: the one before is shown
+    assert all(type(e.payload).__name__ == "StepPayload" for e in steps[:3])
+    back.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[:3]), latest_step=steps[2]))
+    back.on_batch(LiveBatch("run1", "agent1", steps=(steps[3],), latest_step=steps[3]))
+    assert back.header_text("step") == "3" and back.render_view.grid_view.grid_state() is None
+    assert not hasattr(steps[2].payload, "_render")  # not decoded while hidden
+    tabs.setCurrentWidget(back)
+    state = back.render_view.grid_view.grid_state()
+    assert state is not None and list(state.agent) == steps[2].payload["render_payload"]["agent"]
     front.stop()
     back.stop()
