@@ -78,6 +78,9 @@ _PIECE_END_SQL = (
     "SELECT episode_index FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index >= ? "
     "ORDER BY episode_index LIMIT 1 OFFSET ?"
 )
+#: The stream's first episode index, and the next one after ``?`` (index-only seeks).
+_FIRST_SQL = "SELECT min(episode_index) FROM episodes WHERE run_id = ? AND agent_id = ?"
+_NEXT_SQL = "SELECT min(episode_index) FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index > ?"
 #: A piece's columns in one row of aggregates, so that SQLite's loop, not a Python object per value,
 #: carries them: integers as comma lists (``null`` for NULL), texts joined by the unit separator
 #: (U+001F: JSON text escapes it; a text holding one makes the count wrong and the piece is read
@@ -261,6 +264,21 @@ def _ints(text: str | None) -> list[Any]:
     return [] if text is None else _orjson_loads(f"[{text}]")
 
 
+def _int_column(text: str | None, count: int) -> np.ndarray | list[Any]:
+    """The comma list of SQLite integers ``text`` as float64 (numpy parses it: no Python int per
+    value; int64 to float64 rounds as ``float(int)`` does), or as ``_ints`` gives it when it holds
+    a ``null`` or does not hold ``count`` integers."""
+    if text is not None and "n" not in text:
+        try:
+            column = np.fromstring(text, dtype=np.int64, sep=",")
+        except ValueError:
+            pass
+        else:
+            if len(column) == count:
+                return column.astype(np.float64)
+    return _ints(text)
+
+
 def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last: int) -> _Piece | None:
     """Episodes ``first..last`` of the stream from their aggregates (row by row when these do not
     split into the piece's rows); None without any. Caller's thread; blocks for the queries."""
@@ -269,11 +287,12 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
      stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
     if not count:
         return None
-    returns = _ints(whole_returns) if not fractional else [
+    returns = _int_column(whole_returns, count) if not fractional else [
         r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
-    index_list, lengths, outcome_list = _ints(index), _ints(length), outcomes.split(_SEP)
-    order = np.array(index_list, dtype=np.float64)
-    if (any(len(c) != count for c in (index_list, returns, lengths, outcome_list))
+    order, lengths, outcome_list = _int_column(index, count), _int_column(length, count), outcomes.split(_SEP)
+    if type(order) is not np.ndarray:
+        order = np.array(order, dtype=np.float64)
+    if (any(len(c) != count for c in (order, returns, lengths, outcome_list))
             or metas.count(_SEP) != count - 1 or stamps.count(_SEP) != count - 1
             or bool((order[1:] <= order[:-1]).any())):
         # a text holding the separator, or aggregates not in the index's order: row by row
@@ -317,19 +336,32 @@ def load_curves(conn: sqlite3.Connection, run_id: str, agent_id: str | None, *, 
             conn.execute("COMMIT")
 
 
+def _piece_end(conn: sqlite3.Connection, key: tuple[str, str], first: int, dense: bool) -> int:
+    """The last episode index of the piece from episode ``first`` on: ``FETCH_ROWS`` indices on
+    when the stream's indices were dense so far (no more than ``FETCH_ROWS`` rows, found without
+    a scan), else the index ``FETCH_ROWS - 1`` rows on (a scan of the index; the stream's last
+    when fewer are left)."""
+    if dense:
+        return min(first + FETCH_ROWS - 1, _INDEX_MAX)
+    end = conn.execute(_PIECE_END_SQL, (*key, first, FETCH_ROWS - 1)).fetchone()
+    return _INDEX_MAX if end is None else int(end[0])
+
+
 def _load_curves(conn: sqlite3.Connection, key: tuple[str, str], window: int) -> CurveData:
     pieces = []
-    first = _INDEX_MIN
-    while True:
-        end = conn.execute(_PIECE_END_SQL, (*key, first, FETCH_ROWS - 1)).fetchone()
-        last = _INDEX_MAX if end is None else int(end[0])
+    first = conn.execute(_FIRST_SQL, key).fetchone()[0]
+    dense = True
+    while first is not None:
+        last = _piece_end(conn, key, first, dense)
         piece = _read_piece(conn, key, first, last)
         if piece is not None:
             pieces.append(piece)
-        if end is None or last == _INDEX_MAX:
+            dense = len(piece.table) >= FETCH_ROWS // 2
+        if last == _INDEX_MAX:
             break
-        first = last + 1
-        time.sleep(0)  # let a waiting thread (the GUI's) take the GIL now
+        first = conn.execute(_NEXT_SQL, (*key, last)).fetchone()[0]
+        if first is not None:
+            time.sleep(0)  # let a waiting thread (the GUI's) take the GIL now
     table, metadata, by_reference = _joined(pieces)
     for episode_index in by_reference:
         _patch_by_reference(conn, key, episode_index, table, metadata)

@@ -247,3 +247,19 @@ def test_joined_epoch_seconds_splits_only_what_it_can_split_exactly() -> None:
     assert joined_epoch_seconds("\x1f".join([TS, TS[:-1] + "\x1f"]), 2, "\x1f") is None  # a text holds it
     assert joined_epoch_seconds("\x1f".join([TS[:-1], TS + "0"]), 2, "\x1f") is None  # lengths differ
     assert joined_epoch_seconds("2024-05-01", 1, "\x1f") is None  # not a layout it reads
+
+
+@pytest.mark.parametrize("indices", [
+    list(range(23)),  # dense: pieces found without a scan
+    [i * 1000 for i in range(23)],  # sparse: pieces found by a scan of the index
+    list(range(5)) + [10 ** 6 + i * 97 for i in range(9)] + list(range(2 * 10 ** 6, 2 * 10 ** 6 + 9)),  # both
+    [-(2 ** 63), -(2 ** 62), -5, 0, 2 ** 62, 2 ** 63 - 4096, 2 ** 63 - 2048, 2 ** 63 - 1],  # the ends of int64
+])
+def test_pieces_by_index_range_and_by_count_read_every_episode_once(
+        store: TelemetrySQLiteStore, monkeypatch: pytest.MonkeyPatch, indices: list[int]) -> None:
+    monkeypatch.setattr(curve_reads, "FETCH_ROWS", 4)
+    store.write_batch([episode(n + 1, index, TS, total_reward=float(n), length=n, outcome="success",
+                               metadata={"n": n}) for n, index in enumerate(indices)])
+    got = load_curves_from_store(store, RUN, AGENT, window=3)
+    assert got.column("return").tolist() == [float(n) for n in range(len(indices))]
+    assert_same(got, reference(store, RUN, AGENT, window=3))
