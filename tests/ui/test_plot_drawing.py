@@ -171,3 +171,27 @@ def test_a_chart_added_later_resizes_no_other_chart(qtbot: Any) -> None:
     assert {key: panel._charts[key].plot.geometry() for key in before} == before
     widths = {round(chart.plot.geometry().width()) for chart in panel._charts.values()}
     assert len(widths) == 1  # two columns of equal width
+
+
+def test_a_new_panels_first_paint_draws_one_chart_and_the_others_follow_one_per_turn(qtbot: Any) -> None:
+    """Each chart's first paint lays out its axes, grid and title: a new panel paints the first
+    chart, then shows the next one per turn after a paint, laid out where it belongs all along."""
+    panel = CurvePanel(CurveData())
+    qtbot.addWidget(panel)
+    panel.resize(900, 500)
+    charts = list(panel._charts.values())
+    assert [chart.plot.opacity() for chart in charts] == [1.0, 0.0, 0.0] and panel.ranges_pending()
+    panel.show()
+    qtbot.waitExposed(panel)
+    geometry = [chart.plot.geometry() for chart in charts]
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    assert [chart.plot.opacity() for chart in charts] == [1.0, 1.0, 1.0]
+    assert [chart.plot.geometry() for chart in charts] == geometry
+    image = pixels(panel.graphics.grab().toImage())
+    for chart in charts:  # each drawn: its axes' dark tick texts are there
+        rect = chart.plot.mapRectToScene(chart.plot.boundingRect()).toAlignedRect()
+        assert image[rect.top(): rect.bottom(), rect.left(): rect.right()].min() < 120
+    hidden = CurvePanel(CurveData())  # never shown, stopped: nothing left out
+    qtbot.addWidget(hidden)
+    hidden.stop(5)
+    assert [chart.plot.opacity() for chart in hidden._charts.values()] == [1.0, 1.0, 1.0]

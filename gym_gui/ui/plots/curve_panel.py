@@ -13,7 +13,9 @@ downsampling and clipping (a re-read of every point at every refresh) are off. N
 built one per event-loop turn, each on a PlotItem built ahead, a piece per turn, once a panel was
 painted (``plot_spares``, a few for the whole process): the refresh that sees a new number only
 adds the spare to the layout (the first new chart of a refresh is there when it returns; without
-a spare it is built there), and a new panel's three charts come from the spares too.
+a spare it is built there), and a new panel's three charts come from the spares too. A new
+panel's first paint draws its first chart only; the other two are shown one per turn after it
+(``ranges_pending()`` until they are).
 
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
@@ -153,6 +155,15 @@ class CurvePanel(QWidget):
                 self._add_curve(chart, name)
             if chart.plot.legend is not None:
                 cache_legend(chart.plot.legend)  # its entries are there now
+        # The panel's first paint draws the first chart only; the others are shown one per turn
+        # after it (each chart's first paint lays out its axes, grid and title: 5 to 10 ms).
+        self._veiled = list(self._charts.values())[1:]
+        for chart in self._veiled:
+            chart.plot.setOpacity(0.0)  # laid out as any other, not painted
+        self._reveal_timer = QTimer(self)
+        self._reveal_timer.setSingleShot(True)
+        self._reveal_timer.setInterval(0)
+        self._reveal_timer.timeout.connect(self._reveal_next)
         self.refresh()
 
     # -- public ----------------------------------------------------------------------------------
@@ -213,6 +224,9 @@ class CurvePanel(QWidget):
         worker. GUI thread; blocks up to ``timeout_s``."""
         self._redraw_timer.stop()
         self._waiting_for_spare = False
+        self._reveal_timer.stop()
+        while self._veiled:  # nothing left out
+            self._veiled.pop(0).plot.setOpacity(1.0)
         return self.worker.stop(timeout_s)
 
     def refresh(self) -> bool:
@@ -251,8 +265,9 @@ class CurvePanel(QWidget):
         return True
 
     def ranges_pending(self) -> bool:
-        """True while a following chart waits for its turn to step its ranges (module doc). GUI thread."""
-        return self._follow_waiting or self._follow_timer.isActive()
+        """True while a chart waits for its turn to be shown (a new panel's first paints) or, if it
+        follows the data, to step its ranges (module doc). GUI thread."""
+        return self._follow_waiting or self._follow_timer.isActive() or bool(self._veiled)
 
     # -- drawing ---------------------------------------------------------------------------------
     def _follow_charts(self) -> None:
@@ -275,10 +290,18 @@ class CurvePanel(QWidget):
 
     def _on_paint(self) -> None:
         """The charts are about to be painted: a chart waiting to step its ranges gets its turn
-        right after this paint; the spare PlotItems taken are built again in the turns after."""
+        right after this paint, and so does the next chart a new panel's first paint left out; the
+        spare PlotItems taken are built again in the turns after."""
         if self._follow_waiting:
             self._follow_timer.start()
+        if self._veiled:
+            self._reveal_timer.start()
         self._spares.start()
+
+    def _reveal_next(self) -> None:
+        """Show the next chart a new panel's first paint left out (drawn at the next paint)."""
+        if self._veiled:
+            self._veiled.pop(0).plot.setOpacity(1.0)
 
     def _build_new_charts(self, data: CurveData) -> None:
         """A chart for the first series without one (on the spare PlotItem when one is ready, else
