@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from gym_gui.gc_tuning import freeze_startup_objects, tune_gc
+from gym_gui.gc_tuning import GUI_THRESHOLDS, freeze_startup_objects, tune_gc
 from gym_gui.run import split_command
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID
 from gym_gui.ingest.worker_specs import WorkerSpec
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tune_gc()
+    tune_gc(default=GUI_THRESHOLDS)  # short young collections: they block the GUI thread (gc_tuning.py)
     ensure_runtime_dir()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     services = AppServices(args.db, redis_url=args.redis_url)

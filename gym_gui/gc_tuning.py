@@ -21,24 +21,30 @@ import gc
 import logging
 import os
 
-__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "freeze_startup_objects", "tune_gc"]
+__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "freeze_startup_objects", "tune_gc"]
 
 _log = logging.getLogger(__name__)
 
 #: (generation 0, 1, 2) thresholds: a young collection every 100,000 net container allocations
 #: (about 0.25 s of full-speed ingest), an older one every 20 of those, a full one every 10 of those.
 DEFAULT_THRESHOLDS: tuple[int, int, int] = (100_000, 20, 10)
+#: The GUI's: a young collection runs on whichever thread allocates, holding the GIL, so its length
+#: is a GUI-thread block; 100,000 young objects took 47-53 ms of CPU (eight live runs, loaded
+#: machine), 10,000 take 3-7 ms (docs/tuning.md). The older generations as above.
+GUI_THRESHOLDS: tuple[int, int, int] = (10_000, 20, 10)
 ENV_VAR = "GYM_GUI_GC_THRESHOLDS"
 
 
-def tune_gc(thresholds: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
-    """Set the collector thresholds (``thresholds``, else ``$GYM_GUI_GC_THRESHOLDS``, else the default).
+def tune_gc(thresholds: tuple[int, int, int] | None = None, *,
+            default: tuple[int, int, int] = DEFAULT_THRESHOLDS) -> tuple[int, int, int]:
+    """Set the collector thresholds (``thresholds``, else ``$GYM_GUI_GC_THRESHOLDS``, else ``default``:
+    ``DEFAULT_THRESHOLDS``, or ``GUI_THRESHOLDS`` for the window).
 
     Returns the thresholds in force. Process-wide: call once from the main thread at start-up;
     never blocks. A malformed environment value is logged and ignored.
     """
     if thresholds is None:
-        thresholds = _from_env(os.environ.get(ENV_VAR, "").strip())
+        thresholds = _from_env(os.environ.get(ENV_VAR, "").strip(), default)
     if thresholds is not None:
         gc.set_threshold(*thresholds)
     g0, g1, g2 = gc.get_threshold()
@@ -55,9 +61,9 @@ def freeze_startup_objects() -> int:
     return gc.get_freeze_count()
 
 
-def _from_env(value: str) -> tuple[int, int, int] | None:
+def _from_env(value: str, default: tuple[int, int, int]) -> tuple[int, int, int] | None:
     if not value:
-        return DEFAULT_THRESHOLDS
+        return default
     if value.lower() == "default":
         return None
     try:
@@ -66,5 +72,5 @@ def _from_env(value: str) -> tuple[int, int, int] | None:
             raise ValueError
     except ValueError:
         _log.warning("ignoring %s=%r: expected 'default' or three integers G0,G1,G2 (G0 >= 1)", ENV_VAR, value)
-        return DEFAULT_THRESHOLDS
+        return default
     return (parts[0], parts[1], parts[2])

@@ -52,7 +52,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from qtpy.QtCore import Qt, QTimer  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
-from gym_gui.gc_tuning import freeze_startup_objects, tune_gc  # noqa: E402
+from gym_gui.gc_tuning import GUI_THRESHOLDS, freeze_startup_objects, tune_gc  # noqa: E402
 from gym_gui.ingest.worker_process import child_nice  # noqa: E402
 from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.qt.app_services import AppServices  # noqa: E402
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="FILE", default=None,
                         help="cProfile the GUI thread during the pump's run into FILE (one case: --step-rate-hz)")
     args = parser.parse_args(argv)
-    tune_gc()  # the app's collector settings (gym_gui/gc_tuning.py)
+    tune_gc(default=GUI_THRESHOLDS)  # the window's collector settings, as python -m gym_gui (gym_gui/gc_tuning.py)
     logging.basicConfig(level=logging.ERROR)
     cases = CASES if args.step_rate_hz is None else ((args.step_rate_hz, args.runs),)
     figures: list[dict[str, Any]] = []
