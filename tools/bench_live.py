@@ -256,8 +256,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
     name = case_name(step_rate_hz, runs)
     import qtpy
 
-    loads = (f"load average {base['load_before']:.1f} -> {base['load_after']:.1f} (baseline), " if baseline else ""
-             ) + f"{new['load_before']:.1f} -> {new['load_after']:.1f} (pump)"
+    loads = "load average " + (f"{base['load_before']:.1f} -> {base['load_after']:.1f} (baseline), " if baseline
+                               else "") + f"{new['load_before']:.1f} -> {new['load_after']:.1f} (pump)"
     note = f"{loads}; {os.cpu_count()} cpus; children nice +{new['child_nice']}; {qtpy.API_NAME}"
     print(f"live path, {runs} run(s) at {step_rate_hz:.0f} steps/s each, {seconds:.0f} s; {note}")
     print(f"{'':26}{f'baseline ({OLD_POLL_MS} ms poll)':>22}{'GUI pump':>12}{'ratio':>8}")
