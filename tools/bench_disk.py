@@ -15,10 +15,14 @@ publishes) and written to a fresh ``TelemetrySQLiteStore`` with ``write_batch`` 
 - baseline, in the same run: the same values in a minimal raw-sqlite3 table (rowid table, no index,
   a column per field in its natural type: integers, REAL reward, ``ts`` as integer microseconds,
   ``info`` and the render payload as compact JSON text), and a minimal episodes table;
-- read-back (best of ``--reads``, warm cache): the run's episode returns as the learning curves read
-  them (``curve_reads.load_curves_from_store``: 2,000 returns by default), every episode record
-  (``store.episode_records``) and one episode's steps (``store.steps_for_episode``), each beside
-  the raw ``SELECT ... fetchall()`` of the same rows from the same file.
+- read-back, as a user's process reads: the written store closed and the run's events dropped, a
+  store opened on the existing file, each read called once (its first call, reported apart), then
+  ``--reads`` rounds in which each read runs right beside the raw ``SELECT ... fetchall()`` of the
+  same rows from the same file (so both see the same machine); medians of wall and CPU time
+  (``time.process_time``) and their ratios. The reads: the run's episode returns as the learning
+  curves read them (``curve_reads.load_curves_from_store``: 2,000 returns by default), every
+  episode record (``store.episode_records``) and one episode's steps (``store.steps_for_episode``,
+  another episode each round).
 
 Every row is checked: as many step rows as steps written, every episode, values read back equal.
 
@@ -28,9 +32,12 @@ Usage: .venv/bin/python tools/bench_disk.py [--steps 200000] [--episodes 2000] [
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
+import math
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -175,81 +182,140 @@ def raw_figures(path: Path, events: list[TelemetryEvent], batch_size: int) -> in
     return used
 
 
-def best_ms(fn: Callable[[], Any], reads: int) -> tuple[float, Any]:
-    """The fastest of ``reads`` calls, in ms, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(reads):
-        t0 = time.perf_counter()
+class Timings:
+    """Wall and CPU times (s) of the calls of one read, the first (untimed in the medians) apart."""
+
+    def __init__(self) -> None:
+        self.first_s = math.nan
+        self.wall_s: list[float] = []
+        self.cpu_s: list[float] = []
+
+    def run(self, fn: Callable[[], Any], *, first: bool = False) -> Any:
+        """Call ``fn`` once and keep its times. Main thread; blocks."""
+        w0, c0 = time.perf_counter(), time.process_time()
         result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000, result
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if first:
+            self.first_s = wall
+        else:
+            self.wall_s.append(wall)
+            self.cpu_s.append(cpu)
+        return result
+
+    @property
+    def wall_ms(self) -> float:
+        return statistics.median(self.wall_s) * 1000
+
+    @property
+    def cpu_ms(self) -> float:
+        return statistics.median(self.cpu_s) * 1000
+
+
+def _expected(events: list[TelemetryEvent], middle: int) -> dict[str, Any]:
+    """What ``_check`` compares the read-backs with (so that the events can go before the reads)."""
+    return {
+        "returns": {e.payload["episode_index"]: e.payload["total_reward"] for e in events
+                    if "total_reward" in e.payload},
+        "middle": [(p["step_index"], p["action"], p["observation"], p["reward"], p["terminated"],
+                    p.get("render_payload")) for e in events for p in [e.payload]
+                   if "step_index" in p and "total_reward" not in p and p["episode_index"] == middle],
+    }
+
+
+#: The raw-sqlite baselines: the same rows from the same file, fetched without any decoding.
+_RAW_RETURNS = ("SELECT episode_index, total_reward FROM episodes WHERE run_id = ? AND agent_id = ? "
+                "ORDER BY episode_index")
+_RAW_EPISODES = "SELECT * FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index"
+# The stored rows of an episode as they lie on disk: its seq range from episode_spans, a range of
+# step_rows on the primary key (what the store reads, without decoding a value).
+_RAW_EPISODE = (
+    "SELECT s.* FROM stream_keys k JOIN episode_spans p ON p.stream = k.stream AND p.episode_index = ? "
+    "JOIN step_rows s ON s.stream = k.stream AND s.seq_id BETWEEN p.first_seq AND p.last_seq "
+    "WHERE k.run_id = ? AND k.agent_id = ? AND s.episode_index = ? ORDER BY s.seq_id")
+
+
+def read_back(path: Path, episodes: int, reads: int) -> dict[str, Any]:
+    """The read-backs as a user's process makes them: a store opened on the existing file, each read
+    called once (its first call: the reader connection opened, the statements prepared), then
+    ``reads`` rounds in which every read runs right next to its raw-sqlite3 baseline, so both see
+    the same machine; medians. One episode's steps: a different episode each round (the raw
+    SELECT reads the same one). Main thread; blocks."""
+    store = TelemetrySQLiteStore(path)
+    conn = sqlite3.connect(str(path))
+    key = (RUN_ID, AGENT)
+    middle = episodes // 2
+    t = {name: Timings() for name in ("returns", "raw_returns", "episodes", "raw_episodes", "episode", "raw_episode")}
+
+    def one_round(i: int, first: bool = False) -> tuple[Any, Any, Any, Any]:
+        ep = (middle + i) % episodes
+        curves = t["returns"].run(lambda: load_curves_from_store(store, *key), first=first)
+        raw_eps = t["raw_returns"].run(lambda: conn.execute(_RAW_RETURNS, key).fetchall(), first=first)
+        eps = t["episodes"].run(lambda: store.episode_records(*key), first=first)
+        t["raw_episodes"].run(lambda: conn.execute(_RAW_EPISODES, key).fetchall(), first=first)
+        ep_steps = t["episode"].run(lambda: store.steps_for_episode(*key, ep), first=first)
+        t["raw_episode"].run(lambda: conn.execute(_RAW_EPISODE, (ep, *key, ep)).fetchall(), first=first)
+        return curves, raw_eps, eps, ep_steps
+
+    curves, raw_eps, eps, ep_steps = one_round(0, first=True)
+    for i in range(reads):
+        one_round(i)
+    stored_steps = store.step_count(*key)
+    conn.close()
+    store.close()
+    return {"timings": t, "curves": curves, "raw_eps": raw_eps, "eps": eps, "ep_steps": ep_steps,
+            "stored_steps": stored_steps, "middle": middle}
 
 
 def measure(variant: str, steps: int, episodes: int, batch_size: int, reads: int, tmp: Path) -> dict[str, Any]:
     """One variant: write, measure bytes, read back and check. Main thread; blocks."""
     lines = worker_lines(variant, steps, episodes)
+    line_bytes = len(lines) / steps
     events = decoded_events(lines)
+    del lines
     written = store_figures(tmp / f"store-{variant}.sqlite", events, batch_size)
-    store: TelemetrySQLiteStore = written["store"]
-    raw_used = raw_figures(tmp / f"raw-{variant}.sqlite", events, batch_size)
-    middle = episodes // 2
-    returns_ms, curves = best_ms(lambda: load_curves_from_store(store, RUN_ID, AGENT), reads)
-    episodes_ms, eps = best_ms(lambda: store.episode_records(RUN_ID, AGENT), reads)
-    episode_ms, ep_steps = best_ms(lambda: store.steps_for_episode(RUN_ID, AGENT, middle), reads)
-    conn = sqlite3.connect(str(store.path))
-    raw_returns_ms, raw_eps = best_ms(lambda: conn.execute(
-        "SELECT episode_index, total_reward FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index",
-        (RUN_ID, AGENT)).fetchall(), reads)
-    raw_episodes_ms, _ = best_ms(lambda: conn.execute(
-        "SELECT * FROM episodes WHERE run_id = ? AND agent_id = ? ORDER BY episode_index", (RUN_ID, AGENT)).fetchall(),
-        reads)
-    # The stored rows of the episode as they lie on disk: its seq range from episode_spans, a range
-    # of step_rows on the primary key (what the store reads, without decoding a value).
-    raw_episode_ms, _ = best_ms(lambda: conn.execute(
-        "SELECT s.* FROM stream_keys k JOIN episode_spans p ON p.stream = k.stream AND p.episode_index = ? "
-        "JOIN step_rows s ON s.stream = k.stream AND s.seq_id BETWEEN p.first_seq AND p.last_seq "
-        "WHERE k.run_id = ? AND k.agent_id = ? AND s.episode_index = ? ORDER BY s.seq_id",
-        (middle, RUN_ID, AGENT, middle)).fetchall(), reads)
-    stored_steps = store.step_count(RUN_ID, AGENT)
-    conn.close()
+    store: TelemetrySQLiteStore = written.pop("store")
     store.close()
     file_bytes = store.path.stat().st_size
-    _check(events, eps, ep_steps, stored_steps, steps, episodes, middle)
-    if [float(x) for x in curves.column("return")] != [float(r) for _, r in raw_eps]:
+    raw_used = raw_figures(tmp / f"raw-{variant}.sqlite", events, batch_size)
+    expected = _expected(events, episodes // 2)
+    del events  # the reads run in a process that holds what a reader holds, not the written run
+    gc.collect()
+    r = read_back(store.path, episodes, reads)
+    _check(expected, r["eps"], r["ep_steps"], r["stored_steps"], steps, episodes)
+    if [float(x) for x in r["curves"].column("return")] != [float(v) for _, v in r["raw_eps"]]:
         raise AssertionError("the curves' returns differ from the stored ones")
     tables = written["tables"]
     step_names = ("steps", "step_rows", "step_values", "episode_spans", "stream_keys")  # (v4: steps is a view)
     step_tables = sum(v for k, v in tables.items() if k in step_names or written["indexes"].get(k) in step_names)
     episode_tables = sum(v for k, v in tables.items() if k == "episodes" or written["indexes"].get(k) == "episodes")
-    return {"variant": variant, "line_bytes": len(lines) / steps, "used": written["used"], "file_bytes": file_bytes,
+    return {"variant": variant, "line_bytes": line_bytes, "used": written["used"], "file_bytes": file_bytes,
             "tables": tables, "steps_tables": step_tables, "episode_tables": episode_tables, "raw_used": raw_used,
-            "returns_ms": returns_ms, "episode_ms": episode_ms, "raw_returns_ms": raw_returns_ms,
-            "episodes_ms": episodes_ms, "raw_episodes_ms": raw_episodes_ms,
-            "raw_episode_ms": raw_episode_ms, "episode_steps": len(ep_steps), "returns": len(raw_eps)}
+            "timings": r["timings"], "episode_steps": len(r["ep_steps"]), "returns": len(r["raw_eps"])}
 
 
-def _check(events: list[TelemetryEvent], eps: list[Any], ep_steps: list[Any], stored: int, steps: int,
-           episodes: int, middle: int) -> None:
+def _check(expected: dict[str, Any], eps: list[Any], ep_steps: list[Any], stored: int, steps: int,
+           episodes: int) -> None:
     """Every step stored, every episode, and the read-back values equal to the written ones."""
     problems = []
     if stored != steps:
         problems.append(f"{stored} step rows stored, {steps} written")
     if len(eps) != episodes:
         problems.append(f"{len(eps)} episodes read, {episodes} written")
-    written_eps = {e.payload["episode_index"]: e.payload for e in events if "total_reward" in e.payload}
     for rec in eps:
-        if rec.total_reward != written_eps[rec.episode_index]["total_reward"]:
+        if rec.total_reward != expected["returns"][rec.episode_index]:
             problems.append(f"episode {rec.episode_index}: return {rec.total_reward}")
             break
-    written_steps = [e.payload for e in events if "step_index" in e.payload and "total_reward" not in e.payload
-                     and e.payload["episode_index"] == middle]
     got = [(s.step_index, s.action, s.observation, s.reward, s.terminated, s.render_payload) for s in ep_steps]
-    want = [(p["step_index"], p["action"], p["observation"], p["reward"], p["terminated"], p.get("render_payload"))
-            for p in written_steps]
-    if got != want:
-        problems.append(f"episode {middle}'s steps read back differ from the written ones")
+    if got != expected["middle"]:
+        problems.append(f"episode {episodes // 2}'s steps read back differ from the written ones")
     if problems:
         raise AssertionError("; ".join(problems))
+
+
+def _note(t: dict[str, Timings], name: str, reads: int) -> str:
+    ours, raw = t[name], t[f"raw_{name}"]
+    return (f"median of {reads}; CPU {ours.cpu_ms:.3f} ms (raw {raw.cpu_ms:.3f}); "
+            f"first call {ours.first_s * 1000:.2f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=2000, help="the read-back reads all of them")
     parser.add_argument("--variant", choices=("scalar", "grid", "both"), default="both")
     parser.add_argument("--batch-size", type=int, default=2000, help="events per write_batch (DbSink's default)")
-    parser.add_argument("--reads", type=int, default=5, help="read-back repetitions; the best is kept")
+    parser.add_argument("--reads", type=int, default=41,
+                        help="read-back rounds (each read beside its raw baseline); medians are reported")
     args = parser.parse_args(argv)
     variants = ("scalar", "grid") if args.variant == "both" else (args.variant,)
     figures = []
@@ -275,10 +342,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  steps table + its indexes {r['steps_tables'] / args.steps:.1f} bytes/step; episodes table + "
                       f"indexes {r['episode_tables'] / args.episodes:.1f} bytes/episode; per table/index (dbstat): "
                       + ", ".join(f"{k} {v:,}" for k, v in sorted(r["tables"].items(), key=lambda kv: -kv[1]) if v))
-            print(f"  read-back: {r['returns']:,} episode returns (load_curves) {r['returns_ms']:.2f} ms (raw SELECT "
-                  f"{r['raw_returns_ms']:.2f} ms); every episode record (episode_records) {r['episodes_ms']:.2f} ms (raw "
-                  f"SELECT * {r['raw_episodes_ms']:.2f} ms); one episode, {r['episode_steps']} steps, "
-                  f"{r['episode_ms']:.3f} ms (raw SELECT {r['raw_episode_ms']:.3f} ms); all values read back equal")
+            t = r["timings"]
+            print(f"  read-back, a store opened on the file, median of {args.reads} rounds (wall / CPU ms; first "
+                  f"call wall), each beside its raw SELECT: all values read back equal")
+            for name, what in (("returns", f"{r['returns']:,} episode returns (load_curves)"),
+                               ("episodes", "every episode record (episode_records)"),
+                               ("episode", f"one episode's {r['episode_steps']} steps (steps_for_episode)")):
+                ours, raw = t[name], t[f"raw_{name}"]
+                print(f"    {what}: {ours.wall_ms:.3f} / {ours.cpu_ms:.3f} ms (first {ours.first_s * 1000:.2f}); raw "
+                      f"{raw.wall_ms:.3f} / {raw.cpu_ms:.3f} ms; ratio wall {ours.wall_ms / raw.wall_ms:.2f}, "
+                      f"CPU {ours.cpu_ms / raw.cpu_ms:.2f}")
             minimal = "minimal raw sqlite3 tables, same values"
             figures += [
                 figure(f"disk.{variant}.bytes_per_step", f"bytes/step on disk, {variant} steps", per_step, "bytes/step",
@@ -286,16 +359,18 @@ def main(argv: list[str] | None = None) -> int:
                        target=target("<=", TARGET_BYTES_PER_STEP, source="issue 13 #4"),
                        note="page_count*page_size delta after checkpoint"),
                 figure(f"disk.{variant}.returns_ms", f"read back {r['returns']:,} episode returns, {variant}",
-                       r["returns_ms"], "ms", "lower", baseline=r["raw_returns_ms"],
+                       t["returns"].wall_ms, "ms", "lower", baseline=t["raw_returns"].wall_ms,
                        baseline_label="raw SELECT of the same rows",
-                       target=target("<=", TARGET_RETURNS_MS, source="issue 13 #4")),
+                       target=target("<=", TARGET_RETURNS_MS, source="issue 13 #4"),
+                       note=_note(t, "returns", args.reads)),
                 figure(f"disk.{variant}.episodes_ms", f"read back {r['returns']:,} episode records, {variant}",
-                       r["episodes_ms"], "ms", "lower", baseline=r["raw_episodes_ms"],
-                       baseline_label="raw SELECT * of the same rows"),
+                       t["episodes"].wall_ms, "ms", "lower", baseline=t["raw_episodes"].wall_ms,
+                       baseline_label="raw SELECT * of the same rows", note=_note(t, "episodes", args.reads)),
                 figure(f"disk.{variant}.episode_ms", f"read back one episode's {r['episode_steps']} steps, {variant}",
-                       r["episode_ms"], "ms", "lower", baseline=r["raw_episode_ms"],
+                       t["episode"].wall_ms, "ms", "lower", baseline=t["raw_episode"].wall_ms,
                        baseline_label="raw SELECT of the same rows",
-                       target=target("<=", TARGET_EPISODE_MS, source="issue 13 #4")),
+                       target=target("<=", TARGET_EPISODE_MS, source="issue 13 #4"),
+                       note=_note(t, "episode", args.reads)),
             ]
             if r["tables"]:
                 figures.append(figure(f"disk.{variant}.steps_table_bytes_per_step",
