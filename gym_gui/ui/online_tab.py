@@ -50,6 +50,7 @@ TEXT_REFRESH_INTERVAL_MS = 100
 #: A tab behind another only counts at each batch: the episodes and steps it receives are held and
 #: folded into its curves and tables in one go, at most this often (and at once when it is shown or
 #: its run ends), so eight runs cost the GUI thread one tab's drawing and seven tabs' counting.
+#: Tables hidden by their button (a ToyText run's default) hold their rows the same way.
 HIDDEN_FOLD_INTERVAL_MS = 1000
 
 
@@ -114,7 +115,8 @@ class AgentOnlineTab(QWidget):
     built when the tab is first drawn and redrawn at most every ``chart_refresh_interval_ms``
     (0: at every batch); a tab behind another only counts: it holds the episodes and steps it gets
     and folds them into its curves and tables at most every ``hidden_fold_interval_ms`` (and at
-    once when shown, or when its run ends), and draws when shown. GUI thread only.
+    once when shown, or when its run ends), and draws when shown; hidden tables (the button) hold
+    their rows the same way until shown. GUI thread only.
     """
 
     def __init__(self, run_id: str, agent_id: str, *, max_table_rows: int = DEFAULT_MAX_ROWS,
@@ -297,10 +299,11 @@ class AgentOnlineTab(QWidget):
         self.tables_button.setChecked(visible)
 
     def held(self) -> int:
-        """Steps and episodes received behind another tab and not yet in the curves and tables
-        (folded when shown, at the run's end or at the next batch after the fold interval). GUI
-        thread; never blocks."""
-        return len(self._held_steps) + self._held_skipped + len(self._curve_held)
+        """Steps and episodes received and not yet in the tables (behind another tab, or tables hidden)
+        or the curves (until the charts' next refresh): folded when shown, at the run's end, at the
+        next batch after the fold interval, or (the curves) at the refresh. GUI thread; never blocks."""
+        # (the episodes held for the curves are the newest of those held for the table, or vice versa)
+        return len(self._held_steps) + self._held_skipped + max(len(self._held_episodes), len(self._curve_held))
 
     def stop(self) -> None:
         """Stop the stall banner's timer; idempotent. GUI thread; never blocks."""
@@ -345,24 +348,25 @@ class AgentOnlineTab(QWidget):
             if not self._silence.completed and not self._stalled:
                 self._set("status", "running")
         drawn = self._drawn()
-        if drawn and (self._held_steps or self._held_episodes):
+        tables = drawn and not self.tables.isHidden()  # the tables take rows only while they are shown
+        if tables and (self._held_steps or self._held_episodes):
             self._fold_held()  # (shown without a show event of its own: what it held goes first)
         if steps:
             self._steps_seen += len(steps)
             self._rate.add(self._steps_seen)
             self._fold_returns(steps)
-            if drawn:
+            if tables:
                 self.step_model.append_steps(steps)
             else:
                 self._hold_steps(steps)
         if episodes:
             self._episodes_seen += len(episodes)
             self._curve_held += episodes
-            if drawn:
+            if tables:
                 self.episode_model.add_events(episodes)
             else:
                 self._held_episodes += episodes
-        if not drawn and self._clock() - self._folded_at >= self._fold_interval_s:
+        if not tables and self._clock() - self._folded_at >= self._fold_interval_s:
             self._fold_held()
         latest = batch.latest_step
         if latest is not None:
@@ -555,6 +559,8 @@ class AgentOnlineTab(QWidget):
 
     def _fold_held(self) -> None:
         """Put what the tab held while hidden into its tables and curves, in one go each."""
+        if not (self._held_steps or self._held_skipped or self._held_episodes or self._curve_held):
+            return
         self._folded_at = self._clock()
         if self._held_skipped:
             self.step_model.count_skipped(self._held_skipped)
@@ -631,6 +637,8 @@ class AgentOnlineTab(QWidget):
     def _apply_tables_visible(self, visible: bool) -> None:
         self.tables.setVisible(visible)
         self.tables_button.setText("Hide tables" if visible else "Show tables")
+        if visible and (self._held_steps or self._held_episodes):
+            self._fold_held()  # the rows held while the tables were hidden
 
     def _tables_clicked(self, _checked: bool) -> None:
         self._tables_user_set = True

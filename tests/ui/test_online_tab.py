@@ -58,6 +58,8 @@ def test_batches_of_real_steps_update_the_counters_exactly(qtbot: Any, factory: 
     assert tab.header_text("last_reward") == f"{last['reward']:.6g}"
     assert tab.header_text("dropped") == str(i) and tab.header_text("backfilled") == str(2 * i)
     assert tab.header_text("pending") == "1" and tab.header_text("unrecoverable") == "0"
+    assert not tab.tables_visible()  # (a ToyText run: its tables hold their rows until shown)
+    tab.set_tables_visible(True)
     assert tab.step_model.rowCount() == len(steps)
     assert [tab.episode_model.row_at(r).episode_index for r in range(tab.episode_model.rowCount())] == list(range(6))
     row = tab.episode_model.row_at(5)
@@ -462,3 +464,23 @@ def test_a_tab_behind_another_decodes_its_newest_frame_only_when_shown(qtbot: An
     assert state is not None and list(state.agent) == steps[2].payload["render_payload"]["agent"]
     front.stop()
     back.stop()
+
+
+def test_hidden_tables_hold_their_rows_until_shown(qtbot: Any, factory: type[EventFactory]) -> None:
+    now = [100.0]
+    tab = make_tab(qtbot, hidden_fold_interval_ms=1000, clock=lambda: now[0])
+    tab.show()
+    f = factory("run1", "agent1")
+    tab.set_tables_visible(False)
+    steps = [f.step(0, i) for i in range(6)]
+    tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[:2]), latest_step=steps[1]))  # the first folds
+    now[0] += 0.2
+    tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[2:4]), episodes=(f.episode(0, 4),),
+                           latest_step=steps[3]))
+    assert tab.steps_seen == 4 and tab.header_text("steps_seen") == "4"  # counted at once
+    assert tab.step_model.rowCount() == 2 and tab.episode_model.rowCount() == 0 and tab.held() == 3
+    tab.set_tables_visible(True)  # shown: the rows held go in at once
+    assert tab.step_model.rowCount() == 4 and tab.episode_model.rowCount() == 1
+    tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[4:]), latest_step=steps[5]))
+    assert [tab.step_model.step_at(r).seq_id for r in range(6)] == [e.seq_id for e in steps]
+    tab.stop()
