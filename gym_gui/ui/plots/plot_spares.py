@@ -24,6 +24,8 @@ import pyqtgraph as pg
 from qtpy import sip
 from qtpy.QtCore import QCoreApplication, QObject, QTimer, Signal
 
+from gym_gui.ui.plots.tick_axis import chart_axes
+
 __all__ = ["SPARES", "PlotSpares", "shared_spares"]
 
 #: Spare PlotItems the process keeps (a new panel's three built-in charts).
@@ -97,8 +99,7 @@ class PlotSpares(QObject):
         self._waits = 0
         if self._view_box is None:  # about 2 ms
             self._view_box = pg.ViewBox(enableMenu=False)
-            # top and right are made (hidden) by the PlotItem: given here they would be shown
-            self._axes = {name: pg.AxisItem(name) for name in ("left", "bottom")}
+            self._axes = chart_axes()
         elif not self._view_box.menuEnabled():  # its menu: about 4 ms
             self._view_box.setMenuEnabled(True)
         else:  # about 6 ms (the plot's own menu and layout)
