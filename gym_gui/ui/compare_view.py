@@ -43,6 +43,7 @@ from gym_gui.ui.plots.curve_chart import cache_axes
 from gym_gui.ui.plots.curve_panel import AXIS_LABELS, DECIMATED_BINS, OFFLOAD_ROWS
 from gym_gui.ui.plots.grid_lines import GridLines
 from gym_gui.ui.plots.plot_worker import PlotWorker
+from gym_gui.ui.plots.tick_axis import chart_axes
 
 __all__ = ["CompareView", "ComparedRun", "flatten_config", "run_label"]
 
@@ -169,7 +170,7 @@ class CompareView(QWidget):
         bar.addStretch(1)
         bar.addWidget(self.status_label)
 
-        self.plot_widget = pg.PlotWidget(background="w")
+        self.plot_widget = pg.PlotWidget(background="w", axisItems=chart_axes())
         self.plot = self.plot_widget.getPlotItem()
         self.grid = GridLines(self.plot)  # and cached axes, as the learning curves (plots/grid_lines.py)
         cache_axes(self.plot)

@@ -21,6 +21,7 @@ from gym_gui.live.curve_jobs import StripArrays, strip_arrays, strip_view
 from gym_gui.ui.plots.curve_chart import cache_axes
 from gym_gui.ui.plots.grid_lines import GridLines
 from gym_gui.ui.plots.plot_worker import PlotWorker
+from gym_gui.ui.plots.tick_axis import chart_axes
 
 __all__ = ["STRIP_OFFLOAD_ROWS", "RewardStrip"]
 
@@ -43,7 +44,7 @@ class RewardStrip(QWidget):
     def __init__(self, parent: QWidget | None = None, *, offload_rows: int = STRIP_OFFLOAD_ROWS) -> None:
         super().__init__(parent)
         self._offload_rows = max(0, offload_rows)
-        self.plot_widget = pg.PlotWidget(background="w")
+        self.plot_widget = pg.PlotWidget(background="w", axisItems=chart_axes())
         self.plot_widget.setMinimumHeight(90)
         self.plot_widget.setMaximumHeight(140)
         plot = self.plot_widget.getPlotItem()
