@@ -232,14 +232,15 @@ class GuiPump(QObject):
         self._waker.notify()
 
     def reschedule(self) -> None:
-        """Re-read every view's deadline and re-arm the timer (after a change outside a tick).
-        GUI thread; never blocks."""
+        """Re-read every view's deadline and re-arm the timer from now (after a change outside a
+        tick; also after the pump's clock moved other than real time does). GUI thread; never blocks."""
         if not self._running or self._ticking:
             return
         now = self._clock()
         for view in self._views:
             self._deadlines[id(view)] = self._deadline_of(view, now)
         self._deadline = self._earliest()
+        self._armed_at = None  # the timer's interval was counted from an older ``now``
         self._arm()
 
     def _post(self) -> None:
