@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import qtpy  # noqa: E402  (first: pyqtgraph follows the binding qtpy chose)
-from qtpy.QtCore import Qt, QTimer  # noqa: E402
+from qtpy.QtCore import QCoreApplication, QEvent, Qt, QTimer  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -281,6 +281,8 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     pauses.close()
     panel.stop(10)
     panel.close()
+    panel.deleteLater()  # deleted while the QApplication exists (as gym_gui/app.py does its window)
+    QCoreApplication.sendPostedEvents(None, int(QEvent.Type.DeferredDelete))
     reader.stop(10)
     store.close()
     return out

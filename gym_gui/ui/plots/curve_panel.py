@@ -10,10 +10,7 @@ selector switches between episode, step (cumulative steps at each episode's end;
 Every curve gets at most about ``2 * DECIMATED_BINS`` points, the min and max of each bin of rows
 (``live.decimate``): every episode is represented, every spike visible; pyqtgraph's own
 downsampling and clipping (a re-read of every point at every refresh) are off. New charts are
-built one per event-loop turn, each on a PlotItem built ahead, a piece per turn, once a panel was
-painted (``plot_spares``, a few for the whole process): the refresh that sees a new number only
-adds the spare to the layout (the first new chart of a refresh is there when it returns; without
-a spare it is built there), and a new panel's three charts come from the spares too. A new
+built one per event-loop turn (the first new chart of a refresh is there when it returns). A new
 panel's first paint draws its first chart only; the other two are shown one per turn after it
 (``ranges_pending()`` until they are).
 
@@ -49,7 +46,6 @@ from gym_gui.live.curves import CurveData, WindowColumns
 from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offset
 from gym_gui.live.decimate import PeakDecimator
 from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
-from gym_gui.ui.plots.plot_spares import shared_spares
 from gym_gui.ui.plots.plot_worker import PlotWorker
 from gym_gui.ui.plots.tick_axis import chart_axes
 
@@ -109,10 +105,6 @@ class CurvePanel(QWidget):
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(0)
         self._redraw_timer.timeout.connect(self._redraw)
-        # PlotItems built ahead, a piece per turn (plot_spares); a new chart takes one.
-        self._spares = shared_spares()
-        self._spares.spare_ready.connect(self._on_spare_ready)
-        self._waiting_for_spare = False  # new series wait for the spare being built
         self._follow_waiting = False  # a following chart waits for its turn
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
@@ -224,7 +216,6 @@ class CurvePanel(QWidget):
         has; the work put off to the next turn is dropped. The panel then draws only what needs no
         worker. GUI thread; blocks up to ``timeout_s``."""
         self._redraw_timer.stop()
-        self._waiting_for_spare = False
         self._reveal_timer.stop()
         while self._veiled:  # nothing left out
             self._veiled.pop(0).plot.setOpacity(1.0)
@@ -291,13 +282,11 @@ class CurvePanel(QWidget):
 
     def _on_paint(self) -> None:
         """The charts are about to be painted: a chart waiting to step its ranges gets its turn
-        right after this paint, and so does the next chart a new panel's first paint left out; the
-        spare PlotItems taken are built again in the turns after."""
+        right after this paint, and so does the next chart a new panel's first paint left out."""
         if self._follow_waiting:
             self._follow_timer.start()
         if self._veiled:
             self._reveal_timer.start()
-        self._spares.start()
 
     def _reveal_next(self) -> None:
         """Show the next chart a new panel's first paint left out (drawn at the next paint)."""
@@ -305,21 +294,13 @@ class CurvePanel(QWidget):
             self._veiled.pop(0).plot.setOpacity(1.0)
 
     def _build_new_charts(self, data: CurveData) -> None:
-        """A chart for the first series without one (on the spare PlotItem when one is ready, else
-        built here: 10 to 25 ms); the others in later turns, each on the next spare."""
+        """A chart for the first series without one (a chart's pyqtgraph widgets take 10 to 25 ms
+        to build); the others one per event-loop turn after."""
         new = [name for name in data.series_names() if name not in self._series_chart]
-        if not new:
-            return
-        if self._spares.ready() or not (self._waiting_for_spare and self._spares.building()):
-            self._add_series_chart(new.pop(0))
-        self._waiting_for_spare = bool(new) and self._spares.building()
-        if new and not self._waiting_for_spare:
-            self._redraw_timer.start()
-
-    def _on_spare_ready(self) -> None:
-        if self._waiting_for_spare and not self._redraw_timer.isActive():
-            self._waiting_for_spare = False
-            self._redraw_timer.start()
+        if new:
+            self._add_series_chart(new[0])
+            if len(new) > 1:
+                self._redraw_timer.start()
 
     def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
         """Hand ``curve`` the whole series' bins, updated here when that costs at most
@@ -436,7 +417,7 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        plot = self._spares.take() or pg.PlotItem(axisItems=chart_axes())
+        plot = pg.PlotItem(axisItems=chart_axes())
         self.graphics.addItem(plot, row=row, col=col)
         # Columns share the width equally whatever their charts hold: a chart added later (a new
         # worker number) resizes no other chart (which would lay out every axis again).
