@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qtpy.QtWidgets import QApplication
 
     from gym_gui.qt.app_services import AppServices
-    from gym_gui.ui.telemetry_window import MainWindow
+    from gym_gui.ui.telemetry_window import DEFAULT_SIZE_PX, MainWindow
 
     own_args, command = split_command(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own_args)
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.launch_panel.set_spec(spec)
     freeze_startup_objects()  # shorter collector pauses on the GUI thread (gym_gui/gc_tuning.py)
     services.start()
-    window.resize(1200, 800)
+    window.resize(*DEFAULT_SIZE_PX)
     window.show()
     print(f"database: {args.db.resolve()}", flush=True)
     outcome: dict[str, str] = {}

@@ -59,7 +59,7 @@ from gym_gui.qt.app_services import AppServices  # noqa: E402
 from gym_gui.qt.gui_pump import GuiPump  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic  # noqa: E402
 from gym_gui.telemetry.run_bus import RunBus  # noqa: E402
-from gym_gui.ui.telemetry_window import MainWindow  # noqa: E402
+from gym_gui.ui.telemetry_window import DEFAULT_SIZE_PX, MainWindow  # noqa: E402
 from bench_figures import figure, print_bench_json, target  # noqa: E402
 
 PROBE_INTERVAL_MS = 5
@@ -148,6 +148,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     window = MainWindow(services)
     freeze_startup_objects()  # as python -m gym_gui does
     services.start()
+    window.resize(*DEFAULT_SIZE_PX)  # as python -m gym_gui opens it
     window.show()
     latencies_ms: list[float] = []
     probe, probe_all = Probe(), Probe()

@@ -30,11 +30,13 @@ from gym_gui.ui.runs_view import RunsView
 from gym_gui.ui.tab_labels import TabLabels, tab_title
 from gym_gui.ui.window_tabs import ReplayData, TabsMixin
 
-__all__ = ["MainWindow"]
+__all__ = ["DEFAULT_SIZE_PX", "MainWindow"]
 
 _log = logging.getLogger(__name__)
 
 StreamKey = tuple[str, str]
+#: The size `python -m gym_gui` opens the window at (width, height); the benchmarks use it too.
+DEFAULT_SIZE_PX = (1200, 800)
 DEBUG_DOCK_HEIGHT_PX = 260
 DEBUG_DOCK_MIN_HEIGHT_PX = 210
 TERMINAL = {RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value}
