@@ -290,6 +290,8 @@ def test_a_closed_gate_pauses_reading(redis_server: RedisServer, bus: RunBus, fa
     sources.append(source)
     source.start()
     wait_until(lambda: gate.is_paused, message="the source waiting on the gate")
+    # (paused long enough to count: the source leaves waits under 1 ms out of its paused_s)
+    wait_until(lambda: gate.paused_s > 0.01, message="the source paused for 10 ms")
     assert source.stats()["entries_read"] == 0
     backlog[0] = 0
     gate.notify()
