@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gym_gui.gc_tuning import DEFAULT_THRESHOLDS, ENV_VAR, freeze_startup_objects, tune_gc
+from gym_gui.gc_tuning import DEFAULT_THRESHOLDS, ENV_VAR, GUI_THRESHOLDS, freeze_startup_objects, tune_gc
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +54,16 @@ def test_freezing_moves_what_is_alive_out_of_the_collectors_view() -> None:
         assert frozen >= len(alive) and gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_the_window_collects_young_objects_ten_times_as_often_as_the_headless_run() -> None:
+    """Short young collections in the window: they hold the GIL, so they block the GUI thread."""
+    assert tune_gc(default=GUI_THRESHOLDS) == GUI_THRESHOLDS == gc.get_threshold()
+    assert GUI_THRESHOLDS[0] * 10 == DEFAULT_THRESHOLDS[0] and GUI_THRESHOLDS[1:] == DEFAULT_THRESHOLDS[1:]
+
+
+def test_the_environment_still_wins_over_the_windows_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "2000,3,4")
+    assert tune_gc(default=GUI_THRESHOLDS) == (2000, 3, 4)
+    monkeypatch.setenv(ENV_VAR, "nonsense")
+    assert tune_gc(default=GUI_THRESHOLDS) == GUI_THRESHOLDS

@@ -23,28 +23,8 @@ from gym_gui.telemetry.json_text import encode_json, load_json
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.telemetry.step_payload import StepPayload
+from data_envelope import DROP as _DROP, GRID, NOW, data_step as worker_step
 from json_compare import same_json
-
-NOW = "2030-01-01T00:00:00+00:00"
-GRID = {"kind": "grid", "env_family": "FrozenLake", "rows": 4, "cols": 4,
-        "cells": ["SFFF", "FHFH", "FFFH", "HFFG"], "agent": [1, 1]}
-_DROP = object()
-
-
-def worker_step(**fields: Any) -> dict[str, Any]:
-    """A data step with the keys in the order the existing gym_gui workers write them."""
-    record: dict[str, Any] = {
-        "type": "step", "run_id": "r1", "agent_id": "a1", "episode": 3, "step": 0, "action_json": "2",
-        "observation_json": "5", "reward": 0.0, "terminated": False, "truncated": False, "info": {"prob": 1.0},
-        "render_payload": json.dumps(GRID), "ts_unix_ns": 1714564800250000000,
-    }
-    for key, value in fields.items():
-        if value is _DROP:
-            del record[key]
-        else:
-            record[key] = value  # an existing key keeps its place: the layout stays the workers'
-    return record
-
 
 def _outcome(fn: Any) -> Any:
     try:

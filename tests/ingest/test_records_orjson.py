@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from data_envelope import DROP, GRID, NOW, data_step
 from json_compare import same_json
 
 from gym_gui.ingest.records import (
@@ -21,9 +22,6 @@ from gym_gui.ingest.records import (
 )
 from gym_gui.telemetry.events import Topic
 
-NOW = "2030-01-01T00:00:00+00:00"
-GRID = {"kind": "grid", "env_family": "FrozenLake", "rows": 4, "cols": 4,
-        "cells": ["SFFF", "FHFH", "FFFH", "HFFG"], "agent": [1, 1]}
 
 
 def step(**fields: Any) -> dict[str, Any]:
@@ -40,7 +38,7 @@ def step(**fields: Any) -> dict[str, Any]:
     return record
 
 
-_DROP = object()
+_DROP = DROP  # (one sentinel for step() and data_step())
 
 
 LINES = [
@@ -238,21 +236,6 @@ def test_fast_path_payload_keeps_the_worker_key_order_and_extras() -> None:
 def test_the_workers_step_lines_take_the_fast_path() -> None:
     assert _fast_canonical_step(step(), "d", False) is not None
     assert _fast_canonical_step(step(render_payload=None, info=_DROP, agent_id=_DROP, seq=_DROP), "d", False) is not None
-
-
-def data_step(**fields: Any) -> dict[str, Any]:
-    """A step in the existing gym_gui workers' data envelope (docs/telemetry-jsonl.md section 7)."""
-    record: dict[str, Any] = {
-        "type": "step", "run_id": "r1", "agent_id": "a1", "episode": 3, "step": 0, "action_json": "2",
-        "observation_json": "5", "reward": 0.0, "terminated": False, "truncated": False, "info": {"prob": 1.0},
-        "render_payload": json.dumps(GRID), "ts_unix_ns": 1714564800250000000,
-    }
-    for key, value in fields.items():
-        if value is _DROP:
-            record.pop(key, None)
-        else:
-            record[key] = value
-    return record
 
 
 DATA_VARIANTS = [
