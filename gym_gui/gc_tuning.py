@@ -21,7 +21,7 @@ import gc
 import logging
 import os
 
-__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "freeze_startup_objects", "tune_gc"]
+__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "freeze_startup_objects", "NOT_FLAT", "tune_gc", "untracked_value"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +59,38 @@ def freeze_startup_objects() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+#: Types whose instances the collector never tracks (they cannot hold references).
+_ATOMIC: frozenset[type] = frozenset({int, float, bool, str, bytes, type(None), complex})
+_NOT_FLAT: object = object()
+
+
+def untracked_value(value: object, *, depth: int = 4) -> object:
+    """``value`` in a form the cycle collector does not track, for rows a model keeps for long:
+    atomic values as they are, lists and tuples (nested up to ``depth``) as tuples of such values;
+    anything else (a dict, an object) as the sentinel ``NOT_FLAT`` (the caller keeps a text of it).
+
+    A plain tuple of atomic values and such tuples stops being tracked at the first young
+    collection that sees it (a tuple holding any other container, even an untracked dict, stays
+    tracked), so a table of such rows adds nothing to what a full collection walks. Any thread; pure.
+    """
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if (kind is list or kind is tuple) and depth > 0:
+        items = tuple(value)  # type: ignore[call-overload]
+        for item in items:
+            if type(item) not in _ATOMIC:
+                items = tuple(untracked_value(item, depth=depth - 1) for item in items)
+                if any(item is _NOT_FLAT for item in items):
+                    return _NOT_FLAT
+                break
+        return items
+    return _NOT_FLAT
+
+
+NOT_FLAT = _NOT_FLAT
 
 
 def _from_env(value: str, default: tuple[int, int, int]) -> tuple[int, int, int] | None:

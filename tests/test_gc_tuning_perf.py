@@ -67,3 +67,17 @@ def test_the_environment_still_wins_over_the_windows_thresholds(monkeypatch: pyt
     assert tune_gc(default=GUI_THRESHOLDS) == (2000, 3, 4)
     monkeypatch.setenv(ENV_VAR, "nonsense")
     assert tune_gc(default=GUI_THRESHOLDS) == GUI_THRESHOLDS
+
+
+def test_untracked_value_flattens_what_the_collector_would_walk() -> None:
+    from gym_gui.gc_tuning import NOT_FLAT, untracked_value
+
+    assert untracked_value(3) == 3 and untracked_value("x") == "x" and untracked_value(None) is None
+    assert untracked_value([0.5, [1, 2]]) == (0.5, (1, 2))
+    assert untracked_value({"a": 1}) is NOT_FLAT and untracked_value([object()]) is NOT_FLAT
+    deep = [[[[[1]]]]]
+    assert untracked_value(deep) is NOT_FLAT  # deeper than ``depth``: its text is kept instead
+    flat = untracked_value([1.0, (2, "b")])
+    for _ in range(3):
+        gc.collect()
+    assert not gc.is_tracked(flat)

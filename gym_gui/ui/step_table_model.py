@@ -1,15 +1,25 @@
-"""StepTableModel: the newest N step events of a stream, appended in bulk, formatted lazily."""
+"""StepTableModel: the newest N steps of a stream, appended in bulk, formatted lazily.
+
+A row is a plain tuple of the values the table shows (``StepRow``'s fields), each one the
+collector does not track (``gc_tuning.untracked_value``; a list observation becomes a tuple, an
+object that cannot be made flat its table text): 10,000 rows per tab add nothing to what a full
+collection of the window's heap walks, where the events themselves (an event and its payload,
+two tracked objects a row) made a full collection walk 20,000 more objects per tab
+(docs/tuning.md, "Long-lived rows").
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
 
+from gym_gui.gc_tuning import NOT_FLAT, untracked_value
 from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.step_payload import StepPayload
 
-__all__ = ["DEFAULT_MAX_ROWS", "StepTableModel"]
+__all__ = ["DEFAULT_MAX_ROWS", "StepRow", "StepTableModel", "step_row"]
 
 #: Rows kept by default; older rows leave the table (the tab's counters still count them).
 DEFAULT_MAX_ROWS = 10_000
@@ -41,15 +51,55 @@ def _flag(value: Any) -> str:
     return "yes" if value is True else ("" if value in (False, None) else _short(value))
 
 
-_COLUMNS: tuple[tuple[str, Callable[[TelemetryEvent], str]], ...] = (
-    ("seq", lambda e: str(e.seq_id)),
-    ("episode", lambda e: _short(e.payload.get("episode_index"))),
-    ("step", lambda e: _short(e.payload.get("step_index"))),
-    ("action", lambda e: _short(e.payload.get("action"))),
-    ("reward", lambda e: _reward(e.payload.get("reward"))),
-    ("terminated", lambda e: _flag(e.payload.get("terminated"))),
-    ("truncated", lambda e: _flag(e.payload.get("truncated"))),
-    ("observation", lambda e: _short(e.payload.get("observation"))),
+class StepRow(NamedTuple):
+    """What the table shows of one step (a value the collector would track is its table text)."""
+
+    seq_id: int
+    episode_index: Any
+    step_index: Any
+    action: Any
+    reward: Any
+    terminated: Any
+    truncated: Any
+    observation: Any
+
+
+_ATOMIC = frozenset({int, float, bool, str, type(None)})
+
+
+def _flat(value: Any) -> Any:
+    if type(value) in _ATOMIC:
+        return value
+    flat = untracked_value(value)
+    return _short(value) if flat is NOT_FLAT else flat
+
+
+def step_row(evt: TelemetryEvent) -> tuple[Any, ...]:
+    """The table's row of a STEP_APPENDED event: a plain tuple in ``StepRow`` order whose values the
+    collector does not track. Any thread; pure."""
+    payload = evt.payload
+    if type(payload) is StepPayload:  # (indices, reward and flags: ints, floats and bools by construction)
+        ep, si, action, observation, reward, terminated, truncated, _info, _render = payload.fields
+        atomic = _ATOMIC
+        if type(action) not in atomic:
+            action = _flat(action)
+        if type(observation) not in atomic:
+            observation = _flat(observation)
+        return (evt.seq_id, ep, si, action, reward, terminated, truncated, observation)
+    get = payload.get
+    return (evt.seq_id, _flat(get("episode_index")), _flat(get("step_index")), _flat(get("action")),
+            _flat(get("reward")), _flat(get("terminated")), _flat(get("truncated")), _flat(get("observation")))
+
+
+_COLUMNS: tuple[tuple[str, Callable[[tuple[Any, ...]], str]], ...] = (
+    ("seq", lambda r: str(r[0])),
+    ("episode", lambda r: _short(r[1])),
+    ("step", lambda r: _short(r[2])),
+    ("action", lambda r: _short(r[3])),
+    ("reward", lambda r: _reward(r[4])),
+    ("terminated", lambda r: _flag(r[5])),
+    ("truncated", lambda r: _flag(r[6])),
+    ("observation", lambda r: _short(r[7])),
 )
 
 
@@ -57,8 +107,8 @@ class StepTableModel(QAbstractTableModel):
     """A bounded, append-only table of STEP_APPENDED events (newest last).
 
     ``append_steps`` inserts a whole batch with one ``beginInsertRows`` (and trims the oldest rows
-    with one ``beginRemoveRows``); cells are formatted only when a view asks for them, so a batch
-    costs a list extend, not per-row work. GUI thread only.
+    with one ``beginRemoveRows``); a step is kept as its flat row (``step_row``), and cells are
+    formatted only when a view asks for them. GUI thread only.
     """
 
     def __init__(self, max_rows: int = DEFAULT_MAX_ROWS, parent: QObject | None = None) -> None:
@@ -66,7 +116,7 @@ class StepTableModel(QAbstractTableModel):
         if max_rows < 1:
             raise ValueError("max_rows must be >= 1")
         self._max_rows = max_rows
-        self._rows: list[TelemetryEvent] = []
+        self._rows: list[tuple[Any, ...]] = []
         self._appended = 0
 
     @property
@@ -93,7 +143,7 @@ class StepTableModel(QAbstractTableModel):
             self.endRemoveRows()
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(steps) - 1)
-        self._rows.extend(steps)
+        self._rows.extend([step_row(evt) for evt in steps])
         self.endInsertRows()
 
     def count_skipped(self, count: int) -> None:
@@ -109,9 +159,9 @@ class StepTableModel(QAbstractTableModel):
         self._rows.clear()
         self.endResetModel()
 
-    def step_at(self, row: int) -> TelemetryEvent:
-        """The event shown in ``row``. GUI thread; never blocks."""
-        return self._rows[row]
+    def step_at(self, row: int) -> StepRow:
+        """What ``row`` shows of its step. GUI thread; never blocks."""
+        return StepRow(*self._rows[row])
 
     # -- QAbstractTableModel ---------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt name)

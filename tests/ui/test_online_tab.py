@@ -136,7 +136,7 @@ def test_a_4096_step_batch_is_one_bulk_insert_and_cheap(qtbot: Any, factory: typ
     elapsed = time.perf_counter() - started
     assert inserts == [1, 1, 1] and tab.steps_seen == 3 * 4096
     assert tab.step_model.rowCount() == 10_000 and tab.header_text("steps_seen") == "12,288"
-    assert tab.step_model.step_at(9_999) is steps[-1]
+    assert tab.step_model.step_at(9_999).seq_id == steps[-1].seq_id
     # The last episode (122) has 88 steps of reward 0.25 so far.
     assert tab.header_text("episode") == "122" and tab.header_text("episode_return") == "22"
     assert elapsed < 1.5, f"3 x 4096-step batches took {elapsed:.3f} s"
