@@ -9,10 +9,10 @@ which is how long the GUI thread was blocked (target: at most 50 ms in every pha
 1. load: the stream's curves are read on a StoreReader thread (``load_stream_curves``), merged
    into the panel's live CurveData, and decimated on the panel's worker thread, until shown;
 2. live: every 50 ms (a LiveTelemetryController's tick) ``--batch`` new episodes are appended,
-   the panel refreshed and repainted at once (so drawing counts too), for ``--seconds``;
+   the panel refreshed and painted at once (so drawing counts too), for ``--seconds``;
 3. zoom: live ticks go on while the return chart is zoomed in step by step down to 100 episodes,
-   panned, zoomed out and set back to the whole view, each step repainted and its re-decimation
-   (on the worker) awaited;
+   panned, zoomed out and set back to the whole view, each step's re-decimation (on the worker)
+   awaited and painted, each step an event of its own (as a person's wheel turns are);
 4. controls: the x-axis switched to steps and back, the rolling window changed (both on the
    worker for a long run), live ticks still going.
 
@@ -25,6 +25,11 @@ commit's tree (``git archive``) right after ours, and reports its figures beside
 same episodes from its own file (``--old-db``, made by that tree when missing): the store's file
 format may have changed since.
 
+"Painted at once" is what the event loop's next turn does (``paint_now``): the scene's queued
+processing of its changed items paints them, once; a ``viewport().repaint()`` there would paint
+the whole view and the scene's processing paint the changed items again (two paints a tick, and
+in the zoom phase a paint, the next zoom and another paint in one gap, none of which the window
+does). The collector runs with the window's thresholds (``GUI_THRESHOLDS``, as ``gym_gui.app``).
 Beside the heartbeat, the cycle collector's longest pause in each phase is recorded (``gc.callbacks``:
 a collection on any thread holds the GIL, so it blocks the GUI thread too).
 
@@ -56,7 +61,7 @@ from qtpy.QtWidgets import QApplication  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from gym_gui.gc_tuning import freeze_startup_objects, tune_gc  # noqa: E402
+from gym_gui.gc_tuning import GUI_THRESHOLDS, freeze_startup_objects, tune_gc  # noqa: E402
 from gym_gui.live.curves import CurveData, EpisodePoint  # noqa: E402
 from gym_gui.qt.store_reader import StoreReader  # noqa: E402
 from gym_gui.telemetry.events import TelemetryEvent, Topic, iso_from_unix_s  # noqa: E402
@@ -199,7 +204,7 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
         state["next"] += batch
         panel.refresh()
         t_paint, cpu_paint = time.perf_counter(), time.thread_time()
-        panel.graphics.viewport().repaint()
+        paint_now(panel)
         state["paint_ms"].append((time.perf_counter() - t_paint) * 1000)
         state["tick_ms"].append((time.perf_counter() - t) * 1000)
         state["paint_cpu_ms"].append((time.thread_time() - cpu_paint) * 1000)
@@ -225,7 +230,7 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     load_stream_curves(reader, RUN, AGENT, on_history)
     wait(app, lambda: state["history"] is not None and not panel.busy()
          and len(panel.curve_data("return")[0]) > 0 and not ranges_pending(panel))
-    panel.graphics.viewport().repaint()
+    paint_now(panel)
     out["history_s"] = time.perf_counter() - started
     out["blocked_load_ms"], out["gap_cpu_load_ms"], out["cpu_load_ms"] = probe.take()
     out["gc_load_ms"] = pauses.take()
@@ -249,11 +254,12 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     steps += [(end / 4, end * 3 / 4), (0.0, end)]  # zoom out
     land_ms = []
     for lo, hi in steps:
+        app.processEvents()  # a person's next zoom is an event of its own, after the last one's paint
         t = time.perf_counter()
         view_box.setXRange(lo, hi, padding=0)
         wait(app, lambda: not panel.worker.pending(("view", "return")))
         land_ms.append((time.perf_counter() - t) * 1000)
-        panel.graphics.viewport().repaint()
+        paint_now(panel)
     out["zoom_rows"] = len(panel.curve_data("return")[0])
     view_box.enableAutoRange()  # the whole view again: follows the data
     wait(app, lambda: not panel.busy())
@@ -265,9 +271,10 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     t = time.perf_counter()
     for action in (lambda: panel.set_axis("step"), lambda: panel.set_axis("episode"),
                    lambda: panel.window_box.setValue(50)):
+        app.processEvents()
         action()
         wait(app, lambda: not panel.busy())
-        panel.graphics.viewport().repaint()
+        paint_now(panel)
     out["controls_s"] = time.perf_counter() - t
     out["window_after"] = panel.data.window
     out["blocked_controls_ms"], out["gap_cpu_controls_ms"], out["cpu_controls_ms"] = probe.take()
@@ -286,6 +293,13 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     reader.stop(10)
     store.close()
     return out
+
+
+def paint_now(panel: CurvePanel) -> None:
+    """Paint what changed now, as the event loop's next turn would: the scene's queued processing of
+    its changed items (a posted call) redraws them, once. (``viewport().repaint()`` would paint the
+    whole view first and the scene's queued processing paint the changed items a second time.)"""
+    QCoreApplication.sendPostedEvents(panel.graphics.scene(), int(QEvent.Type.MetaCall))
 
 
 def ranges_pending(panel: CurvePanel) -> bool:
@@ -403,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)  # one run, every figure as JSON
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the GUI thread blocked > {MAX_BLOCKED_MS} ms")
     args = parser.parse_args(argv)
-    tune_gc()  # as the app does (gym_gui/app.py)
+    tune_gc(default=GUI_THRESHOLDS)  # the window's collector settings, as the app does (gym_gui/app.py)
     freeze_startup_objects()
     with tempfile.TemporaryDirectory(prefix="bench-plots-") as tmp:
         db_path = args.db or Path(tmp) / "plots.sqlite"
