@@ -10,7 +10,9 @@ cheap per object while still collecting cycles.
 
 ``tune_gc()`` is called once at start-up by ``gym_gui.run.main`` (and the GUI app), and by
 ``tools/bench_e2e.py`` and ``tools/bench_live.py`` so the benchmarks measure what the product
-runs. The GUI app also calls ``freeze_startup_objects()`` once its window is built. The environment variable
+runs. The GUI app also calls ``freeze_startup_objects()`` once its window is built; from then on
+each Online tab freezes its charts once built (``freeze_long_lived``) and a closed tab's leftovers
+are collected (``thaw_and_collect``), docs/tuning.md. The environment variable
 ``GYM_GUI_GC_THRESHOLDS`` overrides it: ``"default"`` keeps CPython's thresholds, ``"G0,G1,G2"``
 sets others.
 """
@@ -21,7 +23,9 @@ import gc
 import logging
 import os
 
-__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "freeze_startup_objects", "NOT_FLAT", "tune_gc", "untracked_value"]
+__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "MAX_FREEZES_BETWEEN_THAWS", "NOT_FLAT",
+           "freeze_long_lived", "freeze_startup_objects", "freezing", "stop_freezing", "thaw_and_collect",
+           "tune_gc", "untracked_value"]
 
 _log = logging.getLogger(__name__)
 
@@ -51,14 +55,68 @@ def tune_gc(thresholds: tuple[int, int, int] | None = None, *,
     return (g0, g1, g2)
 
 
+#: A ``freeze_long_lived`` after this many others since the last collection of everything thaws
+#: instead (bounds what frozen garbage may hold when no tab closes for a long time).
+MAX_FREEZES_BETWEEN_THAWS = 64
+_freezing = False
+_freezes_since_thaw = 0
+
+
 def freeze_startup_objects() -> int:
     """Collect once, then move every object alive now (modules, Qt wrappers, widgets built at
     start-up) out of the collector's view, so a later full collection only walks what the app
-    allocated since: the GUI thread's longest collector pause shrinks with it. Main thread, once,
+    allocated since: the GUI thread's longest collector pause shrinks with it. Also turns on
+    ``freeze_long_lived`` (the window freezes each tab's charts once built). Main thread, once,
     after start-up; blocks for that one collection. Returns the objects frozen."""
+    global _freezing, _freezes_since_thaw
     gc.collect()
     gc.freeze()
+    _freezing, _freezes_since_thaw = True, 0
     return gc.get_freeze_count()
+
+
+def freezing() -> bool:
+    """True once ``freeze_startup_objects`` ran (and ``stop_freezing`` did not). Any thread."""
+    return _freezing
+
+
+def freeze_long_lived() -> int:
+    """Move what is alive now out of the collector's view, without a collection (O(1): no pause),
+    at a point where the objects just built live long (a tab's charts). A no-op returning 0 unless
+    ``freeze_startup_objects`` ran. Cycles frozen are never collected until ``thaw_and_collect``:
+    at most one young generation's worth of cyclic garbage a call (docs/tuning.md); every
+    ``MAX_FREEZES_BETWEEN_THAWS``-th call thaws instead. Main thread; returns the objects frozen."""
+    global _freezes_since_thaw
+    if not _freezing:
+        return 0
+    _freezes_since_thaw += 1
+    if _freezes_since_thaw >= MAX_FREEZES_BETWEEN_THAWS:
+        return thaw_and_collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+def thaw_and_collect() -> int:
+    """Unfreeze everything, collect everything (one full collection of the whole heap: the pause
+    ``freeze_startup_objects`` had), and freeze what is left: the garbage cycles the freezes kept
+    (a closed tab's widgets) are freed. A no-op returning 0 unless ``freeze_startup_objects`` ran.
+    Main thread, at a point where a pause is expected (a tab closed); blocks for that collection.
+    Returns the objects frozen."""
+    global _freezes_since_thaw
+    if not _freezing:
+        return 0
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    _freezes_since_thaw = 0
+    return gc.get_freeze_count()
+
+
+def stop_freezing() -> None:
+    """Unfreeze everything and turn ``freeze_long_lived`` off (tests). Main thread; never blocks."""
+    global _freezing, _freezes_since_thaw
+    gc.unfreeze()
+    _freezing, _freezes_since_thaw = False, 0
 
 
 #: Types whose instances the collector never tracks (they cannot hold references).

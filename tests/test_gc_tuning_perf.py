@@ -8,7 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from gym_gui.gc_tuning import DEFAULT_THRESHOLDS, ENV_VAR, GUI_THRESHOLDS, freeze_startup_objects, tune_gc
+import weakref
+
+from gym_gui import gc_tuning
+from gym_gui.gc_tuning import (DEFAULT_THRESHOLDS, ENV_VAR, GUI_THRESHOLDS, freeze_long_lived, freeze_startup_objects,
+                               freezing, stop_freezing, thaw_and_collect, tune_gc)
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +55,10 @@ def test_freezing_moves_what_is_alive_out_of_the_collectors_view() -> None:
     try:
         alive = [[i] for i in range(1000)]
         frozen = freeze_startup_objects()
-        assert frozen >= len(alive) and gc.get_freeze_count() == frozen
+        assert frozen >= len(alive) and gc.get_freeze_count() == frozen and freezing()
     finally:
-        gc.unfreeze()
+        stop_freezing()
+    assert gc.get_freeze_count() == 0 and not freezing()
 
 
 def test_the_window_collects_young_objects_ten_times_as_often_as_the_headless_run() -> None:
@@ -81,3 +86,46 @@ def test_untracked_value_flattens_what_the_collector_would_walk() -> None:
     for _ in range(3):
         gc.collect()
     assert not gc.is_tracked(flat)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+def test_long_lived_freezes_are_off_until_the_startup_freeze() -> None:
+    assert not freezing()
+    assert freeze_long_lived() == 0 and thaw_and_collect() == 0 and gc.get_freeze_count() == 0
+
+
+def test_a_frozen_cycle_is_kept_until_thawed_then_collected() -> None:
+    freed: list[bool] = []
+    try:
+        freeze_startup_objects()
+        node = _Node()
+        ref = weakref.ref(node, lambda _r: freed.append(True))
+        before = gc.get_freeze_count()
+        assert freeze_long_lived() > before  # O(1): no collection, the cycle is frozen alive
+        del node
+        gc.collect()
+        assert ref() is not None and not freed  # frozen garbage: not collected
+        thaw_and_collect()
+        assert ref() is None and freed and freezing() and gc.get_freeze_count() > 0
+    finally:
+        stop_freezing()
+
+
+def test_every_nth_long_lived_freeze_thaws_to_bound_frozen_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc_tuning, "MAX_FREEZES_BETWEEN_THAWS", 3)
+    try:
+        freeze_startup_objects()
+        node = _Node()
+        ref = weakref.ref(node)
+        freeze_long_lived()
+        del node
+        freeze_long_lived()
+        assert ref() is not None
+        freeze_long_lived()  # the third: a thaw and a full collection
+        assert ref() is None
+    finally:
+        stop_freezing()

@@ -16,6 +16,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QCloseEvent, QShowEvent
 from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from gym_gui.gc_tuning import freeze_long_lived, freezing, thaw_and_collect
 from gym_gui.live.curves import CurveData, iso_to_epoch_s
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.run_progress import fmt_count, fmt_number, progress_of, total_episodes
@@ -63,6 +64,26 @@ def _number(value: Any) -> float | None:
 
 def _fmt(value: float | None) -> str:
     return fmt_number(value)
+
+
+#: After a tab with frozen charts stops: the delay before the whole heap is collected once
+#: (``gc_tuning.thaw_and_collect``), so that the tab is gone by then; several stops share one.
+THAW_DELAY_MS = 1000
+_thaw_scheduled = False
+
+
+def _collect_frozen_soon() -> None:
+    global _thaw_scheduled
+    if _thaw_scheduled or not freezing():
+        return
+    _thaw_scheduled = True
+    QTimer.singleShot(THAW_DELAY_MS, _thaw_now)
+
+
+def _thaw_now() -> None:
+    global _thaw_scheduled
+    _thaw_scheduled = False
+    thaw_and_collect()
 
 
 class _FollowNewest:
@@ -192,6 +213,7 @@ class AgentOnlineTab(QWidget):
         self._panel_timer.setInterval(0)
         self._panel_timer.timeout.connect(self._build_panel_if_shown)
         self._charts_drawn_at = -math.inf  # clock time of the last chart refresh
+        self._charts_frozen = 0  # charts built and moved out of the collector's view (gc_tuning)
         self._chart_timer = QTimer(self)  # the refresh held back by the interval
         self._chart_timer.setSingleShot(True)
         self._chart_timer.timeout.connect(self._on_chart_timer)
@@ -313,6 +335,9 @@ class AgentOnlineTab(QWidget):
         self._text_timer.stop()
         if self._curve_panel is not None:
             self._curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
+        if self._charts_frozen:
+            self._charts_frozen = 0
+            _collect_frozen_soon()  # the frozen charts' cycles, once the tab is gone
 
     # -- slots -----------------------------------------------------------------------------------
     def on_run_started(self, evt: TelemetryEvent) -> None:
@@ -457,7 +482,7 @@ class AgentOnlineTab(QWidget):
         elif self._stale_curves:
             self._stale_curves = False
             self._fold_curves()
-            self._curve_panel.refresh()
+            self._refresh_panel()
         if self._pending_frame is not None:
             step, self._pending_frame = self._pending_frame, None
             render = step.payload.get("render_payload")
@@ -494,7 +519,18 @@ class AgentOnlineTab(QWidget):
     def _draw_curves(self) -> None:
         self._charts_drawn_at = self._clock()
         self._fold_curves()
-        self.curve_panel.refresh()
+        self._refresh_panel()
+
+    def _refresh_panel(self) -> None:
+        """Refresh the charts; charts built since the last refresh live as long as the tab: they
+        are moved out of the collector's view (``gc_tuning.freeze_long_lived``, O(1)), so the
+        window's full collections do not walk their thousands of pyqtgraph objects again and again."""
+        panel = self.curve_panel
+        panel.refresh()
+        built = len(panel.chart_titles())
+        if built > self._charts_frozen:
+            self._charts_frozen = built
+            freeze_long_lived()
 
     def _schedule_panel(self) -> None:
         """Build the charts at the event loop's next turn, if the tab is still shown then (a tab
@@ -506,7 +542,7 @@ class AgentOnlineTab(QWidget):
         if self._curve_panel is None and self._drawn():
             self._stale_curves = False
             self._fold_curves()
-            self.curve_panel.refresh()
+            self._refresh_panel()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         """Stop the timer when the tab closes. GUI thread; never blocks."""

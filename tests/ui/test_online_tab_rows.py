@@ -1,15 +1,22 @@
 """The Online tab's step and episode tables keep rows the cycle collector does not walk, and show
-every value as before (list observations, dict actions, odd objects, compact StepPayload steps)."""
+every value as before (list observations, dict actions, odd objects, compact StepPayload steps);
+its charts are frozen once built and what the freeze kept is collected after the tab stops."""
 
 from __future__ import annotations
 
 import gc
+import weakref
 from typing import Any
 
+import pytest
+
 from event_factory import EventFactory
+from gym_gui.gc_tuning import freeze_startup_objects, freezing, stop_freezing
+from gym_gui.live.live_batch import LiveBatch
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.step_payload import compact_step
 from gym_gui.ui.episode_table_model import EpisodeRow, EpisodeTableModel
+from gym_gui.ui.online_tab import AgentOnlineTab
 from gym_gui.ui.step_table_model import StepRow, StepTableModel
 
 
@@ -71,3 +78,44 @@ def test_episode_rows_are_untracked_and_keep_their_api(qtbot: Any) -> None:
     assert _cells(model, 0) == ["0", "5", "10", "goal"]
     assert model.rows()[1] == EpisodeRow(1, 5.5, 11, "goal")
     assert _tracked_among(list(model._rows)) == 0  # noqa: SLF001
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_tabs_charts_are_frozen_once_built_and_collected_after_it_stops(
+        qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gym_gui.ui import online_tab
+
+    monkeypatch.setattr(online_tab, "THAW_DELAY_MS", 10)
+    f = EventFactory("run1", "agent1")
+    tab = AgentOnlineTab("run1", "agent1")
+    qtbot.addWidget(tab)
+    tab.resize(900, 700)
+    tab.show()
+    qtbot.waitExposed(tab)
+    try:
+        freeze_startup_objects()
+        gc.disable()  # no automatic collection: the cycle below is still there when the charts freeze
+        startup = gc.get_freeze_count()
+        garbage = _Cycle()
+        ref = weakref.ref(garbage)
+        del garbage  # a cycle alive (uncollected) when the charts are frozen
+        events = f.episodes(3, 4)
+        steps = tuple(e for e in events if e.topic is Topic.STEP_APPENDED)
+        episodes = tuple(e for e in events if e.topic is Topic.EPISODE_FINALIZED)
+        tab.on_batch(LiveBatch("run1", "agent1", steps=steps, episodes=episodes, latest_step=steps[-1],
+                               steps_total=len(steps), episodes_total=len(episodes)))
+        qtbot.waitUntil(lambda: tab.curve_panel.chart_titles() != [], timeout=5000)
+        qtbot.waitUntil(lambda: gc.get_freeze_count() > startup, timeout=5000)  # the charts, frozen
+        gc.enable()
+        gc.collect()
+        assert ref() is not None  # frozen with them: kept until the tab stops
+        tab.stop()
+        qtbot.waitUntil(lambda: ref() is None, timeout=5000)  # the thaw: one collection of everything
+        assert freezing() and gc.get_freeze_count() > 0
+    finally:
+        gc.enable()
+        stop_freezing()
