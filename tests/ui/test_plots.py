@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import pyqtgraph as pg
 import pytest
 import qtpy
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGraphicsItem
 
 from event_factory import EventFactory
@@ -20,6 +21,7 @@ from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.ui.online_header import HEADER_FIELDS
 from gym_gui.ui.online_tab import AgentOnlineTab
+from gym_gui.ui.plots.chart_view_box import ChartViewBox
 from gym_gui.ui.plots.curve_loader import load_stream_curves
 from gym_gui.ui.plots.curve_panel import CurvePanel
 
@@ -77,6 +79,30 @@ def test_curves_get_pre_decimated_arrays_and_cached_axes(qtbot: Any) -> None:
         assert chart.plot.getAxis("bottom").cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
         for curve in chart.curves.values():
             assert not curve.opts["autoDownsample"] and not curve.opts["clipToView"]
+        # no label, so no SI prefix: a range change does not set an axis's label text again
+        assert not any(chart.plot.getAxis(name).autoSIPrefix for name in ("left", "bottom", "top", "right"))
+
+
+def test_a_charts_context_menu_is_built_at_the_first_right_click(qtbot: Any) -> None:
+    """A chart is built without its ViewBox's context menu (a third of its construction); the
+    first right click builds it and shows pyqtgraph's menu, and later clicks reuse it."""
+    panel = CurvePanel(CurveData())
+    qtbot.addWidget(panel)
+    panel.resize(900, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    view_box = panel.plot_item("return").getViewBox()
+    assert isinstance(view_box, ChartViewBox) and view_box.menu is None and view_box.menuEnabled()
+    centre = panel.graphics.mapFromScene(view_box.mapToScene(view_box.boundingRect().center()))
+    for clicks in (1, 2):
+        qtbot.mouseClick(panel.graphics.viewport(), Qt.MouseButton.RightButton, pos=centre)
+        qtbot.waitUntil(lambda: view_box.menu is not None and view_box.menu.isVisible(), timeout=5000)
+        assert view_box.menus_built == 1
+        assert "View All" in [action.text() for action in view_box.menu.actions()]
+        view_box.menu.close()
+    assert view_box.getMenu(None) is view_box.menu and view_box.menus_built == 1
+    assert panel.plot_item("length").getViewBox().menu is None  # the other charts' menus: not yet
 
 
 def test_every_counter_says_what_it_counts(qtbot: Any) -> None:

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QGraphicsItem
 from gym_gui.live.follow_range import follow_range, stepped_range
 from gym_gui.ui.plots.grid_lines import GridLines
 
-__all__ = ["X_PADDING", "CurveChart", "cache_axes", "cache_legend", "style_curve"]
+__all__ = ["X_PADDING", "CurveChart", "cache_axes", "cache_legend", "style_curve", "unlabelled_axes"]
 
 #: The ranges a following chart shows are padded by these shares of their width on each side (y:
 #: as pyqtgraph pads a chart of this height, so the extreme tick texts fit).
@@ -70,6 +70,16 @@ def cache_axes(plot: pg.PlotItem) -> None:
     plot.titleLabel.item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # the text item
 
 
+def unlabelled_axes(plot: pg.PlotItem) -> None:
+    """Turn off the SI prefix of the plot's four axes, which show no label (a CurvePanel's chart:
+    its title says what it shows). With it on, every range change of an axis, shown or hidden,
+    set its (empty) label's rich text again and re-sized the axis (``AxisItem.updateAutoSIPrefix``:
+    a ``setHtml`` of 0.1 to 0.2 ms each, four per chart at every range step or resize); without a
+    label the prefix scaled nothing. GUI thread."""
+    for name in ("left", "bottom", "top", "right"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+
+
 def _updater(item: QGraphicsItem) -> Callable[[], None]:
     """A slot that repaints ``item`` unless it is gone (a closing view deletes its items while
     their signals may still be delivered)."""
@@ -111,6 +121,7 @@ class CurveChart:
         self.stale = False  # zoomed: data changed while its range job ran
         self.grid = GridLines(plot) if grid else None  # not the axes' grid (grid_lines module doc)
         cache_axes(plot)
+        unlabelled_axes(plot)
 
     @property
     def view_box(self) -> Any:
