@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from bisect import bisect_left
 from itertools import chain
 from typing import Any, Iterable, Sequence
 
@@ -15,6 +16,9 @@ import attrs
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, dump_json, encode_episode, encode_step, quarantine_json, stored_agent
+from gym_gui.telemetry.sqlite_rows import _encode_step_core
+from gym_gui.telemetry.sqlite_rows import encode_step as _encode_step
+from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.telemetry.sqlite_runs import FOLDED_TOPICS, RUN_COLUMNS, apply_run_event, new_run
 from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table
 from gym_gui.telemetry.topic_specs import RowKind, TopicSpecError, check_durable_rows, specs
@@ -24,6 +28,7 @@ _STEPS, _EPISODES, _RUN_EVENTS = RowKind.STEPS, RowKind.EPISODES, RowKind.RUN_EV
 __all__ = [
     "ENSURE_RUN",
     "EPISODE_ROWS",
+    "FUSED_STEP_EVENTS",
     "INSERT_RUN_EVENT",
     "MultiRowInsert",
     "Plan",
@@ -94,7 +99,7 @@ class WriteResult:
 class Plan:
     """Rows of one batch, encoded before the write lock is taken."""
 
-    steps: list[tuple[Any, ...]] = attrs.Factory(list)
+    steps: list[Any] = attrs.Factory(list)  # version 3 rows; a StepPayload event as it is (FUSED_STEP_EVENTS)
     episodes: list[tuple[TelemetryEvent, tuple[Any, ...]]] = attrs.Factory(list)
     run_events: list[tuple[Any, ...]] = attrs.Factory(list)
     lifecycle: list[TelemetryEvent] = attrs.Factory(list)
@@ -161,7 +166,42 @@ class MultiRowInsert:
         return inserted
 
 
+    def insert_narrow(self, conn: sqlite3.Connection, flat: list[Any], extras: dict[int, Any]) -> int:
+        """``insert`` of rows given as one flat list, each row's values but the ``null_column`` one in
+        order, and ``extras``: row index -> its ``null_column`` value where that is not None. Returns
+        how many rows were new. A statement none of whose rows has an extra binds ``flat``'s slice as
+        it is (no row tuples, no copy of a row). Writing thread, inside its transaction."""
+        width = self.columns - 1
+        total = len(flat) // width
+        null_at = self.null_at
+        marked = sorted(extras) if extras else []
+        inserted = 0
+        start = 0
+        size = _MAX_ROWS_PER_STATEMENT
+        while start < total:
+            while total - start < size:
+                size //= 2
+            end = start + size
+            at = bisect_left(marked, start) if marked else 0
+            if at == len(marked) or marked[at] >= end:  # no extras in these rows
+                inserted += conn.execute(self.sql_null[size], flat[start * width:end * width]).rowcount
+            else:
+                values: list[Any] = []
+                get = extras.get
+                for i in range(start, end):
+                    row = flat[i * width:(i + 1) * width]
+                    row.insert(null_at, get(i))
+                    values += row
+                inserted += conn.execute(self.sql[size], values).rowcount
+            start = end
+        return inserted
+
+
 EPISODE_ROWS = MultiRowInsert(EPISODES, "extra_json")
+#: ``plan_batch`` hands a STEP_APPENDED event whose payload is a StepPayload with int action and
+#: observation to the step writer as it is (``step_writer.StepRowWriter.insert`` makes its row in one
+#: pass) when the step columns are the hand-written encoder's only (no declared generic column).
+FUSED_STEP_EVENTS = _encode_step is _encode_step_core and STEPS.insert_names() == STEPS.core_insert_names()
 
 
 def error_text(exc: BaseException) -> str:
@@ -205,11 +245,16 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
     run_id: str | None = None  # the stream of the previous event, and its cursor (events come in runs)
     agent_id: str | None = None
     stream: list[Any] = []
+    fused = FUSED_STEP_EVENTS
     for evt in events:
         topic = evt.topic
         try:
             if topic is step_topic:
-                steps_append(encode_step(evt))
+                p = evt.payload
+                if fused and type(p) is StepPayload and type(p.fields[2]) is int and type(p.fields[3]) is int:
+                    steps_append(evt)  # its row is made by the step writer (FUSED_STEP_EVENTS)
+                else:
+                    steps_append(encode_step(evt))
             else:
                 declared = by_topic.get(topic)
                 if declared is None or not declared.durable:

@@ -25,6 +25,7 @@ from gym_gui.telemetry.sqlite_batch import (
     quarantine_row,
     sanitised,
 )
+from gym_gui.telemetry.sqlite_rows import encode_step
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, new_run
 from gym_gui.telemetry.step_writer import writer_for
 
@@ -42,7 +43,8 @@ def apply_plan(conn: sqlite3.Connection, plan: Plan) -> tuple[int, int]:
     if plan.steps:
         stored = writer_for(conn).insert(conn, plan.steps)
         if stored < len(plan.steps):  # a replay, or a key stored with other content
-            stored += keep_conflicts(conn, plan, "steps", plan.steps, ())[0]
+            rows = [encode_step(r) if type(r) is TelemetryEvent else r for r in plan.steps]
+            stored += keep_conflicts(conn, plan, "steps", rows, ())[0]
         inserted += stored
     if plan.episodes:
         inserted += _insert_episodes(conn, plan)

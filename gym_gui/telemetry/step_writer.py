@@ -21,12 +21,15 @@ The in-memory maps are dropped when another connection committed (``PRAGMA data_
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from collections import OrderedDict
 from typing import Any, Sequence
 
+from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.sqlite_batch import MultiRowInsert
+from gym_gui.telemetry.sqlite_rows import NO_AGENT
 from gym_gui.telemetry.step_layout import (
     MAX_INTERNED_CHARS,
     MAX_VALUES_PER_STREAM,
@@ -39,6 +42,16 @@ __all__ = ["STEP_ROW_INSERT", "StepRowWriter", "forget", "register", "unregister
 #: Multi-row ``INSERT OR IGNORE`` into ``step_rows`` (``extra_json`` nearly always NULL).
 STEP_ROW_INSERT = MultiRowInsert(STEP_ROWS_TABLE, "extra_json")
 _WIDTH = len(STEP_ROW_INSERT.names)  # physical columns; a v3 row has one more (run_id, agent_id -> stream)
+#: The physical columns of a row without its ``extra_json`` (``insert`` builds rows of these, the rare
+#: extras apart): the version 4 columns in this order, or ``insert`` takes its general path.
+_NARROW = 12
+_FUSED_NAMES = ("stream", "seq_id", "episode_index", "step_index", "action_json", "observation_json", "reward",
+                "terminated", "truncated", "info_json", "render_payload_json", "extra_json", "ts_us")
+if STEP_ROW_INSERT.names[:len(_FUSED_NAMES)] != _FUSED_NAMES:  # pragma: no cover - a reordered declaration
+    _NARROW = -2
+#: What ``sqlite_rows.encode_step`` keeps in ``extra_json`` for a reward of -0.0 (its column holds 0.0).
+_NEG_ZERO_REWARD = '{"reward":-0.0}'
+_copysign = math.copysign
 _UPSERT_SPAN = (
     "INSERT INTO episode_spans (stream, episode_index, first_seq, last_seq) VALUES (?,?,?,?) "
     "ON CONFLICT (stream, episode_index) DO UPDATE SET first_seq = MIN(first_seq, excluded.first_seq), "
@@ -117,13 +130,113 @@ class StepRowWriter:
         state.next_ref = 0 if state.last is None else state.last[0] + 1
         return values
 
-    def insert(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Insert version 3 shaped step ``rows`` (in order; missing trailing generic columns are NULL)
-        into ``step_rows``; returns how many were new (``INSERT OR IGNORE`` on (stream, seq_id)).
-        Writing thread, inside its transaction."""
+    def insert(self, conn: sqlite3.Connection, rows: Sequence[Any]) -> int:
+        """Insert step ``rows`` (in order) into ``step_rows``; returns how many were new (``INSERT OR
+        IGNORE`` on (stream, seq_id)). Writing thread, inside its transaction; blocks on SQLite.
+
+        An item is a version 3 shaped row (missing trailing generic columns are NULL) or, from
+        ``sqlite_batch.plan_batch`` when ``FUSED_STEP_EVENTS``, a STEP_APPENDED event whose payload is
+        a StepPayload with int action and observation: its row is made here in one pass (what
+        ``sqlite_rows.encode_step`` would give, without the intermediate tuple).
+        """
         if not rows:
             return 0
         self._check(conn)
+        if _WIDTH != _NARROW + 1:  # declared generic columns: the general path
+            return self._insert_wide(conn, rows)
+        flat: list[Any] = []
+        extras: dict[int, Any] = {}
+        new_values: list[tuple[int, int, str]] = []
+        spans: dict[tuple[int, int], list[int]] = {}
+        run_id: Any = None
+        agent_id: Any = None
+        state: _Stream | None = None
+        values: dict[str, int] = {}
+        stream = base = 0
+        checked: dict[tuple[Any, Any], _Stream] = {}
+        parse = parse_ts_us
+        last_prefix = ""  # the seconds of the previous canonical timestamp, as text and as microseconds
+        last_us = 0
+        span: list[int] | None = None
+        span_stream = span_ep = None
+        event_type = TelemetryEvent
+        neg_zero = _NEG_ZERO_REWARD
+        interned = _interned
+        max_values, max_chars = MAX_VALUES_PER_STREAM, MAX_INTERNED_CHARS
+        for n, row in enumerate(rows):
+            if type(row) is event_type:
+                run, agent, seq, ts = row.run_id, row.agent_id, row.seq_id, row.ts_iso
+                if agent is None:
+                    agent = NO_AGENT
+                ep, si, action, observation, reward, term, trunc, info, render = row.payload.fields
+                action = int.__repr__(action)
+                observation = int.__repr__(observation)
+                term = 1 if term else 0
+                trunc = 1 if trunc else 0
+                if render is None:
+                    render = "null"
+                if reward == 0.0 and type(reward) is float and _copysign(1.0, reward) < 0.0:
+                    extras[n] = neg_zero
+            else:
+                run, agent, seq, ep, si, action, observation, reward, term, trunc, info, render = row[:12]
+                if row[12] is not None:
+                    extras[n] = row[12]
+                ts = row[13]
+            if run != run_id or agent != agent_id or state is None:
+                run_id, agent_id = run, agent
+                state = checked.get((run_id, agent_id))
+                if state is None:
+                    state = checked[(run_id, agent_id)] = self._stream(conn, run_id, agent_id, ts)
+                stream, base = state.stream, state.base_us
+                values = state.values if state.values is not None else self._load(conn, state)
+            if info is not None:
+                ref = values.get(info)
+                if ref is not None:
+                    info = ref
+                elif state.next_ref < max_values and type(info) is str and len(info) <= max_chars:
+                    info = interned(info, values, state, new_values)
+            if render is not None:
+                ref = values.get(render)
+                if ref is not None:
+                    render = ref
+                elif state.next_ref < max_values and type(render) is str and len(render) <= max_chars:
+                    render = interned(render, values, state, new_values)
+            # a canonical ts_iso (``parse_ts_us``) of the same second as the one before: its seconds are known
+            if type(ts) is str and len(ts) == 32 and ts[:19] == last_prefix:
+                fraction = ts[20:26]
+                if ts[19] == "." and ts.endswith("+00:00") and fraction.isdigit() and fraction.isascii():
+                    ts = last_us + int(fraction) - base
+                else:
+                    us = parse(ts)
+                    ts = ts if us is None else us - base
+            else:
+                us = parse(ts)
+                if us is not None:
+                    last_prefix, last_us = ts[:19], us - us % 1_000_000
+                    ts = us - base
+            if ep is not None:
+                if ep != span_ep or stream != span_stream or span is None:
+                    span_stream, span_ep = stream, ep
+                    span = spans.get((stream, ep))
+                    if span is None:
+                        span = spans[(stream, ep)] = [seq, seq]
+                        flat += (stream, seq, ep, si, action, observation, reward, term, trunc, info, render, ts)
+                        continue
+                if type(seq) is int:
+                    if seq < span[0]:
+                        span[0] = seq
+                    elif seq > span[1]:
+                        span[1] = seq
+            flat += (stream, seq, ep, si, action, observation, reward, term, trunc, info, render, ts)
+        if new_values:
+            conn.executemany("INSERT INTO step_values (stream, ref, json) VALUES (?,?,?)", new_values)
+        inserted = STEP_ROW_INSERT.insert_narrow(conn, flat, extras)
+        if spans:
+            conn.executemany(_UPSERT_SPAN, [(s, e, lo, hi) for (s, e), (lo, hi) in spans.items()])
+        return inserted
+
+    def _insert_wide(self, conn: sqlite3.Connection, rows: Sequence[Any]) -> int:
+        """``insert`` for a ``step_rows`` with declared generic columns (version 3 rows only)."""
         out: list[tuple[Any, ...]] = []
         new_values: list[tuple[int, int, str]] = []
         spans: dict[tuple[int, int], list[int]] = {}
@@ -162,7 +275,7 @@ class StepRowWriter:
                         span[1] = seq
             physical = (stream, seq, ep, row[4], row[5], row[6], row[7], row[8], row[9], info, render, row[12],
                         ts if us is None else us - base, *row[14:])
-            out.append(physical + (None,) * pad if pad else physical)
+            out.append(physical + (None,) * (_WIDTH - len(physical)) if len(physical) < _WIDTH else physical)
         if new_values:
             conn.executemany("INSERT INTO step_values (stream, ref, json) VALUES (?,?,?)", new_values)
         inserted = STEP_ROW_INSERT.insert(conn, out)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from gym_gui.telemetry import data_model, step_layout, step_writer
+from gym_gui.telemetry import data_model, sqlite_batch, step_layout, step_writer
 from gym_gui.telemetry.sqlite_rows import encode_step
+from gym_gui.telemetry.step_payload import step_payload_of
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 
@@ -124,3 +125,58 @@ def test_the_intern_map_is_bounded_and_long_texts_stay_inline(tmp_path: Path, mo
         assert _payloads(store, "r", "a") == _want(events)
         assert _count(path, "SELECT COUNT(*) FROM step_values") == 8
         assert _count(path, "SELECT COUNT(*) FROM step_rows WHERE typeof(info_json) = 'text'") == 20 - 5 + 1  # (5 info texts interned)
+
+
+def _payload_steps(run: str, agent: str | None, first_seq: int, count: int) -> list[TelemetryEvent]:
+    """StepPayload steps of every kind the fused row path meets: -0.0 and int rewards, flags, repeated
+    and unique info texts, render payloads and None, canonical timestamps across seconds and
+    non-canonical ones."""
+    stamps = ["2026-05-06T07:08:09.{:06d}+00:00", "2026-05-06T07:08:10.{:06d}+00:00", "2026-05-06T07:08:10Z",
+              "2026-05-06T07:08:10.12345a+00:00", "2026-05-06T07:08:10.{:06d}+01:00", "2026-02-30T07:08:10.{:06d}+00:00"]
+    events = []
+    for i in range(count):
+        seq = first_seq + i
+        reward: float | int = (0.0, -0.0, 1.5, 3, 1 << 62, -2.25)[i % 6]
+        payload = step_payload_of(i // 50, i % 50, i % 4, (i * 7) % 16, reward, i % 50 == 49, i % 97 == 0,
+                                  {"n": i % 5} if i % 3 else {"loss": 1.0 / (i + 1)},
+                                  None if i % 4 else {"cell": i % 3})
+        assert payload is not None
+        stamp = stamps[0] if i % 40 else stamps[(i // 40) % len(stamps)]
+        events.append(TelemetryEvent(Topic.STEP_APPENDED, run, agent, seq, stamp.format(seq % 1_000_000), payload))
+    return events
+
+
+def _table(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_step_payload_events_are_stored_exactly_as_their_encoded_rows(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sink's one-pass rows of StepPayload steps (``FUSED_STEP_EVENTS``) are the rows
+    ``encode_step`` + the version 3 path give, table by table, and read back as the payloads."""
+    assert sqlite_batch.FUSED_STEP_EVENTS
+    a, b = _payload_steps("r", "a", 1, 700), _payload_steps("r", None, 1, 300)
+    mixed = [TelemetryEvent(e.topic, e.run_id, e.agent_id, e.seq_id, e.ts_iso, dict(e.payload)) if i % 11 == 0 else e
+             for i, e in enumerate(a)]  # dict payloads (version 3 rows) among them
+    batches = [mixed[:257] + b[:100], b[100:101], mixed[257:600] + b[101:], mixed[600:], mixed[590:610]]  # (a replay)
+    conflict = TelemetryEvent(Topic.STEP_APPENDED, "r", "a", 5, a[4].ts_iso,
+                              step_payload_of(9, 9, 1, 1, 0.5, False, False, {}, None))
+    for name, fused in (("fused.sqlite", True), ("rows.sqlite", False)):
+        monkeypatch.setattr(sqlite_batch, "FUSED_STEP_EVENTS", fused)
+        with TelemetrySQLiteStore(tmp_path / name) as store:
+            for batch in batches:
+                store.write_batch(batch)
+            result = store.write_batch([conflict])
+            assert len(result.conflicts) == 1 and result.inserted == 1
+            assert _payloads(store, "r", "a", 3) == [dict(e.payload) for e in a if e.payload["episode_index"] == 3]
+            assert _payloads(store, "r", None, 1) == [dict(e.payload) for e in b if e.payload["episode_index"] == 1]
+    for table in ("step_rows", "step_values", "episode_spans", "stream_keys", "steps", "run_events", "streams"):
+        fused_rows = _table(tmp_path / "fused.sqlite", f"SELECT * FROM {table} ORDER BY 1, 2, 3")
+        assert fused_rows == _table(tmp_path / "rows.sqlite", f"SELECT * FROM {table} ORDER BY 1, 2, 3"), table
+        assert fused_rows or table == "run_events"
+    assert len(_table(tmp_path / "fused.sqlite", "SELECT * FROM steps")) == 1000
+    assert _table(tmp_path / "fused.sqlite", "SELECT COUNT(*) FROM step_rows WHERE extra_json IS NOT NULL") == [(117 + 50,)]  # the -0.0 rewards
