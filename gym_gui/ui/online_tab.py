@@ -30,7 +30,7 @@ from gym_gui.ui.plots.curve_panel import CurvePanel
 from gym_gui.ui.rate_meter import RateMeter
 from gym_gui.ui.render_view import RenderView
 from gym_gui.ui.titled import titled
-from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel
+from gym_gui.ui.step_table_model import DEFAULT_MAX_ROWS, StepTableModel, step_row
 from gym_gui.ui.table_view import make_table_view
 
 __all__ = ["AgentOnlineTab", "CHART_REFRESH_INTERVAL_MS", "HEADER_FIELDS", "HIDDEN_FOLD_INTERVAL_MS",
@@ -172,7 +172,7 @@ class AgentOnlineTab(QWidget):
         self._text_interval_s = max(0, text_refresh_interval_ms) / 1000.0
         self._texts_set_at = -math.inf
         # What a tab behind another received and has not folded into its curves and tables yet.
-        self._held_steps: list[TelemetryEvent] = []
+        self._held_steps: list[tuple[Any, ...]] = []  # as table rows (step_row): nothing for the collector
         self._held_episodes: list[TelemetryEvent] = []
         self._held_skipped = 0  # held steps beyond the table's bound, counted and let go
         # Episodes not in ``curves`` yet (shown or not): folded in right before the charts' refresh.
@@ -576,9 +576,11 @@ class AgentOnlineTab(QWidget):
                 label.setText(text)
 
     def _hold_steps(self, steps: tuple[TelemetryEvent, ...]) -> None:
-        """Hold a hidden tab's steps for the table: only the newest ``max_rows`` can be shown."""
+        """Hold a hidden tab's steps for the table, as its rows (plain tuples the collector does not
+        walk, where a second of held events were two tracked objects a step): only the newest
+        ``max_rows`` can be shown."""
         held = self._held_steps
-        held += steps
+        held += [step_row(evt) for evt in steps]
         limit = self.step_model.max_rows
         if len(held) > 2 * limit:  # trimmed now and then, not at every batch
             excess = len(held) - limit
@@ -602,8 +604,8 @@ class AgentOnlineTab(QWidget):
             self.step_model.count_skipped(self._held_skipped)
             self._held_skipped = 0
         if self._held_steps:
-            steps, self._held_steps = self._held_steps, []
-            self.step_model.append_steps(steps)
+            rows, self._held_steps = self._held_steps, []
+            self.step_model.append_rows(rows)
         if self._held_episodes:
             episodes, self._held_episodes = self._held_episodes, []
             self.episode_model.add_events(episodes)

@@ -133,17 +133,25 @@ class StepTableModel(QAbstractTableModel):
         """Append ``steps`` (oldest first), dropping the oldest rows beyond ``max_rows``. GUI thread; never blocks."""
         if not steps:
             return
-        self._appended += len(steps)
-        if len(steps) > self._max_rows:
-            steps = steps[-self._max_rows :]
-        excess = len(self._rows) + len(steps) - self._max_rows
+        self._appended += len(steps) - min(len(steps), self._max_rows)
+        self.append_rows([step_row(evt) for evt in steps[-self._max_rows:]])
+
+    def append_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append rows made by ``step_row`` (oldest first; a tab holds its steps as rows while
+        hidden), dropping the oldest beyond ``max_rows``. GUI thread; never blocks."""
+        if not rows:
+            return
+        self._appended += len(rows)
+        if len(rows) > self._max_rows:
+            rows = rows[-self._max_rows :]
+        excess = len(self._rows) + len(rows) - self._max_rows
         if excess > 0:
             self.beginRemoveRows(QModelIndex(), 0, excess - 1)
             del self._rows[:excess]
             self.endRemoveRows()
         first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(steps) - 1)
-        self._rows.extend([step_row(evt) for evt in steps])
+        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+        self._rows.extend(rows)
         self.endInsertRows()
 
     def count_skipped(self, count: int) -> None:
