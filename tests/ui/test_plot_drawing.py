@@ -144,8 +144,8 @@ def test_charts_step_their_ranges_one_per_event_loop_turn(qtbot: Any) -> None:
 
     assert moved() == 0
     panel.set_data(data)
-    assert "meta:epsilon" in charts and moved() == 1 and panel.ranges_pending()
-    for expected in range(2, len(charts) + 1):  # each turn's call (the timer's slot, run here): one more
+    assert "meta:epsilon" not in charts and moved() == 1 and panel.ranges_pending()  # its chart: a turn of its own
+    for expected in (2, 3):  # each turn's call (the timer's slot, run here): one more
         panel._follow_charts()
         assert moved() == expected
     qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
@@ -195,3 +195,41 @@ def test_a_new_panels_first_paint_draws_one_chart_and_the_others_follow_one_per_
     qtbot.addWidget(hidden)
     hidden.stop(5)
     assert [chart.plot.opacity() for chart in hidden._charts.values()] == [1.0, 1.0, 1.0]
+
+
+def test_new_charts_are_built_one_per_turn_outside_the_refresh_each_shown_after_a_paint(qtbot: Any) -> None:
+    """Two worker numbers seen at once: neither chart is built inside the refresh that found them
+    (a chart's widgets take 10 to 20 ms); each is built in a turn of its own, left out of the paint
+    after its build (laid out, not painted), shown after that paint, and only then is the next
+    one built."""
+    panel = make_panel(qtbot)
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    paints: list[int] = []
+    panel.graphics.scene().sigPrepareForPaint.connect(lambda: paints.append(1))
+    builds: list[tuple[str, int, list[float], bool]] = []  # name, paints so far, opacities, in a refresh
+    in_refresh = [False]
+    original_refresh, original_build = panel.refresh, panel._add_series_chart
+
+    def refresh() -> bool:
+        in_refresh[0] = True
+        try:
+            return original_refresh()
+        finally:
+            in_refresh[0] = False
+
+    def build(name: str) -> Any:
+        builds.append((name, len(paints), [c.plot.opacity() for c in panel._charts.values()], in_refresh[0]))
+        return original_build(name)
+
+    panel.refresh, panel._add_series_chart = refresh, build  # type: ignore[method-assign]
+    panel.data.add_points([EpisodePoint(i, float(i), 20.0, 1.0, 1.8e9 + i, {"epsilon": 1 - i / 50, "lr": 0.1})
+                           for i in range(50)])
+    assert panel.refresh() and len(panel._charts) == 3 and panel.ranges_pending()  # none built in it
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    assert [name for name, *_rest in builds] == ["meta:epsilon", "meta:lr"]
+    assert not any(inside for *_rest, inside in builds)
+    (_n, paints_at_first, _o, _i), (_n2, paints_at_second, opacities_at_second, _i2) = builds
+    assert paints_at_second >= paints_at_first + 2  # the paint leaving it out, the one showing it
+    assert opacities_at_second == [1.0, 1.0, 1.0, 1.0]  # the first was shown before the second was built
+    assert [chart.plot.opacity() for chart in panel._charts.values()] == [1.0] * 5
+    assert panel.curve_data("meta:lr")[1].tolist() == [0.1] * 50

@@ -9,10 +9,13 @@ selector switches between episode, step (cumulative steps at each episode's end;
 
 Every curve gets at most about ``2 * DECIMATED_BINS`` points, the min and max of each bin of rows
 (``live.decimate``): every episode is represented, every spike visible; pyqtgraph's own
-downsampling and clipping (a re-read of every point at every refresh) are off. New charts are
-built one per event-loop turn (the first new chart of a refresh is there when it returns). A new
-panel's first paint draws its first chart only; the other two are shown one per turn after it
-(``ranges_pending()`` until they are).
+downsampling and clipping (a re-read of every point at every refresh) are off. New charts (a
+worker number seen for the first time) are built one per event-loop turn, never inside the
+refresh that found their series (a chart's pyqtgraph widgets take 10 to 20 ms of CPU to build: a
+history's merge would hold its refresh and the build in one event). A new panel's first paint
+draws its first chart only; the other two are shown one per turn after it; a chart built for a
+shown panel is likewise left out of the paint after its build and shown at the turn after it, and
+the next new chart is built after that (``ranges_pending()`` until every chart is built and shown).
 
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
@@ -107,6 +110,8 @@ class CurvePanel(QWidget):
         self._redraw_timer.setInterval(0)
         self._redraw_timer.timeout.connect(self._redraw)
         self._follow_waiting = False  # a following chart waits for its turn
+        self._new_veiled: CurveChart | None = None  # a chart just built, left out of the next paint
+        self._build_after_paint = False  # the next new chart is built after the paint showing the last
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -220,6 +225,8 @@ class CurvePanel(QWidget):
         self._reveal_timer.stop()
         while self._veiled:  # nothing left out
             self._veiled.pop(0).plot.setOpacity(1.0)
+        self._new_veiled = None
+        self._build_after_paint = False
         return self.worker.stop(timeout_s)
 
     def refresh(self) -> bool:
@@ -258,9 +265,11 @@ class CurvePanel(QWidget):
         return True
 
     def ranges_pending(self) -> bool:
-        """True while a chart waits for its turn to be shown (a new panel's first paints) or, if it
-        follows the data, to step its ranges (module doc). GUI thread."""
-        return self._follow_waiting or self._follow_timer.isActive() or bool(self._veiled)
+        """True while a chart waits for its turn to be built (a new series), to be shown (a new
+        panel's first paints, a chart just built) or, if it follows the data, to step its ranges
+        (module doc). GUI thread."""
+        return (self._follow_waiting or self._follow_timer.isActive() or bool(self._veiled)
+                or self._redraw_timer.isActive() or self._build_after_paint)
 
     # -- drawing ---------------------------------------------------------------------------------
     def _follow_charts(self) -> None:
@@ -283,25 +292,37 @@ class CurvePanel(QWidget):
 
     def _on_paint(self) -> None:
         """The charts are about to be painted: a chart waiting to step its ranges gets its turn
-        right after this paint, and so does the next chart a new panel's first paint left out."""
+        right after this paint, and so do the next chart a paint left out and, once a chart just
+        built is shown by this paint, the next new series' chart."""
         if self._follow_waiting:
             self._follow_timer.start()
         if self._veiled:
             self._reveal_timer.start()
+        if self._build_after_paint:
+            self._build_after_paint = False
+            self._build_new_charts(self._data)
 
     def _reveal_next(self) -> None:
-        """Show the next chart a new panel's first paint left out (drawn at the next paint)."""
-        if self._veiled:
-            self._veiled.pop(0).plot.setOpacity(1.0)
+        """Show the next chart a paint left out (drawn at the next paint); a chart just built being
+        shown, the next new series' chart is built after that paint (``_on_paint``)."""
+        if not self._veiled:
+            return
+        chart = self._veiled.pop(0)
+        chart.plot.setOpacity(1.0)
+        if chart is self._new_veiled:
+            self._new_veiled = None
+            self._build_after_paint = self._has_unbuilt(self._data)
+
+    def _has_unbuilt(self, data: CurveData) -> bool:
+        return any(name not in self._series_chart for name in data.series_names())
 
     def _build_new_charts(self, data: CurveData) -> None:
-        """A chart for the first series without one (a chart's pyqtgraph widgets take 10 to 25 ms
-        to build); the others one per event-loop turn after."""
-        new = [name for name in data.series_names() if name not in self._series_chart]
-        if new:
-            self._add_series_chart(new[0])
-            if len(new) > 1:
-                self._redraw_timer.start()
+        """Give the first series without a chart its own event-loop turn to build one in
+        (``_redraw``), unless that turn is coming or a chart just built waits to be shown."""
+        if self._new_veiled is not None or self._build_after_paint or self._redraw_timer.isActive():
+            return
+        if self._has_unbuilt(data):
+            self._redraw_timer.start()
 
     def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
         """Hand ``curve`` the whole series' bins, updated here when that costs at most
@@ -411,7 +432,15 @@ class CurvePanel(QWidget):
         self._request_view(chart)
 
     def _redraw(self) -> None:
-        self._drawn_version = -1  # the next refresh redraws (and builds the next new chart)
+        """A new series' turn: build its chart (left out of the next paint if the panel is shown,
+        ``_reveal_next``), then redraw, which draws its curve."""
+        name = next((n for n in self._data.series_names() if n not in self._series_chart), None)
+        chart = self._add_series_chart(name) if name is not None else None
+        if chart is not None and self.graphics.isVisible():
+            chart.plot.setOpacity(0.0)  # laid out as any other, painted from the turn after the next paint
+            self._veiled.append(chart)
+            self._new_veiled = chart
+        self._drawn_version = -1
         self.refresh()
 
     # -- building --------------------------------------------------------------------------------
@@ -440,16 +469,18 @@ class CurvePanel(QWidget):
         chart.add_curve(name)
         self._series_chart[name] = chart.key
 
-    def _add_series_chart(self, name: str) -> None:
+    def _add_series_chart(self, name: str) -> CurveChart | None:
+        """The chart of series ``name`` (None when there is no room: counted, logged)."""
         if len(self._charts) >= self._max_charts:
             self._series_chart[name] = ""
             self.charts_dropped += 1
             _log.info("curve panel: no room for a chart of %s (%d charts)", name, len(self._charts))
-            return
+            return None
         source, _, key = name.partition(":")
         title = f"{key} ({'episode metadata' if source == 'meta' else 'heartbeat'})"
         chart = self._add_chart(name, title)
         self._add_curve(chart, name)
+        return chart
 
     # -- controls --------------------------------------------------------------------------------
     def _on_axis(self, _index: int) -> None:
