@@ -11,12 +11,21 @@ tabs, the Runs tab and the debug pane. Measured:
   16 ms, one frame), from ``WARMUP_S`` after the first batch on; ``blocked_all_ms`` also counts the
   warm-up (the new tabs' first paint, the charts' creation);
 - overflow: events the window's live subscriptions dropped (target 0);
+- what the slowest 1% of steps waited for (medians over them): the frame (the pump's tick not due
+  yet: at most one tick per 16 ms frame, so until one frame after the tick before), the GUI thread
+  busy (the rest of the wait: the wake-up queued behind a paint, a collection, another view's
+  work, or no core for the process),
+  and the tick's own work until the signal;
 - GUI wake-ups: ticks the window's pump ran per second;
 - GUI-thread CPU in the pump's ticks (``time.thread_time``: what the live path itself costs the GUI
   thread, whatever else the machine runs): the worst tick and the milliseconds per second;
 - GUI-thread CPU of everything (ticks, paints, the Runs tab and debug pane, reads delivered) per
   second of the steady state, and of opening the runs' tabs (``start_run`` for each run): CPU time,
-  so comparable on a busy machine where the wall-clock figures are not.
+  so comparable on a busy machine where the wall-clock figures are not;
+- the cycle collector (``gc.callbacks``): the worst young and full collection of the steady state
+  (CPU of the thread that ran it, which holds the GIL meanwhile) and, after the steady state with
+  the runs still going, one full collection of the window's heap: its CPU and the objects it
+  walked (what a full collection costs the GUI thread whenever it comes, load aside).
 
 The baseline, measured in the same run, is the old fixed poll: the same window, whose pump ticks
 every view on a fixed 50 ms timer (data or not) and ignores the bus's wake-ups, as the
@@ -37,7 +46,10 @@ Usage: .venv/bin/python tools/bench_live.py [--step-rate-hz 1000] [--runs 1] [--
 from __future__ import annotations
 
 import argparse
+import bisect
+import gc
 import logging
+import threading
 import os
 import statistics
 import sys
@@ -118,6 +130,42 @@ class Probe:
         self.last = now
 
 
+class GcPauses:
+    """The collector's pauses by generation (``gc.callbacks``): wall and CPU time of each collection
+    on the thread that ran it, holding the GIL (so a GUI-thread block whatever thread it was on)."""
+
+    def __init__(self) -> None:
+        self.counting = False
+        self.wall_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.cpu_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started: dict[int, tuple[float, float]] = {}
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self._started[ident] = (time.perf_counter(), time.thread_time())
+            return
+        begun = self._started.pop(ident, None)
+        if begun is None or not self.counting:
+            return
+        generation = int(info.get("generation", 0))
+        self.wall_ms[generation].append((time.perf_counter() - begun[0]) * 1000)
+        self.cpu_ms[generation].append((time.thread_time() - begun[1]) * 1000)
+
+    def worst(self, generations: tuple[int, ...], which: str = "cpu") -> float:
+        values = [v for g in generations for v in (self.cpu_ms if which == "cpu" else self.wall_ms)[g]]
+        return max(values) if values else 0.0
+
+
+def full_collection() -> tuple[float, int]:
+    """A full collection now: its CPU time (ms) and the objects it walked (tracked, not frozen).
+    What any full collection of this heap would cost, measured where the load cannot stretch it."""
+    walked = sum(len(gc.get_objects(generation)) for generation in range(3))
+    t0 = time.thread_time()
+    gc.collect()
+    return (time.thread_time() - t0) * 1000, walked
+
+
 def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool) -> dict[str, Any]:
     """One window, ``runs`` runs of ``seconds * step_rate_hz`` steps each; returns the figures."""
     app = QApplication.instance() or QApplication([])
@@ -138,8 +186,12 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     tick_cpu_ms: list[float] = []
     real_tick = services.pump._tick  # noqa: SLF001 (measured, not changed)
 
+    tick_starts: list[float] = [-1e9]  # perf_counter at the start of every tick, in order
+    frame_s = services.pump.frame_interval_ms / 1000.0
+
     def timed_tick(*args: Any, **kwargs: Any) -> None:
         t0 = time.thread_time()
+        tick_starts.append(time.perf_counter())
         real_tick(*args, **kwargs)
         if steady_from and time.perf_counter() >= steady_from[0]:
             tick_cpu_ms.append((time.thread_time() - t0) * 1000)
@@ -151,11 +203,16 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     window.resize(*DEFAULT_SIZE_PX)  # as python -m gym_gui opens it
     window.show()
     latencies_ms: list[float] = []
+    parts_ms: list[tuple[float, float, float, float]] = []  # (latency, frame wait, GUI busy, tick to signal)
     probe, probe_all = Probe(), Probe()
     steady_cpu0: list[float] = []
 
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+
     def start_steady() -> None:
         steady_cpu0.append(time.thread_time())
+        pauses.counting = True
         probe.start()
 
     def on_batch(batch: Any) -> None:
@@ -165,10 +222,20 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
             QTimer.singleShot(int(WARMUP_S * 1000), start_steady)
         if now < steady_from[0]:
             return
+        began = tick_starts[-1]
         for step in batch.steps:
             t = published_at.get((step.run_id, step.seq_id))
             if t is not None:
                 latencies_ms.append((now - t) * 1000)
+                # what it waited for: the frame (the pump ticks at most once per frame: until one frame
+                # after the last tick that began before the publish), the GUI thread busy (the rest of
+                # the wait: the wake-up queued behind other work, the timer late, no core, a tick split
+                # over its budget), the tick's own work until the signal
+                wait_s = max(0.0, began - t)
+                before = tick_starts[bisect.bisect_right(tick_starts, t) - 1]
+                frame_wait_s = min(wait_s, max(0.0, before + frame_s - t))
+                parts_ms.append(((now - t) * 1000, frame_wait_s * 1000, (wait_s - frame_wait_s) * 1000,
+                                 (now - began) * 1000))
 
     spec = WorkerSpec(env_id="FrozenLake-v1", episodes=1_000_000, step_rate_hz=step_rate_hz,
                       heartbeat_interval_s=1.0)
@@ -198,6 +265,9 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     probe_all.start()
     app.exec()  # the real event loop, as in the app
     gui_cpu_s = time.thread_time() - steady_cpu0[0] if steady_cpu0 else float("nan")
+    pauses.counting = False
+    gc.callbacks.remove(pauses)
+    full_cpu_ms, full_walked = full_collection()  # the runs still going: the heap of the steady state
     probe.timer.stop()
     probe_all.timer.stop()
     done_timer.stop()
@@ -212,6 +282,10 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     window.shutdown(60)
     tmp.cleanup()
     lat = sorted(latencies_ms)
+    tail = [p for p in parts_ms if lat and p[0] >= lat[int(0.99 * (len(lat) - 1))]]
+
+    def tail_median(i: int) -> float:
+        return statistics.median(p[i] for p in tail) if tail else float("nan")
     return {
         "steps": len(lat),
         "steps_per_s": len(lat) / steady_s if steady_s > 0 else float("nan"),
@@ -221,11 +295,20 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         "p50_ms": statistics.median(lat) if lat else float("nan"),
         "p99_ms": lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
         "max_ms": lat[-1] if lat else float("nan"),
+        "p99_frame_ms": tail_median(1),
+        "p99_busy_ms": tail_median(2),
+        "p99_handling_ms": tail_median(3),
         "ticks_per_s": polls / elapsed_s if elapsed_s > 0 else float("nan"),
         "tick_cpu_max_ms": max(tick_cpu_ms) if tick_cpu_ms else float("nan"),
         "tick_cpu_ms_per_s": sum(tick_cpu_ms) / steady_s if tick_cpu_ms and steady_s > 0 else float("nan"),
         "gui_cpu_ms_per_s": gui_cpu_s * 1000 / steady_s if steady_s > 0 else float("nan"),
         "open_cpu_ms": open_cpu_ms,
+        "gc_young_max_ms": pauses.worst((0, 1)),
+        "gc_full_max_ms": pauses.worst((2,)),
+        "gc_full_count": len(pauses.cpu_ms[2]),
+        "gc_max_wall_ms": pauses.worst((0, 1, 2), "wall"),
+        "full_gc_cpu_ms": full_cpu_ms,
+        "full_gc_objects": full_walked,
         "load_before": load_before,
         "load_after": load_after,
         "child_nice": f"{nice.worker},{nice.ingest}",
@@ -265,9 +348,14 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
     for key, label in (("dropped", "overflow (events)"), ("blocked_ms", "GUI blocked max (ms)"),
                        ("blocked_all_ms", "  with the warm-up (ms)"),
                        ("p50_ms", "latency p50 (ms)"), ("p99_ms", "latency p99 (ms)"),
-                       ("max_ms", "latency max (ms)"), ("ticks_per_s", "GUI pump ticks/s"),
+                       ("max_ms", "latency max (ms)"),
+                       ("p99_frame_ms", "  p99 tail: frame wait"), ("p99_busy_ms", "  p99 tail: GUI busy"),
+                       ("p99_handling_ms", "  p99 tail: tick to signal"), ("ticks_per_s", "GUI pump ticks/s"),
                        ("tick_cpu_max_ms", "tick CPU, worst (ms)"), ("tick_cpu_ms_per_s", "tick CPU (ms per s)"),
                        ("gui_cpu_ms_per_s", "GUI thread CPU (ms per s)"), ("open_cpu_ms", "opening the tabs CPU (ms)"),
+                       ("gc_young_max_ms", "young collection CPU, worst"), ("gc_full_max_ms", "full collection CPU, worst"),
+                       ("gc_full_count", "  full collections"), ("gc_max_wall_ms", "collection wall, worst (ms)"),
+                       ("full_gc_cpu_ms", "full collection at end, CPU"), ("full_gc_objects", "  objects it walked"),
                        ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
         ratio = new[key] / base[key] if base[key] and base[key] == base[key] else float("nan")
         print(f"{label:26}{base[key]:>22.1f}{new[key]:>12.1f}{ratio:>8.2f}")
@@ -296,6 +384,10 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                new["gui_cpu_ms_per_s"], "ms/s", "lower", baseline=base["gui_cpu_ms_per_s"], baseline_label=poll),
         figure(f"live.{name}.open_cpu_ms", f"GUI-thread CPU of opening the tabs at {name}",
                new["open_cpu_ms"], "ms", "lower", baseline=base["open_cpu_ms"], baseline_label=poll),
+        figure(f"live.{name}.full_gc_cpu_ms", f"CPU of a full collection of the window's heap after {name}",
+               new["full_gc_cpu_ms"], "ms", "lower", baseline=base["full_gc_cpu_ms"], baseline_label=poll),
+        figure(f"live.{name}.gc_max_wall_ms", f"longest collector pause (wall) at {name}", new["gc_max_wall_ms"], "ms",
+               "lower", baseline=base["gc_max_wall_ms"], baseline_label=poll),
         figure(f"live.{name}.ticks_per_s", f"GUI pump ticks/s at {name}", new["ticks_per_s"], "ticks/s", "lower",
                baseline=base["ticks_per_s"], baseline_label=poll),
     ]
