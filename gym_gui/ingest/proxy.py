@@ -343,15 +343,19 @@ class TelemetryProxy(ProxyLifecycle):
 
         ``topics``: the items carry topic indexes into it (a frame from the ingest child), not Topics.
         Hot path: a step of a known stream whose worker seq follows the stream's (or that has none,
-        then it gets the next) is published right here; every other item goes through ``_publish``,
-        which does the same plus the rare cases.
+        then it gets the next) is made right here, and consecutive ones of a stream are published
+        together (``RunBus.publish_run``, before anything else is published); every other item goes
+        through ``_publish``, which does the same plus the rare cases.
         """
         lines, blanks, items = decoded
         with self._feed_lock:
             self._lines_read += lines
             self._blank_lines += blanks
             publish, reject = self._publish, self._reject
-            last_seq, runs_seen, bus_publish = self._last_seq, self._runs_seen, self._bus.publish
+            last_seq, runs_seen = self._last_seq, self._runs_seen
+            publish_run = getattr(self._bus, "publish_run", None)
+            run: list[TelemetryEvent] = []  # consecutive fast-path steps of one stream, not yet published
+            run_key: tuple[str, str] | None = None
             steps = 0
             for item in items:
                 try:
@@ -370,12 +374,43 @@ class TelemetryProxy(ProxyLifecycle):
                             if seq is None and last < MAX_SEQ_ID:  # no worker seq (gym_gui envelopes): the next
                                 seq = last + 1
                             if type(seq) is int and last < seq <= MAX_SEQ_ID:
-                                bus_publish(TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload))
+                                evt = TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload)
+                                if key != run_key:
+                                    if run:
+                                        steps += self._publish_run(publish_run, run)
+                                        run = []
+                                    run_key = key
+                                run.append(evt)
                                 last_seq[key] = seq
-                                steps += 1
                                 continue
+                    if run:
+                        steps += self._publish_run(publish_run, run)
+                        run = []
                     publish(topic, run_id, agent_id, seq, ts_iso, payload)
                 except Exception as exc:  # a bug here must cost this record only, never the source
                     reject(RejectReason.INTERNAL_ERROR, None, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")
+            if run:
+                steps += self._publish_run(publish_run, run)
             if steps:
                 self._published[_STEP] = self._published.get(_STEP, 0) + steps
+
+    def _publish_run(self, publish_run: Callable[[list[TelemetryEvent]], None] | None,
+                     run: list[TelemetryEvent]) -> int:
+        """Publish ``run`` (one stream's consecutive steps); how many were published. Caller holds
+        ``_feed_lock``. A failure costs the events not published, each a counted rejection."""
+        try:
+            if publish_run is not None:
+                publish_run(run)
+                return len(run)
+        except Exception as exc:
+            for _evt in run:
+                self._reject(RejectReason.INTERNAL_ERROR, None, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")
+            return 0
+        published = 0
+        for evt in run:  # a bus without publish_run
+            try:
+                self._bus.publish(evt)
+                published += 1
+            except Exception as exc:
+                self._reject(RejectReason.INTERNAL_ERROR, None, f"{type(exc).__name__}: {shown_id(str(exc), 200)}")
+        return published

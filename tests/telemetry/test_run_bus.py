@@ -328,3 +328,37 @@ def test_subscribe_all_is_all_or_nothing() -> None:
         bus.subscribe_all((Topic.STEP_APPENDED, "EPISODE_FINALIZED"), "ui")  # type: ignore[arg-type]
     assert [s.key for s in bus.subscriptions()] == ["RUN_COMPLETED:sink", "STEP_APPENDED:ui", "EPISODE_FINALIZED:ui"]
     assert all(not s.closed for s in subs.values())
+
+
+def _bus_state(bus: RunBus, subs: list[Subscription]) -> tuple[Any, ...]:
+    return tuple((seqs(s.drain()), s.dropped, s.take_lost_ranges()) for s in subs) + (bus.streams(),)
+
+
+def test_publish_run_delivers_counts_and_warns_as_publishing_one_by_one(caplog: pytest.LogCaptureFixture) -> None:
+    """A run of one stream's steps: lossless and bounded subscriptions, drops, lost ranges, the
+    OVERFLOW notices, the streams seen and the gap warnings are those of ``publish`` in a loop."""
+    runs = [[evt(i) for i in range(1, 6)], [evt(i) for i in (6, 7, 9, 12)], [evt(20, agent="agent7")],
+            [evt(i, agent="agent7") for i in range(21, 30)], []]
+    results = []
+    for batched in (False, True):
+        caplog.clear()
+        bus = RunBus(overflow_notice_interval_s=0.0, gap_warning_interval_s=0.0)
+        subs = [bus.subscribe(Topic.STEP_APPENDED, "all", maxlen=None), bus.subscribe(Topic.STEP_APPENDED, "ui", maxlen=4),
+                bus.subscribe(Topic.OVERFLOW, "notices", maxlen=None)]
+        for run in runs:
+            if batched:
+                bus.publish_run(run)
+            else:
+                for e in run:
+                    bus.publish(e)
+        gaps = [r.__dict__.get("gap", r.getMessage()) for r in caplog.records if "gap" in r.getMessage()]
+        published = {e.seq_id for run in runs for e in run}
+        noticed = sorted(seq for e in subs[2].drain() for low, high in e.payload.get("lost_ranges", ())  # what the
+                         for seq in range(low, high + 1) if seq in published)  # notices name (one a run, not one an event)
+        results.append((_bus_state(bus, subs[:2]), noticed, gaps))
+    assert results[0] == results[1]
+    state, notices, gaps = results[1]
+    assert state[0][0] == [1, 2, 3, 4, 5, 6, 7, 9, 12, 20] + list(range(21, 30)) and state[1][1] == 15
+    assert notices and len(gaps) == 2  # 7 -> 9 and 9 -> 12 (20 is another stream's first)
+    with pytest.raises(TypeError):
+        RunBus().publish_run([evt(1), "not an event"])  # type: ignore[list-item]
