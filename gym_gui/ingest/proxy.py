@@ -29,7 +29,7 @@ from gym_gui.ingest.stderr_tail import StderrTail
 from gym_gui.ingest.worker_pipe import DEFAULT_EXIT_DRAIN_S, ExitBoundedPipe
 from gym_gui.ingest.proxy_lifecycle import IngestGate, ProxyLifecycle
 from gym_gui.ingest.worker_process import buffered, start_ingest_child, start_worker
-from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, utc_now_iso
+from gym_gui.telemetry.events import MAX_SEQ_ID, TelemetryEvent, Topic, checked_event, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus, get_bus
 from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.telemetry.stream_owners import STREAM_OWNED, StreamOwned
@@ -374,7 +374,13 @@ class TelemetryProxy(ProxyLifecycle):
                             if seq is None and last < MAX_SEQ_ID:  # no worker seq (gym_gui envelopes): the next
                                 seq = last + 1
                             if type(seq) is int and last < seq <= MAX_SEQ_ID:
-                                evt = TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload)
+                                # what the constructor would check (or normalise: then it makes it)
+                                if (type(ts_iso) is str and ts_iso and type(run_id) is str
+                                        and (agent_id is None or type(agent_id) is str and agent_id)
+                                        and (type(payload) is StepPayload or type(payload) is dict)):
+                                    evt = checked_event(topic, run_id, agent_id, seq, ts_iso, payload)
+                                else:
+                                    evt = TelemetryEvent(topic, run_id, agent_id, seq, ts_iso, payload)
                                 if key != run_key:
                                     if run:
                                         steps += self._publish_run(publish_run, run)

@@ -32,7 +32,8 @@ import attrs
 from gym_gui.telemetry.step_payload import StepPayload
 
 __all__ = [
-    "MAX_SEQ_ID", "MIN_SEQ_ID", "Topic", "TelemetryEvent", "StreamKey", "utc_now_iso", "iso_from_unix_s",
+    "MAX_SEQ_ID", "MIN_SEQ_ID", "Topic", "TelemetryEvent", "StreamKey", "checked_event", "utc_now_iso",
+    "iso_from_unix_s",
 ]
 
 #: A stream is identified by ``(run_id, agent_id)``; seq_id is strictly increasing within one.
@@ -215,3 +216,22 @@ _set_agent_id = TelemetryEvent.agent_id.__set__  # type: ignore[attr-defined, mi
 _set_seq_id = TelemetryEvent.seq_id.__set__  # type: ignore[attr-defined, misc, union-attr]
 _set_ts_iso = TelemetryEvent.ts_iso.__set__  # type: ignore[attr-defined, misc, union-attr]
 _set_payload = TelemetryEvent.payload.__set__  # type: ignore[attr-defined, misc, union-attr]
+_new_event = object.__new__
+
+
+def checked_event(topic: Topic, run_id: str, agent_id: str | None, seq_id: int, ts_iso: str,
+                  payload: Mapping[str, Any]) -> TelemetryEvent:
+    """A TelemetryEvent of fields the caller has already checked as the constructor checks them (a
+    ``Topic``; a plain str run_id; None or a non-empty plain str agent_id; a plain int seq_id in the
+    signed 64-bit range; a non-empty plain str ts_iso; a dict, a StepPayload or another Mapping
+    payload), made without checking them again (a third cheaper; the proxy's reader, for a step of
+    a stream it has published before). Any thread; pure. Anything else must use the constructor.
+    """
+    evt = _new_event(TelemetryEvent)
+    _set_topic(evt, topic)
+    _set_run_id(evt, run_id)
+    _set_agent_id(evt, agent_id)
+    _set_seq_id(evt, seq_id)
+    _set_ts_iso(evt, ts_iso)
+    _set_payload(evt, payload)
+    return evt

@@ -168,9 +168,9 @@ class StepRowWriter:
                 run, agent, seq, ts = row.run_id, row.agent_id, row.seq_id, row.ts_iso
                 if agent is None:
                     agent = NO_AGENT
+                # int action and observation are bound as they are: their TEXT columns' affinity stores
+                # the decimal text ``int.__repr__`` gives (what encode_step binds), without a str made here
                 ep, si, action, observation, reward, term, trunc, info, render = row.payload.fields
-                action = int.__repr__(action)
-                observation = int.__repr__(observation)
                 term = 1 if term else 0
                 trunc = 1 if trunc else 0
                 if render is None:

@@ -86,3 +86,16 @@ def test_well_formed_events_never_enter_the_lenient_path(monkeypatch: pytest.Mon
     assert entered == []
     make(agent_id="")  # what the existing producers send: the lenient path, only then
     assert len(entered) == 1
+
+
+def test_checked_event_is_the_event_the_constructor_makes() -> None:
+    from gym_gui.telemetry.events import checked_event
+    from gym_gui.telemetry.step_payload import StepPayload
+
+    payload = StepPayload((1, 2, 3, 4, 0.5, False, True, '{"a":1}', None))
+    for agent in ("agent-1", None):
+        made = TelemetryEvent(Topic.STEP_APPENDED, "r", agent, 7, "2026-01-01T00:00:00.000001+00:00", payload)
+        fast = checked_event(Topic.STEP_APPENDED, "r", agent, 7, "2026-01-01T00:00:00.000001+00:00", payload)
+        assert type(fast) is TelemetryEvent and fast == made and fast.payload is payload
+        assert (fast.topic, fast.run_id, fast.agent_id, fast.seq_id, fast.ts_iso) == (
+            made.topic, made.run_id, made.agent_id, made.seq_id, made.ts_iso)
