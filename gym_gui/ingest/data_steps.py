@@ -29,13 +29,13 @@ from gym_gui.ingest.record_fields import (
     _dict,
 )
 from gym_gui.ingest.record_payloads import _FINITE_MAX, NormalizedFields
-from gym_gui.ingest.shared_ids import shared_id
-from gym_gui.ingest.unix_time import iso_from_unix
+from gym_gui.ingest.shared_ids import _STREAM_IDS, shared_id
+from gym_gui.ingest.unix_time import iso_from_unix_ns
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.json_text import encode_json
 from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
 
-__all__ = ["fast_data_step", "fast_layout_data_step", "render_text"]
+__all__ = ["fast_data_step", "fast_layout_data_step", "render_text", "strings_checked"]
 
 _STEP = Topic.STEP_APPENDED
 
@@ -56,7 +56,7 @@ def render_text(value: str, strings_checked: bool) -> str | None:
     (not JSON, not an object, nested too deeply...); None when its value cannot be encoded (the
     caller then leaves the step to the general path). The text is ``encode_json`` of the value,
     so it reads back (``json_text.load_json``) to exactly what decoding ``value`` gives.
-    ``strings_checked``: see ``records._strings_checked``. Any thread (a benign, bounded cache).
+    ``strings_checked``: see ``strings_checked``. Any thread (a benign, bounded cache).
     """
     global _cached_chars
     text = _RENDER_TEXTS.get(value)
@@ -76,13 +76,6 @@ def render_text(value: str, strings_checked: bool) -> str | None:
         _RENDER_TEXTS[value] = text
         _cached_chars += size
     return text
-
-
-def _index_text(value: Any, name: str, strings_checked: bool) -> Any:
-    """An ``action_json``/``observation_json`` string's value; a short plain digit string inline."""
-    if type(value) is str and len(value) == 1 and "0" <= value <= "9":
-        return ord(value) - 48  # what json.loads gives for "0".."9"
-    return _checked_json_value(value, name, strings_checked)
 
 
 def _step_payload(episode_index: Any, step_index: Any, action: Any, observation: Any, reward: Any,
@@ -121,25 +114,45 @@ def _layouts() -> dict[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, .
 
 
 _LAYOUTS = _layouts()
-_PAD = (None,)
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 63) - 1
+#: ``*_json`` texts of small non-negative integers -> their value: what decoding them gives (the
+#: general path reads "7" as 7; "07", " 7" or "7.0" are not keys here and take the decoder).
+_INT_TEXTS: dict[str, int] = {str(i): i for i in range(1024)}
+_shared_ids = _STREAM_IDS
 
 
-def fast_layout_data_step(record: dict[str, Any], default_agent_id: str, strings_checked: bool) -> NormalizedFields | None:
+def strings_checked(raw: bytes | None) -> bool:
+    """True when no string of the line ``raw`` can hold a big integer: orjson read it after
+    ``may_hold_big_int`` found nothing (``raw`` is None when the stdlib decoded the line) and it
+    holds no ``\\u`` escape (``record_fields._checked_json_value``). Any thread; pure."""
+    return raw is not None and b"\\u" not in raw
+
+
+def fast_layout_data_step(record: dict[str, Any], default_agent_id: str, raw: bytes | None) -> NormalizedFields | None:
     """A data step in one of the workers' own layouts, or None to take ``fast_data_step``/the general path.
 
     Everything the general path would reject or convert before the ``*_json`` strings returns
     None; the strings are then decoded in the general path's order, so a bad one raises the
-    general path's RecordRejected. Any thread; pure.
+    general path's RecordRejected. ``raw``: the line as ``records._parse`` gives it (looked at
+    only when a string must be decoded, see ``strings_checked``). Any thread; pure.
     """
-    getter = _LAYOUTS.get(tuple(record))
-    if getter is None:
-        return None
-    (run_id, agent_id, episode_index, step_index, action, observation, reward, terminated, truncated, info,
-     render, ns) = getter((*record.values(), None))
+    keys = tuple(record)
+    if keys == _WORKER_KEYS:  # the workers' usual layout: the values in order, no getter
+        (_, run_id, agent_id, episode_index, step_index, action, observation, reward, terminated, truncated, info,
+         render, ns) = record.values()
+        if info is None:
+            info = {}
+    else:
+        getter = _LAYOUTS.get(keys)
+        if getter is None:
+            return None
+        (run_id, agent_id, episode_index, step_index, action, observation, reward, terminated, truncated, info,
+         render, ns) = getter((*record.values(), None))
+        if info is None:
+            info = {}
     if agent_id is None:
         agent_id = default_agent_id
-    if info is None:
-        info = {}
     if not (
         type(run_id) is str and run_id and len(run_id) <= MAX_ID_CHARS and run_id.isascii()
         and type(agent_id) is str and agent_id and len(agent_id) <= MAX_ID_CHARS and agent_id.isascii()
@@ -151,22 +164,41 @@ def fast_layout_data_step(record: dict[str, Any], default_agent_id: str, strings
         and type(ns) is int and -_MAX_UNIX_NS <= ns <= _MAX_UNIX_NS
     ):
         return None
-    action = _index_text(action, "action_json", strings_checked)
-    observation = _index_text(observation, "observation_json", strings_checked)
+    checked: bool | None = None  # strings_checked(raw), worked out the first time a string needs it
+    value = _INT_TEXTS.get(action)
+    if value is None:
+        checked = strings_checked(raw)
+        value = _checked_json_value(action, "action_json", checked)
+    action = value
+    value = _INT_TEXTS.get(observation)
+    if value is None:
+        if checked is None:
+            checked = strings_checked(raw)
+        value = _checked_json_value(observation, "observation_json", checked)
+    observation = value
     render_json = None
     if render is not None:
-        render_json = render_text(render, strings_checked)
+        render_json = _RENDER_TEXTS.get(render)
         if render_json is None:
-            return None
+            render_json = render_text(render, strings_checked(raw) if checked is None else checked)
+            if render_json is None:
+                return None
     try:
-        ts_iso = iso_from_unix(ns / 1e9)
+        ts_iso = iso_from_unix_ns(ns)
     except (OverflowError, ValueError, OSError):
         return None  # the general path rejects it
-    payload = _step_payload(episode_index, step_index, action, observation, reward, terminated, truncated, info,
-                            render_json)
-    if payload is None:
-        return None
-    return (_STEP, shared_id(run_id), shared_id(agent_id), None, ts_iso, payload)
+    if not (_INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX):
+        return None  # (fits_typed_columns: the rest is checked above) the general path stores extras
+    if info:
+        try:
+            info_json = encode_json(info)
+        except Exception:  # not encodable: the general path reports it
+            return None
+    else:
+        info_json = "{}"
+    return (_STEP, _shared_ids.get(run_id) or shared_id(run_id), _shared_ids.get(agent_id) or shared_id(agent_id),
+            None, ts_iso, StepPayload((episode_index, step_index, action, observation, reward, terminated, truncated,
+                                       info_json, render_json)))
 
 
 # -- any other data step of known keys -------------------------------------------------------------
@@ -179,7 +211,7 @@ _DATA_STEP_KEYS = frozenset({
 
 
 def fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id: str | None,
-                   now_iso: str, strings_checked: bool = False) -> NormalizedFields | None:
+                   now_iso: str, raw: bytes | None = None) -> NormalizedFields | None:
     """A step in the existing gym_gui workers' data envelope, or None to take the general path.
 
     ``record_payloads.normalize_general`` made shorter for the common case (docs/telemetry-jsonl.md
@@ -187,11 +219,12 @@ def fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id
     one the general path gives; anything the general path would convert (a str index, an integral
     float, a 0/1 flag, an odd id) or carry as an extra takes the general path instead. The payload
     is a StepPayload when ``compact_step`` would make one, else the general path's dict.
-    ``strings_checked``: the line's text passed the big-integer check (``records._parse``), so its
-    ``*_json`` strings need not be checked again. Any thread; pure.
+    ``raw``: the line as ``records._parse`` gives it; when it passed the big-integer check
+    (``strings_checked``), its ``*_json`` strings need not be checked again. Any thread; pure.
     """
     if not record.keys() <= _DATA_STEP_KEYS:
         return None
+    checked = strings_checked(raw)
     get = record.get
     episode_index = get("episode_index")
     if episode_index is None:
@@ -203,10 +236,10 @@ def fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id
         return None
     action = get("action")
     if action is None:
-        action = _checked_json_value(get("action_json"), "action_json", strings_checked)
+        action = _checked_json_value(get("action_json"), "action_json", checked)
     observation = get("observation")
     if observation is None:
-        observation = _checked_json_value(get("observation_json"), "observation_json", strings_checked)
+        observation = _checked_json_value(get("observation_json"), "observation_json", checked)
     reward = get("reward")
     terminated = get("terminated", False)
     truncated = get("truncated", False)
@@ -221,7 +254,7 @@ def fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id
     render = get("render_payload")
     render_json: str | None = None
     if type(render) is str:
-        render_json = render_text(render, strings_checked)
+        render_json = render_text(render, checked)
         if render_json is None:
             return None
     elif render is not None:
@@ -234,7 +267,7 @@ def fast_data_step(record: dict[str, Any], default_agent_id: str, default_run_id
     ts_iso = None
     if type(ns) is int and -_MAX_UNIX_NS <= ns <= _MAX_UNIX_NS:  # _data_time's common case, inline
         try:
-            ts_iso = iso_from_unix(ns / 1e9)
+            ts_iso = iso_from_unix_ns(ns)
         except (OverflowError, ValueError, OSError):
             pass  # _data_time rejects it as it does
     if ts_iso is None:

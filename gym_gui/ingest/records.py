@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import orjson
 
-from gym_gui.ingest.data_steps import fast_data_step, fast_layout_data_step
+from gym_gui.ingest.data_steps import fast_data_step, fast_layout_data_step, strings_checked
 from gym_gui.ingest.record_fields import (
     MAX_ID_CHARS,
     RecordRejected,
@@ -100,11 +100,8 @@ def _parse(line: bytes | str) -> tuple[dict[str, Any], bytes | None]:
     return record, raw
 
 
-def _strings_checked(raw: bytes | None) -> bool:
-    """True when no string of the line ``raw`` (from ``_parse``) can hold a big integer: orjson read
-    it after the check and it holds no ``\\u`` escape (``record_fields._checked_json_value``)."""
-    return raw is not None and b"\\u" not in raw
-
+#: True when no string of the line ``raw`` (from ``_parse``) can hold a big integer.
+_strings_checked = strings_checked
 
 #: A line this short cannot nest deeper than MAX_JSON_DEPTH (each level takes two bytes).
 _SHALLOW_BYTES = 2 * MAX_JSON_DEPTH
@@ -233,10 +230,9 @@ def normalize_line(
         record, raw = _parse(line)
         fields = _fast_canonical_step(record, default_agent_id, True) if "kind" in record else None
         if fields is None and record.get("type") == "step":  # (a canonical step needs "kind")
-            checked = _strings_checked(raw)
-            fields = fast_layout_data_step(record, default_agent_id, checked)
+            fields = fast_layout_data_step(record, default_agent_id, raw)
             if fields is None:
-                fields = fast_data_step(record, default_agent_id, default_run_id, now_iso, checked)
+                fields = fast_data_step(record, default_agent_id, default_run_id, now_iso, raw)
         if fields is None:
             fields = normalize_general(record, default_agent_id, default_run_id, now_iso)
         topic, run_id, agent_id, seq, ts_iso, payload = fields

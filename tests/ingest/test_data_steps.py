@@ -58,7 +58,7 @@ LAYOUTS = [dict(zip(("agent_id", "info", "render_payload"), dropped))
 @pytest.mark.parametrize("dropped", LAYOUTS, ids=range(len(LAYOUTS)))
 def test_every_layout_of_the_workers_takes_the_layout_path(dropped: dict[str, Any]) -> None:
     record = worker_step(**{k: v for k, v in dropped.items() if v is _DROP})
-    fields = fast_layout_data_step(json.loads(json.dumps(record)), "agent-d", True)
+    fields = fast_layout_data_step(json.loads(json.dumps(record)), "agent-d", json.dumps(record).encode())
     assert fields is not None
     assert type(fields[5]) is StepPayload
     assert assert_same_as_general(record)[5] == fields[5]
@@ -73,6 +73,8 @@ LAYOUT_VARIANTS = [
     {"action_json": "1e400"}, {"action_json": "123456789012345678901234"}, {"action_json": "\"\\ud800\""},
     {"action_json": " 7 "}, {"action_json": "7 "}, {"action_json": 4}, {"action_json": None},
     {"action_json": "[" * 600 + "]" * 600}, {"action_json": ""}, {"action_json": "-3"}, {"action_json": "\u0663"},
+    {"action_json": "0"}, {"action_json": "1023"}, {"action_json": "1024"}, {"action_json": "-0"}, {"action_json": "00"},
+    {"observation_json": "0"}, {"observation_json": "63"}, {"observation_json": "\"7\""}, {"observation_json": "7.0"},
     {"observation_json": "[0.1, -2.5e-07]"}, {"observation_json": "{\"a\": {\"b\": null}}"},
     {"observation_json": "bad", "action_json": "bad"}, {"observation_json": "9"}, {"observation_json": "10"},
     {"reward": 1}, {"reward": True}, {"reward": "0.0"}, {"reward": None}, {"reward": 1e308}, {"reward": -0.0},
