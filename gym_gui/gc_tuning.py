@@ -1,4 +1,4 @@
-"""Cycle-collector thresholds for the long-running telemetry processes (Qt-free).
+"""Cycle-collector settings for the long-running telemetry processes (Qt-free): thresholds, freezes, flat values.
 
 The ingest path allocates a handful of containers per worker line (the decoded record and its
 nested dicts and lists, the event, row tuples) and keeps up to the sink's high-water mark of them
@@ -76,7 +76,7 @@ def freeze_startup_objects() -> int:
 
 
 def freezing() -> bool:
-    """True once ``freeze_startup_objects`` ran (and ``stop_freezing`` did not). Any thread."""
+    """True once ``freeze_startup_objects`` ran (and ``stop_freezing`` did not). Any thread; never blocks."""
     return _freezing
 
 
@@ -85,7 +85,8 @@ def freeze_long_lived() -> int:
     at a point where the objects just built live long (a tab's charts). A no-op returning 0 unless
     ``freeze_startup_objects`` ran. Cycles frozen are never collected until ``thaw_and_collect``:
     at most one young generation's worth of cyclic garbage a call (docs/tuning.md); every
-    ``MAX_FREEZES_BETWEEN_THAWS``-th call thaws instead. Main thread; returns the objects frozen."""
+    ``MAX_FREEZES_BETWEEN_THAWS``-th call thaws instead (and blocks for its collection). Main
+    thread; otherwise never blocks. Returns the objects frozen."""
     global _freezes_since_thaw
     if not _freezing:
         return 0

@@ -25,7 +25,8 @@ tabs, the Runs tab and the debug pane. Measured:
 - the cycle collector (``gc.callbacks``): the worst young and full collection of the steady state
   (CPU of the thread that ran it, which holds the GIL meanwhile) and, after the steady state with
   the runs still going, one full collection of the window's heap: its CPU and the objects it
-  walked (what a full collection costs the GUI thread whenever it comes, load aside).
+  walked (what a full collection costs the GUI thread whenever it comes, load aside), then the
+  collection of everything a tab's close runs (``thaw_and_collect``: the frozen objects too), its CPU.
 
 The baseline, measured in the same run, is the old fixed poll: the same window, whose pump ticks
 every view on a fixed 50 ms timer (data or not) and ignores the bus's wake-ups, as the
@@ -64,7 +65,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from qtpy.QtCore import Qt, QTimer  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
-from gym_gui.gc_tuning import GUI_THRESHOLDS, freeze_startup_objects, tune_gc  # noqa: E402
+from gym_gui.gc_tuning import GUI_THRESHOLDS, freeze_startup_objects, freezing, thaw_and_collect, tune_gc  # noqa: E402
 from gym_gui.ingest.worker_process import child_nice  # noqa: E402
 from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.qt.app_services import AppServices  # noqa: E402
@@ -268,6 +269,9 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     pauses.counting = False
     gc.callbacks.remove(pauses)
     full_cpu_ms, full_walked = full_collection()  # the runs still going: the heap of the steady state
+    thaw_cpu0 = time.thread_time()
+    thaw_and_collect()  # what a tab's close costs: one collection of everything, the frozen included
+    thaw_cpu_ms = (time.thread_time() - thaw_cpu0) * 1000 if freezing() else float("nan")
     probe.timer.stop()
     probe_all.timer.stop()
     done_timer.stop()
@@ -309,6 +313,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         "gc_max_wall_ms": pauses.worst((0, 1, 2), "wall"),
         "full_gc_cpu_ms": full_cpu_ms,
         "full_gc_objects": full_walked,
+        "thaw_cpu_ms": thaw_cpu_ms,
         "load_before": load_before,
         "load_after": load_after,
         "child_nice": f"{nice.worker},{nice.ingest}",
@@ -356,6 +361,7 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                        ("gc_young_max_ms", "young collection CPU, worst"), ("gc_full_max_ms", "full collection CPU, worst"),
                        ("gc_full_count", "  full collections"), ("gc_max_wall_ms", "collection wall, worst (ms)"),
                        ("full_gc_cpu_ms", "full collection at end, CPU"), ("full_gc_objects", "  objects it walked"),
+                       ("thaw_cpu_ms", "thaw and collect all, CPU"),
                        ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
         ratio = new[key] / base[key] if base[key] and base[key] == base[key] else float("nan")
         print(f"{label:26}{base[key]:>22.1f}{new[key]:>12.1f}{ratio:>8.2f}")
