@@ -33,8 +33,12 @@ does). The collector runs with the window's thresholds (``GUI_THRESHOLDS``, as `
 Beside the heartbeat, the cycle collector's longest pause in each phase is recorded (``gc.callbacks``:
 a collection on any thread holds the GIL, so it blocks the GUI thread too).
 
+``--young-run TICKS`` measures the live window's case instead (``young_run_paints``): a panel fed
+from an empty run, the GUI-thread CPU of each tick's paint with and without an axis laid out.
+
 Usage: .venv/bin/python tools/bench_plots.py [--episodes 1000000] [--seconds 5] [--batch 20]
        [--db FILE] [--plots-of REV [--repeat N]] [--old-commit REV [--old-db FILE]] [--check]
+       .venv/bin/python tools/bench_plots.py --young-run 400 [--young-batch 2]
 """
 
 from __future__ import annotations
@@ -295,6 +299,51 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     return out
 
 
+def young_run_paints(ticks: int, per_tick: int) -> dict[str, Any]:
+    """A shown panel fed from an empty run, ``per_tick`` episodes (with an ``epsilon``) a tick, each
+    tick refreshed and painted (``paint_now``), the follow and reveal turns run between ticks: the
+    GUI thread's CPU of each tick's paint, and which paints laid out an axis (pyqtgraph's
+    ``AxisItem.generateDrawSpecs`` ran: a range step, a widening of the tick texts). The live
+    window's case (issue 13 #5: no block over 16 ms), where a young run's ranges step often."""
+    from pyqtgraph.graphicsItems.AxisItem import AxisItem
+
+    app = QApplication.instance() or QApplication([])
+    layouts = [0]
+    original = AxisItem.generateDrawSpecs
+
+    def counted(self: AxisItem, painter: Any) -> Any:
+        layouts[0] += 1
+        return original(self, painter)
+
+    AxisItem.generateDrawSpecs = counted  # type: ignore[method-assign]
+    try:
+        panel = CurvePanel(CurveData())
+        panel.resize(885, 500)  # the Online tab's chart area at the window's start
+        panel.show()
+        wait(app, lambda: not ranges_pending(panel), 30.0)
+        plain, laid_out = [], []
+        for tick in range(ticks):
+            panel.data.add_points(live_points(tick * per_tick, per_tick))
+            panel.refresh()
+            layouts[0] = 0
+            cpu = time.thread_time()
+            paint_now(panel)
+            (laid_out if layouts[0] else plain).append((time.thread_time() - cpu) * 1000)
+            until = time.perf_counter() + 0.01
+            wait(app, lambda: time.perf_counter() >= until)  # the follow and reveal turns
+        panel.stop(10)
+        panel.close()
+        panel.deleteLater()
+        QCoreApplication.sendPostedEvents(None, int(QEvent.Type.DeferredDelete))
+    finally:
+        AxisItem.generateDrawSpecs = original  # type: ignore[method-assign]
+    every = plain + laid_out
+    return {"ticks": ticks, "paint_cpu_p50_ms": float(np.median(every)), "paint_cpu_max_ms": max(every),
+            "laid_out_ticks": len(laid_out), "laid_out_p50_ms": float(np.median(laid_out)) if laid_out else None,
+            "laid_out_max_ms": max(laid_out) if laid_out else None,
+            "plain_p50_ms": float(np.median(plain)) if plain else None}
+
+
 def paint_now(panel: CurvePanel) -> None:
     """Paint what changed now, as the event loop's next turn would: the scene's queued processing of
     its changed items (a posted call) redraws them, once. (``viewport().repaint()`` would paint the
@@ -415,10 +464,22 @@ def main(argv: list[str] | None = None) -> int:
                              "alternating with ours --repeat times (the in-run baseline of a plots change)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of ours (and of --plots-of), alternated")
     parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)  # one run, every figure as JSON
+    parser.add_argument("--young-run", type=int, default=0, metavar="TICKS",
+                        help="instead: a live run from empty for TICKS ticks of --young-batch episodes, the GUI-thread "
+                             "CPU of each tick's paint, with and without an axis laid out (the live window's case)")
+    parser.add_argument("--young-batch", type=int, default=2, help="episodes per tick of --young-run")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the GUI thread blocked > {MAX_BLOCKED_MS} ms")
     args = parser.parse_args(argv)
     tune_gc(default=GUI_THRESHOLDS)  # the window's collector settings, as the app does (gym_gui/app.py)
     freeze_startup_objects()
+    if args.young_run:
+        young = young_run_paints(args.young_run, args.young_batch)
+        print(f"Qt binding {qtpy.API_NAME}; load average {os.getloadavg()[0]:.1f}; a run from empty, "
+              f"{args.young_batch} episodes a tick, {young['ticks']} ticks; GUI-thread CPU of a tick's paint:")
+        print(f"  every tick: median {_fmt(young['paint_cpu_p50_ms'])} ms, worst {_fmt(young['paint_cpu_max_ms'])} ms")
+        print(f"  ticks whose paint laid out an axis: {young['laid_out_ticks']}, median {_fmt(young['laid_out_p50_ms'])} ms, "
+              f"worst {_fmt(young['laid_out_max_ms'])} ms; the others' median {_fmt(young['plain_p50_ms'])} ms")
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-plots-") as tmp:
         db_path = args.db or Path(tmp) / "plots.sqlite"
         if not db_path.exists():
