@@ -202,15 +202,28 @@ RECORDS_AFTER_SQL = (f"SELECT {RECORD_COLUMNS} FROM step_rows s WHERE s.stream =
 _STREAM_SQL = "SELECT stream, ts_base_us FROM stream_keys WHERE run_id = ? AND agent_id = ?"
 
 
+def _handed(text: str) -> Any:
+    """The value one read hands out for ``text``: the decoded value itself when it is immutable,
+    else a fresh copy of it (never the cached one: nothing a caller does reaches a later read)."""
+    value, copy = _MAKERS.get(text) or _made(text)
+    return value if copy is None else copy()
+
+
 def _interned(conn: sqlite3.Connection, stream: int,
-              raw: list[tuple[Any, ...]]) -> tuple[dict[tuple[int, int], str], dict[int, tuple[Any, Any]]]:
-    """The interned texts of ``stream`` that ``raw`` refers to, and their ``_made`` entries by reference."""
+              raw: list[tuple[Any, ...]]) -> tuple[dict[tuple[int, int], str], dict[int, Any]]:
+    """The interned texts of ``stream`` that ``raw`` refers to, and their values as this read
+    hands them out (``_handed``) by reference; a reference missing from ``step_values`` is in neither."""
     refs = {row[_R_INFO] for row in raw} | {row[_R_RENDER] for row in raw}
     wanted = {ref for ref in refs if type(ref) is int}
     if not wanted:
         return {}, {}
     values = _values(conn, {stream: wanted})
-    return values, {ref: _made(text) for (_, ref), text in values.items()}
+    return values, {ref: _handed(text) for (_, ref), text in values.items()}
+
+
+_ABSENT: Any = object()
+#: "000" .. "999": a step's microseconds as two of these (no integer formatting per row).
+_DIGITS3 = tuple(f"{n:03d}" for n in range(1000))
 
 
 def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sql: str,
@@ -218,25 +231,31 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
     """The StepRecords of the rows of one stream (``agent_id`` as stored: ``''`` for none) that
     ``sql`` selects (``RECORD_COLUMNS`` of ``step_rows s``, the stream as ``:stream``; e.g.
     ``EPISODE_RECORDS_SQL``), equal value for value to ``decode_step`` of what the view ``steps``
-    gives, each record with its own containers. Caller's thread, inside a read transaction (its
-    queries see one snapshot); blocks for the queries."""
+    gives. Each distinct JSON text (an interned info or render payload, an action or observation
+    text) is decoded once and its value handed to every record of this read that holds it: the
+    records of one read share the containers of equal texts (read-only, as the records are), no
+    two reads share one. Caller's thread, inside a read transaction (its queries see one
+    snapshot); blocks for the queries."""
     found = conn.execute(_STREAM_SQL, (run_id, agent_id)).fetchone()
     if found is None:
         return []
     stream, base_us = found
     raw = conn.execute(sql, {**params, "stream": stream}).fetchall()
     values, refs = _interned(conn, stream, raw)
+    texts: dict[str, Any] = {}  # this read's value of each action / observation / info / render text
     loaded = None if agent_id == NO_AGENT else agent_id
-    makers = _MAKERS
     out = []
     append = out.append
-    second, head = -1, ""
+    digits = _DIGITS3
+    lo, hi, head = 0, -1, ""  # the second being formatted: [lo, hi) in the stream's time base, its text
     for seq_id, ts, ep, si, reward, term, trunc, action, observation, info, render, extra in raw:
-        if type(ts) is int:  # (_TimeText.text, inline)
-            whole, micros = divmod(base_us + ts, 1_000_000)
-            if whole != second:
-                second, head = whole, format_ts_us(whole * 1_000_000)[:20]
-            ts = f"{head}{micros:06d}+00:00"
+        if type(ts) is int:  # (_TimeText.text, relative to the stream's base: small integers)
+            if not lo <= ts < hi:
+                whole_us = base_us + ts
+                whole_us -= whole_us % 1_000_000
+                lo, hi, head = whole_us - base_us, whole_us - base_us + 1_000_000, format_ts_us(whole_us)[:20]
+            micros = ts - lo
+            ts = f"{head}{digits[micros // 1000]}{digits[micros % 1000]}+00:00"
         if extra is not None:  # the extras may hold any key: decode_step's own merge
             if type(info) is int:
                 info = values.get((stream, info))
@@ -245,31 +264,67 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
             row = (run_id, agent_id, seq_id, ts, ep, si, reward, term, trunc, action, observation, info, render, extra)
             append(decode_step(row))
             continue
-        payload: dict[str, Any] = {}  # decode_step's order: the non-NULL columns
-        if ep is not None:
-            payload["episode_index"] = ep
-        if si is not None:
-            payload["step_index"] = si
-        if action is not None:
-            found = makers.get(action) or _made(action)
-            payload["action"] = found[0] if found[1] is None else found[1]()
-        if observation is not None:
-            found = makers.get(observation) or _made(observation)
-            payload["observation"] = found[0] if found[1] is None else found[1]()
-        if reward is not None:
-            payload["reward"] = reward
         if term is not None:
-            payload["terminated"] = term = bool(term)
+            term = True if term else False
         if trunc is not None:
-            payload["truncated"] = trunc = bool(trunc)
-        if info is not None:
-            found = refs.get(info) if type(info) is int else makers.get(info) or _made(info)
-            if found is not None:  # (a reference missing from step_values: no info, as read_steps reads it)
-                payload["info"] = found[0] if found[1] is None else found[1]()
-        if render is not None:
-            found = refs.get(render) if type(render) is int else makers.get(render) or _made(render)
-            if found is not None:
-                payload["render_payload"] = found[0] if found[1] is None else found[1]()
+            trunc = True if trunc else False
+        if action is not None:
+            a = texts.get(action, _ABSENT)
+            if a is _ABSENT:
+                a = texts[action] = _handed(action)
+        else:
+            a = _ABSENT
+        if observation is not None:
+            o = texts.get(observation, _ABSENT)
+            if o is _ABSENT:
+                o = texts[observation] = _handed(observation)
+        else:
+            o = _ABSENT
+        if info is None:
+            i = _ABSENT
+        elif type(info) is int:
+            i = refs.get(info, _ABSENT)  # (a reference missing from step_values: no info, as read_steps reads it)
+        else:
+            i = texts.get(info, _ABSENT)
+            if i is _ABSENT:
+                i = texts[info] = _handed(info)
+        if render is None:
+            r = _ABSENT
+        elif type(render) is int:
+            r = refs.get(render, _ABSENT)
+        else:
+            r = texts.get(render, _ABSENT)
+            if r is _ABSENT:
+                r = texts[render] = _handed(render)
+        if (ep is not None and si is not None and a is not _ABSENT and o is not _ABSENT and reward is not None
+                and term is not None and trunc is not None and i is not _ABSENT):
+            if r is not _ABSENT:  # (one literal: no resize of a growing dict)
+                payload: dict[str, Any] = {
+                    "episode_index": ep, "step_index": si, "action": a, "observation": o, "reward": reward,
+                    "terminated": term, "truncated": trunc, "info": i, "render_payload": r}
+            else:
+                payload = {"episode_index": ep, "step_index": si, "action": a, "observation": o, "reward": reward,
+                           "terminated": term, "truncated": trunc, "info": i}
+        else:  # decode_step's order: the non-NULL columns
+            payload = {}
+            if ep is not None:
+                payload["episode_index"] = ep
+            if si is not None:
+                payload["step_index"] = si
+            if a is not _ABSENT:
+                payload["action"] = a
+            if o is not _ABSENT:
+                payload["observation"] = o
+            if reward is not None:
+                payload["reward"] = reward
+            if term is not None:
+                payload["terminated"] = term
+            if trunc is not None:
+                payload["truncated"] = trunc
+            if i is not _ABSENT:
+                payload["info"] = i
+            if r is not _ABSENT:
+                payload["render_payload"] = r
         append(StepRecord(run_id, loaded, seq_id, ts, ep, si, reward, term, trunc, payload))
     return out
 

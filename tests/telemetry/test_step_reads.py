@@ -1,6 +1,7 @@
 """Step reads: ``episode_step_records`` and ``step_records_after`` give what ``decode_step`` of the
-``read_steps`` rows gives, value for value and type for type, with each record holding its own
-containers (a text decoded once and kept between reads is never handed out itself)."""
+``read_steps`` rows gives, value for value and type for type; the records of one read share the
+containers of equal texts (each distinct text decoded once per read), no two reads share one (a
+text decoded once and kept between reads is never handed out itself)."""
 
 from __future__ import annotations
 
@@ -117,20 +118,29 @@ def test_records_equal_the_decoded_rows_value_for_value(store: TelemetrySQLiteSt
         s.payload for s in _old_and_new(store, agent, episode=0)[1]]
 
 
-def test_no_two_records_share_a_container_and_a_changed_record_changes_no_later_read(
+def test_records_of_one_read_share_only_equal_texts_and_a_changed_record_changes_no_later_read(
         store: TelemetrySQLiteStore) -> None:
     first = store.steps_for_episode("run", "a1", 0)
-    ids = [i for s in first for i in _containers(s.payload)]
-    assert len(ids) == len(set(ids))
-    for s in first:  # a caller that changes what it got
+    assert len({id(s.payload) for s in first}) == len(first)  # each record its own payload dict
+    by_id: dict[int, Any] = {}
+    for s in first:
+        for key in ("info", "render_payload", "observation"):
+            by_id.setdefault(id(s.payload[key]), s.payload[key])
+    # one object per distinct value: the rows' two infos, two grids (agent [0, 1] / [1, 1]), two observations
+    assert len(by_id) == 6
+    assert first[0].payload["render_payload"] is first[2].payload["render_payload"]
+    assert first[0].payload["render_payload"] is not first[1].payload["render_payload"]
+    ids = {i for s in first for i in _containers(s.payload)}
+    for s in first:  # a caller that changes what it got, against the records' contract
         s.payload["info"]["prob"] = -1  # type: ignore[index]
         s.payload["render_payload"]["cells"].append("XX")  # type: ignore[index]
         s.payload["observation"].clear()  # type: ignore[union-attr]
-    again = store.steps_for_episode("run", "a1", 0)
-    assert again[0].payload["info"] == {"prob": 1.0, "lives": 0}
-    assert again[3].payload["render_payload"] == {**_GRID, "agent": [1, 1]}
-    assert again[3].payload["observation"] == [1, 0.5, -0.0]
-    assert not set(ids) & {i for s in again for i in _containers(s.payload)}
+    for again in (store.steps_for_episode("run", "a1", 0), store.events_after("run", "a1", 0, 12)):
+        payloads = [s.payload for s in again]
+        assert payloads[0]["info"] == {"prob": 1.0, "lives": 0}
+        assert payloads[3]["render_payload"] == {**_GRID, "agent": [1, 1]}
+        assert payloads[3]["observation"] == [1, 0.5, -0.0]
+        assert not ids & {i for p in payloads for i in _containers(p)}
 
 
 def test_a_reference_missing_from_step_values_reads_as_no_value_in_both(tmp_path: Path) -> None:
@@ -146,3 +156,15 @@ def test_a_reference_missing_from_step_values_reads_as_no_value_in_both(tmp_path
         old, new = _old_and_new(store, "a1")
     assert [dict(s.payload) for s in old] == [dict(s.payload) for s in new]
     assert any("info" not in s.payload or "render_payload" not in s.payload for s in new)
+
+
+def test_times_before_the_streams_first_and_across_seconds_read_back_as_written(tmp_path: Path) -> None:
+    stamps = ["2026-03-04T05:06:07.999999+00:00", "2026-03-04T05:06:08.000000+00:00",
+              "2026-03-04T05:06:06.000001+00:00", "2026-03-04T05:06:07.000000+00:00",
+              "2026-03-04T04:59:59.999999+00:00", "2026-03-04T05:06:08.000500+00:00"]
+    with TelemetrySQLiteStore(tmp_path / "t.sqlite") as store:
+        store.write_batch([_step("a1", 1 + i, {"episode_index": 0, "step_index": i}, ts=ts)
+                           for i, ts in enumerate(stamps)])
+        assert [s.ts_iso for s in store.steps_for_episode("run", "a1", 0)] == stamps
+        old, new = _old_and_new(store, "a1", episode=0)
+        assert [list(_fields(s)) for s in old] == [list(_fields(s)) for s in new]

@@ -152,7 +152,7 @@ def test_set_episodes_again_keeps_the_selection_without_a_new_request(
 def test_a_step_without_a_frame_shows_the_newest_frame_before_it(qtbot: Any, store: TelemetrySQLiteStore,
                                                                  factory: type[EventFactory]) -> None:
     f = factory("run1", "agent1")
-    frames = {0: cartpole_payload(0), 3: cartpole_payload(1)}
+    frames = {0: cartpole_payload(0), 3: cartpole_payload(2)}  # (frames 0 and 1 of CartPole are the same image)
     store.write_events([f.step(0, i, observation=[0.0, 0.0, 0.0, float(i)], render_payload=frames.get(i))
                         for i in range(5)] + [f.episode(0, 5, outcome="failure")])
     loader = Loader(store)
