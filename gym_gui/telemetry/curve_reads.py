@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 import numpy as np
 import orjson
 
-from gym_gui.live.curve_points import num
+from gym_gui.live.curve_points import EpisodePoint, num
 from gym_gui.live.curves import META_SKIP, CurveData, episode_success, point_from_payload
 from gym_gui.live.iso_epochs import epoch_seconds, joined_epoch_seconds
 from gym_gui.rate_limited_log import RateLimitedLog
@@ -185,9 +185,10 @@ def _numbers(values: Sequence[Any]) -> np.ndarray:
 class _Piece(NamedTuple):
     """The curve columns of a run of consecutive rows."""
 
-    table: np.ndarray  # (rows, 5): index, return, length, success, wall
+    table: np.ndarray  # (rows, 5): index (as float64), return, length, success, wall
     metadata: dict[str, np.ndarray]
     by_reference: list[int]  # episode indices whose extras change what the columns say
+    index: np.ndarray  # the episode indices exactly (int64: float64 rounds those beyond 2**53)
 
 
 def _column_success(outcomes: Sequence[Any], flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]],
@@ -205,13 +206,13 @@ def _column_success(outcomes: Sequence[Any], flags: Callable[[], tuple[Sequence[
     return success
 
 
-def _piece(index: Sequence[int] | np.ndarray, total_reward: Sequence[Any], length: Sequence[Any],
+def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any],
            flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]], outcomes: Sequence[Any], joined: str,
            meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]], wall_s: np.ndarray) -> _Piece:
     """The curve columns of one piece's values (one entry per row, ``extras`` only for the rows
     that have some, ``flags()`` the terminated and truncated columns, ``joined`` the metadata texts
-    joined by the unit separator and ``meta_texts()`` those texts): numbers by numpy, the metadata
-    by orjson."""
+    joined by the unit separator and ``meta_texts()`` those texts; ``index`` as int64): numbers by
+    numpy, the metadata by orjson."""
     n = len(index)
     table = np.empty((n, 5))
     table[:, 0] = index
@@ -236,7 +237,7 @@ def _piece(index: Sequence[int] | np.ndarray, total_reward: Sequence[Any], lengt
             continue
         found = _worker_success(found_extras)
         if found is not None:  # the payload's own boolean outranks the metadata's
-            table[int(np.searchsorted(table[:, 0], episode_index)), 3] = found
+            table[int(np.searchsorted(index, episode_index)), 3] = found
     metadata: dict[str, np.ndarray] = {}
     for key in set().union(*dicts) - META_SKIP:
         try:
@@ -246,7 +247,7 @@ def _piece(index: Sequence[int] | np.ndarray, total_reward: Sequence[Any], lengt
         column = _numbers(found_values)
         if not np.isnan(column).all():
             metadata[key] = column
-    return _Piece(table, metadata, by_reference)
+    return _Piece(table, metadata, by_reference, index)
 
 
 def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
@@ -256,7 +257,8 @@ def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
         metas = tuple("null" if text is None else text for text in metas)
     with_extras = [] if extras.count(None) == len(extras) else [
         (i, text) for i, text in zip(index, extras) if text is not None]
-    return _piece(index, total_reward, length, lambda: (terminated, truncated), outcomes, _SEP.join(metas),
+    return _piece(np.array(index, dtype=np.int64), total_reward, length, lambda: (terminated, truncated), outcomes,
+                  _SEP.join(metas),
                   lambda: metas, with_extras, epoch_seconds(ts_iso))
 
 
@@ -264,10 +266,10 @@ def _ints(text: str | None) -> list[Any]:
     return [] if text is None else _orjson_loads(f"[{text}]")
 
 
-def _int_column(text: str | None, count: int) -> np.ndarray | list[Any]:
+def _int_column(text: str | None, count: int, *, exact: bool = False) -> np.ndarray | list[Any]:
     """The comma list of SQLite integers ``text`` as float64 (numpy parses it: no Python int per
-    value; int64 to float64 rounds as ``float(int)`` does), or as ``_ints`` gives it when it holds
-    a ``null`` or does not hold ``count`` integers."""
+    value; int64 to float64 rounds as ``float(int)`` does), as int64 with ``exact``, or as
+    ``_ints`` gives it when it holds a ``null`` or does not hold ``count`` integers."""
     if text is not None and "n" not in text:
         try:
             column = np.fromstring(text, dtype=np.int64, sep=",")
@@ -275,7 +277,7 @@ def _int_column(text: str | None, count: int) -> np.ndarray | list[Any]:
             pass
         else:
             if len(column) == count:
-                return column.astype(np.float64)
+                return column if exact else column.astype(np.float64)
     return _ints(text)
 
 
@@ -289,9 +291,9 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
         return None
     returns = _int_column(whole_returns, count) if not fractional else [
         r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
-    order, lengths, outcome_list = _int_column(index, count), _int_column(length, count), outcomes.split(_SEP)
+    order, lengths, outcome_list = _int_column(index, count, exact=True), _int_column(length, count), outcomes.split(_SEP)
     if type(order) is not np.ndarray:
-        order = np.array(order, dtype=np.float64)
+        order = np.array(order, dtype=np.int64)  # (SQLite's integers: all within int64)
     if (any(len(c) != count for c in (order, returns, lengths, outcome_list))
             or metas.count(_SEP) != count - 1 or stamps.count(_SEP) != count - 1
             or bool((order[1:] <= order[:-1]).any())):
@@ -307,15 +309,16 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
                   lambda: metas.split(_SEP), extras, epoch_seconds(stamps.split(_SEP)) if wall_s is None else wall_s)
 
 
-def _joined(pieces: list[_Piece]) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:
+def _joined(pieces: list[_Piece]) -> _Piece:
     if len(pieces) == 1:
         return pieces[0]
     if not pieces:
-        return np.empty((0, 5)), {}, []
+        return _Piece(np.empty((0, 5)), {}, [], np.empty(0, dtype=np.int64))
     keys = sorted(set().union(*(p.metadata for p in pieces)))
     metadata = {key: np.concatenate([p.metadata.get(key, np.full(len(p.table), _NAN)) for p in pieces])
                 for key in keys}
-    return np.concatenate([p.table for p in pieces]), metadata, [ep for p in pieces for ep in p.by_reference]
+    return _Piece(np.concatenate([p.table for p in pieces]), metadata, [ep for p in pieces for ep in p.by_reference],
+                  np.concatenate([p.index for p in pieces]))
 
 
 def load_curves(conn: sqlite3.Connection, run_id: str, agent_id: str | None, *, window: int = 100) -> CurveData:
@@ -362,16 +365,34 @@ def _load_curves(conn: sqlite3.Connection, key: tuple[str, str], window: int) ->
         first = conn.execute(_NEXT_SQL, (*key, last)).fetchone()[0]
         if first is not None:
             time.sleep(0)  # let a waiting thread (the GUI's) take the GIL now
-    table, metadata, by_reference = _joined(pieces)
+    table, metadata, by_reference, index = _joined(pieces)
     for episode_index in by_reference:
-        _patch_by_reference(conn, key, episode_index, table, metadata)
+        _patch_by_reference(conn, key, episode_index, table, index, metadata)
     metadata = {name: metadata[name] for name in sorted(metadata)}  # the order add_points gives them
+    if len(table) > 1 and not bool((table[1:, 0] > table[:-1, 0]).all()):
+        return _points_curves(table, index, metadata, window)
     return CurveData.from_columns(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4], metadata,
                                   window=window)
 
 
+def _points_curves(table: np.ndarray, index: np.ndarray, metadata: dict[str, np.ndarray], window: int) -> CurveData:
+    """The curves of rows whose indices float64 does not tell apart (beyond 2**53, e.g. near
+    -2**63): what the live path gives, ``CurveData.add_points`` of one point per row (its exact
+    index, the row's finite metadata values), rather than ``from_columns``, which keeps one row
+    per float64 index."""
+    names = list(metadata)
+    columns = [metadata[name].tolist() for name in names]
+    points = [EpisodePoint(episode_index, total_reward, length, success, wall_s,
+                           {name: column[row] for name, column in zip(names, columns) if column[row] == column[row]})
+              for row, (episode_index, (_, total_reward, length, success, wall_s))
+              in enumerate(zip(index.tolist(), table.tolist()))]
+    data = CurveData(window=window)
+    data.add_points(points)
+    return data
+
+
 def _patch_by_reference(conn: sqlite3.Connection, key: tuple[str, str], episode_index: int, table: np.ndarray,
-                        metadata: dict[str, np.ndarray]) -> None:
+                        index: np.ndarray, metadata: dict[str, np.ndarray]) -> None:
     """Row ``episode_index`` as the live path reads it: ``decode_episode`` then ``point_from_payload``."""
     row = conn.execute(_ONE_EPISODE_SQL, (*key, episode_index)).fetchone()
     try:
@@ -383,7 +404,7 @@ def _patch_by_reference(conn: sqlite3.Connection, key: tuple[str, str], episode_
         return
     if point is None:
         return
-    at = int(np.searchsorted(table[:, 0], episode_index))
+    at = int(np.searchsorted(index, episode_index))
     table[at, 1:] = (point.total_reward, point.length, point.success, point.wall_s)
     for name, column in metadata.items():
         column[at] = point.metadata.get(name, _NAN)

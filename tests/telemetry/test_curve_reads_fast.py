@@ -263,3 +263,24 @@ def test_pieces_by_index_range_and_by_count_read_every_episode_once(
     got = load_curves_from_store(store, RUN, AGENT, window=3)
     assert got.column("return").tolist() == [float(n) for n in range(len(indices))]
     assert_same(got, reference(store, RUN, AGENT, window=3))
+
+
+@pytest.mark.parametrize("fetch_rows", [4, 2048])
+@pytest.mark.parametrize("indices", [
+    [-(2 ** 63) + i for i in range(9)],  # one float64 for all of them
+    [-(2 ** 63), -(2 ** 63) + 1, -(2 ** 63) + 1024, -(2 ** 63) + 1025, 0, 2 ** 63 - 2, 2 ** 63 - 1],
+    [2 ** 53 + i for i in range(6)],  # float64 steps of 2 here
+])
+def test_indices_float64_cannot_tell_apart_give_every_point_the_live_path_gives(
+        store: TelemetrySQLiteStore, monkeypatch: pytest.MonkeyPatch, fetch_rows: int, indices: list[int]) -> None:
+    monkeypatch.setattr(curve_reads, "FETCH_ROWS", fetch_rows)
+    events = [episode(n + 1, index, TS, total_reward=float(n), length=n, outcome="success", metadata={"n": n})
+              for n, index in enumerate(indices)]
+    events.append(episode(100, indices[2] + 0, TS, total_reward=-0.0, metadata={"late": 1.0}))  # (same index: ignored)
+    events.append(episode(101, indices[0] + 3 * 10 ** 6, TS, total_reward=-0.0, length=3,
+                          metadata={"late": 1.0}))  # read by reference (its return's sign in the extras)
+    store.write_batch(events)
+    want = reference(store, RUN, AGENT, window=3)
+    got = load_curves_from_store(store, RUN, AGENT, window=3)
+    assert got.episode_count == want.episode_count == len(indices) + 1
+    assert_same(got, want)
