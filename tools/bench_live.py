@@ -5,7 +5,7 @@ Real Q-learning workers (FrozenLake, ``--step-rate-hz`` steps/s each, ``--runs``
 through the proxy, the RunBus and the DbSink while a MainWindow (offscreen) shows their Online
 tabs, the Runs tab and the debug pane. Measured:
 
-- publish-to-signal latency: from ``RunBus.publish`` of a step (the proxy's reader thread) to the
+- publish-to-signal latency: from ``RunBus.publish`` (or ``publish_run``) of a step (the proxy's reader thread) to the
   ``batch_ready`` signal that carries it on the GUI thread, p50/p99/max (target p99 <= 20 ms);
 - GUI thread blocked: the worst lateness of a 5 ms probe QTimer while the steps stream (target <=
   16 ms, one frame), from ``WARMUP_S`` after the first batch on; ``blocked_all_ms`` also counts the
@@ -184,6 +184,17 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
         real_publish(evt)
 
     services.bus.publish = timed_publish  # type: ignore[method-assign]
+    real_publish_run = getattr(services.bus, "publish_run", None)
+    if real_publish_run is not None:  # (the proxy's reader publishes a frame's steps of a stream at once)
+
+        def timed_publish_run(evts: list[TelemetryEvent]) -> None:
+            if evts and evts[0].topic is Topic.STEP_APPENDED:
+                now = time.perf_counter()
+                for evt in evts:
+                    published_at[(evt.run_id, evt.seq_id)] = now
+            real_publish_run(evts)
+
+        services.bus.publish_run = timed_publish_run  # type: ignore[method-assign]
     tick_cpu_ms: list[float] = []
     real_tick = services.pump._tick  # noqa: SLF001 (measured, not changed)
 
