@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.sqlite_batch import MultiRowInsert
-from gym_gui.telemetry.sqlite_rows import NO_AGENT
+from gym_gui.telemetry.sqlite_rows import NO_AGENT, encode_step
 from gym_gui.telemetry.step_layout import (
     MAX_INTERNED_CHARS,
     MAX_VALUES_PER_STREAM,
@@ -163,6 +163,7 @@ class StepRowWriter:
         neg_zero = _NEG_ZERO_REWARD
         interned = _interned
         max_values, max_chars = MAX_VALUES_PER_STREAM, MAX_INTERNED_CHARS
+        copysign = _copysign
         for n, row in enumerate(rows):
             if type(row) is event_type:
                 run, agent, seq, ts = row.run_id, row.agent_id, row.seq_id, row.ts_iso
@@ -175,7 +176,7 @@ class StepRowWriter:
                 trunc = 1 if trunc else 0
                 if render is None:
                     render = "null"
-                if reward == 0.0 and type(reward) is float and _copysign(1.0, reward) < 0.0:
+                if reward == 0.0 and type(reward) is float and copysign(1.0, reward) < 0.0:
                     extras[n] = neg_zero
             else:
                 run, agent, seq, ep, si, action, observation, reward, term, trunc, info, render = row[:12]
@@ -236,7 +237,9 @@ class StepRowWriter:
         return inserted
 
     def _insert_wide(self, conn: sqlite3.Connection, rows: Sequence[Any]) -> int:
-        """``insert`` for a ``step_rows`` with declared generic columns (version 3 rows only)."""
+        """``insert`` for a ``step_rows`` with more columns than the one-pass rows know (a declared
+        generic one): every item as its version 3 row (an event through ``encode_step``)."""
+        rows = [encode_step(r) if type(r) is TelemetryEvent else r for r in rows]
         out: list[tuple[Any, ...]] = []
         new_values: list[tuple[int, int, str]] = []
         spans: dict[tuple[int, int], list[int]] = {}
