@@ -5,8 +5,9 @@ Real Q-learning workers (FrozenLake, ``--step-rate-hz`` steps/s each, ``--runs``
 through the proxy, the RunBus and the DbSink while a MainWindow (offscreen) shows their Online
 tabs, the Runs tab and the debug pane. Measured:
 
-- publish-to-signal latency: from ``RunBus.publish`` (or ``publish_run``) of a step (the proxy's reader thread) to the
-  ``batch_ready`` signal that carries it on the GUI thread, p50/p99/max (target p99 <= 20 ms);
+- publish-to-signal latency: from ``RunBus.publish`` (or ``publish_run``) of a step (the proxy's
+  reader thread) to the ``batch_ready`` signal that carries it on the GUI thread, p50/p99/max
+  (target p99 <= 20 ms);
 - GUI thread blocked: the worst lateness of a 5 ms probe QTimer while the steps stream (target <=
   16 ms, one frame), from ``WARMUP_S`` after the first batch on; ``blocked_all_ms`` also counts the
   warm-up (the new tabs' first paint, the charts' creation);
@@ -65,7 +66,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from qtpy.QtCore import Qt, QTimer  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
-from gym_gui.gc_tuning import GUI_THRESHOLDS, freeze_startup_objects, freezing, thaw_and_collect, tune_gc  # noqa: E402
+from gym_gui.gc_tuning import (GUI_THRESHOLDS, freeze_startup_objects, freezing,  # noqa: E402
+                               thaw_and_collect, tune_gc)
 from gym_gui.ingest.worker_process import child_nice  # noqa: E402
 from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.qt.app_services import AppServices  # noqa: E402
