@@ -37,9 +37,9 @@ from gym_gui.ingest.record_payloads import (
     normalize_general,
 )
 from gym_gui.telemetry.events import Topic
-from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, may_hold_big_int, text_nesting_exceeds
-from gym_gui.ingest.shared_ids import shared_id
-from gym_gui.telemetry.step_payload import StepPayload, compact_step, step_payload_of
+from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, encode_json, may_hold_big_int, text_nesting_exceeds
+from gym_gui.ingest.shared_ids import _STREAM_IDS, shared_id
+from gym_gui.telemetry.step_payload import StepPayload, compact_step
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
@@ -134,6 +134,9 @@ def _parse_line_stdlib(line: bytes | str) -> dict[str, Any]:
 
 _STEP = Topic.STEP_APPENDED
 _fromisoformat = datetime.fromisoformat
+_shared_ids = _STREAM_IDS
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 63) - 1
 
 
 def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: bool) -> NormalizedFields | None:
@@ -161,12 +164,19 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
                 _fromisoformat(ts)  # validates; "+00:00" text is kept as the worker wrote it
             except ValueError:
                 return None
-            if owned:
-                compact = step_payload_of(episode_index, step_index, _action, _observation,
-                                          float(reward) if type(reward) is int else reward,
-                                          terminated, truncated, info, render)
-                if compact is not None:
-                    return (_STEP, shared_id(run_id), shared_id(agent_id), seq, ts, compact)
+            if owned and _INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX:
+                # step_payload_of's StepPayload, its other checks made above (a finite float reward)
+                try:
+                    info_json = encode_json(info) if info else "{}"
+                    render_json = None if render is None else encode_json(render)
+                except Exception:  # not encodable: the dict payload below, reported by the store
+                    pass
+                else:
+                    return (_STEP, _shared_ids.get(run_id) or shared_id(run_id),
+                            _shared_ids.get(agent_id) or shared_id(agent_id), seq, ts,
+                            StepPayload((episode_index, step_index, _action, _observation,
+                                         float(reward) if type(reward) is int else reward, terminated, truncated,
+                                         info_json, render_json)))
             payload = record if owned else dict(record)
             del payload["v"], payload["kind"], payload["run_id"], payload["agent_id"], payload["seq"], payload["ts"]
             if type(reward) is int:
