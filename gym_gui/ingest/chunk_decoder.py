@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from gym_gui.ingest.line_reader import LineChunk
-from gym_gui.ingest.records import NormalizedFields, RecordRejected, RejectReason, normalize_line, parse_line
+from gym_gui.ingest.records import NormalizedFields, RecordRejected, RejectReason, normalize_line_at, parse_line
 
 __all__ = ["ChunkDecoder", "DecodedChunk", "Rejection"]
 
@@ -34,6 +34,7 @@ class ChunkDecoder:
         append = items.append
         blanks = 0
         agent, run = self._default_agent_id, self._default_run_id
+        normalize = normalize_line_at
         line_no = chunk.first_line_no
         for line in chunk.lines:
             if line is None:
@@ -42,7 +43,7 @@ class ChunkDecoder:
                 blanks += 1
             else:
                 try:
-                    append(normalize_line(line, default_agent_id=agent, default_run_id=run, now_iso=now_iso))
+                    append(normalize(line, agent, run, now_iso))
                 except RecordRejected as exc:
                     append((exc.reason, line_no, exc.detail))
             line_no += 1
@@ -60,7 +61,6 @@ class ChunkDecoder:
         except RecordRejected as exc:
             return (RejectReason.PARTIAL, line_no, f"stream ended inside a line ({exc.reason}, {len(tail)} bytes)")
         try:
-            return normalize_line(tail, default_agent_id=self._default_agent_id,
-                                  default_run_id=self._default_run_id, now_iso=now_iso)
+            return normalize_line_at(tail, self._default_agent_id, self._default_run_id, now_iso)
         except RecordRejected as exc:
             return (exc.reason, line_no, exc.detail)

@@ -43,7 +43,7 @@ from gym_gui.telemetry.step_payload import StepPayload, compact_step
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
-    "MAX_ID_CHARS", "parse_line",
+    "MAX_ID_CHARS", "normalize_line_at", "parse_line",
 ]
 
 #: The reference normalisation under its former name (tests compare the fast paths with it).
@@ -236,6 +236,12 @@ def normalize_line(
     fault) becomes an ``internal_error`` rejection naming where it happened, so one line can never
     end the source. Any thread; pure.
     """
+    return normalize_line_at(line, default_agent_id, default_run_id, now_iso)
+
+
+def normalize_line_at(line: bytes | str, default_agent_id: str, default_run_id: str | None,
+                      now_iso: str) -> NormalizedFields:
+    """``normalize_line`` with positional arguments (a line decoder's loop calls it once a line). Any thread; pure."""
     try:
         record, raw = _parse(line)
         fields = _fast_canonical_step(record, default_agent_id, True) if "kind" in record else None
