@@ -25,10 +25,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from blinker import NamedSignal
 
+from gym_gui.telemetry.bus_publish import make_publishers
 from gym_gui.telemetry.bus_stats import BusStats
 from gym_gui.telemetry.events import StreamKey, TelemetryEvent, Topic
 from gym_gui.telemetry.overflow_notices import OVERFLOW_NOTICE_INTERVAL_S, OverflowNotices
@@ -128,7 +129,7 @@ class RunBus(BusStats):
         self.unsubscribed = NamedSignal("unsubscribed")
         self.overflowed = NamedSignal("overflowed")
         self.stream_opened = NamedSignal("stream_opened")
-        self.publish = self._make_publish()  # type: ignore[method-assign, assignment]
+        self.publish, self.publish_run = make_publishers(self)  # type: ignore[method-assign, assignment]
         _log.info("RunBus created (max_queue=%d, %s)", max_queue,
                   "unbounded by default" if max_queue <= 0 else "drop-oldest when full")
 
@@ -309,10 +310,10 @@ class RunBus(BusStats):
         Also tracks the last seq_id per ``(run_id, agent_id or "default")``, every topic together
         except OVERFLOW, with or without subscribers, and warns (rate-limited) when one jumps
         forward. Raises TypeError only when ``evt`` is not a TelemetryEvent (a producer bug). The
-        body is built once per bus by ``_make_publish`` (locals instead of attribute look-ups keep
+        body is built once per bus by ``bus_publish.make_publishers`` (locals instead of attribute look-ups keep
         the hot path cheap); this method is replaced by it in ``__init__``.
         """
-        raise AssertionError("replaced per instance by _make_publish")  # pragma: no cover
+        raise AssertionError("replaced per instance by make_publishers")  # pragma: no cover
 
     def publish_run(self, evts: list[TelemetryEvent]) -> None:
         """``publish`` of each of ``evts`` in turn, under one lock hold: one stream's events of one
@@ -323,104 +324,7 @@ class RunBus(BusStats):
         TypeError, publishing nothing, when an item is not a TelemetryEvent. Replaced per instance
         like ``publish``.
         """
-        raise AssertionError("replaced per instance by _make_publish")  # pragma: no cover
-
-    def _make_publish(self) -> Callable[[TelemetryEvent], None]:
-        lock = self._lock
-        routes = self._routes
-        build_route = self._build_route
-        note_overflow = self._notices.note
-        unnoticed_subs = self._notices.pending
-        flush_notices = self._notices.flush
-        note_stream = self._note_stream
-        warn_gap = self._gaps.warn
-        overflow_topic = Topic.OVERFLOW
-        event_type = TelemetryEvent
-
-        def publish(evt: TelemetryEvent) -> None:
-            if type(evt) is not event_type:
-                raise TypeError(f"publish() takes a TelemetryEvent, got {type(evt).__name__}")
-            key = (evt.topic, evt.run_id, evt.agent_id)
-            seq = evt.seq_id
-            dropped = missed = False
-            lock.acquire()
-            try:
-                route = routes.get(key)
-                if route is None:
-                    route = build_route(key)
-                    missed = True
-                entries, cell = route
-                last = cell[0]
-                cell[0] = seq
-                for queue, maxlen, waker, sub in entries:
-                    if len(queue) == maxlen:
-                        sub._record_drop(queue[0])
-                        dropped = True
-                    queue.append(evt)
-                    if not waker.pending:
-                        waker.notify()
-            finally:
-                lock.release()
-            if seq - last > 1:  # never for a stream's first event: its cell starts at +inf
-                warn_gap(evt.run_id, evt.agent_id, last, seq)  # type: ignore[arg-type]  # an int here
-            if missed and evt.topic is not overflow_topic:  # a new route may be a new stream (rare)
-                note_stream((evt.run_id, evt.agent_id))
-            if dropped:
-                note_overflow(entries)
-            if unnoticed_subs:
-                flush_notices()
-
-        def publish_run(evts: list[TelemetryEvent]) -> None:
-            if not evts:
-                return
-            first = evts[0]
-            if set(map(type, evts)) != {event_type}:
-                raise TypeError("publish_run() takes a list of TelemetryEvents, got "
-                                + ", ".join(sorted({type(e).__name__ for e in evts if type(e) is not event_type})))
-            topic, run_id, agent_id = key = (first.topic, first.run_id, first.agent_id)
-            first_seq, last_seq = first.seq_id, evts[-1].seq_id
-            dropped = missed = False
-            lock.acquire()
-            try:
-                route = routes.get(key)
-                if route is None:
-                    route = build_route(key)
-                    missed = True
-                entries, cell = route
-                last = cell[0]
-                cell[0] = last_seq
-                for queue, maxlen, waker, sub in entries:
-                    if maxlen is None:  # lossless: nothing to evict
-                        queue.extend(evts)
-                    else:
-                        for evt in evts:
-                            if len(queue) == maxlen:
-                                sub._record_drop(queue[0])
-                                dropped = True
-                            queue.append(evt)
-                    if not waker.pending:
-                        waker.notify()
-            finally:
-                lock.release()
-            if first_seq - last > 1:
-                warn_gap(run_id, agent_id, last, first_seq)  # type: ignore[arg-type]  # an int here
-            if last_seq - first_seq != len(evts) - 1:  # a gap inside the run (seqs only increase here)
-                before = first_seq
-                for evt in evts:
-                    if evt.seq_id - before > 1:
-                        warn_gap(run_id, agent_id, before, evt.seq_id)
-                    before = evt.seq_id
-            if missed and topic is not overflow_topic:
-                note_stream((run_id, agent_id))
-            if dropped:
-                note_overflow(entries)
-            if unnoticed_subs:
-                flush_notices()
-
-        publish.__doc__ = RunBus.publish.__doc__
-        publish_run.__doc__ = RunBus.publish_run.__doc__
-        self.publish_run = publish_run  # type: ignore[method-assign]
-        return publish
+        raise AssertionError("replaced per instance by make_publishers")  # pragma: no cover
 
     def _build_route(self, key: _RouteKey) -> _Route:
         """Matching subscriptions and the gap cell for ``key``; caller holds ``_lock``."""

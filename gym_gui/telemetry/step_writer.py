@@ -250,7 +250,6 @@ class StepRowWriter:
         stream = base = 0
         checked: dict[tuple[Any, Any], _Stream] = {}
         parse = parse_ts_us
-        pad = _WIDTH + 1 - len(rows[0])
         for row in rows:
             if row[0] != run_id or row[1] != agent_id or state is None:
                 run_id, agent_id = row[0], row[1]
