@@ -9,10 +9,12 @@ formats the integer timestamps in Python; it returns rows in the order and shape
 rows with fewer columns (``RECORD_COLUMNS``: not the stream's keys and time base in every row) and
 gives the ``StepRecord`` s that ``decode_step`` of the ``read_steps`` rows gives, with less Python
 work per row: each distinct JSON text (an interned info or render payload, an action or
-observation text) is decoded once (``read_json``) and kept between reads (bounded), and each row
-gets its own copy of a container value (orjson's reading of the text where that is exact, a copy
-otherwise), so no two records share a mutable value. Rows with extras go through ``decode_step``
-itself; with declared generic columns (``tables``) every row does.
+observation text) is decoded once (``read_json``) and kept between reads (bounded), and each read
+gets one copy of each container value it hands out (orjson's reading of the text where that is
+exact, a copy otherwise), shared by the records of that read that hold the same text: the records
+are read-only, and no two reads share a mutable value (a record changed against that contract
+changes no later read). Rows with extras go through ``decode_step`` itself; with declared generic
+columns (``tables``) every row does.
 
 Call them inside one read transaction (both queries see one snapshot). Any thread, on its own
 connection.
