@@ -26,6 +26,7 @@ import sqlite3
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
+import attrs
 import orjson
 
 from gym_gui.telemetry.json_text import may_hold_big_int
@@ -224,6 +225,45 @@ def _interned(conn: sqlite3.Connection, stream: int,
 
 
 _ABSENT: Any = object()
+_RECORD_FIELDS = ("run_id", "agent_id", "seq_id", "ts_iso", "episode_index", "step_index", "reward", "terminated",
+                  "truncated", "payload")
+
+
+def _record_maker() -> Callable[..., StepRecord]:
+    """A callable equal to ``StepRecord(...)`` for these positional fields that sets the record's
+    slots itself (attrs' frozen ``__init__`` costs an ``object.__setattr__`` call per field, about
+    a quarter of a step read); ``StepRecord`` itself when the class is not the plain slotted one
+    this relies on (other fields, a validator, a converter, a post-init hook)."""
+    fields = attrs.fields(StepRecord)
+    members = [StepRecord.__dict__.get(name) for name in _RECORD_FIELDS]
+    if (tuple(f.name for f in fields) != _RECORD_FIELDS
+            or any(f.validator is not None or f.converter is not None or not f.init for f in fields)
+            or hasattr(StepRecord, "__attrs_post_init__") or hasattr(StepRecord, "__attrs_pre_init__")
+            or any(type(m).__name__ != "member_descriptor" for m in members)):
+        return StepRecord
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = (m.__set__ for m in members)  # type: ignore[union-attr]
+    new = object.__new__
+
+    def make(run_id: str, agent_id: str | None, seq_id: int, ts_iso: str, episode_index: int | None,
+             step_index: int | None, reward: float | None, terminated: bool | None, truncated: bool | None,
+             payload: Mapping[str, Any]) -> StepRecord:
+        record = new(StepRecord)
+        s0(record, run_id)
+        s1(record, agent_id)
+        s2(record, seq_id)
+        s3(record, ts_iso)
+        s4(record, episode_index)
+        s5(record, step_index)
+        s6(record, reward)
+        s7(record, terminated)
+        s8(record, truncated)
+        s9(record, payload)
+        return record
+
+    return make
+
+
+_make_record = _record_maker()
 #: "000" .. "999": a step's microseconds as two of these (no integer formatting per row).
 _DIGITS3 = tuple(f"{n:03d}" for n in range(1000))
 
@@ -248,7 +288,7 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
     loaded = None if agent_id == NO_AGENT else agent_id
     out = []
     append = out.append
-    digits = _DIGITS3
+    digits, make_record = _DIGITS3, _make_record
     lo, hi, head = 0, -1, ""  # the second being formatted: [lo, hi) in the stream's time base, its text
     for seq_id, ts, ep, si, reward, term, trunc, action, observation, info, render, extra in raw:
         if type(ts) is int:  # (_TimeText.text, relative to the stream's base: small integers)
@@ -327,7 +367,7 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
                 payload["info"] = i
             if r is not _ABSENT:
                 payload["render_payload"] = r
-        append(StepRecord(run_id, loaded, seq_id, ts, ep, si, reward, term, trunc, payload))
+        append(make_record(run_id, loaded, seq_id, ts, ep, si, reward, term, trunc, payload))
     return out
 
 

@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
@@ -168,3 +169,16 @@ def test_times_before_the_streams_first_and_across_seconds_read_back_as_written(
         assert [s.ts_iso for s in store.steps_for_episode("run", "a1", 0)] == stamps
         old, new = _old_and_new(store, "a1", episode=0)
         assert [list(_fields(s)) for s in old] == [list(_fields(s)) for s in new]
+
+
+def test_the_records_made_without_attrs_init_are_the_records_init_makes() -> None:
+    from gym_gui.telemetry.sqlite_records import StepRecord
+    from gym_gui.telemetry.step_reads import _make_record
+
+    assert _make_record is not StepRecord  # the plain slotted class: its slots are set directly
+    args = ("run", None, 3, "2026-03-04T05:06:07.000000+00:00", 0, 1, -0.0, True, None, {"a": [1]})
+    made, want = _make_record(*args), StepRecord(*args)
+    assert type(made) is StepRecord and made == want and repr(made) == repr(want)
+    with pytest.raises(AttributeError):
+        made.reward = 1.0  # type: ignore[misc]
+    assert attrs.evolve(made, seq_id=4) == attrs.evolve(want, seq_id=4)
