@@ -114,6 +114,8 @@ def _layouts() -> dict[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, .
 
 
 _LAYOUTS = _layouts()
+#: The workers' keys without the optional info and render payload.
+_BARE_WORKER_KEYS = tuple(k for k in _WORKER_KEYS if k not in ("info", "render_payload"))
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
 #: ``*_json`` texts of small non-negative integers -> their value: what decoding them gives (the
@@ -143,6 +145,11 @@ def fast_layout_data_step(record: dict[str, Any], default_agent_id: str, raw: by
          render, ns) = record.values()
         if info is None:
             info = {}
+    elif keys == _BARE_WORKER_KEYS:  # a scalar step: no info, no render payload
+        (_, run_id, agent_id, episode_index, step_index, action, observation, reward, terminated, truncated,
+         ns) = record.values()
+        info = {}
+        render = None
     else:
         getter = _LAYOUTS.get(keys)
         if getter is None:

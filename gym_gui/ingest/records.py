@@ -147,7 +147,8 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     step in our workers' exact layout becomes a StepPayload straight from its values, any other
     becomes the payload itself (its envelope keys popped), which saves a copy.
     """
-    if tuple(record) == _EMITTED_STEP_KEYS:  # exactly our workers' layout: no key to look for or drop
+    keys = tuple(record)
+    if keys == _EMITTED_STEP_KEYS:  # exactly our workers' layout: no key to look for or drop
         (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
          terminated, truncated, info, render) = record.values()
         if (
@@ -182,6 +183,27 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
             if type(reward) is int:
                 payload["reward"] = float(reward)
             return (_STEP, shared_id(run_id), shared_id(agent_id), seq, ts, payload)
+    elif owned and keys == _BARE_STEP_KEYS:  # that layout without info and render_payload: a StepPayload or
+        (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
+         terminated, truncated) = record.values()  # the code below (which gives the same StepPayload)
+        if (
+            type(version) is int and version == 1 and type(kind) is str and kind == "step"
+            and type(run_id) is str and run_id and type(agent_id) is str and agent_id and type(seq) is int
+            and len(run_id) <= MAX_ID_CHARS and len(agent_id) <= MAX_ID_CHARS
+            and type(ts) is str and ts.endswith("+00:00")
+            and type(episode_index) is int and type(step_index) is int
+            and _INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX
+            and type(terminated) is bool and type(truncated) is bool
+            and (type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX
+        ):
+            try:
+                _fromisoformat(ts)
+            except ValueError:
+                return None
+            return (_STEP, _shared_ids.get(run_id) or shared_id(run_id), _shared_ids.get(agent_id) or shared_id(agent_id),
+                    seq, ts, StepPayload((episode_index, step_index, _action, _observation,
+                                          float(reward) if type(reward) is int else reward, terminated, truncated,
+                                          "{}", None)))
     get = record.get
     version = get("v")
     kind = get("kind")
@@ -223,6 +245,8 @@ _EMITTED_STEP_KEYS = (
     "v", "kind", "run_id", "agent_id", "seq", "ts", "episode_index", "step_index", "action", "observation",
     "reward", "terminated", "truncated", "info", "render_payload",
 )
+#: Those keys without the optional ``info`` and ``render_payload`` (a scalar step of another emitter).
+_BARE_STEP_KEYS = _EMITTED_STEP_KEYS[:-2]
 
 
 def normalize_line(

@@ -180,6 +180,12 @@ VARIANTS = [
     {"kind": "Step"},
     {"run_id": ""},
     {"run_id": _DROP},
+    {"info": _DROP, "render_payload": _DROP},
+    {"info": _DROP, "render_payload": _DROP, "reward": 1},
+    {"info": _DROP, "render_payload": _DROP, "seq": _DROP},
+    {"info": _DROP, "render_payload": _DROP, "ts": "nope+00:00"},
+    {"info": _DROP, "render_payload": _DROP, "episode_index": 2**63},
+    {"info": _DROP, "render_payload": _DROP, "reward": 1e308, "terminated": 1},
 ]
 
 
