@@ -10,7 +10,7 @@ import json
 import sqlite3
 from bisect import bisect_left
 from itertools import chain
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -113,6 +113,18 @@ class Plan:
     conflicts: list[tuple[TelemetryEvent, str]] = attrs.Factory(list)
 
 
+def statement_slices(total: int) -> Iterator[tuple[int, int]]:
+    """``(start, size)`` of the statements that insert ``total`` rows: whole statements of
+    ``_MAX_ROWS_PER_STATEMENT`` rows, then one per set bit of the remainder (``MultiRowInsert``'s
+    prepared sizes)."""
+    start, size = 0, _MAX_ROWS_PER_STATEMENT
+    while start < total:
+        while total - start < size:
+            size //= 2
+        yield start, size
+        start += size
+
+
 class MultiRowInsert:
     """``INSERT`` statements of 1, 2, 4, ..., ``_MAX_ROWS_PER_STATEMENT`` rows of one table.
 
@@ -148,21 +160,15 @@ class MultiRowInsert:
         re-takes the GIL, and against the busy proxy thread each re-take can wait (see
         docs/performance.md), while one statement of n rows binds and steps like n one-row ones.
         """
-        total = len(rows)
         width, null_at = self.columns, self.null_at
         inserted = 0
-        start = 0
-        size = _MAX_ROWS_PER_STATEMENT
-        while start < total:
-            while total - start < size:
-                size //= 2
+        for start, size in statement_slices(len(rows)):
             values = list(chain.from_iterable(rows[start:start + size]))
             if values[null_at::width].count(None) == size:  # (count compares by identity first: cheap)
                 del values[null_at::width]
                 inserted += conn.execute(self.sql_null[size], values).rowcount
             else:
                 inserted += conn.execute(self.sql[size], values).rowcount
-            start += size
         return inserted
 
 
@@ -176,11 +182,7 @@ class MultiRowInsert:
         null_at = self.null_at
         marked = sorted(extras) if extras else []
         inserted = 0
-        start = 0
-        size = _MAX_ROWS_PER_STATEMENT
-        while start < total:
-            while total - start < size:
-                size //= 2
+        for start, size in statement_slices(total):
             end = start + size
             at = bisect_left(marked, start) if marked else 0
             if at == len(marked) or marked[at] >= end:  # no extras in these rows
@@ -193,7 +195,6 @@ class MultiRowInsert:
                     row.insert(null_at, get(i))
                     values += row
                 inserted += conn.execute(self.sql[size], values).rowcount
-            start = end
         return inserted
 
 
