@@ -42,7 +42,7 @@ priority increment of the window's workers and ingest children (``GYM_GUI_CHILD_
 docs/tuning.md) and the Qt binding.
 
 Usage: .venv/bin/python tools/bench_live.py [--step-rate-hz 1000] [--runs 1] [--seconds 10] [--check]
-       [--no-baseline] [--profile FILE]  (``--profile``: cProfile of the GUI thread, the pump's run only)
+       [--no-baseline] [--profile FILE] [--blocks]  (``--profile``: cProfile of the GUI thread, the pump's run only)
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ ISSUE_P99_MS = 20.0
 ISSUE_BLOCKED_MS = 16.0
 #: The three cases of issue 13 #5: (steps/s per run, runs).
 CASES = ((1000.0, 1), (20000.0, 1), (1000.0, 8))
+_TIMED_APP: Any = None  # with --blocks: the QApplication, kept alive here
 
 
 class FixedPollPump(GuiPump):
@@ -142,6 +143,15 @@ class GcPauses:
         self.wall_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self.cpu_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self._started: dict[int, tuple[float, float]] = {}
+        self.spans: list[tuple[float, float, int]] = []  # (perf_counter start, end, generation)
+
+    def report_during(self, blocks: list[dict[str, Any]]) -> None:
+        """Print the collections inside each block (``live_blocks.BlockSampler.blocks``)."""
+        for block in sorted(blocks, key=lambda b: -b["wall_ms"]):
+            start, end = block["at"], block["at"] + block["wall_ms"] / 1000
+            inside = [(e - s) * 1000 for s, e, _g in self.spans if s < end and e > start]
+            if inside:
+                print(f"block {block['wall_ms']:.1f} ms: collections inside, wall ms {[round(x, 1) for x in inside]}")
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         ident = threading.get_ident()
@@ -152,6 +162,7 @@ class GcPauses:
         if begun is None or not self.counting:
             return
         generation = int(info.get("generation", 0))
+        self.spans.append((begun[0], time.perf_counter(), generation))
         self.wall_ms[generation].append((time.perf_counter() - begun[0]) * 1000)
         self.cpu_ms[generation].append((time.thread_time() - begun[1]) * 1000)
 
@@ -169,8 +180,11 @@ def full_collection() -> tuple[float, int]:
     return (time.thread_time() - t0) * 1000, walked
 
 
-def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool) -> dict[str, Any]:
-    """One window, ``runs`` runs of ``seconds * step_rate_hz`` steps each; returns the figures."""
+def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
+            blocks: bool = False) -> dict[str, Any]:
+    """One window, ``runs`` runs of ``seconds * step_rate_hz`` steps each; returns the figures.
+    ``blocks``: sample the GUI thread's stack during every block of the steady state and print them
+    (``tools/live_blocks.py``)."""
     app = QApplication.instance() or QApplication([])
     load_before = os.getloadavg()[0]
     tmp = tempfile.TemporaryDirectory(prefix="bench-live-")
@@ -223,6 +237,16 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
 
     pauses = GcPauses()
     gc.callbacks.append(pauses)
+    sampler = None
+    if blocks:
+        from live_blocks import BlockSampler
+
+        sampler = BlockSampler(lambda: probe.last, probe_interval_ms=PROBE_INTERVAL_MS,
+                               counting=lambda: pauses.counting)
+        sampler.start()
+        if hasattr(app, "deliveries"):
+            app.deliveries.clear()
+            app.recording = True
 
     def start_steady() -> None:
         steady_cpu0.append(time.thread_time())
@@ -280,6 +304,15 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool)
     app.exec()  # the real event loop, as in the app
     gui_cpu_s = time.thread_time() - steady_cpu0[0] if steady_cpu0 else float("nan")
     pauses.counting = False
+    if sampler is not None:
+        sampler.stop()
+        sampler.report()
+        pauses.report_during(sampler.blocks)
+        if hasattr(app, "deliveries"):
+            from live_blocks import report_deliveries
+
+            app.recording = False
+            report_deliveries(sampler.blocks, app.deliveries)
     gc.callbacks.remove(pauses)
     full_cpu_ms, full_walked = full_collection()  # the runs still going: the heap of the steady state
     thaw_cpu0 = time.thread_time()
@@ -338,7 +371,7 @@ def case_name(step_rate_hz: float, runs: int) -> str:
 
 
 def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = True,
-           profile: str | None = None) -> tuple[list[dict[str, Any]], dict[str, bool]]:
+           profile: str | None = None, blocks: bool = False) -> tuple[list[dict[str, Any]], dict[str, bool]]:
     """Measure one case (baseline, then the pump); print its table; return its figures and targets.
     Without ``baseline`` the baseline's figures are NaN; ``profile``: write a cProfile of the GUI
     thread during the pump's run to this file."""
@@ -348,11 +381,11 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
 
         profiler = cProfile.Profile()
         profiler.enable()
-        new = measure(step_rate_hz, runs, seconds, fixed_poll=False)
+        new = measure(step_rate_hz, runs, seconds, fixed_poll=False, blocks=blocks)
         profiler.disable()
         profiler.dump_stats(profile)
     else:
-        new = measure(step_rate_hz, runs, seconds, fixed_poll=False)
+        new = measure(step_rate_hz, runs, seconds, fixed_poll=False, blocks=blocks)
     if base is None:
         base = {key: float("nan") for key in new}
     name = case_name(step_rate_hz, runs)
@@ -425,7 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the fixed-poll baseline (its figures: nan)")
     parser.add_argument("--profile", metavar="FILE", default=None,
                         help="cProfile the GUI thread during the pump's run into FILE (one case: --step-rate-hz)")
+    parser.add_argument("--blocks", action="store_true",
+                        help="sample the GUI thread's stack during every block > 16 ms and print them")
     args = parser.parse_args(argv)
+    if args.blocks:
+        from live_blocks import timed_application_class
+
+        global _TIMED_APP
+        _TIMED_APP = timed_application_class()([])  # the QApplication measure() uses: it times every event delivery
     tune_gc(default=GUI_THRESHOLDS)  # the window's collector settings, as python -m gym_gui (gym_gui/gc_tuning.py)
     logging.basicConfig(level=logging.ERROR)
     cases = CASES if args.step_rate_hz is None else ((args.step_rate_hz, args.runs),)
@@ -433,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     targets: dict[str, bool] = {}
     for rate, runs in cases:
         case_figures, case_targets = report(rate, runs, args.seconds, baseline=not args.no_baseline,
-                                            profile=args.profile)
+                                            profile=args.profile, blocks=args.blocks)
         figures += case_figures
         targets.update(case_targets)
     print_bench_json("live", figures)
