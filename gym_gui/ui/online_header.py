@@ -100,8 +100,21 @@ def summary_text(payload: Mapping[str, Any]) -> str:
     return "Run ended: " + ", ".join(parts) if parts else ""
 
 
+#: A value label's width grows in steps of this many digits' width (so a counter that gains a digit
+#: relayouts the header once in a while, not at every new width).
+WIDTH_STEP_DIGITS = 3
+#: Room beside a value's text (px): the label's margins and the text cursor of a selectable label.
+WIDTH_PAD_PX = 6
+
+
 class OnlineHeader(QWidget):
-    """A grid of caption: value pairs (HEADER_FIELDS), ``per_row`` pairs a row. GUI thread only."""
+    """A grid of caption: value pairs (HEADER_FIELDS), ``per_row`` pairs a row. GUI thread only.
+
+    Each value label has a fixed size that only grows, in steps of ``WIDTH_STEP_DIGITS`` digits,
+    when a new text is wider than it: a new text of the same width repaints that label alone, where
+    a label whose size may change makes every text change relayout the whole header (and the tab
+    around it) first. ``relayouts`` counts the widenings.
+    """
 
     def __init__(self, per_row: int = 7, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,11 +135,29 @@ class OnlineHeader(QWidget):
             grid.addWidget(value, row, 2 * col + 1)
             self.values[key] = value
         grid.setColumnStretch(2 * per_row, 1)  # spare width goes to an empty last column: no value is cut
+        self.relayouts = 0
+        metrics = self.fontMetrics()
+        self._step_px = max(1, metrics.horizontalAdvance("0" * WIDTH_STEP_DIGITS))
+        self._height_px = max(label.sizeHint().height() for label in self.values.values())
+        for label in self.values.values():
+            label.setFixedHeight(self._height_px)
+            label.setFixedWidth(self._width_for(label.text()))
+
+    def _width_for(self, text: str) -> int:
+        needed = self.fontMetrics().horizontalAdvance(text) + WIDTH_PAD_PX
+        return -(-needed // self._step_px) * self._step_px
+
+    def _fit(self, label: QLabel, text: str) -> None:
+        """Widen ``label`` when ``text`` needs more room than it has (never narrower)."""
+        if self.fontMetrics().horizontalAdvance(text) + WIDTH_PAD_PX > label.minimumWidth():
+            self.relayouts += 1
+            label.setFixedWidth(self._width_for(text))
 
     def set(self, key: str, text: str) -> None:
         """Show ``text`` for ``key`` (no repaint when unchanged). GUI thread; never blocks."""
         label = self.values[key]
         if label.text() != text:
+            self._fit(label, text)
             label.setText(text)
 
     def text(self, key: str) -> str:
@@ -136,7 +167,10 @@ class OnlineHeader(QWidget):
     def set_tooltip(self, key: str, extra: str) -> None:
         """The value's tooltip: what it counts, then ``extra`` (e.g. the worker's stderr). GUI thread."""
         base = HEADER_TOOLTIPS[key]
-        self.values[key].setToolTip(f"{base}\n\n{extra}" if extra else base)
+        tip = f"{base}\n\n{extra}" if extra else base
+        label = self.values[key]
+        if label.toolTip() != tip:  # (a new tooltip is an event and a relayout check of the label)
+            label.setToolTip(tip)
 
     def tooltip(self, key: str) -> str:
         """The value's tooltip. GUI thread."""

@@ -559,9 +559,7 @@ class AgentOnlineTab(QWidget):
                 wait_s = max(0.0, self._texts_set_at + self._text_interval_s - self._clock())
                 self._text_timer.start(math.ceil(wait_s * 1000))
             return
-        label = self._values[key]
-        if label.text() != text:
-            label.setText(text)
+        self.header.set(key, text)
 
     def _flush_texts_if_drawn(self) -> None:
         if self._drawn():
@@ -571,9 +569,7 @@ class AgentOnlineTab(QWidget):
         self._texts_set_at = self._clock()
         pending, self._pending_texts = self._pending_texts, {}
         for key, text in pending.items():
-            label = self._values[key]
-            if label.text() != text:
-                label.setText(text)
+            self.header.set(key, text)
 
     def _hold_steps(self, steps: tuple[TelemetryEvent, ...]) -> None:
         """Hold a hidden tab's steps for the table, as its rows (plain tuples the collector does not
