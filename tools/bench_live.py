@@ -123,6 +123,7 @@ class Probe:
         self.timer.timeout.connect(self._tick)
         self.last = 0.0
         self.worst_ms = 0.0
+        self.late_ms: list[float] = []  # every firing's lateness
 
     def start(self) -> None:
         self.last = time.perf_counter()
@@ -130,7 +131,9 @@ class Probe:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.worst_ms = max(self.worst_ms, (now - self.last) * 1000 - PROBE_INTERVAL_MS)
+        late_ms = (now - self.last) * 1000 - PROBE_INTERVAL_MS
+        self.worst_ms = max(self.worst_ms, late_ms)
+        self.late_ms.append(late_ms)
         self.last = now
 
 
@@ -169,6 +172,23 @@ class GcPauses:
     def worst(self, generations: tuple[int, ...], which: str = "cpu") -> float:
         values = [v for g in generations for v in (self.cpu_ms if which == "cpu" else self.wall_ms)[g]]
         return max(values) if values else 0.0
+
+
+def threads_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of this process, by ``tid:name`` (/proc, Linux)."""
+    out: dict[str, float] = {}
+    tick_hz = os.sysconf("SC_CLK_TCK")
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    names[str(threading.main_thread().native_id)] = "GUI"
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = names.get(task.name) or (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[f"{task.name}:{name}"] = (int(fields[11]) + int(fields[12])) / tick_hz
+    return out
 
 
 def full_collection() -> tuple[float, int]:
@@ -248,7 +268,10 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
             app.deliveries.clear()
             app.recording = True
 
+    threads_cpu0: dict[str, float] = {}
+
     def start_steady() -> None:
+        threads_cpu0.update(threads_cpu_s())
         steady_cpu0.append(time.thread_time())
         pauses.counting = True
         probe.start()
@@ -303,6 +326,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
     probe_all.start()
     app.exec()  # the real event loop, as in the app
     gui_cpu_s = time.thread_time() - steady_cpu0[0] if steady_cpu0 else float("nan")
+    threads_cpu1 = threads_cpu_s()
     pauses.counting = False
     if sampler is not None:
         sampler.stop()
@@ -331,6 +355,14 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
     window.cancel_runs()
     window.shutdown(60)
     tmp.cleanup()
+    if blocks and steady_s > 0:
+        by_name: dict[str, float] = {}
+        for key, cpu in threads_cpu1.items():
+            name = key.split(":", 1)[1]
+            name = name.rstrip("0123456789-") or name  # one line per kind of thread
+            by_name[name] = by_name.get(name, 0.0) + cpu - threads_cpu0.get(key, 0.0)
+        print("the window process's threads, CPU ms per second of the steady state: " + ", ".join(
+            f"{name} {cpu * 1000 / steady_s:.0f}" for name, cpu in sorted(by_name.items(), key=lambda kv: -kv[1])))
     lat = sorted(latencies_ms)
     tail = [p for p in parts_ms if lat and p[0] >= lat[int(0.99 * (len(lat) - 1))]]
 
@@ -342,6 +374,9 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         "dropped": dropped,
         "blocked_ms": probe.worst_ms,
         "blocked_all_ms": probe_all.worst_ms,
+        "blocks_over": sum(1 for late in probe.late_ms if late > ISSUE_BLOCKED_MS),
+        "blocked_ms_per_s": sum(late for late in probe.late_ms if late > ISSUE_BLOCKED_MS) / steady_s
+        if steady_s > 0 else float("nan"),
         "p50_ms": statistics.median(lat) if lat else float("nan"),
         "p99_ms": lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
         "max_ms": lat[-1] if lat else float("nan"),
@@ -398,6 +433,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
     print(f"{'':26}{f'baseline ({OLD_POLL_MS} ms poll)':>22}{'GUI pump':>12}{'ratio':>8}")
     for key, label in (("dropped", "overflow (events)"), ("blocked_ms", "GUI blocked max (ms)"),
                        ("blocked_all_ms", "  with the warm-up (ms)"),
+                       ("blocks_over", f"  blocks > {ISSUE_BLOCKED_MS:.0f} ms (count)"),
+                       ("blocked_ms_per_s", "  their ms per s"),
                        ("p50_ms", "latency p50 (ms)"), ("p99_ms", "latency p99 (ms)"),
                        ("max_ms", "latency max (ms)"),
                        ("p99_frame_ms", "  p99 tail: frame wait"), ("p99_busy_ms", "  p99 tail: GUI busy"),
@@ -428,6 +465,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                baseline=base["p50_ms"], baseline_label=poll),
         figure(f"live.{name}.blocked_ms", f"GUI thread blocked, max, at {name}", new["blocked_ms"], "ms", "lower",
                baseline=base["blocked_ms"], baseline_label=poll, target=target("<=", ISSUE_BLOCKED_MS, source=src)),
+        figure(f"live.{name}.blocks_over_16ms", f"GUI-thread blocks over {ISSUE_BLOCKED_MS:.0f} ms at {name}",
+               new["blocks_over"], "blocks", "lower", baseline=base["blocks_over"], baseline_label=poll),
         figure(f"live.{name}.overflow", f"live overflow (events) at {name}", new["dropped"], "events", "lower",
                baseline=base["dropped"], baseline_label=poll, target=target("<=", 0, source="BRIEF 9")),
         figure(f"live.{name}.tick_cpu_max_ms", f"GUI-thread CPU of the worst pump tick at {name}",

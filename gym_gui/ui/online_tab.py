@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QCloseEvent, QShowEvent
-from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (QAbstractItemView, QGraphicsView, QHBoxLayout, QLabel, QPushButton, QSplitter,
+                            QVBoxLayout, QWidget)
 
 from gym_gui.gc_tuning import freeze_long_lived, freezing, thaw_and_collect
 from gym_gui.live.curves import CurveData, iso_to_epoch_s
@@ -134,7 +135,8 @@ class AgentOnlineTab(QWidget):
     and renders only ``batch.latest_step``. The tables start hidden for ToyText runs (grid
     payloads) and shown otherwise; the "Show tables" button toggles them. The learning curves are
     built when the tab is first drawn and redrawn at most every ``chart_refresh_interval_ms``
-    (0: at every batch); a tab behind another only counts: it holds the episodes and steps it gets
+    (0: at every batch; with an interval, the charts' repaint comes at the event loop's turn after
+    the refresh, not in the same one); a tab behind another only counts: it holds the episodes and steps it gets
     and folds them into its curves and tables at most every ``hidden_fold_interval_ms`` (and at
     once when shown, or when its run ends), and draws when shown; hidden tables (the button) hold
     their rows the same way until shown. GUI thread only.
@@ -217,6 +219,13 @@ class AgentOnlineTab(QWidget):
         self._chart_timer = QTimer(self)  # the refresh held back by the interval
         self._chart_timer.setSingleShot(True)
         self._chart_timer.timeout.connect(self._on_chart_timer)
+        # With a refresh interval (the window), a refresh's repaint comes a turn after it (_refresh_panel).
+        self._split_paint = self._chart_interval_s > 0
+        self._held_viewports: list[QWidget] = []  # chart viewports whose repaint waits for _paint_timer
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setSingleShot(True)
+        self._paint_timer.setInterval(0)
+        self._paint_timer.timeout.connect(self._enable_chart_updates)
         self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
         self.tables_button.setToolTip("Show or hide the step and episode tables")
@@ -333,6 +342,8 @@ class AgentOnlineTab(QWidget):
         self._panel_timer.stop()
         self._chart_timer.stop()
         self._text_timer.stop()
+        self._paint_timer.stop()
+        self._enable_chart_updates()
         if self._curve_panel is not None:
             self._curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
         if self._charts_frozen:
@@ -526,11 +537,34 @@ class AgentOnlineTab(QWidget):
         are moved out of the collector's view (``gc_tuning.freeze_long_lived``, O(1)), so the
         window's full collections do not walk their thousands of pyqtgraph objects again and again."""
         panel = self.curve_panel
-        panel.refresh()
+        if self._split_paint and panel.isVisible():
+            # The charts' repaint at the event loop's next turn, not right behind the refresh in
+            # this one: the pump's tick and input get in between (each of the two is shorter than a
+            # frame where the two together were not). Only the charts' viewports wait (the panel's
+            # other widgets repaint as they would).
+            self._held_viewports = [view.viewport() for view in panel.findChildren(QGraphicsView)]
+            for viewport in self._held_viewports:
+                viewport.setUpdatesEnabled(False)
+            try:
+                panel.refresh()
+            finally:
+                if not self._paint_timer.isActive():
+                    self._paint_timer.start()
+        else:
+            panel.refresh()
         built = len(panel.chart_titles())
         if built > self._charts_frozen:
             self._charts_frozen = built
             freeze_long_lived()
+
+    def _enable_chart_updates(self) -> None:
+        """Let the refreshed charts repaint (a whole repaint of the panel, at this turn's end)."""
+        held, self._held_viewports = self._held_viewports, []
+        for viewport in held:
+            try:
+                viewport.setUpdatesEnabled(True)  # (and a repaint of the whole chart view)
+            except RuntimeError:  # its chart view is gone meanwhile
+                pass
 
     def _schedule_panel(self) -> None:
         """Build the charts at the event loop's next turn, if the tab is still shown then (a tab

@@ -1,0 +1,70 @@
+"""AgentOnlineTab in the window (a chart refresh interval): a chart refresh returns with the charts'
+repaint held for the event loop's next turn (so the pump's tick and input get in between), and the
+charts are then painted with what the refresh drew."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QGraphicsView
+
+from event_factory import EventFactory
+from gym_gui.live.live_batch import LiveBatch
+from gym_gui.ui.online_tab import AgentOnlineTab
+
+
+class PaintCounter(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+def test_a_chart_refresh_repaints_the_charts_at_the_next_turn(qtbot: Any, factory: type[EventFactory]) -> None:
+    tab = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=50)
+    qtbot.addWidget(tab)
+    tab.resize(900, 700)
+    tab.show()
+    qtbot.waitExposed(tab)
+    f = factory("run1", "agent1")
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
+    panel = tab.curve_panel
+    qtbot.waitUntil(lambda: panel.refreshes >= 1 and bool(panel.findChildren(QGraphicsView)), timeout=5000)
+    viewports = [view.viewport() for view in panel.findChildren(QGraphicsView)]
+    qtbot.waitUntil(lambda: all(v.updatesEnabled() for v in viewports), timeout=5000)
+    paints = PaintCounter()
+    for viewport in viewports:
+        viewport.installEventFilter(paints)
+    seen: list[tuple[int, bool, int]] = []  # right after each refresh: refreshes, updates enabled, paints
+
+    def after_refresh() -> None:  # connected after the tab's own slot: runs right after the refresh
+        seen.append((panel.refreshes, all(v.updatesEnabled() for v in viewports), paints.count))
+
+    tab._chart_timer.timeout.connect(after_refresh)  # noqa: SLF001 (observed, not driven)
+    drawn = panel.refreshes
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(1, 4, total_reward=1.0),)))
+    qtbot.waitUntil(lambda: any(r > drawn for r, _e, _p in seen), timeout=5000)
+    refreshes, enabled, paints_then = next(s for s in seen if s[0] > drawn)
+    assert not enabled  # the refresh's repaint is held ...
+    qtbot.waitUntil(lambda: all(v.updatesEnabled() for v in viewports) and paints.count > paints_then,
+                    timeout=5000)  # ... and comes at the next turn
+    assert panel.curve_data("return")[1].tolist() == [0.0, 1.0]
+    tab.stop()
+    assert all(v.updatesEnabled() for v in viewports)  # a stopped tab holds nothing back
+
+
+def test_a_tab_on_its_own_draws_its_charts_at_once(qtbot: Any, factory: type[EventFactory]) -> None:
+    tab = AgentOnlineTab("run1", "agent1")  # no refresh interval: the refresh and its paint as before
+    qtbot.addWidget(tab)
+    tab.show()
+    f = factory("run1", "agent1")
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=2.0),)))
+    views = tab.curve_panel.findChildren(QGraphicsView)
+    assert views and all(view.viewport().updatesEnabled() for view in views)
+    assert tab.curve_panel.curve_data("return")[1].tolist() == [2.0]
+    tab.stop()
