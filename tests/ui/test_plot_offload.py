@@ -6,11 +6,12 @@ pytest-qt; the timing itself is left to tools/bench_plots.py (the machine is sha
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Iterator
 
 import numpy as np
 import pytest
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from gym_gui.live import decimate
 from gym_gui.live.curves import CurveData, EpisodePoint
@@ -189,3 +190,50 @@ def test_closing_a_tab_stops_its_plot_worker(qtbot: Any) -> None:
     assert not tab.curve_panel.busy()  # the job is cancelled: nothing will be delivered
     qtbot.waitUntil(lambda: not tab.curve_panel.worker.thread_alive(), timeout=10_000)  # it ended by itself
     assert tab.curve_panel.stop(5)
+
+
+def test_results_are_delivered_one_per_event_loop_turn(qtbot: Any) -> None:
+    """Two results that reached the GUI thread together are handed over in two turns: a timer that
+    the first delivery started (as a heartbeat or the paint it posts would be) runs before the
+    second delivery, instead of the two in one stretch."""
+    worker = PlotWorker()
+    order: list[str] = []
+    marker = QTimer()
+    marker.setSingleShot(True)
+    marker.setInterval(0)
+    marker.timeout.connect(lambda: order.append("timer"))
+
+    def first(result: str) -> None:
+        order.append(result)
+        marker.start()
+
+    assert worker.submit("a", lambda _token: "a", first)
+    assert worker.submit("b", lambda _token: "b", order.append)
+    deadline = time.monotonic() + 10
+    while worker.thread_alive() and time.monotonic() < deadline:  # both results queued, none handled yet
+        threading.Event().wait(0.001)
+    assert not worker.thread_alive() and order == []
+    qtbot.waitUntil(lambda: len(order) == 3, timeout=5000)
+    assert order == ["a", "timer", "b"] and worker.delivered == 2 and not worker.pending()
+    assert worker.stop(5)
+
+
+def test_a_result_cancelled_after_it_arrived_is_not_delivered(qtbot: Any) -> None:
+    """A result waiting for its turn is dropped when its job is cancelled meanwhile (here by the
+    delivery before it, as a closing view's stop() would)."""
+    worker = PlotWorker()
+    got: list[str] = []
+
+    def first(result: str) -> None:
+        got.append(result)
+        worker.cancel("b")
+
+    assert worker.submit("a", lambda _token: "a", first)
+    assert worker.submit("b", lambda _token: "b", got.append)
+    deadline = time.monotonic() + 10
+    while worker.thread_alive() and time.monotonic() < deadline:  # both results queued, none handled yet
+        threading.Event().wait(0.001)
+    qtbot.waitUntil(lambda: not worker.pending(), timeout=5000)
+    flush_queued_deliveries(qtbot)
+    assert got == ["a"] and worker.delivered == 1
+    assert worker.stop(5)

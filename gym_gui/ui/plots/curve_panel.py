@@ -51,7 +51,7 @@ from gym_gui.live.decimate import PeakDecimator
 from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
 from gym_gui.ui.plots.chart_view_box import ChartViewBox
 from gym_gui.ui.plots.plot_worker import PlotWorker
-from gym_gui.ui.plots.tick_axis import chart_axes
+from gym_gui.ui.plots.tick_axis import chart_axes, hide_top_right
 
 __all__ = ["AXIS_LABELS", "CurvePanel", "style_curve"]  # style_curve: for the views that import it here
 
@@ -447,7 +447,8 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        plot = pg.PlotItem(axisItems=chart_axes(), viewBox=ChartViewBox())  # its menu built at first use
+        plot = pg.PlotItem(axisItems=chart_axes(hidden_too=True), viewBox=ChartViewBox())  # its menu built at first use
+        hide_top_right(plot)
         self.graphics.addItem(plot, row=row, col=col)
         # Columns share the width equally whatever their charts hold: a chart added later (a new
         # worker number) resizes no other chart (which would lay out every axis again).

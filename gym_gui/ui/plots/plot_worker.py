@@ -1,9 +1,19 @@
 """PlotWorker: the Qt shell of PlotJobs, delivering each finished plot job on the GUI thread.
 
 ``submit(key, fn, on_done)`` runs ``fn(token)`` on the worker thread (``live.plot_jobs``); later
-``on_done(result)`` runs on the thread that owns the PlotWorker, through a queued signal, unless a
-newer job of the same key was submitted meanwhile or the job was cancelled. A view that closes
+``on_done(result)`` runs on the thread that owns the PlotWorker (a queued signal, then a turn of a
+0 ms timer: below), unless a newer job of the same key was submitted meanwhile or the job was
+cancelled. A view that closes
 calls ``stop()``: every job is cancelled and the thread ends at its next check.
+
+A delivery runs from a 0 ms timer of the PlotWorker, one per event-loop turn, not in the queued
+signal's slot: under Qt's glib event dispatcher (both bindings' here) timers fire again only once
+the posted events are drained, so a result delivered in a slot ran in one stretch with whatever
+ran before it (a chart's build in a timer, another result, the paints they posted) while a 5 ms
+heartbeat timer waited behind all of them (a 20 ms timer then a 20 ms posted call: the heartbeat
+36 ms late; a 20 ms timer then a 20 ms timer: 16 ms). From a timer, a delivery
+and the paint it posts are one stretch of their own, and the next delivery waits until the timers
+and other sources had their turn.
 
 The worker thread never emits on the PlotWorker itself (a closing tab may be deleting it at that
 moment): it emits on one relay QObject that lives as long as the process, on the thread that made
@@ -15,10 +25,11 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from typing import Any, Callable, Hashable
 
 from qtpy import sip
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from gym_gui.live.plot_jobs import CancelToken, PlotJob, PlotJobs
 
@@ -39,7 +50,7 @@ class _Relay(QObject):
         if worker is None or sip.isdeleted(worker):
             item[1].token.cancel()
             return
-        worker._deliver(item[1])
+        worker._arrived(item[1])
 
 
 _relay: _Relay | None = None
@@ -64,6 +75,11 @@ class PlotWorker(QObject):
         self._weak = weakref.ref(self)
         self.jobs = PlotJobs(self._from_worker, name=name)
         self._waiting: dict[Hashable, tuple[PlotJob, Callable[[Any], None], Callable[[BaseException], None] | None]] = {}
+        self._arrivals: deque[PlotJob] = deque()  # finished jobs, delivered one per turn (module doc)
+        self._turn = QTimer(self)
+        self._turn.setSingleShot(True)
+        self._turn.setInterval(0)
+        self._turn.timeout.connect(self._deliver_next)
         self.delivered = 0  # results handed to on_done (tests, benchmarks)
 
     def submit(self, key: Hashable, fn: Callable[[CancelToken], Any], on_done: Callable[[Any], None],
@@ -91,6 +107,8 @@ class PlotWorker(QObject):
         """Cancel every job and wait up to ``timeout_s`` for the worker thread to end; True when it
         has. Idempotent. Blocks up to ``timeout_s`` (a job ends at its next check: milliseconds)."""
         self._waiting.clear()
+        self._arrivals.clear()
+        self._turn.stop()
         return self.jobs.stop(timeout_s)
 
     def thread_alive(self) -> bool:
@@ -100,13 +118,28 @@ class PlotWorker(QObject):
     def _from_worker(self, job: PlotJob) -> None:  # worker thread: only the relay, never self
         self._relay.ready.emit((self._weak, job))
 
-    def _deliver(self, job: PlotJob) -> None:
-        entry = self._waiting.get(job.key)
-        if entry is None or entry[0] is not job or job.token.cancelled():
+    def _arrived(self, job: PlotJob) -> None:
+        """A finished job reached this thread: delivered at the next turn (module doc)."""
+        self._arrivals.append(job)
+        if not self._turn.isActive():
+            self._turn.start()
+
+    def _deliver_next(self) -> None:
+        """Deliver the first arrived job still awaited (a newer job of its key, a cancel: dropped);
+        the next one at the turn after."""
+        while self._arrivals:
+            job = self._arrivals.popleft()
+            entry = self._waiting.get(job.key)
+            if entry is None or entry[0] is not job or job.token.cancelled():
+                continue
+            del self._waiting[job.key]
+            try:
+                if job.error is None:
+                    self.delivered += 1
+                    entry[1](job.result)
+                elif entry[2] is not None:
+                    entry[2](job.error)
+            finally:
+                if self._arrivals and not sip.isdeleted(self):
+                    self._turn.start()  # after what the delivery started: a timer it started goes first
             return
-        del self._waiting[job.key]
-        if job.error is None:
-            self.delivered += 1
-            entry[1](job.result)
-        elif entry[2] is not None:
-            entry[2](job.error)
