@@ -201,7 +201,9 @@ class DebugPane(QWidget):
                                      (self.notice_model, self.notice_view, model.notice_rows)):
             qt_model.set_rows(rows)
         self._fit()
-        self.side_tabs.setTabText(1, f"{_NOTICES_TAB} ({model.notice_count()})")
+        notices = f"{_NOTICES_TAB} ({model.notice_count()})"
+        if self.side_tabs.tabText(1) != notices:  # (a tab text set relayouts the tab bar, same text or not)
+            self.side_tabs.setTabText(1, notices)
         self.status_label.setText(model.status_text)
 
     def _fit(self) -> None:

@@ -225,3 +225,32 @@ def test_overflow_notices_are_listed_per_subscription_and_stream(qtbot: Any, fac
     assert slow.dropped == 4 and pane.refreshes == 1  # no refresh was due: the notice woke the pump
     pane.stop()
     assert not pane.is_refreshing() and not any(s.subscriber_id == "debug-pane" for s in bus.subscriptions())
+
+
+def test_a_refresh_that_changes_nothing_leaves_the_notices_tab_alone(qtbot: Any, bus: RunBus,
+                                                                    factory: type[EventFactory]) -> None:
+    from qtpy.QtCore import QEvent, QObject
+
+    class Paints(QObject):
+        count = 0
+
+        def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+            if event.type() == QEvent.Type.Paint:
+                self.count += 1
+            return False
+
+    bus.subscribe(Topic.STEP_APPENDED, "ui-run1-agent1", maxlen=100, run_id="run1", agent_id="agent1")
+    pane = make_pane(qtbot, bus)
+    pane.show()
+    qtbot.waitExposed(pane)
+    pane.refresh()
+    qtbot.wait(20)
+    paints = Paints()
+    pane.side_tabs.tabBar().installEventFilter(paints)
+    f = factory("run1", "agent1")
+    for i in range(3):  # the subscription's counts change, the notices do not
+        bus.publish(f.step(0, i))
+        pane.refresh()
+        qtbot.wait(20)
+    assert paints.count == 0
+    assert pane.side_tabs.tabText(1).endswith("(0)")
