@@ -42,7 +42,7 @@ priority increment of the window's workers and ingest children (``GYM_GUI_CHILD_
 docs/tuning.md) and the Qt binding.
 
 Usage: .venv/bin/python tools/bench_live.py [--step-rate-hz 1000] [--runs 1] [--seconds 10] [--check]
-       [--no-baseline] [--profile FILE] [--blocks]  (``--profile``: cProfile of the GUI thread, the pump's run only)
+       [--no-baseline] [--profile FILE] [--blocks] [--switch-tabs-ms MS]  (``--profile``: cProfile of the GUI thread, the pump's run only)
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ class FixedPollPump(GuiPump):
 
 
 class Probe:
-    """A 5 ms precise timer on the GUI thread; its worst lateness is how long the thread was blocked."""
+    """A 5 ms precise timer on the GUI thread; its worst lateness is how long the thread was blocked, and
+    the GUI thread's CPU between two firings (``time.thread_time``) how much of that was its own work."""
 
     def __init__(self) -> None:
         self.timer = QTimer()
@@ -124,9 +125,12 @@ class Probe:
         self.last = 0.0
         self.worst_ms = 0.0
         self.late_ms: list[float] = []  # every firing's lateness
+        self.last_cpu = 0.0
+        self.gap_cpu_ms: list[float] = []  # the GUI thread's CPU between two firings
 
     def start(self) -> None:
         self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
         self.timer.start()
 
     def _tick(self) -> None:
@@ -135,6 +139,9 @@ class Probe:
         self.worst_ms = max(self.worst_ms, late_ms)
         self.late_ms.append(late_ms)
         self.last = now
+        cpu = time.thread_time()
+        self.gap_cpu_ms.append((cpu - self.last_cpu) * 1000)  # the GUI thread's own work in the gap, load aside
+        self.last_cpu = cpu
 
 
 class GcPauses:
@@ -201,10 +208,11 @@ def full_collection() -> tuple[float, int]:
 
 
 def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
-            blocks: bool = False) -> dict[str, Any]:
+            blocks: bool = False, switch_tabs_ms: int = 0) -> dict[str, Any]:
     """One window, ``runs`` runs of ``seconds * step_rate_hz`` steps each; returns the figures.
     ``blocks``: sample the GUI thread's stack during every block of the steady state and print them
-    (``tools/live_blocks.py``)."""
+    (``tools/live_blocks.py``). ``switch_tabs_ms``: during the steady state, make the next run's Online
+    tab the current one every this many ms (a hidden tab's catch-up when shown is then measured too)."""
     app = QApplication.instance() or QApplication([])
     load_before = os.getloadavg()[0]
     tmp = tempfile.TemporaryDirectory(prefix="bench-live-")
@@ -245,6 +253,23 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
             tick_cpu_ms.append((time.thread_time() - t0) * 1000)
 
     services.pump._tick = timed_tick  # type: ignore[method-assign]  # noqa: SLF001
+    tab_cpu: dict[str, list[float]] = {}
+    if blocks:  # the Online tabs' own handlers, GUI-thread CPU each, by whether the tab is shown
+        from gym_gui.ui.online_tab import AgentOnlineTab
+
+        def timed(name: str, fn: Any) -> Any:
+            def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                t0 = time.thread_time()
+                try:
+                    return fn(self, *args, **kwargs)
+                finally:
+                    if pauses.counting:
+                        key = f"{name} ({'shown' if self.isVisible() else 'hidden'})"
+                        tab_cpu.setdefault(key, []).append((time.thread_time() - t0) * 1000)
+            return wrapper
+
+        for name in ("on_batch", "on_heartbeat", "_fold_held", "_draw_curves", "_flush_texts", "showEvent"):
+            setattr(AgentOnlineTab, name, timed(name, getattr(AgentOnlineTab, name)))
     window = MainWindow(services)
     freeze_startup_objects()  # as python -m gym_gui does
     services.start()
@@ -310,6 +335,22 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         controller.batch_ready.connect(on_batch)
         run_ids.append(run_id)
     open_cpu_ms = (time.thread_time() - open_cpu0) * 1000
+    switch_timer = QTimer()
+    switches = [0]
+    if switch_tabs_ms > 0:
+        tabs = [window.online_tab(run_id, spec.agent_id) for run_id in run_ids]
+
+        def switch() -> None:
+            if not pauses.counting:
+                return
+            switches[0] += 1
+            tab = tabs[switches[0] % len(tabs)]
+            if tab is not None:
+                window.tabs.setCurrentWidget(tab)
+
+        switch_timer.setInterval(switch_tabs_ms)
+        switch_timer.timeout.connect(switch)
+        switch_timer.start()
     target_steps = int(step_rate_hz * seconds) * runs
     deadline = time.monotonic() + seconds * 3 + 30
 
@@ -345,6 +386,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
     probe.timer.stop()
     probe_all.timer.stop()
     done_timer.stop()
+    switch_timer.stop()
     ended = time.perf_counter()
     elapsed_s = ended - started
     steady_s = ended - steady_from[0] if steady_from else float("nan")
@@ -355,6 +397,10 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
     window.cancel_runs()
     window.shutdown(60)
     tmp.cleanup()
+    for key, values in sorted(tab_cpu.items()):
+        values.sort()
+        print(f"online tab {key}: {len(values)} calls, CPU ms median {statistics.median(values):.2f}, "
+              f"p99 {values[int(0.99 * (len(values) - 1))]:.2f}, max {values[-1]:.2f}, total {sum(values):.0f}")
     if blocks and steady_s > 0:
         by_name: dict[str, float] = {}
         for key, cpu in threads_cpu1.items():
@@ -374,6 +420,8 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         "dropped": dropped,
         "blocked_ms": probe.worst_ms,
         "blocked_all_ms": probe_all.worst_ms,
+        "gap_cpu_max_ms": max(probe.gap_cpu_ms, default=float("nan")),
+        "gaps_cpu_over": sum(1 for cpu in probe.gap_cpu_ms if cpu > ISSUE_BLOCKED_MS),
         "blocks_over": sum(1 for late in probe.late_ms if late > ISSUE_BLOCKED_MS),
         "blocked_ms_per_s": sum(late for late in probe.late_ms if late > ISSUE_BLOCKED_MS) / steady_s
         if steady_s > 0 else float("nan"),
@@ -395,6 +443,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         "full_gc_cpu_ms": full_cpu_ms,
         "full_gc_objects": full_walked,
         "thaw_cpu_ms": thaw_cpu_ms,
+        "tab_switches": switches[0],
         "load_before": load_before,
         "load_after": load_after,
         "child_nice": f"{nice.worker},{nice.ingest}",
@@ -406,21 +455,25 @@ def case_name(step_rate_hz: float, runs: int) -> str:
 
 
 def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = True,
-           profile: str | None = None, blocks: bool = False) -> tuple[list[dict[str, Any]], dict[str, bool]]:
+           profile: str | None = None, blocks: bool = False,
+           switch_tabs_ms: int = 0) -> tuple[list[dict[str, Any]], dict[str, bool]]:
     """Measure one case (baseline, then the pump); print its table; return its figures and targets.
     Without ``baseline`` the baseline's figures are NaN; ``profile``: write a cProfile of the GUI
     thread during the pump's run to this file."""
-    base = measure(step_rate_hz, runs, seconds, fixed_poll=True) if baseline else None
+    base = (measure(step_rate_hz, runs, seconds, fixed_poll=True, switch_tabs_ms=switch_tabs_ms) if baseline
+            else None)
     if profile:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-        new = measure(step_rate_hz, runs, seconds, fixed_poll=False, blocks=blocks)
+        new = measure(step_rate_hz, runs, seconds, fixed_poll=False, blocks=blocks,
+                      switch_tabs_ms=switch_tabs_ms)
         profiler.disable()
         profiler.dump_stats(profile)
     else:
-        new = measure(step_rate_hz, runs, seconds, fixed_poll=False, blocks=blocks)
+        new = measure(step_rate_hz, runs, seconds, fixed_poll=False, blocks=blocks,
+                      switch_tabs_ms=switch_tabs_ms)
     if base is None:
         base = {key: float("nan") for key in new}
     name = case_name(step_rate_hz, runs)
@@ -435,6 +488,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                        ("blocked_all_ms", "  with the warm-up (ms)"),
                        ("blocks_over", f"  blocks > {ISSUE_BLOCKED_MS:.0f} ms (count)"),
                        ("blocked_ms_per_s", "  their ms per s"),
+                       ("gap_cpu_max_ms", "GUI CPU in one gap, most"),
+                       ("gaps_cpu_over", f"  gaps > {ISSUE_BLOCKED_MS:.0f} ms of CPU"),
                        ("p50_ms", "latency p50 (ms)"), ("p99_ms", "latency p99 (ms)"),
                        ("max_ms", "latency max (ms)"),
                        ("p99_frame_ms", "  p99 tail: frame wait"), ("p99_busy_ms", "  p99 tail: GUI busy"),
@@ -445,7 +500,7 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                        ("gc_full_count", "  full collections"), ("gc_max_wall_ms", "collection wall, worst (ms)"),
                        ("full_gc_cpu_ms", "full collection at end, CPU"), ("full_gc_objects", "  objects it walked"),
                        ("thaw_cpu_ms", "thaw and collect all, CPU"),
-                       ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
+                       ("tab_switches", "tab switches"), ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
         ratio = new[key] / base[key] if base[key] and base[key] == base[key] else float("nan")
         print(f"{label:26}{base[key]:>22.1f}{new[key]:>12.1f}{ratio:>8.2f}")
     targets = {
@@ -467,6 +522,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                baseline=base["blocked_ms"], baseline_label=poll, target=target("<=", ISSUE_BLOCKED_MS, source=src)),
         figure(f"live.{name}.blocks_over_16ms", f"GUI-thread blocks over {ISSUE_BLOCKED_MS:.0f} ms at {name}",
                new["blocks_over"], "blocks", "lower", baseline=base["blocks_over"], baseline_label=poll),
+        figure(f"live.{name}.gap_cpu_max_ms", f"most GUI-thread CPU between two 5 ms probe firings at {name}",
+               new["gap_cpu_max_ms"], "ms", "lower", baseline=base["gap_cpu_max_ms"], baseline_label=poll),
         figure(f"live.{name}.overflow", f"live overflow (events) at {name}", new["dropped"], "events", "lower",
                baseline=base["dropped"], baseline_label=poll, target=target("<=", 0, source="BRIEF 9")),
         figure(f"live.{name}.tick_cpu_max_ms", f"GUI-thread CPU of the worst pump tick at {name}",
@@ -499,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cProfile the GUI thread during the pump's run into FILE (one case: --step-rate-hz)")
     parser.add_argument("--blocks", action="store_true",
                         help="sample the GUI thread's stack during every block > 16 ms and print them")
+    parser.add_argument("--switch-tabs-ms", type=int, default=0, metavar="MS",
+                        help="with several runs: show the next run's Online tab every MS ms of the steady state")
     args = parser.parse_args(argv)
     if args.blocks:
         from live_blocks import timed_application_class
@@ -512,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     targets: dict[str, bool] = {}
     for rate, runs in cases:
         case_figures, case_targets = report(rate, runs, args.seconds, baseline=not args.no_baseline,
-                                            profile=args.profile, blocks=args.blocks)
+                                            profile=args.profile, blocks=args.blocks,
+                                            switch_tabs_ms=args.switch_tabs_ms)
         figures += case_figures
         targets.update(case_targets)
     print_bench_json("live", figures)

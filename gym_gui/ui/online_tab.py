@@ -482,8 +482,9 @@ class AgentOnlineTab(QWidget):
 
     # -- Qt --------------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
-        """Draw what arrived while the tab was behind another: the charts, then the newest frame.
-        GUI thread; never blocks."""
+        """Draw what arrived while the tab was behind another: its tables and header now, the newest
+        frame, and the charts (with a refresh interval: at the event loop's next turn, their repaint
+        at the turn after it, so the catch-up is spread over the show's turns). GUI thread; never blocks."""
         super().showEvent(event)
         self._fold_held()
         self._flush_texts()
@@ -492,8 +493,11 @@ class AgentOnlineTab(QWidget):
             self._schedule_panel()
         elif self._stale_curves:
             self._stale_curves = False
-            self._fold_curves()
-            self._refresh_panel()
+            if self._chart_interval_s:  # (the window) at the next turn: not in the turn that shows the tab
+                self._chart_timer.start(0)
+            else:
+                self._fold_curves()
+                self._refresh_panel()
         if self._pending_frame is not None:
             step, self._pending_frame = self._pending_frame, None
             render = step.payload.get("render_payload")

@@ -68,3 +68,34 @@ def test_a_tab_on_its_own_draws_its_charts_at_once(qtbot: Any, factory: type[Eve
     assert views and all(view.viewport().updatesEnabled() for view in views)
     assert tab.curve_panel.curve_data("return")[1].tolist() == [2.0]
     tab.stop()
+
+
+def test_a_tab_shown_again_draws_its_charts_after_the_turn_that_shows_it(
+        qtbot: Any, factory: type[EventFactory]) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    back = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=50)
+    front = AgentOnlineTab("run0", "agent1", chart_refresh_interval_ms=50)
+    tabs.addTab(back, "back")
+    tabs.addTab(front, "front")
+    tabs.resize(900, 700)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    f = factory("run1", "agent1")
+    back.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
+    qtbot.waitUntil(lambda: back.charts_built() and back.curve_panel.refreshes >= 1, timeout=5000)
+    tabs.setCurrentWidget(front)  # the tab under test goes behind: it only counts
+    for i in range(1, 4):
+        back.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(i, 4, total_reward=float(i)),)))
+    drawn = back.curve_panel.refreshes
+    qtbot.wait(120)
+    assert back.curve_panel.refreshes == drawn  # nothing drawn while hidden
+    tabs.setCurrentWidget(back)  # its show event: the tables and texts at once, the charts a turn later
+    assert back.header_text("episodes_seen") == "4" and back.episode_model.rowCount() == 4
+    assert back.curve_panel.refreshes == drawn
+    qtbot.waitUntil(lambda: back.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0], timeout=5000)
+    assert back.curve_panel.refreshes == drawn + 1
+    front.stop()
+    back.stop()
