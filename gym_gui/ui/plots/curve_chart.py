@@ -10,7 +10,9 @@ of every axis and grid of the panel). Axes draw two levels of ticks (pyqtgraph's
 a tenth of the major step, was hardly visible and made an axis's layout and its grid about a
 third dearer). Curve pens are cosmetic and 1 px wide (a wider pen takes Qt's stroker or
 pyqtgraph's segment path: 2 to 4 times the cost), the rolling mean set apart from the raw returns
-by its colour."""
+by its colour. A new range (a step, a zoom) is applied to the items' transform at once
+(``settle_view``), not at the start of the next paint as pyqtgraph does, which painted every range
+change twice."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from qtpy.QtWidgets import QGraphicsItem
 from gym_gui.live.follow_range import follow_range, stepped_range
 from gym_gui.ui.plots.grid_lines import GridLines
 
-__all__ = ["X_PADDING", "CurveChart", "cache_axes", "cache_legend", "style_curve", "unlabelled_axes"]
+__all__ = ["X_PADDING", "CurveChart", "cache_axes", "cache_legend", "settle_view", "style_curve", "unlabelled_axes"]
 
 #: The ranges a following chart shows are padded by these shares of their width on each side (y:
 #: as pyqtgraph pads a chart of this height, so the extreme tick texts fit).
@@ -120,6 +122,7 @@ class CurveChart:
         self.rewritten = -1  # zoomed: data.rewritten then
         self.stale = False  # zoomed: data changed while its range job ran
         self.grid = GridLines(plot) if grid else None  # not the axes' grid (grid_lines module doc)
+        plot.getViewBox().sigRangeChanged.connect(_settler(plot.getViewBox()))  # a zoom or a step: one paint
         cache_axes(plot)
         unlabelled_axes(plot)
 
@@ -182,6 +185,26 @@ class CurveChart:
             return axis == 1  # a fixed y-range (or none yet) is not the person's
         lo, hi = _padded(shown, Y_PADDING if axis == 1 else X_PADDING)
         return bool(np.allclose(x_range, (lo, hi), rtol=1e-9, atol=1e-9 * (hi - lo)))
+
+
+def settle_view(view_box: Any) -> None:
+    """Apply a ViewBox's new range to its items' transform now, not when the next paint starts.
+    pyqtgraph defers it to the paint (``prepareForPaint`` -> ``updateMatrix``): the items it moves
+    are then marked changed while that paint runs, and the scene paints them a second time right
+    after it (two paints of the chart for every range step or zoom). GUI thread."""
+    view_box.updateMatrix()
+
+
+def _settler(view_box: Any) -> Callable[..., None]:
+    """A slot that settles ``view_box`` (``settle_view``) unless it is gone."""
+    ref = weakref.ref(view_box)
+
+    def settle(*_args: Any) -> None:
+        alive = ref()
+        if alive is not None and not sip.isdeleted(alive):
+            settle_view(alive)
+
+    return settle
 
 
 def _padded(bounds: tuple[float, float], share: float = X_PADDING) -> tuple[float, float]:

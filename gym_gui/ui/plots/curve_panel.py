@@ -42,7 +42,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
 from gym_gui.live.curves import CurveData, WindowColumns
@@ -50,6 +49,7 @@ from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offse
 from gym_gui.live.decimate import PeakDecimator
 from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
 from gym_gui.ui.plots.chart_view_box import ChartViewBox
+from gym_gui.ui.plots.gui_turns import gui_turns
 from gym_gui.ui.plots.plot_worker import PlotWorker
 from gym_gui.ui.plots.tick_axis import chart_axes, hide_top_right
 
@@ -99,16 +99,9 @@ class CurvePanel(QWidget):
         self._dec_key: tuple[int, str] | None = None
         self._rebuilding: tuple[int, str] | None = None
         self.worker = PlotWorker(self, name="curve-panel")
-        self._follow_timer = QTimer(self)  # the next chart's turn to step its ranges (after a paint)
-        self._follow_timer.setSingleShot(True)
-        self._follow_timer.setInterval(0)
-        self._follow_timer.timeout.connect(self._follow_charts)
-        # The next chart's build is put off to the next event-loop turn by the panel's own timer (a
-        # child: it dies with the panel), not by QTimer.singleShot of a bound method.
-        self._redraw_timer = QTimer(self)
-        self._redraw_timer.setSingleShot(True)
-        self._redraw_timer.setInterval(0)
-        self._redraw_timer.timeout.connect(self._redraw)
+        # The turns (``gui_turns``): "follow", the next chart's turn to step its ranges (after a
+        # paint); "build", the next new series' chart; "reveal", the next chart a paint left out.
+        self._turns = gui_turns()
         self._follow_waiting = False  # a following chart waits for its turn
         self._new_veiled: CurveChart | None = None  # a chart just built, left out of the next paint
         self._build_after_paint = False  # the next new chart is built after the paint showing the last
@@ -159,10 +152,6 @@ class CurvePanel(QWidget):
         self._veiled = list(self._charts.values())[1:]
         for chart in self._veiled:
             chart.plot.setOpacity(0.0)  # laid out as any other, not painted
-        self._reveal_timer = QTimer(self)
-        self._reveal_timer.setSingleShot(True)
-        self._reveal_timer.setInterval(0)
-        self._reveal_timer.timeout.connect(self._reveal_next)
         self.refresh()
 
     # -- public ----------------------------------------------------------------------------------
@@ -221,8 +210,7 @@ class CurvePanel(QWidget):
         """Cancel the worker's jobs and wait up to ``timeout_s`` for its thread to end; True when it
         has; the work put off to the next turn is dropped. The panel then draws only what needs no
         worker. GUI thread; blocks up to ``timeout_s``."""
-        self._redraw_timer.stop()
-        self._reveal_timer.stop()
+        self._turns.cancel(self)
         while self._veiled:  # nothing left out
             self._veiled.pop(0).plot.setOpacity(1.0)
         self._new_veiled = None
@@ -268,14 +256,14 @@ class CurvePanel(QWidget):
         """True while a chart waits for its turn to be built (a new series), to be shown (a new
         panel's first paints, a chart just built) or, if it follows the data, to step its ranges
         (module doc). GUI thread."""
-        return (self._follow_waiting or self._follow_timer.isActive() or bool(self._veiled)
-                or self._redraw_timer.isActive() or self._build_after_paint)
+        return (self._follow_waiting or bool(self._veiled) or self._turns.pending(self)
+                or self._build_after_paint)
 
     # -- drawing ---------------------------------------------------------------------------------
     def _follow_charts(self) -> None:
         """Step the ranges of the first following chart that needs it (its two axes are laid out
         again at the next paint: a few ms each); the others keep theirs until the turn after the
-        next paint (``_on_paint``, ``_follow_timer``)."""
+        next paint (``_on_paint``, the "follow" turn)."""
         stepped = waiting = False
         self._feeding = True
         try:
@@ -295,9 +283,9 @@ class CurvePanel(QWidget):
         right after this paint, and so do the next chart a paint left out and, once a chart just
         built is shown by this paint, the next new series' chart."""
         if self._follow_waiting:
-            self._follow_timer.start()
+            self._turns.request(self, "follow", self._follow_charts)
         if self._veiled:
-            self._reveal_timer.start()
+            self._turns.request(self, "reveal", self._reveal_next)
         if self._build_after_paint:
             self._build_after_paint = False
             self._build_new_charts(self._data)
@@ -319,10 +307,10 @@ class CurvePanel(QWidget):
     def _build_new_charts(self, data: CurveData) -> None:
         """Give the first series without a chart its own event-loop turn to build one in
         (``_redraw``), unless that turn is coming or a chart just built waits to be shown."""
-        if self._new_veiled is not None or self._build_after_paint or self._redraw_timer.isActive():
+        if self._new_veiled is not None or self._build_after_paint or self._turns.pending(self, "build"):
             return
         if self._has_unbuilt(data):
-            self._redraw_timer.start()
+            self._turns.request(self, "build", self._redraw)
 
     def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
         """Hand ``curve`` the whole series' bins, updated here when that costs at most

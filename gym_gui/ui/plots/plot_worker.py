@@ -6,14 +6,14 @@
 cancelled. A view that closes
 calls ``stop()``: every job is cancelled and the thread ends at its next check.
 
-A delivery runs from a 0 ms timer of the PlotWorker, one per event-loop turn, not in the queued
-signal's slot: under Qt's glib event dispatcher (both bindings' here) timers fire again only once
+A delivery runs in a turn of its own (``gui_turns``: one piece of the plots' deferred work per
+event-loop turn), not in the queued signal's slot: under Qt's glib event dispatcher (both bindings' here) timers fire again only once
 the posted events are drained, so a result delivered in a slot ran in one stretch with whatever
 ran before it (a chart's build in a timer, another result, the paints they posted) while a 5 ms
 heartbeat timer waited behind all of them (a 20 ms timer then a 20 ms posted call: the heartbeat
 36 ms late; a 20 ms timer then a 20 ms timer: 16 ms). From a timer, a delivery
-and the paint it posts are one stretch of their own, and the next delivery waits until the timers
-and other sources had their turn.
+and the paint it posts are one stretch of their own, and the next delivery waits until what came
+due meanwhile had its turn.
 
 The worker thread never emits on the PlotWorker itself (a closing tab may be deleting it at that
 moment): it emits on one relay QObject that lives as long as the process, on the thread that made
@@ -29,9 +29,10 @@ from collections import deque
 from typing import Any, Callable, Hashable
 
 from qtpy import sip
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QObject, Qt, Signal
 
 from gym_gui.live.plot_jobs import CancelToken, PlotJob, PlotJobs
+from gym_gui.ui.plots.gui_turns import gui_turns
 
 __all__ = ["PlotWorker"]
 
@@ -76,10 +77,7 @@ class PlotWorker(QObject):
         self.jobs = PlotJobs(self._from_worker, name=name)
         self._waiting: dict[Hashable, tuple[PlotJob, Callable[[Any], None], Callable[[BaseException], None] | None]] = {}
         self._arrivals: deque[PlotJob] = deque()  # finished jobs, delivered one per turn (module doc)
-        self._turn = QTimer(self)
-        self._turn.setSingleShot(True)
-        self._turn.setInterval(0)
-        self._turn.timeout.connect(self._deliver_next)
+        self._turns = gui_turns()
         self.delivered = 0  # results handed to on_done (tests, benchmarks)
 
     def submit(self, key: Hashable, fn: Callable[[CancelToken], Any], on_done: Callable[[Any], None],
@@ -108,7 +106,7 @@ class PlotWorker(QObject):
         has. Idempotent. Blocks up to ``timeout_s`` (a job ends at its next check: milliseconds)."""
         self._waiting.clear()
         self._arrivals.clear()
-        self._turn.stop()
+        self._turns.cancel(self)
         return self.jobs.stop(timeout_s)
 
     def thread_alive(self) -> bool:
@@ -121,8 +119,7 @@ class PlotWorker(QObject):
     def _arrived(self, job: PlotJob) -> None:
         """A finished job reached this thread: delivered at the next turn (module doc)."""
         self._arrivals.append(job)
-        if not self._turn.isActive():
-            self._turn.start()
+        self._turns.request(self, "deliver", self._deliver_next)
 
     def _deliver_next(self) -> None:
         """Deliver the first arrived job still awaited (a newer job of its key, a cancel: dropped);
@@ -141,5 +138,5 @@ class PlotWorker(QObject):
                     entry[2](job.error)
             finally:
                 if self._arrivals and not sip.isdeleted(self):
-                    self._turn.start()  # after what the delivery started: a timer it started goes first
+                    self._turns.request(self, "deliver", self._deliver_next)  # at a later turn
             return

@@ -1,0 +1,128 @@
+"""The plots' deferred work runs one piece per event-loop turn (``gui_turns``): a timer that came due
+while a piece ran goes before the next piece, a piece asked for from a paint waits until that paint
+is done, pieces are asked for once per kind and owner, and a cancelled or deleted owner's pieces
+never run; a chart's range step is painted once. Real Qt objects and widgets under pytest-qt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy import sip
+from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtWidgets import QApplication
+
+from gym_gui.ui.plots.curve_chart import CurveChart
+from gym_gui.ui.plots.gui_turns import GuiTurns, gui_turns
+from gym_gui.ui.plots.tick_axis import chart_axes
+
+
+def zero_timer(fn: Any) -> QTimer:
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setInterval(0)
+    timer.timeout.connect(fn)
+    return timer
+
+
+def test_a_timer_that_came_due_during_a_piece_runs_before_the_next_piece(qtbot: Any) -> None:
+    turns, owner, order = GuiTurns(), QObject(), []
+    marker = zero_timer(lambda: order.append("timer"))
+
+    def first() -> None:
+        order.append("first")
+        marker.start()  # due from now on, as a heartbeat that came due meanwhile
+
+    assert turns.request(owner, "a", first)
+    assert turns.request(owner, "b", lambda: order.append("second"))
+    assert order == []  # nothing runs inside the request
+    qtbot.waitUntil(lambda: len(order) == 3, timeout=5000)
+    assert order == ["first", "timer", "second"] and turns.turns_run == 2
+
+
+def test_a_piece_is_asked_for_once_per_kind_and_owner_and_cancel_drops_it(qtbot: Any) -> None:
+    turns, one, other, ran = GuiTurns(), QObject(), QObject(), []
+    assert turns.request(one, "follow", lambda: ran.append("one"))
+    assert not turns.request(one, "follow", lambda: ran.append("one again"))  # waits already
+    assert turns.request(other, "follow", lambda: ran.append("other"))
+    assert turns.request(one, "build", lambda: ran.append("build"))
+    assert turns.pending(one) and turns.pending(one, "build") and not turns.pending(other, "build")
+    turns.cancel(one, "build")
+    assert not turns.pending(one, "build") and turns.pending(one, "follow")
+    qtbot.waitUntil(lambda: not turns.pending(one) and not turns.pending(other), timeout=5000)
+    assert ran == ["one", "other"]  # first in, first out; the cancelled one never ran
+    gone, ran_gone = QObject(), []
+    assert turns.request(gone, "x", lambda: ran_gone.append(True))
+    turns.request(one, "after", lambda: ran.append("after"))
+    sip.delete(gone)  # its owner deleted before its turn
+    qtbot.waitUntil(lambda: ran[-1:] == ["after"], timeout=5000)
+    assert ran_gone == []
+
+
+def test_a_piece_asked_for_from_a_posted_event_starts_after_the_posted_events(qtbot: Any) -> None:
+    """Asked for outside a turn, the timer starts through a posted call: a timer that came due in
+    the same stretch (after the request) still goes first."""
+    turns, owner, order = gui_turns(), QObject(), []
+    marker = zero_timer(lambda: order.append("timer"))
+
+    class Poster(QObject):
+        def event(self, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.User:
+                turns.request(owner, "piece", lambda: order.append("piece"))  # e.g. from a paint
+                marker.start()  # came due after the request, in the same stretch
+                return True
+            return super().event(event)
+
+    poster = Poster()
+    QApplication.postEvent(poster, QEvent(QEvent.Type.User))
+    qtbot.waitUntil(lambda: len(order) == 2, timeout=5000)
+    assert order == ["timer", "piece"]
+
+
+def test_a_range_step_or_a_zoom_is_painted_once(qtbot: Any) -> None:
+    """pyqtgraph applies a new range to the items at the start of the next paint, which marks them
+    changed during that paint and paints them again right after; a chart applies it at once."""
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    widget.resize(500, 300)
+    plot = pg.PlotItem(axisItems=chart_axes())
+    widget.addItem(plot)
+    chart = CurveChart("return", plot, "Episode return")
+    chart.view_box.disableAutoRange()
+    curve = chart.add_curve("return")
+    widget.show()
+    qtbot.waitExposed(widget)
+    paints = []
+
+    class Count(QObject):
+        def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+            if event.type() == QEvent.Type.Paint:
+                paints.append(True)
+            return False
+
+    counter = Count()
+    widget.viewport().installEventFilter(counter)
+
+    def settle() -> None:
+        for _ in range(20):  # the posted chain of a change: scene processing, paint, a second one
+            QApplication.processEvents()
+
+    settle()
+    for end in (100, 1000, 10_000):
+        x = np.arange(end, dtype=float)
+        curve.setData(x, np.sin(x))
+        settle()  # the new curve painted
+        del paints[:]
+        assert chart.follow()
+        settle()
+        lo, hi = chart.view_box.viewRange()[0]
+        assert lo < 0 and hi >= end - 1
+        if end > 100:  # (the first step also widens the axes for longer tick texts: a layout, painted too)
+            assert len(paints) == 1  # pyqtgraph's deferred transform: 2
+    for lo, hi in ((1000, 2000), (1500, 1600)):  # a person's zoom, as the wheel sets it
+        del paints[:]
+        chart.view_box.setXRange(lo, hi, padding=0)
+        settle()
+        assert len(paints) == 1 and chart.view_box.viewRange()[0] == [lo, hi]
+    widget.viewport().removeEventFilter(counter)
