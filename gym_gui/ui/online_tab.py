@@ -46,6 +46,9 @@ _RENDER_FIELD = STEP_PAYLOAD_KEYS.index("render_payload")
 #: cost the GUI thread far more than the counters): news sooner is drawn at the interval's end, in one
 #: redraw. A tab made on its own (tests) redraws at every batch unless given an interval.
 CHART_REFRESH_INTERVAL_MS = 200
+#: With news flowing, the charts refresh right after the pump's tick of the first batch past the
+#: refresh interval; this long after the interval's end, a timer draws the last news without one.
+CHART_FALLBACK_MS = 50
 #: Shortest time between two updates of the header's texts in the window: a label's new text costs a
 #: relayout and repaint of the header, about half of a busy tab's frame; ten a second is what a person reads.
 TEXT_REFRESH_INTERVAL_MS = 100
@@ -510,17 +513,28 @@ class AgentOnlineTab(QWidget):
         return self.isWindow() or self.isVisible()  # (isWindow: no parent; parentWidget() costs a wrapper lookup)
 
     def _refresh_curves(self) -> None:
-        """Ask for a chart refresh: with a refresh interval, from the chart timer (at the event loop's
-        next turn, or at the interval's end after a recent one: never inside the batch's own
-        handling, so the pump's tick that brought the batch ends first); without, at once."""
+        """Ask for a chart refresh: with a refresh interval, from the chart timer (never inside the
+        batch's own handling, so the pump's tick that brought the batch ends first); without, at once.
+
+        With an interval, the refresh comes at the event loop's turn right after the tick of the first
+        batch past the interval's end: the pump ticks at most once a frame, so the refresh and its
+        repaint fall in the frame after a tick, not in front of the next one (a timer of its own
+        fired at any point of the frame, often right before a due tick, which then waited for both).
+        Without news after it, a fallback timer draws the last of it ``CHART_FALLBACK_MS`` after the
+        interval's end."""
         if not self._drawn():
             self._stale_curves = True
         elif self._curve_panel is not None or self.isWindow():  # (a tab on its own: charts at once)
             if not self._chart_interval_s:
                 self._draw_curves()
-            elif not self._chart_timer.isActive():
-                wait_s = max(0.0, self._charts_drawn_at + self._chart_interval_s - self._clock())
-                self._chart_timer.start(math.ceil(wait_s * 1000))
+                return
+            wait_s = self._charts_drawn_at + self._chart_interval_s - self._clock()
+            timer = self._chart_timer
+            if wait_s <= 0:
+                if not (timer.isActive() and timer.interval() == 0):
+                    timer.start(0)
+            elif not timer.isActive():
+                timer.start(math.ceil(wait_s * 1000) + CHART_FALLBACK_MS)
         else:
             self._stale_curves = True
             self._schedule_panel()

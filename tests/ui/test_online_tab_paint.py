@@ -99,3 +99,38 @@ def test_a_tab_shown_again_draws_its_charts_after_the_turn_that_shows_it(
     assert back.curve_panel.refreshes == drawn + 1
     front.stop()
     back.stop()
+
+
+def test_with_news_flowing_the_charts_refresh_right_after_the_batch_past_the_interval(
+        qtbot: Any, factory: type[EventFactory]) -> None:
+    now = [100.0]
+    tab = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=2000, clock=lambda: now[0])
+    qtbot.addWidget(tab)
+    tab.show()
+    f = factory("run1", "agent1")
+    panel = tab.curve_panel
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
+    qtbot.waitUntil(lambda: panel.curve_data("return")[1].tolist() == [0.0], timeout=5000)
+    drawn = panel.refreshes
+    now[0] += 0.5  # within the interval: held (a fallback timer would draw it 1.55 s of real time from now)
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(1, 4, total_reward=1.0),)))
+    qtbot.wait(50)
+    assert panel.refreshes == drawn
+    now[0] += 1.6  # the interval is over: the next batch's tick is followed by the refresh at once
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(2, 4, total_reward=2.0),)))
+    qtbot.waitUntil(lambda: panel.refreshes == drawn + 1, timeout=1000)  # well before the fallback
+    assert panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0]
+    tab.stop()
+
+
+def test_without_more_news_the_fallback_draws_the_last_of_it(qtbot: Any, factory: type[EventFactory]) -> None:
+    tab = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=100)
+    qtbot.addWidget(tab)
+    tab.show()
+    f = factory("run1", "agent1")
+    panel = tab.curve_panel
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
+    qtbot.waitUntil(lambda: panel.curve_data("return")[1].tolist() == [0.0], timeout=5000)
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(1, 4, total_reward=1.0),)))  # the last news
+    qtbot.waitUntil(lambda: panel.curve_data("return")[1].tolist() == [0.0, 1.0], timeout=5000)
+    tab.stop()
