@@ -26,6 +26,7 @@ from qtpy.QtWidgets import QGraphicsItem
 
 from gym_gui.live.follow_range import follow_range, stepped_range
 from gym_gui.ui.plots.grid_lines import GridLines
+from gym_gui.ui.plots.split_curve import SplitCurve
 
 __all__ = ["X_PADDING", "CurveChart", "cache_axes", "cache_legend", "settle_view", "style_curve", "unlabelled_axes"]
 
@@ -113,7 +114,7 @@ class CurveChart:
         self.headroom = 0.1 + 0.04 * (index % 4)  # charts step their x-axes at different ticks
         self.plot = plot
         self.title = title
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.curves: dict[str, SplitCurve] = {}
         self.following = True  # shows every point (else the person zoomed or panned)
         self.shown_range: tuple[float, float] | None = None  # the x-range set while following
         self.shown_y: tuple[float, float] | None = None  # the y-range set while following (None: fixed)
@@ -131,17 +132,17 @@ class CurveChart:
         """The plot's ViewBox."""
         return self.plot.getViewBox()
 
-    def add_curve(self, name: str) -> pg.PlotDataItem:
-        """A curve for series ``name``, styled by its kind; arrays arrive decimated (no pyqtgraph
-        downsampling or clipping)."""
+    def add_curve(self, name: str) -> SplitCurve:
+        """A curve for series ``name``, styled by its kind, drawn as a cached body and a tail
+        (``split_curve``); arrays arrive decimated (no pyqtgraph downsampling or clipping)."""
         if name == "return":
-            curve = self.plot.plot(pen=_RAW_PEN, name="each episode")
+            curve = SplitCurve(self.plot, _RAW_PEN, "each episode")
         elif name == "return_mean":
-            curve = self.plot.plot(pen=_MEAN_PEN, name="rolling mean")
+            curve = SplitCurve(self.plot, _MEAN_PEN, "rolling mean")
         elif name.startswith(("meta:", "hb:")):
-            curve = self.plot.plot(pen=_EXTRA_PEN)
+            curve = SplitCurve(self.plot, _EXTRA_PEN)
         else:
-            curve = self.plot.plot(pen=_LINE_PEN)
+            curve = SplitCurve(self.plot, _LINE_PEN)
         if name == "success_rate":
             self.plot.setYRange(0, 1, padding=0.05)
             self.fixed_y = True

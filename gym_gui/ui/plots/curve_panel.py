@@ -51,6 +51,7 @@ from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
 from gym_gui.ui.plots.chart_view_box import ChartViewBox
 from gym_gui.ui.plots.gui_turns import gui_turns
 from gym_gui.ui.plots.plot_worker import PlotWorker
+from gym_gui.ui.plots.split_curve import SplitCurve
 from gym_gui.ui.plots.tick_axis import chart_axes, hide_top_right
 
 __all__ = ["AXIS_LABELS", "CurvePanel", "style_curve"]  # style_curve: for the views that import it here
@@ -312,7 +313,7 @@ class CurvePanel(QWidget):
         if self._has_unbuilt(data):
             self._turns.request(self, "build", self._redraw)
 
-    def _draw_whole(self, name: str, curve: pg.PlotDataItem, data: CurveData, offset: float) -> bool:
+    def _draw_whole(self, name: str, curve: SplitCurve, data: CurveData, offset: float) -> bool:
         """Hand ``curve`` the whole series' bins, updated here when that costs at most
         ``offload_rows`` rows; False when the worker must build them (the curve keeps what it has)."""
         x, y = data.series(name, self._axis)

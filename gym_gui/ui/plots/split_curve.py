@@ -1,0 +1,74 @@
+"""SplitCurve: one series drawn as a cached body and a small tail, so that a live append repaints
+the tail only. GUI thread only.
+
+A live tick changes a learning curve at its end: the decimated points of the complete bins stay
+(``live.decimate``: they change when a bin completes, every ``bin_rows`` rows, or when bins merge),
+and only the last few points move. One PlotDataItem per series redrew the whole polyline at every
+tick (about 1,000 points of full-height min/max strokes: the rasterising is most of a tick's
+paint). Here a series is two PlotDataItems of the same pen: the **body**, the points up to a
+checkpoint, drawn into a pixmap Qt keeps (``DeviceCoordinateCache``: redrawn only when its points
+or the view's scale change), and the **tail**, from the body's last point to the end, drawn at every
+paint. ``setData`` keeps the body while the new points still start with it and the tail is short
+(at most ``max(TAIL_MIN_POINTS, n // TAIL_SHARE)`` points); otherwise it makes a new checkpoint
+(the body all points but the last ``TAIL_KEEP_POINTS``). Body and tail share their joining point,
+so together they draw exactly the polyline of the points given (a NaN breaks the line as before:
+``connect="finite"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtWidgets import QGraphicsItem
+
+__all__ = ["TAIL_KEEP_POINTS", "TAIL_MIN_POINTS", "TAIL_SHARE", "SplitCurve"]
+
+#: Points left to the tail at a checkpoint: a decimated curve's rows after its last complete bin
+#: (at most ``decimate.TAIL_ROWS`` plus the line's last point), which change at every append.
+TAIL_KEEP_POINTS = 10
+#: The tail may grow to this many points, or to a ``1 / TAIL_SHARE`` of the points, before the
+#: body takes them in (a redraw of the body).
+TAIL_MIN_POINTS = 32
+TAIL_SHARE = 8
+
+
+class SplitCurve:
+    """One series as a cached body and a tail (module doc); ``xData``/``yData`` are the points last
+    given, whole. GUI thread."""
+
+    def __init__(self, plot: pg.PlotItem, pen: Any, name: str | None = None) -> None:
+        self.body = plot.plot(pen=pen, name=name)
+        self.tail = plot.plot(pen=pen)
+        self.body.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._body_x = np.empty(0)
+        self._body_y = np.empty(0)
+        self.xData: np.ndarray | None = None
+        self.yData: np.ndarray | None = None
+        self.body_sets = 0  # times the body got new points (tests)
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        """The body's PlotDataItem options (the tail's are the same). GUI thread."""
+        return self.body.opts
+
+    def setData(self, x: Any, y: Any, connect: str = "finite") -> None:  # noqa: N802 (pyqtgraph's name)
+        """Draw the polyline of ``(x, y)``: only the tail gets new points while the body's points
+        still start the series (module doc). GUI thread; O(points) comparisons, no drawing."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self.xData, self.yData = x, y
+        n, b = len(x), len(self._body_x)
+        if (2 <= b < n and n - b + 1 <= max(TAIL_MIN_POINTS, n // TAIL_SHARE)
+                and np.array_equal(x[:b], self._body_x) and np.array_equal(y[:b], self._body_y, equal_nan=True)):
+            self.tail.setData(x[b - 1:], y[b - 1:], connect=connect)
+            return
+        b = n - TAIL_KEEP_POINTS if n > TAIL_KEEP_POINTS + 1 else n
+        self._body_x, self._body_y = x[:b].copy(), y[:b].copy()
+        self.body.setData(self._body_x, self._body_y, connect=connect)
+        self.body_sets += 1
+        if b < n:
+            self.tail.setData(x[b - 1:], y[b - 1:], connect=connect)
+        else:
+            self.tail.setData([], [])
