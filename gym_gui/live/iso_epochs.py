@@ -2,17 +2,20 @@
 the last bit (Qt-free, pure).
 
 The layouts timestamps come in (``YYYY-MM-DDTHH:MM:SS``, with six fraction digits or none, naive,
-``Z`` or ``+HH:MM``) are parsed by numpy over all texts of one length together: the characters are
-checked (digits and separators where the layout has them), numpy's datetime64 reads the date and
-time (and refuses a field out of range), the offset is applied in integer microseconds and the
-count divided by 1e6 as ``timedelta.total_seconds`` does. A text these checks refuse, of another
-layout, or not a ``str`` goes to ``iso_to_epoch_s`` itself.
+``Z`` or ``+HH:MM``) are read by numpy over all texts of one length together, in integer
+arithmetic: the characters are checked (digits and separators where the layout has them), the
+digits paired into the two-digit fields, each field's range checked (a month 1-12, a day of that
+month, 00-23 hours, 00-59 minutes and seconds, an offset below 24 h), the days since 1970 looked
+up per year and month, the offset applied in integer microseconds and the count divided by 1e6
+as ``timedelta.total_seconds`` does. A text these checks refuse, of another layout, a year the
+table does not hold (only counts below 2**53 us, 1685-2255, convert exactly anyway) or not a
+``str`` goes to ``iso_to_epoch_s`` itself.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -28,12 +31,43 @@ _NAN = math.nan
 #: ``iso_to_epoch_s`` itself.
 _ISO_LAYOUTS = {19: (0, ""), 26: (6, ""), 20: (0, "Z"), 27: (6, "Z"), 25: (0, "+"), 32: (6, "+")}
 _EXACT_US = 2 ** 53  # microsecond counts below this convert to float64 exactly
-_ISO_PLANS: dict[int, tuple[list[int], list[tuple[int, int]], int, int]] = {}
+#: The years of the month table (every count of microseconds below 2**53 lies within them).
+_FIRST_YEAR, _END_YEAR = 1600, 2400
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
-def _iso_plan(length: int) -> tuple[list[int], list[tuple[int, int]], int, int]:
-    """For one layout: its digit columns, its fixed characters, the length of its date and time
-    (numpy's datetime64 reads those), and the column of the zone's sign (-1: none)."""
+def _month_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per (year - _FIRST_YEAR) * 12 + month - 1: the days from 1970-01-01 to the month's first day
+    (proleptic Gregorian, as ``datetime``) and the month's days."""
+    year = np.arange(_FIRST_YEAR, _END_YEAR, dtype=np.int64).repeat(12)
+    month = np.tile(np.arange(12, dtype=np.int64), _END_YEAR - _FIRST_YEAR)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    before = np.concatenate(([0], np.cumsum(_MONTH_DAYS)[:-1]))[month] + (leap & (month > 1))
+    y = year - 1
+    first_day = y * 365 + y // 4 - y // 100 + y // 400 + before - 719162  # (719162: 0001-01-01 to 1970)
+    days = _MONTH_DAYS[month] + (leap & (month == 1))
+    return first_day, days
+
+
+_FIRST_DAY, _DAYS_IN_MONTH = _month_tables()
+
+
+class _Plan(NamedTuple):
+    """One layout: its digit columns (in pairs: the two-digit fields), its fixed characters, how
+    many two-digit fields the fraction has and the column of the zone's sign (-1: none)."""
+
+    digits: np.ndarray
+    fixed_at: np.ndarray
+    fixed: np.ndarray
+    fraction_pairs: int
+    sign_at: int
+
+
+_ISO_PLANS: dict[int, _Plan] = {}
+
+
+def _iso_plan(length: int) -> _Plan:
+    """The plan of the layout of texts of ``length`` characters (one of ``_ISO_LAYOUTS``)."""
     plan = _ISO_PLANS.get(length)
     if plan is None:
         fraction, zone = _ISO_LAYOUTS[length]
@@ -47,38 +81,40 @@ def _iso_plan(length: int) -> tuple[list[int], list[tuple[int, int]], int, int]:
             fixed.append((local + 3, ord(":")))
         elif zone == "Z":
             fixed.append((local, ord("Z")))
-        plan = (columns, fixed, local, local if zone == "+" else -1)
+        plan = _Plan(np.array(columns), np.array([at for at, _ in fixed]),
+                     np.array([char for _, char in fixed], dtype=np.uint8), fraction // 2,
+                     local if zone == "+" else -1)
         _ISO_PLANS[length] = plan
     return plan
 
 
 def _fixed_iso(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits: the
-    characters are checked here, the date and time read by numpy's datetime64 (which refuses a
-    field out of range: then every row is left to ``iso_to_epoch_s``), the zone's offset here."""
-    columns, fixed, local, sign_at = _iso_plan(text.shape[1])
-    by_column = np.ascontiguousarray(text.T)  # one row per character position
-    ok = ((by_column[columns] - np.uint8(ord("0"))) <= 9).all(axis=0)  # (a non-digit wraps above 9)
-    for col, char in fixed:
-        ok &= by_column[col] == char
-    ok &= (by_column[0:4] != ord("0")).any(axis=0)  # (year 0000: numpy reads it, datetime does not)
-    if sign_at >= 0:
-        ok &= (by_column[sign_at] == ord("+")) | (by_column[sign_at] == ord("-"))
-    out = np.full(len(ok), _NAN)
-    rows = np.flatnonzero(ok)
-    try:
-        local_us = np.ascontiguousarray(text[rows, :local]).view(f"S{local}").ravel().astype("datetime64[us]")
-    except ValueError:  # a 13th month, 24 o'clock, a 30th of February, ...
-        return out, np.zeros(len(ok), dtype=bool)
-    us = local_us.view(np.int64)
-    if sign_at >= 0:
-        d = by_column[sign_at + 1: sign_at + 6][:, rows].astype(np.int64) - ord("0")
-        off_h, off_m = d[0] * 10 + d[1], d[3] * 10 + d[4]
-        ok[rows[(off_h > 23) | (off_m > 59)]] = False
-        offset_us = (off_h * 3600 + off_m * 60) * 1_000_000
-        us = us - np.where(by_column[sign_at, rows] == ord("-"), -offset_us, offset_us)
-    ok[rows[np.abs(us) >= _EXACT_US]] = False
-    out[rows] = us / 1e6  # (exact microseconds over 1e6: what timedelta.total_seconds does)
+    """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits (the
+    characters, each field's range, a year of the month table); NaN in the rows it does not fit."""
+    plan = _iso_plan(text.shape[1])
+    digits = text[:, plan.digits] - np.uint8(ord("0"))
+    ok = (digits <= 9).all(axis=1) & (text[:, plan.fixed_at] == plan.fixed).all(axis=1)  # (a non-digit wraps above 9)
+    digits = digits.astype(np.int32)
+    fields = (digits[:, 0::2] * 10 + digits[:, 1::2]).T.astype(np.int64)  # one row per two-digit field
+    century, year, month, day, hour, minute, second = fields[:7]
+    month_at = (century * 100 + year - _FIRST_YEAR) * 12 + month - 1  # (year 0000: outside the table)
+    ok &= ((month >= 1) & (month <= 12) & (month_at >= 0) & (month_at < (_END_YEAR - _FIRST_YEAR) * 12)
+           & (hour <= 23) & (minute <= 59) & (second <= 59))
+    month_at[~ok] = 0  # (a refused row reads a valid entry, its result thrown away)
+    ok &= (day >= 1) & (day <= _DAYS_IN_MONTH[month_at])
+    seconds = (_FIRST_DAY[month_at] + day - 1) * 86400 + hour * 3600 + minute * 60 + second
+    if plan.sign_at >= 0:
+        off_h, off_m = fields[7 + plan.fraction_pairs:]
+        sign = text[:, plan.sign_at]
+        ok &= ((sign == ord("+")) | (sign == ord("-"))) & (off_h <= 23) & (off_m <= 59)
+        offset_s = off_h * 3600 + off_m * 60
+        seconds -= np.where(sign == ord("-"), -offset_s, offset_s)
+    us = seconds * 1_000_000
+    if plan.fraction_pairs:
+        us += fields[7] * 10_000 + fields[8] * 100 + fields[9]
+    ok &= np.abs(us) < _EXACT_US
+    out = us / 1e6  # (exact microseconds over 1e6: what timedelta.total_seconds does)
+    out[~ok] = _NAN
     return out, ok
 
 
