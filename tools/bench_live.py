@@ -63,7 +63,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qtpy.QtCore import Qt, QTimer  # noqa: E402
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
 from gym_gui.gc_tuning import (GUI_THRESHOLDS, freeze_startup_objects, freezing,  # noqa: E402
@@ -181,6 +181,19 @@ class GcPauses:
         return max(values) if values else 0.0
 
 
+class _RepaintCounter(QObject):
+    """Counts the UpdateRequest events a top-level window gets (each one repaints what was marked)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if event.type() == QEvent.Type.UpdateRequest:
+            self.count += 1
+        return False
+
+
 def threads_cpu_s() -> dict[str, float]:
     """CPU seconds (user + system) of each thread of this process, by ``tid:name`` (/proc, Linux)."""
     out: dict[str, float] = {}
@@ -271,6 +284,8 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         for name in ("on_batch", "on_heartbeat", "_fold_held", "_draw_curves", "_flush_texts", "showEvent"):
             setattr(AgentOnlineTab, name, timed(name, getattr(AgentOnlineTab, name)))
     window = MainWindow(services)
+    repaints = _RepaintCounter()
+    window.installEventFilter(repaints)  # the window's repaints (UpdateRequest: one per batch of widget updates)
     freeze_startup_objects()  # as python -m gym_gui does
     services.start()
     window.resize(*DEFAULT_SIZE_PX)  # as python -m gym_gui opens it
@@ -296,6 +311,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
     threads_cpu0: dict[str, float] = {}
 
     def start_steady() -> None:
+        repaints.count = 0
         threads_cpu0.update(threads_cpu_s())
         steady_cpu0.append(time.thread_time())
         pauses.counting = True
@@ -444,6 +460,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         "full_gc_objects": full_walked,
         "thaw_cpu_ms": thaw_cpu_ms,
         "tab_switches": switches[0],
+        "repaints_per_s": repaints.count / steady_s if steady_s > 0 else float("nan"),
         "load_before": load_before,
         "load_after": load_after,
         "child_nice": f"{nice.worker},{nice.ingest}",
@@ -500,7 +517,8 @@ def report(step_rate_hz: float, runs: int, seconds: float, *, baseline: bool = T
                        ("gc_full_count", "  full collections"), ("gc_max_wall_ms", "collection wall, worst (ms)"),
                        ("full_gc_cpu_ms", "full collection at end, CPU"), ("full_gc_objects", "  objects it walked"),
                        ("thaw_cpu_ms", "thaw and collect all, CPU"),
-                       ("tab_switches", "tab switches"), ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
+                       ("repaints_per_s", "window repaints/s"), ("tab_switches", "tab switches"),
+                       ("steps", "steps seen"), ("steps_per_s", "steps seen/s")):
         ratio = new[key] / base[key] if base[key] and base[key] == base[key] else float("nan")
         print(f"{label:26}{base[key]:>22.1f}{new[key]:>12.1f}{ratio:>8.2f}")
     targets = {
