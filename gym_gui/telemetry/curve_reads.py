@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 import numpy as np
 import orjson
 
-from gym_gui.live.curve_points import EpisodePoint, num
+from gym_gui.live.curve_points import _SUCCESS_OUTCOMES, EpisodePoint, num
 from gym_gui.live.curves import META_SKIP, CurveData, episode_success, point_from_payload
 from gym_gui.live.iso_epochs import epoch_seconds, joined_epoch_seconds
 from gym_gui.rate_limited_log import RateLimitedLog
@@ -78,27 +78,44 @@ _PIECE_END_SQL = (
     "SELECT episode_index FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index >= ? "
     "ORDER BY episode_index LIMIT 1 OFFSET ?"
 )
-#: The stream's first episode index, and the next one after ``?`` (index-only seeks).
-_FIRST_SQL = "SELECT min(episode_index) FROM episodes WHERE run_id = ? AND agent_id = ?"
+#: The stream's first and last episode index, and the next one after ``?`` (index-only seeks: one
+#: min() or max() a query, as SQLite seeks only those).
+_FIRST_SQL = ("SELECT (SELECT min(episode_index) FROM episodes WHERE run_id = ?1 AND agent_id = ?2), "
+              "(SELECT max(episode_index) FROM episodes WHERE run_id = ?1 AND agent_id = ?2)")
 _NEXT_SQL = "SELECT min(episode_index) FROM episodes WHERE run_id = ? AND agent_id = ? AND episode_index > ?"
+#: The outcome texts the success rule knows, lower-case ASCII letters without a "k", worth 1 or 0:
+#: SQLite's lower() (ASCII letters only) then finds exactly the texts whose Python ``lower()`` it
+#: finds (the only other letter that lowers to ASCII is the Kelvin sign, to "k").
+if not all(word.isascii() and word.isalpha() and word == word.lower() and "k" not in word and value in (0.0, 1.0)
+           for word, value in _SUCCESS_OUTCOMES.items()):
+    raise ImportError("curve_reads: an outcome word SQLite's lower() cannot match as Python's does")
+#: ``episode_success`` from an episode's columns, without the worker's own booleans (the metadata's
+#: and the extras' are looked at in Python), as one character: "1", "0", or "2" for NaN (no value
+#: of the rule); joined without a separator, numpy reads them as bytes. The words as they are
+#: first, the commonest first (no lower() call: a copy of the text per row), then lower(); a
+#: terminated episode counts 1 when its return is a finite number above 0 (NaN is stored as NULL).
+_WORDS = sorted(_SUCCESS_OUTCOMES, key=lambda word: word not in ("success", "failure"))
+_WORDS_SQL = " ".join(f"WHEN '{word}' THEN '{int(_SUCCESS_OUTCOMES[word])}'" for word in _WORDS)
+_SUCCESS_CODE_SQL = (
+    f"CASE outcome {_WORDS_SQL} ELSE CASE lower(outcome) {_WORDS_SQL} ELSE "
+    "CASE WHEN terminated THEN (CASE WHEN total_reward > 0 AND total_reward < 9e999 THEN '1' ELSE '0' END) "
+    "WHEN truncated THEN '0' ELSE '2' END END END"
+)
 #: A piece's columns in one row of aggregates, so that SQLite's loop, not a Python object per value,
 #: carries them: integers as comma lists (``null`` for NULL), texts joined by the unit separator
 #: (U+001F: JSON text escapes it; a text holding one makes the count wrong and the piece is read
-#: row by row). Returns that are all whole numbers come as integers too (exact); others row by row
-#: (``_RETURNS_SQL``): SQLite's REAL to text is not exact.
+#: row by row), success as the codes of ``_SUCCESS_CODE_SQL``. Returns that are all whole numbers
+#: come as integers too (exact); others row by row (``_RETURNS_SQL``): SQLite's REAL to text is
+#: not exact.
 _SEP = "\x1f"
 _AGGREGATES_SQL = (
     "SELECT count(*), count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
     "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), "
     "group_concat(episode_index), group_concat(coalesce(length, 'null')), "
-    f"group_concat(coalesce(outcome, ''), '{_SEP}'), group_concat(coalesce(metadata_json, 'null'), '{_SEP}'), "
+    f"group_concat({_SUCCESS_CODE_SQL}, ''), group_concat(coalesce(metadata_json, 'null'), '{_SEP}'), "
     f"group_concat(ts_iso, '{_SEP}') {_PIECE_WHERE}"
 )
 _RETURNS_SQL = f"SELECT total_reward {_PIECE_WHERE} ORDER BY episode_index"
-#: The flags, read only when an outcome text does not decide an episode's success.
-_FLAGS_SQL = (
-    f"SELECT group_concat(coalesce(terminated, 'null')), group_concat(coalesce(truncated, 'null')) {_PIECE_WHERE}"
-)
 _EXTRAS_SQL = f"SELECT episode_index, extra_json {_PIECE_WHERE} AND extra_json IS NOT NULL ORDER BY episode_index"
 #: The same columns row by row, for a piece whose aggregates do not split into its rows.
 _ROWS_SQL = (
@@ -136,12 +153,12 @@ def _decode(text: str) -> Any:
         return None
 
 
-def _decode_all(joined: str, count: int, texts: Callable[[], Sequence[str]]) -> list[Any]:
+def _decode_all(joined: str, count: int, texts: Callable[[], Sequence[str]]) -> tuple[list[Any], bool]:
     """The ``count`` texts joined by the unit separator in ``joined`` (``texts()``: the texts
-    themselves), decoded (``_decode``): all in one orjson call, as one array, unless ``joined`` may
-    hold an integer orjson would round, or orjson refuses a text (NaN, Infinity, ...), or the array
-    does not have one value per text (a text that is not one JSON value, which the store never
-    writes): then one text at a time."""
+    themselves), decoded (``_decode``), and whether that was one orjson call: all as one array,
+    unless ``joined`` may hold an integer orjson would round, or orjson refuses a text (NaN,
+    Infinity, ...), or the array does not have one value per text (a text that is not one JSON
+    value, which the store never writes): then one text at a time."""
     if not may_hold_big_int(joined.encode()):
         try:
             values = _orjson_loads(f"[{joined.replace(_SEP, ',')}]")
@@ -149,8 +166,8 @@ def _decode_all(joined: str, count: int, texts: Callable[[], Sequence[str]]) -> 
             pass
         else:
             if type(values) is list and len(values) == count:
-                return values
-    return [_decode(text) for text in texts()]
+                return values, True
+    return [_decode(text) for text in texts()], False
 
 
 def _worker_success(mapping: Mapping[str, Any]) -> float | None:
@@ -191,39 +208,42 @@ class _Piece(NamedTuple):
     index: np.ndarray  # the episode indices exactly (int64: float64 rounds those beyond 2**53)
 
 
-def _column_success(outcomes: Sequence[Any], flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]],
+def _column_success(outcomes: Sequence[Any], terminated: Sequence[Any], truncated: Sequence[Any],
                     total_reward: np.ndarray) -> np.ndarray:
-    """``episode_success`` from the typed columns: outcome text, then terminated, then truncated
-    (``flags()``: those two columns, read only when an outcome does not decide)."""
+    """``episode_success`` from the typed columns of rows read one by one: outcome text, then
+    terminated, then truncated (what ``_SUCCESS_CODE_SQL`` says in SQL)."""
     by_outcome = {o: episode_success({"outcome": o}) for o in set(outcomes)}
     success = np.fromiter(map(by_outcome.__getitem__, outcomes), np.float64, len(outcomes))
     rest = np.isnan(success)
     if rest.any():
-        terminated, truncated = (np.array(column, dtype=np.float64) for column in flags())
-        ended = rest & (terminated == 1)
+        ended = rest & np.fromiter((bool(t) for t in terminated), bool, len(terminated))
         success[ended] = total_reward[ended] > 0
-        success[rest & ~ended & (truncated == 1)] = 0.0
+        success[rest & ~ended & np.fromiter((bool(t) for t in truncated), bool, len(truncated))] = 0.0
     return success
 
 
-def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any],
-           flags: Callable[[], tuple[Sequence[Any], Sequence[Any]]], outcomes: Sequence[Any], joined: str,
-           meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]], wall_s: np.ndarray) -> _Piece:
+def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any], success: np.ndarray,
+           joined: str, meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]],
+           wall_s: np.ndarray) -> _Piece:
     """The curve columns of one piece's values (one entry per row, ``extras`` only for the rows
-    that have some, ``flags()`` the terminated and truncated columns, ``joined`` the metadata texts
-    joined by the unit separator and ``meta_texts()`` those texts; ``index`` as int64): numbers by
-    numpy, the metadata by orjson."""
+    that have some, ``success`` by the typed columns, ``joined`` the metadata texts joined by the
+    unit separator and ``meta_texts()`` those texts; ``index`` as int64): numbers by numpy, the
+    metadata by orjson."""
     n = len(index)
     table = np.empty((n, 5))
     table[:, 0] = index
     table[:, 1] = np.array(total_reward, dtype=np.float64)  # None -> NaN
     table[:, 2] = np.array(length, dtype=np.float64)
     table[:, 1:3][~np.isfinite(table[:, 1:3])] = _NAN  # (num: an infinite return is no number)
-    table[:, 3] = _column_success(outcomes, flags, table[:, 1])
+    table[:, 3] = success
     table[:, 4] = wall_s
-    values = _decode_all(joined, n, meta_texts)
-    dicts = values if _DICT_ONLY.issuperset(map(type, values)) else [
-        m if type(m) is dict else _NO_DICT for m in values]
+    values, whole = _decode_all(joined, n, meta_texts)
+    if whole and joined.startswith("{") and joined.count(_SEP + "{") == n - 1:
+        dicts = values  # (a text that begins with "{" and is one JSON value is an object)
+    elif _DICT_ONLY.issuperset(map(type, values)):
+        dicts = values
+    else:
+        dicts = [m if type(m) is dict else _NO_DICT for m in values]
     if "success" in joined:  # (is_success too) seldom: most workers say it in the outcome
         for row, d in enumerate(dicts):
             found = _worker_success(d) if d else None
@@ -257,8 +277,10 @@ def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
         metas = tuple("null" if text is None else text for text in metas)
     with_extras = [] if extras.count(None) == len(extras) else [
         (i, text) for i, text in zip(index, extras) if text is not None]
-    return _piece(np.array(index, dtype=np.int64), total_reward, length, lambda: (terminated, truncated), outcomes,
-                  _SEP.join(metas),
+    returns = np.array(total_reward, dtype=np.float64)  # None -> NaN
+    returns[~np.isfinite(returns)] = _NAN
+    return _piece(np.array(index, dtype=np.int64), returns, length,
+                  _column_success(outcomes, terminated, truncated, returns), _SEP.join(metas),
                   lambda: metas, with_extras, epoch_seconds(ts_iso))
 
 
@@ -281,32 +303,38 @@ def _int_column(text: str | None, count: int, *, exact: bool = False) -> np.ndar
     return _ints(text)
 
 
+def _success_column(codes: str | None, count: int) -> np.ndarray | None:
+    """The ``_SUCCESS_CODE_SQL`` characters as 1.0 / 0.0 / NaN; None unless there are ``count``."""
+    if codes is None or len(codes) != count:
+        return None
+    column = np.frombuffer(codes.encode(), np.uint8) - np.float64(ord("0"))
+    column[column == 2] = _NAN
+    return column
+
+
 def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last: int) -> _Piece | None:
     """Episodes ``first..last`` of the stream from their aggregates (row by row when these do not
     split into the piece's rows); None without any. Caller's thread; blocks for the queries."""
     bounds = (*key, first, last)
-    (count, extra_count, fractional, whole_returns, index, length, outcomes, metas,
+    (count, extra_count, fractional, whole_returns, index, length, codes, metas,
      stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
     if not count:
         return None
     returns = _int_column(whole_returns, count) if not fractional else [
         r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
-    order, lengths, outcome_list = _int_column(index, count, exact=True), _int_column(length, count), outcomes.split(_SEP)
+    order, lengths = _int_column(index, count, exact=True), _int_column(length, count)
+    success = _success_column(codes, count)
     if type(order) is not np.ndarray:
         order = np.array(order, dtype=np.int64)  # (SQLite's integers: all within int64)
-    if (any(len(c) != count for c in (order, returns, lengths, outcome_list))
-            or metas.count(_SEP) != count - 1 or stamps.count(_SEP) != count - 1
+    wall_s = joined_epoch_seconds(stamps, count, _SEP)
+    if (success is None or any(len(c) != count for c in (order, returns, lengths))
+            or metas.count(_SEP) != count - 1 or (wall_s is None and stamps.count(_SEP) != count - 1)
             or bool((order[1:] <= order[:-1]).any())):
         # a text holding the separator, or aggregates not in the index's order: row by row
         return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
     extras = conn.execute(_EXTRAS_SQL, bounds).fetchall() if extra_count else []
-    wall_s = joined_epoch_seconds(stamps, count, _SEP)
-    def flags() -> tuple[list[Any], list[Any]]:
-        terminated, truncated = conn.execute(_FLAGS_SQL, bounds).fetchone()
-        return _ints(terminated), _ints(truncated)
-
-    return _piece(order, returns, lengths, flags, outcome_list, metas,
-                  lambda: metas.split(_SEP), extras, epoch_seconds(stamps.split(_SEP)) if wall_s is None else wall_s)
+    return _piece(order, returns, lengths, success, metas, lambda: metas.split(_SEP), extras,
+                  epoch_seconds(stamps.split(_SEP)) if wall_s is None else wall_s)
 
 
 def _joined(pieces: list[_Piece]) -> _Piece:
@@ -352,7 +380,7 @@ def _piece_end(conn: sqlite3.Connection, key: tuple[str, str], first: int, dense
 
 def _load_curves(conn: sqlite3.Connection, key: tuple[str, str], window: int) -> CurveData:
     pieces = []
-    first = conn.execute(_FIRST_SQL, key).fetchone()[0]
+    first, end = conn.execute(_FIRST_SQL, key).fetchone()
     dense = True
     while first is not None:
         last = _piece_end(conn, key, first, dense)
@@ -360,7 +388,7 @@ def _load_curves(conn: sqlite3.Connection, key: tuple[str, str], window: int) ->
         if piece is not None:
             pieces.append(piece)
             dense = len(piece.table) >= FETCH_ROWS // 2
-        if last == _INDEX_MAX:
+        if last >= end:  # (the stream's last episode read)
             break
         first = conn.execute(_NEXT_SQL, (*key, last)).fetchone()[0]
         if first is not None:
