@@ -115,7 +115,7 @@ def _stored_step_keys(conn: sqlite3.Connection, run_id: str, agent_id: str,
     where = "episode_index = ?" if episode_index is not None else "episode_index IS NULL"
     args: tuple[Any, ...] = (run_id, agent_id) if episode_index is None else (run_id, agent_id, episode_index)
     if episode_index is not None:  # the episode's span: a range of the primary key
-        found_rows = conn.execute(episode_steps_sql("s.step_index, s.extra_json"),
+        found_rows = conn.execute(episode_steps_sql(f"s.step_index, {physical_columns('extra_json')}"),
                                   {"run": run_id, "agent": agent_id, "ep": episode_index}).fetchall()
     else:
         found_rows = conn.execute(

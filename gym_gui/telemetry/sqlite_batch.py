@@ -172,11 +172,19 @@ class MultiRowInsert:
         return inserted
 
 
-    def insert_narrow(self, conn: sqlite3.Connection, flat: list[Any], extras: dict[int, Any]) -> int:
+    def insert_narrow(self, conn: sqlite3.Connection, flat: list[Any], extras: dict[int, Any],
+                      full: bool = False) -> int:
         """``insert`` of rows given as one flat list, each row's values but the ``null_column`` one in
         order, and ``extras``: row index -> its ``null_column`` value where that is not None. Returns
         how many rows were new. A statement none of whose rows has an extra binds ``flat``'s slice as
-        it is (no row tuples, no copy of a row). Writing thread, inside its transaction."""
+        it is (no row tuples, no copy of a row). ``full``: the rows of ``flat`` have every column
+        (``extras`` unused), bound as they are. Writing thread, inside its transaction."""
+        if full:
+            width = self.columns
+            inserted = 0
+            for start, size in statement_slices(len(flat) // width):
+                inserted += conn.execute(self.sql[size], flat[start * width:(start + size) * width]).rowcount
+            return inserted
         width = self.columns - 1
         total = len(flat) // width
         null_at = self.null_at

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 
 from gym_gui.telemetry.legacy_schema import is_legacy_layout, table_columns
-from gym_gui.telemetry.step_layout import V4_STATEMENTS, added_statements
+from gym_gui.telemetry.step_layout import V4_STATEMENTS, added_statements, view_sql
 from gym_gui.telemetry.tables import (
     EP_INDEX_SQL,
     EPISODE_ID_SQL,
@@ -123,8 +123,13 @@ _V3: tuple[str, ...] = (
 #: (``step_layout``). Every step of a version 3 file is moved in the migration's transaction.
 _V4: tuple[str, ...] = V4_STATEMENTS
 
+#: Version 5: an info text split into an interned template and its last number (``info_numbers``):
+#: the number in ``step_rows.info_json``, the template's ref in ``extra_json`` (``step_layout``); only
+#: the view ``steps`` is made again to join them. Every row stays as it was.
+_V5: tuple[str, ...] = ("DROP VIEW steps", view_sql(5))
+
 #: The statements of each version besides the declared tables' added columns.
-_STATEMENTS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_STATEMENTS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def _added(version: int) -> tuple[str, ...]:

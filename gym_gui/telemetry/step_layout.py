@@ -10,6 +10,10 @@ no other index) and gives raw SQL the version 3 columns through the VIEW ``steps
   (formatting the integer back gives the same text), else the text itself;
 - ``step_rows.info_json`` / ``render_payload_json`` hold the JSON text, or an INTEGER ``ref`` into
   ``step_values`` (one row per distinct text of a stream, written once);
+- (version 5) a step whose info text was split into a template and its last number
+  (``info_numbers``) holds that number in ``info_json`` (an INTEGER or REAL) and the template's
+  ``ref`` in ``extra_json``, as its decimal digits (``SPLIT_SQL``; the extras are otherwise always a
+  JSON object text, ``{...}``, or NULL): the info text is the template, the number's text and ``}``;
 - ``episode_spans`` holds the lowest and highest seq_id of each episode of a stream, so one
   episode's steps are a range of the primary key.
 
@@ -22,10 +26,12 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta, timezone
 
+from gym_gui.telemetry.info_numbers import number_text_sql
 from gym_gui.telemetry.tables import EPISODE_ID_SQL, STEPS, WORKER_ID_SQL, Column, Table
 
 __all__ = [
     "CANONICAL_TS_SQL",
+    "SPLIT_SQL",
     "EPISODE_STEPS_SQL",
     "PHYSICAL",
     "STEP_ROWS_TABLE",
@@ -145,15 +151,29 @@ def ts_text_sql(stored: str, base: str) -> str:
     return f"CASE WHEN typeof({stored}) = 'integer' THEN {_format_sql(f'{base} + {stored}')} ELSE {stored} END"
 
 
-def _interned_sql(column: str) -> str:
-    return (f"CASE WHEN typeof(s.{column}) = 'integer' THEN (SELECT v.json FROM step_values v "
-            f"WHERE v.stream = s.stream AND v.ref = s.{column}) ELSE s.{column} END")
+#: SQL (version 5): the step row's info is split, ``s.info_json`` its number and ``s.extra_json`` its
+#: template's ref as digits (the extras of a row are a JSON object text or NULL).
+SPLIT_SQL = "s.extra_json GLOB '[0-9]*'"
 
 
-#: The SQL of each v3 ``steps`` column over ``step_rows s JOIN stream_keys k``.
+def _interned_sql(column: str, version: int = 5) -> str:
+    value = f"(SELECT v.json FROM step_values v WHERE v.stream = s.stream AND v.ref = s.{column})"
+    if column == "info_json" and version >= 5:  # a template and its number (info_numbers.join_info)
+        template = "(SELECT v.json FROM step_values v WHERE v.stream = s.stream AND v.ref = CAST(s.extra_json AS INTEGER))"
+        return (f"CASE WHEN {SPLIT_SQL} THEN {template} || {number_text_sql('s.info_json')} || '}}' "
+                f"WHEN typeof(s.{column}) = 'integer' THEN {value} ELSE s.{column} END")
+    return f"CASE WHEN typeof(s.{column}) = 'integer' THEN {value} ELSE s.{column} END"
+
+
+def _extra_sql(version: int = 5) -> str:
+    return f"CASE WHEN {SPLIT_SQL} THEN NULL ELSE s.extra_json END" if version >= 5 else "s.extra_json"
+
+
+#: The SQL of each v3 ``steps`` column over ``step_rows s JOIN stream_keys k`` (this build's version).
 PHYSICAL: dict[str, str] = {"run_id": "k.run_id", "agent_id": "k.agent_id", "ts_iso": ts_text_sql("s.ts_us", "k.ts_base_us")}
 for _name in INTERNED:
     PHYSICAL[_name] = _interned_sql(_name)
+PHYSICAL["extra_json"] = _extra_sql()
 for _col in STEPS.columns:
     if _col.written and _col.name not in PHYSICAL:
         PHYSICAL[_col.name] = f"s.{_col.name}"
@@ -174,6 +194,10 @@ def view_sql(version: int) -> str:
             parts.append(f"{EPISODE_ID_SQL} AS episode_id")
         elif col.name == "worker_id":
             parts.append(f"{WORKER_ID_SQL} AS worker_id")
+        elif col.name in INTERNED:
+            parts.append(f"{_interned_sql(col.name, version)} AS {col.name}")
+        elif col.name == "extra_json":
+            parts.append(f"{_extra_sql(version)} AS {col.name}")
         else:
             parts.append(f"{PHYSICAL[col.name]} AS {col.name}")
     return ("CREATE VIEW steps AS SELECT " + ", ".join(parts)

@@ -16,6 +16,12 @@ are read-only, and no two reads share a mutable value (a record changed against 
 changes no later read). Rows with extras go through ``decode_step`` itself; with declared generic
 columns (``tables``) every row does.
 
+An info stored as its last number and a template (schema version 5: the number in ``info_json``,
+the template's ref as digits in ``extra_json``, ``step_layout.SPLIT_SQL``) reads as the text
+``info_numbers.join_info`` gives (the text the writer was handed), with no extras; the records get
+the template's decoded object (kept between reads, like a text) with the number put in, a fresh
+dict per record.
+
 Call them inside one read transaction (both queries see one snapshot). Any thread, on its own
 connection.
 """
@@ -29,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 import orjson
 
+from gym_gui.telemetry.info_numbers import join_info
 from gym_gui.telemetry.json_text import may_hold_big_int
 from gym_gui.telemetry.sqlite_records import StepRecord
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, STEP_READ_COLUMNS, decode_step, read_json
@@ -47,7 +54,7 @@ __all__ = [
 
 _V3 = tuple(n.strip() for n in STEP_READ_COLUMNS.split(","))
 _AT = {name: i for i, name in enumerate(_V3)}
-_INFO, _RENDER, _TS = _AT["info_json"], _AT["render_payload_json"], _AT["ts_iso"]
+_INFO, _RENDER, _TS, _EXTRA = _AT["info_json"], _AT["render_payload_json"], _AT["ts_iso"], _AT["extra_json"]
 #: The raw columns ``read_steps`` expects: ``STEP_READ_COLUMNS`` with ``ts_iso`` as ``s.ts_us``,
 #: then ``s.stream`` and ``k.ts_base_us``.
 RAW_COLUMNS = ", ".join(
@@ -82,8 +89,10 @@ def _fetch(conn: sqlite3.Connection, sql: str,
     raw = conn.execute(sql, params).fetchall()
     wanted: dict[int, set[int]] = {}
     for row in raw:
-        info, render = row[_INFO], row[_RENDER]
-        if type(info) is int:
+        info, render, extra = row[_INFO], row[_RENDER], row[_EXTRA]
+        if extra is not None and "0" <= extra[:1] <= "9":  # a split info: its template's ref
+            wanted.setdefault(row[_WIDTH], set()).add(int(extra))
+        elif type(info) is int:
             wanted.setdefault(row[_WIDTH], set()).add(info)
         if type(render) is int:
             wanted.setdefault(row[_WIDTH], set()).add(render)
@@ -115,14 +124,18 @@ def read_steps(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | Mappi
 
 
 def _v3_row(row: tuple[Any, ...], values: dict[tuple[int, int], str], clock: _TimeText) -> tuple[Any, ...]:
-    info, render, ts = row[_INFO], row[_RENDER], row[_TS]
+    info, render, ts, extra = row[_INFO], row[_RENDER], row[_TS], row[_EXTRA]
     if type(ts) is int:
         ts = clock.text(row[_WIDTH + 1] + ts)
-    if type(info) is int:
+    if extra is not None and "0" <= extra[:1] <= "9":  # a split info (module doc)
+        template = values.get((row[_WIDTH], int(extra)))
+        info = None if template is None else join_info(template, info)
+        extra = None
+    elif type(info) is int:
         info = values.get((row[_WIDTH], info))
     if type(render) is int:
         render = values.get((row[_WIDTH], render))
-    return (*row[:_TS], ts, *row[_TS + 1:_INFO], info, render, *row[_RENDER + 1:_WIDTH])
+    return (*row[:_TS], ts, *row[_TS + 1:_INFO], info, render, extra, *row[_EXTRA + 1:_WIDTH])
 
 
 def _fresh(value: Any) -> Any:
@@ -193,7 +206,7 @@ def _made(text: str) -> tuple[Any, Callable[[], Any] | None]:
 #: a GIL release).
 RECORD_COLUMNS = ("s.seq_id, s.ts_us, s.episode_index, s.step_index, s.reward, s.terminated, s.truncated, "
                   "s.action_json, s.observation_json, s.info_json, s.render_payload_json, s.extra_json")
-_R_INFO, _R_RENDER = 9, 10
+_R_INFO, _R_RENDER, _R_EXTRA = 9, 10, 11
 #: One episode's rows of a stream (``:stream``, ``:ep``): its span, then a range of the primary key.
 EPISODE_RECORDS_SQL = (
     f"SELECT {RECORD_COLUMNS} FROM episode_spans p JOIN step_rows s ON s.stream = p.stream "
@@ -203,6 +216,38 @@ EPISODE_RECORDS_SQL = (
 RECORDS_AFTER_SQL = (f"SELECT {RECORD_COLUMNS} FROM step_rows s WHERE s.stream = :stream AND s.seq_id > :after "
                      "ORDER BY s.seq_id LIMIT :limit")
 _STREAM_SQL = "SELECT stream, ts_base_us FROM stream_keys WHERE run_id = ? AND agent_id = ?"
+
+
+#: Templates (``info_numbers``) decoded: text -> (the object with the number's key set to 0, that
+#: key), or None when a record needs the whole text decoded (a value that is not immutable). Bounded.
+_TEMPLATES: dict[str, tuple[dict[str, Any], str] | None] = {}
+
+
+def _template(text: str) -> tuple[dict[str, Any], str] | None:
+    found = _TEMPLATES.get(text, _ABSENT)
+    if found is _ABSENT:
+        zero, one = read_json(text + "0}"), read_json(text + "1}")
+        keys = [k for k in zero if zero[k] != one[k]]
+        found = None
+        if len(keys) == 1 and _SHARED_TYPES.issuperset(map(type, zero.values())):
+            found = (zero, keys[0])
+        if len(text) <= _MAX_MAKER_CHARS:
+            if len(_TEMPLATES) >= _MAX_MAKERS:
+                _TEMPLATES.clear()
+            _TEMPLATES[text] = found
+    return found  # type: ignore[return-value]
+
+
+def _split_value(template: str, number: Any) -> Any:
+    """The decoded info of ``template`` and ``number``: equal to ``read_json(join_info(...))``."""
+    found = _TEMPLATES.get(template, _ABSENT)
+    if found is _ABSENT:
+        found = _template(template)
+    if found is None:
+        return _handed(join_info(template, number))
+    value = found[0].copy()
+    value[found[1]] = number
+    return value
 
 
 def _handed(text: str) -> Any:
@@ -216,12 +261,19 @@ def _interned(conn: sqlite3.Connection, stream: int,
               raw: list[tuple[Any, ...]]) -> tuple[dict[tuple[int, int], str], dict[int, Any]]:
     """The interned texts of ``stream`` that ``raw`` refers to, and their values as this read
     hands them out (``_handed``) by reference; a reference missing from ``step_values`` is in neither."""
-    refs = {row[_R_INFO] for row in raw} | {row[_R_RENDER] for row in raw}
-    wanted = {ref for ref in refs if type(ref) is int}
+    whole = {row[_R_RENDER] for row in raw}
+    templates = set()
+    for row in raw:
+        extra = row[_R_EXTRA]
+        if extra is not None and "0" <= extra[:1] <= "9":  # a split info: its template
+            templates.add(int(extra))
+        else:
+            whole.add(row[_R_INFO])
+    wanted = {ref for ref in whole | templates if type(ref) is int}
     if not wanted:
         return {}, {}
     values = _values(conn, {stream: wanted})
-    return values, {ref: _handed(text) for (_, ref), text in values.items()}
+    return values, {ref: _handed(text) for (_, ref), text in values.items() if ref in whole}
 
 
 _ABSENT: Any = object()
@@ -298,6 +350,9 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
                 lo, hi, head = whole_us - base_us, whole_us - base_us + 1_000_000, format_ts_us(whole_us)[:20]
             micros = ts - lo
             ts = f"{head}{digits[micros // 1000]}{digits[micros % 1000]}+00:00"
+        number = _ABSENT
+        if extra is not None and "0" <= extra[:1] <= "9":  # a split info (module doc): no extras
+            number, template, extra = info, values.get((stream, int(extra))), None
         if extra is not None:  # the extras may hold any key: decode_step's own merge
             if type(info) is int:
                 info = values.get((stream, info))
@@ -322,7 +377,9 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
                 o = texts[observation] = _handed(observation)
         else:
             o = _ABSENT
-        if info is None:
+        if number is not _ABSENT:
+            i = _ABSENT if template is None else _split_value(template, number)
+        elif info is None:
             i = _ABSENT
         elif type(info) is int:
             i = refs.get(info, _ABSENT)  # (a reference missing from step_values: no info, as read_steps reads it)

@@ -11,6 +11,11 @@ The writer:
 - replaces ``info_json`` / ``render_payload_json`` texts by a reference into ``step_values``: every
   new text of a stream until the stream holds ``MAX_VALUES_PER_STREAM`` values (after that new
   texts stay inline), texts longer than ``MAX_INTERNED_CHARS`` always inline;
+- (version 5) splits an info text that is not interned and ends in a number (``info_numbers``), in
+  a row without extras, into its template, interned, and the number: ``info_json`` holds the number,
+  ``extra_json`` the template's ref as digits (``step_layout.SPLIT_SQL``); once the stream has
+  interned ``SPLIT_AFTER_TEXTS`` such texts whole (or has the template already): a constant info
+  stays one interned text, an info whose numbers change every step costs a number and a short ref;
 - stores a canonical ``ts_iso`` as integer microseconds minus the stream's ``ts_base_us``;
 - upserts ``episode_spans`` with the batch's lowest and highest seq_id of each episode.
 
@@ -28,6 +33,7 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 from gym_gui.telemetry.events import TelemetryEvent
+from gym_gui.telemetry.info_numbers import split_info
 from gym_gui.telemetry.sqlite_batch import MultiRowInsert
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, encode_step
 from gym_gui.telemetry.step_layout import (
@@ -37,18 +43,19 @@ from gym_gui.telemetry.step_layout import (
     parse_ts_us,
 )
 
-__all__ = ["STEP_ROW_INSERT", "StepRowWriter", "forget", "register", "unregister", "writer_for"]
+__all__ = ["SPLIT_AFTER_TEXTS", "STEP_ROW_INSERT", "StepRowWriter", "forget", "register", "unregister", "writer_for"]
 
 #: Multi-row ``INSERT OR IGNORE`` into ``step_rows`` (``extra_json`` nearly always NULL).
 STEP_ROW_INSERT = MultiRowInsert(STEP_ROWS_TABLE, "extra_json")
 _WIDTH = len(STEP_ROW_INSERT.names)  # physical columns; a v3 row has one more (run_id, agent_id -> stream)
-#: The physical columns of a row without its ``extra_json`` (``insert`` builds rows of these, the rare
-#: extras apart): the version 4 columns in this order, or ``insert`` takes its general path.
-_NARROW = 12
+#: The physical columns ``insert`` builds rows of (``extra_json`` dropped when no row of the batch has
+#: one): these, in this order, or ``insert`` takes its general path (a declared generic column).
 _FUSED_NAMES = ("stream", "seq_id", "episode_index", "step_index", "action_json", "observation_json", "reward",
                 "terminated", "truncated", "info_json", "render_payload_json", "extra_json", "ts_us")
-if STEP_ROW_INSERT.names[:len(_FUSED_NAMES)] != _FUSED_NAMES:  # pragma: no cover - a reordered declaration
-    _NARROW = -2
+_FUSED = STEP_ROW_INSERT.names == _FUSED_NAMES
+_EXTRA_AT = _FUSED_NAMES.index("extra_json")
+#: Texts that ``split_info`` could split a stream interns whole before it splits new ones.
+SPLIT_AFTER_TEXTS = 16
 #: What ``sqlite_rows.encode_step`` keeps in ``extra_json`` for a reward of -0.0 (its column holds 0.0).
 _NEG_ZERO_REWARD = '{"reward":-0.0}'
 _copysign = math.copysign
@@ -61,7 +68,7 @@ _MAX_CACHED_STREAMS = 64
 
 
 class _Stream:
-    __slots__ = ("stream", "base_us", "values", "next_ref", "last")
+    __slots__ = ("stream", "base_us", "values", "next_ref", "last", "split_texts")
 
     def __init__(self, stream: int, base_us: int) -> None:
         self.stream = stream
@@ -69,6 +76,7 @@ class _Stream:
         self.values: dict[str, int] | None = None  # loaded on first use
         self.next_ref = 0
         self.last: tuple[int, str] | None = None  # the newest interned (ref, text)
+        self.split_texts = 0  # interned whole texts that split_info splits
 
 
 class StepRowWriter:
@@ -122,10 +130,14 @@ class StepRowWriter:
     def _load(conn: sqlite3.Connection, state: _Stream) -> dict[str, int]:
         values: dict[str, int] = {}
         state.last = None
+        split = 0
         for ref, text in conn.execute("SELECT ref, json FROM step_values WHERE stream = ? ORDER BY ref",
                                       (state.stream,)):
             values[text] = ref
             state.last = (ref, text)
+            if text[-1:] == "}" and split_info(text) is not None:
+                split += 1
+        state.split_texts = split
         state.values = values
         state.next_ref = 0 if state.last is None else state.last[0] + 1
         return values
@@ -142,10 +154,10 @@ class StepRowWriter:
         if not rows:
             return 0
         self._check(conn)
-        if _WIDTH != _NARROW + 1:  # declared generic columns: the general path
+        if not _FUSED:  # declared generic columns: the general path
             return self._insert_wide(conn, rows)
         flat: list[Any] = []
-        extras: dict[int, Any] = {}
+        any_extra = False
         new_values: list[tuple[int, int, str]] = []
         spans: dict[tuple[int, int], list[int]] = {}
         run_id: Any = None
@@ -162,6 +174,7 @@ class StepRowWriter:
         event_type = TelemetryEvent
         neg_zero = _NEG_ZERO_REWARD
         interned = _interned
+        stored_info = _stored_info
         max_values, max_chars = MAX_VALUES_PER_STREAM, MAX_INTERNED_CHARS
         copysign = _copysign
         for n, row in enumerate(rows):
@@ -176,13 +189,9 @@ class StepRowWriter:
                 trunc = 1 if trunc else 0
                 if render is None:
                     render = "null"
-                if reward == 0.0 and type(reward) is float and copysign(1.0, reward) < 0.0:
-                    extras[n] = neg_zero
+                extra = neg_zero if reward == 0.0 and type(reward) is float and copysign(1.0, reward) < 0.0 else None
             else:
-                run, agent, seq, ep, si, action, observation, reward, term, trunc, info, render = row[:12]
-                if row[12] is not None:
-                    extras[n] = row[12]
-                ts = row[13]
+                run, agent, seq, ep, si, action, observation, reward, term, trunc, info, render, extra, ts = row[:14]
             if run != run_id or agent != agent_id or state is None:
                 run_id, agent_id = run, agent
                 state = checked.get((run_id, agent_id))
@@ -194,8 +203,12 @@ class StepRowWriter:
                 ref = values.get(info)
                 if ref is not None:
                     info = ref
-                elif state.next_ref < max_values and type(info) is str and len(info) <= max_chars:
-                    info = interned(info, values, state, new_values)
+                elif extra is None:
+                    info, extra = stored_info(info, values, state, new_values, True)
+                else:
+                    info = stored_info(info, values, state, new_values, False)[0]
+            if extra is not None:
+                any_extra = True
             if render is not None:
                 ref = values.get(render)
                 if ref is not None:
@@ -221,17 +234,20 @@ class StepRowWriter:
                     span = spans.get((stream, ep))
                     if span is None:
                         span = spans[(stream, ep)] = [seq, seq]
-                        flat += (stream, seq, ep, si, action, observation, reward, term, trunc, info, render, ts)
+                        flat += (stream, seq, ep, si, action, observation, reward, term, trunc, info, render, extra,
+                                 ts)
                         continue
                 if type(seq) is int:
                     if seq < span[0]:
                         span[0] = seq
                     elif seq > span[1]:
                         span[1] = seq
-            flat += (stream, seq, ep, si, action, observation, reward, term, trunc, info, render, ts)
+            flat += (stream, seq, ep, si, action, observation, reward, term, trunc, info, render, extra, ts)
         if new_values:
             conn.executemany("INSERT INTO step_values (stream, ref, json) VALUES (?,?,?)", new_values)
-        inserted = STEP_ROW_INSERT.insert_narrow(conn, flat, extras)
+        if not any_extra:  # (no bound NULLs: the statements write a NULL literal)
+            del flat[_EXTRA_AT::_WIDTH]
+        inserted = STEP_ROW_INSERT.insert_narrow(conn, flat, {}, full=any_extra)
         if spans:
             conn.executemany(_UPSERT_SPAN, [(s, e, lo, hi) for (s, e), (lo, hi) in spans.items()])
         return inserted
@@ -258,9 +274,11 @@ class StepRowWriter:
                     state = checked[(run_id, agent_id)] = self._stream(conn, run_id, agent_id, row[13])
                 stream, base = state.stream, state.base_us
                 values = state.values if state.values is not None else self._load(conn, state)
-            info, render = row[10], row[11]
+            info, render, extra = row[10], row[11], row[12]
             if info is not None:
-                info = _interned(info, values, state, new_values)
+                info, split = _stored_info(info, values, state, new_values, extra is None)
+                if split is not None:
+                    extra = split
             if render is not None:
                 render = _interned(render, values, state, new_values)
             ts = row[13]
@@ -275,7 +293,7 @@ class StepRowWriter:
                         span[0] = seq
                     elif seq > span[1]:
                         span[1] = seq
-            physical = (stream, seq, ep, row[4], row[5], row[6], row[7], row[8], row[9], info, render, row[12],
+            physical = (stream, seq, ep, row[4], row[5], row[6], row[7], row[8], row[9], info, render, extra,
                         ts if us is None else us - base, *row[14:])
             out.append(physical + (None,) * (_WIDTH - len(physical)) if len(physical) < _WIDTH else physical)
         if new_values:
@@ -284,6 +302,30 @@ class StepRowWriter:
         if spans:
             conn.executemany(_UPSERT_SPAN, [(s, e, lo, hi) for (s, e), (lo, hi) in spans.items()])
         return inserted
+
+
+def _stored_info(text: Any, values: dict[str, int], state: _Stream, new_values: list[tuple[int, int, str]],
+                 may_split: bool) -> tuple[Any, str | None]:
+    """``(info_json, extra_json)`` of a step's info text (module doc): the reference of the whole text
+    and None, else (``may_split``: the row has no extras) its number and its template's reference as
+    digits (``split_info``), else the text inline and None. Writing thread."""
+    ref = values.get(text)
+    if ref is not None:
+        return ref, None
+    if type(text) is not str or len(text) > MAX_INTERNED_CHARS:
+        return text, None
+    split = split_info(text) if may_split else None
+    if split is not None:
+        template, number = split
+        ref = values.get(template)
+        if ref is not None:
+            return number, int.__repr__(ref)
+        if state.split_texts >= SPLIT_AFTER_TEXTS:
+            stored = _interned(template, values, state, new_values)
+            return (text, None) if stored is template else (number, int.__repr__(stored))
+        if state.next_ref < MAX_VALUES_PER_STREAM:
+            state.split_texts += 1
+    return _interned(text, values, state, new_values), None
 
 
 def _interned(text: Any, values: dict[str, int], state: _Stream, new_values: list[tuple[int, int, str]]) -> Any:

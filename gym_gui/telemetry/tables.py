@@ -265,7 +265,7 @@ RUNS = Table("runs", [
 ], "")
 
 #: The newest schema version files exist in; a column added later gets the next version.
-RELEASED_VERSION = 4
+RELEASED_VERSION = 5
 _lock = threading.Lock()
 _sealed = False
 

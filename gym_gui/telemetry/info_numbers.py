@@ -1,0 +1,89 @@
+"""An info text as an interned template and its last number (schema version 5; Qt-free, pure).
+
+A worker's ``info`` is usually a flat object of learner numbers whose values change every step
+(``{"epsilon":0.95,"loss":0.0001999600079984003}``): its text never repeats, so interning whole
+texts (``step_layout.MAX_VALUES_PER_STREAM``) stops helping after 4,096 steps. ``split_info`` cuts
+such a text into a *template*, the text up to and including the colon before its last value
+(``{"epsilon":0.95,"loss":``, never a JSON text itself: it ends with ``:``), interned like any
+text, and the last value as a number the step row stores in its untyped ``info_json`` column (an
+SQLite INTEGER or REAL: 0-8 bytes instead of the digits), the template's ref going to the row's
+``extra_json`` as digits (``step_layout.SPLIT_SQL``). ``join_info`` gives the same text back.
+
+The rule is exact by construction: a text is split only when formatting its last value back
+(``number_text``: ``int.__repr__`` for an integer, orjson for a float, what ``json_text.encode_json``
+writes) gives the very characters it had, so ``join_info(*split_info(t)) == t`` and decoding either
+text gives equal values. Refused (the text stays whole): a last value that is not a number (a
+string, bool, null, object, array), an integer beyond 64 bits, ``-0`` or leading zeros, a float
+written another way (the stdlib's ``1e-05``, ``NaN``/``Infinity``), ``-0.0`` (SQLite's ``printf`` loses
+its sign, so the view could not give it), and floats of magnitude ``MAX_FLOAT`` or more (SQLite
+3.40's ``printf('%!.17g')`` misformats some numbers above 2**300; see docs/schema.md "Version 5").
+
+Any thread.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import orjson
+
+__all__ = ["MAX_FLOAT", "Number", "join_info", "number_text", "number_text_sql", "split_info"]
+
+Number = Union[int, float]
+#: Floats of at least this magnitude stay in the whole text.
+MAX_FLOAT = 1e18
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+_MAX_NUMBER_CHARS = 32
+_dumps = orjson.dumps
+_copysign = math.copysign
+
+
+def number_text(number: Number) -> str:
+    """The JSON text our encoder writes for a number ``split_info`` accepted. Pure."""
+    if type(number) is int:
+        return int.__repr__(number)
+    return _dumps(number).decode()
+
+
+def split_info(text: object) -> tuple[str, Number] | None:
+    """``(template, number)`` of a JSON object text whose last value is a number that
+    ``number_text`` writes back as it is, else None (module doc). ``text`` must be valid JSON (the
+    store's texts are its encoder's). Pure."""
+    if type(text) is not str or len(text) < 6 or text[-1] != "}" or text[0] != "{":
+        return None
+    colon = text.rfind(":")
+    if colon < 3 or text[colon - 1] != '"':
+        return None
+    num = text[colon + 1:-1]
+    if not num or len(num) > _MAX_NUMBER_CHARS or not (num[0].isdigit() or num[0] == "-"):
+        return None
+    number: Number
+    if "." in num or "e" in num or "E" in num:
+        try:
+            number = float(num)
+        except ValueError:  # (a nested value that ends in a digit, e.g. ``2}``)
+            return None
+        if not -MAX_FLOAT < number < MAX_FLOAT or (number == 0.0 and _copysign(1.0, number) < 0.0):
+            return None
+        if _dumps(number).decode() != num:
+            return None
+    else:
+        try:
+            number = int(num)
+        except ValueError:
+            return None
+        if not _INT_MIN <= number <= _INT_MAX or int.__repr__(number) != num:
+            return None
+    return text[:colon + 1], number
+
+
+def join_info(template: str, number: Number) -> str:
+    """The info text of a template and its number (``split_info``'s inverse). Pure."""
+    return f"{template}{number_text(number)}}}"
+
+
+def number_text_sql(column: str) -> str:
+    """SQL: a JSON number text of ``column`` (an INTEGER as its digits, a REAL with 17 significant
+    digits: the same float64 when parsed, for the floats ``split_info`` accepts)."""
+    return f"CASE typeof({column}) WHEN 'integer' THEN CAST({column} AS TEXT) ELSE printf('%!.17g', {column}) END"
