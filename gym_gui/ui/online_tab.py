@@ -28,6 +28,7 @@ from gym_gui.ui import palette
 from gym_gui.ui.episode_table_model import EpisodeTableModel
 from gym_gui.ui.online_header import HEADER_FIELDS, OnlineHeader, summary_text
 from gym_gui.ui.plots.curve_panel import CurvePanel
+from gym_gui.ui.plots.gui_turns import gui_turns
 from gym_gui.ui.rate_meter import RateMeter
 from gym_gui.ui.render_view import RenderView
 from gym_gui.ui.titled import titled
@@ -140,8 +141,8 @@ class AgentOnlineTab(QWidget):
     built when the tab is first drawn and redrawn at most every ``chart_refresh_interval_ms``
     (0: at every batch; with an interval, the charts' repaint comes at the event loop's turn after
     the refresh, not in the same one); a tab behind another only counts: it holds the episodes and steps it gets
-    and folds them into its curves and tables at most every ``hidden_fold_interval_ms`` (and at
-    once when shown, or when its run ends), and draws when shown; hidden tables (the button) hold
+    and folds them into its curves and tables at most every ``hidden_fold_interval_ms``, in an
+    event-loop turn of its own after the batch's (and at once when shown, or when its run ends), and draws when shown; hidden tables (the button) hold
     their rows the same way until shown. GUI thread only.
     """
 
@@ -346,6 +347,7 @@ class AgentOnlineTab(QWidget):
         self._chart_timer.stop()
         self._text_timer.stop()
         self._paint_timer.stop()
+        gui_turns().cancel(self)
         self._enable_chart_updates()
         if self._curve_panel is not None:
             self._curve_panel.stop(0)  # cancel its plot jobs; its worker thread ends on its own
@@ -406,7 +408,9 @@ class AgentOnlineTab(QWidget):
             else:
                 self._held_episodes += episodes
         if not tables and self._clock() - self._folded_at >= self._fold_interval_s:
-            self._fold_held()
+            # In a turn of its own, not in the pump's tick that brought the batch (one tab's fold of a
+            # second is 2-10 ms; eight tabs' in one tick held it for all of them), one tab per turn.
+            gui_turns().request(self, "fold", self._fold_held)
         latest = batch.latest_step
         if latest is not None:
             self._show_latest(latest)

@@ -416,7 +416,9 @@ def test_a_tab_behind_another_only_counts_and_folds_its_rows_in_one_go(qtbot: An
         part = tuple(steps[first:last])
         back.on_batch(LiveBatch("run1", "agent1", steps=part, episodes=(episodes[episode],), latest_step=part[-1]))
 
-    send(0, 3, 0)  # the first batch folds at once
+    send(0, 3, 0)  # the first batch folds, at the event loop's next turn
+    assert back.held() == 3 + 1
+    qtbot.waitUntil(lambda: back.held() == 0, timeout=5000)
     assert back.step_model.rowCount() == 3 and back.episode_model.rowCount() == 1 and back.held() == 0
     now[0] += 0.5
     send(3, 17, 1)  # within the interval: counted, held (beyond twice the table's bound: trimmed, counted)
@@ -424,7 +426,8 @@ def test_a_tab_behind_another_only_counts_and_folds_its_rows_in_one_go(qtbot: An
     assert back.step_model.rowCount() == 3 and back.episode_model.rowCount() == 1 and back.curves.episode_count == 1
     assert back.held() == 14 + 1
     now[0] += 0.6
-    send(17, 20, 2)  # the interval is over: everything held goes in, in order
+    send(17, 20, 2)  # the interval is over: everything held goes in, in order (at the next turn)
+    qtbot.waitUntil(lambda: back.held() == 0, timeout=5000)
     assert back.held() == 0 and back.step_model.appended_total == 20 and back.step_model.rowCount() == 5
     assert [back.step_model.step_at(r).seq_id for r in range(5)] == [e.seq_id for e in steps[15:20]]
     assert [back.episode_model.row_at(r).episode_index for r in range(3)] == [0, 1, 2] and back.curves.episode_count == 3
@@ -474,6 +477,7 @@ def test_hidden_tables_hold_their_rows_until_shown(qtbot: Any, factory: type[Eve
     tab.set_tables_visible(False)
     steps = [f.step(0, i) for i in range(6)]
     tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[:2]), latest_step=steps[1]))  # the first folds
+    qtbot.waitUntil(lambda: tab.held() == 0, timeout=5000)  # (at the next turn)
     now[0] += 0.2
     tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[2:4]), episodes=(f.episode(0, 4),),
                            latest_step=steps[3]))
