@@ -7,10 +7,11 @@ calling thread's read connection: a StoreReader thread in the app). None of them
 - ``load_curves``: one stream's episodes as a ``CurveData``, the same values the live path gives
   (``point_from_payload`` of each stored episode), by pieces of ``FETCH_ROWS`` episodes, each read
   as one row of aggregates (SQLite concatenates the columns; Python objects per value are what
-  costs): numbers converted by numpy, wall times parsed by numpy (``live.iso_epochs``), metadata
-  decoded by orjson in the reader thread (by the stdlib decoder what orjson would read otherwise:
-  NaN, Infinity, integers beyond 64 bits). Rows whose extras override a column are read again one
-  by one through ``decode_episode``.
+  costs): numbers converted by numpy, success by SQL (the rule of ``episode_success``, less the
+  workers' own booleans, which Python looks at), wall times parsed by numpy (``live.iso_epochs``),
+  metadata decoded by orjson in the reader thread as one JSON array (by the stdlib decoder, text by
+  text, what orjson refuses: NaN, Infinity, lone surrogates). Rows whose extras override a column
+  are read again one by one through ``decode_episode``.
 - ``partial_episodes``: the steps stored after the last EPISODE_FINALIZED of each stream of a run
   form a partial episode (a worker that crashed, a run still going, a GUI killed mid-run): one
   ``EpisodeRecord`` each, with ``outcome == PARTIAL_OUTCOME`` and ``payload["partial"] is True``,
@@ -102,9 +103,11 @@ _SUCCESS_CODE_SQL = (
     "WHEN truncated THEN '0' ELSE '2' END END END"
 )
 #: A piece's columns in one row of aggregates, so that SQLite's loop, not a Python object per value,
-#: carries them: integers as comma lists (``null`` for NULL), texts joined by the unit separator
-#: (U+001F: JSON text escapes it; a text holding one makes the count wrong and the piece is read
-#: row by row), success as the codes of ``_SUCCESS_CODE_SQL``. Returns that are all whole numbers
+#: carries them: integers as comma lists (``null`` for NULL), the metadata texts as the items of
+#: one JSON array (one orjson call reads them; one value per text or the piece's texts are read
+#: apart), the times joined by the unit separator (U+001F: JSON text escapes it; a time holding one
+#: makes the count wrong and the piece is read row by row), success as the characters of
+#: ``_SUCCESS_CODE_SQL``. Returns that are all whole numbers
 #: come as integers too (exact); others row by row (``_RETURNS_SQL``): SQLite's REAL to text is
 #: not exact.
 _SEP = "\x1f"
@@ -112,10 +115,11 @@ _AGGREGATES_SQL = (
     "SELECT count(*), count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
     "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), "
     "group_concat(episode_index), group_concat(coalesce(length, 'null')), "
-    f"group_concat({_SUCCESS_CODE_SQL}, ''), group_concat(coalesce(metadata_json, 'null'), '{_SEP}'), "
+    f"group_concat({_SUCCESS_CODE_SQL}, ''), group_concat(coalesce(metadata_json, 'null')), "
     f"group_concat(ts_iso, '{_SEP}') {_PIECE_WHERE}"
 )
 _RETURNS_SQL = f"SELECT total_reward {_PIECE_WHERE} ORDER BY episode_index"
+_METADATA_SQL = f"SELECT coalesce(metadata_json, 'null') {_PIECE_WHERE} ORDER BY episode_index"
 _EXTRAS_SQL = f"SELECT episode_index, extra_json {_PIECE_WHERE} AND extra_json IS NOT NULL ORDER BY episode_index"
 #: The same columns row by row, for a piece whose aggregates do not split into its rows.
 _ROWS_SQL = (
@@ -153,21 +157,22 @@ def _decode(text: str) -> Any:
         return None
 
 
-def _decode_all(joined: str, count: int, texts: Callable[[], Sequence[str]]) -> tuple[list[Any], bool]:
-    """The ``count`` texts joined by the unit separator in ``joined`` (``texts()``: the texts
-    themselves), decoded (``_decode``), and whether that was one orjson call: all as one array,
-    unless ``joined`` may hold an integer orjson would round, or orjson refuses a text (NaN,
-    Infinity, ...), or the array does not have one value per text (a text that is not one JSON
-    value, which the store never writes): then one text at a time."""
-    if not may_hold_big_int(joined.encode()):
-        try:
-            values = _orjson_loads(f"[{joined.replace(_SEP, ',')}]")
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if type(values) is list and len(values) == count:
-                return values, True
-    return [_decode(text) for text in texts()], False
+def _decode_all(items: str, count: int, texts: Callable[[], Sequence[str]]) -> list[Any]:
+    """The ``count`` metadata texts that ``items`` holds joined by commas (``texts()``: the texts
+    themselves), decoded (``_decode``): all as one array by one orjson call,
+    unless orjson refuses a text (NaN, Infinity, a lone surrogate, ...) or the array does not have
+    one value per text (a text that is not one JSON value, which the store never writes: every text
+    gives at least one): then one text at a time. An integer beyond 64 bits comes as orjson's
+    float, the correctly rounded one, which is what ``num`` makes of the integer: a curve reads
+    only top-level numbers (and booleans), so the values it takes are the same."""
+    try:
+        values = _orjson_loads(f"[{items}]")
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(values) is list and len(values) == count:
+            return values
+    return [_decode(text) for text in texts()]
 
 
 def _worker_success(mapping: Mapping[str, Any]) -> float | None:
@@ -223,11 +228,11 @@ def _column_success(outcomes: Sequence[Any], terminated: Sequence[Any], truncate
 
 
 def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any], success: np.ndarray,
-           joined: str, meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]],
+           items: str, meta_texts: Callable[[], Sequence[str]], extras: Sequence[tuple[int, str]],
            wall_s: np.ndarray) -> _Piece:
     """The curve columns of one piece's values (one entry per row, ``extras`` only for the rows
-    that have some, ``success`` by the typed columns, ``joined`` the metadata texts joined by the
-    unit separator and ``meta_texts()`` those texts; ``index`` as int64): numbers by numpy, the
+    that have some, ``success`` by the typed columns, ``items`` the metadata texts joined by
+    commas and ``meta_texts()`` those texts; ``index`` as int64): numbers by numpy, the
     metadata by orjson."""
     n = len(index)
     table = np.empty((n, 5))
@@ -237,14 +242,10 @@ def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any]
     table[:, 1:3][~np.isfinite(table[:, 1:3])] = _NAN  # (num: an infinite return is no number)
     table[:, 3] = success
     table[:, 4] = wall_s
-    values, whole = _decode_all(joined, n, meta_texts)
-    if whole and joined.startswith("{") and joined.count(_SEP + "{") == n - 1:
-        dicts = values  # (a text that begins with "{" and is one JSON value is an object)
-    elif _DICT_ONLY.issuperset(map(type, values)):
-        dicts = values
-    else:
-        dicts = [m if type(m) is dict else _NO_DICT for m in values]
-    if "success" in joined:  # (is_success too) seldom: most workers say it in the outcome
+    values = _decode_all(items, n, meta_texts)
+    dicts = values if _DICT_ONLY.issuperset(map(type, values)) else [
+        m if type(m) is dict else _NO_DICT for m in values]
+    if "success" in items:  # (is_success too) seldom: most workers say it in the outcome
         for row, d in enumerate(dicts):
             found = _worker_success(d) if d else None
             if found is not None:
@@ -280,7 +281,7 @@ def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
     returns = np.array(total_reward, dtype=np.float64)  # None -> NaN
     returns[~np.isfinite(returns)] = _NAN
     return _piece(np.array(index, dtype=np.int64), returns, length,
-                  _column_success(outcomes, terminated, truncated, returns), _SEP.join(metas),
+                  _column_success(outcomes, terminated, truncated, returns), ",".join(metas),
                   lambda: metas, with_extras, epoch_seconds(ts_iso))
 
 
@@ -328,12 +329,13 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
         order = np.array(order, dtype=np.int64)  # (SQLite's integers: all within int64)
     wall_s = joined_epoch_seconds(stamps, count, _SEP)
     if (success is None or any(len(c) != count for c in (order, returns, lengths))
-            or metas.count(_SEP) != count - 1 or (wall_s is None and stamps.count(_SEP) != count - 1)
+            or (wall_s is None and stamps.count(_SEP) != count - 1)
             or bool((order[1:] <= order[:-1]).any())):
         # a text holding the separator, or aggregates not in the index's order: row by row
         return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
     extras = conn.execute(_EXTRAS_SQL, bounds).fetchall() if extra_count else []
-    return _piece(order, returns, lengths, success, metas, lambda: metas.split(_SEP), extras,
+    return _piece(order, returns, lengths, success, metas,
+                  lambda: [text for (text,) in conn.execute(_METADATA_SQL, bounds).fetchall()], extras,
                   epoch_seconds(stamps.split(_SEP)) if wall_s is None else wall_s)
 
 
