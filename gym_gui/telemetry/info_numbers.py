@@ -7,7 +7,8 @@ such a text into a *template*, the text up to and including the colon before its
 (``{"epsilon":0.95,"loss":``, never a JSON text itself: it ends with ``:``), interned like any
 text, and the last value as a number the step row stores in its untyped ``info_json`` column (an
 SQLite INTEGER or REAL: 0-8 bytes instead of the digits), the template's ref going to the row's
-``extra_json`` as digits (``step_layout.SPLIT_SQL``). ``join_info`` gives the same text back.
+``extra_json`` as a BLOB of 1-3 bytes (``ref_blob``; ``step_layout.SPLIT_SQL``). ``join_info``
+gives the same text back.
 
 The rule is exact by construction: a text is split only when formatting its last value back
 (``number_text``: ``int.__repr__`` for an integer, orjson for a float, what ``json_text.encode_json``
@@ -28,7 +29,8 @@ from typing import Union
 
 import orjson
 
-__all__ = ["MAX_FLOAT", "Number", "join_info", "number_text", "number_text_sql", "split_info"]
+__all__ = ["MAX_FLOAT", "Number", "blob_ref", "join_info", "number_text", "number_text_sql", "ref_blob", "ref_sql",
+           "split_info"]
 
 Number = Union[int, float]
 #: Floats of at least this magnitude stay in the whole text.
@@ -81,6 +83,30 @@ def split_info(text: object) -> tuple[str, Number] | None:
 def join_info(template: str, number: Number) -> str:
     """The info text of a template and its number (``split_info``'s inverse). Pure."""
     return f"{template}{number_text(number)}}}"
+
+
+def ref_blob(ref: int) -> bytes:
+    """A template's ref (0 .. 2**24 - 1) as the BLOB a split row keeps in ``extra_json``: big-endian,
+    1 byte below 256, 2 below 65,536 (a row's extras are otherwise a JSON text or NULL). Pure."""
+    return ref.to_bytes(1 if ref < 0x100 else 2 if ref < 0x10000 else 3, "big")
+
+
+def blob_ref(blob: bytes) -> int:
+    """``ref_blob``'s inverse. Pure."""
+    return int.from_bytes(blob, "big")
+
+
+def _byte_sql(hex_text: str, index: int) -> str:
+    digit = "(instr('0123456789ABCDEF', substr({}, {}, 1)) - 1)"
+    return f"({digit.format(hex_text, 2 * index + 1)} * 16 + {digit.format(hex_text, 2 * index + 2)})"
+
+
+def ref_sql(column: str) -> str:
+    """SQL: the ref of a ``ref_blob`` BLOB in ``column`` (``blob_ref``)."""
+    h = f"hex({column})"
+    b0, b1, b2 = (_byte_sql(h, i) for i in range(3))
+    return (f"CASE length({column}) WHEN 1 THEN {b0} WHEN 2 THEN {b0} * 256 + {b1} "
+            f"ELSE ({b0} * 256 + {b1}) * 256 + {b2} END")
 
 
 def number_text_sql(column: str) -> str:

@@ -12,8 +12,8 @@ no other index) and gives raw SQL the version 3 columns through the VIEW ``steps
   ``step_values`` (one row per distinct text of a stream, written once);
 - (version 5) a step whose info text was split into a template and its last number
   (``info_numbers``) holds that number in ``info_json`` (an INTEGER or REAL) and the template's
-  ``ref`` in ``extra_json``, as its decimal digits (``SPLIT_SQL``; the extras are otherwise always a
-  JSON object text, ``{...}``, or NULL): the info text is the template, the number's text and ``}``;
+  ``ref`` in ``extra_json`` as a BLOB (``SPLIT_SQL``; the extras are otherwise always a JSON object
+  text or NULL): the info text is the template, the number's text and ``}``;
 - ``episode_spans`` holds the lowest and highest seq_id of each episode of a stream, so one
   episode's steps are a range of the primary key.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta, timezone
 
-from gym_gui.telemetry.info_numbers import number_text_sql
+from gym_gui.telemetry.info_numbers import number_text_sql, ref_sql
 from gym_gui.telemetry.tables import EPISODE_ID_SQL, STEPS, WORKER_ID_SQL, Column, Table
 
 __all__ = [
@@ -152,14 +152,14 @@ def ts_text_sql(stored: str, base: str) -> str:
 
 
 #: SQL (version 5): the step row's info is split, ``s.info_json`` its number and ``s.extra_json`` its
-#: template's ref as digits (the extras of a row are a JSON object text or NULL).
-SPLIT_SQL = "s.extra_json GLOB '[0-9]*'"
+#: template's ref as a BLOB (``info_numbers.ref_blob``; a row's extras are a JSON object text or NULL).
+SPLIT_SQL = "typeof(s.extra_json) = 'blob'"
 
 
 def _interned_sql(column: str, version: int = 5) -> str:
     value = f"(SELECT v.json FROM step_values v WHERE v.stream = s.stream AND v.ref = s.{column})"
     if column == "info_json" and version >= 5:  # a template and its number (info_numbers.join_info)
-        template = "(SELECT v.json FROM step_values v WHERE v.stream = s.stream AND v.ref = CAST(s.extra_json AS INTEGER))"
+        template = f"(SELECT v.json FROM step_values v WHERE v.stream = s.stream AND v.ref = {ref_sql('s.extra_json')})"
         return (f"CASE WHEN {SPLIT_SQL} THEN {template} || {number_text_sql('s.info_json')} || '}}' "
                 f"WHEN typeof(s.{column}) = 'integer' THEN {value} ELSE s.{column} END")
     return f"CASE WHEN typeof(s.{column}) = 'integer' THEN {value} ELSE s.{column} END"

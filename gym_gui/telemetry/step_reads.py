@@ -17,7 +17,7 @@ changes no later read). Rows with extras go through ``decode_step`` itself; with
 columns (``tables``) every row does.
 
 An info stored as its last number and a template (schema version 5: the number in ``info_json``,
-the template's ref as digits in ``extra_json``, ``step_layout.SPLIT_SQL``) reads as the text
+the template's ref as a BLOB in ``extra_json``, ``step_layout.SPLIT_SQL``) reads as the text
 ``info_numbers.join_info`` gives (the text the writer was handed), with no extras; the records get
 the template's decoded object (kept between reads, like a text) with the number put in, a fresh
 dict per record.
@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 import orjson
 
-from gym_gui.telemetry.info_numbers import join_info
+from gym_gui.telemetry.info_numbers import blob_ref, join_info
 from gym_gui.telemetry.json_text import may_hold_big_int
 from gym_gui.telemetry.sqlite_records import StepRecord
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, STEP_READ_COLUMNS, decode_step, read_json
@@ -90,8 +90,8 @@ def _fetch(conn: sqlite3.Connection, sql: str,
     wanted: dict[int, set[int]] = {}
     for row in raw:
         info, render, extra = row[_INFO], row[_RENDER], row[_EXTRA]
-        if extra is not None and "0" <= extra[:1] <= "9":  # a split info: its template's ref
-            wanted.setdefault(row[_WIDTH], set()).add(int(extra))
+        if type(extra) is bytes:  # a split info: its template's ref
+            wanted.setdefault(row[_WIDTH], set()).add(blob_ref(extra))
         elif type(info) is int:
             wanted.setdefault(row[_WIDTH], set()).add(info)
         if type(render) is int:
@@ -127,8 +127,8 @@ def _v3_row(row: tuple[Any, ...], values: dict[tuple[int, int], str], clock: _Ti
     info, render, ts, extra = row[_INFO], row[_RENDER], row[_TS], row[_EXTRA]
     if type(ts) is int:
         ts = clock.text(row[_WIDTH + 1] + ts)
-    if extra is not None and "0" <= extra[:1] <= "9":  # a split info (module doc)
-        template = values.get((row[_WIDTH], int(extra)))
+    if type(extra) is bytes:  # a split info (module doc)
+        template = values.get((row[_WIDTH], blob_ref(extra)))
         info = None if template is None else join_info(template, info)
         extra = None
     elif type(info) is int:
@@ -265,8 +265,8 @@ def _interned(conn: sqlite3.Connection, stream: int,
     templates = set()
     for row in raw:
         extra = row[_R_EXTRA]
-        if extra is not None and "0" <= extra[:1] <= "9":  # a split info: its template
-            templates.add(int(extra))
+        if type(extra) is bytes:  # a split info: its template
+            templates.add(blob_ref(extra))
         else:
             whole.add(row[_R_INFO])
     wanted = {ref for ref in whole | templates if type(ref) is int}
@@ -351,8 +351,8 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
             micros = ts - lo
             ts = f"{head}{digits[micros // 1000]}{digits[micros % 1000]}+00:00"
         number = _ABSENT
-        if extra is not None and "0" <= extra[:1] <= "9":  # a split info (module doc): no extras
-            number, template, extra = info, values.get((stream, int(extra))), None
+        if type(extra) is bytes:  # a split info (module doc): no extras
+            number, template, extra = info, values.get((stream, blob_ref(extra))), None
         if extra is not None:  # the extras may hold any key: decode_step's own merge
             if type(info) is int:
                 info = values.get((stream, info))

@@ -13,7 +13,7 @@ The writer:
   texts stay inline), texts longer than ``MAX_INTERNED_CHARS`` always inline;
 - (version 5) splits an info text that is not interned and ends in a number (``info_numbers``), in
   a row without extras, into its template, interned, and the number: ``info_json`` holds the number,
-  ``extra_json`` the template's ref as digits (``step_layout.SPLIT_SQL``); once the stream has
+  ``extra_json`` the template's ref as a BLOB (``step_layout.SPLIT_SQL``); once the stream has
   interned ``SPLIT_AFTER_TEXTS`` such texts whole (or has the template already): a constant info
   stays one interned text, an info whose numbers change every step costs a number and a short ref;
 - stores a canonical ``ts_iso`` as integer microseconds minus the stream's ``ts_base_us``;
@@ -33,7 +33,7 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 from gym_gui.telemetry.events import TelemetryEvent
-from gym_gui.telemetry.info_numbers import split_info
+from gym_gui.telemetry.info_numbers import ref_blob, split_info
 from gym_gui.telemetry.sqlite_batch import MultiRowInsert
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, encode_step
 from gym_gui.telemetry.step_layout import (
@@ -305,10 +305,10 @@ class StepRowWriter:
 
 
 def _stored_info(text: Any, values: dict[str, int], state: _Stream, new_values: list[tuple[int, int, str]],
-                 may_split: bool) -> tuple[Any, str | None]:
+                 may_split: bool) -> tuple[Any, bytes | None]:
     """``(info_json, extra_json)`` of a step's info text (module doc): the reference of the whole text
     and None, else (``may_split``: the row has no extras) its number and its template's reference as
-    digits (``split_info``), else the text inline and None. Writing thread."""
+    a BLOB (``split_info``, ``ref_blob``), else the text inline and None. Writing thread."""
     ref = values.get(text)
     if ref is not None:
         return ref, None
@@ -319,10 +319,10 @@ def _stored_info(text: Any, values: dict[str, int], state: _Stream, new_values: 
         template, number = split
         ref = values.get(template)
         if ref is not None:
-            return number, int.__repr__(ref)
+            return number, ref_blob(ref)
         if state.split_texts >= SPLIT_AFTER_TEXTS:
             stored = _interned(template, values, state, new_values)
-            return (text, None) if stored is template else (number, int.__repr__(stored))
+            return (text, None) if stored is template else (number, ref_blob(stored))
         if state.next_ref < MAX_VALUES_PER_STREAM:
             state.split_texts += 1
     return _interned(text, values, state, new_values), None

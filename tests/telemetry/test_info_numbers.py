@@ -171,7 +171,7 @@ def test_a_constant_info_stays_one_interned_text_and_a_changing_one_is_split(tmp
     changing = [{"epsilon": 0.9, "loss": 1.0 / (1 + i)} for i in range(50)]
     for name, infos, expected in (
             ("constant", constant, [("integer", "null", 50)]),
-            ("changing", changing, [("integer", "null", SPLIT_AFTER_TEXTS), ("real", "text", 50 - SPLIT_AFTER_TEXTS)])):
+            ("changing", changing, [("integer", "null", SPLIT_AFTER_TEXTS), ("real", "blob", 50 - SPLIT_AFTER_TEXTS)])):
         path = tmp_path / f"{name}.sqlite"
         with TelemetrySQLiteStore(path) as store:
             store.write_batch(_events(infos[:30], True))
@@ -189,7 +189,7 @@ def test_a_stream_whose_values_are_full_keeps_new_infos_inline(tmp_path: Path, m
     with TelemetrySQLiteStore(path) as store:
         store.write_batch(_events(infos, True))
     # 16 whole texts, the "null" render payload, one template; the next templates do not fit: inline
-    assert _stored(path) == [("integer", "null", SPLIT_AFTER_TEXTS), ("real", "text", 1), ("text", "null", 3)]
+    assert _stored(path) == [("integer", "null", SPLIT_AFTER_TEXTS), ("real", "blob", 1), ("text", "null", 3)]
     _check_file(path, infos)
 
 
@@ -215,3 +215,15 @@ def test_every_float_below_the_limit_reads_back_from_the_views_text() -> None:
     conn.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
     texts = [t for (t,) in conn.execute("SELECT printf('%!.17g', n) FROM t ORDER BY rowid")]
     assert [float(t) for t in texts] == values
+
+
+def test_a_template_ref_reads_back_alike_in_python_and_in_sql() -> None:
+    from gym_gui.telemetry.info_numbers import blob_ref, ref_blob, ref_sql
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (x TEXT)")  # extra_json's affinity: a BLOB stays a BLOB
+    refs = [0, 1, 9, 15, 16, 127, 128, 255, 256, 4095, 4096, 65535, 65536, 2**24 - 1]
+    conn.executemany("INSERT INTO t VALUES (?)", [(ref_blob(r),) for r in refs])
+    rows = conn.execute(f"SELECT typeof(x), length(x), {ref_sql('x')} FROM t ORDER BY rowid").fetchall()
+    assert [r[2] for r in rows] == refs == [blob_ref(ref_blob(r)) for r in refs]
+    assert {r[0] for r in rows} == {"blob"} and [r[1] for r in rows] == [len(ref_blob(r)) for r in refs]
+    assert [len(ref_blob(r)) for r in (255, 256, 65535, 65536)] == [1, 2, 2, 3]

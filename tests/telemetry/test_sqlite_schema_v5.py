@@ -72,7 +72,7 @@ def test_a_migrated_file_takes_split_rows_beside_its_old_ones(v4_file: Path) -> 
     with TelemetrySQLiteStore(v4_file) as store:
         store.write_batch(_events(old + new, True)[len(old):])
     # the old infos stay whole (interned 40 whole: the writer splits new ones at once)
-    assert ("integer", "text", 30) in _stored(v4_file)
+    assert ("integer", "blob", 30) in _stored(v4_file)
     _check_file(v4_file, old + new)
 
 
