@@ -92,10 +92,10 @@ def _fixed_iso(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits (the
     characters, each field's range, a year of the month table); NaN in the rows it does not fit."""
     plan = _iso_plan(text.shape[1])
-    digits = text[:, plan.digits] - np.uint8(ord("0"))
-    ok = (digits <= 9).all(axis=1) & (text[:, plan.fixed_at] == plan.fixed).all(axis=1)  # (a non-digit wraps above 9)
-    digits = digits.astype(np.int32)
-    fields = (digits[:, 0::2] * 10 + digits[:, 1::2]).T.astype(np.int64)  # one row per two-digit field
+    values = text - np.uint8(ord("0"))  # (a non-digit wraps above 9)
+    ok = (values[:, plan.digits] <= 9).all(axis=1) & (text[:, plan.fixed_at] == plan.fixed).all(axis=1)
+    pairs = values[:, :-1] * np.uint8(10) + values[:, 1:]  # (in uint8: two digits are at most 99)
+    fields = pairs[:, plan.digits[0::2]].T.astype(np.int64)  # one row per two-digit field
     century, year, month, day, hour, minute, second = fields[:7]
     month_at = (century * 100 + year - _FIRST_YEAR) * 12 + month - 1  # (year 0000: outside the table)
     ok &= ((month >= 1) & (month <= 12) & (month_at >= 0) & (month_at < (_END_YEAR - _FIRST_YEAR) * 12)

@@ -195,7 +195,7 @@ def _numbers(values: Sequence[Any]) -> np.ndarray:
     """``num`` of every value (finite int / float, else NaN), vectorised when they are plain numbers."""
     if _NUMBER_TYPES.issuperset(map(type, values)):
         try:
-            column = np.array(values, dtype=np.float64)  # None -> NaN
+            column = np.fromiter(values, np.float64, len(values))  # None -> NaN
         except OverflowError:
             pass
         else:
