@@ -372,7 +372,7 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
 
     def check_done() -> None:
         if len(latencies_ms) >= target_steps or time.monotonic() > deadline:
-            app.quit()
+            app.exit(0)  # (not quit(): under Qt 6 it closes the window first, whose close asks about the runs)
 
     done_timer = QTimer()
     done_timer.setInterval(100)
