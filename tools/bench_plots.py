@@ -31,7 +31,9 @@ the whole view and the scene's processing paint the changed items again (two pai
 in the zoom phase a paint, the next zoom and another paint in one gap, none of which the window
 does). The collector runs with the window's thresholds (``GUI_THRESHOLDS``, as ``gym_gui.app``).
 Beside the heartbeat, the cycle collector's longest pause in each phase is recorded (``gc.callbacks``:
-a collection on any thread holds the GIL, so it blocks the GUI thread too).
+a collection on any thread holds the GIL, so it blocks the GUI thread too), with each collection's
+generation and CPU time and the young generation's count at each phase's end (``gc.get_count()``:
+a young collection runs when it passes the window's threshold).
 
 ``--young-run TICKS`` measures the live window's case instead (``young_run_paints``): a panel fed
 from an empty run, the GUI-thread CPU of each tick's paint with and without an axis laid out.
@@ -123,23 +125,32 @@ class Probe:
 
 
 class GcPauses:
-    """The cycle collector's longest pause (any thread) since the last ``take``."""
+    """The cycle collector's longest pause (any thread) since the last ``take``, and each
+    collection's generation and CPU time (the collecting thread's: comparable on a busy machine)."""
 
     def __init__(self) -> None:
         self.started = 0.0
+        self.started_cpu = 0.0
         self.worst_ms = 0.0
+        self.collections: list[tuple[int, float]] = []  # (generation, CPU ms) since the last take
         gc.callbacks.append(self._callback)
 
-    def _callback(self, phase: str, _info: dict[str, int]) -> None:
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self.started = time.perf_counter()
+            self.started, self.started_cpu = time.perf_counter(), time.thread_time()
         elif self.started:
             self.worst_ms = max(self.worst_ms, (time.perf_counter() - self.started) * 1000)
+            self.collections.append((info["generation"], (time.thread_time() - self.started_cpu) * 1000))
             self.started = 0.0
 
     def take(self) -> float:
         out, self.worst_ms = self.worst_ms, 0.0
         return out
+
+    def take_collections(self) -> str:
+        """The collections since the last call, as ``gen G: CPU ms`` texts ("none" when none ran)."""
+        done, self.collections = self.collections, []
+        return ", ".join(f"g{gen} {cpu_ms:.1f}" for gen, cpu_ms in done) or "none"
 
     def close(self) -> None:
         gc.callbacks.remove(self._callback)
@@ -228,6 +239,8 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     ticker.timeout.connect(tick)
     probe.start()
     pauses.take()
+    pauses.take_collections()
+    out["young_start"] = gc.get_count()[0]
     ticker.start()
     started = time.perf_counter()
     # 1. load: read, merge, decimate on the worker, shown
@@ -238,12 +251,14 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     out["history_s"] = time.perf_counter() - started
     out["blocked_load_ms"], out["gap_cpu_load_ms"], out["cpu_load_ms"] = probe.take()
     out["gc_load_ms"] = pauses.take()
+    out["gcs_load"], out["young_load"] = pauses.take_collections(), gc.get_count()[0]
     # 2. live appends
     state["live"] = True
     live_until = time.perf_counter() + seconds
     wait(app, lambda: time.perf_counter() >= live_until)
     out["blocked_live_ms"], out["gap_cpu_live_ms"], out["cpu_live_ms"] = probe.take()
     out["gc_live_ms"] = pauses.take()
+    out["gcs_live"], out["young_live"] = pauses.take_collections(), gc.get_count()[0]
     out["tick_p50_ms"] = float(np.median(state["tick_ms"])) if state["tick_ms"] else None
     out["tick_max_ms"] = max(state["tick_ms"]) if state["tick_ms"] else None
     out["paint_p50_ms"] = float(np.median(state["paint_ms"])) if state["paint_ms"] else None
@@ -271,6 +286,7 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     out["zoom_land_max_ms"] = max(land_ms)
     out["blocked_zoom_ms"], out["gap_cpu_zoom_ms"], out["cpu_zoom_ms"] = probe.take()
     out["gc_zoom_ms"] = pauses.take()
+    out["gcs_zoom"], out["young_zoom"] = pauses.take_collections(), gc.get_count()[0]
     # 4. controls: x-axis to steps and back, another rolling window (on the worker for a long run)
     t = time.perf_counter()
     for action in (lambda: panel.set_axis("step"), lambda: panel.set_axis("episode"),
@@ -283,6 +299,7 @@ def measure(db_path: Path, seconds: float, batch: int) -> dict[str, Any]:
     out["window_after"] = panel.data.window
     out["blocked_controls_ms"], out["gap_cpu_controls_ms"], out["cpu_controls_ms"] = probe.take()
     out["gc_controls_ms"] = pauses.take()
+    out["gcs_controls"], out["young_controls"] = pauses.take_collections(), gc.get_count()[0]
     ticker.stop()
     probe.stop()
     out["episodes"] = panel.data.episode_count
@@ -429,6 +446,8 @@ def print_runs(runs: list[tuple[str, dict[str, Any]]]) -> None:
         if key == "cpu:tick":
             tick, paint = out.get("tick_cpu_p50_ms"), out.get("paint_cpu_p50_ms")
             return "-" if tick is None or paint is None else f"{tick:.1f} / {paint:.1f}"
+        if key == "young:":
+            return f"{_fmt(out.get('young_start'))} / {_fmt(out.get('young_load'))}"
         return _fmt(out.get(key))
 
     rows = [("GUI thread blocked, worst of all phases (ms)", "blocked_ms"),
@@ -441,7 +460,10 @@ def print_runs(runs: list[tuple[str, dict[str, Any]]]) -> None:
             ("live tick / its repaint, GUI-thread CPU, median (ms)", "cpu:tick"),
             ("zoom step until re-decimated, median (ms)", "zoom_land_p50_ms"),
             ("history read and shown (s)", "history_s"), ("history merge on the GUI thread (ms)", "merge_ms"),
-            ("cycle collector's longest pause (ms)", "gc_ms"), ("live ticks done", "ticks")]
+            ("cycle collector's longest pause (ms)", "gc_ms"),
+            *[(f"  collections in {phase} (gen CPU-ms)", f"gcs_{phase}") for phase in PHASES],
+            ("young objects at the start / after load", "young:"),
+            ("live ticks done", "ticks")]
     print(f"{'':52}" + "".join(f"{label:>22}" for label, _out in runs))
     for text, key in rows:
         print(f"{text:52}" + "".join(f"{cell(out, key):>22}" for _label, out in runs))
@@ -528,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
                       ("    GUI-thread CPU in that gap / most in a gap (ms)",
                        f"{ours[f'gap_cpu_{phase}_ms']:.1f} / {ours[f'cpu_{phase}_ms']:.1f}", None, None))],
         ("cycle collector's longest pause, any phase (ms)", ours["gc_ms"], None, None),
+        *[(f"  collections in {phase} (generation, CPU ms)", ours.get(f"gcs_{phase}"), None, None) for phase in PHASES],
+        ("young objects at the start, after each phase", " / ".join(
+            _fmt(ours.get(f"young_{phase}")) for phase in ("start", *PHASES)), None, None),
         ("history read and shown (s)", ours["history_s"], old_value("plots.history_s"),
          old_value("plots.history_s", "baseline")),
         ("history merge on the GUI thread (ms)", ours.get("merge_ms"), None, None),

@@ -16,6 +16,11 @@ history's merge would hold its refresh and the build in one event). A new panel'
 draws its first chart only; the other two are shown one per turn after it; a chart built for a
 shown panel is likewise left out of the paint after its build and shown at the turn after it, and
 the next new chart is built after that (``ranges_pending()`` until every chart is built and shown).
+Once built (the first three with the panel, each later one in its turn), a chart's thousands of
+pyqtgraph objects are moved out of the cycle collector's view (``gc_tuning.freeze_long_lived``,
+O(1), a no-op unless the app froze its start-up objects): no collection walks them again, and the
+young generation they filled starts again from empty, so its next collection does not come due
+during the load and first paints that follow the build.
 
 - A chart that shows everything ("following") keeps a ``PeakDecimator`` per curve: a live tick
   folds in the new rows only (O(new points), ``refresh()``). Its x-range steps (``follow_range``)
@@ -44,6 +49,7 @@ import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget
 
+from gym_gui.gc_tuning import freeze_long_lived
 from gym_gui.live.curves import CurveData, WindowColumns
 from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offset
 from gym_gui.live.decimate import PeakDecimator
@@ -154,6 +160,7 @@ class CurvePanel(QWidget):
         for chart in self._veiled:
             chart.plot.setOpacity(0.0)  # laid out as any other, not painted
         self.refresh()
+        freeze_long_lived()  # the charts live as long as the panel (module doc)
 
     # -- public ----------------------------------------------------------------------------------
     @property
@@ -431,6 +438,8 @@ class CurvePanel(QWidget):
             self._new_veiled = chart
         self._drawn_version = -1
         self.refresh()
+        if chart is not None:
+            freeze_long_lived()  # the chart lives as long as the panel (module doc)
 
     # -- building --------------------------------------------------------------------------------
     def _add_chart(self, key: str, title: str) -> CurveChart:
