@@ -1,5 +1,5 @@
 """A CurvePanel's charts are moved out of the cycle collector's view once built (the first three
-with the panel, a worker number's chart in its own turn), so no later collection walks them and
+with the panel, a worker number's chart once its curve is added, the turn after its build), so no later collection walks them and
 the young generation they filled starts again from empty; without the app's start-up freeze the
 panel freezes nothing. Real widgets under pytest-qt, the real collector."""
 
@@ -54,9 +54,9 @@ def test_a_panels_charts_are_frozen_once_built(qtbot: Any, app_freezing: None) -
     assert not any(watched(plot) for plot in builtin)
     panel.data.add_points(points(0, 5))
     panel.refresh()
-    qtbot.waitUntil(lambda: panel.plot_item("meta:epsilon") is not None, timeout=5000)
+    qtbot.waitUntil(lambda: len(panel.curve_data("meta:epsilon")[0]) > 0, timeout=5000)
     epsilon = panel.plot_item("meta:epsilon")
-    assert not watched(epsilon) and not watched(epsilon.getViewBox())  # frozen in its build's turn
+    assert not watched(epsilon) and not watched(epsilon.getViewBox())  # frozen in its curve's turn
     qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
     assert panel.curve_data("meta:epsilon")[1].tolist() == pytest.approx([1 / (i + 1) for i in range(5)])
     panel.stop(5)

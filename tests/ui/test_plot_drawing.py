@@ -217,9 +217,9 @@ def test_new_charts_are_built_one_per_turn_outside_the_refresh_each_shown_after_
         finally:
             in_refresh[0] = False
 
-    def build(name: str) -> Any:
+    def build(name: str, **kwargs: Any) -> Any:
         builds.append((name, len(paints), [c.plot.opacity() for c in panel._charts.values()], in_refresh[0]))
-        return original_build(name)
+        return original_build(name, **kwargs)
 
     panel.refresh, panel._add_series_chart = refresh, build  # type: ignore[method-assign]
     panel.data.add_points([EpisodePoint(i, float(i), 20.0, 1.0, 1.8e9 + i, {"epsilon": 1 - i / 50, "lr": 0.1})

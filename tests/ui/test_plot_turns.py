@@ -126,3 +126,64 @@ def test_a_range_step_or_a_zoom_is_painted_once(qtbot: Any) -> None:
         settle()
         assert len(paints) == 1 and chart.view_box.viewRange()[0] == [lo, hi]
     widget.viewport().removeEventFilter(counter)
+
+
+def test_a_new_series_chart_is_built_in_two_turns_and_never_painted_half_built(qtbot: Any) -> None:
+    from gym_gui.live.curve_points import EpisodePoint
+    from gym_gui.live.curves import CurveData
+    from gym_gui.ui.plots.curve_panel import CurvePanel
+
+    panel = CurvePanel(CurveData())
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    turns, seen, half_built_painted = gui_turns(), {}, []
+
+    def on_paint() -> None:
+        plot = panel.plot_item("meta:loss")
+        if plot is not None and plot.opacity() > 0 and len(panel.curve_data("meta:loss")[0]) == 0:
+            half_built_painted.append(turns.turns_run)
+
+    def after_turn() -> None:
+        plot = panel.plot_item("meta:loss")
+        if plot is not None and "built" not in seen:
+            seen["built"] = turns.turns_run
+            seen["empty"] = len(panel.curve_data("meta:loss")[0]) == 0
+        if len(panel.curve_data("meta:loss")[0]) and "filled" not in seen:
+            seen["filled"] = turns.turns_run
+
+    panel.graphics.scene().sigPrepareForPaint.connect(on_paint)
+    probe = QTimer()  # a 0 ms timer runs between two turns of the queue (module doc of gui_turns)
+    probe.setInterval(0)
+    probe.timeout.connect(after_turn)
+    probe.start()
+    panel.data.add_points([EpisodePoint(i, float(i), 5.0, 1.0, 10.0 + i, {"loss": 1.0 / (i + 1)}) for i in range(4)])
+    panel.refresh()
+    assert panel.plot_item("meta:loss") is None  # never inside the refresh
+    qtbot.waitUntil(lambda: "filled" in seen and not panel.ranges_pending(), timeout=5000)
+    probe.stop()
+    assert seen["empty"] and seen["filled"] > seen["built"]  # the chart in one turn, its curve in a later one
+    assert half_built_painted == []
+    assert panel.curve_data("meta:loss")[1].tolist() == [1.0, 0.5, 1 / 3, 0.25]
+    assert panel.plot_item("meta:loss").opacity() == 1.0
+    panel.stop(5)
+
+
+def test_a_panel_stopped_between_a_charts_two_turns_still_draws_its_curve(qtbot: Any) -> None:
+    from gym_gui.live.curve_points import EpisodePoint
+    from gym_gui.live.curves import CurveData
+    from gym_gui.ui.plots.curve_panel import CurvePanel
+
+    panel = CurvePanel(CurveData())
+    qtbot.addWidget(panel)
+    panel.data.add_points([EpisodePoint(i, float(i), 5.0, 1.0, 10.0 + i, {"loss": 2.0}) for i in range(3)])
+    ran: list[int] = []
+    panel._fill_chart = lambda: ran.append(1)  # type: ignore[method-assign]  # its curve's turn does nothing
+    panel.refresh()
+    qtbot.waitUntil(lambda: panel.plot_item("meta:loss") is not None and ran == [1], timeout=5000)
+    assert len(panel.curve_data("meta:loss")[0]) == 0  # built, its curve not added
+    panel.stop(5)
+    panel.refresh()
+    assert panel.curve_data("meta:loss")[1].tolist() == [2.0, 2.0, 2.0]

@@ -16,6 +16,9 @@ history's merge would hold its refresh and the build in one event). A new panel'
 draws its first chart only; the other two are shown one per turn after it; a chart built for a
 shown panel is likewise left out of the paint after its build and shown at the turn after it, and
 the next new chart is built after that (``ranges_pending()`` until every chart is built and shown).
+A new series' chart is built in two turns: the chart (its PlotItem, axes, title, grid, placed in
+the layout, left out of the paints if the panel is shown) in one, its curves and first data in the
+next; no paint shows it before both ran.
 Once built (the first three with the panel, each later one in its turn), a chart's thousands of
 pyqtgraph objects are moved out of the cycle collector's view (``gc_tuning.freeze_long_lived``,
 O(1), a no-op unless the app froze its start-up objects): no collection walks them again, and the
@@ -107,11 +110,13 @@ class CurvePanel(QWidget):
         self._rebuilding: tuple[int, str] | None = None
         self.worker = PlotWorker(self, name="curve-panel")
         # The turns (``gui_turns``): "follow", the next chart's turn to step its ranges (after a
-        # paint); "build", the next new series' chart; "reveal", the next chart a paint left out.
+        # paint); "build", the next new series' chart; "fill", its curves and first data (the turn
+        # after its build); "reveal", the next chart a paint left out.
         self._turns = gui_turns()
         self._follow_waiting = False  # a following chart waits for its turn
         self._new_veiled: CurveChart | None = None  # a chart just built, left out of the next paint
         self._build_after_paint = False  # the next new chart is built after the paint showing the last
+        self._unfilled: dict[str, CurveChart] = {}  # series whose chart was built, their curve not yet
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -219,6 +224,9 @@ class CurvePanel(QWidget):
         has; the work put off to the next turn is dropped. The panel then draws only what needs no
         worker. GUI thread; blocks up to ``timeout_s``."""
         self._turns.cancel(self)
+        if self._unfilled:  # a chart built: its curves, drawn at the next refresh
+            self._fill_charts()
+            self._drawn_version = -1
         while self._veiled:  # nothing left out
             self._veiled.pop(0).plot.setOpacity(1.0)
         self._new_veiled = None
@@ -315,7 +323,8 @@ class CurvePanel(QWidget):
     def _build_new_charts(self, data: CurveData) -> None:
         """Give the first series without a chart its own event-loop turn to build one in
         (``_redraw``), unless that turn is coming or a chart just built waits to be shown."""
-        if self._new_veiled is not None or self._build_after_paint or self._turns.pending(self, "build"):
+        if (self._new_veiled is not None or self._build_after_paint or self._turns.pending(self, "build")
+                or self._unfilled):
             return
         if self._has_unbuilt(data):
             self._turns.request(self, "build", self._redraw)
@@ -428,18 +437,36 @@ class CurvePanel(QWidget):
         self._request_view(chart)
 
     def _redraw(self) -> None:
-        """A new series' turn: build its chart (left out of the next paint if the panel is shown,
-        ``_reveal_next``), then redraw, which draws its curve."""
+        """A new series' turn: build its chart, empty (left out of the paints until shown if the
+        panel is shown, ``_reveal_next``); its curve and first data come at the next turn
+        (``_fill_chart``): the chart's two halves cost 10 to 15 ms and 5 to 10 ms of CPU, each
+        in a turn of its own."""
         name = next((n for n in self._data.series_names() if n not in self._series_chart), None)
-        chart = self._add_series_chart(name) if name is not None else None
-        if chart is not None and self.graphics.isVisible():
+        chart = self._add_series_chart(name, curve=False) if name is not None else None
+        if chart is None or name is None:
+            self._drawn_version = -1
+            self.refresh()
+            return
+        if self.graphics.isVisible():
             chart.plot.setOpacity(0.0)  # laid out as any other, painted from the turn after the next paint
             self._veiled.append(chart)
             self._new_veiled = chart
+        self._unfilled[name] = chart
+        self._turns.request(self, "fill", self._fill_chart)
+
+    def _fill_chart(self) -> None:
+        """The turn after a chart's build: its curves and their first data, then the chart's objects
+        are frozen (module doc)."""
+        self._fill_charts()
         self._drawn_version = -1
         self.refresh()
-        if chart is not None:
-            freeze_long_lived()  # the chart lives as long as the panel (module doc)
+        freeze_long_lived()  # the chart lives as long as the panel (module doc)
+
+    def _fill_charts(self) -> None:
+        unfilled, self._unfilled = self._unfilled, {}
+        for name, chart in unfilled.items():
+            if self._charts.get(chart.key) is chart:
+                chart.add_curve(name)
 
     # -- building --------------------------------------------------------------------------------
     def _add_chart(self, key: str, title: str) -> CurveChart:
@@ -468,8 +495,9 @@ class CurvePanel(QWidget):
         chart.add_curve(name)
         self._series_chart[name] = chart.key
 
-    def _add_series_chart(self, name: str) -> CurveChart | None:
-        """The chart of series ``name`` (None when there is no room: counted, logged)."""
+    def _add_series_chart(self, name: str, *, curve: bool = True) -> CurveChart | None:
+        """The chart of series ``name`` (None when there is no room: counted, logged); its curve
+        added unless ``curve`` is False (the caller adds it, ``_fill_chart``)."""
         if len(self._charts) >= self._max_charts:
             self._series_chart[name] = ""
             self.charts_dropped += 1
@@ -478,7 +506,10 @@ class CurvePanel(QWidget):
         source, _, key = name.partition(":")
         title = f"{key} ({'episode metadata' if source == 'meta' else 'heartbeat'})"
         chart = self._add_chart(name, title)
-        self._add_curve(chart, name)
+        if curve:
+            self._add_curve(chart, name)
+        else:
+            self._series_chart[name] = chart.key
         return chart
 
     # -- controls --------------------------------------------------------------------------------
