@@ -23,7 +23,7 @@ import gc
 import logging
 import os
 
-__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "MAX_FREEZES_BETWEEN_THAWS", "NOT_FLAT",
+__all__ = ["DEFAULT_THRESHOLDS", "ENV_VAR", "GUI_THRESHOLDS", "MAX_FROZEN_BETWEEN_THAWS", "NOT_FLAT",
            "freeze_long_lived", "freeze_startup_objects", "freezing", "stop_freezing", "thaw_and_collect",
            "tune_gc", "untracked_value"]
 
@@ -55,11 +55,13 @@ def tune_gc(thresholds: tuple[int, int, int] | None = None, *,
     return (g0, g1, g2)
 
 
-#: A ``freeze_long_lived`` after this many others since the last collection of everything thaws
-#: instead (bounds what frozen garbage may hold when no tab closes for a long time).
-MAX_FREEZES_BETWEEN_THAWS = 64
+#: A ``freeze_long_lived`` that brings the objects frozen since the last collection of everything to
+#: this many thaws instead: what frozen garbage may hold when no tab closes for a long time, 64 of
+#: the window's young generations. Counted in objects, not calls, so the many freezes that move a
+#: chart's few hundred objects (or nothing new) do not bring the pause of a thaw closer.
+MAX_FROZEN_BETWEEN_THAWS = 64 * GUI_THRESHOLDS[0]
 _freezing = False
-_freezes_since_thaw = 0
+_frozen_at_thaw = 0  # gc.get_freeze_count() right after the last collection of everything
 
 
 def freeze_startup_objects() -> int:
@@ -68,11 +70,11 @@ def freeze_startup_objects() -> int:
     allocated since: the GUI thread's longest collector pause shrinks with it. Also turns on
     ``freeze_long_lived`` (the window freezes each tab's charts once built). Main thread, once,
     after start-up; blocks for that one collection. Returns the objects frozen."""
-    global _freezing, _freezes_since_thaw
+    global _freezing, _frozen_at_thaw
     gc.collect()
     gc.freeze()
-    _freezing, _freezes_since_thaw = True, 0
-    return gc.get_freeze_count()
+    _freezing, _frozen_at_thaw = True, gc.get_freeze_count()
+    return _frozen_at_thaw
 
 
 def freezing() -> bool:
@@ -84,17 +86,16 @@ def freeze_long_lived() -> int:
     """Move what is alive now out of the collector's view, without a collection (O(1): no pause),
     at a point where the objects just built live long (a tab's charts). A no-op returning 0 unless
     ``freeze_startup_objects`` ran. Cycles frozen are never collected until ``thaw_and_collect``:
-    at most one young generation's worth of cyclic garbage a call (docs/tuning.md); every
-    ``MAX_FREEZES_BETWEEN_THAWS``-th call thaws instead (and blocks for its collection). Main
-    thread; otherwise never blocks. Returns the objects frozen."""
-    global _freezes_since_thaw
+    at most what the young generations held, a call (docs/tuning.md); the call that brings the
+    objects frozen since the last thaw to ``MAX_FROZEN_BETWEEN_THAWS`` thaws instead (and blocks for
+    its collection). Main thread; otherwise never blocks. Returns the objects frozen."""
     if not _freezing:
         return 0
-    _freezes_since_thaw += 1
-    if _freezes_since_thaw >= MAX_FREEZES_BETWEEN_THAWS:
-        return thaw_and_collect()
     gc.freeze()
-    return gc.get_freeze_count()
+    frozen = gc.get_freeze_count()
+    if frozen - _frozen_at_thaw >= MAX_FROZEN_BETWEEN_THAWS:
+        return thaw_and_collect()
+    return frozen
 
 
 def thaw_and_collect() -> int:
@@ -103,21 +104,21 @@ def thaw_and_collect() -> int:
     (a closed tab's widgets) are freed. A no-op returning 0 unless ``freeze_startup_objects`` ran.
     Main thread, at a point where a pause is expected (a tab closed); blocks for that collection.
     Returns the objects frozen."""
-    global _freezes_since_thaw
+    global _frozen_at_thaw
     if not _freezing:
         return 0
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-    _freezes_since_thaw = 0
-    return gc.get_freeze_count()
+    _frozen_at_thaw = gc.get_freeze_count()
+    return _frozen_at_thaw
 
 
 def stop_freezing() -> None:
     """Unfreeze everything and turn ``freeze_long_lived`` off (tests). Main thread; never blocks."""
-    global _freezing, _freezes_since_thaw
+    global _freezing, _frozen_at_thaw
     gc.unfreeze()
-    _freezing, _freezes_since_thaw = False, 0
+    _freezing, _frozen_at_thaw = False, 0
 
 
 #: Types whose instances the collector never tracks (they cannot hold references).

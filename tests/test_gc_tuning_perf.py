@@ -115,17 +115,28 @@ def test_a_frozen_cycle_is_kept_until_thawed_then_collected() -> None:
         stop_freezing()
 
 
-def test_every_nth_long_lived_freeze_thaws_to_bound_frozen_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gc_tuning, "MAX_FREEZES_BETWEEN_THAWS", 3)
+def test_a_freeze_that_brings_the_frozen_objects_to_the_bound_thaws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc_tuning, "MAX_FROZEN_BETWEEN_THAWS", 1_000)
     try:
         freeze_startup_objects()
         node = _Node()
         ref = weakref.ref(node)
         freeze_long_lived()
         del node
+        for _ in range(20):  # freezes of nothing new do not count
+            freeze_long_lived()
+        assert ref() is not None
+        kept = [_Node() for _ in range(600)]
+        freeze_long_lived()  # about 600 objects more: still under the bound
+        assert ref() is not None
+        kept += [_Node() for _ in range(600)]
+        freeze_long_lived()  # over 1,000 since the thaw: a thaw and a full collection
+        assert ref() is None and all(n.me is n for n in kept)
+        node = _Node()
+        ref = weakref.ref(node)
+        freeze_long_lived()  # counted from that thaw again
+        del node
         freeze_long_lived()
         assert ref() is not None
-        freeze_long_lived()  # the third: a thaw and a full collection
-        assert ref() is None
     finally:
         stop_freezing()
