@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qtpy.QtCore import QSize  # noqa: E402
-from qtpy.QtWidgets import QApplication, QWidget  # noqa: E402
+from qtpy.QtWidgets import QApplication, QGraphicsView, QWidget  # noqa: E402
 
 from gym_gui.ingest.worker_specs import WorkerSpec  # noqa: E402
 from gym_gui.qt.app_services import AppServices  # noqa: E402
@@ -53,6 +53,12 @@ def settle(app: QApplication, seconds: float = 0.3) -> None:
 
 
 def grab(widget: QWidget, path: Path) -> None:
+    """Save what ``widget`` shows once no chart view holds its repaint: the Online tab lets a refresh's
+    charts repaint at the next turn (updates off on their viewports until then), and a widget whose
+    updates are off renders nothing."""
+    app = QApplication.instance()
+    views = widget.findChildren(QGraphicsView)
+    wait_until(app, lambda: all(v.viewport().updatesEnabled() for v in views), 10, "the charts' repaint")
     pixmap = widget.grab()
     if not pixmap.save(str(path)):
         raise RuntimeError(f"could not write {path}")
