@@ -24,8 +24,14 @@ from math import ceil
 from typing import Any
 
 import pyqtgraph as pg
+from pyqtgraph import Point
+from pyqtgraph import functions as fn
+from qtpy import QtGui
+from qtpy.QtCore import QPointF, QRectF, Qt
 
-__all__ = ["TickAxis", "chart_axes", "hide_top_right"]
+__all__ = ["TEXT_SIZE_CACHE_SIZE", "TickAxis", "chart_axes", "hide_top_right"]
+
+TEXT_SIZE_CACHE_SIZE = 4096  # distinct tick texts measured per font before the sizes are measured afresh
 
 
 class TickAxis(pg.AxisItem):
@@ -33,6 +39,8 @@ class TickAxis(pg.AxisItem):
     only when it changes (module doc). GUI thread."""
 
     _label_html: str | None = None  # the label text last set
+    _text_size_key: tuple[str, int, int] | None = None  # the font and resolution the sizes were measured with
+    _text_size_cache: dict[str, tuple[float, float]] = {}  # replaced per axis at its first measurement
 
     def _updateLabel(self) -> None:  # noqa: N802 (pyqtgraph's name)
         """As ``AxisItem._updateLabel``, without setting an unchanged label text again. GUI thread."""
@@ -68,6 +76,167 @@ class TickAxis(pg.AxisItem):
         if self.logMode:
             return self.logTickValues(minVal, maxVal, size, ticks)
         return ticks
+
+    def generateDrawSpecs(self, p: QtGui.QPainter) -> tuple[Any, list[Any], list[Any]] | None:  # noqa: N802
+        """The axis line's, ticks' and tick texts' draw specs, as ``AxisItem.generateDrawSpecs``, with
+        each tick text's measured size reused while the font is the same (module doc). GUI thread
+        (inside a paint), does not block."""
+        style = self.style
+        if self._tickLevels is not None or style["stopAxisAtTick"] != (False, False) or style["tickAlpha"] is not None:
+            return super().generateDrawSpecs(p)  # as pyqtgraph does, cases our charts do not use
+        if style["tickFont"] is not None:
+            p.setFont(style["tickFont"])
+        bounds = self.mapRectFromParent(self.geometry())
+        linked_view = self.linkedView()
+        if linked_view is None or self.grid is False:
+            tick_bounds = bounds
+        else:
+            tick_bounds = linked_view.mapRectToItem(self, linked_view.boundingRect())
+        orientation = self.orientation
+        if orientation == "left":
+            span = (bounds.topRight() + QPointF(-1.0, -1.0), bounds.bottomRight() + QPointF(-1.0, 1.0))
+            tick_start, tick_stop, tick_dir, axis = tick_bounds.right(), bounds.right(), -1, 0
+        elif orientation == "right":
+            span = (bounds.topLeft() + QPointF(1.0, -1.0), bounds.bottomLeft() + QPointF(1.0, 1.0))
+            tick_start, tick_stop, tick_dir, axis = tick_bounds.left(), bounds.left(), 1, 0
+        elif orientation == "top":
+            span = (bounds.bottomLeft() + QPointF(-1.0, -1.0), bounds.bottomRight() + QPointF(1.0, -1.0))
+            tick_start, tick_stop, tick_dir, axis = tick_bounds.bottom(), bounds.bottom(), -1, 1
+        elif orientation == "bottom":
+            span = (bounds.topLeft() + QPointF(-1.0, 1.0), bounds.topRight() + QPointF(1.0, 1.0))
+            tick_start, tick_stop, tick_dir, axis = tick_bounds.top(), bounds.top(), 1, 1
+        else:
+            raise ValueError("self.orientation must be in {'left', 'right', 'top', 'bottom'}")
+        points = [self.mapToDevice(point) for point in span]
+        if None in points:
+            return None
+        length_px = Point(points[1] - points[0]).length()
+        if length_px == 0:
+            return None
+        tick_levels = self.tickValues(self.range[0], self.range[1], length_px)
+        lo, hi = self.range
+        dif = hi - lo
+        if dif == 0:
+            x_scale, offset = 1, 0
+        elif axis == 0:
+            x_scale = -bounds.height() / dif
+            offset = lo * x_scale - bounds.height()
+        else:
+            x_scale = bounds.width() / dif
+            offset = lo * x_scale
+        x_lo, x_hi = lo * x_scale - offset, hi * x_scale - offset
+        x_min, x_max = min(x_lo, x_hi), max(x_lo, x_hi)
+
+        tick_positions: list[list[float | None]] = []
+        tick_specs: list[tuple[QtGui.QPen, QPointF, QPointF]] = []
+        base_pen = self.tickPen()
+        solid = base_pen.brush().style() == Qt.BrushStyle.SolidPattern
+        for i, (_spacing, ticks) in enumerate(tick_levels):
+            positions: list[float | None] = []
+            tick_positions.append(positions)
+            tick_length = style["tickLength"] / ((i * 0.5) + 1.0)
+            line_alpha = 255 / (i + 1)
+            if self.grid is not False:
+                line_alpha *= self.grid / 255.0 * fn.clip_scalar((0.05 * length_px / (len(ticks) + 1)), 0.0, 1.0)
+            tick_pen = base_pen
+            if solid:
+                tick_pen = QtGui.QPen(base_pen)
+                color = QtGui.QColor(tick_pen.color())
+                color.setAlpha(int(line_alpha))
+                tick_pen.setColor(color)
+            end = tick_stop if self.grid is not False else tick_stop + tick_length * tick_dir
+            for v in ticks:
+                x = (v * x_scale) - offset
+                if x < x_min or x > x_max:
+                    positions.append(None)
+                    continue
+                positions.append(x)
+                if axis == 0:
+                    tick_specs.append((tick_pen, QPointF(tick_start, x), QPointF(end, x)))
+                else:
+                    tick_specs.append((tick_pen, QPointF(x, tick_start), QPointF(x, end)))
+        axis_spec = (self.pen(), span[0], span[1])
+        text_specs: list[tuple[QRectF, Any, str]] = []
+        if not style["showValues"]:
+            return axis_spec, tick_specs, text_specs
+        self._text_specs(p, tick_levels, tick_positions, tick_stop, length_px, axis, text_specs)
+        return axis_spec, tick_specs, text_specs
+
+    def _text_sizes(self, p: QtGui.QPainter) -> dict[str, tuple[float, float]]:
+        """The measured (width, 0.8 * height) of each tick text drawn with ``p``'s font and device
+        resolution so far (emptied when either changes, or past ``TEXT_SIZE_CACHE_SIZE`` texts). GUI thread."""
+        device = p.device()
+        key = (p.font().key(), device.logicalDpiX() if device is not None else 0,
+               device.logicalDpiY() if device is not None else 0)
+        if key != self._text_size_key or len(self._text_size_cache) > TEXT_SIZE_CACHE_SIZE:
+            self._text_size_key, self._text_size_cache = key, {}
+        return self._text_size_cache
+
+    def _text_specs(self, p: QtGui.QPainter, tick_levels: list[tuple[float, list[float]]],
+                    tick_positions: list[list[float | None]], tick_stop: float, length_px: float, axis: int,
+                    text_specs: list[tuple[QRectF, Any, str]]) -> None:
+        """Append the tick texts' draw specs, as the text half of ``AxisItem.generateDrawSpecs``. GUI thread."""
+        style = self.style
+        sizes = self._text_sizes(p)
+        text_offset = style["tickTextOffset"][axis]
+        text_size2 = last_text_size2 = 0.0
+        measured: list[tuple[float, float]] = []  # every drawn level's text sizes so far
+        bounding = self.boundingRect()
+        offset = max(0, style["tickLength"]) + text_offset
+        orientation = self.orientation
+        for i in range(min(len(tick_levels), style["maxTextLevel"] + 1)):
+            spacing, values = tick_levels[i]
+            strings: list[str | None] = list(self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing))
+            if not strings:
+                continue
+            positions = tick_positions[i]
+            level: list[tuple[float, float] | None] = []
+            for j, s in enumerate(strings):
+                if positions[j] is None or s is None:
+                    strings[j] = None
+                    level.append(None)
+                    continue
+                size = sizes.get(s)
+                if size is None:
+                    br = p.boundingRect(QRectF(0, 0, 100, 100), Qt.AlignmentFlag.AlignCenter, s)
+                    size = sizes[s] = (br.width(), br.height() * 0.8)
+                level.append(size)
+                measured.append(size)
+            if measured:
+                if axis == 0:
+                    text_size = sum(h for _w, h in measured)
+                    text_size2 = max(w for w, _h in measured)
+                else:
+                    text_size = sum(w for w, _h in measured)
+                    text_size2 = max(h for _w, h in measured)
+            else:
+                text_size = text_size2 = 0.0
+            if i > 0:
+                fill_ratio = float(text_size) / length_px
+                if any(len(text_specs) >= n_texts and fill_ratio >= limit for n_texts, limit in style["textFillLimits"]):
+                    break
+            last_text_size2 = text_size2
+            for j, vstr in enumerate(strings):
+                if vstr is None:
+                    continue
+                x = positions[j]
+                width, height = level[j]
+                if orientation == "left":
+                    align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    rect = QRectF(tick_stop - offset - width, x - (height / 2), width, height)
+                elif orientation == "right":
+                    align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+                    rect = QRectF(tick_stop + offset, x - (height / 2), width, height)
+                elif orientation == "top":
+                    align = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom
+                    rect = QRectF(x - width / 2.0, tick_stop - offset - height, width, height)
+                else:
+                    align = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+                    rect = QRectF(x - width / 2.0, tick_stop + offset, width, height)
+                if bounding & rect != rect:
+                    continue
+                text_specs.append((rect, align | Qt.TextFlag.TextDontClip, vstr))
+        self._updateMaxTextSize(last_text_size2)
 
 
 def chart_axes(*, hidden_too: bool = False) -> dict[str, Any]:
