@@ -320,19 +320,20 @@ def young_run_paints(ticks: int, per_tick: int) -> dict[str, Any]:
     """A shown panel fed from an empty run, ``per_tick`` episodes (with an ``epsilon``) a tick, each
     tick refreshed and painted (``paint_now``), the follow and reveal turns run between ticks: the
     GUI thread's CPU of each tick's paint, and which paints laid out an axis (pyqtgraph's
-    ``AxisItem.generateDrawSpecs`` ran: a range step, a widening of the tick texts). The live
+    ``AxisItem.drawPicture`` ran, after the layout's ``generateDrawSpecs``, ours or pyqtgraph's: a
+    range step, a widening of the tick texts). The live
     window's case (issue 13 #5: no block over 16 ms), where a young run's ranges step often."""
     from pyqtgraph.graphicsItems.AxisItem import AxisItem
 
     app = QApplication.instance() or QApplication([])
     layouts = [0]
-    original = AxisItem.generateDrawSpecs
+    original = AxisItem.drawPicture
 
-    def counted(self: AxisItem, painter: Any) -> Any:
+    def counted(self: AxisItem, painter: Any, *specs: Any) -> Any:
         layouts[0] += 1
-        return original(self, painter)
+        return original(self, painter, *specs)
 
-    AxisItem.generateDrawSpecs = counted  # type: ignore[method-assign]
+    AxisItem.drawPicture = counted  # type: ignore[method-assign]
     try:
         panel = CurvePanel(CurveData())
         panel.resize(885, 500)  # the Online tab's chart area at the window's start
@@ -353,7 +354,7 @@ def young_run_paints(ticks: int, per_tick: int) -> dict[str, Any]:
         panel.deleteLater()
         QCoreApplication.sendPostedEvents(None, int(QEvent.Type.DeferredDelete))
     finally:
-        AxisItem.generateDrawSpecs = original  # type: ignore[method-assign]
+        AxisItem.drawPicture = original  # type: ignore[method-assign]
     every = plain + laid_out
     return {"ticks": ticks, "paint_cpu_p50_ms": float(np.median(every)), "paint_cpu_max_ms": max(every),
             "laid_out_ticks": len(laid_out), "laid_out_p50_ms": float(np.median(laid_out)) if laid_out else None,
