@@ -14,7 +14,9 @@ gets one copy of each container value it hands out (orjson's reading of the text
 exact, a copy otherwise), shared by the records of that read that hold the same text: the records
 are read-only, and no two reads share a mutable value (a record changed against that contract
 changes no later read). Rows with extras go through ``decode_step`` itself; with declared generic
-columns (``tables``) every row does.
+columns (``tables``) every row does. A read whose rows are all plain (``_plain_records``: no
+extras, no split info, integer times, every payload column but the render payload set) is built a
+column at a time, with no per-row branch: the same records, shared the same way.
 
 An info stored as its last number and a template (schema version 5: the number in ``info_json``,
 the template's ref as a BLOB in ``extra_json``, ``step_layout.SPLIT_SQL``) reads as the text
@@ -29,7 +31,9 @@ connection.
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from functools import partial
+from itertools import repeat
 from typing import Any, Callable, Mapping, Sequence
 
 import attrs
@@ -335,9 +339,13 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
         return []
     stream, base_us = found
     raw = conn.execute(sql, {**params, "stream": stream}).fetchall()
+    loaded = None if agent_id == NO_AGENT else agent_id
+    if raw:
+        plain = _plain_records(conn, run_id, loaded, stream, base_us, raw)
+        if plain is not None:
+            return plain
     values, refs = _interned(conn, stream, raw)
     texts: dict[str, Any] = {}  # this read's value of each action / observation / info / render text
-    loaded = None if agent_id == NO_AGENT else agent_id
     out = []
     append = out.append
     digits, make_record = _DIGITS3, _make_record
@@ -426,6 +434,90 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
                 payload["render_payload"] = r
         append(make_record(run_id, loaded, seq_id, ts, ep, si, reward, term, trunc, payload))
     return out
+
+
+_INT_OR_TEXT = frozenset({int, str})
+
+
+def _record_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The slot setters of ``StepRecord`` in ``_RECORD_FIELDS`` order when ``_make_record`` sets
+    slots itself (``_record_maker``), else None."""
+    if _make_record is StepRecord:
+        return None
+    return tuple(StepRecord.__dict__[name].__set__ for name in _RECORD_FIELDS)
+
+
+_SETTERS = _record_setters()
+_US_PER_S = 1_000_000
+#: "000+00:00" .. "999+00:00": a time text's last three digits and its offset.
+_TAILS = tuple(f"{n:03d}+00:00" for n in range(1000))
+
+
+def _time_texts(base_us: int, ts_us: Sequence[int]) -> list[str]:
+    """The canonical texts (``format_ts_us``) of a stream's integer times relative to ``base_us``
+    (``stream_step_records``' formatting: each second's date and time formatted once)."""
+    out = []
+    append, digits, tails = out.append, _DIGITS3, _TAILS
+    lo, hi, head = 0, -1, ""  # the second being formatted: [lo, hi) in the stream's time base, its text
+    for ts in ts_us:
+        if not lo <= ts < hi:
+            whole_us = base_us + ts
+            whole_us -= whole_us % _US_PER_S
+            lo, hi, head = whole_us - base_us, whole_us - base_us + _US_PER_S, format_ts_us(whole_us)[:20]
+        micros = ts - lo
+        append(f"{head}{digits[micros // 1000]}{tails[micros % 1000]}")
+    return out
+
+
+def _plain_records(conn: sqlite3.Connection, run_id: str, loaded: str | None, stream: int, base_us: int,
+                   raw: list[tuple[Any, ...]]) -> list[StepRecord] | None:
+    """``stream_step_records``' records of ``raw`` built a column at a time, when the whole read is
+    plain: no extras and no split info, integer times, every payload column but the render payload
+    non-NULL, info and render payload each an interned reference or a text, every reference found,
+    the render payload NULL in every row or in none; None otherwise (the row loop reads it). The
+    values are the ones the row loop gives, shared the same way (one value per text per read)."""
+    n = len(raw)
+    _seq, ts, eps, sis, rewards, terms, truncs, actions, observations, infos, renders, extras = zip(*raw)
+    if (extras.count(None) != n or set(map(type, ts)) != {int}
+            or None in eps or None in sis or None in rewards or None in terms or None in truncs
+            or None in actions or None in observations or None in infos):
+        return None
+    no_render = renders.count(None)
+    if no_render not in (0, n):
+        return None
+    info_set, render_set = set(infos), set(renders) if not no_render else set()
+    used = info_set | render_set
+    if not _INT_OR_TEXT.issuperset(map(type, used)):
+        return None
+    wanted = {ref for ref in used if type(ref) is int}
+    found = _values(conn, {stream: wanted}) if wanted else {}
+    if len(found) != len(wanted):
+        return None  # (a reference missing from step_values: the row loop's reading)
+    texts = {text: _handed(text) for text in set(actions).union(observations, used) if type(text) is str}
+    for (_, ref), text in found.items():
+        texts[ref] = _handed(text)
+    get = texts.__getitem__
+    columns = [eps, sis, map(get, actions), map(get, observations), rewards, map(bool, terms), map(bool, truncs),
+               map(get, infos)]
+    if not no_render:
+        columns.append(map(get, renders))
+    if no_render:
+        payloads = [{"episode_index": e, "step_index": s, "action": a, "observation": o, "reward": r,
+                     "terminated": t, "truncated": u, "info": i} for e, s, a, o, r, t, u, i in zip(*columns)]
+    else:
+        payloads = [{"episode_index": e, "step_index": s, "action": a, "observation": o, "reward": r,
+                     "terminated": t, "truncated": u, "info": i, "render_payload": p}
+                    for e, s, a, o, r, t, u, i, p in zip(*columns)]
+    terms, truncs = tuple(map(bool, terms)), tuple(map(bool, truncs))
+    times = _time_texts(base_us, ts)
+    if _SETTERS is None:
+        return list(map(StepRecord, repeat(run_id), repeat(loaded), _seq, times, eps, sis, rewards, terms, truncs,
+                        payloads))
+    records = list(map(object.__new__, repeat(StepRecord, n)))
+    for setter, column in zip(_SETTERS, (repeat(run_id), repeat(loaded), _seq, times, eps, sis, rewards, terms,
+                                         truncs, payloads)):
+        deque(map(setter, records, column), 0)
+    return records
 
 
 _EPISODE_V3_SQL = episode_steps_sql(RAW_COLUMNS)
