@@ -34,6 +34,15 @@ __all__ = ["TEXT_SIZE_CACHE_SIZE", "TickAxis", "chart_axes", "hide_top_right"]
 TEXT_SIZE_CACHE_SIZE = 4096  # distinct tick texts measured per font before the sizes are measured afresh
 
 
+#: A tick text's draw flags on each side, as pyqtgraph's.
+_TEXT_FLAGS = {
+    "left": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextDontClip,
+    "right": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextDontClip,
+    "top": Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom | Qt.TextFlag.TextDontClip,
+    "bottom": Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextDontClip,
+}
+
+
 class TickAxis(pg.AxisItem):
     """pyqtgraph's AxisItem with ``tickValues`` computed in plain Python and its label's text set
     only when it changes (module doc). GUI thread."""
@@ -184,6 +193,7 @@ class TickAxis(pg.AxisItem):
         bounding = self.boundingRect()
         offset = max(0, style["tickLength"]) + text_offset
         orientation = self.orientation
+        flags = _TEXT_FLAGS[orientation]
         for i in range(min(len(tick_levels), style["maxTextLevel"] + 1)):
             spacing, values = tick_levels[i]
             strings: list[str | None] = list(self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing))
@@ -222,20 +232,17 @@ class TickAxis(pg.AxisItem):
                 x = positions[j]
                 width, height = level[j]
                 if orientation == "left":
-                    align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    rect = QRectF(tick_stop - offset - width, x - (height / 2), width, height)
+                    left, top = tick_stop - offset - width, x - (height / 2)
                 elif orientation == "right":
-                    align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-                    rect = QRectF(tick_stop + offset, x - (height / 2), width, height)
+                    left, top = tick_stop + offset, x - (height / 2)
                 elif orientation == "top":
-                    align = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom
-                    rect = QRectF(x - width / 2.0, tick_stop - offset - height, width, height)
+                    left, top = x - width / 2.0, tick_stop - offset - height
                 else:
-                    align = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
-                    rect = QRectF(x - width / 2.0, tick_stop + offset, width, height)
-                if bounding & rect != rect:
+                    left, top = x - width / 2.0, tick_stop + offset
+                rect = QRectF(left, top, width, height)
+                if bounding & rect != rect:  # Qt's comparison (fuzzy under Qt 6), as pyqtgraph's
                     continue
-                text_specs.append((rect, align | Qt.TextFlag.TextDontClip, vstr))
+                text_specs.append((rect, flags, vstr))
         self._updateMaxTextSize(last_text_size2)
 
 
