@@ -20,7 +20,7 @@ from gym_gui.telemetry.sqlite_rows import (
     stored_agent,
 )
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, decode_run
-from gym_gui.telemetry.step_reads import episode_step_records, step_records_after
+from gym_gui.telemetry.step_reads import StepValueCache, episode_step_records, step_records_after
 
 #: The hot step reads go to ``step_rows`` and ``episode_spans`` directly (not the view ``steps``):
 #: ``step_reads``.
@@ -37,6 +37,8 @@ class EventReadsAPI:
     _backfilled_events: tuple[str, ...]
 
     read_transaction: Callable[[Callable[[sqlite3.Connection], Any]], Any]
+    #: this thread's read connection's interned texts kept between reads, set by the store
+    _step_value_cache: Callable[[], StepValueCache]
 
     def episode_records(self, run_id: str, agent_id: str | None = None) -> list[EpisodeRecord]:
         """Episodes of a run ordered by agent and episode_index; ``agent_id=None`` means every agent.
@@ -57,7 +59,8 @@ class EventReadsAPI:
         """Steps of one episode of one stream in seq_id order (the episode's span, then a range of the
         primary key). Any thread; never waits for the writer."""
         agent = stored_agent(agent_id)
-        return self.read_transaction(lambda conn: episode_step_records(conn, run_id, agent, episode_index))
+        cache = self._step_value_cache()
+        return self.read_transaction(lambda conn: episode_step_records(conn, run_id, agent, episode_index, cache))
 
     def events_after(
         self, run_id: str, agent_id: str | None, after_seq_id: int, limit: int = 1000
@@ -73,9 +76,10 @@ class EventReadsAPI:
         key = (run_id, stored_agent(agent_id), after_seq_id, limit)
 
         others = self._backfilled_events
+        cache = self._step_value_cache()
 
         def read(conn: sqlite3.Connection) -> tuple[list[StepRecord], list[Any], list[Any]]:
-            steps = step_records_after(conn, *key)
+            steps = step_records_after(conn, *key, cache)
             episodes = conn.execute(
                 f"SELECT {EPISODE_READ_COLUMNS} FROM episodes WHERE run_id = ? AND agent_id = ? AND seq_id > ? "
                 "ORDER BY seq_id LIMIT ?", key).fetchall()

@@ -28,6 +28,7 @@ from gym_gui.telemetry.sqlite_batch import WriteResult, check_topics, is_retryab
 from gym_gui.telemetry.sqlite_reads import EventReadsAPI
 from gym_gui.telemetry.sqlite_schema import SCHEMA_VERSION, SchemaVersionError, configure_connection, migrate
 from gym_gui.telemetry.sqlite_write import apply_isolated, apply_plan
+from gym_gui.telemetry.step_reads import StepValueCache
 from gym_gui.telemetry.step_writer import register as register_step_writer
 from gym_gui.telemetry.step_writer import unregister as unregister_step_writer
 from gym_gui.telemetry.stream_owners import StreamOwnersAPI
@@ -47,10 +48,11 @@ T = TypeVar("T")
 class _ReaderSlot:
     """Holds one thread's read connection; weak-referenceable so ``close`` can find live ones."""
 
-    __slots__ = ("conn", "__weakref__")
+    __slots__ = ("conn", "step_values", "__weakref__")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.step_values = StepValueCache()  # (the connection's interned texts kept between reads)
 
 
 class TelemetrySQLiteStore(EventReadsAPI, RecordStoreAPI, StreamOwnersAPI):
@@ -243,6 +245,12 @@ class TelemetrySQLiteStore(EventReadsAPI, RecordStoreAPI, StreamOwnersAPI):
         elif self._closed:
             raise sqlite3.ProgrammingError(f"{self!r} is closed")
         return slot.conn
+
+    def _step_value_cache(self) -> StepValueCache:
+        """This thread's read connection's interned texts (``step_reads.StepValueCache``). Any
+        thread; opens the connection if needed, never blocks on the writer."""
+        self._reader()
+        return self._local.slot.step_values  # type: ignore[no-any-return]
 
     def read_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one read transaction of this thread's read-only connection: every

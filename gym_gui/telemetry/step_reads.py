@@ -50,6 +50,7 @@ __all__ = [
     "RAW_COLUMNS",
     "RECORDS_AFTER_SQL",
     "RECORD_COLUMNS",
+    "StepValueCache",
     "episode_step_records",
     "read_steps",
     "step_records_after",
@@ -280,6 +281,43 @@ def _interned(conn: sqlite3.Connection, stream: int,
     return values, {ref: _handed(text) for (_, ref), text in values.items() if ref in whole}
 
 
+class StepValueCache:
+    """The interned texts (``step_values``: (stream, ref) -> JSON text) one read-only connection has
+    read, kept between its reads while no other connection committed (``PRAGMA data_version``, read
+    inside the read transaction after its first query: a deletion, a stream number used again, any
+    write another process made is seen at the next read). Bounded. One connection's, one thread's."""
+
+    __slots__ = ("version", "texts")
+    MAX_TEXTS = 65536
+
+    def __init__(self) -> None:
+        self.version: int | None = None
+        self.texts: dict[tuple[int, int], str] = {}
+
+    def current(self, conn: sqlite3.Connection) -> dict[tuple[int, int], str]:
+        """The texts still valid in ``conn``'s read transaction (emptied when another connection
+        committed since). The connection's thread, inside a read transaction; one PRAGMA."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version or len(self.texts) > self.MAX_TEXTS:
+            self.version = version
+            self.texts = {}
+        return self.texts
+
+
+def _cached_values(conn: sqlite3.Connection, stream: int, wanted: set[int],
+                   cache: StepValueCache | None) -> dict[tuple[int, int], str]:
+    """``_values(conn, {stream: wanted})``, the texts ``cache`` holds not read again."""
+    if cache is None:
+        return _values(conn, {stream: wanted})
+    known = cache.current(conn)
+    found = {key: known[key] for key in zip(repeat(stream), wanted) if key in known}
+    if len(found) != len(wanted):
+        fetched = _values(conn, {stream: {ref for ref in wanted if (stream, ref) not in found}})
+        known.update(fetched)
+        found.update(fetched)
+    return found
+
+
 _ABSENT: Any = object()
 _RECORD_FIELDS = ("run_id", "agent_id", "seq_id", "ts_iso", "episode_index", "step_index", "reward", "terminated",
                   "truncated", "payload")
@@ -325,7 +363,7 @@ _DIGITS3 = tuple(f"{n:03d}" for n in range(1000))
 
 
 def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sql: str,
-                        params: Mapping[str, Any]) -> list[StepRecord]:
+                        params: Mapping[str, Any], cache: StepValueCache | None = None) -> list[StepRecord]:
     """The StepRecords of the rows of one stream (``agent_id`` as stored: ``''`` for none) that
     ``sql`` selects (``RECORD_COLUMNS`` of ``step_rows s``, the stream as ``:stream``; e.g.
     ``EPISODE_RECORDS_SQL``), equal value for value to ``decode_step`` of what the view ``steps``
@@ -333,7 +371,7 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
     text) is decoded once and its value handed to every record of this read that holds it: the
     records of one read share the containers of equal texts (read-only, as the records are), no
     two reads share one. Caller's thread, inside a read transaction (its queries see one
-    snapshot); blocks for the queries."""
+    snapshot); blocks for the queries. ``cache``: ``conn``'s interned texts kept between reads, or None."""
     found = conn.execute(_STREAM_SQL, (run_id, agent_id)).fetchone()
     if found is None:
         return []
@@ -341,7 +379,7 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
     raw = conn.execute(sql, {**params, "stream": stream}).fetchall()
     loaded = None if agent_id == NO_AGENT else agent_id
     if raw:
-        plain = _plain_records(conn, run_id, loaded, stream, base_us, raw)
+        plain = _plain_records(conn, run_id, loaded, stream, base_us, raw, cache)
         if plain is not None:
             return plain
     values, refs = _interned(conn, stream, raw)
@@ -470,7 +508,7 @@ def _time_texts(base_us: int, ts_us: Sequence[int]) -> list[str]:
 
 
 def _plain_records(conn: sqlite3.Connection, run_id: str, loaded: str | None, stream: int, base_us: int,
-                   raw: list[tuple[Any, ...]]) -> list[StepRecord] | None:
+                   raw: list[tuple[Any, ...]], cache: StepValueCache | None = None) -> list[StepRecord] | None:
     """``stream_step_records``' records of ``raw`` built a column at a time, when the whole read is
     plain: no extras and no split info, integer times, every payload column but the render payload
     non-NULL, info and render payload each an interned reference or a text, every reference found,
@@ -490,7 +528,7 @@ def _plain_records(conn: sqlite3.Connection, run_id: str, loaded: str | None, st
     if not _INT_OR_TEXT.issuperset(map(type, used)):
         return None
     wanted = {ref for ref in used if type(ref) is int}
-    found = _values(conn, {stream: wanted}) if wanted else {}
+    found = _cached_values(conn, stream, wanted, cache) if wanted else {}
     if len(found) != len(wanted):
         return None  # (a reference missing from step_values: the row loop's reading)
     texts = {text: _handed(text) for text in set(actions).union(observations, used) if type(text) is str}
@@ -525,20 +563,23 @@ _AFTER_V3_SQL = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s
                  "WHERE k.run_id = :run AND k.agent_id = :agent AND s.seq_id > :after ORDER BY s.seq_id LIMIT :limit")
 
 
-def episode_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int) -> list[StepRecord]:
-    """One episode's steps of a stream (``agent_id`` as stored) in seq_id order. Caller's thread,
-    inside a read transaction; blocks for the queries."""
+def episode_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int,
+                         cache: StepValueCache | None = None) -> list[StepRecord]:
+    """One episode's steps of a stream (``agent_id`` as stored) in seq_id order (``cache``: as
+    ``stream_step_records``). Caller's thread, inside a read transaction; blocks for the queries."""
     if _FUSED:
-        return stream_step_records(conn, run_id, agent_id, EPISODE_RECORDS_SQL, {"ep": episode_index})
+        return stream_step_records(conn, run_id, agent_id, EPISODE_RECORDS_SQL, {"ep": episode_index}, cache)
     params = {"run": run_id, "agent": agent_id, "ep": episode_index}
     return [decode_step(row) for row in read_steps(conn, _EPISODE_V3_SQL, params)]
 
 
 def step_records_after(conn: sqlite3.Connection, run_id: str, agent_id: str, after_seq_id: int,
-                       limit: int) -> list[StepRecord]:
+                       limit: int, cache: StepValueCache | None = None) -> list[StepRecord]:
     """At most ``limit`` steps of a stream (``agent_id`` as stored) with seq_id > ``after_seq_id``,
-    in seq_id order. Caller's thread, inside a read transaction; blocks for the queries."""
+    in seq_id order (``cache``: as ``stream_step_records``). Caller's thread, inside a read
+    transaction; blocks for the queries."""
     if _FUSED:
-        return stream_step_records(conn, run_id, agent_id, RECORDS_AFTER_SQL, {"after": after_seq_id, "limit": limit})
+        return stream_step_records(conn, run_id, agent_id, RECORDS_AFTER_SQL, {"after": after_seq_id, "limit": limit},
+                                   cache)
     params = {"run": run_id, "agent": agent_id, "after": after_seq_id, "limit": limit}
     return [decode_step(row) for row in read_steps(conn, _AFTER_V3_SQL, params)]

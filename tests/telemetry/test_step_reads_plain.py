@@ -134,3 +134,25 @@ def test_an_episode_with_no_rows_reads_as_none(tmp_path: Path) -> None:
         store.write_batch(_events(*(_plain(i) for i in range(3))))
         assert store.steps_for_episode("run", "a1", 7) == []
         assert store.steps_for_episode("run", "nobody", 0) == []
+
+
+def test_interned_texts_are_read_once_per_connection_until_another_connection_commits(tmp_path: Path) -> None:
+    path = tmp_path / "t.sqlite"
+    with TelemetrySQLiteStore(path) as store:
+        store.write_batch(_events(*(_plain(i) for i in range(6))))
+        first = store.steps_for_episode("run", "a1", 0)
+        statements: list[str] = []
+        store._reader().set_trace_callback(statements.append)
+        assert store.steps_for_episode("run", "a1", 0) == first
+        assert not [s for s in statements if "step_values" in s]  # the texts kept from the first read
+        other = sqlite3.connect(str(path))
+        with other:  # another connection changes an interned text (what a rewrite of the stream could do)
+            ref = other.execute("SELECT ref FROM step_values WHERE json LIKE '%\"lives\":1%'").fetchone()[0]
+            other.execute("UPDATE step_values SET json = ? WHERE ref = ?", ('{"prob":0.5,"lives":7}', ref))
+        other.close()
+        statements.clear()
+        again = store.steps_for_episode("run", "a1", 0)
+        assert [s for s in statements if "step_values" in s]
+        assert [r.payload["info"] for r in again] == [
+            {"prob": 1.0, "lives": 0} if i % 2 == 0 else {"prob": 0.5, "lives": 7} for i in range(6)]
+        store._reader().set_trace_callback(None)
