@@ -517,21 +517,21 @@ def _plain_records(conn: sqlite3.Connection, run_id: str, loaded: str | None, st
     n = len(raw)
     _seq, ts, eps, sis, rewards, terms, truncs, actions, observations, infos, renders, extras = zip(*raw)
     if (extras.count(None) != n or set(map(type, ts)) != {int}
-            or None in eps or None in sis or None in rewards or None in terms or None in truncs
-            or None in actions or None in observations or None in infos):
+            or None in eps or None in sis or None in rewards or None in terms or None in truncs):
         return None
     no_render = renders.count(None)
     if no_render not in (0, n):
         return None
     info_set, render_set = set(infos), set(renders) if not no_render else set()
     used = info_set | render_set
-    if not _INT_OR_TEXT.issuperset(map(type, used)):
+    shown = set(actions).union(observations)
+    if None in shown or not _INT_OR_TEXT.issuperset(map(type, used)):  # (None is neither)
         return None
     wanted = {ref for ref in used if type(ref) is int}
     found = _cached_values(conn, stream, wanted, cache) if wanted else {}
     if len(found) != len(wanted):
         return None  # (a reference missing from step_values: the row loop's reading)
-    texts = {text: _handed(text) for text in set(actions).union(observations, used) if type(text) is str}
+    texts = {text: _handed(text) for text in shown.union(used) if type(text) is str}
     for (_, ref), text in found.items():
         texts[ref] = _handed(text)
     get = texts.__getitem__
