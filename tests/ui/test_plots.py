@@ -56,10 +56,13 @@ def test_the_online_tab_plots_every_episode_once_and_worker_numbers(qtbot: Any, 
     # a new number's chart is built in an event-loop turn of its own (10 to 20 ms), not in the refresh
     assert "epsilon (episode metadata)" not in tab.curve_panel.chart_titles()
     qtbot.waitUntil(lambda: "epsilon (episode metadata)" in tab.curve_panel.chart_titles(), timeout=5000)
+    # its curve and first data at the turn after (the chart is not painted in between)
+    qtbot.waitUntil(lambda: len(tab.curve_panel.curve_data("meta:epsilon")[1]) > 0, timeout=5000)
     assert tab.curve_panel.curve_data("meta:epsilon")[1].tolist() == pytest.approx([1, 0.9, 0.8, 0.7, 0.6, 0.5])
     tab.on_heartbeat(f.heartbeat(stats={"steps_done": 24, "episodes_done": 6, "steps_per_s": 1234.5678, "loss": 0.25}))
     # two new numbers: their charts are built one per event-loop turn (a chart takes 10 to 25 ms)
     qtbot.waitUntil(lambda: "loss (heartbeat)" in tab.curve_panel.chart_titles(), timeout=5000)
+    qtbot.waitUntil(lambda: len(tab.curve_panel.curve_data("hb:loss")[1]) > 0, timeout=5000)
     assert tab.curve_panel.curve_data("hb:loss")[1].tolist() == [0.25]
     assert tab.header_text("steps_per_s") == "1,234.6"
     tab.curve_panel.set_axis("step")
