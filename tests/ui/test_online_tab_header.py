@@ -7,6 +7,7 @@ from typing import Any
 
 from qtpy.QtCore import QEvent, QObject
 
+from event_loop_turns import run_turns
 from gym_gui.ui.online_header import WIDTH_PAD_PX, OnlineHeader
 
 
@@ -35,14 +36,14 @@ def shown_header(qtbot: Any) -> OnlineHeader:
 def test_a_counter_that_keeps_its_width_does_not_relayout_the_header(qtbot: Any) -> None:
     header = shown_header(qtbot)
     header.set("steps_seen", "100,000")
-    qtbot.wait(10)
+    run_turns()  # that first text's layout done
     layouts = EventCounter(QEvent.Type.LayoutRequest)
     header.installEventFilter(layouts)
     before = header.relayouts
     for count in range(100_001, 100_200, 7):  # same digit count: the same width class
         header.set("steps_seen", f"{count:,}")
         header.set("step", str(count % 10))
-        qtbot.wait(1)  # the event loop turns: a posted LayoutRequest would be delivered
+        run_turns()  # the event loop's next turns: a posted LayoutRequest would be delivered
     assert header.relayouts == before
     assert layouts.count == 0
     assert header.text("steps_seen") == "100,197"
@@ -53,7 +54,7 @@ def test_a_wider_text_widens_its_label_so_it_is_never_cut(qtbot: Any) -> None:
     label = header.values["progress"]
     for text in ("1", "12,345", "120 of 1,000,000 (0.01%), 3 h 12 min left"):
         header.set("progress", text)
-        qtbot.wait(1)
+        run_turns()
         assert label.width() >= label.fontMetrics().horizontalAdvance(text) + WIDTH_PAD_PX
         assert label.text() == text
     widened = header.relayouts

@@ -10,6 +10,7 @@ from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QGraphicsView
 
 from event_factory import EventFactory
+from event_loop_turns import run_turns
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.ui.online_tab import AgentOnlineTab
 
@@ -90,7 +91,8 @@ def test_a_tab_shown_again_draws_its_charts_after_the_turn_that_shows_it(
     for i in range(1, 4):
         back.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(i, 4, total_reward=float(i)),)))
     drawn = back.curve_panel.refreshes
-    qtbot.wait(120)
+    run_turns()
+    qtbot.waitUntil(lambda: not back._chart_timer.isActive(), timeout=5000)  # a held refresh would be due by now
     assert back.curve_panel.refreshes == drawn  # nothing drawn while hidden
     tabs.setCurrentWidget(back)  # its show event: the tables and texts at once, the charts a turn later
     assert back.header_text("episodes_seen") == "4" and back.episode_model.rowCount() == 4
@@ -114,7 +116,7 @@ def test_with_news_flowing_the_charts_refresh_right_after_the_batch_past_the_int
     drawn = panel.refreshes
     now[0] += 0.5  # within the interval: held (a fallback timer would draw it 1.55 s of real time from now)
     tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(1, 4, total_reward=1.0),)))
-    qtbot.wait(50)
+    run_turns()  # the turns right after the batch's tick: no refresh in them
     assert panel.refreshes == drawn
     now[0] += 1.6  # the interval is over: the next batch's tick is followed by the refresh at once
     tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(2, 4, total_reward=2.0),)))
