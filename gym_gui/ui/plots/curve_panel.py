@@ -57,11 +57,10 @@ from gym_gui.live.curves import CurveData, WindowColumns
 from gym_gui.live.curve_jobs import build_decimators, decimate_views, wall_offset
 from gym_gui.live.decimate import PeakDecimator
 from gym_gui.ui.plots.curve_chart import CurveChart, cache_legend, style_curve
-from gym_gui.ui.plots.chart_view_box import ChartViewBox
+from gym_gui.ui.plots.chart_plot import new_chart_plot
 from gym_gui.ui.plots.gui_turns import gui_turns
 from gym_gui.ui.plots.plot_worker import PlotWorker
 from gym_gui.ui.plots.split_curve import SplitCurve
-from gym_gui.ui.plots.tick_axis import chart_axes, hide_top_right
 
 __all__ = ["AXIS_LABELS", "CurvePanel", "style_curve"]  # style_curve: for the views that import it here
 
@@ -472,15 +471,13 @@ class CurvePanel(QWidget):
     def _add_chart(self, key: str, title: str) -> CurveChart:
         i = len(self._charts)
         row, col = divmod(i, self._columns)
-        plot = pg.PlotItem(axisItems=chart_axes(hidden_too=True), viewBox=ChartViewBox())  # its menu built at first use
-        hide_top_right(plot)
+        plot = new_chart_plot(title)
         self.graphics.addItem(plot, row=row, col=col)
         # Columns share the width equally whatever their charts hold: a chart added later (a new
         # worker number) resizes no other chart (which would lay out every axis again).
         plot.setPreferredSize(CHART_MIN_WIDTH_PX, CHART_HEIGHT_PX)
         plot.setMinimumWidth(CHART_MIN_WIDTH_PX)
         self.graphics.ci.layout.setColumnStretchFactor(col, 1)
-        plot.setTitle(title, color="#333333", size="10pt")
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
         chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
