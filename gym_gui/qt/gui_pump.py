@@ -18,6 +18,11 @@ longer than ``tick_budget_ms`` (8 ms) hands the thread back to the event loop an
 right after (they go first), so one slow view does not hold input and paints behind all the
 others (``ticks_split`` counts it).
 
+Other GUI-thread work can keep out of the ticks' way: ``frame_left_s()`` is the time until the
+earliest moment the next tick may run (None while the pump is stopped or idle), and a tick
+listener (``add_tick_listener``) is called at the end of every tick, so work put off to "after the
+next tick" (``gui_turns``) starts the turn after it, with most of a frame before the tick after.
+
 ``start()`` / ``stop()``: after ``stop()`` the timer is stopped, wake-ups posted earlier are
 ignored and the waker posts nothing more. The pump may be started again. ``add(view)`` /
 ``remove(view)`` register views at any time (GUI thread); ``wake()`` asks for a tick from any
@@ -47,6 +52,9 @@ _WAKE_EVENT = QEvent.Type(QEvent.registerEventType())
 #: A tick hands the GUI thread back to the event loop once its views took this long; the views not
 #: ticked yet go first in a follow-up tick at once (so input and paints interleave with a busy tick).
 DEFAULT_TICK_BUDGET_MS = 8
+#: Ticks closer together than this many frames count as a stream (``frame_left_s``): the next tick may come
+#: one frame after the last; longer without a tick, the pump is idle until a wake-up arms its timer.
+STREAMING_FRAMES = 4
 #: QTimer's longest interval (a deadline further away is re-armed when the timer fires).
 _MAX_TIMER_MS = 2**31 - 1
 
@@ -122,6 +130,7 @@ class GuiPump(QObject):
         self._deadline: float | None = None  # the earliest view deadline after the last tick
         self._last_tick_s = -math.inf
         self._ticking = False
+        self._tick_listeners: list[Callable[[], None]] = []
         self.polls = 0
         self.wakeups = 0
         self.wakeups_ignored = 0
@@ -177,6 +186,33 @@ class GuiPump(QObject):
 
     def __contains__(self, view: object) -> bool:
         return any(v is view for v in self._views)
+
+    def add_tick_listener(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` at the end of every tick, after the views' (idempotent; one that raises is
+        logged and counted in ``view_errors``). GUI thread; never blocks."""
+        if not any(f == fn for f in self._tick_listeners):
+            self._tick_listeners.append(fn)
+
+    def remove_tick_listener(self, fn: Callable[[], None]) -> None:
+        """Stop calling ``fn`` (idempotent). GUI thread; never blocks."""
+        self._tick_listeners = [f for f in self._tick_listeners if f != fn]
+
+    def frame_left_s(self) -> float | None:
+        """Seconds until the earliest moment the next tick may run (0.0: it is due now): the armed
+        timer's time, or, while ticks stream (one in the last ``STREAMING_FRAMES`` frames), one frame
+        after the last tick, whichever is sooner; None while stopped or idle (nothing armed, no
+        recent tick: only a wake-up starts the next, a frame or more from now). GUI thread; never blocks."""
+        if not self._running:
+            return None
+        if self._carry:
+            return 0.0
+        now = self._clock()
+        next_at: float | None = None
+        if now - self._last_tick_s < STREAMING_FRAMES * self._frame_s:
+            next_at = self._last_tick_s + self._frame_s
+        if self._armed_at is not None and self._timer.isActive() and (next_at is None or self._armed_at < next_at):
+            next_at = self._armed_at
+        return None if next_at is None else max(0.0, next_at - now)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -321,6 +357,13 @@ class GuiPump(QObject):
         if self._running:
             self._deadline = self._earliest()
             self._arm()
+        for listener in list(self._tick_listeners):
+            try:
+                listener()
+            except Exception as exc:  # noqa: BLE001 (as a view's)
+                self.view_errors += 1
+                _rate_log.log(logging.ERROR, "tick-listener", "tick listener %r failed: %s: %s",
+                              listener, type(exc).__name__, exc)
 
     def _deadline_of(self, view: PumpedView, now: float) -> float | None:
         try:

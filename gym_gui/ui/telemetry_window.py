@@ -25,6 +25,7 @@ from gym_gui.ui.debug_pane import DebugPane
 from gym_gui.ui.export_actions import RunExporter
 from gym_gui.ui.launch_panel import LaunchPanel
 from gym_gui.ui.online_tab import AgentOnlineTab
+from gym_gui.ui.plots.gui_turns import gui_turns
 from gym_gui.ui.replay_tab import AgentReplayTab
 from gym_gui.ui.runs_view import RunsView
 from gym_gui.ui.tab_labels import TabLabels, tab_title
@@ -68,6 +69,8 @@ class MainWindow(TabsMixin):
         """Build the window over started or not yet started ``services``. GUI thread; does not block."""
         super().__init__(parent)
         self.services = services
+        # The plots' deferred pieces keep out of the pump's ticks (their signals carry the live latency).
+        gui_turns().follow_pump(services.pump)
         self.setWindowTitle(f"gym_gui telemetry - {services.db_path}")
         self._online: dict[StreamKey, tuple[LiveTelemetryController, AgentOnlineTab]] = {}
         self._replay_controllers: dict[str, ReplayController] = {}
@@ -398,6 +401,7 @@ class MainWindow(TabsMixin):
         stop = getattr(self._compare_view, "stop", None)
         if callable(stop):
             stop()
+        gui_turns().unfollow_pump(self.services.pump)
         return self.services.stop(timeout_s)
 
     def timers_active(self) -> list[str]:

@@ -252,3 +252,39 @@ def test_a_view_added_during_a_tick_gets_its_deadline_served(qtbot: Any, pump: G
     pump.wake()
     qtbot.waitUntil(lambda: len(child.ticks) == 1, timeout=5000)
 
+
+
+def test_the_frame_left_before_the_next_tick_and_the_tick_listeners(qtbot: Any) -> None:
+    now = [100.0]
+    pump = GuiPump(clock=lambda: now[0])
+    assert pump.frame_left_s() is None  # stopped
+    pump.start()  # a start counts as the last tick: the next may come one frame (16 ms) after it
+    calls: list[float] = []
+
+    def listener() -> None:
+        calls.append(now[0])
+
+    def broken() -> None:
+        raise RuntimeError("a listener's bug")
+
+    pump.add_tick_listener(listener)
+    pump.add_tick_listener(listener)  # once only
+    pump.add_tick_listener(broken)
+    try:
+        now[0] = 100.010
+        assert pump.frame_left_s() == pytest.approx(0.006)
+        now[0] = 100.030  # a tick overdue while ticks stream: it may run at once
+        assert pump.frame_left_s() == 0.0
+        pump.tick_now()
+        assert calls == [100.030] and pump.view_errors == 1  # after the tick; the broken one counted
+        now[0] = 100.034
+        assert pump.frame_left_s() == pytest.approx(0.012)
+        now[0] = 101.0  # no tick for a second and nothing armed: idle, only a wake-up starts the next
+        assert pump.frame_left_s() is None
+        pump.remove_tick_listener(broken)
+        pump.remove_tick_listener(listener)
+        pump.tick_now()
+        assert calls == [100.030] and pump.view_errors == 1
+    finally:
+        pump.stop()
+    assert pump.frame_left_s() is None

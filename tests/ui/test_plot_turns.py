@@ -187,3 +187,39 @@ def test_a_panel_stopped_between_a_charts_two_turns_still_draws_its_curve(qtbot:
     panel.stop(5)
     panel.refresh()
     assert panel.curve_data("meta:loss")[1].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_following_a_pump_a_piece_runs_only_where_the_frame_before_its_next_tick_holds_it(qtbot: Any) -> None:
+    from event_loop_turns import run_turns
+    from gym_gui.qt.gui_pump import GuiPump
+
+    now = [100.0]
+    pump = GuiPump(clock=lambda: now[0])
+    turns, owner, ran = GuiTurns(), QObject(), []
+    pump.start()  # its last tick: now; the next may come 16 ms later
+    turns.follow_pump(pump)
+    try:
+        now[0] = 100.014  # 2 ms left before the next tick
+        assert turns.request(owner, "piece", lambda: ran.append("piece"), room_ms=4.0)
+        run_turns()
+        assert ran == [] and turns.turns_waited >= 1  # it would run into the tick: it waits for it
+        pump.tick_now()  # the tick; the piece goes at the turn after it
+        qtbot.waitUntil(lambda: ran == ["piece"], timeout=5000)
+        now[0] = 100.016  # right after that tick (at 100.014): 14 ms left
+        assert turns.request(owner, "small", lambda: ran.append("small"), room_ms=4.0)
+        qtbot.waitUntil(lambda: ran[-1:] == ["small"], timeout=5000)
+        now[0] = 100.025  # 5 ms left: a piece asking for 20 ms waits for the early part of a frame (10 ms) ...
+        assert turns.request(owner, "big", lambda: ran.append("big"), room_ms=20.0)
+        run_turns()
+        assert ran[-1:] == ["small"]
+        now[0] = 101.0  # ... and runs at once when the pump is idle
+        qtbot.waitUntil(lambda: ran[-1:] == ["big"], timeout=5000)
+        assert turns.expected_cost_ms("big") is not None
+    finally:
+        turns.follow_pump(None)
+        pump.stop()
+    gone = GuiPump()
+    turns.follow_pump(gone)
+    sip.delete(gone)  # a followed pump deleted: the pieces run at each turn again
+    turns.request(owner, "after", lambda: ran.append("after"))
+    qtbot.waitUntil(lambda: ran[-1:] == ["after"], timeout=5000)
