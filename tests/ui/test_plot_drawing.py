@@ -165,7 +165,7 @@ def test_a_chart_added_later_resizes_no_other_chart(qtbot: Any) -> None:
     before = {key: chart.plot.geometry() for key, chart in panel._charts.items()}
     panel.data.add_points([EpisodePoint(50, 1.0, 20.0, 1.0, 1.8e9 + 50, {"epsilon": 0.5})])
     panel.refresh()
-    qtbot.waitUntil(lambda: "meta:epsilon" in panel._charts and panel._charts["meta:epsilon"].plot.menuEnabled(),
+    qtbot.waitUntil(lambda: "meta:epsilon" in panel._charts and bool(panel._charts["meta:epsilon"].curves),
                     timeout=5000)
     QApplication.processEvents()  # the posted layout request
     assert {key: panel._charts[key].plot.geometry() for key in before} == before

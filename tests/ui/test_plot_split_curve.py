@@ -65,7 +65,7 @@ def test_body_and_tail_are_the_points_given_with_pyqtgraphs_path_and_bounds(qtbo
             joined_x, joined_y = bx, by
         assert np.array_equal(joined_x, dx) and np.array_equal(joined_y, dy, equal_nan=True)
         assert split.xData is not None and np.array_equal(split.xData, dx)
-        parts = [split.body.curve] + ([split.tail.curve] if tx is not None and len(tx) else [])
+        parts = [split.body] + ([split.tail] if tx is not None and len(tx) else [])
         elements = sum(part.getPath().elementCount() for part in parts) - (len(parts) - 1)  # the shared point
         assert elements == whole.getPath().elementCount()
         for axis in (0, 1):
@@ -108,12 +108,12 @@ def test_a_live_append_repaints_the_tail_only(qtbot: Any, monkeypatch: Any) -> N
     split.setData(*decimator.arrays())
     plot.getViewBox().setRange(xRange=(0, 200_000), yRange=(-1.5, 2), padding=0)
     settle()
-    assert split.body.curve in painted
+    assert split.body in painted
     kept = split.body_sets
     for end in range(150_020, 151_000, 20):  # live ticks of 20 episodes
         del painted[:]
         decimator.update(x[:end], y[:end])
         split.setData(*decimator.arrays())
         settle()
-        assert painted == [split.tail.curve]  # the body came from its cached pixmap
+        assert painted == [split.tail]  # the body came from its cached pixmap
     assert split.body_sets == kept

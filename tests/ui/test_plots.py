@@ -85,7 +85,7 @@ def test_curves_get_pre_decimated_arrays_and_cached_axes(qtbot: Any) -> None:
         for curve in chart.curves.values():
             assert not curve.opts["autoDownsample"] and not curve.opts["clipToView"]
         # no label, so no SI prefix: a range change does not set an axis's label text again
-        assert not any(chart.plot.getAxis(name).autoSIPrefix for name in ("left", "bottom", "top", "right"))
+        assert not any(chart.plot.getAxis(name).autoSIPrefix for name in chart.plot.axes)
 
 
 def test_a_charts_context_menu_is_built_at_the_first_right_click(qtbot: Any) -> None:

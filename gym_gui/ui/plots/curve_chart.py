@@ -59,7 +59,7 @@ def style_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
     return curve
 
 
-def cache_axes(plot: pg.PlotItem) -> None:
+def cache_axes(plot: Any) -> None:
     """Cache the plot's axes and title as pixmaps: a repaint blits them until a range, a size or
     the text changes; an axis's room for its tick texts only grows and it draws two tick levels
     (module doc). GUI thread."""
@@ -73,13 +73,13 @@ def cache_axes(plot: pg.PlotItem) -> None:
     plot.titleLabel.item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # the text item
 
 
-def unlabelled_axes(plot: pg.PlotItem) -> None:
-    """Turn off the SI prefix of the plot's four axes, which show no label (a CurvePanel's chart:
-    its title says what it shows). With it on, every range change of an axis, shown or hidden,
-    set its (empty) label's rich text again and re-sized the axis (``AxisItem.updateAutoSIPrefix``:
-    a ``setHtml`` of 0.1 to 0.2 ms each, four per chart at every range step or resize); without a
-    label the prefix scaled nothing. GUI thread."""
-    for name in ("left", "bottom", "top", "right"):
+def unlabelled_axes(plot: Any) -> None:
+    """Turn off the SI prefix of the plot's axes (``plot.axes``: a ChartPlot's two, a PlotItem's
+    four), which show no label (a CurvePanel's chart: its title says what it shows). With it on,
+    every range change of an axis, shown or hidden, set its (empty) label's rich text again and
+    re-sized the axis (``AxisItem.updateAutoSIPrefix``: a ``setHtml`` of 0.1 to 0.2 ms each, four
+    per chart at every range step or resize); without a label the prefix scaled nothing. GUI thread."""
+    for name in plot.axes:
         plot.getAxis(name).enableAutoSIPrefix(False)
 
 
@@ -109,7 +109,9 @@ def cache_legend(legend: pg.LegendItem) -> None:
 class CurveChart:
     """One plot, its curves keyed by series name, and whether it follows the data. GUI thread."""
 
-    def __init__(self, key: str, plot: pg.PlotItem, title: str, *, index: int = 0, grid: bool = True) -> None:
+    def __init__(self, key: str, plot: Any, title: str, *, index: int = 0, grid: bool = True) -> None:
+        """The chart of ``plot`` (a ``ChartPlot``, ``chart_plot.new_chart_plot``): its grid, cached
+        axes without SI prefix, its view settled at each range change. GUI thread."""
         self.key = key
         self.headroom = 0.1 + 0.04 * (index % 4)  # charts step their x-axes at different ticks
         self.plot = plot
@@ -144,7 +146,7 @@ class CurveChart:
         else:
             curve = SplitCurve(self.plot, _LINE_PEN)
         if name == "success_rate":
-            self.plot.setYRange(0, 1, padding=0.05)
+            self.view_box.setYRange(0, 1, padding=0.05)
             self.fixed_y = True
         self.curves[name] = curve
         return curve
@@ -166,10 +168,15 @@ class CurveChart:
             return False
         if apply:
             self.shown_range, self.shown_y = x_range, y_range
+            view_box = self.view_box
+            auto_x, auto_y = view_box.autoRangeEnabled()
+            # one setRange; it turns auto-range off for the axes it sets only when it is on (a
+            # "View all"): else its enableAutoRange calls (each a sigStateChanged) do nothing
             if y_range is None:
-                self.view_box.setXRange(*_padded(x_range), padding=0)
+                view_box.setRange(xRange=_padded(x_range), padding=0, disableAutoRange=auto_x is not False)
             else:
-                self.view_box.setRange(xRange=_padded(x_range), yRange=_padded(y_range, Y_PADDING), padding=0)
+                view_box.setRange(xRange=_padded(x_range), yRange=_padded(y_range, Y_PADDING), padding=0,
+                                  disableAutoRange=auto_x is not False or auto_y is not False)
         return True
 
     def reset_follow(self) -> None:

@@ -5,7 +5,7 @@ A live tick changes a learning curve at its end: the decimated points of the com
 (``live.decimate``: they change when a bin completes, every ``bin_rows`` rows, or when bins merge),
 and only the last few points move. One PlotDataItem per series redrew the whole polyline at every
 tick (about 1,000 points of full-height min/max strokes: the rasterising is most of a tick's
-paint). Here a series is two PlotDataItems of the same pen: the **body**, the points up to a
+paint). Here a series is two curve items of the same pen: the **body**, the points up to a
 checkpoint, drawn into a pixmap Qt keeps (``DeviceCoordinateCache``: redrawn only when its points
 or the view's scale change), and the **tail**, from the body's last point to the end, drawn at every
 paint. ``setData`` keeps the body while the new points still start with it and the tail is short
@@ -13,6 +13,13 @@ paint. ``setData`` keeps the body while the new points still start with it and t
 (the body all points but the last ``TAIL_KEEP_POINTS``). Body and tail share their joining point,
 so together they draw exactly the polyline of the points given (a NaN breaks the line as before:
 ``connect="finite"``).
+
+The two items are pyqtgraph ``PlotCurveItem``s, not ``PlotDataItem``s: a PlotDataItem wraps its
+curve with a ScatterPlotItem (made for every item, never shown here: no symbols), a dataset and
+its display copy, the plot's downsampling, clipping, log, FFT and alpha modes (all off here: the
+points arrive decimated) and a ``viewRangeChanged`` hook at every range change, and its
+``setData`` sets the curve's pen and every style option again. Same path, bounds and pixels
+(``tests/ui/test_plot_split_curve.py``); a ``setData`` hands a changed part its points only.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
+from pyqtgraph.graphicsItems.PlotCurveItem import PlotCurveItem
 from qtpy.QtWidgets import QGraphicsItem
 
 __all__ = ["TAIL_KEEP_POINTS", "TAIL_MIN_POINTS", "TAIL_SHARE", "SplitCurve"]
@@ -38,20 +45,26 @@ class SplitCurve:
     """One series as a cached body and a tail (module doc); ``xData``/``yData`` are the points last
     given, whole. GUI thread."""
 
-    def __init__(self, plot: pg.PlotItem, pen: Any, name: str | None = None) -> None:
-        self.body = plot.plot(pen=pen, name=name)
-        self.tail = plot.plot(pen=pen)
-        self.body.curve.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    def __init__(self, plot: Any, pen: Any, name: str | None = None) -> None:
+        """Two curves of ``pen`` added to ``plot`` (a ``ChartPlot`` or a PlotItem: its ``addItem``
+        gives the body, named ``name``, a legend entry when the plot has a legend). GUI thread."""
+        self.body = PlotCurveItem(pen=pen, name=name)
+        self.tail = PlotCurveItem(pen=pen)
+        self.body.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        plot.addItem(self.body)
+        plot.addItem(self.tail)
         self._body_x = np.empty(0)
         self._body_y = np.empty(0)
+        self._tail_empty = True
         self.xData: np.ndarray | None = None
         self.yData: np.ndarray | None = None
         self.body_sets = 0  # times the body got new points (tests)
 
     @property
     def opts(self) -> dict[str, Any]:
-        """The body's PlotDataItem options (the tail's are the same). GUI thread."""
-        return self.body.opts
+        """The body's curve options (the tail's are the same), with ``autoDownsample`` and
+        ``clipToView`` False: a PlotCurveItem draws every point it is given. GUI thread."""
+        return {**self.body.opts, "autoDownsample": False, "clipToView": False}
 
     def setData(self, x: Any, y: Any, connect: str = "finite") -> None:  # noqa: N802 (pyqtgraph's name)
         """Draw the polyline of ``(x, y)``: only the tail gets new points while the body's points
@@ -62,13 +75,17 @@ class SplitCurve:
         n, b = len(x), len(self._body_x)
         if (2 <= b < n and n - b + 1 <= max(TAIL_MIN_POINTS, n // TAIL_SHARE)
                 and np.array_equal(x[:b], self._body_x) and np.array_equal(y[:b], self._body_y, equal_nan=True)):
-            self.tail.setData(x[b - 1:], y[b - 1:], connect=connect)
+            self._set_tail(x[b - 1:], y[b - 1:], connect)
             return
         b = n - TAIL_KEEP_POINTS if n > TAIL_KEEP_POINTS + 1 else n
         self._body_x, self._body_y = x[:b].copy(), y[:b].copy()
-        self.body.setData(self._body_x, self._body_y, connect=connect)
+        self.body.setData(x=self._body_x, y=self._body_y, connect=connect)
         self.body_sets += 1
         if b < n:
-            self.tail.setData(x[b - 1:], y[b - 1:], connect=connect)
-        else:
-            self.tail.setData([], [])
+            self._set_tail(x[b - 1:], y[b - 1:], connect)
+        elif not self._tail_empty:
+            self._set_tail(np.empty(0), np.empty(0), connect)
+
+    def _set_tail(self, x: np.ndarray, y: np.ndarray, connect: str) -> None:
+        self.tail.setData(x=x, y=y, connect=connect)
+        self._tail_empty = not len(x)
