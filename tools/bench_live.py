@@ -281,8 +281,15 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
                         tab_cpu.setdefault(key, []).append((time.thread_time() - t0) * 1000)
             return wrapper
 
-        for name in ("on_batch", "on_heartbeat", "_fold_held", "_draw_curves", "_flush_texts", "showEvent"):
-            setattr(AgentOnlineTab, name, timed(name, getattr(AgentOnlineTab, name)))
+        from gym_gui.ui.plots.curve_panel import CurvePanel
+
+        for name in ("on_batch", "on_heartbeat", "_fold_held", "_draw_curves", "_flush_texts", "showEvent",
+                     "_draw_curves_in_turns", "_refresh_panel", "_enable_chart_updates"):
+            if hasattr(AgentOnlineTab, name):  # (the names of the commit measured)
+                setattr(AgentOnlineTab, name, timed(name, getattr(AgentOnlineTab, name)))
+        for name in ("_set_turn", "_end_spread", "_redraw", "_fill_chart", "_follow_charts", "_reveal_next"):
+            if hasattr(CurvePanel, name):
+                setattr(CurvePanel, name, timed(f"panel {name}", getattr(CurvePanel, name)))
     window = MainWindow(services)
     repaints = _RepaintCounter()
     window.installEventFilter(repaints)  # the window's repaints (UpdateRequest: one per batch of widget updates)
@@ -413,6 +420,14 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
     window.cancel_runs()
     window.shutdown(60)
     tmp.cleanup()
+    try:
+        from gym_gui.ui.plots.gui_turns import gui_turns
+
+        snap = getattr(gui_turns(), "snapshot", None)
+        if blocks and callable(snap):
+            print(f"plot turns: {snap()}")
+    except ImportError:
+        pass
     for key, values in sorted(tab_cpu.items()):
         values.sort()
         print(f"online tab {key}: {len(values)} calls, CPU ms median {statistics.median(values):.2f}, "

@@ -50,6 +50,9 @@ CHART_REFRESH_INTERVAL_MS = 200
 #: With news flowing, the charts refresh right after the pump's tick of the first batch past the
 #: refresh interval; this long after the interval's end, a timer draws the last news without one.
 CHART_FALLBACK_MS = 50
+#: The frame a refresh's repaint of the charts waits for before the pump's next tick (the charts'
+#: paint after a refresh: 3 to 10 ms of CPU).
+CHART_PAINT_ROOM_MS = 10.0
 #: Shortest time between two updates of the header's texts in the window: a label's new text costs a
 #: relayout and repaint of the header, about half of a busy tab's frame; ten a second is what a person reads.
 TEXT_REFRESH_INTERVAL_MS = 100
@@ -225,11 +228,7 @@ class AgentOnlineTab(QWidget):
         self._chart_timer.timeout.connect(self._on_chart_timer)
         # With a refresh interval (the window), a refresh's repaint comes a turn after it (_refresh_panel).
         self._split_paint = self._chart_interval_s > 0
-        self._held_viewports: list[QWidget] = []  # chart viewports whose repaint waits for _paint_timer
-        self._paint_timer = QTimer(self)
-        self._paint_timer.setSingleShot(True)
-        self._paint_timer.setInterval(0)
-        self._paint_timer.timeout.connect(self._enable_chart_updates)
+        self._held_viewports: list[QWidget] = []  # chart viewports whose repaint waits for its turn
         self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
         self.tables_button.setToolTip("Show or hide the step and episode tables")
@@ -346,7 +345,6 @@ class AgentOnlineTab(QWidget):
         self._panel_timer.stop()
         self._chart_timer.stop()
         self._text_timer.stop()
-        self._paint_timer.stop()
         gui_turns().cancel(self)
         self._enable_chart_updates()
         if self._curve_panel is not None:
@@ -500,8 +498,8 @@ class AgentOnlineTab(QWidget):
             self._schedule_panel()
         elif self._stale_curves:
             self._stale_curves = False
-            if self._chart_interval_s:  # (the window) at the next turn: not in the turn that shows the tab
-                self._chart_timer.start(0)
+            if self._chart_interval_s:  # (the window) at a later turn: not in the turn that shows the tab
+                self._request_draw()
             else:
                 self._fold_curves()
                 self._refresh_panel()
@@ -533,12 +531,11 @@ class AgentOnlineTab(QWidget):
                 self._draw_curves()
                 return
             wait_s = self._charts_drawn_at + self._chart_interval_s - self._clock()
-            timer = self._chart_timer
             if wait_s <= 0:
-                if not (timer.isActive() and timer.interval() == 0):
-                    timer.start(0)
-            elif not timer.isActive():
-                timer.start(math.ceil(wait_s * 1000) + CHART_FALLBACK_MS)
+                self._chart_timer.stop()
+                self._request_draw()
+            elif not self._chart_timer.isActive() and not gui_turns().pending(self, "curves"):
+                self._chart_timer.start(math.ceil(wait_s * 1000) + CHART_FALLBACK_MS)
         else:
             self._stale_curves = True
             self._schedule_panel()
@@ -547,7 +544,20 @@ class AgentOnlineTab(QWidget):
         if not self._drawn():
             self._stale_curves = True
         elif self._curve_panel is not None or self.isWindow():
-            self._draw_curves()
+            self._request_draw()
+
+    def _request_draw(self) -> None:
+        """The refresh's first turn (``gui_turns``: after the pump's tick, where the frame holds it):
+        the episodes held folded into the curves; the panel's refresh at the turn after."""
+        gui_turns().request(self, "curves", self._draw_curves_in_turns)
+
+    def _draw_curves_in_turns(self) -> None:
+        if not self._drawn():
+            self._stale_curves = True
+            return
+        self._charts_drawn_at = self._clock()
+        self._fold_curves()
+        gui_turns().request(self, "panel", self._refresh_panel)
 
     def _draw_curves(self) -> None:
         self._charts_drawn_at = self._clock()
@@ -560,24 +570,26 @@ class AgentOnlineTab(QWidget):
         window's full collections do not walk their thousands of pyqtgraph objects again and again."""
         panel = self.curve_panel
         if self._split_paint and panel.isVisible():
-            # The charts' repaint at the event loop's next turn, not right behind the refresh in
-            # this one: the pump's tick and input get in between (each of the two is shorter than a
-            # frame where the two together were not). Only the charts' viewports wait (the panel's
-            # other widgets repaint as they would).
-            self._held_viewports = [view.viewport() for view in panel.findChildren(QGraphicsView)]
-            for viewport in self._held_viewports:
-                viewport.setUpdatesEnabled(False)
-            try:
-                panel.refresh()
-            finally:
-                if not self._paint_timer.isActive():
-                    self._paint_timer.start()
+            # Spread over turns (``CurvePanel.refresh_in_turns``: the bins folded here, a chart's
+            # curves per turn, the ranges' step), the charts' repaint in a turn after those, not
+            # behind any of them: the pump's tick and input get in between. Only the charts'
+            # viewports wait (the panel's other widgets repaint as they would).
+            if not self._held_viewports:
+                self._held_viewports = [view.viewport() for view in panel.findChildren(QGraphicsView)]
+                for viewport in self._held_viewports:
+                    viewport.setUpdatesEnabled(False)
+            if not panel.refresh_in_turns(self._request_paint):
+                self._request_paint()
         else:
             panel.refresh()
         built = len(panel.chart_titles())
         if built > self._charts_frozen:
             self._charts_frozen = built
             freeze_long_lived()
+
+    def _request_paint(self) -> None:
+        """The refreshed charts' repaint in a turn of its own, early in a frame (its paint follows it)."""
+        gui_turns().request(self, "paint", self._enable_chart_updates, room_ms=CHART_PAINT_ROOM_MS)
 
     def _enable_chart_updates(self) -> None:
         """Let the refreshed charts repaint (a whole repaint of the panel, at this turn's end)."""

@@ -1,6 +1,6 @@
 """AgentOnlineTab in the window (a chart refresh interval): a chart refresh returns with the charts'
-repaint held for the event loop's next turn (so the pump's tick and input get in between), and the
-charts are then painted with what the refresh drew."""
+repaint held while the refresh is spread over turns (a chart's curves per turn, so the pump's tick and
+input get in between), and the charts are then painted with what the refresh drew."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class PaintCounter(QObject):
         return False
 
 
-def test_a_chart_refresh_repaints_the_charts_at_the_next_turn(qtbot: Any, factory: type[EventFactory]) -> None:
+def test_a_chart_refresh_is_spread_over_turns_and_repaints_the_charts_after_them(
+        qtbot: Any, factory: type[EventFactory]) -> None:
     tab = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=50)
     qtbot.addWidget(tab)
     tab.resize(900, 700)
@@ -41,20 +42,25 @@ def test_a_chart_refresh_repaints_the_charts_at_the_next_turn(qtbot: Any, factor
     paints = PaintCounter()
     for viewport in viewports:
         viewport.installEventFilter(paints)
-    seen: list[tuple[int, bool, int]] = []  # right after each refresh: refreshes, updates enabled, paints
+    seen: list[tuple[bool, int]] = []  # at each chart's turn of the refresh: updates enabled, paints
+    chart_turn = panel._set_turn  # noqa: SLF001 (observed, not driven)
 
-    def after_refresh() -> None:  # connected after the tab's own slot: runs right after the refresh
-        seen.append((panel.refreshes, all(v.updatesEnabled() for v in viewports), paints.count))
+    def observed_turn() -> None:
+        chart_turn()
+        seen.append((all(v.updatesEnabled() for v in viewports), paints.count))
 
-    tab._chart_timer.timeout.connect(after_refresh)  # noqa: SLF001 (observed, not driven)
+    panel._set_turn = observed_turn  # type: ignore[method-assign]  # noqa: SLF001
     drawn = panel.refreshes
     tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(1, 4, total_reward=1.0),)))
-    qtbot.waitUntil(lambda: any(r > drawn for r, _e, _p in seen), timeout=5000)
-    refreshes, enabled, paints_then = next(s for s in seen if s[0] > drawn)
-    assert not enabled  # the refresh's repaint is held ...
-    qtbot.waitUntil(lambda: all(v.updatesEnabled() for v in viewports) and paints.count > paints_then,
-                    timeout=5000)  # ... and comes at the next turn
+    assert panel.refreshes == drawn  # not inside the batch's handling
+    qtbot.waitUntil(lambda: panel.refreshes > drawn, timeout=5000)
+    assert len(seen) >= 3  # one turn per chart whose curves changed (return, length, success rate)
+    held_paints = seen[0][1]
+    assert not any(enabled for enabled, _p in seen) and all(p == held_paints for _e, p in seen)  # held meanwhile
+    qtbot.waitUntil(lambda: all(v.updatesEnabled() for v in viewports) and paints.count > held_paints,
+                    timeout=5000)  # ... and repainted in a turn after them
     assert panel.curve_data("return")[1].tolist() == [0.0, 1.0]
+    assert panel.curve_data("length")[1].tolist() == [4.0, 4.0]
     tab.stop()
     assert all(v.updatesEnabled() for v in viewports)  # a stopped tab holds nothing back
 
@@ -97,8 +103,8 @@ def test_a_tab_shown_again_draws_its_charts_after_the_turn_that_shows_it(
     tabs.setCurrentWidget(back)  # its show event: the tables and texts at once, the charts a turn later
     assert back.header_text("episodes_seen") == "4" and back.episode_model.rowCount() == 4
     assert back.curve_panel.refreshes == drawn
-    qtbot.waitUntil(lambda: back.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0], timeout=5000)
-    assert back.curve_panel.refreshes == drawn + 1
+    qtbot.waitUntil(lambda: back.curve_panel.refreshes == drawn + 1, timeout=5000)
+    assert back.curve_panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0]
     front.stop()
     back.stop()
 
@@ -112,7 +118,7 @@ def test_with_news_flowing_the_charts_refresh_right_after_the_batch_past_the_int
     f = factory("run1", "agent1")
     panel = tab.curve_panel
     tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(0, 4, total_reward=0.0),)))
-    qtbot.waitUntil(lambda: panel.curve_data("return")[1].tolist() == [0.0], timeout=5000)
+    qtbot.waitUntil(lambda: panel.curve_data("return")[1].tolist() == [0.0] and not panel.refreshing(), timeout=5000)
     drawn = panel.refreshes
     now[0] += 0.5  # within the interval: held (a fallback timer would draw it 1.55 s of real time from now)
     tab.on_batch(LiveBatch("run1", "agent1", episodes=(f.episode(1, 4, total_reward=1.0),)))

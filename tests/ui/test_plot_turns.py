@@ -223,3 +223,48 @@ def test_following_a_pump_a_piece_runs_only_where_the_frame_before_its_next_tick
     sip.delete(gone)  # a followed pump deleted: the pieces run at each turn again
     turns.request(owner, "after", lambda: ran.append("after"))
     qtbot.waitUntil(lambda: ran[-1:] == ["after"], timeout=5000)
+
+
+def test_a_refresh_in_turns_hands_each_changed_chart_its_bins_in_a_turn_of_its_own(qtbot: Any) -> None:
+    from gym_gui.live.curve_points import EpisodePoint
+    from gym_gui.live.curves import CurveData
+    from gym_gui.ui.plots.curve_panel import CurvePanel
+
+    panel = CurvePanel(CurveData())
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    turns = gui_turns()
+    sets: list[tuple[int, str]] = []  # (turn, series) of every setData of a built-in chart's curve
+    for series in ("return", "return_mean", "length", "success_rate"):
+        curve = panel._charts[panel._series_chart[series]].curves[series]  # noqa: SLF001 (observed)
+        real = curve.setData
+
+        def spy(*args: Any, _real: Any = real, _series: str = series, **kwargs: Any) -> None:
+            sets.append((turns.turns_run, _series))
+            _real(*args, **kwargs)
+
+        curve.setData = spy  # type: ignore[method-assign]
+    done: list[int] = []
+    panel.data.add_points([EpisodePoint(i, float(i), 5.0, 1.0, 10.0 + i, {}) for i in range(4)])
+    drawn = panel.refreshes
+    assert panel.refresh_in_turns(lambda: done.append(turns.turns_run))
+    assert sets == [] and panel.refreshing() and panel.refreshes == drawn  # only the bins folded here
+    panel.data.add_points([EpisodePoint(4, 4.0, 5.0, 1.0, 14.0, {})])  # more news while it is spread
+    assert panel.refresh_in_turns(lambda: done.append(-1))
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=5000)
+    assert panel.refreshes == drawn + 1 and not panel.refreshing()  # one refresh: both done at its end
+    chart_turns = {series: turn for turn, series in sets}
+    assert chart_turns["return"] == chart_turns["return_mean"]  # a chart's curves in one turn ...
+    assert len({chart_turns["return"], chart_turns["length"], chart_turns["success_rate"]}) == 3  # ... each chart its own
+    assert done[0] > max(chart_turns.values())  # after the last chart, at the ranges' turn
+    assert panel.curve_data("return")[1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert panel.curve_data("length")[1].tolist() == [5.0] * 5
+    sets.clear()
+    panel.data.add_heartbeat("2024-01-01T00:00:00Z", {"stats": {"fps": 3.0}})  # no episode: their charts keep their bins
+    panel.refresh()
+    assert sets == []
+    assert not panel.refresh_in_turns(lambda: done.append(-2))  # nothing new: nothing to do, no done
+    panel.stop(5)

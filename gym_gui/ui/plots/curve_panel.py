@@ -116,6 +116,12 @@ class CurvePanel(QWidget):
         self._new_veiled: CurveChart | None = None  # a chart just built, left out of the next paint
         self._build_after_paint = False  # the next new chart is built after the paint showing the last
         self._unfilled: dict[str, CurveChart] = {}  # series whose chart was built, their curve not yet
+        # A refresh's charts whose curves wait for their new bins (``refresh_in_turns``), in order,
+        # and what to call once the last has them.
+        self._unset: dict[str, None] = {}
+        self._set_offset = 0.0
+        self._set_state: dict[str, tuple[Any, ...] | None] = {}  # per curve: ``_state_of`` when last handed its bins
+        self._done_after_set: list[Callable[[], None]] = []
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -223,6 +229,9 @@ class CurvePanel(QWidget):
         has; the work put off to the next turn is dropped. The panel then draws only what needs no
         worker. GUI thread; blocks up to ``timeout_s``."""
         self._turns.cancel(self)
+        while self._unset:  # a spread refresh's charts: their bins now
+            self._set_next_chart()
+        self._done_after_set = []
         if self._unfilled:  # a chart built: its curves, drawn at the next refresh
             self._fill_charts()
             self._drawn_version = -1
@@ -236,6 +245,32 @@ class CurvePanel(QWidget):
         """Redraw from the data when it changed since the last redraw; True if it redrew. A
         following chart folds in the new rows (O(new points)); a zoomed one asks the worker for its
         range. GUI thread; never blocks (small arrays handed to setData; drawing at the next paint)."""
+        if not self._fold_all():
+            return False
+        self._finish()
+        return True
+
+    def refresh_in_turns(self, done: Callable[[], None] | None = None) -> bool:
+        """``refresh`` spread over event-loop turns (``gui_turns``), none longer than a chart's
+        part: this call folds the new rows into every following curve's bins (O(new points), no
+        drawing item touched) and asks the worker for the zoomed charts' ranges; then each chart's
+        curves get their bins in a turn of their own (the charts in view first), the ranges step at
+        the turn after the last, and ``done()`` runs there (``refreshes`` counts it then). A refresh
+        asked for while one is spread folds its rows at once and its charts join the turns to come.
+        False (``done`` not called) when the data did not change. GUI thread; never blocks."""
+        if not self._fold_all():
+            if done is not None and self._unset:
+                self._done_after_set.append(done)  # the spread refresh under way ends with it
+                return True
+            return False
+        if done is not None:
+            self._done_after_set.append(done)
+        self._turns.request(self, "set", self._set_turn)
+        return True
+
+    def _fold_all(self) -> bool:
+        """The first part of a refresh: the new rows folded into each following curve's bins, the
+        charts whose curves need their new bins noted (``_unset``), the zoomed ones' worker jobs."""
         data = self._data
         if data.version == self._drawn_version:
             return False
@@ -244,28 +279,100 @@ class CurvePanel(QWidget):
         key = (id(data), self._axis)
         if key != self._dec_key:
             self._dec, self._dec_key = {}, key
-        offset = wall_offset(self._data) if self._axis == "wall" else 0.0
+        self._set_offset = wall_offset(self._data) if self._axis == "wall" else 0.0
         rebuild: list[str] = []
-        self._feeding = True
-        try:
-            for chart in self._charts.values():
-                if chart.plot.getViewBox().autoRangeEnabled()[0]:
-                    chart.following = True  # the person asked for the whole view again
-                if not chart.following:
-                    self._view_data_changed(chart)
-                    continue
-                for name, curve in chart.curves.items():
-                    if not self._draw_whole(name, curve, data, offset):
-                        rebuild.append(name)
-        finally:
-            self._feeding = False
-        self._follow_charts()
+        for chart in self._charts.values():
+            if chart.plot.getViewBox().autoRangeEnabled()[0]:
+                chart.following = True  # the person asked for the whole view again
+            if not chart.following:
+                for name in chart.curves:
+                    self._set_state.pop(name, None)  # (its curves show the zoomed range's rows)
+                self._view_data_changed(chart)
+                continue
+            stale = False
+            for name, curve in chart.curves.items():
+                if not self._fold_whole(name, curve, data):
+                    rebuild.append(name)
+                stale = stale or self._set_state.get(name) != self._state_of(name)
+            if stale:
+                self._unset[chart.key] = None
         if rebuild and self._rebuilding != key:
             self._request_rebuild(rebuild)
-        self.refreshes += 1
         count = data.episode_count
         self.status_label.setText(f"{count:,} episode{'s' if count != 1 else ''}")
         return True
+
+    def _set_next_chart(self) -> None:
+        """Hand the next chart waiting for its bins (one in view first) its curves' arrays."""
+        key = self._next_unset()
+        del self._unset[key]
+        chart = self._charts.get(key)
+        if chart is None or not chart.following:
+            return
+        offset = self._set_offset
+        self._feeding = True
+        try:
+            for name, curve in chart.curves.items():
+                entry = self._dec.get(name)
+                if entry is not None:
+                    dx, dy = entry[0].arrays()
+                    curve.setData(dx - offset if offset else dx, dy, connect="finite")
+                    self._set_state[name] = self._state_of(name)
+        finally:
+            self._feeding = False
+
+    def _state_of(self, name: str) -> tuple[Any, ...] | None:
+        """What a curve's bins are made of (its decimator, the rows and rewrite it holds, the
+        axis and offset): a curve handed the same since is not handed them again."""
+        entry = self._dec.get(name)
+        if entry is None:
+            return None
+        return (id(entry[0]), entry[0].rows, entry[1], self._dec_key, self._set_offset)
+
+    def _next_unset(self) -> str:
+        """The first chart waiting for its bins that is in the scroll area's view, else the first."""
+        top = self.scroll.verticalScrollBar().value()
+        bottom = top + self.scroll.viewport().height()
+        for key in self._unset:
+            chart = self._charts.get(key)
+            if chart is not None:
+                rect = chart.plot.geometry()
+                if rect.bottom() >= top and rect.top() <= bottom:
+                    return key
+        return next(iter(self._unset))
+
+    def _set_turn(self) -> None:
+        """A spread refresh's turn: one chart's curves; after the last, the ranges' turn."""
+        if self._unset:
+            self._set_next_chart()
+        if self._unset:
+            self._turns.request(self, "set", self._set_turn)
+        else:
+            self._turns.request(self, "set-end", self._end_spread)
+
+    def _end_spread(self) -> None:
+        """The turn after a spread refresh's last chart: the ranges step (one chart), ``done``."""
+        if self._unset:  # a refresh came in meanwhile: its charts first
+            self._turns.request(self, "set", self._set_turn)
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        """A refresh's end: every chart waiting for its bins gets them (a spread refresh's
+        turns are dropped), the ranges step (one chart), the refresh counts, its ``done`` run."""
+        self._turns.cancel(self, "set")
+        self._turns.cancel(self, "set-end")
+        while self._unset:
+            self._set_next_chart()
+        self._follow_charts()
+        self.refreshes += 1
+        done, self._done_after_set = self._done_after_set, []
+        for fn in done:
+            fn()
+
+    def refreshing(self) -> bool:
+        """True while a spread refresh (``refresh_in_turns``) has turns to come. GUI thread."""
+        return bool(self._unset) or self._turns.pending(self, "set") or self._turns.pending(self, "set-end")
 
     def ranges_pending(self) -> bool:
         """True while a chart waits for its turn to be built (a new series), to be shown (a new
@@ -328,9 +435,10 @@ class CurvePanel(QWidget):
         if self._has_unbuilt(data):
             self._turns.request(self, "build", self._redraw)
 
-    def _draw_whole(self, name: str, curve: SplitCurve, data: CurveData, offset: float) -> bool:
-        """Hand ``curve`` the whole series' bins, updated here when that costs at most
-        ``offload_rows`` rows; False when the worker must build them (the curve keeps what it has)."""
+    def _fold_whole(self, name: str, curve: SplitCurve, data: CurveData) -> bool:
+        """Bring the whole series' bins of ``name`` up to date here when that costs at most
+        ``offload_rows`` rows (``_set_next_chart`` hands them to ``curve``); False when the worker
+        must build them (the curve keeps what it has)."""
         x, y = data.series(name, self._axis)
         entry = self._dec.get(name)
         if entry is None:
@@ -340,13 +448,15 @@ class CurvePanel(QWidget):
             work = len(y) - (entry[0].rows if changed is None else changed)
         if work > self._offload_rows:
             if entry is None:
-                curve.setData([], [])
+                self._feeding = True
+                try:
+                    curve.setData([], [])
+                finally:
+                    self._feeding = False
             return False
         decimator = entry[0] if entry is not None else PeakDecimator(max_bins=DECIMATED_BINS)
         decimator.update(x, y, changed)
         self._dec[name] = (decimator, data.rewritten)
-        dx, dy = decimator.arrays()
-        curve.setData(dx - offset if offset else dx, dy, connect="finite")
         return True
 
     def _request_rebuild(self, names: list[str]) -> None:
@@ -399,6 +509,7 @@ class CurvePanel(QWidget):
             try:
                 for name, (x, y) in result.items():
                     chart.curves[name].setData(x - offset if offset else x, y, connect="finite")
+                    self._set_state.pop(name, None)
             finally:
                 self._feeding = False
             if chart.stale:
