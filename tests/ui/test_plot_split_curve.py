@@ -13,7 +13,7 @@ from pyqtgraph.graphicsItems.PlotCurveItem import PlotCurveItem
 from qtpy.QtWidgets import QApplication
 
 from gym_gui.live.decimate import PeakDecimator
-from gym_gui.ui.plots.split_curve import SplitCurve
+from gym_gui.ui.plots.split_curve import SplitCurve, finite_bounds
 from gym_gui.ui.plots.tick_axis import chart_axes
 
 PEN = pg.mkPen((10, 60, 170), width=1)
@@ -65,6 +65,8 @@ def test_body_and_tail_are_the_points_given_with_pyqtgraphs_path_and_bounds(qtbo
             joined_x, joined_y = bx, by
         assert np.array_equal(joined_x, dx) and np.array_equal(joined_y, dy, equal_nan=True)
         assert split.xData is not None and np.array_equal(split.xData, dx)
+        finite_x, finite_y = dx[np.isfinite(dx)], dy[np.isfinite(dy)]
+        assert split.bounds() == ((finite_x.min(), finite_x.max()), (finite_y.min(), finite_y.max()))
         parts = [split.body] + ([split.tail] if tx is not None and len(tx) else [])
         elements = sum(part.getPath().elementCount() for part in parts) - (len(parts) - 1)  # the shared point
         assert elements == whole.getPath().elementCount()
@@ -72,6 +74,12 @@ def test_body_and_tail_are_the_points_given_with_pyqtgraphs_path_and_bounds(qtbo
             bounds = [part.dataBounds(axis) for part in parts]
             assert (min(b[0] for b in bounds), max(b[1] for b in bounds)) == whole.dataBounds(axis)
     assert sets[-1] < len(sets) / 2  # most appends kept the body
+
+
+def test_bounds_are_the_finite_values_extremes() -> None:
+    split_x = np.array([0.0, 1.0, 2.0, np.inf])
+    assert finite_bounds(split_x) == (0.0, 2.0) and finite_bounds(np.array([np.nan])) is None
+    assert finite_bounds(np.empty(0)) is None and finite_bounds(np.array([3.0, -1.0])) == (-1.0, 3.0)
 
 
 def test_a_split_curve_looks_like_one_curve(qtbot: Any) -> None:

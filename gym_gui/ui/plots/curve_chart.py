@@ -155,9 +155,8 @@ class CurveChart:
         """Step the x- and y-ranges to hold every point the curves were given (module doc); True
         when they step, which redraws both axes. ``apply=False``: only say whether they would (the
         panel steps one chart per event-loop turn)."""
-        xs = [_bounds(c.xData) for c in self.curves.values()]
-        ys = [_bounds(c.yData) for c in self.curves.values()]
-        xs, ys = [b for b in xs if b is not None], [b for b in ys if b is not None]
+        bounds = [c.bounds() for c in self.curves.values()]  # kept by each curve as it is set
+        xs, ys = [b[0] for b in bounds if b[0] is not None], [b[1] for b in bounds if b[1] is not None]
         if not xs:
             return False
         x_range = follow_range(min(b[0] for b in xs), max(b[1] for b in xs), self.shown_range,
@@ -219,9 +218,3 @@ def _padded(bounds: tuple[float, float], share: float = X_PADDING) -> tuple[floa
     pad = (bounds[1] - bounds[0]) * share
     return bounds[0] - pad, bounds[1] + pad
 
-
-def _bounds(values: Any) -> tuple[float, float] | None:
-    if values is None or not len(values):
-        return None
-    finite = values[np.isfinite(values)]
-    return (float(finite.min()), float(finite.max())) if len(finite) else None

@@ -30,7 +30,9 @@ import numpy as np
 from pyqtgraph.graphicsItems.PlotCurveItem import PlotCurveItem
 from qtpy.QtWidgets import QGraphicsItem
 
-__all__ = ["TAIL_KEEP_POINTS", "TAIL_MIN_POINTS", "TAIL_SHARE", "SplitCurve"]
+__all__ = ["TAIL_KEEP_POINTS", "TAIL_MIN_POINTS", "TAIL_SHARE", "Bounds", "SplitCurve", "finite_bounds"]
+
+Bounds = tuple[float, float] | None
 
 #: Points left to the tail at a checkpoint: a decimated curve's rows after its last complete bin
 #: (at most ``decimate.TAIL_ROWS`` plus the line's last point), which change at every append.
@@ -55,6 +57,8 @@ class SplitCurve:
         plot.addItem(self.tail)
         self._body_x = np.empty(0)
         self._body_y = np.empty(0)
+        self._body_bounds: tuple[Bounds, Bounds] = (None, None)  # the body's finite (x, y) bounds
+        self._bounds: tuple[Bounds, Bounds] = (None, None)  # every point's
         self._tail_empty = True
         self.xData: np.ndarray | None = None
         self.yData: np.ndarray | None = None
@@ -79,13 +83,40 @@ class SplitCurve:
             return
         b = n - TAIL_KEEP_POINTS if n > TAIL_KEEP_POINTS + 1 else n
         self._body_x, self._body_y = x[:b].copy(), y[:b].copy()
+        self._body_bounds = (finite_bounds(self._body_x), finite_bounds(self._body_y))
         self.body.setData(x=self._body_x, y=self._body_y, connect=connect)
         self.body_sets += 1
         if b < n:
             self._set_tail(x[b - 1:], y[b - 1:], connect)
-        elif not self._tail_empty:
-            self._set_tail(np.empty(0), np.empty(0), connect)
+        else:
+            if not self._tail_empty:
+                self._set_tail(np.empty(0), np.empty(0), connect)
+            self._bounds = self._body_bounds
+
+    def bounds(self) -> tuple[Bounds, Bounds]:
+        """The (min, max) of the finite x and of the finite y values last given (each None when
+        there is none), kept as the points are set: the body's once per checkpoint, the tail's at
+        each set. GUI thread; O(1)."""
+        return self._bounds
 
     def _set_tail(self, x: np.ndarray, y: np.ndarray, connect: str) -> None:
         self.tail.setData(x=x, y=y, connect=connect)
         self._tail_empty = not len(x)
+        self._bounds = (_union(self._body_bounds[0], finite_bounds(x)), _union(self._body_bounds[1], finite_bounds(y)))
+
+
+def finite_bounds(values: np.ndarray) -> Bounds:
+    """The (min, max) of the finite ``values``, None when there is none. Pure."""
+    if not len(values):
+        return None
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if np.isfinite(lo) and np.isfinite(hi):
+        return lo, hi  # no NaN (it would make both NaN) and no infinity: the common case, two passes
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if len(finite) else None
+
+
+def _union(a: Bounds, b: Bounds) -> Bounds:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a[0], b[0]), max(a[1], b[1])
