@@ -57,8 +57,8 @@ class SplitCurve:
         plot.addItem(self.tail)
         self._body_x = np.empty(0)
         self._body_y = np.empty(0)
-        self._body_bounds: tuple[Bounds, Bounds] = (None, None)  # the body's finite (x, y) bounds
-        self._bounds: tuple[Bounds, Bounds] = (None, None)  # every point's
+        self._body_bounds: tuple[Bounds, Bounds] | None = (None, None)  # the body's finite (x, y) bounds
+        self._bounds: tuple[Bounds, Bounds] | None = (None, None)  # every point's (None: not yet known)
         self._tail_empty = True
         self.xData: np.ndarray | None = None
         self.yData: np.ndarray | None = None
@@ -76,6 +76,7 @@ class SplitCurve:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         self.xData, self.yData = x, y
+        self._bounds = None
         n, b = len(x), len(self._body_x)
         if (2 <= b < n and n - b + 1 <= max(TAIL_MIN_POINTS, n // TAIL_SHARE)
                 and np.array_equal(x[:b], self._body_x) and np.array_equal(y[:b], self._body_y, equal_nan=True)):
@@ -83,32 +84,46 @@ class SplitCurve:
             return
         b = n - TAIL_KEEP_POINTS if n > TAIL_KEEP_POINTS + 1 else n
         self._body_x, self._body_y = x[:b].copy(), y[:b].copy()
-        self._body_bounds = (finite_bounds(self._body_x), finite_bounds(self._body_y))
+        self._body_bounds = None  # computed when asked for (``bounds``)
         self.body.setData(x=self._body_x, y=self._body_y, connect=connect)
         self.body_sets += 1
         if b < n:
             self._set_tail(x[b - 1:], y[b - 1:], connect)
-        else:
-            if not self._tail_empty:
-                self._set_tail(np.empty(0), np.empty(0), connect)
-            self._bounds = self._body_bounds
+        elif not self._tail_empty:
+            self._set_tail(np.empty(0), np.empty(0), connect)
 
     def bounds(self) -> tuple[Bounds, Bounds]:
         """The (min, max) of the finite x and of the finite y values last given (each None when
-        there is none), kept as the points are set: the body's once per checkpoint, the tail's at
-        each set. GUI thread; O(1)."""
+        there is none): the body's computed once per checkpoint, the tail's once per set, both
+        when first asked for after it. GUI thread; O(tail points) after a set, O(1) again until
+        the next."""
+        if self._bounds is None:
+            if self._body_bounds is None:
+                self._body_bounds = (finite_bounds(self._body_x), finite_bounds(self._body_y))
+            tail_x, tail_y = self.tail.xData, self.tail.yData
+            body_x, body_y = self._body_bounds
+            if self._tail_empty or tail_x is None or tail_y is None:
+                self._bounds = (body_x, body_y)
+            else:
+                self._bounds = (_union(body_x, finite_bounds(tail_x)), _union(body_y, finite_bounds(tail_y)))
         return self._bounds
 
     def _set_tail(self, x: np.ndarray, y: np.ndarray, connect: str) -> None:
         self.tail.setData(x=x, y=y, connect=connect)
         self._tail_empty = not len(x)
-        self._bounds = (_union(self._body_bounds[0], finite_bounds(x)), _union(self._body_bounds[1], finite_bounds(y)))
+
+
+#: Fewer values than this are scanned as Python floats (a numpy reduction's call costs more).
+_SMALL = 64
 
 
 def finite_bounds(values: np.ndarray) -> Bounds:
     """The (min, max) of the finite ``values``, None when there is none. Pure."""
     if not len(values):
         return None
+    if len(values) < _SMALL:
+        finite = [v for v in values.tolist() if v - v == 0.0]  # NaN and infinities left out
+        return (min(finite), max(finite)) if finite else None
     lo, hi = float(np.min(values)), float(np.max(values))
     if np.isfinite(lo) and np.isfinite(hi):
         return lo, hi  # no NaN (it would make both NaN) and no infinity: the common case, two passes
