@@ -12,11 +12,21 @@ import attrs
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 
-__all__ = ["EpisodeRecord", "RunRecord", "StepRecord"]
+__all__ = ["EpisodeRecord", "RunRecord", "StepRecord", "StepRecordBuilder"]
+
+_STEP_FIELDS = ("run_id", "agent_id", "seq_id", "ts_iso", "episode_index", "step_index", "reward", "terminated",
+                "truncated", "payload")
+
+
+class _StepSlots:
+    """The storage of ``StepRecord``: its fields' slots (and a weak reference slot), shared with
+    ``StepRecordBuilder`` so that a built record can become a ``StepRecord``."""
+
+    __slots__ = (*_STEP_FIELDS, "__weakref__")
 
 
 @attrs.frozen(slots=True)
-class StepRecord:
+class StepRecord(_StepSlots):
     """One stored STEP_APPENDED event."""
 
     run_id: str
@@ -53,6 +63,15 @@ class StepRecord:
     def to_event(self) -> TelemetryEvent:
         """The STEP_APPENDED event this row was stored from."""
         return TelemetryEvent(Topic.STEP_APPENDED, self.run_id, self.agent_id, self.seq_id, self.ts_iso, self.payload)
+
+
+class StepRecordBuilder(_StepSlots):
+    """A ``StepRecord`` being made by the hot reads: its slots set by plain attribute stores (which
+    the frozen record refuses), then ``obj.__class__ = StepRecord``; the record is the one
+    ``StepRecord(...)`` gives for those values (``step_reads`` checks it at import and uses
+    ``StepRecord(...)`` otherwise). Any thread, on its own objects."""
+
+    __slots__ = ()
 
 
 @attrs.frozen(slots=True)

@@ -31,7 +31,6 @@ connection.
 from __future__ import annotations
 
 import sqlite3
-from collections import deque
 from functools import partial
 from itertools import repeat
 from typing import Any, Callable, Mapping, Sequence
@@ -41,7 +40,7 @@ import orjson
 
 from gym_gui.telemetry.info_numbers import blob_ref, join_info
 from gym_gui.telemetry.json_text import may_hold_big_int
-from gym_gui.telemetry.sqlite_records import StepRecord
+from gym_gui.telemetry.sqlite_records import StepRecord, StepRecordBuilder
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, STEP_READ_COLUMNS, decode_step, read_json
 from gym_gui.telemetry.step_layout import episode_steps_sql, format_ts_us
 
@@ -323,38 +322,53 @@ _RECORD_FIELDS = ("run_id", "agent_id", "seq_id", "ts_iso", "episode_index", "st
                   "truncated", "payload")
 
 
-def _record_maker() -> Callable[..., StepRecord]:
-    """A callable equal to ``StepRecord(...)`` for these positional fields that sets the record's
-    slots itself (attrs' frozen ``__init__`` costs an ``object.__setattr__`` call per field, about
-    a quarter of a step read); ``StepRecord`` itself when the class is not the plain slotted one
-    this relies on (other fields, a validator, a converter, a post-init hook)."""
+def _builds_records() -> bool:
+    """Whether ``StepRecordBuilder`` makes the records ``StepRecord(...)`` makes (its slots set by
+    attribute stores, then its class set to ``StepRecord``): ``StepRecord`` the plain slotted class
+    of these ten fields without validators, converters or init hooks, and the switch of class
+    allowed. Checked once at import."""
     fields = attrs.fields(StepRecord)
-    members = [StepRecord.__dict__.get(name) for name in _RECORD_FIELDS]
     if (tuple(f.name for f in fields) != _RECORD_FIELDS
             or any(f.validator is not None or f.converter is not None or not f.init for f in fields)
-            or hasattr(StepRecord, "__attrs_post_init__") or hasattr(StepRecord, "__attrs_pre_init__")
-            or any(type(m).__name__ != "member_descriptor" for m in members)):
-        return StepRecord
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = (m.__set__ for m in members)  # type: ignore[union-attr]
-    new = object.__new__
+            or hasattr(StepRecord, "__attrs_post_init__") or hasattr(StepRecord, "__attrs_pre_init__")):
+        return False
+    values = ("run", None, 1, "2026-01-01T00:00:00.000000+00:00", 0, 1, 0.5, True, False, {"step_index": 1})
+    try:
+        made = _build_record(*values)
+    except (TypeError, AttributeError):
+        return False
+    want = StepRecord(*values)
+    return type(made) is StepRecord and made == want and repr(made) == repr(want)
 
-    def make(run_id: str, agent_id: str | None, seq_id: int, ts_iso: str, episode_index: int | None,
-             step_index: int | None, reward: float | None, terminated: bool | None, truncated: bool | None,
-             payload: Mapping[str, Any]) -> StepRecord:
-        record = new(StepRecord)
-        s0(record, run_id)
-        s1(record, agent_id)
-        s2(record, seq_id)
-        s3(record, ts_iso)
-        s4(record, episode_index)
-        s5(record, step_index)
-        s6(record, reward)
-        s7(record, terminated)
-        s8(record, truncated)
-        s9(record, payload)
-        return record
 
-    return make
+def _build_record(run_id: str, agent_id: str | None, seq_id: int, ts_iso: str, episode_index: int | None,
+                  step_index: int | None, reward: float | None, terminated: bool | None, truncated: bool | None,
+                  payload: Mapping[str, Any]) -> StepRecord:
+    """``StepRecord(...)`` made by ``StepRecordBuilder`` (attrs' frozen ``__init__`` costs an
+    ``object.__setattr__`` call per field, about a quarter of a step read)."""
+    record = _new(StepRecordBuilder)
+    record.run_id = run_id
+    record.agent_id = agent_id
+    record.seq_id = seq_id
+    record.ts_iso = ts_iso
+    record.episode_index = episode_index
+    record.step_index = step_index
+    record.reward = reward
+    record.terminated = terminated
+    record.truncated = truncated
+    record.payload = payload
+    record.__class__ = StepRecord  # type: ignore[assignment]
+    return record  # type: ignore[return-value]
+
+
+_new = object.__new__
+_BUILDS = _builds_records()
+
+
+def _record_maker() -> Callable[..., StepRecord]:
+    """A callable equal to ``StepRecord(...)`` for these positional fields: ``_build_record`` when
+    it makes the same records (``_builds_records``), else ``StepRecord`` itself."""
+    return _build_record if _BUILDS else StepRecord
 
 
 _make_record = _record_maker()
@@ -477,15 +491,6 @@ def stream_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, sq
 _INT_OR_TEXT = frozenset({int, str})
 
 
-def _record_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
-    """The slot setters of ``StepRecord`` in ``_RECORD_FIELDS`` order when ``_make_record`` sets
-    slots itself (``_record_maker``), else None."""
-    if _make_record is StepRecord:
-        return None
-    return tuple(StepRecord.__dict__[name].__set__ for name in _RECORD_FIELDS)
-
-
-_SETTERS = _record_setters()
 _US_PER_S = 1_000_000
 #: "000+00:00" .. "999+00:00": a time text's last three digits and its offset.
 _TAILS = tuple(f"{n:03d}+00:00" for n in range(1000))
@@ -548,14 +553,30 @@ def _plain_records(conn: sqlite3.Connection, run_id: str, loaded: str | None, st
                     for e, s, a, o, r, t, u, i, p in zip(*columns)]
     terms, truncs = tuple(map(bool, terms)), tuple(map(bool, truncs))
     times = _time_texts(base_us, ts)
-    if _SETTERS is None:
+    if not _BUILDS:
         return list(map(StepRecord, repeat(run_id), repeat(loaded), _seq, times, eps, sis, rewards, terms, truncs,
                         payloads))
-    records = list(map(object.__new__, repeat(StepRecord, n)))
-    for setter, column in zip(_SETTERS, (repeat(run_id), repeat(loaded), _seq, times, eps, sis, rewards, terms,
-                                         truncs, payloads)):
-        deque(map(setter, records, column), 0)
-    return records
+    return _built(run_id, loaded, _seq, times, eps, sis, rewards, terms, truncs, payloads)
+
+
+def _built(run_id: str, loaded: str | None, *columns: Sequence[Any]) -> list[StepRecord]:
+    """The records of these columns (``_RECORD_FIELDS`` from ``seq_id`` on), made by
+    ``StepRecordBuilder`` (``_BUILDS``)."""
+    records = list(map(_new, repeat(StepRecordBuilder, len(columns[0]))))
+    record_class = StepRecord
+    for record, seq_id, ts_iso, ep, si, reward, term, trunc, payload in zip(records, *columns):
+        record.run_id = run_id
+        record.agent_id = loaded
+        record.seq_id = seq_id
+        record.ts_iso = ts_iso
+        record.episode_index = ep
+        record.step_index = si
+        record.reward = reward
+        record.terminated = term
+        record.truncated = trunc
+        record.payload = payload
+        record.__class__ = record_class
+    return records  # type: ignore[return-value]
 
 
 _EPISODE_V3_SQL = episode_steps_sql(RAW_COLUMNS)
