@@ -397,10 +397,12 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         sampler.report()
         pauses.report_during(sampler.blocks)
         if hasattr(app, "deliveries"):
-            from live_blocks import report_deliveries
+            from live_blocks import report_cpu, report_deliveries
 
             app.recording = False
             report_deliveries(sampler.blocks, app.deliveries)
+            if steady_from:
+                report_cpu([d for d in app.deliveries if d[0] >= steady_from[0]], time.perf_counter() - steady_from[0])
     gc.callbacks.remove(pauses)
     full_cpu_ms, full_walked = full_collection()  # the runs still going: the heap of the steady state
     thaw_cpu0 = time.thread_time()

@@ -141,41 +141,42 @@ def timed_application_class() -> type:
     """A QApplication subclass whose ``notify`` notes every event delivery's wall time, exclusive of
     the deliveries nested in it (a top-level window's UpdateRequest holds its children's Paint
     events): what C++ work each widget's events cost, which stack samples cannot name. Records
-    (start, wall s, exclusive s, receiver, event type) of deliveries >= 0.5 ms exclusive."""
+    (start, wall s, exclusive s, receiver, event type, exclusive GUI-thread CPU s) of deliveries >=
+    0.5 ms exclusive (wall or CPU)."""
     from qtpy.QtWidgets import QApplication
 
     class TimedApplication(QApplication):  # type: ignore[misc, valid-type]
         def __init__(self, argv: list[str]) -> None:
             super().__init__(argv)
-            self.deliveries: list[tuple[float, float, float, str, int]] = []
+            self.deliveries: list[tuple[float, float, float, str, int, float]] = []
             self._nested: list[float] = []
+            self._nested_cpu: list[float] = []
             self.recording = False
 
         def notify(self, receiver: Any, event: Any) -> bool:  # noqa: D102 (Qt override)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             self._nested.append(0.0)
+            self._nested_cpu.append(0.0)
             try:
                 return super().notify(receiver, event)
             finally:
-                wall = time.perf_counter() - t0
-                inner = self._nested.pop()
+                wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+                inner, inner_cpu = self._nested.pop(), self._nested_cpu.pop()
                 if self._nested:
                     self._nested[-1] += wall
-                if self.recording and wall - inner >= 0.0005:
+                    self._nested_cpu[-1] += cpu
+                if self.recording and (wall - inner >= 0.0005 or cpu - inner_cpu >= 0.0005):
                     try:
                         kind = event.type()
                         kind = int(getattr(kind, "value", kind))
                     except Exception:  # noqa: BLE001
                         kind = -1
-                    self.deliveries.append((t0, wall, wall - inner, _describe(receiver), kind))
+                    self.deliveries.append((t0, wall, wall - inner, _describe(receiver), kind, cpu - inner_cpu))
 
     return TimedApplication
 
 
-def report_deliveries(blocks: list[dict[str, Any]], deliveries: list[tuple[float, float, float, str, int]],
-                      *, top: int = 8, out: Any = None) -> None:
-    """Per block, the event deliveries inside it by exclusive time (ms), and over all blocks."""
-    out = out or sys.stdout
+def _event_names() -> dict[int, str]:
     try:
         from qtpy.QtCore import QEvent
 
@@ -187,11 +188,35 @@ def report_deliveries(blocks: list[dict[str, Any]], deliveries: list[tuple[float
                     names[int(getattr(value, "value", value))] = key
     except Exception:  # noqa: BLE001
         names = {}
+    return names
+
+
+def report_cpu(deliveries: list[tuple[float, float, float, str, int, float]], seconds: float, *, top: int = 12,
+               out: Any = None) -> None:
+    """Over everything recorded (deliveries of >= 0.5 ms): exclusive GUI-thread CPU per second of the
+    steady state by receiver and event, with the count, median and max of one delivery (ms)."""
+    out = out or sys.stdout
+    names = _event_names()
+    per: dict[str, list[float]] = collections.defaultdict(list)
+    for _t0, _wall, _excl, who, kind, cpu in deliveries:
+        per[f"{who} {names.get(kind, kind)}"].append(cpu * 1000)
+    print(f"event deliveries >= 0.5 ms over the steady state ({seconds:.1f} s), exclusive GUI-thread CPU:", file=out)
+    for key, values in sorted(per.items(), key=lambda kv: -sum(kv[1]))[:top]:
+        values.sort()
+        print(f"  {sum(values) / seconds:7.1f} ms/s  {len(values):5d} x, median {values[len(values) // 2]:.2f}, "
+              f"max {values[-1]:.2f}  {key}", file=out)
+
+
+def report_deliveries(blocks: list[dict[str, Any]], deliveries: list[tuple[float, float, float, str, int, float]],
+                      *, top: int = 8, out: Any = None) -> None:
+    """Per block, the event deliveries inside it by exclusive time (ms), and over all blocks."""
+    out = out or sys.stdout
+    names = _event_names()
     overall: collections.Counter[str] = collections.Counter()
     for block in sorted(blocks, key=lambda b: -b["wall_ms"]):
         start, end = block["at"], block["at"] + block["wall_ms"] / 1000
         per: collections.Counter[str] = collections.Counter()
-        for t0, wall, excl, who, kind in deliveries:
+        for t0, wall, excl, who, kind, _cpu in deliveries:
             if t0 < end and t0 + wall > start:
                 key = f"{who} {names.get(kind, kind)}"
                 per[key] += excl * 1000

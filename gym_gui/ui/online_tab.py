@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QCloseEvent, QShowEvent
-from qtpy.QtWidgets import (QAbstractItemView, QGraphicsView, QHBoxLayout, QLabel, QPushButton, QSplitter,
+from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter,
                             QVBoxLayout, QWidget)
 
 from gym_gui.gc_tuning import freeze_long_lived, freezing, thaw_and_collect
@@ -228,7 +228,6 @@ class AgentOnlineTab(QWidget):
         self._chart_timer.timeout.connect(self._on_chart_timer)
         # With a refresh interval (the window), a refresh's repaint comes a turn after it (_refresh_panel).
         self._split_paint = self._chart_interval_s > 0
-        self._held_viewports: list[QWidget] = []  # chart viewports whose repaint waits for its turn
         self.tables_button = QPushButton()
         self.tables_button.setCheckable(True)
         self.tables_button.setToolTip("Show or hide the step and episode tables")
@@ -574,10 +573,7 @@ class AgentOnlineTab(QWidget):
             # curves per turn, the ranges' step), the charts' repaint in a turn after those, not
             # behind any of them: the pump's tick and input get in between. Only the charts'
             # viewports wait (the panel's other widgets repaint as they would).
-            if not self._held_viewports:
-                self._held_viewports = [view.viewport() for view in panel.findChildren(QGraphicsView)]
-                for viewport in self._held_viewports:
-                    viewport.setUpdatesEnabled(False)
+            panel.hold_paint("refresh")
             if not panel.refresh_in_turns(self._request_paint):
                 self._request_paint()
         else:
@@ -592,11 +588,12 @@ class AgentOnlineTab(QWidget):
         gui_turns().request(self, "paint", self._enable_chart_updates, room_ms=CHART_PAINT_ROOM_MS)
 
     def _enable_chart_updates(self) -> None:
-        """Let the refreshed charts repaint (a whole repaint of the panel, at this turn's end)."""
-        held, self._held_viewports = self._held_viewports, []
-        for viewport in held:
+        """Let the refreshed charts repaint (a whole repaint of the panel, at this turn's end, unless
+        a chart's build still holds it)."""
+        panel = self._curve_panel
+        if panel is not None:
             try:
-                viewport.setUpdatesEnabled(True)  # (and a repaint of the whole chart view)
+                panel.release_paint("refresh")
             except RuntimeError:  # its chart view is gone meanwhile
                 pass
 

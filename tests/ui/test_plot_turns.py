@@ -268,3 +268,40 @@ def test_a_refresh_in_turns_hands_each_changed_chart_its_bins_in_a_turn_of_its_o
     assert sets == []
     assert not panel.refresh_in_turns(lambda: done.append(-2))  # nothing new: nothing to do, no done
     panel.stop(5)
+
+
+def test_a_chart_added_in_a_row_resizes_no_other_chart_and_its_build_is_painted_once(qtbot: Any) -> None:
+    from gym_gui.live.curve_points import EpisodePoint
+    from gym_gui.live.curves import CurveData
+    from gym_gui.ui.plots.curve_panel import CurvePanel
+
+    panel = CurvePanel(CurveData())  # three charts in two columns: the fourth joins the second row
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: not panel.ranges_pending(), timeout=5000)
+    moved: list[str] = []
+    for title in panel.chart_titles():
+        plot = next(c.plot for c in panel._charts.values() if c.title == title)  # noqa: SLF001 (observed)
+        plot.geometryChanged.connect(lambda t=title: moved.append(t))
+    held_at_fill: list[bool] = []
+    fill = panel._fill_chart  # noqa: SLF001
+
+    def observed_fill() -> None:
+        fill()
+        held_at_fill.append(panel.paint_held())
+
+    panel._fill_chart = observed_fill  # type: ignore[method-assign]  # noqa: SLF001
+    panel.data.add_points([EpisodePoint(i, float(i), 5.0, 1.0, 10.0 + i, {"loss": 1.0}) for i in range(3)])
+    panel.refresh()
+    qtbot.waitUntil(lambda: len(panel.curve_data("meta:loss")[0]) == 3 and not panel.ranges_pending(), timeout=5000)
+    assert moved == []  # its size hints were there before it joined the layout: no other chart moved, even for a moment
+    assert held_at_fill == [True]  # the view held from the build through the fill ...
+    assert not panel.paint_held() and panel.graphics.viewport().updatesEnabled()  # ... and painted after them
+    panel.hold_paint("a")
+    panel.hold_paint("b")
+    panel.release_paint("a")
+    assert panel.paint_held() and not panel.graphics.viewport().updatesEnabled()  # until every hold is released
+    panel.stop(5)
+    assert not panel.paint_held()  # a stopped panel holds nothing back

@@ -87,6 +87,9 @@ DECIMATED_BINS = 512
 #: Rows of work (a series to decimate, rows to refold, a rolling window) done on the GUI thread at
 #: most; more goes to the worker thread (a few ms of numpy at most on the GUI thread).
 OFFLOAD_ROWS = 20_000
+#: The frame the repaint after a chart's build waits for before the window's next pump tick
+#: (``gui_turns``): the whole view's repaint, 10-25 ms, runs as early in a frame as there is.
+BUILD_PAINT_ROOM_MS = 16.0
 class CurvePanel(QWidget):
     """The charts of one CurveData (see the module doc). GUI thread only."""
 
@@ -122,6 +125,7 @@ class CurvePanel(QWidget):
         self._set_offset = 0.0
         self._set_state: dict[str, tuple[Any, ...] | None] = {}  # per curve: ``_state_of`` when last handed its bins
         self._done_after_set: list[Callable[[], None]] = []
+        self._paint_holds: set[str] = set()  # reasons the view does not repaint now (``hold_paint``)
         self.refreshes = 0  # refreshes that redrew (tests, benchmarks)
         self.charts_dropped = 0  # series beyond max_charts
 
@@ -239,6 +243,8 @@ class CurvePanel(QWidget):
             self._veiled.pop(0).plot.setOpacity(1.0)
         self._new_veiled = None
         self._build_after_paint = False
+        for reason in list(self._paint_holds):
+            self.release_paint(reason)
         return self.worker.stop(timeout_s)
 
     def refresh(self) -> bool:
@@ -369,6 +375,27 @@ class CurvePanel(QWidget):
         done, self._done_after_set = self._done_after_set, []
         for fn in done:
             fn()
+
+    def hold_paint(self, reason: str) -> None:
+        """Keep the charts' view from repainting until every ``reason`` held is released
+        (``release_paint``): the work of several turns is painted once, in a turn of its own.
+        GUI thread; never blocks."""
+        if not self._paint_holds:
+            self.graphics.viewport().setUpdatesEnabled(False)
+        self._paint_holds.add(reason)
+
+    def release_paint(self, reason: str) -> None:
+        """Release ``reason``'s hold; the last one lets the view repaint (all of it, at this turn's
+        end). GUI thread; never blocks."""
+        if reason not in self._paint_holds:
+            return
+        self._paint_holds.discard(reason)
+        if not self._paint_holds:
+            self.graphics.viewport().setUpdatesEnabled(True)
+
+    def paint_held(self) -> bool:
+        """True while a hold keeps the charts from repainting. GUI thread."""
+        return bool(self._paint_holds)
 
     def refreshing(self) -> bool:
         """True while a spread refresh (``refresh_in_turns``) has turns to come. GUI thread."""
@@ -561,6 +588,9 @@ class CurvePanel(QWidget):
             chart.plot.setOpacity(0.0)  # laid out as any other, painted from the turn after the next paint
             self._veiled.append(chart)
             self._new_veiled = chart
+            # A chart added repaints the whole view (10-25 ms of CPU with 5 to 8 charts), once after
+            # its build and once after its fill: held until both ran, then painted once, in a turn of its own.
+            self.hold_paint("build")
         self._unfilled[name] = chart
         self._turns.request(self, "fill", self._fill_chart)
 
@@ -571,6 +601,8 @@ class CurvePanel(QWidget):
         self._drawn_version = -1
         self.refresh()
         freeze_long_lived()  # the chart lives as long as the panel (module doc)
+        if "build" in self._paint_holds:
+            self._turns.request(self, "paint", lambda: self.release_paint("build"), room_ms=BUILD_PAINT_ROOM_MS)
 
     def _fill_charts(self) -> None:
         unfilled, self._unfilled = self._unfilled, {}
@@ -583,13 +615,16 @@ class CurvePanel(QWidget):
         i = len(self._charts)
         row, col = divmod(i, self._columns)
         plot = new_chart_plot(title)
-        self.graphics.addItem(plot, row=row, col=col)
         # Columns share the width equally whatever their charts hold: a chart added later (a new
-        # worker number) resizes no other chart (which would lay out every axis again).
+        # worker number) resizes no other chart (which would lay out every axis again). Its size
+        # hints are set before it joins the layout, which lays itself out at once (GraphicsLayout.
+        # addItem): with a new PlotItem's own hints there, every chart was resized twice, and every
+        # axis laid out again at the next paint (10-25 ms for 5 to 8 charts).
         plot.setPreferredSize(CHART_MIN_WIDTH_PX, CHART_HEIGHT_PX)
         plot.setMinimumWidth(CHART_MIN_WIDTH_PX)
         self.graphics.ci.layout.setColumnStretchFactor(col, 1)
         self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
+        self.graphics.addItem(plot, row=row, col=col)
         chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
         plot.getViewBox().disableAutoRange()  # the panel sets the ranges (module doc)
