@@ -490,3 +490,30 @@ def test_hidden_tables_hold_their_rows_until_shown(qtbot: Any, factory: type[Eve
     tab.on_batch(LiveBatch("run1", "agent1", steps=tuple(steps[4:]), latest_step=steps[5]))
     assert [tab.step_model.step_at(r).seq_id for r in range(6)] == [e.seq_id for e in steps]
     tab.stop()
+
+
+def test_a_refresh_folds_a_big_burst_of_episodes_a_chunk_per_turn_and_keeps_every_one(
+        qtbot: Any, factory: type[EventFactory]) -> None:
+    from gym_gui.ui.online_tab import CURVE_FOLD_CHUNK
+
+    tab = AgentOnlineTab("run1", "agent1", chart_refresh_interval_ms=50)
+    qtbot.addWidget(tab)
+    tab.show()
+    panel = tab.curve_panel
+    f = factory("run1", "agent1")
+    sizes: list[int] = []
+    real = tab.curves.add_episode_events
+
+    def counted(events: Any) -> int:
+        events = list(events)
+        sizes.append(len(events))
+        return real(events)
+
+    tab.curves.add_episode_events = counted  # type: ignore[method-assign]
+    count = 2 * CURVE_FOLD_CHUNK + 10
+    drawn = panel.refreshes
+    tab.on_batch(LiveBatch("run1", "agent1", episodes=tuple(f.episode(i, 4, total_reward=float(i)) for i in range(count))))
+    qtbot.waitUntil(lambda: panel.refreshes > drawn, timeout=5000)
+    assert sizes == [CURVE_FOLD_CHUNK, CURVE_FOLD_CHUNK, 10]  # in order, a chunk per turn
+    assert tab.held() == 0 and panel.curve_data("return")[1].tolist() == [float(i) for i in range(count)]
+    tab.stop()
