@@ -3,8 +3,8 @@ the last bit (Qt-free, pure).
 
 The layouts timestamps come in (``YYYY-MM-DDTHH:MM:SS``, with six fraction digits or none, naive,
 ``Z`` or ``+HH:MM``) are read by numpy over all texts of one length together, in integer
-arithmetic: the characters are checked (digits and separators where the layout has them), the
-digits paired into the two-digit fields, each field's range checked (a month 1-12, a day of that
+arithmetic: the bytes of all the texts are checked at once against the layout's pattern (a digit
+where it has one, its fixed characters elsewhere), the digits paired into the two-digit fields, each field's range checked (a month 1-12, a day of that
 month, 00-23 hours, 00-59 minutes and seconds, an offset below 24 h), the days since 1970 looked
 up per year and month, the offset applied in integer microseconds and the count divided by 1e6
 as ``timedelta.total_seconds`` does. A text these checks refuse, of another layout, a year the
@@ -53,17 +53,25 @@ _FIRST_DAY, _DAYS_IN_MONTH = _month_tables()
 
 
 class _Plan(NamedTuple):
-    """One layout: its digit columns (in pairs: the two-digit fields), its fixed characters, how
-    many two-digit fields the fraction has and the column of the zone's sign (-1: none)."""
+    """One layout: the columns where its two-digit fields start, the bytes its texts hold (``pattern``:
+    "0" where a digit goes) and how far each may be from it (``limit``: a byte XOR its pattern byte
+    is 0-9 exactly for a digit over "0", 0 for the fixed characters; 255 for the zone's sign, checked
+    apart), how many two-digit fields the fraction has and the column of the zone's sign (-1: none)."""
 
-    digits: np.ndarray
-    fixed_at: np.ndarray
-    fixed: np.ndarray
+    pair_at: tuple[int, ...]
+    pattern: np.ndarray
+    limit: np.ndarray
     fraction_pairs: int
     sign_at: int
 
 
 _ISO_PLANS: dict[int, _Plan] = {}
+#: Per (length, stride): a plan's pattern and limit repeated for rows ``stride`` bytes apart (the
+#: bytes between texts: the separator, 0x1F), as long as the most rows asked for so far (kept up to
+#: ``_TILED_KEPT_BYTES``; longer ones are made for the call).
+_TILED: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+_TILED_KEPT_BYTES = 1 << 20
+_SEPARATOR = 0x1F
 
 
 def _iso_plan(length: int) -> _Plan:
@@ -72,30 +80,62 @@ def _iso_plan(length: int) -> _Plan:
     if plan is None:
         fraction, zone = _ISO_LAYOUTS[length]
         local = 19 + (fraction + 1 if fraction else 0)
-        columns = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18] + list(range(20, 20 + fraction))
-        fixed = [(4, ord("-")), (7, ord("-")), (10, ord("T")), (13, ord(":")), (16, ord(":"))]
+        pair_at = [0, 2, 5, 8, 11, 14, 17] + list(range(20, 20 + fraction, 2))
+        fixed = [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":")]
         if fraction:
-            fixed.append((19, ord(".")))
+            fixed.append((19, "."))
+        sign_at = -1
         if zone == "+":
-            columns += [local + 1, local + 2, local + 4, local + 5]
-            fixed.append((local + 3, ord(":")))
+            pair_at += [local + 1, local + 4]
+            fixed.append((local + 3, ":"))
+            sign_at = local
         elif zone == "Z":
-            fixed.append((local, ord("Z")))
-        plan = _Plan(np.array(columns), np.array([at for at, _ in fixed]),
-                     np.array([char for _, char in fixed], dtype=np.uint8), fraction // 2,
-                     local if zone == "+" else -1)
+            fixed.append((local, "Z"))
+        pattern = np.full(length, ord("0"), dtype=np.uint8)
+        limit = np.full(length, 9, dtype=np.uint8)
+        for at, char in fixed:
+            pattern[at], limit[at] = ord(char), 0
+        if sign_at >= 0:
+            limit[sign_at] = 255
+        plan = _Plan(tuple(pair_at), pattern, limit, fraction // 2, sign_at)
         _ISO_PLANS[length] = plan
     return plan
 
 
-def _fixed_iso(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds of same-layout ISO texts (rows of bytes), and which rows the layout fits (the
-    characters, each field's range, a year of the month table); NaN in the rows it does not fit."""
-    plan = _iso_plan(text.shape[1])
-    values = text - np.uint8(ord("0"))  # (a non-digit wraps above 9)
-    ok = (values[:, plan.digits] <= 9).all(axis=1) & (text[:, plan.fixed_at] == plan.fixed).all(axis=1)
-    pairs = values[:, :-1] * np.uint8(10) + values[:, 1:]  # (in uint8: two digits are at most 99)
-    fields = pairs[:, plan.digits[0::2]].T.astype(np.int64)  # one row per two-digit field
+def _tiled(plan: _Plan, length: int, stride: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The plan's pattern and limit over ``size`` bytes of rows ``stride`` bytes apart."""
+    tiled = _TILED.get((length, stride))
+    if tiled is None or len(tiled[0]) < size:
+        rows = -(-size // stride)
+        pattern = np.full(stride, _SEPARATOR, dtype=np.uint8)
+        limit = np.zeros(stride, dtype=np.uint8)
+        pattern[:length], limit[:length] = plan.pattern, plan.limit
+        tiled = np.tile(pattern, rows), np.tile(limit, rows)
+        if size <= _TILED_KEPT_BYTES:
+            _TILED[(length, stride)] = tiled
+    return tiled[0][:size], tiled[1][:size]
+
+
+def _fixed_iso(raw: bytes, rows: int, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds of ``rows`` same-layout ISO texts of ``length`` bytes, one every ``stride``
+    bytes of ``raw`` from its start (the bytes between them: the separator), and which rows the
+    layout fits (the characters, each field's range, a year of the month table); NaN in the rows
+    it does not fit. The bytes are checked and paired into two-digit fields over the whole buffer
+    at once (contiguous, vectorised), the fields taken from it a column at a time."""
+    plan = _iso_plan(length)
+    size = (rows - 1) * stride + length
+    flat = np.frombuffer(raw, np.uint8, size)
+    pattern, limit = _tiled(plan, length, stride, size)
+    fits = (flat ^ pattern) <= limit
+    if bool(fits.all()):
+        ok = np.ones(rows, dtype=bool)
+    else:
+        ok = np.ndarray((rows, length), bool, fits, 0, (stride, 1)).all(axis=1)
+    digits = flat - np.uint8(ord("0"))  # (a non-digit wraps: its row is refused above)
+    pairs = digits[:-1] * np.uint8(10) + digits[1:]  # (in uint8: two digits are at most 99)
+    fields = np.empty((len(plan.pair_at), rows), dtype=np.int64)  # one row per two-digit field
+    for row, at in enumerate(plan.pair_at):
+        fields[row] = pairs[at::stride][:rows]
     century, year, month, day, hour, minute, second = fields[:7]
     month_at = (century * 100 + year - _FIRST_YEAR) * 12 + month - 1  # (year 0000: outside the table)
     ok &= ((month >= 1) & (month <= 12) & (month_at >= 0) & (month_at < (_END_YEAR - _FIRST_YEAR) * 12)
@@ -105,7 +145,7 @@ def _fixed_iso(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     seconds = (_FIRST_DAY[month_at] + day - 1) * 86400 + hour * 3600 + minute * 60 + second
     if plan.sign_at >= 0:
         off_h, off_m = fields[7 + plan.fraction_pairs:]
-        sign = text[:, plan.sign_at]
+        sign = flat[plan.sign_at::stride]
         ok &= ((sign == ord("+")) | (sign == ord("-"))) & (off_h <= 23) & (off_m <= 59)
         offset_s = off_h * 3600 + off_m * 60
         seconds -= np.where(sign == ord("-"), -offset_s, offset_s)
@@ -136,7 +176,7 @@ def epoch_seconds(texts: Sequence[Any]) -> np.ndarray:
         for rows, group, length in groups:
             if length in _ISO_LAYOUTS:
                 raw = "".join(group).encode("ascii", "replace")  # a non-ASCII letter: one "?", refused
-                values, ok = _fixed_iso(np.frombuffer(raw, np.uint8).reshape(len(rows), length))
+                values, ok = _fixed_iso(raw, len(rows), length, length)
                 out[rows[ok]] = values[ok]
                 left[rows[ok]] = False
     except TypeError:  # a text that is not a str (None, bytes): iso_to_epoch_s says NaN
@@ -151,14 +191,14 @@ def joined_epoch_seconds(joined: str, count: int, sep: str) -> np.ndarray | None
     none of the texts), without splitting it, when they all have one length and a fixed layout;
     None otherwise (split it and call ``epoch_seconds``). Any thread; pure."""
     length = joined.find(sep) if count > 1 else len(joined)
-    if (length not in _ISO_LAYOUTS or len(joined) != count * (length + 1) - 1
-            or joined.count(sep) != count - 1):
+    if length not in _ISO_LAYOUTS or len(joined) != count * (length + 1) - 1:
         return None
-    raw = (joined + sep).encode("ascii", "replace")  # a non-ASCII letter: one "?", refused
-    rows = np.frombuffer(raw, np.uint8).reshape(count, length + 1)
-    if not bool((rows[:, length] == ord(sep)).all()):
+    raw = joined.encode("ascii", "replace")  # a non-ASCII letter: one "?", refused
+    if count > 1 and not bool((np.ndarray((count - 1,), np.uint8, raw, length, (length + 1,)) == ord(sep)).all()):
         return None  # (texts of other lengths whose lengths add up)
-    out, ok = _fixed_iso(rows[:, :length])
+    out, ok = _fixed_iso(raw, count, length, length + 1)
+    if not bool(ok.all()) and joined.count(sep) != count - 1:
+        return None  # a refused row may hold the separator: its text is not where it was looked for
     for row in np.flatnonzero(~ok).tolist():
         start = row * (length + 1)
         out[row] = iso_to_epoch_s(joined[start:start + length])

@@ -68,3 +68,19 @@ def test_the_ends_of_exact_microseconds() -> None:
              "1684-07-28T00:12:25.259008+00:00", "1684-07-28T00:12:25.259009+00:00",
              "1684-07-28T00:12:25.259007+00:00", "1599-12-31T23:59:59+00:00", "1600-01-01T00:00:00-01:00"]
     _same(texts)
+
+
+def test_joined_texts_refused_or_holding_the_separator() -> None:
+    good = "2024-05-01T12:00:00.000000+00:00"
+    bad = "2024-05-01T12:00:00.000000+0X:00"
+    sep = "\x1f"
+    # a refused text is read by iso_to_epoch_s; one holding the separator makes the whole join unreadable
+    out = joined_epoch_seconds(sep.join([good, bad, good]), 3, sep)
+    assert out is not None and np.array_equal(out, [iso_to_epoch_s(good), np.nan, iso_to_epoch_s(good)],
+                                              equal_nan=True)
+    assert joined_epoch_seconds(sep.join([good, good[:10] + sep + good[11:]]), 2, sep) is None
+    # many rows (the tiled pattern grows), one of them refused in each field in turn
+    texts = [good] * 3000
+    for at in range(len(good)):
+        texts[at * 7] = good[:at] + "/" + good[at + 1:]
+    _same(texts)
