@@ -7,10 +7,12 @@ calling thread's read connection: a StoreReader thread in the app). None of them
 - ``load_curves``: one stream's episodes as a ``CurveData``, the same values the live path gives
   (``point_from_payload`` of each stored episode), by pieces of ``FETCH_ROWS`` episodes, each read
   as one row of aggregates (SQLite concatenates the columns; Python objects per value are what
-  costs): numbers converted by numpy, success by SQL (the rule of ``episode_success``, less the
-  workers' own booleans, which Python looks at), wall times parsed by numpy (``live.iso_epochs``),
-  metadata decoded by orjson in the reader thread as one JSON array (by the stdlib decoder, text by
-  text, what orjson refuses: NaN, Infinity, lone surrogates). Rows whose extras override a column
+  costs; a piece whose indices fill its range, as the count shows, without its indices: the scan
+  of the primary key's index, named in the query, visits the rows in index order): numbers
+  converted by numpy, success by SQL (the rule of ``episode_success``, less the workers' own
+  booleans, which Python looks at), wall times parsed by numpy (``live.iso_epochs``), metadata decoded
+  by orjson in the reader thread as one JSON array (by the stdlib decoder, text by text, what orjson
+  refuses: NaN, Infinity, lone surrogates). Rows whose extras override a column
   are read again one by one through ``decode_episode``.
 - ``partial_episodes``: the steps stored after the last EPISODE_FINALIZED of each stream of a run
   form a partial episode (a worker that crashed, a run still going, a GUI killed mid-run): one
@@ -111,13 +113,22 @@ _SUCCESS_CODE_SQL = (
 #: come as integers too (exact); others row by row (``_RETURNS_SQL``): SQLite's REAL to text is
 #: not exact.
 _SEP = "\x1f"
-_AGGREGATES_SQL = (
-    "SELECT count(*), count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
-    "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), "
-    "group_concat(episode_index), group_concat(coalesce(length, 'null')), "
+_COLUMNS_SQL = (
+    "count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
+    "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), group_concat(coalesce(length, 'null')), "
     f"group_concat({_SUCCESS_CODE_SQL}, ''), group_concat(coalesce(metadata_json, 'null')), "
-    f"group_concat(ts_iso, '{_SEP}') {_PIECE_WHERE}"
+    f"group_concat(ts_iso, '{_SEP}')"
 )
+_AGGREGATES_SQL = f"SELECT count(*), group_concat(episode_index), {_COLUMNS_SQL} {_PIECE_WHERE}"
+#: The piece of a stream whose indices are dense (every index of the range stored: the count says
+#: so), without its indices: the scan of the primary key's index (named, so that no other plan can
+#: visit the rows in another order) visits them in index order, so the aggregates' items come in
+#: that order; the count is the number of success characters (one a row).
+_PK_INDEX = "sqlite_autoindex_episodes_1"
+_DENSE_WHERE = _PIECE_WHERE.replace("FROM episodes", f"FROM episodes INDEXED BY {_PK_INDEX}")
+_DENSE_AGGREGATES_SQL = f"SELECT {_COLUMNS_SQL} {_DENSE_WHERE}"
+#: The indices of a piece that turned out not to be dense (an index-only scan).
+_INDICES_SQL = f"SELECT group_concat(episode_index) {_DENSE_WHERE}"
 _RETURNS_SQL = f"SELECT total_reward {_PIECE_WHERE} ORDER BY episode_index"
 _METADATA_SQL = f"SELECT coalesce(metadata_json, 'null') {_PIECE_WHERE} ORDER BY episode_index"
 _EXTRAS_SQL = f"SELECT episode_index, extra_json {_PIECE_WHERE} AND extra_json IS NOT NULL ORDER BY episode_index"
@@ -313,17 +324,36 @@ def _success_column(codes: str | None, count: int) -> np.ndarray | None:
     return column
 
 
-def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last: int) -> _Piece | None:
-    """Episodes ``first..last`` of the stream from their aggregates (row by row when these do not
-    split into the piece's rows); None without any. Caller's thread; blocks for the queries."""
+def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last: int,
+                dense: bool) -> _Piece | None:
+    """Episodes ``first..last`` of the stream (``first`` and ``last`` stored) from their aggregates
+    (row by row when these do not split into the piece's rows); None without any. ``dense``: the
+    rows are expected to fill the range (the previous piece did): read without their indices, which
+    are then the range itself (read apart when the count says the range has holes). Caller's thread;
+    blocks for the queries."""
     bounds = (*key, first, last)
-    (count, extra_count, fractional, whole_returns, index, length, codes, metas,
-     stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
+    row = None
+    if dense:
+        try:
+            row = conn.execute(_DENSE_AGGREGATES_SQL, bounds).fetchone()
+        except sqlite3.OperationalError:  # (a table without the primary key's index: not this schema's)
+            row = None
+    if row is not None:
+        extra_count, fractional, whole_returns, length, codes, metas, stamps = row
+        count = 0 if codes is None else len(codes)
+        if count == last - first + 1:
+            order: np.ndarray | list[Any] = np.arange(first, last + 1, dtype=np.int64)
+        else:
+            order = _int_column(conn.execute(_INDICES_SQL, bounds).fetchone()[0], count, exact=True)
+    else:
+        (count, index, extra_count, fractional, whole_returns, length, codes, metas,
+         stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
+        order = _int_column(index, count, exact=True)
     if not count:
         return None
     returns = _int_column(whole_returns, count) if not fractional else [
         r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
-    order, lengths = _int_column(index, count, exact=True), _int_column(length, count)
+    lengths = _int_column(length, count)
     success = _success_column(codes, count)
     if type(order) is not np.ndarray:
         order = np.array(order, dtype=np.int64)  # (SQLite's integers: all within int64)
@@ -383,13 +413,14 @@ def _piece_end(conn: sqlite3.Connection, key: tuple[str, str], first: int, dense
 def _load_curves(conn: sqlite3.Connection, key: tuple[str, str], window: int) -> CurveData:
     pieces = []
     first, end = conn.execute(_FIRST_SQL, key).fetchone()
-    dense = True
+    dense = filled = True
     while first is not None:
-        last = _piece_end(conn, key, first, dense)
-        piece = _read_piece(conn, key, first, last)
+        last = min(_piece_end(conn, key, first, dense), end)
+        piece = _read_piece(conn, key, first, last, filled)
         if piece is not None:
             pieces.append(piece)
             dense = len(piece.table) >= FETCH_ROWS // 2
+            filled = len(piece.table) == last - first + 1
         if last >= end:  # (the stream's last episode read)
             break
         first = conn.execute(_NEXT_SQL, (*key, last)).fetchone()[0]
