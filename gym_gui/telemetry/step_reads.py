@@ -579,6 +579,176 @@ def _built(run_id: str, loaded: str | None, *columns: Sequence[Any]) -> list[Ste
     return records  # type: ignore[return-value]
 
 
+#: SQL: a step row's reward is a REAL with an integer value that a double holds exactly, so that
+#: its integer's text (JSON) reads back as the same float.
+_WHOLE_REWARD = ("(typeof(s.reward) = 'real' AND s.reward = CAST(s.reward AS INTEGER) "
+                 "AND abs(s.reward) < 9007199254740992.0)")
+#: SQL: a split row (``step_layout.SPLIT_SQL``) whose number is not an INTEGER.
+_REAL_SPLIT = "(typeof(s.extra_json) = 'blob' AND typeof(s.info_json) <> 'integer')"
+_EPISODE_ROWS = ("FROM stream_keys k JOIN episode_spans p ON p.stream = k.stream AND p.episode_index = :ep "
+                 "JOIN step_rows s ON s.stream = k.stream AND s.seq_id BETWEEN p.first_seq AND p.last_seq "
+                 "AND s.episode_index = :ep WHERE k.run_id = :run AND k.agent_id = :agent")
+#: One episode's rows of a stream in one result row (``_episode_json_records``): the stream, its
+#: time base, the number of rows, and the rows as one JSON array of arrays: seq_id, ts_us,
+#: step_index, the action and observation texts, the reward when ``_WHOLE_REWARD`` (else null),
+#: the flags, the info (without extras its column; a split info ``[the template's ref BLOB in hex,
+#: its number when an INTEGER, else null]``; with extras ``false``), the render payload column.
+#: One statement, and not every column of every row handed to Python one by one.
+EPISODE_JSON_SQL = (
+    "SELECT k.stream, k.ts_base_us, count(*), json_group_array(json_array("
+    "s.seq_id, s.ts_us, s.step_index, s.action_json, s.observation_json, "
+    f"CASE WHEN {_WHOLE_REWARD} THEN CAST(s.reward AS INTEGER) END, s.terminated, s.truncated, "
+    "CASE WHEN s.extra_json IS NULL THEN s.info_json WHEN typeof(s.extra_json) = 'blob' THEN json_array("
+    "hex(s.extra_json), CASE typeof(s.info_json) WHEN 'integer' THEN s.info_json END) ELSE json('false') END, "
+    "s.render_payload_json)) " + _EPISODE_ROWS)
+#: The reward and info column of the rows whose reward or split number ``EPISODE_JSON_SQL`` left
+#: out (null there), in seq_id order.
+_LEFT_OUT_SQL = (f"SELECT s.reward, s.info_json {_EPISODE_ROWS} AND (NOT {_WHOLE_REWARD} OR {_REAL_SPLIT}) "
+                 "ORDER BY s.seq_id")
+_INT_TYPE = {int}
+_TEXT_TYPE = {str}
+_NUMBER_TYPES = frozenset({int, float})
+_INFO_TYPES = frozenset({int, str, list})
+
+
+def _episode_json_records(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int,
+                          cache: StepValueCache | None) -> list[StepRecord] | None:
+    """One episode's records read through ``EPISODE_JSON_SQL`` when the episode is plain as
+    ``_plain_records`` says, split infos allowed (its integer columns holding integers, its action
+    and observation texts): the records the row loop gives, shared the same way; None otherwise
+    (the row fetch reads it: a row with extras, another type, a missing reference, a BLOB, no JSON
+    functions). The rewards and split numbers that are not integers are read by ``_LEFT_OUT_SQL``
+    as they are stored. Caller's thread, inside a read transaction; blocks for the queries."""
+    params = {"run": run_id, "agent": agent_id, "ep": episode_index}
+    try:
+        stream, base_us, n, text = conn.execute(EPISODE_JSON_SQL, params).fetchone()
+    except sqlite3.OperationalError:  # a BLOB in a JSON column, or no JSON functions in this SQLite
+        return None
+    if not n:
+        return []
+    if not _BUILDS:
+        return None
+    try:
+        rows = _orjson_loads(text)
+    except orjson.JSONDecodeError:  # (a text that is not UTF-8: the row fetch says so)
+        return None
+    seqs, ts, sis, actions, observations, rewards, terms, truncs, infos, renders = zip(*rows)
+    if (not _INT_TYPE.issuperset(map(type, seqs)) or not _INT_TYPE.issuperset(map(type, ts))
+            or not _INT_TYPE.issuperset(map(type, sis)) or not _INT_TYPE.issuperset(map(type, terms))
+            or not _INT_TYPE.issuperset(map(type, truncs)) or not _TEXT_TYPE.issuperset(map(type, actions))
+            or not _TEXT_TYPE.issuperset(map(type, observations))):
+        return None
+    if not all(map(int.__lt__, seqs, seqs[1:])):  # (the aggregate's order is the primary key's: checked)
+        rows.sort(key=_first)
+        seqs, ts, sis, actions, observations, rewards, terms, truncs, infos, renders = zip(*rows)
+    no_render = renders.count(None)
+    if no_render not in (0, n) or not _INFO_TYPES.issuperset(map(type, infos)):
+        return None  # (with extras: false, a bool; no info: None)
+    splits = [info for info in infos if type(info) is list]
+    used = set(infos).union(renders) if not splits else set(i for i in infos if type(i) is not list).union(renders)
+    if no_render:
+        used.discard(None)
+    if not _INT_OR_TEXT.issuperset(map(type, used)):
+        return None
+    templates = {int(ref, 16) for ref, _ in splits} if splits else set()
+    wanted = {ref for ref in used if type(ref) is int} | templates
+    found = _cached_values(conn, stream, wanted, cache) if wanted else {}
+    if len(found) != len(wanted):
+        return None  # (a reference missing from step_values: the row loop's reading)
+    others = rewards.count(None)
+    if others or None in map(_second, splits):
+        left_out = conn.execute(_LEFT_OUT_SQL, params).fetchall()
+        filled = _filled(rewards, infos, left_out)
+        if filled is None:
+            return None
+        floats, infos = filled
+    else:
+        floats = list(map(float, rewards))
+    texts = {text: _handed(text) for text in used.union(actions, observations) if type(text) is str}
+    whole = used - templates
+    for (_, ref), value in found.items():
+        if ref in whole:
+            texts[ref] = _handed(value)
+    get = texts.__getitem__
+    if splits:
+        info_values = [get(i) if type(i) is not list else _split_value(found[(stream, int(i[0], 16))], i[1])
+                       for i in infos]
+    else:
+        info_values = list(map(get, infos))
+    loaded = None if agent_id == NO_AGENT else agent_id
+    new, builder, record_class, digits, tails = _new, StepRecordBuilder, StepRecord, _DIGITS3, _TAILS
+    out = []
+    append = out.append
+    ep = episode_index
+    lo, hi, head = 0, -1, ""  # the second being formatted: [lo, hi) in the stream's time base, its text
+    for seq_id, t, si, a, o, reward, term, trunc, i, r in zip(seqs, ts, sis, actions, observations, floats, terms,
+                                                                truncs, info_values, renders):
+        if not lo <= t < hi:
+            whole_us = base_us + t
+            whole_us -= whole_us % _US_PER_S
+            lo, hi, head = whole_us - base_us, whole_us - base_us + _US_PER_S, format_ts_us(whole_us)[:20]
+        micros = t - lo
+        term = True if term else False
+        trunc = True if trunc else False
+        record = new(builder)
+        record.run_id = run_id
+        record.agent_id = loaded
+        record.seq_id = seq_id
+        record.ts_iso = f"{head}{digits[micros // 1000]}{tails[micros % 1000]}"
+        record.episode_index = ep
+        record.step_index = si
+        record.reward = reward
+        record.terminated = term
+        record.truncated = trunc
+        if no_render:
+            record.payload = {"episode_index": ep, "step_index": si, "action": get(a), "observation": get(o),
+                              "reward": reward, "terminated": term, "truncated": trunc, "info": i}
+        else:
+            record.payload = {"episode_index": ep, "step_index": si, "action": get(a), "observation": get(o),
+                              "reward": reward, "terminated": term, "truncated": trunc, "info": i,
+                              "render_payload": get(r)}
+        record.__class__ = record_class
+        append(record)
+    return out  # type: ignore[return-value]
+
+
+def _filled(rewards: Sequence[int | None], infos: Sequence[Any],
+            left_out: list[tuple[Any, Any]]) -> tuple[list[float], list[Any]] | None:
+    """The rewards as floats and the infos with every split number, the values ``EPISODE_JSON_SQL``
+    left out taken from ``left_out`` (``_LEFT_OUT_SQL``'s rows, in the same order); None when they
+    do not match (a NULL reward, a number of another type)."""
+    rows = iter(left_out)
+    floats: list[float] = []
+    filled: list[Any] = []
+    for reward, info in zip(rewards, infos):
+        split = type(info) is list
+        if reward is None or split and info[1] is None:
+            stored = next(rows, None)
+            if stored is None:
+                return None
+            if reward is None:
+                reward = stored[0]
+                if type(reward) is not float:
+                    return None
+            if split and info[1] is None:
+                if type(stored[1]) not in _NUMBER_TYPES:
+                    return None
+                info = [info[0], stored[1]]
+        floats.append(float(reward))
+        filled.append(info)
+    if next(rows, None) is not None:
+        return None
+    return floats, filled
+
+
+def _second(pair: list[Any]) -> Any:
+    return pair[1]
+
+
+def _first(row: list[Any]) -> Any:
+    return row[0]
+
+
 _EPISODE_V3_SQL = episode_steps_sql(RAW_COLUMNS)
 _AFTER_V3_SQL = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s.stream = k.stream "
                  "WHERE k.run_id = :run AND k.agent_id = :agent AND s.seq_id > :after ORDER BY s.seq_id LIMIT :limit")
@@ -589,6 +759,9 @@ def episode_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, e
     """One episode's steps of a stream (``agent_id`` as stored) in seq_id order (``cache``: as
     ``stream_step_records``). Caller's thread, inside a read transaction; blocks for the queries."""
     if _FUSED:
+        whole = _episode_json_records(conn, run_id, agent_id, episode_index, cache)
+        if whole is not None:
+            return whole
         return stream_step_records(conn, run_id, agent_id, EPISODE_RECORDS_SQL, {"ep": episode_index}, cache)
     params = {"run": run_id, "agent": agent_id, "ep": episode_index}
     return [decode_step(row) for row in read_steps(conn, _EPISODE_V3_SQL, params)]
