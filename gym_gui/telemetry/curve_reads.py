@@ -26,6 +26,7 @@ import logging
 import math
 import sqlite3
 import time
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 
@@ -150,6 +151,8 @@ _NAN = math.nan
 _NO_DICT: dict[str, Any] = {}
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _DICT_ONLY = frozenset({dict})
+_STR_ONLY = frozenset({str})
+_SUCCESS_KEYS = frozenset({"success", "is_success"})
 _rate_log = RateLimitedLog(_log, interval_s=5.0)
 
 
@@ -254,13 +257,14 @@ def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any]
     table[:, 3] = success
     table[:, 4] = wall_s
     values = _decode_all(items, n, meta_texts)
-    dicts = values if _DICT_ONLY.issuperset(map(type, values)) else [
-        m if type(m) is dict else _NO_DICT for m in values]
-    if "success" in items:  # (is_success too) seldom: most workers say it in the outcome
-        for row, d in enumerate(dicts):
-            found = _worker_success(d) if d else None
-            if found is not None:
-                table[row, 3] = found
+    metadata = _plain_metadata(values)
+    if metadata is None:
+        metadata, dicts = _metadata(values)
+        if dicts is not None:  # (a row says success or is_success: seldom, most workers say it in the outcome)
+            for row, d in enumerate(dicts):
+                found = _worker_success(d) if d else None
+                if found is not None:
+                    table[row, 3] = found
     by_reference: list[int] = []
     for episode_index, text in extras:
         found_extras = _decode(text)
@@ -270,8 +274,43 @@ def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any]
         found = _worker_success(found_extras)
         if found is not None:  # the payload's own boolean outranks the metadata's
             table[int(np.searchsorted(index, episode_index)), 3] = found
+    return _Piece(table, metadata, by_reference, index)
+
+
+def _plain_metadata(values: list[Any]) -> dict[str, np.ndarray] | None:
+    """The numeric metadata columns of the decoded rows ``values`` when every row is a dict without
+    a success key, else None (``_metadata`` reads them): every row is a dict once a key of them has
+    been taken from every row (of the JSON values, only a dict takes a text subscript), so the rows
+    are not looked at apart."""
+    try:
+        keys = set().union(*values)  # (a number or null has no keys: not every row is a dict)
+    except TypeError:
+        return None
+    if not _SUCCESS_KEYS.isdisjoint(keys) or not _STR_ONLY.issuperset(map(type, keys)):
+        return None
     metadata: dict[str, np.ndarray] = {}
-    for key in set().union(*dicts) - META_SKIP:
+    try:
+        for key in keys - META_SKIP:
+            try:
+                found = list(map(itemgetter(key), values))
+            except KeyError:  # (not in every row)
+                found = list(map(dict.get, values, repeat(key)))
+            column = _numbers(found)
+            if not np.isnan(column).all():
+                metadata[key] = column
+    except TypeError:  # a row that is a list or a text
+        return None
+    return metadata
+
+
+def _metadata(values: list[Any]) -> tuple[dict[str, np.ndarray], list[dict[str, Any]] | None]:
+    """The numeric metadata columns of the decoded rows ``values`` (any JSON values: a row that is
+    no dict has none), and the rows as dicts when one of them has a success key (else None)."""
+    dicts = values if _DICT_ONLY.issuperset(map(type, values)) else [
+        m if type(m) is dict else _NO_DICT for m in values]
+    keys = set().union(*dicts)
+    metadata: dict[str, np.ndarray] = {}
+    for key in keys - META_SKIP:
         try:
             found_values = list(map(itemgetter(key), dicts))
         except KeyError:  # (not in every row)
@@ -279,7 +318,7 @@ def _piece(index: np.ndarray, total_reward: Sequence[Any], length: Sequence[Any]
         column = _numbers(found_values)
         if not np.isnan(column).all():
             metadata[key] = column
-    return _Piece(table, metadata, by_reference, index)
+    return metadata, None if _SUCCESS_KEYS.isdisjoint(keys) else dicts
 
 
 def _rows_piece(rows: list[tuple[Any, ...]]) -> _Piece:
