@@ -69,9 +69,12 @@ def rolling_mean_tail(values: np.ndarray, window: int, start: int = 0) -> np.nda
     valid = ~np.isnan(part)
     csum = np.concatenate(([0.0], np.cumsum(np.where(valid, part, 0.0))))
     ccount = np.concatenate(([0], np.cumsum(valid)))
-    rows = np.arange(start, n) - lo + 1  # prefix lengths up to and including each row
-    left = np.maximum(0, rows - window)
-    total = csum[rows] - csum[left]
-    count = ccount[rows] - ccount[left]
+    # The prefix lengths up to and including each row are first..end-1; the window's start is
+    # 0 for the prefixes up to ``window`` long, the prefix length less ``window`` after: slices.
+    first, end = start - lo + 1, n - lo + 1
+    zeros = max(0, min(end, window + 1) - first)
+    left = slice(max(first, window + 1) - window, max(first, window + 1, end) - window)
+    total = csum[first:end] - np.concatenate((np.zeros(zeros), csum[left]))
+    count = ccount[first:end] - np.concatenate((np.zeros(zeros, dtype=ccount.dtype), ccount[left]))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
