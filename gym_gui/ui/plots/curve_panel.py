@@ -90,6 +90,10 @@ OFFLOAD_ROWS = 20_000
 #: The frame the repaint after a chart's build waits for before the window's next pump tick
 #: (``gui_turns``): the whole view's repaint, 10-25 ms, runs as early in a frame as there is.
 BUILD_PAINT_ROOM_MS = 16.0
+#: The same for a range step's turn (its two axes laid out again at the paint right after it, 3-7
+#: ms) and a chart shown (its first paint, 5-10 ms): the piece itself is short, its paint is not.
+FOLLOW_ROOM_MS = 8.0
+REVEAL_ROOM_MS = 10.0
 class CurvePanel(QWidget):
     """The charts of one CurveData (see the module doc). GUI thread only."""
 
@@ -432,9 +436,9 @@ class CurvePanel(QWidget):
         right after this paint, and so do the next chart a paint left out and, once a chart just
         built is shown by this paint, the next new series' chart."""
         if self._follow_waiting:
-            self._turns.request(self, "follow", self._follow_charts)
+            self._turns.request(self, "follow", self._follow_charts, room_ms=FOLLOW_ROOM_MS)
         if self._veiled:
-            self._turns.request(self, "reveal", self._reveal_next)
+            self._turns.request(self, "reveal", self._reveal_next, room_ms=REVEAL_ROOM_MS)
         if self._build_after_paint:
             self._build_after_paint = False
             self._build_new_charts(self._data)
