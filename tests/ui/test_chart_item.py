@@ -88,7 +88,7 @@ def test_a_chart_draws_the_pixels_it_drew_with_a_plot_item_and_data_items(qtbot:
     for k, make in enumerate((pyqtgraph_plot, new_chart_plot)):
         with monkeypatch.context() as patch:
             if make is pyqtgraph_plot:
-                patch.setattr(split_curve, "PlotCurveItem", data_item)
+                patch.setattr(split_curve, "ChartCurve", data_item)
             widget, chart = chart_widget(qtbot, make, size, legend=True)
             curves = [chart.add_curve("return"), chart.add_curve("return_mean")]
         assert all(isinstance(c.body, pg.PlotDataItem if make is pyqtgraph_plot else pg.PlotCurveItem) for c in curves)

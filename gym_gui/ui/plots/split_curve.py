@@ -14,7 +14,8 @@ paint. ``setData`` keeps the body while the new points still start with it and t
 so together they draw exactly the polyline of the points given (a NaN breaks the line as before:
 ``connect="finite"``).
 
-The two items are pyqtgraph ``PlotCurveItem``s, not ``PlotDataItem``s: a PlotDataItem wraps its
+The two items are pyqtgraph ``PlotCurveItem``s (``ChartCurve``: cheaper data bounds), not
+``PlotDataItem``s: a PlotDataItem wraps its
 curve with a ScatterPlotItem (made for every item, never shown here: no symbols), a dataset and
 its display copy, the plot's downsampling, clipping, log, FFT and alpha modes (all off here: the
 points arrive decimated) and a ``viewRangeChanged`` hook at every range change, and its
@@ -27,8 +28,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pyqtgraph.graphicsItems.PlotCurveItem import PlotCurveItem
 from qtpy.QtWidgets import QGraphicsItem
+
+from gym_gui.ui.plots.chart_curve import ChartCurve
 
 __all__ = ["TAIL_KEEP_POINTS", "TAIL_MIN_POINTS", "TAIL_SHARE", "Bounds", "SplitCurve", "finite_bounds"]
 
@@ -50,8 +52,8 @@ class SplitCurve:
     def __init__(self, plot: Any, pen: Any, name: str | None = None) -> None:
         """Two curves of ``pen`` added to ``plot`` (a ``ChartPlot`` or a PlotItem: its ``addItem``
         gives the body, named ``name``, a legend entry when the plot has a legend). GUI thread."""
-        self.body = PlotCurveItem(pen=pen, name=name)
-        self.tail = PlotCurveItem(pen=pen)
+        self.body = ChartCurve(pen=pen, name=name)
+        self.tail = ChartCurve(pen=pen)
         self.body.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.addItem(self.body)
         plot.addItem(self.tail)
@@ -67,7 +69,7 @@ class SplitCurve:
     @property
     def opts(self) -> dict[str, Any]:
         """The body's curve options (the tail's are the same), with ``autoDownsample`` and
-        ``clipToView`` False: a PlotCurveItem draws every point it is given. GUI thread."""
+        ``clipToView`` False: a curve item draws every point it is given. GUI thread."""
         return {**self.body.opts, "autoDownsample": False, "clipToView": False}
 
     def setData(self, x: Any, y: Any, connect: str = "finite") -> None:  # noqa: N802 (pyqtgraph's name)
