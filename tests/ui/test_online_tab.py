@@ -517,3 +517,37 @@ def test_a_refresh_folds_a_big_burst_of_episodes_a_chunk_per_turn_and_keeps_ever
     assert sizes == [CURVE_FOLD_CHUNK, CURVE_FOLD_CHUNK, 10]  # in order, a chunk per turn
     assert tab.held() == 0 and panel.curve_data("return")[1].tolist() == [float(i) for i in range(count)]
     tab.stop()
+
+
+def test_a_big_hidden_fold_goes_in_chunks_a_turn_and_keeps_the_newest_rows_and_the_count(
+        qtbot: Any, factory: type[EventFactory], monkeypatch: Any) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    import gym_gui.ui.online_tab as online_tab
+
+    monkeypatch.setattr(online_tab, "FOLD_CHUNK_ROWS", 4)
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front = AgentOnlineTab("run0", "agent1")
+    back = AgentOnlineTab("run1", "agent1", max_table_rows=10, hidden_fold_interval_ms=0)
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    tabs.show()
+    f = factory("run1", "agent1")
+    steps = tuple(f.step(0, i) for i in range(19))
+    sizes: list[int] = []
+    real = back.step_model.append_rows
+
+    def counted(rows: Any) -> None:
+        sizes.append(len(rows))
+        real(rows)
+
+    back.step_model.append_rows = counted  # type: ignore[method-assign]
+    back.on_batch(LiveBatch("run1", "agent1", steps=steps, latest_step=steps[-1]))
+    assert back.held() == 19 and sizes == []  # not in the tick: a turn of its own
+    qtbot.waitUntil(lambda: back.held() == 0, timeout=5000)
+    assert sizes == [4, 4, 2]  # the 9 oldest counted and let go (beyond the bound), then 4 rows a turn, in order
+    assert back.step_model.appended_total == 19 and back.step_model.rowCount() == 10
+    assert [back.step_model.step_at(r).seq_id for r in range(10)] == [e.seq_id for e in steps[9:]]
+    front.stop()
+    back.stop()
