@@ -286,12 +286,34 @@ class StepValueCache:
     inside the read transaction after its first query: a deletion, a stream number used again, any
     write another process made is seen at the next read). Bounded. One connection's, one thread's."""
 
-    __slots__ = ("version", "texts")
+    __slots__ = ("version", "texts", "row_reads")
     MAX_TEXTS = 65536
+    #: Reads of a stream's episodes that go to the row fetch at once after one that the JSON read
+    #: (``_episode_json_records``) did not read well; then the JSON read is tried again.
+    ROW_READS_AFTER_MISS = 15
+    MAX_STREAMS = 1024
 
     def __init__(self) -> None:
         self.version: int | None = None
         self.texts: dict[tuple[int, int], str] = {}
+        #: (run_id, stored agent_id) -> the episode reads left that go to the row fetch at once
+        self.row_reads: dict[tuple[str, str], int] = {}
+
+    def prefers_rows(self, key: tuple[str, str]) -> bool:
+        """Whether this read of the stream ``key`` goes to the row fetch at once (counted). The
+        connection's thread; no query."""
+        left = self.row_reads.get(key)
+        if not left:
+            return False
+        self.row_reads[key] = left - 1
+        return True
+
+    def missed(self, key: tuple[str, str]) -> None:
+        """The JSON read of the stream ``key`` fell back or needed most rows again: its next
+        ``ROW_READS_AFTER_MISS`` episode reads go to the row fetch. The connection's thread."""
+        if len(self.row_reads) >= self.MAX_STREAMS:
+            self.row_reads.clear()
+        self.row_reads[key] = self.ROW_READS_AFTER_MISS
 
     def current(self, conn: sqlite3.Connection) -> dict[tuple[int, int], str]:
         """The texts still valid in ``conn``'s read transaction (emptied when another connection
@@ -658,6 +680,8 @@ def _episode_json_records(conn: sqlite3.Connection, run_id: str, agent_id: str, 
     others = rewards.count(None)
     if others or None in map(_second, splits):
         left_out = conn.execute(_LEFT_OUT_SQL, params).fetchall()
+        if cache is not None and 4 * len(left_out) > n:  # (most rows read twice: the row fetch reads them once)
+            cache.missed((run_id, agent_id))
         filled = _filled(rewards, infos, left_out)
         if filled is None:
             return None
@@ -757,11 +781,17 @@ _AFTER_V3_SQL = (f"SELECT {RAW_COLUMNS} FROM stream_keys k JOIN step_rows s ON s
 def episode_step_records(conn: sqlite3.Connection, run_id: str, agent_id: str, episode_index: int,
                          cache: StepValueCache | None = None) -> list[StepRecord]:
     """One episode's steps of a stream (``agent_id`` as stored) in seq_id order (``cache``: as
-    ``stream_step_records``). Caller's thread, inside a read transaction; blocks for the queries."""
+    ``stream_step_records``): the JSON read (``_episode_json_records``), else the row fetch
+    (``stream_step_records``); after a JSON read that fell back or read most rows' numbers again,
+    the stream's next reads go to the row fetch at once (``StepValueCache.prefers_rows``). Caller's
+    thread, inside a read transaction; blocks for the queries."""
     if _FUSED:
-        whole = _episode_json_records(conn, run_id, agent_id, episode_index, cache)
-        if whole is not None:
-            return whole
+        if cache is None or not cache.prefers_rows((run_id, agent_id)):
+            whole = _episode_json_records(conn, run_id, agent_id, episode_index, cache)
+            if whole is not None:
+                return whole
+            if cache is not None:
+                cache.missed((run_id, agent_id))
         return stream_step_records(conn, run_id, agent_id, EPISODE_RECORDS_SQL, {"ep": episode_index}, cache)
     params = {"run": run_id, "agent": agent_id, "ep": episode_index}
     return [decode_step(row) for row in read_steps(conn, _EPISODE_V3_SQL, params)]

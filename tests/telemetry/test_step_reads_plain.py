@@ -228,3 +228,26 @@ def test_interned_texts_are_read_once_per_connection_until_another_connection_co
         assert [r.payload["info"] for r in again] == [
             {"prob": 1.0, "lives": 0} if i % 2 == 0 else {"prob": 0.5, "lives": 7} for i in range(6)]
         store._reader().set_trace_callback(None)
+
+
+def test_a_stream_whose_json_read_falls_back_goes_to_the_row_fetch_for_a_while(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with TelemetrySQLiteStore(tmp_path / "t.sqlite") as store:
+        store.write_batch(_events(*(_plain(i, reward=0.1 * i) for i in range(6))))  # most rewards left out
+        tries: list[bool] = []
+        real = step_reads._episode_json_records
+
+        def spy(*args: Any) -> Any:
+            out = real(*args)
+            tries.append(out is not None)
+            return out
+
+        monkeypatch.setattr(step_reads, "_episode_json_records", spy)
+        first = store.steps_for_episode("run", "a1", 0)
+        assert tries == [True]
+        skipped = step_reads.StepValueCache.ROW_READS_AFTER_MISS
+        reads = [store.steps_for_episode("run", "a1", 0) for _ in range(skipped)]
+        assert tries == [True] and all(r == first for r in reads)  # the row fetch, the same records
+        assert store.steps_for_episode("run", "a1", 0) == first
+        assert tries == [True, True]  # tried again
+        assert [r.reward for r in first] == [0.1 * i for i in range(6)]
