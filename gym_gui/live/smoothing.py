@@ -67,14 +67,21 @@ def rolling_mean_tail(values: np.ndarray, window: int, start: int = 0) -> np.nda
     lo = max(0, start - window)  # rows whose values enter the windows of rows start..n-1
     part = np.asarray(values[lo:n], dtype=np.float64)
     valid = ~np.isnan(part)
-    csum = np.concatenate(([0.0], np.cumsum(np.where(valid, part, 0.0))))
-    ccount = np.concatenate(([0], np.cumsum(valid)))
+    csum = np.empty(n - lo + 1)  # prefix sums of the finite values, and their counts
+    csum[0] = 0.0
+    np.cumsum(np.where(valid, part, 0.0), out=csum[1:])
+    ccount = np.empty(n - lo + 1, dtype=np.intp)
+    ccount[0] = 0
+    np.cumsum(valid, out=ccount[1:])
     # The prefix lengths up to and including each row are first..end-1; the window's start is
-    # 0 for the prefixes up to ``window`` long, the prefix length less ``window`` after: slices.
+    # 0 for the prefixes up to ``window`` long (their sums as they are), the prefix length less
+    # ``window`` after: slices.
     first, end = start - lo + 1, n - lo + 1
-    zeros = max(0, min(end, window + 1) - first)
-    left = slice(max(first, window + 1) - window, max(first, window + 1, end) - window)
-    total = csum[first:end] - np.concatenate((np.zeros(zeros), csum[left]))
-    count = ccount[first:end] - np.concatenate((np.zeros(zeros, dtype=ccount.dtype), ccount[left]))
+    zeros = first + max(0, min(end, window + 1) - first)
+    left = slice(zeros - window, max(zeros, end) - window)
+    total, count = np.empty(end - first), np.empty(end - first, dtype=np.intp)
+    total[:zeros - first], count[:zeros - first] = csum[first:zeros], ccount[first:zeros]
+    np.subtract(csum[zeros:end], csum[left], out=total[zeros - first:])
+    np.subtract(ccount[zeros:end], ccount[left], out=count[zeros - first:])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
