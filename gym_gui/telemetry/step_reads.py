@@ -17,6 +17,11 @@ changes no later read). Rows with extras go through ``decode_step`` itself; with
 columns (``tables``) every row does. A read whose rows are all plain (``_plain_records``: no
 extras, no split info, integer times, every payload column but the render payload set) is built a
 column at a time, with no per-row branch: the same records, shared the same way.
+``episode_step_records`` first tries one statement that gives the whole episode as one JSON array
+(``_episode_json_records``, ``EPISODE_JSON_SQL``: the sqlite3 module no longer hands each column of
+each row over one by one), the rewards and split numbers JSON cannot carry exactly read by a second
+statement; a read it cannot take goes to the row fetch. Records are made by
+``sqlite_records.StepRecordBuilder`` (``_build_record``).
 
 An info stored as its last number and a template (schema version 5: the number in ``info_json``,
 the template's ref as a BLOB in ``extra_json``, ``step_layout.SPLIT_SQL``) reads as the text
