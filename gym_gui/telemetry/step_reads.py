@@ -36,6 +36,7 @@ connection.
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from functools import partial
 from itertools import repeat
 from typing import Any, Callable, Mapping, Sequence
@@ -632,8 +633,8 @@ EPISODE_JSON_SQL = (
 #: out (null there), in seq_id order.
 _LEFT_OUT_SQL = (f"SELECT s.reward, s.info_json {_EPISODE_ROWS} AND (NOT {_WHOLE_REWARD} OR {_REAL_SPLIT}) "
                  "ORDER BY s.seq_id")
-_INT_TYPE = {int}
-_TEXT_TYPE = {str}
+_int64s = partial(array, "q")
+_joined = "".join
 _NUMBER_TYPES = frozenset({int, float})
 _INFO_TYPES = frozenset({int, str, list})
 
@@ -660,18 +661,19 @@ def _episode_json_records(conn: sqlite3.Connection, run_id: str, agent_id: str, 
     except orjson.JSONDecodeError:  # (a text that is not UTF-8: the row fetch says so)
         return None
     seqs, ts, sis, actions, observations, rewards, terms, truncs, infos, renders = zip(*rows)
-    if (not _INT_TYPE.issuperset(map(type, seqs)) or not _INT_TYPE.issuperset(map(type, ts))
-            or not _INT_TYPE.issuperset(map(type, sis)) or not _INT_TYPE.issuperset(map(type, terms))
-            or not _INT_TYPE.issuperset(map(type, truncs)) or not _TEXT_TYPE.issuperset(map(type, actions))
-            or not _TEXT_TYPE.issuperset(map(type, observations))):
+    try:  # (C-level checks: an int64 array takes only integers (SQLite gives no bools), a join only texts)
+        _int64s(seqs), _int64s(ts), _int64s(sis), _int64s(terms), _int64s(truncs)
+        _joined(actions), _joined(observations)
+    except (TypeError, OverflowError):  # (a REAL, a NULL, another type)
         return None
-    if not all(map(int.__lt__, seqs, seqs[1:])):  # (the aggregate's order is the primary key's: checked)
+    if list(seqs) != sorted(seqs):  # (the aggregate's order is the primary key's: checked)
         rows.sort(key=_first)
         seqs, ts, sis, actions, observations, rewards, terms, truncs, infos, renders = zip(*rows)
     no_render = renders.count(None)
-    if no_render not in (0, n) or not _INFO_TYPES.issuperset(map(type, infos)):
+    info_types = set(map(type, infos))
+    if no_render not in (0, n) or not _INFO_TYPES.issuperset(info_types):
         return None  # (with extras: false, a bool; no info: None)
-    splits = [info for info in infos if type(info) is list]
+    splits = [info for info in infos if type(info) is list] if list in info_types else []
     used = set(infos).union(renders) if not splits else set(i for i in infos if type(i) is not list).union(renders)
     if no_render:
         used.discard(None)
