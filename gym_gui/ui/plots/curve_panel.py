@@ -157,7 +157,7 @@ class CurvePanel(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.graphics.scene().sigPrepareForPaint.connect(self._on_paint)
-        self.graphics.setMinimumHeight(CHART_HEIGHT_PX)
+        self.graphics.setFixedHeight(CHART_HEIGHT_PX)  # rows x CHART_HEIGHT_PX once charts are added
         self.scroll = QScrollArea()  # many worker numbers: the charts keep their height and scroll
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -626,8 +626,14 @@ class CurvePanel(QWidget):
         # axis laid out again at the next paint (10-25 ms for 5 to 8 charts).
         plot.setPreferredSize(CHART_MIN_WIDTH_PX, CHART_HEIGHT_PX)
         plot.setMinimumWidth(CHART_MIN_WIDTH_PX)
-        self.graphics.ci.layout.setColumnStretchFactor(col, 1)
-        self.graphics.setMinimumHeight((row + 1) * CHART_HEIGHT_PX)
+        grid = self.graphics.ci.layout
+        grid.setColumnStretchFactor(col, 1)
+        # Every row is CHART_HEIGHT_PX tall and the view exactly as tall as its rows (it scrolls):
+        # a new row grows the scene below the others and leaves every chart's geometry alone (no
+        # chart resized, no axis laid out again at the next paint: a new row's paint is the new
+        # chart's and what it damaged, not the whole view's 16-25 ms).
+        grid.setRowFixedHeight(row, CHART_HEIGHT_PX)
+        self.graphics.setFixedHeight(self._rows_height_px(row + 1))
         self.graphics.addItem(plot, row=row, col=col)
         chart = CurveChart(key, plot, title, index=i, grid=SHOW_GRID)
         self._charts[key] = chart
@@ -637,6 +643,15 @@ class CurvePanel(QWidget):
         if key == "return":
             plot.addLegend(offset=(-5, 5), labelTextColor=(40, 40, 40), brush=pg.mkBrush(255, 255, 255, 200))
         return chart
+
+    def _rows_height_px(self, rows: int) -> int:
+        """The view's height for ``rows`` rows of CHART_HEIGHT_PX: its layout's margins and row
+        spacing included."""
+        grid = self.graphics.ci.layout
+        _left, top, _right, bottom = grid.getContentsMargins()
+        spacing = max(0.0, grid.verticalSpacing())
+        frame = 2 * self.graphics.frameWidth()
+        return int(np.ceil(rows * CHART_HEIGHT_PX + (rows - 1) * spacing + top + bottom)) + frame
 
     def _add_curve(self, chart: CurveChart, name: str) -> None:
         chart.add_curve(name)
