@@ -301,7 +301,8 @@ _MAX_EXACT_CACHED, _MAX_EXACT_CHARS = 8192, 2048
 def read_json(text: str) -> Any:
     """A stored JSON text decoded as ``load_json`` decodes it, faster: small integers and the
     commonest texts directly, the rest by orjson where it gives the same (``json_text.load_json_exact``;
-    a text seen before that orjson reads exactly goes to orjson at once). Any thread."""
+    a text seen before that orjson reads exactly goes to orjson at once). A value that is not a
+    text (a BLOB put there by raw SQL) raises ValueError, as a text that is not JSON does. Any thread."""
     if len(text) < 19 and text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1):
         return int(text)
     if text == "{}":
@@ -314,6 +315,8 @@ def read_json(text: str) -> Any:
         raw = text.encode()
     except UnicodeEncodeError:  # a lone surrogate (only the stdlib reads it)
         return load_json(text)
+    except AttributeError:  # not a text: only raw SQL stores a BLOB (or a number) in a JSON column
+        raise ValueError(f"a stored JSON value is a {type(text).__name__}, not a text") from None
     try:
         value = load_json_exact(raw)
     except ValueError:  # not JSON, or nested deeper than the writers' limit: what the stdlib says

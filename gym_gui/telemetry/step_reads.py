@@ -572,13 +572,16 @@ def _plain_records(conn: sqlite3.Connection, run_id: str, loaded: str | None, st
                map(get, infos)]
     if not no_render:
         columns.append(map(get, renders))
-    if no_render:
-        payloads = [{"episode_index": e, "step_index": s, "action": a, "observation": o, "reward": r,
-                     "terminated": t, "truncated": u, "info": i} for e, s, a, o, r, t, u, i in zip(*columns)]
-    else:
-        payloads = [{"episode_index": e, "step_index": s, "action": a, "observation": o, "reward": r,
-                     "terminated": t, "truncated": u, "info": i, "render_payload": p}
-                    for e, s, a, o, r, t, u, i, p in zip(*columns)]
+    try:
+        if no_render:
+            payloads = [{"episode_index": e, "step_index": s, "action": a, "observation": o, "reward": r,
+                         "terminated": t, "truncated": u, "info": i} for e, s, a, o, r, t, u, i in zip(*columns)]
+        else:
+            payloads = [{"episode_index": e, "step_index": s, "action": a, "observation": o, "reward": r,
+                         "terminated": t, "truncated": u, "info": i, "render_payload": p}
+                        for e, s, a, o, r, t, u, i, p in zip(*columns)]
+    except KeyError:  # an action or observation that is no text (a BLOB by raw SQL): the row loop's reading
+        return None
     terms, truncs = tuple(map(bool, terms)), tuple(map(bool, truncs))
     times = _time_texts(base_us, ts)
     if not _BUILDS:

@@ -80,3 +80,11 @@ def test_step_flags_are_bound_as_integers_and_read_back_as_bools() -> None:
     back = decode_step((row[0], row[1], row[2], row[13], row[3], row[4], row[7], row[8], row[9],
                         row[5], row[6], row[10], row[11], row[12]))
     assert back.payload == payload and back.terminated is True and back.truncated is False
+
+
+@pytest.mark.parametrize("stored", [b"[1]", b"{}", b"\xff", b""])
+def test_a_stored_json_value_that_is_not_a_text_raises_a_clear_value_error(stored: Any) -> None:
+    from gym_gui.telemetry.sqlite_rows import read_json
+
+    with pytest.raises(ValueError, match="not a text"):
+        read_json(stored)

@@ -251,3 +251,17 @@ def test_a_stream_whose_json_read_falls_back_goes_to_the_row_fetch_for_a_while(t
         assert store.steps_for_episode("run", "a1", 0) == first
         assert tries == [True, True]  # tried again
         assert [r.reward for r in first] == [0.1 * i for i in range(6)]
+
+
+@pytest.mark.parametrize("column", ["action_json", "observation_json", "info_json", "render_payload_json"])
+def test_a_blob_in_a_json_column_makes_the_read_raise_a_clear_value_error(tmp_path: Path, column: str) -> None:
+    path = tmp_path / "t.sqlite"
+    with TelemetrySQLiteStore(path) as store:
+        store.write_batch(_events(*(_plain(i, action="up", observation={"x": [i]}) for i in range(6))))
+    conn = sqlite3.connect(str(path))
+    with conn:
+        assert conn.execute(f"UPDATE step_rows SET {column} = X'5b315d' WHERE seq_id = 3").rowcount == 1
+    conn.close()
+    with TelemetrySQLiteStore(path) as store:
+        with pytest.raises(ValueError, match="not a text"):
+            store.steps_for_episode("run", "a1", 0)
