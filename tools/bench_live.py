@@ -283,7 +283,8 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
 
         from gym_gui.ui.plots.curve_panel import CurvePanel
 
-        for name in ("on_batch", "on_heartbeat", "_fold_held", "_draw_curves", "_flush_texts", "showEvent",
+        for name in ("on_batch", "on_heartbeat", "_fold_held", "_fold_held_in_turns", "_draw_curves", "_flush_texts",
+                     "showEvent",
                      "_draw_curves_in_turns", "_refresh_panel", "_enable_chart_updates"):
             if hasattr(AgentOnlineTab, name):  # (the names of the commit measured)
                 setattr(AgentOnlineTab, name, timed(name, getattr(AgentOnlineTab, name)))

@@ -670,25 +670,36 @@ class AgentOnlineTab(QWidget):
 
     def _fold_held_in_turns(self) -> None:
         """The fold's turn on the plots' queue: the held steps beyond the table's bound counted and
-        let go (they would leave it at once), then at most ``FOLD_CHUNK_ROWS`` step rows a turn, in
-        order (a second at 20,000 steps/s was one 4-12 ms turn), the rest with the last chunk."""
+        let go (they would leave it at once), then one piece a turn, in order: at most
+        ``FOLD_CHUNK_ROWS`` step rows, then at most ``FOLD_CHUNK_ROWS`` held episodes into the
+        episode table, then at most ``CURVE_FOLD_CHUNK`` episodes into the curves (a second at
+        20,000 steps/s was one 4-13 ms turn: the last rows, every episode and the curves' fold together)."""
         held = self._held_steps
         limit = self.step_model.max_rows
         if len(held) > limit:
             excess = len(held) - limit
             del held[:excess]
             self._held_skipped += excess
-        if len(held) <= FOLD_CHUNK_ROWS:
-            self._fold_held()
-            return
         self._folded_at = self._clock()
         if self._held_skipped:
             self.step_model.count_skipped(self._held_skipped)
             self._held_skipped = 0
-        chunk = held[:FOLD_CHUNK_ROWS]
-        del held[:FOLD_CHUNK_ROWS]
-        self.step_model.append_rows(chunk)
-        gui_turns().request(self, "fold", self._fold_held_in_turns)
+        if held:
+            chunk = held[:FOLD_CHUNK_ROWS]
+            del held[:FOLD_CHUNK_ROWS]
+            self.step_model.append_rows(chunk)
+        elif self._held_episodes:
+            episodes = self._held_episodes[:FOLD_CHUNK_ROWS]
+            del self._held_episodes[:FOLD_CHUNK_ROWS]
+            self.episode_model.add_events(episodes)
+        elif self._curve_held:
+            episodes = self._curve_held[:CURVE_FOLD_CHUNK]
+            del self._curve_held[:CURVE_FOLD_CHUNK]
+            self.curves.add_episode_events(episodes)
+            self._show_progress()
+            self._stale_curves = self._stale_curves or not self._drawn()  # drawn when shown
+        if held or self._held_episodes or self._curve_held:
+            gui_turns().request(self, "fold", self._fold_held_in_turns)
 
     def _fold_held(self) -> None:
         """Put what the tab held while hidden into its tables and curves, in one go each."""

@@ -551,3 +551,45 @@ def test_a_big_hidden_fold_goes_in_chunks_a_turn_and_keeps_the_newest_rows_and_t
     assert [back.step_model.step_at(r).seq_id for r in range(10)] == [e.seq_id for e in steps[9:]]
     front.stop()
     back.stop()
+
+
+def test_a_hidden_fold_puts_its_episodes_in_chunks_a_turn_in_order_and_loses_none(
+        qtbot: Any, factory: type[EventFactory], monkeypatch: Any) -> None:
+    from qtpy.QtWidgets import QTabWidget
+
+    import gym_gui.ui.online_tab as online_tab
+
+    monkeypatch.setattr(online_tab, "FOLD_CHUNK_ROWS", 4)
+    monkeypatch.setattr(online_tab, "CURVE_FOLD_CHUNK", 3)
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front = AgentOnlineTab("run0", "agent1")
+    back = AgentOnlineTab("run1", "agent1", hidden_fold_interval_ms=0)
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    tabs.show()
+    f = factory("run1", "agent1")
+    episodes = tuple(f.episode(i, 4, total_reward=float(i)) for i in range(10))
+    table_sizes: list[int] = []
+    curve_sizes: list[int] = []
+    real_table, real_curves = back.episode_model.add_events, back.curves.add_episode_events
+
+    def table(events: Any) -> None:
+        table_sizes.append(len(list(events)))
+        real_table(events)
+
+    def curves(events: Any) -> None:
+        curve_sizes.append(len(events))
+        real_curves(events)
+
+    back.episode_model.add_events = table  # type: ignore[method-assign]
+    back.curves.add_episode_events = curves  # type: ignore[method-assign]
+    back.on_batch(LiveBatch("run1", "agent1", episodes=episodes))
+    assert table_sizes == [] and curve_sizes == []  # not in the tick: turns of their own
+    qtbot.waitUntil(lambda: back.held() == 0 and back.curves.episode_count == 10, timeout=5000)
+    assert table_sizes == [4, 4, 2]  # one piece a turn, in order
+    assert curve_sizes == [3, 3, 3, 1]
+    assert back.episode_model.rowCount() == 10
+    assert list(back.curves.column("index")) == list(range(10))
+    front.stop()
+    back.stop()
