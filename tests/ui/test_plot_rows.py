@@ -62,3 +62,17 @@ def test_more_rows_than_fit_scroll_and_keep_their_height(qtbot: Any) -> None:
     assert panel.scroll.verticalScrollBar().maximum() > 0  # the rows scroll
     assert panel.graphics.height() >= 3 * CHART_HEIGHT_PX
     panel.stop(5)
+
+
+def test_a_row_that_outgrows_the_panel_narrows_no_chart(qtbot: Any) -> None:
+    """The scroll bar's place is kept from the start: its appearance resizes no chart."""
+    panel = shown_panel(qtbot, 900, 420, columns=2)  # two rows fit, a third does not
+    charts = list(panel._charts.values())  # noqa: SLF001 (observed)
+    widths = [chart.plot.geometry().width() for chart in charts]
+    resized: list[str] = []
+    for chart in charts:
+        chart.view_box.sigResized.connect(lambda _vb, key=chart.key: resized.append(key))
+    add_numbers(qtbot, panel, ["loss", "lr"], first=0)  # five charts: three rows, more than fit
+    assert panel.scroll.verticalScrollBar().maximum() > 0  # the rows scroll now
+    assert resized == [] and [chart.plot.geometry().width() for chart in charts] == widths
+    panel.stop(5)
