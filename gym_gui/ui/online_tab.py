@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QCloseEvent, QShowEvent
-from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter,
+from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
                             QVBoxLayout, QWidget)
 
 from gym_gui.gc_tuning import freeze_long_lived, freezing, thaw_and_collect
@@ -264,13 +264,28 @@ class AgentOnlineTab(QWidget):
         splitter.setStretchFactor(1, 2)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.header)
+        layout.addWidget(self._header_scroll())
         layout.addWidget(self.summary_label)
         layout.addWidget(self.stall_banner)
         layout.addLayout(buttons)
         layout.addWidget(splitter, 1)
         self.tables_button.setChecked(True)
         self._apply_tables_visible(True)  # the label matches the state from the start
+
+    def _header_scroll(self) -> QScrollArea:
+        """The header in a scroll area of its own, as tall as the header and a horizontal scroll bar
+        from the start: a counter that widens the header (its labels only grow) scrolls it instead
+        of raising the tab's, and so the window's, least width (the window grew wider at every few
+        digits of a live run, each time a relayout and repaint of the whole window); the bar's
+        appearance resizes nothing around it."""
+        scroll = QScrollArea()
+        scroll.setWidget(self.header)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setFixedHeight(self.header.sizeHint().height() + scroll.horizontalScrollBar().sizeHint().height())
+        return scroll
 
     @property
     def curve_panel(self) -> CurvePanel:

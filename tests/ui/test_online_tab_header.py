@@ -71,3 +71,26 @@ def test_an_unchanged_tooltip_is_not_set_again(qtbot: Any) -> None:
         header.set_tooltip("steps_per_s", "Now: the worker's heartbeat figure.")
     assert changes.count == 1
     assert header.tooltip("steps_per_s").endswith("Now: the worker's heartbeat figure.")
+
+
+def test_a_header_that_outgrows_the_tab_scrolls_and_leaves_the_window_its_size(qtbot: Any) -> None:
+    from qtpy.QtWidgets import QMainWindow
+
+    from gym_gui.ui.online_tab import AgentOnlineTab
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    tab = AgentOnlineTab("run0", "agent1")
+    window.setCentralWidget(tab)
+    window.resize(900, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    run_turns(5)
+    size, least_px = window.size(), tab.minimumSizeHint().width()
+    scroll = tab.header.parentWidget().parentWidget()  # (the scroll area's viewport, then the area)
+    tab.header.set("progress", "1,234,567 of 9,999,999 episodes (12%), about 12 h 34 min left " * 3)
+    run_turns(5)
+    assert tab.header.width() > window.width()  # the text is not cut: the header is wider ...
+    assert window.size() == size and tab.minimumSizeHint().width() == least_px  # ... and scrolls
+    assert scroll.horizontalScrollBar().maximum() > 0
+    tab.stop()
