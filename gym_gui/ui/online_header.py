@@ -116,7 +116,7 @@ class OnlineHeader(QWidget):
     around it) first. ``relayouts`` counts the widenings.
     """
 
-    def __init__(self, per_row: int = 7, parent: QWidget | None = None) -> None:
+    def __init__(self, per_row: int = 5, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)

@@ -203,7 +203,7 @@ class AgentOnlineTab(QWidget):
         self.stall_timer.setInterval(max(1, stall_tick_ms))
         self.stall_timer.timeout.connect(self._update_stall_text)
         self._build()
-        self._set("status", "waiting for the worker")
+        self._set("status", "waiting")  # (for the worker: the tooltip says it)
 
     # -- construction ----------------------------------------------------------------------------
     def _build(self) -> None:

@@ -243,7 +243,7 @@ def test_events_of_another_stream_are_ignored(qtbot: Any, factory: type[EventFac
     tab.on_run_started(other.started("Taxi-v3", render_kind="grid"))
     tab.on_batch(LiveBatch("run1", "agent2", steps=(other.step(0, 0),)))
     tab.on_run_completed(other.completed())
-    assert tab.steps_seen == 0 and tab.tables_visible() and tab.header_text("status") == "waiting for the worker"
+    assert tab.steps_seen == 0 and tab.tables_visible() and tab.header_text("status") == "waiting"
     assert tab.title() == "Agent-agent1-Online"
 
 
