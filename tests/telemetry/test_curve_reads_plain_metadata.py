@@ -86,7 +86,7 @@ _rows = st.one_of(st.dictionaries(_keys, _values, max_size=4), st.dictionaries(_
                                   max_size=3), _values)
 
 
-@settings(max_examples=80, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_rows, min_size=1, max_size=12))
 def test_any_rows_give_the_live_columns(metadata: list[Any]) -> None:
     _check(metadata)
