@@ -25,7 +25,7 @@ def _gathered(values: np.ndarray, window: int, start: int) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@settings(max_examples=100, derandomize=True, deadline=None)
 @given(st.lists(st.floats(allow_infinity=True) | st.sampled_from([0.0, -0.0, 1.0, float("nan")]), max_size=40),
        st.integers(min_value=1, max_value=45), st.integers(min_value=0, max_value=45))
 def test_slices_give_the_gathered_windows(values: list[float], window: int, start: int) -> None:
