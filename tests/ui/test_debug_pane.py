@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from event_factory import EventFactory
+from event_loop_turns import run_turns
 from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.qt.db_sink_thread import DbSink
 from gym_gui.telemetry.events import Topic
@@ -244,13 +245,13 @@ def test_a_refresh_that_changes_nothing_leaves_the_notices_tab_alone(qtbot: Any,
     pane.show()
     qtbot.waitExposed(pane)
     pane.refresh()
-    qtbot.wait(20)
+    run_turns()  # the refresh's repaints delivered
     paints = Paints()
     pane.side_tabs.tabBar().installEventFilter(paints)
     f = factory("run1", "agent1")
     for i in range(3):  # the subscription's counts change, the notices do not
         bus.publish(f.step(0, i))
         pane.refresh()
-        qtbot.wait(20)
+        run_turns()  # a repaint the refresh caused would be delivered in these turns
     assert paints.count == 0
     assert pane.side_tabs.tabText(1).endswith("(0)")
