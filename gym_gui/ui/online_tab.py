@@ -99,6 +99,13 @@ def _thaw_now() -> None:
     thaw_and_collect()
 
 
+def _take_front(items: list[Any], count: int) -> list[Any]:
+    """The first ``count`` of ``items``, removed from it (a fold's piece of one turn, in order)."""
+    front = items[:count]
+    del items[:count]
+    return front
+
+
 class _FollowNewest:
     """Keeps a table view scrolled to its newest (last) row until the person scrolls up; back at
     the bottom, it follows again."""
@@ -578,8 +585,7 @@ class AgentOnlineTab(QWidget):
             return
         self._charts_drawn_at = self._clock()
         if len(self._curve_held) > CURVE_FOLD_CHUNK:
-            chunk, self._curve_held = self._curve_held[:CURVE_FOLD_CHUNK], self._curve_held[CURVE_FOLD_CHUNK:]
-            self.curves.add_episode_events(chunk)
+            self.curves.add_episode_events(_take_front(self._curve_held, CURVE_FOLD_CHUNK))
             gui_turns().request(self, "curves", self._draw_curves_in_turns)
             return
         self._fold_curves()
@@ -700,17 +706,11 @@ class AgentOnlineTab(QWidget):
             self.step_model.count_skipped(self._held_skipped)
             self._held_skipped = 0
         if held:
-            chunk = held[:FOLD_CHUNK_ROWS]
-            del held[:FOLD_CHUNK_ROWS]
-            self.step_model.append_rows(chunk)
+            self.step_model.append_rows(_take_front(held, FOLD_CHUNK_ROWS))
         elif self._held_episodes:
-            episodes = self._held_episodes[:FOLD_CHUNK_ROWS]
-            del self._held_episodes[:FOLD_CHUNK_ROWS]
-            self.episode_model.add_events(episodes)
+            self.episode_model.add_events(_take_front(self._held_episodes, FOLD_CHUNK_ROWS))
         elif self._curve_held:
-            episodes = self._curve_held[:CURVE_FOLD_CHUNK]
-            del self._curve_held[:CURVE_FOLD_CHUNK]
-            self.curves.add_episode_events(episodes)
+            self.curves.add_episode_events(_take_front(self._curve_held, CURVE_FOLD_CHUNK))
             self._show_progress()
             self._stale_curves = self._stale_curves or not self._drawn()  # drawn when shown
         if held or self._held_episodes or self._curve_held:
