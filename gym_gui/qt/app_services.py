@@ -6,6 +6,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from gym_gui.frame_paced_gc import DEFAULT_INTERVAL_MS, FramePacedCollector
 from gym_gui.ingest.worker_process import ChildNice, set_child_nice
 from gym_gui.qt.gui_pump import GuiPump
 from gym_gui.qt.store_reader import StoreReader
@@ -38,7 +39,8 @@ class AppServices:
 
     def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
                  redis_url: str | None = None, pump: GuiPump | None = None,
-                 child_nice: ChildNice = GUI_CHILD_NICE) -> None:
+                 child_nice: ChildNice = GUI_CHILD_NICE,
+                 young_collection_interval_ms: int | None = DEFAULT_INTERVAL_MS) -> None:
         """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
         opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
         Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids.
@@ -49,7 +51,9 @@ class AppServices:
         (its records are ``stream_owned`` rejections). ``pump``: the window's GUI pump (None: a
         ``GuiPump()``, one display frame between ticks); the registry ticks on it too. ``child_nice``:
         how much lower the priority of the workers and ingest children this process starts is
-        (process-wide, ``worker_process.set_child_nice``; ``$GYM_GUI_CHILD_NICE`` overrides it)."""
+        (process-wide, ``worker_process.set_child_nice``; ``$GYM_GUI_CHILD_NICE`` overrides it).
+        ``young_collection_interval_ms``: while started, the pump's ticks collect the young
+        generation at most this often (``frame_paced_gc``; None: CPython's automatic collections only)."""
         self.db_path = Path(db_path)
         set_child_nice(child_nice)
         self.store = TelemetrySQLiteStore(self.db_path)
@@ -65,6 +69,8 @@ class AppServices:
         self.registry = RunRegistry(self.bus, reader=self.reader, pump=self.pump,
                                     stall_missed_intervals=stall_missed_intervals)
         self.launcher = RunLauncher(self.bus, seq_floor=self.store.claim_stream, gate=self.sink.ingest_gate)
+        self.collector = None if young_collection_interval_ms is None else FramePacedCollector(
+            interval_ms=young_collection_interval_ms)
         self.redis_source: RedisTelemetrySource | None = None
         if redis_url:
             self.redis_source = RedisTelemetrySource(self.bus, url=redis_url, seq_floor=self.store.max_seq_id,
@@ -78,6 +84,8 @@ class AppServices:
             return
         self._started = True
         self.pump.start()
+        if self.collector is not None:
+            self.pump.add_tick_listener(self.collector)
         self.sink.start()
         self.registry.start()
         if self.redis_source is not None:
@@ -94,6 +102,8 @@ class AppServices:
         if self.redis_source is not None:
             ok = self.redis_source.stop() and ok
         self.registry.stop()
+        if self.collector is not None:
+            self.pump.remove_tick_listener(self.collector)
         self.pump.stop()
         if self._started:
             ok = self.sink.flush(timeout_s) and ok
