@@ -94,37 +94,41 @@ if not all(word.isascii() and word.isalpha() and word == word.lower() and "k" no
            for word, value in _SUCCESS_OUTCOMES.items()):
     raise ImportError("curve_reads: an outcome word SQLite's lower() cannot match as Python's does")
 #: ``episode_success`` from an episode's columns, without the worker's own booleans (the metadata's
-#: and the extras' are looked at in Python), as one character: "1", "0", or "2" for NaN (no value
-#: of the rule); joined without a separator, numpy reads them as bytes. The words as they are
+#: and the extras' are looked at in Python), as an integer: 1, 0, or 2 for NaN (no value of the
+#: rule), packed with the length into one integer (``_PACKED_SQL``). The words as they are
 #: first, the commonest first (no lower() call: a copy of the text per row), then lower(); a
 #: terminated episode counts 1 when its return is a finite number above 0 (NaN is stored as NULL).
 _WORDS = sorted(_SUCCESS_OUTCOMES, key=lambda word: word not in ("success", "failure"))
-_WORDS_SQL = " ".join(f"WHEN '{word}' THEN '{int(_SUCCESS_OUTCOMES[word])}'" for word in _WORDS)
+_WORDS_SQL = " ".join(f"WHEN '{word}' THEN {int(_SUCCESS_OUTCOMES[word])}" for word in _WORDS)
 _SUCCESS_CODE_SQL = (
     f"CASE outcome {_WORDS_SQL} ELSE CASE lower(outcome) {_WORDS_SQL} ELSE "
-    "CASE WHEN terminated THEN (CASE WHEN total_reward > 0 AND total_reward < 9e999 THEN '1' ELSE '0' END) "
-    "WHEN truncated THEN '0' ELSE '2' END END END"
+    "CASE WHEN terminated THEN (CASE WHEN total_reward > 0 AND total_reward < 9e999 THEN 1 ELSE 0 END) "
+    "WHEN truncated THEN 0 ELSE 2 END END END"
 )
+#: The length and the success code of a row as one integer, ``length * 4 + code`` (one aggregate
+#: for both: SQLite's cost is per aggregate and row); ``null`` for a NULL length, and a REAL
+#: (text with "." or "e") when the product leaves int64: the piece is then read row by row.
+_PACKED_SQL = f"coalesce(length * 4 + {_SUCCESS_CODE_SQL}, 'null')"
+#: A row's return when it is a whole number (exact as an integer), else "x" (NULL for NaN, a
+#: fraction, beyond int64): the piece's returns are then read row by row (``_RETURNS_SQL``): SQLite's
+#: REAL to text is not exact.
+_WHOLE_RETURN_SQL = "iif(total_reward = CAST(total_reward AS INTEGER), CAST(total_reward AS INTEGER), 'x')"
 #: A piece's columns in one row of aggregates, so that SQLite's loop, not a Python object per value,
-#: carries them: integers as comma lists (``null`` for NULL), the metadata texts as the items of
-#: one JSON array (one orjson call reads them; one value per text or the piece's texts are read
-#: apart), the times joined by the unit separator (U+001F: JSON text escapes it; a time holding one
-#: makes the count wrong and the piece is read row by row), success as the characters of
-#: ``_SUCCESS_CODE_SQL``. Returns that are all whole numbers
-#: come as integers too (exact); others row by row (``_RETURNS_SQL``): SQLite's REAL to text is
-#: not exact.
+#: carries them: integers as comma lists (whole returns, ``_WHOLE_RETURN_SQL``; lengths with the
+#: success codes, ``_PACKED_SQL``), the metadata texts as the items of one JSON array (one orjson
+#: call reads them; one value per text or the piece's texts are read apart), the times joined by
+#: the unit separator (U+001F: JSON text escapes it; a time holding one makes the count wrong and
+#: the piece is read row by row). The count of rows is that of the packed integers (one a row).
 _SEP = "\x1f"
 _COLUMNS_SQL = (
-    "count(extra_json), total(total_reward <> CAST(total_reward AS INTEGER)), "
-    "group_concat(coalesce(CAST(total_reward AS INTEGER), 'null')), group_concat(coalesce(length, 'null')), "
-    f"group_concat({_SUCCESS_CODE_SQL}, ''), group_concat(coalesce(metadata_json, 'null')), "
-    f"group_concat(ts_iso, '{_SEP}')"
+    f"count(extra_json), group_concat({_WHOLE_RETURN_SQL}), group_concat({_PACKED_SQL}), "
+    f"group_concat(coalesce(metadata_json, 'null')), group_concat(ts_iso, '{_SEP}')"
 )
 _AGGREGATES_SQL = f"SELECT count(*), group_concat(episode_index), {_COLUMNS_SQL} {_PIECE_WHERE}"
 #: The piece of a stream whose indices are dense (every index of the range stored: the count says
 #: so), without its indices: the scan of the primary key's index (named, so that no other plan can
 #: visit the rows in another order) visits them in index order, so the aggregates' items come in
-#: that order; the count is the number of success characters (one a row).
+#: that order; the count is the number of packed integers (one a row).
 _PK_INDEX = "sqlite_autoindex_episodes_1"
 _DENSE_WHERE = _PIECE_WHERE.replace("FROM episodes", f"FROM episodes INDEXED BY {_PK_INDEX}")
 _DENSE_AGGREGATES_SQL = f"SELECT {_COLUMNS_SQL} {_DENSE_WHERE}"
@@ -354,13 +358,24 @@ def _int_column(text: str | None, count: int, *, exact: bool = False) -> np.ndar
     return _ints(text)
 
 
-def _success_column(codes: str | None, count: int) -> np.ndarray | None:
-    """The ``_SUCCESS_CODE_SQL`` characters as 1.0 / 0.0 / NaN; None unless there are ``count``."""
-    if codes is None or len(codes) != count:
+_PACKED_BYTES = b"0123456789-,"
+
+
+def _packed_columns(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The lengths (float64) and the success column (1.0 / 0.0 / NaN) of the ``_PACKED_SQL``
+    integers that ``text`` lists; None when it holds anything but integers (a NULL length, a
+    product beyond int64): the piece is then read row by row."""
+    if text.encode().translate(None, _PACKED_BYTES):
         return None
-    column = np.frombuffer(codes.encode(), np.uint8) - np.float64(ord("0"))
-    column[column == 2] = _NAN
-    return column
+    try:
+        packed = np.fromstring(text, dtype=np.int64, sep=",")
+    except ValueError:
+        return None
+    if len(packed) != text.count(",") + 1:
+        return None
+    success = (packed & 3).astype(np.float64)
+    success[success == 2] = _NAN
+    return (packed >> 2).astype(np.float64), success  # (floor division: a negative length too)
 
 
 def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last: int,
@@ -378,26 +393,33 @@ def _read_piece(conn: sqlite3.Connection, key: tuple[str, str], first: int, last
         except sqlite3.OperationalError:  # (a table without the primary key's index: not this schema's)
             row = None
     if row is not None:
-        extra_count, fractional, whole_returns, length, codes, metas, stamps = row
-        count = 0 if codes is None else len(codes)
+        extra_count, whole_returns, packed, metas, stamps = row
+        if packed is None:
+            return None
+        columns = _packed_columns(packed)
+        if columns is None:
+            return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
+        count = len(columns[0])
         if count == last - first + 1:
             order: np.ndarray | list[Any] = np.arange(first, last + 1, dtype=np.int64)
         else:
             order = _int_column(conn.execute(_INDICES_SQL, bounds).fetchone()[0], count, exact=True)
     else:
-        (count, index, extra_count, fractional, whole_returns, length, codes, metas,
+        (count, index, extra_count, whole_returns, packed, metas,
          stamps) = conn.execute(_AGGREGATES_SQL, bounds).fetchone()
+        if not count:
+            return None
+        columns = _packed_columns(packed)
+        if columns is None:
+            return _rows_piece(conn.execute(_ROWS_SQL, bounds).fetchall())
         order = _int_column(index, count, exact=True)
-    if not count:
-        return None
-    returns = _int_column(whole_returns, count) if not fractional else [
+    lengths, success = columns
+    returns = _int_column(whole_returns, count) if "x" not in whole_returns else [
         r for (r,) in conn.execute(_RETURNS_SQL, bounds).fetchall()]
-    lengths = _int_column(length, count)
-    success = _success_column(codes, count)
     if type(order) is not np.ndarray:
         order = np.array(order, dtype=np.int64)  # (SQLite's integers: all within int64)
     wall_s = joined_epoch_seconds(stamps, count, _SEP)
-    if (success is None or any(len(c) != count for c in (order, returns, lengths))
+    if (any(len(c) != count for c in (order, returns, lengths, success))
             or (wall_s is None and stamps.count(_SEP) != count - 1)
             or bool((order[1:] <= order[:-1]).any())):
         # a text holding the separator, or aggregates not in the index's order: row by row
