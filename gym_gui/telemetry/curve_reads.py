@@ -9,8 +9,9 @@ calling thread's read connection: a StoreReader thread in the app). None of them
   as one row of aggregates (SQLite concatenates the columns; Python objects per value are what
   costs; a piece whose indices fill its range, as the count shows, without its indices: the scan
   of the primary key's index, named in the query, visits the rows in index order): numbers
-  converted by numpy, success by SQL (the rule of ``episode_success``, less the workers' own
-  booleans, which Python looks at), wall times parsed by numpy (``live.iso_epochs``), metadata decoded
+  converted by numpy (whole returns as integers, a length and its success code as one integer,
+  so that SQLite runs as few aggregates per row as it can), success by SQL (the rule of
+  ``episode_success``, less the workers' own booleans, which Python looks at), wall times parsed by numpy (``live.iso_epochs``), metadata decoded
   by orjson in the reader thread as one JSON array (by the stdlib decoder, text by text, what orjson
   refuses: NaN, Infinity, lone surrogates). Rows whose extras override a column
   are read again one by one through ``decode_episode``.
