@@ -83,6 +83,7 @@ class JsonlEmitter:
             raise ValueError("max_delay_ms must be a finite number >= 0")
         self.run_id = run_id
         self.agent_id = agent_id
+        self.batch_lines = int(batch_lines)
         self.max_delay_ms = float(max_delay_ms)
         self._wake = threading.Event()
         self._core = make_batch_core(stream, run_id=run_id, agent_id=agent_id, batch_lines=int(batch_lines),

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from gym_gui.workers.envs import resolve_env_id
-from gym_gui.workers.jsonl_emitter import JsonlEmitter
+from gym_gui.workers.jsonl_emitter import DEFAULT_BATCH_LINES, DEFAULT_MAX_DELAY_MS, JsonlEmitter
 from gym_gui.workers.runtime import (
+    PACED_MAX_DELAY_MS,
     CancelToken,
     Progress,
     RunResult,
@@ -98,7 +99,7 @@ def test_resolve_env_id_aliases() -> None:
         resolve_env_id("NoSuchEnv-v0")
 
 
-def _session(body: Any, out: io.BytesIO, stats: dict[str, Any] | None = None) -> int:
+def _session(body: Any, out: io.BytesIO, stats: dict[str, Any] | None = None, *, unthrottled: bool = True) -> int:
     return run_session(
         out=out,  # type: ignore[arg-type]
         run_id="r",
@@ -107,7 +108,7 @@ def _session(body: Any, out: io.BytesIO, stats: dict[str, Any] | None = None) ->
         body=body,
         stats_fn=lambda: dict(stats or {"steps_done": 3}),
         heartbeat_interval_s=0,
-        unthrottled=True,
+        unthrottled=unthrottled,
         cancel=CancelToken(),
     )
 
@@ -136,6 +137,22 @@ def test_session_simulated_crash_writes_no_run_completed(capsys: pytest.CaptureF
     assert _session(body, out) == 1
     assert [json.loads(line)["kind"] for line in out.getvalue().splitlines()] == ["run_started", "step"]
     assert "SimulatedCrash: planned" in capsys.readouterr().err
+
+
+def test_a_paced_session_batches_its_lines_for_at_most_paced_max_delay_ms() -> None:
+    seen: list[tuple[int, float]] = []
+
+    def body(emitter: JsonlEmitter, _cancel: CancelToken) -> RunResult:
+        seen.append((emitter.batch_lines, emitter.max_delay_ms))
+        for t in range(10):
+            emitter.emit("step", {"episode_index": 0, "step_index": t})
+        return RunResult("completed", {})
+
+    out = io.BytesIO()
+    assert _session(body, out, unthrottled=False) == 0
+    assert seen == [(DEFAULT_BATCH_LINES, PACED_MAX_DELAY_MS)] and PACED_MAX_DELAY_MS < DEFAULT_MAX_DELAY_MS
+    kinds = [json.loads(line)["kind"] for line in out.getvalue().splitlines()]
+    assert kinds == ["run_started"] + ["step"] * 10 + ["run_completed"]  # every line written by the end
 
 
 def test_session_completed() -> None:
