@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 from array import array
+from itertools import groupby, repeat
 from pathlib import Path
 from typing import Any
 
@@ -337,9 +338,9 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
         if now < steady_from[0]:
             return
         began = tick_starts[-1]
-        for t in stamps:
+        for t, same in groupby(stamps):  # (a frame's steps, published together, share one stamp)
             if t is not None:
-                latencies_ms.append((now - t) * 1000)
+                n = sum(1 for _ in same)
                 # what it waited for: the frame (the pump ticks at most once per frame: until one frame
                 # after the last tick that began before the publish), the GUI thread busy (the rest of
                 # the wait: the wake-up queued behind other work, the timer late, no core, a tick split
@@ -347,8 +348,10 @@ def measure(step_rate_hz: float, runs: int, seconds: float, *, fixed_poll: bool,
                 wait_s = max(0.0, began - t)
                 before = tick_starts[bisect.bisect_right(tick_starts, t) - 1]
                 frame_wait_s = min(wait_s, max(0.0, before + frame_s - t))
-                parts_ms.extend(((now - t) * 1000, frame_wait_s * 1000, (wait_s - frame_wait_s) * 1000,
-                                 (now - began) * 1000))
+                latency_ms = (now - t) * 1000
+                latencies_ms.extend(repeat(latency_ms, n))
+                parts_ms.extend((latency_ms, frame_wait_s * 1000, (wait_s - frame_wait_s) * 1000,
+                                 (now - began) * 1000) * n)
 
     spec = WorkerSpec(env_id="FrozenLake-v1", episodes=1_000_000, step_rate_hz=step_rate_hz,
                       heartbeat_interval_s=1.0)
