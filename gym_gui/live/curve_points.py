@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 __all__ = [
     "META_SKIP",
@@ -50,7 +51,7 @@ def num(value: Any) -> float:
 
 def numeric_fields(mapping: Any, *, skip: frozenset[str] = frozenset()) -> dict[str, float]:
     """The finite int/float values of a mapping's top-level keys (bools excluded). Pure."""
-    if not isinstance(mapping, Mapping):
+    if type(mapping) is not dict and not isinstance(mapping, Mapping):  # (a dict: no ABC check)
         return {}
     out: dict[str, float] = {}
     for key, value in mapping.items():
@@ -77,7 +78,7 @@ def iso_to_epoch_s(ts_iso: Any) -> float:
 def episode_success(payload: Mapping[str, Any]) -> float:
     """1.0, 0.0 or NaN (unknown) for an EPISODE_FINALIZED payload; rule in the module doc. Pure."""
     metadata = payload.get("metadata")
-    for source in (payload, metadata if isinstance(metadata, Mapping) else {}):
+    for source in (payload, metadata if type(metadata) is dict or isinstance(metadata, Mapping) else {}):
         for key in ("success", "is_success"):
             value = source.get(key)
             if type(value) is bool:

@@ -758,12 +758,15 @@ class AgentOnlineTab(QWidget):
         current, total = self._episode, self._episode_return
         for evt in steps:
             payload = evt.payload
-            ep = payload.get("episode_index")
+            if type(payload) is StepPayload:  # (its fields in StepFields order: no lookup by key)
+                fields = payload.fields
+                ep, reward = fields[0], fields[4]
+            else:
+                ep, reward = payload.get("episode_index"), payload.get("reward")
             if type(ep) is not int or (current is not None and ep < current):
                 continue
             if ep != current:
                 current, total = ep, 0.0
-            reward = payload.get("reward")
             if type(reward) is float or type(reward) is int:
                 total += reward
         self._episode, self._episode_return = current, total
