@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from pathlib import Path
 
 from gym_gui.frame_paced_gc import DEFAULT_INTERVAL_MS, FramePacedCollector
@@ -18,13 +19,17 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.telemetry.stream_owners import InterruptedRun
 from gym_gui.transport.redis_source import RedisTelemetrySource
 
-__all__ = ["AppServices", "GUI_CHILD_NICE"]
+__all__ = ["AppServices", "GUI_CHILD_NICE", "GUI_SWITCH_INTERVAL_S"]
 
 _log = logging.getLogger(__name__)
 
 #: The ``nice`` increments of the workers and ingest children the window starts (docs/tuning.md):
 #: eight runs are sixteen busy children, and the window must keep up with them on two cores.
 GUI_CHILD_NICE = ChildNice(worker=10, ingest=10)
+#: The interpreter's thread switch interval while the services run (CPython's default is 5 ms): a
+#: thread that wants the lock another one holds waits at most this long before asking for it, and
+#: the GUI thread asks for it at every turn of the event loop (docs/tuning.md).
+GUI_SWITCH_INTERVAL_S = 0.001
 
 
 class AppServices:
@@ -40,7 +45,8 @@ class AppServices:
     def __init__(self, db_path: str | Path, *, bus: RunBus | None = None, stall_missed_intervals: int = 3,
                  redis_url: str | None = None, pump: GuiPump | None = None,
                  child_nice: ChildNice = GUI_CHILD_NICE,
-                 young_collection_interval_ms: int | None = DEFAULT_INTERVAL_MS) -> None:
+                 young_collection_interval_ms: int | None = DEFAULT_INTERVAL_MS,
+                 gil_switch_interval_s: float | None = GUI_SWITCH_INTERVAL_S) -> None:
         """Open (and migrate) the database and build the services. GUI thread; blocks briefly on
         opening the SQLite file. ``redis_url``: also read the streams of remote workers from that
         Redis server (docs/transport-redis.md), resuming after the last persisted seq_ids.
@@ -53,7 +59,10 @@ class AppServices:
         how much lower the priority of the workers and ingest children this process starts is
         (process-wide, ``worker_process.set_child_nice``; ``$GYM_GUI_CHILD_NICE`` overrides it).
         ``young_collection_interval_ms``: while started, the pump's ticks collect the young
-        generation at most this often (``frame_paced_gc``; None: CPython's automatic collections only)."""
+        generation at most this often (``frame_paced_gc``; None: CPython's automatic collections only).
+        ``gil_switch_interval_s``: while started, the process's ``sys.setswitchinterval`` (the
+        longest the GUI thread waits for the interpreter lock that a reader or the sink thread
+        holds; None: leave it), restored by ``stop()`` (docs/tuning.md)."""
         self.db_path = Path(db_path)
         set_child_nice(child_nice)
         self.store = TelemetrySQLiteStore(self.db_path)
@@ -71,6 +80,8 @@ class AppServices:
         self.launcher = RunLauncher(self.bus, seq_floor=self.store.claim_stream, gate=self.sink.ingest_gate)
         self.collector = None if young_collection_interval_ms is None else FramePacedCollector(
             interval_ms=young_collection_interval_ms)
+        self._switch_interval_s = gil_switch_interval_s
+        self._switch_interval_before_s: float | None = None
         self.redis_source: RedisTelemetrySource | None = None
         if redis_url:
             self.redis_source = RedisTelemetrySource(self.bus, url=redis_url, seq_floor=self.store.max_seq_id,
@@ -83,6 +94,9 @@ class AppServices:
         if self._started or self._stopped:
             return
         self._started = True
+        if self._switch_interval_s is not None:
+            self._switch_interval_before_s = sys.getswitchinterval()
+            sys.setswitchinterval(self._switch_interval_s)
         self.pump.start()
         if self.collector is not None:
             self.pump.add_tick_listener(self.collector)
@@ -110,6 +124,9 @@ class AppServices:
             ok = self.sink.stop(timeout_s) and ok
         ok = self.reader.stop(timeout_s) and ok
         self.store.close()
+        if (self._switch_interval_before_s is not None and self._switch_interval_s is not None
+                and abs(sys.getswitchinterval() - self._switch_interval_s) < 1e-7):
+            sys.setswitchinterval(self._switch_interval_before_s)  # (unless someone set another since)
         if not ok:
             _log.warning("telemetry services stopped with work left: see the sink's stats %s", self.sink.stats())
         return ok
