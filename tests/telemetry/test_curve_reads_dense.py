@@ -6,25 +6,13 @@ that index all read back as the live path reads them."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
-from typing import Iterator
-
 import pytest
 
 from gym_gui.telemetry import curve_reads
 from gym_gui.telemetry.curve_reads import load_curves, load_curves_from_store
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
-from test_curve_reads_fast import AGENT, RUN, TS, assert_same, episode, reference
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TelemetrySQLiteStore]:
-    s = TelemetrySQLiteStore(tmp_path / "dense.sqlite")
-    try:
-        yield s
-    finally:
-        s.close()
+from test_curve_reads_fast import AGENT, RUN, TS, assert_same, reference
 
 
 def _episodes(indices: list[int], first_seq: int = 1, run: str = RUN, agent: str = AGENT) -> list[TelemetryEvent]:

@@ -9,7 +9,7 @@ import math
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,15 +51,6 @@ def assert_same(got: CurveData, want: CurveData) -> None:
 
 def episode(seq: int, index: int, ts_iso: str = TS, agent: str = AGENT, **payload: Any) -> TelemetryEvent:
     return TelemetryEvent(Topic.EPISODE_FINALIZED, RUN, agent, seq, ts_iso, {"episode_index": index, **payload})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TelemetrySQLiteStore]:
-    s = TelemetrySQLiteStore(tmp_path / "fast.sqlite")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 NAN, INF = float("nan"), float("inf")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,15 +19,6 @@ from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from test_curve_reads_fast import AGENT, RUN, assert_same, episode, reference
 
 OUTCOMES = ("success", "failure", "Success", "timeout", "", None)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TelemetrySQLiteStore]:
-    s = TelemetrySQLiteStore(tmp_path / "packed.sqlite")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _write(store: TelemetrySQLiteStore, rows: list[dict[str, Any]]) -> None:

@@ -13,40 +13,17 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gym_gui.live.curves import CurveData, point_from_payload
-from gym_gui.telemetry.curve_reads import load_curves_from_store
-from gym_gui.telemetry.events import TelemetryEvent, Topic
+from gym_gui.live.curves import CurveData
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
-
-RUN, AGENT = "run-plain", "a"
-TS = "2024-05-01T12:00:00.000000+00:00"
-
-
-def _write(store: TelemetrySQLiteStore, metadata: list[Any]) -> None:
-    store.write_batch([TelemetryEvent(Topic.EPISODE_FINALIZED, RUN, AGENT, i + 1, TS,
-                                      {"episode_index": i, "total_reward": 1.0, "length": 2, "outcome": "failure",
-                                       "metadata": m}) for i, m in enumerate(metadata)])
-
-
-def _assert_live(store: TelemetrySQLiteStore) -> CurveData:
-    want = CurveData()
-    want.add_points([p for r in store.episode_records(RUN, AGENT) for p in [point_from_payload(r.payload, r.ts_iso)]
-                     if p is not None])
-    got = load_curves_from_store(store, RUN, AGENT)
-    assert got.series_names() == want.series_names()
-    for name in ["success", *[n for n in got.series_names() if n.startswith("meta:")]]:
-        a, b = got.column(name), want.column(name)
-        assert np.array_equal(a, b, equal_nan=True), name
-        assert np.array_equal(np.signbit(a), np.signbit(b)), name  # -0.0 stays -0.0
-    return got
+from test_curve_reads_metadata import assert_live, write_metadata
 
 
 def _check(metadata: list[Any]) -> CurveData:
     with tempfile.TemporaryDirectory() as tmp:
         store = TelemetrySQLiteStore(Path(tmp) / "plain.sqlite")
         try:
-            _write(store, metadata)
-            return _assert_live(store)
+            write_metadata(store, metadata, outcome="failure")
+            return assert_live(store, lambda name: name == "success" or name.startswith("meta:"))
         finally:
             store.close()
 

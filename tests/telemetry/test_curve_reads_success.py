@@ -7,11 +7,9 @@ still win."""
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-import pytest
 
 from gym_gui.live.curves import CurveData, point_from_payload
 from gym_gui.telemetry.curve_reads import load_curves_from_store
@@ -27,15 +25,6 @@ OUTCOMES: list[Any] = [
 ]
 RETURNS: list[Any] = [1.0, 0.0, -0.0, -1.0, 1e-300, float("inf"), float("-inf"), float("nan"), None, 2.5]
 FLAGS: list[Any] = [None, True, False]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TelemetrySQLiteStore]:
-    s = TelemetrySQLiteStore(tmp_path / "success.sqlite")
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _events(payloads: list[dict[str, Any]]) -> list[TelemetryEvent]:
