@@ -95,6 +95,8 @@ BUILD_PAINT_ROOM_MS = 16.0
 #: ms) and a chart shown (its first paint, 5-10 ms): the piece itself is short, its paint is not.
 FOLLOW_ROOM_MS = 8.0
 REVEAL_ROOM_MS = 10.0
+
+
 class CurvePanel(QWidget):
     """The charts of one CurveData (see the module doc). GUI thread only."""
 
