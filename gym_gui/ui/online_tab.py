@@ -701,10 +701,7 @@ class AgentOnlineTab(QWidget):
             excess = len(held) - limit
             del held[:excess]
             self._held_skipped += excess
-        self._folded_at = self._clock()
-        if self._held_skipped:
-            self.step_model.count_skipped(self._held_skipped)
-            self._held_skipped = 0
+        self._start_fold()
         if held:
             self.step_model.append_rows(_take_front(held, FOLD_CHUNK_ROWS))
         elif self._held_episodes:
@@ -716,14 +713,18 @@ class AgentOnlineTab(QWidget):
         if held or self._held_episodes or self._curve_held:
             gui_turns().request(self, "fold", self._fold_held_in_turns)
 
-    def _fold_held(self) -> None:
-        """Put what the tab held while hidden into its tables and curves, in one go each."""
-        if not (self._held_steps or self._held_skipped or self._held_episodes or self._curve_held):
-            return
+    def _start_fold(self) -> None:
+        """A fold begins: its time noted, the held steps let go uncounted so far counted in the table."""
         self._folded_at = self._clock()
         if self._held_skipped:
             self.step_model.count_skipped(self._held_skipped)
             self._held_skipped = 0
+
+    def _fold_held(self) -> None:
+        """Put what the tab held while hidden into its tables and curves, in one go each."""
+        if not (self._held_steps or self._held_skipped or self._held_episodes or self._curve_held):
+            return
+        self._start_fold()
         if self._held_steps:
             rows, self._held_steps = self._held_steps, []
             self.step_model.append_rows(rows)
