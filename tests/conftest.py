@@ -36,3 +36,15 @@ def store(db_path: Path) -> Iterator[TelemetrySQLiteStore]:
 @pytest.fixture
 def bus() -> RunBus:
     return RunBus()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In a pytest-xdist worker, captured text that holds lone surrogates (the tests of invalid
+    UTF-8 log such names) is sent to the controller with them escaped: its channel encodes UTF-8
+    strictly and would otherwise end the worker."""
+    outcome = yield
+    if hasattr(item.config, "workerinput"):
+        report = outcome.get_result()
+        report.sections = [(title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+                           for title, text in report.sections]
