@@ -72,7 +72,7 @@ _row = st.fixed_dictionaries({"total_reward": _returns, "length": _lengths, "out
                               "terminated": st.booleans(), "truncated": st.booleans()})
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(_row, min_size=1, max_size=30))
 def test_packed_columns_property(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
     s = TelemetrySQLiteStore(tmp_path / f"prop-{len(list(tmp_path.iterdir()))}.sqlite")
