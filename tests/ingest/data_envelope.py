@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from named_value import NamedValue
+
 NOW = "2030-01-01T00:00:00+00:00"
 GRID = {"kind": "grid", "env_family": "FrozenLake", "rows": 4, "cols": 4,
         "cells": ["SFFF", "FHFH", "FFFH", "HFFG"], "agent": [1, 1]}
-
-
-class _Drop:
-    """The sentinel's type: its repr is the same in every process (test ids name it)."""
-
-    def __repr__(self) -> str:
-        return "DROP"
-
-
 #: A field value that removes the key from the record.
-DROP = _Drop()
+DROP = NamedValue("DROP")
 
 
 def data_step(**fields: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from json_compare import same_json
+from named_value import NamedValue
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.json_text import dump_json, encode_json, load_json
@@ -76,20 +77,13 @@ def test_copies_and_pickles_keep_the_fields() -> None:
         assert type(clone) is StepPayload and clone.fields == compact.fields and clone == compact
 
 
-class _Opaque:
-    """A value JSON has no form for, with a repr that is the same in every process (test ids)."""
-
-    def __repr__(self) -> str:
-        return "<opaque>"
-
-
 @pytest.mark.parametrize("changes", [
     {"extra": 1},
     {"episode_index": 1.0}, {"episode_index": 2**63}, {"step_index": True}, {"step_index": -(2**63) - 1},
     {"reward": math.nan}, {"reward": "1"}, {"reward": None}, {"reward": 2**63},
     {"terminated": 1}, {"truncated": None},
     {"info": None}, {"info": [1]}, {"render_payload": "grid"}, {"render_payload": [GRID]},
-    {"info": {"obj": _Opaque()}},
+    {"info": {"obj": NamedValue("<opaque>")}},
 ], ids=repr)
 def test_other_shapes_stay_dicts(changes: dict[str, Any]) -> None:
     assert compact_step(step(**changes)) is None
