@@ -29,7 +29,7 @@ from typing import Union
 
 import orjson
 
-__all__ = ["MAX_FLOAT", "Number", "blob_ref", "join_info", "number_text", "number_text_sql", "ref_blob", "ref_sql",
+__all__ = ["MAX_FLOAT", "Number", "blob_ref", "join_info", "number_after", "number_text", "number_text_sql", "ref_blob", "ref_sql",
            "split_info"]
 
 Number = Union[int, float]
@@ -57,7 +57,18 @@ def split_info(text: object) -> tuple[str, Number] | None:
     colon = text.rfind(":")
     if colon < 3 or text[colon - 1] != '"':
         return None
-    num = text[colon + 1:-1]
+    number = number_after(text, colon + 1)
+    return None if number is None else (text[:colon + 1], number)
+
+
+def number_after(text: str, start: int) -> Number | None:
+    """The number ``split_info`` takes of ``text``, whose template is ``text[:start]``: the value
+    between it and the closing ``}`` when ``number_text`` writes it back as it is, else None. With a
+    template ``split_info`` gave for another text, ``(text[:start], number_after(text, start))`` is
+    ``split_info(text)`` whenever this is not None (a number holds no ``:``). Pure."""
+    if text[-1:] != "}":
+        return None
+    num = text[start:-1]
     if not num or len(num) > _MAX_NUMBER_CHARS or not (num[0].isdigit() or num[0] == "-"):
         return None
     number: Number
@@ -77,7 +88,7 @@ def split_info(text: object) -> tuple[str, Number] | None:
             return None
         if not _INT_MIN <= number <= _INT_MAX or int.__repr__(number) != num:
             return None
-    return text[:colon + 1], number
+    return number
 
 
 def join_info(template: str, number: Number) -> str:

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from typing import Any, Sequence
 
 from gym_gui.telemetry.events import TelemetryEvent
-from gym_gui.telemetry.info_numbers import ref_blob, split_info
+from gym_gui.telemetry.info_numbers import number_after, ref_blob, split_info
 from gym_gui.telemetry.sqlite_batch import MultiRowInsert
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, encode_step
 from gym_gui.telemetry.step_layout import (
@@ -68,7 +68,7 @@ _MAX_CACHED_STREAMS = 64
 
 
 class _Stream:
-    __slots__ = ("stream", "base_us", "values", "next_ref", "last", "split_texts")
+    __slots__ = ("stream", "base_us", "values", "next_ref", "last", "split_texts", "last_split")
 
     def __init__(self, stream: int, base_us: int) -> None:
         self.stream = stream
@@ -77,6 +77,7 @@ class _Stream:
         self.next_ref = 0
         self.last: tuple[int, str] | None = None  # the newest interned (ref, text)
         self.split_texts = 0  # interned whole texts that split_info splits
+        self.last_split: tuple[str, bytes] | None = None  # the newest split's interned template, its ref's BLOB
 
 
 class StepRowWriter:
@@ -130,6 +131,7 @@ class StepRowWriter:
     def _load(conn: sqlite3.Connection, state: _Stream) -> dict[str, int]:
         values: dict[str, int] = {}
         state.last = None
+        state.last_split = None
         split = 0
         for ref, text in conn.execute("SELECT ref, json FROM step_values WHERE stream = ? ORDER BY ref",
                                       (state.stream,)):
@@ -314,15 +316,26 @@ def _stored_info(text: Any, values: dict[str, int], state: _Stream, new_values: 
         return ref, None
     if type(text) is not str or len(text) > MAX_INTERNED_CHARS:
         return text, None
-    split = split_info(text) if may_split else None
+    if not may_split:
+        return _interned(text, values, state, new_values), None
+    last = state.last_split  # a learner's info: the same template as the step before, another number
+    if last is not None and text.startswith(last[0]):
+        number = number_after(text, len(last[0]))
+        if number is not None:
+            return number, last[1]
+    split = split_info(text)
     if split is not None:
         template, number = split
         ref = values.get(template)
-        if ref is not None:
-            return number, ref_blob(ref)
-        if state.split_texts >= SPLIT_AFTER_TEXTS:
+        if ref is None and state.split_texts >= SPLIT_AFTER_TEXTS:
             stored = _interned(template, values, state, new_values)
-            return (text, None) if stored is template else (number, ref_blob(stored))
+            if stored is template:
+                return text, None
+            ref = stored
+        if ref is not None:
+            blob = ref_blob(ref)
+            state.last_split = (template, blob)
+            return number, blob
         if state.next_ref < MAX_VALUES_PER_STREAM:
             state.split_texts += 1
     return _interned(text, values, state, new_values), None

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
-from gym_gui.telemetry.info_numbers import MAX_FLOAT, join_info, split_info
+from gym_gui.telemetry.info_numbers import MAX_FLOAT, join_info, number_after, split_info
 from gym_gui.telemetry.json_text import encode_json, load_json
 from gym_gui.telemetry.sqlite_rows import STEP_READ_COLUMNS, decode_step
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
@@ -97,6 +97,25 @@ def test_texts_whose_last_value_is_not_a_plain_number_stay_whole(info: dict[str,
 @pytest.mark.parametrize("text", ['{"n":1e-05}', '{"n":01}', '{"n":-0}', '{"n":1.50}', '{"n":1E5}', '[1]', '{"n":1} '])
 def test_texts_in_another_form_stay_whole(text: str) -> None:
     assert split_info(text) is None
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(INFOS, st.one_of(VALUES, NUMBERS), st.text(alphabet=st.sampled_from('0123456789.eE-+_ ,:"}{[]a'), max_size=8))
+def test_a_text_after_another_texts_template_splits_as_split_info_splits_it(info: dict[str, Any], value: Any,
+                                                                           junk: str) -> None:
+    """The writer's shortcut for a stream's next info (its template, then ``number_after``) gives
+    ``split_info``'s split, or None and then the writer asks ``split_info``."""
+    text = _text(info)
+    split = split_info(text) if text is not None else None
+    if split is None:
+        return
+    template = split[0]
+    encoded = _text({"v": value})
+    for tail in ([encoded[5:]] if encoded is not None else []) + [junk + "}", junk]:
+        other = template + tail
+        number = number_after(other, len(template))
+        if number is not None:
+            assert split_info(other) == (template, number) and join_info(template, number) == other
 
 
 def _events(infos: list[dict[str, Any]], compact: bool) -> list[TelemetryEvent]:
@@ -179,6 +198,18 @@ def test_a_constant_info_stays_one_interned_text_and_a_changing_one_is_split(tmp
             store.write_batch(_events(infos, True)[30:])
         assert _stored(path) == expected
         _check_file(path, infos, name == "changing")
+
+
+def test_infos_that_begin_with_the_last_template_but_end_otherwise_read_back_exactly(tmp_path: Path) -> None:
+    """After a split, the next text starts with its template but holds more keys, a list, a string,
+    another form of number: each is split by its own last value or stays whole, and reads back."""
+    infos = _warm_up() + [{"loss": 0.5}, {"loss": 0.25}, {"loss": 1, "n": 2}, {"loss": [1]}, {"loss": "0.5"},
+                          {"loss": 3}, {"loss": -0.0}, {"loss": 2**63}, {"loss": 1e308}, {"loss": 0.125},
+                          {"loss": {"a": 1}}, {"loss": 7}]
+    path = tmp_path / "t.sqlite"
+    with TelemetrySQLiteStore(path) as store:
+        assert not store.write_batch(_events(infos, True)).rejected
+    _check_file(path, infos)
 
 
 def test_a_stream_whose_values_are_full_keeps_new_infos_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
