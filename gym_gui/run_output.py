@@ -143,7 +143,7 @@ def print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str | No
         run = store.run(run_id)
         if run is None:
             return None
-        episodes, steps = len(store.episode_records(run.run_id)), store.step_count(run.run_id)
+        episodes, steps = store.episode_count(run.run_id), store.step_count(run.run_id)
     except (sqlite3.Error, UnicodeError, ValueError) as exc:
         print(f"  run {shown_id(run_id)}: cannot be read back ({shown_id(str(exc), 200)})", file=out)
         return "failed"

@@ -106,6 +106,16 @@ class EventReadsAPI:
             "ORDER BY agent_id, seq_id", (run_id, topic.name)).fetchall()
         return [decode_run_event(r) for r in rows]
 
+    def episode_count(self, run_id: str, agent_id: str | None = None) -> int:
+        """Stored episodes of a run (of one agent when ``agent_id`` is given), counted by SQLite (no
+        record made). Any thread; never waits for the writer."""
+        if agent_id is None:
+            row = self._reader().execute("SELECT COUNT(*) FROM episodes WHERE run_id = ?", (run_id,)).fetchone()
+        else:
+            row = self._reader().execute("SELECT COUNT(*) FROM episodes WHERE run_id = ? AND agent_id = ?",
+                                         (run_id, stored_agent(agent_id))).fetchone()
+        return int(row[0])
+
     def step_count(self, run_id: str, agent_id: str | None = None) -> int:
         """Stored steps of a run (of one agent when ``agent_id`` is given). Any thread; never waits for the writer."""
         if agent_id is None:

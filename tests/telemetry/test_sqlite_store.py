@@ -148,6 +148,9 @@ def test_two_agents_in_one_run_keep_separate_episodes(store: TelemetrySQLiteStor
         ("agent1", 0, 3), ("agent1", 1, 3), ("agent2", 0, 2), ("agent2", 1, 2), ("agent2", 2, 2)
     ]
     assert [e.episode_index for e in store.episode_records("run1", "agent2")] == [0, 1, 2]
+    assert (store.episode_count("run1"), store.episode_count("run1", "agent1"), store.episode_count("run1", "agent2"),
+            store.episode_count("run2")) == (5, 2, 3, 0)
+    assert (store.step_count("run1"), store.step_count("run1", "agent2")) == (12, 6)
     assert len(store.steps_for_episode("run1", "agent1", 0)) == 3
     assert len(store.steps_for_episode("run1", "agent2", 0)) == 2
     assert store.run("run1").agent_ids == ("agent1", "agent2")  # type: ignore[union-attr]
