@@ -112,10 +112,13 @@ def start_ingest_child(worker: subprocess.Popen[bytes], *, default_agent_id: str
     """Start the ingest child on ``worker``'s stdout (which this process then closes). Any thread.
 
     The child watches the worker's exit and its own output pipe, so it ends after the worker (or
-    with this process); it runs at ``child_nice().ingest`` below this process's priority. If it
+    with this process); it runs at ``child_nice().ingest`` below this process's priority. Both
+    pipes, the worker's stdout and the child's, are asked for ``INGEST_PIPE_BYTES`` (a full
+    emitter batch is more than Linux's default 64 KiB). If it
     cannot start, the worker is killed and the OSError raised.
     """
     assert worker.stdout is not None
+    enlarge_pipe(worker.stdout.fileno(), INGEST_PIPE_BYTES)
     try:
         child = subprocess.Popen(
             child_argv(default_agent_id=default_agent_id, default_run_id=default_run_id,

@@ -105,7 +105,9 @@ def test_if_the_ingest_process_dies_the_worker_is_stopped_and_the_run_failed(tmp
     assert proxy.stop(5)
 
 
-def test_the_pipe_from_the_ingest_process_holds_many_frames(tmp_path: Path) -> None:
+def test_the_pipes_to_and_from_the_ingest_process_hold_many_batches(tmp_path: Path) -> None:
+    """The worker's stdout (a full emitter batch is 70-100 KB, more than Linux's default 64 KiB) and
+    the frames' pipe both have the enlarged capacity."""
     import fcntl
 
     from gym_gui.ingest.frames import INGEST_PIPE_BYTES
@@ -116,8 +118,14 @@ def test_the_pipe_from_the_ingest_process_holds_many_frames(tmp_path: Path) -> N
     proxy.spawn([sys.executable, str(script)])
     try:
         assert proxy._ingest_proc is not None and proxy._ingest_proc.stdout is not None
-        size = fcntl.fcntl(proxy._ingest_proc.stdout.fileno(), fcntl.F_GETPIPE_SZ)
         with open("/proc/sys/fs/pipe-max-size") as limit:
-            assert size >= min(INGEST_PIPE_BYTES, int(limit.read()))
+            expected = min(INGEST_PIPE_BYTES, int(limit.read()))
+        assert fcntl.fcntl(proxy._ingest_proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= expected
+        # the worker's stdout is the ingest process's stdin: the same pipe, opened through /proc
+        worker_pipe = os.open(f"/proc/{proxy._ingest_proc.pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert fcntl.fcntl(worker_pipe, fcntl.F_GETPIPE_SZ) >= expected
+        finally:
+            os.close(worker_pipe)
     finally:
         assert proxy.stop(5)
