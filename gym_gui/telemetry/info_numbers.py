@@ -38,6 +38,8 @@ MAX_FLOAT = 1e18
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _MAX_NUMBER_CHARS = 32
 _dumps = orjson.dumps
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
 _copysign = math.copysign
 
 
@@ -65,30 +67,29 @@ def number_after(text: str, start: int) -> Number | None:
     """The number ``split_info`` takes of ``text``, whose template is ``text[:start]``: the value
     between it and the closing ``}`` when ``number_text`` writes it back as it is, else None. With a
     template ``split_info`` gave for another text, ``(text[:start], number_after(text, start))`` is
-    ``split_info(text)`` whenever this is not None (a number holds no ``:``). Pure."""
+    ``split_info(text)`` whenever this is not None (a number holds no ``:``). Pure.
+
+    orjson reads the value (it refuses what is not one JSON value; ``NaN``, leading zeros), then the
+    value must be an int in 64 bits or a float in the accepted range, and its text the one
+    ``number_text`` writes (a float's always holds ``.`` or ``e``, an int's neither).
+    """
     if text[-1:] != "}":
         return None
     num = text[start:-1]
-    if not num or len(num) > _MAX_NUMBER_CHARS or not (num[0].isdigit() or num[0] == "-"):
+    if len(num) > _MAX_NUMBER_CHARS:
         return None
-    number: Number
-    if "." in num or "e" in num or "E" in num:
-        try:
-            number = float(num)
-        except ValueError:  # (a nested value that ends in a digit, e.g. ``2}``)
-            return None
-        if not -MAX_FLOAT < number < MAX_FLOAT or (number == 0.0 and _copysign(1.0, number) < 0.0):
-            return None
-        if _dumps(number).decode() != num:
-            return None
-    else:
-        try:
-            number = int(num)
-        except ValueError:
-            return None
-        if not _INT_MIN <= number <= _INT_MAX or int.__repr__(number) != num:
-            return None
-    return number
+    try:
+        number = _loads(num)
+    except _JSONDecodeError:
+        return None
+    if type(number) is float:
+        if (-MAX_FLOAT < number < MAX_FLOAT and (number != 0.0 or _copysign(1.0, number) > 0.0)
+                and _dumps(number).decode() == num):
+            return number
+        return None
+    if type(number) is int and _INT_MIN <= number <= _INT_MAX and int.__repr__(number) == num:
+        return number
+    return None
 
 
 def join_info(template: str, number: Number) -> str:

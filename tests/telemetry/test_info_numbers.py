@@ -118,6 +118,31 @@ def test_a_text_after_another_texts_template_splits_as_split_info_splits_it(info
             assert split_info(other) == (template, number) and join_info(template, number) == other
 
 
+def _reference_number(num: str) -> Any:
+    """The number a split takes of a value text ``num``, by the rule alone: a plain int of 64 bits
+    or a float of magnitude below MAX_FLOAT, not -0.0, whose text is the one our encoder writes."""
+    if not num or not (num[0].isdigit() or num[0] == "-"):
+        return None
+    try:
+        number: Any = float(num) if any(c in num for c in ".eE") else int(num)
+    except ValueError:
+        return None
+    if type(number) is int:
+        return number if -(2**63) <= number < 2**63 and str(number) == num else None
+    if not (math.isfinite(number) and abs(number) < MAX_FLOAT) or (number == 0.0 and math.copysign(1, number) < 0):
+        return None
+    return number if encode_json(number) == num else None
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.one_of(NUMBERS.map(lambda n: json.dumps(n) if isinstance(n, float) else str(n)),
+                 NUMBERS.map(lambda n: _text({"v": n}) or "x").map(lambda t: t[5:-1]),
+                 st.text(alphabet=st.sampled_from("0123456789.eE-+_ xIinfNa[]{}\"\t"), max_size=12)))
+def test_the_number_of_a_value_text_follows_the_rule(num: str) -> None:
+    number = number_after('{"k":' + num + "}", 5)
+    assert same(number, _reference_number(num)), num
+
+
 def _events(infos: list[dict[str, Any]], compact: bool) -> list[TelemetryEvent]:
     out = []
     for i, info in enumerate(infos):
