@@ -102,6 +102,9 @@ class BatchProcessor(ExportCounts):
         self._next_delay_s = tuning.retry_initial_s
         self._failures = 0
         self.gate = BacklogGate(self.backlog, tuning.high_water, tuning.low_water)
+        #: Held events that make a batch due before its delay: a full batch, or the gate's high-water
+        #: mark when that is lower (else producers paused by the gate would wait out the delay).
+        self._due_at = max(1, min(self.batch_size, tuning.high_water))
         # lifecycle
         self._state_lock = threading.Lock()
         self._state = "new"  # new -> running -> stopped
@@ -245,7 +248,7 @@ class BatchProcessor(ExportCounts):
         while self._due(now) and not self._aborted:
             self._write(self._take())
             now = time.monotonic()
-        self._sub.wait(self._sleep_s(now))
+        self._sub.wait(self._sleep_s(now), self._wake_at())
         return False
 
     def _write(self, batch: list[TelemetryEvent]) -> None:
@@ -319,7 +322,13 @@ class BatchProcessor(ExportCounts):
 
     def _due(self, now: float) -> bool:
         n = self._held.events
-        return n >= self.batch_size or (n > 0 and now - self._held.since >= self.max_delay_s)
+        return n >= self._due_at or (n > 0 and now - self._held.since >= self.max_delay_s)
+
+    def _wake_at(self) -> int:
+        """Queued events that make a batch due before its delay (``_due``): any one while nothing is
+        held (its arrival starts the delay), else as many as ``_due_at`` needs."""
+        held = self._held.events
+        return 1 if not held else max(1, self._due_at - held)
 
     def _sleep_s(self, now: float) -> float | None:
         if not self._held.events:

@@ -14,7 +14,8 @@ import time
 from typing import Any, Iterable, Protocol
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
-from gym_gui.telemetry.run_bus import RunBus, Waker
+from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.telemetry.waker import CountWaker
 
 __all__ = ["BusSource", "Held", "Marker", "Source"]
 
@@ -35,8 +36,10 @@ class Source(Protocol):
     def put_nowait(self, item: Any) -> None:
         """Queue ``item`` behind everything queued (a flush marker). Any thread; never blocks."""
 
-    def wait(self, timeout_s: float | None) -> None:
-        """Sleep until data may be there, ``wake`` or ``timeout_s``. Processor thread; blocks."""
+    def wait(self, timeout_s: float | None, wake_at: int = 1) -> None:
+        """Sleep until data may be there, ``wake`` or ``timeout_s``. ``wake_at``: the processor needs
+        that many queued items before the time is up (a hint; a source may wake sooner). Processor
+        thread; blocks."""
 
     def wake(self) -> None:
         """Make ``wait`` return now. Any thread; never blocks."""
@@ -56,19 +59,23 @@ class BusSource:
         self.bus = bus
         self.topics = tuple(topics)
         self.subscriber_id = subscriber_id
-        self.waker = Waker()
+        self.waker = CountWaker()
         self.subscription = bus.subscribe_topics(self.topics, subscriber_id, maxlen=None, waker=self.waker)
+        self.waker.count_with(self.subscription.__len__)
         self.drain = self.subscription.drain
-        self.put_nowait = self.subscription.put_nowait
 
     def __len__(self) -> int:
         return len(self.subscription)
 
-    def wait(self, timeout_s: float | None) -> None:
-        self.waker.wait(timeout_s)
+    def put_nowait(self, item: Any) -> None:
+        self.subscription.put_nowait(item)
+        self.waker.wake()  # a flush marker is due at once, however little is queued
+
+    def wait(self, timeout_s: float | None, wake_at: int = 1) -> None:
+        self.waker.wait_for(wake_at, timeout_s)
 
     def wake(self) -> None:
-        self.waker.notify()
+        self.waker.wake()
 
     def close(self) -> None:
         self.bus.unsubscribe_topics(self.topics, self.subscriber_id)

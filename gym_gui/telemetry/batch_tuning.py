@@ -19,7 +19,9 @@ class BatchTuning:
 
     - ``batch_size``: export as soon as this many events are held; also the most one export takes;
     - ``max_delay_s``: the longest an event waits for a batch;
-    - ``high_water`` / ``low_water``: the back-pressure gate's marks (events not yet exported);
+    - ``high_water`` / ``low_water``: the back-pressure gate's marks (events not yet exported); a
+      ``high_water`` below ``batch_size`` also makes a batch due at that many held events, so the
+      producers it pauses never wait out the delay;
     - ``retry_initial_s`` / ``retry_max_s``: backoff after a retryable error, doubling up to the max;
     - ``write_delay_s``: a pause before every export (a test knob that simulates a slow disk);
     - ``abort_grace_s``: how long ``stop`` waits after giving up;

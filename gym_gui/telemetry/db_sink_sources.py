@@ -72,7 +72,7 @@ class SinkSource:
                 raise
         return items
 
-    def wait(self, timeout_s: float | None) -> None:
+    def wait(self, timeout_s: float | None, wake_at: int = 1) -> None:
         """Block until data may be there, or ``timeout_s``. Sink thread; blocks."""
         if timeout_s is not None and timeout_s <= 0:
             return
@@ -167,7 +167,7 @@ class MultiSource:
     def put_nowait(self, item: Any) -> None:
         raise TypeError("TelemetryDBSink takes no flush markers")
 
-    def wait(self, timeout_s: float | None) -> None:
+    def wait(self, timeout_s: float | None, wake_at: int = 1) -> None:
         """Log the depths when due, then sleep until data (or a poll, or the next depth log). Sink thread."""
         now = time.monotonic()
         if now >= self._next_depth_log:

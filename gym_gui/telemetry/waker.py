@@ -9,8 +9,9 @@ costs the hot path one attribute read. A Qt-side subclass may override ``notify`
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
-__all__ = ["Waker"]
+__all__ = ["CountWaker", "Waker"]
 
 
 class Waker:
@@ -40,3 +41,50 @@ class Waker:
         self._event.clear()
         self.pending = False
         return woken
+
+
+class CountWaker(Waker):
+    """A Waker for a consumer that takes batches: a publisher's ``notify`` wakes it only once its
+    subscription holds ``wake_at`` items, which the consumer sets for each ``wait_for`` (1: any item);
+    ``wake`` always wakes it (a flush marker, a stop).
+
+    A batch processor holding events until a deadline sleeps through the publishes that cannot make
+    a batch due, instead of waking for each one (at 1,000 steps/s, 500 writes a second of a worker
+    became 500 wake-ups of the sink thread, each a GIL hand-off in the GUI process).
+    """
+
+    __slots__ = ("wake_at", "_queued")
+
+    def __init__(self) -> None:
+        """Wakes on every notify until ``count_with`` gives it the subscription's count. Any thread."""
+        super().__init__()
+        self.wake_at = 1
+        self._queued: Callable[[], int] = _always
+
+    def count_with(self, queued: Callable[[], int]) -> None:
+        """Count the subscription's items with ``queued``, which publishers call under the bus lock (so
+        it must not take that lock: ``Subscription.__len__``). Any thread, once subscribed."""
+        self._queued = queued
+
+    def notify(self) -> None:
+        """Wake the consumer if ``wake_at`` items are queued. Publishers (any thread); never blocks."""
+        if self._queued() >= self.wake_at:
+            Waker.notify(self)
+
+    def wake(self) -> None:
+        """Wake the consumer now, however much is queued. Any thread; never blocks."""
+        Waker.notify(self)
+
+    def wait_for(self, count: int, timeout_s: float | None) -> bool:
+        """Block until ``count`` (at least 1) items are queued, ``wake``, or ``timeout_s``; True unless
+        the time ran out. Consumer thread only; blocks. Drain after it returns."""
+        self.wake_at = max(1, count)
+        if self._queued() >= self.wake_at:  # (queued before the count was lowered: no publisher woke it)
+            self._event.clear()
+            self.pending = False
+            return True
+        return self.wait(timeout_s)
+
+
+def _always() -> int:
+    return 1 << 62

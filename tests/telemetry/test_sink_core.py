@@ -93,6 +93,40 @@ def test_full_batches_are_written_without_waiting_for_the_delay(store: Telemetry
     assert count(store, "steps") == 250 and core.stats()["batches"] == 3
 
 
+def test_a_batch_filled_while_the_sink_waits_for_its_delay_is_written_at_once(
+        store: TelemetrySQLiteStore, bus: RunBus, factory: Any, cores: list[SinkCore]) -> None:
+    """The sink sleeps through publishes that cannot fill a batch (CountWaker), not through the one
+    that does, nor past the gate's high-water mark when that is lower than a batch."""
+    stats = Recorder()
+    core = SinkCore(store, bus, batch_size=50, max_delay_s=60.0, stats_interval_s=0, on_stats=stats)
+    cores.append(core)
+    core.start()
+    f = factory()
+    bus.publish(f.step(0, 0))  # held: the sink now waits for its delay or a full batch
+    for i in range(1, 50):
+        bus.publish(f.step(0, i))
+    assert stats.wait_for(lambda calls: any(c["batches"] == 1 for c in calls))
+    assert count(store, "steps") == 50
+
+    gated = SinkCore(store, bus, batch_size=100_000, max_delay_s=60.0, high_water=100, low_water=10,
+                     subscriber_id="gated")
+    cores.append(gated)
+    gated.start()
+    done = threading.Event()
+
+    def produce() -> None:  # as the proxy does: wait on the gate before each publish
+        for i in range(50, 400):
+            gated.gate.wait_until_open(10)
+            bus.publish(f.step(1, i))
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert done.wait(20)  # the sink woke at the mark and drained, so the gate opened again
+    producer.join(5)
+    assert gated.stats()["gate_pauses"] >= 1
+
+
 def test_flush_covers_everything_published_before_it(store: TelemetrySQLiteStore, bus: RunBus, factory: Any,
                                                     cores: list[SinkCore]) -> None:
     core = SinkCore(store, bus, batch_size=64, max_delay_s=30.0)
