@@ -29,8 +29,8 @@ from typing import Union
 
 import orjson
 
-__all__ = ["MAX_FLOAT", "Number", "blob_ref", "join_info", "number_after", "number_text", "number_text_sql", "ref_blob", "ref_sql",
-           "split_info"]
+__all__ = ["MAX_FLOAT", "Number", "blob_ref", "join_info", "number_after", "number_text", "number_text_sql", "ref_blob",
+           "ref_sql", "split_info"]
 
 Number = Union[int, float]
 #: Floats of at least this magnitude stay in the whole text.
