@@ -32,7 +32,7 @@ from gym_gui.ingest.record_payloads import _FINITE_MAX, NormalizedFields
 from gym_gui.ingest.shared_ids import _STREAM_IDS, shared_id
 from gym_gui.ingest.unix_time import iso_from_unix_ns
 from gym_gui.telemetry.events import Topic
-from gym_gui.telemetry.json_text import encode_json
+from gym_gui.telemetry.json_text import decoded_keys, encode_json
 from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
 
 __all__ = ["fast_data_step", "fast_layout_data_step", "render_text", "strings_checked"]
@@ -116,6 +116,8 @@ def _layouts() -> dict[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, .
 _LAYOUTS = _layouts()
 #: The workers' keys without the optional info and render payload.
 _BARE_WORKER_KEYS = tuple(k for k in _WORKER_KEYS if k not in ("info", "render_payload"))
+#: Both as the objects orjson decodes them to (compared by identity: ``json_text.decoded_keys``).
+_WORKER_AS_DECODED, _BARE_WORKER_AS_DECODED = decoded_keys(_WORKER_KEYS), decoded_keys(_BARE_WORKER_KEYS)
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
 #: ``*_json`` texts of small non-negative integers -> their value: what decoding them gives (the
@@ -140,12 +142,12 @@ def fast_layout_data_step(record: dict[str, Any], default_agent_id: str, raw: by
     only when a string must be decoded, see ``strings_checked``). Any thread; pure.
     """
     keys = tuple(record)
-    if keys == _WORKER_KEYS:  # the workers' usual layout: the values in order, no getter
+    if keys == _WORKER_AS_DECODED:  # the workers' usual layout: the values in order, no getter
         (_, run_id, agent_id, episode_index, step_index, action, observation, reward, terminated, truncated, info,
          render, ns) = record.values()
         if info is None:
             info = {}
-    elif keys == _BARE_WORKER_KEYS:  # a scalar step: no info, no render payload
+    elif keys == _BARE_WORKER_AS_DECODED:  # a scalar step: no info, no render payload
         (_, run_id, agent_id, episode_index, step_index, action, observation, reward, terminated, truncated,
          ns) = record.values()
         info = {}

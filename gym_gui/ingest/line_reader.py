@@ -87,9 +87,13 @@ class LineReader:
             else:
                 head = parts[0] if len(parts[0]) <= limit else None
             self._tail, self._tail_bytes = [], 0
-            lines = [head]
-            lines += [p if len(p) <= limit else None for p in parts[1:]]
             self._lines_done += len(parts)
+            if len(data) <= limit:  # no line of this read is over the limit (the usual case)
+                parts[0] = head
+                lines: list[bytes | None] = parts  # type: ignore[assignment]
+            else:
+                lines = [head]
+                lines += [p if len(p) <= limit else None for p in parts[1:]]
         else:
             lines = []
         if rest and not self._skipping:

@@ -37,7 +37,7 @@ from gym_gui.ingest.record_payloads import (
     normalize_general,
 )
 from gym_gui.telemetry.events import Topic
-from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, encode_json, may_hold_big_int, text_nesting_exceeds
+from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, decoded_keys, encode_json, may_hold_big_int, text_nesting_exceeds
 from gym_gui.ingest.shared_ids import _STREAM_IDS, shared_id
 from gym_gui.telemetry.step_payload import StepPayload, compact_step
 
@@ -148,7 +148,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
     becomes the payload itself (its envelope keys popped), which saves a copy.
     """
     keys = tuple(record)
-    if keys == _EMITTED_STEP_KEYS:  # exactly our workers' layout: no key to look for or drop
+    if keys == _EMITTED_AS_DECODED:  # exactly our workers' layout: no key to look for or drop
         (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
          terminated, truncated, info, render) = record.values()
         if (
@@ -183,7 +183,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
             if type(reward) is int:
                 payload["reward"] = float(reward)
             return (_STEP, shared_id(run_id), shared_id(agent_id), seq, ts, payload)
-    elif owned and keys == _BARE_STEP_KEYS:  # that layout without info and render_payload: a StepPayload or
+    elif owned and keys == _BARE_AS_DECODED:  # that layout without info and render_payload: a StepPayload or
         (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
          terminated, truncated) = record.values()  # the code below (which gives the same StepPayload)
         if (
@@ -247,6 +247,8 @@ _EMITTED_STEP_KEYS = (
 )
 #: Those keys without the optional ``info`` and ``render_payload`` (a scalar step of another emitter).
 _BARE_STEP_KEYS = _EMITTED_STEP_KEYS[:-2]
+#: Both as the objects orjson decodes them to (compared by identity: ``json_text.decoded_keys``).
+_EMITTED_AS_DECODED, _BARE_AS_DECODED = decoded_keys(_EMITTED_STEP_KEYS), decoded_keys(_BARE_STEP_KEYS)
 
 
 def normalize_line(

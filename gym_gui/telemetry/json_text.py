@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 import orjson
 
-__all__ = ["MAX_JSON_DEPTH", "NestingTooDeep", "quarantine_text", "dump_json", "encode_json", "json_default", "load_json",
-           "load_json_exact", "may_hold_big_int", "nesting_exceeds", "stdlib_encode", "text_nesting_exceeds"]
+__all__ = ["MAX_JSON_DEPTH", "NestingTooDeep", "quarantine_text", "decoded_keys", "dump_json", "encode_json", "json_default",
+           "load_json", "load_json_exact", "may_hold_big_int", "nesting_exceeds", "stdlib_encode", "text_nesting_exceeds"]
 
 #: The deepest nesting of arrays and objects a stored or transported JSON value may have.
 MAX_JSON_DEPTH = 512
@@ -193,6 +193,13 @@ _DIGIT_MAP = bytes(0x30 if (0x30 <= b <= 0x39 or b == 0x2D) else 0x2E if b in (0
 _LONG_RUN = b"0" * 20
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
+
+
+def decoded_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """``keys`` as the str objects orjson gives when it decodes them (its key cache hands out the
+    same objects again): a decoded record's key tuple then equals this one item by item by identity,
+    without comparing the texts (about 100 ns a 15-key line). Equal to ``keys`` either way. Pure."""
+    return tuple(_orjson_loads(_orjson_dumps(dict.fromkeys(keys))))
 
 
 def may_hold_big_int(raw: bytes) -> bool:
