@@ -80,9 +80,7 @@ class CountWaker(Waker):
         the time ran out. Consumer thread only; blocks. Drain after it returns."""
         self.wake_at = max(1, count)
         if self._queued() >= self.wake_at:  # (queued before the count was lowered: no publisher woke it)
-            self._event.clear()
-            self.pending = False
-            return True
+            Waker.notify(self)
         return self.wait(timeout_s)
 
 
