@@ -46,13 +46,15 @@ import sys
 
 def _emit(path: str) -> int:
     """Worker mode: copy the pre-built lines to stdout as fast as the pipe takes them."""
-    out = sys.stdout.buffer
+    from gym_gui.full_write import write_all  # light: typing only
+
+    out = sys.stdout.buffer  # raw under PYTHONUNBUFFERED=1: a signal can make it take part of a block
     with open(path, "rb") as src:
         while True:
             block = src.read(1 << 20)
             if not block:
                 break
-            out.write(block)
+            write_all(out, block)
     out.flush()
     return 0
 

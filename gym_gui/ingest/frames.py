@@ -20,6 +20,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
+from gym_gui.full_write import write_all
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.step_payload import StepPayload
 
@@ -80,8 +81,8 @@ def write_chunk(out: IO[bytes], decoded: tuple[int, int, list[Any]]) -> None:
 def write_frame(out: IO[bytes], value: Any) -> None:
     """Write one frame of core types and flush. The child only; blocks while the pipe is full."""
     blob = marshal.dumps(value)
-    out.write(_HEADER.pack(len(blob)))
-    out.write(blob)
+    write_all(out, _HEADER.pack(len(blob)))  # ``out`` may be raw (PYTHONUNBUFFERED=1) and take part of a write
+    write_all(out, blob)
     out.flush()
 
 

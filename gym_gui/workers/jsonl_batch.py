@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, BinaryIO, Callable, Mapping
 
+from gym_gui.full_write import write_all
 from gym_gui.workers.jsonl_encoding import (
     HAVE_ORJSON,
     SCHEMA_VERSION,
@@ -146,14 +147,7 @@ def make_batch_core(stream: BinaryIO, *, run_id: str, agent_id: str, batch_lines
         buf_lines = 0
         batches += 1
         try:
-            written = stream.write(data)
-            if written is not None and written < len(data):  # a raw stream may take part of it
-                view = memoryview(data)[written:]
-                while view:
-                    written = stream.write(view)
-                    if not written:
-                        raise BlockingIOError("the stream took none of the batch")
-                    view = view[written:]
+            write_all(stream, data)  # a raw stream may take part of it
             stream.flush()
         except BaseException as exc:
             core.write_error = exc
