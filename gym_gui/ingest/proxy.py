@@ -69,6 +69,7 @@ class TelemetryProxy(ProxyLifecycle):
         max_streams: int = DEFAULT_MAX_STREAMS,
         exit_drain_s: float = DEFAULT_EXIT_DRAIN_S,
         name: str = "worker",
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         """``run_id`` is used for records without one (and for a synthesised RUN_COMPLETED when
         the worker dies before saying anything); ``seq_floor(run_id, agent_id)`` returns the
@@ -80,7 +81,8 @@ class TelemetryProxy(ProxyLifecycle):
         process (another core) instead of on the reader thread; ``max_streams`` bounds the
         per-stream tables (a record of a further stream is a ``too_many_streams`` rejection);
         ``exit_drain_s`` is how long a spawned worker's output is still read after it exited while
-        a grandchild keeps its pipes open.
+        a grandchild keeps its pipes open; ``on_finished()`` is called on the reader thread right
+        after ``finished`` turns True (e.g. to wake a consumer that waits for data): it must not block.
         """
         if not default_agent_id:
             raise ValueError("default_agent_id must be a non-empty string")
@@ -124,6 +126,7 @@ class TelemetryProxy(ProxyLifecycle):
         self._stop_requested = threading.Event()
         self._stop_lock = threading.Lock()
         self._finished = threading.Event()
+        self._on_finished = on_finished
         self._exit_code: int | None = None
 
     # -- sources ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import logging
 import subprocess
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any, Protocol, Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from gym_gui.ingest.chunk_decoder import ChunkDecoder, DecodedChunk
 from gym_gui.ingest.frames import TOPICS, read_frame
@@ -60,6 +60,7 @@ class ProxyLifecycle:
     _stop_requested: threading.Event
     _stop_lock: threading.Lock
     _finished: threading.Event
+    _on_finished: Callable[[], None] | None
     _exit_code: int | None
     _held_failures: dict[str, tuple[Any, ...]]
     _runs_seen: dict[str, str]
@@ -174,6 +175,11 @@ class ProxyLifecycle:
             _log.exception("%s could not complete its runs", self.name)
         finally:
             self._finished.set()
+            if self._on_finished is not None:
+                try:
+                    self._on_finished()
+                except Exception:
+                    _log.exception("%s: the on_finished callback failed", self.name)
 
     def _publish_safely(self, *fields: Any) -> None:
         """``_publish`` of a proxy-made event; a failure is a counted rejection. Caller holds ``_feed_lock``."""

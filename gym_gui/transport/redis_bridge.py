@@ -91,7 +91,8 @@ class RedisBridge:
         self.start_error: str | None = None
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.proxy = TelemetryProxy(self.bus, default_agent_id=default_agent_id, run_id=run_id,
-                                    seq_floor=self._seq_floor, gate=self.pump.gate, name=name)
+                                    seq_floor=self._seq_floor, gate=self.pump.gate, name=name,
+                                    on_finished=self.pump.wake)  # the owner's wait ends with the run, not poll_s later
         self.flushed: bool | None = None
         self._code: int | None = None
 

@@ -17,6 +17,7 @@ from gym_gui.ingest.records import RejectReason
 from gym_gui.ingest.proxy import TelemetryProxy
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus, Subscription
+from polling import wait_until
 
 
 def canonical(kind: str, **fields: Any) -> str:
@@ -283,6 +284,22 @@ def test_worker_that_dies_before_any_record_fails_the_configured_run(in_child: b
     assert proxy.wait(30)
     (done,) = rec.of(Topic.RUN_COMPLETED)
     assert (done.run_id, done.agent_id, done.payload["exit_code"], done.payload["outcome"]) == ("run-42", "agent6", 3, "failed")
+
+
+def test_on_finished_is_called_once_on_the_reader_thread_after_everything_is_published(
+        in_child: bool, tmp_path: Path) -> None:
+    argv = worker_script(tmp_path, "import sys; sys.exit(0)")
+    bus = RunBus()
+    rec = Recorder(bus)
+    calls: list[tuple[bool, str, int]] = []
+    proxy = TelemetryProxy(bus, decode_in_subprocess=in_child, run_id="run-f", name="w",
+                           on_finished=lambda: calls.append((proxy.finished, threading.current_thread().name,
+                                                             len(rec.of(Topic.RUN_COMPLETED)))))
+    proxy.spawn(argv)
+    assert proxy.wait(30)
+    wait_until(lambda: calls, message="on_finished")  # right after ``finished`` turned True
+    assert proxy.stop(5)
+    assert calls == [(True, "w-reader", 1)]
 
 
 def test_clean_exit_without_run_completed_is_still_failed(in_child: bool, tmp_path: Path) -> None:

@@ -286,3 +286,24 @@ def test_exit_2_when_the_worker_or_redis_cannot_be_reached(redis_server: RedisSe
     code, out, err = run_bridge(bridge_argv(redis_server.url))  # no worker command
     assert code == 2 and "worker command" in err
 
+
+
+def test_the_bridge_returns_when_the_run_ends_not_a_poll_interval_later(redis_server: RedisServer) -> None:
+    """The proxy wakes the pump once it finished: a bridge polling every 10 minutes still returns
+    as soon as the worker's run is in Redis."""
+    client = make_client(redis_server.url, client_name=BRIDGE_CLIENT_NAME)
+    bridge = RedisBridge(client, run_id="run-w")
+    argv = FAKE_WORKER + ["--run-id", "run-w", "--agent-id", "a1", "--steps", "20"]
+    result: dict[str, int] = {}
+    runner = threading.Thread(target=lambda: result.setdefault("code", bridge.run(argv, poll_s=600.0)),
+                              name="bridge-run", daemon=True)
+    runner.start()
+    try:
+        runner.join(60)
+    finally:
+        if runner.is_alive():
+            bridge.force_stop()
+            runner.join(30)
+        client.close()
+    assert result == {"code": 0} and bridge.flushed
+    assert entries(redis_server, "run-w", "a1")[-1][1][b"topic"] == b"RUN_COMPLETED"
