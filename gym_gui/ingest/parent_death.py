@@ -8,7 +8,6 @@ ingest child also watches its output pipe (``worker_pipe``), which covers every 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -24,7 +23,9 @@ _PR_SET_PDEATHSIG = 1
 _prctl: Callable[..., int] | None = None
 if sys.platform.startswith("linux"):
     try:
-        _prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+        # the process's own symbols, libc's among them: no ``ctypes.util.find_library`` (an ldconfig
+        # child and 7 ms of imports in every process that starts a worker or is the ingest child)
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
         _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         _prctl.restype = ctypes.c_int
     except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
