@@ -81,8 +81,9 @@ def write_chunk(out: IO[bytes], decoded: tuple[int, int, list[Any]]) -> None:
 def write_frame(out: IO[bytes], value: Any) -> None:
     """Write one frame of core types and flush. The child only; blocks while the pipe is full."""
     blob = marshal.dumps(value)
-    write_all(out, _HEADER.pack(len(blob)))  # ``out`` may be raw (PYTHONUNBUFFERED=1) and take part of a write
-    write_all(out, blob)
+    # one write (a copy of the blob, ~5 us a frame): the header alone would wake the reader for 4 bytes;
+    # ``out`` may be raw (PYTHONUNBUFFERED=1) and take part of it
+    write_all(out, _HEADER.pack(len(blob)) + blob)
     out.flush()
 
 
