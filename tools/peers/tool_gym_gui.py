@@ -13,7 +13,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from gym_gui.workers.jsonl_emitter import JsonlEmitter  # noqa: E402
-from gym_gui.workers.records import episode_fields, step_fields  # noqa: E402
+from gym_gui.workers.records import episode_fields  # noqa: E402
 
 NAME = "gym_gui"
 AGENT = "agent-1"
@@ -26,6 +26,7 @@ class Writer:
     def __init__(self, out_dir: Path, grid: bool, run_id: str) -> None:
         self._emitter = JsonlEmitter(sys.stdout.buffer, run_id=run_id, agent_id=AGENT)
         self._emit = self._emitter.emit
+        self._emit_step = self._emitter.emit_step  # how our workers write a step (q_learning, cartpole_rgb)
         self._grid = grid
         self._steps = 0
         self._emit("run_started", {"env_id": "FrozenLake-v1", "config": {}, "env_family": "FrozenLake",
@@ -34,8 +35,8 @@ class Writer:
 
     def step(self, i: int, episode: int, t: int, action: int, observation: int, reward: float, terminated: bool,
              epsilon: float, loss: float, render: dict[str, Any] | None) -> None:
-        self._emit("step", step_fields(episode, t, action, observation, reward, terminated, False,
-                                       {"epsilon": epsilon, "loss": loss}, render))
+        self._emit_step(episode, t, action, observation, reward, terminated, False, {"epsilon": epsilon, "loss": loss},
+                        render)  # the line of emit("step", step_fields(...)), without building its dict
         self._steps = i + 1
 
     def episode(self, episode: int, total_return: float, length: int) -> None:
