@@ -15,7 +15,9 @@ alternating, on the same ToyText step events (StepPayloads, as the proxy publish
 - ``bridge``: ``python -m gym_gui.transport.redis_bridge`` running a worker that writes pre-built
   canonical lines (``tools/bench_e2e.py --emit``, the steps of ``tools/bench_e2e.py``), from spawn to
   exit, process starts included (entries/s = entries in Redis / wall time; and the CPU time per
-  entry of the bridge, its ingest child and the worker together).
+  entry of the bridge, its ingest child and the worker together), and its publishing rate: events
+  over the time from the first entry in Redis to the last (XLEN seen every 5 ms), the three
+  interpreters' starts and the bridge's exit not counted.
 Also the redis-server's own CPU time per entry, from ``INFO cpu``. Prints one line per round, the
 medians, and the BENCH_JSON line (tools/bench_figures.py). The bridges' seq_id state goes to a
 temporary ``XDG_STATE_HOME``, never the home directory. On a shared machine read the ratios.
@@ -42,7 +44,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_e2e import build_workload  # noqa: E402
+from bench_e2e import AGENT, build_workload  # noqa: E402
 from bench_figures import figure, print_bench_json, target  # noqa: E402
 from event_factory import EventFactory  # noqa: E402
 from gym_gui.gc_tuning import tune_gc  # noqa: E402
@@ -142,21 +144,44 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: How often the bridge case looks at the stream's length (XLEN) while the bridge runs.
+WATCH_INTERVAL_S = 0.005
+
+
 def bridge_rate(server: RedisServer, steps: int, run_id: str, payload: str, tmp: Path,
-                entry_events: int = 1) -> tuple[float, float]:
-    """(events/s, CPU us per event of the bridge, its ingest child and the worker)."""
+                entry_events: int = 1) -> tuple[float, float, float]:
+    """(events/s spawn to exit, CPU us per event of the bridge, its ingest child and the worker,
+    events/s publishing: from the first entry in Redis to the last, seen by XLEN every
+    ``WATCH_INTERVAL_S``)."""
     work = build_workload(tmp / f"{run_id}.jsonl", run_id, steps, payload, 10)
     worker = [sys.executable, str(ROOT / "tools" / "bench_e2e.py"), "--emit", str(work.path)]
     argv = bridge_argv(server.url, "--run-id", run_id, "--retention", "0", "--entry-events", str(entry_events),
                        "--") + worker
+    key = stream_key(run_id, AGENT)
+    first = last = None
+    length = 0
+    pause = threading.Event()
     started, cpu = time.perf_counter(), _children_cpu_s()
-    proc = subprocess.run(argv, env=child_env(), capture_output=True, text=True, timeout=900, cwd=ROOT)
-    elapsed, cpu = time.perf_counter() - started, _children_cpu_s() - cpu
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = proc.stdout.strip().splitlines()[-1]
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    with server.client() as c:
+        while proc.poll() is None:
+            now_length = c.xlen(key)
+            now = time.perf_counter()
+            if now_length > length:
+                first = now if first is None else first
+                length, last = now_length, now
+            pause.wait(WATCH_INTERVAL_S)
+        out, err = proc.communicate(timeout=900)
+        elapsed, cpu = time.perf_counter() - started, _children_cpu_s() - cpu
+        if c.xlen(key) > length:  # the last entries came after the last look: the bridge's exit bounds them
+            first = started if first is None else first
+            last = started + elapsed
+    assert proc.returncode == 0, out + err
+    summary = out.strip().splitlines()[-1]
     added = int(summary.split(" added=")[1].split()[0])  # events (an entry of format 2 holds several)
     assert added >= steps and " duplicates=0 " in summary, summary
-    return added / elapsed, cpu / added * 1e6
+    publishing = added / (last - first) if first is not None and last is not None and last > first else 0.0
+    return added / elapsed, cpu / added * 1e6, publishing
 
 
 def main() -> int:
@@ -173,6 +198,7 @@ def main() -> int:
         server = RedisServer(redis_server_binary(), tmp / "redis")
         server.start()
         figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+        publishing_rates: dict[str, list[float]] = {"bridge": [], "bridge.v2": []}
         try:
             for r in range(args.rounds):
                 for name in names:
@@ -181,7 +207,9 @@ def main() -> int:
                     before = redis_cpu_s(server)
                     packed = ENTRY_EVENTS if name.endswith(".v2") else 1
                     if name.startswith("bridge"):
-                        rate, cpu_us = bridge_rate(server, args.events, f"{name}-{r}", args.payload, tmp, packed)
+                        rate, cpu_us, publishing = bridge_rate(server, args.events, f"{name}-{r}", args.payload, tmp,
+                                                               packed)
+                        publishing_rates[name].append(publishing)
                         n = args.events
                     else:
                         batch = make_events(f"{name}-{r}", args.events, args.payload)
@@ -194,8 +222,9 @@ def main() -> int:
                             rate, cpu_us = pump_rate(server, batch, packed)
                     figures[name].append((rate, cpu_us, (redis_cpu_s(server) - before) / n * 1e6))
                 print(f"round {r}: " + ", ".join(f"{name} {v[-1][0]:,.0f} entries/s ({v[-1][1]:.1f} us CPU/entry, "
-                                                 f"redis-server {v[-1][2]:.1f})" for name, v in figures.items()),
-                      flush=True)
+                                                 f"redis-server {v[-1][2]:.1f})" for name, v in figures.items())
+                      + "; publishing (first entry to last): " + ", ".join(
+                          f"{name} {v[-1]:,.0f} events/s" for name, v in publishing_rates.items()), flush=True)
         finally:
             server.stop()
     medians: dict[str, float] = {}
@@ -204,6 +233,9 @@ def main() -> int:
         print(f"{name}: median {medians[name]:,.0f} entries/s, {statistics.median(v[1] for v in values):.1f} us "
               f"CPU/entry, redis-server {statistics.median(v[2] for v in values):.1f} us CPU/entry, "
               f"over {len(values)} rounds (x{medians[name] / medians['redis-py']:.2f} redis-py)")
+    publishing = {name: statistics.median(v) for name, v in publishing_rates.items()}
+    print(f"bridge publishing, first entry in Redis to the last: median {publishing['bridge']:,.0f} events/s "
+          f"(format 2: {publishing['bridge.v2']:,.0f}), over {len(publishing_rates['bridge'])} rounds")
     note = f"{args.events} {args.payload} steps, load average {os.getloadavg()[0]:.1f} at the end"
     base: dict[str, Any] = {"baseline": medians["redis-py"], "baseline_label": "redis-py pipeline, same XADDs, same run"}
     print_bench_json("redis", [  # tools/bench_figures.py: the line tools/bench reads
@@ -215,7 +247,16 @@ def main() -> int:
         figure("redis.bridge.entries_per_s", "redis_bridge: worker -> Redis, spawn to exit", medians["bridge"],
                "entries/s", "higher", **base, target=target(">=", 150_000, source="issue 13 #6"),
                note=note + "; worker, ingest child, bridge and redis-server on 2 cores"),
-        *(figure(f"redis.{name}.entries_per_s", f"{label}, {ENTRY_EVENTS} events per entry (wire format 2)",
+        figure("redis.bridge.publishing_events_per_s",
+               "redis_bridge publishing: first entry in Redis to the last (process starts and exit not counted)",
+               publishing["bridge"], "events/s", "higher", **base, target=target(">=", 150_000, source="issue 13 #6"),
+               note=note + f"; XLEN seen every {WATCH_INTERVAL_S * 1e3:.0f} ms"),
+        figure("redis.bridge.v2.publishing_events_per_s",
+               f"redis_bridge publishing, {ENTRY_EVENTS} events per entry (wire format 2): first entry to the last",
+               publishing["bridge.v2"], "events/s", "higher", baseline=publishing["bridge"],
+               baseline_label="bridge publishing, one event per entry, same run",
+               target=target(">=", 150_000, source="issue 13 #6"), note=note),
+        *(figure(f"redis.{name}.v2.events_per_s", f"{label}, {ENTRY_EVENTS} events per entry (wire format 2)",
                  medians[f"{name}.v2"], "events/s", "higher", baseline=medians[name],
                  baseline_label=f"{name}, one event per entry, same run",
                  target=target(">=", 150_000, source="issue 13 #6"), note=note)
