@@ -34,7 +34,7 @@ from typing import Any, Sequence, TextIO
 
 import redis
 
-from gym_gui.gc_tuning import tune_gc
+from gym_gui.gc_tuning import exit_after_freezing, tune_gc
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.run_output import DbFileWatch as _DbFileWatch
 from gym_gui.run_output import SigtermLikeSigint as _SigtermLikeSigint
@@ -337,4 +337,4 @@ def _print_summary(out: TextIO, c: Collector, db: Path, flushed: bool, outcome: 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_after_freezing(main())

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from gym_gui.gc_tuning import tune_gc
+from gym_gui.gc_tuning import exit_after_freezing, tune_gc
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.worker_specs import WorkerSpec
@@ -302,4 +302,4 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_after_freezing(main())

@@ -140,3 +140,16 @@ def test_a_freeze_that_brings_the_frozen_objects_to_the_bound_thaws(monkeypatch:
         assert ref() is not None
     finally:
         stop_freezing()
+
+
+def test_exit_after_freezing_exits_with_the_code_after_atexit_handlers_with_the_heap_frozen() -> None:
+    import subprocess
+    import sys
+
+    script = ("import atexit, gc\n"
+              "from gym_gui.gc_tuning import exit_after_freezing\n"
+              "atexit.register(lambda: print('atexit ran, frozen', gc.get_freeze_count() > 1000, flush=True))\n"
+              "exit_after_freezing(3)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "atexit ran, frozen True\n"

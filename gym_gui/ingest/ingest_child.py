@@ -22,7 +22,7 @@ import signal
 import sys
 from typing import NoReturn, Sequence
 
-from gym_gui.gc_tuning import tune_gc
+from gym_gui.gc_tuning import exit_after_freezing, tune_gc
 from gym_gui.ingest.chunk_decoder import ChunkDecoder
 from gym_gui.ingest.frames import write_chunk
 from gym_gui.ingest.line_reader import DEFAULT_READ_CHUNK_BYTES, LineReader
@@ -87,4 +87,4 @@ def _parent_gone(source: ExitBoundedPipe, worker_pid: int | None) -> NoReturn:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_after_freezing(main())

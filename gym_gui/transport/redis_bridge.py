@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence, TextIO
 
 import redis
 
-from gym_gui.gc_tuning import tune_gc
+from gym_gui.gc_tuning import exit_after_freezing, tune_gc
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.signal_relay import SignalRelay
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
@@ -394,4 +394,4 @@ def _reader_alive(proxy: TelemetryProxy) -> bool:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_after_freezing(main())
