@@ -22,6 +22,7 @@ import attrs
 import orjson
 
 from gym_gui.ingest.data_steps import fast_data_step, fast_layout_data_step, strings_checked
+from gym_gui.ingest.render_texts import cut as cut_render, remember as remember_render
 from gym_gui.ingest.record_fields import (
     MAX_ID_CHARS,
     RecordRejected,
@@ -139,18 +140,28 @@ _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
 
 
-def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: bool) -> NormalizedFields | None:
+def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: bool, raw: bytes | None = None,
+                         cut_render_json: str | None = None) -> NormalizedFields | None:
     """A well-formed canonical v1 step with a ``+00:00`` time, or None to take the general path.
 
     Only records that the general path would accept unchanged qualify, so both give the same
     result. With ``owned`` (the proxy owns the dicts it decodes) the record may be consumed: a
     step in our workers' exact layout becomes a StepPayload straight from its values, any other
-    becomes the payload itself (its envelope keys popped), which saves a copy.
+    becomes the payload itself (its envelope keys popped), which saves a copy. ``raw``: the line
+    ``record`` was decoded from, whose render payload text is then remembered (``render_texts``);
+    ``cut_render_json``: ``record`` is the head of a line that ``render_texts.cut`` took this
+    render payload text from (only a StepPayload result then, else None: the line is decoded whole).
     """
     keys = tuple(record)
-    if keys == _EMITTED_AS_DECODED:  # exactly our workers' layout: no key to look for or drop
-        (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
-         terminated, truncated, info, render) = record.values()
+    if keys == _EMITTED_AS_DECODED if cut_render_json is None else keys == _EMITTED_HEAD_AS_DECODED:
+        # exactly our workers' layout: no key to look for or drop
+        if cut_render_json is None:
+            (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
+             terminated, truncated, info, render) = record.values()
+        else:
+            (version, kind, run_id, agent_id, seq, ts, episode_index, step_index, _action, _observation, reward,
+             terminated, truncated, info) = record.values()
+            render = _CUT
         if (
             type(version) is int and version == 1 and type(kind) is str and kind == "step"
             and type(run_id) is str and run_id and type(agent_id) is str and agent_id and type(seq) is int
@@ -159,7 +170,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
             and type(episode_index) is int and type(step_index) is int
             and type(terminated) is bool and type(truncated) is bool
             and (type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX
-            and type(info) is dict and (render is None or type(render) is dict)
+            and type(info) is dict and (render is None or type(render) is dict or render is _CUT)
         ):
             try:
                 _fromisoformat(ts)  # validates; "+00:00" text is kept as the worker wrote it
@@ -169,7 +180,14 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
                 # step_payload_of's StepPayload, its other checks made above (a finite float reward)
                 try:
                     info_json = encode_json(info) if info else "{}"
-                    render_json = None if render is None else encode_json(render)
+                    if render is _CUT:
+                        render_json = cut_render_json
+                    elif render is None:
+                        render_json = None
+                    else:
+                        render_json = encode_json(render)
+                        if raw is not None:
+                            remember_render(raw, render, render_json)
                 except Exception:  # not encodable: the dict payload below, reported by the store
                     pass
                 else:
@@ -178,6 +196,8 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
                             StepPayload((episode_index, step_index, _action, _observation,
                                          float(reward) if type(reward) is int else reward, terminated, truncated,
                                          info_json, render_json)))
+            if render is _CUT:
+                return None
             payload = record if owned else dict(record)
             del payload["v"], payload["kind"], payload["run_id"], payload["agent_id"], payload["seq"], payload["ts"]
             if type(reward) is int:
@@ -204,6 +224,8 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
                     seq, ts, StepPayload((episode_index, step_index, _action, _observation,
                                           float(reward) if type(reward) is int else reward, terminated, truncated,
                                           "{}", None)))
+    if cut_render_json is not None:  # a head that is not of our workers' layout: the line is decoded whole
+        return None
     get = record.get
     version = get("v")
     kind = get("kind")
@@ -247,8 +269,12 @@ _EMITTED_STEP_KEYS = (
 )
 #: Those keys without the optional ``info`` and ``render_payload`` (a scalar step of another emitter).
 _BARE_STEP_KEYS = _EMITTED_STEP_KEYS[:-2]
-#: Both as the objects orjson decodes them to (compared by identity: ``json_text.decoded_keys``).
-_EMITTED_AS_DECODED, _BARE_AS_DECODED = decoded_keys(_EMITTED_STEP_KEYS), decoded_keys(_BARE_STEP_KEYS)
+#: All three as the objects orjson decodes them to (compared by identity: ``json_text.decoded_keys``);
+#: the head is a line's keys without its render payload (``render_texts.cut``).
+_EMITTED_AS_DECODED, _BARE_AS_DECODED, _EMITTED_HEAD_AS_DECODED = (
+    decoded_keys(_EMITTED_STEP_KEYS), decoded_keys(_BARE_STEP_KEYS), decoded_keys(_EMITTED_STEP_KEYS[:-1]))
+#: The render payload of a head: the text ``render_texts.cut`` took from the line.
+_CUT: Any = object()
 
 
 def normalize_line(
@@ -269,8 +295,19 @@ def normalize_line_at(line: bytes | str, default_agent_id: str, default_run_id: 
                       now_iso: str) -> NormalizedFields:
     """``normalize_line`` with positional arguments (a line decoder's loop calls it once a line). Any thread; pure."""
     try:
+        if type(line) is bytes and line.endswith(b"}}"):
+            cut = cut_render(line)  # a step line ending with a render payload decoded before: decode the rest
+            if cut is not None and not may_hold_big_int(cut[0]):
+                try:
+                    head = _orjson_loads(cut[0])
+                except _OrjsonError:
+                    head = None
+                if type(head) is dict:
+                    fields = _fast_canonical_step(head, default_agent_id, True, None, cut[1])
+                    if fields is not None:
+                        return fields
         record, raw = _parse(line)
-        fields = _fast_canonical_step(record, default_agent_id, True) if "kind" in record else None
+        fields = _fast_canonical_step(record, default_agent_id, True, raw) if "kind" in record else None
         if fields is None and record.get("type") == "step":  # (a canonical step needs "kind")
             fields = fast_layout_data_step(record, default_agent_id, raw)
             if fields is None:

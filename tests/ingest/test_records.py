@@ -184,7 +184,7 @@ def test_values_beyond_a_double_or_a_datetime_are_rejected_not_raised(record: di
 
 
 def test_a_bug_while_reading_a_line_is_an_internal_error_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(record: dict[str, Any], default_agent_id: str, owned: bool) -> None:
+    def broken(record: dict[str, Any], default_agent_id: str, owned: bool, *more: Any) -> None:
         raise KeyError("simulated")
 
     monkeypatch.setattr(records, "_fast_canonical_step", broken)
