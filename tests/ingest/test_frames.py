@@ -9,25 +9,7 @@ import pytest
 
 from gym_gui.full_write import write_all
 from gym_gui.ingest.frames import read_frame, write_frame
-
-
-class Trickle(io.RawIOBase):
-    """A raw stream that takes at most ``most`` bytes a write, as a pipe interrupted by a signal does."""
-
-    def __init__(self, most: int) -> None:
-        super().__init__()
-        self.most = most
-        self.data = bytearray()
-        self.calls = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:  # type: ignore[override]
-        self.calls += 1
-        chunk = bytes(data[: self.most])
-        self.data += chunk
-        return len(chunk)
+from short_writes import Trickle
 
 
 def test_frames_written_to_a_stream_that_takes_part_of_each_write_read_back_whole() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gym_gui.workers.jsonl_emitter import DEFAULT_BATCH_LINES, DEFAULT_MAX_DELAY_MS, JsonlEmitter
+from short_writes import Trickle
 
 REPO = Path(__file__).resolve().parents[2]
 LONG_MS = 60_000.0  # a bound no test run reaches: lines wait for another reason to be written
@@ -201,24 +202,6 @@ def test_heartbeats_write_the_waiting_lines_with_them() -> None:
     out.wait_lines(3)
     assert [r["kind"] for r in out.lines()][:3] == ["run_started", "step", "heartbeat"]
     em.close()
-
-
-class Trickle(io.RawIOBase):
-    """A raw stream that takes at most 100 bytes per write."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = bytearray()
-        self.calls = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:  # type: ignore[override]
-        self.calls += 1
-        chunk = bytes(data[:100])
-        self.data += chunk
-        return len(chunk)
 
 
 def test_a_raw_stream_that_takes_part_of_a_batch_gets_all_of_it() -> None:
