@@ -40,6 +40,18 @@ AGENT = "a1"
 pytestmark = pytest.mark.redis
 
 
+TAIL_STEPS = 200
+
+
+def tail_after_restart(tmp_path: Path) -> list[str]:
+    """Worker arguments for a last part written only once ``tmp_path/after`` exists.
+
+    The bridge can publish 20,000 steps before a restart issued after its first 1,000 are in Redis;
+    the tests touch ``after`` once Redis has restarted, so the run always goes on after the restart.
+    """
+    return ["--wait-for", str(tmp_path / "after"), "--more-steps", str(TAIL_STEPS)]
+
+
 def events_of(steps: int) -> int:
     """Events the fake worker writes for ``steps`` steps: the steps and one episode per 10."""
     return steps + steps // 10
@@ -144,12 +156,14 @@ def test_redis_restarted_with_aof_while_a_bridge_publishes_loses_nothing(
     server = own_redis(appendonly=True)
     go = tmp_path / "go"
     g = gui(server.url)
-    bridge = start_bridge(server, "run-aof", "--steps", "20", "--wait-for", str(go), "--more-steps", "20000")
-    total = 1 + events_of(20) + events_of(20000) + 1
+    bridge = start_bridge(server, "run-aof", "--steps", "20", "--wait-for", str(go), "--more-steps", "20000",
+                          *tail_after_restart(tmp_path))
+    total = 1 + events_of(20) + events_of(20000) + events_of(TAIL_STEPS) + 1
     wait_until(lambda: len(g.received()) == 1 + events_of(20), message="the first part read")
     go.touch()
     wait_until(lambda: in_redis(server, "run-aof") > 1000, message="the bridge publishing")
     server.restart()  # while the worker writes and the bridge sends
+    (tmp_path / "after").touch()
     finish(bridge)
     assert g.persisted.wait(30), g.sink.stats()
     assert g.received() == list(range(1, total + 1))  # every event once, nothing lost
@@ -166,12 +180,14 @@ def test_redis_restarted_without_persistence_reports_exactly_what_was_lost(
     server = own_redis()
     go = tmp_path / "go"
     g = gui(server.url)
-    bridge = start_bridge(server, "run-live", "--steps", "20", "--wait-for", str(go), "--more-steps", "20000")
-    total = 1 + events_of(20) + events_of(20000) + 1
+    bridge = start_bridge(server, "run-live", "--steps", "20", "--wait-for", str(go), "--more-steps", "20000",
+                          *tail_after_restart(tmp_path))
+    total = 1 + events_of(20) + events_of(20000) + events_of(TAIL_STEPS) + 1
     wait_until(lambda: len(g.received()) == 1 + events_of(20), message="the first part read")
     go.touch()
     wait_until(lambda: in_redis(server, "run-live") > 1000, message="the bridge publishing")
     server.restart()  # the streams and the index are gone
+    (tmp_path / "after").touch()
     finish(bridge)
     assert g.persisted.wait(30), g.sink.stats()
     wait_until(lambda: not g.source.stats()["vanished"], message="the stream written again")
@@ -192,8 +208,9 @@ def test_an_empty_restart_while_the_gui_is_behind_reports_the_unread_entries_los
     server = own_redis()
     go = tmp_path / "go"
     g = gui(server.url)
-    bridge = start_bridge(server, "run-behind", "--steps", "20", "--wait-for", str(go), "--more-steps", "20000")
-    part1, total = 1 + events_of(20), 1 + events_of(20) + events_of(20000) + 1
+    bridge = start_bridge(server, "run-behind", "--steps", "20", "--wait-for", str(go), "--more-steps", "20000",
+                          *tail_after_restart(tmp_path))
+    part1, total = 1 + events_of(20), 1 + events_of(20) + events_of(20000) + events_of(TAIL_STEPS) + 1
     wait_until(lambda: len(g.received()) == part1, message="the first part read")
     g.gate.open.clear()  # the GUI falls behind: its source stops reading after seq 23
     assert g.gate.parked.wait(10)
@@ -201,6 +218,7 @@ def test_an_empty_restart_while_the_gui_is_behind_reports_the_unread_entries_los
     wait_until(lambda: in_redis(server, "run-behind") > part1 + 1000, message="unread entries in Redis")
     server.restart()  # they are gone, while the bridge goes on publishing
     g.gate.open.set()
+    (tmp_path / "after").touch()
     finish(bridge)
     assert g.persisted.wait(30), g.sink.stats()
     received = g.received()
