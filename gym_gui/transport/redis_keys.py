@@ -3,7 +3,10 @@
 One Redis stream per telemetry stream ``(run_id, agent_id)``, keyed
 ``{prefix}:{quote(run_id)}:{quote(agent_id)}`` (percent-encoded, so a ``:`` in an id cannot
 shift the parts; an agent id of None is the empty part, which no real id can be). Writers add
-every stream key to the index set ``{prefix}:index`` so readers discover new streams.
+every stream key to the index set ``{prefix}:index`` so readers discover new streams, and announce
+a stream they index for the first time on the stream ``{prefix}:announce`` (an entry ``stream K``),
+which readers block on beside their streams, so they discover it at once instead of at their next
+look at the index.
 
 An event's entry id is ``{seq_id}-1``: the millisecond part carries the seq_id, the sequence part
 is always 1, so every ``seq_id >= 0`` has a valid id (Redis refuses ``0-0``). XADD with an explicit
@@ -17,7 +20,9 @@ from urllib.parse import quote, unquote
 from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey
 
 __all__ = [
+    "ANNOUNCE_MAXLEN",
     "KEY_PREFIX",
+    "announce_key",
     "cursor_after",
     "entry_id",
     "index_key",
@@ -48,6 +53,16 @@ def stream_key(run_id: str, agent_id: str | None, *, prefix: str = KEY_PREFIX) -
 def index_key(prefix: str = KEY_PREFIX) -> str:
     """The set of every stream key written under ``prefix`` (never a valid stream key). Any thread."""
     return f"{prefix}:index"
+
+
+#: The announcement stream is trimmed to about this many entries (``MAXLEN ~``): a reader needs only
+#: the entries after its last look at the index, which it re-reads every second or so.
+ANNOUNCE_MAXLEN = 1000
+
+
+def announce_key(prefix: str = KEY_PREFIX) -> str:
+    """The stream on which writers announce the streams they index (never a valid stream key). Any thread."""
+    return f"{prefix}:announce"
 
 
 def parse_stream_key(key: str | bytes, *, prefix: str = KEY_PREFIX) -> StreamKey | None:

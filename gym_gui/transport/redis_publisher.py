@@ -3,7 +3,9 @@
 A batch goes out as one pipeline, packed and its replies read by ``redis_wire`` (redis-py's
 per-argument packing and reply parsing cost more than everything else here): one ``SADD`` of the batch's stream keys to the index set (every
 batch, so a Redis restarted without its data has its index back with the next batch and a GUI
-started afterwards finds the stream; the cost is one command per batch), then one
+started afterwards finds the stream; the cost is one command per batch), for a stream this
+publisher has not indexed yet one ``XADD`` of its key to the announcement stream (readers blocked
+on it discover the stream at once; ``redis_keys``), then one
 ``XADD key MAXLEN ~ N {seq_id}-1 topic ts payload`` per event, or (``entry_events`` > 1, wire
 format 2, ``redis_packed``) one ``XADD key MAXLEN ~ N {seq_id}-1 v 2 events E`` per group of up to
 ``entry_events`` events of a stream, the id its last event's. Redis refuses an
@@ -24,7 +26,7 @@ import redis
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.transport.redis_entries import STREAM_TOPICS, payload_json
-from gym_gui.transport.redis_keys import KEY_PREFIX, index_key, seq_of_any_id, stream_key
+from gym_gui.transport.redis_keys import ANNOUNCE_MAXLEN, KEY_PREFIX, announce_key, index_key, seq_of_any_id, stream_key
 from gym_gui.transport.redis_packed import pack_events
 from gym_gui.transport.redis_wire import RawCall, command, topic_text, xadd_head
 
@@ -98,6 +100,7 @@ class RedisPublisher:
         self.approximate_trim = approximate_trim
         self.seq_guard = seq_guard
         self._index_key = index_key(key_prefix)
+        self._announce_key = announce_key(key_prefix)
         self._lock = threading.Lock()
         self._indexed: set[str] = set()
         self._keys: dict[tuple[str, str | None], str] = {}
@@ -150,14 +153,18 @@ class RedisPublisher:
                 keys[key] = evt.seq_id  # type: ignore[index]
         if self.seq_guard is not None:
             self.seq_guard.reserve(keys)  # before any of the batch goes out
-        # the index first: a reader that sees an entry finds its stream
+        # the index first: a reader that sees an entry finds its stream; then the announcements of
+        # the streams new to this publisher, which wake the readers blocked on them
         piece: list[str] = [command(b"SADD", self._index_key, *keys).decode("utf-8")]
-        counts: list[int] = [0]  # events per command (the SADD: none)
+        piece += [command(b"XADD", self._announce_key, b"MAXLEN", b"~", ANNOUNCE_MAXLEN, b"*", b"stream", key
+                          ).decode("utf-8") for key in keys if key not in self._indexed]
+        announced = len(piece) - 1
+        counts: list[int] = [0] * len(piece)  # events per command (the SADD and announcements: none)
         if self.entry_events > 1 and len(events) > 1:
             unencodable = self._append_packed(events, piece, counts)
         else:
             unencodable = self._append_single(events, piece)
-            counts += [1] * (len(piece) - 1)
+            counts += [1] * (len(piece) - len(counts))
         sent = sum(counts)
         # one send and one read: each blocking call lets the other busy thread of the process (the
         # proxy's reader) take the GIL, for up to a switch interval (5 ms) before this one has it back
@@ -172,6 +179,9 @@ class RedisPublisher:
         duplicates = refused = 0
         for index, message in errors:
             if index == 0:
+                continue
+            if index <= announced:  # readers find the stream at their next look at the index instead
+                self._rlog.log(logging.WARNING, "announce", "Redis refused an announcement: %s", message)
                 continue
             if _DUPLICATE_MARK in message:
                 duplicates += counts[index]

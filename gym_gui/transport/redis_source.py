@@ -1,7 +1,8 @@
 """RedisTelemetrySource: the GUI machine's reader of remote workers' Redis streams (Qt-free).
 
-One thread discovers streams from the index set (at start, then every ``discover_interval_s``),
-reads them with ``XREAD BLOCK`` from a cursor per stream, decodes each entry into a
+One thread discovers streams from the index set (at start, then every ``discover_interval_s``,
+and at once when a writer announces a new stream on the announcement stream, which the same
+``XREAD BLOCK`` waits on), reads them with ``XREAD BLOCK`` from a cursor per stream, decodes each entry into a
 TelemetryEvent (its seq_id from the entry id) and publishes it on the RunBus, where the durable
 path persists it like any local event. A stream's cursor starts after ``seq_floor(run_id,
 agent_id)`` (``store.max_seq_id``: the last persisted seq_id), so a restarted GUI resumes with
@@ -40,7 +41,7 @@ from gym_gui.transport.redis_removed import removed_upper
 from gym_gui.transport.redis_read_state import StreamReadState
 from gym_gui.transport.redis_renumbered import RenumberedEntries, find_renumbered
 from gym_gui.transport.redis_source_counts import SourceCounts
-from gym_gui.transport.redis_keys import KEY_PREFIX, index_key, parse_stream_key
+from gym_gui.transport.redis_keys import KEY_PREFIX, announce_key, index_key, parse_stream_key
 from gym_gui.transport.redis_wire import RawCall
 from gym_gui.transport.redis_xread import take_entries, xread
 
@@ -101,6 +102,10 @@ class RedisTelemetrySource:
         self._gate = gate
         self._prefix = key_prefix
         self._index_key = index_key(key_prefix)
+        self._announce_key = announce_key(key_prefix).encode("utf-8")
+        #: the last announcement seen (read before each look at the index), None: not read yet, or
+        #: the key is not a stream (then discovery waits for the interval)
+        self._announce_cursor: bytes | None = None
         self.block_ms = block_ms
         self.batch_count = batch_count
         self.discover_interval_s = discover_interval_s
@@ -200,22 +205,28 @@ class RedisTelemetrySource:
         self._resolve_gaps(client)
         if not self._wait_for_gate():
             return
-        if not self._states:
+        cursors: dict[bytes, bytes | str] = {s.key: s.cursor for s in self._states.values()}
+        if self._announce_cursor is not None:
+            cursors[self._announce_key] = self._announce_cursor
+        if not cursors:
             self._stop.wait(max(0.0, self._next_discover_at - time.monotonic()))
             return
         raw = self._raw
         if raw is None or raw.client is not client:
             raw = self._raw = RawCall(client)
-        replies = xread(raw, {s.key: s.cursor for s in self._states.values()}, count=self.batch_count,
-                        block_ms=self.block_ms)
+        replies = xread(raw, cursors, count=self.batch_count, block_ms=self.block_ms)
         self._reachable()
         for key, entries in replies:
             state = self._states.get(key)
             if state is not None and entries:
                 self._take(state, entries)
+            elif key == self._announce_key and entries:
+                self._announce_cursor = entries[-1][0]
+                self._next_discover_at = 0.0  # a new stream: look at the index now
         self._resolve_gaps(client)
 
     def _discover(self, client: redis.Redis) -> None:
+        self._announce_cursor = self._last_announcement(client)  # before the index: no announcement missed
         members = client.smembers(self._index_key)
         self._reachable()
         self._check_vanished(client, members)
@@ -241,6 +252,21 @@ class RedisTelemetrySource:
             with self._counts.lock:
                 self._counts.streams.append(stream)
             _log.info("%s: reading stream %s/%s after seq_id %s", self.name, *stream, floor)
+
+    def _last_announcement(self, client: redis.Redis) -> bytes | None:
+        """The id of the announcement stream's last entry (``0-0``: none yet), or None when the key
+        holds another type (counted once, then discovery relies on the interval)."""
+        try:
+            last = client.xrevrange(self._announce_key, count=1)
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            if self._announce_key not in self._bad_keys:
+                self._bad_keys.add(self._announce_key)
+                self._count_rejected(NOT_A_STREAM, f"key {self._announce_key[:120]!r} is not a stream: new streams "
+                                                   f"are found every {self.discover_interval_s:g} s")
+            return None
+        return last[0][0] if last else b"0-0"
 
     def _check_vanished(self, client: redis.Redis, members: set[bytes]) -> None:
         """Mark the known streams whose key is gone from Redis (not indexed, not there). May raise connection errors.
@@ -394,6 +420,10 @@ class RedisTelemetrySource:
                         self._counts.streams.remove(state.stream)
                     self._count_rejected(NOT_A_STREAM, f"key {key[:120]!r} holds a {kind!r}, not a stream")
                     dropped += 1
+            if self._announce_cursor is not None and client.type(self._announce_key) not in (
+                    b"stream", b"none", "stream", "none"):
+                self._announce_cursor = self._last_announcement(client)  # None now: counted, left out
+                dropped += 1
         if not dropped:
             self._rlog.log(logging.ERROR, "reply", "%s: Redis replied with an error: %s", self.name, exc)
             self._backoff.sleep(self._stop)

@@ -16,7 +16,7 @@ from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.transport.redis_client import make_client
-from gym_gui.transport.redis_keys import index_key, stream_key
+from gym_gui.transport.redis_keys import announce_key, index_key, stream_key
 from gym_gui.transport.redis_publisher import RedisPublisher
 from gym_gui.transport.redis_source import SOURCE_CLIENT_NAME, RedisTelemetrySource
 from gui_side import GuiSide, stored_seqs
@@ -279,6 +279,52 @@ def test_an_indexed_key_of_another_type_is_dropped_and_the_others_go_on(
     wait_until(lambda: source.stats()["published_total"] == 6, message="the good stream")
     assert source.stats()["rejected"] == {"not_a_stream": 1}
     assert source.streams() == [("run-ok", "a1")]
+
+
+def test_a_stream_is_read_as_soon_as_its_writer_announces_it(
+        redis_server: RedisServer, bus: RunBus, factory: Any, sources: list[RedisTelemetrySource]) -> None:
+    """The index is looked at once (at start): streams written later are found by their announcement,
+    while the source blocks on its streams, each announced once per writer."""
+    source = RedisTelemetrySource(bus, url=redis_server.url, block_ms=500, discover_interval_s=600)
+    sources.append(source)
+    source.start()
+    wait_until(lambda: source.stats()["connected"], message="the source's first look at the index")
+    pub = publisher(redis_server)
+    first, second = factory("run-n1", "a1", first_seq=1), factory("run-n2", "a1", first_seq=1)
+    pub.publish(first.run(1, 3))  # while the source waits with no stream to read
+    wait_until(lambda: source.stats()["published_total"] == 6, message="the first stream, announced")
+    pub.publish(second.run(1, 3))  # while it blocks on the first one
+    wait_until(lambda: source.stats()["published_total"] == 12, message="the second stream, announced")
+    pub.publish(first.run(1, 3))
+    wait_until(lambda: source.stats()["published_total"] == 18, message="more of the first stream")
+    assert source.streams() == [("run-n1", "a1"), ("run-n2", "a1")]
+    with redis_server.client() as c:
+        assert [fields for _id, fields in c.xrange(announce_key())] == [
+            {b"stream": stream_key("run-n1", "a1").encode()}, {b"stream": stream_key("run-n2", "a1").encode()}]
+    assert source.stats()["rejected_total"] == 0
+
+
+@pytest.mark.parametrize("when", ["before-start", "while-reading"])
+def test_an_announcement_key_of_another_type_leaves_discovery_to_the_index(
+        redis_server: RedisServer, bus: RunBus, factory: Any, sources: list[RedisTelemetrySource], when: str) -> None:
+    pub = publisher(redis_server)
+    if when == "before-start":
+        with redis_server.client() as c:
+            c.set(announce_key(), "a string")
+    pub.publish(factory("run-s1", "a1", first_seq=1).run(1, 3))  # (its announcement refused: logged, not a loss)
+    assert pub.refused == 0 and pub.added == 6
+    source = RedisTelemetrySource(bus, url=redis_server.url, block_ms=50, discover_interval_s=0.05)
+    sources.append(source)
+    source.start()
+    wait_until(lambda: source.stats()["published_total"] == 6, message="the first stream")
+    if when == "while-reading":
+        with redis_server.client() as c:
+            c.delete(announce_key())
+            c.set(announce_key(), "a string")
+    pub.publish(factory("run-s2", "a1", first_seq=1).run(1, 3))
+    wait_until(lambda: source.stats()["published_total"] == 12, message="a later stream, from the index")
+    assert source.stats()["rejected"] == {"not_a_stream": 1}
+    assert source.streams() == [("run-s1", "a1"), ("run-s2", "a1")]
 
 
 def test_a_closed_gate_pauses_reading(redis_server: RedisServer, bus: RunBus, factory: Any,
