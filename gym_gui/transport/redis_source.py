@@ -55,6 +55,8 @@ _GATE_RECHECK_S = 0.25
 #: Reasons counted for keys of the index set, next to the entry RejectReasons.
 BAD_KEY = "bad_key"
 NOT_A_STREAM = "not_a_stream"
+#: ``TYPE`` replies of a key that XREAD can read (a stream, or no key yet), as bytes or text.
+_STREAM_OR_NOTHING = (b"stream", b"none", "stream", "none")
 
 
 class RedisTelemetrySource:
@@ -413,15 +415,14 @@ class RedisTelemetrySource:
         if client is not None and "WRONGTYPE" in str(exc):
             for key in list(self._states):
                 kind = client.type(key)
-                if kind not in (b"stream", b"none", "stream", "none"):
+                if kind not in _STREAM_OR_NOTHING:
                     state = self._states.pop(key)
                     self._bad_keys.add(key)
                     with self._counts.lock:
                         self._counts.streams.remove(state.stream)
                     self._count_rejected(NOT_A_STREAM, f"key {key[:120]!r} holds a {kind!r}, not a stream")
                     dropped += 1
-            if self._announce_cursor is not None and client.type(self._announce_key) not in (
-                    b"stream", b"none", "stream", "none"):
+            if self._announce_cursor is not None and client.type(self._announce_key) not in _STREAM_OR_NOTHING:
                 self._announce_cursor = self._last_announcement(client)  # None now: counted, left out
                 dropped += 1
         if not dropped:
