@@ -5,6 +5,9 @@ read; while the consumer's backlog is above the high-water mark it pauses until 
 the low-water mark (hysteresis). The consumer calls ``notify`` after each batch it commits. Nothing
 polls: a paused producer sleeps on a condition that ``notify`` signals. The live path never touches
 the gate, so it is never slowed by it.
+
+``DeferredGate`` stands in for a gate whose consumer does not exist yet (the bridge's pump, built
+once redis-py is imported after the worker started): closed until ``attach`` hands it the real one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 import time
 from typing import Callable
 
-__all__ = ["BacklogGate"]
+__all__ = ["BacklogGate", "DeferredGate"]
 
 
 class BacklogGate:
@@ -86,3 +89,29 @@ class BacklogGate:
         with self._cond:
             self._released = True
             self._cond.notify_all()
+
+
+class DeferredGate:
+    """A gate closed until ``attach(gate)``; from then on it is that gate."""
+
+    def __init__(self) -> None:
+        self._attached = threading.Event()
+        self._gate: BacklogGate | None = None
+
+    def attach(self, gate: BacklogGate) -> None:
+        """Open to ``gate``: waiters go on waiting on it. Any thread, once; never blocks."""
+        self._gate = gate
+        self._attached.set()
+
+    def wait_until_open(self, timeout_s: float | None = None) -> bool:
+        """``gate.wait_until_open`` once attached; before, wait up to ``timeout_s`` (None: no limit) for
+        ``attach`` and then for that gate in what is left. Producer thread; blocks up to ``timeout_s``."""
+        gate = self._gate
+        if gate is not None:
+            return gate.wait_until_open(timeout_s)
+        started = time.monotonic()
+        if not self._attached.wait(timeout_s):
+            return False
+        gate = self._gate
+        assert gate is not None
+        return gate.wait_until_open(None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started)))

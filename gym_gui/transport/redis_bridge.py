@@ -10,6 +10,11 @@ keeps for it (``SeqState`` in ``--state-dir``), so a restarted bridge never reus
 when Redis lost the stream meanwhile. When Redis is unreachable the pump keeps the events and retries with backoff; its gate stops
 the proxy reading (the worker then blocks on its own output) until Redis takes them again.
 
+Start: a first ``PING`` through the standard library (``redis_preflight``); once Redis answers, the
+worker starts and redis-py is imported meanwhile (the proxy holds the worker's events at its gate
+until the pump exists). When the preflight gets no answer, or the URL is one it leaves to redis-py,
+redis-py's client pings until ``--connect-timeout-s`` before the worker starts, as it always did.
+
 Exit code: 0 completed, 1 failed (or not every event reached Redis, or the worker's telemetry
 could not be read to its end), 130 cancelled (SIGINT or SIGTERM stops the worker; its
 cancellation is sent too; a second signal stops waiting for Redis), 2 when the worker cannot be
@@ -30,20 +35,23 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Mapping, Sequence, TextIO
-
-import redis
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TextIO
 
 from gym_gui.gc_tuning import exit_after_freezing, tune_gc
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.signal_relay import SignalRelay
+from gym_gui.telemetry.backpressure import DeferredGate
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.telemetry.run_bus import RunBus
-from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
-from gym_gui.transport.redis_keys import KEY_PREFIX
-from gym_gui.transport.redis_publisher import DEFAULT_RETENTION, RedisPublisher
-from gym_gui.transport.redis_pump import RedisPump
+from gym_gui.transport.redis_keys import DEFAULT_RETENTION, KEY_PREFIX
+from gym_gui.transport.redis_preflight import ping_once
 from gym_gui.transport.redis_seq_state import SeqState, SeqStateError, default_state_dir
+
+if TYPE_CHECKING:  # redis-py and what needs it are imported once the worker runs (see ``main``)
+    import redis
+
+    from gym_gui.transport.redis_publisher import RedisPublisher
+    from gym_gui.transport.redis_pump import RedisPump
 
 __all__ = ["BRIDGE_CLIENT_NAME", "EXIT_CODES", "RedisBridge", "build_parser", "main"]
 
@@ -59,24 +67,38 @@ class RedisBridge:
     """One worker, its proxy on a private bus, and the pump into Redis.
 
     ``run`` is called once, from the thread that owns the bridge; ``request_stop`` and
-    ``force_stop`` from any thread (a signal handler). ``stop_timeout_s``: how long the worker gets
-    to end after SIGTERM before SIGKILL (and how long each join of the proxy's threads waits).
-    ``state_dir``: where the seq_id bounds of its streams are kept (None: ``default_state_dir()``).
-    ``entry_events``: events of a stream per Redis entry at most (> 1: wire format 2, ``redis_packed``).
-    Pump tuning: ``batch_size``, ``high_water``, ``low_water``, ``retry_initial_s``, ``retry_max_s``.
+    ``force_stop`` from any thread (a signal handler). ``client``: the redis-py client; or
+    ``connect``, which makes it once the worker has started (``run`` calls it right after the
+    spawn: the import of redis-py then runs beside the worker's start; until it returns, the proxy
+    holds the worker's events, ``DeferredGate``). ``publisher`` and ``pump`` exist from then on.
+    ``stop_timeout_s``: how long the worker gets to end after SIGTERM before SIGKILL (and how long
+    each join of the proxy's threads waits). ``state_dir``: where the seq_id bounds of its streams
+    are kept (None: ``default_state_dir()``). ``entry_events``: events of a stream per Redis entry at
+    most (> 1: wire format 2, ``redis_packed``). Pump tuning: ``batch_size``, ``high_water``,
+    ``low_water``, ``retry_initial_s``, ``retry_max_s``.
     """
 
-    def __init__(self, client: redis.Redis, *, run_id: str | None = None,
+    publisher: RedisPublisher
+    pump: RedisPump
+
+    def __init__(self, client: redis.Redis | None = None, *, connect: Callable[[], redis.Redis] | None = None,
+                 run_id: str | None = None,
                  default_agent_id: str = DEFAULT_AGENT_ID, key_prefix: str = KEY_PREFIX,
                  retention: int | None = DEFAULT_RETENTION, flush_timeout_s: float = 60.0,
                  stop_timeout_s: float = 5.0, name: str = "worker",
                  state_dir: str | os.PathLike[str] | None = None, entry_events: int = 1, **pump_tuning: Any) -> None:
-        """Build the bus, publisher, pump and proxy. Any thread; no I/O."""
+        """Build the bus and proxy, and with ``client`` the publisher and pump. Any thread; no I/O.
+        Raises ValueError unless exactly one of ``client`` and ``connect`` is given."""
+        if (client is None) == (connect is None):
+            raise ValueError("give the client or connect, not both or neither")
         self.bus = RunBus()
         self.seq_state = SeqState(default_state_dir() if state_dir is None else state_dir)
-        self.publisher = RedisPublisher(client, key_prefix=key_prefix, retention=retention, seq_guard=self.seq_state,
-                                        entry_events=entry_events)
-        self.pump = RedisPump(self.bus, self.publisher, **pump_tuning)
+        self._connect = connect
+        self._publisher_options: dict[str, Any] = {"key_prefix": key_prefix, "retention": retention,
+                                                   "entry_events": entry_events}
+        self._pump_tuning = pump_tuning
+        self._gate = DeferredGate()
+        self._attached = False
         self.flush_timeout_s = flush_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self._retry_initial_s = pump_tuning.get("retry_initial_s", 0.05)
@@ -91,10 +113,34 @@ class RedisBridge:
         self.start_error: str | None = None
         self._rlog = RateLimitedLog(_log, interval_s=2.0)
         self.proxy = TelemetryProxy(self.bus, default_agent_id=default_agent_id, run_id=run_id,
-                                    seq_floor=self._seq_floor, gate=self.pump.gate, name=name,
-                                    on_finished=self.pump.wake)  # the owner's wait ends with the run, not poll_s later
+                                    seq_floor=self._seq_floor, gate=self._gate, name=name,
+                                    on_finished=self._wake_pump)  # the owner's wait ends with the run, not poll_s later
         self.flushed: bool | None = None
         self._code: int | None = None
+        if client is not None:
+            self._attach(client)
+
+    def _attach(self, client: redis.Redis) -> None:
+        """The publisher and the pump on ``client``, and the proxy's gate opened to the pump's.
+        Owner thread; no I/O (imports redis-py's side of the transport on first use)."""
+        from gym_gui.transport.redis_publisher import RedisPublisher
+        from gym_gui.transport.redis_pump import RedisPump
+
+        self.publisher = RedisPublisher(client, seq_guard=self.seq_state, **self._publisher_options)
+        self.pump = RedisPump(self.bus, self.publisher, **self._pump_tuning)  # subscribed before the gate opens
+        self._attached = True
+        self._gate.attach(self.pump.gate)
+        if self._stop.is_set():
+            self.pump.wake()
+
+    def _ensure_attached(self) -> None:
+        if not self._attached:
+            assert self._connect is not None
+            self._attach(self._connect())
+
+    def _wake_pump(self) -> None:
+        if self._attached:
+            self.pump.wake()
 
     @property
     def stop_requested(self) -> bool:
@@ -104,7 +150,7 @@ class RedisBridge:
     def request_stop(self) -> None:
         """Cancel the run: the worker is asked to stop and what it wrote is still sent. Any thread; never blocks."""
         self._stop.set()
-        self.pump.wake()
+        self._wake_pump()
 
     def force_stop(self) -> None:
         """Cancel the run and stop waiting: for Redis (unsent events stay unsent) and for the worker's
@@ -125,9 +171,7 @@ class RedisBridge:
             self.start_error = f"cannot keep the seq_id state in {self.seq_state.state_dir} ({error}); " \
                                "give a writable --state-dir"
             _log.error("%s", self.start_error)
-            self.pump.finish(0.0)
-            self.flushed = True
-            self._code = EXIT_CANNOT_START
+            self._cannot_start()
             return EXIT_CANNOT_START
         try:
             self._run(argv, env, poll_s)
@@ -135,22 +179,29 @@ class RedisBridge:
             self.seq_state.close()  # every bound exact: a restart resumes right after what was sent
         return self.exit_code()
 
+    def _cannot_start(self) -> None:
+        self._ensure_attached()
+        self.pump.finish(0.0)
+        self.flushed = True
+        self._code = EXIT_CANNOT_START
+
     def _run(self, argv: Sequence[str], env: Mapping[str, str] | None, poll_s: float) -> None:
         try:
             self.proxy.spawn(argv, env=env)
         except OSError as exc:
             _log.error("cannot start the worker %r: %s", argv[0] if argv else "", exc)
-            self.pump.finish(0.0)
-            self.flushed = True
-            self._code = EXIT_CANNOT_START
+            self._cannot_start()
             return
         try:
+            self._ensure_attached()  # (with ``connect``: redis-py is imported while the worker starts)
             while not self.proxy.finished and self._ingest_going(poll_s):
                 self.pump.step(poll_s)
         finally:
             if not self.proxy.finished:  # the loop above gave up or failed: end the worker before sealing
                 self.proxy.stop(self.stop_timeout_s)
-            self.flushed = self.pump.finish(0.0 if self._force.is_set() else self.flush_timeout_s, abort=self._force)
+            if self._attached:
+                self.flushed = self.pump.finish(0.0 if self._force.is_set() else self.flush_timeout_s,
+                                                abort=self._force)
             self.proxy.stop(self.stop_timeout_s)
             if self._stopper is not None:
                 self._stopper.join(2 * self.stop_timeout_s + 1.0)
@@ -181,7 +232,7 @@ class RedisBridge:
         """Stopper thread: SIGTERM, then SIGKILL after ``stop_timeout_s``, and join the proxy's threads."""
         self.proxy.stop(self.stop_timeout_s)
         self._stopped_at = time.monotonic()
-        self.pump.wake()
+        self._wake_pump()
 
     def _give_up(self, reason: str) -> None:
         if self.ingest_error is None:
@@ -230,6 +281,8 @@ class RedisBridge:
         return floor
 
     def _redis_floor(self, run_id: str, agent_id: str | None) -> int | None:
+        from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff
+
         backoff = Backoff(self._retry_initial_s, self._retry_max_s)
         give_up_at: float | None = None
         while True:
@@ -308,6 +361,10 @@ def wait_for_redis(client: redis.Redis, timeout_s: float) -> str | None:
     """PING until it answers or ``timeout_s`` passes; None when reachable, else the last error.
 
     Any thread; blocks up to ``timeout_s``."""
+    import redis
+
+    from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff
+
     deadline = time.monotonic() + timeout_s
     backoff = Backoff(0.05, 1.0)
     while True:
@@ -342,21 +399,37 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()
-    try:
-        client = make_client(args.redis_url, client_name=BRIDGE_CLIENT_NAME)
-    except ValueError as exc:
-        print(f"redis_bridge: bad --redis-url: {exc}", file=out)
-        return EXIT_CANNOT_START
-    error = wait_for_redis(client, args.connect_timeout_s)
-    if error is not None:
-        print(f"redis_bridge: cannot reach Redis at {_where(client)}: {error}", file=out)
-        return EXIT_CANNOT_START
-    bridge = RedisBridge(client, run_id=args.run_id, default_agent_id=args.default_agent_id,
-                         key_prefix=args.key_prefix, retention=args.retention or None,
-                         flush_timeout_s=args.flush_timeout_s, stop_timeout_s=args.stop_timeout_s,
-                         state_dir=args.state_dir, entry_events=args.entry_events, batch_size=args.batch_size,
-                         high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
-    print(f"redis_bridge: {' '.join(command)} -> {_where(client)}", file=out, flush=True)
+    options: dict[str, Any] = dict(
+        run_id=args.run_id, default_agent_id=args.default_agent_id, key_prefix=args.key_prefix,
+        retention=args.retention or None, flush_timeout_s=args.flush_timeout_s, stop_timeout_s=args.stop_timeout_s,
+        state_dir=args.state_dir, entry_events=args.entry_events, batch_size=args.batch_size,
+        high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
+    clients: list[redis.Redis] = []
+    started = time.monotonic()
+    where = ping_once(args.redis_url, min(args.connect_timeout_s, 2.0))
+    if where is not None:  # Redis answers: the worker starts now, redis-py is imported while it does
+        def connect() -> redis.Redis:
+            from gym_gui.transport.redis_client import make_client
+
+            clients.append(make_client(args.redis_url, client_name=BRIDGE_CLIENT_NAME))
+            return clients[0]
+
+        bridge = RedisBridge(connect=connect, **options)
+    else:  # not reached at the first try, or a URL the preflight leaves to redis-py: as redis-py says
+        from gym_gui.transport.redis_client import make_client
+
+        try:
+            clients.append(make_client(args.redis_url, client_name=BRIDGE_CLIENT_NAME))
+        except ValueError as exc:
+            print(f"redis_bridge: bad --redis-url: {exc}", file=out)
+            return EXIT_CANNOT_START
+        where = _where(clients[0])
+        error = wait_for_redis(clients[0], max(0.0, args.connect_timeout_s - (time.monotonic() - started)))
+        if error is not None:
+            print(f"redis_bridge: cannot reach Redis at {where}: {error}", file=out)
+            return EXIT_CANNOT_START
+        bridge = RedisBridge(clients[0], **options)
+    print(f"redis_bridge: {' '.join(command)} -> {where}", file=out, flush=True)
 
     received = itertools.count()
 
@@ -372,7 +445,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         with SignalRelay(on_signal):
             code = bridge.run(command)
     finally:
-        client.close()
+        for client in clients:
+            client.close()
     if bridge.start_error is not None:
         print(f"redis_bridge: {bridge.start_error}", file=out, flush=True)
     print(bridge.summary(), file=out, flush=True)

@@ -21,6 +21,7 @@ from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey
 
 __all__ = [
     "ANNOUNCE_MAXLEN",
+    "DEFAULT_RETENTION",
     "KEY_PREFIX",
     "announce_key",
     "cursor_after",
@@ -34,6 +35,8 @@ __all__ = [
 
 #: Default prefix of every key the transport writes.
 KEY_PREFIX = "gym_gui:telemetry"
+#: Entries kept per stream by default (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
+DEFAULT_RETENTION = 100_000
 _SEQ_PART = "1"
 _SEQ_SUFFIX = b"-1"
 

@@ -26,7 +26,8 @@ import redis
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.transport.redis_entries import STREAM_TOPICS, payload_json
-from gym_gui.transport.redis_keys import ANNOUNCE_MAXLEN, KEY_PREFIX, announce_key, index_key, seq_of_any_id, stream_key
+from gym_gui.transport.redis_keys import (ANNOUNCE_MAXLEN, DEFAULT_RETENTION, KEY_PREFIX, announce_key, index_key,
+                                          seq_of_any_id, stream_key)
 from gym_gui.transport.redis_packed import pack_events
 from gym_gui.transport.redis_wire import RawCall, command, topic_text, xadd_head
 
@@ -34,8 +35,6 @@ __all__ = ["DEFAULT_RETENTION", "PublishResult", "RedisPublisher", "SeqGuard", "
 
 _log = logging.getLogger(__name__)
 
-#: Entries kept per stream (approximately: Redis trims whole nodes): ~30 MB of ToyText steps.
-DEFAULT_RETENTION = 100_000
 _DUPLICATE_MARK = "equal or smaller"
 #: Error replies of a server that cannot take writes for now (restarting and loading its data, a
 #: busy script, a replica): the batch is retried like a lost connection (its ids make that safe),

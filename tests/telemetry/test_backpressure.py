@@ -128,3 +128,23 @@ def test_a_producer_honouring_the_sink_gate_keeps_the_backlog_bounded(tmp_path: 
     assert len(reopened.steps_for_episode("run1", "agent1", 0)) == 1200
     reopened.close()
 
+
+
+def test_a_deferred_gate_is_closed_until_attached_then_is_the_attached_gate() -> None:
+    from gym_gui.telemetry.backpressure import DeferredGate
+
+    gate = DeferredGate()
+    assert gate.wait_until_open(0.01) is False  # nothing attached yet: closed
+    opened: list[bool] = []
+    waiter = threading.Thread(target=lambda: opened.append(gate.wait_until_open(None)), daemon=True)
+    waiter.start()
+    backlog = Backlog(0)
+    real = BacklogGate(backlog, high_water=10, low_water=5)
+    gate.attach(real)
+    waiter.join(5)
+    assert opened == [True] and not waiter.is_alive()  # the waiter went on to the real gate, which is open
+    backlog.value = 11
+    assert gate.wait_until_open(0.01) is False  # the real gate's answer from now on
+    backlog.value = 5
+    real.notify()
+    assert gate.wait_until_open(0.01) is True

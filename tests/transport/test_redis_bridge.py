@@ -307,3 +307,62 @@ def test_the_bridge_returns_when_the_run_ends_not_a_poll_interval_later(redis_se
         client.close()
     assert result == {"code": 0} and bridge.flushed
     assert entries(redis_server, "run-w", "a1")[-1][1][b"topic"] == b"RUN_COMPLETED"
+
+
+def test_the_worker_starts_before_the_redis_client_is_made(redis_server: RedisServer) -> None:
+    """With ``connect`` the bridge spawns the worker first and makes its client after (the import of
+    redis-py runs beside the worker's start); the proxy holds the worker's events until the pump
+    exists, and every one of them reaches Redis."""
+    made: list[Any] = []
+    bridge: RedisBridge
+
+    def connect() -> Any:
+        process = bridge.proxy.process
+        made.append(process is not None and process.pid)
+        client = make_client(redis_server.url, client_name=BRIDGE_CLIENT_NAME)
+        made.append(client)
+        return client
+
+    bridge = RedisBridge(connect=connect, run_id="run-e")
+    assert not hasattr(bridge, "pump")  # nothing of redis-py's side before the worker runs
+    argv = FAKE_WORKER + ["--run-id", "run-e", "--agent-id", "a1", "--steps", "50"]
+    try:
+        code = bridge.run(argv)
+    finally:
+        for client in made[1:]:
+            client.close()
+    assert code == 0 and bridge.flushed
+    assert isinstance(made[0], int) and made[0] > 0  # the worker had a pid when the client was made
+    seqs = [seq for seq, _ in entries(redis_server, "run-e", "a1")]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 52  # run started, 50 steps, ..., completed
+
+
+def test_a_bridge_takes_a_client_or_connect_not_both() -> None:
+    with pytest.raises(ValueError):
+        RedisBridge()
+    with pytest.raises(ValueError):
+        RedisBridge(object(), connect=object)  # type: ignore[arg-type]
+
+
+def test_the_bridge_module_imports_without_redis_py() -> None:
+    """What runs before the worker is spawned does not import redis-py (its import is the longest
+    part of the bridge's start)."""
+    code = ("import sys, gym_gui.transport.redis_bridge as b; b.build_parser(); "
+            "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))")
+    result = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("query", ["", "?health_check_interval=0"], ids=["preflight", "redis-py-first"])
+def test_the_command_sends_the_whole_run_whichever_way_it_reached_redis(redis_server: RedisServer, query: str) -> None:
+    """A plain URL is checked by the stdlib preflight (the worker starts before redis-py is
+    imported); a URL with options is left to redis-py, which is reached before the worker starts.
+    Both print where they send and send every event once."""
+    code, out, err = run_bridge(bridge_argv(redis_server.url + query, "--")
+                                + FAKE_WORKER + ["--run-id", "run-u", "--agent-id", "a1", "--steps", "30"])
+    assert code == 0, out + err
+    assert f"-> 127.0.0.1:{redis_server.port}/0" in out
+    summary = summary_of(out)
+    seqs = [seq for seq, _ in entries(redis_server, "run-u", "a1")]
+    assert seqs == list(range(1, len(seqs) + 1)) and int(summary["added"]) == len(seqs) >= 32
+    assert summary["outcomes"] == "run-u:completed" and summary["unsent"] == "0"
