@@ -141,13 +141,17 @@ class RedisTelemetrySource:
     def stop(self, timeout_s: float = 5.0) -> bool:
         """End the reader thread and join it; idempotent. True once it has ended.
 
-        Any thread but the reader's; blocks up to ``timeout_s`` (the thread notices within
-        ``block_ms`` plus one round trip). What was published stays published.
+        Any thread but the reader's; blocks up to ``timeout_s`` (an ``XREAD BLOCK`` in progress is
+        cancelled: the thread ends within a round trip, not ``block_ms`` later). What was published
+        stays published.
         """
         with self._state_lock:
             self._state = "stopped"
             thread = self._thread
         self._stop.set()
+        raw = self._raw
+        if raw is not None:
+            raw.cancel()  # an XREAD BLOCK in progress returns now, not block_ms later
         if thread is None:
             return True
         thread.join(timeout_s)
@@ -216,6 +220,8 @@ class RedisTelemetrySource:
         raw = self._raw
         if raw is None or raw.client is not client:
             raw = self._raw = RawCall(client)
+            if self._stop.is_set():  # ``stop`` looked at ``_raw`` before it was this one
+                raw.cancel()
         replies = xread(raw, cursors, count=self.batch_count, block_ms=self.block_ms)
         self._reachable()
         for key, entries in replies:
@@ -379,7 +385,10 @@ class RedisTelemetrySource:
             self._counts.last_error = f"{type(exc).__name__}: {exc}"
 
     def _failed(self, exc: Exception) -> None:
-        """Handle what ``_cycle`` raised: back off (and count) before the next round."""
+        """Handle what ``_cycle`` raised: back off (and count) before the next round. After ``stop``
+        nothing is counted: its cancelled ``XREAD`` fails by design, and nothing is read any more."""
+        if self._stop.is_set():
+            return
         try:
             if isinstance(exc, CONNECTION_ERRORS):
                 self._connection_lost(exc)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from typing import Any, NamedTuple
 
 import redis
@@ -252,10 +253,26 @@ class RawCall:
     only for the call. Any failure leaves no half-read connection behind: it is disconnected
     (redis-py reconnects it at its next use) and the error raised is a ``redis.ConnectionError``
     or ``redis.TimeoutError``. ``socket_timeout_s`` (None: the client's) bounds each read.
+    ``cancel`` (any thread) ends a call blocked on Redis (an ``XREAD BLOCK``) at once.
     """
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._lock = threading.Lock()
+        self._in_flight: socket.socket | None = None  # the socket of the call in progress
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """End the call in progress now (its connection is shut down: it raises ``redis.ConnectionError``)
+        and make every later ``call`` raise it at once. Any thread; never blocks."""
+        with self._lock:
+            self._cancelled = True
+            sock = self._in_flight
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked recv with end of stream
+            except OSError:  # already closed: the call has ended anyway
+                pass
 
     def call(self, packed: bytes, replies: int, *, socket_timeout_s: float | None = None) -> list[Any]:
         """Send ``packed`` (``replies`` commands) and return their replies in order (errors as
@@ -283,6 +300,10 @@ class RawCall:
             if getattr(conn, "_sock", None) is None:
                 conn.connect()
             sock: socket.socket = conn._sock  # type: ignore[attr-defined]
+            with self._lock:
+                if self._cancelled:
+                    raise redis.ConnectionError("the call was cancelled")
+                self._in_flight = sock
             previous = sock.gettimeout()
             if socket_timeout_s is not None:
                 sock.settimeout(socket_timeout_s)
@@ -299,6 +320,8 @@ class RawCall:
         except OSError as exc:
             raise redis.ConnectionError(f"Error while talking to Redis: {exc}") from None
         finally:
+            with self._lock:
+                self._in_flight = None
             if not ok:
                 conn.disconnect()
             pool.release(conn)

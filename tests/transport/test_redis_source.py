@@ -381,6 +381,24 @@ def test_stop_is_idempotent_and_ends_the_thread(redis_server: RedisServer, bus: 
     wait_until(lambda: not client_ids(redis_server, SOURCE_CLIENT_NAME), message="its connection closed")
 
 
+def test_stop_cancels_an_xread_in_progress(redis_server: RedisServer, bus: RunBus, factory: Any) -> None:
+    """A source blocked in a 30 s XREAD (caught up with its stream) ends at ``stop`` within its
+    timeout, counting no connection error for the call it cancelled; what it read stays published."""
+    f = factory("run-c", "a1", first_seq=1)
+    publisher(redis_server).publish([f.started(), f.step(0, 0), f.step(0, 1)])
+    source = RedisTelemetrySource(bus, url=redis_server.url, block_ms=30_000, discover_interval_s=60.0)
+    source.start()
+    try:
+        wait_until(lambda: source.stats()["published_total"] == 3, message="the stream read")
+        wait_until(lambda: any(c.get("cmd") == "xread" for c in redis_server.client().client_list()),
+                   message="the source blocked in XREAD")
+    finally:
+        stopped = source.stop(5.0)
+    assert stopped and not source.is_running()
+    stats = source.stats()
+    assert stats["connection_errors"] == 0 and stats["published_total"] == 3
+
+
 def test_bad_arguments_are_refused() -> None:
     bus = RunBus()
     with pytest.raises(ValueError):

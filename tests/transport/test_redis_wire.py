@@ -3,6 +3,7 @@ calls on real connections (RESP2 and RESP3), compared with what redis-py reads."
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from gym_gui.transport.redis_client import make_client
 from gym_gui.transport.redis_publisher import RedisPublisher
 from gym_gui.transport.redis_wire import RawCall, ReplyError, ReplyParser, RespMap, command
 from gym_gui.transport.redis_xread import entry_fields, stream_replies, xread
-from redis_helpers import RedisServer
+from redis_helpers import RedisServer, wait_until
 
 
 def _parse_all(data: bytes, cut: int | None = None) -> list[Any]:
@@ -118,3 +119,28 @@ def test_a_lost_server_is_a_connection_error_and_the_next_call_reconnects(own_re
     assert raw.call(command(b"PING"), 1) == [b"PONG"]
     assert raw.call_errors(command(b"SADD", b"s", b"m"), 1) == []
     client.close()
+
+
+def test_cancel_ends_a_blocked_call_and_every_later_one(client: redis.Redis, redis_server: RedisServer) -> None:
+    """``cancel`` from another thread ends an ``XREAD BLOCK`` of 30 s with a ConnectionError (not
+    the client's 5 s read timeout); later calls fail at once; the client's other calls go on."""
+    raw = RawCall(client)
+    outcome: list[BaseException | None] = []
+
+    def blocked() -> None:
+        try:
+            xread(raw, {b"gym_gui:telemetry:nothing:a": b"0-0"}, count=1, block_ms=30_000)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 (what the call raised is the result)
+            outcome.append(exc)
+
+    thread = threading.Thread(target=blocked, daemon=True)
+    thread.start()
+    with redis_server.client() as probe:
+        wait_until(lambda: any(c.get("cmd") == "xread" for c in probe.client_list()), message="the XREAD blocked")
+    raw.cancel()
+    thread.join(5)
+    assert not thread.is_alive() and len(outcome) == 1 and isinstance(outcome[0], redis.ConnectionError)
+    with pytest.raises(redis.ConnectionError):
+        raw.call(command(b"PING"), 1)
+    assert client.ping()
