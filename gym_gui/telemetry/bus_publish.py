@@ -10,14 +10,14 @@ holds one concept.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 
 if TYPE_CHECKING:
     from gym_gui.telemetry.run_bus import RunBus
 
-__all__ = ["make_publishers"]
+__all__ = ["make_publishers", "publish_stream_events"]
 
 
 def make_publishers(bus: RunBus) -> tuple[Callable[[TelemetryEvent], None], Callable[[list[TelemetryEvent]], None]]:
@@ -116,3 +116,28 @@ def make_publishers(bus: RunBus) -> tuple[Callable[[TelemetryEvent], None], Call
     publish.__doc__ = type(bus).publish.__doc__
     publish_run.__doc__ = type(bus).publish_run.__doc__
     return publish, publish_run
+
+
+def publish_stream_events(bus: Any, evts: Sequence[TelemetryEvent]) -> dict[Topic, int]:
+    """Publish one stream's events (seq_ids strictly increasing, any topics) in order: each run of
+    consecutive events of one topic with one ``publish_run`` (``publish`` for a single event, or on a
+    bus without ``publish_run``). Returns how many of each topic were published. The caller's thread;
+    never blocks on a consumer; raises what ``publish`` raises."""
+    counts: dict[Topic, int] = {}
+    publish = bus.publish
+    publish_run = getattr(bus, "publish_run", None)
+    n = len(evts)
+    start = 0
+    while start < n:
+        topic = evts[start].topic
+        end = start + 1
+        while end < n and evts[end].topic is topic:
+            end += 1
+        if end - start == 1 or publish_run is None:
+            for evt in evts[start:end]:
+                publish(evt)
+        else:
+            publish_run(list(evts[start:end]))
+        counts[topic] = counts.get(topic, 0) + end - start
+        start = end
+    return counts

@@ -30,7 +30,7 @@ from typing import Any, Sequence, Union
 
 import orjson
 
-from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey, TelemetryEvent, Topic
+from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey, TelemetryEvent, Topic, checked_event
 from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, load_json, may_hold_big_int, text_nesting_exceeds
 from gym_gui.telemetry.step_payload import StepPayload, fits_typed_columns
 from gym_gui.transport.redis_entries import STREAM_TOPICS, EntryRejected, RejectReason, payload_json
@@ -100,6 +100,10 @@ def decode_packed(stream: StreamKey, raw_id: bytes, blob: bytes, entry_seq: int 
         raise EntryRejected(RejectReason.BAD_ID, f"entry id {raw_id!r} is not '{{seq_id}}-1'")
     items = _load_items(raw_id, blob)
     run_id, agent_id = stream
+    # a step's fields are checked below as TelemetryEvent checks them (seq_id: an int in 0..entry_seq,
+    # which seq_from_entry_id bounds by MAX_SEQ_ID), so with a plain stream key it is made unchecked
+    make_step = (checked_event if type(run_id) is str and (agent_id is None or type(agent_id) is str and agent_id)
+                 else TelemetryEvent)
     valid = _VALID_TEXTS
     if len(valid) > _VALID_TEXTS_MAX:
         valid.clear()
@@ -123,7 +127,7 @@ def decode_packed(stream: StreamKey, raw_id: bytes, blob: bytes, entry_seq: int 
                 append((seq, EntryRejected(RejectReason.BAD_PAYLOAD, f"entry {raw_id!r}: step {seq} is malformed")))
                 continue
             payload = StepPayload((ep, si, action, observation, reward, terminated, truncated, info, render))
-            append((seq, TelemetryEvent(_STEP, run_id, agent_id, seq, ts, payload)))
+            append((seq, make_step(_STEP, run_id, agent_id, seq, ts, payload)))
         elif len(item) == 4:
             append((seq, _generic(run_id, agent_id, raw_id, item)))
         else:

@@ -34,6 +34,7 @@ import redis
 
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ingest.proxy import IngestGate
+from gym_gui.telemetry.bus_publish import publish_stream_events
 from gym_gui.telemetry.events import StreamKey
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.transport.redis_client import CONNECTION_ERRORS, Backoff, make_client
@@ -305,15 +306,13 @@ class RedisTelemetrySource:
             with self._counts.lock:
                 self._counts.vanished.pop(state.stream, None)
         taken = take_entries(state, entries, self._renumbered)
-        publish = self._bus.publish
-        for evt in taken.events:
-            publish(evt)
+        per_topic = publish_stream_events(self._bus, taken.events)
         with self._counts.lock:  # one update: entries_read never runs ahead of what they were counted as
             self._counts.entries_read += taken.read
             self._counts.repeated += taken.repeated
             published = self._counts.published
-            for evt in taken.events:
-                published[evt.topic.name] += 1
+            for topic, count in per_topic.items():
+                published[topic.name] += count
             for exc in taken.rejected:
                 self._counts.rejected[exc.reason] += 1
         for exc in taken.rejected:

@@ -362,3 +362,38 @@ def test_publish_run_delivers_counts_and_warns_as_publishing_one_by_one(caplog: 
     assert notices and len(gaps) == 2  # 7 -> 9 and 9 -> 12 (20 is another stream's first)
     with pytest.raises(TypeError):
         RunBus().publish_run([evt(1), "not an event"])  # type: ignore[list-item]
+
+
+def test_a_streams_mixed_events_published_in_runs_arrive_as_published_one_by_one() -> None:
+    """``publish_stream_events``: steps and episodes of one stream, in seq order, reach every
+    subscription (lossless and bounded) exactly as ``publish`` in a loop delivers them, with the
+    count of each topic; a bus without ``publish_run`` gets them one by one."""
+    from gym_gui.telemetry.bus_publish import publish_stream_events
+
+    ep = Topic.EPISODE_FINALIZED
+    events = ([evt(i) for i in range(1, 11)] + [evt(11, topic=ep)] + [evt(i) for i in range(12, 15)]
+              + [evt(15, topic=ep), evt(16, topic=ep), evt(17)])
+    results = []
+    for grouped in (False, True):
+        bus = RunBus(overflow_notice_interval_s=0.0)
+        subs = [bus.subscribe(t, name, maxlen=m) for t in (Topic.STEP_APPENDED, ep)
+                for name, m in (("all", None), ("ui", 3))]
+        if grouped:
+            counts = publish_stream_events(bus, events)
+        else:
+            for e in events:
+                bus.publish(e)
+        results.append(_bus_state(bus, subs))
+    assert results[0] == results[1]
+    assert counts == {Topic.STEP_APPENDED: 14, ep: 3}
+
+    class OneByOne:
+        def __init__(self) -> None:
+            self.got: list[TelemetryEvent] = []
+
+        def publish(self, e: TelemetryEvent) -> None:
+            self.got.append(e)
+
+    plain = OneByOne()
+    assert publish_stream_events(plain, events) == counts and plain.got == events
+    assert publish_stream_events(RunBus(), []) == {}
