@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         high_water=args.high_water, low_water=args.low_water, retry_max_s=args.retry_max_s)
     clients: list[redis.Redis] = []
     started = time.monotonic()
-    where = ping_once(args.redis_url, min(args.connect_timeout_s, 2.0))
+    where = ping_once(args.redis_url, min(args.connect_timeout_s, 2.0), client_name=BRIDGE_CLIENT_NAME)
     if where is not None:  # Redis answers: the worker starts now, redis-py is imported while it does
         def connect() -> redis.Redis:
             from gym_gui.transport.redis_client import make_client

@@ -2,9 +2,10 @@
 
 The bridge must not start a worker while Redis cannot be reached, and importing redis-py takes
 longer than starting the worker (about 70 ms against the worker's first line; docs/performance.md).
-``ping_once`` lets it do both in the right order: one plain-TCP connection sends ``AUTH`` (when
-the URL has a password), ``SELECT`` (a database other than 0) and ``PING`` in one write and reads
-the three replies. ``+PONG`` (after ``+OK``s): Redis answers, the worker may start, redis-py is
+``ping_once`` lets it do both in the right order: one plain-TCP connection sends what redis-py's
+handshake sends -- ``AUTH`` (when the URL has a password), ``CLIENT SETNAME`` (the bridge's
+connection name), ``SELECT`` (a database other than 0) -- and ``PING``, in one write, and reads the
+replies. ``+PONG`` (after ``+OK``s): Redis answers, the worker may start, redis-py is
 imported meanwhile. Anything else -- a URL form it does not handle (TLS, query options, a unix
 socket, a user without a password), no connection, an error reply, a timeout -- gives None, and
 the caller takes the redis-py path, which retries and reports exactly as before.
@@ -58,10 +59,11 @@ def preflight_target(url: str) -> PreflightTarget | None:
     return PreflightTarget(parts.hostname, port, int(path) if path else 0, username, password)
 
 
-def ping_once(url: str, timeout_s: float) -> str | None:
-    """``host:port/db`` of ``url`` if one connection to it answered ``PING`` with ``PONG`` (after its
-    ``AUTH`` and ``SELECT``), else None (see the module's docstring). Any thread; blocks up to about
-    ``timeout_s`` for the connection and again for the replies."""
+def ping_once(url: str, timeout_s: float, *, client_name: str | None = None) -> str | None:
+    """``host:port/db`` of ``url`` if one connection to it answered ``PING`` with ``PONG`` after the
+    handshake redis-py makes (``AUTH``, ``CLIENT SETNAME client_name``, ``SELECT``), else None (see the
+    module's docstring). Any thread; blocks up to about ``timeout_s`` for the connection and again
+    for the replies."""
     target = preflight_target(url)
     if target is None or timeout_s <= 0:
         return None
@@ -69,6 +71,8 @@ def ping_once(url: str, timeout_s: float) -> str | None:
     if target.password is not None:
         commands.append(("AUTH", target.password) if target.username is None
                         else ("AUTH", target.username, target.password))
+    if client_name is not None:
+        commands.append(("CLIENT", "SETNAME", client_name))
     if target.db:
         commands.append(("SELECT", str(target.db)))
     commands.append(("PING",))

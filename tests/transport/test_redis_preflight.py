@@ -44,6 +44,17 @@ def test_the_password_is_sent_and_a_wrong_or_missing_one_gives_none(own_redis: C
             c.config_set("requirepass", "")
 
 
+def test_a_user_who_may_not_name_its_connection_gives_none(own_redis: Callable[..., RedisServer]) -> None:
+    """The preflight makes redis-py's handshake: a user whose ACL refuses ``CLIENT SETNAME`` (which the
+    bridge's client sends on connect) is left to redis-py, which reports it, instead of reachable."""
+    server = own_redis()
+    with server.client() as c:
+        c.execute_command("ACL", "SETUSER", "worker", "on", ">pw", "~*", "+@all", "-client")
+    url = f"redis://worker:pw@127.0.0.1:{server.port}/0"
+    assert ping_once(url, 2.0) == f"127.0.0.1:{server.port}/0"
+    assert ping_once(url, 2.0, client_name="gym_gui-redis-bridge") is None
+
+
 def test_a_server_that_is_not_redis_gives_none() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
