@@ -20,7 +20,7 @@ from gym_gui.telemetry.sqlite_rows import _encode_step_core
 from gym_gui.telemetry.sqlite_rows import encode_step as _encode_step
 from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.telemetry.sqlite_runs import FOLDED_TOPICS, RUN_COLUMNS, apply_run_event, new_run
-from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table
+from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table, plain_episode_id
 from gym_gui.telemetry.topic_specs import RowKind, TopicSpecError, check_durable_rows, specs
 
 _STEPS, _EPISODES, _RUN_EVENTS = RowKind.STEPS, RowKind.EPISODES, RowKind.RUN_EVENTS
@@ -206,7 +206,48 @@ class MultiRowInsert:
         return inserted
 
 
-EPISODE_ROWS = MultiRowInsert(EPISODES, "extra_json")
+class EpisodeRowInsert(MultiRowInsert):
+    """``MultiRowInsert`` of ``episodes`` that also binds the app columns (``episode_id``, ``ep_index``,
+    ``worker_id``) of rows without extras, so the insert trigger (schema version 6) leaves them be;
+    rows with extras get them from the trigger (their rule reads the extras)."""
+
+    def __init__(self, table: Table, null_column: str) -> None:
+        super().__init__(table, null_column)
+        names = self.names
+        self._run_at, self._ep_at = names.index("run_id"), names.index("episode_index")
+        marks = ["?"] * self.columns
+        marks[self.null_at] = "NULL"
+        one = "(" + ",".join(marks + ["?", "?", "NULL"]) + ")"
+        prefix = f"INSERT OR IGNORE INTO {table.name} ({', '.join(names + APP_COLUMNS)}) VALUES "
+        self.sql_app: dict[int, str] = {}
+        size = _MAX_ROWS_PER_STATEMENT
+        while size:
+            self.sql_app[size] = prefix + ",".join([one] * size)
+            size //= 2
+
+    def insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """``MultiRowInsert.insert``; a statement none of whose rows has extras binds their app
+        columns too. Writing thread, inside its transaction."""
+        null_at, run_at, ep_at = self.null_at, self._run_at, self._ep_at
+        inserted = 0
+        for start, size in statement_slices(len(rows)):
+            chunk = rows[start:start + size]
+            if any(row[null_at] is not None for row in chunk):
+                inserted += super().insert(conn, chunk)
+                continue
+            values: list[Any] = []
+            for row in chunk:
+                ep = row[ep_at]
+                values += row[:null_at]
+                values += row[null_at + 1:]
+                values += (plain_episode_id(row[run_at], ep) if type(ep) is int else None, ep)
+            inserted += conn.execute(self.sql_app[size], values).rowcount
+        return inserted
+
+
+#: The app columns ``EpisodeRowInsert`` binds (the trigger's; ``tables.EPISODES`` declares them).
+APP_COLUMNS = EPISODES.names("episode_id", "ep_index", "worker_id")
+EPISODE_ROWS = EpisodeRowInsert(EPISODES, "extra_json")
 #: ``plan_batch`` hands a STEP_APPENDED event whose payload is a StepPayload with int action and
 #: observation to the step writer as it is (``step_writer.StepRowWriter.insert`` makes its row in one
 #: pass) when the step columns are the hand-written encoder's only (no declared generic column).

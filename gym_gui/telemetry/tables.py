@@ -28,6 +28,7 @@ import math
 import threading
 from typing import Any, NamedTuple
 
+from gym_gui.telemetry.data_model import format_episode_id
 from gym_gui.telemetry.json_text import dump_json, load_json
 
 __all__ = [
@@ -43,6 +44,10 @@ __all__ = [
     "TableDeclarationError",
     "WORKER_ID_SQL",
     "add_column",
+    "episode_id_sql",
+    "ep_index_sql",
+    "plain_episode_id",
+    "worker_id_sql",
     "latest_version",
     "tables",
 ]
@@ -179,28 +184,46 @@ class Table:
                      for c in self.columns if c.added_in == version and version > 1)
 
 
-def _extra(key: str) -> str:
-    """SQL of the top-level ``key`` of ``extra_json`` (NULL when absent or the text is not strict JSON).
+def _extra(key: str, row: str = "") -> str:
+    """SQL of the top-level ``key`` of ``extra_json`` (NULL when absent or the text is not strict JSON);
+    ``row``: the columns' qualifier (``NEW.`` in a trigger's WHEN), else none.
 
     ``instr`` skips the JSON parse for the rows whose extras cannot hold the key (nearly all);
     ``json_valid`` guards ``json_extract``, which raises on the ``NaN`` tokens our extras may hold
     before SQLite 3.42 (such a row reads the default instead).
     """
-    return (f"CASE WHEN instr(extra_json, '\"{key}\"') AND json_valid(extra_json) "
-            f"THEN json_extract(extra_json, '$.{key}') END")
+    return (f"CASE WHEN instr({row}extra_json, '\"{key}\"') AND json_valid({row}extra_json) "
+            f"THEN json_extract({row}extra_json, '$.{key}') END")
 
 
-#: The worker id kept in the extras, or NULL.
-WORKER_ID_SQL = _extra("worker_id")
-#: The existing app's episode id of a row, as ``record_rows.effective_episode_id`` reads it: the
-#: explicit one kept in the extras, else ``format_episode_id(run_id, episode_index, worker_id)``
-#: (``{run_id}-ep{index:06d}``, or ``{run_id}-w{worker}-ep{index:06d}`` with a worker id), else ''.
-EPISODE_ID_SQL = (
-    f"COALESCE({_extra('episode_id')}, CASE WHEN episode_index >= 0 THEN run_id "
-    f"|| COALESCE('-w' || NULLIF({WORKER_ID_SQL}, ''), '') || '-ep' || printf('%06d', episode_index) ELSE '' END)"
-)
-#: ``ep_index`` of an episode: the one kept in the extras (stored at another index), else episode_index.
-EP_INDEX_SQL = f"COALESCE({_extra('ep_index')}, episode_index)"
+def worker_id_sql(row: str = "") -> str:
+    """The worker id kept in the extras, or NULL (``row``: as for ``_extra``)."""
+    return _extra("worker_id", row)
+
+
+def episode_id_sql(row: str = "") -> str:
+    """The existing app's episode id of a row, as ``record_rows.effective_episode_id`` reads it: the
+    explicit one kept in the extras, else ``format_episode_id(run_id, episode_index, worker_id)``
+    (``{run_id}-ep{index:06d}``, or ``{run_id}-w{worker}-ep{index:06d}`` with a worker id), else ''."""
+    return (f"COALESCE({_extra('episode_id', row)}, CASE WHEN {row}episode_index >= 0 THEN {row}run_id "
+            f"|| COALESCE('-w' || NULLIF({worker_id_sql(row)}, ''), '') || '-ep' || printf('%06d', {row}episode_index) "
+            "ELSE '' END)")
+
+
+def ep_index_sql(row: str = "") -> str:
+    """``ep_index`` of an episode: the one kept in the extras (stored at another index), else episode_index."""
+    return f"COALESCE({_extra('ep_index', row)}, {row}episode_index)"
+
+
+#: The three expressions of a row's own columns (the steps' generated columns, the episodes' triggers).
+WORKER_ID_SQL = worker_id_sql()
+EPISODE_ID_SQL = episode_id_sql()
+EP_INDEX_SQL = ep_index_sql()
+
+
+def plain_episode_id(run_id: str, episode_index: int) -> str:
+    """``EPISODE_ID_SQL`` of a row without extras (no explicit id, no worker id). Pure."""
+    return format_episode_id(run_id, episode_index) if episode_index >= 0 else ""
 
 _I, _R, _S, _F, _J = Codec.INTEGER, Codec.REAL, Codec.TEXT, Codec.FLAG, Codec.JSON
 
@@ -265,7 +288,7 @@ RUNS = Table("runs", [
 ], "")
 
 #: The newest schema version files exist in; a column added later gets the next version.
-RELEASED_VERSION = 5
+RELEASED_VERSION = 6
 _lock = threading.Lock()
 _sealed = False
 

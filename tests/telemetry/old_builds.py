@@ -1,5 +1,6 @@
-"""Write a file as an older build did: its migrations only, and (before version 4) its step rows in
-the table ``steps`` of version 1-3, inserted as that build inserted them."""
+"""Write a file as an older build did: its migrations only, (before version 4) its step rows in
+the table ``steps`` of version 1-3, and (before version 6) its episode rows without the app columns
+(which the insert trigger of version 2 fills), inserted as that build inserted them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gym_gui.telemetry import record_sql, sqlite_schema, sqlite_write
 from gym_gui.telemetry.record_rows import effective_episode_id
 from gym_gui.telemetry.sqlite_batch import MultiRowInsert
 from gym_gui.telemetry.sqlite_rows import load_json
-from gym_gui.telemetry.tables import STEPS
+from gym_gui.telemetry.tables import EPISODES, STEPS
 
 
 def _v3_stored_step_keys(conn: sqlite3.Connection, run_id: str, agent_id: str,
@@ -41,10 +42,12 @@ class V3StepWriter:
 
 @contextlib.contextmanager
 def old_build(monkeypatch: pytest.MonkeyPatch, version: int) -> Iterator[None]:
-    """Inside: a store writes files of schema ``version`` (1, 2 or 3) with that version's step table."""
+    """Inside: a store writes files of schema ``version`` with that version's step table and episode insert."""
     with monkeypatch.context() as m:
         m.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:version])
         m.setattr(sqlite_schema, "SCHEMA_VERSION", version)
+        if version < 6:
+            m.setattr(sqlite_write, "EPISODE_ROWS", MultiRowInsert(EPISODES, "extra_json"))
         if version < 4:
             writer = V3StepWriter()
             m.setattr(sqlite_write, "writer_for", lambda conn: writer)

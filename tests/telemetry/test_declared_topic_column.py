@@ -47,7 +47,7 @@ _CHILD = textwrap.dedent('''
     NOTE = add_topic("RUN_NOTE")
     topic_specs.declare(TopicSpec(NOTE, durable=True, transported=False, lifecycle=False, backfilled=True,
                                   row=RowKind.RUN_EVENTS))
-    tables.add_column(tables.STEPS, Column("gpu_temp_c", "REAL", 6, "gpu_temp_c", Codec.REAL))
+    tables.add_column(tables.STEPS, Column("gpu_temp_c", "REAL", 7, "gpu_temp_c", Codec.REAL))
 
     from gym_gui.telemetry.run_bus import RunBus
     from gym_gui.telemetry.sink_core import SinkCore
@@ -86,13 +86,13 @@ def test_a_declared_topic_and_column_round_trip_through_bus_sink_and_store(tmp_p
     path = tmp_path / "t.sqlite"
     with TelemetrySQLiteStore(path) as store:  # a file of today's schema, with a row
         store.write_batch([TelemetryEvent(Topic.STEP_APPENDED, "r1", "a", 1, TS, {"episode_index": 0, "reward": 2.0})])
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert (out["flushed"], out["stopped"], out["lost"]) == (True, True, 0)
-    assert out["user_version"] == 6  # the column's version, applied as a migration
+    assert out["user_version"] == 7  # the column's version, applied as a migration
     assert out["payloads"] == [
         {"episode_index": 0, "step_index": 0, "reward": 1.0, "gpu_temp_c": 61.5},
         {"episode_index": 0, "step_index": 1, "gpu_temp_c": "hot", "other": 1},
@@ -109,5 +109,5 @@ def test_a_declared_topic_and_column_round_trip_through_bus_sink_and_store(tmp_p
     ]
     assert out["notes"] == [{"text": "lr halved"}]
     # A build without the declarations refuses the newer file instead of writing rows without the column.
-    with pytest.raises(SchemaVersionError, match="version 6"):
+    with pytest.raises(SchemaVersionError, match="version 7"):
         TelemetrySQLiteStore(path)

@@ -58,16 +58,16 @@ def test_a_read_list_naming_an_undeclared_column_fails_loudly() -> None:
 
 def test_columns_cannot_be_added_once_the_storage_modules_derived_their_sql() -> None:
     with pytest.raises(TableDeclarationError, match="already derived their SQL"):
-        tables.add_column(STEPS, Column("gpu_temp_c", "REAL", 6, "gpu_temp_c", Codec.REAL))
+        tables.add_column(STEPS, Column("gpu_temp_c", "REAL", 7, "gpu_temp_c", Codec.REAL))
 
 
 def test_declarations_that_cannot_be_honoured_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tables, "_sealed", False)
     bad = [
-        (Column("reward", "REAL", 6, "reward2", Codec.REAL), "declares reward already"),
-        (Column("reward2", "REAL", 6, "reward", Codec.REAL), "payload key 'reward' already"),
-        (Column("gpu", "REAL", 5, "gpu", Codec.REAL), "new schema version"),
-        (Column("gpu", "REAL", 6, "gpu", None), "both key and codec"),
+        (Column("reward", "REAL", 7, "reward2", Codec.REAL), "declares reward already"),
+        (Column("reward2", "REAL", 7, "reward", Codec.REAL), "payload key 'reward' already"),
+        (Column("gpu", "REAL", 6, "gpu", Codec.REAL), "new schema version"),
+        (Column("gpu", "REAL", 7, "gpu", None), "both key and codec"),
     ]
     for column, reason in bad:
         with pytest.raises(TableDeclarationError, match=reason):

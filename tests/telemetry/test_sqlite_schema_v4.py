@@ -118,7 +118,7 @@ def test_a_version_3_file_is_migrated_keeping_every_row_and_value(v3_file: Path)
     assert len(before_steps) == 21
 
     with TelemetrySQLiteStore(v3_file) as store:
-        assert _raw(v3_file, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
+        assert _raw(v3_file, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(6,)]
         assert _raw(v3_file, "SELECT type FROM sqlite_master WHERE name = 'steps'") == [("view",)]
         # raw SQL of the version 3 columns through the view: the same rows, value for value
         assert _same_rows(_raw(v3_file, f"SELECT {V3_STEP_COLUMNS} FROM steps{order}"), before_steps)

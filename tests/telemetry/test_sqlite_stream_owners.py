@@ -55,7 +55,7 @@ def test_a_version_2_file_is_migrated_to_version_3_keeping_every_row(db_path: Pa
     store = TelemetrySQLiteStore(db_path)
     try:
         with sqlite3.connect(db_path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
             assert {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall() for t in tables} == before
             assert conn.execute("SELECT * FROM stream_owners").fetchall() == []
         assert store.claim_stream("run-a", "agent1") == f.seq  # numbering continues after the stored max
