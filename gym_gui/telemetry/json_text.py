@@ -14,7 +14,8 @@ decoder fail near 990 levels from a shallow stack, orjson's decoder at 1,024 and
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
 import orjson
 
@@ -33,6 +34,11 @@ class NestingTooDeep(ValueError):
         self.limit = limit
 
 
+#: The types a decoded JSON scalar has: never a container, so no ABC check (``isinstance`` of the
+#: typing alias ``Mapping`` took about 0.5 us, the ABC 0.2; a v2 entry of 256 steps has 2,800 scalars).
+_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
 def nesting_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True if ``value`` nests dicts/lists/tuples (or other Mappings) deeper than ``limit``. Any thread; pure.
 
@@ -47,7 +53,7 @@ def nesting_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             children: Any = item.values()
         elif kind is list or kind is tuple:
             children = item
-        elif isinstance(item, Mapping):
+        elif kind not in _SCALAR_TYPES and isinstance(item, Mapping):
             children = item.values()
         else:
             continue
@@ -55,7 +61,7 @@ def nesting_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             return True
         for child in children:
             ck = type(child)
-            if ck is dict or ck is list or ck is tuple or (ck is not str and isinstance(child, Mapping)):
+            if ck is dict or ck is list or ck is tuple or (ck not in _SCALAR_TYPES and isinstance(child, Mapping)):
                 push((child, depth + 1))
     return False
 

@@ -8,7 +8,9 @@ is stored, and the CLI's exit code says something was lost.
 
 from __future__ import annotations
 
+import collections
 import sqlite3
+import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +39,26 @@ def test_the_encoder_and_decoder_refuse_the_same_depths(depth: int) -> None:
         encode_json(nested(depth))
     with pytest.raises(ValueError, match="nested deeper than"):
         load_json_exact(nested_text(depth).encode())
+
+
+class _Key(str):
+    """A str subclass: a scalar to the walk, as str is."""
+
+
+class _Count(int):
+    """An int subclass: a scalar to the walk, as int is."""
+
+
+@pytest.mark.parametrize("wrap", [dict, types.MappingProxyType, collections.OrderedDict])
+def test_nesting_exceeds_counts_every_mapping_and_skips_every_scalar(wrap: Callable[[dict[str, Any]], Any]) -> None:
+    scalars = ["s", _Key("k"), 1, _Count(2), 1.5, True, None]
+    value: Any = scalars
+    for _ in range(LIMIT - 1):
+        value = wrap({"k": value, "s": _Key("x"), "n": _Count(3)})
+    assert not json_text.nesting_exceeds(value, LIMIT)  # LIMIT levels: the mappings and the list
+    assert json_text.nesting_exceeds(wrap({"k": value}), LIMIT)
+    assert json_text.nesting_exceeds([scalars, [wrap({"deeper": value})]], LIMIT)
+    assert not json_text.nesting_exceeds(_Key("{" * 600), LIMIT)  # a scalar root nests nothing
 
 
 @pytest.mark.parametrize("leaf", [0, None, float("nan"), 2**70])  # orjson and stdlib paths alike
