@@ -79,6 +79,7 @@ class RedisTelemetrySource:
         key_prefix: str = KEY_PREFIX,
         block_ms: int = 500,
         batch_count: int = 512,
+        batch_events: int = 16_384,
         discover_interval_s: float = 1.0,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 2.0,
@@ -88,12 +89,16 @@ class RedisTelemetrySource:
         its client must allow a reply time above ``block_ms`` and keep ``decode_responses=False``,
         the default: entries are decoded here). ``seq_floor(run_id, agent_id)``
         returns the last persisted seq_id of a stream (``store.max_seq_id``), None to read from its
-        start. ``accept(run_id, agent_id)``: False leaves a stream unread (e.g. other runs). Any thread; no I/O.
+        start. ``accept(run_id, agent_id)``: False leaves a stream unread (e.g. other runs).
+        ``batch_count``: XREAD COUNT (entries per stream) at most; ``batch_events``: the events per
+        stream one XREAD aims at, so entries of many events (wire format 2) are read fewer at a time
+        (COUNT = ``batch_events`` / the events per entry of the last reply, at least 1): what one
+        read holds in memory stays bounded, and the sink starts on it sooner. Any thread; no I/O.
         """
         if (url is None) == (client_factory is None):
             raise ValueError("give exactly one of url and client_factory")
-        if block_ms < 1 or batch_count < 1 or discover_interval_s <= 0:
-            raise ValueError("need block_ms >= 1, batch_count >= 1 and discover_interval_s > 0")
+        if block_ms < 1 or batch_count < 1 or batch_events < 1 or discover_interval_s <= 0:
+            raise ValueError("need block_ms >= 1, batch_count >= 1, batch_events >= 1 and discover_interval_s > 0")
         self._bus = bus
         self._client_factory = client_factory
         self._client: redis.Redis | None = None
@@ -111,6 +116,8 @@ class RedisTelemetrySource:
         self._announce_cursor: bytes | None = None
         self.block_ms = block_ms
         self.batch_count = batch_count
+        self.batch_events = batch_events
+        self._entry_events = 1  # events per entry in the last reply's fullest stream (source thread)
         self.discover_interval_s = discover_interval_s
         self.name = name
         self._backoff = Backoff(retry_initial_s, retry_max_s)
@@ -223,16 +230,24 @@ class RedisTelemetrySource:
             raw = self._raw = RawCall(client)
             if self._stop.is_set():  # ``stop`` looked at ``_raw`` before it was this one
                 raw.cancel()
-        replies = xread(raw, cursors, count=self.batch_count, block_ms=self.block_ms)
+        replies = xread(raw, cursors, count=self.xread_count(), block_ms=self.block_ms)
         self._reachable()
+        entry_events = 0
         for key, entries in replies:
             state = self._states.get(key)
             if state is not None and entries:
-                self._take(state, entries)
+                entry_events = max(entry_events, self._take(state, entries))
             elif key == self._announce_key and entries:
                 self._announce_cursor = entries[-1][0]
                 self._next_discover_at = 0.0  # a new stream: look at the index now
+        if entry_events:
+            self._entry_events = entry_events
         self._resolve_gaps(client)
+
+    def xread_count(self) -> int:
+        """The COUNT of the next XREAD: ``batch_events`` / the events per entry last read, within
+        1..``batch_count``. Any thread; never blocks."""
+        return max(1, min(self.batch_count, self.batch_events // self._entry_events))
 
     def _discover(self, client: redis.Redis) -> None:
         self._announce_cursor = self._last_announcement(client)  # before the index: no announcement missed
@@ -299,8 +314,9 @@ class RedisTelemetrySource:
                          "without its data): entries after it that were not read are lost; if the writer goes "
                          "on, the missing range is reported", self.name, *state.stream, state.last_seq)
 
-    def _take(self, state: StreamReadState, entries: Sequence[Any]) -> None:
-        """Decode, publish and advance the cursor over one stream's reply. Never raises a RedisError."""
+    def _take(self, state: StreamReadState, entries: Sequence[Any]) -> int:
+        """Decode, publish and advance the cursor over one stream's reply; the events per entry in
+        it (rounded up). Never raises a RedisError."""
         if state.vanished:  # written again: a gap before its new entries is explained like any other
             state.vanished = False
             with self._counts.lock:
@@ -317,6 +333,7 @@ class RedisTelemetrySource:
                 self._counts.rejected[exc.reason] += 1
         for exc in taken.rejected:
             self._log_rejected(exc.reason, f"stream {state.stream[0]}/{state.stream[1]}: {exc.detail}")
+        return -(-len(taken.events) // len(entries))
 
     def _check_renumbered(self, client: redis.Redis) -> None:
         """Read the streams written anew below the seq_ids taken again from their start. May raise connection errors."""

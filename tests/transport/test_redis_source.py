@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pytest
+import redis
 
 from gym_gui.telemetry.backpressure import BacklogGate
 from gym_gui.telemetry.events import TelemetryEvent, Topic
@@ -402,6 +403,57 @@ def test_stop_cancels_an_xread_in_progress(redis_server: RedisServer, bus: RunBu
     assert stats["connection_errors"] == 0 and stats["published_total"] == 3
 
 
+class CommandLog:
+    """The arguments of every command Redis runs (MONITOR, on its own connection and thread)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self._client = redis.Redis.from_url(server.url, socket_timeout=0.1)
+        self._monitor = self._client.monitor().__enter__()
+        self.commands: list[list[str]] = []
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="command-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.commands.append(self._monitor.next_command()["command"].split())
+            except redis.TimeoutError:
+                continue
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join(5)
+        assert not self._thread.is_alive()
+        self._monitor.__exit__(None, None, None)
+        self._client.close()
+
+    def xread_counts(self) -> list[int]:
+        return [int(c[2]) for c in self.commands if c[:2] == ["XREAD", "COUNT"]]
+
+
+def test_entries_of_many_events_are_read_a_few_at_a_time(redis_server: RedisServer, store: TelemetrySQLiteStore,
+                                                          factory: Any, sources: list[RedisTelemetrySource]) -> None:
+    f = factory("run-big", "a1", first_seq=1)
+    events = [f.started(), *f.episodes(20, 9), f.completed()]  # 202 events, entries of 50 (wire format 2)
+    RedisPublisher(make_client(redis_server.url), entry_events=50).publish(events)
+    log = CommandLog(redis_server)
+    try:
+        gui = GuiSide(store, redis_server.url, sources, batch_count=512, batch_events=100)
+        assert gui.source.xread_count() == 100  # nothing read yet: one event per entry assumed
+        gui.start()
+        wait_until(lambda: gui.source.stats()["published_total"] == len(events), message="every event")
+        assert gui.sink.flush(5)
+        assert stored_seqs(store, "run-big", "a1") == stored_seqs_of(events)
+        assert gui.source.xread_count() == 2  # 100 events aimed at, 50 a stream's entry
+        wait_until(lambda: log.xread_counts()[-1:] == [2], message="an XREAD with COUNT 2")
+        counts = log.xread_counts()
+        assert counts[0] == 100 and set(counts[1:]) == {2}, counts
+        gui.close()
+    finally:
+        log.stop()
+
+
 def test_bad_arguments_are_refused() -> None:
     bus = RunBus()
     with pytest.raises(ValueError):
@@ -410,5 +462,7 @@ def test_bad_arguments_are_refused() -> None:
         RedisTelemetrySource(bus, url="redis://127.0.0.1:1/0", client_factory=lambda: make_client("redis://x"))
     with pytest.raises(ValueError):
         RedisTelemetrySource(bus, url="redis://127.0.0.1:1/0", block_ms=0)
+    with pytest.raises(ValueError):
+        RedisTelemetrySource(bus, url="redis://127.0.0.1:1/0", batch_events=0)
     with pytest.raises(ValueError):
         RedisTelemetrySource(bus, url="ftp://nowhere")
