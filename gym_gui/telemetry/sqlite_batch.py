@@ -20,7 +20,7 @@ from gym_gui.telemetry.sqlite_rows import _encode_step_core
 from gym_gui.telemetry.sqlite_rows import encode_step as _encode_step
 from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.telemetry.sqlite_runs import FOLDED_TOPICS, RUN_COLUMNS, apply_run_event, new_run
-from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table, plain_episode_id
+from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table, episode_app_values, plain_episode_id
 from gym_gui.telemetry.topic_specs import RowKind, TopicSpecError, check_durable_rows, specs
 
 _STEPS, _EPISODES, _RUN_EVENTS = RowKind.STEPS, RowKind.EPISODES, RowKind.RUN_EVENTS
@@ -208,40 +208,46 @@ class MultiRowInsert:
 
 class EpisodeRowInsert(MultiRowInsert):
     """``MultiRowInsert`` of ``episodes`` that also binds the app columns (``episode_id``, ``ep_index``,
-    ``worker_id``) of rows without extras, so the insert trigger (schema version 6) leaves them be;
-    rows with extras get them from the trigger (their rule reads the extras)."""
+    ``worker_id``) as their rule gives them (``tables.episode_app_values``), so the insert trigger
+    (schema version 6) leaves the rows be; where the rule's values cannot be told here they are
+    bound NULL and the trigger sets them."""
 
     def __init__(self, table: Table, null_column: str) -> None:
         super().__init__(table, null_column)
         names = self.names
         self._run_at, self._ep_at = names.index("run_id"), names.index("episode_index")
-        marks = ["?"] * self.columns
-        marks[self.null_at] = "NULL"
-        one = "(" + ",".join(marks + ["?", "?", "NULL"]) + ")"
+        marks = ["?"] * (self.columns + len(APP_COLUMNS))
+        one = "(" + ",".join(marks) + ")"
+        marks[self.null_at] = marks[-1] = "NULL"  # no extras: no worker id either
+        one_plain = "(" + ",".join(marks) + ")"
         prefix = f"INSERT OR IGNORE INTO {table.name} ({', '.join(names + APP_COLUMNS)}) VALUES "
         self.sql_app: dict[int, str] = {}
+        self.sql_app_plain: dict[int, str] = {}
         size = _MAX_ROWS_PER_STATEMENT
         while size:
             self.sql_app[size] = prefix + ",".join([one] * size)
+            self.sql_app_plain[size] = prefix + ",".join([one_plain] * size)
             size //= 2
 
     def insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
-        """``MultiRowInsert.insert``; a statement none of whose rows has extras binds their app
-        columns too. Writing thread, inside its transaction."""
+        """``MultiRowInsert.insert``, each row with its app columns. Writing thread, inside its transaction."""
         null_at, run_at, ep_at = self.null_at, self._run_at, self._ep_at
         inserted = 0
         for start, size in statement_slices(len(rows)):
             chunk = rows[start:start + size]
-            if any(row[null_at] is not None for row in chunk):
-                inserted += super().insert(conn, chunk)
-                continue
             values: list[Any] = []
+            if any(row[null_at] is not None for row in chunk):
+                for row in chunk:
+                    values += row
+                    values += episode_app_values(row[run_at], row[ep_at], row[null_at])
+                inserted += conn.execute(self.sql_app[size], values).rowcount
+                continue
             for row in chunk:
                 ep = row[ep_at]
                 values += row[:null_at]
                 values += row[null_at + 1:]
                 values += (plain_episode_id(row[run_at], ep) if type(ep) is int else None, ep)
-            inserted += conn.execute(self.sql_app[size], values).rowcount
+            inserted += conn.execute(self.sql_app_plain[size], values).rowcount
         return inserted
 
 

@@ -28,6 +28,8 @@ import math
 import threading
 from typing import Any, NamedTuple
 
+import orjson
+
 from gym_gui.telemetry.data_model import format_episode_id
 from gym_gui.telemetry.json_text import dump_json, load_json
 
@@ -44,6 +46,7 @@ __all__ = [
     "TableDeclarationError",
     "WORKER_ID_SQL",
     "add_column",
+    "episode_app_values",
     "episode_id_sql",
     "ep_index_sql",
     "plain_episode_id",
@@ -224,6 +227,38 @@ EP_INDEX_SQL = ep_index_sql()
 def plain_episode_id(run_id: str, episode_index: int) -> str:
     """``EPISODE_ID_SQL`` of a row without extras (no explicit id, no worker id). Pure."""
     return format_episode_id(run_id, episode_index) if episode_index >= 0 else ""
+
+
+_NO_APP_VALUES = (None, None, None)
+_orjson_loads = orjson.loads
+
+
+def episode_app_values(run_id: Any, episode_index: Any, extra_json: str | None) -> tuple[Any, Any, Any]:
+    """``(EPISODE_ID_SQL, EP_INDEX_SQL, WORKER_ID_SQL)`` of an episodes row, computed here, or three
+    Nones where that is not cheap to tell exactly (extras that are not a plain JSON object, values
+    other than text or integers): the insert trigger then sets them (it runs whenever the given
+    values are not the rule's, so a wrong guess costs time, never a wrong value). Pure."""
+    if type(episode_index) is not int:
+        return _NO_APP_VALUES
+    if extra_json is None:
+        return plain_episode_id(run_id, episode_index), episode_index, None
+    try:
+        extras = _orjson_loads(extra_json)  # (a value it rounds is told from the rule's by the trigger)
+    except ValueError:
+        return _NO_APP_VALUES
+    if type(extras) is not dict:
+        return _NO_APP_VALUES
+    get = extras.get
+    worker_id, episode_id, ep_index = get("worker_id"), get("episode_id"), get("ep_index")
+    if not (worker_id is None or type(worker_id) is str) or not (episode_id is None or type(episode_id) is str):
+        return _NO_APP_VALUES
+    if ep_index is None:
+        ep_index = episode_index
+    elif type(ep_index) is not int:
+        return _NO_APP_VALUES
+    if episode_id is None:
+        episode_id = format_episode_id(run_id, episode_index, worker_id) if episode_index >= 0 else ""
+    return episode_id, ep_index, worker_id
 
 _I, _R, _S, _F, _J = Codec.INTEGER, Codec.REAL, Codec.TEXT, Codec.FLAG, Codec.JSON
 

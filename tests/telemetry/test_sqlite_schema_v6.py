@@ -55,27 +55,29 @@ def test_the_stores_rows_hold_the_rules_app_columns(store: TelemetrySQLiteStore,
     ]
 
 
-def test_rows_without_extras_are_written_once_and_the_others_completed_by_the_trigger(
+def test_rows_are_written_once_and_only_those_with_unusual_extras_completed_by_the_trigger(
         store: TelemetrySQLiteStore, db_path: Path, factory: Any) -> None:
     store.write_batch([factory("seed", "a").episode(0, 1)])  # the file exists, with its schema
     f = factory("run-t", "a1")
     plain = [encode_episode(f.episode(i, 2)) for i in range(20)]
-    extras = [encode_episode(f.episode(20 + i, 2, worker_id="w")) for i in range(5)]
+    extras = [encode_episode(f.episode(20 + i, 2, worker_id="w", episode_id=None if i % 2 else f"id-{i}",
+                                       ep_index=None if i < 3 else 40 + i)) for i in range(5)]
+    unusual = [encode_episode(f.episode(25, 2, ep_index=1.5)),  # not an integer: the trigger's rule decides
+               encode_episode(f.episode(26, 2, loss=float("nan")))]  # extras orjson does not read
     conn = _raw(db_path)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        before = conn.total_changes
-        assert EPISODE_ROWS.insert(conn, plain) == 20
-        assert conn.total_changes - before == 20  # no trigger UPDATE: 20 inserts, nothing else
-        before = conn.total_changes
-        assert EPISODE_ROWS.insert(conn, extras) == 5
-        assert conn.total_changes - before == 10  # each row inserted, then completed by the trigger
+        for rows, changes in ((plain, 20), (extras, 5), (unusual, 4)):
+            before = conn.total_changes
+            assert EPISODE_ROWS.insert(conn, rows) == len(rows)
+            assert conn.total_changes - before == changes  # one insert a row; a trigger UPDATE more
         conn.execute("COMMIT")
     finally:
         conn.close()
     columns = _app_columns(db_path)
     assert columns[1:] == [(f"run-t-ep{i:06d}", i, None) for i in range(20)] + [
-        (f"run-t-ww-ep{20 + i:06d}", 20 + i, "w") for i in range(5)]
+        ("id-0", 20, "w"), ("run-t-ww-ep000021", 21, "w"), ("id-2", 22, "w"), ("run-t-ww-ep000023", 43, "w"),
+        ("id-4", 44, "w"), ("run-t-ep000025", 1.5, None), ("run-t-ep000026", 26, None)]
 
 
 def test_a_raw_writer_gets_the_app_columns_whatever_it_gives(store: TelemetrySQLiteStore, db_path: Path,
