@@ -104,6 +104,9 @@ def test_a_real_quick_run_writes_json_that_compare_reads_and_a_regression_exits_
     assert "`bus.publish_ns.4`" in out and "MISSING: tools/bench_ghost_never_written.py" in out
     doc = json.loads(first.read_text())
     assert doc["quick"] is True and [b["status"] for b in doc["benches"]] == ["ok", "missing"]
+    machine = doc["machine_loop_ns"]
+    assert set(machine) == {"start", "end"} and all(0 < v < 100_000 for v in machine.values())
+    assert f"reference loop {machine['start']:.0f} ns at the start, {machine['end']:.0f} ns at the end" in out
     by_name = {f["name"]: f for f in doc["figures"]}
     four = by_name["bus.publish_ns.4"]
     assert four["unit"] == "ns/publish" and four["better"] == "lower" and four["baseline"] > 0 and four["value"] > 0
@@ -117,3 +120,12 @@ def test_a_real_quick_run_writes_json_that_compare_reads_and_a_regression_exits_
     assert bench_all.main(["--quick", "--only", "bus", "--compare", str(old_path), "--log-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED by more than 15%: bus.publish_ns.1, bus.publish_ns.4, bus.publish_ns.16" in out
+
+
+def test_compare_says_when_the_two_runs_machines_differ() -> None:
+    same = bench_all.machine_difference({"start": 100.0, "end": 110.0}, {"start": 112.0, "end": 104.0})
+    assert same == ""
+    slower = bench_all.machine_difference({"start": 60.0, "end": 62.0}, {"start": 100.0, "end": 104.0})
+    assert "reference loop at 102 ns, the older run's at 61 (1.67x)" in slower and "compare the ratios" in slower
+    assert "speed is unknown" in bench_all.machine_difference(None, {"start": 1.0, "end": 1.0})
+    assert "speed is unknown" in bench_all.machine_difference({"start": 1.0}, {"start": 1.0, "end": 1.0})

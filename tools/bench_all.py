@@ -27,7 +27,11 @@ as "skipped" there.
 The table's ratio is value / baseline; pass/fail follows the figure's target. ``--compare``
 compares, per figure, the ratio when both runs measured a baseline (in-run ratios move far less
 with the machine than absolute rates), the value otherwise, in the figure's direction; more than
-15% worse is a regression. Exit status: 2 when a benchmark could not be run (error), else 1 when
+15% worse is a regression. The machine's speed is measured too, before the first benchmark and
+after the last (``machine_speed.reference_loop_ns``, a plain-Python loop in ns per iteration):
+shown in the table's header, written to the JSON file as ``machine_loop_ns`` {"start", "end"}, and
+``--compare`` says when the two runs' machines differ by more than 15% on it (their absolute figures
+then do too). Exit status: 2 when a benchmark could not be run (error), else 1 when
 ``--compare`` found a regression, else 0 (a missed target is shown, not an exit status).
 """
 
@@ -52,6 +56,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bench_figures import parse_bench_json  # noqa: E402
+from machine_speed import reference_loop_ns  # noqa: E402
 
 __all__ = ["BENCHES", "BenchSpec", "compare", "main", "render_compare", "render_table", "run_bench"]
 
@@ -311,6 +316,23 @@ def render_peers(figures: Sequence[Mapping[str, Any]]) -> str:
 
 
 # -- the command ------------------------------------------------------------------------------------
+def machine_text(machine: Mapping[str, float]) -> str:
+    """The header's words for a run's reference-loop measurements (``machine_loop_ns``). Pure."""
+    return f"reference loop {machine['start']:.0f} ns at the start, {machine['end']:.0f} ns at the end"
+
+
+def machine_difference(old: Mapping[str, float] | None, new: Mapping[str, float]) -> str:
+    """A note when two runs' machines differ by more than ``REGRESSION`` on the reference loop
+    (the mean of each run's two measurements), else ''. Pure."""
+    if not old or not old.get("start") or not old.get("end"):
+        return "note: the older run has no reference-loop measurement: its machine's speed is unknown"
+    before, now = (old["start"] + old["end"]) / 2, (new["start"] + new["end"]) / 2
+    if abs(now / before - 1) <= REGRESSION:
+        return ""
+    return (f"note: this machine ran the reference loop at {now:.0f} ns, the older run's at {before:.0f} "
+            f"({now / before:.2f}x): absolute figures differ by machine, compare the ratios")
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=str(ROOT), capture_output=True, text=True, timeout=10).stdout.strip()
@@ -360,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-logs-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
+    machine = {"start": reference_loop_ns()}
     results: list[BenchResult] = []
     for n, spec in enumerate(specs, 1):
         extra = (spec.steps_option, str(args.steps)) if args.steps and spec.steps_option else ()
@@ -368,11 +391,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"      {res.status} in {res.seconds:.1f} s, {len(res.figures)} figures {res.note}", file=sys.stderr,
               flush=True)
         results.append(res)
+    machine["end"] = reference_loop_ns()
     figures = [fig for res in results for fig in res.figures]
     command = "tools/bench " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n{command.strip()}  ({started:%Y-%m-%d %H:%M} UTC, commit {_git('rev-parse', '--short', 'HEAD')}"
           f"{' + local changes' if _git('status', '--porcelain', '--untracked-files=no') else ''}, "
-          f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}{', QUICK sizes' if args.quick else ''})\n")
+          f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, {machine_text(machine)}"
+          f"{', QUICK sizes' if args.quick else ''})\n")
     if args.peers:
         print(render_peers(figures))
         for res in results:
@@ -385,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = {"v": FORMAT_VERSION, "date": started.isoformat(timespec="seconds"), "command": command.strip(),
                "commit": _git("rev-parse", "HEAD"), "quick": args.quick, "python": platform.python_version(),
                "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(), "load_avg": os.getloadavg()[0],
+               "machine_loop_ns": machine,
                "benches": [r.to_json() for r in results], "figures": figures}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
@@ -397,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         entries = compare(old.get("figures", []), figures)
         print(f"\ncompared with {args.compare} ({old.get('date', '?')}, commit {str(old.get('commit', '?'))[:7]}):\n")
         print(render_compare(entries, str(args.compare)))
+        other = machine_difference(old.get("machine_loop_ns"), machine)
+        if other:
+            print(f"\n{other}")
         regressed = [e["name"] for e in entries if e["regressed"]]
         if regressed:
             print(f"\nREGRESSED by more than {REGRESSION:.0%}: {', '.join(regressed)}")
