@@ -8,14 +8,16 @@ ingest child also watches its output pipe (``worker_pipe``), which covers every 
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
-__all__ = ["parent_death_preexec", "set_parent_death_signal", "spawned_on_main_thread"]
+__all__ = ["EXEC_WITH_PARENT_DEATH_SIGNAL", "parent_death_argv", "set_parent_death_signal", "spawned_on_main_thread"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,20 +54,53 @@ def set_parent_death_signal(expected_parent_pid: int | None = None, sig: int = s
     return True
 
 
-def parent_death_preexec() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that gives a spawned worker the parent-death signal SIGKILL, or None.
+#: What a worker that must get the parent-death signal is started through: a bare interpreter (no
+#: site, no environment options) asks the kernel for the signal (prctl), ends at once if the parent
+#: is already gone, then execs the worker: the same pid, descriptors, environment and directory.
+#: Not a ``preexec_fn``: Python code between fork and exec can deadlock in a process with other
+#: threads (the subprocess documentation's warning; seen here as a worker start that never returned
+#: while the sink thread ran), and without one subprocess may use vfork. argv: the parent's pid,
+#: the signal, the program's path, then the worker's own argv.
+EXEC_WITH_PARENT_DEATH_SIGNAL = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[2]), 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)\n"
+    "try:\n"
+    "    os.execv(sys.argv[3], sys.argv[4:])\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write(f'cannot start the worker {sys.argv[3]!r}: {exc}\\n')\n"
+    "    os._exit(127)\n"
+)
 
-    None off the main thread (the signal would come when that thread ends) and where prctl is not
-    available. The function only calls prctl and getppid (no lock, no import, no allocation of
-    note), so it is safe between fork and exec.
+
+def parent_death_argv(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                      cwd: str | None = None) -> list[str]:
+    """``argv`` started so that the worker gets the parent-death signal SIGKILL (through
+    ``EXEC_WITH_PARENT_DEATH_SIGNAL``), or ``argv`` as it is off the main thread (the signal would
+    come when that thread ends) and where prctl is not available. Any thread; never blocks.
+
+    The program is looked up here as ``subprocess`` would (``PATH`` of ``env``, a path with a slash
+    relative to ``cwd``), so one that cannot start still raises FileNotFoundError or PermissionError
+    from the caller's ``Popen``-like start instead of a worker that exits 127.
     """
-    if _prctl is None or not spawned_on_main_thread():
-        return None
-    prctl, parent_pid, getppid, exit_now, kill = _prctl, os.getpid(), os.getppid, os._exit, int(signal.SIGKILL)
+    argv = list(argv)
+    if _prctl is None or not spawned_on_main_thread() or not argv:
+        return argv
+    return [sys.executable, "-I", "-S", "-c", EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()),
+            str(int(signal.SIGKILL)), _program(argv[0], env, cwd), *argv]
 
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
-        if getppid() != parent_pid:
-            exit_now(1)
 
-    return preexec
+def _program(name: str, env: Mapping[str, str] | None, cwd: str | None) -> str:
+    """The path ``exec`` will run for ``name``, or the OSError ``subprocess`` would raise. Pure but for the look-up."""
+    if os.sep in name:
+        path = name if os.path.isabs(name) or cwd is None else os.path.join(cwd, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+        return name  # (the wrapper runs in ``cwd``: the same file)
+    found = shutil.which(name, path=(os.environ if env is None else env).get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+    return os.path.abspath(found)

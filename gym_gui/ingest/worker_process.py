@@ -20,7 +20,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 from gym_gui.ingest.frames import INGEST_PIPE_BYTES, enlarge_pipe
 from gym_gui.ingest.ingest_child import child_argv
-from gym_gui.ingest.parent_death import parent_death_preexec, spawned_on_main_thread
+from gym_gui.ingest.parent_death import parent_death_argv, spawned_on_main_thread
 from gym_gui.ingest.worker_pipe import ExitBoundedPipe
 
 __all__ = ["NICE_ENV_VAR", "ChildNice", "buffered", "child_env", "child_nice", "lower_priority",
@@ -100,8 +100,8 @@ def start_worker(argv: Sequence[str], *, env: Mapping[str, str] | None, cwd: str
     OSError when the program cannot start.
     """
     proc = subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=None if env is None else dict(env), cwd=cwd, preexec_fn=parent_death_preexec(),
+        parent_death_argv(argv, env=env, cwd=cwd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=None if env is None else dict(env), cwd=cwd,
     )
     lower_priority(proc.pid, child_nice().worker)
     return proc
