@@ -78,15 +78,16 @@ def parent_death_argv(argv: Sequence[str], *, env: Mapping[str, str] | None = No
                       cwd: str | None = None) -> list[str]:
     """``argv`` started so that the worker gets the parent-death signal SIGKILL (through
     ``EXEC_WITH_PARENT_DEATH_SIGNAL``), or ``argv`` as it is off the main thread (the signal would
-    come when that thread ends) and where prctl is not available. Any thread; never blocks.
+    come when that thread ends), where prctl is not available and where ``sys.executable`` is
+    unknown. Any thread; never blocks.
 
     The program is looked up here as ``subprocess`` would (``PATH`` of ``env``, a path with a slash
     relative to ``cwd``), so one that cannot start still raises FileNotFoundError or PermissionError
     from the caller's ``Popen``-like start instead of a worker that exits 127.
     """
     argv = list(argv)
-    if _prctl is None or not spawned_on_main_thread() or not argv:
-        return argv
+    if _prctl is None or not sys.executable or not spawned_on_main_thread() or not argv:
+        return argv  # (no sys.executable: embedded in a host that is not a Python interpreter)
     return [sys.executable, "-I", "-S", "-c", EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()),
             str(int(signal.SIGKILL)), _program(argv[0], env, cwd), *argv]
 
