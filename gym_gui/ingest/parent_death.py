@@ -86,8 +86,10 @@ def parent_death_argv(argv: Sequence[str], *, env: Mapping[str, str] | None = No
     from the caller's ``Popen``-like start instead of a worker that exits 127.
     """
     argv = list(argv)
-    if _prctl is None or not sys.executable or not spawned_on_main_thread() or not argv:
-        return argv  # (no sys.executable: embedded in a host that is not a Python interpreter)
+    if _prctl is None or not spawned_on_main_thread() or not argv:
+        return argv
+    if not sys.executable:  # embedded in a host that is not a Python interpreter: nothing runs the wrapper
+        return argv
     return [sys.executable, "-I", "-S", "-c", EXEC_WITH_PARENT_DEATH_SIGNAL, str(os.getpid()),
             str(int(signal.SIGKILL)), _program(argv[0], env, cwd), *argv]
 
