@@ -20,7 +20,7 @@ from gym_gui.telemetry.sqlite_rows import _encode_step_core
 from gym_gui.telemetry.sqlite_rows import encode_step as _encode_step
 from gym_gui.telemetry.step_payload import StepPayload
 from gym_gui.telemetry.sqlite_runs import FOLDED_TOPICS, RUN_COLUMNS, apply_run_event, new_run
-from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table, episode_app_values, plain_episode_id
+from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table, episode_app_values
 from gym_gui.telemetry.topic_specs import RowKind, TopicSpecError, check_durable_rows, specs
 
 _STEPS, _EPISODES, _RUN_EVENTS = RowKind.STEPS, RowKind.EPISODES, RowKind.RUN_EVENTS
@@ -125,6 +125,17 @@ def statement_slices(total: int) -> Iterator[tuple[int, int]]:
         start += size
 
 
+def statements_by_size(prefix: str, one: str) -> dict[int, str]:
+    """``prefix`` and ``one`` (a row's ``(?,...)``) repeated 1, 2, 4, ..., ``_MAX_ROWS_PER_STATEMENT``
+    times, by that count (the sizes ``statement_slices`` gives). Pure."""
+    out: dict[int, str] = {}
+    size = _MAX_ROWS_PER_STATEMENT
+    while size:
+        out[size] = prefix + ",".join([one] * size)
+        size //= 2
+    return out
+
+
 class MultiRowInsert:
     """``INSERT`` statements of 1, 2, 4, ..., ``_MAX_ROWS_PER_STATEMENT`` rows of one table.
 
@@ -144,13 +155,8 @@ class MultiRowInsert:
         one = "(" + ",".join(marks) + ")"
         marks[null_at] = "NULL"
         one_null = "(" + ",".join(marks) + ")"
-        self.sql: dict[int, str] = {}
-        self.sql_null: dict[int, str] = {}
-        size = _MAX_ROWS_PER_STATEMENT
-        while size:
-            self.sql[size] = prefix + ",".join([one] * size)
-            self.sql_null[size] = prefix + ",".join([one_null] * size)
-            size //= 2
+        self.sql = statements_by_size(prefix, one)
+        self.sql_null = statements_by_size(prefix, one_null)
 
     def insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
         """Insert ``rows`` (in order) with few statements; returns how many were new.
@@ -221,13 +227,8 @@ class EpisodeRowInsert(MultiRowInsert):
         marks[self.null_at] = marks[-1] = "NULL"  # no extras: no worker id either
         one_plain = "(" + ",".join(marks) + ")"
         prefix = f"INSERT OR IGNORE INTO {table.name} ({', '.join(names + APP_COLUMNS)}) VALUES "
-        self.sql_app: dict[int, str] = {}
-        self.sql_app_plain: dict[int, str] = {}
-        size = _MAX_ROWS_PER_STATEMENT
-        while size:
-            self.sql_app[size] = prefix + ",".join([one] * size)
-            self.sql_app_plain[size] = prefix + ",".join([one_plain] * size)
-            size //= 2
+        self.sql_app = statements_by_size(prefix, one)
+        self.sql_app_plain = statements_by_size(prefix, one_plain)
 
     def insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
         """``MultiRowInsert.insert``, each row with its app columns. Writing thread, inside its transaction."""
@@ -242,11 +243,10 @@ class EpisodeRowInsert(MultiRowInsert):
                     values += episode_app_values(row[run_at], row[ep_at], row[null_at])
                 inserted += conn.execute(self.sql_app[size], values).rowcount
                 continue
-            for row in chunk:
-                ep = row[ep_at]
+            for row in chunk:  # no extras: the statement writes NULL for extra_json and worker_id
                 values += row[:null_at]
                 values += row[null_at + 1:]
-                values += (plain_episode_id(row[run_at], ep) if type(ep) is int else None, ep)
+                values += episode_app_values(row[run_at], row[ep_at], None)[:2]
             inserted += conn.execute(self.sql_app_plain[size], values).rowcount
         return inserted
 

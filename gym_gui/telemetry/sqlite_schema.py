@@ -135,9 +135,10 @@ _V5: tuple[str, ...] = ("DROP VIEW steps", view_sql(5))
 
 #: Version 6: the episodes' insert trigger runs only when a new row's ``episode_id``, ``ep_index`` or
 #: ``worker_id`` is not what the rule gives (``IS NOT``: NULL counts as different). The store's
-#: writer binds them for a row without extras (``sqlite_batch.EPISODE_ROWS``), so its rows are
-#: written once instead of inserted and then updated (about 8 us an episode, with three indexes);
-#: any other writer (raw SQL without them, or with other values) gets them from the trigger as before.
+#: writer binds them as the rule gives them (``sqlite_batch.EPISODE_ROWS``, ``tables.episode_app_values``),
+#: so its rows are written once instead of inserted and then updated (about 8 us an episode, with
+#: three indexes); any other writer (raw SQL without them, or with other values), and a row whose
+#: extras the store leaves to the rule, gets them from the trigger as before.
 _V6: tuple[str, ...] = (
     "DROP TRIGGER episodes_app_columns_on_insert",
     f"""
