@@ -107,6 +107,11 @@ def test_a_real_quick_run_writes_json_that_compare_reads_and_a_regression_exits_
     machine = doc["machine_loop_ns"]
     assert set(machine) == {"start", "end"} and all(0 < v < 100_000 for v in machine.values())
     assert f"reference loop {machine['start']:.0f} ns at the start, {machine['end']:.0f} ns at the end" in out
+    bus, missing = doc["benches"]
+    assert bus["machine_loop_ns"]["before"] == machine["start"] and bus["machine_loop_ns"]["after"] == machine["end"]
+    assert missing["machine_loop_ns"] is None  # it did not run
+    assert (f"reference loop (ns) before each benchmark: bus {machine['start']:.0f}, end {machine['end']:.0f}"
+            in out)
     by_name = {f["name"]: f for f in doc["figures"]}
     four = by_name["bus.publish_ns.4"]
     assert four["unit"] == "ns/publish" and four["better"] == "lower" and four["baseline"] > 0 and four["value"] > 0
@@ -129,3 +134,22 @@ def test_compare_says_when_the_two_runs_machines_differ() -> None:
     assert "reference loop at 102 ns, the older run's at 61 (1.67x)" in slower and "compare the ratios" in slower
     assert "speed is unknown" in bench_all.machine_difference(None, {"start": 1.0, "end": 1.0})
     assert "speed is unknown" in bench_all.machine_difference({"start": 1.0}, {"start": 1.0, "end": 1.0})
+
+
+def test_compare_says_which_benchmarks_ran_on_a_machine_of_another_speed() -> None:
+    def ran(name: str, before: float, after: float) -> bench_all.BenchResult:
+        spec = bench_all.BenchSpec(name, f"tools/{name}.py")
+        return bench_all.BenchResult(spec, "ok", seconds=1.0, machine_loop_ns={"before": before, "after": after})
+
+    old = [{"name": "bus", "machine_loop_ns": {"before": 130.0, "after": 140.0}},
+           {"name": "disk", "machine_loop_ns": {"before": 130.0, "after": 130.0}},
+           {"name": "plots", "machine_loop_ns": None},  # a run before the readings per benchmark
+           {"name": "sink", "machine_loop_ns": {"before": 100.0, "after": 100.0}}]
+    new = [ran("bus", 140.0, 146.0), ran("disk", 130.0, 290.0), ran("plots", 300.0, 300.0), ran("e2e", 99.0, 99.0),
+           bench_all.BenchResult(bench_all.BenchSpec("sink", "tools/sink.py"), "missing")]
+    notes = bench_all.bench_machine_differences(old, new)
+    assert notes == ["note: disk's machine ran the reference loop at 210 ns, the older run's at 130 (1.62x): "
+                     "absolute figures differ by machine, compare the ratios"]
+    assert bench_all.machine_by_bench_text(new) == (
+        "reference loop (ns) before each benchmark: bus 140, disk 130, plots 300, e2e 99, end 99")
+    assert bench_all.machine_by_bench_text([new[-1]]) == ""

@@ -27,11 +27,13 @@ as "skipped" there.
 The table's ratio is value / baseline; pass/fail follows the figure's target. ``--compare``
 compares, per figure, the ratio when both runs measured a baseline (in-run ratios move far less
 with the machine than absolute rates), the value otherwise, in the figure's direction; more than
-15% worse is a regression. The machine's speed is measured too, before the first benchmark and
-after the last (``machine_speed.reference_loop_ns``, a plain-Python loop in ns per iteration):
-shown in the table's header, written to the JSON file as ``machine_loop_ns`` {"start", "end"}, and
-``--compare`` says when the two runs' machines differ by more than 15% on it (their absolute figures
-then do too). Exit status: 2 when a benchmark could not be run (error), else 1 when
+15% worse is a regression. The machine's speed is measured too, before each benchmark and after
+the last (``machine_speed.reference_loop_ns``, a plain-Python loop in ns per iteration): the first
+and last readings in the table's header and in the JSON file as ``machine_loop_ns`` {"start",
+"end"}, the readings around each benchmark in its progress line, in one line under the table and
+in its JSON entry (``benches[i].machine_loop_ns`` {"before", "after"}); ``--compare`` says when the
+two runs' machines differ by more than 15% on it, for the whole run and per benchmark (their
+absolute figures then do too). Exit status: 2 when a benchmark could not be run (error), else 1 when
 ``--compare`` found a regression, else 0 (a missed target is shown, not an exit status).
 """
 
@@ -131,11 +133,14 @@ class BenchResult:
     seconds: float = 0.0
     note: str = ""
     log: str = ""
+    #: The reference loop (ns per iteration) just before and just after this benchmark ran.
+    machine_loop_ns: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """How the benchmark was run (the figures are listed separately)."""
         return {"name": self.spec.name, "script": self.spec.script, "args": list(self.args), "status": self.status,
-                "rc": self.rc, "seconds": round(self.seconds, 2), "note": self.note, "log": self.log}
+                "rc": self.rc, "seconds": round(self.seconds, 2), "note": self.note, "log": self.log,
+                "machine_loop_ns": self.machine_loop_ns}
 
 
 def run_bench(spec: BenchSpec, *, quick: bool, log_dir: Path, extra: Sequence[str] = ()) -> BenchResult:
@@ -321,16 +326,49 @@ def machine_text(machine: Mapping[str, float]) -> str:
     return f"reference loop {machine['start']:.0f} ns at the start, {machine['end']:.0f} ns at the end"
 
 
+def machine_by_bench_text(results: Sequence[BenchResult]) -> str:
+    """One line: the reference loop before each benchmark that ran, then after the last. Pure."""
+    ran = [r for r in results if r.machine_loop_ns]
+    if not ran:
+        return ""
+    parts = [f"{r.spec.name} {r.machine_loop_ns['before']:.0f}" for r in ran]  # type: ignore[index]
+    parts.append(f"end {ran[-1].machine_loop_ns['after']:.0f}")  # type: ignore[index]
+    return "reference loop (ns) before each benchmark: " + ", ".join(parts)
+
+
+def _mean_ns(machine: Mapping[str, float] | None, first: str, second: str) -> float | None:
+    if not machine or not machine.get(first) or not machine.get(second):
+        return None
+    return (machine[first] + machine[second]) / 2
+
+
+def _machine_note(now: float, before: float, what: str) -> str:
+    return (f"note: {what} ran the reference loop at {now:.0f} ns, the older run's at {before:.0f} "
+            f"({now / before:.2f}x): absolute figures differ by machine, compare the ratios")
+
+
+def bench_machine_differences(old_benches: Sequence[Mapping[str, Any]], results: Sequence[BenchResult]) -> list[str]:
+    """A note per benchmark whose machine, read just before and after it ran (the mean of the two),
+    differs by more than ``REGRESSION`` from the older run's for the same benchmark. Pure."""
+    before_by_name = {b.get("name"): _mean_ns(b.get("machine_loop_ns"), "before", "after") for b in old_benches}
+    notes = []
+    for res in results:
+        now = _mean_ns(res.machine_loop_ns, "before", "after")
+        before = before_by_name.get(res.spec.name)
+        if now is not None and before is not None and abs(now / before - 1) > REGRESSION:
+            notes.append(_machine_note(now, before, f"{res.spec.name}'s machine"))
+    return notes
+
+
 def machine_difference(old: Mapping[str, float] | None, new: Mapping[str, float]) -> str:
     """A note when two runs' machines differ by more than ``REGRESSION`` on the reference loop
     (the mean of each run's two measurements), else ''. Pure."""
-    if not old or not old.get("start") or not old.get("end"):
+    before, now = _mean_ns(old, "start", "end"), _mean_ns(new, "start", "end")
+    if before is None or now is None:
         return "note: the older run has no reference-loop measurement: its machine's speed is unknown"
-    before, now = (old["start"] + old["end"]) / 2, (new["start"] + new["end"]) / 2
     if abs(now / before - 1) <= REGRESSION:
         return ""
-    return (f"note: this machine ran the reference loop at {now:.0f} ns, the older run's at {before:.0f} "
-            f"({now / before:.2f}x): absolute figures differ by machine, compare the ratios")
+    return _machine_note(now, before, "this machine")
 
 
 def _git(*args: str) -> str:
@@ -382,16 +420,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-logs-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
-    machine = {"start": reference_loop_ns()}
+    loop_ns = reference_loop_ns()
+    machine = {"start": loop_ns}
     results: list[BenchResult] = []
     for n, spec in enumerate(specs, 1):
         extra = (spec.steps_option, str(args.steps)) if args.steps and spec.steps_option else ()
         print(f"[{n}/{len(specs)}] {spec.name}: {spec.script} ...", file=sys.stderr, flush=True)
         res = run_bench(spec, quick=args.quick, log_dir=log_dir, extra=extra)
-        print(f"      {res.status} in {res.seconds:.1f} s, {len(res.figures)} figures {res.note}", file=sys.stderr,
-              flush=True)
+        if res.seconds:  # it ran: the machine's speed around it (the next one's "before")
+            res.machine_loop_ns = {"before": loop_ns, "after": (loop_ns := reference_loop_ns())}
+        speed = (f"; reference loop {res.machine_loop_ns['before']:.0f} -> {res.machine_loop_ns['after']:.0f} ns"
+                 if res.machine_loop_ns else "")
+        print(f"      {res.status} in {res.seconds:.1f} s, {len(res.figures)} figures{speed} {res.note}",
+              file=sys.stderr, flush=True)
         results.append(res)
-    machine["end"] = reference_loop_ns()
+    machine["end"] = loop_ns
     figures = [fig for res in results for fig in res.figures]
     command = "tools/bench " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n{command.strip()}  ({started:%Y-%m-%d %H:%M} UTC, commit {_git('rev-parse', '--short', 'HEAD')}"
@@ -405,6 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"\npeers: {res.status}: {res.note}")
     else:
         print(render_table(results))
+    by_bench = machine_by_bench_text(results)
+    if by_bench:
+        print(f"\n{by_bench}")
     print(f"\n(each benchmark's own output: {log_dir})")
     if args.json:
         doc = {"v": FORMAT_VERSION, "date": started.isoformat(timespec="seconds"), "command": command.strip(),
@@ -424,8 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\ncompared with {args.compare} ({old.get('date', '?')}, commit {str(old.get('commit', '?'))[:7]}):\n")
         print(render_compare(entries, str(args.compare)))
         other = machine_difference(old.get("machine_loop_ns"), machine)
-        if other:
-            print(f"\n{other}")
+        for note in ([other] if other else []) + bench_machine_differences(old.get("benches", []), results):
+            print(f"\n{note}")
         regressed = [e["name"] for e in entries if e["regressed"]]
         if regressed:
             print(f"\nREGRESSED by more than {REGRESSION:.0%}: {', '.join(regressed)}")
