@@ -328,11 +328,10 @@ def machine_text(machine: Mapping[str, float]) -> str:
 
 def machine_by_bench_text(results: Sequence[BenchResult]) -> str:
     """One line: the reference loop before each benchmark that ran, then after the last. Pure."""
-    ran = [r for r in results if r.machine_loop_ns]
+    ran = [(r.spec.name, r.machine_loop_ns) for r in results if r.machine_loop_ns]
     if not ran:
         return ""
-    parts = [f"{r.spec.name} {r.machine_loop_ns['before']:.0f}" for r in ran]  # type: ignore[index]
-    parts.append(f"end {ran[-1].machine_loop_ns['after']:.0f}")  # type: ignore[index]
+    parts = [f"{name} {loop_ns['before']:.0f}" for name, loop_ns in ran] + [f"end {ran[-1][1]['after']:.0f}"]
     return "reference loop (ns) before each benchmark: " + ", ".join(parts)
 
 
@@ -343,6 +342,9 @@ def _mean_ns(machine: Mapping[str, float] | None, first: str, second: str) -> fl
 
 
 def _machine_note(now: float, before: float, what: str) -> str:
+    """The note when ``what`` ran the reference loop more than ``REGRESSION`` away from the older run's, else ''."""
+    if abs(now / before - 1) <= REGRESSION:
+        return ""
     return (f"note: {what} ran the reference loop at {now:.0f} ns, the older run's at {before:.0f} "
             f"({now / before:.2f}x): absolute figures differ by machine, compare the ratios")
 
@@ -355,8 +357,9 @@ def bench_machine_differences(old_benches: Sequence[Mapping[str, Any]], results:
     for res in results:
         now = _mean_ns(res.machine_loop_ns, "before", "after")
         before = before_by_name.get(res.spec.name)
-        if now is not None and before is not None and abs(now / before - 1) > REGRESSION:
-            notes.append(_machine_note(now, before, f"{res.spec.name}'s machine"))
+        note = _machine_note(now, before, f"{res.spec.name}'s machine") if now and before else ""
+        if note:
+            notes.append(note)
     return notes
 
 
@@ -366,8 +369,6 @@ def machine_difference(old: Mapping[str, float] | None, new: Mapping[str, float]
     before, now = _mean_ns(old, "start", "end"), _mean_ns(new, "start", "end")
     if before is None or now is None:
         return "note: the older run has no reference-loop measurement: its machine's speed is unknown"
-    if abs(now / before - 1) <= REGRESSION:
-        return ""
     return _machine_note(now, before, "this machine")
 
 
@@ -427,8 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = (spec.steps_option, str(args.steps)) if args.steps and spec.steps_option else ()
         print(f"[{n}/{len(specs)}] {spec.name}: {spec.script} ...", file=sys.stderr, flush=True)
         res = run_bench(spec, quick=args.quick, log_dir=log_dir, extra=extra)
-        if res.seconds:  # it ran: the machine's speed around it (the next one's "before")
-            res.machine_loop_ns = {"before": loop_ns, "after": (loop_ns := reference_loop_ns())}
+        if res.seconds:  # it ran: the machine's speed around it (its "after" is the next one's "before")
+            before_ns, loop_ns = loop_ns, reference_loop_ns()
+            res.machine_loop_ns = {"before": before_ns, "after": loop_ns}
         speed = (f"; reference loop {res.machine_loop_ns['before']:.0f} -> {res.machine_loop_ns['after']:.0f} ns"
                  if res.machine_loop_ns else "")
         print(f"      {res.status} in {res.seconds:.1f} s, {len(res.figures)} figures{speed} {res.note}",
