@@ -44,6 +44,7 @@ from gym_gui.run_output import mark_interrupted as _mark_interrupted
 from gym_gui.run_output import open_store as _open_store
 from gym_gui.run_output import print_run as _print_run
 from gym_gui.run_output import safe_output as _safe_output
+from gym_gui.run_output import unstored_events as _unstored_events
 from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
                                 EXIT_TERMINATED)
 from gym_gui.telemetry.events import StreamKey, Topic
@@ -295,13 +296,14 @@ def _print_summary(out: TextIO, c: Collector, db: Path, flushed: bool, outcome: 
     s = c.source.stats()
     k = c.sink.stats()
     published = int(s["published_total"])
-    unstored = published if outcome["db_gone"] else max(int(k["lost"]), published - int(k["persisted"]))
+    unstored, kept_aside = (published, 0) if outcome["db_gone"] else _unstored_events(published, k)
     print("summary:", file=out)
     if not outcome["db_gone"]:
         for run_id in dict.fromkeys(run for run, _agent in c.source.streams()):
             _print_run(out, c.store, run_id)
     print(f"  streams: {s['streams']} read, {s['entries_read']} entries read, {published} events published, "
-          f"{k['persisted']} stored in {k['batches']} batches ({k['errors']} write errors, {k['retries']} retries)",
+          f"{k['persisted']} stored in {k['batches']} batches ({k['errors']} write errors, {k['retries']} retries, "
+          f"{kept_aside} kept aside)",
           file=out)
     print(f"  lost in Redis (reported by the source): {s['lost']}" + (f" ({_ranges(s['lost_ranges'])})" if s["lost"] else ""),
           file=out)
@@ -312,9 +314,10 @@ def _print_summary(out: TextIO, c: Collector, db: Path, flushed: bool, outcome: 
     if s["vanished"]:
         print(f"  vanished from Redis: " + ", ".join(f"{shown_id(k_)} after {v}" for k_, v in s["vanished"].items()),
               file=out)
-    bad = int(s["lost"]) + int(s["renumbered"]) + int(s["rejected_total"]) + unstored
+    bad = int(s["lost"]) + int(s["renumbered"]) + int(s["rejected_total"]) + kept_aside + unstored
     print(f"  not stored: {bad} ({s['lost']} lost in Redis, {s['renumbered']} renumbered, {s['rejected_total']} "
-          f"rejected, {unstored} unstored events)" if bad else "  not stored: nothing", file=out)
+          f"rejected, {kept_aside} kept aside as malformed in run_events, {unstored} unstored events)"
+          if bad else "  not stored: nothing", file=out)
     print(f"database: {shown_id(str(db.resolve()), 300)}", file=out)
     if outcome["db_gone"]:
         print(f"  ERROR: the database file was deleted; {published} events are lost", file=out)

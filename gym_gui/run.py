@@ -33,7 +33,8 @@ from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
                                 EXIT_TERMINATED, DbFileWatch, SigtermLikeSigint, Terminated, id_argument,
-                                mark_interrupted, open_store, print_run, safe_output)
+                                mark_interrupted, open_store, print_run, run_outcome, safe_output,
+                                unstored_events)
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sink_core import SinkCore
@@ -252,8 +253,7 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
     stats = proxy.stats()
     sink_stats = sink.stats()
     published = sum(stats["events_published"].values())
-    # every published event is committed (persisted: stored, kept aside or already there) or lost
-    lost = max(int(sink_stats["lost"]), published - int(sink_stats["persisted"]))
+    lost, kept_aside = unstored_events(published, sink_stats)
     outcome = "failed"
     print("summary:", file=out)
     if db_gone:
@@ -265,7 +265,7 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
         shown = [o for o in (print_run(out, store, run_id) for run_id in proxy.run_ids() if run_id not in refused_runs)
                  if o is not None]
         if shown:
-            outcome = shown[-1]
+            outcome = run_outcome(shown)
         else:
             print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: nothing of it is stored", file=out)
     elapsed_s = time.monotonic() - progress.started
@@ -275,12 +275,12 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
     print(
         f"  sink: {sink_stats['persisted']} events persisted in {sink_stats['batches']} batches, "
         f"{sink_stats['errors']} write errors ({sink_stats['retries']} retries), "
-        f"{lost} lost; producer paused {sink_stats['gate_paused_s']:.2f} s",
+        f"{kept_aside} kept aside, {lost} lost; producer paused {sink_stats['gate_paused_s']:.2f} s",
         file=out,
     )
-    not_stored = stats["rejected_total"] + lost
-    print(f"  not stored: {not_stored} ({stats['rejected_total']} rejected lines, {lost} unstored events)"
-          if not_stored else "  not stored: nothing", file=out)
+    not_stored = stats["rejected_total"] + kept_aside + lost
+    print(f"  not stored: {not_stored} ({stats['rejected_total']} rejected lines, {kept_aside} events kept aside "
+          f"as malformed in run_events, {lost} unstored events)" if not_stored else "  not stored: nothing", file=out)
     print(f"database: {shown_id(str(db.resolve()), 300)}", file=out)
     if db_gone:
         print(f"  ERROR: the database file was deleted during the run; {published} events are lost", file=out)
@@ -295,8 +295,9 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
               "under another run id, or after the other process has ended", file=out)
         return EXIT_FAILED
     code = EXIT_CODES.get(outcome, EXIT_FAILED)
-    if code == 0 and (stats["rejected_total"] or lost):
-        print(f"  WARNING: {stats['rejected_total']} lines rejected and {lost} events not stored", file=out)
+    if code == 0 and not_stored:
+        print(f"  WARNING: {stats['rejected_total']} lines rejected and {kept_aside + lost} events not stored",
+              file=out)
         return EXIT_DATA_LOSS
     return code
 

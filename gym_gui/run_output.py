@@ -24,7 +24,7 @@ from gym_gui.telemetry.sqlite_store import SchemaVersionError, TelemetrySQLiteSt
 __all__ = [
     "DEFAULT_DB_PATH", "EXIT_CANNOT_START", "EXIT_CODES", "EXIT_DATA_LOSS", "EXIT_FAILED", "EXIT_TERMINATED",
     "DbFileWatch", "SigtermLikeSigint", "Terminated", "id_argument", "mark_interrupted", "open_store",
-    "print_run", "safe_output",
+    "print_run", "run_outcome", "safe_output", "unstored_events",
 ]
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
@@ -161,3 +161,21 @@ def print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str | No
             tail = run.stderr_tail.strip().splitlines()[-5:]
             print("  stderr tail:\n    " + "\n    ".join(shown_text(line, 300) for line in tail), file=out)
     return outcome
+
+
+def unstored_events(published: int, sink_stats: dict[str, Any]) -> tuple[int, int]:
+    """``(lost, kept_aside)`` of the events a sink was given: ``lost`` are in no table (every
+    published event is committed -- stored, kept aside or already there -- or lost);
+    ``kept_aside`` are in ``run_events`` as malformed, with the reason, instead of their own rows."""
+    return max(int(sink_stats["lost"]), published - int(sink_stats["persisted"])), int(sink_stats["rejected"])
+
+
+def run_outcome(outcomes: list[str]) -> str:
+    """The outcome a command exits with for the runs it shows: ``completed`` only when every one
+    completed, else the first that failed (any outcome but the two below), else ``cancelled``."""
+    if not outcomes:
+        return "failed"
+    for outcome in outcomes:
+        if outcome not in ("completed", "cancelled"):
+            return outcome
+    return "cancelled" if "cancelled" in outcomes else "completed"

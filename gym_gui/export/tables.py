@@ -148,7 +148,8 @@ def export_tables(conn: sqlite3.Connection, run_id: str, out_dir: str | Path, fm
     try:
         for name, (rows, columns, typed) in sources.items():
             n = 0
-            with paths[name].open("w", encoding="utf-8", newline="") as fh:
+            # a lone surrogate (stored escaped, read back as one) is written as its JSON escape ``\udc80``
+            with paths[name].open("w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
                 if fmt == "csv":
                     writer = csv.writer(fh)
                     writer.writerow(columns)

@@ -22,6 +22,7 @@ import orjson
 
 from gym_gui.ingest.unix_time import iso_from_unix
 from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, may_hold_big_int, text_nesting_exceeds
+from gym_gui.telemetry.utf8_text import lone_surrogate_at
 
 __all__ = ["MAX_ID_CHARS", "RecordRejected", "RejectReason"]
 
@@ -68,7 +69,14 @@ def _reject_constant(name: str) -> Any:
     raise RecordRejected(RejectReason.NON_FINITE, f"{name} is not a finite number")
 
 
-_decode_json: Callable[[str], Any] = json.JSONDecoder(parse_constant=_reject_constant).decode
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf: a number beyond the double range (``1e400``)
+        raise RecordRejected(RejectReason.NON_FINITE, f"{text[:40]} is beyond the range of a double")
+    return value
+
+
+_decode_json: Callable[[str], Any] = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float).decode
 _orjson_loads = orjson.loads
 _OrjsonError = orjson.JSONDecodeError
 
@@ -137,12 +145,10 @@ def _id(value: Any, name: str) -> str:
     text = _str(value, name)
     if len(text) > MAX_ID_CHARS:
         raise RecordRejected(RejectReason.ID_TOO_LONG, f"{name} has {len(text)} characters; the most is {MAX_ID_CHARS}")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} holds a lone surrogate at character {exc.start} "
-                                                          "(an id must be text a database can store)") from None
+    at = lone_surrogate_at(text)
+    if at is not None:
+        raise RecordRejected(RejectReason.WRONG_TYPE, f"{name} holds a lone surrogate at character {at} "
+                                                      "(an id must be text a database can store)")
     return text
 
 

@@ -41,6 +41,7 @@ from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.json_text import MAX_JSON_DEPTH, decoded_keys, encode_json, may_hold_big_int, text_nesting_exceeds
 from gym_gui.ingest.shared_ids import _STREAM_IDS, shared_id
 from gym_gui.telemetry.step_payload import StepPayload, compact_step
+from gym_gui.telemetry.utf8_text import storable_ids
 
 __all__ = [
     "Normalized", "NormalizedFields", "RecordRejected", "RejectReason", "normalize_line", "normalize_record",
@@ -171,6 +172,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
             and type(terminated) is bool and type(truncated) is bool
             and (type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX
             and type(info) is dict and (render is None or type(render) is dict or render is _CUT)
+            and (raw is not None or render is _CUT or storable_ids(run_id, agent_id))  # (orjson refuses surrogates)
         ):
             try:
                 _fromisoformat(ts)  # validates; "+00:00" text is kept as the worker wrote it
@@ -215,6 +217,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
             and _INT_MIN <= episode_index <= _INT_MAX and _INT_MIN <= step_index <= _INT_MAX
             and type(terminated) is bool and type(truncated) is bool
             and (type(reward) is float or type(reward) is int) and -_FINITE_MAX <= reward <= _FINITE_MAX
+            and (raw is not None or storable_ids(run_id, agent_id))
         ):
             try:
                 _fromisoformat(ts)
@@ -241,6 +244,7 @@ def _fast_canonical_step(record: dict[str, Any], default_agent_id: str, owned: b
         or type(ts) is not str or not ts.endswith("+00:00") or get("ts_unix_ns") is not None
         or "action_json" in record or "observation_json" in record or "render_hint_json" in record
         or not _plain_step_fields(record)
+        or (raw is None and not storable_ids(run_id, agent_id))  # (normalize_general says why)
     ):
         return None
     try:

@@ -18,9 +18,10 @@ from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import NO_AGENT, dump_json, encode_episode, encode_step, quarantine_json, stored_agent
 from gym_gui.telemetry.sqlite_rows import _encode_step_core
 from gym_gui.telemetry.sqlite_rows import encode_step as _encode_step
-from gym_gui.telemetry.step_payload import StepPayload
+from gym_gui.telemetry.step_payload import _INT_MAX, _INT_MIN, StepPayload
 from gym_gui.telemetry.sqlite_runs import FOLDED_TOPICS, RUN_COLUMNS, apply_run_event, new_run
 from gym_gui.telemetry.tables import EPISODES, RUNS, STEPS, Table, episode_app_values
+from gym_gui.telemetry.utf8_text import storable_ids
 from gym_gui.telemetry.topic_specs import RowKind, TopicSpecError, check_durable_rows, specs
 
 _STEPS, _EPISODES, _RUN_EVENTS = RowKind.STEPS, RowKind.EPISODES, RowKind.RUN_EVENTS
@@ -276,6 +277,10 @@ def sanitised(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+#: The reason of an event whose run or agent id SQLite cannot store (``storable_ids``).
+_UNSTORABLE_ID_ERROR = "unstorable_id: its run or agent id holds a lone surrogate, which no UTF-8 text can hold"
+
+
 def check_topics() -> None:
     """Raise TopicSpecError when a declared durable topic cannot be written: no row kind, or a
     lifecycle topic that ``sqlite_runs.apply_run_event`` does not fold. Any thread (start-up)."""
@@ -303,13 +308,23 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
     stream: list[Any] = []
     fused = FUSED_STEP_EVENTS
     for evt in events:
+        new_stream = evt.run_id != run_id or evt.agent_id != agent_id
+        if new_stream and not storable_ids(evt.run_id, evt.agent_id):
+            # kept aside under its ids escaped (``sanitised``); no stream, run row or owner of its own
+            plan.rejected.append((evt, _UNSTORABLE_ID_ERROR))
+            plan.run_events.append(tuple(sanitised(v) if type(v) is str else v
+                                         for v in quarantine_row(evt, _UNSTORABLE_ID_ERROR)))
+            plan.run_event_sources.append(evt)
+            continue
         topic = evt.topic
         try:
             if topic is step_topic:
                 p = evt.payload
-                if fused and type(p) is StepPayload and type(p.fields[2]) is int and type(p.fields[3]) is int:
-                    steps_append(evt)  # its row is made by the step writer (FUSED_STEP_EVENTS)
-                else:
+                if (fused and type(p) is StepPayload and type(action := p.fields[2]) is int
+                        and type(observation := p.fields[3]) is int
+                        and _INT_MIN <= action <= _INT_MAX and _INT_MIN <= observation <= _INT_MAX):
+                    steps_append(evt)  # its row is made by the step writer (FUSED_STEP_EVENTS), which binds them
+                else:  # (an int beyond 64 bits cannot be bound: encode_step writes its digits)
                     steps_append(encode_step(evt))
             else:
                 declared = by_topic.get(topic)
@@ -342,7 +357,7 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
             plan.rejected.append((evt, error))
             plan.run_events.append(quarantine_row(evt, error))
             plan.run_event_sources.append(evt)
-        if evt.run_id != run_id or evt.agent_id != agent_id:
+        if new_stream:
             run_id, agent_id = evt.run_id, evt.agent_id
             key = (run_id, NO_AGENT if agent_id is None else agent_id)
             found = streams.get(key)

@@ -23,7 +23,8 @@ def tricky_run(store: TelemetrySQLiteStore) -> None:
     f = EventFactory("r/1", "agent-1")
     events = [f.started()]
     events += f.episodes(2, 3)
-    events.append(f.step(2, 0, reward=-0.0, info={"text": "é, \"quoted\"\nnewline", "n": [1, 2]}, custom=7))
+    events.append(f.step(2, 0, reward=-0.0, info={"text": "é, \"quoted\"\nnewline", "n": [1, 2], "\udc80": "x\ud800"},
+                         custom=7))  # (a lone surrogate: written as its JSON escape)
     events.append(f.episode(2, 1, total_reward=-0.0, metadata={"loss": 0.25}))
     other = EventFactory("r-other", "agent-1")
     store.write_batch(events + other.run(1, 2))

@@ -200,8 +200,8 @@ def test_an_unexpected_sqlite_failure_is_isolated_to_its_event(store: TelemetryS
     f = factory()
     good = [f.step(0, 0), f.step(0, 1)]
     broken = f.step(0, 2, action="\udcff")  # a lone surrogate is fine in JSON (escaped) ...
-    broken = type(broken)(Topic.STEP_APPENDED, "run\udcff", "agent1", broken.seq_id, broken.ts_iso,
-                          broken.payload)  # ... but not as a bound TEXT key: SQLite cannot encode it
+    broken = type(broken)(Topic.STEP_APPENDED, "run1", "agent1", broken.seq_id, broken.ts_iso + "\udcff",
+                          broken.payload)  # ... but not as a bound TEXT: SQLite cannot encode it
     for e in [*good, broken]:
         bus.publish(e)
     core.start()
