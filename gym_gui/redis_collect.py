@@ -37,16 +37,16 @@ import redis
 from gym_gui.gc_tuning import exit_after_freezing, tune_gc
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.run_output import DbFileWatch as _DbFileWatch
-from gym_gui.run_output import SigtermLikeSigint as _SigtermLikeSigint
+from gym_gui.run_output import StopSignals as _StopSignals
 from gym_gui.run_output import Terminated as _Terminated
 from gym_gui.run_output import id_argument as _id_argument
 from gym_gui.run_output import mark_interrupted as _mark_interrupted
 from gym_gui.run_output import open_store as _open_store
 from gym_gui.run_output import print_run as _print_run
 from gym_gui.run_output import safe_output as _safe_output
+from gym_gui.run_output import store_the_rest as _store_the_rest
 from gym_gui.run_output import unstored_events as _unstored_events
-from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
-                                EXIT_TERMINATED)
+from gym_gui.run_output import DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_DATA_LOSS, EXIT_FAILED
 from gym_gui.telemetry.events import StreamKey, Topic
 from gym_gui.telemetry.run_bus import RunBus, Waker
 from gym_gui.telemetry.sink_core import SinkCore
@@ -157,13 +157,13 @@ class Collector:
                 out.append(stream)
         return out
 
-    def stop(self, timeout_s: float) -> bool:
-        """Stop reading, then store everything read; True when all of it is committed. Owner thread; blocks."""
+    def stop(self, out: TextIO, signals: _StopSignals, timeout_s: float) -> bool:
+        """Stop reading, then store everything read (``run_output.store_the_rest``: a stop signal
+        ends the wait); True when all of it is committed. Owner (main) thread; blocks."""
         self.source.stop(10.0)
-        flushed = self.sink.flush(timeout_s)
-        stopped = self.sink.stop(timeout_s)
+        stored = _store_the_rest(out, signals, self.sink, timeout_s)
         self.bus.unsubscribe(Topic.RUN_COMPLETED, "collector-completions")
-        return flushed and stopped
+        return stored
 
 
 def _reach(url: str, timeout_s: float) -> str | None:
@@ -210,22 +210,23 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print(f"collecting {runs} from {shown_id(args.redis_url, 300)}", file=out)
         print(f"database: {shown_id(str(args.db.resolve()), 300)}", file=out)
         outcome: dict[str, Any] = {"signal_exit": None, "db_gone": False, "incomplete": None}
-        with _SigtermLikeSigint() as sigterm:
+        with _StopSignals() as signals:
             try:
                 collector.start()
-                sigterm.armed = not sigterm.received
-                if sigterm.received:
-                    raise _Terminated()
+                signals.armed = signals.received is None
+                if signals.received is not None:
+                    raise _Terminated(signals.received)
                 _follow(out, collector, watch, args, outcome)
-            except KeyboardInterrupt:
-                outcome["signal_exit"] = EXIT_CODES["cancelled"]
-                print("\ninterrupted: storing what was read", file=out, flush=True)
-            except _Terminated:
-                outcome["signal_exit"] = EXIT_TERMINATED
-                print("\nterminated (SIGTERM): storing what was read", file=out, flush=True)
+            except _Terminated as stop:
+                outcome["signal_exit"] = stop.exit_code
+                print(f"\n{stop.words}: storing what was read", file=out, flush=True)
             finally:
-                sigterm.armed = False
-                flushed = collector.stop(args.flush_timeout_s)
+                signals.armed = False
+                flushed = collector.stop(out, signals, args.flush_timeout_s)
+        if not outcome["db_gone"] and watch.gone():  # (after the last progress line)
+            outcome["db_gone"] = True
+            print(f"\nERROR: {watch.what} was deleted or replaced: what was stored in it is gone", file=out,
+                  flush=True)
         _print_progress(out, collector, out.isatty(), final=True)
         if out.isatty():
             print(file=out)
@@ -255,8 +256,8 @@ def _follow(out: TextIO, c: Collector, watch: _DbFileWatch, args: argparse.Names
                 shown_refused.add(stream)
         if watch.gone():
             outcome["db_gone"] = True
-            print(f"\nERROR: the database file {shown_id(str(watch.path), 300)} was deleted or replaced: "
-                  "nothing more can be stored; stopping", file=out, flush=True)
+            print(f"\nERROR: {watch.what} was deleted or replaced: nothing more can be stored; stopping", file=out,
+                  flush=True)
             return
         if args.until_complete:
             left = c.incomplete()
@@ -320,7 +321,8 @@ def _print_summary(out: TextIO, c: Collector, db: Path, flushed: bool, outcome: 
           if bad else "  not stored: nothing", file=out)
     print(f"database: {shown_id(str(db.resolve()), 300)}", file=out)
     if outcome["db_gone"]:
-        print(f"  ERROR: the database file was deleted; {published} events are lost", file=out)
+        print(f"  ERROR: the database file or its write-ahead log was deleted; up to {published} events are lost "
+              "(a new collector reads them again from Redis while it keeps them)", file=out)
         return EXIT_FAILED
     if not flushed:
         print("  WARNING: not every event was stored before the flush timeout", file=out)

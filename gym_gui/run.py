@@ -13,8 +13,12 @@ and a final summary. Exit codes:
 - 2: the run could not start (the worker cannot be started, or the database cannot be opened);
 - 3: the run completed, but some of its lines were rejected or events not stored (the summary
   counts them by reason);
-- 130: cancelled by SIGINT (Ctrl+C); 143: cancelled by SIGTERM. Both stop the worker (SIGTERM, so
-  it can write its ``run_completed``), store everything read, and print the summary.
+- 130: cancelled by SIGINT (Ctrl+C); 143: by SIGTERM; 129: by SIGHUP (the terminal closed). Each
+  stops the worker (SIGTERM, so it can write its ``run_completed``), stores everything read, and
+  prints the summary. A further signal while the worker stops is only noted; one while the last
+  writes are waited for ends the wait, and what was not stored is counted lost (exit 1).
+
+Output to a reader that went away (``| head``, a closed terminal) is dropped; the run goes on.
 """
 
 from __future__ import annotations
@@ -32,9 +36,8 @@ from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
-                                EXIT_TERMINATED, DbFileWatch, SigtermLikeSigint, Terminated, id_argument,
-                                mark_interrupted, open_store, print_run, run_outcome, safe_output,
-                                unstored_events)
+                                DbFileWatch, StopSignals, StopWaiting, Terminated, id_argument, mark_interrupted, open_store,
+                                print_run, run_outcome, safe_output, store_the_rest, unstored_events)
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
 from gym_gui.telemetry.sink_core import SinkCore
@@ -153,8 +156,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     print(f"run {shown_id(run_id)}: {shown_id(' '.join(argv_to_run), 500)}", file=out)
     print(f"database: {shown_id(str(args.db.resolve()), 300)}", file=out)
     interactive = out.isatty()
-    outcome: dict[str, Any] = {"signal_exit": None, "db_gone": False}
-    with SigtermLikeSigint() as sigterm:
+    outcome: dict[str, Any] = {"signal_exit": None, "db_gone": None}
+    with StopSignals() as signals:
         try:
             try:
                 proxy.spawn(argv_to_run)
@@ -162,16 +165,22 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 print(f"cannot start the worker {shown_id(argv_to_run[0], 300)!r}: {shown_id(str(exc), 300)}", file=out)
                 return EXIT_CANNOT_START
             try:
-                sigterm.armed = not sigterm.received
-                if sigterm.received:  # it came while starting: stop at once, as if it came now
-                    raise Terminated()
+                signals.armed = signals.received is None
+                if signals.received is not None:  # it came while starting: stop at once, as if it came now
+                    raise Terminated(signals.received)
                 _follow(out, progress, proxy, sink, interactive, watch, args.progress_interval_s, outcome)
-            except Terminated:
-                _on_terminated(out, proxy, outcome)
+            except Terminated as stop:
+                outcome["signal_exit"] = stop.exit_code
+                print(f"\n{stop.words}: stopping the worker", file=out, flush=True)
+                proxy.stop(5.0)
             finally:
-                sigterm.armed = False
+                signals.armed = False
         finally:
-            flushed = _shut_down(proxy, sink, args.flush_timeout_s)
+            flushed = _shut_down(out, proxy, sink, args.flush_timeout_s, signals)
+    if outcome["db_gone"] is None and watch.gone():  # (after the last progress line)
+        outcome["db_gone"] = watch.lost_part
+        print(f"\nERROR: {watch.what} was deleted or replaced during the run: what was stored in it is gone",
+              file=out, flush=True)
     _print_progress(out, progress, proxy, sink, interactive, final=True)
     if interactive:
         print(file=out)
@@ -179,7 +188,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         code = _print_summary(out, store, proxy, sink, progress, args.db, flushed, db_gone=outcome["db_gone"])
         return outcome["signal_exit"] if outcome["signal_exit"] is not None and code != EXIT_FAILED else code
     finally:
+        if not flushed:  # its runs may lack their end: the next open of the file marks them interrupted
+            store.keep_claims()
         store.close()
+
+
+#: ``DbFileWatch.lost_part`` in the summary.
+_GONE = {"file": "the database file", "wal": "the database's write-ahead log (-wal)"}
 
 
 def _refusals(proxy: TelemetryProxy) -> list[str]:
@@ -191,44 +206,37 @@ def _follow(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, 
             watch: DbFileWatch, interval_s: float, outcome: dict[str, Any]) -> None:
     """Print progress until the worker's output is all published, or a signal or a lost database stops it."""
     refused_shown = 0
-    try:
-        while not proxy.wait(interval_s):
-            _print_progress(out, progress, proxy, sink, interactive)
-            refused = _refusals(proxy)
-            for line in refused[refused_shown:]:  # at once, not only in the summary
-                print(("\n" if interactive else "") + line, file=out, flush=True)
-            refused_shown = len(refused)
-            if watch.gone():
-                outcome["db_gone"] = True
-                print(f"\nERROR: the database file {shown_id(str(watch.path), 300)} was deleted or replaced during "
-                      "the run: what was stored in it is gone and nothing more can be stored; stopping the worker",
-                      file=out, flush=True)
-                proxy.stop(5.0)
-                return
-    except KeyboardInterrupt:
-        outcome["signal_exit"] = EXIT_CODES["cancelled"]
-        print("\ninterrupted: stopping the worker", file=out, flush=True)
-        proxy.stop(5.0)
+    while not proxy.wait(interval_s):
+        _print_progress(out, progress, proxy, sink, interactive)
+        refused = _refusals(proxy)
+        for line in refused[refused_shown:]:  # at once, not only in the summary
+            print(("\n" if interactive else "") + line, file=out, flush=True)
+        refused_shown = len(refused)
+        if watch.gone():
+            outcome["db_gone"] = watch.lost_part
+            print(f"\nERROR: {watch.what} was deleted or replaced during the run: what was stored in it is gone "
+                  "and nothing more can be stored; stopping the worker", file=out, flush=True)
+            proxy.stop(5.0)
+            return
 
-
-def _on_terminated(out: TextIO, proxy: TelemetryProxy, outcome: dict[str, Any]) -> None:
-    outcome["signal_exit"] = EXIT_TERMINATED
-    print("\nterminated (SIGTERM): stopping the worker", file=out, flush=True)
-    proxy.stop(5.0)
-
-
-def _shut_down(proxy: TelemetryProxy, sink: Any, timeout_s: float) -> bool:
+def _shut_down(out: TextIO, proxy: TelemetryProxy, sink: Any, timeout_s: float, signals: StopSignals) -> bool:
     """Stop the worker, publish everything it wrote, store it; True if all of it was committed.
 
     The proxy finishes first (the worker's pipes drained into the bus) so that the sink's count of
-    what it could not store covers everything read.
+    what it could not store covers everything read. A stop signal while the proxy drains or the
+    sink stores ends the wait (``store_the_rest``); the rest is counted lost.
     """
     proxy.stop(5.0)
+    stop_now = False
     if proxy.process is not None:
-        proxy.wait(timeout_s)
-    flushed = sink.flush(timeout_s)
-    sink.stop(timeout_s)
-    return flushed
+        signals.waiting = True
+        try:
+            proxy.wait(timeout_s)
+        except StopWaiting:
+            stop_now = True
+        finally:
+            signals.waiting = False
+    return store_the_rest(out, signals, sink, timeout_s, stop_now=stop_now)
 
 
 def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,
@@ -249,7 +257,7 @@ def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sin
 
 
 def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryProxy, sink: Any,
-                   progress: _Progress, db: Path, flushed: bool, *, db_gone: bool = False) -> int:
+                   progress: _Progress, db: Path, flushed: bool, *, db_gone: str | None = None) -> int:
     stats = proxy.stats()
     sink_stats = sink.stats()
     published = sum(stats["events_published"].values())
@@ -258,12 +266,15 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
     print("summary:", file=out)
     if db_gone:
         lost = published
-        print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: the database file was deleted "
-              "during the run; nothing of it is stored", file=out)
+        print(f"  run {shown_id(proxy.run_ids()[0] if proxy.run_ids() else '?')}: {_GONE[db_gone]} was deleted "
+              "during the run; " + ("nothing of it is stored" if db_gone == "file" else
+                                    "what was not yet copied from it into the file is gone"), file=out)
     else:
         refused_runs = {run for run, _agent in proxy.refused_streams()}  # another process's runs
         shown = [o for o in (print_run(out, store, run_id) for run_id in proxy.run_ids() if run_id not in refused_runs)
                  if o is not None]
+        if "running" in shown:  # its end is not stored: the next open of the file marks it interrupted
+            store.keep_claims()
         if shown:
             outcome = run_outcome(shown)
         else:
@@ -283,7 +294,8 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
           f"as malformed in run_events, {lost} unstored events)" if not_stored else "  not stored: nothing", file=out)
     print(f"database: {shown_id(str(db.resolve()), 300)}", file=out)
     if db_gone:
-        print(f"  ERROR: the database file was deleted during the run; {published} events are lost", file=out)
+        print(f"  ERROR: {_GONE[db_gone]} was deleted during the run; {'' if db_gone == 'file' else 'up to '}"
+              f"{published} events are lost", file=out)
         return EXIT_FAILED
     if not flushed:
         print("  WARNING: not every event was persisted before the flush timeout", file=out)

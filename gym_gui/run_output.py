@@ -13,6 +13,7 @@ import argparse
 import os
 import signal
 import sqlite3
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -23,8 +24,8 @@ from gym_gui.telemetry.sqlite_store import SchemaVersionError, TelemetrySQLiteSt
 
 __all__ = [
     "DEFAULT_DB_PATH", "EXIT_CANNOT_START", "EXIT_CODES", "EXIT_DATA_LOSS", "EXIT_FAILED", "EXIT_TERMINATED",
-    "DbFileWatch", "SigtermLikeSigint", "Terminated", "id_argument", "mark_interrupted", "open_store",
-    "print_run", "run_outcome", "safe_output", "unstored_events",
+    "DbFileWatch", "StopSignals", "StopWaiting", "Terminated", "id_argument", "mark_interrupted", "open_store",
+    "print_run", "run_outcome", "safe_output", "store_the_rest", "unstored_events",
 ]
 
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
@@ -48,67 +49,161 @@ def id_argument(text: str) -> str:
 
 
 class Terminated(BaseException):
-    """Raised in the main thread by the first SIGTERM: handled like Ctrl+C."""
+    """Raised in the main thread by the first stop signal while a command follows its run."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """130 for SIGINT (Ctrl+C), 143 for SIGTERM, 129 for SIGHUP (the terminal closed)."""
+        return 128 + self.signum
+
+    @property
+    def words(self) -> str:
+        """What happened, for the line the command prints."""
+        return _STOP_WORDS.get(self.signum, f"signal {self.signum}")
 
 
-class SigtermLikeSigint:
-    """SIGTERM handled like Ctrl+C: while ``armed`` (following the run) the first one raises
-    Terminated in the main thread; otherwise (starting, storing the backlog) it is only noted, so
-    the shutdown that stores the backlog is never cut short. Main thread only."""
+class StopWaiting(BaseException):
+    """Raised in the main thread by a stop signal while a command waits for its last writes."""
+
+
+#: The signals that stop a headless command, and how its output names them.
+_STOP_WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)",
+               signal.SIGHUP: "hung up (SIGHUP: the terminal closed)"}
+
+
+class StopSignals:
+    """SIGINT (Ctrl+C), SIGTERM and SIGHUP for a headless command, one rule for all three.
+
+    While ``armed`` (following the run) the first raises ``Terminated`` in the main thread: the
+    command stops its source, stores what was read and prints its summary. While ``waiting`` (for
+    the last writes) one raises ``StopWaiting``: the command stops waiting, counts what is not
+    stored and prints its summary. Otherwise (starting, stopping the worker) a signal is only noted
+    (``received``), so a second Ctrl+C never cuts a shutdown short with a traceback. Main thread only.
+    """
 
     def __init__(self) -> None:
         self.armed = False
-        self.received = False
-        self._previous: Any = None
+        self.waiting = False
+        self.received: int | None = None  # the first stop signal's number
+        self._previous: dict[int, Any] = {}
 
-    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
-        first = not self.received
-        self.received = True
-        if first and self.armed:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        if self.armed:
             self.armed = False
-            raise Terminated()
+            raise Terminated(signum)
+        if self.waiting:
+            self.waiting = False
+            raise StopWaiting()
 
-    def __enter__(self) -> SigtermLikeSigint:
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: nothing to install
-            self._previous = None
+    def __enter__(self) -> StopSignals:
+        for signum in _STOP_WORDS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: nothing to install
+                break
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
 
 
 class DbFileWatch:
-    """Notices when the database file is deleted or replaced under the open store. Main thread."""
+    """Notices when the database file, or its write-ahead log, is deleted or replaced under the open
+    store (SQLite goes on writing into the deleted inode: those writes are gone). Main thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._identity = self._stat()
+        self.wal_path = Path(f"{path}-wal")
+        self._identity = self._stat(self.path)
+        self._wal_identity = self._stat(self.wal_path)  # (None until SQLite has made it)
+        #: What ``gone`` found: None, ``"file"`` or ``"wal"``.
+        self.lost_part: str | None = None
 
-    def _stat(self) -> tuple[int, int] | None:
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int] | None:
         try:
-            st = os.stat(self.path)
+            st = os.stat(path)
         except OSError:
             return None
         return (st.st_dev, st.st_ino)
 
     def gone(self) -> bool:
-        """True if the file the store opened is no longer at its path."""
-        return self._identity is not None and self._stat() != self._identity
+        """True if the file the store opened, or the -wal file it writes, is no longer at its path."""
+        if self._identity is not None and self._stat(self.path) != self._identity:
+            self.lost_part = "file"
+        elif self.lost_part is None:
+            wal = self._stat(self.wal_path)
+            if self._wal_identity is None:
+                self._wal_identity = wal
+            elif wal != self._wal_identity:
+                self.lost_part = "wal"
+        return self.lost_part is not None
 
+    @property
+    def what(self) -> str:
+        """The part that ``gone`` found missing, for the command's ERROR line."""
+        if self.lost_part == "wal":
+            return f"the database's write-ahead log {shown_id(str(self.wal_path), 300)}"
+        return f"the database file {shown_id(str(self.path), 300)}"
+
+
+class _Output:
+    """A command's output that never stops the command: text it cannot encode (a lone surrogate in
+    an id) is escaped, and once the reader is gone (``| head``, a closed terminal) everything
+    written is dropped. Main thread."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.closed_by_reader = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                return self._out.write(text)
+            except (OSError, ValueError):  # BrokenPipeError, EIO; ValueError: the file was closed
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self._out.flush()
+            except (OSError, ValueError):
+                self._gone()
+
+    def isatty(self) -> bool:
+        try:
+            return not self.closed_by_reader and self._out.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def _gone(self) -> None:
+        self.closed_by_reader = True
+        try:  # what is still buffered would fail again at exit: send it, and all later output, nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def safe_output(out: TextIO) -> TextIO:
-    """``out`` made unable to fail on text it cannot encode (a lone surrogate in an id)."""
+    """``out`` made unable to fail: escaped when it cannot encode a text, quiet once its reader is gone."""
     reconfigure = getattr(out, "reconfigure", None)
     if reconfigure is not None:
         try:
             reconfigure(errors="backslashreplace")
         except (ValueError, OSError):
             pass
-    return out
+    return out if isinstance(out, _Output) else _Output(out)  # type: ignore[return-value]
 
 
 def open_store(db: Path, out: TextIO) -> TelemetrySQLiteStore | None:
@@ -119,6 +214,11 @@ def open_store(db: Path, out: TextIO) -> TelemetrySQLiteStore | None:
             open(db, "r+b").close()  # SQLite would fall back to read-only and fail on the first write
         return TelemetrySQLiteStore(db)
     except (OSError, sqlite3.Error, SchemaVersionError) as exc:  # (a foreign or newer file: SchemaVersionError)
+        print(f"cannot open the database {shown_id(str(db), 300)}: {shown_id(str(exc), 300)}", file=out)
+        return None
+    except RuntimeError as exc:  # LOG622A: a damaged file (truncated, malformed) or a disk I/O error
+        if not str(exc).startswith("LOG622A:"):
+            raise
         print(f"cannot open the database {shown_id(str(db), 300)}: {shown_id(str(exc), 300)}", file=out)
         return None
 
@@ -138,7 +238,9 @@ def mark_interrupted(store: TelemetrySQLiteStore, out: TextIO) -> None:
 
 
 def print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str | None:
-    """Print one run's stored state; its outcome (``failed`` when it cannot be read back, None if not stored)."""
+    """Print one run's stored state; its outcome (``failed`` when it cannot be read back, ``running``
+    when its end is not stored, None if not stored at all). A command with a run still ``running``
+    keeps its claims (``store.keep_claims``), so the next open of the file marks the run interrupted."""
     try:
         run = store.run(run_id)
         if run is None:
@@ -147,9 +249,11 @@ def print_run(out: TextIO, store: TelemetrySQLiteStore, run_id: str) -> str | No
     except (sqlite3.Error, UnicodeError, ValueError) as exc:
         print(f"  run {shown_id(run_id)}: cannot be read back ({shown_id(str(exc), 200)})", file=out)
         return "failed"
-    outcome = run.outcome or "failed"
+    unended = run.outcome is None and run.status == "running"
+    outcome = "running" if unended else run.outcome or "failed"
     summary = run.summary or {}
-    print(f"  run {shown_id(run.run_id)} ({shown_id(run.env_id or 'unknown env')}): outcome {shown_id(outcome)}", file=out)
+    shown = "none stored (still running in the file)" if unended else shown_id(outcome)
+    print(f"  run {shown_id(run.run_id)} ({shown_id(run.env_id or 'unknown env')}): outcome {shown}", file=out)
     print(f"  stored: {episodes} episodes, {steps} steps", file=out)
     for key in ("greedy_success_rate", "mean_return", "duration_s", "reason"):
         if key in summary:
@@ -179,3 +283,30 @@ def run_outcome(outcomes: list[str]) -> str:
         if outcome not in ("completed", "cancelled"):
             return outcome
     return "cancelled" if "cancelled" in outcomes else "completed"
+
+
+def store_the_rest(out: TextIO, signals: StopSignals, sink: Any, timeout_s: float, *, stop_now: bool = False) -> bool:
+    """Wait until ``sink`` (a SinkCore) has committed everything published, then stop it, all
+    within about ``timeout_s``; True when nothing is lost. Main thread; blocks.
+
+    After a second without the end it says how many events are left; a stop signal meanwhile ends
+    the wait (``StopSignals.waiting``), as ``stop_now`` does at once: the sink gives up and counts
+    what it had not stored.
+    """
+    deadline = time.monotonic() + timeout_s
+    stopped_waiting = stop_now
+    signals.waiting = not stop_now
+    try:
+        if not stop_now and not sink.flush(min(1.0, timeout_s)):
+            left_s = max(0.0, deadline - time.monotonic())
+            print(f"\nstoring the last {sink.backlog()} events (at most {left_s:.0f} s more; Ctrl+C stops waiting "
+                  "and counts them lost)", file=out, flush=True)
+            sink.flush(left_s)
+    except StopWaiting:
+        stopped_waiting = True
+    finally:
+        signals.waiting = False
+    if stopped_waiting:
+        print(f"\nstopped waiting for the last writes: the {sink.backlog()} events not stored yet are counted lost",
+              file=out, flush=True)
+    return bool(sink.stop(0.1 if stopped_waiting else max(0.1, deadline - time.monotonic())))

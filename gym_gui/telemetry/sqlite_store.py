@@ -275,7 +275,7 @@ class TelemetrySQLiteStore(EventReadsAPI, RecordStoreAPI, StreamOwnersAPI):
         write finishes. Call it when no other thread still reads.
         """
         self._close_records()
-        if not self._closed:
+        if not self._closed and not self.keep_claims_at_close:
             self.release_streams()
         with self._write_lock:
             if self._closed:

@@ -307,6 +307,13 @@ class StreamOwnersAPI:
     def _init_owners(self) -> None:
         self._claimed: set[tuple[str, str]] = set()
         self._pending_claims: set[tuple[str, str]] = set()  # numbered before they could be claimed
+        self.keep_claims_at_close = False
+
+    def keep_claims(self) -> None:
+        """Leave this store's stream claims in the file when it closes, as if its process had died:
+        the next process that opens the file marks their runs interrupted (``mark_interrupted_runs``).
+        For a writer that could not store all of its runs' events. Any thread; never blocks."""
+        self.keep_claims_at_close = True
 
     def _owners_transaction(self, work: Callable[[sqlite3.Connection], Any], wait_s: float | None = None) -> Any:
         """Run ``work`` in one write transaction; with ``wait_s``, TimeoutError when the write lock is
