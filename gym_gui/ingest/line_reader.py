@@ -8,6 +8,8 @@ __all__ = ["LineChunk", "LineReader", "DEFAULT_READ_CHUNK_BYTES"]
 
 #: Bytes asked for per read; one read's lines are processed before the next read.
 DEFAULT_READ_CHUNK_BYTES = 64 * 1024
+#: The UTF-8 byte order mark some writers put before their first byte of text.
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class LineChunk:
@@ -29,7 +31,7 @@ class LineChunk:
 class LineReader:
     """Iterates ``stream`` read by read, yielding the complete lines of each read.
 
-    A line longer than ``max_line_bytes`` is never held in memory: its bytes are dropped as they
+    A UTF-8 byte order mark at the very start of the stream (in its first read) is dropped. A line longer than ``max_line_bytes`` is never held in memory: its bytes are dropped as they
     arrive and it shows up as ``None``. Only the reader thread may iterate; each step blocks on
     the stream's read.
     """
@@ -51,14 +53,22 @@ class LineReader:
         return self._lines_done
 
     def __iter__(self) -> Iterator[LineChunk]:
+        data = self._read(self._read_chunk_bytes)
+        while data and len(data) < len(_UTF8_BOM) and _UTF8_BOM.startswith(data):  # (a tiny first read)
+            more = self._read(self._read_chunk_bytes)
+            if not more:
+                break
+            data += more
+        if data.startswith(_UTF8_BOM):  # a writer that marks UTF-8 (PowerShell, .NET): not part of the first line
+            data = data[len(_UTF8_BOM):] or self._read(self._read_chunk_bytes)
         while True:
-            data = self._read(self._read_chunk_bytes)
             if not data:
                 yield from self._at_end()
                 return
             chunk = self._split(data)
             if chunk is not None:
                 yield chunk
+            data = self._read(self._read_chunk_bytes)
 
     def _at_end(self) -> Iterator[LineChunk]:
         first = self._lines_done + 1

@@ -126,6 +126,9 @@ def _parse_line_stdlib(line: bytes | str) -> dict[str, Any]:
     except RecursionError:
         raise _too_deep("the line") from None
     except ValueError as exc:
+        if text.startswith("\ufeff"):
+            raise RecordRejected(RejectReason.INVALID_JSON, "a UTF-8 byte order mark (U+FEFF) before the JSON; "
+                                 "only the stream's first line may start with one") from None
         raise RecordRejected(RejectReason.INVALID_JSON, str(exc)[:200]) from None
     if type(record) is not dict:
         raise RecordRejected(RejectReason.NOT_AN_OBJECT, f"a JSON {type(record).__name__}, not an object")

@@ -25,6 +25,15 @@ def test_lines_are_split_exactly_whatever_the_read_size(chunk: int) -> None:
     assert tail is None
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 4096])
+def test_a_byte_order_mark_is_dropped_at_the_start_of_the_stream_only(chunk: int) -> None:
+    bom = b"\xef\xbb\xbf"
+    assert read_all(bom + b"one\n" + bom + b"two\n", chunk=chunk) == ([(1, b"one"), (2, bom + b"two")], None)
+    assert read_all(bom + b"\nx\n", chunk=chunk) == ([(1, b""), (2, b"x")], None)
+    assert read_all(bom, chunk=chunk) == ([], None)
+    assert read_all(b"\xef\xbbX\n", chunk=chunk) == ([(1, b"\xef\xbbX")], None)  # not a mark: left as it is
+
+
 @pytest.mark.parametrize("chunk", [1, 5, 16, 4096])
 def test_oversized_lines_become_none_and_numbering_stays_exact(chunk: int) -> None:
     data = b"ok1\n" + b"x" * 50 + b"\nok3\n" + b"y" * 11 + b"\nok5\n"

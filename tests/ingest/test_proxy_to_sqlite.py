@@ -170,6 +170,26 @@ def test_bad_lines_interleaved_with_good_ones_lose_nothing_valid(qtbot: Any, tmp
     }
 
 
+def test_a_byte_order_mark_before_the_first_line_is_dropped_and_one_later_is_a_clear_rejection(
+        qtbot: Any, tmp_path: Path, pipelines: list[Pipeline]) -> None:
+    argv = script(tmp_path, """
+        import json, sys
+        out = sys.stdout.buffer
+        def line(**record):
+            return json.dumps({"v": 1, "run_id": "bom", **record}).encode()
+        step = dict(kind="step", episode_index=0, action=0, observation=0, reward=1.0, terminated=False, truncated=False)
+        out.write(b"\\xef\\xbb\\xbf" + line(kind="run_started", env_id="FrozenLake-v1", config={}) + b"\\n")
+        out.write(line(step_index=0, **step) + b"\\n" + b"\\xef\\xbb\\xbf" + line(step_index=1, **step) + b"\\n")
+        out.write(line(step_index=2, **step) + b"\\n" + line(kind="run_completed", outcome="completed") + b"\\n")
+    """)
+    p = make(pipelines, tmp_path, run_id="bom")
+    run_to_persisted(qtbot, p, argv, "bom")
+    run = p.store.run("bom")
+    assert run is not None and run.env_id == "FrozenLake-v1" and run.outcome == "completed"
+    assert rows(p.store, "SELECT step_index FROM steps ORDER BY seq_id") == [(0,), (2,)]
+    assert p.proxy.rejected_counts() == {"invalid_json": 1}
+
+
 def test_sigkill_mid_run_marks_the_run_failed_and_keeps_what_was_written(qtbot: Any, tmp_path: Path,
                                                                          pipelines: list[Pipeline]) -> None:
     p = make(pipelines, tmp_path, run_id="run-k")

@@ -196,3 +196,9 @@ def test_a_bug_while_reading_a_line_is_an_internal_error_rejection(monkeypatch: 
 
 def test_every_reason_key_is_distinct() -> None:
     assert len(set(RejectReason.ALL)) == len(RejectReason.ALL)
+
+
+def test_a_byte_order_mark_before_a_line_is_named_in_its_rejection() -> None:
+    with pytest.raises(RecordRejected) as caught:
+        parse_line(b'\xef\xbb\xbf{"v": 1}')
+    assert caught.value.reason == RejectReason.INVALID_JSON and "byte order mark" in caught.value.detail
