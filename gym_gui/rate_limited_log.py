@@ -39,3 +39,13 @@ class RateLimitedLog:
             args = (*args, suppressed)
         self._logger.log(level, msg, *args)
         return True
+
+    def flush(self, level: int, what: str) -> int:
+        """Log one line per key with lines still suppressed (``N similar <what> suppressed``), so the
+        end of a burst is never silent; returns how many lines were suppressed. Any thread."""
+        with self._lock:
+            pending, self._suppressed = self._suppressed, {}
+            self._next_at.clear()
+        for key, count in pending.items():
+            self._logger.log(level, "%d similar %s suppressed (%s)", count, what, key)
+        return sum(pending.values())

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
+from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.ingest.chunk_decoder import ChunkDecoder, DecodedChunk
 from gym_gui.ingest.frames import TOPICS, read_frame
 from gym_gui.ingest.line_reader import LineReader
@@ -68,6 +69,7 @@ class ProxyLifecycle:
     _refused: dict[tuple[str, str], str]
     _default_run_id: str | None
     _default_agent_id: str
+    _rlog: RateLimitedLog
 
     if TYPE_CHECKING:
         def _apply(self, decoded: DecodedChunk, topics: Sequence[Topic] | None = None) -> None: ...
@@ -171,6 +173,7 @@ class ProxyLifecycle:
                         self._publish_safely(Topic.RUN_COMPLETED, run_id, agent_id, None, utc_now_iso(), payload)
             if exit_code not in (None, 0):
                 _log.warning("%s exited with %s", self.name, describe_exit(exit_code))
+            self._rlog.flush(logging.WARNING, f"{self.name} warnings")  # the end of a burst of rejections
         except Exception:  # pragma: no cover - a bug; the run must still end
             _log.exception("%s could not complete its runs", self.name)
         finally:
