@@ -34,7 +34,8 @@ from typing import Any, Sequence, TextIO
 
 import redis
 
-from gym_gui.gc_tuning import exit_after_freezing, tune_gc
+from gym_gui.command_exit import command_exit
+from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.run_output import DbFileWatch as _DbFileWatch
 from gym_gui.run_output import StopSignals as _StopSignals
@@ -283,7 +284,7 @@ def _print_progress(out: TextIO, c: Collector, interactive: bool, *, final: bool
     line = (f"streams {s['streams']:>3}  read {s['entries_read']:>8}  stored {k['persisted']:>8}  "
             f"stored/s {rate:>8.0f}  backlog {k['backlog']:>6}  lost {s['lost']:>4}  "
             f"renumbered {s['renumbered']:>4}  rejected {s['rejected_total']:>4}")
-    if not s["connected"] and s["last_error"]:
+    if not s["connected"] and s["last_error"] and not final:  # (the source is disconnected once stopped)
         line += "  (Redis unreachable)"
     print(("\r" + line) if interactive else line, end="" if interactive else "\n", file=out, flush=True)
 
@@ -342,4 +343,4 @@ def _print_summary(out: TextIO, c: Collector, db: Path, flushed: bool, outcome: 
 
 
 if __name__ == "__main__":
-    exit_after_freezing(main())
+    command_exit(main)

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from gym_gui.gc_tuning import exit_after_freezing, tune_gc
+from gym_gui.command_exit import command_exit
+from gym_gui.gc_tuning import tune_gc
 from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.worker_specs import WorkerSpec
@@ -315,4 +316,4 @@ def _print_summary(out: TextIO, store: TelemetrySQLiteStore, proxy: TelemetryPro
 
 
 if __name__ == "__main__":
-    exit_after_freezing(main())
+    command_exit(main)

@@ -153,3 +153,17 @@ def test_exit_after_freezing_exits_with_the_code_after_atexit_handlers_with_the_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3, done.stderr
     assert done.stdout == "atexit ran, frozen True\n"
+
+
+def test_a_command_interrupted_before_its_own_handlers_exits_130_with_one_line() -> None:
+    import subprocess
+    import sys
+
+    script = ("import os, signal\n"
+              "from gym_gui.command_exit import command_exit\n"
+              "def main():\n"
+              "    os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C while the command still imports\n"
+              "    signal.pause()\n"
+              "command_exit(main)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")

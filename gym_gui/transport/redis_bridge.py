@@ -15,10 +15,11 @@ worker starts and redis-py is imported meanwhile (the proxy holds the worker's e
 until the pump exists). When the preflight gets no answer, or the URL is one it leaves to redis-py,
 redis-py's client pings until ``--connect-timeout-s`` before the worker starts, as it always did.
 
-Exit code: 0 completed, 1 failed (or not every event reached Redis, or the worker's telemetry
-could not be read to its end), 130 cancelled (SIGINT or SIGTERM stops the worker; its
-cancellation is sent too; a second signal stops waiting for Redis), 2 when the worker cannot be
-started, Redis cannot be reached at start or the state dir is not writable.
+Exit code: 0 completed, 3 completed but lines of the worker were rejected (or events could not be
+encoded), 1 failed (or not every event reached Redis, or the worker's telemetry could not be read
+to its end), 130 cancelled (SIGINT, SIGTERM or SIGHUP stops the worker; its cancellation is sent
+too; a second signal stops waiting for Redis), 2 when the worker cannot be started, Redis cannot
+be reached at start or the state dir is not writable.
 
 Shutdown is bounded: if the proxy's reader thread dies (or hangs) before it has published the
 end of the run, the bridge notices (the thread ended without finishing, or it is still busy
@@ -37,7 +38,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TextIO
 
-from gym_gui.gc_tuning import exit_after_freezing, tune_gc
+from gym_gui.command_exit import command_exit
+from gym_gui.gc_tuning import tune_gc
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.signal_relay import SignalRelay
 from gym_gui.telemetry.backpressure import DeferredGate
@@ -61,6 +63,7 @@ _log = logging.getLogger(__name__)
 BRIDGE_CLIENT_NAME = "gym_gui-redis-bridge"
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 EXIT_CANNOT_START = 2
+EXIT_DATA_LOSS = 3
 
 
 class RedisBridge:
@@ -240,8 +243,9 @@ class RedisBridge:
             _log.error("%s; sending what was read and exiting", reason)
 
     def exit_code(self) -> int:
-        """0 if every run that reached Redis completed, 130 if one was cancelled (or the stop was forced),
-        2 if the worker could not start, else 1 (also when its telemetry was not read to its end).
+        """0 if every run that reached Redis completed (3 if lines were rejected or events unencodable
+        meanwhile), 130 if one was cancelled (or the stop was forced), 2 if the worker could not
+        start, else 1 (also when its telemetry was not read to its end).
         Any thread, after ``run``."""
         if self._code is not None:
             return self._code
@@ -254,7 +258,10 @@ class RedisBridge:
             return 1
         if "cancelled" in outcomes:
             return EXIT_CODES["cancelled"]
-        return 0 if outcomes == {"completed"} else 1
+        if outcomes != {"completed"}:
+            return 1
+        # completed, but lines of the worker were rejected (or events could not be encoded): as gym_gui.run
+        return EXIT_DATA_LOSS if self.proxy.stats()["rejected_total"] or self.publisher.stats()["unencodable"] else 0
 
     def _seq_floor(self, run_id: str, agent_id: str | None) -> int | None:
         """Where the stream's numbering continues: the larger of its last seq_id in Redis (retried
@@ -387,7 +394,7 @@ def _where(client: redis.Redis) -> str:
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run one worker through the bridge. Main thread (it installs SIGINT/SIGTERM handlers); blocks."""
+    """Run one worker through the bridge. Main thread (it installs SIGINT/SIGTERM/SIGHUP handlers); blocks."""
     out = out or sys.stdout
     parser = build_parser()
     own_args, command = _split_command(sys.argv[1:] if argv is None else argv)
@@ -442,7 +449,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             _log.warning("%s again: no more waiting for Redis or the worker's telemetry", signal.Signals(signum).name)
 
     try:
-        with SignalRelay(on_signal):
+        with SignalRelay(on_signal, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):  # (SIGHUP: the ssh session closed)
             code = bridge.run(command)
     finally:
         for client in clients:
@@ -468,4 +475,4 @@ def _reader_alive(proxy: TelemetryProxy) -> bool:
 
 
 if __name__ == "__main__":
-    exit_after_freezing(main())
+    command_exit(main)

@@ -73,16 +73,28 @@ class ReplyParser:
         self._buf = b""
         self._pos = 0
         self._stack: list[list[Any]] = []  # open aggregates: [items, remaining, kind]
+        self._need = 0  # bytes from _pos that the value being read needs (0: unknown)
+        self._held: list[bytes] = []  # bytes fed while _need is not reached: joined once, when it is
+        self._held_bytes = 0
 
     def feed(self, data: bytes) -> None:
-        """Add bytes read from the connection. Owner thread."""
-        self._buf = self._buf[self._pos:] + data if self._pos < len(self._buf) else data
+        """Add bytes read from the connection. Owner thread; a value of N bytes costs O(N) however
+        many reads bring it (the bytes wait in a list until the value is whole)."""
+        self._held.append(data)
+        self._held_bytes += len(data)
+        if len(self._buf) - self._pos + self._held_bytes < self._need:
+            return
+        rest = self._buf[self._pos:] if self._pos < len(self._buf) else b""
+        self._buf = b"".join([rest, *self._held]) if rest or len(self._held) > 1 else self._held[0]
         self._pos = 0
+        self._need = 0
+        self._held.clear()
+        self._held_bytes = 0
 
     @property
     def idle(self) -> bool:
         """True when no reply is half-read and no unparsed byte is left. Owner thread."""
-        return not self._stack and self._pos >= len(self._buf)
+        return not self._stack and self._pos >= len(self._buf) and not self._held
 
     def next(self) -> Any:
         """The next complete reply, or ``ReplyParser.INCOMPLETE`` until more bytes are fed. Owner thread."""
@@ -132,6 +144,7 @@ class ReplyParser:
                     else:
                         stop = end + 2 + length_
                         if stop + 2 > size:
+                            self._need = stop + 2 - pos  # (from pos, where this reading resumes)
                             break
                         value, pos = buf[end + 2:stop], stop + 2
                         if kind == 61:

@@ -1,9 +1,9 @@
 """A small worker for the bridge tests: canonical JSONL lines, fast, steerable from the command line.
 
     python redis_fake_worker.py --run-id R --agent-id A --steps N [--wait-for FILE --more-steps M]...
-                                [--exit-code K | --hang]
+                                [--bad-lines B] [--exit-code K | --hang]
 
-Writes run_started, N steps (one episode record per 10 steps), then for each ``--wait-for FILE``
+Writes run_started, N steps (one episode record per 10 steps), B lines that are not JSON, then for each ``--wait-for FILE``
 (in order) waits until FILE exists and writes the matching ``--more-steps`` M more, then
 run_completed (or exits with K without it, or blocks for ever).
 """
@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--more-steps", type=int, action="append", default=[])
     parser.add_argument("--exit-code", type=int, default=None)
     parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--bad-lines", type=int, default=0)
     args = parser.parse_args()
     seq = 0
     episode, step = 0, 0
@@ -52,6 +53,7 @@ def main() -> int:
 
     emit("run_started", env_id="Fake-v0", config={"steps": args.steps})
     steps(args.steps)
+    out.write("{not json\n" * args.bad_lines)
     out.flush()
     if args.hang:
         threading.Event().wait()

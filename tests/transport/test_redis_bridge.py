@@ -159,13 +159,14 @@ def test_a_failing_worker_exits_1_and_its_failure_reaches_redis(redis_server: Re
     assert '"outcome":"failed"' in payload and '"exit_code":3' in payload and "fails on purpose" in payload
 
 
-def test_sigterm_cancels_the_worker_and_exits_130(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_cancels_the_worker_and_exits_130(redis_server: RedisServer, signum: int) -> None:
     argv = bridge_argv(redis_server.url, "--") + FAKE_WORKER + [
         "--run-id", "run-c", "--agent-id", "a1", "--steps", "20", "--hang"]
     proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: len(entries(redis_server, "run-c", "a1")) == 1 + 20 + 2, message="the worker's lines")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -175,6 +176,16 @@ def test_sigterm_cancels_the_worker_and_exits_130(redis_server: RedisServer) -> 
     assert summary_of(out)["outcomes"] == "run-c:cancelled"
     _, last = entries(redis_server, "run-c", "a1")[-1]
     assert last[b"topic"] == b"RUN_COMPLETED" and b'"outcome":"cancelled"' in last[b"payload"]
+
+
+def test_rejected_worker_lines_make_a_completed_bridge_exit_3(redis_server: RedisServer) -> None:
+    argv = bridge_argv(redis_server.url, "--") + FAKE_WORKER + [
+        "--run-id", "run-r", "--agent-id", "a1", "--steps", "5", "--bad-lines", "2"]
+    code, out, err = run_bridge(argv)
+    assert code == 3, out + err
+    summary = summary_of(out)
+    assert summary["outcomes"] == "run-r:completed" and summary["rejected_lines"] == "2", out
+    assert len(entries(redis_server, "run-r", "a1")) == 1 + 5 + 1  # every valid record was sent
 
 
 def faulty_bridge_argv(fault: str, url: str, *options: str) -> list[str]:

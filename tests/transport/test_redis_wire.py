@@ -144,3 +144,26 @@ def test_cancel_ends_a_blocked_call_and_every_later_one(client: redis.Redis, red
     with pytest.raises(redis.ConnectionError):
         raw.call(command(b"PING"), 1)
     assert client.ping()
+
+
+def test_a_value_of_many_reads_is_held_until_whole_and_read_exactly() -> None:
+    """A big entry arrives in many reads: its bytes wait in the parser until the value is whole (one
+    join, not a copy of the whole buffer per read), then it is read like any other."""
+    payload = bytes(range(256)) * 40_000  # 10 MB, every byte value, CR LF included
+    big = (b"*2\r\n$3\r\n9-1\r\n*6\r\n$5\r\ntopic\r\n$13\r\nSTEP_APPENDED\r\n$2\r\nts\r\n$5\r\n2026Z\r\n"
+           b"$7\r\npayload\r\n$%d\r\n%b\r\n" % (len(payload), payload))
+    data = b"*1\r\n*2\r\n$1\r\nk\r\n*3\r\n" + ENTRY + big + ENTRY
+    parser = ReplyParser()
+    pieces = [data[i:i + 65536] for i in range(0, len(data), 65536)]
+    for piece in pieces[:-1]:
+        parser.feed(piece)
+        assert parser.next() is ReplyParser.INCOMPLETE and not parser.idle
+    assert len(parser._held) > 100  # (the reads of the big value are held, not joined one by one)
+    parser.feed(pieces[-1])
+    (reply,) = [parser.next()]
+    assert parser.next() is ReplyParser.INCOMPLETE and parser.idle
+    for parsed in (reply, _parse_all(data)[0], _parse_all(data, cut=7919)[0]):
+        (_key, entries), = parsed
+        fields = [entry_fields(e) for e in entries]  # (an entry split over reads may come element by element)
+        assert [raw_id for raw_id, _f in fields] == [b"7-1", b"9-1", b"7-1"]
+        assert fields[1][1] == {b"topic": b"STEP_APPENDED", b"ts": b"2026Z", b"payload": payload}
