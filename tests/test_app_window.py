@@ -82,6 +82,26 @@ def test_history_runs_reopen_as_replays_after_a_restart(qtbot: Any, windows: lis
     assert replay is not None and replay.episode_count() == 5
 
 
+def test_a_deleted_run_stays_gone_after_a_restart(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    from event_factory import EventFactory
+
+    first = open_window(qtbot, windows, db_path)
+    lake, taxi = EventFactory("r-lake", "agent-1"), EventFactory("r-taxi", "agent-1")
+    first.services.store.write_batch([lake.started("FrozenLake-v1"), *lake.episodes(2, 3), lake.completed(),
+                                      taxi.started("Taxi-v3"), *taxi.episodes(1, 3), taxi.completed()])
+    qtbot.waitUntil(lambda: first.runs_view.summary_of("r-lake") is not None
+                    and first.runs_view.status_of("r-taxi") == "completed", timeout=10000)
+    first.runs_view.confirm = lambda _title, _text: True
+    with qtbot.waitSignal(first.runs_view.run_deleted, timeout=5000):
+        first.runs_view.delete_runs(["r-lake"])
+    assert first.shutdown(30)
+    second = open_window(qtbot, windows, db_path)
+    qtbot.waitUntil(lambda: second.services.registry.stored_loaded and second.runs_view.refreshes >= 1,
+                    timeout=10000)
+    assert second.services.registry.state("r-lake") is None  # the registry does not report it
+    assert second.runs_view.status_of("r-lake") is None and second.runs_view.status_of("r-taxi") == "completed"
+
+
 def test_cancel_ends_the_run_cancelled_and_still_replays_what_it_did(qtbot: Any, windows: list[MainWindow],
                                                                       db_path: Path) -> None:
     window = open_window(qtbot, windows, db_path)

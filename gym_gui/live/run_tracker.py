@@ -34,6 +34,7 @@ from gym_gui.live.run_state import OUTCOMES, SEVERITY, RunStatus, status_for_out
 from gym_gui.live.run_state_table import DEFAULT_IDLE_TIMEOUT_S, Change, RunStateTable
 from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus
+from gym_gui.telemetry.run_summaries import HIDDEN_STATUSES
 from gym_gui.telemetry.sqlite_records import RunRecord
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.telemetry.subscription import Subscription, Waker
@@ -246,10 +247,12 @@ class RunTracker:
 
 
 def read_stored_runs(store: TelemetrySQLiteStore) -> list[StoredRun]:
-    """Every stored run, with its streams' highest seq_ids when it may still be finished. A reader
-    thread (blocks on SQLite reads)."""
+    """Every stored run but the deleted and archived ones (``HIDDEN_STATUSES``), with its streams'
+    highest seq_ids when it may still be finished. A reader thread (blocks on SQLite reads)."""
     out: list[StoredRun] = []
     for record in store.runs():
+        if record.status in HIDDEN_STATUSES:  # removed through the store: no longer a run to show
+            continue
         seqs: dict[str | None, int] = {}
         if not record.is_terminal or record.status == "interrupted":  # (an interrupted run can still be finished)
             for agent_id in record.agent_ids:
