@@ -8,7 +8,8 @@ Progress: the total is the run's ``config["episodes"]`` (our workers put it in R
 ``total_episodes`` or ``num_episodes`` are read too). Episodes done is the larger of the episodes
 seen and the newest episode index + 1 (episode indices are 0-based and contiguous), so a tab that
 opened late still counts right. The ETA extrapolates the mean time per episode since the run
-started (the RUN_STARTED time, else the first episode seen) to the episodes left.
+started (the RUN_STARTED time, else the first episode seen) to the episodes left; a run that ended
+(completed, cancelled, failed) has none.
 """
 
 from __future__ import annotations
@@ -109,14 +110,15 @@ class Progress:
 
 
 def progress_of(episodes_seen: int, newest_index: int | None, total: int | None,
-                started_at_s: float | None, newest_at_s: float | None) -> Progress:
-    """The progress of a run (rule in the module doc); times are epoch seconds. Pure."""
+                started_at_s: float | None, newest_at_s: float | None, *, ended: bool = False) -> Progress:
+    """The progress of a run (rule in the module doc); times are epoch seconds; ``ended``: the run
+    is over, so there is no ETA. Pure."""
     done = max(episodes_seen, newest_index + 1 if newest_index is not None else 0)
     if total is None:
         return Progress(done, None, None, None)
     fraction = min(1.0, done / total)
     eta: float | None = None
-    if (done and started_at_s is not None and newest_at_s is not None and math.isfinite(started_at_s)
+    if (not ended and done and started_at_s is not None and newest_at_s is not None and math.isfinite(started_at_s)
             and math.isfinite(newest_at_s) and newest_at_s > started_at_s):
         eta = max(0.0, (total - done) * (newest_at_s - started_at_s) / done)
     return Progress(done, total, fraction, eta)

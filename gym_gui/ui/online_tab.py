@@ -184,6 +184,7 @@ class AgentOnlineTab(QWidget):
         self._tables_user_set = False
         self._total_episodes: int | None = None
         self._started_at_s: float | None = None  # the run's RUN_STARTED time (epoch s), for the ETA
+        self._ended = False  # RUN_COMPLETED arrived: the progress shows no ETA
         self.curves = CurveData(window=curve_window)
         # A tab behind another in the window draws nothing: its charts and frame catch up when shown.
         self._stale_curves = False
@@ -490,6 +491,8 @@ class AgentOnlineTab(QWidget):
         self._fold_held()  # the run's last news, in its curves and tables at once
         self._silence.complete()
         self._end_stall()
+        self._ended = True
+        self._show_progress()  # no ETA once the run is over
         payload = evt.payload
         outcome = payload.get("outcome")
         status = outcome if isinstance(outcome, str) else "completed"
@@ -746,7 +749,7 @@ class AgentOnlineTab(QWidget):
         if started is None and len(wall):
             started = float(wall[0])
         progress = progress_of(self.curves.episode_count, int(index[-1]) if len(index) else None,
-                               self._total_episodes, started, newest_at)
+                               self._total_episodes, started, newest_at, ended=self._ended)
         self._set("progress", progress.text())
 
     @property

@@ -22,3 +22,4 @@ def test_progress_with_and_without_a_total() -> None:
     assert p.done == 155 and p.text() == "155 / 500 (31%, ETA 5m 45s)"
     assert progress_of(3, 2, None, None, None).text() == "3"
     assert progress_of(10, 9, 10, 0.0, 5.0).text() == "10 / 10 (100%)"
+    assert progress_of(150, 154, 500, 1000.0, 1155.0, ended=True).text() == "155 / 500 (31%)"  # over: no ETA

@@ -224,6 +224,19 @@ def test_run_completed_shows_the_outcome_and_ends_any_stall(qtbot: Any, factory:
     assert tab.stall_banner.isHidden() and tab.header_text("status") == "failed (exit code 1)"
 
 
+def test_a_run_that_ended_early_shows_its_progress_without_an_eta(qtbot: Any, factory: type[EventFactory]) -> None:
+    for outcome in ("cancelled", "failed", "completed"):
+        f = factory("run1", "agent1")
+        tab = make_tab(qtbot)
+        tab.on_run_started(f.started(config={"episodes": 3000}))
+        tab.on_batch(batch_of([f.episode(i, 4) for i in range(5)]))
+        assert tab.header_text("progress").startswith("5 / 3,000 (0%, ETA ")
+        tab.on_run_completed(f.completed(outcome))
+        assert tab.header_text("progress") == "5 / 3,000 (0%)", outcome
+        tab.on_batch(batch_of([f.episode(5, 4)]))  # a late episode of the ended run: still no ETA
+        assert tab.header_text("progress") == "6 / 3,000 (0%)", outcome
+
+
 def test_steps_per_second_from_heartbeats_or_from_arrivals(qtbot: Any, factory: type[EventFactory]) -> None:
     f = factory("run1", "agent1")
     now = [10.0]
