@@ -88,7 +88,8 @@ class RunLauncher(QObject):
         return [run_id for run_id, proxy in self._proxies.items() if not proxy.finished]
 
     def stats(self) -> dict[str, Any]:
-        """Every proxy's stats, rejected-line counts summed (for the debug pane). Any thread."""
+        """Every proxy's stats summed (for the debug pane): lines read, blank lines, rejected lines
+        per reason, reassigned seq_ids, worker-reported errors, time paused. Any thread; never blocks."""
         rejected: dict[str, int] = {}
         per_run: dict[str, Any] = {}
         for run_id, proxy in list(self._proxies.items()):
@@ -100,8 +101,11 @@ class RunLauncher(QObject):
             "runs": len(per_run),
             "active": sum(1 for s in per_run.values() if not s["finished"]),
             "lines_read": sum(s["lines_read"] for s in per_run.values()),
+            "blank_lines": sum(s["blank_lines"] for s in per_run.values()),
             "rejected": rejected,
             "rejected_total": sum(rejected.values()),
+            "seq_reassigned": sum(s["seq_reassigned"] for s in per_run.values()),
+            "worker_errors": sum(s["worker_errors"] for s in per_run.values()),
             "paused_s": sum(s["paused_s"] for s in per_run.values()),
         }
 

@@ -90,6 +90,32 @@ def test_a_proxy_s_rejected_lines_are_shown_per_reason(qtbot: Any, bus: RunBus) 
     assert source_values(pane, "proxy worker-1")["rejected_total"] == "5"
 
 
+def test_the_workers_blank_lines_reassigned_seq_ids_and_error_records_are_shown(qtbot: Any, bus: RunBus) -> None:
+    import json
+    import sys
+
+    from gym_gui.qt.run_launcher import RunLauncher
+
+    records = [{"v": 1, "kind": "run_started", "run_id": "run1", "agent_id": "a", "seq": 1, "env_id": "Toy-v0"},
+               {"v": 1, "kind": "heartbeat", "run_id": "run1", "agent_id": "a", "seq": 1, "interval_s": 1.0},
+               {"type": "error", "run_id": "run1", "message": "CUDA out of memory"},
+               {"v": 1, "kind": "run_completed", "run_id": "run1", "agent_id": "a", "seq": 9, "outcome": "completed"}]
+    script = "import sys; sys.stdout.write(" + repr("\n\n".join(json.dumps(r) for r in records) + "\n") + ")"
+    launcher = RunLauncher(bus, poll_interval_ms=20)
+    try:
+        with qtbot.waitSignal(launcher.run_exited, timeout=30000):
+            launcher.launch([sys.executable, "-c", script], run_id="run1")
+        qtbot.waitUntil(lambda: launcher.active_run_ids() == [], timeout=10000)
+        pane = make_pane(qtbot, bus)
+        pane.add_source("workers", launcher.stats)
+        pane.refresh()
+        values = source_values(pane, "workers")
+        assert (values["blank_lines"], values["seq_reassigned"], values["worker_errors"]) == ("3", "1", "1")
+        assert values["lines_read"] == "7" and values["rejected_total"] == "0"
+    finally:
+        assert launcher.stop(5)
+
+
 @pytest.fixture
 def sink(store: TelemetrySQLiteStore, bus: RunBus) -> Iterator[DbSink]:
     s = DbSink(store, bus, batch_size=8)
