@@ -102,6 +102,37 @@ def test_a_deleted_run_stays_gone_after_a_restart(qtbot: Any, windows: list[Main
     assert second.runs_view.status_of("r-lake") is None and second.runs_view.status_of("r-taxi") == "completed"
 
 
+def test_mark_failed_on_a_running_run_stops_it_then_records_one_failed_outcome_after_its_events(
+        qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    from gym_gui.telemetry.events import Topic
+
+    window = open_window(qtbot, windows, db_path)
+    services = window.services
+    seen = services.bus.subscribe_topics(list(Topic), "test-all", maxlen=None)
+    run_id = window.start_run(WorkerSpec(episodes=100000, step_rate_hz=200.0, heartbeat_interval_s=0.2))
+    assert run_id is not None
+    qtbot.waitUntil(lambda: window.online_tab(run_id, "agent-1") is not None
+                    and window.online_tab(run_id, "agent-1").steps_seen >= 20, timeout=30000)
+    with qtbot.waitSignal(services.launcher.run_exited, timeout=30000):
+        window.mark_failed(run_id)  # returns at once: the worker is stopping
+        assert services.registry.status(run_id).value == "running"
+    state = services.registry.state(run_id)
+    assert state is not None and state.status.value == "failed" and state.reason == "marked as failed in the Runs tab"
+    events = [e for e in seen.drain() if e.run_id == run_id and e.agent_id == "agent-1"]
+    seqs = [e.seq_id for e in events]
+    assert seqs == sorted(set(seqs))  # no seq_id used twice, none going back
+    completions = [e for e in events if e.topic is Topic.RUN_COMPLETED]
+    assert [c.payload["outcome"] for c in completions] == ["cancelled", "failed"]
+    assert events[-1] is completions[-1] and completions[-1].payload["source"] == "update_run_outcome"
+    qtbot.waitUntil(lambda: (services.store.run(run_id) or services.store.run("?")) is not None
+                    and services.store.run(run_id).status == "failed", timeout=10000)
+    assert services.store.run(run_id).outcome == "failed" and services.sink.stats()["conflicts"] == 0
+    qtbot.waitUntil(lambda: window.runs_view.status_of(run_id) == "failed", timeout=10000)
+    tab = window.online_tab(run_id, "agent-1")
+    qtbot.waitUntil(lambda: tab.header_text("status") == "failed", timeout=10000)
+    assert services.bus.sequence_gaps == 0
+
+
 def test_cancel_ends_the_run_cancelled_and_still_replays_what_it_did(qtbot: Any, windows: list[MainWindow],
                                                                       db_path: Path) -> None:
     window = open_window(qtbot, windows, db_path)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol
 
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.live_gaps import BACKFILL_TOPICS, GapPlan, GapReadResult, GapTracker, read_gaps
+from gym_gui.live.run_state import SEVERITY, status_for_outcome
 from gym_gui.live.stall_clock import StallClock
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent, Topic
@@ -113,7 +114,8 @@ class LiveView:
         self._history_after = history_after_seq_id
         self._history_key: int | None = None  # the open history check, until the first live event
         self._completed_tick: int | None = None
-        self._started_seen = self._completion_emitted = False
+        self._started_seen = False
+        self._completion_severity: int | None = None  # SEVERITY of the completion emitted (None: none)
         self._steps_total = self._episodes_total = self._dropped_total = self._backfilled_total = 0
         self._recovered: list[TelemetryEvent] = []  # read back, delivered at the next tick
         self._in_flight = False
@@ -277,10 +279,8 @@ class LiveView:
         self._emit_batch(steps, episodes)
         if beats:
             self._listener.on_heartbeat(beats[-1])
-        if not self._completion_emitted:  # (a late-opened stream may have it from SQLite already)
-            for evt in completed:
-                self._listener.on_run_completed(evt)
-        self._completion_emitted = self._completion_emitted or bool(completed)
+        for evt in completed:  # (a late-opened stream may have it from SQLite already)
+            self._emit_completion(evt)
         if self._stall.check(now_s):
             _log.info("stream %s/%s stalled: no event for %.1f s", self.run_id, self.agent_id, self._stall.timeout_s)
             self._listener.on_stall_changed(True)
@@ -381,12 +381,20 @@ class LiveView:
                                                          run.started_at, {"env_id": run.env_id, "config": run.config}))
         if run.is_terminal and self._completed_tick is None:
             self._completed_tick = self._ticks
-            self._completion_emitted = True
             self._stall.complete()
             payload = {"outcome": run.outcome, "exit_code": run.exit_code, "signal": run.signal,
                        "stderr_tail": run.stderr_tail, "summary": run.summary}
-            self._listener.on_run_completed(TelemetryEvent(Topic.RUN_COMPLETED, self.run_id, self.agent_id, seq,
-                                                           run.completed_at or run.updated_at, payload))
+            self._emit_completion(TelemetryEvent(Topic.RUN_COMPLETED, self.run_id, self.agent_id, seq,
+                                                 run.completed_at or run.updated_at, payload))
+
+    def _emit_completion(self, evt: TelemetryEvent) -> None:
+        """Emit the run's first completion, and a later one only when it is more severe (failed >
+        cancelled > completed: e.g. a run marked failed after its worker ended cancelled)."""
+        severity = SEVERITY[status_for_outcome(evt.payload.get("outcome"))]
+        if self._completion_severity is not None and severity <= self._completion_severity:
+            return
+        self._completion_severity = severity
+        self._listener.on_run_completed(evt)
 
     def _on_read_error(self, error: BaseException) -> None:
         """A backfill query failed (owner's thread); it is retried after the retry delay."""

@@ -233,17 +233,20 @@ class RunTracker:
         the live views show the outcome) and folds it at once: while subscribed, by a ``tick(now_s)``
         (which drains it with whatever else arrived), else straight into the table. Returns the event
         (None: nothing published, the run is already terminal with an outcome at least as severe)
-        and the changes made. Call it once the producer has stopped publishing the run; events it
-        publishes later are still stored. Raises ValueError for a bad argument. Owner thread; never
-        blocks.
+        and the changes made. While subscribed, what is already on the bus is folded first, so the
+        event's seq_id follows every event published before the call (and a completion already
+        published counts for the severity). Call it once the producer has stopped publishing the run;
+        events it publishes later are still stored. Raises ValueError for a bad argument. Owner
+        thread; never blocks.
         """
+        changes = self.tick(now_s) if self.subscribed else []
         evt = self.outcome_event(run_id, outcome, reason=reason, summary=summary, exit_code=exit_code,
                                  agent_id=agent_id)
         if evt is None:
-            return None, []
+            return None, changes
         _log.info("run %s finished by the app: %s%s", run_id, outcome, f" ({reason})" if reason else "")
         self.bus.publish(evt)
-        return evt, self.tick(now_s) if self.subscribed else self.table.apply_event(evt, now_s)
+        return evt, changes + (self.tick(now_s) if self.subscribed else self.table.apply_event(evt, now_s))
 
 
 def read_stored_runs(store: TelemetrySQLiteStore) -> list[StoredRun]:

@@ -21,6 +21,7 @@ from gym_gui.gc_tuning import freeze_long_lived, freezing, thaw_and_collect
 from gym_gui.live.curves import CurveData, iso_to_epoch_s
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.run_progress import fmt_count, fmt_number, progress_of, total_episodes
+from gym_gui.live.run_state import SEVERITY, status_for_outcome
 from gym_gui.live.stall_clock import StallClock
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.step_payload import STEP_PAYLOAD_KEYS, StepPayload
@@ -185,6 +186,7 @@ class AgentOnlineTab(QWidget):
         self._total_episodes: int | None = None
         self._started_at_s: float | None = None  # the run's RUN_STARTED time (epoch s), for the ETA
         self._ended = False  # RUN_COMPLETED arrived: the progress shows no ETA
+        self._outcome_severity: int | None = None  # SEVERITY of the outcome shown (None: not ended)
         self.curves = CurveData(window=curve_window)
         # A tab behind another in the window draws nothing: its charts and frame catch up when shown.
         self._stale_curves = False
@@ -485,7 +487,9 @@ class AgentOnlineTab(QWidget):
             self._set("status", "running")
 
     def on_run_completed(self, evt: TelemetryEvent) -> None:
-        """The run ended: final status, summary, no more stall banner. GUI thread; never blocks."""
+        """The run ended: final status, summary, no more stall banner. A later completion shows only
+        when it is more severe (failed > cancelled > completed), as the registry keeps it. GUI
+        thread; never blocks."""
         if evt.run_id != self.run_id:
             return
         self._fold_held()  # the run's last news, in its curves and tables at once
@@ -494,6 +498,10 @@ class AgentOnlineTab(QWidget):
         self._ended = True
         self._show_progress()  # no ETA once the run is over
         payload = evt.payload
+        severity = SEVERITY[status_for_outcome(payload.get("outcome"))]
+        if self._outcome_severity is not None and severity <= self._outcome_severity:
+            return
+        self._outcome_severity = severity
         outcome = payload.get("outcome")
         status = outcome if isinstance(outcome, str) else "completed"
         exit_code = payload.get("exit_code")
@@ -505,7 +513,9 @@ class AgentOnlineTab(QWidget):
         self._worker_rate = None
         self._rate.reset()
         self._set("steps_per_s", "-")
-        self.summary_label.setText(summary_text(payload))
+        text = summary_text(payload)
+        if text or not self.summary_label.text():  # (a later finish without a summary keeps the run's)
+            self.summary_label.setText(text)
         self.summary_label.setVisible(bool(self.summary_label.text()))
 
     def _end_stall(self) -> None:

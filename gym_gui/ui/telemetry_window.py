@@ -115,6 +115,7 @@ class MainWindow(TabsMixin):
         self.debug_pane.setMinimumHeight(DEBUG_DOCK_MIN_HEIGHT_PX)  # a few rows of each table, always
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
         self._dock_sized = False
+        self._fail_on_exit: dict[str, set[str]] = {}  # launch id -> runs to mark failed once it stopped
 
         self._build_menus()
         self.launch_panel.start_requested.connect(self.start_run)
@@ -243,11 +244,20 @@ class MainWindow(TabsMixin):
             self._status(f"cancelling {run_id}", 5000)
 
     def mark_failed(self, run_id: str) -> None:
-        """Finish a run that will not finish by itself as failed (its worker, if launched here, is
-        cancelled); the completion goes through the bus into SQLite. GUI thread; does not block."""
+        """Finish a run as failed; the completion goes through the bus into SQLite. A run whose
+        worker was launched here is cancelled first and marked failed once its output is all
+        published (``run_exited``), so the failed completion follows every event of the run. GUI
+        thread; does not block (nor wait for the worker)."""
         launch_id = self._launch_id(run_id)
         if launch_id is not None:
+            self._fail_on_exit.setdefault(launch_id, set()).add(run_id)
             self.services.launcher.cancel(launch_id)
+            self._status(f"stopping {run_id}; it is marked as failed once its worker has stopped", 5000)
+            return
+        self._record_failed(run_id)
+
+    def _record_failed(self, run_id: str) -> None:
+        """Publish the run's failed outcome through the registry (its producer has stopped)."""
         try:
             evt = self.services.registry.update_run_outcome(run_id, "failed", reason=MARKED_FAILED_REASON)
         except ValueError as exc:
@@ -359,6 +369,8 @@ class MainWindow(TabsMixin):
         self._open_online(run_id, agent_id, from_start=True)  # seen after its first events: read those back
 
     def _on_run_exited(self, run_id: str, exit_code: Any) -> None:
+        for failed_id in sorted(self._fail_on_exit.pop(run_id, ())):  # every event of the run is published
+            self._record_failed(failed_id)
         self._update_cancel()
 
     def _update_cancel(self) -> None:

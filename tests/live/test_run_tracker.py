@@ -131,6 +131,21 @@ def test_the_outcome_event_continues_the_stream_and_respects_severity(
             tracker.outcome_event(kwargs.pop("run_id"), kwargs.pop("outcome"), **kwargs)
 
 
+def test_finish_run_numbers_its_completion_after_every_event_already_on_the_bus(
+        bus: RunBus, factory: type[EventFactory]) -> None:
+    tracker = tracker_on(bus)
+    f = factory("r", "a1", first_seq=10)
+    bus.publish(f.step(0, 0))
+    tracker.tick(0.0)
+    for i in range(1, 5):  # published since the last tick: a worker's last steps and its own completion
+        bus.publish(f.step(0, i))
+    bus.publish(f.completed("cancelled"))
+    evt, changes = tracker.finish_run("r", "failed", 1.0)
+    assert evt is not None and evt.seq_id == f.seq + 1  # after every event published before the call
+    assert (STATUS, "r", "cancelled") in changes and changes[-1] == (STATUS, "r", "failed")
+    assert tracker.finish_run("r", "cancelled", 2.0) == (None, [])
+
+
 def test_finish_run_publishes_the_outcome_and_folds_it_subscribed_or_not(
         bus: RunBus, factory: type[EventFactory]) -> None:
     sink = bus.subscribe(Topic.RUN_COMPLETED, "durable-probe", maxlen=None)

@@ -170,7 +170,8 @@ def test_mark_as_failed_finishes_a_silent_run_in_sqlite(qtbot: Any, windows: lis
     window.tabs.setCurrentIndex(0)
     window.runs_view.select_runs([run_id])
     assert window.runs_view.action_mark_failed.isEnabled()
-    window.runs_view.action_mark_failed.trigger()
+    with qtbot.waitSignal(window.services.launcher.run_exited, timeout=30000):  # its worker is stopped first
+        window.runs_view.action_mark_failed.trigger()
     assert window.services.registry.status(run_id).value == "failed"  # type: ignore[union-attr]
 
     def stored_status() -> str | None:
