@@ -44,13 +44,17 @@ TERMINAL = {RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELL
 MARKED_FAILED_REASON = "marked as failed in the Runs tab"
 
 
-def _ask_close(parent: QWidget, run_ids: list[str]) -> bool:
+def _ask_close(parent: QWidget, names: list[str]) -> bool:
+    """Ask whether to cancel the runs ``names`` (as the tabs name them) and close; True to close.
+    "Keep the window open" is the default (Enter) and the Escape button. GUI thread; modal."""
     box = QMessageBox(QMessageBox.Icon.Question, "Runs are still training",
-                      f"{len(run_ids)} run(s) are still training: {', '.join(run_ids[:4])}"
-                      f"{' ...' if len(run_ids) > 4 else ''}.\n\nClosing cancels them; everything they "
+                      f"{len(names)} run(s) are still training: {', '.join(names[:4])}"
+                      f"{' ...' if len(names) > 4 else ''}.\n\nClosing cancels them; everything they "
                       "reported so far stays in the database and can be replayed.", parent=parent)
     quit_button = box.addButton("Cancel the runs and close", QMessageBox.ButtonRole.DestructiveRole)
-    box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+    keep_button = box.addButton("Keep the window open", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep_button)
+    box.setEscapeButton(keep_button)
     box.exec()
     return box.clickedButton() is quit_button
 
@@ -84,7 +88,7 @@ class MainWindow(TabsMixin):
         self._shut_down = False
         self.labels = TabLabels()
         #: ``confirm_close(active_run_ids) -> bool``: asked when the window closes mid-run (tests may replace it).
-        self.confirm_close: Callable[[list[str]], bool] = lambda run_ids: _ask_close(self, run_ids)
+        self.confirm_close: Callable[[list[str]], bool] = lambda run_ids: _ask_close(self, self.run_names(run_ids))
 
         self.launch_panel = LaunchPanel()
         self.runs_view = RunsView(services.reader, pump=services.pump)
@@ -381,6 +385,16 @@ class MainWindow(TabsMixin):
 
     def _on_sink_error(self, message: str) -> None:
         self._status(f"database: {message} (retrying; nothing is dropped)", 10000)
+
+    def run_names(self, launch_ids: list[str]) -> list[str]:
+        """The names the tabs show (``FrozenLake #1``) of the runs of launched workers ``launch_ids``;
+        a run without a tab yet keeps its id. GUI thread; never blocks."""
+        names: list[str] = []
+        for launch_id in launch_ids:
+            proxy = self.services.launcher.proxy(launch_id)
+            for run_id in (proxy.run_ids() if proxy is not None else []) or [launch_id]:
+                names.append(self.labels.known(run_id) or run_id)
+        return list(dict.fromkeys(names))
 
     def _label(self, run_id: str) -> str:
         state = self.services.registry.state(run_id)

@@ -162,6 +162,38 @@ def test_closing_mid_run_asks_and_keeps_the_window_when_told_to(qtbot: Any, wind
     assert window.timers_active() == [] and window.services.launcher.active_run_ids() == []
 
 
+def test_the_close_question_names_the_runs_as_the_tabs_do_and_enter_keeps_the_window(
+        qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QApplication, QMessageBox
+
+    from gym_gui.ui import telemetry_window
+
+    window = open_window(qtbot, windows, db_path)
+    window.confirm_close = lambda run_ids: telemetry_window._ask_close(window, window.run_names(run_ids))
+    with qtbot.waitSignal(window.online_opened, timeout=30000):
+        run_id = window.start_run(slow())
+    assert run_id is not None
+    seen: dict[str, Any] = {}
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen["text"] = box.text()
+        seen["default"] = box.defaultButton().text() if box.defaultButton() is not None else None
+        QTest.keyClick(box, Qt.Key.Key_Return)  # what Enter does
+
+    QTimer.singleShot(0, answer)
+    assert not window.close()
+    assert seen["default"] == "Keep the window open"
+    assert "FrozenLake #1" in seen["text"] and run_id not in seen["text"]
+    assert window.isVisible() and window.services.launcher.active_run_ids() == [run_id]
+    window.confirm_close = lambda _run_ids: True  # the test's end closes it without asking
+
+
 def test_mark_as_failed_finishes_a_silent_run_in_sqlite(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
     window = open_window(qtbot, windows, db_path)
     run_id = window.start_run(slow())
