@@ -14,6 +14,10 @@ __all__ = ["LaunchPanel", "installed_env_ids"]
 
 _log = logging.getLogger(__name__)
 
+#: Narrowest widths (px) of the option fields: the row fits a window about 1,000 px wide (a field
+#: gets its full width whenever there is room; below, long texts are cut, never the window held wide).
+MIN_FIELD_WIDTHS_PX = {"env": 110, "episodes": 60, "step_rate_hz": 70, "seed": 56, "agent_id": 64}
+
 
 def installed_env_ids(env_ids: tuple[str, ...]) -> list[str]:
     """``env_ids`` as the installed Gymnasium registers them (Taxi-v3 is Taxi-v4 in Gymnasium 1.x), so
@@ -69,6 +73,8 @@ class LaunchPanel(QWidget):
         self.cancel_all_button = QPushButton("Cancel all")
         self.cancel_all_button.setToolTip("cancel every run started from this window that is still going")
         self.cancel_all_button.setEnabled(False)
+        for name, width in MIN_FIELD_WIDTHS_PX.items():
+            getattr(self, name).setMinimumWidth(width)
         layout = QHBoxLayout(self)
         for label, widget in (("Env", self.env), ("Episodes", self.episodes), ("Steps/s", self.step_rate_hz),
                               ("Seed", self.seed), ("Agent", self.agent_id)):

@@ -194,6 +194,19 @@ def test_the_close_question_names_the_runs_as_the_tabs_do_and_enter_keeps_the_wi
     window.confirm_close = lambda _run_ids: True  # the test's end closes it without asking
 
 
+def test_the_window_opens_at_its_default_size_and_narrows_to_1024_px(qtbot: Any, windows: list[MainWindow],
+                                                                       db_path: Path) -> None:
+    from gym_gui.ui.telemetry_window import DEFAULT_SIZE_PX
+
+    window = open_window(qtbot, windows, db_path)
+    window.resize(*DEFAULT_SIZE_PX)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == DEFAULT_SIZE_PX, timeout=5000)
+    assert window.launch_panel.minimumSizeHint().width() <= 1000  # the launch row no longer holds it wide
+    window.resize(1024, DEFAULT_SIZE_PX[1])
+    qtbot.waitUntil(lambda: window.width() == 1024, timeout=5000)
+    assert window.minimumSizeHint().width() <= 1024
+
+
 def test_mark_as_failed_finishes_a_silent_run_in_sqlite(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
     window = open_window(qtbot, windows, db_path)
     run_id = window.start_run(slow())
