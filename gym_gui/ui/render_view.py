@@ -17,7 +17,7 @@ NO_FRAME_TEXT = "No frame yet"
 
 #: The smallest size the renderer is squeezed to.
 MIN_WIDTH_PX = 240
-MIN_HEIGHT_PX = 240
+MIN_HEIGHT_PX = 120  # (the window still fits a 700 px screen with an Online tab and the debug dock)
 
 
 class RenderView(QStackedWidget):

@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 from qtpy.QtCore import QModelIndex, Qt, QTimer
 from qtpy.QtGui import QCloseEvent, QFontDatabase
 from qtpy.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QSpinBox, QSplitter, QVBoxLayout,
+    QWidget,
 )
 
 from gym_gui.live.curves import CurveData, point_from_payload
@@ -59,6 +60,16 @@ def _text(value: Any) -> str:
         text = repr(value)
     return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "\u2026"
 
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: it fills the space, and scrolls when the window is
+    shorter (or narrower) than it needs, instead of raising the tab's, and so the window's, least size."""
+    scroll = QScrollArea()
+    scroll.setWidget(widget)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    return scroll
 
 class AgentReplayTab(QWidget):
     """Replays one agent's stored episodes: pick an episode, scrub or play through its steps.
@@ -136,7 +147,7 @@ class AgentReplayTab(QWidget):
         controls.addWidget(self.rate_box)
         self.details = QLabel()
         self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.details.setWordWrap(True)
+        self.details.setWordWrap(False)  # (no height-for-width: the scroll area fits it to the space, else scrolls)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
@@ -151,7 +162,7 @@ class AgentReplayTab(QWidget):
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.episode_view)
-        splitter.addWidget(right)
+        splitter.addWidget(_scrolled(right))
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
         self.episode_view.horizontalHeader().setDefaultSectionSize(84)

@@ -207,6 +207,22 @@ def test_the_window_opens_at_its_default_size_and_narrows_to_1024_px(qtbot: Any,
     assert window.minimumSizeHint().width() <= 1024
 
 
+def test_with_online_and_replay_tabs_the_window_fits_1024_by_700_and_does_not_grow(
+        qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    with qtbot.waitSignal(window.replay_opened, timeout=60000) as opened:
+        window.start_run(quick(episodes=5))
+    run_id, agent_id = opened.args
+    replay = window.replay_tab(run_id, agent_id)
+    assert replay is not None
+    qtbot.waitUntil(lambda: replay.episode_count() == 5, timeout=10000)
+    for tab in (window.online_tab(run_id, agent_id), replay):
+        window.tabs.setCurrentWidget(tab)
+        window.resize(1024, 700)
+        qtbot.waitUntil(lambda: (window.width(), window.height()) == (1024, 700), timeout=5000)
+        assert window.minimumSizeHint().height() <= 700 and window.minimumSizeHint().width() <= 1024
+
+
 def test_mark_as_failed_finishes_a_silent_run_in_sqlite(qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
     window = open_window(qtbot, windows, db_path)
     run_id = window.start_run(slow())
