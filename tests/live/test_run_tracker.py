@@ -111,12 +111,18 @@ def test_stored_runs_age_from_their_last_stored_news(bus: RunBus) -> None:
     assert tracker.table.next_seq_id("fresh", "a1") == 42
 
 
-def test_the_outcome_event_continues_the_stream_and_respects_severity(
-        bus: RunBus, factory: type[EventFactory]) -> None:
+def _tracking_a_step(bus: RunBus, factory: type[EventFactory]) -> tuple[RunTracker, EventFactory]:
+    """A tracker that has folded one step of stream r/a1 (seq_id 10), and the stream's factory."""
     tracker = tracker_on(bus)
     f = factory("r", "a1", first_seq=10)
     bus.publish(f.step(0, 0))
     tracker.tick(0.0)
+    return tracker, f
+
+
+def test_the_outcome_event_continues_the_stream_and_respects_severity(
+        bus: RunBus, factory: type[EventFactory]) -> None:
+    tracker, f = _tracking_a_step(bus, factory)
     evt = tracker.outcome_event("r", "failed", reason="trainer said so", summary={"x": 1}, exit_code=3)
     assert evt is not None and evt.topic is Topic.RUN_COMPLETED and (evt.run_id, evt.agent_id, evt.seq_id) == ("r", "a1", 11)
     assert dict(evt.payload) == {"outcome": "failed", "source": OUTCOME_SOURCE, "reason": "trainer said so",
@@ -133,10 +139,7 @@ def test_the_outcome_event_continues_the_stream_and_respects_severity(
 
 def test_finish_run_numbers_its_completion_after_every_event_already_on_the_bus(
         bus: RunBus, factory: type[EventFactory]) -> None:
-    tracker = tracker_on(bus)
-    f = factory("r", "a1", first_seq=10)
-    bus.publish(f.step(0, 0))
-    tracker.tick(0.0)
+    tracker, f = _tracking_a_step(bus, factory)
     for i in range(1, 5):  # published since the last tick: a worker's last steps and its own completion
         bus.publish(f.step(0, i))
     bus.publish(f.completed("cancelled"))

@@ -98,6 +98,13 @@ def _until_stored(proc: subprocess.Popen[str]) -> None:
     raise AssertionError("the run never stored anything")
 
 
+def _mid_run(proc: subprocess.Popen[str], fifo: Path, act: Callable[[], object]) -> None:
+    """Once the run's first events are stored: ``act()``, then let the worker write the rest."""
+    _until_stored(proc)
+    act()
+    _release(fifo)
+
+
 def test_a_second_ctrl_c_while_the_worker_stops_still_gives_the_summary_and_130(
         tmp_path: Path, script: Script, child_environ: Env, fifo: Path) -> None:
     proc = _start(script, child_environ, tmp_path / "db.sqlite", fifo, slow_stop_s=1.0)
@@ -166,10 +173,8 @@ def test_a_reader_that_goes_away_does_not_stop_the_training(
     db = tmp_path / "db.sqlite"
     proc = _start(script, child_environ, db, fifo, rest=500)
     try:
-        _until_stored(proc)
         assert proc.stdout is not None
-        proc.stdout.close()  # `| head -3`: the reader is gone; progress lines go on being written
-        _release(fifo)
+        _mid_run(proc, fifo, proc.stdout.close)  # `| head -3`: the reader is gone; progress lines go on
         err = proc.stderr.read() if proc.stderr is not None else ""
         proc.wait(timeout=60)
     finally:
@@ -184,10 +189,7 @@ def test_a_deleted_write_ahead_log_is_reported_not_called_stored(
     db = tmp_path / "db.sqlite"
     proc = _start(script, child_environ, db, fifo, rest=500)
     try:
-        _until_stored(proc)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink()
-        _release(fifo)
+        _mid_run(proc, fifo, lambda: [Path(f"{db}{suffix}").unlink() for suffix in ("-wal", "-shm")])
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

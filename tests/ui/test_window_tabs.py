@@ -207,14 +207,20 @@ def test_the_window_opens_at_its_default_size_and_narrows_to_1024_px(qtbot: Any,
     assert window.minimumSizeHint().width() <= 1024
 
 
-def test_with_online_and_replay_tabs_the_window_fits_1024_by_700_and_does_not_grow(
-        qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
-    window = open_window(qtbot, windows, db_path)
+def _replayed_quick_run(qtbot: Any, window: MainWindow, episodes: int) -> tuple[str, str, Any]:
+    """Start a quick run of ``episodes`` and wait for its Replay tab: (run_id, agent_id, the tab)."""
     with qtbot.waitSignal(window.replay_opened, timeout=60000) as opened:
-        window.start_run(quick(episodes=5))
+        window.start_run(quick(episodes=episodes))
     run_id, agent_id = opened.args
     replay = window.replay_tab(run_id, agent_id)
     assert replay is not None
+    return run_id, agent_id, replay
+
+
+def test_with_online_and_replay_tabs_the_window_fits_1024_by_700_and_does_not_grow(
+        qtbot: Any, windows: list[MainWindow], db_path: Path) -> None:
+    window = open_window(qtbot, windows, db_path)
+    run_id, agent_id, replay = _replayed_quick_run(qtbot, window, 5)
     qtbot.waitUntil(lambda: replay.episode_count() == 5, timeout=10000)
     for tab in (window.online_tab(run_id, agent_id), replay):
         window.tabs.setCurrentWidget(tab)
@@ -304,11 +310,7 @@ def test_compare_from_the_runs_tab_overlays_the_selected_runs(qtbot: Any, window
 def test_the_replayed_episode_exports_as_gif_from_the_file_menu(qtbot: Any, windows: list[MainWindow], db_path: Path,
                                                                 tmp_path: Path) -> None:
     window = open_window(qtbot, windows, db_path)
-    with qtbot.waitSignal(window.replay_opened, timeout=60000) as opened:
-        window.start_run(quick(episodes=3))
-    run_id, agent_id = opened.args
-    replay = window.replay_tab(run_id, agent_id)
-    assert replay is not None
+    run_id, agent_id, replay = _replayed_quick_run(qtbot, window, 3)
     window.tabs.setCurrentWidget(replay)
     qtbot.waitUntil(lambda: replay.episode_index is not None, timeout=10000)
     window.exporter.choose_directory = lambda _title: str(tmp_path)
