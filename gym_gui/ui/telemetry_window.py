@@ -85,6 +85,7 @@ class MainWindow(TabsMixin):
         self._quiet: set[StreamKey] = set()  # streams of runs known only as stalled: opened if they speak
         self._env_of: dict[str, str] = {}  # env ids of runs launched here (known before their first event)
         self._compare_view: QWidget | None = None
+        self._compared: list[str] = []  # the runs the comparison tab was last given
         self._shut_down = False
         self.labels = TabLabels()
         #: ``confirm_close(active_run_ids) -> bool``: asked when the window closes mid-run (tests may replace it).
@@ -321,13 +322,29 @@ class MainWindow(TabsMixin):
             index = self.tabs.addTab(self._compare_view, "Compare")
         else:
             index = self.tabs.indexOf(self._compare_view)
-        self._compare_view.set_runs(list(run_ids))  # type: ignore[attr-defined]
-        count = len(run_ids)
-        self.tabs.setTabText(index, f"Compare · {count} run{'' if count == 1 else 's'}")
-        self.tabs.setTabToolTip(index, "runs: " + ", ".join(run_ids))
+        self._show_compared(index, list(run_ids))
         self.tabs.setCurrentIndex(index)
         self.compare_opened.emit(list(run_ids))
         return self._compare_view
+
+    def _show_compared(self, index: int, run_ids: list[str]) -> None:
+        """The comparison tab at ``index`` reads ``run_ids``; its title and tooltip name them. GUI thread."""
+        self._compared = run_ids
+        self._compare_view.set_runs(run_ids)  # type: ignore[union-attr]
+        count = len(run_ids)
+        self.tabs.setTabText(index, f"Compare · {count} run{'' if count == 1 else 's'}")
+        self.tabs.setTabToolTip(index, "runs: " + ", ".join(run_ids))
+
+    def _compare_without(self, run_id: str) -> None:
+        """A deleted run leaves the comparison (the tab closes with its last run). GUI thread."""
+        index = -1 if self._compare_view is None else self.tabs.indexOf(self._compare_view)
+        if index < 0 or run_id not in self._compared:
+            return
+        rest = [r for r in self._compared if r != run_id]
+        if rest:
+            self._show_compared(index, rest)
+        else:
+            self._close_tab(index)
 
     def _on_run_deleted(self, run_id: str) -> None:
         for index in reversed(range(self.tabs.count())):
@@ -335,6 +352,7 @@ class MainWindow(TabsMixin):
             if any(r == run_id and t is widget for (r, _a), (_c, t) in self._online.items()) or any(
                     r == run_id and t is widget for (r, _a), t in self._replay_tabs.items()):
                 self._close_tab(index)
+        self._compare_without(run_id)
         self._replay_data.pop(run_id, None)
         controller = self._replay_controllers.pop(run_id, None)
         if controller is not None:

@@ -305,6 +305,17 @@ def test_compare_from_the_runs_tab_overlays_the_selected_runs(qtbot: Any, window
     window.runs_view.compare_button.click()
     assert window.tab_titles().count("Compare · 1 run") == 1 and not any(
         t == "Compare · 2 runs" for t in window.tab_titles())
+    # A deleted run leaves the comparison; the tab closes with its last run.
+    window.runs_view.select_runs(run_ids)
+    window.runs_view.compare_button.click()
+    window.runs_view.confirm = lambda _title, _text: True
+    with qtbot.waitSignal(window.runs_view.run_deleted, timeout=10000):
+        window.runs_view.delete_runs(run_ids[:1])
+    assert "Compare · 1 run" in window.tab_titles()
+    qtbot.waitUntil(lambda: [r.run_id for r in view.runs()] == run_ids[1:], timeout=10000)  # type: ignore[attr-defined]
+    with qtbot.waitSignal(window.runs_view.run_deleted, timeout=10000):
+        window.runs_view.delete_runs(run_ids[1:])
+    assert not any(t.startswith("Compare") for t in window.tab_titles())
 
 
 def test_the_replayed_episode_exports_as_gif_from_the_file_menu(qtbot: Any, windows: list[MainWindow], db_path: Path,
