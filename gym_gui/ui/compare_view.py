@@ -38,6 +38,7 @@ from gym_gui.live.run_progress import fmt_number
 from gym_gui.qt.store_reader import StoreReader
 from gym_gui.telemetry.curve_reads import load_curves_from_store
 from gym_gui.telemetry.sqlite_records import RunRecord
+from gym_gui.telemetry.run_summaries import HYPER_PARAMETER_SKIP
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
 from gym_gui.ui.plots.curve_chart import cache_axes
 from gym_gui.ui.plots.curve_panel import AXIS_LABELS, DECIMATED_BINS, OFFLOAD_ROWS
@@ -78,6 +79,18 @@ def run_label(run_id: str, record: RunRecord | None) -> str:
 
 def _short_id(run_id: str) -> str:
     return run_id if len(run_id) <= 12 else "\u2026" + run_id[-8:]
+
+
+#: The config keys that are the telemetry's or the launcher's own settings, not the learning's: left
+#: out of the table, as the Runs tab leaves them out of its hyper-parameters (``env_kwargs`` stays:
+#: an environment's options do tell runs apart).
+_NOT_LEARNING = HYPER_PARAMETER_SKIP - {"env_kwargs"}
+
+
+def _learning_config(config: Any) -> Any:
+    if not isinstance(config, Mapping):
+        return config
+    return {k: v for k, v in config.items() if k not in _NOT_LEARNING}
 
 
 def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -347,7 +360,7 @@ class CompareView(QWidget):
 
     def _fill_table(self) -> None:
         runs = self._runs
-        configs = [flatten_config(r.record.config if r.record is not None else None) for r in runs]
+        configs = [flatten_config(_learning_config(r.record.config if r.record is not None else None)) for r in runs]
         facts: list[tuple[str, list[Any]]] = [
             ("env", [r.record.env_id if r.record else None for r in runs]),
             ("status", [r.record.status if r.record else "not stored" for r in runs]),

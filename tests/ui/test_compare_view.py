@@ -34,8 +34,10 @@ def store_run(store: TelemetrySQLiteStore, run_id: str, config: dict[str, Any], 
 
 def test_the_chosen_runs_are_overlaid_with_their_parameters_side_by_side(
         qtbot: Any, store: TelemetrySQLiteStore, reader: StoreReader) -> None:
-    store_run(store, "run-a", {"episodes": 10, "alpha": 0.1, "net": {"layers": 2}}, ("agent-1",), 10)
-    store_run(store, "run-b", {"episodes": 10, "alpha": 0.5, "net": {"layers": 2}}, ("agent-1", "agent-2"), 6)
+    store_run(store, "run-a", {"episodes": 10, "alpha": 0.1, "net": {"layers": 2}, "step_rate_hz": 200.0,
+                               "heartbeat_interval_s": 1.0, "env_kwargs": {"map_name": "4x4"}}, ("agent-1",), 10)
+    store_run(store, "run-b", {"episodes": 10, "alpha": 0.5, "net": {"layers": 2}, "step_rate_hz": 0.0,
+                               "env_kwargs": {"map_name": "4x4"}}, ("agent-1", "agent-2"), 6)
     store_run(store, "run-c", {"episodes": 3}, ("agent-1",), 3)  # not chosen
     view = CompareView(reader)
     qtbot.addWidget(view)
@@ -54,6 +56,9 @@ def test_the_chosen_runs_are_overlaid_with_their_parameters_side_by_side(
     assert view.differing_keys() == ["alpha"]
     rows = {row[0]: row[1:] for row in view.table_rows()}
     assert rows["alpha \u2260"] == ["0.1", "0.5"] and rows["net.layers"] == ["2", "2"]
+    # the telemetry's own settings are not learning parameters (as in the Runs tab); env options are
+    assert rows["env_kwargs.map_name"] == ["4x4", "4x4"] and not any("step_rate_hz" in k or "heartbeat" in k
+                                                                    for k in rows)
     assert rows["stored episodes"] == ["10", "12"] and rows["episodes"] == ["10", "10"] and rows["status"] == ["completed", "completed"]
     # Another choice replaces the comparison; an unknown run is listed as not stored.
     with qtbot.waitSignal(view.loaded, timeout=5000):
