@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
+from gym_gui.ingest.record_fields import MAX_ID_CHARS
 from gym_gui.telemetry.events import MAX_SEQ_ID, StreamKey
 
 __all__ = [
@@ -88,6 +89,8 @@ def parse_stream_key(key: str | bytes, *, prefix: str = KEY_PREFIX) -> StreamKey
         return None
     if stream_key(run_id, agent_id, prefix=prefix) != key:  # not in our canonical encoding
         return None
+    if len(run_id) > MAX_ID_CHARS or (agent_id is not None and len(agent_id) > MAX_ID_CHARS):
+        return None  # an id the proxy would refuse (``id_too_long``): memory for ids stays bounded
     return run_id, agent_id
 
 

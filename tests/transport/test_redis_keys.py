@@ -39,6 +39,7 @@ def test_distinct_streams_get_distinct_keys() -> None:
     index_key(), "gym_gui:telemetry:", "gym_gui:telemetry:run", "other:prefix:run:agent",
     "gym_gui:telemetry::agent", "gym_gui:telemetry:a:b:c", "gym_gui:telemetry:a%zz:b", b"gym_gui:telemetry:\xff:a",
     "gym_gui:telemetry:a%3a:b",  # lower-case escape: not our canonical form
+    "gym_gui:telemetry:" + "r" * 1025 + ":a", "gym_gui:telemetry:r:" + "a" * 1025,  # an id the proxy refuses
 ])
 def test_foreign_keys_are_not_stream_keys(key: str | bytes) -> None:
     assert parse_stream_key(key) is None
