@@ -244,8 +244,9 @@ class RedisBridge:
 
     def exit_code(self) -> int:
         """0 if every run that reached Redis completed (3 if lines were rejected or events unencodable
-        meanwhile), 130 if one was cancelled (or the stop was forced), 2 if the worker could not
-        start, else 1 (also when its telemetry was not read to its end).
+        meanwhile), 130 if one was cancelled (or the stop was forced, or asked for before the worker
+        reported any run), 2 if the worker could not start, else 1 (also when its telemetry was not
+        read to its end).
         Any thread, after ``run``."""
         if self._code is not None:
             return self._code
@@ -254,6 +255,8 @@ class RedisBridge:
         if self.ingest_error is not None:
             return 1
         outcomes = set(self.pump.outcomes.values())
+        if self.flushed and not outcomes and self._stop.is_set():
+            return EXIT_CODES["cancelled"]  # stopped before the worker reported a run (nothing to send)
         if not self.flushed or not outcomes or "failed" in outcomes:
             return 1
         if "cancelled" in outcomes:

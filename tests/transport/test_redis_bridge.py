@@ -178,6 +178,24 @@ def test_sigterm_or_sighup_cancels_the_worker_and_exits_130(redis_server: RedisS
     assert last[b"topic"] == b"RUN_COMPLETED" and b'"outcome":"cancelled"' in last[b"payload"]
 
 
+def test_a_bridge_stopped_before_its_worker_wrote_a_line_exits_130(redis_server: RedisServer, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    worker = [sys.executable, "-c", f"import pathlib, threading; pathlib.Path({str(started)!r}).touch(); "
+                                    "threading.Event().wait()"]  # a worker still loading its model
+    proc = subprocess.Popen(bridge_argv(redis_server.url, "--") + worker, env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(started.exists, message="the worker's start")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out + err
+    assert summary_of(out)["outcomes"] == "none"
+
+
 def test_rejected_worker_lines_make_a_completed_bridge_exit_3(redis_server: RedisServer) -> None:
     argv = bridge_argv(redis_server.url, "--") + FAKE_WORKER + [
         "--run-id", "run-r", "--agent-id", "a1", "--steps", "5", "--bad-lines", "2"]
