@@ -116,6 +116,7 @@ class TelemetryProxy(ProxyLifecycle):
         self._rejected: Counter[str] = Counter()
         self._seq_reassigned = 0
         self._worker_errors = 0
+        self._last_rejected = ""  # the latest rejection, for the debug pane: "<utc time> line N (reason): detail"
         self._paused_s = 0.0
 
         self._source_claimed = False
@@ -213,6 +214,7 @@ class TelemetryProxy(ProxyLifecycle):
                 "rejected_total": sum(self._rejected.values()),
                 "seq_reassigned": self._seq_reassigned,
                 "worker_errors": self._worker_errors,
+                "last_rejected": self._last_rejected,
                 "paused_s": self._paused_s,
                 "exit_code": self._exit_code,
                 "finished": self._finished.is_set(),
@@ -272,6 +274,7 @@ class TelemetryProxy(ProxyLifecycle):
         """Count and report one record that cannot become an event. Caller holds ``_feed_lock``."""
         self._rejected[reason] += 1
         where = "a record" if line_no is None else f"line {line_no}"
+        self._last_rejected = f"{utc_now_iso()} {where} ({reason}): {shown_id(detail, 200)}"
         self._rlog.log(logging.WARNING, reason, "%s %s rejected (%s): %s", self.name, where, reason, detail)
 
     def _publish(self, topic: Topic, run_id: str, agent_id: str, seq: int | None, ts_iso: str,

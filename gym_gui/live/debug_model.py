@@ -52,7 +52,7 @@ _FIRST = ("rejected_total", "rejected", "lines_read", "events_published", "publi
           "rows_per_s", "persisted", "errors", "retries", "failing", "last_error")
 #: Stats whose non-zero / non-empty value deserves a tint.
 _WARN_IF_SET = frozenset({"rejected_total", "rejected", "errors", "retries", "failing", "last_error", "lost",
-                          "gate_paused", "worker_errors"})
+                          "gate_paused", "worker_errors", "last_rejected"})
 
 
 def fmt_value(value: Any) -> str:

@@ -89,7 +89,8 @@ class RunLauncher(QObject):
 
     def stats(self) -> dict[str, Any]:
         """Every proxy's stats summed (for the debug pane): lines read, blank lines, rejected lines
-        per reason, reassigned seq_ids, worker-reported errors, time paused. Any thread; never blocks."""
+        per reason and the latest rejection, reassigned seq_ids, worker-reported errors, time paused.
+        Any thread; never blocks."""
         rejected: dict[str, int] = {}
         per_run: dict[str, Any] = {}
         for run_id, proxy in list(self._proxies.items()):
@@ -106,6 +107,9 @@ class RunLauncher(QObject):
             "rejected_total": sum(rejected.values()),
             "seq_reassigned": sum(s["seq_reassigned"] for s in per_run.values()),
             "worker_errors": sum(s["worker_errors"] for s in per_run.values()),
+            # the latest of any worker, with its run: its text starts with its UTC time
+            "last_rejected": max((f"{s['last_rejected']} [{run_id}]" for run_id, s in per_run.items()
+                                  if s["last_rejected"]), default=""),
             "paused_s": sum(s["paused_s"] for s in per_run.values()),
         }
 

@@ -111,7 +111,28 @@ def test_the_workers_blank_lines_reassigned_seq_ids_and_error_records_are_shown(
         pane.refresh()
         values = source_values(pane, "workers")
         assert (values["blank_lines"], values["seq_reassigned"], values["worker_errors"]) == ("3", "1", "1")
-        assert values["lines_read"] == "7" and values["rejected_total"] == "0"
+        assert values["lines_read"] == "7" and values["rejected_total"] == "0" and values["last_rejected"] == ""
+    finally:
+        assert launcher.stop(5)
+
+
+def test_the_latest_rejected_line_is_shown_with_its_reason_and_run(qtbot: Any, bus: RunBus) -> None:
+    import sys
+
+    from gym_gui.qt.run_launcher import RunLauncher
+
+    script = "import sys; sys.stdout.write('{\"v\": 1, \"kind\": \"nope\", \"run_id\": \"run2\"}\\n{truncated\\n')"
+    launcher = RunLauncher(bus, poll_interval_ms=20)
+    try:
+        with qtbot.waitSignal(launcher.run_exited, timeout=30000):
+            launcher.launch([sys.executable, "-c", script], run_id="run2")
+        pane = make_pane(qtbot, bus)
+        pane.add_source("workers", launcher.stats)
+        pane.refresh()
+        last = source_values(pane, "workers")["last_rejected"]
+        assert last.endswith("[run2]") and " line 2 (invalid_json): " in last, last
+        rows = {row.cells[1]: row for row in pane.source_model.rows() if row.cells[0] == "workers"}
+        assert rows["last_rejected"].severity == WARN
     finally:
         assert launcher.stop(5)
 
