@@ -13,7 +13,7 @@ from typing import Callable
 
 import pytest
 
-__all__ = ["became_true", "wait_until"]
+__all__ = ["became_true", "process_gone", "wait_until"]
 
 
 def became_true(predicate: Callable[[], object], timeout_s: float, *, interval_s: float = 0.02) -> bool:
@@ -32,3 +32,12 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, *, inte
     """Poll ``condition`` until it is truthy; fail the test after ``timeout_s``."""
     if not became_true(condition, timeout_s, interval_s=interval_s):
         pytest.fail(f"timed out after {timeout_s} s waiting for {message}")
+
+
+def process_gone(pid: int) -> bool:
+    """True once process ``pid`` has ended (gone, or a zombie nobody reaped yet: a container's init may not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
-from polling import became_true
+from polling import became_true, process_gone
 
 import pytest
 
@@ -40,12 +40,6 @@ time.sleep(600)  # the parent lives (real time) until the test kills it with SIG
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
 
 
 
@@ -70,13 +64,13 @@ def test_kill_9_of_the_parent_ends_the_worker_and_the_ingest_child(
     assert parent.stdout is not None
     worker, ingest = (int(x) for x in parent.stdout.readline().split())
     kill_later += [worker] + ([ingest] if ingest else [])
-    assert not _gone(worker)
+    assert not process_gone(worker)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
     parent.stdout.close()
-    assert became_true(lambda: _gone(worker), 10), f"worker {worker} outlived its parent"
+    assert became_true(lambda: process_gone(worker), 10), f"worker {worker} outlived its parent"
     if ingest:
-        assert became_true(lambda: _gone(ingest), 10), f"ingest child {ingest} outlived its parent"
+        assert became_true(lambda: process_gone(ingest), 10), f"ingest child {ingest} outlived its parent"
 
 
 GRANDCHILD_WORKER = """

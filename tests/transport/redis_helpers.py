@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from gym_gui.ingest.parent_death import parent_death_argv
 from polling import wait_until  # noqa: F401 (the transport tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,7 +89,9 @@ class RedisServer:
             argv += ["--appendfsync", "always"]
         log = open(self.workdir / "redis.log", "ab")
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            # (parent_death_argv: it ends with the test process, also one that crashes or is killed)
+            self.proc = subprocess.Popen(parent_death_argv(argv), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
         finally:
             log.close()
         self._wait_ready(timeout_s)
