@@ -224,10 +224,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             finally:
                 signals.armed = False
                 flushed = collector.stop(out, signals, args.flush_timeout_s)
-        if not outcome["db_gone"] and watch.gone():  # (after the last progress line)
+        if watch.report_if_gone(out, "what was stored in it is gone"):  # (also after the last progress line)
             outcome["db_gone"] = True
-            print(f"\nERROR: {watch.what} was deleted or replaced: what was stored in it is gone", file=out,
-                  flush=True)
         _print_progress(out, collector, out.isatty(), final=True)
         if out.isatty():
             print(file=out)
@@ -255,10 +253,8 @@ def _follow(out: TextIO, c: Collector, watch: _DbFileWatch, args: argparse.Names
                 print(("\n" if interactive else "") + f"ERROR: {shown_id(why, 400)}; it is left unread", file=out,
                       flush=True)
                 shown_refused.add(stream)
-        if watch.gone():
+        if watch.report_if_gone(out, "nothing more can be stored; stopping"):
             outcome["db_gone"] = True
-            print(f"\nERROR: {watch.what} was deleted or replaced: nothing more can be stored; stopping", file=out,
-                  flush=True)
             return
         if args.until_complete:
             left = c.incomplete()

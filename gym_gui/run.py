@@ -37,7 +37,7 @@ from gym_gui.ingest.proxy import DEFAULT_AGENT_ID, TelemetryProxy
 from gym_gui.ingest.shown_ids import shown_id
 from gym_gui.ingest.worker_specs import WorkerSpec
 from gym_gui.run_output import (DEFAULT_DB_PATH, EXIT_CANNOT_START, EXIT_CODES, EXIT_DATA_LOSS, EXIT_FAILED,
-                                DbFileWatch, StopSignals, StopWaiting, Terminated, id_argument, mark_interrupted, open_store,
+                                DbFileWatch, StopSignals, Terminated, id_argument, mark_interrupted, open_store,
                                 print_run, run_outcome, safe_output, store_the_rest, unstored_events)
 from gym_gui.telemetry.events import Topic
 from gym_gui.telemetry.run_bus import RunBus
@@ -178,10 +178,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
                 signals.armed = False
         finally:
             flushed = _shut_down(out, proxy, sink, args.flush_timeout_s, signals)
-    if outcome["db_gone"] is None and watch.gone():  # (after the last progress line)
+    if watch.report_if_gone(out, "what was stored in it is gone"):  # (also after the last progress line)
         outcome["db_gone"] = watch.lost_part
-        print(f"\nERROR: {watch.what} was deleted or replaced during the run: what was stored in it is gone",
-              file=out, flush=True)
     _print_progress(out, progress, proxy, sink, interactive, final=True)
     if interactive:
         print(file=out)
@@ -213,12 +211,12 @@ def _follow(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, 
         for line in refused[refused_shown:]:  # at once, not only in the summary
             print(("\n" if interactive else "") + line, file=out, flush=True)
         refused_shown = len(refused)
-        if watch.gone():
+        if watch.report_if_gone(out, "what was stored in it is gone and nothing more can be stored; stopping "
+                                     "the worker"):
             outcome["db_gone"] = watch.lost_part
-            print(f"\nERROR: {watch.what} was deleted or replaced during the run: what was stored in it is gone "
-                  "and nothing more can be stored; stopping the worker", file=out, flush=True)
             proxy.stop(5.0)
             return
+
 
 def _shut_down(out: TextIO, proxy: TelemetryProxy, sink: Any, timeout_s: float, signals: StopSignals) -> bool:
     """Stop the worker, publish everything it wrote, store it; True if all of it was committed.
@@ -228,16 +226,8 @@ def _shut_down(out: TextIO, proxy: TelemetryProxy, sink: Any, timeout_s: float, 
     sink stores ends the wait (``store_the_rest``); the rest is counted lost.
     """
     proxy.stop(5.0)
-    stop_now = False
-    if proxy.process is not None:
-        signals.waiting = True
-        try:
-            proxy.wait(timeout_s)
-        except StopWaiting:
-            stop_now = True
-        finally:
-            signals.waiting = False
-    return store_the_rest(out, signals, sink, timeout_s, stop_now=stop_now)
+    drained = proxy.process is None or signals.wait_or_stop(lambda: proxy.wait(timeout_s))
+    return store_the_rest(out, signals, sink, timeout_s, stop_now=not drained)
 
 
 def _print_progress(out: TextIO, progress: _Progress, proxy: TelemetryProxy, sink: Any, interactive: bool,

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from gym_gui.ingest.records import MAX_ID_CHARS
 from gym_gui.ingest.shown_ids import shown_id, shown_text
@@ -101,6 +101,19 @@ class StopSignals:
             self.waiting = False
             raise StopWaiting()
 
+    def wait_or_stop(self, wait: Callable[[], object]) -> bool:
+        """Run ``wait()`` with a stop signal ending it (``waiting``); False if one did. Main thread;
+        blocks as long as ``wait``."""
+        self.waiting = True
+        try:
+            try:
+                wait()
+            finally:
+                self.waiting = False
+        except StopWaiting:  # (also one that came as the wait ended)
+            return False
+        return True
+
     def __enter__(self) -> StopSignals:
         for signum in _STOP_WORDS:
             try:
@@ -126,6 +139,7 @@ class DbFileWatch:
         self._wal_identity = self._stat(self.wal_path)  # (None until SQLite has made it)
         #: What ``gone`` found: None, ``"file"`` or ``"wal"``.
         self.lost_part: str | None = None
+        self.reported = False  # (``report_if_gone`` said so)
 
     @staticmethod
     def _stat(path: Path) -> tuple[int, int] | None:
@@ -146,6 +160,14 @@ class DbFileWatch:
             elif wal != self._wal_identity:
                 self.lost_part = "wal"
         return self.lost_part is not None
+
+    def report_if_gone(self, out: TextIO, consequence: str) -> bool:
+        """``gone``, and once it is: one ERROR line naming the part and ``consequence``. Main thread."""
+        if self.reported or not self.gone():
+            return self.reported
+        self.reported = True
+        print(f"\nERROR: {self.what} was deleted or replaced during the run: {consequence}", file=out, flush=True)
+        return True
 
     @property
     def what(self) -> str:
@@ -294,18 +316,15 @@ def store_the_rest(out: TextIO, signals: StopSignals, sink: Any, timeout_s: floa
     what it had not stored.
     """
     deadline = time.monotonic() + timeout_s
-    stopped_waiting = stop_now
-    signals.waiting = not stop_now
-    try:
-        if not stop_now and not sink.flush(min(1.0, timeout_s)):
+
+    def wait_for_the_sink() -> None:
+        if not sink.flush(min(1.0, timeout_s)):
             left_s = max(0.0, deadline - time.monotonic())
             print(f"\nstoring the last {sink.backlog()} events (at most {left_s:.0f} s more; Ctrl+C stops waiting "
                   "and counts them lost)", file=out, flush=True)
             sink.flush(left_s)
-    except StopWaiting:
-        stopped_waiting = True
-    finally:
-        signals.waiting = False
+
+    stopped_waiting = stop_now or not signals.wait_or_stop(wait_for_the_sink)
     if stopped_waiting:
         print(f"\nstopped waiting for the last writes: the {sink.backlog()} events not stored yet are counted lost",
               file=out, flush=True)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Protocol
 
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.live_gaps import BACKFILL_TOPICS, GapPlan, GapReadResult, GapTracker, read_gaps
-from gym_gui.live.run_state import SEVERITY, status_for_outcome
+from gym_gui.live.run_state import outcome_severity
 from gym_gui.live.stall_clock import StallClock
 from gym_gui.rate_limited_log import RateLimitedLog
 from gym_gui.telemetry.events import TelemetryEvent, Topic
@@ -390,7 +390,7 @@ class LiveView:
     def _emit_completion(self, evt: TelemetryEvent) -> None:
         """Emit the run's first completion, and a later one only when it is more severe (failed >
         cancelled > completed: e.g. a run marked failed after its worker ended cancelled)."""
-        severity = SEVERITY[status_for_outcome(evt.payload.get("outcome"))]
+        severity = outcome_severity(evt.payload.get("outcome"))
         if self._completion_severity is not None and severity <= self._completion_severity:
             return
         self._completion_severity = severity

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["OUTCOMES", "SEVERITY", "RunState", "RunStatus", "TERMINAL_STATUSES", "status_for_outcome"]
+__all__ = ["OUTCOMES", "SEVERITY", "RunState", "RunStatus", "TERMINAL_STATUSES", "outcome_severity", "status_for_outcome"]
 
 
 class RunStatus(str, enum.Enum):
@@ -40,6 +40,11 @@ OUTCOMES = ("completed", "failed", "cancelled")
 #: When several agents of one run complete, the most severe outcome wins (as in the store's runs row);
 #: any completion replaces ``interrupted``.
 SEVERITY = {RunStatus.INTERRUPTED: 0, RunStatus.COMPLETED: 1, RunStatus.CANCELLED: 2, RunStatus.FAILED: 3}
+
+
+def outcome_severity(outcome: Any) -> int:
+    """The ``SEVERITY`` of a RUN_COMPLETED ``outcome``: a later completion counts only when higher."""
+    return SEVERITY[status_for_outcome(outcome)]
 
 
 def status_for_outcome(outcome: Any) -> RunStatus:

@@ -30,7 +30,7 @@ import logging
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from gym_gui.live.run_state import OUTCOMES, SEVERITY, RunStatus, status_for_outcome
+from gym_gui.live.run_state import OUTCOMES, SEVERITY, RunStatus, outcome_severity
 from gym_gui.live.run_state_table import DEFAULT_IDLE_TIMEOUT_S, Change, RunStateTable
 from gym_gui.telemetry.events import TelemetryEvent, Topic, utc_now_iso
 from gym_gui.telemetry.run_bus import RunBus
@@ -198,7 +198,7 @@ class RunTracker:
             raise ValueError(f"exit_code must be an int or None, got {type(exit_code).__name__}")
         state = self.table.state(run_id)
         current: RunStatus | None = None if state is None else state.status
-        if current is not None and current.is_terminal and SEVERITY[status_for_outcome(outcome)] <= SEVERITY[current]:
+        if current is not None and current.is_terminal and outcome_severity(outcome) <= SEVERITY[current]:
             _log.info("run %s is already %s: outcome %s not published", run_id, current.value, outcome)
             return None
         if agent_id is None:

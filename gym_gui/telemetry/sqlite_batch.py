@@ -44,6 +44,7 @@ __all__ = [
     "plan_batch",
     "quarantine_row",
     "sanitised",
+    "sanitised_row",
 ]
 
 #: The most step rows one INSERT statement takes; batches are cut into statements of 256, 128, ..., 1 rows.
@@ -281,6 +282,11 @@ def sanitised(text: str) -> str:
 _UNSTORABLE_ID_ERROR = "unstorable_id: its run or agent id holds a lone surrogate, which no UTF-8 text can hold"
 
 
+def sanitised_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with every text ``sanitised``."""
+    return tuple(sanitised(v) if isinstance(v, str) else v for v in row)
+
+
 def check_topics() -> None:
     """Raise TopicSpecError when a declared durable topic cannot be written: no row kind, or a
     lifecycle topic that ``sqlite_runs.apply_run_event`` does not fold. Any thread (start-up)."""
@@ -312,8 +318,7 @@ def plan_batch(events: Iterable[TelemetryEvent]) -> Plan:
         if new_stream and not storable_ids(evt.run_id, evt.agent_id):
             # kept aside under its ids escaped (``sanitised``); no stream, run row or owner of its own
             plan.rejected.append((evt, _UNSTORABLE_ID_ERROR))
-            plan.run_events.append(tuple(sanitised(v) if type(v) is str else v
-                                         for v in quarantine_row(evt, _UNSTORABLE_ID_ERROR)))
+            plan.run_events.append(sanitised_row(quarantine_row(evt, _UNSTORABLE_ID_ERROR)))
             plan.run_event_sources.append(evt)
             continue
         topic = evt.topic

@@ -23,7 +23,7 @@ from gym_gui.telemetry.sqlite_batch import (
     is_retryable_error,
     keep_conflicts,
     quarantine_row,
-    sanitised,
+    sanitised_row,
 )
 from gym_gui.telemetry.sqlite_rows import encode_step
 from gym_gui.telemetry.sqlite_runs import RUN_COLUMNS, apply_run_event, new_run
@@ -120,7 +120,7 @@ def apply_isolated(conn: sqlite3.Connection, evt: TelemetryEvent, plan: Plan) ->
     plan.rejected[:] = [(evt, error)]
     quarantine = quarantine_row(evt, error)
     last: BaseException | None = None
-    for row in (quarantine, tuple(sanitised(v) if isinstance(v, str) else v for v in quarantine)):
+    for row in (quarantine, sanitised_row(quarantine)):
         try:
             return conn.execute(INSERT_RUN_EVENT, row).rowcount, 0
         except (sqlite3.Error, UnicodeError) as exc:

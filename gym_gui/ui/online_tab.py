@@ -21,7 +21,7 @@ from gym_gui.gc_tuning import freeze_long_lived, freezing, thaw_and_collect
 from gym_gui.live.curves import CurveData, iso_to_epoch_s
 from gym_gui.live.live_batch import LiveBatch
 from gym_gui.live.run_progress import fmt_count, fmt_number, progress_of, total_episodes
-from gym_gui.live.run_state import SEVERITY, status_for_outcome
+from gym_gui.live.run_state import outcome_severity
 from gym_gui.live.stall_clock import StallClock
 from gym_gui.telemetry.events import TelemetryEvent
 from gym_gui.telemetry.step_payload import STEP_PAYLOAD_KEYS, StepPayload
@@ -498,7 +498,7 @@ class AgentOnlineTab(QWidget):
         self._ended = True
         self._show_progress()  # no ETA once the run is over
         payload = evt.payload
-        severity = SEVERITY[status_for_outcome(payload.get("outcome"))]
+        severity = outcome_severity(payload.get("outcome"))
         if self._outcome_severity is not None and severity <= self._outcome_severity:
             return
         self._outcome_severity = severity

@@ -21,16 +21,17 @@ import pytest
 
 from gym_gui.telemetry.events import MAX_SEQ_ID
 from gym_gui.telemetry.sqlite_store import TelemetrySQLiteStore
+from polling import wait_until
 
 RUN = [sys.executable, "-m", "gym_gui.run"]
 Script = Callable[[str], list[str]]
 Env = Callable[[], dict[str, str]]
 
 #: A worker writing canonical lines: run_started and ``FIRST`` steps, then (after the FIFO is
-#: released) ``REST`` more and run_completed. ``SLOW_STOP``: on SIGTERM it takes that long to end.
+#: released) ``REST`` more and run_completed. ``STOP_FIFO``: on SIGTERM it ends only once that FIFO is released.
 WORKER = """
-import json, signal, sys, time
-FIFO, FIRST, REST, SLOW_STOP = {fifo!r}, {first}, {rest}, {slow_stop}
+import json, signal, sys
+FIFO, FIRST, REST, STOP_FIFO = {fifo!r}, {first}, {rest}, {stop_fifo!r}
 TS = "2024-05-01T12:00:00+00:00"
 def line(kind, **fields):
     sys.stdout.write(json.dumps({{"v": 1, "kind": kind, "run_id": "r1", "agent_id": "a1", "ts": TS, **fields}}) + "\\n")
@@ -39,7 +40,8 @@ def step(i):
     line("step", episode_index=0, step_index=i, action=0, observation=0, reward=1.0, terminated=False,
          truncated=False, info={{}}, render_payload=None)
 def on_term(*_):
-    time.sleep(SLOW_STOP)  # a worker that needs a while to stop (the behaviour under test)
+    if STOP_FIFO:
+        open(STOP_FIFO).read()  # a worker that needs a while to stop: until the test releases it
     line("run_completed", outcome="cancelled", summary={{}})
     sys.exit(0)
 signal.signal(signal.SIGTERM, on_term)
@@ -66,8 +68,9 @@ def _release(fifo: Path) -> None:
 
 
 def _start(script: Script, env: Env, db: Path, fifo: Path, *, first: int = 5, rest: int = 5,
-           slow_stop_s: float = 0.0, extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    worker = script(WORKER.format(fifo=str(fifo), first=first, rest=rest, slow_stop=slow_stop_s))
+           stop_fifo: Path | None = None, extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    worker = script(WORKER.format(fifo=str(fifo), first=first, rest=rest,
+                                  stop_fifo=str(stop_fifo) if stop_fifo else ""))
     return subprocess.Popen(RUN + ["--db", str(db), "--progress-interval-s", "0.05", *extra, "--", *worker],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
 
@@ -105,14 +108,28 @@ def _mid_run(proc: subprocess.Popen[str], fifo: Path, act: Callable[[], object])
     _release(fifo)
 
 
+def _release_once_opened(fifo: Path) -> None:
+    """Release a FIFO as soon as its reader has opened it (never blocks on a reader that never comes)."""
+    def opened() -> bool:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: no reader yet
+            return False
+        return True
+    wait_until(opened, 30, message=f"the worker to wait on {fifo.name}")
+
+
 def test_a_second_ctrl_c_while_the_worker_stops_still_gives_the_summary_and_130(
         tmp_path: Path, script: Script, child_environ: Env, fifo: Path) -> None:
-    proc = _start(script, child_environ, tmp_path / "db.sqlite", fifo, slow_stop_s=1.0)
+    stop_fifo = tmp_path / "stop.fifo"
+    os.mkfifo(stop_fifo)
+    proc = _start(script, child_environ, tmp_path / "db.sqlite", fifo, stop_fifo=stop_fifo)
     try:
         _until_stored(proc)
         proc.send_signal(signal.SIGINT)
         _read_until(proc, "interrupted: stopping the worker")
-        proc.send_signal(signal.SIGINT)  # while the worker takes its second to stop
+        proc.send_signal(signal.SIGINT)  # while the worker is still stopping (it waits on stop_fifo)
+        _release_once_opened(stop_fifo)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
