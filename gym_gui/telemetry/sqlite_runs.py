@@ -17,7 +17,7 @@ reopens it (``stream_owners.reopen_interrupted``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from gym_gui.telemetry.events import TelemetryEvent, Topic
 from gym_gui.telemetry.sqlite_rows import dump_json, load_json, loaded_agent
@@ -67,21 +67,39 @@ def apply_run_event(row: dict[str, Any], evt: TelemetryEvent) -> None:
         outcome = p.get("outcome")
         status = outcome if outcome in ("completed", "failed", "cancelled") else "completed"
         if _SEVERITY[status] >= _SEVERITY.get(row["status"], 0):
+            # A later completion (``Mark as failed`` after the worker's own) states what it knows
+            # and keeps the rest of an earlier one's: its exit code, signal, stderr and summary keys.
+            earlier = row if _SEVERITY.get(row["status"], 0) > 0 else dict.fromkeys(row)
             exit_code = p.get("exit_code")
             signal = p.get("signal")
             stderr_tail = p.get("stderr_tail")
             row.update(
                 status=status,
                 outcome=outcome if type(outcome) is str else None,
-                exit_code=exit_code if type(exit_code) is int else None,
-                signal=signal if type(signal) is str else None,
-                stderr_tail=stderr_tail if type(stderr_tail) is str else None,
-                summary_json=dump_json(p["summary"]) if "summary" in p else None,
+                exit_code=exit_code if type(exit_code) is int else earlier["exit_code"],
+                signal=signal if type(signal) is str else earlier["signal"],
+                stderr_tail=stderr_tail if type(stderr_tail) is str else earlier["stderr_tail"],
+                summary_json=_merged_summary(earlier["summary_json"], p),
             )
         row["completed_at"] = _later(row["completed_at"], ts)
     else:
         raise ValueError(f"not a run lifecycle event: {evt.topic.name}")
     row["updated_at"] = _later(row["updated_at"], ts)
+
+
+def _merged_summary(earlier_json: str | None, payload: Mapping[str, Any]) -> str | None:
+    """The ``summary_json`` after a completion: its summary's keys over an earlier completion's."""
+    if "summary" not in payload:
+        return earlier_json
+    summary = payload["summary"]
+    if earlier_json is not None and isinstance(summary, dict):
+        try:
+            earlier = load_json(earlier_json)
+        except ValueError:
+            earlier = None
+        if isinstance(earlier, dict):
+            summary = {**earlier, **summary}
+    return dump_json(summary)
 
 
 def _json_or_none(text: str | None) -> Any:

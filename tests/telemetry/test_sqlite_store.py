@@ -225,6 +225,34 @@ def test_run_status_folds_lifecycle_of_several_agents(store: TelemetrySQLiteStor
     assert store.run("run1").status == "failed"  # type: ignore[union-attr]
 
 
+def test_a_later_more_severe_completion_keeps_what_the_earlier_one_said(store: TelemetrySQLiteStore,
+                                                                          factory: Any) -> None:
+    """``Mark as failed`` after the worker's own completion: the worker's summary, exit code and
+    stderr stay; the new outcome and its reason are added."""
+    worker = factory("run1", "agent1")
+    store.write_events([worker.started(), worker.completed(exit_code=0, stderr_tail="done",
+                                                            summary={"episodes": 40, "best_return": 1.0})])
+    marked = factory("run1", None, first_seq=100)
+    store.write_events([marked.completed("failed", exit_code=None, stderr_tail=None,
+                                         summary={"reason": "marked as failed"})])
+    run = store.run("run1")
+    assert run is not None
+    assert (run.status, run.exit_code, run.stderr_tail) == ("failed", 0, "done")
+    assert run.summary == {"episodes": 40, "best_return": 1.0, "reason": "marked as failed"}
+
+
+def test_a_completion_after_an_interrupted_mark_replaces_its_summary(store: TelemetrySQLiteStore,
+                                                                    factory: Any) -> None:
+    worker = factory("run1", "agent1")
+    store.write_events([worker.started()])
+    with store._writer() as conn:  # (as ``mark_interrupted_runs`` leaves it)
+        conn.execute("UPDATE runs SET status = 'interrupted', outcome = 'interrupted', "
+                     "summary_json = '{\"interrupted\": true, \"reason\": \"gone\"}' WHERE run_id = 'run1'")
+    store.write_events([worker.completed(summary={"episodes": 2})])
+    run = store.run("run1")
+    assert run is not None and run.status == "completed" and run.summary == {"episodes": 2}
+
+
 def test_newer_schema_versions_are_refused_with_a_clear_message(db_path: Path) -> None:
     TelemetrySQLiteStore(db_path).close()
     conn = raw(db_path)
